@@ -1,0 +1,138 @@
+#include "agent_conf.h"
+
+#include <stddef.h>
+#include <string.h>
+
+#define KEY(sect, field_) offsetof(struct sect, field_)
+
+static const struct vw_conf_key agent_keys[] = {
+	{"site", VW_CONF_STR, KEY(agent_section, site), NULL, VW_CONF_REQUIRED, 0, 0, NULL,
+	 "site (考点) id, as named in this agent's certificate"},
+	{"org", VW_CONF_STR, KEY(agent_section, org), NULL, VW_CONF_REQUIRED, 0, 0, NULL,
+	 "organisation (社评组织) id that runs the site"},
+	{"state_dir", VW_CONF_STR, KEY(agent_section, state_dir), NULL, VW_CONF_REQUIRED, 0, 0, NULL,
+	 "directory for the outbox database and other state"},
+	/* 120 s outside exam sessions: DOMAIN.md's default cadence. */
+	{"interval", VW_CONF_DURATION, KEY(agent_section, interval_ms), "120s", 0, 1000, 86400000,
+	 NULL, "how often each camera is checked"},
+	{"check_timeout", VW_CONF_DURATION, KEY(agent_section, check_timeout_ms), "10s", 0, 500,
+	 300000, NULL, "hard deadline of one camera check, connect to verdict"},
+	{"workers", VW_CONF_INT, KEY(agent_section, workers), "4", 0, 1, 256, NULL,
+	 "threads that open and read camera streams (blocking media work)"},
+	{"log_level", VW_CONF_ENUM, KEY(agent_section, log_level), "info", 0, 0, 0,
+	 "debug|info|warn|error", "least severe log level written (order of enum vw_log_level)"},
+};
+
+static const struct vw_conf_key collector_keys[] = {
+	{"url", VW_CONF_STR, KEY(collector_section, url), NULL, VW_CONF_REQUIRED, 0, 0, NULL,
+	 "base URL of the collector, https://host:port"},
+	{"ca", VW_CONF_STR, KEY(collector_section, ca), NULL, VW_CONF_REQUIRED, 0, 0, NULL,
+	 "CA certificate that signed the collector's certificate (PEM)"},
+	{"cert", VW_CONF_STR, KEY(collector_section, cert), NULL, VW_CONF_REQUIRED, 0, 0, NULL,
+	 "this agent's client certificate (PEM)"},
+	{"key", VW_CONF_STR, KEY(collector_section, key), NULL, VW_CONF_REQUIRED, 0, 0, NULL,
+	 "this agent's private key (PEM); never leaves the venue"},
+	{"timeout", VW_CONF_DURATION, KEY(collector_section, timeout_ms), "30s", 0, 1000, 600000,
+	 NULL, "deadline of one upload request"},
+	{"batch_max", VW_CONF_INT, KEY(collector_section, batch_max), "500", 0, 1, 100000, NULL,
+	 "results per upload request"},
+	{"outbox_max", VW_CONF_SIZE, KEY(collector_section, outbox_max), "256MiB", 0, 1 << 20,
+	 1LL << 40, NULL, "disk the unsent results may use before the oldest are dropped (counted)"},
+};
+
+static const struct vw_conf_key room_keys[] = {
+	/* Front and back of the room: DOMAIN.md, 评价现场全覆盖. */
+	{"min_cameras", VW_CONF_INT, KEY(room_conf, min_cameras), "2", 0, 1, 1000, NULL,
+	 "healthy cameras the room needs to count as covered"},
+};
+
+static const struct vw_conf_key camera_keys[] = {
+	{"room", VW_CONF_STR, KEY(camera_conf, room), NULL, VW_CONF_REQUIRED, 0, 0, NULL,
+	 "the [room NAME] this camera watches"},
+	{"url", VW_CONF_STR, KEY(camera_conf, url), NULL, VW_CONF_REQUIRED, 0, 0, NULL,
+	 "stream URL (rtsp://, rtmp://, http(s)://...); credentials are masked in logs"},
+	{"transport", VW_CONF_ENUM, KEY(camera_conf, transport), "tcp", 0, 0, 0, "tcp|udp",
+	 "RTSP transport"},
+	{"window", VW_CONF_DURATION, KEY(camera_conf, window_ms), "2s", 0, 200, 60000, NULL,
+	 "how long to read the stream for fps and bitrate"},
+};
+
+static const struct vw_conf_section sections[] = {
+	{"agent", 0, agent_keys, sizeof(agent_keys) / sizeof(agent_keys[0]),
+	 offsetof(struct agent_conf, agent), 0, 0, KEY(agent_section, line), 1,
+	 "This venue machine's identity and cadence."},
+	{"collector", 0, collector_keys, sizeof(collector_keys) / sizeof(collector_keys[0]),
+	 offsetof(struct agent_conf, collector), 0, 0, KEY(collector_section, line), 1,
+	 "Where results are uploaded, over mutual TLS."},
+	{"room", 1, room_keys, sizeof(room_keys) / sizeof(room_keys[0]),
+	 offsetof(struct agent_conf, rooms), sizeof(struct room_conf), KEY(room_conf, name),
+	 KEY(room_conf, line), 0, "An exam room (考场); every room in an exam must be covered."},
+	{"camera", 1, camera_keys, sizeof(camera_keys) / sizeof(camera_keys[0]),
+	 offsetof(struct agent_conf, cameras), sizeof(struct camera_conf), KEY(camera_conf, name),
+	 KEY(camera_conf, line), 0, "A camera stream to check."},
+};
+
+const struct vw_conf_schema agent_conf_schema = {sections, sizeof(sections) / sizeof(sections[0])};
+
+static int fail_items(struct vw_conf_errors *errs, const char *path, const struct agent_conf *cfg)
+{
+	int n = 0;
+	for (size_t i = 0; i < cfg->cameras.n; i++) {
+		const struct camera_conf *cam = agent_conf_camera(cfg, i);
+		if (!cam->room)
+			continue; /* already reported as missing */
+		size_t r;
+		for (r = 0; r < cfg->rooms.n; r++)
+			if (strcmp(agent_conf_room(cfg, r)->name, cam->room) == 0)
+				break;
+		if (r == cfg->rooms.n) {
+			vw_conf_error(errs, path, cam->line, "[camera %s] room: no section [room %s]",
+				      cam->name, cam->room);
+			n++;
+		}
+		if (cam->url && !strstr(cam->url, "://")) {
+			vw_conf_error(errs, path, cam->line, "[camera %s] url: expected scheme://..., got '%s'",
+				      cam->name, cam->url);
+			n++;
+		}
+	}
+	if (cfg->collector.url && strncmp(cfg->collector.url, "https://", 8) != 0) {
+		vw_conf_error(errs, path, cfg->collector.line,
+			      "[collector] url: must be https:// (results travel over mutual TLS)");
+		n++;
+	}
+	if (cfg->agent.site && !vw_conf_id_valid(cfg->agent.site)) {
+		vw_conf_error(errs, path, cfg->agent.line,
+			      "[agent] site: '%s' may use only letters, digits, '-', '_' and '.'",
+			      cfg->agent.site);
+		n++;
+	}
+	return n;
+}
+
+static int finish(struct agent_conf *cfg, const char *path, int rc, struct vw_conf_errors *errs)
+{
+	cfg->path = path;
+	if (rc < 0)
+		return rc;
+	rc += fail_items(errs, path, cfg);
+	return rc;
+}
+
+int agent_conf_load(struct agent_conf *cfg, const char *path, struct vw_conf_errors *errs)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	return finish(cfg, path, vw_conf_load(&agent_conf_schema, path, cfg, errs), errs);
+}
+
+int agent_conf_load_string(struct agent_conf *cfg, const char *name, const char *text,
+			   struct vw_conf_errors *errs)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	return finish(cfg, name, vw_conf_load_string(&agent_conf_schema, name, text, cfg, errs), errs);
+}
+
+void agent_conf_free(struct agent_conf *cfg)
+{
+	vw_conf_free(&agent_conf_schema, cfg);
+}

@@ -1,0 +1,73 @@
+/* agent_conf: the agent's configuration schema (one table per section) and its
+ * cross-section checks. Loaded once on the main thread before the loop starts;
+ * agent_conf_free releases everything agent_conf_load allocated. */
+#ifndef VW_AGENT_CONF_H
+#define VW_AGENT_CONF_H
+
+#include "conf.h"
+
+enum vw_transport { VW_TRANSPORT_TCP, VW_TRANSPORT_UDP };
+
+struct agent_section {
+	char *site;
+	char *org;
+	char *state_dir;
+	long interval_ms;      /* cadence of each camera's check */
+	long check_timeout_ms; /* hard deadline of one check */
+	long workers;          /* media worker threads */
+	int log_level; /* enum vw_log_level */
+	int line;
+};
+
+struct collector_section {
+	char *url;
+	char *ca;
+	char *cert;
+	char *key;
+	long timeout_ms;
+	long batch_max;         /* results per upload */
+	long long outbox_max;   /* bytes the outbox may hold before dropping the oldest */
+	int line;
+};
+
+struct room_conf {
+	char *name;
+	long min_cameras;
+	int line;
+};
+
+struct camera_conf {
+	char *name;
+	char *room;
+	char *url;
+	int transport; /* enum vw_transport */
+	long window_ms;
+	int line;
+};
+
+struct agent_conf {
+	const char *path;
+	struct agent_section agent;
+	struct collector_section collector;
+	struct vw_conf_list rooms;   /* struct room_conf */
+	struct vw_conf_list cameras; /* struct camera_conf */
+};
+
+extern const struct vw_conf_schema agent_conf_schema;
+
+/* Loads and validates path; on failure writes every error into errs and returns non-zero. */
+int agent_conf_load(struct agent_conf *cfg, const char *path, struct vw_conf_errors *errs);
+int agent_conf_load_string(struct agent_conf *cfg, const char *name, const char *text,
+			   struct vw_conf_errors *errs);
+void agent_conf_free(struct agent_conf *cfg);
+
+static inline struct camera_conf *agent_conf_camera(const struct agent_conf *c, size_t i)
+{
+	return &((struct camera_conf *)c->cameras.items)[i];
+}
+static inline struct room_conf *agent_conf_room(const struct agent_conf *c, size_t i)
+{
+	return &((struct room_conf *)c->rooms.items)[i];
+}
+
+#endif

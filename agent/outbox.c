@@ -1,0 +1,293 @@
+#include "outbox.h"
+
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+#define OUTBOX_SCHEMA_VERSION 1
+
+struct outbox {
+	sqlite3 *db;
+	sqlite3_stmt *insert, *peek, *ack, *set_meta, *oldest;
+	int64_t next_seq;  /* persisted in meta in every append transaction */
+	int64_t bytes;     /* sum of stored body lengths */
+	int64_t max_bytes;
+	int64_t in_flight; /* highest seq of the batch being uploaded */
+	int64_t dropped_total;
+	struct vw_buf enc;
+};
+
+static const char schema_sql[] =
+    "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS outbox(seq INTEGER PRIMARY KEY, ts_ms INTEGER NOT NULL,"
+    " body TEXT NOT NULL);"
+    "INSERT OR IGNORE INTO meta VALUES('next_seq', 1);"
+    "INSERT OR IGNORE INTO meta VALUES('dropped_total', 0);";
+
+static int sql_err(struct outbox *ob, const char *what)
+{
+	log_error("event=outbox_error op=%s err=\"%s\"", what, sqlite3_errmsg(ob->db));
+	int ext = sqlite3_errcode(ob->db);
+	return ext == SQLITE_FULL ? -ENOSPC : ext == SQLITE_NOMEM ? -ENOMEM : -EIO;
+}
+
+static int exec(struct outbox *ob, const char *sql)
+{
+	char *msg = NULL;
+	if (sqlite3_exec(ob->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		log_error("event=outbox_error sql=\"%.40s\" err=\"%s\"", sql, msg ? msg : "?");
+		sqlite3_free(msg);
+		return -EIO;
+	}
+	return 0;
+}
+
+static int64_t query_int(struct outbox *ob, const char *sql)
+{
+	sqlite3_stmt *st;
+	int64_t v = 0;
+	if (sqlite3_prepare_v2(ob->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+int outbox_open(const char *path, long long max_bytes, struct outbox **out, char *err,
+		size_t errlen)
+{
+	struct outbox *ob = calloc(1, sizeof(*ob));
+	if (!ob)
+		return -ENOMEM;
+	vw_buf_init(&ob->enc, 1 << 20);
+	ob->max_bytes = max_bytes;
+	if (sqlite3_open_v2(path, &ob->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+					       SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", path, ob->db ? sqlite3_errmsg(ob->db) : "no memory");
+		goto fail;
+	}
+	sqlite3_busy_timeout(ob->db, 5000);
+	/* WAL + NORMAL: a commit survives kill -9 (it is in the WAL); a power cut may lose the
+	 * last commits since the last checkpoint, never corrupt the file. */
+	if (exec(ob, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;") ||
+	    exec(ob, "BEGIN") || exec(ob, schema_sql)) {
+		snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(ob->db));
+		goto fail;
+	}
+	int64_t ver = query_int(ob, "PRAGMA user_version");
+	if (ver > OUTBOX_SCHEMA_VERSION) {
+		snprintf(err, errlen, "%s: schema version %lld is newer than this agent (%d)", path,
+			 (long long)ver, OUTBOX_SCHEMA_VERSION);
+		goto fail;
+	}
+	char sql[64];
+	snprintf(sql, sizeof(sql), "PRAGMA user_version=%d", OUTBOX_SCHEMA_VERSION);
+	if (exec(ob, sql) || exec(ob, "COMMIT")) {
+		snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(ob->db));
+		goto fail;
+	}
+	if (sqlite3_prepare_v2(ob->db, "INSERT INTO outbox(seq, ts_ms, body) VALUES(?,?,?)", -1,
+			       &ob->insert, NULL) ||
+	    sqlite3_prepare_v2(ob->db,
+			       "SELECT seq, body FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?", -1,
+			       &ob->peek, NULL) ||
+	    sqlite3_prepare_v2(ob->db, "DELETE FROM outbox WHERE seq <= ?", -1, &ob->ack, NULL) ||
+	    sqlite3_prepare_v2(ob->db, "UPDATE meta SET value = ? WHERE key = ?", -1,
+			       &ob->set_meta, NULL) ||
+	    sqlite3_prepare_v2(ob->db,
+			       "SELECT seq, length(body) FROM outbox WHERE seq > ? ORDER BY seq", -1,
+			       &ob->oldest, NULL)) {
+		snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(ob->db));
+		goto fail;
+	}
+	ob->next_seq = query_int(ob, "SELECT value FROM meta WHERE key='next_seq'");
+	ob->dropped_total = query_int(ob, "SELECT value FROM meta WHERE key='dropped_total'");
+	/* A next_seq behind the stored rows would reuse a seq: never trust it blindly. */
+	int64_t max_seq = query_int(ob, "SELECT coalesce(max(seq), 0) FROM outbox");
+	if (ob->next_seq <= max_seq)
+		ob->next_seq = max_seq + 1;
+	ob->bytes = query_int(ob, "SELECT coalesce(sum(length(body)), 0) FROM outbox");
+	*out = ob;
+	return 0;
+fail:
+	outbox_close(&ob);
+	return -EIO;
+}
+
+void outbox_close(struct outbox **obp)
+{
+	struct outbox *ob = *obp;
+	if (!ob)
+		return;
+	sqlite3_finalize(ob->insert);
+	sqlite3_finalize(ob->peek);
+	sqlite3_finalize(ob->ack);
+	sqlite3_finalize(ob->set_meta);
+	sqlite3_finalize(ob->oldest);
+	sqlite3_close(ob->db);
+	vw_buf_free(&ob->enc);
+	free(ob);
+	*obp = NULL;
+}
+
+static int set_meta(struct outbox *ob, const char *key, int64_t v)
+{
+	sqlite3_bind_int64(ob->set_meta, 1, v);
+	sqlite3_bind_text(ob->set_meta, 2, key, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(ob->set_meta);
+	sqlite3_reset(ob->set_meta);
+	return rc == SQLITE_DONE ? 0 : sql_err(ob, "set_meta");
+}
+
+static int insert_one(struct outbox *ob, struct vw_result *r)
+{
+	r->seq = ob->next_seq;
+	vw_buf_reset(&ob->enc);
+	if (vw_result_encode(r, &ob->enc))
+		return -E2BIG;
+	sqlite3_bind_int64(ob->insert, 1, r->seq);
+	sqlite3_bind_int64(ob->insert, 2, r->ts_ms);
+	sqlite3_bind_text(ob->insert, 3, ob->enc.data, (int)ob->enc.len, SQLITE_STATIC);
+	int rc = sqlite3_step(ob->insert);
+	sqlite3_reset(ob->insert);
+	if (rc != SQLITE_DONE)
+		return sql_err(ob, "insert");
+	ob->next_seq++;
+	ob->bytes += (int64_t)ob->enc.len;
+	return 0;
+}
+
+/* Drops the oldest rows above in_flight until `need` more bytes fit; fills the range. */
+static int drop_oldest(struct outbox *ob, int64_t need, int64_t *count, int64_t *first,
+		       int64_t *last)
+{
+	*count = 0;
+	*first = *last = 0;
+	int64_t freed = 0, target = ob->bytes + need - ob->max_bytes * 9 / 10;
+	sqlite3_bind_int64(ob->oldest, 1, ob->in_flight);
+	while (freed < target && sqlite3_step(ob->oldest) == SQLITE_ROW) {
+		int64_t seq = sqlite3_column_int64(ob->oldest, 0);
+		freed += sqlite3_column_int64(ob->oldest, 1);
+		if (!*first)
+			*first = seq;
+		*last = seq;
+		(*count)++;
+	}
+	sqlite3_reset(ob->oldest);
+	if (!*count)
+		return 0;
+	sqlite3_stmt *del;
+	if (sqlite3_prepare_v2(ob->db, "DELETE FROM outbox WHERE seq BETWEEN ? AND ?", -1, &del,
+			       NULL) != SQLITE_OK)
+		return sql_err(ob, "drop");
+	sqlite3_bind_int64(del, 1, *first);
+	sqlite3_bind_int64(del, 2, *last);
+	int rc = sqlite3_step(del);
+	sqlite3_finalize(del);
+	if (rc != SQLITE_DONE)
+		return sql_err(ob, "drop");
+	ob->bytes -= freed;
+	return 0;
+}
+
+int outbox_append(struct outbox *ob, struct vw_result *results, size_t n)
+{
+	int rc;
+	int64_t saved_next = ob->next_seq, saved_bytes = ob->bytes;
+	int64_t dropped = 0, first = 0, last = 0;
+	if ((rc = exec(ob, "BEGIN IMMEDIATE")))
+		return rc;
+	/* ~400 bytes a row: a cheap upper estimate decides whether to make room first. */
+	int64_t need = (int64_t)n * 512;
+	if (ob->bytes + need > ob->max_bytes &&
+	    (rc = drop_oldest(ob, need + 512, &dropped, &first, &last)))
+		goto fail;
+	for (size_t i = 0; i < n; i++)
+		if ((rc = insert_one(ob, &results[i])))
+			goto fail;
+	if (dropped) {
+		struct vw_result ov;
+		vw_result_init(&ov, VW_KIND_BUFFER, "outbox");
+		ov.status = VW_STATUS_DEGRADED;
+		vw_result_add_fault(&ov, VW_FAULT_BUFFER_OVERFLOW);
+		vw_result_set_metric(&ov, VW_M_DROPPED_COUNT, (double)dropped);
+		vw_result_set_metric(&ov, VW_M_DROPPED_FIRST_SEQ, (double)first);
+		vw_result_set_metric(&ov, VW_M_DROPPED_LAST_SEQ, (double)last);
+		vw_result_set_metric(&ov, VW_M_DROPPED_TOTAL, (double)(ob->dropped_total + dropped));
+		if ((rc = insert_one(ob, &ov)))
+			goto fail;
+		if ((rc = set_meta(ob, "dropped_total", ob->dropped_total + dropped)))
+			goto fail;
+	}
+	if ((rc = set_meta(ob, "next_seq", ob->next_seq)) || (rc = exec(ob, "COMMIT")))
+		goto fail;
+	if (dropped) {
+		ob->dropped_total += dropped;
+		log_warn("event=buffer_overflow dropped=%lld first_seq=%lld last_seq=%lld",
+			 (long long)dropped, (long long)first, (long long)last);
+	}
+	return 0;
+fail:
+	exec(ob, "ROLLBACK");
+	ob->next_seq = saved_next;
+	ob->bytes = saved_bytes;
+	for (size_t i = 0; i < n; i++)
+		results[i].seq = 0;
+	return rc;
+}
+
+int outbox_peek(struct outbox *ob, int64_t after_seq, size_t max_rows, struct vw_buf *b,
+		size_t *count, int64_t *last_seq)
+{
+	*count = 0;
+	*last_seq = after_seq;
+	sqlite3_bind_int64(ob->peek, 1, after_seq);
+	sqlite3_bind_int64(ob->peek, 2, (int64_t)max_rows);
+	vw_buf_append(b, "[", 1);
+	int rc;
+	while ((rc = sqlite3_step(ob->peek)) == SQLITE_ROW) {
+		if (*count)
+			vw_buf_append(b, ",", 1);
+		vw_buf_append(b, sqlite3_column_text(ob->peek, 1),
+			      (size_t)sqlite3_column_bytes(ob->peek, 1));
+		*last_seq = sqlite3_column_int64(ob->peek, 0);
+		(*count)++;
+	}
+	sqlite3_reset(ob->peek);
+	if (rc != SQLITE_DONE)
+		return sql_err(ob, "peek");
+	return vw_buf_append(b, "]", 1);
+}
+
+int outbox_ack(struct outbox *ob, int64_t acked_seq)
+{
+	/* The byte count must follow the delete exactly: measure what goes. */
+	sqlite3_stmt *sum;
+	int64_t gone = 0;
+	if (sqlite3_prepare_v2(ob->db, "SELECT coalesce(sum(length(body)),0) FROM outbox WHERE seq <= ?",
+			       -1, &sum, NULL) != SQLITE_OK)
+		return sql_err(ob, "ack");
+	sqlite3_bind_int64(sum, 1, acked_seq);
+	if (sqlite3_step(sum) == SQLITE_ROW)
+		gone = sqlite3_column_int64(sum, 0);
+	sqlite3_finalize(sum);
+	sqlite3_bind_int64(ob->ack, 1, acked_seq);
+	int rc = sqlite3_step(ob->ack);
+	sqlite3_reset(ob->ack);
+	if (rc != SQLITE_DONE)
+		return sql_err(ob, "ack");
+	ob->bytes -= gone;
+	return 0;
+}
+
+void outbox_set_in_flight(struct outbox *ob, int64_t in_flight_seq) { ob->in_flight = in_flight_seq; }
+int64_t outbox_next_seq(const struct outbox *ob) { return ob->next_seq; }
+int64_t outbox_bytes(const struct outbox *ob) { return ob->bytes; }
+int64_t outbox_dropped_total(const struct outbox *ob) { return ob->dropped_total; }
+
+int64_t outbox_pending(struct outbox *ob) { return query_int(ob, "SELECT count(*) FROM outbox"); }

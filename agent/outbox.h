@@ -1,0 +1,42 @@
+/* outbox: the agent's durable queue of results (SQLite, WAL) in <state_dir>/outbox.db.
+ * A result counts as taken only once outbox_append has committed it; seq is assigned
+ * here, monotonic and never reused (the next seq is persisted in the same transaction).
+ * Rows leave only through outbox_ack (server acknowledged) or the counted overflow drop.
+ * Used from the loop thread only: statements are short (WAL, synchronous=NORMAL: no fsync
+ * per commit), so they do not stall the loop; see docs/ARCHITECTURE.md. */
+#ifndef VW_OUTBOX_H
+#define VW_OUTBOX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "result.h"
+
+struct outbox;
+
+/* Opens (creating or migrating) the database. max_bytes bounds the stored result bodies. */
+int outbox_open(const char *path, long long max_bytes, struct outbox **out, char *err,
+		size_t errlen);
+void outbox_close(struct outbox **ob);
+
+/* Assigns seqs to results[0..n) (written back into them) and commits them in one
+ * transaction. When the bound is exceeded the oldest rows not in flight are dropped and a
+ * buffer_overflow result with their count and seq range is appended in the same commit. */
+int outbox_append(struct outbox *ob, struct vw_result *results, size_t n);
+
+/* Appends up to max_rows bodies with seq > after_seq (oldest first) to b as a JSON array
+ * body "[{..},{..}]"; stores the count and the last seq included. */
+int outbox_peek(struct outbox *ob, int64_t after_seq, size_t max_rows, struct vw_buf *b,
+		size_t *count, int64_t *last_seq);
+/* Deletes every row with seq <= acked_seq. */
+int outbox_ack(struct outbox *ob, int64_t acked_seq);
+/* Rows with seq <= in_flight_seq are never dropped by the overflow bound. */
+void outbox_set_in_flight(struct outbox *ob, int64_t in_flight_seq);
+
+int64_t outbox_next_seq(const struct outbox *ob);
+int64_t outbox_pending(struct outbox *ob); /* rows waiting for an ack */
+int64_t outbox_bytes(const struct outbox *ob);
+int64_t outbox_dropped_total(const struct outbox *ob);
+
+#endif

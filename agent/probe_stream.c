@@ -1,0 +1,238 @@
+#include "probe_stream.h"
+
+#include <errno.h>
+#include <libavcodec/avcodec.h>
+#include <libavformat/avformat.h>
+#include <libavutil/error.h>
+#include <libavutil/log.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "agent_conf.h"
+#include "log.h"
+#include "vtime.h"
+
+struct deadline {
+	int64_t limit_ms; /* the interrupt callback aborts any blocking call past this */
+	int hit;
+};
+
+static int interrupt_cb(void *opaque)
+{
+	struct deadline *d = opaque;
+	if (vw_mono_ms() >= d->limit_ms) {
+		d->hit = 1;
+		return 1;
+	}
+	return 0;
+}
+
+static void av_log_cb(void *avcl, int level, const char *fmt, va_list vl)
+{
+	(void)avcl;
+	if (level > AV_LOG_WARNING || !vw_log_enabled(VW_LOG_DEBUG))
+		return;
+	char line[512];
+	vsnprintf(line, sizeof(line), fmt, vl);
+	size_t n = strlen(line);
+	while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+		line[--n] = '\0';
+	/* FFmpeg may echo URLs with credentials: only the debug log ever sees this. */
+	log_debug("event=libav msg=\"%s\"", line);
+}
+
+void probe_stream_global_init(void)
+{
+	avformat_network_init();
+	av_log_set_callback(av_log_cb);
+}
+
+void probe_stream_mask_url(const char *url, char *out, size_t outlen)
+{
+	const char *scheme = strstr(url, "://");
+	const char *start = scheme ? scheme + 3 : url;
+	const char *slash = strchr(start, '/');
+	const char *at = strchr(start, '@');
+	if (at && (!slash || at < slash))
+		snprintf(out, outlen, "%.*s***%s", (int)(start - url), url, at);
+	else
+		snprintf(out, outlen, "%s", url);
+}
+
+/* Resolve the host ourselves first: libavformat folds a DNS failure into EIO, which we
+ * could not tell apart from a broken stream. */
+static int host_resolves(const char *url)
+{
+	char host[256];
+	const char *p = strstr(url, "://");
+	if (!p)
+		return 1; /* a file or device: nothing to resolve */
+	p += 3;
+	const char *end = p + strcspn(p, "/?#");
+	const char *at = memchr(p, '@', (size_t)(end - p));
+	if (at)
+		p = at + 1;
+	size_t n;
+	if (*p == '[') {
+		const char *rb = memchr(p, ']', (size_t)(end - p));
+		if (!rb)
+			return 0;
+		p++;
+		n = (size_t)(rb - p);
+	} else {
+		n = strcspn(p, ":/?#");
+	}
+	if (n == 0 || n >= sizeof(host))
+		return 0;
+	memcpy(host, p, n);
+	host[n] = '\0';
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+	int rc = getaddrinfo(host, NULL, &hints, &res);
+	if (res)
+		freeaddrinfo(res);
+	return rc == 0;
+}
+
+static void classify_open_error(struct vw_result *r, int err, const struct deadline *d)
+{
+	if (d->hit || err == AVERROR_EXIT || err == AVERROR(ETIMEDOUT)) {
+		vw_result_add_fault(r, VW_FAULT_TIMEOUT);
+		return;
+	}
+	switch (err) {
+	case AVERROR(ECONNREFUSED):
+	case AVERROR(EHOSTUNREACH):
+	case AVERROR(ENETUNREACH):
+	case AVERROR(EHOSTDOWN):
+	case AVERROR(ECONNRESET):
+	case AVERROR(EADDRNOTAVAIL):
+		vw_result_add_fault(r, VW_FAULT_UNREACHABLE);
+		return;
+	case AVERROR_HTTP_UNAUTHORIZED:
+	case AVERROR_HTTP_FORBIDDEN:
+	case AVERROR(EACCES):
+		vw_result_add_fault(r, VW_FAULT_AUTH_FAILED);
+		return;
+	case AVERROR_STREAM_NOT_FOUND:
+	case AVERROR_HTTP_NOT_FOUND:
+		vw_result_add_fault(r, VW_FAULT_NO_VIDEO);
+		return;
+	default:
+		vw_result_add_fault(r, VW_FAULT_PROTOCOL);
+	}
+}
+
+int probe_stream_run(const struct probe_stream_req *req, struct vw_result *r)
+{
+	vw_result_init(r, VW_KIND_STREAM, req->name);
+	int64_t t0 = vw_mono_ms();
+	struct deadline d = {.limit_ms = t0 + req->timeout_ms};
+	AVFormatContext *fmt = NULL;
+	AVDictionary *opts = NULL;
+	AVPacket *pkt = NULL;
+	int err;
+
+	if (!host_resolves(req->url)) {
+		vw_result_add_fault(r, VW_FAULT_UNREACHABLE);
+		goto done;
+	}
+	fmt = avformat_alloc_context();
+	pkt = av_packet_alloc();
+	if (!fmt || !pkt) {
+		vw_result_add_fault(r, VW_FAULT_PROTOCOL);
+		goto done;
+	}
+	fmt->interrupt_callback.callback = interrupt_cb;
+	fmt->interrupt_callback.opaque = &d;
+	/* Parameters come from the first frames; a small probe keeps the check cheap. */
+	fmt->probesize = 1 << 20;
+	fmt->max_analyze_duration = (int64_t)req->window_ms * 1000;
+	char us[32];
+	snprintf(us, sizeof(us), "%ld", req->timeout_ms * 1000);
+	av_dict_set(&opts, "rtsp_transport", req->transport == VW_TRANSPORT_UDP ? "udp" : "tcp", 0);
+	av_dict_set(&opts, "timeout", us, 0);    /* RTSP/TCP socket I/O, microseconds */
+	av_dict_set(&opts, "rw_timeout", us, 0); /* other protocols */
+	av_dict_set(&opts, "max_redirects", "3", 0); /* HTTP: no endless redirect chains */
+
+	err = avformat_open_input(&fmt, req->url, NULL, &opts);
+	vw_result_set_metric(r, VW_M_OPEN_MS, (double)(vw_mono_ms() - t0));
+	if (err < 0) {
+		classify_open_error(r, err, &d);
+		fmt = NULL; /* freed by avformat_open_input on failure */
+		goto done;
+	}
+	err = avformat_find_stream_info(fmt, NULL);
+	if (err < 0 && d.hit) {
+		vw_result_add_fault(r, VW_FAULT_TIMEOUT);
+		goto done;
+	}
+	int vs = av_find_best_stream(fmt, AVMEDIA_TYPE_VIDEO, -1, -1, NULL, 0);
+	if (vs < 0) {
+		vw_result_add_fault(r, VW_FAULT_NO_VIDEO);
+		goto done;
+	}
+	AVStream *st = fmt->streams[vs];
+	snprintf(r->codec, sizeof(r->codec), "%s", avcodec_get_name(st->codecpar->codec_id));
+	if (st->codecpar->width > 0) {
+		vw_result_set_metric(r, VW_M_WIDTH, st->codecpar->width);
+		vw_result_set_metric(r, VW_M_HEIGHT, st->codecpar->height);
+	}
+
+	/* Read the window, and on past it until the first keyframe, within the deadline. */
+	int64_t window_end = vw_mono_ms() + req->window_ms;
+	int64_t n = 0, bytes = 0, first_ts = AV_NOPTS_VALUE, last_ts = AV_NOPTS_VALUE;
+	int64_t first_key_ms = -1;
+	for (;;) {
+		int64_t now = vw_mono_ms();
+		if (now >= window_end && first_key_ms >= 0)
+			break;
+		/* Past the window, a stalled stream must not hold us to the hard deadline. */
+		if (first_key_ms >= 0 && d.limit_ms > window_end + 1000)
+			d.limit_ms = window_end + 1000;
+		err = av_read_frame(fmt, pkt);
+		if (err < 0)
+			break;
+		if (pkt->stream_index == vs) {
+			int64_t ts = pkt->pts != AV_NOPTS_VALUE ? pkt->pts : pkt->dts;
+			n++;
+			bytes += pkt->size;
+			if (ts != AV_NOPTS_VALUE) {
+				if (first_ts == AV_NOPTS_VALUE || ts < first_ts)
+					first_ts = ts;
+				if (last_ts == AV_NOPTS_VALUE || ts > last_ts)
+					last_ts = ts;
+			}
+			if ((pkt->flags & AV_PKT_FLAG_KEY) && first_key_ms < 0)
+				first_key_ms = vw_mono_ms() - t0;
+		}
+		av_packet_unref(pkt);
+	}
+	if (n == 0) {
+		/* Connected and described, yet no video frame within the deadline: no picture. */
+		vw_result_add_fault(r, VW_FAULT_NO_VIDEO);
+		goto done;
+	}
+	double span = first_ts != AV_NOPTS_VALUE && last_ts > first_ts
+			  ? (double)(last_ts - first_ts) * av_q2d(st->time_base)
+			  : 0;
+	if (span > 0 && n > 1) {
+		/* n frames cover n-1 intervals */
+		vw_result_set_metric(r, VW_M_FPS, (double)(n - 1) / span);
+		vw_result_set_metric(r, VW_M_BITRATE_KBPS, (double)bytes * 8 / span / 1000 * (n - 1) / n);
+	} else if (st->avg_frame_rate.num > 0) {
+		vw_result_set_metric(r, VW_M_FPS, av_q2d(st->avg_frame_rate));
+	}
+	if (first_key_ms >= 0)
+		vw_result_set_metric(r, VW_M_FIRST_KEYFRAME_MS, (double)first_key_ms);
+
+done:
+	if (r->nfaults)
+		r->status = VW_STATUS_DOWN;
+	vw_result_set_metric(r, VW_M_CHECK_MS, (double)(vw_mono_ms() - t0));
+	av_packet_free(&pkt);
+	avformat_close_input(&fmt);
+	av_dict_free(&opts);
+	return 0;
+}

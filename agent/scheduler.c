@@ -1,0 +1,339 @@
+#include "scheduler.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "probe_stream.h"
+#include "vtime.h"
+
+struct sched_camera {
+	struct scheduler *s;
+	const struct camera_conf *conf;
+	uv_timer_t timer;
+	int in_flight;
+	int last_status; /* -1 before the first result: logs only changes */
+};
+
+struct sched_job {
+	struct sched_job *next;
+	struct sched_camera *cam;
+	struct vw_result result;
+};
+
+struct job_queue {
+	struct sched_job *head, *tail;
+};
+
+struct scheduler {
+	uv_loop_t *loop;
+	const struct agent_conf *cfg;
+	struct sched_camera *cams;
+	size_t ncams;
+	pthread_t *threads;
+	size_t nthreads;
+
+	pthread_mutex_t mu; /* guards todo, done, stopping */
+	pthread_cond_t cv;
+	struct job_queue todo, done;
+	int stopping;
+
+	uv_async_t async;
+	scheduler_result_cb result_cb;
+	void *result_arg;
+
+	size_t once_left; /* run_once: results still to come */
+	scheduler_done_cb once_cb;
+	void *once_arg;
+
+	int open_handles;
+	scheduler_done_cb closed_cb;
+	void *closed_arg;
+	uint64_t rng; /* xorshift state for jitter: no shared global */
+};
+
+static void push(struct job_queue *q, struct sched_job *j)
+{
+	j->next = NULL;
+	if (q->tail)
+		q->tail->next = j;
+	else
+		q->head = j;
+	q->tail = j;
+}
+
+static struct sched_job *pop(struct job_queue *q)
+{
+	struct sched_job *j = q->head;
+	if (j) {
+		q->head = j->next;
+		if (!q->head)
+			q->tail = NULL;
+	}
+	return j;
+}
+
+static uint64_t next_rand(struct scheduler *s)
+{
+	s->rng ^= s->rng << 13;
+	s->rng ^= s->rng >> 7;
+	s->rng ^= s->rng << 17;
+	return s->rng;
+}
+
+static void *worker_main(void *arg)
+{
+	struct scheduler *s = arg;
+	pthread_mutex_lock(&s->mu);
+	for (;;) {
+		struct sched_job *j;
+		while (!(j = pop(&s->todo)) && !s->stopping)
+			pthread_cond_wait(&s->cv, &s->mu);
+		if (!j)
+			break;
+		pthread_mutex_unlock(&s->mu);
+		const struct camera_conf *c = j->cam->conf;
+		struct probe_stream_req req = {
+			.name = c->name,
+			.url = c->url,
+			.transport = c->transport,
+			.timeout_ms = s->cfg->agent.check_timeout_ms,
+			.window_ms = c->window_ms,
+		};
+		probe_stream_run(&req, &j->result);
+		pthread_mutex_lock(&s->mu);
+		push(&s->done, j);
+		uv_async_send(&s->async);
+	}
+	pthread_mutex_unlock(&s->mu);
+	return NULL;
+}
+
+static void log_change(struct sched_camera *cam, const struct vw_result *r)
+{
+	if (cam->last_status == (int)r->status)
+		return;
+	cam->last_status = (int)r->status;
+	char faults[256] = "";
+	size_t off = 0;
+	for (unsigned i = 0; i < r->nfaults && off < sizeof(faults); i++)
+		off += (size_t)snprintf(faults + off, sizeof(faults) - off, "%s%s", i ? "," : "",
+					r->faults[i]);
+	if (r->status == VW_STATUS_OK)
+		log_info("event=camera_status camera=%s status=ok", r->target);
+	else
+		log_warn("event=camera_status camera=%s status=%s faults=%s", r->target,
+			 vw_status_name(r->status), faults[0] ? faults : "-");
+}
+
+/* Loop thread: hand finished checks to result_cb in one batch (one outbox commit). */
+static void deliver(struct scheduler *s)
+{
+	pthread_mutex_lock(&s->mu);
+	struct sched_job *list = s->done.head;
+	s->done.head = s->done.tail = NULL;
+	pthread_mutex_unlock(&s->mu);
+
+	size_t n = 0;
+	for (struct sched_job *j = list; j; j = j->next)
+		n++;
+	if (!n)
+		return;
+	struct vw_result *batch = malloc(n * sizeof(*batch));
+	size_t i = 0;
+	for (struct sched_job *j = list; j; j = j->next) {
+		j->cam->in_flight = 0;
+		log_change(j->cam, &j->result);
+		if (batch)
+			batch[i++] = j->result;
+		else /* out of memory: deliver one by one rather than lose results */
+			s->result_cb(s->result_arg, &j->result, 1);
+	}
+	if (batch)
+		s->result_cb(s->result_arg, batch, n);
+	free(batch);
+	while (list) {
+		struct sched_job *next = list->next;
+		free(list);
+		list = next;
+	}
+	if (s->once_cb) {
+		s->once_left = s->once_left > n ? s->once_left - n : 0;
+		if (!s->once_left) {
+			scheduler_done_cb cb = s->once_cb;
+			s->once_cb = NULL;
+			cb(s->once_arg);
+		}
+	}
+}
+
+static void on_async(uv_async_t *h) { deliver(h->data); }
+
+static int enqueue(struct sched_camera *cam)
+{
+	struct scheduler *s = cam->s;
+	if (cam->in_flight) {
+		log_debug("event=check_skipped camera=%s reason=previous_check_running",
+			  cam->conf->name);
+		return 0;
+	}
+	struct sched_job *j = calloc(1, sizeof(*j));
+	if (!j)
+		return -ENOMEM;
+	j->cam = cam;
+	cam->in_flight = 1;
+	pthread_mutex_lock(&s->mu);
+	push(&s->todo, j);
+	pthread_cond_signal(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+	return 0;
+}
+
+/* ±10% jitter keeps many agents (and many cameras) from checking in lock-step. */
+static uint64_t jittered(struct scheduler *s, uint64_t interval)
+{
+	uint64_t spread = interval / 5 + 1;
+	return interval - interval / 10 + next_rand(s) % spread;
+}
+
+static void on_timer(uv_timer_t *t)
+{
+	struct sched_camera *cam = t->data;
+	struct scheduler *s = cam->s;
+	if (enqueue(cam))
+		log_warn("event=check_not_queued camera=%s err=no_memory", cam->conf->name);
+	uv_timer_start(t, on_timer, jittered(s, (uint64_t)s->cfg->agent.interval_ms), 0);
+}
+
+int scheduler_create(uv_loop_t *loop, const struct agent_conf *cfg, scheduler_result_cb cb,
+		     void *arg, struct scheduler **out)
+{
+	struct scheduler *s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->loop = loop;
+	s->cfg = cfg;
+	s->result_cb = cb;
+	s->result_arg = arg;
+	s->rng = (uint64_t)vw_now_ms() * 2654435761u ^ (uint64_t)getpid() ^ 0x9e3779b97f4a7c15ull;
+	s->ncams = cfg->cameras.n;
+	s->cams = calloc(s->ncams ? s->ncams : 1, sizeof(*s->cams));
+	s->nthreads = (size_t)cfg->agent.workers;
+	s->threads = calloc(s->nthreads, sizeof(*s->threads));
+	if (!s->cams || !s->threads)
+		goto fail;
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->cv, NULL);
+	if (uv_async_init(loop, &s->async, on_async))
+		goto fail_sync;
+	s->async.data = s;
+	s->open_handles = 1;
+	for (size_t i = 0; i < s->ncams; i++) {
+		struct sched_camera *cam = &s->cams[i];
+		cam->s = s;
+		cam->conf = agent_conf_camera(cfg, i);
+		cam->last_status = -1;
+		uv_timer_init(loop, &cam->timer);
+		cam->timer.data = cam;
+		s->open_handles++;
+	}
+	size_t started = 0;
+	for (; started < s->nthreads; started++) {
+		if (pthread_create(&s->threads[started], NULL, worker_main, s))
+			break;
+	}
+	s->nthreads = started;
+	if (!started) {
+		log_error("event=scheduler_error err=\"cannot start worker threads\"");
+		/* handles are open: the caller must stop (close) before destroying */
+	}
+	*out = s;
+	return started ? 0 : -EAGAIN;
+fail_sync:
+	pthread_mutex_destroy(&s->mu);
+	pthread_cond_destroy(&s->cv);
+fail:
+	free(s->cams);
+	free(s->threads);
+	free(s);
+	return -ENOMEM;
+}
+
+int scheduler_start(struct scheduler *s)
+{
+	uint64_t interval = (uint64_t)s->cfg->agent.interval_ms;
+	for (size_t i = 0; i < s->ncams; i++) {
+		/* Spread the first checks over one interval (but start soon: a few seconds). */
+		uint64_t first = next_rand(s) % (interval < 5000 ? interval : 5000);
+		uv_timer_start(&s->cams[i].timer, on_timer, first, 0);
+	}
+	return 0;
+}
+
+int scheduler_run_once(struct scheduler *s, scheduler_done_cb done_cb, void *arg)
+{
+	s->once_cb = done_cb;
+	s->once_arg = arg;
+	s->once_left = s->ncams;
+	if (!s->ncams) {
+		s->once_cb = NULL;
+		done_cb(arg);
+		return 0;
+	}
+	for (size_t i = 0; i < s->ncams; i++) {
+		int rc = enqueue(&s->cams[i]);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static void on_closed(uv_handle_t *h)
+{
+	struct scheduler *s = h->data;
+	if (h->type == UV_TIMER)
+		s = ((struct sched_camera *)h->data)->s;
+	if (--s->open_handles == 0 && s->closed_cb)
+		s->closed_cb(s->closed_arg);
+}
+
+void scheduler_stop(struct scheduler *s, scheduler_done_cb closed_cb, void *arg)
+{
+	s->closed_cb = closed_cb;
+	s->closed_arg = arg;
+	for (size_t i = 0; i < s->ncams; i++)
+		uv_timer_stop(&s->cams[i].timer);
+	pthread_mutex_lock(&s->mu);
+	s->stopping = 1;
+	struct sched_job *j;
+	while ((j = pop(&s->todo))) { /* not started: nothing was checked, nothing is lost */
+		j->cam->in_flight = 0;
+		free(j);
+	}
+	pthread_cond_broadcast(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+	/* Each running check ends by its deadline, so this join is bounded. */
+	for (size_t i = 0; i < s->nthreads; i++)
+		pthread_join(s->threads[i], NULL);
+	s->nthreads = 0;
+	deliver(s);
+	uv_close((uv_handle_t *)&s->async, on_closed);
+	for (size_t i = 0; i < s->ncams; i++)
+		uv_close((uv_handle_t *)&s->cams[i].timer, on_closed);
+}
+
+void scheduler_destroy(struct scheduler **sp)
+{
+	struct scheduler *s = *sp;
+	if (!s)
+		return;
+	pthread_mutex_destroy(&s->mu);
+	pthread_cond_destroy(&s->cv);
+	free(s->cams);
+	free(s->threads);
+	free(s);
+	*sp = NULL;
+}

@@ -1,0 +1,403 @@
+#include "uplink.h"
+
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "vtime.h"
+
+#define UPLINK_BACKOFF_MIN_MS 500
+#define UPLINK_BACKOFF_MAX_MS 60000
+#define UPLINK_RESPONSE_MAX (64 * 1024)
+
+enum uplink_state { UP_IDLE, UP_SENDING, UP_BACKOFF, UP_STOPPED };
+
+struct uplink_sock {
+	uv_poll_t poll;
+	curl_socket_t fd;
+	struct uplink *up;
+	struct uplink_sock *next, *prev; /* every open poll, so stop can close them all */
+};
+
+struct uplink {
+	uv_loop_t *loop;
+	const struct agent_conf *cfg;
+	struct outbox *ob;
+	CURLM *multi;
+	CURL *easy; /* reused: keeps the TLS connection alive between batches */
+	struct curl_slist *headers;
+	uv_timer_t curl_timer; /* libcurl's timeout */
+	uv_timer_t retry_timer;
+	enum uplink_state state;
+	char url[1024];
+	struct vw_buf body;
+	struct vw_buf response;
+	int64_t batch_last_seq;
+	size_t batch_count;
+	int64_t acked_seq; /* everything <= this is gone from the outbox */
+	long backoff_ms;
+	int failures;
+	uint64_t rng;
+	int open_handles;
+	struct uplink_sock *socks;
+	void (*closed_cb)(void *);
+	void *closed_arg;
+	char errbuf[CURL_ERROR_SIZE];
+};
+
+static void send_batch(struct uplink *up);
+
+static uint64_t next_rand(struct uplink *up)
+{
+	up->rng ^= up->rng << 13;
+	up->rng ^= up->rng >> 7;
+	up->rng ^= up->rng << 17;
+	return up->rng;
+}
+
+/* ---- libcurl <-> libuv glue ---- */
+
+static void check_done(struct uplink *up);
+
+static void on_poll(uv_poll_t *h, int status, int events)
+{
+	struct uplink_sock *s = h->data;
+	int flags = 0, running;
+	if (status < 0)
+		flags = CURL_CSELECT_ERR;
+	if (events & UV_READABLE)
+		flags |= CURL_CSELECT_IN;
+	if (events & UV_WRITABLE)
+		flags |= CURL_CSELECT_OUT;
+	struct uplink *up = s->up; /* s may be freed inside socket_action */
+	curl_multi_socket_action(up->multi, s->fd, flags, &running);
+	check_done(up);
+}
+
+static void on_sock_closed(uv_handle_t *h) { free(h->data); }
+
+static void sock_close(struct uplink_sock *s)
+{
+	struct uplink *up = s->up;
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		up->socks = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	uv_poll_stop(&s->poll);
+	uv_close((uv_handle_t *)&s->poll, on_sock_closed);
+}
+
+static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+	(void)easy;
+	struct uplink *up = userp;
+	struct uplink_sock *s = socketp;
+	if (what == CURL_POLL_REMOVE) {
+		if (s) {
+			sock_close(s);
+			curl_multi_assign(up->multi, fd, NULL);
+		}
+		return 0;
+	}
+	if (!s) {
+		s = calloc(1, sizeof(*s));
+		if (!s)
+			return -1;
+		s->fd = fd;
+		s->up = up;
+		if (uv_poll_init_socket(up->loop, &s->poll, fd)) {
+			free(s);
+			return -1;
+		}
+		s->poll.data = s;
+		s->next = up->socks;
+		if (up->socks)
+			up->socks->prev = s;
+		up->socks = s;
+		curl_multi_assign(up->multi, fd, s);
+	}
+	int events = 0;
+	if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
+		events |= UV_READABLE;
+	if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
+		events |= UV_WRITABLE;
+	uv_poll_start(&s->poll, events, on_poll);
+	return 0;
+}
+
+static void on_curl_timer(uv_timer_t *t)
+{
+	struct uplink *up = t->data;
+	int running;
+	curl_multi_socket_action(up->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	check_done(up);
+}
+
+static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
+{
+	(void)multi;
+	struct uplink *up = userp;
+	if (timeout_ms < 0)
+		uv_timer_stop(&up->curl_timer);
+	else
+		uv_timer_start(&up->curl_timer, on_curl_timer, (uint64_t)timeout_ms, 0);
+	return 0;
+}
+
+static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	struct uplink *up = userdata;
+	if (vw_buf_append(&up->response, ptr, size * nmemb))
+		return 0; /* a collector that answers megabytes is not one we trust */
+	return size * nmemb;
+}
+
+/* ---- batches, acks and backoff ---- */
+
+static void on_retry(uv_timer_t *t)
+{
+	struct uplink *up = t->data;
+	if (up->state != UP_BACKOFF)
+		return;
+	up->state = UP_IDLE;
+	send_batch(up);
+}
+
+static void backoff(struct uplink *up, const char *reason)
+{
+	up->failures++;
+	/* Full jitter (AWS architecture blog, "Exponential Backoff And Jitter"): many venues
+	 * coming back after one collector outage must not retry in step. */
+	long cap = UPLINK_BACKOFF_MIN_MS << (up->failures < 8 ? up->failures : 8);
+	if (cap > UPLINK_BACKOFF_MAX_MS)
+		cap = UPLINK_BACKOFF_MAX_MS;
+	long delay = UPLINK_BACKOFF_MIN_MS / 2 + (long)(next_rand(up) % (uint64_t)cap);
+	up->state = UP_BACKOFF;
+	log_warn("event=upload_failed reason=\"%s\" pending_from_seq=%lld retry_in_ms=%ld "
+		 "failures=%d",
+		 reason, (long long)up->acked_seq + 1, delay, up->failures);
+	uv_timer_start(&up->retry_timer, on_retry, (uint64_t)delay, 0);
+}
+
+static void handle_response(struct uplink *up, CURLcode cc)
+{
+	long code = 0;
+	char reason[CURL_ERROR_SIZE + 64];
+	if (cc != CURLE_OK) {
+		snprintf(reason, sizeof(reason), "%s: %s", curl_easy_strerror(cc),
+			 up->errbuf[0] ? up->errbuf : "-");
+		backoff(up, reason);
+		return;
+	}
+	curl_easy_getinfo(up->easy, CURLINFO_RESPONSE_CODE, &code);
+	if (code != 200) {
+		snprintf(reason, sizeof(reason), "HTTP %ld: %.200s", code,
+			 up->response.len ? vw_buf_cstr(&up->response) : "");
+		if (code == 401 || code == 403)
+			log_error("event=upload_refused status=%ld site=%s "
+				  "hint=\"the collector does not accept this agent's certificate "
+				  "for this site; results are kept\"",
+				  code, up->cfg->agent.site);
+		backoff(up, reason);
+		return;
+	}
+	cJSON *doc = cJSON_ParseWithLength(up->response.data ? up->response.data : "",
+					   up->response.len);
+	const cJSON *acked = cJSON_GetObjectItemCaseSensitive(doc, "acked_seq");
+	if (!cJSON_IsNumber(acked)) {
+		cJSON_Delete(doc);
+		backoff(up, "response without acked_seq");
+		return;
+	}
+	int64_t ack = (int64_t)acked->valuedouble;
+	cJSON_Delete(doc);
+	if (ack > up->batch_last_seq) {
+		/* The server claims seqs we never sent: believing it would delete unsent rows. */
+		log_error("event=upload_bad_ack acked_seq=%lld sent_up_to=%lld", (long long)ack,
+			  (long long)up->batch_last_seq);
+		ack = up->batch_last_seq;
+	}
+	if (ack > up->acked_seq) {
+		int rc = outbox_ack(up->ob, ack);
+		if (rc) {
+			backoff(up, "outbox ack failed");
+			return;
+		}
+		up->acked_seq = ack;
+	}
+	if (up->failures)
+		log_info("event=upload_recovered acked_seq=%lld after_failures=%d", (long long)ack,
+			 up->failures);
+	up->failures = 0;
+	log_debug("event=uploaded count=%zu acked_seq=%lld", up->batch_count, (long long)ack);
+	up->state = UP_IDLE;
+	if (ack < up->batch_last_seq) {
+		/* The server stored less than we sent (e.g. a seq gap it will not skip): go on
+		 * from its ack after a pause rather than spin. */
+		backoff(up, "partial acknowledgement");
+		return;
+	}
+	send_batch(up);
+}
+
+static void check_done(struct uplink *up)
+{
+	CURLMsg *msg;
+	int left;
+	while ((msg = curl_multi_info_read(up->multi, &left))) {
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		CURLcode cc = msg->data.result;
+		curl_multi_remove_handle(up->multi, msg->easy_handle);
+		if (up->state == UP_SENDING)
+			handle_response(up, cc);
+	}
+}
+
+static void send_batch(struct uplink *up)
+{
+	if (up->state != UP_IDLE)
+		return;
+	vw_buf_reset(&up->body);
+	vw_buf_reset(&up->response);
+	up->errbuf[0] = '\0';
+	vw_buf_puts(&up->body, "{\"site\":");
+	vw_buf_json_str(&up->body, up->cfg->agent.site);
+	vw_buf_puts(&up->body, ",\"agent\":");
+	vw_buf_json_str(&up->body, up->cfg->agent.site);
+	vw_buf_puts(&up->body, ",\"results\":");
+	size_t count;
+	int64_t last;
+	int rc = outbox_peek(up->ob, up->acked_seq, (size_t)up->cfg->collector.batch_max, &up->body,
+			     &count, &last);
+	vw_buf_puts(&up->body, "}");
+	if (rc || up->body.err) {
+		backoff(up, "cannot read the outbox");
+		return;
+	}
+	if (!count)
+		return; /* nothing to send: stay idle until kicked */
+	up->batch_count = count;
+	up->batch_last_seq = last;
+	outbox_set_in_flight(up->ob, last);
+	curl_easy_setopt(up->easy, CURLOPT_POSTFIELDS, up->body.data);
+	curl_easy_setopt(up->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)up->body.len);
+	CURLMcode mc = curl_multi_add_handle(up->multi, up->easy);
+	if (mc != CURLM_OK) {
+		backoff(up, curl_multi_strerror(mc));
+		return;
+	}
+	up->state = UP_SENDING;
+}
+
+void uplink_kick(struct uplink *up)
+{
+	if (up->state == UP_IDLE)
+		send_batch(up);
+}
+
+int uplink_create(uv_loop_t *loop, const struct agent_conf *cfg, struct outbox *ob,
+		  struct uplink **out)
+{
+	struct uplink *up = calloc(1, sizeof(*up));
+	if (!up)
+		return -ENOMEM;
+	up->loop = loop;
+	up->cfg = cfg;
+	up->ob = ob;
+	up->rng = (uint64_t)vw_now_ms() ^ 0x2545f4914f6cdd1dull;
+	vw_buf_init(&up->body, 64u << 20);
+	vw_buf_init(&up->response, UPLINK_RESPONSE_MAX);
+	/* Whatever is still in the outbox was never acknowledged. */
+	up->acked_seq = 0;
+	const char *base = cfg->collector.url;
+	size_t bl = strlen(base);
+	snprintf(up->url, sizeof(up->url), "%.*s/api/v1/ingest",
+		 (int)(bl && base[bl - 1] == '/' ? bl - 1 : bl), base);
+
+	up->multi = curl_multi_init();
+	up->easy = curl_easy_init();
+	up->headers = curl_slist_append(NULL, "Content-Type: application/json");
+	if (!up->multi || !up->easy || !up->headers) {
+		curl_slist_free_all(up->headers);
+		curl_easy_cleanup(up->easy);
+		curl_multi_cleanup(up->multi);
+		free(up);
+		return -ENOMEM;
+	}
+	curl_multi_setopt(up->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
+	curl_multi_setopt(up->multi, CURLMOPT_SOCKETDATA, up);
+	curl_multi_setopt(up->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+	curl_multi_setopt(up->multi, CURLMOPT_TIMERDATA, up);
+
+	CURL *e = up->easy;
+	curl_easy_setopt(e, CURLOPT_URL, up->url);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, up->headers);
+	curl_easy_setopt(e, CURLOPT_POST, 1L);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, up);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, up->errbuf);
+	curl_easy_setopt(e, CURLOPT_CAINFO, cfg->collector.ca);
+	curl_easy_setopt(e, CURLOPT_SSLCERT, cfg->collector.cert);
+	curl_easy_setopt(e, CURLOPT_SSLKEY, cfg->collector.key);
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+	curl_easy_setopt(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, cfg->collector.timeout_ms);
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, cfg->collector.timeout_ms / 2);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https");
+	curl_easy_setopt(e, CURLOPT_USERAGENT, "venuewatch-agent/0.1");
+
+	uv_timer_init(loop, &up->curl_timer);
+	uv_timer_init(loop, &up->retry_timer);
+	up->curl_timer.data = up->retry_timer.data = up;
+	up->open_handles = 2;
+	*out = up;
+	return 0;
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+	struct uplink *up = h->data;
+	if (--up->open_handles == 0 && up->closed_cb)
+		up->closed_cb(up->closed_arg);
+}
+
+void uplink_stop(struct uplink *up, void (*closed_cb)(void *), void *arg)
+{
+	up->closed_cb = closed_cb;
+	up->closed_arg = arg;
+	if (up->state == UP_SENDING)
+		curl_multi_remove_handle(up->multi, up->easy); /* rows stay; resent next start */
+	up->state = UP_STOPPED;
+	/* Stop watching before curl closes the fds; curl may or may not report the removal. */
+	while (up->socks) {
+		curl_multi_assign(up->multi, up->socks->fd, NULL);
+		sock_close(up->socks);
+	}
+	curl_easy_cleanup(up->easy);
+	up->easy = NULL;
+	curl_multi_cleanup(up->multi);
+	up->multi = NULL;
+	uv_close((uv_handle_t *)&up->curl_timer, on_timer_closed);
+	uv_close((uv_handle_t *)&up->retry_timer, on_timer_closed);
+}
+
+void uplink_destroy(struct uplink **upp)
+{
+	struct uplink *up = *upp;
+	if (!up)
+		return;
+	curl_slist_free_all(up->headers);
+	vw_buf_free(&up->body);
+	vw_buf_free(&up->response);
+	free(up);
+	*upp = NULL;
+}

@@ -1,0 +1,66 @@
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* The one piece of process-wide state: set once in main before threads start. */
+static enum vw_log_level min_level = VW_LOG_INFO;
+
+static const char *const level_names[] = {"debug", "info", "warn", "error"};
+
+void vw_log_set_level(enum vw_log_level level) { min_level = level; }
+
+int vw_log_enabled(enum vw_log_level level) { return level >= min_level; }
+
+int vw_log_parse_level(const char *s, enum vw_log_level *out)
+{
+	for (size_t i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++) {
+		if (strcmp(s, level_names[i]) == 0) {
+			*out = (enum vw_log_level)i;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static void log_v(enum vw_log_level level, const char *fmt, va_list ap)
+{
+	char line[2048];
+	struct timespec ts;
+	struct tm tm;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s ",
+			 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+			 tm.tm_sec, ts.tv_nsec / 1000000, level_names[level]);
+	int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+	size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
+	if (len > sizeof(line) - 2)
+		len = sizeof(line) - 2; /* truncated: still one line */
+	/* One event, one line: an embedded newline would forge a second event. */
+	for (size_t i = (size_t)n; i < len; i++)
+		if (line[i] == '\n' || line[i] == '\r')
+			line[i] = ' ';
+	line[len++] = '\n';
+	fwrite(line, 1, len, stderr);
+}
+
+void vw_log_write(enum vw_log_level level, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	log_v(level, fmt, ap);
+	va_end(ap);
+}
+
+void vw_fatal(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	log_v(VW_LOG_ERROR, fmt, ap);
+	va_end(ap);
+	exit(1);
+}

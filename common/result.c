@@ -1,0 +1,294 @@
+#include "result.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "vtime.h"
+
+static const char *const kind_names[VW_KIND_COUNT] = {
+	"stream", "network", "recording", "coverage", "assessment", "buffer",
+};
+static const char *const status_names[VW_STATUS_COUNT] = {"ok", "degraded", "down"};
+static const char *const fault_names[VW_FAULT_COUNT] = {
+	[VW_FAULT_UNREACHABLE] = "unreachable",
+	[VW_FAULT_AUTH_FAILED] = "auth_failed",
+	[VW_FAULT_NO_VIDEO] = "no_video",
+	[VW_FAULT_TIMEOUT] = "timeout",
+	[VW_FAULT_PROTOCOL] = "protocol_error",
+	[VW_FAULT_BUFFER_OVERFLOW] = "buffer_overflow",
+};
+/* Units are in the name, so a number never needs a separate unit field. */
+static const char *const metric_names[VW_M_COUNT] = {
+	[VW_M_WIDTH] = "width",
+	[VW_M_HEIGHT] = "height",
+	[VW_M_FPS] = "fps",
+	[VW_M_BITRATE_KBPS] = "bitrate_kbps",
+	[VW_M_FIRST_KEYFRAME_MS] = "first_keyframe_ms",
+	[VW_M_OPEN_MS] = "open_ms",
+	[VW_M_CHECK_MS] = "check_ms",
+	[VW_M_DROPPED_COUNT] = "dropped_count",
+	[VW_M_DROPPED_FIRST_SEQ] = "dropped_first_seq",
+	[VW_M_DROPPED_LAST_SEQ] = "dropped_last_seq",
+	/* cumulative: survives the loss of an earlier overflow row to a later overflow */
+	[VW_M_DROPPED_TOTAL] = "dropped_total",
+};
+
+const char *vw_kind_name(enum vw_kind k) { return k < VW_KIND_COUNT ? kind_names[k] : "?"; }
+const char *vw_status_name(enum vw_status s)
+{
+	return s < VW_STATUS_COUNT ? status_names[s] : "?";
+}
+const char *vw_fault_name(enum vw_fault f) { return f < VW_FAULT_COUNT ? fault_names[f] : "?"; }
+const char *vw_metric_name(enum vw_metric_id m)
+{
+	return m < VW_M_COUNT ? metric_names[m] : "?";
+}
+
+static int lookup(const char *const *names, int n, const char *s)
+{
+	for (int i = 0; i < n; i++)
+		if (strcmp(names[i], s) == 0)
+			return i;
+	return -1;
+}
+
+int vw_kind_parse(const char *s, enum vw_kind *out)
+{
+	int i = lookup(kind_names, VW_KIND_COUNT, s);
+	if (i < 0)
+		return -EINVAL;
+	*out = (enum vw_kind)i;
+	return 0;
+}
+
+int vw_status_parse(const char *s, enum vw_status *out)
+{
+	int i = lookup(status_names, VW_STATUS_COUNT, s);
+	if (i < 0)
+		return -EINVAL;
+	*out = (enum vw_status)i;
+	return 0;
+}
+
+int vw_code_valid(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n >= VW_NAME_MAX || s[0] < 'a' || s[0] > 'z')
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
+			return 0;
+	}
+	return 1;
+}
+
+void vw_result_init(struct vw_result *r, enum vw_kind kind, const char *target)
+{
+	memset(r, 0, sizeof(*r));
+	r->kind = kind;
+	r->status = VW_STATUS_OK;
+	r->ts_ms = vw_now_ms();
+	r->mono_ms = vw_mono_ms();
+	snprintf(r->target, sizeof(r->target), "%s", target);
+}
+
+static void add_fault_str(struct vw_result *r, const char *code)
+{
+	if (vw_result_has_fault(r, code) || r->nfaults >= VW_MAX_FAULTS)
+		return;
+	snprintf(r->faults[r->nfaults++], VW_NAME_MAX, "%s", code);
+}
+
+void vw_result_add_fault(struct vw_result *r, enum vw_fault f) { add_fault_str(r, vw_fault_name(f)); }
+
+int vw_result_has_fault(const struct vw_result *r, const char *code)
+{
+	for (unsigned i = 0; i < r->nfaults; i++)
+		if (strcmp(r->faults[i], code) == 0)
+			return 1;
+	return 0;
+}
+
+static void set_metric_str(struct vw_result *r, const char *name, double value)
+{
+	for (unsigned i = 0; i < r->nmetrics; i++) {
+		if (strcmp(r->metrics[i].name, name) == 0) {
+			r->metrics[i].value = value;
+			return;
+		}
+	}
+	if (r->nmetrics >= VW_MAX_METRICS)
+		return;
+	snprintf(r->metrics[r->nmetrics].name, VW_NAME_MAX, "%s", name);
+	r->metrics[r->nmetrics++].value = value;
+}
+
+void vw_result_set_metric(struct vw_result *r, enum vw_metric_id m, double value)
+{
+	set_metric_str(r, vw_metric_name(m), value);
+}
+
+int vw_result_get_metric(const struct vw_result *r, const char *name, double *value)
+{
+	for (unsigned i = 0; i < r->nmetrics; i++) {
+		if (strcmp(r->metrics[i].name, name) == 0) {
+			*value = r->metrics[i].value;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+int vw_result_encode_faults(const struct vw_result *r, struct vw_buf *b)
+{
+	vw_buf_append(b, "[", 1);
+	for (unsigned i = 0; i < r->nfaults; i++) {
+		if (i)
+			vw_buf_append(b, ",", 1);
+		vw_buf_json_str(b, r->faults[i]);
+	}
+	return vw_buf_append(b, "]", 1);
+}
+
+int vw_result_encode_metrics(const struct vw_result *r, struct vw_buf *b)
+{
+	vw_buf_append(b, "{", 1);
+	for (unsigned i = 0; i < r->nmetrics; i++) {
+		if (i)
+			vw_buf_append(b, ",", 1);
+		vw_buf_json_str(b, r->metrics[i].name);
+		double v = r->metrics[i].value;
+		/* %.17g round-trips; integers print without a fraction. */
+		if (v == (double)(int64_t)v && fabs(v) < 9e15)
+			vw_buf_printf(b, ":%lld", (long long)v);
+		else
+			vw_buf_printf(b, ":%.6g", v);
+	}
+	return vw_buf_append(b, "}", 1);
+}
+
+int vw_result_encode(const struct vw_result *r, struct vw_buf *b)
+{
+	char ts[VW_ISO_LEN];
+	vw_time_iso(r->ts_ms, ts);
+	vw_buf_printf(b, "{\"seq\":%lld,\"ts\":\"%s\",\"mono_ms\":%lld,\"kind\":\"%s\",\"target\":",
+		      (long long)r->seq, ts, (long long)r->mono_ms, vw_kind_name(r->kind));
+	vw_buf_json_str(b, r->target);
+	vw_buf_printf(b, ",\"status\":\"%s\"", vw_status_name(r->status));
+	if (r->session[0]) {
+		vw_buf_puts(b, ",\"session\":");
+		vw_buf_json_str(b, r->session);
+	}
+	if (r->codec[0]) {
+		vw_buf_puts(b, ",\"codec\":");
+		vw_buf_json_str(b, r->codec);
+	}
+	vw_buf_puts(b, ",\"faults\":");
+	vw_result_encode_faults(r, b);
+	vw_buf_puts(b, ",\"metrics\":");
+	vw_result_encode_metrics(r, b);
+	return vw_buf_append(b, "}", 1);
+}
+
+static int fail(char *err, size_t errlen, const char *field, const char *why)
+{
+	snprintf(err, errlen, "field '%s': %s", field, why);
+	return -EINVAL;
+}
+
+static int get_name(const cJSON *obj, const char *field, char *out, size_t outlen, int required,
+		    char *err, size_t errlen)
+{
+	const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, field);
+	if (!it) {
+		if (required)
+			return fail(err, errlen, field, "missing");
+		out[0] = '\0';
+		return 0;
+	}
+	if (!cJSON_IsString(it))
+		return fail(err, errlen, field, "not a string");
+	size_t n = strlen(it->valuestring);
+	if (n >= outlen)
+		return fail(err, errlen, field, "too long");
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)it->valuestring[i] < 0x20)
+			return fail(err, errlen, field, "control character");
+	memcpy(out, it->valuestring, n + 1);
+	return 0;
+}
+
+int vw_result_decode(const cJSON *obj, struct vw_result *r, char *err, size_t errlen)
+{
+	char tmp[VW_NAME_MAX];
+	memset(r, 0, sizeof(*r));
+	if (!cJSON_IsObject(obj))
+		return fail(err, errlen, "result", "not an object");
+
+	const cJSON *seq = cJSON_GetObjectItemCaseSensitive(obj, "seq");
+	if (!cJSON_IsNumber(seq) || seq->valuedouble < 1 || seq->valuedouble > 9007199254740991.0 ||
+	    seq->valuedouble != (double)(int64_t)seq->valuedouble)
+		return fail(err, errlen, "seq", "must be an integer >= 1");
+	r->seq = (int64_t)seq->valuedouble;
+
+	const cJSON *ts = cJSON_GetObjectItemCaseSensitive(obj, "ts");
+	if (!cJSON_IsString(ts) || vw_time_parse_iso(ts->valuestring, &r->ts_ms) != 0)
+		return fail(err, errlen, "ts", "must be an ISO 8601 UTC time");
+	const cJSON *mono = cJSON_GetObjectItemCaseSensitive(obj, "mono_ms");
+	if (mono) {
+		if (!cJSON_IsNumber(mono))
+			return fail(err, errlen, "mono_ms", "not a number");
+		r->mono_ms = (int64_t)mono->valuedouble;
+	}
+
+	if (get_name(obj, "kind", tmp, sizeof(tmp), 1, err, errlen))
+		return -EINVAL;
+	if (vw_kind_parse(tmp, &r->kind))
+		return fail(err, errlen, "kind", "unknown kind");
+	if (get_name(obj, "status", tmp, sizeof(tmp), 1, err, errlen))
+		return -EINVAL;
+	if (vw_status_parse(tmp, &r->status))
+		return fail(err, errlen, "status", "must be ok, degraded or down");
+	if (get_name(obj, "target", r->target, sizeof(r->target), 1, err, errlen) ||
+	    get_name(obj, "session", r->session, sizeof(r->session), 0, err, errlen) ||
+	    get_name(obj, "codec", r->codec, sizeof(r->codec), 0, err, errlen))
+		return -EINVAL;
+	if (!r->target[0])
+		return fail(err, errlen, "target", "empty");
+
+	const cJSON *faults = cJSON_GetObjectItemCaseSensitive(obj, "faults");
+	if (faults) {
+		if (!cJSON_IsArray(faults))
+			return fail(err, errlen, "faults", "not an array");
+		const cJSON *f;
+		cJSON_ArrayForEach(f, faults)
+		{
+			if (!cJSON_IsString(f) || !vw_code_valid(f->valuestring))
+				return fail(err, errlen, "faults", "each code must match [a-z][a-z0-9_]*");
+			if (r->nfaults >= VW_MAX_FAULTS)
+				return fail(err, errlen, "faults", "too many");
+			add_fault_str(r, f->valuestring);
+		}
+	}
+	const cJSON *metrics = cJSON_GetObjectItemCaseSensitive(obj, "metrics");
+	if (metrics) {
+		if (!cJSON_IsObject(metrics))
+			return fail(err, errlen, "metrics", "not an object");
+		const cJSON *m;
+		cJSON_ArrayForEach(m, metrics)
+		{
+			if (!m->string || !vw_code_valid(m->string))
+				return fail(err, errlen, "metrics", "names must match [a-z][a-z0-9_]*");
+			if (!cJSON_IsNumber(m) || !isfinite(m->valuedouble))
+				return fail(err, errlen, "metrics", "values must be finite numbers");
+			if (r->nmetrics >= VW_MAX_METRICS)
+				return fail(err, errlen, "metrics", "too many");
+			set_metric_str(r, m->string, m->valuedouble);
+		}
+	}
+	return 0;
+}

@@ -1,0 +1,93 @@
+/* result: the report schema shared by agent and server — one check's outcome as a row.
+ * Fault codes and metric names live in the tables in result.c (one per kind), never as
+ * scattered literals. Plain data: no allocation, any thread. */
+#ifndef VW_RESULT_H
+#define VW_RESULT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+#define VW_NAME_MAX 64   /* target, session, fault and metric names */
+#define VW_MAX_FAULTS 16
+#define VW_MAX_METRICS 32
+
+enum vw_kind { VW_KIND_STREAM, VW_KIND_NETWORK, VW_KIND_RECORDING, VW_KIND_COVERAGE,
+	       VW_KIND_ASSESSMENT, VW_KIND_BUFFER, VW_KIND_COUNT };
+enum vw_status { VW_STATUS_OK, VW_STATUS_DEGRADED, VW_STATUS_DOWN, VW_STATUS_COUNT };
+
+/* Fault codes the agent emits. The server accepts any well-formed code (so an older
+ * server keeps a newer agent's data) but these are the ones with a meaning today. */
+enum vw_fault {
+	VW_FAULT_UNREACHABLE,     /* refused, no route, DNS failure */
+	VW_FAULT_AUTH_FAILED,     /* 401 from the camera */
+	VW_FAULT_NO_VIDEO,        /* connected, but no video stream or no video frames */
+	VW_FAULT_TIMEOUT,         /* no answer within the check's deadline */
+	VW_FAULT_PROTOCOL,        /* answered, but not in a way we can use (garbage, bad SDP) */
+	VW_FAULT_BUFFER_OVERFLOW, /* outbox bound reached: oldest unsent rows dropped */
+	VW_FAULT_COUNT
+};
+
+enum vw_metric_id {
+	VW_M_WIDTH,
+	VW_M_HEIGHT,
+	VW_M_FPS,
+	VW_M_BITRATE_KBPS,
+	VW_M_FIRST_KEYFRAME_MS,
+	VW_M_OPEN_MS,
+	VW_M_CHECK_MS,
+	VW_M_DROPPED_COUNT,
+	VW_M_DROPPED_FIRST_SEQ,
+	VW_M_DROPPED_LAST_SEQ,
+	VW_M_DROPPED_TOTAL,
+	VW_M_COUNT
+};
+
+struct vw_metric {
+	char name[VW_NAME_MAX];
+	double value;
+};
+
+struct vw_result {
+	int64_t seq;     /* monotonic per agent, never reused; 0 until the outbox assigns it */
+	int64_t ts_ms;   /* wall-clock time of the check (UTC ms), not of the upload */
+	int64_t mono_ms; /* monotonic time of the check, for ordering across clock steps */
+	enum vw_kind kind;
+	enum vw_status status;
+	char target[VW_NAME_MAX];
+	char session[VW_NAME_MAX]; /* exam session id, "" outside sessions */
+	char codec[16];            /* stream kind only, "" otherwise */
+	unsigned nfaults;
+	char faults[VW_MAX_FAULTS][VW_NAME_MAX];
+	unsigned nmetrics;
+	struct vw_metric metrics[VW_MAX_METRICS];
+};
+
+const char *vw_kind_name(enum vw_kind k);
+const char *vw_status_name(enum vw_status s);
+const char *vw_fault_name(enum vw_fault f);
+const char *vw_metric_name(enum vw_metric_id m);
+int vw_kind_parse(const char *s, enum vw_kind *out);
+int vw_status_parse(const char *s, enum vw_status *out);
+/* A fault code or metric name: [a-z0-9_], 1..63 characters, starting with a letter. */
+int vw_code_valid(const char *s);
+
+void vw_result_init(struct vw_result *r, enum vw_kind kind, const char *target);
+void vw_result_add_fault(struct vw_result *r, enum vw_fault f);
+int vw_result_has_fault(const struct vw_result *r, const char *code);
+void vw_result_set_metric(struct vw_result *r, enum vw_metric_id m, double value);
+/* Returns 1 and stores the value when the metric is present. */
+int vw_result_get_metric(const struct vw_result *r, const char *name, double *value);
+
+/* Appends the result as one JSON object (no newline). */
+int vw_result_encode(const struct vw_result *r, struct vw_buf *b);
+/* Encodes just the "faults" array / "metrics" object (the server stores them as text). */
+int vw_result_encode_faults(const struct vw_result *r, struct vw_buf *b);
+int vw_result_encode_metrics(const struct vw_result *r, struct vw_buf *b);
+/* Decodes one JSON object (a cJSON item). On error returns -EINVAL and writes which field
+ * is wrong into err. */
+struct cJSON;
+int vw_result_decode(const struct cJSON *obj, struct vw_result *r, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,191 @@
+/* The outbox: seq order, ack releases rows, rows and seqs survive a reopen, the bound is
+ * counted, never silent. Real SQLite files in a temporary directory. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "outbox.h"
+
+static char dir[64];
+static char path[128];
+
+static int setup(void **state)
+{
+	(void)state;
+	snprintf(dir, sizeof(dir), "/tmp/vw-outbox-XXXXXX");
+	if (!mkdtemp(dir))
+		return -1;
+	snprintf(path, sizeof(path), "%s/outbox.db", dir);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	char cmd[160];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static struct outbox *open_ob(long long max)
+{
+	struct outbox *ob = NULL;
+	char err[256];
+	int rc = outbox_open(path, max, &ob, err, sizeof(err));
+	if (rc)
+		fail_msg("outbox_open: %s", err);
+	return ob;
+}
+
+static void append_n(struct outbox *ob, int n, const char *target)
+{
+	struct vw_result *rs = calloc((size_t)n, sizeof(*rs));
+	for (int i = 0; i < n; i++)
+		vw_result_init(&rs[i], VW_KIND_STREAM, target);
+	assert_int_equal(outbox_append(ob, rs, (size_t)n), 0);
+	for (int i = 1; i < n; i++)
+		assert_int_equal(rs[i].seq, rs[i - 1].seq + 1);
+	free(rs);
+}
+
+/* Peeks a batch and returns the seqs it holds, parsed back out of the JSON. */
+static size_t peek_seqs(struct outbox *ob, int64_t after, size_t max, int64_t *seqs)
+{
+	struct vw_buf b;
+	vw_buf_init(&b, 0);
+	size_t count;
+	int64_t last;
+	assert_int_equal(outbox_peek(ob, after, max, &b, &count, &last), 0);
+	cJSON *arr = cJSON_Parse(vw_buf_cstr(&b));
+	assert_non_null(arr);
+	assert_int_equal((size_t)cJSON_GetArraySize(arr), count);
+	size_t i = 0;
+	const cJSON *it;
+	cJSON_ArrayForEach(it, arr) seqs[i++] =
+	    (int64_t)cJSON_GetObjectItem(it, "seq")->valuedouble;
+	if (count)
+		assert_int_equal(seqs[count - 1], last);
+	cJSON_Delete(arr);
+	vw_buf_free(&b);
+	return count;
+}
+
+static void batches_come_in_seq_order_and_ack_releases(void **state)
+{
+	(void)state;
+	struct outbox *ob = open_ob(64 << 20);
+	append_n(ob, 5, "a");
+	append_n(ob, 5, "b");
+	int64_t seqs[16];
+	assert_int_equal(peek_seqs(ob, 0, 4, seqs), 4);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(seqs[i], i + 1);
+	assert_int_equal(peek_seqs(ob, 4, 100, seqs), 6);
+	assert_int_equal(seqs[0], 5);
+	assert_int_equal(outbox_ack(ob, 7), 0);
+	assert_int_equal(outbox_pending(ob), 3);
+	assert_int_equal(peek_seqs(ob, 0, 100, seqs), 3);
+	assert_int_equal(seqs[0], 8);
+	outbox_close(&ob);
+	assert_null(ob);
+}
+
+static void rows_and_seq_survive_reopen(void **state)
+{
+	(void)state;
+	struct outbox *ob = open_ob(64 << 20);
+	append_n(ob, 3, "a");
+	assert_int_equal(outbox_ack(ob, 3), 0); /* all acked: the table is empty */
+	append_n(ob, 2, "a");                   /* seqs 4, 5 */
+	outbox_close(&ob);
+
+	ob = open_ob(64 << 20);
+	assert_int_equal(outbox_pending(ob), 2);
+	assert_int_equal(outbox_next_seq(ob), 6);
+	assert_int_equal(outbox_ack(ob, 5), 0);
+	outbox_close(&ob);
+
+	/* An empty outbox must still never hand out a used seq. */
+	ob = open_ob(64 << 20);
+	assert_int_equal(outbox_pending(ob), 0);
+	assert_int_equal(outbox_next_seq(ob), 6);
+	struct vw_result r;
+	vw_result_init(&r, VW_KIND_STREAM, "a");
+	assert_int_equal(outbox_append(ob, &r, 1), 0);
+	assert_int_equal(r.seq, 6);
+	outbox_close(&ob);
+}
+
+static void overflow_drops_oldest_and_says_so(void **state)
+{
+	(void)state;
+	struct outbox *ob = open_ob(1 << 20); /* 1 MiB: about 4,000 rows */
+	for (int i = 0; i < 300; i++)
+		append_n(ob, 50, "camera-with-a-long-enough-name");
+	assert_true(outbox_bytes(ob) <= (1 << 20));
+	assert_true(outbox_dropped_total(ob) > 0);
+	int64_t *seqs = calloc(20000, sizeof(*seqs));
+	size_t n = peek_seqs(ob, 0, 20000, seqs);
+	/* Every row that is gone is counted; the newest overflow row carries the total even
+	 * when older overflow rows were themselves dropped. */
+	struct vw_buf b;
+	vw_buf_init(&b, 0);
+	size_t count;
+	int64_t last;
+	assert_int_equal(outbox_peek(ob, 0, 20000, &b, &count, &last), 0);
+	cJSON *arr = cJSON_Parse(vw_buf_cstr(&b));
+	int64_t reported = 0, newest_total = 0;
+	const cJSON *it;
+	cJSON_ArrayForEach(it, arr)
+	{
+		if (strcmp(cJSON_GetObjectItem(it, "kind")->valuestring, "buffer") != 0)
+			continue;
+		assert_string_equal(cJSON_GetArrayItem(cJSON_GetObjectItem(it, "faults"), 0)->valuestring,
+				    "buffer_overflow");
+		const cJSON *m = cJSON_GetObjectItem(it, "metrics");
+		reported += (int64_t)cJSON_GetObjectItem(m, "dropped_count")->valuedouble;
+		newest_total = (int64_t)cJSON_GetObjectItem(m, "dropped_total")->valuedouble;
+	}
+	int64_t produced = outbox_next_seq(ob) - 1;
+	assert_true(reported > 0);
+	assert_true(reported <= outbox_dropped_total(ob));
+	assert_int_equal(newest_total, outbox_dropped_total(ob));
+	assert_int_equal((int64_t)n + outbox_dropped_total(ob), produced);
+	cJSON_Delete(arr);
+	vw_buf_free(&b);
+	free(seqs);
+	outbox_close(&ob);
+}
+
+static void rows_in_flight_are_not_dropped(void **state)
+{
+	(void)state;
+	struct outbox *ob = open_ob(1 << 20);
+	append_n(ob, 100, "a");
+	outbox_set_in_flight(ob, 100);
+	for (int i = 0; i < 300; i++)
+		append_n(ob, 50, "camera-with-a-long-enough-name");
+	assert_true(outbox_dropped_total(ob) > 0);
+	int64_t seqs[4];
+	assert_int_equal(peek_seqs(ob, 0, 1, seqs), 1);
+	assert_int_equal(seqs[0], 1);
+	outbox_close(&ob);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(batches_come_in_seq_order_and_ack_releases, setup, teardown),
+		cmocka_unit_test_setup_teardown(rows_and_seq_survive_reopen, setup, teardown),
+		cmocka_unit_test_setup_teardown(overflow_drops_oldest_and_says_so, setup, teardown),
+		cmocka_unit_test_setup_teardown(rows_in_flight_are_not_dropped, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

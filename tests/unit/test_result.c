@@ -1,0 +1,111 @@
+/* The report schema: what the agent encodes, the server decodes to the same row. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "result.h"
+#include "vtime.h"
+
+static void encode_then_decode_round_trips(void **state)
+{
+	(void)state;
+	struct vw_result r, back;
+	vw_result_init(&r, VW_KIND_STREAM, "hall-1 \"front\\\"");
+	r.seq = 42;
+	r.ts_ms = 1764184278123;
+	r.status = VW_STATUS_DOWN;
+	snprintf(r.codec, sizeof(r.codec), "h264");
+	vw_result_add_fault(&r, VW_FAULT_UNREACHABLE);
+	vw_result_add_fault(&r, VW_FAULT_UNREACHABLE); /* a fault is listed once */
+	vw_result_set_metric(&r, VW_M_FPS, 24.5);
+	vw_result_set_metric(&r, VW_M_WIDTH, 1280);
+
+	struct vw_buf b;
+	vw_buf_init(&b, 0);
+	assert_int_equal(vw_result_encode(&r, &b), 0);
+	const char *json = vw_buf_cstr(&b);
+	assert_non_null(strstr(json, "\"ts\":\"2025-11-26T19:11:18.123Z\""));
+	assert_non_null(strstr(json, "\"faults\":[\"unreachable\"]"));
+	assert_non_null(strstr(json, "\"width\":1280"));
+	assert_non_null(strstr(json, "\\\"front\\\\\\\""));
+
+	cJSON *doc = cJSON_Parse(json);
+	assert_non_null(doc);
+	char err[128];
+	assert_int_equal(vw_result_decode(doc, &back, err, sizeof(err)), 0);
+	assert_int_equal(back.seq, 42);
+	assert_int_equal(back.ts_ms, r.ts_ms);
+	assert_int_equal(back.kind, VW_KIND_STREAM);
+	assert_int_equal(back.status, VW_STATUS_DOWN);
+	assert_string_equal(back.target, r.target);
+	assert_string_equal(back.codec, "h264");
+	assert_int_equal(back.nfaults, 1);
+	double v;
+	assert_true(vw_result_get_metric(&back, "fps", &v));
+	assert_true(v > 24.49 && v < 24.51);
+	cJSON_Delete(doc);
+	vw_buf_free(&b);
+}
+
+static void decode_names_the_bad_field(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *json, *expect;
+	} cases[] = {
+		{"[]", "field 'result'"},
+		{"{\"ts\":\"2026-01-01T00:00:00Z\",\"kind\":\"stream\",\"target\":\"a\",\"status\":\"ok\"}", "field 'seq'"},
+		{"{\"seq\":0,\"ts\":\"2026-01-01T00:00:00Z\",\"kind\":\"stream\",\"target\":\"a\",\"status\":\"ok\"}", "field 'seq'"},
+		{"{\"seq\":1.5,\"ts\":\"2026-01-01T00:00:00Z\",\"kind\":\"stream\",\"target\":\"a\",\"status\":\"ok\"}", "field 'seq'"},
+		{"{\"seq\":1,\"ts\":\"yesterday\",\"kind\":\"stream\",\"target\":\"a\",\"status\":\"ok\"}", "field 'ts'"},
+		{"{\"seq\":1,\"ts\":\"2026-02-31T00:00:00Z\",\"kind\":\"stream\",\"target\":\"a\",\"status\":\"ok\"}", "field 'ts'"},
+		{"{\"seq\":1,\"ts\":\"2026-01-01T00:00:00Z\",\"kind\":\"camera\",\"target\":\"a\",\"status\":\"ok\"}", "field 'kind'"},
+		{"{\"seq\":1,\"ts\":\"2026-01-01T00:00:00Z\",\"kind\":\"stream\",\"target\":\"a\",\"status\":\"fine\"}", "field 'status'"},
+		{"{\"seq\":1,\"ts\":\"2026-01-01T00:00:00Z\",\"kind\":\"stream\",\"status\":\"ok\"}", "field 'target'"},
+		{"{\"seq\":1,\"ts\":\"2026-01-01T00:00:00Z\",\"kind\":\"stream\",\"target\":\"a\",\"status\":\"ok\",\"faults\":[\"Bad Code\"]}", "field 'faults'"},
+		{"{\"seq\":1,\"ts\":\"2026-01-01T00:00:00Z\",\"kind\":\"stream\",\"target\":\"a\",\"status\":\"ok\",\"metrics\":{\"fps\":\"25\"}}", "field 'metrics'"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		cJSON *doc = cJSON_Parse(cases[i].json);
+		assert_non_null(doc);
+		struct vw_result r;
+		char err[128] = "";
+		int rc = vw_result_decode(doc, &r, err, sizeof(err));
+		if (rc == 0 || !strstr(err, cases[i].expect))
+			fail_msg("case %zu: rc=%d err=\"%s\", expected \"%s\"", i, rc, err,
+				 cases[i].expect);
+		cJSON_Delete(doc);
+	}
+}
+
+static void iso_time_round_trips_and_rejects_junk(void **state)
+{
+	(void)state;
+	char s[VW_ISO_LEN];
+	int64_t ms;
+	vw_time_iso(0, s);
+	assert_string_equal(s, "1970-01-01T00:00:00.000Z");
+	assert_int_equal(vw_time_parse_iso("2026-11-26T19:11:18.5Z", &ms), 0);
+	vw_time_iso(ms, s);
+	assert_string_equal(s, "2026-11-26T19:11:18.500Z");
+	assert_int_equal(vw_time_parse_iso("2026-11-26T19:11:18+00:00", &ms), 0);
+	assert_true(vw_time_parse_iso("2026-11-26T19:11:18", &ms) < 0);
+	assert_true(vw_time_parse_iso("2026-11-26T19:11:18+08:00", &ms) < 0);
+	assert_true(vw_time_parse_iso("2026-13-01T00:00:00Z", &ms) < 0);
+	assert_true(vw_time_parse_iso("", &ms) < 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(encode_then_decode_round_trips),
+		cmocka_unit_test(decode_names_the_bad_field),
+		cmocka_unit_test(iso_time_round_trips_and_rejects_junk),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
