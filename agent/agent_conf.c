@@ -36,6 +36,14 @@ static const struct vw_conf_key collector_keys[] = {
 	 NULL, "deadline of one upload request"},
 	{"batch_max", VW_CONF_INT, KEY(collector_section, batch_max), "500", 0, 1, 100000, NULL,
 	 "results per upload request"},
+	{"batch_max_bytes", VW_CONF_SIZE, KEY(collector_section, batch_max_bytes), "1MiB", 0,
+	 4096, 64 << 20, NULL, "uncompressed bytes per upload request (at least one result)"},
+	{"retry_max", VW_CONF_DURATION, KEY(collector_section, retry_max_ms), "60s", 0, 1000,
+	 3600000, NULL, "longest wait between upload retries (exponential backoff, full jitter)"},
+	/* The collector's Date header has 1 s resolution; 5 s is well above that noise and
+	 * well below what would misplace a check in an exam session. */
+	{"max_clock_skew", VW_CONF_DURATION, KEY(collector_section, max_clock_skew_ms), "5s", 0,
+	 2000, 3600000, NULL, "clock difference to the collector reported as clock_skew"},
 	{"outbox_max", VW_CONF_SIZE, KEY(collector_section, outbox_max), "256MiB", 0, 1 << 20,
 	 1LL << 40, NULL, "disk the unsent results may use before the oldest are dropped (counted)"},
 };

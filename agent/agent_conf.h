@@ -26,6 +26,9 @@ struct collector_section {
 	char *key;
 	long timeout_ms;
 	long batch_max;         /* results per upload */
+	long long batch_max_bytes;
+	long retry_max_ms;      /* backoff cap */
+	long max_clock_skew_ms;
 	long long outbox_max;   /* bytes the outbox may hold before dropping the oldest */
 	int line;
 };

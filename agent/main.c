@@ -18,6 +18,7 @@
 #include "outbox.h"
 #include "probe_stream.h"
 #include "scheduler.h"
+#include "status.h"
 #include "uplink.h"
 
 struct agent {
@@ -26,7 +27,7 @@ struct agent {
 	struct outbox *ob;
 	struct uplink *up;
 	struct scheduler *sched;
-	uv_signal_t sigint, sigterm;
+	uv_signal_t sigint, sigterm, sighup;
 	int pending_closes;
 	int stopping;
 	int lock_fd;
@@ -38,12 +39,17 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: venuewatch-agent -c FILE [--check-config | --once]\n"
+		"       venuewatch-agent -c FILE status\n"
 		"       venuewatch-agent --help-config\n"
 		"\n"
 		"  -c, --config FILE   agent configuration (INI)\n"
 		"      --check-config  validate the configuration and exit (errors as file:line)\n"
 		"      --once          check every camera once, print JSON lines, do not upload\n"
 		"      --help-config   print every option with its default and meaning\n"
+		"  status              print this venue's current health from the local database\n"
+		"\n"
+		"Signals: SIGTERM/SIGINT stop (running checks finish and are committed first);\n"
+		"SIGHUP retries the upload now, also after the collector refused this agent.\n"
 		"  -h, --help          this text\n");
 }
 
@@ -68,9 +74,10 @@ static void agent_stop(struct agent *a)
 		a->pending_closes++;
 		uplink_stop(a->up, on_closed, a);
 	}
-	a->pending_closes += 2;
+	a->pending_closes += 3;
 	uv_close((uv_handle_t *)&a->sigint, on_signal_closed);
 	uv_close((uv_handle_t *)&a->sigterm, on_signal_closed);
+	uv_close((uv_handle_t *)&a->sighup, on_signal_closed);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -78,6 +85,15 @@ static void on_signal(uv_signal_t *h, int signum)
 	struct agent *a = h->data;
 	log_info("event=signal signal=%d", signum);
 	agent_stop(a);
+}
+
+static void on_sighup(uv_signal_t *h, int signum)
+{
+	struct agent *a = h->data;
+	(void)signum;
+	log_info("event=signal signal=SIGHUP action=retry_upload");
+	if (a->up)
+		uplink_resume(a->up);
 }
 
 static void on_results(void *arg, struct vw_result *results, size_t n)
@@ -154,6 +170,11 @@ int main(int argc, char **argv)
 		default: usage(stderr); return 2;
 		}
 	}
+	int status_cmd = 0;
+	if (optind < argc && strcmp(argv[optind], "status") == 0) {
+		status_cmd = 1;
+		optind++;
+	}
 	if (!path || optind != argc) {
 		usage(stderr);
 		return 2;
@@ -166,6 +187,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s: %d error%s\n", path, errs.count, errs.count == 1 ? "" : "s");
 		agent_conf_free(&a.cfg);
 		return 1;
+	}
+	if (status_cmd) {
+		int rc = status_print(&a.cfg, stdout);
+		agent_conf_free(&a.cfg);
+		return rc ? 1 : 0;
 	}
 	if (check_only) {
 		printf("%s: ok (%zu rooms, %zu cameras)\n", path, a.cfg.rooms.n, a.cfg.cameras.n);
@@ -201,7 +227,9 @@ int main(int argc, char **argv)
 	}
 	uv_signal_init(&a.loop, &a.sigint);
 	uv_signal_init(&a.loop, &a.sigterm);
-	a.sigint.data = a.sigterm.data = &a;
+	uv_signal_init(&a.loop, &a.sighup);
+	a.sigint.data = a.sigterm.data = a.sighup.data = &a;
+	uv_signal_start(&a.sighup, on_sighup, SIGHUP);
 	uv_signal_start(&a.sigint, on_signal, SIGINT);
 	uv_signal_start(&a.sigterm, on_signal, SIGTERM);
 

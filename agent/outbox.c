@@ -1,23 +1,32 @@
 #include "outbox.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
+#include "vtime.h"
 
 #define OUTBOX_SCHEMA_VERSION 1
+/* Space given back when the disk is full, so the delete that makes room can itself be
+ * written (SQLite needs WAL space to delete). 4 MiB holds thousands of pages. */
+#define OUTBOX_BALLAST_BYTES (4 << 20)
 
 struct outbox {
 	sqlite3 *db;
-	sqlite3_stmt *insert, *peek, *ack, *set_meta, *oldest;
+	sqlite3_stmt *insert, *peek, *ack, *set_meta, *oldest, *latest;
 	int64_t next_seq;  /* persisted in meta in every append transaction */
 	int64_t bytes;     /* sum of stored body lengths */
 	int64_t max_bytes;
 	int64_t in_flight; /* highest seq of the batch being uploaded */
 	int64_t dropped_total;
+	int64_t unstored;  /* results refused by a full disk, not yet reported */
+	char ballast[4096];
+	int have_ballast;
 	struct vw_buf enc;
 };
 
@@ -25,6 +34,10 @@ static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS outbox(seq INTEGER PRIMARY KEY, ts_ms INTEGER NOT NULL,"
     " body TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS latest(kind TEXT NOT NULL, target TEXT NOT NULL,"
+    " seq INTEGER NOT NULL, body TEXT NOT NULL, PRIMARY KEY(kind, target));"
+    "CREATE TABLE IF NOT EXISTS status(key TEXT PRIMARY KEY, value TEXT NOT NULL,"
+    " ts_ms INTEGER NOT NULL);"
     "INSERT OR IGNORE INTO meta VALUES('next_seq', 1);"
     "INSERT OR IGNORE INTO meta VALUES('dropped_total', 0);";
 
@@ -56,6 +69,30 @@ static int64_t query_int(struct outbox *ob, const char *sql)
 		v = sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
 	return v;
+}
+
+/* Best effort: with no ballast a full disk is still handled, only with less room. */
+static void ballast_make(struct outbox *ob)
+{
+	if (ob->have_ballast)
+		return;
+	int fd = open(ob->ballast, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return;
+	if (posix_fallocate(fd, 0, OUTBOX_BALLAST_BYTES) == 0)
+		ob->have_ballast = 1;
+	close(fd);
+	if (!ob->have_ballast)
+		unlink(ob->ballast); /* a partial ballast would only hide how full the disk is */
+}
+
+static void ballast_release(struct outbox *ob)
+{
+	if (!ob->have_ballast)
+		return;
+	unlink(ob->ballast);
+	ob->have_ballast = 0;
+	log_warn("event=disk_full action=ballast_released path=%s", ob->ballast);
 }
 
 int outbox_open(const char *path, long long max_bytes, struct outbox **out, char *err,
@@ -101,7 +138,9 @@ int outbox_open(const char *path, long long max_bytes, struct outbox **out, char
 			       &ob->set_meta, NULL) ||
 	    sqlite3_prepare_v2(ob->db,
 			       "SELECT seq, length(body) FROM outbox WHERE seq > ? ORDER BY seq", -1,
-			       &ob->oldest, NULL)) {
+			       &ob->oldest, NULL) ||
+	    sqlite3_prepare_v2(ob->db, "INSERT OR REPLACE INTO latest VALUES(?,?,?,?)", -1,
+			       &ob->latest, NULL)) {
 		snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(ob->db));
 		goto fail;
 	}
@@ -112,6 +151,8 @@ int outbox_open(const char *path, long long max_bytes, struct outbox **out, char
 	if (ob->next_seq <= max_seq)
 		ob->next_seq = max_seq + 1;
 	ob->bytes = query_int(ob, "SELECT coalesce(sum(length(body)), 0) FROM outbox");
+	snprintf(ob->ballast, sizeof(ob->ballast), "%s.ballast", path);
+	ballast_make(ob);
 	*out = ob;
 	return 0;
 fail:
@@ -129,6 +170,7 @@ void outbox_close(struct outbox **obp)
 	sqlite3_finalize(ob->ack);
 	sqlite3_finalize(ob->set_meta);
 	sqlite3_finalize(ob->oldest);
+	sqlite3_finalize(ob->latest);
 	sqlite3_close(ob->db);
 	vw_buf_free(&ob->enc);
 	free(ob);
@@ -157,18 +199,26 @@ static int insert_one(struct outbox *ob, struct vw_result *r)
 	sqlite3_reset(ob->insert);
 	if (rc != SQLITE_DONE)
 		return sql_err(ob, "insert");
+	sqlite3_bind_text(ob->latest, 1, vw_kind_name(r->kind), -1, SQLITE_STATIC);
+	sqlite3_bind_text(ob->latest, 2, r->target, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(ob->latest, 3, r->seq);
+	sqlite3_bind_text(ob->latest, 4, ob->enc.data, (int)ob->enc.len, SQLITE_STATIC);
+	rc = sqlite3_step(ob->latest);
+	sqlite3_reset(ob->latest);
+	if (rc != SQLITE_DONE)
+		return sql_err(ob, "latest");
 	ob->next_seq++;
 	ob->bytes += (int64_t)ob->enc.len;
 	return 0;
 }
 
 /* Drops the oldest rows above in_flight until `need` more bytes fit; fills the range. */
-static int drop_oldest(struct outbox *ob, int64_t need, int64_t *count, int64_t *first,
+static int drop_oldest(struct outbox *ob, int64_t target, int64_t *count, int64_t *first,
 		       int64_t *last)
 {
 	*count = 0;
 	*first = *last = 0;
-	int64_t freed = 0, target = ob->bytes + need - ob->max_bytes * 9 / 10;
+	int64_t freed = 0;
 	sqlite3_bind_int64(ob->oldest, 1, ob->in_flight);
 	while (freed < target && sqlite3_step(ob->oldest) == SQLITE_ROW) {
 		int64_t seq = sqlite3_column_int64(ob->oldest, 0);
@@ -195,30 +245,40 @@ static int drop_oldest(struct outbox *ob, int64_t need, int64_t *count, int64_t 
 	return 0;
 }
 
-int outbox_append(struct outbox *ob, struct vw_result *results, size_t n)
+/* One transaction: make room if needed, insert, report drops. disk_full: free a quarter
+ * of what is stored (or what the bound needs, if more) before inserting. */
+static int append_tx(struct outbox *ob, struct vw_result *results, size_t n, int disk_full)
 {
 	int rc;
 	int64_t saved_next = ob->next_seq, saved_bytes = ob->bytes;
 	int64_t dropped = 0, first = 0, last = 0;
 	if ((rc = exec(ob, "BEGIN IMMEDIATE")))
-		return rc;
-	/* ~400 bytes a row: a cheap upper estimate decides whether to make room first. */
-	int64_t need = (int64_t)n * 512;
-	if (ob->bytes + need > ob->max_bytes &&
-	    (rc = drop_oldest(ob, need + 512, &dropped, &first, &last)))
+		return sqlite3_errcode(ob->db) == SQLITE_FULL ? -ENOSPC : rc;
+	/* ~400 bytes a row: a cheap upper estimate decides whether to make room first;
+	 * dropping down to 90% keeps a burst from dropping on every append. */
+	int64_t need = (int64_t)(n + 1) * 512, target = 0;
+	if (ob->bytes + need > ob->max_bytes)
+		target = ob->bytes + need - ob->max_bytes * 9 / 10;
+	if (disk_full && target < ob->bytes / 4)
+		target = ob->bytes / 4 > need ? ob->bytes / 4 : need;
+	if (target > 0 && (rc = drop_oldest(ob, target, &dropped, &first, &last)))
 		goto fail;
 	for (size_t i = 0; i < n; i++)
 		if ((rc = insert_one(ob, &results[i])))
 			goto fail;
-	if (dropped) {
+	if (dropped || ob->unstored) {
 		struct vw_result ov;
 		vw_result_init(&ov, VW_KIND_BUFFER, "outbox");
 		ov.status = VW_STATUS_DEGRADED;
 		vw_result_add_fault(&ov, VW_FAULT_BUFFER_OVERFLOW);
 		vw_result_set_metric(&ov, VW_M_DROPPED_COUNT, (double)dropped);
-		vw_result_set_metric(&ov, VW_M_DROPPED_FIRST_SEQ, (double)first);
-		vw_result_set_metric(&ov, VW_M_DROPPED_LAST_SEQ, (double)last);
+		if (dropped) {
+			vw_result_set_metric(&ov, VW_M_DROPPED_FIRST_SEQ, (double)first);
+			vw_result_set_metric(&ov, VW_M_DROPPED_LAST_SEQ, (double)last);
+		}
 		vw_result_set_metric(&ov, VW_M_DROPPED_TOTAL, (double)(ob->dropped_total + dropped));
+		if (ob->unstored)
+			vw_result_set_metric(&ov, VW_M_UNSTORED_COUNT, (double)ob->unstored);
 		if ((rc = insert_one(ob, &ov)))
 			goto fail;
 		if ((rc = set_meta(ob, "dropped_total", ob->dropped_total + dropped)))
@@ -226,13 +286,18 @@ int outbox_append(struct outbox *ob, struct vw_result *results, size_t n)
 	}
 	if ((rc = set_meta(ob, "next_seq", ob->next_seq)) || (rc = exec(ob, "COMMIT")))
 		goto fail;
-	if (dropped) {
+	if (dropped || ob->unstored) {
 		ob->dropped_total += dropped;
-		log_warn("event=buffer_overflow dropped=%lld first_seq=%lld last_seq=%lld",
-			 (long long)dropped, (long long)first, (long long)last);
+		log_warn("event=buffer_overflow dropped=%lld first_seq=%lld last_seq=%lld "
+			 "unstored=%lld cause=%s",
+			 (long long)dropped, (long long)first, (long long)last,
+			 (long long)ob->unstored, disk_full ? "disk_full" : "bound");
+		ob->unstored = 0;
 	}
 	return 0;
 fail:
+	if (sqlite3_errcode(ob->db) == SQLITE_FULL)
+		rc = -ENOSPC;
 	exec(ob, "ROLLBACK");
 	ob->next_seq = saved_next;
 	ob->bytes = saved_bytes;
@@ -241,9 +306,44 @@ fail:
 	return rc;
 }
 
-int outbox_peek(struct outbox *ob, int64_t after_seq, size_t max_rows, struct vw_buf *b,
-		size_t *count, int64_t *last_seq)
+int outbox_append(struct outbox *ob, struct vw_result *results, size_t n)
 {
+	int rc = append_tx(ob, results, n, 0);
+	if (rc == -ENOSPC) {
+		ballast_release(ob);
+		rc = append_tx(ob, results, n, 1);
+		/* Give the WAL's pages back to the file system now, not at some later checkpoint. */
+		sqlite3_wal_checkpoint_v2(ob->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+	}
+	if (rc) {
+		ob->unstored += (int64_t)n;
+		log_error("event=results_not_stored count=%zu unstored_total=%lld err=%s", n,
+			  (long long)ob->unstored, strerror(-rc));
+		return rc;
+	}
+	if (!ob->have_ballast)
+		ballast_make(ob);
+	return 0;
+}
+
+int outbox_set_status(struct outbox *ob, const char *key, const char *value)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(ob->db, "INSERT OR REPLACE INTO status VALUES(?,?,?)", -1, &st,
+			       NULL) != SQLITE_OK)
+		return sql_err(ob, "status");
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, vw_now_ms());
+	int rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : sql_err(ob, "status");
+}
+
+int outbox_peek(struct outbox *ob, int64_t after_seq, size_t max_rows, size_t max_bytes,
+		struct vw_buf *b, size_t *count, int64_t *last_seq)
+{
+	size_t start = b->len;
 	*count = 0;
 	*last_seq = after_seq;
 	sqlite3_bind_int64(ob->peek, 1, after_seq);
@@ -251,10 +351,14 @@ int outbox_peek(struct outbox *ob, int64_t after_seq, size_t max_rows, struct vw
 	vw_buf_append(b, "[", 1);
 	int rc;
 	while ((rc = sqlite3_step(ob->peek)) == SQLITE_ROW) {
+		size_t len = (size_t)sqlite3_column_bytes(ob->peek, 1);
+		if (*count && b->len - start + len > max_bytes) {
+			rc = SQLITE_DONE;
+			break;
+		}
 		if (*count)
 			vw_buf_append(b, ",", 1);
-		vw_buf_append(b, sqlite3_column_text(ob->peek, 1),
-			      (size_t)sqlite3_column_bytes(ob->peek, 1));
+		vw_buf_append(b, sqlite3_column_text(ob->peek, 1), len);
 		*last_seq = sqlite3_column_int64(ob->peek, 0);
 		(*count)++;
 	}

@@ -22,17 +22,25 @@ void outbox_close(struct outbox **ob);
 
 /* Assigns seqs to results[0..n) (written back into them) and commits them in one
  * transaction. When the bound is exceeded the oldest rows not in flight are dropped and a
- * buffer_overflow result with their count and seq range is appended in the same commit. */
+ * buffer_overflow result with their count and seq range is appended in the same commit.
+ * A full disk is handled the same way: a ballast file is released, the oldest rows
+ * dropped, and the write retried; results that still cannot be stored are counted and
+ * reported (unstored_count) by the next overflow row that can be. Also keeps the latest
+ * result per (kind, target) for the status command. */
 int outbox_append(struct outbox *ob, struct vw_result *results, size_t n);
 
-/* Appends up to max_rows bodies with seq > after_seq (oldest first) to b as a JSON array
- * body "[{..},{..}]"; stores the count and the last seq included. */
-int outbox_peek(struct outbox *ob, int64_t after_seq, size_t max_rows, struct vw_buf *b,
-		size_t *count, int64_t *last_seq);
+/* Appends up to max_rows bodies (and about max_bytes; always at least one row) with
+ * seq > after_seq, oldest first, to b as a JSON array "[{..},{..}]"; stores the count
+ * and the last seq included. */
+int outbox_peek(struct outbox *ob, int64_t after_seq, size_t max_rows, size_t max_bytes,
+		struct vw_buf *b, size_t *count, int64_t *last_seq);
 /* Deletes every row with seq <= acked_seq. */
 int outbox_ack(struct outbox *ob, int64_t acked_seq);
 /* Rows with seq <= in_flight_seq are never dropped by the overflow bound. */
 void outbox_set_in_flight(struct outbox *ob, int64_t in_flight_seq);
+
+/* Venue-facing state for `venuewatch-agent status` (e.g. uplink=refused); committed now. */
+int outbox_set_status(struct outbox *ob, const char *key, const char *value);
 
 int64_t outbox_next_seq(const struct outbox *ob);
 int64_t outbox_pending(struct outbox *ob); /* rows waiting for an ack */

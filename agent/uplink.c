@@ -5,15 +5,19 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 #include "log.h"
 #include "vtime.h"
 
 #define UPLINK_BACKOFF_MIN_MS 500
-#define UPLINK_BACKOFF_MAX_MS 60000
 #define UPLINK_RESPONSE_MAX (64 * 1024)
+/* Clock skew is re-reported at most this often while it lasts. */
+#define UPLINK_SKEW_REPORT_MS (3600 * 1000)
 
-enum uplink_state { UP_IDLE, UP_SENDING, UP_BACKOFF, UP_STOPPED };
+/* REFUSED: the collector said no to this agent (401/403, certificate refused). Retrying
+ * cannot fix that, so we stop until an operator acts (SIGHUP or restart); data is kept. */
+enum uplink_state { UP_IDLE, UP_SENDING, UP_BACKOFF, UP_REFUSED, UP_STOPPED };
 
 struct uplink_sock {
 	uv_poll_t poll;
@@ -33,8 +37,15 @@ struct uplink {
 	uv_timer_t retry_timer;
 	enum uplink_state state;
 	char url[1024];
-	struct vw_buf body;
+	struct vw_buf body; /* JSON batch */
+	struct vw_buf gz;   /* the same, gzip-compressed: what goes on the wire */
 	struct vw_buf response;
+	z_stream zs;
+	int zs_ready;
+	const char *status; /* last state written to the outbox status table */
+	int64_t skew_ms;
+	int skewed;
+	int64_t skew_reported_ms;
 	int64_t batch_last_seq;
 	size_t batch_count;
 	int64_t acked_seq; /* everything <= this is gone from the outbox */
@@ -159,6 +170,84 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 
 /* ---- batches, acks and backoff ---- */
 
+/* Venue staff read this through `venuewatch-agent status`; written only on change. */
+static void set_status(struct uplink *up, const char *state, const char *detail)
+{
+	if (up->status == state)
+		return;
+	up->status = state;
+	outbox_set_status(up->ob, "uplink", state);
+	outbox_set_status(up->ob, "uplink_detail", detail);
+}
+
+static void refuse(struct uplink *up, const char *reason)
+{
+	up->state = UP_REFUSED;
+	set_status(up, "refused", reason);
+	log_error("event=upload_refused site=%s reason=\"%s\" pending_from_seq=%lld "
+		  "action=\"uploads stopped, results kept; fix the certificate or the collector's "
+		  "record of this site, then send SIGHUP or restart\"",
+		  up->cfg->agent.site, reason, (long long)up->acked_seq + 1);
+}
+
+/* A TLS alert that names our certificate: the collector refused who we are. curl folds
+ * these into one error code, so the alert text in its error buffer is all there is. */
+static int tls_refusal(CURLcode cc, const char *msg)
+{
+	static const char *const alerts[] = {"certificate revoked", "bad certificate",
+					     "unknown ca", "certificate expired",
+					     "unsupported certificate", "access denied",
+					     "certificate required"};
+	if (cc == CURLE_SSL_CERTPROBLEM)
+		return 1; /* our own certificate or key cannot be loaded */
+	if (cc != CURLE_SSL_CONNECT_ERROR && cc != CURLE_RECV_ERROR && cc != CURLE_SEND_ERROR)
+		return 0;
+	for (size_t i = 0; i < sizeof(alerts) / sizeof(alerts[0]); i++)
+		if (strstr(msg, alerts[i]))
+			return 1;
+	return 0;
+}
+
+static void report_skew(struct uplink *up)
+{
+	int64_t abs_skew = up->skew_ms < 0 ? -up->skew_ms : up->skew_ms;
+	int skewed = abs_skew >= up->cfg->collector.max_clock_skew_ms;
+	int64_t now = vw_mono_ms();
+	if (skewed == up->skewed && (!skewed || now - up->skew_reported_ms < UPLINK_SKEW_REPORT_MS))
+		return;
+	up->skewed = skewed;
+	up->skew_reported_ms = now;
+	struct vw_result r;
+	vw_result_init(&r, VW_KIND_NETWORK, "collector");
+	vw_result_set_metric(&r, VW_M_CLOCK_SKEW_MS, (double)up->skew_ms);
+	if (skewed) {
+		r.status = VW_STATUS_DEGRADED;
+		vw_result_add_fault(&r, VW_FAULT_CLOCK_SKEW);
+		log_warn("event=clock_skew skew_ms=%lld hint=\"check times are kept as measured; "
+			 "fix NTP on this machine\"",
+			 (long long)up->skew_ms);
+	} else {
+		log_info("event=clock_skew_cleared skew_ms=%lld", (long long)up->skew_ms);
+	}
+	/* Check times are never rewritten: the skew is evidence of its own. */
+	outbox_append(up->ob, &r, 1);
+}
+
+static size_t header_cb(char *buf, size_t size, size_t nitems, void *userdata)
+{
+	struct uplink *up = userdata;
+	size_t n = size * nitems;
+	if (n > 5 && n < 128 && strncasecmp(buf, "Date:", 5) == 0) {
+		char line[128];
+		memcpy(line, buf + 5, n - 5);
+		line[n - 5] = '\0';
+		time_t t = curl_getdate(line, NULL);
+		if (t > 0)
+			up->skew_ms = (int64_t)t * 1000 + 500 - vw_now_ms(); /* +500: mid-second */
+	}
+	return n;
+}
+
 static void on_retry(uv_timer_t *t)
 {
 	struct uplink *up = t->data;
@@ -173,11 +262,12 @@ static void backoff(struct uplink *up, const char *reason)
 	up->failures++;
 	/* Full jitter (AWS architecture blog, "Exponential Backoff And Jitter"): many venues
 	 * coming back after one collector outage must not retry in step. */
-	long cap = UPLINK_BACKOFF_MIN_MS << (up->failures < 8 ? up->failures : 8);
-	if (cap > UPLINK_BACKOFF_MAX_MS)
-		cap = UPLINK_BACKOFF_MAX_MS;
+	long cap = UPLINK_BACKOFF_MIN_MS << (up->failures < 12 ? up->failures : 12);
+	if (cap > up->cfg->collector.retry_max_ms)
+		cap = up->cfg->collector.retry_max_ms;
 	long delay = UPLINK_BACKOFF_MIN_MS / 2 + (long)(next_rand(up) % (uint64_t)cap);
 	up->state = UP_BACKOFF;
+	set_status(up, "retrying", reason);
 	log_warn("event=upload_failed reason=\"%s\" pending_from_seq=%lld retry_in_ms=%ld "
 		 "failures=%d",
 		 reason, (long long)up->acked_seq + 1, delay, up->failures);
@@ -191,19 +281,25 @@ static void handle_response(struct uplink *up, CURLcode cc)
 	if (cc != CURLE_OK) {
 		snprintf(reason, sizeof(reason), "%s: %s", curl_easy_strerror(cc),
 			 up->errbuf[0] ? up->errbuf : "-");
-		backoff(up, reason);
+		if (tls_refusal(cc, up->errbuf))
+			refuse(up, reason);
+		else
+			backoff(up, reason);
 		return;
 	}
 	curl_easy_getinfo(up->easy, CURLINFO_RESPONSE_CODE, &code);
+	if (up->skew_ms || code)
+		report_skew(up);
 	if (code != 200) {
 		snprintf(reason, sizeof(reason), "HTTP %ld: %.200s", code,
 			 up->response.len ? vw_buf_cstr(&up->response) : "");
-		if (code == 401 || code == 403)
-			log_error("event=upload_refused status=%ld site=%s "
-				  "hint=\"the collector does not accept this agent's certificate "
-				  "for this site; results are kept\"",
-				  code, up->cfg->agent.site);
-		backoff(up, reason);
+		/* 401/403: not this agent, or not for this site. 400/413/415: the collector
+		 * cannot take this batch as it is; resending it unchanged would fail forever, and
+		 * dropping it would lose evidence, so both stop and alarm. 408/429/5xx retry. */
+		if (code == 401 || code == 403 || code == 400 || code == 413 || code == 415)
+			refuse(up, reason);
+		else
+			backoff(up, reason);
 		return;
 	}
 	cJSON *doc = cJSON_ParseWithLength(up->response.data ? up->response.data : "",
@@ -234,6 +330,7 @@ static void handle_response(struct uplink *up, CURLcode cc)
 		log_info("event=upload_recovered acked_seq=%lld after_failures=%d", (long long)ack,
 			 up->failures);
 	up->failures = 0;
+	set_status(up, "ok", "");
 	log_debug("event=uploaded count=%zu acked_seq=%lld", up->batch_count, (long long)ack);
 	up->state = UP_IDLE;
 	if (ack < up->batch_last_seq) {
@@ -259,6 +356,31 @@ static void check_done(struct uplink *up)
 	}
 }
 
+/* JSON results compress about 8:1, which matters on a venue's thin uplink. */
+static int gzip_body(struct uplink *up)
+{
+	if (!up->zs_ready) {
+		/* windowBits 15 + 16: a gzip wrapper, as Content-Encoding: gzip means. */
+		if (deflateInit2(&up->zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8,
+				 Z_DEFAULT_STRATEGY) != Z_OK)
+			return -ENOMEM;
+		up->zs_ready = 1;
+	} else if (deflateReset(&up->zs) != Z_OK) {
+		return -EIO;
+	}
+	vw_buf_reset(&up->gz);
+	if (vw_buf_reserve(&up->gz, deflateBound(&up->zs, (uLong)up->body.len)))
+		return -E2BIG;
+	up->zs.next_in = (Bytef *)up->body.data;
+	up->zs.avail_in = (uInt)up->body.len;
+	up->zs.next_out = (Bytef *)up->gz.data;
+	up->zs.avail_out = (uInt)(up->gz.cap - 1);
+	if (deflate(&up->zs, Z_FINISH) != Z_STREAM_END)
+		return -EIO;
+	up->gz.len = up->zs.total_out;
+	return 0;
+}
+
 static void send_batch(struct uplink *up)
 {
 	if (up->state != UP_IDLE)
@@ -273,8 +395,8 @@ static void send_batch(struct uplink *up)
 	vw_buf_puts(&up->body, ",\"results\":");
 	size_t count;
 	int64_t last;
-	int rc = outbox_peek(up->ob, up->acked_seq, (size_t)up->cfg->collector.batch_max, &up->body,
-			     &count, &last);
+	int rc = outbox_peek(up->ob, up->acked_seq, (size_t)up->cfg->collector.batch_max,
+			     (size_t)up->cfg->collector.batch_max_bytes, &up->body, &count, &last);
 	vw_buf_puts(&up->body, "}");
 	if (rc || up->body.err) {
 		backoff(up, "cannot read the outbox");
@@ -282,11 +404,15 @@ static void send_batch(struct uplink *up)
 	}
 	if (!count)
 		return; /* nothing to send: stay idle until kicked */
+	if (gzip_body(up)) {
+		backoff(up, "cannot compress the batch");
+		return;
+	}
 	up->batch_count = count;
 	up->batch_last_seq = last;
 	outbox_set_in_flight(up->ob, last);
-	curl_easy_setopt(up->easy, CURLOPT_POSTFIELDS, up->body.data);
-	curl_easy_setopt(up->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)up->body.len);
+	curl_easy_setopt(up->easy, CURLOPT_POSTFIELDS, up->gz.data);
+	curl_easy_setopt(up->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)up->gz.len);
 	CURLMcode mc = curl_multi_add_handle(up->multi, up->easy);
 	if (mc != CURLM_OK) {
 		backoff(up, curl_multi_strerror(mc));
@@ -301,6 +427,17 @@ void uplink_kick(struct uplink *up)
 		send_batch(up);
 }
 
+void uplink_resume(struct uplink *up)
+{
+	if (up->state != UP_REFUSED && up->state != UP_BACKOFF)
+		return;
+	log_info("event=upload_resumed previous=%s", up->state == UP_REFUSED ? "refused" : "backoff");
+	uv_timer_stop(&up->retry_timer);
+	up->state = UP_IDLE;
+	up->failures = 0;
+	send_batch(up);
+}
+
 int uplink_create(uv_loop_t *loop, const struct agent_conf *cfg, struct outbox *ob,
 		  struct uplink **out)
 {
@@ -313,6 +450,7 @@ int uplink_create(uv_loop_t *loop, const struct agent_conf *cfg, struct outbox *
 	up->rng = (uint64_t)vw_now_ms() ^ 0x2545f4914f6cdd1dull;
 	vw_buf_init(&up->body, 64u << 20);
 	vw_buf_init(&up->response, UPLINK_RESPONSE_MAX);
+	vw_buf_init(&up->gz, 64u << 20);
 	/* Whatever is still in the outbox was never acknowledged. */
 	up->acked_seq = 0;
 	const char *base = cfg->collector.url;
@@ -323,6 +461,8 @@ int uplink_create(uv_loop_t *loop, const struct agent_conf *cfg, struct outbox *
 	up->multi = curl_multi_init();
 	up->easy = curl_easy_init();
 	up->headers = curl_slist_append(NULL, "Content-Type: application/json");
+	if (up->headers)
+		up->headers = curl_slist_append(up->headers, "Content-Encoding: gzip");
 	if (!up->multi || !up->easy || !up->headers) {
 		curl_slist_free_all(up->headers);
 		curl_easy_cleanup(up->easy);
@@ -342,6 +482,8 @@ int uplink_create(uv_loop_t *loop, const struct agent_conf *cfg, struct outbox *
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, up);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, up->errbuf);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, up);
 	curl_easy_setopt(e, CURLOPT_CAINFO, cfg->collector.ca);
 	curl_easy_setopt(e, CURLOPT_SSLCERT, cfg->collector.cert);
 	curl_easy_setopt(e, CURLOPT_SSLKEY, cfg->collector.key);
@@ -377,6 +519,7 @@ void uplink_stop(struct uplink *up, void (*closed_cb)(void *), void *arg)
 	if (up->state == UP_SENDING)
 		curl_multi_remove_handle(up->multi, up->easy); /* rows stay; resent next start */
 	up->state = UP_STOPPED;
+	uv_timer_stop(&up->retry_timer);
 	/* Stop watching before curl closes the fds; curl may or may not report the removal. */
 	while (up->socks) {
 		curl_multi_assign(up->multi, up->socks->fd, NULL);
@@ -397,7 +540,10 @@ void uplink_destroy(struct uplink **upp)
 		return;
 	curl_slist_free_all(up->headers);
 	vw_buf_free(&up->body);
+	vw_buf_free(&up->gz);
 	vw_buf_free(&up->response);
+	if (up->zs_ready)
+		deflateEnd(&up->zs);
 	free(up);
 	*upp = NULL;
 }

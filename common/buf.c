@@ -50,6 +50,8 @@ static int reserve(struct vw_buf *b, size_t extra)
 	return 0;
 }
 
+int vw_buf_reserve(struct vw_buf *b, size_t extra) { return reserve(b, extra); }
+
 int vw_buf_append(struct vw_buf *b, const void *p, size_t n)
 {
 	int rc = reserve(b, n);

@@ -16,6 +16,8 @@ struct vw_buf {
 void vw_buf_init(struct vw_buf *b, size_t max);
 void vw_buf_free(struct vw_buf *b);
 void vw_buf_reset(struct vw_buf *b);
+/* Makes room for extra more bytes (plus a NUL) without changing len. */
+int vw_buf_reserve(struct vw_buf *b, size_t extra);
 int vw_buf_append(struct vw_buf *b, const void *p, size_t n);
 int vw_buf_puts(struct vw_buf *b, const char *s);
 int vw_buf_printf(struct vw_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

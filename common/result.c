@@ -19,6 +19,7 @@ static const char *const fault_names[VW_FAULT_COUNT] = {
 	[VW_FAULT_TIMEOUT] = "timeout",
 	[VW_FAULT_PROTOCOL] = "protocol_error",
 	[VW_FAULT_BUFFER_OVERFLOW] = "buffer_overflow",
+	[VW_FAULT_CLOCK_SKEW] = "clock_skew",
 };
 /* Units are in the name, so a number never needs a separate unit field. */
 static const char *const metric_names[VW_M_COUNT] = {
@@ -34,6 +35,10 @@ static const char *const metric_names[VW_M_COUNT] = {
 	[VW_M_DROPPED_LAST_SEQ] = "dropped_last_seq",
 	/* cumulative: survives the loss of an earlier overflow row to a later overflow */
 	[VW_M_DROPPED_TOTAL] = "dropped_total",
+	/* results that never got a seq: the disk refused them even after dropping */
+	[VW_M_UNSTORED_COUNT] = "unstored_count",
+	/* collector's Date minus the agent's clock; positive = agent behind */
+	[VW_M_CLOCK_SKEW_MS] = "clock_skew_ms",
 };
 
 const char *vw_kind_name(enum vw_kind k) { return k < VW_KIND_COUNT ? kind_names[k] : "?"; }

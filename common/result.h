@@ -26,6 +26,7 @@ enum vw_fault {
 	VW_FAULT_TIMEOUT,         /* no answer within the check's deadline */
 	VW_FAULT_PROTOCOL,        /* answered, but not in a way we can use (garbage, bad SDP) */
 	VW_FAULT_BUFFER_OVERFLOW, /* outbox bound reached: oldest unsent rows dropped */
+	VW_FAULT_CLOCK_SKEW,      /* agent clock differs from the collector's Date header */
 	VW_FAULT_COUNT
 };
 
@@ -41,6 +42,8 @@ enum vw_metric_id {
 	VW_M_DROPPED_FIRST_SEQ,
 	VW_M_DROPPED_LAST_SEQ,
 	VW_M_DROPPED_TOTAL,
+	VW_M_UNSTORED_COUNT,
+	VW_M_CLOCK_SKEW_MS,
 	VW_M_COUNT
 };
 

@@ -62,7 +62,7 @@ static size_t peek_seqs(struct outbox *ob, int64_t after, size_t max, int64_t *s
 	vw_buf_init(&b, 0);
 	size_t count;
 	int64_t last;
-	assert_int_equal(outbox_peek(ob, after, max, &b, &count, &last), 0);
+	assert_int_equal(outbox_peek(ob, after, max, 1 << 30, &b, &count, &last), 0);
 	cJSON *arr = cJSON_Parse(vw_buf_cstr(&b));
 	assert_non_null(arr);
 	assert_int_equal((size_t)cJSON_GetArraySize(arr), count);
@@ -139,7 +139,7 @@ static void overflow_drops_oldest_and_says_so(void **state)
 	vw_buf_init(&b, 0);
 	size_t count;
 	int64_t last;
-	assert_int_equal(outbox_peek(ob, 0, 20000, &b, &count, &last), 0);
+	assert_int_equal(outbox_peek(ob, 0, 20000, 1 << 30, &b, &count, &last), 0);
 	cJSON *arr = cJSON_Parse(vw_buf_cstr(&b));
 	int64_t reported = 0, newest_total = 0;
 	const cJSON *it;

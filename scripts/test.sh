@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Sets up a fresh Debian bookworm machine and runs every test: the release build, then the
+# ASan+UBSan build, each under ctest (labels: unit, integration). Exit status = pass/fail.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh
+
+jobs=$(nproc 2>/dev/null || echo 2)
+# The sanitizers must fail the run, not just print: abort on the first report.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
+run_suite() {
+	local dir=$1
+	shift
+	echo "== ctest in $dir"
+	ctest --test-dir "$dir" --output-on-failure --timeout 600 "$@"
+}
+
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j"$jobs"
+run_suite build
+
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DVW_SANITIZE=ON >/dev/null
+cmake --build build-asan -j"$jobs"
+run_suite build-asan -L 'unit|integration'
