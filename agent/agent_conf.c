@@ -48,6 +48,36 @@ static const struct vw_conf_key collector_keys[] = {
 	 1LL << 40, NULL, "disk the unsent results may use before the oldest are dropped (counted)"},
 };
 
+static const struct vw_conf_key picture_keys[] = {
+	/* 720p: the provincial rule DOMAIN.md cites (≥720P). */
+	{"min_width", VW_CONF_INT, KEY(picture_section, min_width), "1280", 0, 16, 16384, NULL,
+	 "narrower pictures are low_resolution"},
+	{"min_height", VW_CONF_INT, KEY(picture_section, min_height), "720", 0, 16, 16384, NULL,
+	 "shorter pictures are low_resolution"},
+	/* GB/T 28181-2022 uses 25 fps; 20 leaves room for measurement jitter over a short
+	 * window and for cameras that drop a frame now and then. */
+	{"min_fps", VW_CONF_INT, KEY(picture_section, min_fps), "20", 0, 1, 120, NULL,
+	 "measured frame rates below this are low_fps"},
+	/* A 720p H.264 picture of a room needs a few hundred kbit/s to stay legible; below
+	 * 256 kbit/s encoders smear faces and screens. */
+	{"min_bitrate_kbps", VW_CONF_INT, KEY(picture_section, min_bitrate_kbps), "256", 0, 1,
+	 1000000, NULL, "measured bitrates below this are low_bitrate"},
+	/* Mean luma of the scaled picture, 0-255. A lit room under auto-exposure sits near
+	 * 100-140; 40 and 220 mark pictures where faces and papers are no longer readable. */
+	{"dark_luma", VW_CONF_DOUBLE, KEY(picture_section, dark_luma), "40", 0, 0, 255, NULL,
+	 "mean luma below this is too_dark"},
+	{"bright_luma", VW_CONF_DOUBLE, KEY(picture_section, bright_luma), "220", 0, 0, 255, NULL,
+	 "mean luma above this is too_bright"},
+	/* blurdetect's score (mean edge width in pixels at 320 wide): sharp scenes measure
+	 * 3-5 in our test streams, a gaussian blur of sigma 8 measures above 7. */
+	{"blur_max", VW_CONF_DOUBLE, KEY(picture_section, blur_max), "6.5", 0, 0, 100, NULL,
+	 "blurdetect scores above this are blurred"},
+	{"freeze_noise_db", VW_CONF_INT, KEY(picture_section, freeze_noise_db), "-50", 0, -90, -10,
+	 NULL, "freezedetect noise floor: frames closer than this count as the same picture"},
+	{"analysis_frames", VW_CONF_INT, KEY(picture_section, analysis_frames), "3", 0, 1, 30,
+	 NULL, "keyframes decoded and analysed per check (cost grows with it)"},
+};
+
 static const struct vw_conf_key room_keys[] = {
 	/* Front and back of the room: DOMAIN.md, 评价现场全覆盖. */
 	{"min_cameras", VW_CONF_INT, KEY(room_conf, min_cameras), "2", 0, 1, 1000, NULL,
@@ -63,6 +93,12 @@ static const struct vw_conf_key camera_keys[] = {
 	 "RTSP transport"},
 	{"window", VW_CONF_DURATION, KEY(camera_conf, window_ms), "2s", 0, 200, 60000, NULL,
 	 "how long to read the stream for fps and bitrate"},
+	{"min_width", VW_CONF_INT, KEY(camera_conf, min_width), "0", 0, 0, 16384, NULL,
+	 "overrides [picture] min_width for this camera (0: keep)"},
+	{"min_height", VW_CONF_INT, KEY(camera_conf, min_height), "0", 0, 0, 16384, NULL,
+	 "overrides [picture] min_height for this camera (0: keep)"},
+	{"min_fps", VW_CONF_INT, KEY(camera_conf, min_fps), "0", 0, 0, 120, NULL,
+	 "overrides [picture] min_fps for this camera (0: keep)"},
 };
 
 static const struct vw_conf_section sections[] = {
@@ -72,6 +108,9 @@ static const struct vw_conf_section sections[] = {
 	{"collector", 0, collector_keys, sizeof(collector_keys) / sizeof(collector_keys[0]),
 	 offsetof(struct agent_conf, collector), 0, 0, KEY(collector_section, line), 1,
 	 "Where results are uploaded, over mutual TLS."},
+	{"picture", 0, picture_keys, sizeof(picture_keys) / sizeof(picture_keys[0]),
+	 offsetof(struct agent_conf, picture), 0, 0, KEY(picture_section, line), 0,
+	 "When a picture counts as clear (视频画面清晰): thresholds for every camera."},
 	{"room", 1, room_keys, sizeof(room_keys) / sizeof(room_keys[0]),
 	 offsetof(struct agent_conf, rooms), sizeof(struct room_conf), KEY(room_conf, name),
 	 KEY(room_conf, line), 0, "An exam room (考场); every room in an exam must be covered."},

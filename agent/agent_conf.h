@@ -33,6 +33,18 @@ struct collector_section {
 	int line;
 };
 
+/* Picture thresholds for every camera; a camera may override resolution and fps. */
+struct picture_section {
+	long min_width, min_height;
+	long min_fps;
+	long min_bitrate_kbps;
+	double dark_luma, bright_luma;
+	double blur_max;
+	long freeze_noise_db;
+	long analysis_frames;
+	int line;
+};
+
 struct room_conf {
 	char *name;
 	long min_cameras;
@@ -45,6 +57,7 @@ struct camera_conf {
 	char *url;
 	int transport; /* enum vw_transport */
 	long window_ms;
+	long min_width, min_height, min_fps; /* 0: as in [picture] */
 	int line;
 };
 
@@ -52,6 +65,7 @@ struct agent_conf {
 	const char *path;
 	struct agent_section agent;
 	struct collector_section collector;
+	struct picture_section picture;
 	struct vw_conf_list rooms;   /* struct room_conf */
 	struct vw_conf_list cameras; /* struct camera_conf */
 };

@@ -1,6 +1,7 @@
 #include "probe_stream.h"
 
 #include <errno.h>
+#include <math.h>
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
 #include <libavutil/error.h>
@@ -124,6 +125,21 @@ static void classify_open_error(struct vw_result *r, int err, const struct deadl
 	}
 }
 
+/* down: no usable picture at all. degraded: a picture, but not a clear one. */
+static enum vw_status judge(const struct vw_result *r)
+{
+	static const enum vw_fault down[] = {VW_FAULT_UNREACHABLE, VW_FAULT_AUTH_FAILED,
+					     VW_FAULT_NO_VIDEO,    VW_FAULT_TIMEOUT,
+					     VW_FAULT_PROTOCOL,    VW_FAULT_BLACK,
+					     VW_FAULT_FROZEN};
+	if (!r->nfaults)
+		return VW_STATUS_OK;
+	for (size_t i = 0; i < sizeof(down) / sizeof(down[0]); i++)
+		if (vw_result_has_fault(r, vw_fault_name(down[i])))
+			return VW_STATUS_DOWN;
+	return VW_STATUS_DEGRADED;
+}
+
 int probe_stream_run(const struct probe_stream_req *req, struct vw_result *r)
 {
 	vw_result_init(r, VW_KIND_STREAM, req->name);
@@ -132,6 +148,7 @@ int probe_stream_run(const struct probe_stream_req *req, struct vw_result *r)
 	AVFormatContext *fmt = NULL;
 	AVDictionary *opts = NULL;
 	AVPacket *pkt = NULL;
+	struct picture *pic = NULL;
 	int err;
 
 	if (!host_resolves(req->url)) {
@@ -163,42 +180,58 @@ int probe_stream_run(const struct probe_stream_req *req, struct vw_result *r)
 		fmt = NULL; /* freed by avformat_open_input on failure */
 		goto done;
 	}
-	err = avformat_find_stream_info(fmt, NULL);
-	if (err < 0 && d.hit) {
-		vw_result_add_fault(r, VW_FAULT_TIMEOUT);
-		goto done;
-	}
+	/* RTSP describes its streams in the SDP, so the costly stream-info probe (it decodes
+	 * frames) is skipped there; containers that find streams lazily (FLV, HLS) need it. */
 	int vs = av_find_best_stream(fmt, AVMEDIA_TYPE_VIDEO, -1, -1, NULL, 0);
+	if (vs < 0 || fmt->streams[vs]->codecpar->codec_id == AV_CODEC_ID_NONE) {
+		err = avformat_find_stream_info(fmt, NULL);
+		if (err < 0 && d.hit) {
+			vw_result_add_fault(r, VW_FAULT_TIMEOUT);
+			goto done;
+		}
+		vs = av_find_best_stream(fmt, AVMEDIA_TYPE_VIDEO, -1, -1, NULL, 0);
+	}
 	if (vs < 0) {
 		vw_result_add_fault(r, VW_FAULT_NO_VIDEO);
 		goto done;
 	}
 	AVStream *st = fmt->streams[vs];
+	/* Only the video stream's packets are read off the wire and kept. */
+	for (unsigned i = 0; i < fmt->nb_streams; i++)
+		if ((int)i != vs)
+			fmt->streams[i]->discard = AVDISCARD_ALL;
 	snprintf(r->codec, sizeof(r->codec), "%s", avcodec_get_name(st->codecpar->codec_id));
-	if (st->codecpar->width > 0) {
-		vw_result_set_metric(r, VW_M_WIDTH, st->codecpar->width);
-		vw_result_set_metric(r, VW_M_HEIGHT, st->codecpar->height);
-	}
+	char why[128];
+	pic = picture_create(st, &req->picture, why, sizeof(why));
+	if (!pic)
+		log_debug("event=picture_unavailable camera=%s reason=\"%s\"", req->name, why);
 
-	/* Read the window, and on past it until the first keyframe, within the deadline. */
+	/* Read the window, and on past it until two keyframes were analysed (one frame proves
+	 * nothing about freezing), within the deadline. */
 	int64_t window_end = vw_mono_ms() + req->window_ms;
-	int64_t n = 0, bytes = 0, first_ts = AV_NOPTS_VALUE, last_ts = AV_NOPTS_VALUE;
+	/* n: packets; frames/frame_bytes: packets with a timestamp, counted once per distinct
+	 * timestamp (a frame split over packets is one frame). The first RTP packet often
+	 * has no timestamp yet, so rates come from timestamped packets only. */
+	int64_t n = 0, frames = 0, bytes = 0, prev_ts = AV_NOPTS_VALUE;
+	int64_t first_ts = AV_NOPTS_VALUE, last_ts = AV_NOPTS_VALUE;
 	int64_t first_key_ms = -1;
+	int need_frames = req->picture.max_frames < 2 ? req->picture.max_frames : 2;
 	for (;;) {
 		int64_t now = vw_mono_ms();
-		if (now >= window_end && first_key_ms >= 0)
+		if (now >= window_end && first_key_ms >= 0 &&
+		    (!pic || picture_frames(pic) >= need_frames))
 			break;
-		/* Past the window, a stalled stream must not hold us to the hard deadline. */
-		if (first_key_ms >= 0 && d.limit_ms > window_end + 1000)
-			d.limit_ms = window_end + 1000;
 		err = av_read_frame(fmt, pkt);
 		if (err < 0)
 			break;
 		if (pkt->stream_index == vs) {
 			int64_t ts = pkt->pts != AV_NOPTS_VALUE ? pkt->pts : pkt->dts;
 			n++;
-			bytes += pkt->size;
 			if (ts != AV_NOPTS_VALUE) {
+				bytes += pkt->size;
+				if (ts != prev_ts)
+					frames++;
+				prev_ts = ts;
 				if (first_ts == AV_NOPTS_VALUE || ts < first_ts)
 					first_ts = ts;
 				if (last_ts == AV_NOPTS_VALUE || ts > last_ts)
@@ -206,6 +239,8 @@ int probe_stream_run(const struct probe_stream_req *req, struct vw_result *r)
 			}
 			if ((pkt->flags & AV_PKT_FLAG_KEY) && first_key_ms < 0)
 				first_key_ms = vw_mono_ms() - t0;
+			if (pic)
+				picture_feed(pic, pkt);
 		}
 		av_packet_unref(pkt);
 	}
@@ -217,19 +252,43 @@ int probe_stream_run(const struct probe_stream_req *req, struct vw_result *r)
 	double span = first_ts != AV_NOPTS_VALUE && last_ts > first_ts
 			  ? (double)(last_ts - first_ts) * av_q2d(st->time_base)
 			  : 0;
-	if (span > 0 && n > 1) {
+	double fps = -1, kbps = -1;
+	if (span > 0 && frames > 1) {
 		/* n frames cover n-1 intervals */
-		vw_result_set_metric(r, VW_M_FPS, (double)(n - 1) / span);
-		vw_result_set_metric(r, VW_M_BITRATE_KBPS, (double)bytes * 8 / span / 1000 * (n - 1) / n);
+		fps = (double)(frames - 1) / span;
+		kbps = (double)bytes * 8 / span / 1000 * (double)(frames - 1) / (double)frames;
 	} else if (st->avg_frame_rate.num > 0) {
-		vw_result_set_metric(r, VW_M_FPS, av_q2d(st->avg_frame_rate));
+		fps = av_q2d(st->avg_frame_rate);
 	}
+	if (fps >= 0)
+		vw_result_set_metric(r, VW_M_FPS, round(fps * 100) / 100);
+	if (kbps >= 0)
+		vw_result_set_metric(r, VW_M_BITRATE_KBPS, round(kbps));
 	if (first_key_ms >= 0)
 		vw_result_set_metric(r, VW_M_FIRST_KEYFRAME_MS, (double)first_key_ms);
+	if (st->codecpar->width > 0) {
+		vw_result_set_metric(r, VW_M_WIDTH, st->codecpar->width);
+		vw_result_set_metric(r, VW_M_HEIGHT, st->codecpar->height);
+	}
+	if (pic)
+		picture_report(pic, r); /* decoded size overrides the container's */
+
+	double w = 0, h = 0;
+	if (vw_result_get_metric(r, "width", &w) && vw_result_get_metric(r, "height", &h) &&
+	    (w < (double)req->min_width || h < (double)req->min_height))
+		vw_result_add_fault(r, VW_FAULT_LOW_RESOLUTION);
+	if (fps >= 0 && fps < req->min_fps)
+		vw_result_add_fault(r, VW_FAULT_LOW_FPS);
+	/* A black or still picture compresses to almost nothing: its low bitrate is a symptom,
+	 * not a second fault. */
+	if (kbps >= 0 && kbps < req->min_bitrate_kbps &&
+	    !vw_result_has_fault(r, vw_fault_name(VW_FAULT_BLACK)) &&
+	    !vw_result_has_fault(r, vw_fault_name(VW_FAULT_FROZEN)))
+		vw_result_add_fault(r, VW_FAULT_LOW_BITRATE);
 
 done:
-	if (r->nfaults)
-		r->status = VW_STATUS_DOWN;
+	r->status = judge(r);
+	picture_destroy(&pic);
 	vw_result_set_metric(r, VW_M_CHECK_MS, (double)(vw_mono_ms() - t0));
 	av_packet_free(&pkt);
 	avformat_close_input(&fmt);

@@ -1,5 +1,6 @@
 /* probe_stream: one camera stream check with libavformat — open, read a short window,
- * report codec, resolution, fps, bitrate and time to the first keyframe, or the fault.
+ * measure codec, resolution, fps, bitrate and time to the first keyframe, hand keyframes
+ * to picture.c, and judge the whole: faults and ok / degraded / down.
  * Runs on a media worker thread (it blocks); every call ends by its deadline, enforced by
  * libavformat's own timeouts and an interrupt callback. No state between calls. */
 #ifndef VW_PROBE_STREAM_H
@@ -7,6 +8,7 @@
 
 #include <stddef.h>
 
+#include "picture.h"
 #include "result.h"
 
 struct probe_stream_req {
@@ -15,6 +17,9 @@ struct probe_stream_req {
 	int transport;    /* enum vw_transport */
 	long timeout_ms;  /* hard deadline of the whole check */
 	long window_ms;   /* how long to read packets */
+	struct picture_opts picture;
+	long min_width, min_height;
+	double min_fps, min_bitrate_kbps;
 };
 
 /* Fills out (a stream result) and returns 0; a failing camera is a result, not an error. */

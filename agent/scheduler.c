@@ -84,6 +84,28 @@ static uint64_t next_rand(struct scheduler *s)
 	return s->rng;
 }
 
+void scheduler_fill_req(const struct agent_conf *cfg, const struct camera_conf *c,
+			struct probe_stream_req *req)
+{
+	const struct picture_section *pc = &cfg->picture;
+	memset(req, 0, sizeof(*req));
+	req->name = c->name;
+	req->url = c->url;
+	req->transport = c->transport;
+	req->timeout_ms = cfg->agent.check_timeout_ms;
+	req->window_ms = c->window_ms;
+	req->min_width = c->min_width ? c->min_width : pc->min_width;
+	req->min_height = c->min_height ? c->min_height : pc->min_height;
+	req->min_fps = (double)(c->min_fps ? c->min_fps : pc->min_fps);
+	req->min_bitrate_kbps = (double)pc->min_bitrate_kbps;
+	picture_opts_default(&req->picture);
+	req->picture.max_frames = (int)pc->analysis_frames;
+	req->picture.dark_luma = pc->dark_luma;
+	req->picture.bright_luma = pc->bright_luma;
+	req->picture.blur_max = pc->blur_max;
+	req->picture.freeze_noise_db = (double)pc->freeze_noise_db;
+}
+
 static void *worker_main(void *arg)
 {
 	struct scheduler *s = arg;
@@ -95,14 +117,8 @@ static void *worker_main(void *arg)
 		if (!j)
 			break;
 		pthread_mutex_unlock(&s->mu);
-		const struct camera_conf *c = j->cam->conf;
-		struct probe_stream_req req = {
-			.name = c->name,
-			.url = c->url,
-			.transport = c->transport,
-			.timeout_ms = s->cfg->agent.check_timeout_ms,
-			.window_ms = c->window_ms,
-		};
+		struct probe_stream_req req;
+		scheduler_fill_req(s->cfg, j->cam->conf, &req);
 		probe_stream_run(&req, &j->result);
 		pthread_mutex_lock(&s->mu);
 		push(&s->done, j);

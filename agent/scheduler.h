@@ -10,6 +10,7 @@
 #include <uv.h>
 
 #include "agent_conf.h"
+#include "probe_stream.h"
 #include "result.h"
 
 struct scheduler;
@@ -30,5 +31,8 @@ int scheduler_run_once(struct scheduler *s, scheduler_done_cb done_cb, void *arg
  * scheduler may be destroyed. */
 void scheduler_stop(struct scheduler *s, scheduler_done_cb closed_cb, void *arg);
 void scheduler_destroy(struct scheduler **s);
+/* The check request for one camera: its settings over the [picture] defaults. */
+void scheduler_fill_req(const struct agent_conf *cfg, const struct camera_conf *c,
+			struct probe_stream_req *req);
 
 #endif

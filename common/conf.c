@@ -143,7 +143,7 @@ static int parse_enum(const char *v, const char *choices, int *out)
 /* Stores one value; returns 0 or writes the reason into why. */
 static int set_value(const struct vw_conf_key *k, void *base, const char *v, char *why, size_t wl)
 {
-	long long x;
+	long long x = 0;
 	switch (k->type) {
 	case VW_CONF_STR: {
 		char **dst = field(base, k->offset);
@@ -168,6 +168,21 @@ static int set_value(const struct vw_conf_key *k, void *base, const char *v, cha
 			return -1;
 		}
 		return 0;
+	case VW_CONF_DOUBLE: {
+		char *end;
+		errno = 0;
+		double d = strtod(v, &end);
+		if (errno || end == v || *end || d != d) {
+			snprintf(why, wl, "expected a number, got '%s'", v);
+			return -1;
+		}
+		if ((k->min || k->max) && (d < (double)k->min || d > (double)k->max)) {
+			snprintf(why, wl, "value %s out of range [%lld, %lld]", v, k->min, k->max);
+			return -1;
+		}
+		*(double *)field(base, k->offset) = d;
+		return 0;
+	}
 	case VW_CONF_INT:
 		if (parse_int(v, &x)) {
 			snprintf(why, wl, "expected an integer, got '%s'", v);
@@ -496,6 +511,7 @@ static const char *type_name(const struct vw_conf_key *k)
 	case VW_CONF_DURATION: return "duration";
 	case VW_CONF_SIZE: return "size";
 	case VW_CONF_ENUM: return k->choices;
+	case VW_CONF_DOUBLE: return "number";
 	}
 	return "?";
 }

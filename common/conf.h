@@ -16,6 +16,7 @@ enum vw_conf_type {
 	VW_CONF_DURATION, /* long milliseconds: "500ms", "15s", "2m", "1h" or bare seconds */
 	VW_CONF_SIZE,     /* long long bytes: "64MiB", "512KiB", "1GiB" or bare bytes */
 	VW_CONF_ENUM,     /* int: index into choices ("tcp|udp") */
+	VW_CONF_DOUBLE,   /* double, within [min, max] */
 };
 
 #define VW_CONF_REQUIRED 1u

@@ -20,6 +20,14 @@ static const char *const fault_names[VW_FAULT_COUNT] = {
 	[VW_FAULT_PROTOCOL] = "protocol_error",
 	[VW_FAULT_BUFFER_OVERFLOW] = "buffer_overflow",
 	[VW_FAULT_CLOCK_SKEW] = "clock_skew",
+	[VW_FAULT_BLACK] = "black",
+	[VW_FAULT_FROZEN] = "frozen",
+	[VW_FAULT_BLURRED] = "blurred",
+	[VW_FAULT_TOO_DARK] = "too_dark",
+	[VW_FAULT_TOO_BRIGHT] = "too_bright",
+	[VW_FAULT_LOW_RESOLUTION] = "low_resolution",
+	[VW_FAULT_LOW_FPS] = "low_fps",
+	[VW_FAULT_LOW_BITRATE] = "low_bitrate",
 };
 /* Units are in the name, so a number never needs a separate unit field. */
 static const char *const metric_names[VW_M_COUNT] = {
@@ -39,6 +47,11 @@ static const char *const metric_names[VW_M_COUNT] = {
 	[VW_M_UNSTORED_COUNT] = "unstored_count",
 	/* collector's Date minus the agent's clock; positive = agent behind */
 	[VW_M_CLOCK_SKEW_MS] = "clock_skew_ms",
+	[VW_M_FRAMES_ANALYSED] = "frames_analysed",
+	[VW_M_LUMA_MEAN] = "luma_mean",     /* 0-255, of the scaled luma plane */
+	[VW_M_LUMA_STDDEV] = "luma_stddev", /* contrast */
+	[VW_M_BLUR] = "blur",               /* blurdetect: mean edge width, higher = blurrier */
+	[VW_M_FROZEN] = "frozen",           /* 1 when every analysed frame matched the last */
 };
 
 const char *vw_kind_name(enum vw_kind k) { return k < VW_KIND_COUNT ? kind_names[k] : "?"; }

@@ -27,6 +27,14 @@ enum vw_fault {
 	VW_FAULT_PROTOCOL,        /* answered, but not in a way we can use (garbage, bad SDP) */
 	VW_FAULT_BUFFER_OVERFLOW, /* outbox bound reached: oldest unsent rows dropped */
 	VW_FAULT_CLOCK_SKEW,      /* agent clock differs from the collector's Date header */
+	VW_FAULT_BLACK,           /* every analysed frame (almost) black */
+	VW_FAULT_FROZEN,          /* the picture does not change, even while packets flow */
+	VW_FAULT_BLURRED,         /* edges too wide: out of focus, dirty or fogged lens */
+	VW_FAULT_TOO_DARK,
+	VW_FAULT_TOO_BRIGHT,
+	VW_FAULT_LOW_RESOLUTION,
+	VW_FAULT_LOW_FPS,
+	VW_FAULT_LOW_BITRATE,
 	VW_FAULT_COUNT
 };
 
@@ -44,6 +52,11 @@ enum vw_metric_id {
 	VW_M_DROPPED_TOTAL,
 	VW_M_UNSTORED_COUNT,
 	VW_M_CLOCK_SKEW_MS,
+	VW_M_FRAMES_ANALYSED,
+	VW_M_LUMA_MEAN,
+	VW_M_LUMA_STDDEV,
+	VW_M_BLUR,
+	VW_M_FROZEN,
 	VW_M_COUNT
 };
 
