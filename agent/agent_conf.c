@@ -1,7 +1,10 @@
 #include "agent_conf.h"
 
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "vtime.h"
 
 #define KEY(sect, field_) offsetof(struct sect, field_)
 
@@ -15,6 +18,8 @@ static const struct vw_conf_key agent_keys[] = {
 	/* 120 s outside exam sessions: DOMAIN.md's default cadence. */
 	{"interval", VW_CONF_DURATION, KEY(agent_section, interval_ms), "120s", 0, 1000, 86400000,
 	 NULL, "how often each camera is checked"},
+	{"session_interval", VW_CONF_DURATION, KEY(agent_section, session_interval_ms), "15s", 0,
+	 1000, 86400000, NULL, "the same while an exam session runs in the camera's room"},
 	{"check_timeout", VW_CONF_DURATION, KEY(agent_section, check_timeout_ms), "10s", 0, 500,
 	 300000, NULL, "hard deadline of one camera check, connect to verdict"},
 	{"workers", VW_CONF_INT, KEY(agent_section, workers), "4", 0, 1, 256, NULL,
@@ -78,6 +83,39 @@ static const struct vw_conf_key picture_keys[] = {
 	 NULL, "keyframes decoded and analysed per check (cost grows with it)"},
 };
 
+static const struct vw_conf_key recordings_keys[] = {
+	{"root", VW_CONF_STR, KEY(recordings_section, root), "", 0, 0, 0, NULL,
+	 "directory the recorder writes segments under; empty: recordings are not checked"},
+	{"pattern", VW_CONF_STR, KEY(recordings_section, pattern), "{camera}/%Y%m%d/%H%M%S.mp4",
+	 0, 0, 0, NULL,
+	 "segment path below root: {camera}, then strftime fields for the segment's start "
+	 "(local time)"},
+	/* The 2025 public-video regulation's floor (DOMAIN.md); provinces may ask for more. */
+	{"retention_days", VW_CONF_INT, KEY(recordings_section, retention_days), "30", 0, 1, 3650,
+	 NULL, "recordings must be kept at least this long"},
+	{"gap_tolerance", VW_CONF_DURATION, KEY(recordings_section, gap_tolerance_ms), "10s", 0, 0,
+	 3600000, NULL, "a hole between segments inside an exam session longer than this is a gap"},
+	{"missing_after", VW_CONF_DURATION, KEY(recordings_section, missing_after_ms), "15m", 0,
+	 60000, 86400000, NULL, "no segment ending within this long: recording_missing"},
+	{"scan_interval", VW_CONF_DURATION, KEY(recordings_section, scan_interval_ms), "5m", 0,
+	 1000, 86400000, NULL, "how often the recording tree is scanned (incrementally)"},
+	{"settle", VW_CONF_DURATION, KEY(recordings_section, settle_ms), "60s", 0, 0, 3600000,
+	 NULL, "a segment modified more recently is still being written and is not judged yet"},
+	{"disk_min_free_pct", VW_CONF_INT, KEY(recordings_section, disk_min_free_pct), "10", 0, 0,
+	 99, NULL, "free space (percent) below which the recording disk is disk_low"},
+	{"disk_min_days", VW_CONF_INT, KEY(recordings_section, disk_min_days), "3", 0, 0, 3650,
+	 NULL, "forecast days until full (at the observed write rate) below which: disk_low"},
+};
+
+static const struct vw_conf_key session_keys[] = {
+	{"start", VW_CONF_STR, KEY(session_conf, start), NULL, VW_CONF_REQUIRED, 0, 0, NULL,
+	 "start, local time \"YYYY-MM-DD HH:MM[:SS]\" or ISO 8601 UTC"},
+	{"end", VW_CONF_STR, KEY(session_conf, end), NULL, VW_CONF_REQUIRED, 0, 0, NULL,
+	 "end, same forms"},
+	{"rooms", VW_CONF_STR, KEY(session_conf, rooms), "*", 0, 0, 0, NULL,
+	 "rooms in use, comma-separated [room] names; * for all"},
+};
+
 static const struct vw_conf_key room_keys[] = {
 	/* Front and back of the room: DOMAIN.md, 评价现场全覆盖. */
 	{"min_cameras", VW_CONF_INT, KEY(room_conf, min_cameras), "2", 0, 1, 1000, NULL,
@@ -99,6 +137,8 @@ static const struct vw_conf_key camera_keys[] = {
 	 "overrides [picture] min_height for this camera (0: keep)"},
 	{"min_fps", VW_CONF_INT, KEY(camera_conf, min_fps), "0", 0, 0, 120, NULL,
 	 "overrides [picture] min_fps for this camera (0: keep)"},
+	{"recording_name", VW_CONF_STR, KEY(camera_conf, recording_name), "", 0, 0, 0, NULL,
+	 "this camera's {camera} in [recordings] pattern (default: the camera's name)"},
 };
 
 static const struct vw_conf_section sections[] = {
@@ -111,6 +151,12 @@ static const struct vw_conf_section sections[] = {
 	{"picture", 0, picture_keys, sizeof(picture_keys) / sizeof(picture_keys[0]),
 	 offsetof(struct agent_conf, picture), 0, 0, KEY(picture_section, line), 0,
 	 "When a picture counts as clear (视频画面清晰): thresholds for every camera."},
+	{"recordings", 0, recordings_keys, sizeof(recordings_keys) / sizeof(recordings_keys[0]),
+	 offsetof(struct agent_conf, recordings), 0, 0, KEY(recordings_section, line), 0,
+	 "Recordings kept (影像资料有保存): where they are and how long they must stay."},
+	{"session", 1, session_keys, sizeof(session_keys) / sizeof(session_keys[0]),
+	 offsetof(struct agent_conf, sessions), sizeof(struct session_conf), KEY(session_conf, id),
+	 KEY(session_conf, line), 0, "An exam session (考试场次): its rooms are the evaluation floor."},
 	{"room", 1, room_keys, sizeof(room_keys) / sizeof(room_keys[0]),
 	 offsetof(struct agent_conf, rooms), sizeof(struct room_conf), KEY(room_conf, name),
 	 KEY(room_conf, line), 0, "An exam room (考场); every room in an exam must be covered."},
@@ -121,7 +167,7 @@ static const struct vw_conf_section sections[] = {
 
 const struct vw_conf_schema agent_conf_schema = {sections, sizeof(sections) / sizeof(sections[0])};
 
-static int fail_items(struct vw_conf_errors *errs, const char *path, const struct agent_conf *cfg)
+static int check_references(struct vw_conf_errors *errs, const char *path, const struct agent_conf *cfg)
 {
 	int n = 0;
 	for (size_t i = 0; i < cfg->cameras.n; i++) {
@@ -143,6 +189,45 @@ static int fail_items(struct vw_conf_errors *errs, const char *path, const struc
 			n++;
 		}
 	}
+	for (size_t i = 0; i < cfg->sessions.n; i++) {
+		struct session_conf *se = agent_conf_session(cfg, i);
+		if (!se->start || !se->end)
+			continue;
+		if (vw_time_parse_any(se->start, &se->start_ms)) {
+			vw_conf_error(errs, path, se->line, "[session %s] start: expected "
+				      "\"YYYY-MM-DD HH:MM\" or ISO 8601, got '%s'", se->id, se->start);
+			n++;
+		} else if (vw_time_parse_any(se->end, &se->end_ms)) {
+			vw_conf_error(errs, path, se->line, "[session %s] end: expected "
+				      "\"YYYY-MM-DD HH:MM\" or ISO 8601, got '%s'", se->id, se->end);
+			n++;
+		} else if (se->end_ms <= se->start_ms) {
+			vw_conf_error(errs, path, se->line, "[session %s]: end is not after start",
+				      se->id);
+			n++;
+		}
+		if (se->rooms && strcmp(se->rooms, "*") != 0) {
+			char *copy = strdup(se->rooms), *save = NULL;
+			for (char *t = copy ? strtok_r(copy, ", ", &save) : NULL; t;
+			     t = strtok_r(NULL, ", ", &save)) {
+				size_t r;
+				for (r = 0; r < cfg->rooms.n; r++)
+					if (strcmp(agent_conf_room(cfg, r)->name, t) == 0)
+						break;
+				if (r == cfg->rooms.n) {
+					vw_conf_error(errs, path, se->line,
+						      "[session %s] rooms: no section [room %s]", se->id, t);
+					n++;
+				}
+			}
+			free(copy);
+		}
+	}
+	if (cfg->recordings.pattern && !strstr(cfg->recordings.pattern, "{camera}")) {
+		vw_conf_error(errs, path, cfg->recordings.line,
+			      "[recordings] pattern: must contain {camera}");
+		n++;
+	}
 	if (cfg->collector.url && strncmp(cfg->collector.url, "https://", 8) != 0) {
 		vw_conf_error(errs, path, cfg->collector.line,
 			      "[collector] url: must be https:// (results travel over mutual TLS)");
@@ -162,7 +247,7 @@ static int finish(struct agent_conf *cfg, const char *path, int rc, struct vw_co
 	cfg->path = path;
 	if (rc < 0)
 		return rc;
-	rc += fail_items(errs, path, cfg);
+	rc += check_references(errs, path, cfg);
 	return rc;
 }
 
@@ -177,6 +262,34 @@ int agent_conf_load_string(struct agent_conf *cfg, const char *name, const char 
 {
 	memset(cfg, 0, sizeof(*cfg));
 	return finish(cfg, name, vw_conf_load_string(&agent_conf_schema, name, text, cfg, errs), errs);
+}
+
+int agent_conf_session_has_room(const struct session_conf *s, const char *room)
+{
+	if (!s->rooms || strcmp(s->rooms, "*") == 0)
+		return 1;
+	size_t rl = strlen(room);
+	for (const char *p = s->rooms; *p;) {
+		while (*p == ',' || *p == ' ')
+			p++;
+		size_t n = strcspn(p, ", ");
+		if (n == rl && strncmp(p, room, n) == 0)
+			return 1;
+		p += n;
+	}
+	return 0;
+}
+
+const struct session_conf *agent_conf_session_at(const struct agent_conf *c, const char *room,
+						 int64_t now_ms)
+{
+	for (size_t i = 0; i < c->sessions.n; i++) {
+		const struct session_conf *s = agent_conf_session(c, i);
+		if (now_ms >= s->start_ms && now_ms < s->end_ms &&
+		    (!room || agent_conf_session_has_room(s, room)))
+			return s;
+	}
+	return NULL;
 }
 
 void agent_conf_free(struct agent_conf *cfg)

@@ -4,6 +4,8 @@
 #ifndef VW_AGENT_CONF_H
 #define VW_AGENT_CONF_H
 
+#include <stdint.h>
+
 #include "conf.h"
 
 enum vw_transport { VW_TRANSPORT_TCP, VW_TRANSPORT_UDP };
@@ -13,6 +15,7 @@ struct agent_section {
 	char *org;
 	char *state_dir;
 	long interval_ms;      /* cadence of each camera's check */
+	long session_interval_ms; /* the same during an exam session */
 	long check_timeout_ms; /* hard deadline of one check */
 	long workers;          /* media worker threads */
 	int log_level; /* enum vw_log_level */
@@ -45,6 +48,29 @@ struct picture_section {
 	int line;
 };
 
+/* Where the venue's recorder (NVR/DVR) keeps its segments, and how long it must. */
+struct recordings_section {
+	char *root;    /* "" : recordings are not checked */
+	char *pattern; /* per camera, relative to root: {camera}/%Y%m%d/%H%M%S.mp4 */
+	long retention_days;
+	long gap_tolerance_ms;
+	long missing_after_ms;
+	long scan_interval_ms;
+	long settle_ms; /* a segment modified more recently is still being written */
+	long disk_min_free_pct;
+	long disk_min_days;
+	int line;
+};
+
+/* An exam session: its rooms must be covered and recorded from start to end. */
+struct session_conf {
+	char *id;
+	char *start, *end; /* as written; parsed into *_ms by agent_conf_load */
+	char *rooms;       /* comma-separated room names, or "*" */
+	int64_t start_ms, end_ms;
+	int line;
+};
+
 struct room_conf {
 	char *name;
 	long min_cameras;
@@ -58,6 +84,7 @@ struct camera_conf {
 	int transport; /* enum vw_transport */
 	long window_ms;
 	long min_width, min_height, min_fps; /* 0: as in [picture] */
+	char *recording_name; /* {camera} in the recordings pattern; "" = the camera's name */
 	int line;
 };
 
@@ -66,6 +93,8 @@ struct agent_conf {
 	struct agent_section agent;
 	struct collector_section collector;
 	struct picture_section picture;
+	struct recordings_section recordings;
+	struct vw_conf_list sessions; /* struct session_conf */
 	struct vw_conf_list rooms;   /* struct room_conf */
 	struct vw_conf_list cameras; /* struct camera_conf */
 };
@@ -82,6 +111,16 @@ static inline struct camera_conf *agent_conf_camera(const struct agent_conf *c, 
 {
 	return &((struct camera_conf *)c->cameras.items)[i];
 }
+static inline struct session_conf *agent_conf_session(const struct agent_conf *c, size_t i)
+{
+	return &((struct session_conf *)c->sessions.items)[i];
+}
+/* 1 when the session covers this room. */
+int agent_conf_session_has_room(const struct session_conf *s, const char *room);
+/* The session running at now_ms in this room (NULL room: in any room), or NULL. */
+const struct session_conf *agent_conf_session_at(const struct agent_conf *c, const char *room,
+						 int64_t now_ms);
+
 static inline struct room_conf *agent_conf_room(const struct agent_conf *c, size_t i)
 {
 	return &((struct room_conf *)c->rooms.items)[i];

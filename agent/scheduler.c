@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "probe_recording.h"
 #include "probe_stream.h"
 #include "vtime.h"
 
@@ -18,10 +19,13 @@ struct sched_camera {
 	int last_status; /* -1 before the first result: logs only changes */
 };
 
+/* A camera check (cam set, one result) or a recording scan (cam NULL, many results). */
 struct sched_job {
 	struct sched_job *next;
 	struct sched_camera *cam;
-	struct vw_result result;
+	struct vw_result *results;
+	size_t n;
+	struct vw_result one; /* a camera check's result lives here */
 };
 
 struct job_queue {
@@ -42,6 +46,9 @@ struct scheduler {
 	int stopping;
 
 	uv_async_t async;
+	uv_timer_t rec_timer;
+	struct recording_scan *rec; /* NULL when recordings are not checked */
+	int rec_in_flight;
 	scheduler_result_cb result_cb;
 	void *result_arg;
 
@@ -117,9 +124,23 @@ static void *worker_main(void *arg)
 		if (!j)
 			break;
 		pthread_mutex_unlock(&s->mu);
-		struct probe_stream_req req;
-		scheduler_fill_req(s->cfg, j->cam->conf, &req);
-		probe_stream_run(&req, &j->result);
+		if (j->cam) {
+			struct probe_stream_req req;
+			scheduler_fill_req(s->cfg, j->cam->conf, &req);
+			probe_stream_run(&req, &j->one);
+			/* The session is the one running when the check began. */
+			const struct session_conf *se =
+			    agent_conf_session_at(s->cfg, j->cam->conf->room, j->one.ts_ms);
+			if (se)
+				snprintf(j->one.session, sizeof(j->one.session), "%s", se->id);
+			j->results = &j->one;
+			j->n = 1;
+		} else {
+			size_t max = recording_scan_max_results(s->cfg);
+			j->results = calloc(max, sizeof(*j->results));
+			if (j->results)
+				recording_scan_run(s->rec, vw_now_ms(), j->results, max, &j->n);
+		}
 		pthread_mutex_lock(&s->mu);
 		push(&s->done, j);
 		uv_async_send(&s->async);
@@ -153,29 +174,40 @@ static void deliver(struct scheduler *s)
 	s->done.head = s->done.tail = NULL;
 	pthread_mutex_unlock(&s->mu);
 
-	size_t n = 0;
-	for (struct sched_job *j = list; j; j = j->next)
-		n++;
-	if (!n)
-		return;
-	struct vw_result *batch = malloc(n * sizeof(*batch));
+	size_t n = 0, ncam = 0;
+	int list_had_rec = 0;
+	for (struct sched_job *j = list; j; j = j->next) {
+		n += j->n;
+		ncam += j->cam ? 1 : 0;
+		list_had_rec |= !j->cam;
+	}
+	struct vw_result *batch = n ? malloc(n * sizeof(*batch)) : NULL;
 	size_t i = 0;
 	for (struct sched_job *j = list; j; j = j->next) {
-		j->cam->in_flight = 0;
-		log_change(j->cam, &j->result);
-		if (batch)
-			batch[i++] = j->result;
-		else /* out of memory: deliver one by one rather than lose results */
-			s->result_cb(s->result_arg, &j->result, 1);
+		if (j->cam) {
+			j->cam->in_flight = 0;
+			log_change(j->cam, &j->one);
+		} else {
+			s->rec_in_flight = 0;
+		}
+		for (size_t k = 0; k < j->n; k++) {
+			if (batch)
+				batch[i++] = j->results[k];
+			else /* out of memory: deliver one by one rather than lose results */
+				s->result_cb(s->result_arg, &j->results[k], 1);
+		}
 	}
-	if (batch)
+	if (batch && n)
 		s->result_cb(s->result_arg, batch, n);
 	free(batch);
 	while (list) {
 		struct sched_job *next = list->next;
+		if (list->results != &list->one)
+			free(list->results);
 		free(list);
 		list = next;
 	}
+	n = ncam + (list_had_rec ? 1 : 0); /* run_once counts jobs */
 	if (s->once_cb) {
 		s->once_left = s->once_left > n ? s->once_left - n : 0;
 		if (!s->once_left) {
@@ -215,13 +247,48 @@ static uint64_t jittered(struct scheduler *s, uint64_t interval)
 	return interval - interval / 10 + next_rand(s) % spread;
 }
 
+/* Faster while an exam session runs in the camera's room, or starts before the next
+ * check would: the session's first minutes matter as much as the rest. */
+static uint64_t camera_interval(struct scheduler *s, const struct sched_camera *cam)
+{
+	const struct agent_conf *cfg = s->cfg;
+	int64_t now = vw_now_ms(), interval = cfg->agent.interval_ms;
+	for (size_t i = 0; i < cfg->sessions.n; i++) {
+		const struct session_conf *se = agent_conf_session(cfg, i);
+		if (!agent_conf_session_has_room(se, cam->conf->room) || se->end_ms <= now)
+			continue;
+		if (se->start_ms <= now)
+			return (uint64_t)cfg->agent.session_interval_ms;
+		if (se->start_ms - now < interval)
+			interval = se->start_ms - now > cfg->agent.session_interval_ms
+				       ? se->start_ms - now
+				       : cfg->agent.session_interval_ms;
+	}
+	return (uint64_t)interval;
+}
+
+static void on_rec_timer(uv_timer_t *t)
+{
+	struct scheduler *s = t->data;
+	if (s->rec_in_flight)
+		return; /* a scan of a huge tree is still running: skip, do not pile up */
+	struct sched_job *j = calloc(1, sizeof(*j));
+	if (!j)
+		return;
+	s->rec_in_flight = 1;
+	pthread_mutex_lock(&s->mu);
+	push(&s->todo, j);
+	pthread_cond_signal(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+}
+
 static void on_timer(uv_timer_t *t)
 {
 	struct sched_camera *cam = t->data;
 	struct scheduler *s = cam->s;
 	if (enqueue(cam))
 		log_warn("event=check_not_queued camera=%s err=no_memory", cam->conf->name);
-	uv_timer_start(t, on_timer, jittered(s, (uint64_t)s->cfg->agent.interval_ms), 0);
+	uv_timer_start(t, on_timer, jittered(s, camera_interval(s, cam)), 0);
 }
 
 int scheduler_create(uv_loop_t *loop, const struct agent_conf *cfg, scheduler_result_cb cb,
@@ -246,7 +313,14 @@ int scheduler_create(uv_loop_t *loop, const struct agent_conf *cfg, scheduler_re
 	if (uv_async_init(loop, &s->async, on_async))
 		goto fail_sync;
 	s->async.data = s;
-	s->open_handles = 1;
+	uv_timer_init(loop, &s->rec_timer);
+	s->rec_timer.data = s;
+	s->open_handles = 2;
+	if (cfg->recordings.root && cfg->recordings.root[0]) {
+		char err[512];
+		if (recording_scan_open(cfg, &s->rec, err, sizeof(err)))
+			log_error("event=recordings_unavailable err=\"%s\"", err);
+	}
 	for (size_t i = 0; i < s->ncams; i++) {
 		struct sched_camera *cam = &s->cams[i];
 		cam->s = s;
@@ -281,6 +355,9 @@ fail:
 int scheduler_start(struct scheduler *s)
 {
 	uint64_t interval = (uint64_t)s->cfg->agent.interval_ms;
+	if (s->rec) /* first scan soon, then at its own cadence */
+		uv_timer_start(&s->rec_timer, on_rec_timer, 1000,
+			       (uint64_t)s->cfg->recordings.scan_interval_ms);
 	for (size_t i = 0; i < s->ncams; i++) {
 		/* Spread the first checks over one interval (but start soon: a few seconds). */
 		uint64_t first = next_rand(s) % (interval < 5000 ? interval : 5000);
@@ -293,8 +370,10 @@ int scheduler_run_once(struct scheduler *s, scheduler_done_cb done_cb, void *arg
 {
 	s->once_cb = done_cb;
 	s->once_arg = arg;
-	s->once_left = s->ncams;
-	if (!s->ncams) {
+	s->once_left = s->ncams + (s->rec ? 1 : 0);
+	if (s->rec)
+		on_rec_timer(&s->rec_timer);
+	if (!s->once_left) {
 		s->once_cb = NULL;
 		done_cb(arg);
 		return 0;
@@ -307,14 +386,14 @@ int scheduler_run_once(struct scheduler *s, scheduler_done_cb done_cb, void *arg
 	return 0;
 }
 
-static void on_closed(uv_handle_t *h)
+static void handle_closed(struct scheduler *s)
 {
-	struct scheduler *s = h->data;
-	if (h->type == UV_TIMER)
-		s = ((struct sched_camera *)h->data)->s;
 	if (--s->open_handles == 0 && s->closed_cb)
 		s->closed_cb(s->closed_arg);
 }
+
+static void on_own_closed(uv_handle_t *h) { handle_closed(h->data); }
+static void on_cam_closed(uv_handle_t *h) { handle_closed(((struct sched_camera *)h->data)->s); }
 
 void scheduler_stop(struct scheduler *s, scheduler_done_cb closed_cb, void *arg)
 {
@@ -322,11 +401,13 @@ void scheduler_stop(struct scheduler *s, scheduler_done_cb closed_cb, void *arg)
 	s->closed_arg = arg;
 	for (size_t i = 0; i < s->ncams; i++)
 		uv_timer_stop(&s->cams[i].timer);
+	uv_timer_stop(&s->rec_timer);
 	pthread_mutex_lock(&s->mu);
 	s->stopping = 1;
 	struct sched_job *j;
 	while ((j = pop(&s->todo))) { /* not started: nothing was checked, nothing is lost */
-		j->cam->in_flight = 0;
+		if (j->cam)
+			j->cam->in_flight = 0;
 		free(j);
 	}
 	pthread_cond_broadcast(&s->cv);
@@ -336,9 +417,10 @@ void scheduler_stop(struct scheduler *s, scheduler_done_cb closed_cb, void *arg)
 		pthread_join(s->threads[i], NULL);
 	s->nthreads = 0;
 	deliver(s);
-	uv_close((uv_handle_t *)&s->async, on_closed);
+	uv_close((uv_handle_t *)&s->async, on_own_closed);
+	uv_close((uv_handle_t *)&s->rec_timer, on_own_closed);
 	for (size_t i = 0; i < s->ncams; i++)
-		uv_close((uv_handle_t *)&s->cams[i].timer, on_closed);
+		uv_close((uv_handle_t *)&s->cams[i].timer, on_cam_closed);
 }
 
 void scheduler_destroy(struct scheduler **sp)
@@ -348,6 +430,7 @@ void scheduler_destroy(struct scheduler **sp)
 		return;
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->cv);
+	recording_scan_close(&s->rec);
 	free(s->cams);
 	free(s->threads);
 	free(s);

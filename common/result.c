@@ -28,6 +28,12 @@ static const char *const fault_names[VW_FAULT_COUNT] = {
 	[VW_FAULT_LOW_RESOLUTION] = "low_resolution",
 	[VW_FAULT_LOW_FPS] = "low_fps",
 	[VW_FAULT_LOW_BITRATE] = "low_bitrate",
+	[VW_FAULT_RECORDING_MISSING] = "recording_missing",
+	[VW_FAULT_RECORDING_GAP] = "recording_gap",
+	[VW_FAULT_RETENTION_SHORT] = "retention_short",
+	[VW_FAULT_RECORDING_CORRUPT] = "recording_corrupt",
+	[VW_FAULT_DISK_LOW] = "disk_low",
+	[VW_FAULT_ROOM_UNCOVERED] = "room_uncovered",
 };
 /* Units are in the name, so a number never needs a separate unit field. */
 static const char *const metric_names[VW_M_COUNT] = {
@@ -52,6 +58,19 @@ static const char *const metric_names[VW_M_COUNT] = {
 	[VW_M_LUMA_STDDEV] = "luma_stddev", /* contrast */
 	[VW_M_BLUR] = "blur",               /* blurdetect: mean edge width, higher = blurrier */
 	[VW_M_FROZEN] = "frozen",           /* 1 when every analysed frame matched the last */
+	[VW_M_SEGMENTS] = "segments",       /* recording segments kept for the camera */
+	[VW_M_CORRUPT_COUNT] = "corrupt_count",
+	[VW_M_GAP_COUNT] = "gap_count",
+	[VW_M_GAP_SECONDS] = "gap_seconds",
+	[VW_M_RETENTION_DAYS_KEPT] = "retention_days_kept",
+	[VW_M_NEWEST_AGE_S] = "newest_age_s",
+	[VW_M_FREE_PCT] = "free_pct",
+	[VW_M_FREE_GB] = "free_gb",
+	[VW_M_WRITE_GB_PER_DAY] = "write_gb_per_day",
+	[VW_M_DAYS_UNTIL_FULL] = "days_until_full",
+	[VW_M_CAMERAS_OK] = "cameras_ok",
+	[VW_M_CAMERAS_REQUIRED] = "cameras_required",
+	[VW_M_CAMERAS_TOTAL] = "cameras_total",
 };
 
 const char *vw_kind_name(enum vw_kind k) { return k < VW_KIND_COUNT ? kind_names[k] : "?"; }

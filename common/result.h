@@ -35,6 +35,12 @@ enum vw_fault {
 	VW_FAULT_LOW_RESOLUTION,
 	VW_FAULT_LOW_FPS,
 	VW_FAULT_LOW_BITRATE,
+	VW_FAULT_RECORDING_MISSING, /* no segment ended recently */
+	VW_FAULT_RECORDING_GAP,     /* a hole beyond tolerance inside an exam session */
+	VW_FAULT_RETENTION_SHORT,   /* oldest segment younger than retention_days */
+	VW_FAULT_RECORDING_CORRUPT, /* a segment that does not open or decode */
+	VW_FAULT_DISK_LOW,          /* recording disk nearly full, or soon */
+	VW_FAULT_ROOM_UNCOVERED,    /* fewer healthy cameras than the room needs */
 	VW_FAULT_COUNT
 };
 
@@ -57,6 +63,19 @@ enum vw_metric_id {
 	VW_M_LUMA_STDDEV,
 	VW_M_BLUR,
 	VW_M_FROZEN,
+	VW_M_SEGMENTS,
+	VW_M_CORRUPT_COUNT,
+	VW_M_GAP_COUNT,
+	VW_M_GAP_SECONDS,
+	VW_M_RETENTION_DAYS_KEPT,
+	VW_M_NEWEST_AGE_S,
+	VW_M_FREE_PCT,
+	VW_M_FREE_GB,
+	VW_M_WRITE_GB_PER_DAY,
+	VW_M_DAYS_UNTIL_FULL,
+	VW_M_CAMERAS_OK,
+	VW_M_CAMERAS_REQUIRED,
+	VW_M_CAMERAS_TOTAL,
 	VW_M_COUNT
 };
 

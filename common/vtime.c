@@ -90,3 +90,21 @@ int vw_time_parse_iso(const char *s, int64_t *ms)
 	*ms = (int64_t)t * 1000 + frac;
 	return 0;
 }
+
+int vw_time_parse_any(const char *s, int64_t *ms)
+{
+	if (vw_time_parse_iso(s, ms) == 0)
+		return 0;
+	struct tm tm = {0};
+	const char *end = strptime(s, "%Y-%m-%d %H:%M", &tm);
+	if (end && *end == ':')
+		end = strptime(end, ":%S", &tm);
+	if (!end || *end)
+		return -EINVAL;
+	tm.tm_isdst = -1;
+	time_t t = mktime(&tm);
+	if (t == (time_t)-1)
+		return -EINVAL;
+	*ms = (int64_t)t * 1000;
+	return 0;
+}

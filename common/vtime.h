@@ -15,4 +15,8 @@ void vw_time_iso(int64_t ms, char out[VW_ISO_LEN]);
 /* Parses "YYYY-MM-DDTHH:MM:SS[.fff]Z" (also "+00:00"). 0 on success, -EINVAL otherwise. */
 int vw_time_parse_iso(const char *s, int64_t *ms);
 
+/* Also accepts "YYYY-MM-DD HH:MM[:SS]" without a zone, read as the machine's local time
+ * (how venues write exam timetables and how recorders name files). */
+int vw_time_parse_any(const char *s, int64_t *ms);
+
 #endif
