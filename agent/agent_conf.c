@@ -107,6 +107,31 @@ static const struct vw_conf_key recordings_keys[] = {
 	 NULL, "forecast days until full (at the observed write rate) below which: disk_low"},
 };
 
+static const struct vw_conf_key network_keys[] = {
+	{"targets", VW_CONF_STR, KEY(network_section, targets), "", 0, 0, 0, NULL,
+	 "supervision platform endpoints to probe besides the collector (comma-separated URLs)"},
+	{"samples", VW_CONF_INT, KEY(network_section, samples), "10", 0, 2, 100, NULL,
+	 "connections per target per round (fresh each: a TCP handshake is one RTT)"},
+	{"sample_gap", VW_CONF_DURATION, KEY(network_section, sample_gap_ms), "200ms", 0, 0, 60000,
+	 NULL, "pause between samples"},
+	/* ITU-T Y.1541 bounds one-way delay at 100 ms for its real-time classes; a round
+	 * trip of 200 ms is where live video to a platform starts to stall. */
+	{"max_rtt", VW_CONF_DURATION, KEY(network_section, max_rtt_ms), "200ms", 0, 1, 60000, NULL,
+	 "median round trip above this: high_rtt"},
+	{"max_loss_pct", VW_CONF_INT, KEY(network_section, max_loss_pct), "5", 0, 0, 100, NULL,
+	 "lost samples (failed, or a handshake that needed a retransmission) above this: "
+	 "packet_loss"},
+	{"required_uplink_kbps", VW_CONF_INT, KEY(network_section, required_uplink_kbps), "0", 0,
+	 0, 100000000, NULL,
+	 "uplink the venue must have; the sum of the cameras' measured bitrates if higher"},
+	{"uplink_test_bytes", VW_CONF_SIZE, KEY(network_section, uplink_test_bytes), "2MiB", 0,
+	 65536, 1LL << 30, NULL, "bytes uploaded to the collector to measure the uplink"},
+	{"uplink_interval", VW_CONF_DURATION, KEY(network_section, uplink_interval_ms), "30m", 0,
+	 10000, 86400000, NULL, "how often the uplink is measured (it costs real bandwidth)"},
+	{"timeout", VW_CONF_DURATION, KEY(network_section, timeout_ms), "5s", 0, 100, 60000, NULL,
+	 "deadline of one sample"},
+};
+
 static const struct vw_conf_key session_keys[] = {
 	{"start", VW_CONF_STR, KEY(session_conf, start), NULL, VW_CONF_REQUIRED, 0, 0, NULL,
 	 "start, local time \"YYYY-MM-DD HH:MM[:SS]\" or ISO 8601 UTC"},
@@ -154,6 +179,9 @@ static const struct vw_conf_section sections[] = {
 	{"recordings", 0, recordings_keys, sizeof(recordings_keys) / sizeof(recordings_keys[0]),
 	 offsetof(struct agent_conf, recordings), 0, 0, KEY(recordings_section, line), 0,
 	 "Recordings kept (影像资料有保存): where they are and how long they must stay."},
+	{"network", 0, network_keys, sizeof(network_keys) / sizeof(network_keys[0]),
+	 offsetof(struct agent_conf, network), 0, 0, KEY(network_section, line), 0,
+	 "Network to the collector and the platform (网络连接顺畅)."},
 	{"session", 1, session_keys, sizeof(session_keys) / sizeof(session_keys[0]),
 	 offsetof(struct agent_conf, sessions), sizeof(struct session_conf), KEY(session_conf, id),
 	 KEY(session_conf, line), 0, "An exam session (考试场次): its rooms are the evaluation floor."},

@@ -62,6 +62,20 @@ struct recordings_section {
 	int line;
 };
 
+/* Connectivity to the collector and the supervision platform (网络连接顺畅). */
+struct network_section {
+	char *targets; /* extra endpoints, comma-separated https:// URLs */
+	long samples;
+	long sample_gap_ms;
+	long max_rtt_ms;
+	long max_loss_pct;
+	long required_uplink_kbps;
+	long long uplink_test_bytes;
+	long uplink_interval_ms;
+	long timeout_ms;
+	int line;
+};
+
 /* An exam session: its rooms must be covered and recorded from start to end. */
 struct session_conf {
 	char *id;
@@ -94,6 +108,7 @@ struct agent_conf {
 	struct collector_section collector;
 	struct picture_section picture;
 	struct recordings_section recordings;
+	struct network_section network;
 	struct vw_conf_list sessions; /* struct session_conf */
 	struct vw_conf_list rooms;   /* struct room_conf */
 	struct vw_conf_list cameras; /* struct camera_conf */

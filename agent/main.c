@@ -14,19 +14,27 @@
 #include <uv.h>
 
 #include "agent_conf.h"
+#include "assess.h"
 #include "log.h"
 #include "outbox.h"
+#include "probe_network.h"
 #include "probe_stream.h"
 #include "scheduler.h"
 #include "status.h"
 #include "uplink.h"
+#include "vtime.h"
 
 struct agent {
 	uv_loop_t loop;
 	struct agent_conf cfg;
 	struct outbox *ob;
+	struct curluv *cu;
 	struct uplink *up;
 	struct scheduler *sched;
+	struct netprobe *np;
+	struct assess *as;
+	uv_timer_t assess_timer;
+	int once_left; /* --once: parts still running (scheduler, network probe) */
 	uv_signal_t sigint, sigterm, sighup;
 	int pending_closes;
 	int stopping;
@@ -70,9 +78,19 @@ static void agent_stop(struct agent *a)
 	/* Scheduler first: running checks finish and their results are committed. */
 	a->pending_closes++;
 	scheduler_stop(a->sched, on_closed, a);
+	if (a->np) {
+		a->pending_closes++;
+		netprobe_stop(a->np, on_closed, a);
+	}
+	a->pending_closes++;
+	uv_close((uv_handle_t *)&a->assess_timer, on_signal_closed);
 	if (a->up) {
 		a->pending_closes++;
 		uplink_stop(a->up, on_closed, a);
+	}
+	if (a->cu) { /* after every user of it removed its transfers */
+		a->pending_closes++;
+		curluv_close(a->cu, on_closed, a);
 	}
 	a->pending_closes += 3;
 	uv_close((uv_handle_t *)&a->sigint, on_signal_closed);
@@ -99,6 +117,7 @@ static void on_sighup(uv_signal_t *h, int signum)
 static void on_results(void *arg, struct vw_result *results, size_t n)
 {
 	struct agent *a = arg;
+	assess_observe(a->as, results, n);
 	int rc = outbox_append(a->ob, results, n);
 	if (rc) {
 		/* Not committed means not taken: say so loudly, with the count. */
@@ -113,6 +132,7 @@ static void on_results(void *arg, struct vw_result *results, size_t n)
 static void on_once_results(void *arg, struct vw_result *results, size_t n)
 {
 	struct agent *a = arg;
+	assess_observe(a->as, results, n);
 	struct vw_buf b;
 	vw_buf_init(&b, 0);
 	for (size_t i = 0; i < n; i++) {
@@ -126,7 +146,42 @@ static void on_once_results(void *arg, struct vw_result *results, size_t n)
 	vw_buf_free(&b);
 }
 
-static void on_once_done(void *arg) { agent_stop(arg); }
+/* Coverage and the site assessment, from what the checks found. */
+static void emit_assessment(struct agent *a, void (*sink)(void *, struct vw_result *, size_t))
+{
+	size_t max = assess_max_results(&a->cfg);
+	struct vw_result *rs = calloc(max, sizeof(*rs));
+	if (!rs)
+		return;
+	if (a->up)
+		assess_set_connected(a->as, uplink_connected(a->up));
+	size_t n = assess_emit(a->as, vw_now_ms(), rs, max);
+	if (n)
+		sink(a, rs, n);
+	free(rs);
+}
+
+static void on_assess_timer(uv_timer_t *t)
+{
+	struct agent *a = t->data;
+	emit_assessment(a, on_results);
+	int in_session = agent_conf_session_at(&a->cfg, NULL, vw_now_ms()) != NULL;
+	uv_timer_start(t, on_assess_timer,
+		       (uint64_t)(in_session ? a->cfg.agent.session_interval_ms
+					     : a->cfg.agent.interval_ms),
+		       0);
+}
+
+static void on_once_done(void *arg)
+{
+	struct agent *a = arg;
+	if (--a->once_left > 0)
+		return;
+	emit_assessment(a, on_once_results);
+	agent_stop(a);
+}
+
+static double need_kbps(void *arg) { return assess_camera_kbps(((struct agent *)arg)->as); }
 
 /* One agent per state directory: two would hand out the same seqs. */
 static int lock_state_dir(struct agent *a)
@@ -204,6 +259,12 @@ int main(int argc, char **argv)
 		vw_fatal("event=start_failed err=\"curl_global_init\"");
 	uv_loop_init(&a.loop);
 
+	if (assess_create(&a.cfg, &a.as) || curluv_create(&a.loop, &a.cu)) {
+		log_error("event=start_failed err=\"out of memory\"");
+		goto fail;
+	}
+	uv_timer_init(&a.loop, &a.assess_timer);
+	a.assess_timer.data = &a;
 	if (!once) {
 		char dbpath[PATH_MAX], err[512];
 		if (lock_state_dir(&a))
@@ -213,11 +274,14 @@ int main(int argc, char **argv)
 			log_error("event=start_failed outbox=\"%s\"", err);
 			goto fail;
 		}
-		if (uplink_create(&a.loop, &a.cfg, a.ob, &a.up)) {
+		if (uplink_create(&a.loop, a.cu, &a.cfg, a.ob, &a.up)) {
 			log_error("event=start_failed err=\"uplink\"");
 			goto fail;
 		}
 	}
+	if (netprobe_create(&a.loop, a.cu, &a.cfg, once ? on_once_results : on_results, need_kbps,
+			    &a, &a.np))
+		log_warn("event=network_probe_unavailable");
 	if (scheduler_create(&a.loop, &a.cfg, once ? on_once_results : on_results, &a, &a.sched)) {
 		log_error("event=start_failed err=\"scheduler\"");
 		if (!a.sched)
@@ -235,12 +299,17 @@ int main(int argc, char **argv)
 
 	if (!a.stopping) {
 		if (once) {
+			a.once_left = 2;
 			scheduler_run_once(a.sched, on_once_done, &a);
+			netprobe_run_once(a.np, on_once_done, &a);
 		} else {
 			log_info("event=started site=%s cameras=%zu pending=%lld next_seq=%lld",
 				 a.cfg.agent.site, a.cfg.cameras.n, (long long)outbox_pending(a.ob),
 				 (long long)outbox_next_seq(a.ob));
 			scheduler_start(a.sched);
+			netprobe_start(a.np);
+			uv_timer_start(&a.assess_timer, on_assess_timer,
+				       (uint64_t)a.cfg.agent.interval_ms, 0);
 			uplink_kick(a.up); /* a backlog from the last run goes first */
 		}
 	}
@@ -248,7 +317,10 @@ int main(int argc, char **argv)
 	if (uv_loop_close(&a.loop))
 		log_warn("event=loop_not_closed");
 	scheduler_destroy(&a.sched);
+	netprobe_destroy(&a.np);
 	uplink_destroy(&a.up);
+	curluv_destroy(&a.cu);
+	assess_destroy(&a.as);
 	outbox_close(&a.ob);
 	agent_conf_free(&a.cfg);
 	curl_global_cleanup();
@@ -258,6 +330,13 @@ int main(int argc, char **argv)
 	return a.exit_code;
 fail:
 	uplink_destroy(&a.up);
+	if (a.cu) { /* its timer is open: close it and let the loop run the close */
+		curluv_close(a.cu, NULL, NULL);
+		uv_close((uv_handle_t *)&a.assess_timer, NULL);
+		uv_run(&a.loop, UV_RUN_DEFAULT);
+	}
+	curluv_destroy(&a.cu);
+	assess_destroy(&a.as);
 	outbox_close(&a.ob);
 	uv_loop_close(&a.loop);
 	agent_conf_free(&a.cfg);

@@ -19,21 +19,13 @@
  * cannot fix that, so we stop until an operator acts (SIGHUP or restart); data is kept. */
 enum uplink_state { UP_IDLE, UP_SENDING, UP_BACKOFF, UP_REFUSED, UP_STOPPED };
 
-struct uplink_sock {
-	uv_poll_t poll;
-	curl_socket_t fd;
-	struct uplink *up;
-	struct uplink_sock *next, *prev; /* every open poll, so stop can close them all */
-};
-
 struct uplink {
 	uv_loop_t *loop;
 	const struct agent_conf *cfg;
 	struct outbox *ob;
-	CURLM *multi;
+	struct curluv *cu;
 	CURL *easy; /* reused: keeps the TLS connection alive between batches */
 	struct curl_slist *headers;
-	uv_timer_t curl_timer; /* libcurl's timeout */
 	uv_timer_t retry_timer;
 	enum uplink_state state;
 	char url[1024];
@@ -51,9 +43,8 @@ struct uplink {
 	int64_t acked_seq; /* everything <= this is gone from the outbox */
 	long backoff_ms;
 	int failures;
+	int connected; /* -1 unknown, else whether the last request was acknowledged */
 	uint64_t rng;
-	int open_handles;
-	struct uplink_sock *socks;
 	void (*closed_cb)(void *);
 	void *closed_arg;
 	char errbuf[CURL_ERROR_SIZE];
@@ -67,97 +58,6 @@ static uint64_t next_rand(struct uplink *up)
 	up->rng ^= up->rng >> 7;
 	up->rng ^= up->rng << 17;
 	return up->rng;
-}
-
-/* ---- libcurl <-> libuv glue ---- */
-
-static void check_done(struct uplink *up);
-
-static void on_poll(uv_poll_t *h, int status, int events)
-{
-	struct uplink_sock *s = h->data;
-	int flags = 0, running;
-	if (status < 0)
-		flags = CURL_CSELECT_ERR;
-	if (events & UV_READABLE)
-		flags |= CURL_CSELECT_IN;
-	if (events & UV_WRITABLE)
-		flags |= CURL_CSELECT_OUT;
-	struct uplink *up = s->up; /* s may be freed inside socket_action */
-	curl_multi_socket_action(up->multi, s->fd, flags, &running);
-	check_done(up);
-}
-
-static void on_sock_closed(uv_handle_t *h) { free(h->data); }
-
-static void sock_close(struct uplink_sock *s)
-{
-	struct uplink *up = s->up;
-	if (s->prev)
-		s->prev->next = s->next;
-	else
-		up->socks = s->next;
-	if (s->next)
-		s->next->prev = s->prev;
-	uv_poll_stop(&s->poll);
-	uv_close((uv_handle_t *)&s->poll, on_sock_closed);
-}
-
-static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
-{
-	(void)easy;
-	struct uplink *up = userp;
-	struct uplink_sock *s = socketp;
-	if (what == CURL_POLL_REMOVE) {
-		if (s) {
-			sock_close(s);
-			curl_multi_assign(up->multi, fd, NULL);
-		}
-		return 0;
-	}
-	if (!s) {
-		s = calloc(1, sizeof(*s));
-		if (!s)
-			return -1;
-		s->fd = fd;
-		s->up = up;
-		if (uv_poll_init_socket(up->loop, &s->poll, fd)) {
-			free(s);
-			return -1;
-		}
-		s->poll.data = s;
-		s->next = up->socks;
-		if (up->socks)
-			up->socks->prev = s;
-		up->socks = s;
-		curl_multi_assign(up->multi, fd, s);
-	}
-	int events = 0;
-	if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
-		events |= UV_READABLE;
-	if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
-		events |= UV_WRITABLE;
-	uv_poll_start(&s->poll, events, on_poll);
-	return 0;
-}
-
-static void on_curl_timer(uv_timer_t *t)
-{
-	struct uplink *up = t->data;
-	int running;
-	curl_multi_socket_action(up->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	check_done(up);
-}
-
-static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
-{
-	(void)multi;
-	struct uplink *up = userp;
-	if (timeout_ms < 0)
-		uv_timer_stop(&up->curl_timer);
-	else
-		uv_timer_start(&up->curl_timer, on_curl_timer, (uint64_t)timeout_ms, 0);
-	return 0;
 }
 
 static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
@@ -183,6 +83,7 @@ static void set_status(struct uplink *up, const char *state, const char *detail)
 static void refuse(struct uplink *up, const char *reason)
 {
 	up->state = UP_REFUSED;
+	up->connected = 0;
 	set_status(up, "refused", reason);
 	log_error("event=upload_refused site=%s reason=\"%s\" pending_from_seq=%lld "
 		  "action=\"uploads stopped, results kept; fix the certificate or the collector's "
@@ -267,6 +168,7 @@ static void backoff(struct uplink *up, const char *reason)
 		cap = up->cfg->collector.retry_max_ms;
 	long delay = UPLINK_BACKOFF_MIN_MS / 2 + (long)(next_rand(up) % (uint64_t)cap);
 	up->state = UP_BACKOFF;
+	up->connected = 0;
 	set_status(up, "retrying", reason);
 	log_warn("event=upload_failed reason=\"%s\" pending_from_seq=%lld retry_in_ms=%ld "
 		 "failures=%d",
@@ -330,6 +232,7 @@ static void handle_response(struct uplink *up, CURLcode cc)
 		log_info("event=upload_recovered acked_seq=%lld after_failures=%d", (long long)ack,
 			 up->failures);
 	up->failures = 0;
+	up->connected = 1;
 	set_status(up, "ok", "");
 	log_debug("event=uploaded count=%zu acked_seq=%lld", up->batch_count, (long long)ack);
 	up->state = UP_IDLE;
@@ -342,18 +245,12 @@ static void handle_response(struct uplink *up, CURLcode cc)
 	send_batch(up);
 }
 
-static void check_done(struct uplink *up)
+static void on_done(CURL *easy, CURLcode cc, void *arg)
 {
-	CURLMsg *msg;
-	int left;
-	while ((msg = curl_multi_info_read(up->multi, &left))) {
-		if (msg->msg != CURLMSG_DONE)
-			continue;
-		CURLcode cc = msg->data.result;
-		curl_multi_remove_handle(up->multi, msg->easy_handle);
-		if (up->state == UP_SENDING)
-			handle_response(up, cc);
-	}
+	struct uplink *up = arg;
+	(void)easy;
+	if (up->state == UP_SENDING)
+		handle_response(up, cc);
 }
 
 /* JSON results compress about 8:1, which matters on a venue's thin uplink. */
@@ -413,9 +310,8 @@ static void send_batch(struct uplink *up)
 	outbox_set_in_flight(up->ob, last);
 	curl_easy_setopt(up->easy, CURLOPT_POSTFIELDS, up->gz.data);
 	curl_easy_setopt(up->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)up->gz.len);
-	CURLMcode mc = curl_multi_add_handle(up->multi, up->easy);
-	if (mc != CURLM_OK) {
-		backoff(up, curl_multi_strerror(mc));
+	if (curluv_add(up->cu, up->easy, on_done, up)) {
+		backoff(up, "cannot start the request");
 		return;
 	}
 	up->state = UP_SENDING;
@@ -426,6 +322,8 @@ void uplink_kick(struct uplink *up)
 	if (up->state == UP_IDLE)
 		send_batch(up);
 }
+
+int uplink_connected(const struct uplink *up) { return up->connected; }
 
 void uplink_resume(struct uplink *up)
 {
@@ -438,13 +336,15 @@ void uplink_resume(struct uplink *up)
 	send_batch(up);
 }
 
-int uplink_create(uv_loop_t *loop, const struct agent_conf *cfg, struct outbox *ob,
-		  struct uplink **out)
+int uplink_create(uv_loop_t *loop, struct curluv *cu, const struct agent_conf *cfg,
+		  struct outbox *ob, struct uplink **out)
 {
 	struct uplink *up = calloc(1, sizeof(*up));
 	if (!up)
 		return -ENOMEM;
 	up->loop = loop;
+	up->cu = cu;
+	up->connected = -1;
 	up->cfg = cfg;
 	up->ob = ob;
 	up->rng = (uint64_t)vw_now_ms() ^ 0x2545f4914f6cdd1dull;
@@ -458,22 +358,16 @@ int uplink_create(uv_loop_t *loop, const struct agent_conf *cfg, struct outbox *
 	snprintf(up->url, sizeof(up->url), "%.*s/api/v1/ingest",
 		 (int)(bl && base[bl - 1] == '/' ? bl - 1 : bl), base);
 
-	up->multi = curl_multi_init();
 	up->easy = curl_easy_init();
 	up->headers = curl_slist_append(NULL, "Content-Type: application/json");
 	if (up->headers)
 		up->headers = curl_slist_append(up->headers, "Content-Encoding: gzip");
-	if (!up->multi || !up->easy || !up->headers) {
+	if (!up->easy || !up->headers) {
 		curl_slist_free_all(up->headers);
 		curl_easy_cleanup(up->easy);
-		curl_multi_cleanup(up->multi);
 		free(up);
 		return -ENOMEM;
 	}
-	curl_multi_setopt(up->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
-	curl_multi_setopt(up->multi, CURLMOPT_SOCKETDATA, up);
-	curl_multi_setopt(up->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-	curl_multi_setopt(up->multi, CURLMOPT_TIMERDATA, up);
 
 	CURL *e = up->easy;
 	curl_easy_setopt(e, CURLOPT_URL, up->url);
@@ -484,23 +378,13 @@ int uplink_create(uv_loop_t *loop, const struct agent_conf *cfg, struct outbox *
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, up->errbuf);
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, up);
-	curl_easy_setopt(e, CURLOPT_CAINFO, cfg->collector.ca);
-	curl_easy_setopt(e, CURLOPT_SSLCERT, cfg->collector.cert);
-	curl_easy_setopt(e, CURLOPT_SSLKEY, cfg->collector.key);
-	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
-	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
-	curl_easy_setopt(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+	uplink_tls_setopt(e, cfg);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, cfg->collector.timeout_ms);
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, cfg->collector.timeout_ms / 2);
-	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https");
-	curl_easy_setopt(e, CURLOPT_USERAGENT, "venuewatch-agent/0.1");
 
-	uv_timer_init(loop, &up->curl_timer);
 	uv_timer_init(loop, &up->retry_timer);
-	up->curl_timer.data = up->retry_timer.data = up;
-	up->open_handles = 2;
+	up->retry_timer.data = up;
 	*out = up;
 	return 0;
 }
@@ -508,8 +392,21 @@ int uplink_create(uv_loop_t *loop, const struct agent_conf *cfg, struct outbox *
 static void on_timer_closed(uv_handle_t *h)
 {
 	struct uplink *up = h->data;
-	if (--up->open_handles == 0 && up->closed_cb)
+	if (up->closed_cb)
 		up->closed_cb(up->closed_arg);
+}
+
+void uplink_tls_setopt(CURL *e, const struct agent_conf *cfg)
+{
+	curl_easy_setopt(e, CURLOPT_CAINFO, cfg->collector.ca);
+	curl_easy_setopt(e, CURLOPT_SSLCERT, cfg->collector.cert);
+	curl_easy_setopt(e, CURLOPT_SSLKEY, cfg->collector.key);
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+	curl_easy_setopt(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https");
+	curl_easy_setopt(e, CURLOPT_USERAGENT, "venuewatch-agent/" VW_VERSION);
 }
 
 void uplink_stop(struct uplink *up, void (*closed_cb)(void *), void *arg)
@@ -517,19 +414,11 @@ void uplink_stop(struct uplink *up, void (*closed_cb)(void *), void *arg)
 	up->closed_cb = closed_cb;
 	up->closed_arg = arg;
 	if (up->state == UP_SENDING)
-		curl_multi_remove_handle(up->multi, up->easy); /* rows stay; resent next start */
+		curluv_remove(up->cu, up->easy); /* rows stay; resent next start */
 	up->state = UP_STOPPED;
 	uv_timer_stop(&up->retry_timer);
-	/* Stop watching before curl closes the fds; curl may or may not report the removal. */
-	while (up->socks) {
-		curl_multi_assign(up->multi, up->socks->fd, NULL);
-		sock_close(up->socks);
-	}
 	curl_easy_cleanup(up->easy);
 	up->easy = NULL;
-	curl_multi_cleanup(up->multi);
-	up->multi = NULL;
-	uv_close((uv_handle_t *)&up->curl_timer, on_timer_closed);
 	uv_close((uv_handle_t *)&up->retry_timer, on_timer_closed);
 }
 

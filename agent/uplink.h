@@ -1,6 +1,6 @@
 /* uplink: sends the outbox to the collector over mutual TLS, in seq order, one batch in
  * flight, and releases rows only after the server acknowledged their seq. libcurl's multi
- * interface driven by the libuv loop (uv_poll per socket + one uv_timer); everything here
+ * interface, driven by the libuv loop through curluv; everything here
  * runs on the loop thread. Batches are bounded by count and bytes and sent gzip-compressed
  * on a kept-alive connection. Transient failures back off exponentially with full jitter;
  * a refusal (401/403, certificate refused) stops uploads until SIGHUP or restart. Nothing
@@ -11,14 +11,20 @@
 #include <uv.h>
 
 #include "agent_conf.h"
+#include "curluv.h"
 #include "outbox.h"
 
 struct uplink;
 
-int uplink_create(uv_loop_t *loop, const struct agent_conf *cfg, struct outbox *ob,
-		  struct uplink **out);
+int uplink_create(uv_loop_t *loop, struct curluv *cu, const struct agent_conf *cfg,
+		  struct outbox *ob, struct uplink **out);
+/* The collector's TLS settings (mutual TLS, TLS 1.2+, https only) on an easy handle. */
+void uplink_tls_setopt(CURL *e, const struct agent_conf *cfg);
 /* New rows are waiting: send now unless a request is in flight or a backoff runs. */
 void uplink_kick(struct uplink *up);
+/* 1 when the last upload reached the collector and was acknowledged, 0 when it did not,
+ * -1 before the first attempt ended. */
+int uplink_connected(const struct uplink *up);
 /* After an operator's SIGHUP: retry now, also when refused or backing off. */
 void uplink_resume(struct uplink *up);
 /* Aborts any request (its rows stay in the outbox), closes handles; closed_cb follows. */

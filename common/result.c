@@ -34,6 +34,10 @@ static const char *const fault_names[VW_FAULT_COUNT] = {
 	[VW_FAULT_RECORDING_CORRUPT] = "recording_corrupt",
 	[VW_FAULT_DISK_LOW] = "disk_low",
 	[VW_FAULT_ROOM_UNCOVERED] = "room_uncovered",
+	[VW_FAULT_HIGH_RTT] = "high_rtt",
+	[VW_FAULT_PACKET_LOSS] = "packet_loss",
+	[VW_FAULT_TLS_ERROR] = "tls_error",
+	[VW_FAULT_UPLINK_INSUFFICIENT] = "uplink_insufficient",
 };
 /* Units are in the name, so a number never needs a separate unit field. */
 static const char *const metric_names[VW_M_COUNT] = {
@@ -71,6 +75,16 @@ static const char *const metric_names[VW_M_COUNT] = {
 	[VW_M_CAMERAS_OK] = "cameras_ok",
 	[VW_M_CAMERAS_REQUIRED] = "cameras_required",
 	[VW_M_CAMERAS_TOTAL] = "cameras_total",
+	[VW_M_RTT_MS] = "rtt_ms",         /* median TCP handshake time */
+	[VW_M_RTT_P95_MS] = "rtt_p95_ms",
+	[VW_M_JITTER_MS] = "jitter_ms",   /* mean change between consecutive samples */
+	[VW_M_LOSS_PCT] = "loss_pct",
+	[VW_M_DNS_MS] = "dns_ms",
+	[VW_M_TLS_MS] = "tls_ms",
+	[VW_M_TTFB_MS] = "ttfb_ms",
+	[VW_M_SAMPLES] = "samples",
+	[VW_M_UPLINK_KBPS] = "uplink_kbps",
+	[VW_M_REQUIRED_KBPS] = "required_kbps",
 };
 
 const char *vw_kind_name(enum vw_kind k) { return k < VW_KIND_COUNT ? kind_names[k] : "?"; }
@@ -167,6 +181,18 @@ static void set_metric_str(struct vw_result *r, const char *name, double value)
 void vw_result_set_metric(struct vw_result *r, enum vw_metric_id m, double value)
 {
 	set_metric_str(r, vw_metric_name(m), value);
+}
+
+void vw_result_set_metric_name(struct vw_result *r, const char *name, double value)
+{
+	if (vw_code_valid(name))
+		set_metric_str(r, name, value);
+}
+
+void vw_result_add_fault_name(struct vw_result *r, const char *code)
+{
+	if (vw_code_valid(code))
+		add_fault_str(r, code);
 }
 
 int vw_result_get_metric(const struct vw_result *r, const char *name, double *value)

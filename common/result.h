@@ -41,6 +41,10 @@ enum vw_fault {
 	VW_FAULT_RECORDING_CORRUPT, /* a segment that does not open or decode */
 	VW_FAULT_DISK_LOW,          /* recording disk nearly full, or soon */
 	VW_FAULT_ROOM_UNCOVERED,    /* fewer healthy cameras than the room needs */
+	VW_FAULT_HIGH_RTT,
+	VW_FAULT_PACKET_LOSS,
+	VW_FAULT_TLS_ERROR,
+	VW_FAULT_UPLINK_INSUFFICIENT, /* measured uplink below what the cameras need */
 	VW_FAULT_COUNT
 };
 
@@ -76,6 +80,16 @@ enum vw_metric_id {
 	VW_M_CAMERAS_OK,
 	VW_M_CAMERAS_REQUIRED,
 	VW_M_CAMERAS_TOTAL,
+	VW_M_RTT_MS,
+	VW_M_RTT_P95_MS,
+	VW_M_JITTER_MS,
+	VW_M_LOSS_PCT,
+	VW_M_DNS_MS,
+	VW_M_TLS_MS,
+	VW_M_TTFB_MS,
+	VW_M_SAMPLES,
+	VW_M_UPLINK_KBPS,
+	VW_M_REQUIRED_KBPS,
 	VW_M_COUNT
 };
 
@@ -112,6 +126,9 @@ void vw_result_init(struct vw_result *r, enum vw_kind kind, const char *target);
 void vw_result_add_fault(struct vw_result *r, enum vw_fault f);
 int vw_result_has_fault(const struct vw_result *r, const char *code);
 void vw_result_set_metric(struct vw_result *r, enum vw_metric_id m, double value);
+/* For names built at run time (the assessment's criteria); name must pass vw_code_valid. */
+void vw_result_set_metric_name(struct vw_result *r, const char *name, double value);
+void vw_result_add_fault_name(struct vw_result *r, const char *code);
 /* Returns 1 and stores the value when the metric is present. */
 int vw_result_get_metric(const struct vw_result *r, const char *name, double *value);
 
