@@ -10,6 +10,7 @@
 #include "vtime.h"
 
 #define NET_MAX_TARGETS 16
+#define NET_URL_MAX 640
 #define NET_MAX_SAMPLES 100
 /* Linux's initial retransmission timeout is 1 s (RFC 6298 2.1): a handshake 900 ms slower
  * than the round's fastest lost its SYN or SYN-ACK once. */
@@ -18,7 +19,7 @@
 struct net_target {
 	struct netprobe *np;
 	char name[VW_NAME_MAX];
-	char url[512];
+	char url[NET_URL_MAX];
 	int is_collector;
 	CURL *easy;
 	uv_timer_t gap_timer;
@@ -288,7 +289,8 @@ static int add_target(struct netprobe *np, const char *name, const char *url, in
 	t->np = np;
 	t->is_collector = collector;
 	snprintf(t->name, sizeof(t->name), "%s", name);
-	snprintf(t->url, sizeof(t->url), "%s", url);
+	if ((size_t)snprintf(t->url, sizeof(t->url), "%s", url) >= sizeof(t->url))
+		return -ENAMETOOLONG;
 	t->easy = make_easy(np->cfg, t->url, collector);
 	if (!t->easy)
 		return -ENOMEM;
@@ -330,12 +332,16 @@ int netprobe_create(uv_loop_t *loop, struct curluv *cu, const struct agent_conf 
 	np->round_timer.data = np->uplink_timer.data = np;
 	np->open_handles = 2;
 
-	char url[600];
+	char url[NET_URL_MAX];
 	const char *base = cfg->collector.url;
 	size_t bl = strlen(base);
 	bl = bl && base[bl - 1] == '/' ? bl - 1 : bl;
+	int rc = 0;
+	if ((size_t)snprintf(url, sizeof(url), "%.*s/api/v1/speedtest", (int)bl, base) >= sizeof(url))
+		rc = -ENAMETOOLONG; /* the longer of the two paths: checked once */
 	snprintf(url, sizeof(url), "%.*s/healthz", (int)bl, base);
-	int rc = add_target(np, "collector", url, 1);
+	if (!rc)
+		rc = add_target(np, "collector", url, 1);
 	if (!rc && cfg->network.targets && cfg->network.targets[0]) {
 		char *copy = strdup(cfg->network.targets), *save = NULL;
 		for (char *tok = copy ? strtok_r(copy, ", ", &save) : NULL; tok && !rc;
