@@ -1,0 +1,433 @@
+#include "conn.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "vtime.h"
+
+/* Plaintext waiting to be parsed. While a request is with its handler the socket is not
+ * read, so this holds at most what one socket read decrypted: 1 MiB is a generous cap. */
+#define IN_MAX (1u << 20)
+/* A client that pipelines requests without reading the answers would make us queue them
+ * without bound; past this much unsent output it is dropped. */
+#define WRITE_QUEUE_MAX (16u << 20)
+
+enum conn_state {
+	S_IDLE,      /* between requests (or before the first) */
+	S_HEAD,      /* a request has begun; its head is arriving */
+	S_BODY,      /* head done, body arriving */
+	S_DISPATCHED /* complete; the handler owes conn_respond */
+};
+
+struct conn {
+	struct conn_server *srv;
+	struct tls_conn *tls; /* NULL once the socket is gone or being closed */
+	struct http_reader *rd;
+	struct vw_buf in;
+	size_t in_off;
+	enum conn_state state;
+	int first;       /* no request answered yet: the head deadline counts from accept */
+	int close_after; /* answer, then close (framing errors, draining) */
+	int in_process;  /* inside process(): frees and re-entry wait for it to return */
+	int64_t accepted_ms, start_ms, idle_ms;
+	size_t budget; /* bytes of srv->budget_used held by this request's body */
+	struct tls_identity id;
+	char peer[64];
+	struct conn *prev, *next;
+};
+
+struct conn_server {
+	struct conn_limits lim;
+	conn_handler handler;
+	void *ud;
+	struct conn *head;
+	size_t count;
+	size_t budget_used;
+	int draining, drained_called;
+	void (*on_drained)(void *ud);
+	void *drained_ud;
+};
+
+static void process(struct conn *c);
+
+static void maybe_drained(struct conn_server *s)
+{
+	if (s->draining && s->count == 0 && !s->drained_called && s->on_drained) {
+		s->drained_called = 1;
+		s->on_drained(s->drained_ud);
+	}
+}
+
+static void release_budget(struct conn *c)
+{
+	c->srv->budget_used -= c->budget;
+	c->budget = 0;
+}
+
+static void maybe_free(struct conn *c)
+{
+	if (c->tls || c->state == S_DISPATCHED || c->in_process)
+		return;
+	struct conn_server *s = c->srv;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		s->head = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	release_budget(c);
+	http_reader_destroy(c->rd);
+	vw_buf_free(&c->in);
+	free(c);
+	s->count--;
+	maybe_drained(s);
+}
+
+static void close_conn(struct conn *c)
+{
+	if (c->tls) {
+		tls_conn_set_data(c->tls, NULL);
+		tls_conn_close(c->tls);
+		c->tls = NULL;
+	}
+	maybe_free(c);
+}
+
+static int64_t deadline(const struct conn *c)
+{
+	const struct conn_limits *l = &c->srv->lim;
+	switch (c->state) {
+	case S_IDLE:
+		return c->first ? c->accepted_ms + (int64_t)l->header_timeout_ms
+		                : c->idle_ms + (int64_t)l->idle_timeout_ms;
+	case S_HEAD: {
+		/* Slow-loris: the head has header_timeout from its first byte (from accept for
+		 * the first request), and the whole request its request_timeout. */
+		int64_t h =
+		    (c->first ? c->accepted_ms : c->start_ms) + (int64_t)l->header_timeout_ms;
+		int64_t r = c->start_ms + (int64_t)l->request_timeout_ms;
+		return h < r ? h : r;
+	}
+	case S_BODY:
+		return c->start_ms + (int64_t)l->request_timeout_ms;
+	case S_DISPATCHED:
+		break;
+	}
+	return 0;
+}
+
+static void arm(struct conn *c)
+{
+	if (!c->tls)
+		return;
+	int64_t d = deadline(c);
+	if (!d) {
+		tls_conn_set_timer(c->tls, 0);
+		return;
+	}
+	int64_t left = d - vw_mono_ms();
+	tls_conn_set_timer(c->tls, left > 0 ? (uint64_t)left : 1);
+}
+
+/* --- tls callbacks ---------------------------------------------------------------------- */
+
+static void on_open(struct tls_conn *t)
+{
+	struct conn_server *s = tls_conn_cb_data(t);
+	struct conn *c = calloc(1, sizeof(*c));
+	if (c)
+		c->rd = http_reader_create(s->lim.max_header_bytes, s->lim.max_body_bytes);
+	if (!c || !c->rd) {
+		free(c);
+		tls_conn_close(t);
+		return;
+	}
+	c->srv = s;
+	c->tls = t;
+	c->first = 1;
+	c->state = S_IDLE;
+	c->accepted_ms = tls_conn_accepted_ms(t);
+	c->id = *tls_conn_identity(t);
+	snprintf(c->peer, sizeof(c->peer), "%s", tls_conn_peer(t));
+	vw_buf_init(&c->in, IN_MAX);
+	c->next = s->head;
+	if (s->head)
+		s->head->prev = c;
+	s->head = c;
+	s->count++;
+	tls_conn_set_data(t, c);
+	if (s->draining) {
+		close_conn(c); /* finished its handshake after shutdown began */
+		return;
+	}
+	arm(c);
+}
+
+static void on_data(struct tls_conn *t, const char *data, size_t len)
+{
+	struct conn *c = tls_conn_data(t);
+	if (!c)
+		return;
+	if (c->in_off == c->in.len) {
+		vw_buf_reset(&c->in);
+		c->in_off = 0;
+	}
+	if (vw_buf_append(&c->in, data, len)) {
+		log_debug("event=conn_dropped peer=%s reason=input_overflow", c->peer);
+		close_conn(c);
+		return;
+	}
+	process(c);
+}
+
+static void on_timeout(struct tls_conn *t)
+{
+	struct conn *c = tls_conn_data(t);
+	if (!c)
+		return;
+	if (vw_mono_ms() < deadline(c)) {
+		arm(c); /* the loop's clock ran a little ahead of ours */
+		return;
+	}
+	switch (c->state) {
+	case S_IDLE:
+		log_debug("event=conn_timeout peer=%s phase=%s", c->peer,
+		          c->first ? "first" : "idle");
+		close_conn(c);
+		break;
+	case S_HEAD:
+	case S_BODY:
+		log_debug("event=conn_timeout peer=%s phase=%s", c->peer,
+		          c->state == S_HEAD ? "head" : "body");
+		c->state = S_DISPATCHED;
+		c->close_after = 1;
+		conn_respond_error(c, 408, "request timeout", NULL);
+		break;
+	case S_DISPATCHED:
+		break;
+	}
+}
+
+static void on_close(struct tls_conn *t)
+{
+	struct conn *c = tls_conn_data(t);
+	if (!c)
+		return;
+	c->tls = NULL;
+	maybe_free(c);
+}
+
+const struct tls_callbacks conn_tls_callbacks = {on_open, on_data, on_timeout, on_close};
+
+/* --- request flow ------------------------------------------------------------------------ */
+
+static void fail_now(struct conn *c, int status, const char *why, const char *extra)
+{
+	log_debug("event=bad_request peer=%s status=%d reason=\"%s\"", c->peer, status, why);
+	c->state = S_DISPATCHED;
+	c->close_after = 1;
+	struct vw_buf b;
+	vw_buf_init(&b, 4096);
+	vw_buf_puts(&b, "{\"error\":");
+	vw_buf_json_str(&b, why);
+	vw_buf_puts(&b, "}");
+	conn_respond(c, status, extra, b.data, b.len);
+	vw_buf_free(&b);
+}
+
+static void on_head(struct conn *c)
+{
+	const struct http_request *req = http_reader_request(c->rd);
+	struct conn_server *s = c->srv;
+	c->state = S_BODY;
+	arm(c);
+	size_t want = req->chunked ? s->lim.max_body_bytes : (size_t)req->content_length;
+	if (s->budget_used + want > s->lim.body_budget) {
+		/* Every body in memory at once must fit; past that, ask the client to come
+		 * back rather than let memory grow with the number of uploaders. */
+		fail_now(c, 503, "server busy", "Retry-After: 1\r\n");
+		return;
+	}
+	s->budget_used += want;
+	c->budget = want;
+	if (req->expect_continue) {
+		static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+		if (tls_conn_write(c->tls, cont, sizeof(cont) - 1))
+			close_conn(c);
+	}
+}
+
+static void dispatch(struct conn *c)
+{
+	c->state = S_DISPATCHED;
+	tls_conn_pause(c->tls);
+	tls_conn_set_timer(c->tls, 0);
+	c->start_ms = c->start_ms ? c->start_ms : vw_mono_ms();
+	c->srv->handler(c->srv->ud, c, http_reader_request(c->rd));
+}
+
+static void process(struct conn *c)
+{
+	if (c->in_process)
+		return;
+	c->in_process = 1;
+	while (c->tls && c->state != S_DISPATCHED && c->in_off < c->in.len) {
+		enum http_event ev;
+		size_t n =
+		    http_reader_feed(c->rd, c->in.data + c->in_off, c->in.len - c->in_off, &ev);
+		c->in_off += n;
+		if (c->state == S_IDLE && http_reader_started(c->rd)) {
+			c->state = S_HEAD;
+			c->start_ms = vw_mono_ms();
+			arm(c);
+		}
+		switch (ev) {
+		case HTTP_NEED_MORE:
+			break;
+		case HTTP_GOT_HEADERS:
+			on_head(c);
+			continue;
+		case HTTP_GOT_REQUEST:
+			dispatch(c);
+			continue;
+		case HTTP_GOT_ERROR: {
+			int status;
+			const char *why = http_reader_error(c->rd, &status);
+			fail_now(c, status, why, NULL);
+			continue;
+		}
+		}
+		break;
+	}
+	if (c->in_off == c->in.len) {
+		if (c->in.cap > (4u << 10)) /* idle connections stay small */
+			vw_buf_free(&c->in);
+		else
+			vw_buf_reset(&c->in);
+		c->in_off = 0;
+	} else if (c->in_off > 0) {
+		/* Keep only what is unparsed, so the cap bounds pending bytes, not history. */
+		memmove(c->in.data, c->in.data + c->in_off, c->in.len - c->in_off);
+		c->in.len -= c->in_off;
+		c->in_off = 0;
+	}
+	c->in_process = 0;
+	maybe_free(c);
+}
+
+void conn_respond(struct conn *c, int status, const char *extra, const char *body, size_t len)
+{
+	if (c->state != S_DISPATCHED)
+		return; /* a handler bug: answered twice */
+	struct conn_server *s = c->srv;
+	const struct http_request *req = http_reader_request(c->rd);
+	int keep = c->tls && !c->close_after && req->keep_alive && !s->draining;
+	log_debug("event=request peer=%s method=%s path=%.128s status=%d ms=%lld", c->peer,
+	          req->method[0] ? req->method : "-", req->path[0] ? req->path : "-", status,
+	          (long long)(c->start_ms ? vw_mono_ms() - c->start_ms : 0));
+	if (c->tls) {
+		struct vw_buf out;
+		vw_buf_init(&out, 0);
+		http_format_head(&out, status, extra, len, keep, vw_now_ms());
+		vw_buf_append(&out, body, len);
+		if (out.err || tls_conn_write(c->tls, out.data, out.len) ||
+		    tls_conn_write_queue(c->tls) > WRITE_QUEUE_MAX)
+			keep = 0;
+		vw_buf_free(&out);
+	}
+	release_budget(c);
+	http_reader_reset(c->rd);
+	c->state = S_IDLE;
+	c->first = 0;
+	c->start_ms = 0;
+	c->idle_ms = vw_mono_ms();
+	if (!keep) {
+		close_conn(c);
+		return;
+	}
+	arm(c);
+	tls_conn_resume(c->tls);
+	process(c); /* pipelined bytes already here; a no-op when called from inside process */
+}
+
+void conn_respond_error(struct conn *c, int status, const char *error, const char *detail)
+{
+	struct vw_buf b;
+	vw_buf_init(&b, 0);
+	vw_buf_puts(&b, "{\"error\":");
+	vw_buf_json_str(&b, error);
+	if (detail) {
+		vw_buf_puts(&b, ",\"detail\":");
+		vw_buf_json_str(&b, detail);
+	}
+	vw_buf_puts(&b, "}");
+	if (b.err)
+		conn_respond(c, 500, NULL, "{\"error\":\"internal\"}", 20);
+	else
+		conn_respond(c, status, status == 503 ? "Retry-After: 1\r\n" : NULL, b.data, b.len);
+	vw_buf_free(&b);
+}
+
+const struct tls_identity *conn_identity(const struct conn *c)
+{
+	return &c->id;
+}
+const char *conn_peer(const struct conn *c)
+{
+	return c->peer;
+}
+
+/* --- server ------------------------------------------------------------------------------ */
+
+struct conn_server *conn_server_create(const struct conn_limits *lim, conn_handler handler,
+                                       void *ud)
+{
+	struct conn_server *s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	s->lim = *lim;
+	s->handler = handler;
+	s->ud = ud;
+	return s;
+}
+
+void conn_server_destroy(struct conn_server *s)
+{
+	if (!s)
+		return;
+	/* Connections point at s: destroying it under them would be a use-after-free. */
+	if (s->count)
+		log_error("event=conn_server_destroy_busy connections=%zu", s->count);
+	free(s);
+}
+
+void conn_server_drain(struct conn_server *s, void (*on_drained)(void *ud), void *ud)
+{
+	s->draining = 1;
+	s->on_drained = on_drained;
+	s->drained_ud = ud;
+	struct conn *c = s->head, *next;
+	for (; c; c = next) {
+		next = c->next;
+		if (c->state != S_DISPATCHED)
+			close_conn(c);
+		/* else: conn_respond sees draining and closes after the answer */
+	}
+	maybe_drained(s);
+}
+
+void conn_server_abort(struct conn_server *s)
+{
+	struct conn *c = s->head, *next;
+	for (; c; c = next) {
+		next = c->next;
+		close_conn(c);
+	}
+	maybe_drained(s);
+}
+
+size_t conn_server_count(const struct conn_server *s)
+{
+	return s->count;
+}

@@ -1,0 +1,529 @@
+#include "http.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <http_parser.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+/* Header names the framing checks care about; everything else passes through. */
+enum hdr { H_OTHER, H_CONTENT_LENGTH, H_TRANSFER_ENCODING, H_HOST, H_CONTENT_ENCODING, H_EXPECT };
+
+#define NAME_MAX_ 24  /* longest interesting name ("content-encoding") plus room */
+#define VALUE_MAX_ 64 /* interesting values are short: digits, "chunked", "100-continue" */
+/* A body buffer larger than this is released between requests rather than reused, so an
+ * idle keep-alive connection holds kilobytes, not the last batch's megabytes. */
+#define KEEP_BODY_CAP (4u << 10)
+
+struct http_reader {
+	http_parser parser;
+	size_t max_header, max_body;
+	struct http_request req;
+	struct vw_buf url;
+	struct vw_buf body;
+
+	/* Header-block scanner, run over bytes before the library sees them. */
+	int in_body;         /* the header block has ended */
+	int started;         /* a non-blank byte seen */
+	int complete;        /* on_message_complete ran */
+	size_t header_bytes; /* including leading blank lines */
+	size_t lines;        /* non-empty lines completed (0 = request line pending) */
+	size_t line_len;     /* bytes on the current line, CR excluded */
+	int prev_cr;
+	int in_value;   /* past the ':' of the current header line */
+	enum hdr which; /* the current header line's name */
+	char name[NAME_MAX_];
+	size_t name_len;
+	char value[VALUE_MAX_];
+	size_t value_len;
+	int value_over;
+	unsigned n_cl, n_te, n_host, n_ce, n_expect;
+	char cl[VALUE_MAX_], te[VALUE_MAX_], expect[VALUE_MAX_], ce[VALUE_MAX_];
+	int cl_over, te_over, expect_over, ce_over;
+
+	int err_status;
+	const char *err;
+};
+
+static int fail(struct http_reader *r, int status, const char *why)
+{
+	if (!r->err_status) {
+		r->err_status = status;
+		r->err = why;
+	}
+	return -1;
+}
+
+/* --- library callbacks: request line, body, completion ---------------------------------- */
+
+static int on_url(http_parser *p, const char *at, size_t len)
+{
+	struct http_reader *r = p->data;
+	/* The scanner already bounds the whole head, so this cannot grow past max_header. */
+	if (vw_buf_append(&r->url, at, len))
+		return fail(r, 431, "request headers too large");
+	return 0;
+}
+
+static int on_headers_complete(http_parser *p)
+{
+	struct http_reader *r = p->data;
+	struct http_request *q = &r->req;
+	q->method = http_method_str((enum http_method)p->method);
+	switch (p->method) {
+	case HTTP_GET:
+		q->verb = HTTP_VERB_GET;
+		break;
+	case HTTP_HEAD:
+		q->verb = HTTP_VERB_HEAD;
+		break;
+	case HTTP_POST:
+		q->verb = HTTP_VERB_POST;
+		break;
+	default:
+		q->verb = HTTP_VERB_OTHER;
+		break;
+	}
+	q->keep_alive = http_should_keep_alive(p);
+	char *url = r->url.data ? (char *)vw_buf_cstr(&r->url) : NULL;
+	if (!url || !url[0])
+		return fail(r, 400, "empty request target");
+	char *qm = strchr(url, '?');
+	if (qm) {
+		*qm = '\0';
+		q->query = qm + 1;
+	} else {
+		q->query = "";
+	}
+	q->path = url;
+	return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t len)
+{
+	struct http_reader *r = p->data;
+	/* Reached for chunked bodies only: Content-Length was checked against the limit
+	 * before the first body byte. */
+	if (r->body.len + len > r->max_body)
+		return fail(r, 413, "request body too large");
+	if (vw_buf_append(&r->body, at, len))
+		return fail(r, 503, "out of memory");
+	return 0;
+}
+
+static int on_message_complete(http_parser *p)
+{
+	struct http_reader *r = p->data;
+	r->complete = 1;
+	r->req.body = r->body.data ? vw_buf_cstr(&r->body) : "";
+	r->req.body_len = r->body.len;
+	/* Stop at the message boundary: the bytes after it are the next request, which the
+	 * connection feeds only once this one is answered. */
+	http_parser_pause(p, 1);
+	return 0;
+}
+
+static const http_parser_settings settings = {
+    .on_url = on_url,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+/* --- header-block scanner ---------------------------------------------------------------- */
+
+static void trim_copy(char *dst, const char *src, size_t n)
+{
+	while (n && (*src == ' ' || *src == '\t'))
+		src++, n--;
+	while (n && (src[n - 1] == ' ' || src[n - 1] == '\t'))
+		n--;
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
+static int name_done(struct http_reader *r)
+{
+	static const struct {
+		const char *name;
+		enum hdr h;
+	} known[] = {
+	    {"content-length", H_CONTENT_LENGTH},
+	    {"transfer-encoding", H_TRANSFER_ENCODING},
+	    {"host", H_HOST},
+	    {"content-encoding", H_CONTENT_ENCODING},
+	    {"expect", H_EXPECT},
+	};
+	if (r->name_len == 0)
+		return fail(r, 400, "empty header name");
+	r->which = H_OTHER;
+	if (r->name_len < sizeof(r->name)) {
+		r->name[r->name_len] = '\0';
+		for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+			if (strcmp(r->name, known[i].name) == 0)
+				r->which = known[i].h;
+	}
+	/* Decided when the name is complete, so the library (which would judge these itself,
+	 * more leniently or with a vaguer error) never sees such a head. RFC 9112 6.3. */
+	switch (r->which) {
+	case H_CONTENT_LENGTH:
+		if (++r->n_cl > 1)
+			return fail(r, 400, "duplicate Content-Length");
+		if (r->n_te)
+			return fail(r, 400, "Content-Length with Transfer-Encoding");
+		break;
+	case H_TRANSFER_ENCODING:
+		if (++r->n_te > 1)
+			return fail(r, 400, "duplicate Transfer-Encoding");
+		if (r->n_cl)
+			return fail(r, 400, "Content-Length with Transfer-Encoding");
+		break;
+	case H_HOST:
+		if (++r->n_host > 1)
+			return fail(r, 400, "duplicate Host"); /* RFC 9112 3.2 */
+		break;
+	case H_CONTENT_ENCODING:
+		r->n_ce++;
+		break;
+	case H_EXPECT:
+		r->n_expect++;
+		break;
+	case H_OTHER:
+		break;
+	}
+	r->in_value = 1;
+	r->value_len = 0;
+	r->value_over = 0;
+	return 0;
+}
+
+static int line_done(struct http_reader *r)
+{
+	if (r->lines == 0)
+		return 0; /* the request line: the library parses it */
+	if (!r->in_value)
+		return fail(r, 400, "header line without ':'");
+	switch (r->which) {
+	case H_CONTENT_LENGTH:
+		trim_copy(r->cl, r->value, r->value_len);
+		r->cl_over = r->value_over;
+		break;
+	case H_TRANSFER_ENCODING:
+		trim_copy(r->te, r->value, r->value_len);
+		r->te_over = r->value_over;
+		break;
+	case H_EXPECT:
+		trim_copy(r->expect, r->value, r->value_len);
+		r->expect_over = r->value_over;
+		break;
+	case H_CONTENT_ENCODING:
+		trim_copy(r->ce, r->value, r->value_len);
+		r->ce_over = r->value_over;
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+static int head_done(struct http_reader *r)
+{
+	struct http_request *q = &r->req;
+	if (r->n_cl) {
+		/* Digits only: "+5", "5 5" or "0x10" are how smuggling starts. */
+		size_t n = strlen(r->cl);
+		if (r->cl_over || n == 0 || n > 18)
+			return fail(r, 400, "invalid Content-Length");
+		int64_t v = 0;
+		for (size_t i = 0; i < n; i++) {
+			if (!isdigit((unsigned char)r->cl[i]))
+				return fail(r, 400, "invalid Content-Length");
+			v = v * 10 + (r->cl[i] - '0');
+		}
+		q->content_length = v;
+		if ((uint64_t)v > r->max_body)
+			return fail(r, 413, "request body too large");
+	}
+	if (r->n_te) {
+		if (r->te_over || strcasecmp(r->te, "chunked") != 0)
+			return fail(r, 501, "unsupported Transfer-Encoding");
+		q->chunked = 1;
+	}
+	/* gzip is what the agent sends (ingest inflates it off the loop); any other coding we
+	 * could not read, so say so rather than store it. */
+	if (r->n_ce) {
+		if (r->n_ce > 1 || r->ce_over)
+			return fail(r, 415, "unsupported Content-Encoding (gzip only)");
+		if (strcasecmp(r->ce, "gzip") == 0 || strcasecmp(r->ce, "x-gzip") == 0)
+			q->gzip = 1;
+		else if (strcasecmp(r->ce, "identity") != 0)
+			return fail(r, 415, "unsupported Content-Encoding (gzip only)");
+	}
+	if (r->n_expect) {
+		if (r->n_expect > 1 || r->expect_over || strcasecmp(r->expect, "100-continue") != 0)
+			return fail(r, 417, "unsupported Expect");
+		q->expect_continue = 1;
+	}
+	return 0;
+}
+
+/* Scans up to len bytes of the head; stops after the blank line that ends it. Returns 1
+ * when the head ended, 0 when more is needed, -1 on error; *used = bytes scanned. */
+static int scan_head(struct http_reader *r, const char *data, size_t len, size_t *used)
+{
+	size_t i;
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)data[i];
+		if (++r->header_bytes > r->max_header) {
+			*used = i + 1;
+			return fail(r, 431, "request headers too large");
+		}
+		if (r->prev_cr && c != '\n') {
+			*used = i + 1;
+			return fail(r, 400, "bare CR in request head");
+		}
+		if (c == '\r') {
+			r->prev_cr = 1;
+			continue;
+		}
+		if (c == '\n') {
+			if (!r->prev_cr) {
+				*used = i + 1;
+				return fail(r, 400, "bare LF in request head");
+			}
+			r->prev_cr = 0;
+			if (r->line_len == 0) {
+				if (r->lines == 0)
+					continue; /* blank lines before a request: RFC 9112 2.2 */
+				*used = i + 1;
+				return head_done(r) ? -1 : 1;
+			}
+			if (line_done(r)) {
+				*used = i + 1;
+				return -1;
+			}
+			r->lines++;
+			r->line_len = 0;
+			r->in_value = 0;
+			r->name_len = 0;
+			continue;
+		}
+		if ((c < 0x20 && c != '\t') || c == 0x7f) {
+			/* libhttp-parser does not check the first byte of a header value */
+			*used = i + 1;
+			return fail(r, 400, "control character in request head");
+		}
+		r->started = 1;
+		if (r->line_len++ == 0 && r->lines > 0 && (c == ' ' || c == '\t')) {
+			*used = i + 1;
+			return fail(r, 400, "obs-fold in request head");
+		}
+		if (r->lines == 0)
+			continue;
+		if (!r->in_value) {
+			if (c == ':') {
+				if (name_done(r)) {
+					*used = i + 1;
+					return -1;
+				}
+			} else if (c == ' ' || c == '\t') {
+				*used = i + 1;
+				return fail(r, 400, "whitespace in header name");
+			} else if (r->name_len < sizeof(r->name)) {
+				r->name[r->name_len++] = (char)tolower(c);
+			} else {
+				r->name_len = sizeof(r->name); /* too long to be one we check */
+			}
+		} else if (r->which != H_OTHER) {
+			if (r->value_len < sizeof(r->value) - 1)
+				r->value[r->value_len++] = (char)c;
+			else
+				r->value_over = 1;
+		}
+	}
+	*used = i;
+	return 0;
+}
+
+/* --- public ------------------------------------------------------------------------------ */
+
+static void start_request(struct http_reader *r)
+{
+	http_parser_init(&r->parser, HTTP_REQUEST);
+	r->parser.data = r;
+	memset(&r->req, 0, sizeof(r->req));
+	r->req.content_length = -1;
+	r->req.path = r->req.query = "";
+	r->req.method = "";
+	r->req.body = "";
+	r->in_body = r->started = r->complete = 0;
+	r->header_bytes = r->lines = r->line_len = 0;
+	r->prev_cr = r->in_value = 0;
+	r->which = H_OTHER;
+	r->name_len = r->value_len = 0;
+	r->value_over = 0;
+	r->n_cl = r->n_te = r->n_host = r->n_ce = r->n_expect = 0;
+	r->cl[0] = r->te[0] = r->expect[0] = r->ce[0] = '\0';
+	r->cl_over = r->te_over = r->expect_over = r->ce_over = 0;
+	r->err_status = 0;
+	r->err = NULL;
+}
+
+struct http_reader *http_reader_create(size_t max_header_bytes, size_t max_body_bytes)
+{
+	struct http_reader *r = calloc(1, sizeof(*r));
+	if (!r)
+		return NULL;
+	r->max_header = max_header_bytes;
+	r->max_body = max_body_bytes;
+	vw_buf_init(&r->url, max_header_bytes + 1);
+	vw_buf_init(&r->body, max_body_bytes + 1); /* + the NUL vw_buf_cstr adds */
+	start_request(r);
+	return r;
+}
+
+void http_reader_destroy(struct http_reader *r)
+{
+	if (!r)
+		return;
+	vw_buf_free(&r->url);
+	vw_buf_free(&r->body);
+	free(r);
+}
+
+void http_reader_reset(struct http_reader *r)
+{
+	vw_buf_reset(&r->url);
+	if (r->body.cap > KEEP_BODY_CAP)
+		vw_buf_free(&r->body);
+	else
+		vw_buf_reset(&r->body);
+	start_request(r);
+}
+
+/* The library's verdict, once our own checks passed. */
+static int library_error(struct http_reader *r)
+{
+	enum http_errno e = HTTP_PARSER_ERRNO(&r->parser);
+	if (r->err_status)
+		return -1;
+	switch (e) {
+	case HPE_OK:
+	case HPE_PAUSED:
+		return 0;
+	case HPE_HEADER_OVERFLOW:
+		return fail(r, 431, "request headers too large");
+	case HPE_INVALID_METHOD:
+		return fail(r, 400, "invalid method");
+	case HPE_INVALID_URL:
+		return fail(r, 400, "invalid request target");
+	case HPE_INVALID_VERSION:
+		return fail(r, 400, "invalid HTTP version");
+	case HPE_INVALID_HEADER_TOKEN:
+		return fail(r, 400, "invalid character in header");
+	case HPE_INVALID_CHUNK_SIZE:
+		return fail(r, 400, "invalid chunk size");
+	default:
+		return fail(r, 400, http_errno_description(e));
+	}
+}
+
+size_t http_reader_feed(struct http_reader *r, const char *data, size_t len, enum http_event *ev)
+{
+	size_t used = 0;
+	*ev = HTTP_NEED_MORE;
+	if (r->err_status) {
+		*ev = HTTP_GOT_ERROR;
+		return 0;
+	}
+	if (r->complete) {
+		*ev = HTTP_GOT_REQUEST;
+		return 0;
+	}
+	if (!r->in_body) {
+		int end = scan_head(r, data, len, &used);
+		if (end < 0) {
+			*ev = HTTP_GOT_ERROR;
+			return used;
+		}
+		size_t n = http_parser_execute(&r->parser, &settings, data, used);
+		if (library_error(r) || (n != used && !r->complete)) {
+			fail(r, 400, "malformed request");
+			*ev = HTTP_GOT_ERROR;
+			return used;
+		}
+		if (r->complete) {
+			*ev = HTTP_GOT_REQUEST;
+			return used;
+		}
+		if (end == 1) {
+			r->in_body = 1;
+			*ev = HTTP_GOT_HEADERS;
+		}
+		return used;
+	}
+	size_t n = http_parser_execute(&r->parser, &settings, data, len);
+	if (library_error(r) || (n != len && !r->complete)) {
+		fail(r, 400, "malformed request body");
+		*ev = HTTP_GOT_ERROR;
+		return n;
+	}
+	if (r->complete)
+		*ev = HTTP_GOT_REQUEST;
+	return n;
+}
+
+const struct http_request *http_reader_request(const struct http_reader *r)
+{
+	return &r->req;
+}
+
+const char *http_reader_error(const struct http_reader *r, int *status)
+{
+	*status = r->err_status ? r->err_status : 400;
+	return r->err ? r->err : "bad request";
+}
+
+int http_reader_started(const struct http_reader *r)
+{
+	return r->started;
+}
+
+const char *http_status_text(int status)
+{
+	switch (status) {
+	case 413:
+		return "Content Too Large"; /* RFC 9110 name */
+	case 431:
+		return "Request Header Fields Too Large";
+	default: {
+		const char *s = http_status_str((enum http_status)status);
+		return s && strcmp(s, "<unknown>") != 0 ? s : "Unknown";
+	}
+	}
+}
+
+int http_format_head(struct vw_buf *out, int status, const char *extra, size_t body_len,
+                     int keep_alive, int64_t now_ms)
+{
+	/* IMF-fixdate (RFC 9110 5.6.7); names spelled out so the locale cannot change them. */
+	static const char *const wd[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+	static const char *const mon[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+	                                  "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+	time_t t = (time_t)(now_ms / 1000);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	vw_buf_printf(out,
+	              "HTTP/1.1 %d %s\r\n"
+	              "Date: %s, %02d %s %04d %02d:%02d:%02d GMT\r\n"
+	              "Content-Type: application/json\r\n"
+	              "Content-Length: %zu\r\n"
+	              "%s%s\r\n",
+	              status, http_status_text(status), wd[tm.tm_wday % 7], tm.tm_mday,
+	              mon[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec,
+	              body_len, keep_alive ? "" : "Connection: close\r\n", extra ? extra : "");
+	return out->err;
+}

@@ -1,0 +1,356 @@
+#include "ingest.h"
+
+#include <cjson/cJSON.h>
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "conf.h"
+#include "log.h"
+#include "result.h"
+#include "vtime.h"
+
+struct ingest {
+	uv_loop_t *loop;
+	struct store *store;
+	struct ingest_limits lim;
+	size_t inflight;
+	size_t batch_bytes; /* decoded batches between decode and commit */
+};
+
+struct job {
+	uv_work_t work;
+	struct ingest *in;
+	struct conn *conn;
+	const char *body; /* the request's, valid until conn_respond */
+	size_t len;
+	int gzip;
+	size_t max_plain;
+	size_t held; /* bytes counted in ingest.batch_bytes */
+	struct store_batch *batch;
+	int rc;
+	char error[32];
+	char detail[256];
+	int64_t t0;
+};
+
+int ingest_gunzip(const char *in, size_t len, size_t max, struct vw_buf *out)
+{
+	z_stream zs;
+	memset(&zs, 0, sizeof(zs));
+	if (len > UINT_MAX)
+		return -E2BIG;
+	/* 15 + 16: a gzip wrapper only, as Content-Encoding: gzip means. */
+	if (inflateInit2(&zs, 15 + 16) != Z_OK)
+		return -ENOMEM;
+	zs.next_in = (Bytef *)(uintptr_t)in;
+	zs.avail_in = (uInt)len;
+	int rc = 0, z = Z_OK;
+	char chunk[64 << 10];
+	while (z != Z_STREAM_END) {
+		zs.next_out = (Bytef *)chunk;
+		zs.avail_out = sizeof(chunk);
+		z = inflate(&zs, Z_NO_FLUSH);
+		if (z != Z_OK && z != Z_STREAM_END) {
+			rc = z == Z_MEM_ERROR ? -ENOMEM : -EINVAL; /* also a truncated stream */
+			break;
+		}
+		size_t n = sizeof(chunk) - zs.avail_out;
+		/* The inflated size is what costs memory: a small bomb must not become gigabytes.
+		 */
+		if (out->len + n > max) {
+			rc = -E2BIG;
+			break;
+		}
+		if (vw_buf_append(out, chunk, n)) {
+			rc = -ENOMEM;
+			break;
+		}
+		if (z == Z_OK && n == 0 && zs.avail_in == 0) {
+			rc = -EINVAL; /* input ended before the stream did */
+			break;
+		}
+	}
+	if (!rc && zs.avail_in != 0)
+		rc = -EINVAL; /* bytes after the gzip member */
+	inflateEnd(&zs);
+	return rc;
+}
+
+static int bad(char *error, size_t errlen, const char *e, char *detail, size_t detlen,
+               const char *fmt, const char *arg)
+{
+	snprintf(error, errlen, "%s", e);
+	snprintf(detail, detlen, fmt, arg);
+	return -EINVAL;
+}
+
+int ingest_decode(const char *body, size_t len, struct store_batch *b, char *error, size_t errlen,
+                  char *detail, size_t detlen)
+{
+	const char *end = NULL;
+	int rc = -EINVAL;
+	/* cJSON limits nesting depth (CJSON_NESTING_LIMIT), so a hostile body cannot exhaust
+	 * the pool thread's stack. */
+	cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+	if (!root) {
+		char at[32];
+		snprintf(at, sizeof(at), "%zu",
+		         end && end >= body ? (size_t)(end - body) : (size_t)0);
+		return bad(error, errlen, "invalid JSON", detail, detlen, "syntax error at byte %s",
+		           at);
+	}
+	for (const char *p = end; p && p < body + len; p++) {
+		if (!isspace((unsigned char)*p)) {
+			rc = bad(error, errlen, "invalid JSON", detail, detlen, "%s",
+			         "trailing data after the JSON value");
+			goto out;
+		}
+	}
+	if (!cJSON_IsObject(root)) {
+		rc = bad(error, errlen, "invalid batch", detail, detlen, "%s",
+		         "body must be a JSON object");
+		goto out;
+	}
+	const cJSON *site = cJSON_GetObjectItemCaseSensitive(root, "site");
+	if (!cJSON_IsString(site)) {
+		rc = bad(error, errlen, "invalid batch", detail, detlen, "field 'site': %s",
+		         site ? "must be a string" : "missing");
+		goto out;
+	}
+	if (!vw_conf_id_valid(site->valuestring)) {
+		rc = bad(error, errlen, "invalid batch", detail, detlen, "field 'site': %s",
+		         "not a valid site id ([A-Za-z0-9._-], 1-63 characters)");
+		goto out;
+	}
+	/* Known from here on, so a certificate/site mismatch outranks any later error. */
+	snprintf(b->site, sizeof(b->site), "%s", site->valuestring);
+	const cJSON *agent = cJSON_GetObjectItemCaseSensitive(root, "agent");
+	if (agent && !cJSON_IsNull(agent)) {
+		if (!cJSON_IsString(agent) || !vw_conf_id_valid(agent->valuestring)) {
+			rc =
+			    bad(error, errlen, "invalid batch", detail, detlen, "field 'agent': %s",
+			        "must be an id ([A-Za-z0-9._-], 1-63 characters)");
+			goto out;
+		}
+		snprintf(b->agent, sizeof(b->agent), "%s", agent->valuestring);
+	} else {
+		snprintf(b->agent, sizeof(b->agent), "%s", b->site);
+	}
+	const cJSON *results = cJSON_GetObjectItemCaseSensitive(root, "results");
+	if (!cJSON_IsArray(results)) {
+		rc = bad(error, errlen, "invalid batch", detail, detlen, "field 'results': %s",
+		         results ? "must be an array" : "missing");
+		goto out;
+	}
+	struct vw_result *r = malloc(sizeof(*r));
+	if (!r) {
+		rc = -ENOMEM;
+		snprintf(error, errlen, "out of memory");
+		detail[0] = '\0';
+		goto out;
+	}
+	size_t i = 0;
+	const cJSON *item;
+	cJSON_ArrayForEach(item, results)
+	{
+		char why[160];
+		if (vw_result_decode(item, r, why, sizeof(why)) != 0) {
+			snprintf(error, errlen, "invalid result");
+			snprintf(detail, detlen, "results[%zu]: %s", i, why);
+			free(r);
+			rc = -EINVAL;
+			goto out;
+		}
+		if ((rc = store_batch_add(b, r)) != 0) {
+			snprintf(error, errlen, "out of memory");
+			detail[0] = '\0';
+			free(r);
+			goto out;
+		}
+		i++;
+	}
+	free(r);
+	store_batch_sort(b);
+	rc = 0;
+out:
+	cJSON_Delete(root);
+	return rc;
+}
+
+/* A value from the client, made safe for one key=value token in a log line. */
+static void log_token(const char *in, char *out, size_t n)
+{
+	size_t i = 0;
+	for (; *in && i + 1 < n; in++) {
+		unsigned char ch = (unsigned char)*in;
+		out[i++] = isalnum(ch) || ch == '.' || ch == '-' || ch == '_' ? (char)ch : '?';
+	}
+	out[i] = '\0';
+	if (!i)
+		snprintf(out, n, "-");
+}
+
+static void finish(struct job *j, int status, const char *error, const char *detail)
+{
+	if (error)
+		conn_respond_error(j->conn, status, error, detail);
+	j->in->inflight--;
+	j->in->batch_bytes -= j->held;
+	store_batch_destroy(j->batch);
+	free(j);
+}
+
+static void on_committed(struct store_batch *b)
+{
+	struct job *j = b->data;
+	if (b->status) {
+		log_warn("event=ingest_failed site=%s agent=%s rows=%zu error=%d", b->site,
+		         b->agent, b->nrows, b->status);
+		finish(j, 503, "store unavailable", NULL);
+		return;
+	}
+	char body[64];
+	int n = snprintf(body, sizeof(body), "{\"acked_seq\":%lld}", (long long)b->acked_seq);
+	log_debug("event=ingest site=%s agent=%s rows=%zu stored=%zu acked_seq=%lld ms=%lld",
+	          b->site, b->agent, b->nrows, b->stored, (long long)b->acked_seq,
+	          (long long)(vw_mono_ms() - j->t0));
+	conn_respond(j->conn, 200, NULL, body, (size_t)n);
+	finish(j, 0, NULL, NULL);
+}
+
+static void decode_work(uv_work_t *w)
+{
+	struct job *j = w->data;
+	if (!j->gzip) {
+		j->rc = ingest_decode(j->body, j->len, j->batch, j->error, sizeof(j->error),
+		                      j->detail, sizeof(j->detail));
+		return;
+	}
+	struct vw_buf plain;
+	vw_buf_init(&plain, j->max_plain + 1);
+	j->rc = ingest_gunzip(j->body, j->len, j->max_plain, &plain);
+	if (j->rc == -E2BIG) {
+		snprintf(j->error, sizeof(j->error), "request body too large");
+		snprintf(j->detail, sizeof(j->detail), "more than %zu bytes once decompressed",
+		         j->max_plain);
+	} else if (j->rc == -EINVAL) {
+		snprintf(j->error, sizeof(j->error), "invalid gzip body");
+		j->detail[0] = '\0';
+	} else if (j->rc == 0) {
+		j->rc = ingest_decode(plain.data ? plain.data : "", plain.len, j->batch, j->error,
+		                      sizeof(j->error), j->detail, sizeof(j->detail));
+	}
+	vw_buf_free(&plain);
+}
+
+static void decode_done(uv_work_t *w, int status)
+{
+	struct job *j = w->data;
+	struct store_batch *b = j->batch;
+	const struct tls_identity *id = conn_identity(j->conn);
+	if (status == UV_ECANCELED) {
+		finish(j, 503, "shutting down", NULL);
+		return;
+	}
+	if (b->site[0] && strcmp(b->site, id->site) != 0) {
+		char claimed[72];
+		log_token(b->site, claimed, sizeof(claimed));
+		log_warn("event=ingest_refused peer=%s cert_site=%s claimed_site=%s",
+		         conn_peer(j->conn), id->site[0] ? id->site : "-", claimed);
+		finish(j, 403, "site does not match the client certificate", NULL);
+		return;
+	}
+	if (j->rc == -ENOMEM) {
+		finish(j, 503, "server busy", NULL);
+		return;
+	}
+	if (j->rc == -E2BIG) {
+		finish(j, 413, j->error, j->detail);
+		return;
+	}
+	if (j->rc) {
+		finish(j, 400, j->error, j->detail[0] ? j->detail : NULL);
+		return;
+	}
+	/* Decoded batches wait for the writer in memory: bound them all together. */
+	size_t held = b->arena.len + b->nrows * sizeof(*b->rows);
+	if (j->in->batch_bytes + held > j->in->lim.max_batch_bytes) {
+		finish(j, 503, "server busy", NULL);
+		return;
+	}
+	j->in->batch_bytes += held;
+	j->held = held;
+	snprintf(b->org, sizeof(b->org), "%s", id->org);
+	snprintf(b->city, sizeof(b->city), "%s", id->city);
+	b->received_ms = vw_now_ms();
+	b->done = on_committed;
+	b->data = j;
+	int rc = store_submit(j->in->store, b);
+	if (rc == -EAGAIN)
+		finish(j, 503, "server busy", NULL);
+	else if (rc)
+		finish(j, 503, "shutting down", NULL);
+}
+
+void ingest_handle(struct ingest *in, struct conn *c, const struct http_request *req)
+{
+	const struct tls_identity *id = conn_identity(c);
+	if (!id->verified) {
+		conn_respond_error(c, 401, "client certificate required", NULL);
+		return;
+	}
+	if (!id->site[0]) {
+		log_warn("event=ingest_refused peer=%s cert_site=- reason=no_site_in_certificate",
+		         conn_peer(c));
+		conn_respond_error(c, 403, "client certificate names no site", NULL);
+		return;
+	}
+	if (in->inflight >= in->lim.max_inflight) {
+		conn_respond_error(c, 503, "server busy", NULL);
+		return;
+	}
+	struct job *j = calloc(1, sizeof(*j));
+	if (j)
+		j->batch = store_batch_create();
+	if (!j || !j->batch) {
+		free(j);
+		conn_respond_error(c, 503, "server busy", NULL);
+		return;
+	}
+	j->in = in;
+	j->conn = c;
+	j->body = req->body;
+	j->len = req->body_len;
+	j->gzip = req->gzip;
+	j->max_plain = in->lim.max_body_bytes;
+	j->t0 = vw_mono_ms();
+	j->work.data = j;
+	in->inflight++;
+	/* JSON decoding of a large batch takes milliseconds: off the loop it goes. */
+	int rc = uv_queue_work(in->loop, &j->work, decode_work, decode_done);
+	if (rc)
+		finish(j, 503, "server busy", NULL);
+}
+
+int ingest_create(uv_loop_t *loop, struct store *store, const struct ingest_limits *lim,
+                  struct ingest **out)
+{
+	struct ingest *in = calloc(1, sizeof(*in));
+	if (!in)
+		return -ENOMEM;
+	in->loop = loop;
+	in->store = store;
+	in->lim = *lim;
+	*out = in;
+	return 0;
+}
+
+void ingest_destroy(struct ingest *in)
+{
+	free(in);
+}

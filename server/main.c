@@ -1,0 +1,363 @@
+/* venuewatch-server: the central collector. Parses the command line, then either runs a CA
+ * command or the server: config -> store (writer thread) -> ingest/api -> HTTP connections
+ * -> TLS listener, all on one libuv loop owned here. SIGINT/SIGTERM drain and exit 0. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <uv.h>
+
+#include "api.h"
+#include "ca.h"
+#include "conn.h"
+#include "ingest.h"
+#include "log.h"
+#include "server_conf.h"
+#include "store.h"
+#include "tls.h"
+
+/* Batches decoded or waiting for a commit, all connections together; their memory is
+ * bounded separately (the same budget as request bodies). */
+#define MAX_INFLIGHT_BATCHES 1024
+/* How long shutdown waits for in-flight requests before closing their sockets anyway. */
+#define DRAIN_MS 10000
+/* Request bodies held in memory at once, and likewise decoded batches: 256 MiB, or four of
+ * the largest allowed. */
+#define BODY_BUDGET_MIN (256u << 20)
+
+struct server {
+	struct server_conf cfg;
+	uv_loop_t loop;
+	uv_signal_t sigint, sigterm;
+	uv_timer_t drain_timer;
+	struct store *store;
+	struct ingest *ingest;
+	struct api *api;
+	struct conn_server *conns;
+	struct tls_server *tls;
+	int stopping;
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+	        "usage: venuewatch-server -c FILE [--check-config]\n"
+	        "       venuewatch-server -c FILE ca init [--force]\n"
+	        "       venuewatch-server -c FILE ca server\n"
+	        "       venuewatch-server -c FILE ca issue --site S --org O [--city C] --out DIR "
+	        "[--force]\n"
+	        "       venuewatch-server --help-config | --help\n"
+	        "\n"
+	        "  -c, --config FILE   configuration file (INI; see --help-config)\n"
+	        "      --check-config  validate the configuration and exit (errors as file:line)\n"
+	        "      --help-config   print every configuration key with its default and exit\n"
+	        "\n"
+	        "  ca init    create the CA (EC P-256, 10 years) and the server certificate for\n"
+	        "             [server] hostnames in the pki directory; --force replaces a CA\n"
+	        "  ca server  re-issue the server certificate from the existing CA\n"
+	        "  ca issue   write DIR/agent.key, DIR/agent.crt and DIR/ca.crt for an agent:\n"
+	        "             CN=site, O=org, L=city, clientAuth, 1 year\n"
+	        "\n"
+	        "Signals: SIGTERM/SIGINT stop accepting, finish in-flight commits, exit 0.\n");
+}
+
+/* --- CA commands --------------------------------------------------------------------- */
+
+static int cmd_ca(struct server_conf *cfg, int argc, char **argv)
+{
+	if (argc < 1) {
+		usage(stderr);
+		return 2;
+	}
+	const char *action = argv[0];
+	static const struct option longopts[] = {
+	    {"site", required_argument, NULL, 's'}, {"org", required_argument, NULL, 'o'},
+	    {"city", required_argument, NULL, 'l'}, {"out", required_argument, NULL, 'd'},
+	    {"force", no_argument, NULL, 'f'},      {NULL, 0, NULL, 0},
+	};
+	struct ca_issue_opts o = {0};
+	int opt;
+	optind = 0; /* restart getopt on the subcommand's arguments */
+	while ((opt = getopt_long(argc, argv, "+", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 's':
+			o.site = optarg;
+			break;
+		case 'o':
+			o.org = optarg;
+			break;
+		case 'l':
+			o.city = optarg;
+			break;
+		case 'd':
+			o.out_dir = optarg;
+			break;
+		case 'f':
+			o.force = 1;
+			break;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	char err[512] = "";
+	int rc;
+	if (strcmp(action, "init") == 0) {
+		if (o.site || o.org || o.city || o.out_dir) {
+			usage(stderr);
+			return 2;
+		}
+		rc = ca_init(cfg->pki_dir, cfg->server.hostnames, o.force, err, sizeof(err));
+		if (!rc)
+			printf("created CA and server certificate in %s\n", cfg->pki_dir);
+	} else if (strcmp(action, "server") == 0) {
+		rc = ca_server(cfg->pki_dir, cfg->server.hostnames, err, sizeof(err));
+		if (!rc)
+			printf("issued server certificate in %s (restart the server to use it)\n",
+			       cfg->pki_dir);
+	} else if (strcmp(action, "issue") == 0) {
+		if (!o.site || !o.org || !o.out_dir) {
+			fprintf(stderr, "ca issue: --site, --org and --out are required\n");
+			return 2;
+		}
+		char serial[64];
+		rc = ca_issue(cfg->pki_dir, &o, serial, sizeof(serial), err, sizeof(err));
+		if (!rc)
+			printf("issued %s/agent.crt for site %s (serial %s, %d days)\n", o.out_dir,
+			       o.site, serial, CA_AGENT_DAYS);
+	} else {
+		fprintf(stderr, "ca: unknown action '%s'\n", action);
+		usage(stderr);
+		return 2;
+	}
+	if (rc) {
+		fprintf(stderr, "ca %s: %s\n", action, err);
+		return 1;
+	}
+	return 0;
+}
+
+/* --- server ---------------------------------------------------------------------------- */
+
+static void on_handle_closed(uv_handle_t *h)
+{
+	(void)h;
+}
+
+static void on_drained(void *ud)
+{
+	struct server *s = ud;
+	/* No connection is left, so no request waits on the store: its queue is empty or
+	 * about to be committed by the writer, which store_close joins. */
+	store_close(s->store);
+	s->store = NULL;
+	uv_close((uv_handle_t *)&s->sigint, on_handle_closed);
+	uv_close((uv_handle_t *)&s->sigterm, on_handle_closed);
+	uv_close((uv_handle_t *)&s->drain_timer, on_handle_closed);
+	log_info("event=stopped");
+}
+
+static void on_drain_timeout(uv_timer_t *t)
+{
+	struct server *s = t->data;
+	log_warn("event=shutdown_forced connections=%zu", conn_server_count(s->conns));
+	conn_server_abort(s->conns);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+	struct server *s = h->data;
+	if (s->stopping) {
+		log_warn("event=shutdown_forced signal=%s",
+		         signum == SIGINT ? "SIGINT" : "SIGTERM");
+		conn_server_abort(s->conns);
+		return;
+	}
+	s->stopping = 1;
+	log_info("event=shutdown signal=%s connections=%zu",
+	         signum == SIGINT ? "SIGINT" : "SIGTERM", conn_server_count(s->conns));
+	tls_server_stop(s->tls);
+	uv_timer_start(&s->drain_timer, on_drain_timeout, DRAIN_MS, 0);
+	conn_server_drain(s->conns, on_drained, s);
+}
+
+/* Each connection is a file descriptor: make sure the limit can hold max_connections. */
+static void raise_fd_limit(long max_connections)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+		getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	/* ~32 descriptors for the database, the loop and the listener. */
+	if (rl.rlim_cur != RLIM_INFINITY && (rlim_t)max_connections + 32 > rl.rlim_cur)
+		log_warn("event=fd_limit nofile=%llu max_connections=%ld "
+		         "hint=raise_LimitNOFILE_or_lower_max_connections",
+		         (unsigned long long)rl.rlim_cur, max_connections);
+}
+
+static int run(struct server *s)
+{
+	struct server_conf *cfg = &s->cfg;
+	char err[512] = "";
+	int rc;
+
+	signal(SIGPIPE, SIG_IGN); /* libuv writes to sockets with write(2) */
+	raise_fd_limit(cfg->limits.max_connections);
+	if (mkdir(cfg->server.state_dir, 0750) != 0 && errno != EEXIST) {
+		log_error("event=start_failed state_dir=%s error=\"%s\"", cfg->server.state_dir,
+		          strerror(errno));
+		return 1;
+	}
+	if ((rc = uv_loop_init(&s->loop)) != 0) {
+		log_error("event=start_failed error=%s", uv_err_name(rc));
+		return 1;
+	}
+	if ((rc = store_open(cfg->db_path, &s->store, err, sizeof(err))) != 0) {
+		log_error("event=start_failed db=%s error=\"%s\"", cfg->db_path, err);
+		goto fail;
+	}
+	size_t body_max = (size_t)cfg->limits.max_body_bytes;
+	size_t budget = 4 * body_max > BODY_BUDGET_MIN ? 4 * body_max : BODY_BUDGET_MIN;
+	struct ingest_limits ilim = {MAX_INFLIGHT_BATCHES, body_max, budget};
+	if ((rc = store_start(s->store, &s->loop, MAX_INFLIGHT_BATCHES)) != 0 ||
+	    (rc = ingest_create(&s->loop, s->store, &ilim, &s->ingest)) != 0 ||
+	    !(s->api = api_create(s->store, s->ingest))) {
+		log_error("event=start_failed error=%s", rc ? uv_err_name(rc) : "ENOMEM");
+		goto fail;
+	}
+	struct conn_limits lim = {
+	    .max_header_bytes = (size_t)cfg->limits.max_header_bytes,
+	    .max_body_bytes = body_max,
+	    .body_budget = budget,
+	    .header_timeout_ms = (uint64_t)cfg->limits.header_timeout_ms,
+	    .request_timeout_ms = (uint64_t)cfg->limits.request_timeout_ms,
+	    .idle_timeout_ms = (uint64_t)cfg->limits.idle_timeout_ms,
+	};
+	if (!(s->conns = conn_server_create(&lim, api_handle, s->api))) {
+		log_error("event=start_failed error=ENOMEM");
+		goto fail;
+	}
+	char cert[4200], key[4200], ca[4200];
+	snprintf(cert, sizeof(cert), "%s/server.crt", cfg->pki_dir);
+	snprintf(key, sizeof(key), "%s/server.key", cfg->pki_dir);
+	snprintf(ca, sizeof(ca), "%s/ca.crt", cfg->pki_dir);
+	struct tls_server_opts topts = {
+	    .cert_file = cert,
+	    .key_file = key,
+	    .ca_file = ca,
+	    .max_connections = (size_t)cfg->limits.max_connections,
+	    .handshake_timeout_ms = (uint64_t)cfg->limits.header_timeout_ms,
+	};
+	if (tls_server_create(&s->loop, &topts, &conn_tls_callbacks, s->conns, &s->tls, err,
+	                      sizeof(err))) {
+		log_error("event=start_failed error=\"%s\" hint=run_ca_init", err);
+		goto fail;
+	}
+	int port;
+	if ((rc = tls_server_listen(s->tls, cfg->listen_host, cfg->listen_port, &port)) != 0) {
+		log_error("event=start_failed listen=%s error=%s", cfg->server.listen,
+		          uv_err_name(rc));
+		goto fail;
+	}
+	uv_signal_init(&s->loop, &s->sigint);
+	uv_signal_init(&s->loop, &s->sigterm);
+	uv_timer_init(&s->loop, &s->drain_timer);
+	s->sigint.data = s->sigterm.data = s->drain_timer.data = s;
+	uv_signal_start(&s->sigint, on_signal, SIGINT);
+	uv_signal_start(&s->sigterm, on_signal, SIGTERM);
+	log_info("event=listening addr=%s port=%d", cfg->listen_host, port);
+
+	uv_run(&s->loop, UV_RUN_DEFAULT);
+
+	tls_server_destroy(s->tls);
+	conn_server_destroy(s->conns);
+	api_destroy(s->api);
+	ingest_destroy(s->ingest);
+	if ((rc = uv_loop_close(&s->loop)) != 0)
+		log_warn("event=loop_close_failed error=%s", uv_err_name(rc));
+	return 0;
+
+fail:
+	/* Start-up failed before the loop ran: close what was opened, let the loop free it. */
+	tls_server_destroy(s->tls);
+	store_close(s->store);
+	uv_run(&s->loop, UV_RUN_DEFAULT);
+	conn_server_destroy(s->conns);
+	api_destroy(s->api);
+	ingest_destroy(s->ingest);
+	uv_loop_close(&s->loop);
+	return 1;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    {"config", required_argument, NULL, 'c'},
+	    {"check-config", no_argument, NULL, 'C'},
+	    {"help-config", no_argument, NULL, 'H'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	const char *path = NULL;
+	int check_only = 0, opt;
+	/* '+': stop at the first non-option, so a subcommand's options stay its own. */
+	while ((opt = getopt_long(argc, argv, "+c:h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			path = optarg;
+			break;
+		case 'C':
+			check_only = 1;
+			break;
+		case 'H':
+			vw_conf_print_reference(&server_conf_schema, stdout);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	int ca_cmd = optind < argc && strcmp(argv[optind], "ca") == 0;
+	if (!path || (!ca_cmd && optind != argc) || (ca_cmd && check_only)) {
+		usage(stderr);
+		return 2;
+	}
+
+	struct server s;
+	memset(&s, 0, sizeof(s));
+	struct vw_conf_errors errs = {0};
+	if (server_conf_load(&s.cfg, path, &errs)) {
+		fputs(errs.text, stderr);
+		fprintf(stderr, "%s: %d error%s\n", path, errs.count, errs.count == 1 ? "" : "s");
+		server_conf_free(&s.cfg);
+		return 1;
+	}
+	vw_log_set_level((enum vw_log_level)s.cfg.server.log_level);
+	int rc;
+	if (check_only) {
+		printf("%s: ok (listen %s, state_dir %s, pki %s)\n", path, s.cfg.server.listen,
+		       s.cfg.server.state_dir, s.cfg.pki_dir);
+		rc = 0;
+	} else if (ca_cmd) {
+		rc = cmd_ca(&s.cfg, argc - optind - 1, argv + optind + 1);
+	} else {
+		rc = run(&s);
+	}
+	server_conf_free(&s.cfg);
+	return rc;
+}

@@ -1,0 +1,61 @@
+/* server_conf: the collector's configuration schema ([server], [pki], [limits]) and the
+ * checks that span keys (listen address, hostnames, derived paths). Loaded once on the main
+ * thread before the loop starts; server_conf_free releases everything server_conf_load
+ * allocated, including the derived paths. */
+#ifndef VW_SERVER_CONF_H
+#define VW_SERVER_CONF_H
+
+#include <stddef.h>
+
+#include "conf.h"
+
+struct server_section {
+	char *listen;    /* "host:port" or "[v6]:port"; parsed into listen_host/listen_port */
+	char *state_dir; /* venuewatch.db lives here */
+	char *hostnames; /* comma-separated DNS names and IPs for the server certificate */
+	int log_level;   /* enum vw_log_level */
+	int line;
+};
+
+struct pki_section {
+	char *dir; /* "" = <state_dir>/pki */
+	int line;
+};
+
+struct limits_section {
+	long long max_header_bytes;
+	long long max_body_bytes;
+	long max_connections;
+	long header_timeout_ms;
+	long request_timeout_ms;
+	long idle_timeout_ms;
+	int line;
+};
+
+struct server_conf {
+	const char *path;
+	struct server_section server;
+	struct pki_section pki;
+	struct limits_section limits;
+	/* Derived by server_conf_load once the file is valid. */
+	char listen_host[64];
+	int listen_port;
+	char *pki_dir; /* resolved [pki] dir */
+	char *db_path; /* <state_dir>/venuewatch.db */
+};
+
+extern const struct vw_conf_schema server_conf_schema;
+
+/* Loads and validates path. Returns 0, the number of errors (> 0, text in errs) or -errno. */
+int server_conf_load(struct server_conf *cfg, const char *path, struct vw_conf_errors *errs);
+int server_conf_load_string(struct server_conf *cfg, const char *name, const char *text,
+                            struct vw_conf_errors *errs);
+void server_conf_free(struct server_conf *cfg);
+
+/* Splits "host:port" / "[v6]:port". 0 or -EINVAL. host must hold 64 bytes. */
+int server_conf_parse_listen(const char *s, char host[64], int *port);
+/* Calls fn for each trimmed, non-empty name of a comma-separated list; stops at the first
+ * non-zero return and passes it on. */
+int server_conf_each_hostname(const char *list, int (*fn)(void *ud, const char *name), void *ud);
+
+#endif

@@ -1,0 +1,737 @@
+#include "tls.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf.h"
+#include "log.h"
+#include "vtime.h"
+
+/* After close_notify and our half-close, how long to keep reading (and discarding) so the
+ * peer sees our last response rather than a reset: Apache's lingering close uses 2 s. */
+#define LINGER_MS 2000
+/* One socket read. 64 KiB is libuv's own suggested size; the buffer is shared by every
+ * connection because the read callback consumes it before the next read starts. */
+#define READ_BUF (64u << 10)
+#define PLAIN_BUF (16u << 10) /* one TLS record */
+/* Refusals are logged, but a flood of them must not become a flood of log lines. */
+#define LOG_BURST 20
+
+enum conn_state { C_HANDSHAKE, C_OPEN, C_CLOSING };
+
+struct tls_conn {
+	uv_tcp_t tcp;
+	uv_timer_t timer;
+	uv_shutdown_t shutdown_req;
+	struct tls_server *srv;
+	SSL *ssl;
+	BIO *rbio, *wbio; /* owned by ssl */
+	enum conn_state state;
+	int opened;     /* on_open was called: the upper layer knows this connection */
+	int upper_gone; /* no more callbacks to the upper layer */
+	int paused;
+	int handles_closing;
+	int handles_open; /* how many of tcp/timer still await their close callback */
+	int64_t accepted_ms;
+	char peer[64];
+	struct tls_identity id;
+	void *data;
+};
+
+struct log_limit {
+	int64_t window_ms;
+	unsigned count, suppressed;
+};
+
+struct tls_server {
+	uv_loop_t *loop;
+	uv_tcp_t listener;
+	int listening, listener_open, destroy_pending;
+	SSL_CTX *ctx;
+	struct tls_callbacks cb;
+	void *cb_data;
+	size_t max_conns, nconns;
+	uint64_t handshake_timeout_ms;
+	struct log_limit refused_log, cap_log;
+	char readbuf[READ_BUF];
+	char plainbuf[PLAIN_BUF];
+};
+
+struct write_req {
+	uv_write_t req;
+	struct tls_conn *conn;
+	char data[];
+};
+
+static int limit_ok(struct log_limit *l, unsigned *suppressed)
+{
+	int64_t now = vw_mono_ms();
+	if (now - l->window_ms >= 1000) {
+		l->window_ms = now;
+		l->count = 0;
+	}
+	if (++l->count > LOG_BURST) {
+		l->suppressed++;
+		return 0;
+	}
+	*suppressed = l->suppressed;
+	l->suppressed = 0;
+	return 1;
+}
+
+/* A log value from outside text: one token, no spaces or quotes that could forge fields. */
+static void token(const char *in, char *out, size_t n)
+{
+	size_t i = 0;
+	for (; in && *in && i + 1 < n; in++) {
+		unsigned char ch = (unsigned char)*in;
+		out[i++] = (isalnum(ch) || ch == '.' || ch == '-' || ch == '_' || ch == ':' ||
+		            ch == '[' || ch == ']')
+		               ? (char)tolower(ch)
+		               : '_';
+	}
+	out[i] = '\0';
+	if (!i)
+		snprintf(out, n, "unknown");
+}
+
+static const char *verify_reason(long v)
+{
+	switch (v) {
+	case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+	case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+		return "self_signed";
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+	case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+		return "unknown_ca";
+	case X509_V_ERR_CERT_HAS_EXPIRED:
+		return "cert_expired";
+	case X509_V_ERR_CERT_NOT_YET_VALID:
+		return "cert_not_yet_valid";
+	case X509_V_ERR_CERT_SIGNATURE_FAILURE:
+		return "bad_signature";
+	case X509_V_ERR_INVALID_PURPOSE:
+		return "wrong_purpose";
+	case X509_V_ERR_CERT_REVOKED:
+		return "cert_revoked";
+	default:
+		return "cert_verify_failed";
+	}
+}
+
+/* --- connection teardown ------------------------------------------------------------- */
+
+static void on_handle_closed(uv_handle_t *h)
+{
+	struct tls_conn *c = h->data;
+	if (--c->handles_open > 0)
+		return;
+	struct tls_server *s = c->srv;
+	SSL_free(c->ssl);
+	free(c);
+	s->nconns--;
+}
+
+static void close_handles(struct tls_conn *c)
+{
+	if (c->handles_closing)
+		return;
+	c->handles_closing = 1;
+	c->upper_gone = 1;
+	uv_read_stop((uv_stream_t *)&c->tcp);
+	uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+	uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+}
+
+/* The connection failed or the peer left: tell the upper layer once, then close. */
+static void conn_fail(struct tls_conn *c)
+{
+	if (c->opened && !c->upper_gone) {
+		c->upper_gone = 1;
+		c->srv->cb.on_close(c);
+	}
+	close_handles(c);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+	struct tls_conn *c = req->data;
+	if (status < 0)
+		close_handles(c);
+	/* else: keep discarding until EOF or the linger timer */
+}
+
+static int flush(struct tls_conn *c);
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf);
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
+static void on_timer(uv_timer_t *t);
+
+static void linger_close(struct tls_conn *c)
+{
+	if (c->state == C_CLOSING || c->handles_closing)
+		return;
+	c->state = C_CLOSING;
+	c->upper_gone = 1;
+	c->shutdown_req.data = c;
+	if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+		close_handles(c);
+		return;
+	}
+	if (c->paused) {
+		c->paused = 0;
+		uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+	}
+	uv_timer_start(&c->timer, on_timer, LINGER_MS, 0);
+}
+
+/* --- I/O ------------------------------------------------------------------------------ */
+
+static void on_write(uv_write_t *req, int status)
+{
+	struct write_req *w = (struct write_req *)req;
+	struct tls_conn *c = w->conn;
+	free(w);
+	if (status < 0 && status != UV_ECANCELED && c->state != C_CLOSING)
+		conn_fail(c);
+}
+
+/* Moves whatever OpenSSL produced into one uv_write. */
+static int flush(struct tls_conn *c)
+{
+	size_t pending = BIO_ctrl_pending(c->wbio);
+	if (pending == 0 || c->handles_closing)
+		return 0;
+	struct write_req *w = malloc(sizeof(*w) + pending);
+	if (!w)
+		return UV_ENOMEM;
+	int n = BIO_read(c->wbio, w->data, (int)pending);
+	if (n <= 0) {
+		free(w);
+		return UV_EIO;
+	}
+	w->conn = c;
+	uv_buf_t b = uv_buf_init(w->data, (unsigned)n);
+	int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+	if (rc) {
+		free(w);
+		return rc;
+	}
+	return 0;
+}
+
+static void get_name_entry(X509_NAME *name, int nid, char *out, size_t outlen, int *ambiguous)
+{
+	out[0] = '\0';
+	int idx = X509_NAME_get_index_by_NID(name, nid, -1);
+	if (idx < 0)
+		return;
+	if (X509_NAME_get_index_by_NID(name, nid, idx) >= 0)
+		*ambiguous = 1; /* two CNs: which one is the site? refuse to guess */
+	ASN1_STRING *as = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, idx));
+	unsigned char *utf8 = NULL;
+	int n = ASN1_STRING_to_UTF8(&utf8, as);
+	if (n < 0)
+		return;
+	if ((size_t)n < outlen) {
+		int ok = 1;
+		for (int i = 0; i < n; i++)
+			if (utf8[i] < 0x20 || utf8[i] == 0x7f)
+				ok = 0;
+		if (ok) {
+			memcpy(out, utf8, (size_t)n);
+			out[n] = '\0';
+		}
+	}
+	OPENSSL_free(utf8);
+}
+
+static void read_identity(struct tls_conn *c)
+{
+	memset(&c->id, 0, sizeof(c->id));
+	X509 *peer = SSL_get0_peer_certificate(c->ssl);
+	if (!peer || SSL_get_verify_result(c->ssl) != X509_V_OK)
+		return;
+	X509_NAME *name = X509_get_subject_name(peer);
+	int ambiguous = 0;
+	c->id.verified = 1;
+	get_name_entry(name, NID_commonName, c->id.site, sizeof(c->id.site), &ambiguous);
+	get_name_entry(name, NID_organizationName, c->id.org, sizeof(c->id.org), &ambiguous);
+	get_name_entry(name, NID_localityName, c->id.city, sizeof(c->id.city), &ambiguous);
+	if (ambiguous || !vw_conf_id_valid(c->id.site))
+		c->id.site[0] = '\0'; /* verified but names no site: ingest refuses it */
+}
+
+static void refuse(struct tls_conn *c, int ssl_err)
+{
+	struct tls_server *s = c->srv;
+	const char *reason;
+	char tok[96];
+	long vr = SSL_get_verify_result(c->ssl);
+	if (vr != X509_V_OK) {
+		reason = verify_reason(vr);
+	} else if (ssl_err == SSL_ERROR_SSL && ERR_peek_last_error()) {
+		token(ERR_reason_error_string(ERR_peek_last_error()), tok, sizeof(tok));
+		reason = tok;
+	} else {
+		reason = "handshake_failed";
+	}
+	ERR_clear_error();
+	unsigned suppressed = 0;
+	if (limit_ok(&s->refused_log, &suppressed))
+		log_warn("event=tls_refused peer=%s reason=%s suppressed=%u", c->peer, reason,
+		         suppressed);
+	flush(c); /* the alert */
+	linger_close(c);
+}
+
+static void deliver(struct tls_conn *c)
+{
+	struct tls_server *s = c->srv;
+	while (c->state == C_OPEN && !c->upper_gone) {
+		ERR_clear_error();
+		int n = SSL_read(c->ssl, s->plainbuf, (int)sizeof(s->plainbuf));
+		if (n > 0) {
+			s->cb.on_data(c, s->plainbuf, (size_t)n);
+			continue;
+		}
+		int e = SSL_get_error(c->ssl, n);
+		if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+			break;
+		if (e == SSL_ERROR_ZERO_RETURN)
+			log_debug("event=tls_close_notify peer=%s", c->peer);
+		else
+			log_debug("event=tls_read_failed peer=%s ssl_error=%d", c->peer, e);
+		ERR_clear_error();
+		conn_fail(c);
+		return;
+	}
+}
+
+static void handshake(struct tls_conn *c)
+{
+	ERR_clear_error();
+	int r = SSL_do_handshake(c->ssl);
+	if (r != 1) {
+		int e = SSL_get_error(c->ssl, r);
+		if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+			flush(c);
+			return;
+		}
+		refuse(c, e);
+		return;
+	}
+	c->state = C_OPEN;
+	uv_timer_stop(&c->timer);
+	read_identity(c);
+	flush(c);
+	log_debug("event=tls_open peer=%s version=%s verified=%d site=%s", c->peer,
+	          SSL_get_version(c->ssl), c->id.verified, c->id.site[0] ? c->id.site : "-");
+	c->opened = 1;
+	c->srv->cb.on_open(c);
+	/* A TLS 1.3 client may send its request right behind its Finished. */
+	deliver(c);
+}
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+	struct tls_conn *c = h->data;
+	(void)hint;
+	*buf = uv_buf_init(c->srv->readbuf, sizeof(c->srv->readbuf));
+}
+
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+	struct tls_conn *c = st->data;
+	if (nread == 0)
+		return;
+	if (nread < 0) {
+		if (c->state == C_HANDSHAKE)
+			log_debug("event=tls_eof peer=%s during=handshake", c->peer);
+		if (c->state == C_CLOSING)
+			close_handles(c);
+		else
+			conn_fail(c);
+		return;
+	}
+	if (c->state == C_CLOSING)
+		return; /* lingering: discard */
+	if (BIO_write(c->rbio, buf->base, (int)nread) != (int)nread) {
+		conn_fail(c);
+		return;
+	}
+	if (c->state == C_HANDSHAKE)
+		handshake(c);
+	else
+		deliver(c);
+	if (c->state != C_CLOSING && !c->handles_closing && flush(c) != 0)
+		conn_fail(c);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+	struct tls_conn *c = t->data;
+	switch (c->state) {
+	case C_HANDSHAKE:
+		log_debug("event=tls_timeout peer=%s during=handshake", c->peer);
+		close_handles(c);
+		break;
+	case C_CLOSING:
+		close_handles(c);
+		break;
+	case C_OPEN:
+		if (!c->upper_gone)
+			c->srv->cb.on_timeout(c);
+		break;
+	}
+}
+
+/* --- accept -------------------------------------------------------------------------- */
+
+static void on_refused_closed(uv_handle_t *h)
+{
+	free(h);
+}
+
+static void peer_name(uv_tcp_t *tcp, char *out, size_t n)
+{
+	struct sockaddr_storage ss;
+	int len = sizeof(ss);
+	char ip[INET6_ADDRSTRLEN] = "?";
+	int port = 0;
+	if (uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &len) == 0) {
+		if (ss.ss_family == AF_INET6) {
+			struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+			uv_ip6_name(a, ip, sizeof(ip));
+			port = ntohs(a->sin6_port);
+			snprintf(out, n, "[%s]:%d", ip, port);
+			return;
+		}
+		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+		uv_ip4_name(a, ip, sizeof(ip));
+		port = ntohs(a->sin_port);
+	}
+	snprintf(out, n, "%s:%d", ip, port);
+}
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+	struct tls_server *s = listener->data;
+	if (status < 0) {
+		log_warn("event=accept_failed error=%s", uv_err_name(status));
+		return;
+	}
+	if (s->nconns >= s->max_conns) {
+		/* Accept and close at once: leaving it in the backlog would only delay the same
+		 * answer and keep the listener readable. */
+		uv_tcp_t *t = malloc(sizeof(*t));
+		if (!t || uv_tcp_init(s->loop, t) != 0) {
+			free(t);
+			return;
+		}
+		uv_accept(listener, (uv_stream_t *)t);
+		uv_close((uv_handle_t *)t, on_refused_closed);
+		unsigned suppressed = 0;
+		if (limit_ok(&s->cap_log, &suppressed))
+			log_warn("event=conn_refused reason=max_connections max=%zu suppressed=%u",
+			         s->max_conns, suppressed);
+		return;
+	}
+	struct tls_conn *c = calloc(1, sizeof(*c));
+	if (!c)
+		return;
+	c->srv = s;
+	c->tcp.data = c->timer.data = c;
+	if (uv_tcp_init(s->loop, &c->tcp) != 0) {
+		free(c);
+		return;
+	}
+	uv_timer_init(s->loop, &c->timer);
+	c->handles_open = 2;
+	s->nconns++;
+	if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0)
+		goto fail;
+	uv_tcp_nodelay(&c->tcp, 1); /* each response is one write; don't wait for ACKs */
+	peer_name(&c->tcp, c->peer, sizeof(c->peer));
+	c->accepted_ms = vw_mono_ms();
+	c->ssl = SSL_new(s->ctx);
+	if (!c->ssl)
+		goto fail;
+	c->rbio = BIO_new(BIO_s_mem());
+	c->wbio = BIO_new(BIO_s_mem());
+	if (!c->rbio || !c->wbio) {
+		BIO_free(c->rbio);
+		BIO_free(c->wbio);
+		goto fail;
+	}
+	/* An empty memory BIO reports "retry", which SSL turns into WANT_READ. */
+	BIO_set_mem_eof_return(c->rbio, -1);
+	SSL_set_bio(c->ssl, c->rbio, c->wbio);
+	SSL_set_accept_state(c->ssl);
+	c->state = C_HANDSHAKE;
+	if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0)
+		goto fail;
+	uv_timer_start(&c->timer, on_timer, s->handshake_timeout_ms, 0);
+	return;
+fail:
+	ERR_clear_error();
+	close_handles(c);
+}
+
+/* --- server ---------------------------------------------------------------------------- */
+
+static int ctx_fail(char *err, size_t errlen, const char *what, const char *file)
+{
+	unsigned long e = ERR_peek_last_error();
+	char detail[256] = "";
+	if (e)
+		ERR_error_string_n(e, detail, sizeof(detail));
+	snprintf(err, errlen, "%s %s: %s", what, file, detail[0] ? detail : "failed");
+	ERR_clear_error();
+	return -EINVAL;
+}
+
+static int make_ctx(const struct tls_server_opts *o, SSL_CTX **out, char *err, size_t errlen)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	int rc = -ENOMEM;
+	if (!ctx) {
+		snprintf(err, errlen, "SSL_CTX_new failed");
+		return rc;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	/* TLS 1.2: forward-secret AEAD suites only (Mozilla "intermediate"); TLS 1.3's
+	 * defaults are all modern. Renegotiation is a DoS lever we have no use for. */
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
+	                             SSL_OP_NO_COMPRESSION | SSL_OP_IGNORE_UNEXPECTED_EOF);
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS); /* idle connections hold no buffers */
+	if (!SSL_CTX_set_cipher_list(ctx,
+	                             "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+	                             "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+	                             "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305") ||
+	    !SSL_CTX_set1_groups_list(ctx, "X25519:P-256:P-384")) {
+		rc = ctx_fail(err, errlen, "cipher setup", "");
+		goto fail;
+	}
+	if (SSL_CTX_use_certificate_chain_file(ctx, o->cert_file) != 1) {
+		rc = ctx_fail(err, errlen, "cannot load certificate", o->cert_file);
+		goto fail;
+	}
+	if (SSL_CTX_use_PrivateKey_file(ctx, o->key_file, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_check_private_key(ctx) != 1) {
+		rc = ctx_fail(err, errlen, "cannot load key (or it does not match the certificate)",
+		              o->key_file);
+		goto fail;
+	}
+	if (SSL_CTX_load_verify_locations(ctx, o->ca_file, NULL) != 1) {
+		rc = ctx_fail(err, errlen, "cannot load CA", o->ca_file);
+		goto fail;
+	}
+	STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(o->ca_file);
+	if (!names) {
+		rc = ctx_fail(err, errlen, "cannot read CA names from", o->ca_file);
+		goto fail;
+	}
+	SSL_CTX_set_client_CA_list(ctx, names);
+	/* Ask for a certificate but let clients without one in (the read APIs are open for
+	 * now); a certificate that is presented must verify, or the handshake fails. */
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_CLIENT_ONCE, NULL);
+	SSL_CTX_set_verify_depth(ctx, 2);
+	/* Resumed sessions keep the verified client identity; OpenSSL refuses to resume a
+	 * verified session without a context id. */
+	static const unsigned char sid_ctx[] = "venuewatch";
+	SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1);
+	SSL_CTX_set_num_tickets(ctx, 1);
+	*out = ctx;
+	return 0;
+fail:
+	SSL_CTX_free(ctx);
+	return rc;
+}
+
+int tls_server_create(uv_loop_t *loop, const struct tls_server_opts *opts,
+                      const struct tls_callbacks *cb, void *cb_data, struct tls_server **out,
+                      char *err, size_t errlen)
+{
+	struct tls_server *s = calloc(1, sizeof(*s));
+	if (!s) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	int rc = make_ctx(opts, &s->ctx, err, errlen);
+	if (rc) {
+		free(s);
+		return rc;
+	}
+	s->loop = loop;
+	s->cb = *cb;
+	s->cb_data = cb_data;
+	s->max_conns = opts->max_connections;
+	s->handshake_timeout_ms = opts->handshake_timeout_ms;
+	*out = s;
+	return 0;
+}
+
+int tls_server_listen(struct tls_server *s, const char *host, int port, int *bound_port)
+{
+	struct sockaddr_storage ss;
+	int rc = uv_ip4_addr(host, port, (struct sockaddr_in *)&ss);
+	if (rc)
+		rc = uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss);
+	if (rc)
+		return rc;
+	rc = uv_tcp_init(s->loop, &s->listener);
+	if (rc)
+		return rc;
+	s->listener.data = s;
+	s->listener_open = 1;
+	/* 511: Linux caps the backlog at somaxconn anyway; a burst of agents reconnecting
+	 * after a collector restart should queue, not be refused. */
+	if ((rc = uv_tcp_bind(&s->listener, (struct sockaddr *)&ss, 0)) != 0 ||
+	    (rc = uv_listen((uv_stream_t *)&s->listener, 511, on_connection)) != 0)
+		return rc;
+	struct sockaddr_storage bound;
+	int len = sizeof(bound);
+	rc = uv_tcp_getsockname(&s->listener, (struct sockaddr *)&bound, &len);
+	if (rc)
+		return rc;
+	*bound_port = bound.ss_family == AF_INET6
+	                  ? ntohs(((struct sockaddr_in6 *)&bound)->sin6_port)
+	                  : ntohs(((struct sockaddr_in *)&bound)->sin_port);
+	s->listening = 1;
+	return 0;
+}
+
+static void on_listener_closed(uv_handle_t *h)
+{
+	struct tls_server *s = h->data;
+	s->listener_open = 0;
+	if (s->destroy_pending) {
+		SSL_CTX_free(s->ctx);
+		free(s);
+	}
+}
+
+void tls_server_stop(struct tls_server *s)
+{
+	if (!s || !s->listener_open || uv_is_closing((uv_handle_t *)&s->listener))
+		return;
+	s->listening = 0;
+	uv_close((uv_handle_t *)&s->listener, on_listener_closed);
+}
+
+void tls_server_destroy(struct tls_server *s)
+{
+	if (!s)
+		return;
+	if (s->listener_open) {
+		tls_server_stop(s);
+		s->destroy_pending = 1; /* freed by the listener's close callback */
+		return;
+	}
+	SSL_CTX_free(s->ctx);
+	free(s);
+}
+
+size_t tls_server_connections(const struct tls_server *s)
+{
+	return s->nconns;
+}
+
+/* --- connection API -------------------------------------------------------------------- */
+
+void *tls_conn_cb_data(const struct tls_conn *c)
+{
+	return c->srv->cb_data;
+}
+void tls_conn_set_data(struct tls_conn *c, void *data)
+{
+	c->data = data;
+}
+void *tls_conn_data(const struct tls_conn *c)
+{
+	return c->data;
+}
+const struct tls_identity *tls_conn_identity(const struct tls_conn *c)
+{
+	return &c->id;
+}
+const char *tls_conn_peer(const struct tls_conn *c)
+{
+	return c->peer;
+}
+int64_t tls_conn_accepted_ms(const struct tls_conn *c)
+{
+	return c->accepted_ms;
+}
+
+int tls_conn_write(struct tls_conn *c, const void *data, size_t len)
+{
+	if (c->state != C_OPEN || c->handles_closing)
+		return UV_EPIPE;
+	const char *p = data;
+	while (len) {
+		int chunk = len > (1u << 30) ? 1 << 30 : (int)len;
+		ERR_clear_error();
+		int n = SSL_write(c->ssl, p, chunk);
+		if (n <= 0) {
+			ERR_clear_error();
+			return UV_EIO;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return flush(c);
+}
+
+size_t tls_conn_write_queue(const struct tls_conn *c)
+{
+	return uv_stream_get_write_queue_size((const uv_stream_t *)&c->tcp);
+}
+
+void tls_conn_pause(struct tls_conn *c)
+{
+	if (c->paused || c->state != C_OPEN)
+		return;
+	c->paused = 1;
+	uv_read_stop((uv_stream_t *)&c->tcp);
+}
+
+void tls_conn_resume(struct tls_conn *c)
+{
+	if (!c->paused || c->state != C_OPEN)
+		return;
+	c->paused = 0;
+	if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0)
+		conn_fail(c);
+}
+
+void tls_conn_set_timer(struct tls_conn *c, uint64_t ms)
+{
+	if (c->state != C_OPEN || c->handles_closing)
+		return;
+	if (ms)
+		uv_timer_start(&c->timer, on_timer, ms, 0);
+	else
+		uv_timer_stop(&c->timer);
+}
+
+void tls_conn_close(struct tls_conn *c)
+{
+	if (c->state == C_CLOSING || c->handles_closing)
+		return;
+	c->upper_gone = 1;
+	if (c->state == C_OPEN) {
+		ERR_clear_error();
+		SSL_shutdown(c->ssl); /* queues close_notify */
+		ERR_clear_error();
+		flush(c);
+	}
+	linger_close(c);
+}
