@@ -1,0 +1,150 @@
+/* Ingest decoding: a batch becomes site, agent and rows sorted by seq; any bad result
+ * refuses the whole batch with a detail naming the index and field; the site is known even
+ * when a later part is bad, so a certificate mismatch outranks other errors. A gzip body
+ * inflates only up to the body limit and must be exactly one intact gzip stream. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "ingest.h"
+
+static int decode(const char *body, struct store_batch **out, char *error, char *detail)
+{
+	*out = store_batch_create();
+	assert_non_null(*out);
+	return ingest_decode(body, strlen(body), *out, error, 32, detail, 256);
+}
+
+#define R(seq, target, status)                                                                 \
+	"{\"seq\":" #seq ",\"ts\":\"2026-11-26T10:00:00Z\",\"kind\":\"stream\",\"target\":\"" target \
+	"\",\"status\":\"" status "\",\"faults\":[],\"metrics\":{\"fps\":25}}"
+
+static void good_batch_is_sorted_and_defaults_agent(void **state)
+{
+	(void)state;
+	struct store_batch *b;
+	char error[32], detail[256];
+	int rc = decode("{\"site\":\"s1\",\"results\":[" R(3, "c", "ok") "," R(1, "a", "down") ","
+			R(2, "b", "degraded") "],\"future_field\":1}",
+			&b, error, detail);
+	if (rc)
+		fail_msg("%s: %s", error, detail);
+	assert_string_equal(b->site, "s1");
+	assert_string_equal(b->agent, "s1");
+	assert_int_equal(b->nrows, 3);
+	assert_int_equal(b->rows[0].seq, 1);
+	assert_string_equal(store_batch_str(b, b->rows[0].target), "a");
+	assert_string_equal(store_batch_str(b, b->rows[0].metrics), "{\"fps\":25}");
+	assert_string_equal(store_batch_str(b, b->rows[0].faults), "[]");
+	assert_int_equal(b->rows[2].seq, 3);
+	store_batch_destroy(b);
+
+	assert_int_equal(decode("{\"site\":\"s1\",\"agent\":\"gate\",\"results\":[]}", &b, error,
+				detail),
+			 0);
+	assert_string_equal(b->agent, "gate");
+	assert_int_equal(b->nrows, 0);
+	store_batch_destroy(b);
+}
+
+static void bad_input_names_what_is_wrong(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *body, *error, *detail;
+		int site_known;
+	} cases[] = {
+		{"{\"site\":", "invalid JSON", "syntax error", 0},
+		{"{\"site\":\"s\",\"results\":[]} x", "invalid JSON", "trailing", 0},
+		{"[]", "invalid batch", "JSON object", 0},
+		{"{\"results\":[]}", "invalid batch", "field 'site': missing", 0},
+		{"{\"site\":7,\"results\":[]}", "invalid batch", "field 'site': must be a string", 0},
+		{"{\"site\":\"a b\",\"results\":[]}", "invalid batch", "not a valid site id", 0},
+		{"{\"site\":\"s\"}", "invalid batch", "field 'results': missing", 1},
+		{"{\"site\":\"s\",\"results\":{}}", "invalid batch", "field 'results': must be an array", 1},
+		{"{\"site\":\"s\",\"agent\":\"../x y\",\"results\":[]}", "invalid batch", "field 'agent'", 1},
+		{"{\"site\":\"s\",\"results\":[" R(1, "a", "ok") ",{\"seq\":2}]}", "invalid result",
+		 "results[1]: field 'ts'", 1},
+		{"{\"site\":\"s\",\"results\":[" R(0, "a", "ok") "]}", "invalid result",
+		 "results[0]: field 'seq'", 1},
+		{"{\"site\":\"s\",\"results\":[" R(1, "a", "fine") "]}", "invalid result",
+		 "results[0]: field 'status'", 1},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct store_batch *b;
+		char error[32] = "", detail[256] = "";
+		assert_int_equal(decode(cases[i].body, &b, error, detail), -EINVAL);
+		if (strcmp(error, cases[i].error) != 0 || !strstr(detail, cases[i].detail))
+			fail_msg("case %zu: got %s / %s", i, error, detail);
+		assert_int_equal(b->site[0] != '\0', cases[i].site_known);
+		store_batch_destroy(b);
+	}
+}
+
+/* gzip-wraps in[0..len) (windowBits 15 + 16), returns the compressed length. */
+static size_t gz(const void *in, size_t len, unsigned char *out, size_t cap)
+{
+	z_stream zs;
+	memset(&zs, 0, sizeof(zs));
+	assert_int_equal(deflateInit2(&zs, 9, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY), Z_OK);
+	zs.next_in = (Bytef *)(uintptr_t)in;
+	zs.avail_in = (uInt)len;
+	zs.next_out = out;
+	zs.avail_out = (uInt)cap;
+	assert_int_equal(deflate(&zs, Z_FINISH), Z_STREAM_END);
+	size_t n = zs.total_out;
+	deflateEnd(&zs);
+	return n;
+}
+
+static void gzip_bodies_inflate_within_the_limit(void **state)
+{
+	(void)state;
+	const char *json = "{\"site\":\"s1\",\"results\":[" R(1, "a", "ok") "]}";
+	unsigned char z[4096];
+	size_t zn = gz(json, strlen(json), z, sizeof(z));
+	struct vw_buf out;
+	vw_buf_init(&out, 0);
+	assert_int_equal(ingest_gunzip((const char *)z, zn, 1 << 20, &out), 0);
+	assert_int_equal(out.len, strlen(json));
+	assert_memory_equal(out.data, json, out.len);
+
+	/* truncated, trailing bytes, not gzip at all */
+	vw_buf_reset(&out);
+	assert_int_equal(ingest_gunzip((const char *)z, zn - 5, 1 << 20, &out), -EINVAL);
+	unsigned char extra[4200];
+	memcpy(extra, z, zn);
+	memcpy(extra + zn, "junk", 4);
+	vw_buf_reset(&out);
+	assert_int_equal(ingest_gunzip((const char *)extra, zn + 4, 1 << 20, &out), -EINVAL);
+	vw_buf_reset(&out);
+	assert_int_equal(ingest_gunzip(json, strlen(json), 1 << 20, &out), -EINVAL);
+
+	/* a bomb: 16 MiB of zeros compresses to ~16 KiB and stops at the 1 MiB limit */
+	size_t big = 16u << 20;
+	unsigned char *zeros = calloc(1, big), *bomb = malloc(64 << 10);
+	size_t bn = gz(zeros, big, bomb, 64 << 10);
+	assert_true(bn < (64u << 10));
+	vw_buf_reset(&out);
+	assert_int_equal(ingest_gunzip((const char *)bomb, bn, 1 << 20, &out), -E2BIG);
+	assert_true(out.len <= (1u << 20));
+	free(zeros);
+	free(bomb);
+	vw_buf_free(&out);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(good_batch_is_sorted_and_defaults_agent),
+		cmocka_unit_test(bad_input_names_what_is_wrong),
+		cmocka_unit_test(gzip_bodies_inflate_within_the_limit),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,127 @@
+/* The collector's configuration: defaults apply, units parse, every error names file:line,
+ * derived paths follow state_dir unless [pki] dir is set. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <string.h>
+
+#include "server_conf.h"
+
+static int load(const char *text, struct server_conf *cfg, struct vw_conf_errors *errs)
+{
+	memset(errs, 0, sizeof(*errs));
+	return server_conf_load_string(cfg, "s.ini", text, errs);
+}
+
+static void defaults_apply(void **state)
+{
+	(void)state;
+	struct server_conf cfg;
+	struct vw_conf_errors errs;
+	assert_int_equal(load("[server]\nstate_dir = /var/lib/vw/\n", &cfg, &errs), 0);
+	assert_string_equal(cfg.listen_host, "127.0.0.1");
+	assert_int_equal(cfg.listen_port, 8443);
+	assert_string_equal(cfg.server.hostnames, "localhost,127.0.0.1");
+	assert_int_equal(cfg.server.log_level, 1); /* info */
+	assert_string_equal(cfg.pki_dir, "/var/lib/vw/pki");
+	assert_string_equal(cfg.db_path, "/var/lib/vw/venuewatch.db");
+	assert_int_equal(cfg.limits.max_header_bytes, 16 * 1024);
+	assert_int_equal(cfg.limits.max_body_bytes, 8 * 1024 * 1024);
+	assert_int_equal(cfg.limits.max_connections, 20000);
+	assert_int_equal(cfg.limits.header_timeout_ms, 10000);
+	assert_int_equal(cfg.limits.request_timeout_ms, 30000);
+	assert_int_equal(cfg.limits.idle_timeout_ms, 60000);
+	server_conf_free(&cfg);
+}
+
+static void values_parse(void **state)
+{
+	(void)state;
+	struct server_conf cfg;
+	struct vw_conf_errors errs;
+	int rc = load("[server]\nlisten = [::1]:0\nstate_dir = s\nhostnames = a.example, 10.0.0.1 ,::1\n"
+		      "log_level = debug\n[pki]\ndir = /etc/vw/pki\n"
+		      "[limits]\nmax_header_bytes = 8KiB\nmax_body_bytes = 1MiB\nmax_connections = 5\n"
+		      "header_timeout = 500ms\nrequest_timeout = 2m\nidle_timeout = 1h\n",
+		      &cfg, &errs);
+	if (rc)
+		fail_msg("%s", errs.text);
+	assert_string_equal(cfg.listen_host, "::1");
+	assert_int_equal(cfg.listen_port, 0);
+	assert_string_equal(cfg.pki_dir, "/etc/vw/pki");
+	assert_int_equal(cfg.server.log_level, 0);
+	assert_int_equal(cfg.limits.max_header_bytes, 8192);
+	assert_int_equal(cfg.limits.max_body_bytes, 1 << 20);
+	assert_int_equal(cfg.limits.max_connections, 5);
+	assert_int_equal(cfg.limits.header_timeout_ms, 500);
+	assert_int_equal(cfg.limits.request_timeout_ms, 120000);
+	assert_int_equal(cfg.limits.idle_timeout_ms, 3600000);
+	server_conf_free(&cfg);
+}
+
+static void every_error_names_file_and_line(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *text, *expect;
+	} cases[] = {
+		{"[server]\nlisten = x\n", "s.ini:1: [server]: missing required key 'state_dir'"},
+		{"[limits]\n", "s.ini: missing required section [server]"},
+		{"[server]\nstate_dir = s\nbogus = 1\n", "s.ini:3: [server]: unknown key 'bogus'"},
+		{"[server]\nstate_dir = s\n[tls]\n", "s.ini:3: unknown section [tls]"},
+		{"[server]\nstate_dir = s\nlisten = localhost:80\n", "s.ini:1: [server] listen: expected IP:port"},
+		{"[server]\nstate_dir = s\nlisten = 1.2.3.4:70000\n", "s.ini:1: [server] listen"},
+		{"[server]\nstate_dir = s\nlisten = ::1:80\n", "s.ini:1: [server] listen"},
+		{"[server]\nstate_dir = s\nhostnames = ok.example,bad_name!\n",
+		 "s.ini:1: [server] hostnames: 'bad_name!' is neither"},
+		{"[server]\nstate_dir = s\nhostnames = ,\n", "s.ini:1: [server] hostnames: empty list"},
+		{"[server]\nstate_dir = s\nlog_level = loud\n", "s.ini:3: [server] log_level: expected one of"},
+		{"[server]\nstate_dir = s\n[limits]\nmax_body_bytes = lots\n",
+		 "s.ini:4: [limits] max_body_bytes: expected a size"},
+		{"[server]\nstate_dir = s\n[limits]\nmax_header_bytes = 10MiB\n",
+		 "s.ini:4: [limits] max_header_bytes: value 10MiB out of range"},
+		{"[server]\nstate_dir = s\n[limits]\nidle_timeout = soon\n",
+		 "s.ini:4: [limits] idle_timeout: expected a duration"},
+		{"[server]\nstate_dir = s\n[limits]\nmax_connections = 0\n",
+		 "s.ini:4: [limits] max_connections: value 0 out of range"},
+		{"[server]\nstate_dir = s\nstate_dir = t\n", "s.ini:3: [server]: key 'state_dir' set twice"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct server_conf cfg;
+		struct vw_conf_errors errs;
+		int rc = load(cases[i].text, &cfg, &errs);
+		if (rc <= 0 || !strstr(errs.text, cases[i].expect))
+			fail_msg("case %zu: rc=%d, wanted '%s' in:\n%s", i, rc, cases[i].expect,
+				 errs.text);
+		server_conf_free(&cfg);
+	}
+}
+
+static void listen_forms(void **state)
+{
+	(void)state;
+	char host[64];
+	int port;
+	assert_int_equal(server_conf_parse_listen("0.0.0.0:443", host, &port), 0);
+	assert_string_equal(host, "0.0.0.0");
+	assert_int_equal(port, 443);
+	assert_int_equal(server_conf_parse_listen("[::]:8443", host, &port), 0);
+	assert_string_equal(host, "::");
+	assert_int_not_equal(server_conf_parse_listen("127.0.0.1", host, &port), 0);
+	assert_int_not_equal(server_conf_parse_listen("127.0.0.1:", host, &port), 0);
+	assert_int_not_equal(server_conf_parse_listen("127.0.0.1:-1", host, &port), 0);
+	assert_int_not_equal(server_conf_parse_listen("[::1]80", host, &port), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(defaults_apply),
+		cmocka_unit_test(values_parse),
+		cmocka_unit_test(every_error_names_file_and_line),
+		cmocka_unit_test(listen_forms),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
