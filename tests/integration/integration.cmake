@@ -1,0 +1,28 @@
+# Integration tests: real processes (camd, venuewatch-server, venuewatch-agent) on loopback ports
+# chosen at run time. include()d from tests/CMakeLists.txt, so CMAKE_CURRENT_SOURCE_DIR is tests/.
+# They run under Debian's /usr/bin/python3: the test camera server needs its PyGObject (gi).
+
+set(VW_INTEGRATION_PYTHON /usr/bin/python3 CACHE FILEPATH
+    "Python 3 with PyGObject (gi) for the integration tests")
+
+# Sanitizer builds run several times slower; stretch every deadline rather than flake.
+if(VW_SANITIZE)
+  set(VW_INTEGRATION_TIMEOUT_SCALE 3)
+else()
+  set(VW_INTEGRATION_TIMEOUT_SCALE 1)
+endif()
+math(EXPR VW_INTEGRATION_TIMEOUT "300 * ${VW_INTEGRATION_TIMEOUT_SCALE}")
+
+# vw_integration_test(NAME MODULE): tests/integration/MODULE.py as ctest test NAME.
+function(vw_integration_test name module)
+  add_test(NAME ${name}
+           COMMAND ${VW_INTEGRATION_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/integration/${module}.py)
+  set_tests_properties(${name} PROPERTIES
+    ENVIRONMENT "VW_AGENT=$<TARGET_FILE:venuewatch-agent>;VW_SERVER=$<TARGET_FILE:venuewatch-server>;VW_TIMEOUT_SCALE=${VW_INTEGRATION_TIMEOUT_SCALE}"
+    LABELS integration
+    TIMEOUT ${VW_INTEGRATION_TIMEOUT}
+    # They bind loopback ports and load both cores; run them one at a time.
+    RUN_SERIAL TRUE)
+endfunction()
+
+vw_integration_test(integration_e2e test_e2e)
