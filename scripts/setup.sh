@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# setup.sh: install the Debian (bookworm) packages venuewatch's build, tests and demo need, then
+# configure and build a release build in build/.
+#
+#   bash scripts/setup.sh            # install what is missing (sudo if not root), then build
+#   bash scripts/setup.sh --no-build # packages only
+#
+# Safe to re-run: when every package is already installed it skips apt entirely (checked with
+# dpkg-query), so a re-run costs only an incremental build.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+NO_BUILD=0
+for arg in "$@"; do
+	case $arg in
+	--no-build) NO_BUILD=1 ;;
+	-h | --help) sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	*) echo "setup: unknown argument: $arg" >&2; exit 2 ;;
+	esac
+done
+
+PACKAGES=(
+	# build
+	build-essential cmake pkg-config clang
+	# libraries (DESIGN.md §2)
+	libuv1-dev libcurl4-openssl-dev libssl-dev
+	libavformat-dev libavcodec-dev libavfilter-dev libswscale-dev libavutil-dev
+	libsqlite3-dev libhttp-parser-dev libcjson-dev libinih-dev
+	# unit tests
+	libcmocka-dev
+	# test cameras (tests/tools/camd.py runs under Debian's python3 with gi)
+	gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+	gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools
+	python3-gi ffmpeg
+	# demo and tests
+	openssl curl sqlite3 ca-certificates iproute2
+)
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+	# "ii" = wanted install, installed; anything else (absent, half-installed) needs apt.
+	status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$pkg" 2>/dev/null || true)
+	[[ $status == ii* ]] || missing+=("$pkg")
+done
+
+if ((${#missing[@]} == 0)); then
+	echo "setup: all ${#PACKAGES[@]} packages installed"
+else
+	SUDO=()
+	if ((EUID != 0)); then
+		command -v sudo >/dev/null || { echo "setup: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+		SUDO=(sudo)
+	fi
+	echo "setup: installing ${#missing[@]} packages: ${missing[*]}"
+	"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+	"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+		"${missing[@]}"
+fi
+
+if ((NO_BUILD == 0)); then
+	echo "setup: building (release) in $ROOT/build"
+	cmake -S "$ROOT" -B "$ROOT/build" -DCMAKE_BUILD_TYPE=Release
+	cmake --build "$ROOT/build" -j"$(nproc)"
+fi
