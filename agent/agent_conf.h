@@ -45,6 +45,7 @@ struct picture_section {
 	double blur_max;
 	long freeze_noise_db;
 	long analysis_frames;
+	double moved_ssim;
 	int line;
 };
 
@@ -99,6 +100,7 @@ struct camera_conf {
 	long window_ms;
 	long min_width, min_height, min_fps; /* 0: as in [picture] */
 	char *recording_name; /* {camera} in the recordings pattern; "" = the camera's name */
+	char *credentials;    /* file holding user:password; "" = none */
 	int line;
 };
 

@@ -1,7 +1,9 @@
 /* picture: is the picture usable? Decodes keyframes only (a bounded number) of one video
  * stream and analyses scaled-down luma with FFmpeg's own filters — signalstats (brightness),
- * blackdetect, freezedetect, blurdetect — then turns their per-frame metadata into metrics
- * and fault codes. Runs on a media worker thread inside one stream check; no shared state. */
+ * blackdetect, freezedetect, blurdetect, and ssim against the camera's reference snapshot —
+ * then turns their per-frame metadata into metrics and fault codes. Runs on a media worker
+ * thread inside one stream check; no shared state. The reference is a PGM file (320 wide,
+ * viewable) written by picture_save_reference and only read during checks. */
 #ifndef VW_PICTURE_H
 #define VW_PICTURE_H
 
@@ -16,6 +18,8 @@ struct picture_opts {
 	double bright_luma;     /* mean luma above: too_bright */
 	double blur_max;        /* blurdetect score above: blurred */
 	double freeze_noise_db; /* freezedetect noise tolerance */
+	const char *reference;  /* reference snapshot (PGM); NULL or "": no camera_moved check */
+	double moved_ssim;      /* similarity to the reference below this: camera_moved */
 };
 
 void picture_opts_default(struct picture_opts *o);
@@ -32,5 +36,8 @@ int picture_frames(const struct picture *p);
 /* Flushes and writes metrics (luma_mean, luma_stddev, blur, frozen, ...) and faults. */
 void picture_report(struct picture *p, struct vw_result *r);
 void picture_destroy(struct picture **p);
+/* After picture_report: writes the last analysed picture as the reference at path
+ * (atomically: temp file + rename). -ENODATA when no frame was analysed. */
+int picture_save_reference(const struct picture *p, const char *path);
 
 #endif

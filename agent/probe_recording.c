@@ -57,6 +57,13 @@ int recording_scan_open(const struct agent_conf *cfg, struct recording_scan **ou
 	if (!rs)
 		return -ENOMEM;
 	rs->cfg = cfg;
+	/* --once and `reference` run without the state-dir lock that creates it: a fresh
+	 * install must still have its recordings checked, not skipped with a log line. */
+	if (mkdir(cfg->agent.state_dir, 0750) && errno != EEXIST) {
+		snprintf(err, errlen, "%s: %s", cfg->agent.state_dir, strerror(errno));
+		free(rs);
+		return -errno;
+	}
 	snprintf(path, sizeof(path), "%s/recordings.db", cfg->agent.state_dir);
 	char *msg = NULL;
 	if (sqlite3_open_v2(path, &rs->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |

@@ -6,14 +6,19 @@
 #include <libavformat/avformat.h>
 #include <libavutil/error.h>
 #include <libavutil/log.h>
+#include <libavutil/mem.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include "agent_conf.h"
 #include "log.h"
 #include "vtime.h"
+
+/* Largest single FFmpeg allocation: 4K frames fit (12.4 MB for 4:2:0) with room to spare. */
+#define PROBE_MAX_ALLOC (32u << 20)
 
 struct deadline {
 	int64_t limit_ms; /* the interrupt callback aborts any blocking call past this */
@@ -48,6 +53,11 @@ void probe_stream_global_init(void)
 {
 	avformat_network_init();
 	av_log_set_callback(av_log_cb);
+	/* A camera's RTSP answer is allocated at the size it claims: a hostile one claiming a
+	 * 2 GB SDP took the agent to 2 GB RSS (tests/integration/test_evidence.py). Capping
+	 * FFmpeg's single allocation fails that check fast instead; the largest honest one is
+	 * a decoded plane, 8.3 MB for 4K luma. */
+	av_max_alloc(PROBE_MAX_ALLOC);
 }
 
 void probe_stream_mask_url(const char *url, char *out, size_t outlen)
@@ -60,6 +70,35 @@ void probe_stream_mask_url(const char *url, char *out, size_t outlen)
 		snprintf(out, outlen, "%.*s***%s", (int)(start - url), url, at);
 	else
 		snprintf(out, outlen, "%s", url);
+}
+
+/* url with the user:password from the credentials file as its userinfo (replacing any).
+ * The caller wipes out. -EACCES when the file cannot be used: the camera then cannot be
+ * authenticated, which is what the check reports. */
+static int url_with_credentials(const char *url, const char *file, char *out, size_t outlen)
+{
+	char cred[256] = "";
+	FILE *f = fopen(file, "r");
+	if (!f)
+		return -EACCES;
+	int ok = fgets(cred, sizeof(cred), f) != NULL;
+	fclose(f);
+	cred[strcspn(cred, "\r\n")] = '\0';
+	/* libavformat splits userinfo at the last '@' and the first '/': such characters
+	 * would send the wrong secret, so they are refused rather than guessed at. */
+	const char *scheme = strstr(url, "://");
+	int rc = -EACCES;
+	if (ok && cred[0] && strchr(cred, ':') && !cred[strcspn(cred, "@/ ")] && scheme) {
+		const char *host = scheme + 3, *slash = strchr(host, '/'), *at = strchr(host, '@');
+		if (at && (!slash || at < slash))
+			host = at + 1;
+		rc = (size_t)snprintf(out, outlen, "%.*s%s@%s", (int)(scheme + 3 - url), url, cred,
+				      host) < outlen
+			 ? 0
+			 : -ENAMETOOLONG;
+	}
+	explicit_bzero(cred, sizeof(cred));
+	return rc;
 }
 
 /* Resolve the host ourselves first: libavformat folds a DNS failure into EIO, which we
@@ -140,7 +179,36 @@ static enum vw_status judge(const struct vw_result *r)
 	return VW_STATUS_DEGRADED;
 }
 
-int probe_stream_run(const struct probe_stream_req *req, struct vw_result *r)
+int probe_stream_reference_path(const char *state_dir, const char *camera, char *out,
+				size_t outlen)
+{
+	/* Camera names come from the config; one that is not a plain file name gets none. */
+	if (!camera[0] || camera[0] == '.' || strchr(camera, '/'))
+		return -EINVAL;
+	if ((size_t)snprintf(out, outlen, "%s/reference/%s.pgm", state_dir, camera) >= outlen)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+static int save_reference(const struct probe_stream_req *req, const struct picture *pic,
+			  const struct vw_result *r, const char *path)
+{
+	if (!pic || r->status == VW_STATUS_DOWN ||
+	    vw_result_has_fault(r, vw_fault_name(VW_FAULT_TOO_DARK)) ||
+	    vw_result_has_fault(r, vw_fault_name(VW_FAULT_TOO_BRIGHT)))
+		return -ENODATA;
+	char dir[4096];
+	snprintf(dir, sizeof(dir), "%s/reference", req->state_dir);
+	if (mkdir(dir, 0750) && errno != EEXIST)
+		return -errno;
+	int rc = picture_save_reference(pic, path);
+	if (rc == 0)
+		log_info("event=reference_saved camera=%s path=%s", req->name, path);
+	return rc;
+}
+
+/* save: store the picture as the reference (and do not compare against the old one). */
+static int run(const struct probe_stream_req *req, struct vw_result *r, int save)
 {
 	vw_result_init(r, VW_KIND_STREAM, req->name);
 	int64_t t0 = vw_mono_ms();
@@ -149,11 +217,29 @@ int probe_stream_run(const struct probe_stream_req *req, struct vw_result *r)
 	AVDictionary *opts = NULL;
 	AVPacket *pkt = NULL;
 	struct picture *pic = NULL;
-	int err;
+	int err, saved = -ENODATA;
+	char authurl[2048];
+	const char *url = req->url;
+	struct picture_opts popts = req->picture;
+	char refpath[4096] = "";
+	popts.reference = NULL;
+	if (req->state_dir &&
+	    !probe_stream_reference_path(req->state_dir, req->name, refpath, sizeof(refpath)) &&
+	    !save)
+		popts.reference = refpath;
 
 	if (!host_resolves(req->url)) {
 		vw_result_add_fault(r, VW_FAULT_UNREACHABLE);
 		goto done;
+	}
+	if (req->credentials && req->credentials[0]) {
+		if (url_with_credentials(req->url, req->credentials, authurl, sizeof(authurl))) {
+			log_warn("event=credentials_unusable camera=%s file=%s", req->name,
+				 req->credentials);
+			vw_result_add_fault(r, VW_FAULT_AUTH_FAILED);
+			goto done;
+		}
+		url = authurl;
 	}
 	fmt = avformat_alloc_context();
 	pkt = av_packet_alloc();
@@ -173,7 +259,7 @@ int probe_stream_run(const struct probe_stream_req *req, struct vw_result *r)
 	av_dict_set(&opts, "rw_timeout", us, 0); /* other protocols */
 	av_dict_set(&opts, "max_redirects", "3", 0); /* HTTP: no endless redirect chains */
 
-	err = avformat_open_input(&fmt, req->url, NULL, &opts);
+	err = avformat_open_input(&fmt, url, NULL, &opts);
 	vw_result_set_metric(r, VW_M_OPEN_MS, (double)(vw_mono_ms() - t0));
 	if (err < 0) {
 		classify_open_error(r, err, &d);
@@ -202,7 +288,7 @@ int probe_stream_run(const struct probe_stream_req *req, struct vw_result *r)
 			fmt->streams[i]->discard = AVDISCARD_ALL;
 	snprintf(r->codec, sizeof(r->codec), "%s", avcodec_get_name(st->codecpar->codec_id));
 	char why[128];
-	pic = picture_create(st, &req->picture, why, sizeof(why));
+	pic = picture_create(st, &popts, why, sizeof(why));
 	if (!pic)
 		log_debug("event=picture_unavailable camera=%s reason=\"%s\"", req->name, why);
 
@@ -216,14 +302,20 @@ int probe_stream_run(const struct probe_stream_req *req, struct vw_result *r)
 	int64_t first_ts = AV_NOPTS_VALUE, last_ts = AV_NOPTS_VALUE;
 	int64_t first_key_ms = -1;
 	int need_frames = req->picture.max_frames < 2 ? req->picture.max_frames : 2;
+	int read_err = 0;
 	for (;;) {
 		int64_t now = vw_mono_ms();
 		if (now >= window_end && first_key_ms >= 0 &&
 		    (!pic || picture_frames(pic) >= need_frames))
 			break;
 		err = av_read_frame(fmt, pkt);
-		if (err < 0)
+		if (err < 0) {
+			/* Past the window, a deadline only cut short a slow keyframe; before it,
+			 * the camera stopped streaming (reset, end of stream) mid-check. */
+			if (!(d.hit && now >= window_end))
+				read_err = err;
 			break;
+		}
 		if (pkt->stream_index == vs) {
 			int64_t ts = pkt->pts != AV_NOPTS_VALUE ? pkt->pts : pkt->dts;
 			n++;
@@ -247,6 +339,15 @@ int probe_stream_run(const struct probe_stream_req *req, struct vw_result *r)
 	if (n == 0) {
 		/* Connected and described, yet no video frame within the deadline: no picture. */
 		vw_result_add_fault(r, VW_FAULT_NO_VIDEO);
+		goto done;
+	}
+	if (read_err) {
+		/* A second of good picture and then a reset is a camera that drops its viewers:
+		 * not ok, whatever that second showed. */
+		char msg[AV_ERROR_MAX_STRING_SIZE] = "";
+		av_strerror(read_err, msg, sizeof(msg));
+		log_debug("event=stream_interrupted camera=%s err=\"%s\"", req->name, msg);
+		classify_open_error(r, read_err, &d);
 		goto done;
 	}
 	double span = first_ts != AV_NOPTS_VALUE && last_ts > first_ts
@@ -288,10 +389,23 @@ int probe_stream_run(const struct probe_stream_req *req, struct vw_result *r)
 
 done:
 	r->status = judge(r);
+	if (save && refpath[0])
+		saved = save_reference(req, pic, r, refpath);
 	picture_destroy(&pic);
 	vw_result_set_metric(r, VW_M_CHECK_MS, (double)(vw_mono_ms() - t0));
 	av_packet_free(&pkt);
 	avformat_close_input(&fmt);
 	av_dict_free(&opts);
-	return 0;
+	explicit_bzero(authurl, sizeof(authurl));
+	return save ? saved : 0;
+}
+
+int probe_stream_run(const struct probe_stream_req *req, struct vw_result *r)
+{
+	return run(req, r, 0);
+}
+
+int probe_stream_reference(const struct probe_stream_req *req, struct vw_result *r)
+{
+	return run(req, r, 1);
 }

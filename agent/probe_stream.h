@@ -20,10 +20,19 @@ struct probe_stream_req {
 	struct picture_opts picture;
 	long min_width, min_height;
 	double min_fps, min_bitrate_kbps;
+	const char *state_dir; /* holds reference/<camera>.pgm; NULL: no camera_moved check */
+	const char *credentials; /* file with user:password, read per check; NULL or "": none */
 };
 
 /* Fills out (a stream result) and returns 0; a failing camera is a result, not an error. */
 int probe_stream_run(const struct probe_stream_req *req, struct vw_result *out);
+/* One check like probe_stream_run that stores the picture as the camera's reference view
+ * (`venuewatch-agent reference CAMERA`). Returns 0 once stored; -ENODATA when the camera
+ * gave no usable picture (down, or too dark or bright to recognise); out says why. */
+int probe_stream_reference(const struct probe_stream_req *req, struct vw_result *out);
+/* <state_dir>/reference/<camera>.pgm; -EINVAL for a camera name that cannot be a file name. */
+int probe_stream_reference_path(const char *state_dir, const char *camera, char *out,
+				size_t outlen);
 
 /* Copies url into out with any user:password@ replaced by "***@", for logs. */
 void probe_stream_mask_url(const char *url, char *out, size_t outlen);

@@ -111,6 +111,9 @@ void scheduler_fill_req(const struct agent_conf *cfg, const struct camera_conf *
 	req->picture.bright_luma = pc->bright_luma;
 	req->picture.blur_max = pc->blur_max;
 	req->picture.freeze_noise_db = (double)pc->freeze_noise_db;
+	req->picture.moved_ssim = pc->moved_ssim;
+	req->state_dir = cfg->agent.state_dir; /* the camera's reference view, if taken */
+	req->credentials = c->credentials;
 }
 
 static void *worker_main(void *arg)

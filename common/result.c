@@ -38,6 +38,7 @@ static const char *const fault_names[VW_FAULT_COUNT] = {
 	[VW_FAULT_PACKET_LOSS] = "packet_loss",
 	[VW_FAULT_TLS_ERROR] = "tls_error",
 	[VW_FAULT_UPLINK_INSUFFICIENT] = "uplink_insufficient",
+	[VW_FAULT_CAMERA_MOVED] = "camera_moved",
 };
 /* Units are in the name, so a number never needs a separate unit field. */
 static const char *const metric_names[VW_M_COUNT] = {
@@ -85,6 +86,8 @@ static const char *const metric_names[VW_M_COUNT] = {
 	[VW_M_SAMPLES] = "samples",
 	[VW_M_UPLINK_KBPS] = "uplink_kbps",
 	[VW_M_REQUIRED_KBPS] = "required_kbps",
+	/* SSIM (0-1) of the picture against the camera's reference snapshot */
+	[VW_M_VIEW_SIMILARITY] = "view_similarity",
 };
 
 const char *vw_kind_name(enum vw_kind k) { return k < VW_KIND_COUNT ? kind_names[k] : "?"; }
@@ -226,7 +229,8 @@ int vw_result_encode_metrics(const struct vw_result *r, struct vw_buf *b)
 		vw_buf_json_str(b, r->metrics[i].name);
 		double v = r->metrics[i].value;
 		/* %.17g round-trips; integers print without a fraction. */
-		if (v == (double)(int64_t)v && fabs(v) < 9e15)
+		/* range first: the cast of a larger double is undefined (fuzz_ingest) */
+		if (fabs(v) < 9e15 && v == (double)(int64_t)v)
 			vw_buf_printf(b, ":%lld", (long long)v);
 		else
 			vw_buf_printf(b, ":%.6g", v);
@@ -303,8 +307,10 @@ int vw_result_decode(const cJSON *obj, struct vw_result *r, char *err, size_t er
 		return fail(err, errlen, "ts", "must be an ISO 8601 UTC time");
 	const cJSON *mono = cJSON_GetObjectItemCaseSensitive(obj, "mono_ms");
 	if (mono) {
-		if (!cJSON_IsNumber(mono))
-			return fail(err, errlen, "mono_ms", "not a number");
+		/* In range before the cast: converting a double outside int64_t is undefined
+		 * (found by tests/fuzz/fuzz_ingest). 2^53: where doubles stop being exact. */
+		if (!cJSON_IsNumber(mono) || !(fabs(mono->valuedouble) <= 9007199254740991.0))
+			return fail(err, errlen, "mono_ms", "not a number within +-2^53");
 		r->mono_ms = (int64_t)mono->valuedouble;
 	}
 

@@ -45,6 +45,7 @@ enum vw_fault {
 	VW_FAULT_PACKET_LOSS,
 	VW_FAULT_TLS_ERROR,
 	VW_FAULT_UPLINK_INSUFFICIENT, /* measured uplink below what the cameras need */
+	VW_FAULT_CAMERA_MOVED,        /* the view differs from the camera's reference snapshot */
 	VW_FAULT_COUNT
 };
 
@@ -90,6 +91,7 @@ enum vw_metric_id {
 	VW_M_SAMPLES,
 	VW_M_UPLINK_KBPS,
 	VW_M_REQUIRED_KBPS,
+	VW_M_VIEW_SIMILARITY,
 	VW_M_COUNT
 };
 

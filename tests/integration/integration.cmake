@@ -26,3 +26,9 @@ function(vw_integration_test name module)
 endfunction()
 
 vw_integration_test(integration_e2e test_e2e)
+
+# Item 3.6's evidence: every picture fault, hostile cameras, recordings, camera_moved, coverage.
+vw_integration_test(integration_evidence test_evidence)
+# high_rtt / packet_loss through network namespaces; skipped (77) where they cannot be made.
+vw_integration_test(integration_evidence_net test_evidence_net)
+set_tests_properties(integration_evidence_net PROPERTIES SKIP_RETURN_CODE 77)

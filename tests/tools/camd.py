@@ -90,6 +90,11 @@ class Behaviour:
     # A GStreamer fragment that already produces `codec` (live, timestamped), used as is: e.g. a
     # pre-encoded stream served without re-encoding. Parsed and payloaded like the others.
     encoded: str = ""
+    # A file of pre-encoded `codec` (Annex B byte stream, e.g. made once with the ffmpeg CLI:
+    # `-c:v libx264 -g 25 -bf 0 -f h264`), looped and paced at `fps`: any number of cameras
+    # for the price of reading a file, so benchmarks measure the client, not the server.
+    # No B-frames: the parser stamps decode times only, and they are the presentation times.
+    file: str = ""
     auth: bool = False  # requires AUTH_USER / AUTH_PASSWORD
     help: str = ""
 
@@ -99,6 +104,10 @@ class Behaviour:
         parse, caps, _ = CODECS[codec]
         if self.encoded:
             chain = [self.encoded]
+        elif self.file:
+            chain = [f"multifilesrc location={self.file} loop=true "
+                     f"caps={caps.split(',')[0]},stream-format=byte-stream,framerate={self.fps}/1",
+                     parse.split()[0], "clocksync"]
         elif self.audio_only:
             chain = ["audiotestsrc is-live=true wave=sine", "audio/x-raw,rate=8000,channels=1",
                      "alawenc"]
@@ -147,9 +156,11 @@ BEHAVIOURS = {
     "frozen": Behaviour(video=STILL, help="the same picture every frame"),
     "blurred": Behaviour(video=live("smpte", 2), filters="gaussianblur sigma=8",
                          help="moving but heavily blurred"),
-    # Low contrast keeps the bars (a picture, not black) while moving mean luma to ~25 / ~240.
-    "dark": Behaviour(video=live("smpte", 2), filters="videobalance contrast=0.2 saturation=0.3",
-                      help="far too dark (mean luma ~25)"),
+    # Low contrast keeps the bars (a picture, not black) while moving mean luma to ~31 / ~240.
+    # (contrast 0.2 gave ~24 with 98% of pixels near blackdetect's 10% line: too close to
+    # black to test too_dark; any brightness offset below 0 made it black outright.)
+    "dark": Behaviour(video=live("smpte", 2), filters="videobalance contrast=0.25 saturation=0.3",
+                      help="far too dark (mean luma ~31, not black)"),
     "bright": Behaviour(video=live("smpte", 2),
                         filters="videobalance contrast=0.2 brightness=0.75 saturation=0.3",
                         help="far too bright (mean luma ~240)"),
@@ -216,6 +227,9 @@ class Encoder:
             return Gst.FlowReturn.OK
         buf = sample.get_buffer()
         keyframe = not buf.has_flags(Gst.BufferFlags.DELTA_UNIT)
+        # A parsed elementary stream (file=) carries decode times only; without B-frames
+        # they are the presentation times.
+        ts = buf.pts if buf.pts != Gst.CLOCK_TIME_NONE else buf.dts
         with self._lock:
             targets = []
             for src, offset in self._subs.items():
@@ -223,9 +237,9 @@ class Encoder:
                     # A new client starts at a keyframe, as with a real camera, and its clock
                     # starts there: encoder time + offset = the client pipeline's running time.
                     clock = src.get_clock()
-                    if not keyframe or clock is None or buf.pts == Gst.CLOCK_TIME_NONE:
+                    if not keyframe or clock is None or ts == Gst.CLOCK_TIME_NONE:
                         continue
-                    offset = clock.get_time() - src.get_base_time() - buf.pts
+                    offset = clock.get_time() - src.get_base_time() - ts
                     self._subs[src] = offset
                     src.set_caps(sample.get_caps())
                 targets.append((src, offset))
@@ -233,8 +247,10 @@ class Encoder:
         for src, offset in targets:
             # The encoder's own timestamps, shifted: frame spacing is the source's, as a
             # camera's RTP timestamps come from its capture clock, not from the network.
+            if ts == Gst.CLOCK_TIME_NONE:
+                continue  # an untimed buffer cannot be placed on the client's clock
             out = buf.copy()  # shares the memory, not the bytes
-            out.pts = max(0, buf.pts + offset)
+            out.pts = max(0, ts + offset)
             out.dts = Gst.CLOCK_TIME_NONE
             if src.emit("push-buffer", out) in (Gst.FlowReturn.FLUSHING, Gst.FlowReturn.EOS):
                 gone.append(src)  # its client's pipeline has stopped (missed 'unprepared')
