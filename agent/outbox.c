@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -26,6 +28,7 @@ struct outbox {
 	int64_t dropped_total;
 	int64_t unstored;  /* results refused by a full disk, not yet reported */
 	char ballast[4096];
+	char dir[4096]; /* the state dir, for free-space checks */
 	int have_ballast;
 	struct vw_buf enc;
 };
@@ -71,10 +74,21 @@ static int64_t query_int(struct outbox *ob, const char *sql)
 	return v;
 }
 
-/* Best effort: with no ballast a full disk is still handled, only with less room. */
+/* Best effort: with no ballast a full disk is still handled, only with less room.
+ * Only when the disk has room for the ballast twice over: right after a disk-full, taking
+ * back the space just released would make every following append hit the wall again. */
 static void ballast_make(struct outbox *ob)
 {
 	if (ob->have_ballast)
+		return;
+	struct stat st;
+	if (stat(ob->ballast, &st) == 0 && st.st_blocks * 512 >= OUTBOX_BALLAST_BYTES) {
+		ob->have_ballast = 1; /* an earlier run's, still whole */
+		return;
+	}
+	struct statvfs vfs;
+	if (statvfs(ob->dir, &vfs) != 0 ||
+	    (uint64_t)vfs.f_bavail * vfs.f_frsize < 2ull * OUTBOX_BALLAST_BYTES)
 		return;
 	int fd = open(ob->ballast, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0)
@@ -109,9 +123,12 @@ int outbox_open(const char *path, long long max_bytes, struct outbox **out, char
 		goto fail;
 	}
 	sqlite3_busy_timeout(ob->db, 5000);
-	/* WAL + NORMAL: a commit survives kill -9 (it is in the WAL); a power cut may lose the
-	 * last commits since the last checkpoint, never corrupt the file. */
-	if (exec(ob, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;") ||
+	/* WAL + FULL: the WAL is fsync'd at every commit, so a committed result survives a
+	 * power cut too. NORMAL would survive kill -9 but could roll the last commits back on
+	 * power loss, and with them meta.next_seq: the agent would then hand out seqs the
+	 * collector already holds, and the collector would skip the new results as resends.
+	 * One fsync per append (a scheduler batch, a few a second) is cheap next to that. */
+	if (exec(ob, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;") ||
 	    exec(ob, "BEGIN") || exec(ob, schema_sql)) {
 		snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(ob->db));
 		goto fail;
@@ -152,6 +169,12 @@ int outbox_open(const char *path, long long max_bytes, struct outbox **out, char
 		ob->next_seq = max_seq + 1;
 	ob->bytes = query_int(ob, "SELECT coalesce(sum(length(body)), 0) FROM outbox");
 	snprintf(ob->ballast, sizeof(ob->ballast), "%s.ballast", path);
+	snprintf(ob->dir, sizeof(ob->dir), "%s", path);
+	char *slash = strrchr(ob->dir, '/');
+	if (slash)
+		slash[slash == ob->dir ? 1 : 0] = '\0';
+	else
+		snprintf(ob->dir, sizeof(ob->dir), ".");
 	ballast_make(ob);
 	*out = ob;
 	return 0;
@@ -212,9 +235,41 @@ static int insert_one(struct outbox *ob, struct vw_result *r)
 	return 0;
 }
 
+/* A buffer_overflow row about to be dropped carries the only record of an earlier drop:
+ * fold it into the new report (its range start, its counts) so no drop goes unreported.
+ * The new range may then include rows delivered before the drop (they were in flight); the
+ * report's meaning stays exact: seqs in [first, last] the collector lacks were dropped. */
+static int carry_reports(struct outbox *ob, int64_t from, int64_t to, int64_t *first,
+			 int64_t *carried, int64_t *unstored)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(ob->db,
+			       "SELECT json_extract(body, '$.metrics.dropped_first_seq'),"
+			       " json_extract(body, '$.metrics.dropped_count'),"
+			       " json_extract(body, '$.metrics.unstored_count')"
+			       " FROM outbox WHERE seq BETWEEN ?1 AND ?2"
+			       " AND json_extract(body, '$.kind') = 'buffer'",
+			       -1, &st, NULL) != SQLITE_OK)
+		return sql_err(ob, "carry");
+	sqlite3_bind_int64(st, 1, from);
+	sqlite3_bind_int64(st, 2, to);
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (sqlite3_column_type(st, 0) != SQLITE_NULL) {
+			int64_t f = sqlite3_column_int64(st, 0);
+			if (f > 0 && f < *first)
+				*first = f;
+		}
+		*carried += sqlite3_column_int64(st, 1);
+		*unstored += sqlite3_column_int64(st, 2);
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : sql_err(ob, "carry");
+}
+
 /* Drops the oldest rows above in_flight until `need` more bytes fit; fills the range. */
 static int drop_oldest(struct outbox *ob, int64_t target, int64_t *count, int64_t *first,
-		       int64_t *last)
+		       int64_t *last, int64_t *carried, int64_t *unstored)
 {
 	*count = 0;
 	*first = *last = 0;
@@ -231,13 +286,16 @@ static int drop_oldest(struct outbox *ob, int64_t target, int64_t *count, int64_
 	sqlite3_reset(ob->oldest);
 	if (!*count)
 		return 0;
+	int rc = carry_reports(ob, *first, *last, first, carried, unstored);
+	if (rc)
+		return rc;
 	sqlite3_stmt *del;
 	if (sqlite3_prepare_v2(ob->db, "DELETE FROM outbox WHERE seq BETWEEN ? AND ?", -1, &del,
 			       NULL) != SQLITE_OK)
 		return sql_err(ob, "drop");
 	sqlite3_bind_int64(del, 1, *first);
 	sqlite3_bind_int64(del, 2, *last);
-	int rc = sqlite3_step(del);
+	rc = sqlite3_step(del);
 	sqlite3_finalize(del);
 	if (rc != SQLITE_DONE)
 		return sql_err(ob, "drop");
@@ -251,7 +309,7 @@ static int append_tx(struct outbox *ob, struct vw_result *results, size_t n, int
 {
 	int rc;
 	int64_t saved_next = ob->next_seq, saved_bytes = ob->bytes;
-	int64_t dropped = 0, first = 0, last = 0;
+	int64_t dropped = 0, first = 0, last = 0, report_seq = 0, carried = 0, carried_unstored = 0;
 	if ((rc = exec(ob, "BEGIN IMMEDIATE")))
 		return sqlite3_errcode(ob->db) == SQLITE_FULL ? -ENOSPC : rc;
 	/* ~400 bytes a row: a cheap upper estimate decides whether to make room first;
@@ -261,37 +319,46 @@ static int append_tx(struct outbox *ob, struct vw_result *results, size_t n, int
 		target = ob->bytes + need - ob->max_bytes * 9 / 10;
 	if (disk_full && target < ob->bytes / 4)
 		target = ob->bytes / 4 > need ? ob->bytes / 4 : need;
-	if (target > 0 && (rc = drop_oldest(ob, target, &dropped, &first, &last)))
+	if (target > 0 &&
+	    (rc = drop_oldest(ob, target, &dropped, &first, &last, &carried, &carried_unstored)))
 		goto fail;
+	int64_t unstored = ob->unstored + carried_unstored;
 	for (size_t i = 0; i < n; i++)
 		if ((rc = insert_one(ob, &results[i])))
 			goto fail;
-	if (dropped || ob->unstored) {
+	if (dropped || unstored) {
 		struct vw_result ov;
 		vw_result_init(&ov, VW_KIND_BUFFER, "outbox");
 		ov.status = VW_STATUS_DEGRADED;
 		vw_result_add_fault(&ov, VW_FAULT_BUFFER_OVERFLOW);
-		vw_result_set_metric(&ov, VW_M_DROPPED_COUNT, (double)dropped);
+		vw_result_set_metric(&ov, VW_M_DROPPED_COUNT, (double)(dropped + carried));
 		if (dropped) {
 			vw_result_set_metric(&ov, VW_M_DROPPED_FIRST_SEQ, (double)first);
 			vw_result_set_metric(&ov, VW_M_DROPPED_LAST_SEQ, (double)last);
 		}
 		vw_result_set_metric(&ov, VW_M_DROPPED_TOTAL, (double)(ob->dropped_total + dropped));
-		if (ob->unstored)
-			vw_result_set_metric(&ov, VW_M_UNSTORED_COUNT, (double)ob->unstored);
+		if (unstored)
+			vw_result_set_metric(&ov, VW_M_UNSTORED_COUNT, (double)unstored);
 		if ((rc = insert_one(ob, &ov)))
 			goto fail;
+		report_seq = ov.seq;
 		if ((rc = set_meta(ob, "dropped_total", ob->dropped_total + dropped)))
 			goto fail;
 	}
 	if ((rc = set_meta(ob, "next_seq", ob->next_seq)) || (rc = exec(ob, "COMMIT")))
 		goto fail;
-	if (dropped || ob->unstored) {
+	/* The agent's own ledger of what it produced: written only after the commit, so every
+	 * seq range here is durable (the fault suite compares it with the collector's rows). */
+	log_debug("event=outbox_committed first_seq=%lld last_seq=%lld count=%lld",
+		  (long long)saved_next, (long long)ob->next_seq - 1,
+		  (long long)(ob->next_seq - saved_next));
+	if (dropped || unstored) {
 		ob->dropped_total += dropped;
 		log_warn("event=buffer_overflow dropped=%lld first_seq=%lld last_seq=%lld "
-			 "unstored=%lld cause=%s",
-			 (long long)dropped, (long long)first, (long long)last,
-			 (long long)ob->unstored, disk_full ? "disk_full" : "bound");
+			 "carried=%lld unstored=%lld report_seq=%lld cause=%s",
+			 (long long)dropped, (long long)first, (long long)last, (long long)carried,
+			 (long long)unstored, (long long)report_seq,
+			 disk_full || !dropped ? "disk_full" : "bound");
 		ob->unstored = 0;
 	}
 	return 0;

@@ -2,8 +2,9 @@
  * A result counts as taken only once outbox_append has committed it; seq is assigned
  * here, monotonic and never reused (the next seq is persisted in the same transaction).
  * Rows leave only through outbox_ack (server acknowledged) or the counted overflow drop.
- * Used from the loop thread only: statements are short (WAL, synchronous=NORMAL: no fsync
- * per commit), so they do not stall the loop; see docs/ARCHITECTURE.md. */
+ * Used from the loop thread only: statements are short indexed inserts and deletes (WAL,
+ * synchronous=FULL: one fsync per append, so a commit also survives a power cut and a seq
+ * is never handed out twice); see docs/ARCHITECTURE.md and docs/DELIVERY.md. */
 #ifndef VW_OUTBOX_H
 #define VW_OUTBOX_H
 

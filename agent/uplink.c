@@ -14,6 +14,9 @@
 #define UPLINK_RESPONSE_MAX (64 * 1024)
 /* Clock skew is re-reported at most this often while it lasts. */
 #define UPLINK_SKEW_REPORT_MS (3600 * 1000)
+/* A refusal is logged again this often while it lasts, so it is never a single line that
+ * scrolled away; hourly keeps the journal readable. */
+#define UPLINK_REFUSED_REMIND_MS (3600 * 1000)
 
 /* REFUSED: the collector said no to this agent (401/403, certificate refused). Retrying
  * cannot fix that, so we stop until an operator acts (SIGHUP or restart); data is kept. */
@@ -25,6 +28,9 @@ struct uplink {
 	struct outbox *ob;
 	struct curluv *cu;
 	CURL *easy; /* reused: keeps the TLS connection alive between batches */
+	/* The uplink's own connection cache (not the shared multi's), so a refusal can drop
+	 * every connection that presented the refused certificate. */
+	CURLSH *share;
 	struct curl_slist *headers;
 	uv_timer_t retry_timer;
 	enum uplink_state state;
@@ -80,6 +86,18 @@ static void set_status(struct uplink *up, const char *state, const char *detail)
 	outbox_set_status(up->ob, "uplink_detail", detail);
 }
 
+static void on_refused_remind(uv_timer_t *t)
+{
+	struct uplink *up = t->data;
+	if (up->state != UP_REFUSED)
+		return;
+	log_error("event=upload_still_refused site=%s pending=%lld pending_from_seq=%lld "
+		  "action=\"results kept; fix the certificate or the collector's record of this "
+		  "site, then send SIGHUP or restart\"",
+		  up->cfg->agent.site, (long long)outbox_pending(up->ob),
+		  (long long)up->acked_seq + 1);
+}
+
 static void refuse(struct uplink *up, const char *reason)
 {
 	up->state = UP_REFUSED;
@@ -89,6 +107,8 @@ static void refuse(struct uplink *up, const char *reason)
 		  "action=\"uploads stopped, results kept; fix the certificate or the collector's "
 		  "record of this site, then send SIGHUP or restart\"",
 		  up->cfg->agent.site, reason, (long long)up->acked_seq + 1);
+	uv_timer_start(&up->retry_timer, on_refused_remind, UPLINK_REFUSED_REMIND_MS,
+		       UPLINK_REFUSED_REMIND_MS);
 }
 
 /* A TLS alert that names our certificate: the collector refused who we are. curl folds
@@ -214,10 +234,23 @@ static void handle_response(struct uplink *up, CURLcode cc)
 	}
 	int64_t ack = (int64_t)acked->valuedouble;
 	cJSON_Delete(doc);
+	if (ack >= outbox_next_seq(up->ob)) {
+		/* The collector holds seqs this outbox never handed out: the outbox was reset
+		 * (a new state dir) or another machine uses this site's certificate. Every row
+		 * sent now would be skipped as a resend and then released here: a silent loss.
+		 * Stop and keep the rows until someone sorts out the identity. */
+		snprintf(reason, sizeof(reason),
+			 "collector already holds seqs up to %lld, this agent produced only up to "
+			 "%lld: outbox reset, or another agent uses this site's certificate",
+			 (long long)ack, (long long)outbox_next_seq(up->ob) - 1);
+		refuse(up, reason);
+		return;
+	}
 	if (ack > up->batch_last_seq) {
-		/* The server claims seqs we never sent: believing it would delete unsent rows. */
-		log_error("event=upload_bad_ack acked_seq=%lld sent_up_to=%lld", (long long)ack,
-			  (long long)up->batch_last_seq);
+		/* Seqs we produced but did not send in this batch: a previous run sent a larger
+		 * batch and died before the ack. Release only what this batch holds. */
+		log_info("event=upload_ack_beyond_batch acked_seq=%lld sent_up_to=%lld",
+			 (long long)ack, (long long)up->batch_last_seq);
 		ack = up->batch_last_seq;
 	}
 	if (ack > up->acked_seq) {
@@ -317,6 +350,25 @@ static void send_batch(struct uplink *up)
 	up->state = UP_SENDING;
 }
 
+/* The fix for a refusal is usually a new certificate on disk, but kept-alive connections
+ * (and their TLS sessions) would go on presenting the old one: start over with an empty
+ * connection cache. Only between transfers (the easy handle is in no multi). */
+static int new_connections(struct uplink *up)
+{
+	CURLSH *sh = curl_share_init();
+	if (!sh || curl_share_setopt(sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT) != CURLSHE_OK ||
+	    curl_share_setopt(sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK) {
+		curl_share_cleanup(sh);
+		return -ENOMEM;
+	}
+	if (up->easy)
+		curl_easy_setopt(up->easy, CURLOPT_SHARE, sh);
+	if (up->share)
+		curl_share_cleanup(up->share); /* closes its connections */
+	up->share = sh;
+	return 0;
+}
+
 void uplink_kick(struct uplink *up)
 {
 	if (up->state == UP_IDLE)
@@ -330,6 +382,9 @@ void uplink_resume(struct uplink *up)
 	if (up->state != UP_REFUSED && up->state != UP_BACKOFF)
 		return;
 	log_info("event=upload_resumed previous=%s", up->state == UP_REFUSED ? "refused" : "backoff");
+	if (up->state == UP_REFUSED && new_connections(up) != 0)
+		log_warn("event=upload_connections_kept hint=\"a kept-alive connection may still "
+			 "present the old certificate\"");
 	uv_timer_stop(&up->retry_timer);
 	up->state = UP_IDLE;
 	up->failures = 0;
@@ -370,6 +425,12 @@ int uplink_create(uv_loop_t *loop, struct curluv *cu, const struct agent_conf *c
 	}
 
 	CURL *e = up->easy;
+	if (new_connections(up)) {
+		curl_slist_free_all(up->headers);
+		curl_easy_cleanup(up->easy);
+		free(up);
+		return -ENOMEM;
+	}
 	curl_easy_setopt(e, CURLOPT_URL, up->url);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, up->headers);
 	curl_easy_setopt(e, CURLOPT_POST, 1L);
@@ -419,6 +480,8 @@ void uplink_stop(struct uplink *up, void (*closed_cb)(void *), void *arg)
 	uv_timer_stop(&up->retry_timer);
 	curl_easy_cleanup(up->easy);
 	up->easy = NULL;
+	curl_share_cleanup(up->share);
+	up->share = NULL;
 	uv_close((uv_handle_t *)&up->retry_timer, on_timer_closed);
 }
 

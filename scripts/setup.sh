@@ -33,7 +33,9 @@ PACKAGES=(
 	gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools
 	python3-gi ffmpeg
 	# demo and tests
-	openssl curl sqlite3 ca-certificates iproute2
+	openssl curl sqlite3 ca-certificates iproute2 nftables
+	# benchmarks (tests/bench: /usr/bin/time -v for CPU and peak RSS)
+	time
 )
 
 missing=()

@@ -55,11 +55,21 @@ static const char *const migrations[] = {
     " result_id INTEGER NOT NULL,"
     " status TEXT NOT NULL,"
     " PRIMARY KEY(agent_id, kind, target)) WITHOUT ROWID;",
+    /* 2: seqs an agent never sent. A batch that starts (or continues) beyond the agent's
+     * mark + 1 means the agent no longer holds those seqs: its outbox dropped them at its
+     * bound (and said so in a buffer_overflow result) or, after a collector power loss, they
+     * were acknowledged here and rolled back. Either way nobody can send them again, so the
+     * mark moves on and the hole is written down instead of waited for. */
+    "CREATE TABLE seq_gaps("
+    " agent_id INTEGER NOT NULL,"
+    " first_seq INTEGER NOT NULL,"
+    " last_seq INTEGER NOT NULL,"
+    " received_ms INTEGER NOT NULL);",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 _Static_assert(NMIGRATIONS == STORE_SCHEMA_VERSION, "a migration per schema version");
 
-enum wstmt { W_AGENT, W_RESULT, W_OLD_STATUS, W_LATEST, W_HIGH, W_COUNT };
+enum wstmt { W_AGENT, W_RESULT, W_OLD_STATUS, W_LATEST, W_HIGH, W_GAP, W_COUNT };
 static const char *const wsql[W_COUNT] = {
     [W_AGENT] = "INSERT INTO agents(site, agent, org, city, last_report_ms)"
                 " VALUES(?1, ?2, ?3, ?4, ?5)"
@@ -76,6 +86,8 @@ static const char *const wsql[W_COUNT] = {
     [W_OLD_STATUS] = "SELECT status FROM latest WHERE agent_id = ?1 AND kind = ?2 AND target = ?3",
     [W_HIGH] = "UPDATE agents SET high_seq = ?2, cam_ok = cam_ok + ?3,"
                " cam_degraded = cam_degraded + ?4, cam_down = cam_down + ?5 WHERE id = ?1",
+    [W_GAP] = "INSERT INTO seq_gaps(agent_id, first_seq, last_seq, received_ms)"
+              " VALUES(?1, ?2, ?3, ?4)",
 };
 
 enum rstmt { R_SITES, R_SITE, R_TARGETS, R_HIGH, R_COUNT_RESULTS, R_COUNT };
@@ -310,14 +322,13 @@ int store_open(const char *path, struct store **out, char *err, size_t errlen)
 		goto fail;
 	}
 	sqlite3_finalize(st);
-	/* synchronous=NORMAL in WAL: a commit is durable against a crash of this process, but
-	 * the WAL is fsync'd only at checkpoints, so a power cut or kernel crash can roll back
-	 * the last commits since the previous checkpoint (the database stays consistent). The
-	 * cost: batches already acknowledged whose rows the agent has since released are lost.
-	 * FULL (an fsync per group commit) closes that window; group commit makes it
-	 * affordable, so revisit if collectors run without a UPS. journal_size_limit bounds
-	 * the WAL file that a long read would otherwise let grow. */
-	if (exec(s->wdb, "PRAGMA synchronous = NORMAL", why, sizeof(why)) ||
+	/* synchronous=FULL in WAL: the WAL is fsync'd at every (group) commit, so what we
+	 * acknowledge survives a power cut, not only a crash of this process. NORMAL would
+	 * fsync only at checkpoints and could take back acknowledged batches whose rows the
+	 * agent has already released: a silent loss. Group commit pays the fsync once per
+	 * group, which keeps FULL cheap; docs/DELIVERY.md has the measurement.
+	 * journal_size_limit bounds the WAL file that a long read would otherwise let grow. */
+	if (exec(s->wdb, "PRAGMA synchronous = FULL", why, sizeof(why)) ||
 	    exec(s->wdb, "PRAGMA journal_size_limit = 67108864", why, sizeof(why))) {
 		snprintf(err, errlen, "%s: %s", path, why);
 		rc = -EIO;
@@ -358,6 +369,14 @@ fail:
 	return rc;
 }
 
+int store_set_synchronous(struct store *s, int full)
+{
+	if (s->started)
+		return -EBUSY;
+	return exec(s->wdb, full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL",
+	            NULL, 0);
+}
+
 /* --- writer thread ---------------------------------------------------------------------- */
 
 static int sqlite_errno(int rc)
@@ -385,6 +404,24 @@ static int step_done(struct store *s, sqlite3_stmt *st)
 	return sqlite_errno(rc);
 }
 
+static int record_gap(struct store *s, struct store_batch *b, int64_t agent_id, int64_t first,
+                      int64_t last)
+{
+	log_warn("event=ingest_seq_gap site=%s agent=%s first_seq=%lld last_seq=%lld count=%lld "
+	         "hint=\"the agent no longer held these; look for its buffer_overflow result\"",
+	         b->site, b->agent, (long long)first, (long long)last,
+	         (long long)(last - first + 1));
+	sqlite3_stmt *st = s->w[W_GAP];
+	sqlite3_bind_int64(st, 1, agent_id);
+	sqlite3_bind_int64(st, 2, first);
+	sqlite3_bind_int64(st, 3, last);
+	sqlite3_bind_int64(st, 4, b->received_ms);
+	int rc = step_done(s, st);
+	if (!rc)
+		b->gap_seqs += (size_t)(last - first + 1);
+	return rc;
+}
+
 static int apply_batch(struct store *s, struct store_batch *b)
 {
 	sqlite3_stmt *st = s->w[W_AGENT];
@@ -401,6 +438,7 @@ static int apply_batch(struct store *s, struct store_batch *b)
 	}
 	int64_t agent_id = sqlite3_column_int64(st, 0);
 	int64_t high = sqlite3_column_int64(st, 1);
+	b->gap_seqs = 0;
 	if ((rc = step_done(s, st)) != 0)
 		return rc;
 
@@ -411,6 +449,11 @@ static int apply_batch(struct store *s, struct store_batch *b)
 		const struct store_row *row = &b->rows[i];
 		if (row->seq <= last)
 			continue; /* already stored (a resend), or a repeat within the batch */
+		/* Rows come sorted and the agent sends its oldest first, one batch at a time, so
+		 * a hole below this row can never be filled later (see migration 2). */
+		if (row->seq > last + 1 &&
+		    (rc = record_gap(s, b, agent_id, last + 1, row->seq - 1)) != 0)
+			return rc;
 		const char *kind = vw_kind_name((enum vw_kind)row->kind);
 		const char *status = vw_status_name((enum vw_status)row->status);
 		const char *target = store_batch_str(b, row->target);
@@ -489,7 +532,7 @@ static int apply_batch(struct store *s, struct store_batch *b)
  * group, not per request. A savepoint per batch keeps one bad batch from sinking the
  * others. */
 static void commit_group(struct store *s, struct store_batch *list, uint64_t *rows,
-                         uint64_t *skipped)
+                         uint64_t *skipped, uint64_t *gaps)
 {
 	int64_t t0 = vw_mono_ms();
 	size_t nb = 0;
@@ -518,12 +561,13 @@ static void commit_group(struct store *s, struct store_batch *list, uint64_t *ro
 	if (rc)
 		for (struct store_batch *b = list; b; b = b->next)
 			b->status = rc;
-	*rows = *skipped = 0;
+	*rows = *skipped = *gaps = 0;
 	for (struct store_batch *b = list; b; b = b->next) {
 		if (b->status)
 			continue;
 		*rows += b->stored;
 		*skipped += b->nrows - b->stored;
+		*gaps += b->gap_seqs;
 	}
 	log_debug("event=store_commit batches=%zu rows=%llu skipped=%llu ms=%lld status=%d", nb,
 	          (unsigned long long)*rows, (unsigned long long)*skipped,
@@ -544,9 +588,9 @@ static void writer_main(void *arg)
 		s->queued = 0;
 		uv_mutex_unlock(&s->mu);
 
-		uint64_t rows, skipped;
+		uint64_t rows, skipped, gaps;
 		size_t nb = 0;
-		commit_group(s, list, &rows, &skipped);
+		commit_group(s, list, &rows, &skipped, &gaps);
 		for (struct store_batch *b = list; b; b = b->next)
 			nb++;
 
@@ -560,6 +604,7 @@ static void writer_main(void *arg)
 		s->stats.batches += nb;
 		s->stats.rows_stored += rows;
 		s->stats.rows_skipped += skipped;
+		s->stats.gap_seqs += gaps;
 		uv_mutex_unlock(&s->mu);
 		uv_async_send(&s->async);
 		uv_mutex_lock(&s->mu);

@@ -14,7 +14,7 @@
 #include "buf.h"
 #include "result.h"
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 /* One result, compact: strings live in the batch's arena (offsets, NUL-terminated). */
 struct store_row {
@@ -39,6 +39,7 @@ struct store_batch {
 	int status;        /* 0, or negative errno: -ESHUTDOWN, -EIO ... */
 	int64_t acked_seq; /* the agent's high-water mark after the commit */
 	size_t stored;     /* rows written; the rest were at or below the mark */
+	size_t gap_seqs;   /* seqs skipped over (recorded in seq_gaps), see store.c */
 	struct store_batch *next;
 };
 
@@ -53,6 +54,9 @@ struct store;
 
 /* Opens (creating or migrating) the database at path. Runs on the caller's thread. */
 int store_open(const char *path, struct store **out, char *err, size_t errlen);
+/* Before store_start: 1 = synchronous=FULL (the default: an ack survives power loss),
+ * 0 = NORMAL (survives only a crash of the process). For measurements; see DELIVERY.md. */
+int store_set_synchronous(struct store *s, int full);
 /* Starts the writer thread; at most queue_max batches wait for it. */
 int store_start(struct store *s, uv_loop_t *loop, size_t queue_max);
 /* Queues a batch for the next group commit. -EAGAIN when the queue is full, -ESHUTDOWN
@@ -64,7 +68,7 @@ int store_submit(struct store *s, struct store_batch *b);
 void store_close(struct store *s);
 
 struct store_stats {
-	uint64_t commits, batches, rows_stored, rows_skipped;
+	uint64_t commits, batches, rows_stored, rows_skipped, gap_seqs;
 };
 void store_get_stats(struct store *s, struct store_stats *out); /* loop thread */
 

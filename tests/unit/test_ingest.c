@@ -53,6 +53,25 @@ static void good_batch_is_sorted_and_defaults_agent(void **state)
 	store_batch_destroy(b);
 }
 
+/* Both clocks of a check reach the store: the UTC check time as sent (never the arrival
+ * time) and the agent's monotonic time, for ordering across a clock step. */
+static void check_time_and_monotonic_time_are_kept(void **state)
+{
+	(void)state;
+	struct store_batch *b;
+	char error[32], detail[256];
+	int rc = decode("{\"site\":\"s1\",\"results\":[{\"seq\":7,"
+			"\"ts\":\"2026-11-26T10:00:00.250Z\",\"mono_ms\":123456789,"
+			"\"kind\":\"stream\",\"target\":\"c\",\"status\":\"ok\"}]}",
+			&b, error, detail);
+	if (rc)
+		fail_msg("%s: %s", error, detail);
+	assert_int_equal(b->nrows, 1);
+	assert_int_equal(b->rows[0].ts_ms, 1795687200250LL);
+	assert_int_equal(b->rows[0].mono_ms, 123456789);
+	store_batch_destroy(b);
+}
+
 static void bad_input_names_what_is_wrong(void **state)
 {
 	(void)state;
@@ -143,6 +162,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(good_batch_is_sorted_and_defaults_agent),
+		cmocka_unit_test(check_time_and_monotonic_time_are_kept),
 		cmocka_unit_test(bad_input_names_what_is_wrong),
 		cmocka_unit_test(gzip_bodies_inflate_within_the_limit),
 	};

@@ -179,6 +179,93 @@ static void rows_in_flight_are_not_dropped(void **state)
 	outbox_close(&ob);
 }
 
+/* Rows carry both clocks: the wall-clock check time for people, the monotonic one for
+ * ordering across a clock step. */
+static void rows_carry_wall_and_monotonic_time(void **state)
+{
+	(void)state;
+	struct outbox *ob = open_ob(64 << 20);
+	append_n(ob, 1, "a");
+	struct vw_buf b;
+	vw_buf_init(&b, 0);
+	size_t count;
+	int64_t last;
+	assert_int_equal(outbox_peek(ob, 0, 10, 1 << 20, &b, &count, &last), 0);
+	cJSON *arr = cJSON_Parse(vw_buf_cstr(&b));
+	const cJSON *row = cJSON_GetArrayItem(arr, 0);
+	assert_true(cJSON_IsString(cJSON_GetObjectItem(row, "ts")));
+	assert_true(cJSON_IsNumber(cJSON_GetObjectItem(row, "mono_ms")));
+	assert_true(cJSON_GetObjectItem(row, "mono_ms")->valuedouble > 0);
+	cJSON_Delete(arr);
+	vw_buf_free(&b);
+	outbox_close(&ob);
+}
+
+/* After overflow drops (and with everything left acked) a reopen continues after the last
+ * seq ever handed out, not after the last row still stored. */
+static void seq_continues_after_drops_acks_and_reopen(void **state)
+{
+	(void)state;
+	struct outbox *ob = open_ob(1 << 20);
+	for (int i = 0; i < 200; i++)
+		append_n(ob, 50, "camera-with-a-long-enough-name");
+	assert_true(outbox_dropped_total(ob) > 0);
+	int64_t next = outbox_next_seq(ob);
+	assert_int_equal(outbox_ack(ob, next - 1), 0);
+	assert_int_equal(outbox_pending(ob), 0);
+	assert_int_equal(outbox_bytes(ob), 0);
+	outbox_close(&ob);
+	ob = open_ob(1 << 20);
+	assert_int_equal(outbox_next_seq(ob), next);
+	struct vw_result r;
+	vw_result_init(&r, VW_KIND_STREAM, "a");
+	assert_int_equal(outbox_append(ob, &r, 1), 0);
+	assert_int_equal(r.seq, next);
+	outbox_close(&ob);
+}
+
+/* Every seq that left the outbox without an ack lies inside the range of a buffer_overflow
+ * row still held, even when older overflow rows were dropped in turn: their ranges and
+ * counts are carried into the newer report. */
+static void every_dropped_seq_stays_reported(void **state)
+{
+	(void)state;
+	struct outbox *ob = open_ob(1 << 20);
+	for (int i = 0; i < 300; i++)
+		append_n(ob, 50, "camera-with-a-long-enough-name");
+	int64_t produced = outbox_next_seq(ob) - 1;
+	struct vw_buf b;
+	vw_buf_init(&b, 0);
+	size_t count;
+	int64_t last;
+	assert_int_equal(outbox_peek(ob, 0, 100000, 1 << 30, &b, &count, &last), 0);
+	cJSON *arr = cJSON_Parse(vw_buf_cstr(&b));
+	char *held = calloc((size_t)produced + 1, 1), *reported = calloc((size_t)produced + 1, 1);
+	int64_t counted = 0;
+	const cJSON *it;
+	cJSON_ArrayForEach(it, arr)
+	{
+		held[(int64_t)cJSON_GetObjectItem(it, "seq")->valuedouble] = 1;
+		if (strcmp(cJSON_GetObjectItem(it, "kind")->valuestring, "buffer") != 0)
+			continue;
+		const cJSON *m = cJSON_GetObjectItem(it, "metrics");
+		int64_t f = (int64_t)cJSON_GetObjectItem(m, "dropped_first_seq")->valuedouble;
+		int64_t l = (int64_t)cJSON_GetObjectItem(m, "dropped_last_seq")->valuedouble;
+		counted += (int64_t)cJSON_GetObjectItem(m, "dropped_count")->valuedouble;
+		for (int64_t s = f; s <= l; s++)
+			reported[s] = 1;
+	}
+	for (int64_t s = 1; s <= produced; s++)
+		if (!held[s] && !reported[s])
+			fail_msg("seq %lld dropped without a report", (long long)s);
+	assert_int_equal(counted, outbox_dropped_total(ob));
+	free(held);
+	free(reported);
+	cJSON_Delete(arr);
+	vw_buf_free(&b);
+	outbox_close(&ob);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -186,6 +273,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(rows_and_seq_survive_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(overflow_drops_oldest_and_says_so, setup, teardown),
 		cmocka_unit_test_setup_teardown(rows_in_flight_are_not_dropped, setup, teardown),
+		cmocka_unit_test_setup_teardown(rows_carry_wall_and_monotonic_time, setup, teardown),
+		cmocka_unit_test_setup_teardown(seq_continues_after_drops_acks_and_reopen, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(every_dropped_seq_stays_reported, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

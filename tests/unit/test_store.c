@@ -155,6 +155,83 @@ static void resent_batch_is_acked_and_stored_once(void **state)
 	close_h(&h);
 }
 
+static int64_t gap_rows(const char *sql)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	int64_t v = -1;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return v;
+}
+
+/* A batch that overlaps what is stored adds only the new rows; one that starts past the
+ * mark + 1 (seqs the agent dropped) is stored, the hole written to seq_gaps, and the ack
+ * moves past it; a stale batch arriving after a newer one changes nothing. */
+static void overlaps_store_the_new_and_gaps_are_recorded(void **state)
+{
+	(void)state;
+	struct harness h = {0};
+	open_h(&h);
+	static const int64_t s1_5[] = {1, 2, 3, 4, 5}, s3_8[] = {3, 4, 5, 6, 7, 8};
+	static const int64_t s12_14[] = {12, 13, 14, 16}, s1_3[] = {1, 2, 3};
+	struct store_batch *b = commit(&h, batch("site-1", "a", s1_5, 5, "cam1", VW_STATUS_OK));
+	store_batch_destroy(b);
+	b = commit(&h, batch("site-1", "a", s3_8, 6, "cam1", VW_STATUS_OK));
+	assert_int_equal(b->stored, 3);
+	assert_int_equal(b->acked_seq, 8);
+	assert_int_equal(b->gap_seqs, 0);
+	store_batch_destroy(b);
+
+	b = commit(&h, batch("site-1", "a", s12_14, 4, "cam1", VW_STATUS_OK));
+	assert_int_equal(b->stored, 4);
+	assert_int_equal(b->acked_seq, 16);
+	assert_int_equal(b->gap_seqs, 4); /* 9-11 and 15 */
+	store_batch_destroy(b);
+
+	b = commit(&h, batch("site-1", "a", s1_3, 3, "cam1", VW_STATUS_OK));
+	assert_int_equal(b->stored, 0);
+	assert_int_equal(b->acked_seq, 16);
+	store_batch_destroy(b);
+	assert_int_equal(count(&h), 12);
+	struct store_stats stats;
+	store_get_stats(h.st, &stats);
+	assert_int_equal(stats.gap_seqs, 4);
+	close_h(&h);
+	assert_int_equal(gap_rows("SELECT count(*) FROM seq_gaps"), 2);
+	assert_int_equal(gap_rows("SELECT first_seq FROM seq_gaps ORDER BY first_seq"), 9);
+	assert_int_equal(gap_rows("SELECT last_seq FROM seq_gaps ORDER BY first_seq"), 11);
+	assert_int_equal(gap_rows("SELECT sum(last_seq - first_seq + 1) FROM seq_gaps"), 4);
+}
+
+/* A collector from before seq_gaps existed (schema 1) migrates in place and keeps marks. */
+static void schema_1_migrates_and_keeps_marks(void **state)
+{
+	(void)state;
+	struct harness h = {0};
+	open_h(&h);
+	static const int64_t s1_3[] = {1, 2, 3};
+	store_batch_destroy(commit(&h, batch("site-1", "a", s1_3, 3, "cam1", VW_STATUS_OK)));
+	close_h(&h);
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "DROP TABLE seq_gaps; PRAGMA user_version = 1", NULL,
+				      NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(db);
+	open_h(&h);
+	int64_t hs;
+	assert_int_equal(store_high_seq(h.st, "site-1", "a", &hs), 0);
+	assert_int_equal(hs, 3);
+	close_h(&h);
+	assert_int_equal(gap_rows("PRAGMA user_version"), STORE_SCHEMA_VERSION);
+	assert_int_equal(gap_rows("SELECT count(*) FROM seq_gaps"), 0);
+}
+
 static void marks_and_rows_survive_reopen(void **state)
 {
 	(void)state;
@@ -444,6 +521,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(resent_batch_is_acked_and_stored_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(marks_and_rows_survive_reopen, setup, teardown),
+		cmocka_unit_test_setup_teardown(overlaps_store_the_new_and_gaps_are_recorded, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(schema_1_migrates_and_keeps_marks, setup, teardown),
 		cmocka_unit_test_setup_teardown(newer_schema_is_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(latest_follows_the_newest_result_per_target, setup,
 						teardown),
