@@ -10,13 +10,37 @@
 #include <time.h>
 
 /* Header names the framing checks care about; everything else passes through. */
-enum hdr { H_OTHER, H_CONTENT_LENGTH, H_TRANSFER_ENCODING, H_HOST, H_CONTENT_ENCODING, H_EXPECT };
+enum hdr {
+	H_OTHER,
+	H_CONTENT_LENGTH,
+	H_TRANSFER_ENCODING,
+	H_HOST,
+	H_CONTENT_ENCODING,
+	H_EXPECT,
+	H_AUTHORIZATION
+};
 
 #define NAME_MAX_ 24  /* longest interesting name ("content-encoding") plus room */
 #define VALUE_MAX_ 64 /* interesting values are short: digits, "chunked", "100-continue" */
 /* A body buffer larger than this is released between requests rather than reused, so an
  * idle keep-alive connection holds kilobytes, not the last batch's megabytes. */
 #define KEEP_BODY_CAP (4u << 10)
+/* A chunk size longer than this many hex digits would not fit the body limit anyway, and
+ * past 16 it would overflow: refuse it rather than let the library decide. */
+#define CHUNK_DIGITS_MAX 15
+
+/* Where scan_chunked is in RFC 9112 7.1's chunked-body grammar. */
+enum chunk_state {
+	CK_SIZE,    /* 1*HEXDIG */
+	CK_EXT,     /* [ BWS ";" chunk-ext ] up to CR */
+	CK_SIZE_LF, /* the LF of the size line */
+	CK_DATA,    /* chunk-data */
+	CK_DATA_CR, /* CRLF after chunk-data */
+	CK_DATA_LF,
+	CK_TRAILER, /* trailer-section lines, then the final CRLF */
+	CK_TRAILER_LF,
+	CK_DONE,
+};
 
 struct http_reader {
 	http_parser parser;
@@ -40,9 +64,20 @@ struct http_reader {
 	char value[VALUE_MAX_];
 	size_t value_len;
 	int value_over;
-	unsigned n_cl, n_te, n_host, n_ce, n_expect;
+	unsigned n_cl, n_te, n_host, n_ce, n_expect, n_auth;
+	char auth[VALUE_MAX_]; /* "Bearer vwt_" + 43 characters fits */
+	int auth_over;
 	char cl[VALUE_MAX_], te[VALUE_MAX_], expect[VALUE_MAX_], ce[VALUE_MAX_];
 	int cl_over, te_over, expect_over, ce_over;
+
+	/* Chunked-body scanner (see scan_chunked). */
+	enum chunk_state ck;
+	uint64_t ck_left;   /* data bytes left in this chunk (or the size being read) */
+	uint64_t ck_total;  /* data bytes in all chunks so far */
+	unsigned ck_digits; /* hex digits of the current size */
+	size_t ck_line;     /* bytes on the current extension or trailer line */
+	size_t ck_trailer;  /* bytes of trailer section */
+	int ck_colon;       /* the current trailer line has its ':' */
 
 	int err_status;
 	const char *err;
@@ -156,6 +191,7 @@ static int name_done(struct http_reader *r)
 	    {"host", H_HOST},
 	    {"content-encoding", H_CONTENT_ENCODING},
 	    {"expect", H_EXPECT},
+	    {"authorization", H_AUTHORIZATION},
 	};
 	if (r->name_len == 0)
 		return fail(r, 400, "empty header name");
@@ -191,6 +227,10 @@ static int name_done(struct http_reader *r)
 	case H_EXPECT:
 		r->n_expect++;
 		break;
+	case H_AUTHORIZATION:
+		if (++r->n_auth > 1)
+			return fail(r, 400, "duplicate Authorization"); /* which one is the caller? */
+		break;
 	case H_OTHER:
 		break;
 	}
@@ -218,6 +258,10 @@ static int line_done(struct http_reader *r)
 	case H_EXPECT:
 		trim_copy(r->expect, r->value, r->value_len);
 		r->expect_over = r->value_over;
+		break;
+	case H_AUTHORIZATION:
+		trim_copy(r->auth, r->value, r->value_len);
+		r->auth_over = r->value_over;
 		break;
 	case H_CONTENT_ENCODING:
 		trim_copy(r->ce, r->value, r->value_len);
@@ -262,6 +306,8 @@ static int head_done(struct http_reader *r)
 		else if (strcasecmp(r->ce, "identity") != 0)
 			return fail(r, 415, "unsupported Content-Encoding (gzip only)");
 	}
+	/* Too long to be one of our tokens: passed on as a value no token matches. */
+	q->authorization = r->auth_over ? "invalid" : r->auth;
 	if (r->n_expect) {
 		if (r->n_expect > 1 || r->expect_over || strcasecmp(r->expect, "100-continue") != 0)
 			return fail(r, 417, "unsupported Expect");
@@ -348,6 +394,149 @@ static int scan_head(struct http_reader *r, const char *data, size_t len, size_t
 	return 0;
 }
 
+/* --- chunked-body scanner ---------------------------------------------------------------- */
+
+static int hexval(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = (unsigned char)tolower(c);
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* libhttp-parser, built without HTTP_PARSER_STRICT as distributions ship it, takes any two
+ * bytes after chunk data as the CRLF, any byte after a size line's CR as its LF, control
+ * bytes in chunk extensions, and trailers with bare LF or obs-fold: each a way for a proxy
+ * in front of us and us to disagree on where a request ends. So the framing is checked
+ * here, byte for byte, before the library sees it. Returns 1 once the last CRLF of the
+ * message was scanned, 0 when more is needed, -1 on error; *used = bytes scanned. */
+static int scan_chunked(struct http_reader *r, const char *data, size_t len, size_t *used)
+{
+	size_t i = 0;
+	while (i < len) {
+		unsigned char c = (unsigned char)data[i];
+		switch (r->ck) {
+		case CK_SIZE: {
+			int v = hexval(c);
+			if (v >= 0) {
+				if (++r->ck_digits > CHUNK_DIGITS_MAX) {
+					*used = i + 1;
+					return fail(r, 400, "invalid chunk size");
+				}
+				r->ck_left = r->ck_left * 16 + (uint64_t)v;
+				if (r->ck_total + r->ck_left > r->max_body) {
+					*used = i + 1;
+					return fail(r, 413, "request body too large");
+				}
+			} else if (r->ck_digits && c == '\r') {
+				r->ck = CK_SIZE_LF;
+			} else if (r->ck_digits && (c == ';' || c == ' ')) {
+				r->ck = CK_EXT; /* the library allows SP before ';' (BWS) */
+				r->ck_line = 0;
+			} else {
+				*used = i + 1;
+				return fail(r, 400, "invalid chunk size");
+			}
+			i++;
+			break;
+		}
+		case CK_EXT:
+			if (c == '\r') {
+				r->ck = CK_SIZE_LF;
+			} else if ((c < 0x20 && c != '\t') || c == 0x7f ||
+			           ++r->ck_line > r->max_header) {
+				*used = i + 1;
+				return fail(r, 400, "invalid chunk extension");
+			}
+			i++;
+			break;
+		case CK_SIZE_LF:
+			if (c != '\n') {
+				*used = i + 1;
+				return fail(r, 400, "bare CR in chunk size line");
+			}
+			r->ck_total += r->ck_left;
+			r->ck = r->ck_left ? CK_DATA : CK_TRAILER;
+			r->ck_line = 0;
+			i++;
+			break;
+		case CK_DATA: {
+			size_t n = len - i;
+			if (n > r->ck_left)
+				n = (size_t)r->ck_left;
+			r->ck_left -= n;
+			i += n;
+			if (!r->ck_left)
+				r->ck = CK_DATA_CR;
+			break;
+		}
+		case CK_DATA_CR:
+		case CK_DATA_LF:
+			if (c != (r->ck == CK_DATA_CR ? '\r' : '\n')) {
+				*used = i + 1;
+				return fail(r, 400, "chunk data not followed by CRLF");
+			}
+			if (r->ck == CK_DATA_LF) {
+				r->ck = CK_SIZE;
+				r->ck_digits = 0;
+				r->ck_left = 0;
+			} else {
+				r->ck = CK_DATA_LF;
+			}
+			i++;
+			break;
+		case CK_TRAILER:
+			/* Trailers count against the header limit: they are headers. */
+			if (++r->ck_trailer > r->max_header) {
+				*used = i + 1;
+				return fail(r, 431, "request headers too large");
+			}
+			if (c == '\r') {
+				if (r->ck_line && !r->ck_colon) {
+					*used = i + 1;
+					return fail(r, 400, "trailer line without ':'");
+				}
+				r->ck = CK_TRAILER_LF;
+			} else if (c == '\n') {
+				*used = i + 1;
+				return fail(r, 400, "bare LF in chunked trailer");
+			} else if ((c < 0x20 && c != '\t') || c == 0x7f) {
+				*used = i + 1;
+				return fail(r, 400, "control character in chunked trailer");
+			} else if (r->ck_line++ == 0 && (c == ' ' || c == '\t')) {
+				*used = i + 1;
+				return fail(r, 400, "obs-fold in chunked trailer");
+			} else if (c == ':') {
+				r->ck_colon = 1;
+			}
+			i++;
+			break;
+		case CK_TRAILER_LF:
+			if (c != '\n') {
+				*used = i + 1;
+				return fail(r, 400, "bare CR in chunked trailer");
+			}
+			i++;
+			if (!r->ck_line) {
+				r->ck = CK_DONE;
+				*used = i;
+				return 1;
+			}
+			r->ck = CK_TRAILER;
+			r->ck_line = 0;
+			r->ck_colon = 0;
+			break;
+		case CK_DONE:
+			*used = i;
+			return 1;
+		}
+	}
+	*used = i;
+	return r->ck == CK_DONE;
+}
+
 /* --- public ------------------------------------------------------------------------------ */
 
 static void start_request(struct http_reader *r)
@@ -356,7 +545,7 @@ static void start_request(struct http_reader *r)
 	r->parser.data = r;
 	memset(&r->req, 0, sizeof(r->req));
 	r->req.content_length = -1;
-	r->req.path = r->req.query = "";
+	r->req.path = r->req.query = r->req.authorization = "";
 	r->req.method = "";
 	r->req.body = "";
 	r->in_body = r->started = r->complete = 0;
@@ -365,11 +554,18 @@ static void start_request(struct http_reader *r)
 	r->which = H_OTHER;
 	r->name_len = r->value_len = 0;
 	r->value_over = 0;
-	r->n_cl = r->n_te = r->n_host = r->n_ce = r->n_expect = 0;
+	r->n_cl = r->n_te = r->n_host = r->n_ce = r->n_expect = r->n_auth = 0;
+	r->auth[0] = '\0';
+	r->auth_over = 0;
 	r->cl[0] = r->te[0] = r->expect[0] = r->ce[0] = '\0';
 	r->cl_over = r->te_over = r->expect_over = r->ce_over = 0;
 	r->err_status = 0;
 	r->err = NULL;
+	r->ck = CK_SIZE;
+	r->ck_left = r->ck_total = 0;
+	r->ck_digits = 0;
+	r->ck_line = r->ck_trailer = 0;
+	r->ck_colon = 0;
 }
 
 struct http_reader *http_reader_create(size_t max_header_bytes, size_t max_body_bytes)
@@ -465,8 +661,18 @@ size_t http_reader_feed(struct http_reader *r, const char *data, size_t len, enu
 		}
 		return used;
 	}
+	int end = 0;
+	if (r->req.chunked) {
+		end = scan_chunked(r, data, len, &used);
+		if (end < 0) {
+			*ev = HTTP_GOT_ERROR;
+			return used;
+		}
+		len = used;
+	}
 	size_t n = http_parser_execute(&r->parser, &settings, data, len);
-	if (library_error(r) || (n != len && !r->complete)) {
+	/* Where our scanner saw the end, the library must agree, or the two disagree on framing. */
+	if (library_error(r) || (n != len && !r->complete) || (end == 1 && !r->complete)) {
 		fail(r, 400, "malformed request body");
 		*ev = HTTP_GOT_ERROR;
 		return n;

@@ -1,8 +1,9 @@
 /* http: HTTP/1.1 request framing and response formatting — the one place that talks to
  * libhttp-parser. Bytes in, decisions out: no sockets, so it is unit-tested and fuzzed on
  * its own. Framing rules the library is lenient about (Content-Length with
- * Transfer-Encoding, duplicate Content-Length, obs-fold, bare LF/CR, header size) are
- * checked here before the library sees the bytes. Any thread, one reader per connection;
+ * Transfer-Encoding, duplicate Content-Length, obs-fold, bare LF/CR, header size, and in
+ * chunked bodies the size lines, the CRLF after each chunk and the trailers) are checked
+ * here before the library sees the bytes. Any thread, one reader per connection;
  * http_reader_destroy frees the request's buffers. */
 #ifndef VW_HTTP_H
 #define VW_HTTP_H
@@ -32,9 +33,13 @@ struct http_request {
 	int chunked;
 	int gzip;               /* "Content-Encoding: gzip": the body is still compressed */
 	int64_t content_length; /* -1 when absent */
+	const char *authorization; /* the Authorization header's value, "" when absent */
 	const char *body;       /* NUL-terminated for convenience; body_len excludes the NUL */
 	size_t body_len;
 };
+
+/* http_request carries the Authorization header (for api.c's bearer tokens). */
+#define HTTP_HAVE_AUTHORIZATION 1
 
 struct http_reader;
 

@@ -245,6 +245,70 @@ static void limits_give_413_and_431(void **state)
 	http_reader_destroy(r);
 }
 
+#define CHUNKED_HEAD "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+static void chunked_framing_is_strict(void **state)
+{
+	(void)state;
+	/* the library (non-strict build) would take any two bytes after chunk data as CRLF */
+	assert_refused(CHUNKED_HEAD "3\r\nabcXY0\r\n\r\n", 400, "CRLF");
+	assert_refused(CHUNKED_HEAD "3\r\nabc\n0\r\n\r\n", 400, "CRLF");
+	assert_refused(CHUNKED_HEAD "3\rXabc\r\n0\r\n\r\n", 400, "bare CR");
+	assert_refused(CHUNKED_HEAD "3\nabc\r\n0\r\n\r\n", 400, "chunk size");
+	assert_refused(CHUNKED_HEAD "\r\n", 400, "chunk size");
+	assert_refused(CHUNKED_HEAD "x\r\n", 400, "chunk size");
+	assert_refused(CHUNKED_HEAD "-1\r\n", 400, "chunk size");
+	assert_refused(CHUNKED_HEAD "0x3\r\nabc\r\n0\r\n\r\n", 400, "chunk size");
+	assert_refused(CHUNKED_HEAD "0000000000000001\r\n", 400, "chunk size");
+	assert_refused(CHUNKED_HEAD "1000000000000000\r\n", 413, NULL);
+	assert_refused(CHUNKED_HEAD "fffffffffffffff\r\n", 413, NULL); /* 15 digits: too large */
+	assert_refused(CHUNKED_HEAD "3;a\nb\r\nabc\r\n0\r\n\r\n", 400, "extension");
+	assert_refused(CHUNKED_HEAD "3\r\nabc\r\n0\r\nX-T: 1\n\r\n", 400, "bare LF");
+	assert_refused(CHUNKED_HEAD "3\r\nabc\r\n0\r\nX-T: 1\r\n folded\r\n\r\n", 400, "obs-fold");
+	assert_refused(CHUNKED_HEAD "3\r\nabc\r\n0\r\nnocolon\r\n\r\n", 400, "':'");
+	assert_refused(CHUNKED_HEAD "3\r\nabc\r\n0\r\n\rX", 400, "bare CR");
+}
+
+static void chunked_extensions_and_trailers_are_allowed(void **state)
+{
+	(void)state;
+	static const char *const ok[] = {
+	    CHUNKED_HEAD "3;name=value\r\nabc\r\n0\r\n\r\n",
+	    CHUNKED_HEAD "3 ;x\r\nabc\r\n0\r\n\r\n",
+	    CHUNKED_HEAD "00003\r\nabc\r\n0\r\nX-Checksum: 1\r\nX-Other: 2\r\n\r\n",
+	    CHUNKED_HEAD "A\r\n0123456789\r\n0\r\n\r\n",
+	};
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		/* one byte at a time, so every scanner state is entered at a call boundary */
+		struct http_reader *r = http_reader_create(MAX_HEAD, MAX_BODY);
+		size_t len = strlen(ok[i]), used = 0;
+		enum http_event ev = HTTP_NEED_MORE;
+		while (used < len && ev != HTTP_GOT_REQUEST && ev != HTTP_GOT_ERROR)
+			used += http_reader_feed(r, ok[i] + used, 1, &ev);
+		if (ev != HTTP_GOT_REQUEST)
+			fail_msg("case %zu: event %d", i, ev);
+		assert_int_equal(used, len);
+		assert_true(http_reader_request(r)->body_len == 3 ||
+			    http_reader_request(r)->body_len == 10);
+		http_reader_destroy(r);
+	}
+}
+
+static void chunked_message_stops_at_its_end(void **state)
+{
+	(void)state;
+	struct http_reader *r = http_reader_create(MAX_HEAD, MAX_BODY);
+	const char *raw = CHUNKED_HEAD "3\r\nabc\r\n0\r\n\r\nGET / HTTP/1.1\r\n\r\n";
+	struct outcome o = feed_all(r, raw, strlen(raw));
+	assert_int_equal(o.ev, HTTP_GOT_REQUEST);
+	assert_int_equal(o.used, strlen(raw) - strlen("GET / HTTP/1.1\r\n\r\n"));
+	http_reader_reset(r);
+	o = feed_all(r, raw + o.used, strlen(raw) - o.used);
+	assert_int_equal(o.ev, HTTP_GOT_REQUEST);
+	assert_string_equal(http_reader_request(r)->method, "GET");
+	http_reader_destroy(r);
+}
+
 static void codings_we_cannot_read_are_refused(void **state)
 {
 	(void)state;
@@ -323,6 +387,9 @@ int main(void)
 		cmocka_unit_test(headers_event_comes_before_the_body),
 		cmocka_unit_test(ambiguous_framing_is_400),
 		cmocka_unit_test(limits_give_413_and_431),
+		cmocka_unit_test(chunked_framing_is_strict),
+		cmocka_unit_test(chunked_extensions_and_trailers_are_allowed),
+		cmocka_unit_test(chunked_message_stops_at_its_end),
 		cmocka_unit_test(codings_we_cannot_read_are_refused),
 		cmocka_unit_test(gzip_is_flagged_for_the_handler),
 		cmocka_unit_test(leading_blank_lines_are_ignored_and_not_a_start),
