@@ -15,6 +15,7 @@
 
 #include "agent_conf.h"
 #include "assess.h"
+#include "enroll.h"
 #include "log.h"
 #include "outbox.h"
 #include "probe_network.h"
@@ -48,6 +49,8 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: venuewatch-agent -c FILE [--check-config | --once]\n"
 		"       venuewatch-agent -c FILE status\n"
+		"       venuewatch-agent -c FILE reference CAMERA\n"
+		"       venuewatch-agent -c FILE enroll --token TOKEN|-\n"
 		"       venuewatch-agent --help-config\n"
 		"\n"
 		"  -c, --config FILE   agent configuration (INI)\n"
@@ -55,6 +58,11 @@ static void usage(FILE *out)
 		"      --once          check every camera once, print JSON lines, do not upload\n"
 		"      --help-config   print every option with its default and meaning\n"
 		"  status              print this venue's current health from the local database\n"
+		"  reference CAMERA    check CAMERA now and keep its picture as the reference view;\n"
+		"                      later checks report camera_moved when the view differs\n"
+		"  enroll              make this venue's key, have the collector sign it with the\n"
+		"                      one-time TOKEN ('-': read it from stdin), install key and\n"
+		"                      certificate at [collector] key and cert\n"
 		"\n"
 		"Signals: SIGTERM/SIGINT stop (running checks finish and are committed first);\n"
 		"SIGHUP retries the upload now, also after the collector refused this agent.\n"
@@ -183,6 +191,38 @@ static void on_once_done(void *arg)
 
 static double need_kbps(void *arg) { return assess_camera_kbps(((struct agent *)arg)->as); }
 
+/* `reference CAMERA`: one check that stores the camera's view; prints the check's result. */
+static int reference_cmd(const struct agent_conf *cfg, const char *camera)
+{
+	const struct camera_conf *cam = NULL;
+	for (size_t i = 0; i < cfg->cameras.n && !cam; i++)
+		if (strcmp(agent_conf_camera(cfg, i)->name, camera) == 0)
+			cam = agent_conf_camera(cfg, i);
+	if (!cam) {
+		fprintf(stderr, "reference: no [camera %s] in the configuration\n", camera);
+		return 1;
+	}
+	if (mkdir(cfg->agent.state_dir, 0750) && errno != EEXIST) {
+		fprintf(stderr, "reference: %s: %s\n", cfg->agent.state_dir, strerror(errno));
+		return 1;
+	}
+	vw_log_set_level((enum vw_log_level)cfg->agent.log_level);
+	probe_stream_global_init();
+	struct probe_stream_req req;
+	struct vw_result r;
+	struct vw_buf b;
+	scheduler_fill_req(cfg, cam, &req);
+	int rc = probe_stream_reference(&req, &r);
+	vw_buf_init(&b, 0);
+	vw_result_encode(&r, &b);
+	printf("%.*s\n", (int)b.len, b.data);
+	vw_buf_free(&b);
+	if (rc)
+		fprintf(stderr, "reference: camera %s: no reference taken (%s)\n", camera,
+			rc == -ENODATA ? "no usable picture" : strerror(-rc));
+	return rc ? 1 : 0;
+}
+
 /* One agent per state directory: two would hand out the same seqs. */
 static int lock_state_dir(struct agent *a)
 {
@@ -211,9 +251,10 @@ int main(int argc, char **argv)
 		{"once", no_argument, NULL, 'o'},
 		{"help-config", no_argument, NULL, 'H'},
 		{"help", no_argument, NULL, 'h'},
+		{"token", required_argument, NULL, 't'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *path = NULL;
+	const char *path = NULL, *token = NULL;
 	int check_only = 0, once = 0, opt;
 	while ((opt = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
 		switch (opt) {
@@ -222,15 +263,23 @@ int main(int argc, char **argv)
 		case 'o': once = 1; break;
 		case 'H': vw_conf_print_reference(&agent_conf_schema, stdout); return 0;
 		case 'h': usage(stdout); return 0;
+		case 't': token = optarg; break;
 		default: usage(stderr); return 2;
 		}
 	}
-	int status_cmd = 0;
-	if (optind < argc && strcmp(argv[optind], "status") == 0) {
+	int status_cmd = 0, enroll_cmd = 0;
+	const char *ref_camera = NULL;
+	if (optind + 1 < argc && strcmp(argv[optind], "reference") == 0) {
+		ref_camera = argv[optind + 1];
+		optind += 2;
+	} else if (optind < argc && strcmp(argv[optind], "status") == 0) {
 		status_cmd = 1;
 		optind++;
+	} else if (optind < argc && strcmp(argv[optind], "enroll") == 0) {
+		enroll_cmd = 1;
+		optind++;
 	}
-	if (!path || optind != argc) {
+	if (!path || optind != argc || !enroll_cmd != !token) {
 		usage(stderr);
 		return 2;
 	}
@@ -242,6 +291,20 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s: %d error%s\n", path, errs.count, errs.count == 1 ? "" : "s");
 		agent_conf_free(&a.cfg);
 		return 1;
+	}
+	if (enroll_cmd) {
+		char err[512];
+		vw_log_set_level((enum vw_log_level)a.cfg.agent.log_level);
+		int rc = enroll_run(&a.cfg, token, err, sizeof(err));
+		if (rc)
+			fprintf(stderr, "enroll: %s\n", err);
+		agent_conf_free(&a.cfg);
+		return rc ? 1 : 0;
+	}
+	if (ref_camera) {
+		int rc = reference_cmd(&a.cfg, ref_camera);
+		agent_conf_free(&a.cfg);
+		return rc;
 	}
 	if (status_cmd) {
 		int rc = status_print(&a.cfg, stdout);

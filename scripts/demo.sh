@@ -8,7 +8,8 @@
 #   - venuewatch-server on 127.0.0.1:8443 (or the next free port), with a demo CA,
 #   - venuewatch-agent for site demo-site-001 with three cameras: two healthy, and one pointing
 #     at a port nobody listens on (a stopped camera), checked every 5 s.
-# It waits for the first results, prints a curl command for the sites API and its current answer,
+# It waits for the first results, prints a curl command for the sites API (with a province
+# bearer token, made once and kept in demo-state/province.token) and its current answer,
 # and runs until Ctrl-C, which stops everything it started.
 #
 # State lives in ./demo-state (CA, certificates, databases, logs) and is reused by the next run;
@@ -142,6 +143,15 @@ if [[ ! -s $STATE/agent/pki/agent.crt ]]; then
 		--out "$STATE/agent/pki" >>"$STATE/logs/ca.log" 2>&1 ||
 		{ cat "$STATE/logs/ca.log" >&2; die "ca issue failed"; }
 fi
+# The sites API wants a bearer token: a province one reads every city's sites. Made once and
+# kept (0600) beside the demo's state; `token list` / `token revoke ID` manage it.
+if [[ ! -s $STATE/province.token ]]; then
+	say "creating a province token for the sites API"
+	(umask 077 && "$SERVER" -c "$STATE/server.ini" token create --role province --name demo \
+		>"$STATE/province.token" 2>>"$STATE/logs/ca.log") ||
+		{ cat "$STATE/logs/ca.log" >&2; die "token create failed"; }
+fi
+TOKEN=$(<"$STATE/province.token")
 start server "$SERVER" -c "$STATE/server.ini"
 wait_log server 'event=listening.*port=[0-9]+' 20 >/dev/null
 
@@ -185,7 +195,8 @@ STARTED=$(date -u +%Y-%m-%dT%H:%M:%S) # results older than this are from an earl
 start agent "$AGENT" -c "$STATE/agent.ini"
 
 # ---- wait for results ----
-CURL=(curl -sS --cacert "$STATE/server/pki/ca.crt" "https://127.0.0.1:$PORT/api/v1/sites/$SITE")
+CURL=(curl -sS --cacert "$STATE/server/pki/ca.crt" -H "Authorization: Bearer $TOKEN"
+	"https://127.0.0.1:$PORT/api/v1/sites/$SITE")
 say "waiting for the first results (up to ${READY_TIMEOUT}s)"
 settled() { # every camera reported in this run, at least one ok and one down
 	"${CURL[@]}" 2>/dev/null | "$PY" -c '
@@ -205,8 +216,13 @@ settled || die "no results after ${READY_TIMEOUT}s; see $STATE/logs/"
 echo
 say "the sites API, ready to paste:"
 echo
-printf '  curl --cacert %q https://127.0.0.1:%s/api/v1/sites/%s\n' "$STATE/server/pki/ca.crt" "$PORT" "$SITE"
-printf '  curl --cacert %q https://127.0.0.1:%s/api/v1/sites\n' "$STATE/server/pki/ca.crt" "$PORT"
+printf '  curl --cacert %q -H "Authorization: Bearer %s" "https://127.0.0.1:%s/api/v1/sites/%s"\n' \
+	"$STATE/server/pki/ca.crt" "$TOKEN" "$PORT" "$SITE"
+printf '  curl --cacert %q -H "Authorization: Bearer %s" "https://127.0.0.1:%s/api/v1/sites"\n' \
+	"$STATE/server/pki/ca.crt" "$TOKEN" "$PORT"
+echo
+say "the token is a province supervisor's (reads every city); a city's reads only its own:"
+printf '  %q -c %q token create --role city --city %q --name NAME\n' "$SERVER" "$STATE/server.ini" "$CITY"
 echo
 say "its answer now:"
 "${CURL[@]}" | "$PY" -m json.tool

@@ -1,10 +1,14 @@
-/* api: request routing and the read API (/healthz, /api/v1/sites, /api/v1/sites/{site});
- * POST /api/v1/ingest is passed to ingest. Loop thread only; reads go through the store's
- * read-only connection. The api object holds borrowed pointers and is freed by
- * api_destroy. */
+/* api: request routing and who may make which request. Agents (client certificate):
+ * POST /api/v1/ingest (passed to ingest), POST /api/v1/speedtest. Enrolling agents (one-time
+ * token, no certificate yet): POST /api/v1/enroll. People (bearer token with a role and a
+ * jurisdiction): GET /api/v1/sites, /api/v1/sites/{site}. Anyone: GET /healthz.
+ * Loop thread only; reads go through the store's read-only connection and the auth
+ * database's loop-thread connection. The api object holds borrowed pointers (store,
+ * ingest, auth) and is freed by api_destroy. */
 #ifndef VW_API_H
 #define VW_API_H
 
+#include "auth.h"
 #include "conn.h"
 #include "ingest.h"
 #include "store.h"
@@ -13,10 +17,14 @@ struct api;
 
 struct api *api_create(struct store *store, struct ingest *ingest);
 void api_destroy(struct api *a); /* accepts NULL */
+/* Without it every token-guarded path answers 503: no access records, no access. pki_dir
+ * (copied) holds the CA that signs enrollments. 0 or -ENOMEM. */
+int api_set_auth(struct api *a, struct auth *auth, const char *pki_dir);
 /* The conn_handler: ud is the struct api. */
 void api_handle(void *ud, struct conn *c, const struct http_request *req);
-/* Whether this client may make this request: 0, or the HTTP status to refuse with.
- * Supervisor tokens and roles (province/city/inspector/public) land here later. */
-int api_authorize(const struct conn *c, const struct http_request *req);
+/* Whether this person may read the sites API: 0 with *who filled, or the HTTP status to
+ * refuse with (401 no or bad token, 403 a role that reads no sites, 503 no records). */
+int api_authorize(struct api *a, const struct conn *c, const struct http_request *req,
+                  struct auth_principal *who);
 
 #endif

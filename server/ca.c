@@ -226,6 +226,22 @@ static int sign(X509 *x, EVP_PKEY *issuer_key)
 	return X509_sign(x, issuer_key, EVP_sha256()) > 0 ? 0 : -1;
 }
 
+/* An agent's client certificate for key, signed by the CA. */
+static X509 *agent_cert(EVP_PKEY *key, const struct name_parts *subj, X509 *ca, EVP_PKEY *ca_key,
+                        char *serial, size_t seriallen)
+{
+	X509 *x = make_cert(key, subj, ca, CA_AGENT_DAYS, serial, seriallen);
+	if (!x || add_ext(x, ca, NID_basic_constraints, "critical,CA:FALSE") ||
+	    add_ext(x, ca, NID_key_usage, "critical,digitalSignature") ||
+	    add_ext(x, ca, NID_ext_key_usage, "clientAuth") ||
+	    add_ext(x, ca, NID_subject_key_identifier, "hash") ||
+	    add_ext(x, ca, NID_authority_key_identifier, "keyid:always") || sign(x, ca_key)) {
+		X509_free(x);
+		return NULL;
+	}
+	return x;
+}
+
 struct san_ctx {
 	struct vw_buf *b;
 	int n;
@@ -377,12 +393,7 @@ int ca_issue(const char *pki_dir, const struct ca_issue_opts *o, char *serial, s
 		goto out;
 	}
 	struct name_parts subj = {o->site, o->org, o->city};
-	x = make_cert(key, &subj, ca, CA_AGENT_DAYS, serial, seriallen);
-	if (!x || add_ext(x, ca, NID_basic_constraints, "critical,CA:FALSE") ||
-	    add_ext(x, ca, NID_key_usage, "critical,digitalSignature") ||
-	    add_ext(x, ca, NID_ext_key_usage, "clientAuth") ||
-	    add_ext(x, ca, NID_subject_key_identifier, "hash") ||
-	    add_ext(x, ca, NID_authority_key_identifier, "keyid:always") || sign(x, ca_key)) {
+	if (!(x = agent_cert(key, &subj, ca, ca_key, serial, seriallen))) {
 		rc = ssl_fail(err, errlen, "cannot make the agent certificate");
 		goto out;
 	}
@@ -398,6 +409,197 @@ out:
 	X509_free(x);
 	X509_free(ca);
 	EVP_PKEY_free(key);
+	EVP_PKEY_free(ca_key);
+	return rc;
+}
+
+static char *pem_of(X509 *x)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+	char *out = NULL, *p;
+	if (b && PEM_write_bio_X509(b, x)) {
+		long n = BIO_get_mem_data(b, &p);
+		if (n > 0 && (out = malloc((size_t)n + 1))) {
+			memcpy(out, p, (size_t)n);
+			out[n] = '\0';
+		}
+	}
+	BIO_free(b);
+	return out;
+}
+
+/* Keys an agent may enrol with: what the server's TLS setup can verify at full strength. */
+static int csr_key_ok(EVP_PKEY *k, char *err, size_t errlen)
+{
+	if (EVP_PKEY_is_a(k, "EC")) {
+		char group[64] = "";
+		size_t gl = 0;
+		EVP_PKEY_get_utf8_string_param(k, "group", group, sizeof(group), &gl);
+		if (strcmp(group, "prime256v1") == 0 || strcmp(group, "secp384r1") == 0)
+			return 0;
+		snprintf(err, errlen, "EC key on curve '%s': P-256 or P-384 expected",
+		         group[0] ? group : "?");
+		return -EINVAL;
+	}
+	if (EVP_PKEY_is_a(k, "RSA")) {
+		if (EVP_PKEY_get_bits(k) >= 2048)
+			return 0;
+		snprintf(err, errlen, "RSA key of %d bits: at least 2048 expected",
+		         EVP_PKEY_get_bits(k));
+		return -EINVAL;
+	}
+	snprintf(err, errlen, "unsupported key type: EC P-256/P-384 or RSA >= 2048 expected");
+	return -EINVAL;
+}
+
+int ca_sign_csr(const char *pki_dir, const char *csr_pem, size_t csr_len, const char *site,
+                const char *org, const char *city, char **cert_pem, char **ca_pem, char *serial,
+                size_t seriallen, int64_t *not_after_ms, char *err, size_t errlen)
+{
+	*cert_pem = *ca_pem = NULL;
+	if (!vw_conf_id_valid(site) || !ca_name_valid(org) || (city[0] && !ca_name_valid(city))) {
+		snprintf(err, errlen, "the enrollment names an invalid site, org or city");
+		return -EINVAL;
+	}
+	EVP_PKEY *ca_key = NULL;
+	X509 *ca = NULL, *x = NULL;
+	X509_REQ *req = NULL;
+	int rc = -EINVAL;
+	BIO *in = csr_len <= INT32_MAX ? BIO_new_mem_buf(csr_pem, (int)csr_len) : NULL;
+	if (in)
+		req = PEM_read_bio_X509_REQ(in, NULL, NULL, NULL);
+	BIO_free(in);
+	EVP_PKEY *pub = req ? X509_REQ_get0_pubkey(req) : NULL;
+	if (!req || !pub) {
+		ERR_clear_error();
+		snprintf(err, errlen, "not a PEM certificate signing request");
+		goto out;
+	}
+	/* Proof of possession: whoever sent the CSR holds the private key it names. */
+	if (X509_REQ_verify(req, pub) != 1) {
+		ERR_clear_error();
+		snprintf(err, errlen, "the CSR's signature does not verify");
+		goto out;
+	}
+	if ((rc = csr_key_ok(pub, err, errlen)) != 0)
+		goto out;
+	if ((rc = load_ca(pki_dir, &ca_key, &ca, err, errlen)) != 0)
+		goto out;
+	struct name_parts subj = {site, org, city[0] ? city : NULL};
+	if (!(x = agent_cert(pub, &subj, ca, ca_key, serial, seriallen))) {
+		rc = ssl_fail(err, errlen, "cannot make the agent certificate");
+		goto out;
+	}
+	*cert_pem = pem_of(x);
+	*ca_pem = pem_of(ca);
+	if (!*cert_pem || !*ca_pem) {
+		free(*cert_pem);
+		free(*ca_pem);
+		*cert_pem = *ca_pem = NULL;
+		rc = ssl_fail(err, errlen, "cannot encode the certificate");
+		goto out;
+	}
+	*not_after_ms = vw_now_ms() + (int64_t)CA_AGENT_DAYS * 86400000;
+	rc = 0;
+out:
+	X509_free(x);
+	X509_free(ca);
+	EVP_PKEY_free(ca_key);
+	X509_REQ_free(req);
+	return rc;
+}
+
+int ca_serial_normalize(const char *in, char *out, size_t outlen)
+{
+	char clean[130];
+	size_t n = 0;
+	if (in[0] == '0' && (in[1] == 'x' || in[1] == 'X'))
+		in += 2;
+	for (; *in; in++) {
+		if (*in == ':')
+			continue;
+		if (!isxdigit((unsigned char)*in) || n + 1 >= sizeof(clean))
+			return -EINVAL;
+		clean[n++] = *in;
+	}
+	clean[n] = '\0';
+	BIGNUM *bn = NULL;
+	if (n == 0 || !BN_hex2bn(&bn, clean))
+		return -EINVAL;
+	char *h = BN_bn2hex(bn);
+	int rc = h && strlen(h) < outlen ? 0 : -EINVAL;
+	if (!rc)
+		snprintf(out, outlen, "%s", h);
+	OPENSSL_free(h);
+	BN_free(bn);
+	return rc;
+}
+
+int ca_crl_write(const char *pki_dir, const struct ca_revoked *list, size_t n, char *err,
+                 size_t errlen)
+{
+	EVP_PKEY *ca_key = NULL;
+	X509 *ca = NULL;
+	X509_CRL *crl = NULL;
+	ASN1_TIME *t = NULL;
+	BIGNUM *bn = NULL;
+	ASN1_INTEGER *num = NULL;
+	int rc = load_ca(pki_dir, &ca_key, &ca, err, errlen);
+	if (rc)
+		return rc;
+	rc = -EIO;
+	crl = X509_CRL_new();
+	t = ASN1_TIME_new();
+	if (!crl || !t || !X509_CRL_set_version(crl, X509_CRL_VERSION_2) ||
+	    !X509_CRL_set_issuer_name(crl, X509_get_subject_name(ca)) || !X509_gmtime_adj(t, 0) ||
+	    !X509_CRL_set1_lastUpdate(crl, t) ||
+	    !X509_CRL_set1_nextUpdate(crl, X509_get0_notAfter(ca)))
+		goto fail;
+	for (size_t i = 0; i < n; i++) {
+		X509_REVOKED *r = X509_REVOKED_new();
+		ASN1_INTEGER *ai = NULL;
+		ASN1_TIME *when = ASN1_TIME_new();
+		int ok = r && when && BN_hex2bn(&bn, list[i].serial) &&
+		         (ai = BN_to_ASN1_INTEGER(bn, NULL)) &&
+		         X509_REVOKED_set_serialNumber(r, ai) &&
+		         ASN1_TIME_set(when, (time_t)(list[i].revoked_ms / 1000)) &&
+		         X509_REVOKED_set_revocationDate(r, when) && X509_CRL_add0_revoked(crl, r);
+		ASN1_INTEGER_free(ai);
+		ASN1_TIME_free(when);
+		if (!ok) {
+			X509_REVOKED_free(r);
+			goto fail;
+		}
+	}
+	/* cRLNumber grows with time (RFC 5280 5.2.3 asks for a monotonic number). */
+	if (!BN_set_word(bn ? bn : (bn = BN_new()), (BN_ULONG)(vw_now_ms() / 1000)) ||
+	    !(num = BN_to_ASN1_INTEGER(bn, NULL)) ||
+	    !X509_CRL_add1_ext_i2d(crl, NID_crl_number, num, 0, 0) || !X509_CRL_sort(crl) ||
+	    !X509_CRL_sign(crl, ca_key, EVP_sha256()))
+		goto fail;
+	char path[4096], tmp[4200];
+	snprintf(path, sizeof(path), "%s/ca.crl", pki_dir);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	FILE *fp = fopen(tmp, "w");
+	int ok = fp && PEM_write_X509_CRL(fp, crl) && fflush(fp) == 0 && fsync(fileno(fp)) == 0;
+	if (fp && fclose(fp) != 0)
+		ok = 0;
+	if (!ok || chmod(tmp, 0644) != 0 || rename(tmp, path) != 0) {
+		unlink(tmp);
+		snprintf(err, errlen, "cannot write %s", path);
+		goto out;
+	}
+	log_info("event=crl_written path=%s revoked=%zu", path, n);
+	rc = 0;
+	goto out;
+fail:
+	rc = ssl_fail(err, errlen, "cannot make the CRL");
+out:
+	ASN1_INTEGER_free(num);
+	BN_free(bn);
+	ASN1_TIME_free(t);
+	X509_CRL_free(crl);
+	X509_free(ca);
 	EVP_PKEY_free(ca_key);
 	return rc;
 }

@@ -2,11 +2,13 @@
  * server certificate, and issues agent client certificates whose subject names the site
  * (CN), organisation (O) and city (L). Command-line only: runs on the main thread before
  * (instead of) the loop. Keys are written 0600 and certificates 0644, each through a
- * temporary file and rename, so a crash never leaves half a key. */
+ * temporary file and rename, so a crash never leaves half a key. ca_sign_csr alone also
+ * runs in the server, on the loop thread, for enrollment. */
 #ifndef VW_CA_H
 #define VW_CA_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define CA_DAYS 3650 /* the CA: ~10 years, longer than the 3-year evaluation cycle */
 #define CA_SERVER_DAYS 825
@@ -32,5 +34,27 @@ int ca_issue(const char *pki_dir, const struct ca_issue_opts *o, char *serial, s
 
 /* An O or L value: 1-64 bytes of [A-Za-z0-9._-] or UTF-8 (non-ASCII) characters. */
 int ca_name_valid(const char *s);
+
+/* Signs an agent's certificate signing request (PEM, proof of possession checked; EC P-256
+ * or P-384, or RSA of at least 2048 bits). The CSR's own subject is ignored: the
+ * certificate names site, org and city as given (from the enrollment token). *cert_pem and
+ * *ca_pem are malloc'ed PEM text (free them); serial as for ca_issue. -EINVAL for a CSR we
+ * refuse (err says why), -ENOENT without a CA, -EIO otherwise. Runs on the loop thread:
+ * a P-256 signature is well under a millisecond. */
+int ca_sign_csr(const char *pki_dir, const char *csr_pem, size_t csr_len, const char *site,
+                const char *org, const char *city, char **cert_pem, char **ca_pem, char *serial,
+                size_t seriallen, int64_t *not_after_ms, char *err, size_t errlen);
+
+struct ca_revoked {
+	const char *serial; /* hex */
+	int64_t revoked_ms;
+};
+/* Writes pki_dir/ca.crl (v2, signed by the CA, next update at the CA's expiry so it never
+ * goes stale between revocations) listing every entry. */
+int ca_crl_write(const char *pki_dir, const struct ca_revoked *list, size_t n, char *err,
+                 size_t errlen);
+/* Parses a serial as typed by a person (hex, any case, optional 0x and colons) into the
+ * form ca_issue prints. 0 or -EINVAL. */
+int ca_serial_normalize(const char *in, char *out, size_t outlen);
 
 #endif

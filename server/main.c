@@ -11,7 +11,9 @@
 #include <sys/stat.h>
 #include <uv.h>
 
+#include "admin.h"
 #include "api.h"
+#include "auth.h"
 #include "ca.h"
 #include "conn.h"
 #include "ingest.h"
@@ -23,8 +25,6 @@
 /* Batches decoded or waiting for a commit, all connections together; their memory is
  * bounded separately (the same budget as request bodies). */
 #define MAX_INFLIGHT_BATCHES 1024
-/* How long shutdown waits for in-flight requests before closing their sockets anyway. */
-#define DRAIN_MS 10000
 /* Request bodies held in memory at once, and likewise decoded batches: 256 MiB, or four of
  * the largest allowed. */
 #define BODY_BUDGET_MIN (256u << 20)
@@ -37,6 +37,8 @@ struct server {
 	struct store *store;
 	struct ingest *ingest;
 	struct api *api;
+	struct auth *auth;   /* the loop thread's connection to auth.db */
+	uv_signal_t sighup;  /* reloads certificates and the CRL */
 	struct conn_server *conns;
 	struct tls_server *tls;
 	int stopping;
@@ -63,6 +65,11 @@ static void usage(FILE *out)
 	        "             CN=site, O=org, L=city, clientAuth, 1 year\n"
 	        "\n"
 	        "Signals: SIGTERM/SIGINT stop accepting, finish in-flight commits, exit 0.\n");
+	fprintf(out, "        SIGHUP rereads the configuration (log_level applies; other changes\n"
+	             "        are logged as needing a restart), the server certificate, the CA and\n"
+	             "        the CRL (which also reloads by itself within seconds of 'revoke').\n\n"
+	             "Enrollment, revocation, people's tokens, audit (each action audited):\n");
+	admin_usage(out);
 }
 
 /* --- CA commands --------------------------------------------------------------------- */
@@ -108,7 +115,7 @@ static int cmd_ca(struct server_conf *cfg, int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	char err[512] = "";
+	char err[512] = "", serial[64] = "";
 	int rc;
 	if (strcmp(action, "init") == 0) {
 		if (o.site || o.org || o.city || o.out_dir) {
@@ -121,14 +128,13 @@ static int cmd_ca(struct server_conf *cfg, int argc, char **argv)
 	} else if (strcmp(action, "server") == 0) {
 		rc = ca_server(cfg->pki_dir, cfg->server.hostnames, err, sizeof(err));
 		if (!rc)
-			printf("issued server certificate in %s (restart the server to use it)\n",
+			printf("issued server certificate in %s (SIGHUP a running server to use it)\n",
 			       cfg->pki_dir);
 	} else if (strcmp(action, "issue") == 0) {
 		if (!o.site || !o.org || !o.out_dir) {
 			fprintf(stderr, "ca issue: --site, --org and --out are required\n");
 			return 2;
 		}
-		char serial[64];
 		rc = ca_issue(cfg->pki_dir, &o, serial, sizeof(serial), err, sizeof(err));
 		if (!rc)
 			printf("issued %s/agent.crt for site %s (serial %s, %d days)\n", o.out_dir,
@@ -142,7 +148,10 @@ static int cmd_ca(struct server_conf *cfg, int argc, char **argv)
 		fprintf(stderr, "ca %s: %s\n", action, err);
 		return 1;
 	}
-	return 0;
+	struct auth *au = admin_open(cfg); /* the audit row, and the serial for 'revoke' */
+	rc = au ? admin_ca_done(cfg, au, action, &o, serial) : 1;
+	auth_close(au);
+	return rc;
 }
 
 /* --- server ---------------------------------------------------------------------------- */
@@ -161,6 +170,7 @@ static void on_drained(void *ud)
 	s->store = NULL;
 	uv_close((uv_handle_t *)&s->sigint, on_handle_closed);
 	uv_close((uv_handle_t *)&s->sigterm, on_handle_closed);
+	uv_close((uv_handle_t *)&s->sighup, on_handle_closed);
 	uv_close((uv_handle_t *)&s->drain_timer, on_handle_closed);
 	log_info("event=stopped");
 }
@@ -185,26 +195,78 @@ static void on_signal(uv_signal_t *h, int signum)
 	log_info("event=shutdown signal=%s connections=%zu",
 	         signum == SIGINT ? "SIGINT" : "SIGTERM", conn_server_count(s->conns));
 	tls_server_stop(s->tls);
-	uv_timer_start(&s->drain_timer, on_drain_timeout, DRAIN_MS, 0);
+	uv_timer_start(&s->drain_timer, on_drain_timeout,
+	               (uint64_t)s->cfg.limits.shutdown_timeout_ms, 0);
 	conn_server_drain(s->conns, on_drained, s);
 }
 
-/* Each connection is a file descriptor: make sure the limit can hold max_connections. */
-static void raise_fd_limit(long max_connections)
+/* Descriptors the server needs besides its connections: the database and its WAL/shm
+ * (twice: writer and reader), the loop's epoll, signal and async fds, the listener,
+ * stdio, and one spare so accept-then-close at the cap still has an fd to accept with. */
+#define FD_RESERVE 64
+
+/* How often the server looks at ca.crl for a change: a revocation takes effect within this
+ * without anyone signalling the server. A stat(2) every 2 s costs nothing. */
+#define CRL_POLL_MS 2000
+
+/* SIGHUP: the configuration file again (what can change while running: the log level),
+ * then the server certificate, the CA and the CRL. A file with errors changes nothing. */
+static void on_sighup(uv_signal_t *h, int signum)
+{
+	struct server *s = h->data;
+	struct server_conf nc;
+	struct vw_conf_errors errs = {0};
+	char err[512], key[64];
+	(void)signum;
+	log_info("event=reload signal=SIGHUP");
+	if (server_conf_load(&nc, s->cfg.path, &errs)) {
+		log_error("event=reload_failed config=%s errors=%d kept=previous "
+		          "hint=run_check_config",
+		          s->cfg.path, errs.count);
+	} else {
+		s->cfg.server.log_level = nc.server.log_level;
+		vw_log_set_level((enum vw_log_level)nc.server.log_level);
+		if (server_conf_restart_needed(&s->cfg, &nc, key, sizeof(key)))
+			log_warn("event=reload_partial changed=%s hint=restart_to_apply", key);
+	}
+	server_conf_free(&nc);
+	if (tls_server_reload(s->tls, err, sizeof(err)))
+		log_error("event=reload_failed error=\"%s\" kept=previous", err);
+}
+
+/* Each connection is a file descriptor. Raises the soft open-file limit to the hard one
+ * (the soft default, 1024 on many systems, is a shell's limit, not a server's) and returns
+ * the connection cap: max_connections, or when it is 0 (the default) whatever the limit
+ * holds. An explicit cap above the limit is lowered, with a warning: accept failing with
+ * EMFILE would refuse clients less gracefully than the cap does. */
+static long size_connection_cap(long max_connections)
 {
 	struct rlimit rl;
 	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
-		return;
+		return max_connections ? max_connections : 1024 - FD_RESERVE;
 	if (rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
+		rlim_t want = rl.rlim_max;
+		rl.rlim_cur = want;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+			log_warn("event=fd_limit_raise_failed want=%llu error=\"%s\"",
+			         (unsigned long long)want, strerror(errno));
 		getrlimit(RLIMIT_NOFILE, &rl);
 	}
-	/* ~32 descriptors for the database, the loop and the listener. */
-	if (rl.rlim_cur != RLIM_INFINITY && (rlim_t)max_connections + 32 > rl.rlim_cur)
-		log_warn("event=fd_limit nofile=%llu max_connections=%ld "
+	if (rl.rlim_cur == RLIM_INFINITY)
+		return max_connections ? max_connections : 1000000;
+	long avail = rl.rlim_cur > FD_RESERVE + 1 ? (long)(rl.rlim_cur - FD_RESERVE) : 1;
+	if (max_connections == 0) {
+		log_info("event=connection_cap max_connections=%ld nofile=%llu", avail,
+		         (unsigned long long)rl.rlim_cur);
+		return avail;
+	}
+	if (max_connections > avail) {
+		log_warn("event=fd_limit nofile=%llu max_connections=%ld using=%ld "
 		         "hint=raise_LimitNOFILE_or_lower_max_connections",
-		         (unsigned long long)rl.rlim_cur, max_connections);
+		         (unsigned long long)rl.rlim_cur, max_connections, avail);
+		return avail;
+	}
+	return max_connections;
 }
 
 static int run(struct server *s)
@@ -214,7 +276,7 @@ static int run(struct server *s)
 	int rc;
 
 	signal(SIGPIPE, SIG_IGN); /* libuv writes to sockets with write(2) */
-	raise_fd_limit(cfg->limits.max_connections);
+	long max_conns = size_connection_cap(cfg->limits.max_connections);
 	if (mkdir(cfg->server.state_dir, 0750) != 0 && errno != EEXIST) {
 		log_error("event=start_failed state_dir=%s error=\"%s\"", cfg->server.state_dir,
 		          strerror(errno));
@@ -237,6 +299,12 @@ static int run(struct server *s)
 		log_error("event=start_failed error=%s", rc ? uv_err_name(rc) : "ENOMEM");
 		goto fail;
 	}
+	if (auth_open(cfg->auth_db_path, &s->auth, err, sizeof(err)) ||
+	    api_set_auth(s->api, s->auth, cfg->pki_dir)) {
+		log_error("event=start_failed auth_db=%s error=\"%s\"", cfg->auth_db_path, err);
+		goto fail;
+	}
+	admin_crl_ensure(cfg, s->auth);
 	struct conn_limits lim = {
 	    .max_header_bytes = (size_t)cfg->limits.max_header_bytes,
 	    .max_body_bytes = body_max,
@@ -257,7 +325,9 @@ static int run(struct server *s)
 	    .cert_file = cert,
 	    .key_file = key,
 	    .ca_file = ca,
-	    .max_connections = (size_t)cfg->limits.max_connections,
+	    .crl_file = cfg->crl_path,
+	    .crl_poll_ms = CRL_POLL_MS,
+	    .max_connections = (size_t)max_conns,
 	    .handshake_timeout_ms = (uint64_t)cfg->limits.header_timeout_ms,
 	};
 	if (tls_server_create(&s->loop, &topts, &conn_tls_callbacks, s->conns, &s->tls, err,
@@ -277,6 +347,9 @@ static int run(struct server *s)
 	s->sigint.data = s->sigterm.data = s->drain_timer.data = s;
 	uv_signal_start(&s->sigint, on_signal, SIGINT);
 	uv_signal_start(&s->sigterm, on_signal, SIGTERM);
+	uv_signal_init(&s->loop, &s->sighup);
+	s->sighup.data = s;
+	uv_signal_start(&s->sighup, on_sighup, SIGHUP);
 	log_info("event=listening addr=%s port=%d", cfg->listen_host, port);
 
 	uv_run(&s->loop, UV_RUN_DEFAULT);
@@ -284,6 +357,7 @@ static int run(struct server *s)
 	tls_server_destroy(s->tls);
 	conn_server_destroy(s->conns);
 	api_destroy(s->api);
+	auth_close(s->auth);
 	ingest_destroy(s->ingest);
 	if ((rc = uv_loop_close(&s->loop)) != 0)
 		log_warn("event=loop_close_failed error=%s", uv_err_name(rc));
@@ -296,6 +370,7 @@ fail:
 	uv_run(&s->loop, UV_RUN_DEFAULT);
 	conn_server_destroy(s->conns);
 	api_destroy(s->api);
+	auth_close(s->auth);
 	ingest_destroy(s->ingest);
 	uv_loop_close(&s->loop);
 	return 1;
@@ -333,7 +408,9 @@ int main(int argc, char **argv)
 		}
 	}
 	int ca_cmd = optind < argc && strcmp(argv[optind], "ca") == 0;
-	if (!path || (!ca_cmd && optind != argc) || (ca_cmd && check_only)) {
+	int admin_cmd = optind < argc && admin_is_command(argv[optind]);
+	if (!path || (!ca_cmd && !admin_cmd && optind != argc) ||
+	    ((ca_cmd || admin_cmd) && check_only)) {
 		usage(stderr);
 		return 2;
 	}
@@ -355,6 +432,8 @@ int main(int argc, char **argv)
 		rc = 0;
 	} else if (ca_cmd) {
 		rc = cmd_ca(&s.cfg, argc - optind - 1, argv + optind + 1);
+	} else if (admin_cmd) {
+		rc = admin_main(&s.cfg, argc - optind, argv + optind);
 	} else {
 		rc = run(&s);
 	}

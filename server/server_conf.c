@@ -37,14 +37,20 @@ static const struct vw_conf_key limits_keys[] = {
      64 << 10, NULL, "request line plus headers; larger requests get 431"},
     {"max_body_bytes", VW_CONF_SIZE, KEY(limits_section, max_body_bytes), "8MiB", 0, 1024,
      1LL << 30, NULL, "request body; larger bodies get 413"},
-    {"max_connections", VW_CONF_INT, KEY(limits_section, max_connections), "20000", 0, 1, 1000000,
-     NULL, "open client connections; more are closed at accept"},
+    {"max_connections", VW_CONF_INT, KEY(limits_section, max_connections), "0", 0, 0, 1000000, NULL,
+     "open client connections; more are closed at accept. 0 = as many as the open-file "
+     "limit allows (raised to its hard limit at start), less a reserve for the server's own "
+     "files"},
     {"header_timeout", VW_CONF_DURATION, KEY(limits_section, header_timeout_ms), "10s", 0, 100,
      3600000, NULL, "TLS handshake plus request headers, and any request's headers once begun"},
     {"request_timeout", VW_CONF_DURATION, KEY(limits_section, request_timeout_ms), "30s", 0, 100,
      3600000, NULL, "whole request from its first byte to its last; 408 after that"},
     {"idle_timeout", VW_CONF_DURATION, KEY(limits_section, idle_timeout_ms), "60s", 0, 100,
      86400000, NULL, "keep-alive connection with no request in progress"},
+    {"shutdown_timeout", VW_CONF_DURATION, KEY(limits_section, shutdown_timeout_ms), "10s", 0, 100,
+     600000, NULL,
+     "on SIGTERM/SIGINT, how long in-flight requests may take to finish before their "
+     "connections are closed anyway"},
 };
 
 #define NKEYS(a) (sizeof(a) / sizeof((a)[0]))
@@ -209,7 +215,9 @@ static int finish(struct server_conf *cfg, const char *path, int rc, struct vw_c
 	cfg->pki_dir =
 	    cfg->pki.dir && cfg->pki.dir[0] ? strdup(cfg->pki.dir) : join_path(s->state_dir, "pki");
 	cfg->db_path = join_path(s->state_dir, "venuewatch.db");
-	if (!cfg->pki_dir || !cfg->db_path) {
+	cfg->auth_db_path = join_path(s->state_dir, "auth.db");
+	cfg->crl_path = cfg->pki_dir ? join_path(cfg->pki_dir, "ca.crl") : NULL;
+	if (!cfg->pki_dir || !cfg->db_path || !cfg->auth_db_path || !cfg->crl_path) {
 		vw_conf_error(errs, path, 0, "out of memory");
 		return 1;
 	}
@@ -230,6 +238,26 @@ int server_conf_load_string(struct server_conf *cfg, const char *name, const cha
 	              errs);
 }
 
+int server_conf_restart_needed(const struct server_conf *old, const struct server_conf *new_,
+                               char *out, size_t outlen)
+{
+	const char *key = NULL;
+	struct limits_section a = old->limits, b = new_->limits;
+	a.line = b.line = 0; /* where a key sits is no change */
+	if (strcmp(old->server.listen, new_->server.listen) != 0)
+		key = "server.listen";
+	else if (strcmp(old->server.state_dir, new_->server.state_dir) != 0)
+		key = "server.state_dir";
+	else if (strcmp(old->pki_dir, new_->pki_dir) != 0)
+		key = "pki.dir";
+	else if (memcmp(&a, &b, sizeof(a)) != 0)
+		key = "limits";
+	if (!key)
+		return 0;
+	snprintf(out, outlen, "%s", key);
+	return 1;
+}
+
 void server_conf_free(struct server_conf *cfg)
 {
 	if (!cfg)
@@ -237,5 +265,7 @@ void server_conf_free(struct server_conf *cfg)
 	vw_conf_free(&server_conf_schema, cfg);
 	free(cfg->pki_dir);
 	free(cfg->db_path);
-	cfg->pki_dir = cfg->db_path = NULL;
+	free(cfg->auth_db_path);
+	free(cfg->crl_path);
+	cfg->pki_dir = cfg->db_path = cfg->auth_db_path = cfg->crl_path = NULL;
 }

@@ -29,6 +29,7 @@ struct limits_section {
 	long header_timeout_ms;
 	long request_timeout_ms;
 	long idle_timeout_ms;
+	long shutdown_timeout_ms;
 	int line;
 };
 
@@ -40,8 +41,10 @@ struct server_conf {
 	/* Derived by server_conf_load once the file is valid. */
 	char listen_host[64];
 	int listen_port;
-	char *pki_dir; /* resolved [pki] dir */
-	char *db_path; /* <state_dir>/venuewatch.db */
+	char *pki_dir;      /* resolved [pki] dir */
+	char *db_path;      /* <state_dir>/venuewatch.db */
+	char *auth_db_path; /* <state_dir>/auth.db: tokens, certificates, audit (see auth.h) */
+	char *crl_path;     /* <pki_dir>/ca.crl */
 };
 
 extern const struct vw_conf_schema server_conf_schema;
@@ -52,6 +55,12 @@ int server_conf_load_string(struct server_conf *cfg, const char *name, const cha
                             struct vw_conf_errors *errs);
 void server_conf_free(struct server_conf *cfg);
 
+/* What a reload (SIGHUP) cannot apply to a running server: the first key that differs
+ * between old and new among listen, state_dir, pki dir and [limits], as "section.key" in
+ * out; 0 when none does. log_level and hostnames are not among them (the level applies at
+ * once; hostnames matter only to 'ca server'). */
+int server_conf_restart_needed(const struct server_conf *old, const struct server_conf *new_,
+                               char *out, size_t outlen);
 /* Splits "host:port" / "[v6]:port". 0 or -EINVAL. host must hold 64 bytes. */
 int server_conf_parse_listen(const char *s, char host[64], int *port);
 /* Calls fn for each trimmed, non-empty name of a comma-separated list; stops at the first

@@ -2,7 +2,9 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <openssl/bn.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
@@ -41,7 +43,10 @@ struct tls_conn {
 	int64_t accepted_ms;
 	char peer[64];
 	struct tls_identity id;
+	char refused_cn[64];     /* the certificate a failed verification was about */
+	char refused_serial[48]; /* (OpenSSL keeps no peer certificate when it fails) */
 	void *data;
+	struct tls_conn *prev, *next; /* every connection, for revoking open ones on reload */
 };
 
 struct log_limit {
@@ -54,6 +59,12 @@ struct tls_server {
 	uv_tcp_t listener;
 	int listening, listener_open, destroy_pending;
 	SSL_CTX *ctx;
+	STACK_OF(X509_CRL) * crls; /* what ctx checks against, for connections already open */
+	struct tls_server_opts opts;
+	char *cert_file, *key_file, *ca_file, *crl_file; /* opts' strings, owned */
+	uv_fs_poll_t crl_poll;
+	int crl_poll_open;
+	struct tls_conn *conns;
 	struct tls_callbacks cb;
 	void *cb_data;
 	size_t max_conns, nconns;
@@ -134,6 +145,12 @@ static void on_handle_closed(uv_handle_t *h)
 	if (--c->handles_open > 0)
 		return;
 	struct tls_server *s = c->srv;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		s->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
 	SSL_free(c->ssl);
 	free(c);
 	s->nconns--;
@@ -252,6 +269,35 @@ static void get_name_entry(X509_NAME *name, int nid, char *out, size_t outlen, i
 	OPENSSL_free(utf8);
 }
 
+static void serial_hex(X509 *x, char *out, size_t n)
+{
+	BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
+	char *h = bn ? BN_bn2hex(bn) : NULL;
+	snprintf(out, n, "%s", h && strlen(h) < n ? h : "");
+	OPENSSL_free(h);
+	BN_free(bn);
+}
+
+/* Runs inside OpenSSL's chain verification: remember which certificate failed, so the
+ * refusal names it. Never changes the verdict. */
+static int on_verify(int ok, X509_STORE_CTX *xs)
+{
+	if (ok)
+		return ok;
+	SSL *ssl = X509_STORE_CTX_get_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx());
+	struct tls_conn *c = ssl ? SSL_get_app_data(ssl) : NULL;
+	X509 *leaf = X509_STORE_CTX_get0_cert(xs);
+	if (c && leaf && !c->refused_cn[0]) {
+		int ambiguous = 0;
+		char cn[128];
+		get_name_entry(X509_get_subject_name(leaf), NID_commonName, cn, sizeof(cn),
+		               &ambiguous);
+		token(cn[0] ? cn : "-", c->refused_cn, sizeof(c->refused_cn));
+		serial_hex(leaf, c->refused_serial, sizeof(c->refused_serial));
+	}
+	return ok;
+}
+
 static void read_identity(struct tls_conn *c)
 {
 	memset(&c->id, 0, sizeof(c->id));
@@ -261,6 +307,7 @@ static void read_identity(struct tls_conn *c)
 	X509_NAME *name = X509_get_subject_name(peer);
 	int ambiguous = 0;
 	c->id.verified = 1;
+	serial_hex(peer, c->id.serial, sizeof(c->id.serial));
 	get_name_entry(name, NID_commonName, c->id.site, sizeof(c->id.site), &ambiguous);
 	get_name_entry(name, NID_organizationName, c->id.org, sizeof(c->id.org), &ambiguous);
 	get_name_entry(name, NID_localityName, c->id.city, sizeof(c->id.city), &ambiguous);
@@ -285,8 +332,9 @@ static void refuse(struct tls_conn *c, int ssl_err)
 	ERR_clear_error();
 	unsigned suppressed = 0;
 	if (limit_ok(&s->refused_log, &suppressed))
-		log_warn("event=tls_refused peer=%s reason=%s suppressed=%u", c->peer, reason,
-		         suppressed);
+		log_warn("event=tls_refused peer=%s reason=%s cert_cn=%s serial=%s suppressed=%u",
+		         c->peer, reason, c->refused_cn[0] ? c->refused_cn : "-",
+		         c->refused_serial[0] ? c->refused_serial : "-", suppressed);
 	flush(c); /* the alert */
 	linger_close(c);
 }
@@ -455,6 +503,10 @@ static void on_connection(uv_stream_t *listener, int status)
 	uv_timer_init(s->loop, &c->timer);
 	c->handles_open = 2;
 	s->nconns++;
+	c->next = s->conns;
+	if (s->conns)
+		s->conns->prev = c;
+	s->conns = c;
 	if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0)
 		goto fail;
 	uv_tcp_nodelay(&c->tcp, 1); /* each response is one write; don't wait for ACKs */
@@ -473,6 +525,7 @@ static void on_connection(uv_stream_t *listener, int status)
 	/* An empty memory BIO reports "retry", which SSL turns into WANT_READ. */
 	BIO_set_mem_eof_return(c->rbio, -1);
 	SSL_set_bio(c->ssl, c->rbio, c->wbio);
+	SSL_set_app_data(c->ssl, c);
 	SSL_set_accept_state(c->ssl);
 	c->state = C_HANDSHAKE;
 	if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0)
@@ -497,7 +550,47 @@ static int ctx_fail(char *err, size_t errlen, const char *what, const char *file
 	return -EINVAL;
 }
 
-static int make_ctx(const struct tls_server_opts *o, SSL_CTX **out, char *err, size_t errlen)
+/* Reads every CRL in path into the context's store and turns on the check for every
+ * client certificate. -ENOENT when there is no file (the caller decides), -EINVAL when it
+ * is there but unreadable: then no client could be checked, so none gets a context. */
+static int load_crls(SSL_CTX *ctx, const char *path, STACK_OF(X509_CRL) * *out, char *err,
+                     size_t errlen)
+{
+	FILE *fp = fopen(path, "r");
+	if (!fp) {
+		int e = errno;
+		snprintf(err, errlen, "cannot read CRL %s: %s", path, strerror(e));
+		return e == ENOENT ? -ENOENT : -EINVAL;
+	}
+	STACK_OF(X509_CRL) *sk = sk_X509_CRL_new_null();
+	X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+	X509_CRL *crl;
+	int rc = sk ? 0 : -ENOMEM;
+	while (!rc && (crl = PEM_read_X509_CRL(fp, NULL, NULL, NULL)) != NULL) {
+		if (!X509_STORE_add_crl(store, crl) || !sk_X509_CRL_push(sk, crl)) {
+			X509_CRL_free(crl);
+			rc = -EINVAL;
+		}
+	}
+	unsigned long e = ERR_peek_last_error();
+	/* The loop ends at "no start line" past the last CRL; anything else is damage. */
+	if (!rc && (sk_X509_CRL_num(sk) == 0 || (e && !(ERR_GET_LIB(e) == ERR_LIB_PEM &&
+	                                                ERR_GET_REASON(e) == PEM_R_NO_START_LINE))))
+		rc = -EINVAL;
+	fclose(fp);
+	if (rc) {
+		ctx_fail(err, errlen, "cannot load CRL", path);
+		sk_X509_CRL_pop_free(sk, X509_CRL_free);
+		return rc;
+	}
+	ERR_clear_error();
+	X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
+	*out = sk;
+	return 0;
+}
+
+static int make_ctx(const struct tls_server_opts *o, SSL_CTX **out, STACK_OF(X509_CRL) * *crls,
+                    char *err, size_t errlen)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 	int rc = -ENOMEM;
@@ -539,20 +632,102 @@ static int make_ctx(const struct tls_server_opts *o, SSL_CTX **out, char *err, s
 		goto fail;
 	}
 	SSL_CTX_set_client_CA_list(ctx, names);
-	/* Ask for a certificate but let clients without one in (the read APIs are open for
-	 * now); a certificate that is presented must verify, or the handshake fails. */
-	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_CLIENT_ONCE, NULL);
+	/* Ask for a certificate but let clients without one in: people come with bearer
+	 * tokens and an enrolling agent has no certificate yet; the API refuses the agent
+	 * paths without one. A certificate that is presented must verify (CA, validity,
+	 * CRL), or the handshake fails. */
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_CLIENT_ONCE, on_verify);
 	SSL_CTX_set_verify_depth(ctx, 2);
 	/* Resumed sessions keep the verified client identity; OpenSSL refuses to resume a
 	 * verified session without a context id. */
 	static const unsigned char sid_ctx[] = "venuewatch";
 	SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1);
 	SSL_CTX_set_num_tickets(ctx, 1);
+	*crls = NULL;
+	if (o->crl_file) {
+		rc = load_crls(ctx, o->crl_file, crls, err, errlen);
+		if (rc == -ENOENT) {
+			/* A pki directory from before revocation existed: nothing was revoked
+			 * yet, and 'revoke' writes the file. */
+			log_warn("event=crl_missing path=%s hint=revoke_or_ca_init_writes_it",
+			         o->crl_file);
+		} else if (rc) {
+			goto fail;
+		}
+	}
 	*out = ctx;
 	return 0;
 fail:
 	SSL_CTX_free(ctx);
 	return rc;
+}
+
+static void free_server(struct tls_server *s)
+{
+	SSL_CTX_free(s->ctx);
+	sk_X509_CRL_pop_free(s->crls, X509_CRL_free);
+	free(s->cert_file);
+	free(s->key_file);
+	free(s->ca_file);
+	free(s->crl_file);
+	free(s);
+}
+
+static int revoked_by(STACK_OF(X509_CRL) * crls, X509 *x)
+{
+	X509_REVOKED *rev;
+	for (int i = 0; i < sk_X509_CRL_num(crls); i++)
+		if (X509_CRL_get0_by_cert(sk_X509_CRL_value(crls, i), &rev, x) == 1)
+			return 1;
+	return 0;
+}
+
+int tls_server_reload(struct tls_server *s, char *err, size_t errlen)
+{
+	SSL_CTX *ctx;
+	STACK_OF(X509_CRL) * crls;
+	int rc = make_ctx(&s->opts, &ctx, &crls, err, errlen);
+	if (rc)
+		return rc;
+	if (s->crls && !crls) {
+		/* Had a CRL, now none: never quietly stop checking. */
+		SSL_CTX_free(ctx);
+		snprintf(err, errlen, "CRL %s has disappeared", s->crl_file);
+		return -ENOENT;
+	}
+	/* Connections hold their own reference to the context they started with. A new
+	 * context also has new session-ticket keys, so nobody resumes past a revocation. */
+	SSL_CTX_free(s->ctx);
+	sk_X509_CRL_pop_free(s->crls, X509_CRL_free);
+	s->ctx = ctx;
+	s->crls = crls;
+	int closed = 0;
+	for (struct tls_conn *c = s->conns; c; c = c->next) {
+		X509 *peer = c->state == C_OPEN ? SSL_get0_peer_certificate(c->ssl) : NULL;
+		if (!peer || !crls || !revoked_by(crls, peer))
+			continue;
+		log_warn("event=tls_revoked_closed peer=%s site=%s serial=%s", c->peer,
+		         c->id.site[0] ? c->id.site : "-", c->id.serial[0] ? c->id.serial : "-");
+		closed++;
+		conn_fail(c);
+	}
+	log_info("event=tls_reloaded crls=%d revoked_closed=%d", crls ? sk_X509_CRL_num(crls) : 0,
+	         closed);
+	return 0;
+}
+
+static void on_crl_changed(uv_fs_poll_t *h, int status, const uv_stat_t *prev,
+                           const uv_stat_t *curr)
+{
+	struct tls_server *s = h->data;
+	(void)prev;
+	(void)curr;
+	char err[512];
+	if (status < 0 && status != UV_ENOENT)
+		return;
+	log_info("event=crl_changed path=%s", s->crl_file);
+	if (tls_server_reload(s, err, sizeof(err)))
+		log_error("event=tls_reload_failed error=\"%s\" kept=previous", err);
 }
 
 int tls_server_create(uv_loop_t *loop, const struct tls_server_opts *opts,
@@ -564,10 +739,24 @@ int tls_server_create(uv_loop_t *loop, const struct tls_server_opts *opts,
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	int rc = make_ctx(opts, &s->ctx, err, errlen);
+	int rc = make_ctx(opts, &s->ctx, &s->crls, err, errlen);
 	if (rc) {
 		free(s);
 		return rc;
+	}
+	s->opts = *opts;
+	s->cert_file = strdup(opts->cert_file);
+	s->key_file = strdup(opts->key_file);
+	s->ca_file = strdup(opts->ca_file);
+	s->crl_file = opts->crl_file ? strdup(opts->crl_file) : NULL;
+	s->opts.cert_file = s->cert_file;
+	s->opts.key_file = s->key_file;
+	s->opts.ca_file = s->ca_file;
+	s->opts.crl_file = s->crl_file;
+	if (!s->cert_file || !s->key_file || !s->ca_file || (opts->crl_file && !s->crl_file)) {
+		free_server(s);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
 	}
 	s->loop = loop;
 	s->cb = *cb;
@@ -605,22 +794,34 @@ int tls_server_listen(struct tls_server *s, const char *host, int port, int *bou
 	                  ? ntohs(((struct sockaddr_in6 *)&bound)->sin6_port)
 	                  : ntohs(((struct sockaddr_in *)&bound)->sin_port);
 	s->listening = 1;
+	if (s->crl_file && s->opts.crl_poll_ms && !s->crl_poll_open &&
+	    uv_fs_poll_init(s->loop, &s->crl_poll) == 0) {
+		s->crl_poll.data = s;
+		s->crl_poll_open = 1;
+		uv_fs_poll_start(&s->crl_poll, on_crl_changed, s->crl_file,
+		                 (unsigned)s->opts.crl_poll_ms);
+	}
 	return 0;
 }
 
 static void on_listener_closed(uv_handle_t *h)
 {
 	struct tls_server *s = h->data;
-	s->listener_open = 0;
-	if (s->destroy_pending) {
-		SSL_CTX_free(s->ctx);
-		free(s);
-	}
+	if (h == (uv_handle_t *)&s->listener)
+		s->listener_open = 0;
+	else
+		s->crl_poll_open = 0;
+	if (s->destroy_pending && !s->listener_open && !s->crl_poll_open)
+		free_server(s);
 }
 
 void tls_server_stop(struct tls_server *s)
 {
-	if (!s || !s->listener_open || uv_is_closing((uv_handle_t *)&s->listener))
+	if (!s)
+		return;
+	if (s->crl_poll_open && !uv_is_closing((uv_handle_t *)&s->crl_poll))
+		uv_close((uv_handle_t *)&s->crl_poll, on_listener_closed);
+	if (!s->listener_open || uv_is_closing((uv_handle_t *)&s->listener))
 		return;
 	s->listening = 0;
 	uv_close((uv_handle_t *)&s->listener, on_listener_closed);
@@ -630,13 +831,12 @@ void tls_server_destroy(struct tls_server *s)
 {
 	if (!s)
 		return;
-	if (s->listener_open) {
+	if (s->listener_open || s->crl_poll_open) {
 		tls_server_stop(s);
-		s->destroy_pending = 1; /* freed by the listener's close callback */
+		s->destroy_pending = 1; /* freed by the last close callback */
 		return;
 	}
-	SSL_CTX_free(s->ctx);
-	free(s);
+	free_server(s);
 }
 
 size_t tls_server_connections(const struct tls_server *s)

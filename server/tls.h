@@ -2,7 +2,8 @@
  * socket, and for every accepted connection its socket, SSL object and one timer; caps the
  * number of connections at accept. Loop thread only. tls.c frees a connection itself once
  * its handles have closed: after tls_conn_close, or after on_close told the upper layer
- * the peer is gone, the upper layer must not touch the tls_conn again. */
+ * the peer is gone, the upper layer must not touch the tls_conn again. Refused handshakes
+ * are logged here (event=tls_refused peer=... reason=... cert_cn=...). */
 #ifndef VW_TLS_H
 #define VW_TLS_H
 
@@ -12,10 +13,11 @@
 
 /* Who the peer is, from a client certificate that verified against our CA. */
 struct tls_identity {
-	int verified;   /* 1: a certificate was presented and verified */
-	char site[64];  /* subject CN (the site id); "" when absent or not a valid id */
-	char org[65];   /* subject O */
-	char city[129]; /* subject L, "" when absent */
+	int verified;    /* 1: a certificate was presented and verified */
+	char site[64];   /* subject CN (the site id); "" when absent or not a valid id */
+	char org[65];    /* subject O */
+	char city[129];  /* subject L, "" when absent */
+	char serial[48]; /* certificate serial, upper-case hex as 'ca issue' prints it */
 };
 
 struct tls_conn;
@@ -32,6 +34,10 @@ struct tls_server_opts {
 	const char *cert_file; /* server certificate chain, PEM */
 	const char *key_file;
 	const char *ca_file;    /* verifies client certificates */
+	const char *crl_file;   /* revoked client certificates (PEM); NULL = none. Checked on
+	                         * every handshake; a missing file is warned about, an
+	                         * unreadable one is an error */
+	uint64_t crl_poll_ms;   /* re-read crl_file when it changes; 0 = only on reload */
 	size_t max_connections; /* more are closed right after accept */
 	uint64_t handshake_timeout_ms;
 };
@@ -41,6 +47,10 @@ int tls_server_create(uv_loop_t *loop, const struct tls_server_opts *opts,
                       char *err, size_t errlen);
 /* Binds and listens; *bound_port receives the actual port (port 0 picks one). */
 int tls_server_listen(struct tls_server *s, const char *host, int port, int *bound_port);
+/* Builds a new TLS context from the same files (certificate, key, CA, CRL) and uses it for
+ * new handshakes; open connections whose certificate the new CRL revokes are closed. On
+ * failure the old context stays (err says why). Also run by the CRL watcher. */
+int tls_server_reload(struct tls_server *s, char *err, size_t errlen);
 /* Stops accepting (closes the listener). Open connections are the upper layer's to end. */
 void tls_server_stop(struct tls_server *s);
 /* Frees the server once the loop has no more of its handles (after uv_run returned).

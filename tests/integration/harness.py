@@ -259,11 +259,14 @@ class Harness:
 
     # ---- camd ----
 
-    def start_camd(self, *mounts, timeout=20):
-        """Start the test camera server with the given mounts; returns (proc, port)."""
+    def start_camd(self, *mounts, timeout=20, config=None):
+        """Start the test camera server with the given mounts (and config, a dict written as
+        camd's --config JSON: extra behaviours and mounts); returns (proc, port)."""
         argv = [SYSTEM_PYTHON, CAMD, "--port", "0"]
         for m in mounts:
             argv += ["--mount", m]
+        if config is not None:
+            argv += ["--config", self.write(f"camd-{len(self.procs)}.json", json.dumps(config))]
         p = self.start("camd", argv)
         m = p.wait_for_output(r"^READY port=(\d+)$", timeout, stream="stdout", what="camd READY")
         return p, int(m.group(1))
@@ -349,13 +352,15 @@ hostnames = localhost,127.0.0.1
         return https_request(server.port, server.ca, method, path, body, cert, key, timeout)
 
 
-def https_request(port, ca, method, path, body=None, cert=None, key=None, timeout=10):
+def https_request(port, ca, method, path, body=None, cert=None, key=None, timeout=10, token=None):
+    """token: a people's bearer token for the read APIs (see reader_token), sent as
+    Authorization: Bearer."""
     ctx = ssl.create_default_context(cafile=str(ca))
     if cert:
         ctx.load_cert_chain(str(cert), str(key))
     conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=timeout)
     try:
-        headers = {}
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
         data = None
         if body is not None:
             data = body if isinstance(body, (bytes, str)) else json.dumps(body)
@@ -372,9 +377,25 @@ def https_request(port, ca, method, path, body=None, cert=None, key=None, timeou
         conn.close()
 
 
+_reader_tokens = {}
+
+
+def reader_token(server):
+    """A province token (reads every site), made once per state dir with `token create`."""
+    key = str(server.state_dir)
+    if key not in _reader_tokens:
+        out = subprocess.run([SERVER, "-c", str(server.conf), "token", "create", "--role",
+                              "province", "--name", "harness"], stdin=subprocess.DEVNULL,
+                             capture_output=True, text=True, timeout=60 * TIMEOUT_SCALE)
+        if out.returncode != 0 or not out.stdout.startswith("vwt_"):
+            raise AssertionError(f"token create failed ({out.returncode}): {out.stderr}")
+        _reader_tokens[key] = out.stdout.strip()
+    return _reader_tokens[key]
+
+
 def get_json(server, path):
     """GET path and return the JSON body; any status but 200 raises (so wait_for retries)."""
-    status, body = https_request(server.port, server.ca, "GET", path)
+    status, body = https_request(server.port, server.ca, "GET", path, token=reader_token(server))
     if status != 200:
         raise AssertionError(f"GET {path} -> {status} {body!r}")
     return body
@@ -391,7 +412,8 @@ def query(db, sql, args=()):
 
 def site_targets(server, site):
     """{target: entry} from GET /api/v1/sites/{site}, or {} when the site is not known yet."""
-    status, body = https_request(server.port, server.ca, "GET", f"/api/v1/sites/{site}")
+    status, body = https_request(server.port, server.ca, "GET", f"/api/v1/sites/{site}",
+                                 token=reader_token(server))
     if status == 404:
         return {}
     if status != 200:

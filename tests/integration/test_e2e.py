@@ -16,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import (AGENT, SERVER, IntegrationTest, get_json, https_request,  # noqa: E402
-                     main, make_self_signed, query, site_targets, wait_for)
+                     main, make_self_signed, query, reader_token, site_targets, wait_for)
 
 SITE, ORG, CITY = "site-001", "org-001", "city-01"
 TS_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$")
@@ -77,7 +77,8 @@ class StatusFlow(IntegrationTest):
         self.assertEqual(entry["org"], ORG)
         self.assertTrue(entry["last_report"], entry)
 
-        status, _ = https_request(srv.port, srv.ca, "GET", "/api/v1/sites/no-such-site")
+        status, _ = https_request(srv.port, srv.ca, "GET", "/api/v1/sites/no-such-site",
+                                  token=reader_token(srv))
         self.assertEqual(status, 404)
         status, _ = https_request(srv.port, srv.ca, "GET", "/healthz")
         self.assertEqual(status, 200)

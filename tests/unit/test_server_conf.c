@@ -29,7 +29,8 @@ static void defaults_apply(void **state)
 	assert_string_equal(cfg.db_path, "/var/lib/vw/venuewatch.db");
 	assert_int_equal(cfg.limits.max_header_bytes, 16 * 1024);
 	assert_int_equal(cfg.limits.max_body_bytes, 8 * 1024 * 1024);
-	assert_int_equal(cfg.limits.max_connections, 20000);
+	assert_int_equal(cfg.limits.max_connections, 0); /* 0 = sized from RLIMIT_NOFILE */
+	assert_int_equal(cfg.limits.shutdown_timeout_ms, 10000);
 	assert_int_equal(cfg.limits.header_timeout_ms, 10000);
 	assert_int_equal(cfg.limits.request_timeout_ms, 30000);
 	assert_int_equal(cfg.limits.idle_timeout_ms, 60000);
@@ -84,8 +85,8 @@ static void every_error_names_file_and_line(void **state)
 		 "s.ini:4: [limits] max_header_bytes: value 10MiB out of range"},
 		{"[server]\nstate_dir = s\n[limits]\nidle_timeout = soon\n",
 		 "s.ini:4: [limits] idle_timeout: expected a duration"},
-		{"[server]\nstate_dir = s\n[limits]\nmax_connections = 0\n",
-		 "s.ini:4: [limits] max_connections: value 0 out of range"},
+		{"[server]\nstate_dir = s\n[limits]\nmax_connections = -1\n",
+		 "s.ini:4: [limits] max_connections: value -1 out of range"},
 		{"[server]\nstate_dir = s\nstate_dir = t\n", "s.ini:3: [server]: key 'state_dir' set twice"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

@@ -1,0 +1,34 @@
+/* admin: the collector's administrative subcommands besides 'ca' — enroll-token, revoke,
+ * token create|revoke|list, audit — and the audit and certificate records that follow a
+ * 'ca' command. Command line only, main thread, before (instead of) the loop. Each
+ * command opens the auth database itself and closes it before returning; every action
+ * that changes who may do what is written to the audit log in the same run. Also, at
+ * server start-up (main thread, before the loop), the CRL's re-creation when missing. */
+#ifndef VW_ADMIN_H
+#define VW_ADMIN_H
+
+#include "auth.h"
+#include "ca.h"
+#include "server_conf.h"
+
+/* 1 when argv0 names one of admin's subcommands. */
+int admin_is_command(const char *argv0);
+/* Runs argv[0] with its options; returns the process exit code (0, 1 failed, 2 usage). */
+int admin_main(struct server_conf *cfg, int argc, char **argv);
+/* Prints the subcommands' usage lines. */
+void admin_usage(FILE *out);
+
+/* Opens cfg's auth database (creating the state dir). NULL after printing why. */
+struct auth *admin_open(struct server_conf *cfg);
+/* After a successful 'ca ACTION': records the certificate ('issue'), writes the CRL
+ * ('init'), and appends the audit row. 0, or 1 after printing why. */
+int admin_ca_done(struct server_conf *cfg, struct auth *au, const char *action,
+                  const struct ca_issue_opts *o, const char *serial);
+
+/* Server start-up: writes ca.crl from the revocations on record when the file is missing
+ * (a pki directory from before revocation existed, or a deleted CRL), so every handshake
+ * is checked against it. 0, or -EIO after logging why (the server then warns and runs
+ * without a CRL, as before this existed). */
+int admin_crl_ensure(struct server_conf *cfg, struct auth *au);
+
+#endif

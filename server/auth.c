@@ -1,0 +1,767 @@
+#include "auth.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <pwd.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "vtime.h"
+
+/* 32 random bytes: 256 bits, so a plain SHA-256 of the token is a safe thing to store (no
+ * salt or slow KDF needed: there is no dictionary to try against a random secret). */
+#define SECRET_BYTES 32
+#define HASH_BYTES 32
+#define TOKEN_PREFIX "vwt_"  /* a person's bearer token */
+#define ENROLL_PREFIX "vwe_" /* a one-time enrollment token */
+/* The CLI may hold the write lock for a few milliseconds; the server's loop thread waits at
+ * most this long for it before failing closed. */
+#define BUSY_MS 2000
+
+enum stmt { S_TOKEN_BY_HASH, S_AGENT_GET, S_AGENT_PUT, S_COUNT };
+
+struct auth {
+	sqlite3 *db;
+	sqlite3_stmt *st[S_COUNT];
+};
+
+static const char *const stmt_sql[S_COUNT] = {
+    [S_TOKEN_BY_HASH] = "SELECT id, role, city, name, revoked_ms FROM tokens WHERE hash = ?",
+    [S_AGENT_GET] = "SELECT 1 FROM agents WHERE serial = ?",
+    [S_AGENT_PUT] = "INSERT OR IGNORE INTO agents(serial, site, org, city, first_seen_ms, peer) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+};
+
+static const char schema_v1[] =
+    "CREATE TABLE tokens("
+    " id TEXT PRIMARY KEY, hash BLOB NOT NULL UNIQUE, role TEXT NOT NULL,"
+    " city TEXT NOT NULL, name TEXT NOT NULL, created_ms INTEGER NOT NULL,"
+    " revoked_ms INTEGER);"
+    "CREATE TABLE enroll_tokens("
+    " id TEXT PRIMARY KEY, hash BLOB NOT NULL UNIQUE, site TEXT NOT NULL, org TEXT NOT NULL,"
+    " city TEXT NOT NULL, created_ms INTEGER NOT NULL, expires_ms INTEGER NOT NULL,"
+    " used_ms INTEGER, used_by TEXT);"
+    "CREATE TABLE certs("
+    " serial TEXT PRIMARY KEY, site TEXT NOT NULL, org TEXT NOT NULL, city TEXT NOT NULL,"
+    " issued_ms INTEGER NOT NULL, not_after_ms INTEGER NOT NULL, source TEXT NOT NULL);"
+    "CREATE INDEX certs_site ON certs(site);"
+    "CREATE TABLE agents("
+    " serial TEXT PRIMARY KEY, site TEXT NOT NULL, org TEXT NOT NULL, city TEXT NOT NULL,"
+    " first_seen_ms INTEGER NOT NULL, peer TEXT NOT NULL);"
+    "CREATE INDEX agents_site ON agents(site);"
+    "CREATE TABLE revocations(serial TEXT PRIMARY KEY, revoked_ms INTEGER NOT NULL);"
+    "CREATE TABLE audit("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT, ts_ms INTEGER NOT NULL, actor TEXT NOT NULL,"
+    " action TEXT NOT NULL, subject TEXT NOT NULL, detail TEXT NOT NULL,"
+    " prev TEXT NOT NULL, hash TEXT NOT NULL);"
+    /* Append-only: the database itself refuses to change or remove a row. */
+    "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit"
+    " BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;"
+    "CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit"
+    " BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;"
+    /* Revocation is for good: un-revoking would need a new certificate anyway. */
+    "CREATE TRIGGER revocations_no_delete BEFORE DELETE ON revocations"
+    " BEGIN SELECT RAISE(ABORT, 'revocations are permanent'); END;";
+
+static int db_fail(struct auth *a, char *err, size_t errlen, const char *what)
+{
+	if (err)
+		snprintf(err, errlen, "%s: %s", what, sqlite3_errmsg(a->db));
+	else
+		log_error("event=auth_db_failed op=\"%s\" error=\"%s\"", what,
+		          sqlite3_errmsg(a->db));
+	return -EIO;
+}
+
+static int exec(struct auth *a, const char *sql)
+{
+	char *msg = NULL;
+	if (sqlite3_exec(a->db, sql, NULL, NULL, &msg) == SQLITE_OK)
+		return 0;
+	log_error("event=auth_db_failed sql=\"%.40s\" error=\"%s\"", sql, msg ? msg : "?");
+	sqlite3_free(msg);
+	return -EIO;
+}
+
+static sqlite3_stmt *prep(struct auth *a, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(a->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		log_error("event=auth_db_failed sql=\"%.40s\" error=\"%s\"", sql,
+		          sqlite3_errmsg(a->db));
+		return NULL;
+	}
+	return st;
+}
+
+static const char *col(sqlite3_stmt *st, int i)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+	return t ? (const char *)t : "";
+}
+
+int auth_open(const char *path, struct auth **out, char *err, size_t errlen)
+{
+	*out = NULL;
+	/* Created 0600 before SQLite sees it: token hashes and the audit log are nobody
+	 * else's business, and SQLite gives its -wal and -shm files the same mode. */
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		int e = errno;
+		snprintf(err, errlen, "cannot open %s: %s", path, strerror(e));
+		return -e;
+	}
+	close(fd);
+	struct auth *a = calloc(1, sizeof(*a));
+	if (!a) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	int rc = -EIO;
+	if (sqlite3_open_v2(path, &a->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+	    SQLITE_OK) {
+		rc = db_fail(a, err, errlen, path);
+		goto fail;
+	}
+	sqlite3_busy_timeout(a->db, BUSY_MS);
+	/* FULL: an audit row or a revocation that a crash could take back is no record. */
+	if (exec(a, "PRAGMA journal_mode=WAL") || exec(a, "PRAGMA synchronous=FULL")) {
+		rc = db_fail(a, err, errlen, "cannot set WAL mode");
+		goto fail;
+	}
+	if (exec(a, "BEGIN IMMEDIATE")) {
+		rc = db_fail(a, err, errlen, "cannot lock the database");
+		goto fail;
+	}
+	sqlite3_stmt *v = prep(a, "PRAGMA user_version");
+	int version = v && sqlite3_step(v) == SQLITE_ROW ? sqlite3_column_int(v, 0) : -1;
+	sqlite3_finalize(v);
+	if (version < 0 || version > AUTH_SCHEMA_VERSION) {
+		exec(a, "ROLLBACK");
+		snprintf(err, errlen, "%s: schema version %d is not one this build knows (%d)",
+		         path, version, AUTH_SCHEMA_VERSION);
+		goto fail;
+	}
+	if (version == 0 && (exec(a, schema_v1) || exec(a, "PRAGMA user_version = 1"))) {
+		exec(a, "ROLLBACK");
+		rc = db_fail(a, err, errlen, "cannot create the schema");
+		goto fail;
+	}
+	if (exec(a, "COMMIT")) {
+		rc = db_fail(a, err, errlen, "cannot commit the schema");
+		goto fail;
+	}
+	for (int i = 0; i < S_COUNT; i++)
+		if (!(a->st[i] = prep(a, stmt_sql[i]))) {
+			rc = db_fail(a, err, errlen, "cannot prepare a statement");
+			goto fail;
+		}
+	*out = a;
+	return 0;
+fail:
+	auth_close(a);
+	return rc;
+}
+
+void auth_close(struct auth *a)
+{
+	if (!a)
+		return;
+	for (int i = 0; i < S_COUNT; i++)
+		sqlite3_finalize(a->st[i]);
+	sqlite3_close(a->db);
+	free(a);
+}
+
+/* --- small pieces ------------------------------------------------------------------------ */
+
+static const char *const role_names[] = {"province", "city", "inspector", "public"};
+
+int auth_role_parse(const char *s, enum auth_role *out)
+{
+	for (size_t i = 0; i < sizeof(role_names) / sizeof(role_names[0]); i++)
+		if (s && strcmp(s, role_names[i]) == 0) {
+			*out = (enum auth_role)i;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+const char *auth_role_name(enum auth_role r)
+{
+	return (unsigned)r < sizeof(role_names) / sizeof(role_names[0]) ? role_names[r] : "?";
+}
+
+int auth_parse_ttl(const char *s, int64_t *ms)
+{
+	char *end;
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (errno || end == s || v <= 0 || !isdigit((unsigned char)s[0]))
+		return -EINVAL;
+	int64_t unit;
+	if (strcmp(end, "s") == 0)
+		unit = 1000;
+	else if (strcmp(end, "m") == 0)
+		unit = 60000;
+	else if (strcmp(end, "h") == 0)
+		unit = 3600000;
+	else if (strcmp(end, "d") == 0)
+		unit = 86400000;
+	else
+		return -EINVAL;
+	if (v > INT64_MAX / unit / 2)
+		return -EINVAL;
+	*ms = v * unit;
+	return 0;
+}
+
+void auth_cli_actor(char *out, size_t outlen)
+{
+	uid_t uid = getuid();
+	struct passwd *pw = getpwuid(uid);
+	if (pw && pw->pw_name)
+		snprintf(out, outlen, "cli:%s", pw->pw_name);
+	else
+		snprintf(out, outlen, "cli:uid%u", (unsigned)uid);
+}
+
+static void hex(const unsigned char *p, size_t n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[p[i] >> 4];
+		out[2 * i + 1] = digits[p[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+/* prefix + base64url(32 random bytes from OpenSSL's DRBG), no padding. */
+static int secret_new(const char *prefix, char out[AUTH_TOKEN_LEN])
+{
+	unsigned char raw[SECRET_BYTES];
+	unsigned char b64[4 * ((SECRET_BYTES + 2) / 3) + 1];
+	if (RAND_bytes(raw, sizeof(raw)) != 1)
+		return -EIO;
+	int n = EVP_EncodeBlock(b64, raw, sizeof(raw));
+	explicit_bzero(raw, sizeof(raw));
+	while (n > 0 && b64[n - 1] == '=')
+		n--;
+	for (int i = 0; i < n; i++)
+		b64[i] = b64[i] == '+' ? '-' : b64[i] == '/' ? '_' : b64[i];
+	snprintf(out, AUTH_TOKEN_LEN, "%s%.*s", prefix, n, (const char *)b64);
+	explicit_bzero(b64, sizeof(b64));
+	return 0;
+}
+
+/* A well-formed token of this kind hashes; anything else is refused before any lookup. */
+static int secret_hash(const char *prefix, const char *token, unsigned char hash[HASH_BYTES],
+                       char id[AUTH_ID_LEN])
+{
+	size_t pl = strlen(prefix), n = token ? strlen(token) : 0;
+	if (n != pl + 43 || strncmp(token, prefix, pl) != 0)
+		return -ENOENT;
+	for (size_t i = pl; i < n; i++) {
+		unsigned char c = (unsigned char)token[i];
+		if (!isalnum(c) && c != '-' && c != '_')
+			return -ENOENT;
+	}
+	unsigned int hl = 0;
+	if (EVP_Digest(token, n, hash, &hl, EVP_sha256(), NULL) != 1 || hl != HASH_BYTES)
+		return -EIO;
+	hex(hash, (AUTH_ID_LEN - 1) / 2, id);
+	return 0;
+}
+
+static int begin(struct auth *a)
+{
+	return exec(a, "BEGIN IMMEDIATE");
+}
+
+static int commit(struct auth *a, int rc)
+{
+	if (rc == 0 && exec(a, "COMMIT") == 0)
+		return 0;
+	exec(a, "ROLLBACK");
+	return rc ? rc : -EIO;
+}
+
+/* --- audit ------------------------------------------------------------------------------- */
+
+static void chain_hash(const char *prev, int64_t ts, const char *actor, const char *action,
+                       const char *subject, const char *detail, char out[2 * HASH_BYTES + 1])
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	unsigned char h[HASH_BYTES];
+	unsigned int hl = 0;
+	char tsbuf[24];
+	snprintf(tsbuf, sizeof(tsbuf), "%lld", (long long)ts);
+	const char *parts[] = {prev, tsbuf, actor, action, subject, detail};
+	int ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1;
+	/* Each field with its length: no two different rows hash alike by moving bytes
+	 * across a field boundary. */
+	for (size_t i = 0; ok && i < sizeof(parts) / sizeof(parts[0]); i++) {
+		char len[24];
+		int ln = snprintf(len, sizeof(len), "%zu:", strlen(parts[i]));
+		ok = EVP_DigestUpdate(md, len, (size_t)ln) == 1 &&
+		     EVP_DigestUpdate(md, parts[i], strlen(parts[i])) == 1;
+	}
+	ok = ok && EVP_DigestFinal_ex(md, h, &hl) == 1;
+	EVP_MD_CTX_free(md);
+	if (ok)
+		hex(h, HASH_BYTES, out);
+	else
+		snprintf(out, 2 * HASH_BYTES + 1, "error");
+}
+
+/* Inside a write transaction. */
+static int audit_locked(struct auth *a, const char *actor, const char *action, const char *subject,
+                        const char *detail)
+{
+	char prev[2 * HASH_BYTES + 1] = "", hash[2 * HASH_BYTES + 1];
+	sqlite3_stmt *st = prep(a, "SELECT hash FROM audit ORDER BY id DESC LIMIT 1");
+	if (!st)
+		return -EIO;
+	int step = sqlite3_step(st);
+	if (step == SQLITE_ROW)
+		snprintf(prev, sizeof(prev), "%s", col(st, 0));
+	sqlite3_finalize(st);
+	if (step != SQLITE_ROW && step != SQLITE_DONE)
+		return -EIO;
+	int64_t ts = vw_now_ms();
+	chain_hash(prev, ts, actor, action, subject, detail, hash);
+	st = prep(a, "INSERT INTO audit(ts_ms, actor, action, subject, detail, prev, hash) "
+	             "VALUES (?, ?, ?, ?, ?, ?, ?)");
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, ts);
+	sqlite3_bind_text(st, 2, actor, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, action, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, subject, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, detail, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, prev, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 7, hash, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
+	sqlite3_finalize(st);
+	if (!rc)
+		log_info("event=audit actor=%s action=%s subject=%s", actor, action, subject);
+	return rc;
+}
+
+int auth_audit(struct auth *a, const char *actor, const char *action, const char *subject,
+               const char *detail)
+{
+	if (begin(a))
+		return -EIO;
+	return commit(a, audit_locked(a, actor, action, subject, detail ? detail : ""));
+}
+
+int auth_audit_list(struct auth *a, int limit, FILE *out)
+{
+	sqlite3_stmt *st = prep(a, "SELECT id, ts_ms, actor, action, subject, detail, prev, hash "
+	                           "FROM audit ORDER BY id");
+	if (!st)
+		return -EIO;
+	int64_t total = 0;
+	sqlite3_stmt *cnt = prep(a, "SELECT count(*) FROM audit");
+	if (cnt && sqlite3_step(cnt) == SQLITE_ROW)
+		total = sqlite3_column_int64(cnt, 0);
+	sqlite3_finalize(cnt);
+	int64_t skip = limit > 0 && total > limit ? total - limit : 0, row = 0, bad = 0;
+	char prev[2 * HASH_BYTES + 1] = "", want[2 * HASH_BYTES + 1];
+	fprintf(out, "%-6s %-24s %-20s %-14s %-24s %s\n", "ID", "TIME", "ACTOR", "ACTION",
+	        "SUBJECT", "DETAIL");
+	int step;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t id = sqlite3_column_int64(st, 0), ts = sqlite3_column_int64(st, 1);
+		chain_hash(prev, ts, col(st, 2), col(st, 3), col(st, 4), col(st, 5), want);
+		if (!bad && (strcmp(col(st, 6), prev) != 0 || strcmp(col(st, 7), want) != 0))
+			bad = id;
+		snprintf(prev, sizeof(prev), "%s", col(st, 7));
+		if (row++ < skip)
+			continue;
+		char iso[VW_ISO_LEN];
+		vw_time_iso(ts, iso);
+		fprintf(out, "%-6lld %-24s %-20s %-14s %-24s %s\n", (long long)id, iso, col(st, 2),
+		        col(st, 3), col(st, 4), col(st, 5));
+	}
+	sqlite3_finalize(st);
+	if (step != SQLITE_DONE)
+		return -EIO;
+	if (bad) {
+		fprintf(out,
+		        "audit chain: BROKEN at row %lld (edited or removed behind the "
+		        "triggers)\n",
+		        (long long)bad);
+		return -EBADMSG;
+	}
+	fprintf(out, "audit chain: intact (%lld rows)\n", (long long)total);
+	return 0;
+}
+
+/* --- people's tokens ---------------------------------------------------------------------- */
+
+int auth_token_create(struct auth *a, enum auth_role role, const char *city, const char *name,
+                      const char *actor, char token[AUTH_TOKEN_LEN], char id[AUTH_ID_LEN],
+                      char *err, size_t errlen)
+{
+	unsigned char hash[HASH_BYTES];
+	if ((role == AUTH_CITY || role == AUTH_INSPECTOR) && (!city || !city[0])) {
+		snprintf(err, errlen, "--city is required for %s tokens (属地管理)",
+		         auth_role_name(role));
+		return -EINVAL;
+	}
+	if (!name || !name[0]) {
+		snprintf(err, errlen, "--name is required (who holds the token)");
+		return -EINVAL;
+	}
+	if (secret_new(TOKEN_PREFIX, token) || secret_hash(TOKEN_PREFIX, token, hash, id)) {
+		snprintf(err, errlen, "cannot draw random bytes");
+		return -EIO;
+	}
+	if (begin(a))
+		return db_fail(a, err, errlen, "cannot lock the database");
+	sqlite3_stmt *st = prep(a, "INSERT INTO tokens(id, hash, role, city, name, created_ms) "
+	                           "VALUES (?, ?, ?, ?, ?, ?)");
+	int rc = st ? 0 : -EIO;
+	if (st) {
+		sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+		sqlite3_bind_blob(st, 2, hash, sizeof(hash), SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, auth_role_name(role), -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, city ? city : "", -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 5, name, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 6, vw_now_ms());
+		rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
+		sqlite3_finalize(st);
+	}
+	char detail[400];
+	snprintf(detail, sizeof(detail), "role=%s city=%s name=%s", auth_role_name(role),
+	         city && city[0] ? city : "-", name);
+	if (!rc)
+		rc = audit_locked(a, actor, "token_create", id, detail);
+	if ((rc = commit(a, rc)) != 0) {
+		explicit_bzero(token, AUTH_TOKEN_LEN);
+		return db_fail(a, err, errlen, "cannot store the token");
+	}
+	return 0;
+}
+
+int auth_token_check(struct auth *a, const char *token, struct auth_principal *out)
+{
+	unsigned char hash[HASH_BYTES];
+	char id[AUTH_ID_LEN];
+	int rc = secret_hash(TOKEN_PREFIX, token, hash, id);
+	if (rc)
+		return rc;
+	sqlite3_stmt *st = a->st[S_TOKEN_BY_HASH];
+	sqlite3_bind_blob(st, 1, hash, sizeof(hash), SQLITE_STATIC);
+	int step = sqlite3_step(st);
+	if (step == SQLITE_ROW) {
+		memset(out, 0, sizeof(*out));
+		snprintf(out->id, sizeof(out->id), "%s", col(st, 0));
+		snprintf(out->city, sizeof(out->city), "%s", col(st, 2));
+		snprintf(out->name, sizeof(out->name), "%s", col(st, 3));
+		if (auth_role_parse(col(st, 1), &out->role))
+			rc = -EIO; /* a role this build does not know: fail closed */
+		else if (sqlite3_column_type(st, 4) != SQLITE_NULL)
+			rc = -EKEYREVOKED;
+	} else {
+		rc = step == SQLITE_DONE ? -ENOENT : db_fail(a, NULL, 0, "token lookup");
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return rc;
+}
+
+int auth_token_revoke(struct auth *a, const char *id, const char *actor)
+{
+	if (begin(a))
+		return -EIO;
+	sqlite3_stmt *st = prep(a, "SELECT revoked_ms FROM tokens WHERE id = ?");
+	int rc = st ? 0 : -EIO;
+	if (st) {
+		sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+		int step = sqlite3_step(st);
+		rc = step == SQLITE_DONE                         ? -ENOENT
+		     : step != SQLITE_ROW                        ? -EIO
+		     : sqlite3_column_type(st, 0) != SQLITE_NULL ? -EALREADY
+		                                                 : 0;
+		sqlite3_finalize(st);
+	}
+	if (!rc && !(st = prep(a, "UPDATE tokens SET revoked_ms = ? WHERE id = ?")))
+		rc = -EIO;
+	if (!rc) {
+		sqlite3_bind_int64(st, 1, vw_now_ms());
+		sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
+		sqlite3_finalize(st);
+	}
+	if (!rc)
+		rc = audit_locked(a, actor, "token_revoke", id, "");
+	return commit(a, rc);
+}
+
+int auth_token_list(struct auth *a, FILE *out)
+{
+	sqlite3_stmt *st =
+	    prep(a, "SELECT id, role, city, name, created_ms, revoked_ms FROM tokens "
+	            "ORDER BY created_ms");
+	if (!st)
+		return -EIO;
+	fprintf(out, "%-16s %-9s %-12s %-24s %-24s %s\n", "ID", "ROLE", "CITY", "CREATED",
+	        "REVOKED", "NAME");
+	int step;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		char created[VW_ISO_LEN], revoked[VW_ISO_LEN] = "-";
+		vw_time_iso(sqlite3_column_int64(st, 4), created);
+		if (sqlite3_column_type(st, 5) != SQLITE_NULL)
+			vw_time_iso(sqlite3_column_int64(st, 5), revoked);
+		fprintf(out, "%-16s %-9s %-12s %-24s %-24s %s\n", col(st, 0), col(st, 1),
+		        col(st, 2)[0] ? col(st, 2) : "-", created, revoked, col(st, 3));
+	}
+	sqlite3_finalize(st);
+	return step == SQLITE_DONE ? 0 : -EIO;
+}
+
+/* --- enrollment ----------------------------------------------------------------------------- */
+
+int auth_enroll_create(struct auth *a, const char *site, const char *org, const char *city,
+                       int64_t ttl_ms, const char *actor, char token[AUTH_TOKEN_LEN],
+                       char id[AUTH_ID_LEN], int64_t *expires_ms, char *err, size_t errlen)
+{
+	unsigned char hash[HASH_BYTES];
+	if (secret_new(ENROLL_PREFIX, token) || secret_hash(ENROLL_PREFIX, token, hash, id)) {
+		snprintf(err, errlen, "cannot draw random bytes");
+		return -EIO;
+	}
+	int64_t now = vw_now_ms();
+	*expires_ms = now + ttl_ms;
+	if (begin(a))
+		return db_fail(a, err, errlen, "cannot lock the database");
+	sqlite3_stmt *st = prep(a, "INSERT INTO enroll_tokens(id, hash, site, org, city, "
+	                           "created_ms, expires_ms) VALUES (?, ?, ?, ?, ?, ?, ?)");
+	int rc = st ? 0 : -EIO;
+	if (st) {
+		sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+		sqlite3_bind_blob(st, 2, hash, sizeof(hash), SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, site, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, org, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 5, city, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 6, now);
+		sqlite3_bind_int64(st, 7, *expires_ms);
+		rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
+		sqlite3_finalize(st);
+	}
+	char detail[400], exp[VW_ISO_LEN];
+	vw_time_iso(*expires_ms, exp);
+	snprintf(detail, sizeof(detail), "token=%s org=%s city=%s expires=%s", id, org, city, exp);
+	if (!rc)
+		rc = audit_locked(a, actor, "enroll_token", site, detail);
+	if ((rc = commit(a, rc)) != 0) {
+		explicit_bzero(token, AUTH_TOKEN_LEN);
+		return db_fail(a, err, errlen, "cannot store the token");
+	}
+	return 0;
+}
+
+/* Reads the token's row into out: 0 while it may still be used. */
+static int enroll_lookup(struct auth *a, const unsigned char hash[HASH_BYTES],
+                         struct auth_enrollment *out)
+{
+	sqlite3_stmt *st = prep(a, "SELECT site, org, city, expires_ms, used_ms FROM enroll_tokens "
+	                           "WHERE hash = ?");
+	if (!st)
+		return -EIO;
+	int rc = 0;
+	sqlite3_bind_blob(st, 1, hash, HASH_BYTES, SQLITE_STATIC);
+	int step = sqlite3_step(st);
+	if (step == SQLITE_ROW) {
+		snprintf(out->site, sizeof(out->site), "%s", col(st, 0));
+		snprintf(out->org, sizeof(out->org), "%s", col(st, 1));
+		snprintf(out->city, sizeof(out->city), "%s", col(st, 2));
+		if (sqlite3_column_type(st, 4) != SQLITE_NULL)
+			rc = -EALREADY;
+		else if (vw_now_ms() >= sqlite3_column_int64(st, 3))
+			rc = -EKEYEXPIRED;
+	} else {
+		rc = step == SQLITE_DONE ? -ENOENT : -EIO;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int auth_enroll_check(struct auth *a, const char *token, struct auth_enrollment *out)
+{
+	unsigned char hash[HASH_BYTES];
+	int rc = secret_hash(ENROLL_PREFIX, token, hash, out->id);
+	return rc ? rc : enroll_lookup(a, hash, out);
+}
+
+int auth_enroll_consume(struct auth *a, const char *token, const char *peer,
+                        struct auth_enrollment *out)
+{
+	unsigned char hash[HASH_BYTES];
+	int rc = secret_hash(ENROLL_PREFIX, token, hash, out->id);
+	if (rc)
+		return rc;
+	/* IMMEDIATE: the check and the mark happen under one write lock, across processes. */
+	if (begin(a))
+		return -EIO;
+	rc = enroll_lookup(a, hash, out);
+	sqlite3_stmt *st = NULL;
+	if (!rc && !(st = prep(a, "UPDATE enroll_tokens SET used_ms = ?, used_by = ? "
+	                          "WHERE hash = ? AND used_ms IS NULL")))
+		rc = -EIO;
+	if (!rc) {
+		sqlite3_bind_int64(st, 1, vw_now_ms());
+		sqlite3_bind_text(st, 2, peer, -1, SQLITE_STATIC);
+		sqlite3_bind_blob(st, 3, hash, sizeof(hash), SQLITE_STATIC);
+		rc = sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(a->db) == 1 ? 0 : -EIO;
+		sqlite3_finalize(st);
+	}
+	if (rc) {
+		exec(a, "ROLLBACK");
+		return rc;
+	}
+	return commit(a, 0);
+}
+
+/* --- certificates ---------------------------------------------------------------------------- */
+
+int auth_cert_record(struct auth *a, const char *serial, const char *site, const char *org,
+                     const char *city, int64_t not_after_ms, const char *source)
+{
+	sqlite3_stmt *st = prep(a, "INSERT OR REPLACE INTO certs(serial, site, org, city, "
+	                           "issued_ms, not_after_ms, source) VALUES (?, ?, ?, ?, ?, ?, ?)");
+	if (!st)
+		return -EIO;
+	sqlite3_bind_text(st, 1, serial, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, site, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, org, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, city ? city : "", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, vw_now_ms());
+	sqlite3_bind_int64(st, 6, not_after_ms);
+	sqlite3_bind_text(st, 7, source, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : db_fail(a, NULL, 0, "cert record");
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int auth_revoke_site(struct auth *a, const char *site, int *count)
+{
+	*count = 0;
+	if (begin(a))
+		return -EIO;
+	/* Issued here, or seen in use (a certificate from before this table existed). */
+	sqlite3_stmt *st = prep(a, "SELECT count(*) FROM (SELECT serial FROM certs WHERE site = ?1 "
+	                           "UNION SELECT serial FROM agents WHERE site = ?1)");
+	int rc = st ? 0 : -EIO, known = 0;
+	if (st) {
+		sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			known = sqlite3_column_int(st, 0);
+		else
+			rc = -EIO;
+		sqlite3_finalize(st);
+	}
+	if (!rc && !known)
+		rc = -ENOENT;
+	if (!rc && !(st = prep(a, "INSERT OR IGNORE INTO revocations(serial, revoked_ms) "
+	                          "SELECT serial, ?2 FROM certs WHERE site = ?1 UNION "
+	                          "SELECT serial, ?2 FROM agents WHERE site = ?1")))
+		rc = -EIO;
+	if (!rc) {
+		sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, vw_now_ms());
+		rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
+		*count = sqlite3_changes(a->db);
+		sqlite3_finalize(st);
+	}
+	return commit(a, rc);
+}
+
+int auth_revoke_serial(struct auth *a, const char *serial)
+{
+	sqlite3_stmt *st =
+	    prep(a, "INSERT OR IGNORE INTO revocations(serial, revoked_ms) VALUES (?, ?)");
+	if (!st)
+		return -EIO;
+	sqlite3_bind_text(st, 1, serial, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, vw_now_ms());
+	int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
+	if (!rc && sqlite3_changes(a->db) == 0)
+		rc = -EALREADY;
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int auth_revoked_list(struct auth *a, struct auth_revoked **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	sqlite3_stmt *st = prep(a, "SELECT serial, revoked_ms FROM revocations ORDER BY serial");
+	if (!st)
+		return -EIO;
+	size_t cap = 0;
+	int step, rc = 0;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		if (*n == cap) {
+			size_t nc = cap ? 2 * cap : 64;
+			struct auth_revoked *p = realloc(*out, nc * sizeof(*p));
+			if (!p) {
+				rc = -ENOMEM;
+				break;
+			}
+			*out = p;
+			cap = nc;
+		}
+		snprintf((*out)[*n].serial, AUTH_SERIAL_LEN, "%s", col(st, 0));
+		(*out)[*n].revoked_ms = sqlite3_column_int64(st, 1);
+		(*n)++;
+	}
+	if (!rc && step != SQLITE_DONE)
+		rc = -EIO;
+	sqlite3_finalize(st);
+	if (rc) {
+		free(*out);
+		*out = NULL;
+		*n = 0;
+	}
+	return rc;
+}
+
+int auth_agent_seen(struct auth *a, const char *serial, const char *site, const char *org,
+                    const char *city, const char *peer)
+{
+	/* Read first: the common case (a known agent) then costs no write lock. */
+	sqlite3_stmt *st = a->st[S_AGENT_GET];
+	sqlite3_bind_text(st, 1, serial, -1, SQLITE_STATIC);
+	int step = sqlite3_step(st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (step == SQLITE_ROW)
+		return 0;
+	if (step != SQLITE_DONE)
+		return db_fail(a, NULL, 0, "agent lookup");
+	st = a->st[S_AGENT_PUT];
+	sqlite3_bind_text(st, 1, serial, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, site, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, org, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, city, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, vw_now_ms());
+	sqlite3_bind_text(st, 6, peer, -1, SQLITE_STATIC);
+	step = sqlite3_step(st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (step != SQLITE_DONE)
+		return db_fail(a, NULL, 0, "agent record");
+	log_info("event=agent_first_seen site=%s org=%s city=%s serial=%s peer=%s", site, org,
+	         city[0] ? city : "-", serial, peer);
+	return 0;
+}

@@ -1,0 +1,110 @@
+/* auth: who may do what — the collector's access records in <state_dir>/auth.db (SQLite,
+ * WAL): people's bearer tokens, one-time enrollment tokens, agent certificates issued,
+ * revoked and seen (certificate -> org, site, city), and the append-only audit log.
+ * Secrets are never stored: tokens are kept as SHA-256 hashes and shown once, at creation.
+ * One struct auth per thread: the server opens one for the loop thread (short indexed
+ * queries), each CLI command its own; several processes may share the file (WAL, busy
+ * timeout). auth_close frees everything auth_open allocated. */
+#ifndef VW_AUTH_H
+#define VW_AUTH_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define AUTH_SCHEMA_VERSION 1
+#define AUTH_ID_LEN 17     /* public id of a token: 16 hex digits + NUL */
+#define AUTH_TOKEN_LEN 48  /* "vwt_" / "vwe_" + 43 base64url characters + NUL */
+#define AUTH_SERIAL_LEN 48 /* certificate serial in hex (128 bits = 32 digits) + NUL */
+
+enum auth_role { AUTH_PROVINCE, AUTH_CITY, AUTH_INSPECTOR, AUTH_PUBLIC };
+
+/* A person's verified token. */
+struct auth_principal {
+	enum auth_role role;
+	char id[AUTH_ID_LEN];
+	char city[129];
+	char name[129];
+};
+
+/* What a consumed enrollment token allows: a certificate for exactly this site. */
+struct auth_enrollment {
+	char id[AUTH_ID_LEN];
+	char site[64];
+	char org[65];
+	char city[129];
+};
+
+struct auth_revoked {
+	char serial[AUTH_SERIAL_LEN];
+	int64_t revoked_ms;
+};
+
+struct auth;
+
+/* Opens (creating or migrating) path. */
+int auth_open(const char *path, struct auth **out, char *err, size_t errlen);
+void auth_close(struct auth *a); /* accepts NULL */
+
+int auth_role_parse(const char *s, enum auth_role *out); /* 0 or -EINVAL */
+const char *auth_role_name(enum auth_role r);
+/* "1h", "30m", "24h", "7d", "90s": 0 or -EINVAL. */
+int auth_parse_ttl(const char *s, int64_t *ms);
+/* The actor of a command-line action: "cli:<user>" (uid when unnamed). */
+void auth_cli_actor(char *out, size_t outlen);
+
+/* --- people's tokens ------------------------------------------------------------------- */
+
+/* Creates a token and writes it (once) to token; id receives its public id. city is
+ * required for city and inspector tokens. Audited. */
+int auth_token_create(struct auth *a, enum auth_role role, const char *city, const char *name,
+                      const char *actor, char token[AUTH_TOKEN_LEN], char id[AUTH_ID_LEN],
+                      char *err, size_t errlen);
+/* 0 and *out for a live token; -ENOENT unknown (or malformed), -EKEYREVOKED revoked,
+ * -EIO when the database cannot answer (callers fail closed). */
+int auth_token_check(struct auth *a, const char *token, struct auth_principal *out);
+/* -ENOENT unknown id, -EALREADY already revoked. Audited. */
+int auth_token_revoke(struct auth *a, const char *id, const char *actor);
+int auth_token_list(struct auth *a, FILE *out);
+
+/* --- enrollment ------------------------------------------------------------------------ */
+
+/* A one-time token for site, expiring ttl_ms from now. Audited. */
+int auth_enroll_create(struct auth *a, const char *site, const char *org, const char *city,
+                       int64_t ttl_ms, const char *actor, char token[AUTH_TOKEN_LEN],
+                       char id[AUTH_ID_LEN], int64_t *expires_ms, char *err, size_t errlen);
+/* Whether the token could be used now (no lock, nothing marked): same errors as consume. */
+int auth_enroll_check(struct auth *a, const char *token, struct auth_enrollment *out);
+/* Marks the token used, atomically (two racing requests cannot both win), and fills *out.
+ * -ENOENT unknown (forged), -EALREADY used, -EKEYEXPIRED expired, -EIO. */
+int auth_enroll_consume(struct auth *a, const char *token, const char *peer,
+                        struct auth_enrollment *out);
+
+/* --- agent certificates ---------------------------------------------------------------- */
+
+/* Remembers an issued certificate, so 'revoke --site' can find it. */
+int auth_cert_record(struct auth *a, const char *serial, const char *site, const char *org,
+                     const char *city, int64_t not_after_ms, const char *source);
+/* Revokes every known certificate of site (issued, or seen in use); *count = newly revoked.
+ * -ENOENT when the site has no certificate on record. */
+int auth_revoke_site(struct auth *a, const char *site, int *count);
+/* Revokes one serial (hex, as 'ca issue' printed it); -EALREADY when already revoked. */
+int auth_revoke_serial(struct auth *a, const char *serial);
+/* Every revocation, for the CRL. *out is malloc'ed (free it), *n entries. */
+int auth_revoked_list(struct auth *a, struct auth_revoked **out, size_t *n);
+/* Records (once) that a certificate was used: serial -> org, site, city, peer. */
+int auth_agent_seen(struct auth *a, const char *serial, const char *site, const char *org,
+                    const char *city, const char *peer);
+
+/* --- audit ----------------------------------------------------------------------------- */
+
+/* Appends one row (who, what, on what, detail). Rows are hash-chained: each holds the
+ * SHA-256 of the previous row's hash and its own fields, so an edit made behind the
+ * triggers' back (another SQLite client dropping them) still shows. */
+int auth_audit(struct auth *a, const char *actor, const char *action, const char *subject,
+               const char *detail);
+/* Prints the last limit rows (0 = all), oldest first, then verifies the whole chain:
+ * 0 intact, -EBADMSG broken (the first bad row is named on out). */
+int auth_audit_list(struct auth *a, int limit, FILE *out);
+
+#endif

@@ -1,0 +1,27 @@
+# Security tests: real server and agent processes, real TLS, real SQLite files; bad agent
+# identities, enrollment tokens, revocation, people's tokens and their scope, the audit log.
+# include()d from tests/CMakeLists.txt, so CMAKE_CURRENT_SOURCE_DIR is tests/. They reuse the
+# integration harness (tests/integration/harness.py) and need no cameras.
+
+set(VW_SECURITY_PYTHON /usr/bin/python3 CACHE FILEPATH "Python 3 for the security tests")
+if(VW_SANITIZE)
+  set(VW_SECURITY_TIMEOUT_SCALE 3)
+else()
+  set(VW_SECURITY_TIMEOUT_SCALE 1)
+endif()
+math(EXPR VW_SECURITY_TIMEOUT "300 * ${VW_SECURITY_TIMEOUT_SCALE}")
+
+# vw_security_test(NAME MODULE): tests/security/MODULE.py as ctest test NAME.
+function(vw_security_test name module)
+  add_test(NAME ${name}
+           COMMAND ${VW_SECURITY_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/security/${module}.py)
+  set_tests_properties(${name} PROPERTIES
+    ENVIRONMENT "VW_AGENT=$<TARGET_FILE:venuewatch-agent>;VW_SERVER=$<TARGET_FILE:venuewatch-server>;VW_TIMEOUT_SCALE=${VW_SECURITY_TIMEOUT_SCALE}"
+    LABELS security
+    TIMEOUT ${VW_SECURITY_TIMEOUT}
+    # They bind loopback ports and start servers; one at a time, like the integration tests.
+    RUN_SERIAL TRUE)
+endfunction()
+
+vw_security_test(security_agent_identity test_agent_identity)
+vw_security_test(security_people test_people)

@@ -1,0 +1,173 @@
+#!/usr/bin/python3
+"""People: bearer tokens with a role and a jurisdiction read the sites API (a city reads only
+its own city's sites, 属地管理); every admin action is in an append-only audit log.
+
+    /usr/bin/python3 tests/security/test_people.py [-k PATTERN]
+"""
+
+import re
+import sqlite3
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from secharness import (ORG, IntegrationTest, batch, cli, enroll_token,  # noqa: E402
+                        main, make_csr, people_token, request, wait_for)
+
+PEER = r"peer=127\.0\.0\.1:\d+"
+
+
+class Roles(IntegrationTest):
+    """Two cities' sites; tokens of each role read what their role and city allow."""
+
+    def setUp(self):
+        super().setUp()
+        h = self.h
+        self.srv = srv = h.setup_server()
+        # Reported through the real ingest path, with certificates naming their cities.
+        for site, city in (("site-jn", "jinan"), ("site-qd", "qingdao"), ("site-nocity", None)):
+            pki = h.ca_issue(srv.conf, site, ORG, city=city)
+            status, body, _ = request(srv, "POST", "/api/v1/ingest", batch(site), pki.cert,
+                                      pki.key)
+            self.assertEqual(status, 200, body)
+
+    def sites(self, token):
+        status, body, _ = request(self.srv, "GET", "/api/v1/sites", token=token)
+        self.assertEqual(status, 200, body)
+        return sorted(s["site"] for s in body["sites"])
+
+    def test_no_token_or_a_bad_one_gets_401_and_healthz_stays_open(self):
+        srv = self.srv
+        for path in ("/api/v1/sites", "/api/v1/sites/site-jn"):
+            status, body, headers = request(srv, "GET", path)
+            self.assertEqual(status, 401, body)
+            self.assertEqual(headers.get("WWW-Authenticate"), 'Bearer realm="venuewatch"')
+        for bad in ("vwt_" + "A" * 43, "garbage", "vwe_" + "A" * 43):
+            status, body, _ = request(srv, "GET", "/api/v1/sites", token=bad)
+            self.assertEqual(status, 401, (bad, body))
+        srv.proc.wait_for_output(
+            rf"event=auth_refused {PEER} path=/api/v1/sites token=- reason=unknown_token", 10)
+        status, body, _ = request(srv, "GET", "/healthz")
+        self.assertEqual((status, body), (200, {"status": "ok"}))
+
+    def test_city_token_reads_only_its_own_citys_sites(self):
+        h, srv = self.h, self.srv
+        jinan = people_token(h, srv, "city", city="jinan", name="Jinan bureau")
+        self.assertEqual(self.sites(jinan), ["site-jn"])
+        status, body, _ = request(srv, "GET", "/api/v1/sites/site-jn", token=jinan)
+        self.assertEqual(status, 200, body)
+        self.assertEqual(body["targets"][0]["target"], "cam-1")
+        # Another city's site looks exactly like a site that does not exist.
+        status_other, body_other, _ = request(srv, "GET", "/api/v1/sites/site-qd", token=jinan)
+        status_none, body_none, _ = request(srv, "GET", "/api/v1/sites/no-such", token=jinan)
+        self.assertEqual((status_other, body_other), (404, {"error": "no such site"}))
+        self.assertEqual((status_none, body_none), (status_other, body_other))
+        status, _, _ = request(srv, "GET", "/api/v1/sites/site-nocity", token=jinan)
+        self.assertEqual(status, 404, "a site with no city is the province's alone")
+
+    def test_province_token_reads_every_site(self):
+        province = people_token(self.h, self.srv, "province", name="Province bureau")
+        self.assertEqual(self.sites(province), ["site-jn", "site-nocity", "site-qd"])
+        for site in ("site-jn", "site-qd", "site-nocity"):
+            status, body, _ = request(self.srv, "GET", f"/api/v1/sites/{site}", token=province)
+            self.assertEqual(status, 200, body)
+
+    def test_public_and_inspector_tokens_read_no_site_data_yet(self):
+        h, srv = self.h, self.srv
+        for role in ("public", "inspector"):
+            tok = people_token(h, srv, role, city="jinan", name=f"a {role}")
+            for path in ("/api/v1/sites", "/api/v1/sites/site-jn"):
+                status, body, _ = request(srv, "GET", path, token=tok)
+                self.assertEqual(status, 403, (role, path, body))
+            srv.proc.wait_for_output(rf"role={role} reason=role_reads_no_sites", 10)
+
+    def test_revoked_token_is_refused_from_the_next_request(self):
+        h, srv = self.h, self.srv
+        tok = people_token(h, srv, "city", city="qingdao", name="Qingdao bureau")
+        self.assertEqual(self.sites(tok), ["site-qd"])
+        listing = cli(h, srv, "token", "list", name="token-list").stdout()
+        token_id = re.search(r"^([0-9a-f]{16}) +city +qingdao ", listing, re.M).group(1)
+        cli(h, srv, "token", "revoke", token_id, name="token-revoke")
+        status, body, _ = request(srv, "GET", "/api/v1/sites", token=tok)
+        self.assertEqual(status, 401, body)
+        srv.proc.wait_for_output(r"reason=revoked_token", 10)
+        listing = cli(h, srv, "token", "list", name="token-list").stdout()
+        self.assertTrue(re.search(rf"^{token_id} +city +qingdao +\S+ +\d{{4}}-\S+Z ", listing,
+                                  re.M), listing)
+        again = cli(h, srv, "token", "revoke", token_id, check=False, name="token-revoke")
+        self.assertEqual(again.returncode, 1)
+
+    def test_city_and_inspector_tokens_need_a_city(self):
+        for role in ("city", "inspector"):
+            p = cli(self.h, self.srv, "token", "create", "--role", role, "--name", "x",
+                    check=False, name="token-create")
+            self.assertEqual(p.returncode, 1, p.tail())
+            self.assertIn("--city is required", p.stderr())
+            self.assertEqual(p.stdout(), "")
+
+    def test_tokens_are_stored_hashed(self):
+        h, srv = self.h, self.srv
+        tok = people_token(h, srv, "province", name="p")
+        etok = enroll_token(h, srv, "site-x")
+        raw = (srv.state_dir / "auth.db").read_bytes()
+        for secret in (tok, etok, tok[4:], etok[4:]):
+            self.assertNotIn(secret.encode(), raw)
+
+
+class Audit(IntegrationTest):
+    """Every admin action lands in the audit log, which cannot be edited."""
+
+    def test_admin_actions_are_audited_and_the_log_is_append_only(self):
+        h = self.h
+        srv = h.setup_server()  # ca init
+        h.ca_issue(srv.conf, "site-a", ORG, city="jinan")
+        etok = enroll_token(h, srv, "site-b")
+        csr, _ = make_csr(h, "req")
+        status, body, _ = request(srv, "POST", "/api/v1/enroll", {"token": etok, "csr": csr})
+        self.assertEqual(status, 200, body)
+        cli(h, srv, "revoke", "--site", "site-a", name="revoke")
+        people_token(h, srv, "city", city="jinan", name="Jinan bureau")
+        tid = re.search(r"^([0-9a-f]{16}) ", cli(h, srv, "token", "list").stdout(), re.M)[1]
+        cli(h, srv, "token", "revoke", tid, name="token-revoke")
+
+        out = cli(h, srv, "audit", name="audit").stdout()
+        actions = re.findall(r"^\d+ +\S+ +(\S+) +(\S+) +(\S+)", out, re.M)
+        self.assertEqual([a[1] for a in actions],
+                         ["ca_init", "ca_issue", "enroll_token", "enroll", "revoke",
+                          "token_create", "token_revoke"], out)
+        self.assertTrue(all(a[0].startswith(("cli:", "enroll:")) for a in actions), out)
+        self.assertEqual(actions[3][2], "site-b")
+        self.assertIn("audit chain: intact (7 rows)", out)
+
+        db = sqlite3.connect(srv.state_dir / "auth.db")
+        try:
+            for sql in ("UPDATE audit SET actor = 'nobody'", "DELETE FROM audit",
+                        "DELETE FROM audit WHERE id = 1"):
+                with self.assertRaisesRegex(sqlite3.DatabaseError, "append-only"):
+                    db.execute(sql)
+            with self.assertRaisesRegex(sqlite3.DatabaseError, "permanent"):
+                db.execute("DELETE FROM revocations")
+            # Someone with the file drops the trigger and rewrites history: the chain shows it.
+            db.execute("DROP TRIGGER audit_no_update")
+            db.execute("UPDATE audit SET actor = 'nobody' WHERE id = 5")
+            db.commit()
+        finally:
+            db.close()
+        p = cli(h, srv, "audit", check=False, name="audit")
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("BROKEN at row 5", p.stdout())
+
+    def test_audit_limit_shows_the_latest_rows(self):
+        h = self.h
+        srv = h.setup_server()
+        for i in range(3):
+            people_token(h, srv, "province", name=f"p{i}")
+        out = cli(h, srv, "audit", "--limit", "2", name="audit").stdout()
+        rows = re.findall(r"^(\d+) ", out, re.M)
+        self.assertEqual(rows, ["3", "4"], out)
+        wait_for(lambda: "intact (4 rows)" in out, 1, "the chain summary")
+
+
+if __name__ == "__main__":
+    main()

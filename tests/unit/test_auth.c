@@ -1,0 +1,293 @@
+/* The access records: tokens are checked by hash and refused once revoked, an enrollment
+ * token works exactly once and only before it expires (also when two connections race for
+ * it), the audit log refuses edits and its hash chain shows edits made behind its back; the
+ * CA signs a CSR with the subject it is told, not the CSR's, and writes a CRL that lists
+ * what was revoked. Real SQLite files and real OpenSSL objects in a temp dir. */
+/* cmocka needs these before it, in this order */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "auth.h"
+#include "ca.h"
+#include "vtime.h"
+
+static char dir[64], db[128], pki[128];
+
+static int setup(void **state)
+{
+	(void)state;
+	snprintf(dir, sizeof(dir), "/tmp/vw-auth-XXXXXX");
+	if (!mkdtemp(dir))
+		return -1;
+	snprintf(db, sizeof(db), "%s/auth.db", dir);
+	snprintf(pki, sizeof(pki), "%s/pki", dir);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	char cmd[160];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static struct auth *open_db(void)
+{
+	struct auth *a = NULL;
+	char err[256] = "";
+	int rc = auth_open(db, &a, err, sizeof(err));
+	if (rc)
+		fail_msg("auth_open: %s", err);
+	return a;
+}
+
+static void test_ttl_parse(void **state)
+{
+	(void)state;
+	int64_t ms;
+	assert_int_equal(auth_parse_ttl("24h", &ms), 0);
+	assert_int_equal(ms, 24LL * 3600000);
+	assert_int_equal(auth_parse_ttl("90s", &ms), 0);
+	assert_int_equal(ms, 90000);
+	assert_int_equal(auth_parse_ttl("7d", &ms), 0);
+	assert_int_equal(ms, 7LL * 86400000);
+	const char *bad[] = {"", "0h", "-1h", "1", "1w", "h", " 1h", "1h ", "99999999999999999d"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(auth_parse_ttl(bad[i], &ms), -EINVAL);
+}
+
+static void test_people_tokens(void **state)
+{
+	(void)state;
+	struct auth *a = open_db();
+	char tok[AUTH_TOKEN_LEN], id[AUTH_ID_LEN], err[256];
+	struct auth_principal who;
+	assert_int_equal(
+	    auth_token_create(a, AUTH_CITY, "", "x", "test", tok, id, err, sizeof(err)), -EINVAL);
+	assert_int_equal(auth_token_create(a, AUTH_CITY, "jinan", "Jinan bureau", "test", tok, id,
+	                                   err, sizeof(err)),
+	                 0);
+	assert_int_equal(strncmp(tok, "vwt_", 4), 0);
+	assert_int_equal(strlen(tok), 47);
+	assert_int_equal(auth_token_check(a, tok, &who), 0);
+	assert_int_equal(who.role, AUTH_CITY);
+	assert_string_equal(who.city, "jinan");
+	assert_string_equal(who.id, id);
+
+	char forged[AUTH_TOKEN_LEN];
+	snprintf(forged, sizeof(forged), "%s", tok);
+	forged[10] = forged[10] == 'A' ? 'B' : 'A';
+	assert_int_equal(auth_token_check(a, forged, &who), -ENOENT);
+	assert_int_equal(auth_token_check(a, "vwt_short", &who), -ENOENT);
+	assert_int_equal(auth_token_check(a, "", &who), -ENOENT);
+	assert_int_equal(auth_token_check(a, NULL, &who), -ENOENT);
+
+	assert_int_equal(auth_token_revoke(a, id, "test"), 0);
+	assert_int_equal(auth_token_check(a, tok, &who), -EKEYREVOKED);
+	assert_int_equal(auth_token_revoke(a, id, "test"), -EALREADY);
+	assert_int_equal(auth_token_revoke(a, "0000000000000000", "test"), -ENOENT);
+	auth_close(a);
+}
+
+static void test_enroll_token_once_and_before_expiry(void **state)
+{
+	(void)state;
+	struct auth *a = open_db(), *b = open_db(); /* two connections: two server processes */
+	char tok[AUTH_TOKEN_LEN], id[AUTH_ID_LEN], err[256];
+	int64_t expires;
+	struct auth_enrollment e;
+	assert_int_equal(auth_enroll_create(a, "site-1", "org-1", "jinan", 3600000, "test", tok, id,
+	                                    &expires, err, sizeof(err)),
+	                 0);
+	assert_int_equal(strncmp(tok, "vwe_", 4), 0);
+	/* A people's token is not an enrollment token, nor the other way round. */
+	struct auth_principal who;
+	assert_int_equal(auth_token_check(a, tok, &who), -ENOENT);
+
+	assert_int_equal(auth_enroll_check(b, tok, &e), 0);
+	assert_string_equal(e.site, "site-1");
+	assert_int_equal(auth_enroll_consume(a, tok, "127.0.0.1:1", &e), 0);
+	assert_string_equal(e.org, "org-1");
+	assert_string_equal(e.city, "jinan");
+	assert_int_equal(auth_enroll_consume(b, tok, "127.0.0.1:2", &e), -EALREADY);
+	assert_int_equal(auth_enroll_check(a, tok, &e), -EALREADY);
+
+	assert_int_equal(auth_enroll_create(a, "site-2", "org-1", "jinan", 1, "test", tok, id,
+	                                    &expires, err, sizeof(err)),
+	                 0);
+	while (vw_now_ms() <= expires) /* a 1 ms lifetime: poll the clock past it */
+		;
+	assert_int_equal(auth_enroll_consume(a, tok, "127.0.0.1:3", &e), -EKEYEXPIRED);
+	assert_int_equal(auth_enroll_consume(a, "vwe_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+	                                     "127.0.0.1:4", &e),
+	                 -ENOENT);
+	auth_close(b);
+	auth_close(a);
+}
+
+static void test_audit_append_only_and_chained(void **state)
+{
+	(void)state;
+	struct auth *a = open_db();
+	assert_int_equal(auth_audit(a, "cli:root", "revoke", "site-1", "newly_revoked=1"), 0);
+	assert_int_equal(auth_audit(a, "cli:root", "token_create", "abc", "role=city"), 0);
+	FILE *out = tmpfile();
+	assert_int_equal(auth_audit_list(a, 0, out), 0);
+	fclose(out);
+	auth_close(a);
+
+	sqlite3 *raw;
+	assert_int_equal(sqlite3_open(db, &raw), SQLITE_OK);
+	assert_int_not_equal(sqlite3_exec(raw, "UPDATE audit SET actor = 'x'", NULL, NULL, NULL),
+	                     SQLITE_OK);
+	assert_int_not_equal(sqlite3_exec(raw, "DELETE FROM audit", NULL, NULL, NULL), SQLITE_OK);
+	/* Behind the triggers' back: the chain still tells. */
+	assert_int_equal(sqlite3_exec(raw,
+	                              "DROP TRIGGER audit_no_delete;"
+	                              "DELETE FROM audit WHERE action = 'revoke'",
+	                              NULL, NULL, NULL),
+	                 SQLITE_OK);
+	sqlite3_close(raw);
+	a = open_db();
+	out = tmpfile();
+	assert_int_equal(auth_audit_list(a, 0, out), -EBADMSG);
+	fclose(out);
+	auth_close(a);
+}
+
+static void test_revocations_by_site(void **state)
+{
+	(void)state;
+	struct auth *a = open_db();
+	int n;
+	assert_int_equal(auth_revoke_site(a, "site-9", &n), -ENOENT);
+	assert_int_equal(auth_cert_record(a, "AA01", "site-9", "org", "jinan", 0, "test"), 0);
+	assert_int_equal(auth_agent_seen(a, "BB02", "site-9", "org", "jinan", "127.0.0.1:1"), 0);
+	assert_int_equal(auth_agent_seen(a, "BB02", "site-9", "org", "jinan", "127.0.0.1:1"), 0);
+	assert_int_equal(auth_revoke_site(a, "site-9", &n), 0);
+	assert_int_equal(n, 2); /* issued here, and seen in use */
+	assert_int_equal(auth_revoke_site(a, "site-9", &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(auth_revoke_serial(a, "CC03"), 0);
+	assert_int_equal(auth_revoke_serial(a, "CC03"), -EALREADY);
+	struct auth_revoked *list;
+	size_t count;
+	assert_int_equal(auth_revoked_list(a, &list, &count), 0);
+	assert_int_equal(count, 3);
+	assert_string_equal(list[0].serial, "AA01");
+	free(list);
+	auth_close(a);
+}
+
+static char *csr_pem(EVP_PKEY *key, const char *cn)
+{
+	X509_REQ *req = X509_REQ_new();
+	X509_NAME *name = X509_REQ_get_subject_name(req);
+	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1, 0);
+	X509_REQ_set_pubkey(req, key);
+	X509_REQ_sign(req, key, EVP_sha256());
+	BIO *b = BIO_new(BIO_s_mem());
+	PEM_write_bio_X509_REQ(b, req);
+	char *p;
+	long n = BIO_get_mem_data(b, &p);
+	char *out = strndup(p, (size_t)n);
+	BIO_free(b);
+	X509_REQ_free(req);
+	return out;
+}
+
+static void test_ca_signs_csr_with_the_given_subject_and_writes_crl(void **state)
+{
+	(void)state;
+	char err[256] = "", serial[64];
+	assert_int_equal(ca_init(pki, "localhost", 0, err, sizeof(err)), 0);
+	EVP_PKEY *key = EVP_EC_gen("P-256");
+	char *csr = csr_pem(key, "site-evil");
+	char *cert = NULL, *ca = NULL;
+	int64_t not_after;
+	assert_int_equal(ca_sign_csr(pki, csr, strlen(csr), "site-1", "org-1", "jinan", &cert, &ca,
+	                             serial, sizeof(serial), &not_after, err, sizeof(err)),
+	                 0);
+	BIO *b = BIO_new_mem_buf(cert, -1);
+	X509 *x = PEM_read_bio_X509(b, NULL, NULL, NULL);
+	BIO_free(b);
+	assert_non_null(x);
+	char subj[256];
+	X509_NAME_oneline(X509_get_subject_name(x), subj, sizeof(subj));
+	assert_string_equal(subj, "/CN=site-1/O=org-1/L=jinan");
+	assert_int_equal(X509_check_private_key(x, key), 1);
+	X509_free(x);
+	free(cert);
+	free(ca);
+
+	/* A CSR whose signature does not verify is no proof of possession. */
+	char *bad = strdup(csr);
+	char *mid = strstr(bad, "\n") + 20;
+	*mid = *mid == 'A' ? 'B' : 'A';
+	assert_int_equal(ca_sign_csr(pki, bad, strlen(bad), "site-1", "org-1", "jinan", &cert, &ca,
+	                             serial, sizeof(serial), &not_after, err, sizeof(err)),
+	                 -EINVAL);
+	assert_int_equal(ca_sign_csr(pki, "junk", 4, "site-1", "org-1", "jinan", &cert, &ca, serial,
+	                             sizeof(serial), &not_after, err, sizeof(err)),
+	                 -EINVAL);
+	free(bad);
+	free(csr);
+	EVP_PKEY_free(key);
+
+	EVP_PKEY *weak = EVP_RSA_gen(1024);
+	csr = csr_pem(weak, "site-1");
+	assert_int_equal(ca_sign_csr(pki, csr, strlen(csr), "site-1", "org-1", "", &cert, &ca,
+	                             serial, sizeof(serial), &not_after, err, sizeof(err)),
+	                 -EINVAL);
+	assert_non_null(strstr(err, "2048"));
+	free(csr);
+	EVP_PKEY_free(weak);
+
+	char norm[64];
+	assert_int_equal(ca_serial_normalize("0x00:ab:CD", norm, sizeof(norm)), 0);
+	assert_string_equal(norm, "ABCD");
+	assert_int_equal(ca_serial_normalize("xyz", norm, sizeof(norm)), -EINVAL);
+	assert_int_equal(ca_serial_normalize("", norm, sizeof(norm)), -EINVAL);
+
+	struct ca_revoked list[] = {{serial, vw_now_ms()}, {"ABCD", vw_now_ms()}};
+	assert_int_equal(ca_crl_write(pki, list, 2, err, sizeof(err)), 0);
+	char path[256];
+	snprintf(path, sizeof(path), "%s/ca.crl", pki);
+	FILE *fp = fopen(path, "r");
+	assert_non_null(fp);
+	X509_CRL *crl = PEM_read_X509_CRL(fp, NULL, NULL, NULL);
+	fclose(fp);
+	assert_non_null(crl);
+	assert_int_equal(sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl)), 2);
+	X509_CRL_free(crl);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_ttl_parse),
+	    cmocka_unit_test_setup_teardown(test_people_tokens, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_enroll_token_once_and_before_expiry, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_audit_append_only_and_chained, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_revocations_by_site, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_ca_signs_csr_with_the_given_subject_and_writes_crl,
+	                                    setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
