@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian bookworm machine and runs every test: the release build, then the
-# ASan+UBSan build, each under ctest (labels: unit, integration). Exit status = pass/fail.
+# ASan+UBSan build, each under ctest (labels: unit, integration), then a short run of each
+# libFuzzer target (clang build, label fuzz). Exit status = pass/fail.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,4 +25,14 @@ run_suite build
 
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DVW_SANITIZE=ON >/dev/null
 cmake --build build-asan -j"$jobs"
-run_suite build-asan -L 'unit|integration'
+run_suite build-asan -L 'unit|integration|security'
+
+# libFuzzer targets (clang only): a short run of each on its seed corpus (ctest label fuzz,
+# VW_FUZZ_SECONDS each). Only the fuzz targets are built here; the gcc builds above cover the rest.
+if command -v clang >/dev/null; then
+	cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DVW_FUZZ=ON >/dev/null
+	cmake --build build-fuzz -j"$jobs" --target fuzzers
+	run_suite build-fuzz -L fuzz
+else
+	echo "== fuzz: skipped (no clang)"
+fi
