@@ -1,0 +1,8 @@
+# Benchmarks: tests/bench/loadgen (a C load generator acting as many agents) and
+# tests/bench/ingest_bench.sh, which runs it against a real server. Built with the project so it
+# keeps compiling; never run by ctest (it loads both cores for minutes).
+# include()d from tests/CMakeLists.txt, so CMAKE_CURRENT_SOURCE_DIR is tests/.
+add_executable(loadgen bench/loadgen.c)
+# vwserver for store_open (the ceiling's schema) and the batch encoding; vwcommon for results.
+target_link_libraries(loadgen PRIVATE vwserver PkgConfig::SSL PkgConfig::SQLITE PkgConfig::ZLIB
+                      Threads::Threads)

@@ -1,0 +1,202 @@
+/* bench_store: the collector's store, measured without the network.
+ *
+ *   bench_store raw DIR ROWS            plain SQLite: the same rows into the same results
+ *                                       table, 500 per transaction, synchronous=FULL, no
+ *                                       latest/high-water bookkeeping (the floor)
+ *   bench_store group DIR ROWS BATCH INFLIGHT full|normal
+ *                                       the store's writer thread and group commit, with
+ *                                       INFLIGHT batches of BATCH rows always queued (as
+ *                                       that many agents uploading at once would keep it)
+ *
+ * Prints one line: mode=.. rows=.. seconds=.. rows_per_s=.. commits=.. */
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "store.h"
+#include "vtime.h"
+
+static void make_result(struct vw_result *r, long k)
+{
+	char target[32];
+	snprintf(target, sizeof(target), "cam-%03ld", k % 200);
+	vw_result_init(r, VW_KIND_STREAM, target);
+	r->seq = k + 1;
+	snprintf(r->session, sizeof(r->session), "2026-11-26-am");
+	snprintf(r->codec, sizeof(r->codec), "h264");
+	vw_result_set_metric(r, VW_M_WIDTH, 1920);
+	vw_result_set_metric(r, VW_M_HEIGHT, 1080);
+	vw_result_set_metric(r, VW_M_FPS, 25);
+	vw_result_set_metric(r, VW_M_BITRATE_KBPS, 4000 + (double)(k % 97));
+	vw_result_set_metric(r, VW_M_OPEN_MS, 180 + (double)(k % 41));
+	vw_result_set_metric(r, VW_M_FIRST_KEYFRAME_MS, 420 + (double)(k % 53));
+	vw_result_set_metric(r, VW_M_CHECK_MS, 2100 + (double)(k % 71));
+	vw_result_set_metric(r, VW_M_FRAMES_ANALYSED, 3);
+	vw_result_set_metric(r, VW_M_LUMA_MEAN, 112.4);
+	vw_result_set_metric(r, VW_M_LUMA_STDDEV, 41.7);
+	vw_result_set_metric(r, VW_M_BLUR, 2.31);
+}
+
+static int open_fresh(const char *dir, char *path, size_t n, struct store **st)
+{
+	char err[256];
+	snprintf(path, n, "%s/venuewatch.db", dir);
+	remove(path);
+	if (store_open(path, st, err, sizeof(err))) {
+		fprintf(stderr, "bench_store: %s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
+static int run_raw(const char *dir, long rows)
+{
+	char path[4096];
+	struct store *st;
+	/* The store creates the schema; then it is closed and plain SQLite does the inserts. */
+	if (open_fresh(dir, path, sizeof(path), &st))
+		return 1;
+	store_close(st);
+	sqlite3 *db;
+	sqlite3_open(path, &db);
+	sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", NULL, NULL, NULL);
+	sqlite3_stmt *ins;
+	sqlite3_prepare_v2(
+	    db,
+	    "INSERT INTO results(agent_id, seq, ts_ms, mono_ms, kind, target, status,"
+	    " session, codec, faults, metrics, received_ms)"
+	    " VALUES(1,?,?,?,?,?,?,?,?,?,?,?)",
+	    -1, &ins, NULL);
+	struct vw_result r;
+	struct vw_buf faults, metrics;
+	vw_buf_init(&faults, 0);
+	vw_buf_init(&metrics, 0);
+	int64_t t0 = vw_mono_ms();
+	long commits = 0;
+	for (long k = 0; k < rows; k++) {
+		if (k % 500 == 0)
+			sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
+		make_result(&r, k);
+		vw_buf_reset(&faults);
+		vw_buf_reset(&metrics);
+		vw_result_encode_faults(&r, &faults);
+		vw_result_encode_metrics(&r, &metrics);
+		sqlite3_bind_int64(ins, 1, r.seq);
+		sqlite3_bind_int64(ins, 2, r.ts_ms);
+		sqlite3_bind_int64(ins, 3, r.mono_ms);
+		sqlite3_bind_text(ins, 4, vw_kind_name(r.kind), -1, SQLITE_STATIC);
+		sqlite3_bind_text(ins, 5, r.target, -1, SQLITE_STATIC);
+		sqlite3_bind_text(ins, 6, vw_status_name(r.status), -1, SQLITE_STATIC);
+		sqlite3_bind_text(ins, 7, r.session, -1, SQLITE_STATIC);
+		sqlite3_bind_text(ins, 8, r.codec, -1, SQLITE_STATIC);
+		sqlite3_bind_text(ins, 9, vw_buf_cstr(&faults), -1, SQLITE_STATIC);
+		sqlite3_bind_text(ins, 10, vw_buf_cstr(&metrics), -1, SQLITE_STATIC);
+		sqlite3_bind_int64(ins, 11, r.ts_ms);
+		if (sqlite3_step(ins) != SQLITE_DONE) {
+			fprintf(stderr, "bench_store: %s\n", sqlite3_errmsg(db));
+			return 1;
+		}
+		sqlite3_reset(ins);
+		if (k % 500 == 499 || k == rows - 1) {
+			sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+			commits++;
+		}
+	}
+	double s = (double)(vw_mono_ms() - t0) / 1000.0;
+	printf("mode=raw rows=%ld seconds=%.2f rows_per_s=%.0f commits=%ld\n", rows, s, rows / s,
+	       commits);
+	sqlite3_finalize(ins);
+	sqlite3_close(db);
+	vw_buf_free(&faults);
+	vw_buf_free(&metrics);
+	return 0;
+}
+
+struct group {
+	uv_loop_t loop;
+	struct store *st;
+	long rows, next, batch, done_rows;
+	int inflight, agents;
+	int failed;
+};
+
+static void submit_next(struct group *g);
+
+static void on_done(struct store_batch *b)
+{
+	struct group *g = b->data;
+	if (b->status)
+		g->failed = 1;
+	g->done_rows += (long)b->stored;
+	g->inflight--;
+	store_batch_destroy(b);
+	submit_next(g);
+}
+
+/* Each agent i owns seqs i, i + agents, ...: a batch is one agent's next BATCH rows. */
+static void submit_next(struct group *g)
+{
+	while (!g->failed && g->next < g->rows && g->inflight < g->agents) {
+		struct store_batch *b = store_batch_create();
+		long agent = (g->next / g->batch) % g->agents;
+		snprintf(b->site, sizeof(b->site), "site-%03ld", agent);
+		snprintf(b->agent, sizeof(b->agent), "site-%03ld", agent);
+		b->received_ms = vw_now_ms();
+		long round = g->next / (g->batch * g->agents);
+		for (long i = 0; i < g->batch && g->next < g->rows; i++, g->next++) {
+			struct vw_result r;
+			make_result(&r, g->next);
+			r.seq = round * g->batch + i + 1;
+			store_batch_add(b, &r);
+		}
+		b->done = on_done;
+		b->data = g;
+		if (store_submit(g->st, b)) {
+			g->failed = 1;
+			store_batch_destroy(b);
+			return;
+		}
+		g->inflight++;
+	}
+}
+
+static int run_group(const char *dir, long rows, long batch, int agents, int full)
+{
+	char path[4096];
+	struct group g = {.rows = rows, .batch = batch, .agents = agents};
+	uv_loop_init(&g.loop);
+	if (open_fresh(dir, path, sizeof(path), &g.st))
+		return 1;
+	if (store_set_synchronous(g.st, full) || store_start(g.st, &g.loop, (size_t)agents))
+		return 1;
+	int64_t t0 = vw_mono_ms();
+	submit_next(&g);
+	while (!g.failed && g.done_rows < rows)
+		uv_run(&g.loop, UV_RUN_ONCE);
+	double s = (double)(vw_mono_ms() - t0) / 1000.0;
+	struct store_stats stats;
+	store_get_stats(g.st, &stats);
+	printf("mode=group sync=%s rows=%ld batch=%ld inflight=%d seconds=%.2f rows_per_s=%.0f "
+	       "commits=%llu ms_per_commit=%.2f\n",
+	       full ? "full" : "normal", rows, batch, agents, s, rows / s,
+	       (unsigned long long)stats.commits, s * 1000.0 / (double)stats.commits);
+	store_close(g.st);
+	uv_run(&g.loop, UV_RUN_DEFAULT);
+	uv_loop_close(&g.loop);
+	return g.failed;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc >= 4 && strcmp(argv[1], "raw") == 0)
+		return run_raw(argv[2], strtol(argv[3], NULL, 10));
+	if (argc >= 7 && strcmp(argv[1], "group") == 0)
+		return run_group(argv[2], strtol(argv[3], NULL, 10), strtol(argv[4], NULL, 10),
+		                 atoi(argv[5]), strcmp(argv[6], "full") == 0);
+	fprintf(stderr,
+	        "usage: bench_store raw DIR ROWS | group DIR ROWS BATCH INFLIGHT full|normal\n");
+	return 2;
+}
