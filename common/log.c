@@ -64,3 +64,18 @@ void vw_fatal(const char *fmt, ...)
 	va_end(ap);
 	exit(1);
 }
+
+int vw_log_limit_ok(struct vw_log_limit *l, long long now_ms, unsigned *suppressed)
+{
+	if (now_ms - l->window_ms >= 1000) {
+		l->window_ms = now_ms;
+		l->count = 0;
+	}
+	if (++l->count > VW_LOG_BURST) {
+		l->suppressed++;
+		return 0;
+	}
+	*suppressed = l->suppressed;
+	l->suppressed = 0;
+	return 1;
+}

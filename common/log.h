@@ -14,6 +14,17 @@ void vw_log_write(enum vw_log_level level, const char *fmt, ...)
 /* Start-up only: log at error level and exit(1). */
 void vw_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
+/* A flood of one event (refused peers, say) must not become a flood of lines: at most
+ * VW_LOG_BURST lines per second per limiter; the next line let through says how many were
+ * suppressed. Not thread-safe: one limiter per thread (the loop's). */
+#define VW_LOG_BURST 20
+struct vw_log_limit {
+	long long window_ms;
+	unsigned count, suppressed;
+};
+/* 1: log this one (*suppressed = lines dropped since the last one let through); 0: drop it. */
+int vw_log_limit_ok(struct vw_log_limit *l, long long now_ms, unsigned *suppressed);
+
 #define VW_LOG_(lvl, ...)                                                                          \
 	do {                                                                                       \
 		if (vw_log_enabled(lvl))                                                           \

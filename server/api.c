@@ -12,20 +12,12 @@
 #include "log.h"
 #include "vtime.h"
 
-/* Refusals are logged, but a flood of them must not become a flood of log lines. */
-#define LOG_BURST 20
-
-struct log_limit {
-	int64_t window_ms;
-	unsigned count, suppressed;
-};
-
 struct api {
 	struct store *store;
 	struct ingest *ingest;
 	struct auth *auth; /* NULL: token-guarded paths fail closed */
 	char *pki_dir;
-	struct log_limit refused_log;
+	struct vw_log_limit refused_log;
 };
 
 /* A read response is built whole before it is sent; this bounds what one can cost. */
@@ -65,28 +57,12 @@ int api_set_auth(struct api *a, struct auth *auth, const char *pki_dir)
 	return 0;
 }
 
-static int limit_ok(struct log_limit *l, unsigned *suppressed)
-{
-	int64_t now = vw_mono_ms();
-	if (now - l->window_ms >= 1000) {
-		l->window_ms = now;
-		l->count = 0;
-	}
-	if (++l->count > LOG_BURST) {
-		l->suppressed++;
-		return 0;
-	}
-	*suppressed = l->suppressed;
-	l->suppressed = 0;
-	return 1;
-}
-
 /* One warn line per refusal, rate-limited; never the token itself. */
 static void log_refused(struct api *a, const struct conn *c, const struct http_request *req,
                         const char *who, const char *reason)
 {
 	unsigned suppressed = 0;
-	if (limit_ok(&a->refused_log, &suppressed))
+	if (vw_log_limit_ok(&a->refused_log, vw_mono_ms(), &suppressed))
 		log_warn("event=auth_refused peer=%s path=%.64s %s reason=%s suppressed=%u",
 		         conn_peer(c), req->path, who, reason, suppressed);
 }

@@ -22,9 +22,6 @@
  * connection because the read callback consumes it before the next read starts. */
 #define READ_BUF (64u << 10)
 #define PLAIN_BUF (16u << 10) /* one TLS record */
-/* Refusals are logged, but a flood of them must not become a flood of log lines. */
-#define LOG_BURST 20
-
 enum conn_state { C_HANDSHAKE, C_OPEN, C_CLOSING };
 
 struct tls_conn {
@@ -49,11 +46,6 @@ struct tls_conn {
 	struct tls_conn *prev, *next; /* every connection, for revoking open ones on reload */
 };
 
-struct log_limit {
-	int64_t window_ms;
-	unsigned count, suppressed;
-};
-
 struct tls_server {
 	uv_loop_t *loop;
 	uv_tcp_t listener;
@@ -69,7 +61,7 @@ struct tls_server {
 	void *cb_data;
 	size_t max_conns, nconns;
 	uint64_t handshake_timeout_ms;
-	struct log_limit refused_log, cap_log;
+	struct vw_log_limit refused_log, cap_log;
 	char readbuf[READ_BUF];
 	char plainbuf[PLAIN_BUF];
 };
@@ -79,22 +71,6 @@ struct write_req {
 	struct tls_conn *conn;
 	char data[];
 };
-
-static int limit_ok(struct log_limit *l, unsigned *suppressed)
-{
-	int64_t now = vw_mono_ms();
-	if (now - l->window_ms >= 1000) {
-		l->window_ms = now;
-		l->count = 0;
-	}
-	if (++l->count > LOG_BURST) {
-		l->suppressed++;
-		return 0;
-	}
-	*suppressed = l->suppressed;
-	l->suppressed = 0;
-	return 1;
-}
 
 /* A log value from outside text: one token, no spaces or quotes that could forge fields. */
 static void token(const char *in, char *out, size_t n)
@@ -331,7 +307,7 @@ static void refuse(struct tls_conn *c, int ssl_err)
 	}
 	ERR_clear_error();
 	unsigned suppressed = 0;
-	if (limit_ok(&s->refused_log, &suppressed))
+	if (vw_log_limit_ok(&s->refused_log, vw_mono_ms(), &suppressed))
 		log_warn("event=tls_refused peer=%s reason=%s cert_cn=%s serial=%s suppressed=%u",
 		         c->peer, reason, c->refused_cn[0] ? c->refused_cn : "-",
 		         c->refused_serial[0] ? c->refused_serial : "-", suppressed);
@@ -486,7 +462,7 @@ static void on_connection(uv_stream_t *listener, int status)
 		uv_accept(listener, (uv_stream_t *)t);
 		uv_close((uv_handle_t *)t, on_refused_closed);
 		unsigned suppressed = 0;
-		if (limit_ok(&s->cap_log, &suppressed))
+		if (vw_log_limit_ok(&s->cap_log, vw_mono_ms(), &suppressed))
 			log_warn("event=conn_refused reason=max_connections max=%zu suppressed=%u",
 			         s->max_conns, suppressed);
 		return;

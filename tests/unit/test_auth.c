@@ -24,14 +24,14 @@
 #include "auth.h"
 #include "ca.h"
 #include "vtime.h"
+#include "testdir.h"
 
 static char dir[64], db[128], pki[128];
 
 static int setup(void **state)
 {
 	(void)state;
-	snprintf(dir, sizeof(dir), "/tmp/vw-auth-XXXXXX");
-	if (!mkdtemp(dir))
+	if (testdir_make(dir, sizeof(dir), "auth"))
 		return -1;
 	snprintf(db, sizeof(db), "%s/auth.db", dir);
 	snprintf(pki, sizeof(pki), "%s/pki", dir);
@@ -41,9 +41,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
-	char cmd[160];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return testdir_remove(dir);
 }
 
 static struct auth *open_db(void)

@@ -15,14 +15,14 @@
 #include <sys/stat.h>
 
 #include "ca.h"
+#include "testdir.h"
 
 static char dir[64], pki[128], out[128];
 
 static int setup(void **state)
 {
 	(void)state;
-	snprintf(dir, sizeof(dir), "/tmp/vw-ca-XXXXXX");
-	if (!mkdtemp(dir))
+	if (testdir_make(dir, sizeof(dir), "ca"))
 		return -1;
 	snprintf(pki, sizeof(pki), "%s/state/pki", dir);
 	snprintf(out, sizeof(out), "%s/agent-out", dir);
@@ -32,9 +32,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
-	char cmd[160];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return testdir_remove(dir);
 }
 
 static X509 *load_cert(const char *d, const char *name)

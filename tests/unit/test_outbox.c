@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "outbox.h"
+#include "testdir.h"
 
 static char dir[64];
 static char path[128];
@@ -19,8 +20,7 @@ static char path[128];
 static int setup(void **state)
 {
 	(void)state;
-	snprintf(dir, sizeof(dir), "/tmp/vw-outbox-XXXXXX");
-	if (!mkdtemp(dir))
+	if (testdir_make(dir, sizeof(dir), "outbox"))
 		return -1;
 	snprintf(path, sizeof(path), "%s/outbox.db", dir);
 	return 0;
@@ -29,9 +29,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
-	char cmd[160];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return testdir_remove(dir);
 }
 
 static struct outbox *open_ob(long long max)

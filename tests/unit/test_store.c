@@ -16,6 +16,7 @@
 
 #include "store.h"
 #include "vtime.h"
+#include "testdir.h"
 
 static char dir[64];
 static char path[128];
@@ -23,8 +24,7 @@ static char path[128];
 static int setup(void **state)
 {
 	(void)state;
-	snprintf(dir, sizeof(dir), "/tmp/vw-store-XXXXXX");
-	if (!mkdtemp(dir))
+	if (testdir_make(dir, sizeof(dir), "store"))
 		return -1;
 	snprintf(path, sizeof(path), "%s/venuewatch.db", dir);
 	return 0;
@@ -33,9 +33,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
-	char cmd[160];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return testdir_remove(dir);
 }
 
 struct harness {
