@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "fileio.h"
 #include "log.h"
 
 /* The collector's answer: two PEM certificates and a few names, a few KiB. */
@@ -83,6 +84,13 @@ out:
 	return rc;
 }
 
+static int put_key(FILE *fp, const void *key)
+{
+	return PEM_write_PrivateKey(fp, (EVP_PKEY *)key, NULL, NULL, 0, NULL, NULL);
+}
+
+static int put_text(FILE *fp, const void *text) { return fputs(text, fp) >= 0; }
+
 /* Writes path through path.tmp (mode set with fchmod, so the umask cannot widen it) and
  * leaves the rename to the caller. The parent directory is created 0700 if missing. */
 static int write_tmp(const char *path, mode_t mode, EVP_PKEY *key, const char *text, char *tmp,
@@ -108,35 +116,10 @@ static int write_tmp(const char *path, mode_t mode, EVP_PKEY *key, const char *t
 			*p = '/';
 		}
 	}
-	if ((size_t)snprintf(tmp, tmplen, "%s.tmp", path) >= tmplen) {
-		snprintf(err, errlen, "path too long: %s", path);
-		return -ENAMETOOLONG;
-	}
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		int e = errno;
-		snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(e));
-		return -e;
-	}
-	FILE *fp = fdopen(fd, "w");
-	if (!fp) {
-		close(fd);
-		unlink(tmp);
-		snprintf(err, errlen, "cannot write %s", tmp);
-		return -EIO;
-	}
-	int ok =
-	    key ? PEM_write_PrivateKey(fp, key, NULL, NULL, 0, NULL, NULL) : fputs(text, fp) >= 0;
-	ok = ok && fflush(fp) == 0 && fchmod(fd, mode) == 0 && fsync(fd) == 0;
-	if (fclose(fp) != 0)
-		ok = 0;
-	if (!ok) {
-		unlink(tmp);
-		ERR_clear_error();
-		snprintf(err, errlen, "cannot write %s", tmp);
-		return -EIO;
-	}
-	return 0;
+	int rc = key ? vw_file_write_tmp(path, mode, put_key, key, tmp, tmplen, err, errlen)
+	             : vw_file_write_tmp(path, mode, put_text, text, tmp, tmplen, err, errlen);
+	ERR_clear_error();
+	return rc;
 }
 
 /* The certificate we got back must be for our key and name the site we are configured as;

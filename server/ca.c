@@ -18,6 +18,7 @@
 
 #include "buf.h"
 #include "conf.h"
+#include "fileio.h"
 #include "log.h"
 #include "server_conf.h"
 #include "vtime.h"
@@ -83,39 +84,29 @@ static int exists(const char *dir, const char *name)
 	return access(p, F_OK) == 0;
 }
 
-/* Writes through dir/name.tmp, fsync, rename: the old file stays whole until the new one
- * is. mode is applied with fchmod, so the umask cannot widen or narrow it. */
+static int put_key(FILE *fp, const void *key)
+{
+	return PEM_write_PrivateKey(fp, (EVP_PKEY *)key, NULL, NULL, 0, NULL, NULL);
+}
+
+static int put_cert(FILE *fp, const void *cert) { return PEM_write_X509(fp, (X509 *)cert); }
+
+/* Writes dir/name through a synced temporary file and rename: the old file stays whole until
+ * the new one is (common/fileio.c). */
 static int write_pem(const char *dir, const char *name, mode_t mode, EVP_PKEY *key, X509 *cert,
                      char *err, size_t errlen)
 {
 	char path[4096], tmp[4200];
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		int e = errno;
-		snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(e));
-		return -e;
-	}
-	FILE *fp = fdopen(fd, "w");
-	if (!fp) {
-		close(fd);
+	int rc = key ? vw_file_write_tmp(path, mode, put_key, key, tmp, sizeof(tmp), err, errlen)
+	             : vw_file_write_tmp(path, mode, put_cert, cert, tmp, sizeof(tmp), err, errlen);
+	if (!rc && rename(tmp, path) != 0) {
 		unlink(tmp);
-		snprintf(err, errlen, "cannot write %s", tmp);
-		return -EIO;
-	}
-	int ok = key ? PEM_write_PrivateKey(fp, key, NULL, NULL, 0, NULL, NULL)
-	             : PEM_write_X509(fp, cert);
-	ok = ok && fflush(fp) == 0 && fchmod(fd, mode) == 0 && fsync(fd) == 0;
-	if (fclose(fp) != 0)
-		ok = 0;
-	if (!ok || rename(tmp, path) != 0) {
-		unlink(tmp);
-		ERR_clear_error();
 		snprintf(err, errlen, "cannot write %s", path);
-		return -EIO;
+		rc = -EIO;
 	}
-	return 0;
+	ERR_clear_error();
+	return rc;
 }
 
 static int load_ca(const char *pki_dir, EVP_PKEY **key, X509 **cert, char *err, size_t errlen)
