@@ -13,6 +13,7 @@
 
 #include "conf.h"
 #include "log.h"
+#include "tlsrec.h"
 #include "vtime.h"
 
 /* After close_notify and our half-close, how long to keep reading (and discarding) so the
@@ -44,6 +45,18 @@ struct tls_conn {
 	char refused_serial[48]; /* (OpenSSL keeps no peer certificate when it fails) */
 	void *data;
 	struct tls_conn *prev, *next; /* every connection, for revoking open ones on reload */
+	/* Which certificate, for revoking an open connection on reload: the peer
+	 * certificate itself is gone with the SSL object once tlsrec carries on. */
+	unsigned long issuer_hash;
+	unsigned char serial_der[24];
+	int serial_len;
+	/* TLS 1.3 after the handshake: the SSL object is freed and tlsrec protects the
+	 * records (see tlsrec.h for why). Until then the keylog callback fills secrets. */
+	int rec_on;
+	uint8_t secret_seen; /* 1: client's, 2: server's traffic secret captured */
+	struct tlsrec rec;
+	uint8_t *pend; /* a record that has not fully arrived (TLSREC_MAX_CIPHER + header) */
+	size_t pend_len;
 };
 
 struct tls_server {
@@ -62,6 +75,7 @@ struct tls_server {
 	size_t max_conns, nconns;
 	uint64_t handshake_timeout_ms;
 	struct vw_log_limit refused_log, cap_log;
+	struct tlsrec_ctx *rx;
 	char readbuf[READ_BUF];
 	char plainbuf[PLAIN_BUF];
 };
@@ -128,6 +142,8 @@ static void on_handle_closed(uv_handle_t *h)
 	if (c->next)
 		c->next->prev = c->prev;
 	SSL_free(c->ssl);
+	tlsrec_wipe(&c->rec);
+	free(c->pend);
 	free(c);
 	s->nconns--;
 }
@@ -198,6 +214,8 @@ static void on_write(uv_write_t *req, int status)
 /* Moves whatever OpenSSL produced into one uv_write. */
 static int flush(struct tls_conn *c)
 {
+	if (!c->ssl)
+		return 0;
 	size_t pending = BIO_ctrl_pending(c->wbio);
 	if (pending == 0 || c->handles_closing)
 		return 0;
@@ -284,6 +302,13 @@ static void read_identity(struct tls_conn *c)
 	int ambiguous = 0;
 	c->id.verified = 1;
 	serial_hex(peer, c->id.serial, sizeof(c->id.serial));
+	const ASN1_INTEGER *sn = X509_get0_serialNumber(peer);
+	int ok = 0;
+	c->issuer_hash = X509_NAME_hash_ex(X509_get_issuer_name(peer), NULL, NULL, &ok);
+	if (ok && ASN1_STRING_length(sn) <= (int)sizeof(c->serial_der)) {
+		c->serial_len = ASN1_STRING_length(sn);
+		memcpy(c->serial_der, ASN1_STRING_get0_data(sn), (size_t)c->serial_len);
+	}
 	get_name_entry(name, NID_commonName, c->id.site, sizeof(c->id.site), &ambiguous);
 	get_name_entry(name, NID_organizationName, c->id.org, sizeof(c->id.org), &ambiguous);
 	get_name_entry(name, NID_localityName, c->id.city, sizeof(c->id.city), &ambiguous);
@@ -338,6 +363,211 @@ static void deliver(struct tls_conn *c)
 	}
 }
 
+/* --- TLS 1.3 records after the handshake (tlsrec) ------------------------------------- */
+
+/* Seals plaintext of one inner type and queues it. */
+static int rec_send(struct tls_conn *c, uint8_t type, const void *data, size_t len)
+{
+	size_t out = tlsrec_sealed_len(len);
+	struct write_req *w = malloc(sizeof(*w) + out);
+	if (!w)
+		return UV_ENOMEM;
+	if (tlsrec_seal(&c->rec, c->srv->rx, type, data, len, (uint8_t *)w->data) != 0) {
+		free(w);
+		return UV_EIO;
+	}
+	w->conn = c;
+	uv_buf_t b = uv_buf_init(w->data, (unsigned)out);
+	int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+	if (rc)
+		free(w);
+	return rc;
+}
+
+/* A protocol error on a tlsrec connection: the fatal alert it is owed, then close. */
+static void rec_fail(struct tls_conn *c, int code, const char *what)
+{
+	uint8_t alert[2] = {2, (uint8_t)-code};
+	log_debug("event=tls_record_error peer=%s what=%s alert=%d", c->peer, what, -code);
+	if (code != TLSREC_E_INTERNAL)
+		rec_send(c, TLSREC_ALERT, alert, sizeof(alert));
+	if (c->opened && !c->upper_gone) {
+		c->upper_gone = 1;
+		c->srv->cb.on_close(c);
+	}
+	linger_close(c);
+}
+
+static void rec_record(struct tls_conn *c, uint8_t *rec, size_t len)
+{
+	uint8_t type, *plain;
+	size_t n;
+	int rc = tlsrec_open(&c->rec, c->srv->rx, rec, len, &type, &plain, &n);
+	if (rc) {
+		rec_fail(c, rc, "open");
+		return;
+	}
+	if (type == TLSREC_APPDATA) {
+		if (n)
+			c->srv->cb.on_data(c, (const char *)plain, n);
+		return;
+	}
+	if (type == TLSREC_ALERT) {
+		if (n != 2) {
+			rec_fail(c, TLSREC_E_DECODE, "alert");
+			return;
+		}
+		/* close_notify, or any other alert: the peer is done either way (§6). */
+		if (plain[1] == 0)
+			log_debug("event=tls_close_notify peer=%s", c->peer);
+		else
+			log_debug("event=tls_alert_received peer=%s level=%u alert=%u", c->peer,
+			          plain[0], plain[1]);
+		conn_fail(c);
+		return;
+	}
+	int respond = 0;
+	rc = tlsrec_handshake(&c->rec, plain, n, &respond);
+	if (rc) {
+		rec_fail(c, rc, "handshake_message");
+		return;
+	}
+	log_debug("event=tls_key_update peer=%s requested=%d", c->peer, respond);
+	if (respond && (rec_send(c, TLSREC_HANDSHAKE, tlsrec_key_update_msg,
+	                         sizeof(tlsrec_key_update_msg)) != 0 ||
+	                tlsrec_update_write(&c->rec) != 0))
+		rec_fail(c, TLSREC_E_INTERNAL, "key_update");
+}
+
+/* Cuts the byte stream into records. Whole records are opened where they lie (the shared
+ * read buffer); only a record split across reads is copied, into c->pend, which exists
+ * only while that record is incomplete: an idle connection holds no buffer. */
+static void rec_input(struct tls_conn *c, uint8_t *p, size_t n)
+{
+	while (c->state == C_OPEN && !c->upper_gone) {
+		if (c->pend_len) {
+			long len = tlsrec_record_len(c->pend, c->pend_len);
+			if (len < 0) {
+				rec_fail(c, (int)len, "record_header");
+				return;
+			}
+			size_t need = len > 0 ? (size_t)len : TLSREC_HEADER;
+			size_t take = need - c->pend_len < n ? need - c->pend_len : n;
+			memcpy(c->pend + c->pend_len, p, take);
+			c->pend_len += take;
+			p += take;
+			n -= take;
+			if (c->pend_len < need)
+				return; /* all of this read is in pend and the record still short */
+			if (len == 0)
+				continue; /* the header just completed: now the length is known */
+			rec_record(c, c->pend, c->pend_len);
+			c->pend_len = 0;
+			free(c->pend);
+			c->pend = NULL;
+			continue;
+		}
+		if (n == 0)
+			return;
+		long len = tlsrec_record_len(p, n);
+		if (len < 0) {
+			rec_fail(c, (int)len, "record_header");
+			return;
+		}
+		if (len == 0 || (size_t)len > n) {
+			c->pend = malloc(TLSREC_HEADER + TLSREC_MAX_CIPHER);
+			if (!c->pend) {
+				conn_fail(c);
+				return;
+			}
+			memcpy(c->pend, p, n);
+			c->pend_len = n;
+			return;
+		}
+		rec_record(c, p, (size_t)len);
+		p += len;
+		n -= (size_t)len;
+	}
+}
+
+/* Records the server wrote in one go (the NewSessionTickets after the client's
+ * Finished): the sequence numbers already used under the server's traffic keys. */
+static uint64_t count_records(BIO *b)
+{
+	char *data = NULL;
+	long len = BIO_get_mem_data(b, &data), off = 0;
+	uint64_t n = 0;
+	while (data && off + TLSREC_HEADER <= len) {
+		off += TLSREC_HEADER +
+		       ((long)(unsigned char)data[off + 3] << 8 | (unsigned char)data[off + 4]);
+		n++;
+	}
+	return n;
+}
+
+/* TLS 1.3 with the secrets captured: hand the connection to tlsrec and free the SSL object
+ * (~25 KB). The client's records after its Finished are still in the read BIO, unread: with
+ * read-ahead off OpenSSL reads one record at a time. They are copied to the start of the
+ * shared read buffer and their length left in pend_len for the caller. 0 when switched. */
+static int rec_switch(struct tls_conn *c, uint64_t wr_seq)
+{
+	const SSL_CIPHER *cipher = SSL_get_current_cipher(c->ssl);
+	uint16_t suite = cipher ? (uint16_t)(SSL_CIPHER_get_id(cipher) & 0xffff) : 0;
+	if (SSL_version(c->ssl) != TLS1_3_VERSION || c->secret_seen != 3 ||
+	    !tlsrec_suite_supported(suite))
+		return -1;
+	uint8_t cs[48], ss[48];
+	size_t len = suite == 0x1302 ? 48 : 32;
+	memcpy(cs, c->rec.rd.secret, sizeof(cs));
+	memcpy(ss, c->rec.wr.secret, sizeof(ss));
+	int rc = tlsrec_init(&c->rec, suite, cs, ss, len, 0, wr_seq);
+	OPENSSL_cleanse(cs, sizeof(cs));
+	OPENSSL_cleanse(ss, sizeof(ss));
+	size_t rest = BIO_ctrl_pending(c->rbio);
+	if (rc || rest > sizeof(c->srv->readbuf) || flush(c) != 0)
+		return -1;
+	if (rest && BIO_read(c->rbio, c->srv->readbuf, (int)rest) != (int)rest)
+		return -1;
+	SSL_free(c->ssl);
+	c->ssl = NULL;
+	c->rbio = c->wbio = NULL;
+	c->rec_on = 1;
+	c->pend_len = rest;
+	return 0;
+}
+
+/* OpenSSL's key log hands us the application traffic secrets as it derives them. */
+static void on_keylog(const SSL *ssl, const char *line)
+{
+	struct tls_conn *c = SSL_get_app_data(ssl);
+	uint8_t *dst, bit;
+	if (!c)
+		return;
+	if (strncmp(line, "CLIENT_TRAFFIC_SECRET_0 ", 24) == 0) {
+		dst = c->rec.rd.secret;
+		bit = 1;
+	} else if (strncmp(line, "SERVER_TRAFFIC_SECRET_0 ", 24) == 0) {
+		dst = c->rec.wr.secret;
+		bit = 2;
+	} else {
+		return;
+	}
+	const char *hex = strchr(line + 24, ' '); /* past the client random */
+	if (!hex)
+		return;
+	hex++;
+	size_t n = strlen(hex);
+	if (n != 64 && n != 96)
+		return;
+	long len = 0;
+	unsigned char *bin = OPENSSL_hexstr2buf(hex, &len);
+	if (bin && len == (long)n / 2) {
+		memcpy(dst, bin, (size_t)len);
+		c->secret_seen |= bit;
+	}
+	OPENSSL_clear_free(bin, bin ? (size_t)len : 0);
+}
+
 static void handshake(struct tls_conn *c)
 {
 	ERR_clear_error();
@@ -354,13 +584,26 @@ static void handshake(struct tls_conn *c)
 	c->state = C_OPEN;
 	uv_timer_stop(&c->timer);
 	read_identity(c);
-	flush(c);
-	log_debug("event=tls_open peer=%s version=%s verified=%d site=%s", c->peer,
-	          SSL_get_version(c->ssl), c->id.verified, c->id.site[0] ? c->id.site : "-");
+	char version[16];
+	snprintf(version, sizeof(version), "%s", SSL_get_version(c->ssl));
+	if (rec_switch(c, count_records(c->wbio)) != 0) {
+		OPENSSL_cleanse(&c->rec, sizeof(c->rec));
+		c->pend_len = 0;
+		flush(c);
+	}
+	log_debug("event=tls_open peer=%s version=%s records=%s verified=%d site=%s", c->peer,
+	          version, c->rec_on ? "tlsrec" : "openssl", c->id.verified,
+	          c->id.site[0] ? c->id.site : "-");
 	c->opened = 1;
 	c->srv->cb.on_open(c);
 	/* A TLS 1.3 client may send its request right behind its Finished. */
-	deliver(c);
+	if (c->rec_on) {
+		size_t rest = c->pend_len;
+		c->pend_len = 0;
+		rec_input(c, (uint8_t *)c->srv->readbuf, rest);
+	} else {
+		deliver(c);
+	}
 }
 
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
@@ -386,6 +629,10 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 	}
 	if (c->state == C_CLOSING)
 		return; /* lingering: discard */
+	if (c->rec_on) {
+		rec_input(c, (uint8_t *)buf->base, (size_t)nread);
+		return;
+	}
 	if (BIO_write(c->rbio, buf->base, (int)nread) != (int)nread) {
 		conn_fail(c);
 		return;
@@ -619,6 +866,10 @@ static int make_ctx(const struct tls_server_opts *o, SSL_CTX **out, STACK_OF(X50
 	static const unsigned char sid_ctx[] = "venuewatch";
 	SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1);
 	SSL_CTX_set_num_tickets(ctx, 1);
+	/* TLS 1.3 connections go on in tlsrec: these are the suites it carries. */
+	SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:"
+	                              "TLS_CHACHA20_POLY1305_SHA256");
+	SSL_CTX_set_keylog_callback(ctx, on_keylog);
 	*crls = NULL;
 	if (o->crl_file) {
 		rc = load_crls(ctx, o->crl_file, crls, err, errlen);
@@ -641,6 +892,7 @@ fail:
 static void free_server(struct tls_server *s)
 {
 	SSL_CTX_free(s->ctx);
+	tlsrec_ctx_destroy(s->rx);
 	sk_X509_CRL_pop_free(s->crls, X509_CRL_free);
 	free(s->cert_file);
 	free(s->key_file);
@@ -649,13 +901,24 @@ static void free_server(struct tls_server *s)
 	free(s);
 }
 
-static int revoked_by(STACK_OF(X509_CRL) * crls, X509 *x)
+/* By issuer and serial, as recorded at the handshake. */
+static int revoked_by(STACK_OF(X509_CRL) * crls, const struct tls_conn *c)
 {
-	X509_REVOKED *rev;
-	for (int i = 0; i < sk_X509_CRL_num(crls); i++)
-		if (X509_CRL_get0_by_cert(sk_X509_CRL_value(crls, i), &rev, x) == 1)
-			return 1;
-	return 0;
+	ASN1_INTEGER *sn = ASN1_INTEGER_new();
+	int found = 0;
+	if (!sn || !ASN1_STRING_set(sn, c->serial_der, c->serial_len)) {
+		ASN1_INTEGER_free(sn);
+		return 1; /* cannot tell: fail closed */
+	}
+	for (int i = 0; i < sk_X509_CRL_num(crls) && !found; i++) {
+		X509_CRL *crl = sk_X509_CRL_value(crls, i);
+		X509_REVOKED *rev;
+		int ok = 0;
+		unsigned long h = X509_NAME_hash_ex(X509_CRL_get_issuer(crl), NULL, NULL, &ok);
+		found = ok && h == c->issuer_hash && X509_CRL_get0_by_serial(crl, &rev, sn) == 1;
+	}
+	ASN1_INTEGER_free(sn);
+	return found;
 }
 
 int tls_server_reload(struct tls_server *s, char *err, size_t errlen)
@@ -679,8 +942,7 @@ int tls_server_reload(struct tls_server *s, char *err, size_t errlen)
 	s->crls = crls;
 	int closed = 0;
 	for (struct tls_conn *c = s->conns; c; c = c->next) {
-		X509 *peer = c->state == C_OPEN ? SSL_get0_peer_certificate(c->ssl) : NULL;
-		if (!peer || !crls || !revoked_by(crls, peer))
+		if (c->state != C_OPEN || !c->id.verified || !crls || !revoked_by(crls, c))
 			continue;
 		log_warn("event=tls_revoked_closed peer=%s site=%s serial=%s", c->peer,
 		         c->id.site[0] ? c->id.site : "-", c->id.serial[0] ? c->id.serial : "-");
@@ -721,6 +983,7 @@ int tls_server_create(uv_loop_t *loop, const struct tls_server_opts *opts,
 		return rc;
 	}
 	s->opts = *opts;
+	s->rx = tlsrec_ctx_create();
 	s->cert_file = strdup(opts->cert_file);
 	s->key_file = strdup(opts->key_file);
 	s->ca_file = strdup(opts->ca_file);
@@ -729,7 +992,8 @@ int tls_server_create(uv_loop_t *loop, const struct tls_server_opts *opts,
 	s->opts.key_file = s->key_file;
 	s->opts.ca_file = s->ca_file;
 	s->opts.crl_file = s->crl_file;
-	if (!s->cert_file || !s->key_file || !s->ca_file || (opts->crl_file && !s->crl_file)) {
+	if (!s->rx || !s->cert_file || !s->key_file || !s->ca_file ||
+	    (opts->crl_file && !s->crl_file)) {
 		free_server(s);
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
@@ -851,6 +1115,8 @@ int tls_conn_write(struct tls_conn *c, const void *data, size_t len)
 {
 	if (c->state != C_OPEN || c->handles_closing)
 		return UV_EPIPE;
+	if (c->rec_on)
+		return rec_send(c, TLSREC_APPDATA, data, len);
 	const char *p = data;
 	while (len) {
 		int chunk = len > (1u << 30) ? 1 << 30 : (int)len;
@@ -903,7 +1169,10 @@ void tls_conn_close(struct tls_conn *c)
 	if (c->state == C_CLOSING || c->handles_closing)
 		return;
 	c->upper_gone = 1;
-	if (c->state == C_OPEN) {
+	if (c->state == C_OPEN && c->rec_on) {
+		static const uint8_t close_notify[2] = {1, 0};
+		rec_send(c, TLSREC_ALERT, close_notify, sizeof(close_notify));
+	} else if (c->state == C_OPEN) {
 		ERR_clear_error();
 		SSL_shutdown(c->ssl); /* queues close_notify */
 		ERR_clear_error();

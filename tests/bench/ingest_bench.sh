@@ -6,7 +6,8 @@
 #   2. idle:   IDLE_CONNS TLS connections held open, /healthz latency measured meanwhile
 #      (a fresh server, so its RSS is the idle connections' cost).
 # Usage: tests/bench/ingest_bench.sh [BUILD_DIR]   (default build; a Release build)
-# Env: CONNS=1000 BATCHES=4 BATCH=500 IDLE_CONNS=10000 HOLD=10 KEEP=1 (keep the temp dir).
+# Env: CONNS=1000 BATCHES=4 BATCH=500 IDLE_CONNS=10000 HOLD=10 KEEP=1 (keep the temp dir)
+#      MODES="ingest idle" (run only some phases).
 # Prints loadgen's key=value lines; the exit status is loadgen's (0 = no errors).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -17,7 +18,7 @@ for b in "$server_bin" "$loadgen"; do
 	[ -x "$b" ] || { echo "ingest_bench: $b missing (cmake --build $build)" >&2; exit 2; }
 done
 CONNS=${CONNS:-1000} BATCHES=${BATCHES:-4} BATCH=${BATCH:-500}
-IDLE_CONNS=${IDLE_CONNS:-10000} HOLD=${HOLD:-10}
+IDLE_CONNS=${IDLE_CONNS:-10000} HOLD=${HOLD:-10} MODES=${MODES:-ingest idle}
 
 tmp=$(mktemp -d /tmp/vw-bench.XXXXXX)
 server_pid=
@@ -81,16 +82,20 @@ stop_server() {
 }
 
 rc=0
+if [[ " $MODES " == *" ingest "* ]]; then
 start_server
 echo "== ingest: $CONNS connections x $BATCHES batches x $BATCH results"
 "$loadgen" ingest --port "$port" --ca "$tmp/state/pki/ca.crt" --certs "$tmp/agents" \
 	--conns "$CONNS" --batches "$BATCHES" --batch "$BATCH" --server-pid "$server_pid" \
 	--ceiling-db "$tmp/ceiling.db" || rc=$?
 stop_server
+fi
 
+if [[ " $MODES " == *" idle "* ]]; then
 start_server
 echo "== idle: $IDLE_CONNS TLS connections held ${HOLD}s, /healthz probed"
 "$loadgen" idle --port "$port" --ca "$tmp/state/pki/ca.crt" --certs "$tmp/agents" \
 	--conns "$IDLE_CONNS" --hold "$HOLD" --server-pid "$server_pid" || rc=$?
 stop_server
+fi
 exit $rc
