@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +28,7 @@ void admin_usage(FILE *out)
 	             "       venuewatch-server -c FILE token create --role "
 	             "province|city|inspector|public [--city C] --name N\n"
 	             "       venuewatch-server -c FILE token revoke ID | token list\n"
-	             "       venuewatch-server -c FILE audit [--limit N]\n");
+	             "       venuewatch-server -c FILE audit [--limit N] [--reset-anchor]\n");
 }
 
 int admin_is_command(const char *argv0)
@@ -39,7 +40,7 @@ int admin_is_command(const char *argv0)
 	return 0;
 }
 
-struct auth *admin_open(struct server_conf *cfg)
+struct auth *admin_open(struct server_conf *cfg, int for_audit)
 {
 	char err[512];
 	struct auth *au = NULL;
@@ -50,6 +51,27 @@ struct auth *admin_open(struct server_conf *cfg)
 	if (auth_open(cfg->auth_db_path, &au, err, sizeof(err))) {
 		fprintf(stderr, "%s\n", err);
 		return NULL;
+	}
+	const char *why;
+	char actor[96];
+	auth_cli_actor(actor, sizeof(actor));
+	switch (auth_anchor_state(au, &why)) {
+	case AUTH_ANCHOR_MISMATCH:
+		if (for_audit)
+			break;
+		fprintf(stderr,
+		        "%s: the audit log no longer reaches its anchor (%s).\n"
+		        "Nothing is written until this is understood: see it with 'audit', then "
+		        "record it with 'audit --reset-anchor'.\n",
+		        cfg->auth_db_path, why);
+		auth_close(au);
+		return NULL;
+	case AUTH_ANCHOR_MISSING:
+		if (auth_anchor_reset(au, actor) == 0)
+			fprintf(stderr,
+			        "%s: no audit anchor: made one at the chain's head (audited)\n",
+			        cfg->auth_db_path);
+		break;
 	}
 	return au;
 }
@@ -378,9 +400,11 @@ static int cmd_audit(struct auth *au, int argc, char **argv)
 {
 	static const struct option longopts[] = {
 	    {"limit", required_argument, NULL, 'n'},
+	    {"reset-anchor", no_argument, NULL, 'r'},
 	    {NULL, 0, NULL, 0},
 	};
 	long limit = 0;
+	int reset = 0;
 	int opt;
 	optind = 0;
 	while ((opt = getopt_long(argc, argv, "+", longopts, NULL)) != -1) {
@@ -391,22 +415,38 @@ static int cmd_audit(struct auth *au, int argc, char **argv)
 			if (*end || limit < 0 || limit > 1000000)
 				return 2;
 			break;
+		case 'r':
+			reset = 1;
+			break;
 		default:
 			return 2;
 		}
 	}
 	if (optind != argc)
 		return 2;
+	if (reset) {
+		const char *why;
+		int state = auth_anchor_state(au, &why);
+		char actor[96], said[PATH_MAX + 256];
+		snprintf(said, sizeof(said), "%s", why);
+		auth_cli_actor(actor, sizeof(actor));
+		if (state != AUTH_ANCHOR_OK && auth_anchor_reset(au, actor) != 0) {
+			fprintf(stderr, "audit: cannot reset the anchor\n");
+			return 1;
+		}
+		if (state == AUTH_ANCHOR_MISMATCH)
+			printf("anchor reset; what it said is in the audit log: %s\n", said);
+	}
 	int rc = auth_audit_list(au, (int)limit, stdout);
 	if (rc == -EBADMSG)
-		fprintf(stderr, "audit: the log's hash chain is broken: it was changed outside "
-		                "venuewatch\n");
+		fprintf(stderr, "audit: the log's hash chain is broken, cut or rewritten: it was "
+		                "changed outside venuewatch\n");
 	return rc ? 1 : 0;
 }
 
 int admin_main(struct server_conf *cfg, int argc, char **argv)
 {
-	struct auth *au = admin_open(cfg);
+	struct auth *au = admin_open(cfg, strcmp(argv[0], "audit") == 0);
 	if (!au)
 		return 1;
 	int rc;

@@ -3,14 +3,18 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <pwd.h>
 #include <sqlite3.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "log.h"
 #include "vtime.h"
 
@@ -29,6 +33,13 @@ enum stmt { S_TOKEN_BY_HASH, S_AGENT_GET, S_AGENT_PUT, S_COUNT };
 struct auth {
 	sqlite3 *db;
 	sqlite3_stmt *st[S_COUNT];
+	/* The audit anchor: the chain's last row id and hash, in a file beside auth.db (see
+	 * auth_anchor_check). pend_* is the row this transaction appended, written at commit. */
+	char anchor_path[PATH_MAX];
+	int anchor_state; /* AUTH_ANCHOR_* as found at open */
+	char anchor_msg[PATH_MAX + 256];
+	int64_t pend_id;
+	char pend_hash[2 * HASH_BYTES + 1];
 };
 
 static const char *const stmt_sql[S_COUNT] = {
@@ -106,6 +117,8 @@ static const char *col(sqlite3_stmt *st, int i)
 	return t ? (const char *)t : "";
 }
 
+static int anchor_check(struct auth *a);
+
 int auth_open(const char *path, struct auth **out, char *err, size_t errlen)
 {
 	*out = NULL;
@@ -162,6 +175,13 @@ int auth_open(const char *path, struct auth **out, char *err, size_t errlen)
 			rc = db_fail(a, err, errlen, "cannot prepare a statement");
 			goto fail;
 		}
+	if (snprintf(a->anchor_path, sizeof(a->anchor_path), "%s.anchor", path) >=
+	    (int)sizeof(a->anchor_path)) {
+		snprintf(err, errlen, "%s: path too long", path);
+		rc = -ENAMETOOLONG;
+		goto fail;
+	}
+	a->anchor_state = anchor_check(a);
 	*out = a;
 	return 0;
 fail:
@@ -284,10 +304,17 @@ static int begin(struct auth *a)
 	return exec(a, "BEGIN IMMEDIATE");
 }
 
+static void anchor_write(struct auth *a);
+
 static int commit(struct auth *a, int rc)
 {
-	if (rc == 0 && exec(a, "COMMIT") == 0)
+	if (rc == 0 && exec(a, "COMMIT") == 0) {
+		if (a->pend_id)
+			anchor_write(a);
+		a->pend_id = 0;
 		return 0;
+	}
+	a->pend_id = 0;
 	exec(a, "ROLLBACK");
 	return rc ? rc : -EIO;
 }
@@ -325,6 +352,10 @@ static int audit_locked(struct auth *a, const char *actor, const char *action, c
                         const char *detail)
 {
 	char prev[2 * HASH_BYTES + 1] = "", hash[2 * HASH_BYTES + 1];
+	/* A chain that no longer reaches its anchor is evidence: appending would move the
+	 * anchor past the cut and erase it. */
+	if (a->anchor_state == AUTH_ANCHOR_MISMATCH)
+		return -EBADMSG;
 	sqlite3_stmt *st = prep(a, "SELECT hash FROM audit ORDER BY id DESC LIMIT 1");
 	if (!st)
 		return -EIO;
@@ -349,11 +380,120 @@ static int audit_locked(struct auth *a, const char *actor, const char *action, c
 	sqlite3_bind_text(st, 7, hash, -1, SQLITE_STATIC);
 	int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
 	sqlite3_finalize(st);
+	if (!rc) {
+		a->pend_id = sqlite3_last_insert_rowid(a->db);
+		memcpy(a->pend_hash, hash, sizeof(a->pend_hash));
+	}
 	if (!rc)
 		/* The chain's head also goes to the journal: an outside anchor, so cutting rows off
 		 * the tail of auth.db (which leaves a valid chain) shows against the log. */
 		log_info("event=audit actor=%s action=%s subject=%s head=%.16s", actor, action,
 		         subject, hash);
+	return rc;
+}
+
+/* --- the audit anchor ------------------------------------------------------------------- */
+
+struct anchor_row {
+	int64_t id;
+	const char *hash;
+};
+
+static int anchor_put(FILE *fp, const void *arg)
+{
+	const struct anchor_row *r = arg;
+	return fprintf(fp, "venuewatch audit anchor 1\nrow=%" PRId64 " hash=%s\n", r->id, r->hash) >
+	       0;
+}
+
+/* After the commit, outside the transaction: a crash in between leaves the anchor one row
+ * behind, which reads as consistent (the chain still holds that row); never ahead. */
+static void anchor_write(struct auth *a)
+{
+	char tmp[PATH_MAX + 8], err[256];
+	struct anchor_row r = {a->pend_id, a->pend_hash};
+	if (vw_file_write_tmp(a->anchor_path, 0600, anchor_put, &r, tmp, sizeof(tmp), err,
+	                      sizeof(err)) != 0 ||
+	    rename(tmp, a->anchor_path) != 0) {
+		if (tmp[0])
+			unlink(tmp);
+		log_warn("event=audit_anchor_write_failed path=%s error=\"%s\"", a->anchor_path,
+		         err[0] ? err : strerror(errno));
+	}
+}
+
+static int anchor_check(struct auth *a)
+{
+	a->anchor_msg[0] = '\0';
+	FILE *fp = fopen(a->anchor_path, "r");
+	if (!fp) {
+		if (errno != ENOENT) {
+			snprintf(a->anchor_msg, sizeof(a->anchor_msg), "cannot read %s: %s",
+			         a->anchor_path, strerror(errno));
+			return AUTH_ANCHOR_MISMATCH;
+		}
+		sqlite3_stmt *st = prep(a, "SELECT count(*) FROM audit");
+		int64_t rows =
+		    st && sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+		sqlite3_finalize(st);
+		return rows == 0 ? AUTH_ANCHOR_OK : AUTH_ANCHOR_MISSING;
+	}
+	char line1[64] = "", hash[2 * HASH_BYTES + 2] = "";
+	long long id = 0;
+	int ok = fgets(line1, sizeof(line1), fp) &&
+	         strcmp(line1, "venuewatch audit anchor 1\n") == 0 &&
+	         fscanf(fp, "row=%lld hash=%65s", &id, hash) == 2 && id > 0 &&
+	         strlen(hash) == 2 * HASH_BYTES;
+	fclose(fp);
+	if (!ok) {
+		snprintf(a->anchor_msg, sizeof(a->anchor_msg), "%s: not an audit anchor file",
+		         a->anchor_path);
+		return AUTH_ANCHOR_MISMATCH;
+	}
+	sqlite3_stmt *st =
+	    prep(a, "SELECT hash, (SELECT max(id) FROM audit) FROM audit WHERE id = ?");
+	if (!st) {
+		snprintf(a->anchor_msg, sizeof(a->anchor_msg), "cannot query the audit table");
+		return AUTH_ANCHOR_MISMATCH;
+	}
+	sqlite3_bind_int64(st, 1, id);
+	int found = sqlite3_step(st) == SQLITE_ROW;
+	int same = found && strcmp(col(st, 0), hash) == 0;
+	sqlite3_finalize(st);
+	if (same)
+		return AUTH_ANCHOR_OK;
+	st = prep(a, "SELECT coalesce(max(id), 0) FROM audit");
+	long long last = st && sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+	sqlite3_finalize(st);
+	if (!found)
+		snprintf(a->anchor_msg, sizeof(a->anchor_msg),
+		         "rows cut: %s says row %lld (hash %.16s) but the chain ends at row %lld",
+		         a->anchor_path, id, hash, last);
+	else
+		snprintf(a->anchor_msg, sizeof(a->anchor_msg),
+		         "rewritten: %s says row %lld has hash %.16s, auth.db has another",
+		         a->anchor_path, id, hash);
+	return AUTH_ANCHOR_MISMATCH;
+}
+
+int auth_anchor_state(const struct auth *a, const char **msg)
+{
+	if (msg)
+		*msg = a->anchor_msg;
+	return a->anchor_state;
+}
+
+int auth_anchor_reset(struct auth *a, const char *actor)
+{
+	if (a->anchor_state == AUTH_ANCHOR_OK)
+		return 0;
+	char detail[PATH_MAX + 320];
+	snprintf(detail, sizeof(detail), "%s; the chain's head as found is the new anchor",
+	         a->anchor_state == AUTH_ANCHOR_MISSING ? "no anchor file" : a->anchor_msg);
+	a->anchor_state = AUTH_ANCHOR_OK; /* let this row through, then the anchor follows it */
+	int rc = auth_audit(a, actor, "audit_anchor_reset", a->anchor_path, detail);
+	if (rc == 0)
+		a->anchor_msg[0] = '\0';
 	return rc;
 }
 
@@ -404,8 +544,16 @@ int auth_audit_list(struct auth *a, int limit, FILE *out)
 		        (long long)bad);
 		return -EBADMSG;
 	}
-	/* head: compare with the last event=audit head= in the journal; a shorter chain was cut. */
-	fprintf(out, "audit chain: intact (%lld rows) head=%.16s\n", (long long)total, prev);
+	/* A chain cut at its tail is still a valid chain: the anchor file (and the journal's
+	 * event=audit head= lines) say where it ended. */
+	int state = anchor_check(a);
+	if (state == AUTH_ANCHOR_MISMATCH) {
+		fprintf(out, "audit chain: CUT OR REWRITTEN (%lld rows, head=%.16s): %s\n",
+		        (long long)total, prev, a->anchor_msg);
+		return -EBADMSG;
+	}
+	fprintf(out, "audit chain: intact (%lld rows) head=%.16s anchor=%s\n", (long long)total,
+	        prev, state == AUTH_ANCHOR_OK ? "matches" : "missing");
 	return 0;
 }
 

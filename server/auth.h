@@ -103,8 +103,20 @@ int auth_agent_seen(struct auth *a, const char *serial, const char *site, const 
  * triggers' back (another SQLite client dropping them) still shows. */
 int auth_audit(struct auth *a, const char *actor, const char *action, const char *subject,
                const char *detail);
-/* Prints the last limit rows (0 = all), oldest first, then verifies the whole chain:
- * 0 intact, -EBADMSG broken (the first bad row is named on out). */
+/* Prints the last limit rows (0 = all), oldest first, then verifies the whole chain and
+ * its anchor: 0 intact, -EBADMSG broken, cut or rewritten (said on out). */
 int auth_audit_list(struct auth *a, int limit, FILE *out);
+
+/* The anchor: auth.db.anchor beside auth.db holds the last audit row's id and hash,
+ * rewritten (crash-safe) after every commit that appended one. Rows cut off the chain's
+ * tail leave a valid chain, but not one that reaches the anchor. auth_open checks it:
+ * MISMATCH (rows cut or rewritten, or an unreadable anchor) refuses every audit append
+ * until auth_anchor_reset, so the evidence is not overwritten; the server refuses to
+ * start. MISSING: rows but no anchor (made before anchors, or deleted). */
+enum { AUTH_ANCHOR_OK = 0, AUTH_ANCHOR_MISSING = 1, AUTH_ANCHOR_MISMATCH = 2 };
+int auth_anchor_state(const struct auth *a, const char **msg);
+/* Takes the chain's current head as the anchor, recording in the audit log (by actor)
+ * what the anchor said before. 0 or a negative errno. */
+int auth_anchor_reset(struct auth *a, const char *actor);
 
 #endif

@@ -37,8 +37,8 @@ struct server {
 	struct store *store;
 	struct ingest *ingest;
 	struct api *api;
-	struct auth *auth;   /* the loop thread's connection to auth.db */
-	uv_signal_t sighup;  /* reloads certificates and the CRL */
+	struct auth *auth;  /* the loop thread's connection to auth.db */
+	uv_signal_t sighup; /* reloads certificates and the CRL */
 	struct conn_server *conns;
 	struct tls_server *tls;
 	int stopping;
@@ -65,10 +65,11 @@ static void usage(FILE *out)
 	        "             CN=site, O=org, L=city, clientAuth, 1 year\n"
 	        "\n"
 	        "Signals: SIGTERM/SIGINT stop accepting, finish in-flight commits, exit 0.\n");
-	fprintf(out, "        SIGHUP rereads the configuration (log_level applies; other changes\n"
-	             "        are logged as needing a restart), the server certificate, the CA and\n"
-	             "        the CRL (which also reloads by itself within seconds of 'revoke').\n\n"
-	             "Enrollment, revocation, people's tokens, audit (each action audited):\n");
+	fprintf(out,
+	        "        SIGHUP rereads the configuration (log_level applies; other changes\n"
+	        "        are logged as needing a restart), the server certificate, the CA and\n"
+	        "        the CRL (which also reloads by itself within seconds of 'revoke').\n\n"
+	        "Enrollment, revocation, people's tokens, audit (each action audited):\n");
 	admin_usage(out);
 }
 
@@ -128,8 +129,9 @@ static int cmd_ca(struct server_conf *cfg, int argc, char **argv)
 	} else if (strcmp(action, "server") == 0) {
 		rc = ca_server(cfg->pki_dir, cfg->server.hostnames, err, sizeof(err));
 		if (!rc)
-			printf("issued server certificate in %s (SIGHUP a running server to use it)\n",
-			       cfg->pki_dir);
+			printf(
+			    "issued server certificate in %s (SIGHUP a running server to use it)\n",
+			    cfg->pki_dir);
 	} else if (strcmp(action, "issue") == 0) {
 		if (!o.site || !o.org || !o.out_dir) {
 			fprintf(stderr, "ca issue: --site, --org and --out are required\n");
@@ -148,7 +150,7 @@ static int cmd_ca(struct server_conf *cfg, int argc, char **argv)
 		fprintf(stderr, "ca %s: %s\n", action, err);
 		return 1;
 	}
-	struct auth *au = admin_open(cfg); /* the audit row, and the serial for 'revoke' */
+	struct auth *au = admin_open(cfg, 0); /* the audit row, and the serial for 'revoke' */
 	rc = au ? admin_ca_done(cfg, au, action, &o, serial) : 1;
 	auth_close(au);
 	return rc;
@@ -303,6 +305,21 @@ static int run(struct server *s)
 	    api_set_auth(s->api, s->auth, cfg->pki_dir)) {
 		log_error("event=start_failed auth_db=%s error=\"%s\"", cfg->auth_db_path, err);
 		goto fail;
+	}
+	const char *why;
+	switch (auth_anchor_state(s->auth, &why)) {
+	case AUTH_ANCHOR_MISMATCH:
+		/* Fail closed: running on would append past the cut and bury it. */
+		log_error(
+		    "event=start_failed reason=audit_anchor_mismatch auth_db=%s detail=\"%s\" "
+		    "hint=\"venuewatch-server audit; then audit --reset-anchor\"",
+		    cfg->auth_db_path, why);
+		goto fail;
+	case AUTH_ANCHOR_MISSING:
+		log_warn("event=audit_anchor_missing auth_db=%s action=made_at_head",
+		         cfg->auth_db_path);
+		auth_anchor_reset(s->auth, "system:server");
+		break;
 	}
 	admin_crl_ensure(cfg, s->auth);
 	struct conn_limits lim = {

@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from secharness import (ORG, IntegrationTest, batch, cli, enroll_token,  # noqa: E402
+from secharness import (ORG, SERVER, IntegrationTest, batch, cli, enroll_token,  # noqa: E402
                         main, make_csr, people_token, request, wait_for)
 
 PEER = r"peer=127\.0\.0\.1:\d+"
@@ -157,6 +157,43 @@ class Audit(IntegrationTest):
         p = cli(h, srv, "audit", check=False, name="audit")
         self.assertEqual(p.returncode, 1)
         self.assertIn("BROKEN at row 5", p.stdout())
+
+    def test_rows_cut_off_the_tail_are_caught_by_the_anchor(self):
+        """Deleting the newest rows leaves a valid chain; the anchor file beside auth.db still
+        names the old head, so the cut shows, nothing more is written over it, the server
+        refuses to start, and only an audited reset lets it go on."""
+        h = self.h
+        srv = h.setup_server()  # row 1: ca_init
+        people_token(h, srv, "province", name="p1")  # row 2
+        people_token(h, srv, "province", name="p2")  # row 3
+        srv.proc.stop()
+        db = sqlite3.connect(srv.state_dir / "auth.db")
+        try:
+            db.execute("DROP TRIGGER audit_no_delete")
+            db.execute("DELETE FROM audit WHERE id = 3")
+            db.commit()
+        finally:
+            db.close()
+
+        p = cli(h, srv, "audit", check=False, name="audit")
+        self.assertEqual(p.returncode, 1, p.tail())
+        self.assertRegex(p.stdout(), r"audit chain: CUT OR REWRITTEN \(2 rows.*rows cut: "
+                         r".*auth\.db\.anchor says row 3 .* but the chain ends at row 2")
+        p = cli(h, srv, "token", "create", "--role", "province", "--name", "p3", check=False,
+                name="token-create")
+        self.assertEqual(p.returncode, 1, p.tail())
+        self.assertIn("no longer reaches its anchor", p.stderr())
+        p = h.run("server-again", [SERVER, "-c", srv.conf], check=False, timeout=20)
+        self.assertEqual(p.returncode, 1, p.tail())
+        self.assertIn("event=start_failed reason=audit_anchor_mismatch", p.stderr())
+
+        out = cli(h, srv, "audit", "--reset-anchor", name="audit-reset").stdout()
+        self.assertIn("anchor reset; what it said is in the audit log: rows cut", out)
+        # row 4, not 3: SQLite's AUTOINCREMENT never reuses an id, so the gap stays visible
+        self.assertRegex(out, r"(?m)^4 .* audit_anchor_reset .*rows cut")
+        self.assertIn("audit chain: intact (3 rows)", out)
+        self.assertIn("anchor=matches", out)
+        people_token(h, srv, "province", name="p3")  # writes again
 
     def test_audit_limit_shows_the_latest_rows(self):
         h = self.h
