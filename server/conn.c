@@ -399,6 +399,11 @@ const char *conn_peer(const struct conn *c)
 
 /* --- server ------------------------------------------------------------------------------ */
 
+void conn_server_set_limits(struct conn_server *s, const struct conn_limits *lim)
+{
+	s->lim = *lim;
+}
+
 struct conn_server *conn_server_create(const struct conn_limits *lim, conn_handler handler,
                                        void *ud)
 {

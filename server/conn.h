@@ -30,6 +30,8 @@ struct conn_limits {
 
 struct conn_server *conn_server_create(const struct conn_limits *lim, conn_handler handler,
                                        void *ud);
+/* New limits (a reload): each connection's next request, header or idle wait uses them. */
+void conn_server_set_limits(struct conn_server *s, const struct conn_limits *lim);
 /* Frees the server; every connection must be gone (see conn_server_drain). Accepts NULL. */
 void conn_server_destroy(struct conn_server *s);
 /* The callbacks to give tls_server_create, with the conn_server as cb_data. */

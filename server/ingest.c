@@ -337,6 +337,12 @@ void ingest_handle(struct ingest *in, struct conn *c, const struct http_request 
 		finish(j, 503, "server busy", NULL);
 }
 
+void ingest_set_limits(struct ingest *in, const struct ingest_limits *lim)
+{
+	in->lim.max_body_bytes = lim->max_body_bytes;
+	in->lim.max_batch_bytes = lim->max_batch_bytes;
+}
+
 int ingest_create(uv_loop_t *loop, struct store *store, const struct ingest_limits *lim,
                   struct ingest **out)
 {

@@ -24,6 +24,8 @@ struct ingest_limits {
 int ingest_create(uv_loop_t *loop, struct store *store, const struct ingest_limits *lim,
                   struct ingest **out);
 void ingest_destroy(struct ingest *in); /* accepts NULL */
+/* New body and batch limits (a reload); max_inflight stays as created (it sizes queues). */
+void ingest_set_limits(struct ingest *in, const struct ingest_limits *lim);
 void ingest_handle(struct ingest *in, struct conn *c, const struct http_request *req);
 
 /* The pure part, for tests and fuzzing: parses body into b (site, agent, rows sorted by

@@ -66,9 +66,10 @@ static void usage(FILE *out)
 	        "\n"
 	        "Signals: SIGTERM/SIGINT stop accepting, finish in-flight commits, exit 0.\n");
 	fprintf(out,
-	        "        SIGHUP rereads the configuration (log_level applies; other changes\n"
-	        "        are logged as needing a restart), the server certificate, the CA and\n"
-	        "        the CRL (which also reloads by itself within seconds of 'revoke').\n\n"
+	        "        SIGHUP rereads the configuration (log_level and [limits] apply at once;\n"
+	        "        listen, state_dir and pki dir are logged as needing a restart), the\n"
+	        "        server certificate, the CA and the CRL (which also reloads by itself\n"
+	        "        within seconds of 'revoke').\n\n"
 	        "Enrollment, revocation, people's tokens, audit (each action audited):\n");
 	admin_usage(out);
 }
@@ -211,31 +212,6 @@ static void on_signal(uv_signal_t *h, int signum)
  * without anyone signalling the server. A stat(2) every 2 s costs nothing. */
 #define CRL_POLL_MS 2000
 
-/* SIGHUP: the configuration file again (what can change while running: the log level),
- * then the server certificate, the CA and the CRL. A file with errors changes nothing. */
-static void on_sighup(uv_signal_t *h, int signum)
-{
-	struct server *s = h->data;
-	struct server_conf nc;
-	struct vw_conf_errors errs = {0};
-	char err[512], key[64];
-	(void)signum;
-	log_info("event=reload signal=SIGHUP");
-	if (server_conf_load(&nc, s->cfg.path, &errs)) {
-		log_error("event=reload_failed config=%s errors=%d kept=previous "
-		          "hint=run_check_config",
-		          s->cfg.path, errs.count);
-	} else {
-		s->cfg.server.log_level = nc.server.log_level;
-		vw_log_set_level((enum vw_log_level)nc.server.log_level);
-		if (server_conf_restart_needed(&s->cfg, &nc, key, sizeof(key)))
-			log_warn("event=reload_partial changed=%s hint=restart_to_apply", key);
-	}
-	server_conf_free(&nc);
-	if (tls_server_reload(s->tls, err, sizeof(err)))
-		log_error("event=reload_failed error=\"%s\" kept=previous", err);
-}
-
 /* Each connection is a file descriptor. Raises the soft open-file limit to the hard one
  * (the soft default, 1024 on many systems, is a shell's limit, not a server's) and returns
  * the connection cap: max_connections, or when it is 0 (the default) whatever the limit
@@ -271,6 +247,68 @@ static long size_connection_cap(long max_connections)
 	return max_connections;
 }
 
+/* [limits] as the connection layer and the ingest path take them. The body budget (request
+ * bodies held in memory at once) is 4 bodies' worth, at least BODY_BUDGET_MIN. */
+static void limits_from_conf(const struct limits_section *l, struct conn_limits *lim,
+                             struct ingest_limits *ilim)
+{
+	size_t body_max = (size_t)l->max_body_bytes;
+	size_t budget = 4 * body_max > BODY_BUDGET_MIN ? 4 * body_max : BODY_BUDGET_MIN;
+	*lim = (struct conn_limits){
+	    .max_header_bytes = (size_t)l->max_header_bytes,
+	    .max_body_bytes = body_max,
+	    .body_budget = budget,
+	    .header_timeout_ms = (uint64_t)l->header_timeout_ms,
+	    .request_timeout_ms = (uint64_t)l->request_timeout_ms,
+	    .idle_timeout_ms = (uint64_t)l->idle_timeout_ms,
+	};
+	*ilim = (struct ingest_limits){MAX_INFLIGHT_BATCHES, body_max, budget};
+}
+
+/* SIGHUP: the configuration file again (the log level and [limits] apply at once, to the
+ * next request of every connection), then the server certificate, the CA and the CRL. A
+ * file with errors changes nothing. */
+static void on_sighup(uv_signal_t *h, int signum)
+{
+	struct server *s = h->data;
+	struct server_conf nc;
+	struct vw_conf_errors errs = {0};
+	char err[512], key[64];
+	(void)signum;
+	log_info("event=reload signal=SIGHUP");
+	if (server_conf_load(&nc, s->cfg.path, &errs)) {
+		log_error("event=reload_failed config=%s errors=%d kept=previous "
+		          "hint=run_check_config",
+		          s->cfg.path, errs.count);
+	} else {
+		s->cfg.server.log_level = nc.server.log_level;
+		vw_log_set_level((enum vw_log_level)nc.server.log_level);
+		struct limits_section old = s->cfg.limits, neu = nc.limits;
+		old.line = neu.line = 0;
+		if (memcmp(&old, &neu, sizeof(old)) != 0) {
+			struct conn_limits lim;
+			struct ingest_limits ilim;
+			limits_from_conf(&nc.limits, &lim, &ilim);
+			conn_server_set_limits(s->conns, &lim);
+			ingest_set_limits(s->ingest, &ilim);
+			tls_server_set_max_connections(
+			    s->tls, (size_t)size_connection_cap(nc.limits.max_connections));
+			s->cfg.limits = nc.limits;
+			log_info("event=limits_applied max_header_bytes=%lld max_body_bytes=%lld "
+			         "header_timeout_ms=%ld request_timeout_ms=%ld idle_timeout_ms=%ld "
+			         "shutdown_timeout_ms=%ld",
+			         nc.limits.max_header_bytes, nc.limits.max_body_bytes,
+			         nc.limits.header_timeout_ms, nc.limits.request_timeout_ms,
+			         nc.limits.idle_timeout_ms, nc.limits.shutdown_timeout_ms);
+		}
+		if (server_conf_restart_needed(&s->cfg, &nc, key, sizeof(key)))
+			log_warn("event=reload_partial changed=%s hint=restart_to_apply", key);
+	}
+	server_conf_free(&nc);
+	if (tls_server_reload(s->tls, err, sizeof(err)))
+		log_error("event=reload_failed error=\"%s\" kept=previous", err);
+}
+
 static int run(struct server *s)
 {
 	struct server_conf *cfg = &s->cfg;
@@ -292,9 +330,9 @@ static int run(struct server *s)
 		log_error("event=start_failed db=%s error=\"%s\"", cfg->db_path, err);
 		goto fail;
 	}
-	size_t body_max = (size_t)cfg->limits.max_body_bytes;
-	size_t budget = 4 * body_max > BODY_BUDGET_MIN ? 4 * body_max : BODY_BUDGET_MIN;
-	struct ingest_limits ilim = {MAX_INFLIGHT_BATCHES, body_max, budget};
+	struct conn_limits lim;
+	struct ingest_limits ilim;
+	limits_from_conf(&cfg->limits, &lim, &ilim);
 	if ((rc = store_start(s->store, &s->loop, MAX_INFLIGHT_BATCHES)) != 0 ||
 	    (rc = ingest_create(&s->loop, s->store, &ilim, &s->ingest)) != 0 ||
 	    !(s->api = api_create(s->store, s->ingest))) {
@@ -322,14 +360,6 @@ static int run(struct server *s)
 		break;
 	}
 	admin_crl_ensure(cfg, s->auth);
-	struct conn_limits lim = {
-	    .max_header_bytes = (size_t)cfg->limits.max_header_bytes,
-	    .max_body_bytes = body_max,
-	    .body_budget = budget,
-	    .header_timeout_ms = (uint64_t)cfg->limits.header_timeout_ms,
-	    .request_timeout_ms = (uint64_t)cfg->limits.request_timeout_ms,
-	    .idle_timeout_ms = (uint64_t)cfg->limits.idle_timeout_ms,
-	};
 	if (!(s->conns = conn_server_create(&lim, api_handle, s->api))) {
 		log_error("event=start_failed error=ENOMEM");
 		goto fail;

@@ -242,16 +242,12 @@ int server_conf_restart_needed(const struct server_conf *old, const struct serve
                                char *out, size_t outlen)
 {
 	const char *key = NULL;
-	struct limits_section a = old->limits, b = new_->limits;
-	a.line = b.line = 0; /* where a key sits is no change */
 	if (strcmp(old->server.listen, new_->server.listen) != 0)
 		key = "server.listen";
 	else if (strcmp(old->server.state_dir, new_->server.state_dir) != 0)
 		key = "server.state_dir";
 	else if (strcmp(old->pki_dir, new_->pki_dir) != 0)
 		key = "pki.dir";
-	else if (memcmp(&a, &b, sizeof(a)) != 0)
-		key = "limits";
 	if (!key)
 		return 0;
 	snprintf(out, outlen, "%s", key);

@@ -56,9 +56,8 @@ int server_conf_load_string(struct server_conf *cfg, const char *name, const cha
 void server_conf_free(struct server_conf *cfg);
 
 /* What a reload (SIGHUP) cannot apply to a running server: the first key that differs
- * between old and new among listen, state_dir, pki dir and [limits], as "section.key" in
- * out; 0 when none does. log_level and hostnames are not among them (the level applies at
- * once; hostnames matter only to 'ca server'). */
+ * between old and new among listen, state_dir and pki dir, as "section.key" in out; 0 when
+ * none does. log_level and [limits] apply at once; hostnames matter only to 'ca server'. */
 int server_conf_restart_needed(const struct server_conf *old, const struct server_conf *new_,
                                char *out, size_t outlen);
 /* Splits "host:port" / "[v6]:port". 0 or -EINVAL. host must hold 64 bytes. */

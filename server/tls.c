@@ -1185,6 +1185,11 @@ size_t tls_server_connections(const struct tls_server *s)
 	return s->nconns;
 }
 
+void tls_server_set_max_connections(struct tls_server *s, size_t max)
+{
+	s->max_conns = max;
+}
+
 /* --- connection API -------------------------------------------------------------------- */
 
 void *tls_conn_cb_data(const struct tls_conn *c)

@@ -142,6 +142,28 @@ class HttpLimitsTest(IntegrationTest):
         self.refused("GET /" + "a" * 5000 + " HTTP/1.1\r\n\r\n", 431)
         self.assert_serving()
 
+    def test_sighup_applies_new_limits_to_open_connections(self):
+        srv = self.start()
+        big = "GET /healthz HTTP/1.1\r\nHost: c\r\nX-Big: " + "a" * 5000 + "\r\n\r\n"
+        self.refused(big, 431)
+        c = Conn(srv)  # opened under the old limits, kept across the reload
+        self.addCleanup(c.close)
+        c.send("GET /healthz HTTP/1.1\r\nHost: c\r\n\r\n")
+        self.assertEqual(c.response()[0], 200)
+        conf = Path(srv.conf)
+        conf.write_text(conf.read_text().replace("max_header_bytes = 4KiB",
+                                                 "max_header_bytes = 16KiB"))
+        srv.proc.popen.send_signal(signal.SIGHUP)
+        srv.proc.wait_for_output(r"event=limits_applied max_header_bytes=16384 ", 5)
+        self.assertNotIn("reload_partial", srv.proc.stderr())
+        c.send(big)
+        status, _headers, body = c.response()
+        self.assertEqual(status, 200, body)
+        fresh = Conn(srv)
+        self.addCleanup(fresh.close)
+        fresh.send(big)
+        self.assertEqual(fresh.response()[0], 200)
+
     def test_oversized_body_gets_413_before_it_is_sent(self):
         self.start()
         # Only the head: the answer must come without the server waiting for 1 MiB.
