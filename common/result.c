@@ -4,98 +4,105 @@
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "vtime.h"
 
 static const char *const kind_names[VW_KIND_COUNT] = {
-	"stream", "network", "recording", "coverage", "assessment", "buffer",
+    "stream", "network", "recording", "coverage", "assessment", "buffer",
 };
 static const char *const status_names[VW_STATUS_COUNT] = {"ok", "degraded", "down"};
 static const char *const fault_names[VW_FAULT_COUNT] = {
-	[VW_FAULT_UNREACHABLE] = "unreachable",
-	[VW_FAULT_AUTH_FAILED] = "auth_failed",
-	[VW_FAULT_NO_VIDEO] = "no_video",
-	[VW_FAULT_TIMEOUT] = "timeout",
-	[VW_FAULT_PROTOCOL] = "protocol_error",
-	[VW_FAULT_BUFFER_OVERFLOW] = "buffer_overflow",
-	[VW_FAULT_CLOCK_SKEW] = "clock_skew",
-	[VW_FAULT_BLACK] = "black",
-	[VW_FAULT_FROZEN] = "frozen",
-	[VW_FAULT_BLURRED] = "blurred",
-	[VW_FAULT_TOO_DARK] = "too_dark",
-	[VW_FAULT_TOO_BRIGHT] = "too_bright",
-	[VW_FAULT_LOW_RESOLUTION] = "low_resolution",
-	[VW_FAULT_LOW_FPS] = "low_fps",
-	[VW_FAULT_LOW_BITRATE] = "low_bitrate",
-	[VW_FAULT_RECORDING_MISSING] = "recording_missing",
-	[VW_FAULT_RECORDING_GAP] = "recording_gap",
-	[VW_FAULT_RETENTION_SHORT] = "retention_short",
-	[VW_FAULT_RECORDING_CORRUPT] = "recording_corrupt",
-	[VW_FAULT_DISK_LOW] = "disk_low",
-	[VW_FAULT_ROOM_UNCOVERED] = "room_uncovered",
-	[VW_FAULT_HIGH_RTT] = "high_rtt",
-	[VW_FAULT_PACKET_LOSS] = "packet_loss",
-	[VW_FAULT_TLS_ERROR] = "tls_error",
-	[VW_FAULT_UPLINK_INSUFFICIENT] = "uplink_insufficient",
-	[VW_FAULT_CAMERA_MOVED] = "camera_moved",
+    [VW_FAULT_UNREACHABLE] = "unreachable",
+    [VW_FAULT_AUTH_FAILED] = "auth_failed",
+    [VW_FAULT_NO_VIDEO] = "no_video",
+    [VW_FAULT_TIMEOUT] = "timeout",
+    [VW_FAULT_PROTOCOL] = "protocol_error",
+    [VW_FAULT_BUFFER_OVERFLOW] = "buffer_overflow",
+    [VW_FAULT_CLOCK_SKEW] = "clock_skew",
+    [VW_FAULT_BLACK] = "black",
+    [VW_FAULT_FROZEN] = "frozen",
+    [VW_FAULT_BLURRED] = "blurred",
+    [VW_FAULT_TOO_DARK] = "too_dark",
+    [VW_FAULT_TOO_BRIGHT] = "too_bright",
+    [VW_FAULT_LOW_RESOLUTION] = "low_resolution",
+    [VW_FAULT_LOW_FPS] = "low_fps",
+    [VW_FAULT_LOW_BITRATE] = "low_bitrate",
+    [VW_FAULT_RECORDING_MISSING] = "recording_missing",
+    [VW_FAULT_RECORDING_GAP] = "recording_gap",
+    [VW_FAULT_RETENTION_SHORT] = "retention_short",
+    [VW_FAULT_RECORDING_CORRUPT] = "recording_corrupt",
+    [VW_FAULT_DISK_LOW] = "disk_low",
+    [VW_FAULT_ROOM_UNCOVERED] = "room_uncovered",
+    [VW_FAULT_HIGH_RTT] = "high_rtt",
+    [VW_FAULT_PACKET_LOSS] = "packet_loss",
+    [VW_FAULT_TLS_ERROR] = "tls_error",
+    [VW_FAULT_UPLINK_INSUFFICIENT] = "uplink_insufficient",
+    [VW_FAULT_CAMERA_MOVED] = "camera_moved",
 };
 /* Units are in the name, so a number never needs a separate unit field. */
 static const char *const metric_names[VW_M_COUNT] = {
-	[VW_M_WIDTH] = "width",
-	[VW_M_HEIGHT] = "height",
-	[VW_M_FPS] = "fps",
-	[VW_M_BITRATE_KBPS] = "bitrate_kbps",
-	[VW_M_FIRST_KEYFRAME_MS] = "first_keyframe_ms",
-	[VW_M_OPEN_MS] = "open_ms",
-	[VW_M_CHECK_MS] = "check_ms",
-	[VW_M_DROPPED_COUNT] = "dropped_count",
-	[VW_M_DROPPED_FIRST_SEQ] = "dropped_first_seq",
-	[VW_M_DROPPED_LAST_SEQ] = "dropped_last_seq",
-	/* cumulative: survives the loss of an earlier overflow row to a later overflow */
-	[VW_M_DROPPED_TOTAL] = "dropped_total",
-	/* results that never got a seq: the disk refused them even after dropping */
-	[VW_M_UNSTORED_COUNT] = "unstored_count",
-	/* collector's Date minus the agent's clock; positive = agent behind */
-	[VW_M_CLOCK_SKEW_MS] = "clock_skew_ms",
-	[VW_M_FRAMES_ANALYSED] = "frames_analysed",
-	[VW_M_LUMA_MEAN] = "luma_mean",     /* 0-255, of the scaled luma plane */
-	[VW_M_LUMA_STDDEV] = "luma_stddev", /* contrast */
-	[VW_M_BLUR] = "blur",               /* blurdetect: mean edge width, higher = blurrier */
-	[VW_M_FROZEN] = "frozen",           /* 1 when every analysed frame matched the last */
-	[VW_M_SEGMENTS] = "segments",       /* recording segments kept for the camera */
-	[VW_M_CORRUPT_COUNT] = "corrupt_count",
-	[VW_M_GAP_COUNT] = "gap_count",
-	[VW_M_GAP_SECONDS] = "gap_seconds",
-	[VW_M_RETENTION_DAYS_KEPT] = "retention_days_kept",
-	[VW_M_NEWEST_AGE_S] = "newest_age_s",
-	[VW_M_FREE_PCT] = "free_pct",
-	[VW_M_FREE_GB] = "free_gb",
-	[VW_M_WRITE_GB_PER_DAY] = "write_gb_per_day",
-	[VW_M_DAYS_UNTIL_FULL] = "days_until_full",
-	[VW_M_CAMERAS_OK] = "cameras_ok",
-	[VW_M_CAMERAS_REQUIRED] = "cameras_required",
-	[VW_M_CAMERAS_TOTAL] = "cameras_total",
-	[VW_M_RTT_MS] = "rtt_ms",         /* median TCP handshake time */
-	[VW_M_RTT_P95_MS] = "rtt_p95_ms",
-	[VW_M_JITTER_MS] = "jitter_ms",   /* mean change between consecutive samples */
-	[VW_M_LOSS_PCT] = "loss_pct",
-	[VW_M_DNS_MS] = "dns_ms",
-	[VW_M_TLS_MS] = "tls_ms",
-	[VW_M_TTFB_MS] = "ttfb_ms",
-	[VW_M_SAMPLES] = "samples",
-	[VW_M_UPLINK_KBPS] = "uplink_kbps",
-	[VW_M_REQUIRED_KBPS] = "required_kbps",
-	/* SSIM (0-1) of the picture against the camera's reference snapshot */
-	[VW_M_VIEW_SIMILARITY] = "view_similarity",
+    [VW_M_WIDTH] = "width",
+    [VW_M_HEIGHT] = "height",
+    [VW_M_FPS] = "fps",
+    [VW_M_BITRATE_KBPS] = "bitrate_kbps",
+    [VW_M_FIRST_KEYFRAME_MS] = "first_keyframe_ms",
+    [VW_M_OPEN_MS] = "open_ms",
+    [VW_M_CHECK_MS] = "check_ms",
+    [VW_M_DROPPED_COUNT] = "dropped_count",
+    [VW_M_DROPPED_FIRST_SEQ] = "dropped_first_seq",
+    [VW_M_DROPPED_LAST_SEQ] = "dropped_last_seq",
+    /* cumulative: survives the loss of an earlier overflow row to a later overflow */
+    [VW_M_DROPPED_TOTAL] = "dropped_total",
+    /* results that never got a seq: the disk refused them even after dropping */
+    [VW_M_UNSTORED_COUNT] = "unstored_count",
+    /* collector's Date minus the agent's clock; positive = agent behind */
+    [VW_M_CLOCK_SKEW_MS] = "clock_skew_ms",
+    [VW_M_FRAMES_ANALYSED] = "frames_analysed",
+    [VW_M_LUMA_MEAN] = "luma_mean",     /* 0-255, of the scaled luma plane */
+    [VW_M_LUMA_STDDEV] = "luma_stddev", /* contrast */
+    [VW_M_BLUR] = "blur",               /* blurdetect: mean edge width, higher = blurrier */
+    [VW_M_FROZEN] = "frozen",           /* 1 when every analysed frame matched the last */
+    [VW_M_SEGMENTS] = "segments",       /* recording segments kept for the camera */
+    [VW_M_CORRUPT_COUNT] = "corrupt_count",
+    [VW_M_GAP_COUNT] = "gap_count",
+    [VW_M_GAP_SECONDS] = "gap_seconds",
+    [VW_M_RETENTION_DAYS_KEPT] = "retention_days_kept",
+    [VW_M_NEWEST_AGE_S] = "newest_age_s",
+    [VW_M_FREE_PCT] = "free_pct",
+    [VW_M_FREE_GB] = "free_gb",
+    [VW_M_WRITE_GB_PER_DAY] = "write_gb_per_day",
+    [VW_M_DAYS_UNTIL_FULL] = "days_until_full",
+    [VW_M_CAMERAS_OK] = "cameras_ok",
+    [VW_M_CAMERAS_REQUIRED] = "cameras_required",
+    [VW_M_CAMERAS_TOTAL] = "cameras_total",
+    [VW_M_RTT_MS] = "rtt_ms", /* median TCP handshake time */
+    [VW_M_RTT_P95_MS] = "rtt_p95_ms",
+    [VW_M_JITTER_MS] = "jitter_ms", /* mean change between consecutive samples */
+    [VW_M_LOSS_PCT] = "loss_pct",
+    [VW_M_DNS_MS] = "dns_ms",
+    [VW_M_TLS_MS] = "tls_ms",
+    [VW_M_TTFB_MS] = "ttfb_ms",
+    [VW_M_SAMPLES] = "samples",
+    [VW_M_UPLINK_KBPS] = "uplink_kbps",
+    [VW_M_REQUIRED_KBPS] = "required_kbps",
+    /* SSIM (0-1) of the picture against the camera's reference snapshot */
+    [VW_M_VIEW_SIMILARITY] = "view_similarity",
 };
 
-const char *vw_kind_name(enum vw_kind k) { return k < VW_KIND_COUNT ? kind_names[k] : "?"; }
+const char *vw_kind_name(enum vw_kind k)
+{
+	return k < VW_KIND_COUNT ? kind_names[k] : "?";
+}
 const char *vw_status_name(enum vw_status s)
 {
 	return s < VW_STATUS_COUNT ? status_names[s] : "?";
 }
-const char *vw_fault_name(enum vw_fault f) { return f < VW_FAULT_COUNT ? fault_names[f] : "?"; }
+const char *vw_fault_name(enum vw_fault f)
+{
+	return f < VW_FAULT_COUNT ? fault_names[f] : "?";
+}
 const char *vw_metric_name(enum vw_metric_id m)
 {
 	return m < VW_M_COUNT ? metric_names[m] : "?";
@@ -157,7 +164,10 @@ static void add_fault_str(struct vw_result *r, const char *code)
 	snprintf(r->faults[r->nfaults++], VW_NAME_MAX, "%s", code);
 }
 
-void vw_result_add_fault(struct vw_result *r, enum vw_fault f) { add_fault_str(r, vw_fault_name(f)); }
+void vw_result_add_fault(struct vw_result *r, enum vw_fault f)
+{
+	add_fault_str(r, vw_fault_name(f));
+}
 
 int vw_result_has_fault(const struct vw_result *r, const char *code)
 {
@@ -228,12 +238,18 @@ int vw_result_encode_metrics(const struct vw_result *r, struct vw_buf *b)
 			vw_buf_append(b, ",", 1);
 		vw_buf_json_str(b, r->metrics[i].name);
 		double v = r->metrics[i].value;
-		/* %.17g round-trips; integers print without a fraction. */
-		/* range first: the cast of a larger double is undefined (fuzz_ingest) */
-		if (fabs(v) < 9e15 && v == (double)(int64_t)v)
+		/* Integers print without a fraction (range first: the cast of a larger double is
+		 * undefined, fuzz_ingest); others in the shortest of %.15g / %.17g that reads back
+		 * as the same double, so a stored metric is exactly what the agent measured. */
+		if (fabs(v) < 9e15 && v == (double)(int64_t)v) {
 			vw_buf_printf(b, ":%lld", (long long)v);
-		else
-			vw_buf_printf(b, ":%.6g", v);
+		} else {
+			char num[32];
+			snprintf(num, sizeof(num), "%.15g", v);
+			if (strtod(num, NULL) != v)
+				snprintf(num, sizeof(num), "%.17g", v);
+			vw_buf_printf(b, ":%s", num);
+		}
 	}
 	return vw_buf_append(b, "}", 1);
 }
@@ -243,7 +259,7 @@ int vw_result_encode(const struct vw_result *r, struct vw_buf *b)
 	char ts[VW_ISO_LEN];
 	vw_time_iso(r->ts_ms, ts);
 	vw_buf_printf(b, "{\"seq\":%lld,\"ts\":\"%s\",\"mono_ms\":%lld,\"kind\":\"%s\",\"target\":",
-		      (long long)r->seq, ts, (long long)r->mono_ms, vw_kind_name(r->kind));
+	              (long long)r->seq, ts, (long long)r->mono_ms, vw_kind_name(r->kind));
 	vw_buf_json_str(b, r->target);
 	vw_buf_printf(b, ",\"status\":\"%s\"", vw_status_name(r->status));
 	if (r->session[0]) {
@@ -268,7 +284,7 @@ static int fail(char *err, size_t errlen, const char *field, const char *why)
 }
 
 static int get_name(const cJSON *obj, const char *field, char *out, size_t outlen, int required,
-		    char *err, size_t errlen)
+                    char *err, size_t errlen)
 {
 	const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, field);
 	if (!it) {
@@ -337,7 +353,8 @@ int vw_result_decode(const cJSON *obj, struct vw_result *r, char *err, size_t er
 		cJSON_ArrayForEach(f, faults)
 		{
 			if (!cJSON_IsString(f) || !vw_code_valid(f->valuestring))
-				return fail(err, errlen, "faults", "each code must match [a-z][a-z0-9_]*");
+				return fail(err, errlen, "faults",
+				            "each code must match [a-z][a-z0-9_]*");
 			if (r->nfaults >= VW_MAX_FAULTS)
 				return fail(err, errlen, "faults", "too many");
 			add_fault_str(r, f->valuestring);
@@ -351,9 +368,11 @@ int vw_result_decode(const cJSON *obj, struct vw_result *r, char *err, size_t er
 		cJSON_ArrayForEach(m, metrics)
 		{
 			if (!m->string || !vw_code_valid(m->string))
-				return fail(err, errlen, "metrics", "names must match [a-z][a-z0-9_]*");
+				return fail(err, errlen, "metrics",
+				            "names must match [a-z][a-z0-9_]*");
 			if (!cJSON_IsNumber(m) || !isfinite(m->valuedouble))
-				return fail(err, errlen, "metrics", "values must be finite numbers");
+				return fail(err, errlen, "metrics",
+				            "values must be finite numbers");
 			if (r->nmetrics >= VW_MAX_METRICS)
 				return fail(err, errlen, "metrics", "too many");
 			set_metric_str(r, m->string, m->valuedouble);

@@ -100,10 +100,40 @@ static void iso_time_round_trips_and_rejects_junk(void **state)
 	assert_true(vw_time_parse_iso("", &ms) < 0);
 }
 
+/* What the agent measured is what the collector stores: fractions and large non-integers
+ * come back as the same double (they were cut to 6 significant digits once). */
+static void fractional_metrics_round_trip_exactly(void **state)
+{
+	(void)state;
+	const double values[] = {2.0 / 3, 0.1, 1234567.891, 1e-7, 29.97002997002997, -0.5};
+	for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+		struct vw_result r, back;
+		vw_result_init(&r, VW_KIND_STREAM, "cam");
+		r.seq = 1;
+		vw_result_set_metric(&r, VW_M_FPS, values[i]);
+		vw_result_set_metric(&r, VW_M_BITRATE_KBPS, values[i] * 1e9);
+		struct vw_buf b;
+		vw_buf_init(&b, 0);
+		assert_int_equal(vw_result_encode(&r, &b), 0);
+		cJSON *doc = cJSON_Parse(vw_buf_cstr(&b));
+		assert_non_null(doc);
+		char err[128];
+		assert_int_equal(vw_result_decode(doc, &back, err, sizeof(err)), 0);
+		double v;
+		assert_true(vw_result_get_metric(&back, "fps", &v));
+		assert_true(v == values[i]);
+		assert_true(vw_result_get_metric(&back, "bitrate_kbps", &v));
+		assert_true(v == values[i] * 1e9);
+		cJSON_Delete(doc);
+		vw_buf_free(&b);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(encode_then_decode_round_trips),
+		cmocka_unit_test(fractional_metrics_round_trip_exactly),
 		cmocka_unit_test(decode_names_the_bad_field),
 		cmocka_unit_test(iso_time_round_trips_and_rejects_junk),
 	};
