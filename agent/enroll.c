@@ -263,7 +263,8 @@ int enroll_run(const struct agent_conf *cfg, const char *token_arg, char *err, s
 	       cJSON_IsString(jserial) ? jserial->valuestring : "?",
 	       cJSON_IsString(jafter) ? jafter->valuestring : "?", cfg->collector.cert,
 	       cfg->collector.key);
-	fprintf(stderr, "restart the agent to upload with the new certificate\n");
+	fprintf(stderr, "a running agent uploads with it within seconds (it watches %s)\n",
+		cfg->collector.cert);
 	log_info("event=enrolled site=%s serial=%s", cfg->agent.site,
 	         cJSON_IsString(jserial) ? jserial->valuestring : "?");
 	rc = 0;

@@ -65,7 +65,8 @@ static void usage(FILE *out)
 		"                      certificate at [collector] key and cert\n"
 		"\n"
 		"Signals: SIGTERM/SIGINT stop (running checks finish and are committed first);\n"
-		"SIGHUP retries the upload now, also after the collector refused this agent.\n"
+		"SIGHUP retries the upload now, also after the collector refused this agent;\n"
+		"a refused agent also retries by itself when its certificate file changes.\n"
 		"  -h, --help          this text\n");
 }
 

@@ -17,9 +17,13 @@
 /* A refusal is logged again this often while it lasts, so it is never a single line that
  * scrolled away; hourly keeps the journal readable. */
 #define UPLINK_REFUSED_REMIND_MS (3600 * 1000)
+/* While refused, the certificate file is looked at this often (a stat): a new one (enroll
+ * renames it into place) retries without anyone signalling the agent. */
+#define UPLINK_CERT_POLL_MS 2000
 
 /* REFUSED: the collector said no to this agent (401/403, certificate refused). Retrying
- * cannot fix that, so we stop until an operator acts (SIGHUP or restart); data is kept. */
+ * cannot fix that, so we stop until an operator acts (SIGHUP, restart, or a new certificate
+ * file, e.g. from 'venuewatch-agent enroll'); data is kept. */
 enum uplink_state { UP_IDLE, UP_SENDING, UP_BACKOFF, UP_REFUSED, UP_STOPPED };
 
 struct uplink {
@@ -33,6 +37,8 @@ struct uplink {
 	CURLSH *share;
 	struct curl_slist *headers;
 	uv_timer_t retry_timer;
+	uv_fs_poll_t cert_poll; /* runs while refused */
+	int handles_open;       /* retry_timer, cert_poll: closed_cb after both close */
 	enum uplink_state state;
 	char url[1024];
 	struct vw_buf body; /* JSON batch */
@@ -92,10 +98,22 @@ static void on_refused_remind(uv_timer_t *t)
 	if (up->state != UP_REFUSED)
 		return;
 	log_error("event=upload_still_refused site=%s pending=%lld pending_from_seq=%lld "
-		  "action=\"results kept; fix the certificate or the collector's record of this "
-		  "site, then send SIGHUP or restart\"",
+		  "action=\"results kept; fix the certificate (a new file is picked up by itself) or "
+		  "the collector's record of this site, then send SIGHUP\"",
 		  up->cfg->agent.site, (long long)outbox_pending(up->ob),
 		  (long long)up->acked_seq + 1);
+}
+
+static void on_cert_changed(uv_fs_poll_t *h, int status, const uv_stat_t *prev,
+			    const uv_stat_t *curr)
+{
+	struct uplink *up = h->data;
+	(void)prev;
+	(void)curr;
+	if (status < 0 || up->state != UP_REFUSED)
+		return; /* not there (yet): enroll has not finished */
+	log_info("event=certificate_changed path=%s action=retry_upload", up->cfg->collector.cert);
+	uplink_resume(up);
 }
 
 static void refuse(struct uplink *up, const char *reason)
@@ -104,11 +122,13 @@ static void refuse(struct uplink *up, const char *reason)
 	up->connected = 0;
 	set_status(up, "refused", reason);
 	log_error("event=upload_refused site=%s reason=\"%s\" pending_from_seq=%lld "
-		  "action=\"uploads stopped, results kept; fix the certificate or the collector's "
-		  "record of this site, then send SIGHUP or restart\"",
+		  "action=\"uploads stopped, results kept; fix the certificate (a new file is picked "
+		  "up by itself) or the collector's record of this site, then send SIGHUP\"",
 		  up->cfg->agent.site, reason, (long long)up->acked_seq + 1);
 	uv_timer_start(&up->retry_timer, on_refused_remind, UPLINK_REFUSED_REMIND_MS,
 		       UPLINK_REFUSED_REMIND_MS);
+	uv_fs_poll_start(&up->cert_poll, on_cert_changed, up->cfg->collector.cert,
+			 UPLINK_CERT_POLL_MS);
 }
 
 /* A TLS alert that names our certificate: the collector refused who we are. curl folds
@@ -386,6 +406,7 @@ void uplink_resume(struct uplink *up)
 		log_warn("event=upload_connections_kept hint=\"a kept-alive connection may still "
 			 "present the old certificate\"");
 	uv_timer_stop(&up->retry_timer);
+	uv_fs_poll_stop(&up->cert_poll);
 	up->state = UP_IDLE;
 	up->failures = 0;
 	send_batch(up);
@@ -446,6 +467,9 @@ int uplink_create(uv_loop_t *loop, struct curluv *cu, const struct agent_conf *c
 
 	uv_timer_init(loop, &up->retry_timer);
 	up->retry_timer.data = up;
+	uv_fs_poll_init(loop, &up->cert_poll);
+	up->cert_poll.data = up;
+	up->handles_open = 2;
 	*out = up;
 	return 0;
 }
@@ -453,6 +477,8 @@ int uplink_create(uv_loop_t *loop, struct curluv *cu, const struct agent_conf *c
 static void on_timer_closed(uv_handle_t *h)
 {
 	struct uplink *up = h->data;
+	if (--up->handles_open > 0)
+		return;
 	if (up->closed_cb)
 		up->closed_cb(up->closed_arg);
 }
@@ -483,6 +509,7 @@ void uplink_stop(struct uplink *up, void (*closed_cb)(void *), void *arg)
 	curl_share_cleanup(up->share);
 	up->share = NULL;
 	uv_close((uv_handle_t *)&up->retry_timer, on_timer_closed);
+	uv_close((uv_handle_t *)&up->cert_poll, on_timer_closed);
 }
 
 void uplink_destroy(struct uplink **upp)

@@ -4,8 +4,8 @@
  * runs on the loop thread. Batches are bounded by count and bytes and sent gzip-compressed
  * on a kept-alive connection. Transient failures back off exponentially with full jitter;
  * a refusal (401/403, certificate refused, or an ack for seqs this outbox never handed out)
- * stops uploads until SIGHUP or restart, which also drops the connections that presented
- * the refused certificate. Nothing is dropped here (only the outbox's counted bound drops
+ * stops uploads until SIGHUP, restart or a change of the certificate file, which also drops
+ * the connections that presented the refused certificate. Nothing is dropped here (only the outbox's counted bound drops
  * rows). See docs/DELIVERY.md. */
 #ifndef VW_UPLINK_H
 #define VW_UPLINK_H

@@ -114,10 +114,15 @@ class Refused(FaultTest):
         status = subprocess.run([AGENT, "-c", str(conf), "status"], capture_output=True,
                                 text=True, timeout=10)
         self.assertIn("upload to collector: refused", status.stdout, status.stdout)
-        # The operator installs the right certificate and sends SIGHUP: all of it arrives.
-        for name in ("ca.crt", "agent.crt", "agent.key"):
-            shutil.copy(s["pki"].dir / name, d / name)
+        # SIGHUP retries at once; nothing has changed, so the answer is the same.
         p.send(signal.SIGHUP)
+        p.wait_for_output(r"event=upload_resumed previous=refused", 10)
+        wait_for(lambda: p.stderr().count("event=upload_refused") == 2, 30, "refused again")
+        # The operator installs the right certificate (key first, as enroll does): the
+        # agent sees the new file and all of it arrives, no signal needed.
+        for name in ("ca.crt", "agent.key", "agent.crt"):
+            shutil.copy(s["pki"].dir / name, d / name)
+        p.wait_for_output(r"event=certificate_changed path=\S+agent\.crt action=retry_upload", 15)
         self.wait_drained(s)
         p.stop()
         self.verify(s)
