@@ -164,6 +164,28 @@ class TlsRecordsTest(IntegrationTest):
                                       5)
         self.assert_serving()
 
+    def test_resumed_sessions_are_carried_too(self):
+        ctx = ssl.create_default_context(cafile=str(self.srv.ca))
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+        ctx.load_cert_chain(str(self.pki.cert), str(self.pki.key))
+        session = None
+        for attempt in range(2):
+            raw = socket.create_connection(("127.0.0.1", self.srv.port), timeout=10 * S)
+            with ctx.wrap_socket(raw, server_hostname="127.0.0.1", session=session) as t:
+                t.sendall(b"POST /api/v1/speedtest HTTP/1.1\r\nHost: c\r\n"
+                          b"Content-Length: 5\r\n\r\nhello")
+                data = b""
+                while not data.endswith(b'{"bytes":5}'):
+                    chunk = t.recv(4096)
+                    self.assertTrue(chunk, data)
+                    data += chunk
+                self.assertTrue(data.startswith(b"HTTP/1.1 200"), data)
+                self.assertEqual(t.session_reused, attempt == 1)
+                session = t.session  # the ticket arrived before the response
+        # the resumed connection still knows the agent's certificate
+        self.assertEqual(self.srv.proc.stderr().count("records=tlsrec verified=1 site=site-rec"),
+                         2)
+
     def test_tls12_clients_are_still_served(self):
         c = self.client(version=ssl.TLSVersion.TLSv1_2)
         c.handshake()
