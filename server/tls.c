@@ -29,6 +29,13 @@
  * rest wait in a queue for the next turn of the loop. 4 ms keeps /healthz well inside the
  * 50 ms target (issue 5) while handshakes still get most of the CPU. */
 #define HANDSHAKE_SLICE_NS (4u * 1000 * 1000)
+/* Records that carry no application data (KeyUpdates, empty records) one after another:
+ * past this many the peer is only making us work. 32 is OpenSSL's limit for empty records
+ * and BoringSSL's for KeyUpdates. */
+#define MAX_IDLE_RECORDS 32
+/* Our KeyUpdate answer waits (it may: RFC 8446 §4.6.3 only wants it before our next data)
+ * while more than this is queued to a peer that does not read. */
+#define KEY_UPDATE_QUEUE_MAX (64u << 10)
 enum conn_state { C_HANDSHAKE, C_OPEN, C_CLOSING };
 
 struct tls_conn {
@@ -63,7 +70,9 @@ struct tls_conn {
 	struct tlsrec rec;
 	uint8_t *pend; /* a record that has not fully arrived (TLSREC_MAX_CIPHER + header) */
 	size_t pend_len;
-	int hs_queued; /* waiting in srv's handshake queue for the next slice */
+	int hs_queued;        /* waiting in srv's handshake queue for the next slice */
+	uint8_t ku_pending;   /* the peer asked for our KeyUpdate; one answer covers all */
+	uint8_t idle_records; /* records without application data in a row */
 	struct tls_conn *hs_next;
 };
 
@@ -430,11 +439,17 @@ static void rec_record(struct tls_conn *c, uint8_t *rec, size_t len)
 		rec_fail(c, rc, "open");
 		return;
 	}
-	if (type == TLSREC_APPDATA) {
-		if (n)
-			c->srv->cb.on_data(c, (const char *)plain, n);
+	if (type == TLSREC_APPDATA && n) {
+		c->idle_records = 0;
+		c->srv->cb.on_data(c, (const char *)plain, n);
 		return;
 	}
+	if (++c->idle_records > MAX_IDLE_RECORDS) {
+		rec_fail(c, TLSREC_E_UNEXPECTED, "too_many_records_without_data");
+		return;
+	}
+	if (type == TLSREC_APPDATA)
+		return;
 	if (type == TLSREC_ALERT) {
 		if (n != 2) {
 			rec_fail(c, TLSREC_E_DECODE, "alert");
@@ -456,10 +471,21 @@ static void rec_record(struct tls_conn *c, uint8_t *rec, size_t len)
 		return;
 	}
 	log_debug("event=tls_key_update peer=%s requested=%d", c->peer, respond);
-	if (respond && (rec_send(c, TLSREC_HANDSHAKE, tlsrec_key_update_msg,
-	                         sizeof(tlsrec_key_update_msg)) != 0 ||
-	                tlsrec_update_write(&c->rec) != 0))
-		rec_fail(c, TLSREC_E_INTERNAL, "key_update");
+	if (respond)
+		c->ku_pending = 1;
+}
+
+/* Our KeyUpdate, under the old keys, then the new ones (§4.6.3). At most one per batch of
+ * requests: before our next data, or after a read while the peer is reading. */
+static int rec_key_update(struct tls_conn *c)
+{
+	if (!c->ku_pending)
+		return 0;
+	c->ku_pending = 0;
+	if (rec_send(c, TLSREC_HANDSHAKE, tlsrec_key_update_msg, sizeof(tlsrec_key_update_msg)) ||
+	    tlsrec_update_write(&c->rec))
+		return UV_EIO; /* the caller ends the connection */
+	return 0;
 }
 
 /* Cuts the byte stream into records. Whole records are opened where they lie (the shared
@@ -719,6 +745,9 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 		return; /* lingering: discard */
 	if (c->rec_on) {
 		rec_input(c, (uint8_t *)buf->base, (size_t)nread);
+		if (c->ku_pending && c->state == C_OPEN && !c->upper_gone &&
+		    tls_conn_write_queue(c) < KEY_UPDATE_QUEUE_MAX && rec_key_update(c))
+			rec_fail(c, TLSREC_E_INTERNAL, "key_update");
 		return;
 	}
 	if (BIO_write(c->rbio, buf->base, (int)nread) != (int)nread) {
@@ -1222,7 +1251,7 @@ int tls_conn_write(struct tls_conn *c, const void *data, size_t len)
 	if (c->state != C_OPEN || c->handles_closing)
 		return UV_EPIPE;
 	if (c->rec_on)
-		return rec_send(c, TLSREC_APPDATA, data, len);
+		return rec_key_update(c) ? UV_EIO : rec_send(c, TLSREC_APPDATA, data, len);
 	const char *p = data;
 	while (len) {
 		int chunk = len > (1u << 30) ? 1 << 30 : (int)len;

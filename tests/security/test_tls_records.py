@@ -5,13 +5,18 @@ arrive one byte per TCP segment is answered, as is a request sent in the same se
 client's Finished; a tampered record ends that connection (and only it) with bad_record_mac; a
 plaintext record after the handshake ends it too; TLS 1.2 clients are still served (OpenSSL
 carries those); a burst of concurrent handshakes, more than one slice of the loop's handshake
-time, all complete.
+time, all complete; with `openssl s_client` (a real OpenSSL client over a socket) a requested
+KeyUpdate is answered and data flows under the new keys, while a flood of KeyUpdates without data
+ends the connection (it would otherwise cost the loop an answer and a key derivation each).
 
 Run by ctest (label security) under Debian's /usr/bin/python3; binaries from $VW_SERVER.
 """
 
+import os
+import select
 import socket
 import ssl
+import subprocess
 import sys
 import time
 import unittest
@@ -185,6 +190,56 @@ class TlsRecordsTest(IntegrationTest):
         # the resumed connection still knows the agent's certificate
         self.assertEqual(self.srv.proc.stderr().count("records=tlsrec verified=1 site=site-rec"),
                          2)
+
+    def s_client(self, commands, then=b"", until=b""):
+        """Runs openssl s_client with the agent certificate, typing each command letter as its
+        own line (s_client acts on a line's first byte), then `then`; returns its output."""
+        p = subprocess.Popen(
+            ["openssl", "s_client", "-connect", f"127.0.0.1:{self.srv.port}", "-tls1_3",
+             "-CAfile", str(self.srv.ca), "-cert", str(self.pki.cert), "-key",
+             str(self.pki.key), "-crlf", "-no_ign_eof"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self.addCleanup(p.kill)
+        self.srv.proc.wait_for_output(r"event=tls_open .*site=site-rec", 10)
+        try:
+            for cmd in commands:
+                p.stdin.write(cmd + b"\n")
+                p.stdin.flush()
+                time.sleep(0.05)
+            if then:
+                p.stdin.write(then)
+                p.stdin.flush()
+        except BrokenPipeError:
+            pass  # the server ended the connection and s_client exited
+        # Read until `until` shows up (or s_client exits): closing its stdin first would make
+        # it quit before the answer arrives.
+        out, deadline = b"", time.monotonic() + 5 * S
+        while time.monotonic() < deadline and not (until and until in out):
+            ready, _, _ = select.select([p.stdout], [], [], 0.1)
+            if ready:
+                chunk = os.read(p.stdout.fileno(), 65536)
+                if not chunk:
+                    break
+                out += chunk
+        p.kill()
+        p.wait()
+        return out.decode(errors="replace")
+
+    def test_key_update_from_a_real_client_is_answered(self):
+        out = self.s_client([b"K", b"k"], then=b"GET /healthz HTTP/1.1\nHost: c\n\n",
+                            until=b"HTTP/1.1 200")
+        self.assertIn("HTTP/1.1 200", out)
+        log = self.srv.proc.stderr()
+        self.assertIn("event=tls_key_update", log)
+        self.assertRegex(log, r"event=tls_key_update .*requested=1")
+        self.assertNotIn("tls_record_error", log)
+
+    def test_a_flood_of_key_updates_ends_the_connection(self):
+        self.s_client([b"k"] * 40)
+        self.srv.proc.wait_for_output(
+            r"event=tls_record_error .* what=too_many_records_without_data alert=10", 5)
+        self.assertEqual(self.srv.proc.stderr().count("event=tls_key_update"), 32)
+        self.assert_serving()
 
     def test_tls12_clients_are_still_served(self):
         c = self.client(version=ssl.TLSVersion.TLSv1_2)
