@@ -1250,8 +1250,11 @@ int tls_conn_write(struct tls_conn *c, const void *data, size_t len)
 {
 	if (c->state != C_OPEN || c->handles_closing)
 		return UV_EPIPE;
-	if (c->rec_on)
+	if (c->rec_on) {
+		if (tlsrec_should_rekey(&c->rec))
+			c->ku_pending = 1; /* our own KeyUpdate, not requested: the same message */
 		return rec_key_update(c) ? UV_EIO : rec_send(c, TLSREC_APPDATA, data, len);
+	}
 	const char *p = data;
 	while (len) {
 		int chunk = len > (1u << 30) ? 1 << 30 : (int)len;

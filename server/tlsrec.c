@@ -250,6 +250,11 @@ static int update_dir(struct tlsrec *r, struct tlsrec_dir *d)
 	return rc;
 }
 
+int tlsrec_should_rekey(const struct tlsrec *r)
+{
+	return r->wr.seq >= (UINT64_C(1) << 24);
+}
+
 int tlsrec_update_write(struct tlsrec *r)
 {
 	return update_dir(r, &r->wr);

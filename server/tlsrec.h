@@ -79,5 +79,8 @@ int tlsrec_seal(struct tlsrec *r, struct tlsrec_ctx *x, uint8_t type, const void
 int tlsrec_handshake(struct tlsrec *r, const uint8_t *msg, size_t len, int *respond);
 extern const uint8_t tlsrec_key_update_msg[5]; /* KeyUpdate(update_not_requested) */
 int tlsrec_update_write(struct tlsrec *r);
+/* Have our keys protected enough records that we should move them on ourselves? RFC 8446
+ * §5.5: at most 2^24.5 full-size records per AES-GCM key; we rekey at 2^24 for every suite. */
+int tlsrec_should_rekey(const struct tlsrec *r);
 
 #endif

@@ -322,6 +322,13 @@ static void only_key_update_is_accepted_after_the_handshake(void **state)
 	const uint8_t two[] = {24, 0, 0, 1, 0, 24, 0, 0, 1, 0}; /* spans a key change */
 	assert_int_equal(tlsrec_handshake(&r, two, 10, &respond), TLSREC_E_UNEXPECTED);
 	assert_int_equal(tlsrec_init(&r, 0x1304, s, s, 32, 0, 0), TLSREC_E_INTERNAL); /* CCM */
+	/* §5.5: keys are moved on after 2^24 records of ours; a KeyUpdate starts over at 0 */
+	assert_int_equal(tlsrec_init(&r, 0x1301, s, s, 32, 0, (1u << 24) - 1), 0);
+	assert_false(tlsrec_should_rekey(&r));
+	r.wr.seq++;
+	assert_true(tlsrec_should_rekey(&r));
+	assert_int_equal(tlsrec_update_write(&r), 0);
+	assert_false(tlsrec_should_rekey(&r));
 }
 
 int main(void)
