@@ -410,16 +410,21 @@ static int anchor_put(FILE *fp, const void *arg)
  * behind, which reads as consistent (the chain still holds that row); never ahead. */
 static void anchor_write(struct auth *a)
 {
-	char tmp[PATH_MAX + 8], err[256];
+	/* The server and the CLI may both append: each writes its own temporary file (by pid)
+	 * and renames it over the anchor, so the last rename wins whole. The loser's anchor
+	 * would only be behind, which still checks. */
+	char base[PATH_MAX + 32], tmp[PATH_MAX + 40], err[256] = "";
 	struct anchor_row r = {a->pend_id, a->pend_hash};
-	if (vw_file_write_tmp(a->anchor_path, 0600, anchor_put, &r, tmp, sizeof(tmp), err,
-	                      sizeof(err)) != 0 ||
-	    rename(tmp, a->anchor_path) != 0) {
-		if (tmp[0])
-			unlink(tmp);
-		log_warn("event=audit_anchor_write_failed path=%s error=\"%s\"", a->anchor_path,
-		         err[0] ? err : strerror(errno));
+	snprintf(base, sizeof(base), "%s.%ld", a->anchor_path, (long)getpid());
+	int rc = vw_file_write_tmp(base, 0600, anchor_put, &r, tmp, sizeof(tmp), err, sizeof(err));
+	if (!rc && rename(tmp, a->anchor_path) != 0) {
+		rc = -errno;
+		snprintf(err, sizeof(err), "rename: %s", strerror(errno));
+		unlink(tmp);
 	}
+	if (rc)
+		log_warn("event=audit_anchor_write_failed path=%s error=\"%s\"", a->anchor_path,
+		         err);
 }
 
 static int anchor_check(struct auth *a)
