@@ -195,6 +195,19 @@ class Audit(IntegrationTest):
         self.assertIn("anchor=matches", out)
         people_token(h, srv, "province", name="p3")  # writes again
 
+    def test_concurrent_appenders_leave_an_anchor_that_checks(self):
+        """Several CLI processes append at once (each writes the anchor after its commit):
+        whichever rename wins, the anchor names a row the chain holds."""
+        from concurrent.futures import ThreadPoolExecutor
+        h = self.h
+        srv = h.setup_server()
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            list(pool.map(lambda i: people_token(h, srv, "province", name=f"p{i}"), range(24)))
+        out = cli(h, srv, "audit", "--limit", "1", name="audit").stdout()
+        self.assertRegex(out, r"audit chain: intact \(25 rows\) head=\w+ anchor=matches")
+        leftovers = [p.name for p in srv.state_dir.iterdir() if ".anchor." in p.name]
+        self.assertEqual(leftovers, [])
+
     def test_audit_limit_shows_the_latest_rows(self):
         h = self.h
         srv = h.setup_server()
