@@ -393,12 +393,14 @@ int main(int argc, char **argv)
 	log_info("event=stopped");
 	return a.exit_code;
 fail:
-	uplink_destroy(&a.up);
+	if (a.up) /* its timer and certificate watch are open, like curluv's timer */
+		uplink_stop(a.up, NULL, NULL);
 	if (a.cu) { /* its timer is open: close it and let the loop run the close */
 		curluv_close(a.cu, NULL, NULL);
 		uv_close((uv_handle_t *)&a.assess_timer, NULL);
 		uv_run(&a.loop, UV_RUN_DEFAULT);
 	}
+	uplink_destroy(&a.up);
 	curluv_destroy(&a.cu);
 	assess_destroy(&a.as);
 	outbox_close(&a.ob);

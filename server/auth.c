@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "fileio.h"
@@ -36,7 +37,9 @@ struct auth {
 	/* The audit anchor: the chain's last row id and hash, in a file beside auth.db (see
 	 * auth_anchor_check). pend_* is the row this transaction appended, written at commit. */
 	char anchor_path[PATH_MAX];
-	int anchor_state; /* AUTH_ANCHOR_* as found at open */
+	char db_path[PATH_MAX];
+	int anchor_state;     /* AUTH_ANCHOR_* as last found */
+	int anchor_resetting; /* auth_anchor_reset's own row goes in without the check */
 	char anchor_msg[PATH_MAX + 256];
 	int64_t pend_id;
 	char pend_hash[2 * HASH_BYTES + 1];
@@ -176,7 +179,8 @@ int auth_open(const char *path, struct auth **out, char *err, size_t errlen)
 			goto fail;
 		}
 	if (snprintf(a->anchor_path, sizeof(a->anchor_path), "%s.anchor", path) >=
-	    (int)sizeof(a->anchor_path)) {
+	        (int)sizeof(a->anchor_path) ||
+	    snprintf(a->db_path, sizeof(a->db_path), "%s", path) >= (int)sizeof(a->db_path)) {
 		snprintf(err, errlen, "%s: path too long", path);
 		rc = -ENAMETOOLONG;
 		goto fail;
@@ -347,15 +351,13 @@ static void chain_hash(const char *prev, int64_t ts, const char *actor, const ch
 		snprintf(out, 2 * HASH_BYTES + 1, "error");
 }
 
-/* Inside a write transaction. */
-static int audit_locked(struct auth *a, const char *actor, const char *action, const char *subject,
-                        const char *detail)
+static int anchor_check(struct auth *a);
+
+/* Inside a write transaction: one chained row. */
+static int append_row(struct auth *a, const char *actor, const char *action, const char *subject,
+                      const char *detail)
 {
 	char prev[2 * HASH_BYTES + 1] = "", hash[2 * HASH_BYTES + 1];
-	/* A chain that no longer reaches its anchor is evidence: appending would move the
-	 * anchor past the cut and erase it. */
-	if (a->anchor_state == AUTH_ANCHOR_MISMATCH)
-		return -EBADMSG;
 	sqlite3_stmt *st = prep(a, "SELECT hash FROM audit ORDER BY id DESC LIMIT 1");
 	if (!st)
 		return -EIO;
@@ -392,6 +394,35 @@ static int audit_locked(struct auth *a, const char *actor, const char *action, c
 	return rc;
 }
 
+/* Inside a write transaction, so the chain cannot move between the check and the append.
+ * The anchor is checked again each time (a long-running server opened auth.db long ago):
+ * a chain that no longer reaches it is evidence, and appending would move the anchor past
+ * the cut and erase it. An anchor deleted meanwhile is said in a row of its own first. */
+static int audit_locked(struct auth *a, const char *actor, const char *action, const char *subject,
+                        const char *detail)
+{
+	if (!a->anchor_resetting) {
+		a->anchor_state = anchor_check(a);
+		if (a->anchor_state == AUTH_ANCHOR_MISMATCH) {
+			log_error("event=audit_refused reason=anchor_mismatch detail=\"%s\" "
+			          "hint=\"venuewatch-server audit; then audit --reset-anchor\"",
+			          a->anchor_msg);
+			return -EBADMSG;
+		}
+		if (a->anchor_state == AUTH_ANCHOR_MISSING) {
+			log_warn("event=audit_anchor_missing path=%s action=made_at_head",
+			         a->anchor_path);
+			int rc = append_row(
+			    a, "system", "audit_anchor_reset", a->anchor_path,
+			    "no anchor file; the chain's head as found is the new anchor");
+			if (rc)
+				return rc;
+			a->anchor_state = AUTH_ANCHOR_OK;
+		}
+	}
+	return append_row(a, actor, action, subject, detail);
+}
+
 /* --- the audit anchor ------------------------------------------------------------------- */
 
 struct anchor_row {
@@ -417,6 +448,15 @@ static void anchor_write(struct auth *a)
 	struct anchor_row r = {a->pend_id, a->pend_hash};
 	snprintf(base, sizeof(base), "%s.%ld", a->anchor_path, (long)getpid());
 	int rc = vw_file_write_tmp(base, 0600, anchor_put, &r, tmp, sizeof(tmp), err, sizeof(err));
+	/* Root running the CLI on a server's state dir: the anchor stays the database owner's,
+	 * as SQLite keeps -wal and -shm, or the server could not read it. */
+	struct stat dbst;
+	if (!rc && geteuid() == 0 && stat(a->db_path, &dbst) == 0 &&
+	    chown(tmp, dbst.st_uid, dbst.st_gid) != 0) {
+		rc = -errno;
+		snprintf(err, sizeof(err), "chown: %s", strerror(errno));
+		unlink(tmp);
+	}
 	if (!rc && rename(tmp, a->anchor_path) != 0) {
 		rc = -errno;
 		snprintf(err, sizeof(err), "rename: %s", strerror(errno));
@@ -476,7 +516,7 @@ static int anchor_check(struct auth *a)
 		         a->anchor_path, id, hash, last);
 	else
 		snprintf(a->anchor_msg, sizeof(a->anchor_msg),
-		         "rewritten: %s says row %lld has hash %.16s, auth.db has another",
+		         "rewritten: %s says row %lld has hash %.16s, the chain has another",
 		         a->anchor_path, id, hash);
 	return AUTH_ANCHOR_MISMATCH;
 }
@@ -495,10 +535,13 @@ int auth_anchor_reset(struct auth *a, const char *actor)
 	char detail[PATH_MAX + 320];
 	snprintf(detail, sizeof(detail), "%s; the chain's head as found is the new anchor",
 	         a->anchor_state == AUTH_ANCHOR_MISSING ? "no anchor file" : a->anchor_msg);
-	a->anchor_state = AUTH_ANCHOR_OK; /* let this row through, then the anchor follows it */
+	a->anchor_resetting = 1; /* this row goes in as the chain is; the anchor follows it */
 	int rc = auth_audit(a, actor, "audit_anchor_reset", a->anchor_path, detail);
-	if (rc == 0)
+	a->anchor_resetting = 0;
+	if (rc == 0) {
+		a->anchor_state = AUTH_ANCHOR_OK;
 		a->anchor_msg[0] = '\0';
+	}
 	return rc;
 }
 
@@ -522,6 +565,10 @@ int auth_audit_list(struct auth *a, int limit, FILE *out)
 		total = sqlite3_column_int64(cnt, 0);
 	sqlite3_finalize(cnt);
 	int64_t skip = limit > 0 && total > limit ? total - limit : 0, row = 0, bad = 0;
+	/* Ids never repeat (AUTOINCREMENT): a hole is rows deleted. Rows cut off the tail and
+	 * then appended to leave one that the chain does not show; an audit_anchor_reset row
+	 * after it says it was seen and recorded. */
+	int64_t last_id = 0, hole_from = 0, hole_to = 0, holes_recorded = 0;
 	char prev[2 * HASH_BYTES + 1] = "", want[2 * HASH_BYTES + 1];
 	fprintf(out, "%-6s %-24s %-20s %-14s %-24s %s\n", "ID", "TIME", "ACTOR", "ACTION",
 	        "SUBJECT", "DETAIL");
@@ -531,6 +578,15 @@ int auth_audit_list(struct auth *a, int limit, FILE *out)
 		chain_hash(prev, ts, col(st, 2), col(st, 3), col(st, 4), col(st, 5), want);
 		if (!bad && (strcmp(col(st, 6), prev) != 0 || strcmp(col(st, 7), want) != 0))
 			bad = id;
+		if (last_id && id != last_id + 1 && !hole_from) {
+			hole_from = last_id + 1;
+			hole_to = id - 1;
+		}
+		if (hole_from && strcmp(col(st, 3), "audit_anchor_reset") == 0) {
+			holes_recorded++;
+			hole_from = 0;
+		}
+		last_id = id;
 		snprintf(prev, sizeof(prev), "%s", col(st, 7));
 		if (row++ < skip)
 			continue;
@@ -549,6 +605,19 @@ int auth_audit_list(struct auth *a, int limit, FILE *out)
 		        (long long)bad);
 		return -EBADMSG;
 	}
+	if (hole_from) {
+		fprintf(
+		    out,
+		    "audit chain: CUT (rows %lld-%lld are missing and no audit_anchor_reset row "
+		    "records it)\n",
+		    (long long)hole_from, (long long)hole_to);
+		return -EBADMSG;
+	}
+	if (holes_recorded)
+		fprintf(out,
+		        "audit chain: %lld gap(s) in the ids, each recorded by an "
+		        "audit_anchor_reset row\n",
+		        (long long)holes_recorded);
 	/* A chain cut at its tail is still a valid chain: the anchor file (and the journal's
 	 * event=audit head= lines) say where it ended. */
 	int state = anchor_check(a);

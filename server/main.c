@@ -117,13 +117,28 @@ static int cmd_ca(struct server_conf *cfg, int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if (strcmp(action, "init") != 0 && strcmp(action, "server") != 0 &&
+	    strcmp(action, "issue") != 0) {
+		fprintf(stderr, "ca: unknown action '%s'\n", action);
+		usage(stderr);
+		return 2;
+	}
+	if (strcmp(action, "init") == 0 && (o.site || o.org || o.city || o.out_dir)) {
+		usage(stderr);
+		return 2;
+	}
+	if (strcmp(action, "issue") == 0 && (!o.site || !o.org || !o.out_dir)) {
+		fprintf(stderr, "ca issue: --site, --org and --out are required\n");
+		return 2;
+	}
+	/* The audit log first: an action it cannot record (its anchor no longer checks) is
+	 * not taken. It also records the certificate and, after 'init', writes the CRL. */
+	struct auth *au = admin_open(cfg, 0);
+	if (!au)
+		return 1;
 	char err[512] = "", serial[64] = "";
 	int rc;
 	if (strcmp(action, "init") == 0) {
-		if (o.site || o.org || o.city || o.out_dir) {
-			usage(stderr);
-			return 2;
-		}
 		rc = ca_init(cfg->pki_dir, cfg->server.hostnames, o.force, err, sizeof(err));
 		if (!rc)
 			printf("created CA and server certificate in %s\n", cfg->pki_dir);
@@ -133,26 +148,18 @@ static int cmd_ca(struct server_conf *cfg, int argc, char **argv)
 			printf(
 			    "issued server certificate in %s (SIGHUP a running server to use it)\n",
 			    cfg->pki_dir);
-	} else if (strcmp(action, "issue") == 0) {
-		if (!o.site || !o.org || !o.out_dir) {
-			fprintf(stderr, "ca issue: --site, --org and --out are required\n");
-			return 2;
-		}
+	} else {
 		rc = ca_issue(cfg->pki_dir, &o, serial, sizeof(serial), err, sizeof(err));
 		if (!rc)
 			printf("issued %s/agent.crt for site %s (serial %s, %d days)\n", o.out_dir,
 			       o.site, serial, CA_AGENT_DAYS);
-	} else {
-		fprintf(stderr, "ca: unknown action '%s'\n", action);
-		usage(stderr);
-		return 2;
 	}
 	if (rc) {
 		fprintf(stderr, "ca %s: %s\n", action, err);
+		auth_close(au);
 		return 1;
 	}
-	struct auth *au = admin_open(cfg, 0); /* the audit row, and the serial for 'revoke' */
-	rc = au ? admin_ca_done(cfg, au, action, &o, serial) : 1;
+	rc = admin_ca_done(cfg, au, action, &o, serial);
 	auth_close(au);
 	return rc;
 }
@@ -291,8 +298,9 @@ static void on_sighup(uv_signal_t *h, int signum)
 			limits_from_conf(&nc.limits, &lim, &ilim);
 			conn_server_set_limits(s->conns, &lim);
 			ingest_set_limits(s->ingest, &ilim);
-			tls_server_set_max_connections(
-			    s->tls, (size_t)size_connection_cap(nc.limits.max_connections));
+			tls_server_set_limits(
+			    s->tls, (size_t)size_connection_cap(nc.limits.max_connections),
+			    (uint64_t)nc.limits.header_timeout_ms);
 			s->cfg.limits = nc.limits;
 			log_info("event=limits_applied max_header_bytes=%lld max_body_bytes=%lld "
 			         "header_timeout_ms=%ld request_timeout_ms=%ld idle_timeout_ms=%ld "

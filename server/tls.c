@@ -1214,9 +1214,11 @@ size_t tls_server_connections(const struct tls_server *s)
 	return s->nconns;
 }
 
-void tls_server_set_max_connections(struct tls_server *s, size_t max)
+void tls_server_set_limits(struct tls_server *s, size_t max_connections,
+                           uint64_t handshake_timeout_ms)
 {
-	s->max_conns = max;
+	s->max_conns = max_connections;
+	s->handshake_timeout_ms = handshake_timeout_ms;
 }
 
 /* --- connection API -------------------------------------------------------------------- */

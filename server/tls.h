@@ -59,8 +59,10 @@ void tls_server_stop(struct tls_server *s);
  * Accepts NULL. */
 void tls_server_destroy(struct tls_server *s);
 size_t tls_server_connections(const struct tls_server *s);
-/* A new connection cap (a reload): applies to accepts from now on; none is closed. */
-void tls_server_set_max_connections(struct tls_server *s, size_t max);
+/* A new connection cap and handshake deadline (a reload): for accepts from now on; no
+ * connection is closed. */
+void tls_server_set_limits(struct tls_server *s, size_t max_connections,
+                           uint64_t handshake_timeout_ms);
 
 void *tls_conn_cb_data(const struct tls_conn *c); /* cb_data given to tls_server_create */
 void tls_conn_set_data(struct tls_conn *c, void *data);

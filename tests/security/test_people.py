@@ -183,6 +183,12 @@ class Audit(IntegrationTest):
                 name="token-create")
         self.assertEqual(p.returncode, 1, p.tail())
         self.assertIn("no longer reaches its anchor", p.stderr())
+        # nor does the CA act: a certificate the log cannot record is not issued
+        out_dir = h.path("pki-z")
+        p = cli(h, srv, "ca", "issue", "--site", "site-z", "--org", ORG, "--out", str(out_dir),
+                check=False, name="ca-issue")
+        self.assertEqual(p.returncode, 1, p.tail())
+        self.assertFalse(out_dir.exists())
         p = h.run("server-again", [SERVER, "-c", srv.conf], check=False, timeout=20)
         self.assertEqual(p.returncode, 1, p.tail())
         self.assertIn("event=start_failed reason=audit_anchor_mismatch", p.stderr())
@@ -192,8 +198,53 @@ class Audit(IntegrationTest):
         # row 4, not 3: SQLite's AUTOINCREMENT never reuses an id, so the gap stays visible
         self.assertRegex(out, r"(?m)^4 .* audit_anchor_reset .*rows cut")
         self.assertIn("audit chain: intact (3 rows)", out)
+        self.assertIn("1 gap(s) in the ids, each recorded by an audit_anchor_reset row", out)
         self.assertIn("anchor=matches", out)
         people_token(h, srv, "province", name="p3")  # writes again
+
+    def cut_tail(self, srv, row):
+        db = sqlite3.connect(srv.state_dir / "auth.db")
+        try:
+            db.execute("DROP TRIGGER IF EXISTS audit_no_delete")
+            db.execute("DELETE FROM audit WHERE id >= ?", (row,))
+            db.commit()
+            return db.execute("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
+        finally:
+            db.close()
+
+    def test_a_cut_while_the_server_runs_stops_its_next_audit_row(self):
+        """The running server checks the anchor again before each row it appends (it opened
+        auth.db long before the cut): its next row (an enrollment) is refused, not chained
+        onto the cut, which would have moved the anchor past it."""
+        h = self.h
+        srv = h.setup_server()  # row 1
+        etok = enroll_token(h, srv, "site-e")  # row 2
+        people_token(h, srv, "province", name="p1")  # row 3
+        self.cut_tail(srv, 3)
+        csr, _ = make_csr(h, "req")
+        status, body, _ = request(srv, "POST", "/api/v1/enroll", {"token": etok, "csr": csr})
+        self.assertNotEqual(status, 200, body)
+        srv.proc.wait_for_output(r"event=audit_refused reason=anchor_mismatch", 5)
+        p = cli(h, srv, "audit", check=False, name="audit")
+        self.assertEqual(p.returncode, 1, p.tail())
+        self.assertIn("says row 3", p.stdout())
+
+    def test_a_hole_no_reset_row_explains_is_a_cut(self):
+        """Rows cut off the tail, the anchor forged to the new head, then appended to: the chain
+        and the anchor agree, but the ids have a hole no audit_anchor_reset row records."""
+        h = self.h
+        srv = h.setup_server()  # row 1
+        people_token(h, srv, "province", name="p1")  # row 2
+        people_token(h, srv, "province", name="p2")  # row 3
+        srv.proc.stop()
+        head_id, head_hash = self.cut_tail(srv, 3)
+        (srv.state_dir / "auth.db.anchor").write_text(
+            f"venuewatch audit anchor 1\nrow={head_id} hash={head_hash}\n")
+        people_token(h, srv, "province", name="p3")  # row 4, chained onto row 2
+        p = cli(h, srv, "audit", check=False, name="audit")
+        self.assertEqual(p.returncode, 1, p.tail())
+        self.assertIn("audit chain: CUT (rows 3-3 are missing and no audit_anchor_reset row "
+                      "records it)", p.stdout())
 
     def test_concurrent_appenders_leave_an_anchor_that_checks(self):
         """Several CLI processes append at once (each writes the anchor after its commit):
