@@ -352,6 +352,24 @@ hostnames = localhost,127.0.0.1
         return https_request(server.port, server.ca, method, path, body, cert, key, timeout)
 
 
+def exchange(conn, method, path, body=None, headers=None):
+    """One request on an open HTTPSConnection: a dict or list body goes as JSON. Returns
+    (status, parsed JSON or text, response headers)."""
+    hdrs = dict(headers or {})
+    data = None
+    if body is not None:
+        data = body if isinstance(body, (bytes, str)) else json.dumps(body)
+        hdrs.setdefault("Content-Type", "application/json")
+    conn.request(method, path, body=data, headers=hdrs)
+    resp = conn.getresponse()
+    raw = resp.read().decode("utf-8", "replace")
+    try:
+        parsed = json.loads(raw) if raw else None
+    except ValueError:
+        parsed = raw
+    return resp.status, parsed, dict(resp.getheaders())
+
+
 def https_request(port, ca, method, path, body=None, cert=None, key=None, timeout=10, token=None):
     """token: a people's bearer token for the read APIs (see reader_token), sent as
     Authorization: Bearer."""
@@ -361,18 +379,8 @@ def https_request(port, ca, method, path, body=None, cert=None, key=None, timeou
     conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=timeout)
     try:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        data = None
-        if body is not None:
-            data = body if isinstance(body, (bytes, str)) else json.dumps(body)
-            headers["Content-Type"] = "application/json"
-        conn.request(method, path, body=data, headers=headers)
-        resp = conn.getresponse()
-        raw = resp.read().decode("utf-8", "replace")
-        try:
-            parsed = json.loads(raw) if raw else None
-        except ValueError:
-            parsed = raw
-        return resp.status, parsed
+        status, parsed, _ = exchange(conn, method, path, body, headers)
+        return status, parsed
     finally:
         conn.close()
 

@@ -6,7 +6,6 @@ go over TLS with Python's ssl module.
 """
 
 import http.client
-import json
 import os
 import ssl
 import sys
@@ -14,8 +13,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 
-from harness import (AGENT, SERVER, IntegrationTest, Pki, main, query,  # noqa: E402,F401
-                     wait_for)
+from harness import (AGENT, SERVER, IntegrationTest, Pki, exchange, main,  # noqa: E402,F401
+                     query, wait_for)
 
 ORG = "org-sec"
 # An ingest result as the agent encodes it (see common/result.c).
@@ -47,25 +46,13 @@ def request(server, method, path, body=None, cert=None, key=None, token=None, he
     """One request; returns (status, parsed JSON or text, response headers). conn: an open
     HTTPSConnection to reuse (keep-alive), else a new one is made and closed."""
     path, extra = with_token(path, token)
-    hdrs = dict(extra, **(headers or {}))
-    data = None
-    if body is not None:
-        data = body if isinstance(body, (bytes, str)) else json.dumps(body)
-        hdrs.setdefault("Content-Type", "application/json")
     own = conn is None
     if own:
         conn = http.client.HTTPSConnection("127.0.0.1", server.port,
                                            context=client_context(server, cert, key),
                                            timeout=timeout)
     try:
-        conn.request(method, path, body=data, headers=hdrs)
-        resp = conn.getresponse()
-        raw = resp.read().decode("utf-8", "replace")
-        try:
-            parsed = json.loads(raw) if raw else None
-        except ValueError:
-            parsed = raw
-        return resp.status, parsed, dict(resp.getheaders())
+        return exchange(conn, method, path, body, dict(extra, **(headers or {})))
     finally:
         if own:
             conn.close()
