@@ -53,12 +53,8 @@ struct auth *admin_open(struct server_conf *cfg, int for_audit)
 		return NULL;
 	}
 	const char *why;
-	char actor[96];
-	auth_cli_actor(actor, sizeof(actor));
-	switch (auth_anchor_state(au, &why)) {
-	case AUTH_ANCHOR_MISMATCH:
-		if (for_audit)
-			break;
+	/* A missing anchor needs nothing here: the first row appended makes it (auth.c). */
+	if (auth_anchor_state(au, &why) == AUTH_ANCHOR_MISMATCH && !for_audit) {
 		fprintf(stderr,
 		        "%s: the audit log no longer reaches its anchor (%s).\n"
 		        "Nothing is written until this is understood: see it with 'audit', then "
@@ -66,12 +62,6 @@ struct auth *admin_open(struct server_conf *cfg, int for_audit)
 		        cfg->auth_db_path, why);
 		auth_close(au);
 		return NULL;
-	case AUTH_ANCHOR_MISSING:
-		if (auth_anchor_reset(au, actor) == 0)
-			fprintf(stderr,
-			        "%s: no audit anchor: made one at the chain's head (audited)\n",
-			        cfg->auth_db_path);
-		break;
 	}
 	return au;
 }

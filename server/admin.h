@@ -20,7 +20,7 @@ void admin_usage(FILE *out);
 
 /* Opens cfg's auth database (creating the state dir). NULL after printing why. An audit
  * chain that no longer reaches its anchor (auth.h) is refused unless for_audit (the
- * 'audit' command, which shows it); a missing anchor is made, with an audit row. */
+ * 'audit' command, which shows it). */
 struct auth *admin_open(struct server_conf *cfg, int for_audit);
 /* After a successful 'ca ACTION': records the certificate ('issue'), writes the CRL
  * ('init'), and appends the audit row. 0, or 1 after printing why. */
