@@ -10,11 +10,13 @@
 # Prints CPU seconds per camera, wall time and peak RSS of both, and the ratios against the
 # targets: agent CPU/camera <= 0.5x ffprobe's; a cycle <= 5% of one core at 60 s cadence;
 # peak RSS <= 150 MiB.
-# Usage: tests/bench/agent_cycle.sh [BUILD_DIR]   (default build-h1; a Release build)
+# Usage: tests/bench/agent_cycle.sh [BUILD_DIR]   (default build; a Release build)
 # Env: CAMS=64 WORKERS= (the agent's default when empty) PAR=WORKERS or 4, KEEP=1 keeps tmp.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
-build=$(cd "${1:-$repo/build-h1}" && pwd)
+build=$(cd "${1:-$repo/build}" && pwd)
+# shellcheck source=camd.sh
+. "$repo/tests/bench/camd.sh"
 agent=$build/venuewatch-agent
 CAMS=${CAMS:-64}
 WORKERS=${WORKERS:-}
@@ -37,24 +39,7 @@ ffmpeg -v error -nostdin -y -f lavfi -t 4 -i testsrc2=s=1920x1080:r=25 -pix_fmt 
 	-bufsize 2000k -x264-params nal-hrd=cbr -f h264 "$tmp/cam1080.h264"
 
 # 2. N mounts of it.
-{
-	printf '{"behaviours": {"c1080": {"file": "%s", "fps": 25, "help": "1080p25 file"}},\n' \
-		"$tmp/cam1080.h264"
-	printf ' "mounts": ['
-	for i in $(seq 1 "$CAMS"); do printf '%s"c1080:cam%d"' "$([ "$i" = 1 ] || echo ,)" "$i"; done
-	printf ']}\n'
-} >"$tmp/camd.json"
-/usr/bin/python3 "$repo/tests/tools/camd.py" --port 0 --config "$tmp/camd.json" \
-	>"$tmp/camd.out" 2>"$tmp/camd.err" &
-camd_pid=$!
-port=
-for _ in $(seq 1 100); do # camd prints READY within a second or two
-	port=$(sed -n 's/^READY port=//p' "$tmp/camd.out")
-	[ -n "$port" ] && break
-	kill -0 "$camd_pid" 2>/dev/null || { cat "$tmp/camd.err" >&2; exit 1; }
-	sleep 0.1
-done
-[ -n "$port" ] || { echo "agent_cycle: camd not ready" >&2; exit 1; }
+camd_serve agent_cycle "$tmp/cam1080.h264" "$CAMS"
 # Warm the encoder-less pipeline (its file reader starts with the first client), as a
 # running camera would be: neither side pays for camd's start.
 ffprobe -v error -rtsp_transport tcp "rtsp://127.0.0.1:$port/cam1" >/dev/null 2>&1 || true

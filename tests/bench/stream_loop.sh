@@ -7,12 +7,14 @@
 #   camd serves CAMS cameras of 720p25 H.264 from one file made once with the ffmpeg CLI, a
 #   keyframe every 5 frames so a check (open, 200 ms window, 2 keyframes analysed) is short.
 #   The collector is a closed port: results stay in the outbox, where they are counted.
-# Usage: tests/bench/stream_loop.sh [BUILD_DIR]   (default build-h1)
+# Usage: tests/bench/stream_loop.sh [BUILD_DIR]   (default build)
 # Env: CHECKS=1000 CAMS=16 WORKERS=4 KEEP=1 (keep the temp dir). Exit 1 if RSS grew > 10 %
 # between the middle and the end (a leak grows linearly; allocator warm-up does not).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
-build=$(cd "${1:-$repo/build-h1}" && pwd)
+build=$(cd "${1:-$repo/build}" && pwd)
+# shellcheck source=camd.sh
+. "$repo/tests/bench/camd.sh"
 agent=$build/venuewatch-agent
 CHECKS=${CHECKS:-1000} CAMS=${CAMS:-16} WORKERS=${WORKERS:-4}
 for b in "$agent" ffmpeg sqlite3; do
@@ -29,21 +31,7 @@ trap cleanup EXIT
 
 ffmpeg -v error -nostdin -y -f lavfi -t 2 -i testsrc2=s=1280x720:r=25 -pix_fmt yuv420p \
 	-c:v libx264 -preset veryfast -bf 0 -g 5 -b:v 2000k -f h264 "$tmp/cam.h264"
-{
-	printf '{"behaviours": {"c720": {"file": "%s", "fps": 25}}, "mounts": [' "$tmp/cam.h264"
-	for i in $(seq 1 "$CAMS"); do printf '%s"c720:cam%d"' "$([ "$i" = 1 ] || echo ,)" "$i"; done
-	printf ']}\n'
-} >"$tmp/camd.json"
-/usr/bin/python3 "$repo/tests/tools/camd.py" --port 0 --config "$tmp/camd.json" \
-	>"$tmp/camd.out" 2>"$tmp/camd.err" &
-camd_pid=$!
-port=
-for _ in $(seq 1 100); do
-	port=$(sed -n 's/^READY port=//p' "$tmp/camd.out")
-	[ -n "$port" ] && break
-	sleep 0.1
-done
-[ -n "$port" ] || { echo "stream_loop: camd not ready" >&2; cat "$tmp/camd.err" >&2; exit 1; }
+camd_serve stream_loop "$tmp/cam.h264" "$CAMS"
 
 {
 	printf '[agent]\nsite = loop\norg = loop\nstate_dir = %s/state\nlog_level = warn\n' "$tmp"
