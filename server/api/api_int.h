@@ -1,0 +1,30 @@
+/* api_int: what the api/ files share — the api object and the helpers every resource uses.
+ * Loop thread only. Not for use outside server/api/. */
+#ifndef VW_API_INT_H
+#define VW_API_INT_H
+
+#include "api.h"
+#include "log.h"
+
+struct api {
+	struct store *store;
+	struct ingest *ingest;
+	struct auth *auth; /* NULL: token-guarded paths fail closed */
+	char *pki_dir;
+	struct vw_log_limit refused_log;
+};
+
+/* One warn line per refusal, rate-limited; never the token itself. */
+void api_log_refused(struct api *a, const struct conn *c, const struct http_request *req,
+                     const char *who, const char *reason);
+/* The bearer token from the request: 0 with the token in out, -ENOENT when none was sent,
+ * -EINVAL when it is malformed or sent twice. */
+int api_bearer(const struct http_request *req, char *out, size_t outlen);
+
+/* Resources (one file each). */
+void api_sites_list(struct api *a, struct conn *c, const struct auth_principal *who);
+void api_site_get(struct api *a, struct conn *c, const char *site,
+                  const struct auth_principal *who);
+void api_enroll_post(struct api *a, struct conn *c, const struct http_request *req);
+
+#endif
