@@ -334,8 +334,11 @@ static int run(struct server *s)
 		log_error("event=start_failed error=%s", uv_err_name(rc));
 		return 1;
 	}
-	if ((rc = store_open(cfg->db_path, &s->store, err, sizeof(err))) != 0) {
-		log_error("event=start_failed db=%s error=\"%s\"", cfg->db_path, err);
+	struct store_options so = {.backend = cfg->store_backend,
+	                           .dir = cfg->server.state_dir,
+	                           .durability = STORE_DURABLE_FULL};
+	if ((rc = store_open(&so, &s->store, err, sizeof(err))) != 0) {
+		log_error("event=start_failed store=%s error=\"%s\"", cfg->store_backend, err);
 		goto fail;
 	}
 	struct conn_limits lim;

@@ -53,6 +53,14 @@ static const struct vw_conf_key limits_keys[] = {
      "connections are closed anyway"},
 };
 
+/* The store's backend by name; its files (for sqlite: venuewatch.db) live in state_dir, so a
+ * config without [store] opens the same database as before the section existed. */
+static const char *const store_backends[] = {"sqlite"};
+static const struct vw_conf_key store_keys[] = {
+    {"backend", VW_CONF_ENUM, KEY(store_section, backend), "sqlite", 0, 0, 0, "sqlite",
+     "where results are kept: sqlite = <state_dir>/venuewatch.db (WAL)"},
+};
+
 #define NKEYS(a) (sizeof(a) / sizeof((a)[0]))
 
 static const struct vw_conf_section sections[] = {
@@ -62,6 +70,8 @@ static const struct vw_conf_section sections[] = {
      KEY(pki_section, line), 0, "The certificate authority that enrols agents (see 'ca init')."},
     {"limits", 0, limits_keys, NKEYS(limits_keys), offsetof(struct server_conf, limits), 0, 0,
      KEY(limits_section, line), 0, "Bounds on what one client may cost the server."},
+    {"store", 0, store_keys, NKEYS(store_keys), offsetof(struct server_conf, store), 0, 0,
+     KEY(store_section, line), 0, "Where ingested results are stored."},
 };
 
 const struct vw_conf_schema server_conf_schema = {sections, NKEYS(sections)};
@@ -215,6 +225,7 @@ static int finish(struct server_conf *cfg, const char *path, int rc, struct vw_c
 	cfg->pki_dir =
 	    cfg->pki.dir && cfg->pki.dir[0] ? strdup(cfg->pki.dir) : join_path(s->state_dir, "pki");
 	cfg->db_path = join_path(s->state_dir, "venuewatch.db");
+	cfg->store_backend = store_backends[cfg->store.backend];
 	cfg->auth_db_path = join_path(s->state_dir, "auth.db");
 	cfg->crl_path = cfg->pki_dir ? join_path(cfg->pki_dir, "ca.crl") : NULL;
 	if (!cfg->pki_dir || !cfg->db_path || !cfg->auth_db_path || !cfg->crl_path) {
@@ -248,6 +259,8 @@ int server_conf_restart_needed(const struct server_conf *old, const struct serve
 		key = "server.state_dir";
 	else if (strcmp(old->pki_dir, new_->pki_dir) != 0)
 		key = "pki.dir";
+	else if (old->store.backend != new_->store.backend)
+		key = "store.backend";
 	if (!key)
 		return 0;
 	snprintf(out, outlen, "%s", key);

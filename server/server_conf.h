@@ -1,4 +1,4 @@
-/* server_conf: the collector's configuration schema ([server], [pki], [limits]) and the
+/* server_conf: the collector's configuration schema ([server], [pki], [limits], [store]) and the
  * checks that span keys (listen address, hostnames, derived paths). Loaded once on the main
  * thread before the loop starts; server_conf_free releases everything server_conf_load
  * allocated, including the derived paths. */
@@ -33,16 +33,23 @@ struct limits_section {
 	int line;
 };
 
+struct store_section {
+	int backend; /* index into the choices: 0 = sqlite */
+	int line;
+};
+
 struct server_conf {
 	const char *path;
 	struct server_section server;
 	struct pki_section pki;
 	struct limits_section limits;
+	struct store_section store;
 	/* Derived by server_conf_load once the file is valid. */
 	char listen_host[64];
 	int listen_port;
 	char *pki_dir;      /* resolved [pki] dir */
-	char *db_path;      /* <state_dir>/venuewatch.db */
+	char *db_path;      /* <state_dir>/venuewatch.db (the sqlite store's file, for logs) */
+	const char *store_backend; /* [store] backend by name, for store_open */
 	char *auth_db_path; /* <state_dir>/auth.db: tokens, certificates, audit (see auth.h) */
 	char *crl_path;     /* <pki_dir>/ca.crl */
 };

@@ -39,23 +39,22 @@ static void put_site_head(struct vw_buf *b, const struct store_site *s)
 	put_iso(b, s->last_report_ms);
 }
 
-struct list_ctx {
-	struct vw_buf *b;
-	int n;
-	const struct auth_principal *who;
-	int hidden; /* the site exists but lies outside the reader's jurisdiction */
+/* A read in flight: what the completion needs once the store answers. The principal is
+ * copied, because the router's lives on its stack. The conn stays valid until conn_respond
+ * even if the client has gone (conn.c frees it only after the owed response). */
+struct read_ctx {
+	struct conn *c;
+	struct auth_principal who;
 };
 
-static int on_site(void *ud, const struct store_site *s)
+static struct read_ctx *read_ctx_new(struct conn *c, const struct auth_principal *who)
 {
-	struct list_ctx *x = ud;
-	if (!in_scope(x->who, s->city))
-		return 0;
-	vw_buf_puts(x->b, x->n++ ? ",{" : "{");
-	put_site_head(x->b, s);
-	vw_buf_printf(x->b, ",\"cameras\":{\"ok\":%lld,\"degraded\":%lld,\"down\":%lld}}",
-	              (long long)s->ok, (long long)s->degraded, (long long)s->down);
-	return x->b->err;
+	struct read_ctx *x = malloc(sizeof(*x));
+	if (x) {
+		x->c = c;
+		x->who = *who;
+	}
+	return x;
 }
 
 static void send_buf(struct conn *c, struct vw_buf *b)
@@ -66,40 +65,57 @@ static void send_buf(struct conn *c, struct vw_buf *b)
 		conn_respond(c, 200, NULL, b->data, b->len);
 }
 
-void api_sites_list(struct api *a, struct conn *c, const struct auth_principal *who)
+/* A read the store did not take, or one that failed. */
+static void respond_store_error(struct conn *c, int rc)
 {
-	struct vw_buf b;
-	vw_buf_init(&b, RESPONSE_MAX);
-	struct list_ctx x = {&b, 0, who, 0};
-	vw_buf_puts(&b, "{\"sites\":[");
-	if (store_list_sites(a->store, on_site, &x)) {
+	if (rc == -E2BIG)
+		conn_respond_error(c, 507, "response too large", NULL);
+	else if (rc == -EAGAIN)
+		conn_respond_error(c, 503, "server busy", NULL); /* adds Retry-After */
+	else
 		conn_respond_error(c, 503, "store unavailable", NULL);
-		vw_buf_free(&b);
+}
+
+static void on_sites(void *ud, const struct store_reply *r)
+{
+	struct read_ctx *x = ud;
+	if (r->status) {
+		respond_store_error(x->c, r->status);
+		free(x);
 		return;
 	}
-	vw_buf_puts(&b, "]}");
-	send_buf(c, &b);
-	vw_buf_free(&b);
-}
-
-static int on_site_head(void *ud, const struct store_site *s)
-{
-	struct list_ctx *x = ud;
-	if (!in_scope(x->who, s->city)) {
-		x->hidden = 1;
-		return 1; /* stop: nothing of it is read */
+	struct vw_buf b;
+	vw_buf_init(&b, RESPONSE_MAX);
+	vw_buf_puts(&b, "{\"sites\":[");
+	int n = 0;
+	for (size_t i = 0; i < r->nsites && !b.err; i++) {
+		const struct store_site *s = &r->sites[i];
+		if (!in_scope(&x->who, s->city))
+			continue;
+		vw_buf_puts(&b, n++ ? ",{" : "{");
+		put_site_head(&b, s);
+		vw_buf_printf(&b, ",\"cameras\":{\"ok\":%lld,\"degraded\":%lld,\"down\":%lld}}",
+		              (long long)s->ok, (long long)s->degraded, (long long)s->down);
 	}
-	vw_buf_puts(x->b, "{");
-	put_site_head(x->b, s);
-	vw_buf_puts(x->b, ",\"targets\":[");
-	return x->b->err;
+	vw_buf_puts(&b, "]}");
+	send_buf(x->c, &b);
+	vw_buf_free(&b);
+	free(x);
 }
 
-static int on_target(void *ud, const struct store_target *t)
+void api_sites_list(struct api *a, struct conn *c, const struct auth_principal *who)
 {
-	struct list_ctx *x = ud;
-	struct vw_buf *b = x->b;
-	vw_buf_puts(b, x->n++ ? ",{\"kind\":" : "{\"kind\":");
+	struct read_ctx *x = read_ctx_new(c, who);
+	int rc = x ? store_list_sites(a->store, on_sites, x) : -ENOMEM;
+	if (rc) {
+		free(x);
+		respond_store_error(c, rc);
+	}
+}
+
+static void put_target(struct vw_buf *b, const struct store_target *t, int first)
+{
+	vw_buf_puts(b, first ? "{\"kind\":" : ",{\"kind\":");
 	vw_buf_json_str(b, t->kind);
 	vw_buf_puts(b, ",\"target\":");
 	vw_buf_json_str(b, t->target);
@@ -124,7 +140,34 @@ static int on_target(void *ud, const struct store_target *t)
 		vw_buf_json_str(b, t->codec);
 	}
 	vw_buf_puts(b, "}");
-	return b->err;
+}
+
+static void on_site(void *ud, const struct store_reply *r)
+{
+	struct read_ctx *x = ud;
+	/* Another city's site answers exactly like a site that does not exist: a 403 would
+	 * tell a city token which site ids exist elsewhere. */
+	if (r->status == -ENOENT || (!r->status && !in_scope(&x->who, r->sites[0].city))) {
+		conn_respond_error(x->c, 404, "no such site", NULL);
+		free(x);
+		return;
+	}
+	if (r->status) {
+		respond_store_error(x->c, r->status);
+		free(x);
+		return;
+	}
+	struct vw_buf b;
+	vw_buf_init(&b, RESPONSE_MAX);
+	vw_buf_puts(&b, "{");
+	put_site_head(&b, &r->sites[0]);
+	vw_buf_puts(&b, ",\"targets\":[");
+	for (size_t i = 0; i < r->ntargets && !b.err; i++)
+		put_target(&b, &r->targets[i], i == 0);
+	vw_buf_puts(&b, "]}");
+	send_buf(x->c, &b);
+	vw_buf_free(&b);
+	free(x);
 }
 
 void api_site_get(struct api *a, struct conn *c, const char *site,
@@ -134,20 +177,10 @@ void api_site_get(struct api *a, struct conn *c, const char *site,
 		conn_respond_error(c, 404, "no such site", NULL);
 		return;
 	}
-	struct vw_buf b;
-	vw_buf_init(&b, RESPONSE_MAX);
-	struct list_ctx x = {&b, 0, who, 0};
-	int rc = store_get_site(a->store, site, on_site_head, on_target, &x);
-	/* Another city's site answers exactly like a site that does not exist: a 403 would
-	 * tell a city token which site ids exist elsewhere. */
-	if (rc == -ENOENT || (!rc && x.hidden))
-		conn_respond_error(c, 404, "no such site", NULL);
-	else if (rc)
-		conn_respond_error(c, 503, "store unavailable", NULL);
-	else {
-		vw_buf_puts(&b, "]}");
-		send_buf(c, &b);
+	struct read_ctx *x = read_ctx_new(c, who);
+	int rc = x ? store_get_site(a->store, site, on_site, x) : -ENOMEM;
+	if (rc) {
+		free(x);
+		respond_store_error(c, rc);
 	}
-	vw_buf_free(&b);
 }
-

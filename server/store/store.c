@@ -1,133 +1,172 @@
+/* store: the backend-independent half of the store — batches, the writer thread's group
+ * commit, the reader threads and their bounded request queue, and the one uv_async that
+ * hands both kinds of completion back to the loop. The backend (store_ops) does the I/O.
+ * The writer and the readers share one struct, one async and one shutdown sequence (the
+ * writer commits, the readers answer, then the backend closes), which is why they live in
+ * one file rather than a separate batch.c. */
 #include "store.h"
 
 #include <errno.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
+#include "store_backend.h"
 #include "vtime.h"
 
-/* Schema history: migrations[i] takes user_version i to i + 1, in one transaction.
- *
- * results is append-only in arrival order with no secondary index, so an insert touches
- * one b-tree page at the end; duplicates are kept out by the per-agent high-water mark in
- * agents.high_seq, not by a unique index. latest holds one row per (agent, kind, target)
- * with the status copied in, so a site's page reads current state without history; and
- * agents.cam_* count the agent's cameras by latest stream status, kept by the writer as
- * latest changes, so the overview of every site reads one row per agent instead of every
- * camera (3000 sites x 200 cameras: ~0.2 s of loop time per request otherwise).
- * No foreign keys: the writer is the only code that inserts, and the per-row lookup a
- * foreign key costs is most of an insert's price. */
-static const char *const migrations[] = {
-    /* 1 */
-    "CREATE TABLE agents("
-    " id INTEGER PRIMARY KEY,"
-    " site TEXT NOT NULL,"
-    " agent TEXT NOT NULL,"
-    " org TEXT NOT NULL DEFAULT '',"
-    " city TEXT NOT NULL DEFAULT '',"
-    " high_seq INTEGER NOT NULL DEFAULT 0,"
-    " last_report_ms INTEGER NOT NULL DEFAULT 0,"
-    " cam_ok INTEGER NOT NULL DEFAULT 0,"
-    " cam_degraded INTEGER NOT NULL DEFAULT 0,"
-    " cam_down INTEGER NOT NULL DEFAULT 0,"
-    " UNIQUE(site, agent));"
-    "CREATE TABLE results("
-    " id INTEGER PRIMARY KEY,"
-    " agent_id INTEGER NOT NULL,"
-    " seq INTEGER NOT NULL,"
-    " ts_ms INTEGER NOT NULL,"
-    " mono_ms INTEGER NOT NULL,"
-    " kind TEXT NOT NULL,"
-    " target TEXT NOT NULL,"
-    " status TEXT NOT NULL,"
-    " session TEXT,"
-    " codec TEXT,"
-    " faults TEXT NOT NULL,"  /* JSON array of fault codes */
-    " metrics TEXT NOT NULL," /* JSON object name -> number */
-    " received_ms INTEGER NOT NULL);"
-    "CREATE TABLE latest("
-    " agent_id INTEGER NOT NULL,"
-    " kind TEXT NOT NULL,"
-    " target TEXT NOT NULL,"
-    " result_id INTEGER NOT NULL,"
-    " status TEXT NOT NULL,"
-    " PRIMARY KEY(agent_id, kind, target)) WITHOUT ROWID;",
-    /* 2: seqs an agent never sent. A batch that starts (or continues) beyond the agent's
-     * mark + 1 means the agent no longer holds those seqs: its outbox dropped them at its
-     * bound (and said so in a buffer_overflow result) or, after a collector power loss, they
-     * were acknowledged here and rolled back. Either way nobody can send them again, so the
-     * mark moves on and the hole is written down instead of waited for. */
-    "CREATE TABLE seq_gaps("
-    " agent_id INTEGER NOT NULL,"
-    " first_seq INTEGER NOT NULL,"
-    " last_seq INTEGER NOT NULL,"
-    " received_ms INTEGER NOT NULL);",
-};
-#define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
-_Static_assert(NMIGRATIONS == STORE_SCHEMA_VERSION, "a migration per schema version");
+/* Two readers: the API's reads are short indexed queries, and the machine this runs on has
+ * two cores; more threads would only wait on each other. */
+#define DEFAULT_READERS 2
+#define MAX_READERS 16
+/* In flight at once, queued or running: beyond this a reader is far behind and the client
+ * does better to come back (503 + Retry-After) than to queue for seconds. */
+#define DEFAULT_MAX_READS 64
 
-enum wstmt { W_AGENT, W_RESULT, W_OLD_STATUS, W_LATEST, W_HIGH, W_GAP, W_COUNT };
-static const char *const wsql[W_COUNT] = {
-    [W_AGENT] = "INSERT INTO agents(site, agent, org, city, last_report_ms)"
-                " VALUES(?1, ?2, ?3, ?4, ?5)"
-                " ON CONFLICT(site, agent) DO UPDATE SET org = excluded.org,"
-                " city = excluded.city, last_report_ms = excluded.last_report_ms"
-                " RETURNING id, high_seq",
-    [W_RESULT] = "INSERT INTO results(agent_id, seq, ts_ms, mono_ms, kind, target, status,"
-                 " session, codec, faults, metrics, received_ms)"
-                 " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-    [W_LATEST] = "INSERT INTO latest(agent_id, kind, target, result_id, status)"
-                 " VALUES(?1, ?2, ?3, ?4, ?5)"
-                 " ON CONFLICT(agent_id, kind, target) DO UPDATE SET"
-                 " result_id = excluded.result_id, status = excluded.status",
-    [W_OLD_STATUS] = "SELECT status FROM latest WHERE agent_id = ?1 AND kind = ?2 AND target = ?3",
-    [W_HIGH] = "UPDATE agents SET high_seq = ?2, cam_ok = cam_ok + ?3,"
-               " cam_degraded = cam_degraded + ?4, cam_down = cam_down + ?5 WHERE id = ?1",
-    [W_GAP] = "INSERT INTO seq_gaps(agent_id, first_seq, last_seq, received_ms)"
-              " VALUES(?1, ?2, ?3, ?4)",
+static const struct store_ops *const backends[] = {&store_sqlite_ops};
+const char store_backend_names[] = "sqlite";
+
+/* --- replies ---------------------------------------------------------------------------- */
+
+/* Offsets into the arena while it may still grow; pointers only once the read is done. */
+struct fill_site {
+	uint32_t site, org, city;
+	int64_t last_report_ms, ok, degraded, down;
+};
+struct fill_target {
+	uint32_t agent, kind, target, status, session, codec, faults, metrics;
+	int64_t ts_ms, seq;
 };
 
-enum rstmt { R_SITES, R_SITE, R_TARGETS, R_HIGH, R_COUNT_RESULTS, R_COUNT };
-#define SITE_SUMMARY(where)                                                                        \
-	"SELECT site, org, city, max(last_report_ms), sum(cam_ok), sum(cam_degraded),"             \
-	" sum(cam_down) FROM agents " where " GROUP BY site ORDER BY site"
-static const char *const rsql[R_COUNT] = {
-    /* org and city come from the site's most recently reporting agent: with one max()
-     * aggregate, SQLite takes bare columns from the row that holds it. */
-    [R_SITES] = SITE_SUMMARY(""),
-    [R_SITE] = SITE_SUMMARY("WHERE site = ?1"),
-    [R_TARGETS] = "SELECT a.agent, l.kind, l.target, r.status, r.session, r.codec, r.faults,"
-                  " r.metrics, r.ts_ms, r.seq"
-                  " FROM agents a JOIN latest l ON l.agent_id = a.id"
-                  " JOIN results r ON r.id = l.result_id"
-                  " WHERE a.site = ?1 ORDER BY l.kind, l.target, a.agent",
-    [R_HIGH] = "SELECT high_seq FROM agents WHERE site = ?1 AND agent = ?2",
-    [R_COUNT_RESULTS] = "SELECT count(*) FROM results",
+struct store_fill {
+	struct vw_buf arena;
+	struct fill_site *sites;
+	size_t nsites, cap_sites;
+	struct fill_target *targets;
+	size_t ntargets, cap_targets;
 };
 
-struct store {
-	char *path;
-	sqlite3 *wdb; /* writer thread only, once started */
-	sqlite3 *rdb; /* loop thread */
-	sqlite3_stmt *w[W_COUNT];
-	sqlite3_stmt *r[R_COUNT];
+enum read_op { RD_SITES, RD_SITE, RD_HIGH, RD_COUNT };
 
-	uv_loop_t *loop;
-	uv_async_t async;
-	uv_thread_t thread;
-	int started;
-
-	uv_mutex_t mu; /* guards everything below */
-	uv_cond_t cond;
-	struct store_batch *q_head, *q_tail; /* waiting for the writer */
-	size_t queued, queue_max;
-	struct store_batch *d_head, *d_tail; /* committed, waiting for the loop */
-	int stopping;
-	struct store_stats stats;
+struct read_req {
+	enum read_op op;
+	char site[64], agent[64];
+	store_read_cb cb;
+	void *ud;
+	struct store_fill fill;
+	struct store_site *sites; /* built from fill once the read is done */
+	struct store_target *targets;
+	struct store_reply reply;
+	struct read_req *next;
 };
+
+static size_t fill_bytes(const struct store_fill *f)
+{
+	return f->arena.len +
+	       f->cap_sites * (sizeof(struct fill_site) + sizeof(struct store_site)) +
+	       f->cap_targets * (sizeof(struct fill_target) + sizeof(struct store_target));
+}
+
+static uint32_t fill_str(struct store_fill *f, const char *s)
+{
+	uint32_t off = (uint32_t)f->arena.len;
+	vw_buf_append(&f->arena, s ? s : "", (s ? strlen(s) : 0) + 1);
+	return off;
+}
+
+static int grow(void **arr, size_t *cap, size_t n, size_t size)
+{
+	if (n < *cap)
+		return 0;
+	size_t c = *cap ? *cap * 2 : 16;
+	void *p = realloc(*arr, c * size);
+	if (!p)
+		return -ENOMEM;
+	*arr = p;
+	*cap = c;
+	return 0;
+}
+
+int store_fill_site(struct store_fill *f, const struct store_site *site)
+{
+	if (grow((void **)&f->sites, &f->cap_sites, f->nsites, sizeof(*f->sites)))
+		return -ENOMEM;
+	struct fill_site *o = &f->sites[f->nsites];
+	o->site = fill_str(f, site->site);
+	o->org = fill_str(f, site->org);
+	o->city = fill_str(f, site->city);
+	o->last_report_ms = site->last_report_ms;
+	o->ok = site->ok;
+	o->degraded = site->degraded;
+	o->down = site->down;
+	if (f->arena.err)
+		return f->arena.err;
+	if (fill_bytes(f) > STORE_REPLY_MAX)
+		return -E2BIG;
+	f->nsites++;
+	return 0;
+}
+
+int store_fill_target(struct store_fill *f, const struct store_target *t)
+{
+	if (grow((void **)&f->targets, &f->cap_targets, f->ntargets, sizeof(*f->targets)))
+		return -ENOMEM;
+	struct fill_target *o = &f->targets[f->ntargets];
+	o->agent = fill_str(f, t->agent);
+	o->kind = fill_str(f, t->kind);
+	o->target = fill_str(f, t->target);
+	o->status = fill_str(f, t->status);
+	o->session = fill_str(f, t->session);
+	o->codec = fill_str(f, t->codec);
+	o->faults = fill_str(f, t->faults);
+	o->metrics = fill_str(f, t->metrics);
+	o->ts_ms = t->ts_ms;
+	o->seq = t->seq;
+	if (f->arena.err)
+		return f->arena.err;
+	if (fill_bytes(f) > STORE_REPLY_MAX)
+		return -E2BIG;
+	f->ntargets++;
+	return 0;
+}
+
+/* Reader thread, after the read: the arena no longer moves, so pointers can be made. */
+static int reply_build(struct read_req *q)
+{
+	struct store_fill *f = &q->fill;
+	const char *a = f->arena.data;
+	if (f->nsites && !(q->sites = calloc(f->nsites, sizeof(*q->sites))))
+		return -ENOMEM;
+	if (f->ntargets && !(q->targets = calloc(f->ntargets, sizeof(*q->targets))))
+		return -ENOMEM;
+	for (size_t i = 0; i < f->nsites; i++) {
+		const struct fill_site *o = &f->sites[i];
+		q->sites[i] =
+		    (struct store_site){a + o->site, a + o->org,  a + o->city, o->last_report_ms,
+		                        o->ok,       o->degraded, o->down};
+	}
+	for (size_t i = 0; i < f->ntargets; i++) {
+		const struct fill_target *o = &f->targets[i];
+		q->targets[i] = (struct store_target){
+		    a + o->agent, a + o->kind,   a + o->target,  a + o->status, a + o->session,
+		    a + o->codec, a + o->faults, a + o->metrics, o->ts_ms,      o->seq};
+	}
+	q->reply.sites = q->sites;
+	q->reply.nsites = f->nsites;
+	q->reply.targets = q->targets;
+	q->reply.ntargets = f->ntargets;
+	return 0;
+}
+
+static void read_free(struct read_req *q)
+{
+	vw_buf_free(&q->fill.arena);
+	free(q->fill.sites);
+	free(q->fill.targets);
+	free(q->sites);
+	free(q->targets);
+	free(q);
+}
 
 /* --- batches ---------------------------------------------------------------------------- */
 
@@ -211,156 +250,95 @@ const char *store_batch_str(const struct store_batch *b, uint32_t off)
 	return b->arena.data + off;
 }
 
-/* --- open ------------------------------------------------------------------------------- */
+/* --- the store -------------------------------------------------------------------------- */
 
-static int exec(sqlite3 *db, const char *sql, char *err, size_t errlen)
-{
-	char *msg = NULL;
-	if (sqlite3_exec(db, sql, NULL, NULL, &msg) == SQLITE_OK)
-		return 0;
-	if (err)
-		snprintf(err, errlen, "%s", msg ? msg : sqlite3_errmsg(db));
-	sqlite3_free(msg);
-	return -EIO;
-}
+struct reader {
+	struct store *s;
+	void *conn; /* the backend's read connection, this thread's only */
+	uv_thread_t thread;
+	int running;
+};
 
-static int pragma_int(sqlite3 *db, const char *sql, int64_t *out)
-{
-	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-		return -EIO;
-	int rc = sqlite3_step(st) == SQLITE_ROW ? 0 : -EIO;
-	if (!rc)
-		*out = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return rc;
-}
+struct store {
+	const struct store_ops *ops;
+	void *be;
+	struct reader readers[MAX_READERS];
+	unsigned nreaders;
+	size_t max_reads;
+	size_t reads_inflight; /* loop thread: submitted, callback not yet run */
 
-static int migrate(sqlite3 *db, char *err, size_t errlen)
-{
-	int64_t v;
-	if (pragma_int(db, "PRAGMA user_version", &v)) {
-		snprintf(err, errlen, "cannot read schema version: %s", sqlite3_errmsg(db));
-		return -EIO;
-	}
-	if (v > NMIGRATIONS) {
-		snprintf(err, errlen,
-		         "database schema version %lld is newer than this server's (%d); "
-		         "run a newer venuewatch-server",
-		         (long long)v, NMIGRATIONS);
-		return -EPROTO;
-	}
-	for (int i = (int)v; i < NMIGRATIONS; i++) {
-		char sql[64], why[256];
-		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", i + 1);
-		if (exec(db, "BEGIN IMMEDIATE", why, sizeof(why)) ||
-		    exec(db, migrations[i], why, sizeof(why)) || exec(db, sql, why, sizeof(why)) ||
-		    exec(db, "COMMIT", why, sizeof(why))) {
-			exec(db, "ROLLBACK", NULL, 0);
-			snprintf(err, errlen, "migration to schema version %d failed: %s", i + 1,
-			         why);
-			return -EIO;
-		}
-		log_info("event=store_migrated version=%d", i + 1);
-	}
-	return 0;
-}
+	uv_loop_t *loop;
+	uv_async_t async;
+	uv_thread_t thread;
+	int started, writer_running;
+
+	uv_mutex_t mu;                       /* guards everything below */
+	uv_cond_t cond;                      /* the writer waits on it */
+	uv_cond_t rcond;                     /* the readers wait on it */
+	struct store_batch *q_head, *q_tail; /* waiting for the writer */
+	size_t queued, queue_max;
+	struct store_batch *d_head, *d_tail; /* committed, waiting for the loop */
+	struct read_req *rq_head, *rq_tail;  /* waiting for a reader */
+	struct read_req *rd_head, *rd_tail;  /* answered, waiting for the loop */
+	int stopping;
+	struct store_stats stats;
+};
 
 static void free_store(struct store *s)
 {
-	for (int i = 0; i < W_COUNT; i++)
-		sqlite3_finalize(s->w[i]);
-	for (int i = 0; i < R_COUNT; i++)
-		sqlite3_finalize(s->r[i]);
-	/* Reader first: the last connection to close checkpoints and removes the WAL, and a
-	 * read-only one cannot. */
-	sqlite3_close(s->rdb);
-	if (s->wdb && sqlite3_close(s->wdb) != SQLITE_OK)
-		log_error("event=store_close_failed error=\"%s\"", sqlite3_errmsg(s->wdb));
+	/* Readers first: see sqlite.c sq_close. */
+	for (unsigned i = 0; i < s->nreaders; i++)
+		s->ops->reader_close(s->readers[i].conn);
+	s->ops->close(s->be);
 	uv_mutex_destroy(&s->mu);
 	uv_cond_destroy(&s->cond);
-	free(s->path);
+	uv_cond_destroy(&s->rcond);
 	free(s);
 }
 
-int store_open(const char *path, struct store **out, char *err, size_t errlen)
+int store_open(const struct store_options *o, struct store **out, char *err, size_t errlen)
 {
+	const char *name = o->backend && o->backend[0] ? o->backend : "sqlite";
+	const struct store_ops *ops = NULL;
+	for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++)
+		if (strcmp(backends[i]->name, name) == 0)
+			ops = backends[i];
+	if (!ops) {
+		snprintf(err, errlen, "store backend '%s' unknown (this build has: %s)", name,
+		         store_backend_names);
+		return -EINVAL;
+	}
+	unsigned nreaders = o->readers ? o->readers : DEFAULT_READERS;
+	if (nreaders > MAX_READERS) {
+		snprintf(err, errlen, "store: %u readers asked, at most %d", nreaders, MAX_READERS);
+		return -EINVAL;
+	}
 	struct store *s = calloc(1, sizeof(*s));
-	int rc = -ENOMEM;
-	if (!s || !(s->path = strdup(path))) {
-		free(s);
+	if (!s) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
 	if (uv_mutex_init(&s->mu)) {
-		free(s->path);
 		free(s);
 		snprintf(err, errlen, "mutex init failed");
 		return -ENOMEM;
 	}
 	uv_cond_init(&s->cond);
-
-	/* NOMUTEX: each connection is used by one thread at a time (the write connection is
-	 * handed to the writer thread once, at store_start). */
-	if (sqlite3_open_v2(path, &s->wdb,
-	                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-	                    NULL) != SQLITE_OK) {
-		snprintf(err, errlen, "cannot open %s: %s", path,
-		         s->wdb ? sqlite3_errmsg(s->wdb) : "out of memory");
-		rc = -EIO;
+	uv_cond_init(&s->rcond);
+	s->ops = ops;
+	s->max_reads = o->max_reads ? o->max_reads : DEFAULT_MAX_READS;
+	int rc = ops->open(o, &s->be, err, errlen);
+	if (rc) {
+		s->be = NULL;
 		goto fail;
 	}
-	sqlite3_busy_timeout(s->wdb, 5000);
-	char why[256];
-	sqlite3_stmt *st = NULL;
-	if (sqlite3_prepare_v2(s->wdb, "PRAGMA journal_mode = WAL", -1, &st, NULL) != SQLITE_OK ||
-	    sqlite3_step(st) != SQLITE_ROW ||
-	    strcmp((const char *)sqlite3_column_text(st, 0), "wal") != 0) {
-		sqlite3_finalize(st);
-		snprintf(err, errlen, "cannot switch %s to WAL: %s", path, sqlite3_errmsg(s->wdb));
-		rc = -EIO;
-		goto fail;
-	}
-	sqlite3_finalize(st);
-	/* synchronous=FULL in WAL: the WAL is fsync'd at every (group) commit, so what we
-	 * acknowledge survives a power cut, not only a crash of this process. NORMAL would
-	 * fsync only at checkpoints and could take back acknowledged batches whose rows the
-	 * agent has already released: a silent loss. Group commit pays the fsync once per
-	 * group, which keeps FULL cheap; docs/DELIVERY.md has the measurement.
-	 * journal_size_limit bounds the WAL file that a long read would otherwise let grow. */
-	if (exec(s->wdb, "PRAGMA synchronous = FULL", why, sizeof(why)) ||
-	    exec(s->wdb, "PRAGMA journal_size_limit = 67108864", why, sizeof(why))) {
-		snprintf(err, errlen, "%s: %s", path, why);
-		rc = -EIO;
-		goto fail;
-	}
-	if ((rc = migrate(s->wdb, err, errlen)) != 0)
-		goto fail;
-	for (int i = 0; i < W_COUNT; i++) {
-		if (sqlite3_prepare_v3(s->wdb, wsql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->w[i],
-		                       NULL) != SQLITE_OK) {
-			snprintf(err, errlen, "prepare: %s", sqlite3_errmsg(s->wdb));
-			rc = -EIO;
+	/* Read connections open here, on the caller's thread, so that a store that cannot
+	 * be read fails at start-up with its reason rather than on the first request. */
+	for (; s->nreaders < nreaders; s->nreaders++) {
+		struct reader *r = &s->readers[s->nreaders];
+		r->s = s;
+		if ((rc = ops->reader_open(s->be, &r->conn, err, errlen)) != 0)
 			goto fail;
-		}
-	}
-	if (sqlite3_open_v2(path, &s->rdb, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) !=
-	    SQLITE_OK) {
-		snprintf(err, errlen, "cannot open %s read-only: %s", path,
-		         s->rdb ? sqlite3_errmsg(s->rdb) : "out of memory");
-		rc = -EIO;
-		goto fail;
-	}
-	/* Readers wait only on WAL recovery or a truncating checkpoint; the loop must not
-	 * wait long for either. */
-	sqlite3_busy_timeout(s->rdb, 250);
-	for (int i = 0; i < R_COUNT; i++) {
-		if (sqlite3_prepare_v3(s->rdb, rsql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->r[i],
-		                       NULL) != SQLITE_OK) {
-			snprintf(err, errlen, "prepare: %s", sqlite3_errmsg(s->rdb));
-			rc = -EIO;
-			goto fail;
-		}
 	}
 	*out = s;
 	return 0;
@@ -369,200 +347,19 @@ fail:
 	return rc;
 }
 
-int store_set_synchronous(struct store *s, int full)
-{
-	if (s->started)
-		return -EBUSY;
-	return exec(s->wdb, full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL",
-	            NULL, 0);
-}
-
 /* --- writer thread ---------------------------------------------------------------------- */
 
-static int sqlite_errno(int rc)
-{
-	switch (rc & 0xff) {
-	case SQLITE_FULL:
-		return -ENOSPC;
-	case SQLITE_BUSY:
-	case SQLITE_LOCKED:
-		return -EBUSY;
-	case SQLITE_NOMEM:
-		return -ENOMEM;
-	default:
-		return -EIO;
-	}
-}
-
-static int step_done(struct store *s, sqlite3_stmt *st)
-{
-	int rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	if (rc == SQLITE_DONE)
-		return 0;
-	log_error("event=store_write_failed error=\"%s\"", sqlite3_errmsg(s->wdb));
-	return sqlite_errno(rc);
-}
-
-static int record_gap(struct store *s, struct store_batch *b, int64_t agent_id, int64_t first,
-                      int64_t last)
-{
-	log_warn("event=ingest_seq_gap site=%s agent=%s first_seq=%lld last_seq=%lld count=%lld "
-	         "hint=\"the agent no longer held these; look for its buffer_overflow result\"",
-	         b->site, b->agent, (long long)first, (long long)last,
-	         (long long)(last - first + 1));
-	sqlite3_stmt *st = s->w[W_GAP];
-	sqlite3_bind_int64(st, 1, agent_id);
-	sqlite3_bind_int64(st, 2, first);
-	sqlite3_bind_int64(st, 3, last);
-	sqlite3_bind_int64(st, 4, b->received_ms);
-	int rc = step_done(s, st);
-	if (!rc)
-		b->gap_seqs += (size_t)(last - first + 1);
-	return rc;
-}
-
-static int apply_batch(struct store *s, struct store_batch *b)
-{
-	sqlite3_stmt *st = s->w[W_AGENT];
-	sqlite3_bind_text(st, 1, b->site, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, b->agent, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, b->org, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 4, b->city, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 5, b->received_ms);
-	int rc = sqlite3_step(st);
-	if (rc != SQLITE_ROW) {
-		log_error("event=store_write_failed error=\"%s\"", sqlite3_errmsg(s->wdb));
-		sqlite3_reset(st);
-		return sqlite_errno(rc);
-	}
-	int64_t agent_id = sqlite3_column_int64(st, 0);
-	int64_t high = sqlite3_column_int64(st, 1);
-	b->gap_seqs = 0;
-	if ((rc = step_done(s, st)) != 0)
-		return rc;
-
-	int64_t last = high;
-	size_t stored = 0;
-	int64_t cams[VW_STATUS_COUNT] = {0}; /* change in this agent's cameras per status */
-	for (size_t i = 0; i < b->nrows; i++) {
-		const struct store_row *row = &b->rows[i];
-		if (row->seq <= last)
-			continue; /* already stored (a resend), or a repeat within the batch */
-		/* Rows come sorted and the agent sends its oldest first, one batch at a time, so
-		 * a hole below this row can never be filled later (see migration 2). */
-		if (row->seq > last + 1 &&
-		    (rc = record_gap(s, b, agent_id, last + 1, row->seq - 1)) != 0)
-			return rc;
-		const char *kind = vw_kind_name((enum vw_kind)row->kind);
-		const char *status = vw_status_name((enum vw_status)row->status);
-		const char *target = store_batch_str(b, row->target);
-		st = s->w[W_RESULT];
-		sqlite3_bind_int64(st, 1, agent_id);
-		sqlite3_bind_int64(st, 2, row->seq);
-		sqlite3_bind_int64(st, 3, row->ts_ms);
-		sqlite3_bind_int64(st, 4, row->mono_ms);
-		sqlite3_bind_text(st, 5, kind, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 6, target, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 7, status, -1, SQLITE_STATIC);
-		if (row->session)
-			sqlite3_bind_text(st, 8, store_batch_str(b, row->session), -1,
-			                  SQLITE_STATIC);
-		else
-			sqlite3_bind_null(st, 8);
-		if (row->codec)
-			sqlite3_bind_text(st, 9, store_batch_str(b, row->codec), -1, SQLITE_STATIC);
-		else
-			sqlite3_bind_null(st, 9);
-		sqlite3_bind_text(st, 10, store_batch_str(b, row->faults), -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 11, store_batch_str(b, row->metrics), -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 12, b->received_ms);
-		if ((rc = step_done(s, st)) != 0)
-			return rc;
-		int64_t result_id = sqlite3_last_insert_rowid(s->wdb);
-
-		if (row->kind == VW_KIND_STREAM) {
-			/* The camera leaves its old status count and joins the new one. */
-			st = s->w[W_OLD_STATUS];
-			sqlite3_bind_int64(st, 1, agent_id);
-			sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
-			sqlite3_bind_text(st, 3, target, -1, SQLITE_STATIC);
-			rc = sqlite3_step(st);
-			if (rc == SQLITE_ROW) {
-				enum vw_status old;
-				if (vw_status_parse((const char *)sqlite3_column_text(st, 0),
-				                    &old) == 0)
-					cams[old]--;
-			}
-			sqlite3_reset(st);
-			if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-				log_error("event=store_write_failed error=\"%s\"",
-				          sqlite3_errmsg(s->wdb));
-				return sqlite_errno(rc);
-			}
-			cams[row->status]++;
-		}
-		st = s->w[W_LATEST];
-		sqlite3_bind_int64(st, 1, agent_id);
-		sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 3, target, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 4, result_id);
-		sqlite3_bind_text(st, 5, status, -1, SQLITE_STATIC);
-		if ((rc = step_done(s, st)) != 0)
-			return rc;
-		last = row->seq;
-		stored++;
-	}
-	if (last > high) {
-		st = s->w[W_HIGH];
-		sqlite3_bind_int64(st, 1, agent_id);
-		sqlite3_bind_int64(st, 2, last);
-		sqlite3_bind_int64(st, 3, cams[VW_STATUS_OK]);
-		sqlite3_bind_int64(st, 4, cams[VW_STATUS_DEGRADED]);
-		sqlite3_bind_int64(st, 5, cams[VW_STATUS_DOWN]);
-		if ((rc = step_done(s, st)) != 0)
-			return rc;
-	}
-	b->acked_seq = last;
-	b->stored = stored;
-	return 0;
-}
-
-/* One transaction for everything that was waiting: the fsync/WAL cost is paid once per
- * group, not per request. A savepoint per batch keeps one bad batch from sinking the
- * others. */
 static void commit_group(struct store *s, struct store_batch *list, uint64_t *rows,
                          uint64_t *skipped, uint64_t *gaps)
 {
 	int64_t t0 = vw_mono_ms();
 	size_t nb = 0;
-	int rc = exec(s->wdb, "BEGIN IMMEDIATE", NULL, 0);
-	if (rc)
-		log_error("event=store_begin_failed error=\"%s\"", sqlite3_errmsg(s->wdb));
-	for (struct store_batch *b = list; b; b = b->next) {
-		nb++;
-		b->status = rc;
-		if (rc)
-			continue;
-		if (exec(s->wdb, "SAVEPOINT batch", NULL, 0)) {
-			b->status = -EIO;
-			continue;
-		}
-		b->status = apply_batch(s, b);
-		if (b->status)
-			exec(s->wdb, "ROLLBACK TO batch", NULL, 0);
-		exec(s->wdb, "RELEASE batch", NULL, 0);
-	}
-	if (!rc && exec(s->wdb, "COMMIT", NULL, 0)) {
-		log_error("event=store_commit_failed error=\"%s\"", sqlite3_errmsg(s->wdb));
-		exec(s->wdb, "ROLLBACK", NULL, 0);
-		rc = -EIO;
-	}
-	if (rc)
-		for (struct store_batch *b = list; b; b = b->next)
-			b->status = rc;
+	for (struct store_batch *b = list; b; b = b->next)
+		b->gap_seqs = 0;
+	int rc = s->ops->commit(s->be, list);
 	*rows = *skipped = *gaps = 0;
 	for (struct store_batch *b = list; b; b = b->next) {
+		nb++;
 		if (b->status)
 			continue;
 		*rows += b->stored;
@@ -572,6 +369,19 @@ static void commit_group(struct store *s, struct store_batch *list, uint64_t *ro
 	log_debug("event=store_commit batches=%zu rows=%llu skipped=%llu ms=%lld status=%d", nb,
 	          (unsigned long long)*rows, (unsigned long long)*skipped,
 	          (long long)(vw_mono_ms() - t0), rc);
+}
+
+static void count_commit(struct store *s, struct store_batch *list, uint64_t rows, uint64_t skipped,
+                         uint64_t gaps)
+{
+	size_t nb = 0;
+	for (struct store_batch *b = list; b; b = b->next)
+		nb++;
+	s->stats.commits++;
+	s->stats.batches += nb;
+	s->stats.rows_stored += rows;
+	s->stats.rows_skipped += skipped;
+	s->stats.gap_seqs += gaps;
 }
 
 static void writer_main(void *arg)
@@ -589,10 +399,7 @@ static void writer_main(void *arg)
 		uv_mutex_unlock(&s->mu);
 
 		uint64_t rows, skipped, gaps;
-		size_t nb = 0;
 		commit_group(s, list, &rows, &skipped, &gaps);
-		for (struct store_batch *b = list; b; b = b->next)
-			nb++;
 
 		uv_mutex_lock(&s->mu);
 		if (s->d_tail)
@@ -600,11 +407,7 @@ static void writer_main(void *arg)
 		else
 			s->d_head = list;
 		s->d_tail = tail;
-		s->stats.commits++;
-		s->stats.batches += nb;
-		s->stats.rows_stored += rows;
-		s->stats.rows_skipped += skipped;
-		s->stats.gap_seqs += gaps;
+		count_commit(s, list, rows, skipped, gaps);
 		uv_mutex_unlock(&s->mu);
 		uv_async_send(&s->async);
 		uv_mutex_lock(&s->mu);
@@ -612,12 +415,76 @@ static void writer_main(void *arg)
 	uv_mutex_unlock(&s->mu);
 }
 
-/* Loop thread: hand committed batches back, in commit order. */
+/* --- reader threads --------------------------------------------------------------------- */
+
+static void run_read(struct reader *r, struct read_req *q)
+{
+	const struct store_ops *ops = r->s->ops;
+	int rc;
+	switch (q->op) {
+	case RD_SITES:
+		rc = ops->list_sites(r->conn, &q->fill);
+		break;
+	case RD_SITE:
+		rc = ops->get_site(r->conn, q->site, &q->fill);
+		break;
+	case RD_HIGH:
+		rc = ops->high_seq(r->conn, q->site, q->agent, &q->reply.value);
+		break;
+	default:
+		rc = ops->count_results(r->conn, &q->reply.value);
+		break;
+	}
+	if (!rc)
+		rc = reply_build(q);
+	q->reply.status = rc;
+}
+
+static void reader_main(void *arg)
+{
+	struct reader *r = arg;
+	struct store *s = r->s;
+	uv_mutex_lock(&s->mu);
+	for (;;) {
+		/* Queued reads are answered even while stopping: their callers wait for them. */
+		while (!s->rq_head && !s->stopping)
+			uv_cond_wait(&s->rcond, &s->mu);
+		struct read_req *q = s->rq_head;
+		if (!q)
+			break;
+		s->rq_head = q->next;
+		if (!s->rq_head)
+			s->rq_tail = NULL;
+		uv_mutex_unlock(&s->mu);
+
+		q->next = NULL;
+		run_read(r, q);
+
+		uv_mutex_lock(&s->mu);
+		if (s->rd_tail)
+			s->rd_tail->next = q;
+		else
+			s->rd_head = q;
+		s->rd_tail = q;
+		s->stats.reads++;
+		uv_mutex_unlock(&s->mu);
+		uv_async_send(&s->async);
+		uv_mutex_lock(&s->mu);
+	}
+	uv_mutex_unlock(&s->mu);
+}
+
+/* --- the loop side ---------------------------------------------------------------------- */
+
+/* Loop thread: committed batches in commit order, then answered reads; the reply memory
+ * goes as soon as its callback returns. */
 static void deliver(struct store *s)
 {
 	uv_mutex_lock(&s->mu);
 	struct store_batch *b = s->d_head;
+	struct read_req *q = s->rd_head;
 	s->d_head = s->d_tail = NULL;
+	s->rd_head = s->rd_tail = NULL;
 	uv_mutex_unlock(&s->mu);
 	while (b) {
 		struct store_batch *next = b->next;
@@ -625,11 +492,36 @@ static void deliver(struct store *s)
 		b->done(b); /* may free b */
 		b = next;
 	}
+	while (q) {
+		struct read_req *next = q->next;
+		s->reads_inflight--;
+		q->cb(q->ud, &q->reply);
+		read_free(q);
+		q = next;
+	}
 }
 
 static void on_async(uv_async_t *a)
 {
 	deliver(a->data);
+}
+
+/* Stops and joins whatever threads are running; they finish their queues first. */
+static void stop_threads(struct store *s)
+{
+	uv_mutex_lock(&s->mu);
+	s->stopping = 1;
+	uv_cond_signal(&s->cond);
+	uv_cond_broadcast(&s->rcond);
+	uv_mutex_unlock(&s->mu);
+	if (s->writer_running)
+		uv_thread_join(&s->thread); /* the writer commits what is queued before it exits */
+	s->writer_running = 0;
+	for (unsigned i = 0; i < s->nreaders; i++) {
+		if (s->readers[i].running)
+			uv_thread_join(&s->readers[i].thread);
+		s->readers[i].running = 0;
+	}
 }
 
 int store_start(struct store *s, uv_loop_t *loop, size_t queue_max)
@@ -640,13 +532,22 @@ int store_start(struct store *s, uv_loop_t *loop, size_t queue_max)
 	if (rc)
 		return rc;
 	s->async.data = s;
-	rc = uv_thread_create(&s->thread, writer_main, s);
-	if (rc) {
-		uv_close((uv_handle_t *)&s->async, NULL);
-		return rc;
+	if ((rc = uv_thread_create(&s->thread, writer_main, s)) != 0)
+		goto fail;
+	s->writer_running = 1;
+	for (unsigned i = 0; i < s->nreaders; i++) {
+		if ((rc = uv_thread_create(&s->readers[i].thread, reader_main, &s->readers[i])) !=
+		    0)
+			goto fail;
+		s->readers[i].running = 1;
 	}
 	s->started = 1;
 	return 0;
+fail:
+	stop_threads(s);
+	s->stopping = 0;
+	uv_close((uv_handle_t *)&s->async, NULL);
+	return rc;
 }
 
 int store_submit(struct store *s, struct store_batch *b)
@@ -685,11 +586,7 @@ void store_close(struct store *s)
 		free_store(s);
 		return;
 	}
-	uv_mutex_lock(&s->mu);
-	s->stopping = 1;
-	uv_cond_signal(&s->cond);
-	uv_mutex_unlock(&s->mu);
-	uv_thread_join(&s->thread); /* the writer commits what is queued before it exits */
+	stop_threads(s);
 	deliver(s);
 	s->started = 0;
 	uv_close((uv_handle_t *)&s->async, on_async_closed);
@@ -704,118 +601,81 @@ void store_get_stats(struct store *s, struct store_stats *out)
 
 /* --- reads ------------------------------------------------------------------------------ */
 
-static const char *col_text(sqlite3_stmt *st, int i)
+static int read_submit(struct store *s, enum read_op op, const char *site, const char *agent,
+                       store_read_cb cb, void *ud)
 {
-	const unsigned char *t = sqlite3_column_text(st, i);
-	return t ? (const char *)t : "";
-}
-
-static void read_site_row(sqlite3_stmt *st, struct store_site *out)
-{
-	out->site = col_text(st, 0);
-	out->org = col_text(st, 1);
-	out->city = col_text(st, 2);
-	out->last_report_ms = sqlite3_column_int64(st, 3);
-	out->ok = sqlite3_column_int64(st, 4);
-	out->degraded = sqlite3_column_int64(st, 5);
-	out->down = sqlite3_column_int64(st, 6);
-}
-
-static int read_failed(struct store *s, sqlite3_stmt *st)
-{
-	log_error("event=store_read_failed error=\"%s\"", sqlite3_errmsg(s->rdb));
-	sqlite3_reset(st);
-	return -EIO;
-}
-
-int store_list_sites(struct store *s, int (*fn)(void *ud, const struct store_site *site), void *ud)
-{
-	sqlite3_stmt *st = s->r[R_SITES];
-	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct store_site site;
-		read_site_row(st, &site);
-		if (fn(ud, &site))
-			break;
+	if (!s->started || s->stopping)
+		return -ESHUTDOWN;
+	if (s->reads_inflight >= s->max_reads) {
+		uv_mutex_lock(&s->mu);
+		s->stats.reads_refused++;
+		uv_mutex_unlock(&s->mu);
+		return -EAGAIN;
 	}
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return read_failed(s, st);
-	sqlite3_reset(st);
+	if ((site && strlen(site) >= sizeof(((struct read_req *)0)->site)) ||
+	    (agent && strlen(agent) >= sizeof(((struct read_req *)0)->agent)))
+		return -EINVAL; /* longer than any id a batch can carry */
+	struct read_req *q = calloc(1, sizeof(*q));
+	if (!q)
+		return -ENOMEM;
+	q->op = op;
+	if (site)
+		memcpy(q->site, site, strlen(site) + 1);
+	if (agent)
+		memcpy(q->agent, agent, strlen(agent) + 1);
+	q->cb = cb;
+	q->ud = ud;
+	vw_buf_init(&q->fill.arena, STORE_REPLY_MAX);
+	uv_mutex_lock(&s->mu);
+	if (s->rq_tail)
+		s->rq_tail->next = q;
+	else
+		s->rq_head = q;
+	s->rq_tail = q;
+	uv_cond_signal(&s->rcond);
+	uv_mutex_unlock(&s->mu);
+	s->reads_inflight++;
 	return 0;
 }
 
-int store_get_site(struct store *s, const char *site,
-                   int (*site_fn)(void *ud, const struct store_site *site),
-                   int (*target_fn)(void *ud, const struct store_target *t), void *ud)
+int store_list_sites(struct store *s, store_read_cb cb, void *ud)
 {
-	/* One read transaction: the summary and the targets come from the same snapshot. */
-	if (exec(s->rdb, "BEGIN", NULL, 0))
-		return -EIO;
-	int rc = 0;
-	sqlite3_stmt *st = s->r[R_SITE];
-	sqlite3_bind_text(st, 1, site, -1, SQLITE_TRANSIENT);
-	int step = sqlite3_step(st);
-	if (step == SQLITE_DONE) {
-		sqlite3_reset(st);
-		rc = -ENOENT;
-		goto out;
-	}
-	if (step != SQLITE_ROW) {
-		rc = read_failed(s, st);
-		goto out;
-	}
-	struct store_site summary;
-	read_site_row(st, &summary);
-	int stop = site_fn(ud, &summary);
-	sqlite3_reset(st);
-	if (stop)
-		goto out;
-
-	st = s->r[R_TARGETS];
-	sqlite3_bind_text(st, 1, site, -1, SQLITE_TRANSIENT);
-	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-		struct store_target t = {
-		    .agent = col_text(st, 0),
-		    .kind = col_text(st, 1),
-		    .target = col_text(st, 2),
-		    .status = col_text(st, 3),
-		    .session = col_text(st, 4),
-		    .codec = col_text(st, 5),
-		    .faults = col_text(st, 6),
-		    .metrics = col_text(st, 7),
-		    .ts_ms = sqlite3_column_int64(st, 8),
-		    .seq = sqlite3_column_int64(st, 9),
-		};
-		if (target_fn(ud, &t))
-			break;
-	}
-	if (step != SQLITE_ROW && step != SQLITE_DONE)
-		rc = read_failed(s, st);
-	sqlite3_reset(st);
-out:
-	exec(s->rdb, "COMMIT", NULL, 0);
-	return rc;
+	return read_submit(s, RD_SITES, NULL, NULL, cb, ud);
 }
 
-int store_high_seq(struct store *s, const char *site, const char *agent, int64_t *out)
+int store_get_site(struct store *s, const char *site, store_read_cb cb, void *ud)
 {
-	sqlite3_stmt *st = s->r[R_HIGH];
-	sqlite3_bind_text(st, 1, site, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(st, 2, agent, -1, SQLITE_TRANSIENT);
-	int rc = sqlite3_step(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return read_failed(s, st);
-	*out = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-	sqlite3_reset(st);
+	return read_submit(s, RD_SITE, site, NULL, cb, ud);
+}
+
+int store_high_seq(struct store *s, const char *site, const char *agent, store_read_cb cb, void *ud)
+{
+	return read_submit(s, RD_HIGH, site, agent, cb, ud);
+}
+
+int store_count_results(struct store *s, store_read_cb cb, void *ud)
+{
+	return read_submit(s, RD_COUNT, NULL, NULL, cb, ud);
+}
+
+/* --- measurements ----------------------------------------------------------------------- */
+
+int store_bench_commit(struct store *s, struct store_batch *list)
+{
+	if (s->started)
+		return -EBUSY; /* the write connection belongs to the writer thread now */
+	uint64_t rows, skipped, gaps;
+	commit_group(s, list, &rows, &skipped, &gaps);
+	count_commit(s, list, rows, skipped, gaps);
+	for (struct store_batch *b = list; b; b = b->next)
+		if (b->status)
+			return b->status;
 	return 0;
 }
 
-int store_count_results(struct store *s, int64_t *out)
+int store_bench_raw(struct store *s, const struct store_batch *b)
 {
-	sqlite3_stmt *st = s->r[R_COUNT_RESULTS];
-	if (sqlite3_step(st) != SQLITE_ROW)
-		return read_failed(s, st);
-	*out = sqlite3_column_int64(st, 0);
-	sqlite3_reset(st);
-	return 0;
+	if (s->started)
+		return -EBUSY;
+	return s->ops->raw(s->be, b);
 }

@@ -1,9 +1,11 @@
-/* store: the collector's SQLite database (WAL) — schema and migrations, the writer thread
- * with group commit, and the short read queries behind the API.
- * Threads: store_open/store_start/store_submit/store_close and the read functions run on
- * the loop thread; one writer thread owns the write connection. A batch passes from the
- * submitter to the store and comes back through its done callback on the loop thread,
- * after the commit that holds its rows; the submitter frees it (store_batch_destroy). */
+/* store: the collector's results store behind one interface — batches in, acks out, reads
+ * answered asynchronously. The only header callers include; backends (sqlite.c, later pg)
+ * fill a struct store_ops (store_backend.h) and never show through.
+ * Threads: every function here runs on the loop thread (store_open before the loop runs).
+ * One writer thread commits queued batches in groups; reader threads run read requests on
+ * their own connections. A batch and a read both come back through a callback on the loop
+ * thread: the submitter frees its batch (store_batch_destroy); a read's reply, strings
+ * included, belongs to the store and is freed when the callback returns. */
 #ifndef VW_STORE_H
 #define VW_STORE_H
 
@@ -39,7 +41,7 @@ struct store_batch {
 	int status;        /* 0, or negative errno: -ESHUTDOWN, -EIO ... */
 	int64_t acked_seq; /* the agent's high-water mark after the commit */
 	size_t stored;     /* rows written; the rest were at or below the mark */
-	size_t gap_seqs;   /* seqs skipped over (recorded in seq_gaps), see store.c */
+	size_t gap_seqs;   /* seqs skipped over (recorded as gaps), see sqlite.c */
 	struct store_batch *next;
 };
 
@@ -52,27 +54,45 @@ const char *store_batch_str(const struct store_batch *b, uint32_t off);
 
 struct store;
 
-/* Opens (creating or migrating) the database at path. Runs on the caller's thread. */
-int store_open(const char *path, struct store **out, char *err, size_t errlen);
-/* Before store_start: 1 = synchronous=FULL (the default: an ack survives power loss),
- * 0 = NORMAL (survives only a crash of the process). For measurements; see DELIVERY.md. */
-int store_set_synchronous(struct store *s, int full);
-/* Starts the writer thread; at most queue_max batches wait for it. */
+/* How an acknowledged batch survives: FULL = a power cut (the default, what DELIVERY.md
+ * promises); NORMAL = only a crash of the process (measurements only). */
+enum store_durability { STORE_DURABLE_FULL, STORE_DURABLE_NORMAL };
+
+struct store_options {
+	const char *backend; /* "sqlite" (NULL = "sqlite"); see store_backend_names */
+	const char *dir;     /* where an embedded backend keeps its files (the state dir) */
+	enum store_durability durability;
+	unsigned readers;   /* reader threads, each with its own connection; 0 = 2 */
+	unsigned max_reads; /* reads queued or running at once; more get -EAGAIN; 0 = 64 */
+};
+
+/* The backends compiled in, "|"-separated (for config help and errors). */
+extern const char store_backend_names[];
+
+/* Opens (creating or migrating) the backend's store. Runs on the caller's thread; errors
+ * name what failed and where, in err. */
+int store_open(const struct store_options *o, struct store **out, char *err, size_t errlen);
+/* Starts the writer and reader threads; at most queue_max batches wait for the writer. */
 int store_start(struct store *s, uv_loop_t *loop, size_t queue_max);
 /* Queues a batch for the next group commit. -EAGAIN when the queue is full, -ESHUTDOWN
  * once store_close began. */
 int store_submit(struct store *s, struct store_batch *b);
-/* Commits what is queued, runs the remaining done callbacks, stops the writer and closes
- * the database. If started, the memory goes when the loop runs the async handle's close
- * callback. Accepts NULL. */
+/* Commits what is queued, answers the queued reads, runs the remaining callbacks, stops the
+ * threads and closes the backend. If started, the memory goes when the loop runs the async
+ * handle's close callback. Accepts NULL. */
 void store_close(struct store *s);
 
 struct store_stats {
 	uint64_t commits, batches, rows_stored, rows_skipped, gap_seqs;
+	uint64_t reads, reads_refused; /* completed; refused with -EAGAIN */
 };
 void store_get_stats(struct store *s, struct store_stats *out); /* loop thread */
 
-/* --- reads (loop thread, read-only connection, short queries) ------------------------- */
+/* --- reads (asynchronous) ----------------------------------------------------------------
+ * Each read returns 0 when queued — its callback then runs exactly once, later, on the loop
+ * thread, never from inside the call — or -EAGAIN (max_reads in flight: answer 503 with
+ * Retry-After) or -ESHUTDOWN (not started, or closing). The reply and every string in it
+ * are valid only during the callback. */
 
 struct store_site {
 	const char *site, *org, *city;
@@ -85,16 +105,39 @@ struct store_target {
 	int64_t ts_ms, seq;
 };
 
-/* Calls fn for every site, ordered by site id. fn returns non-zero to stop. */
-int store_list_sites(struct store *s, int (*fn)(void *ud, const struct store_site *site), void *ud);
-/* Calls site_fn once then target_fn for each (agent, kind, target)'s latest result.
- * -ENOENT when the site never reported. */
-int store_get_site(struct store *s, const char *site,
-                   int (*site_fn)(void *ud, const struct store_site *site),
-                   int (*target_fn)(void *ud, const struct store_target *t), void *ud);
-/* The agent's high-water mark (0 when unknown). */
-int store_high_seq(struct store *s, const char *site, const char *agent, int64_t *out);
-/* Rows in the results table (tests, diagnostics). */
-int store_count_results(struct store *s, int64_t *out);
+struct store_reply {
+	/* 0; -ENOENT (store_get_site: the site never reported); -E2BIG (the reply outgrew
+	 * STORE_REPLY_MAX); -EIO; -ESHUTDOWN (the store closed before the read ran). */
+	int status;
+	const struct store_site *sites; /* list: every site by id; get: the one site */
+	size_t nsites;
+	const struct store_target *targets; /* get: each (agent, kind, target)'s latest */
+	size_t ntargets;
+	int64_t value; /* store_high_seq (0 when unknown), store_count_results */
+};
+typedef void (*store_read_cb)(void *ud, const struct store_reply *r);
+
+/* What one reply may hold in memory (strings and arrays). */
+#define STORE_REPLY_MAX (64u << 20)
+
+int store_list_sites(struct store *s, store_read_cb cb, void *ud);
+/* One snapshot: the site's summary and its targets agree with each other. */
+int store_get_site(struct store *s, const char *site, store_read_cb cb, void *ud);
+/* The agent's high-water mark. */
+int store_high_seq(struct store *s, const char *site, const char *agent, store_read_cb cb,
+                   void *ud);
+/* Rows stored as results (tests, diagnostics). */
+int store_count_results(struct store *s, store_read_cb cb, void *ud);
+
+/* --- measurements only --------------------------------------------------------------------
+ * The backend's own write path without the writer thread, on the caller's thread, before
+ * store_start: tests/bench's "ceiling" and "raw" figures run the very statements ingest
+ * does, so they cannot drift from them.
+ * store_bench_commit: the list (linked by next) in one transaction, as one group commit;
+ * each batch's status/acked_seq/stored are set, done is not called.
+ * store_bench_raw: only the rows themselves (no marks, latest or counters), in one
+ * transaction — the floor a results table allows. */
+int store_bench_commit(struct store *s, struct store_batch *list);
+int store_bench_raw(struct store *s, const struct store_batch *b);
 
 #endif

@@ -11,8 +11,8 @@
 # 2. the collector starts, then the agent; the clock runs from the agent's start until the
 #    collector's high-water mark for the site reaches COUNT.
 # 3. baseline in the same run: bench_store raw inserts the same rows into the same results
-#    table with plain SQLite (500 per transaction, synchronous=FULL), no TLS, HTTP, JSON or
-#    outbox. The ratio says how close the whole path comes to the disk's own insert rate.
+#    table through the store's own insert statement (500 per transaction, durability full),
+#    no TLS, HTTP, JSON or outbox. The ratio says how close the whole path comes to the disk's own insert rate.
 # Prints key=value lines; exits non-zero if the drain misses its 60 s target.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -38,7 +38,7 @@ libs=$(pkg-config --libs libuv libcurl openssl sqlite3 libcjson inih libavformat
 cc -O2 -D_GNU_SOURCE -I"$repo/agent" -I"$repo/common" -o "$tmp/fill_outbox" \
 	"$repo/tests/bench/fill_outbox.c" "$build/libvwagent.a" "$build/libvwcommon.a" $libs \
 	-lhttp_parser -lm -lpthread
-cc -O2 -D_GNU_SOURCE -I"$repo/server" -I"$repo/common" -o "$tmp/bench_store" \
+cc -O2 -D_GNU_SOURCE -I"$repo/server/store" -I"$repo/common" -o "$tmp/bench_store" \
 	"$repo/tests/bench/bench_store.c" "$build/libvwserver.a" "$build/libvwcommon.a" $libs \
 	-lhttp_parser -lm -lpthread
 

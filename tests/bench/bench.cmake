@@ -3,6 +3,6 @@
 # keeps compiling; never run by ctest (it loads both cores for minutes).
 # include()d from tests/CMakeLists.txt, so CMAKE_CURRENT_SOURCE_DIR is tests/.
 add_executable(loadgen bench/loadgen.c)
-# vwserver for store_open (the ceiling's schema) and the batch encoding; vwcommon for results.
-target_link_libraries(loadgen PRIVATE vwserver PkgConfig::SSL PkgConfig::SQLITE PkgConfig::ZLIB
-                      Threads::Threads)
+# vwserver for the store (the ceiling runs its write path) and the batch encoding; vwcommon
+# for results. No SQLite of its own: the SQL lives in server/store/sqlite.c only.
+target_link_libraries(loadgen PRIVATE vwserver PkgConfig::SSL PkgConfig::ZLIB Threads::Threads)

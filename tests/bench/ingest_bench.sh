@@ -2,7 +2,8 @@
 # Ingest at scale: sets up a CA, one agent certificate per site and a collector in a temp dir,
 # then runs tests/bench/loadgen against it:
 #   1. ingest: CONNS mutual-TLS keep-alive agents posting gzip'd batches (ack after commit),
-#      then the raw SQLite ceiling for the same rows and schema, and the ratio;
+#      then the ceiling: the same rows through the store's own write path (no network, TLS,
+#      HTTP or JSON), and the ratio;
 #   2. idle:   IDLE_CONNS TLS connections held open, /healthz latency measured meanwhile
 #      (a fresh server, so its RSS is the idle connections' cost).
 # Usage: tests/bench/ingest_bench.sh [BUILD_DIR]   (default build; a Release build)
@@ -87,7 +88,7 @@ start_server
 echo "== ingest: $CONNS connections x $BATCHES batches x $BATCH results"
 "$loadgen" ingest --port "$port" --ca "$tmp/state/pki/ca.crt" --certs "$tmp/agents" \
 	--conns "$CONNS" --batches "$BATCHES" --batch "$BATCH" --server-pid "$server_pid" \
-	--ceiling-db "$tmp/ceiling.db" || rc=$?
+	--ceiling-dir "$tmp/ceiling" || rc=$?
 stop_server
 fi
 

@@ -1,7 +1,7 @@
 /* loadgen: load generator for the collector, acting as many venue agents at once.
  *
  *   loadgen ingest --port P --ca CA --certs DIR [--conns 1000] [--batches 4] [--batch 500]
- *                  [--server-pid PID] [--ceiling-db PATH]
+ *                  [--server-pid PID] [--ceiling-dir DIR]
  *   loadgen idle   --port P --ca CA --certs DIR [--conns 10000] [--hold 10] [--server-pid PID]
  *
  * ingest: --conns mutual-TLS keep-alive connections, connection i presenting the certificate
@@ -10,8 +10,9 @@
  * agent's uplink does. Every batch is generated before the clock starts (the agent's own
  * encode+deflate cost is not the server's), every ack is checked against the batch's last
  * seq. Reports results/s, ack latency p50/p99, server CPU and RSS from /proc/PID. With
- * --ceiling-db, then inserts the same rows into a fresh database of the same schema with
- * the writer's own statements and no network, TLS, HTTP or JSON: the ceiling, and the ratio.
+ * --ceiling-dir, then writes the same rows into a fresh store there through the store's own
+ * write path (store_bench_commit) with no network, TLS, HTTP or JSON: the ceiling, and the
+ * ratio.
  *
  * idle: opens --conns connections (at most 200 handshakes at a time), each sends one GET
  * /healthz (so the server counts it as keep-alive idle, not as a slow first request) and
@@ -29,7 +30,6 @@
 #include <openssl/ssl.h>
 #include <pthread.h>
 #include <signal.h>
-#include <sqlite3.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +38,7 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -93,7 +94,7 @@ struct site {
 };
 
 static struct {
-	const char *host, *ca, *certs, *ceiling_db;
+	const char *host, *ca, *certs, *ceiling_dir;
 	int port, conns, batches, batch, hold_s, gen_threads;
 	long server_pid;
 } opt = {"127.0.0.1", NULL, NULL, NULL, 0, 0, 4, 500, 10, 2, 0};
@@ -691,113 +692,33 @@ static void connect_all(struct conn *all, int n, int64_t deadline)
 
 /* --- ceiling ---------------------------------------------------------------------------- */
 
-/* The writer's statements for one batch (store.c apply_batch), copied: the same work per
- * row on the same schema, minus everything in front of it. */
-static const char *const ceil_sql[] = {
-    "INSERT INTO agents(site, agent, org, city, last_report_ms) VALUES(?1, ?2, ?3, ?4, ?5)"
-    " ON CONFLICT(site, agent) DO UPDATE SET org = excluded.org, city = excluded.city,"
-    " last_report_ms = excluded.last_report_ms RETURNING id, high_seq",
-    "INSERT INTO results(agent_id, seq, ts_ms, mono_ms, kind, target, status, session, codec,"
-    " faults, metrics, received_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-    "SELECT status FROM latest WHERE agent_id = ?1 AND kind = ?2 AND target = ?3",
-    "INSERT INTO latest(agent_id, kind, target, result_id, status) VALUES(?1, ?2, ?3, ?4, ?5)"
-    " ON CONFLICT(agent_id, kind, target) DO UPDATE SET result_id = excluded.result_id,"
-    " status = excluded.status",
-    "UPDATE agents SET high_seq = ?2 WHERE id = ?1",
-};
-
-static void sql_check(sqlite3 *db, int rc, int want)
-{
-	if (rc != want) {
-		fprintf(stderr, "loadgen: sqlite: %s\n", sqlite3_errmsg(db));
-		exit(1);
-	}
-}
-
-static void ceil_batch(sqlite3 *db, sqlite3_stmt **st, const struct store_batch *b)
-{
-	sqlite3_stmt *s = st[0];
-	sqlite3_bind_text(s, 1, b->site, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, b->agent, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 3, "org-01", -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 4, "jinan", -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 5, b->received_ms);
-	sql_check(db, sqlite3_step(s), SQLITE_ROW);
-	int64_t agent_id = sqlite3_column_int64(s, 0);
-	sqlite3_step(s);
-	sqlite3_reset(s);
-	int64_t last = 0;
-	for (size_t i = 0; i < b->nrows; i++) {
-		const struct store_row *row = &b->rows[i];
-		const char *kind = vw_kind_name((enum vw_kind)row->kind);
-		const char *status = vw_status_name((enum vw_status)row->status);
-		const char *target = store_batch_str(b, row->target);
-		s = st[1];
-		sqlite3_bind_int64(s, 1, agent_id);
-		sqlite3_bind_int64(s, 2, row->seq);
-		sqlite3_bind_int64(s, 3, row->ts_ms);
-		sqlite3_bind_int64(s, 4, row->mono_ms);
-		sqlite3_bind_text(s, 5, kind, -1, SQLITE_STATIC);
-		sqlite3_bind_text(s, 6, target, -1, SQLITE_STATIC);
-		sqlite3_bind_text(s, 7, status, -1, SQLITE_STATIC);
-		sqlite3_bind_text(s, 8, store_batch_str(b, row->session), -1, SQLITE_STATIC);
-		if (row->codec)
-			sqlite3_bind_text(s, 9, store_batch_str(b, row->codec), -1, SQLITE_STATIC);
-		else
-			sqlite3_bind_null(s, 9);
-		sqlite3_bind_text(s, 10, store_batch_str(b, row->faults), -1, SQLITE_STATIC);
-		sqlite3_bind_text(s, 11, store_batch_str(b, row->metrics), -1, SQLITE_STATIC);
-		sqlite3_bind_int64(s, 12, b->received_ms);
-		sql_check(db, sqlite3_step(s), SQLITE_DONE);
-		sqlite3_reset(s);
-		int64_t rid = sqlite3_last_insert_rowid(db);
-		if (row->kind == VW_KIND_STREAM) {
-			s = st[2];
-			sqlite3_bind_int64(s, 1, agent_id);
-			sqlite3_bind_text(s, 2, kind, -1, SQLITE_STATIC);
-			sqlite3_bind_text(s, 3, target, -1, SQLITE_STATIC);
-			sqlite3_step(s);
-			sqlite3_reset(s);
-		}
-		s = st[3];
-		sqlite3_bind_int64(s, 1, agent_id);
-		sqlite3_bind_text(s, 2, kind, -1, SQLITE_STATIC);
-		sqlite3_bind_text(s, 3, target, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(s, 4, rid);
-		sqlite3_bind_text(s, 5, status, -1, SQLITE_STATIC);
-		sql_check(db, sqlite3_step(s), SQLITE_DONE);
-		sqlite3_reset(s);
-		last = row->seq;
-	}
-	s = st[4];
-	sqlite3_bind_int64(s, 1, agent_id);
-	sqlite3_bind_int64(s, 2, last);
-	sql_check(db, sqlite3_step(s), SQLITE_DONE);
-	sqlite3_reset(s);
-}
-
-/* Same rows (regenerated, so memory stays small), same schema (made by store_open), same
- * pragmas; only the SQLite calls are timed. One transaction per `group` batches: at least
- * as generous as the server's group commit under this load. */
+/* Same rows (regenerated, so memory stays small) through the store's own write path
+ * (store_bench_commit: the writer's statements and transaction, on this thread, without the
+ * writer thread), into a fresh store in --ceiling-dir; durability NORMAL, so the ceiling
+ * does not include the fsyncs the server pays. Only the store call is timed. One
+ * transaction per `group` batches: at least as generous as the server's group commit
+ * under this load. */
 static double run_ceiling(size_t *rows_out)
 {
-	char err[256];
-	struct store *st0;
-	unlink(opt.ceiling_db);
-	if (store_open(opt.ceiling_db, &st0, err, sizeof(err)) != 0) {
-		fprintf(stderr, "loadgen: ceiling db: %s\n", err);
+	char err[512], path[4096];
+	struct store *st;
+	snprintf(path, sizeof(path), "%s/venuewatch.db", opt.ceiling_dir);
+	if (mkdir(opt.ceiling_dir, 0700) != 0 && errno != EEXIST) {
+		fprintf(stderr, "loadgen: ceiling dir %s: %s\n", opt.ceiling_dir, strerror(errno));
 		exit(1);
 	}
-	store_close(st0);
-	sqlite3 *db;
-	sql_check(NULL, sqlite3_open(opt.ceiling_db, &db), SQLITE_OK);
-	sqlite3_exec(db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;", NULL, NULL,
-	             NULL);
-	sqlite3_stmt *st[5];
-	for (int i = 0; i < 5; i++)
-		sql_check(db, sqlite3_prepare_v2(db, ceil_sql[i], -1, &st[i], NULL), SQLITE_OK);
+	unlink(path);
+	struct store_options so = {.backend = "sqlite",
+	                           .dir = opt.ceiling_dir,
+	                           .durability = STORE_DURABLE_NORMAL,
+	                           .readers = 1};
+	if (store_open(&so, &st, err, sizeof(err)) != 0) {
+		fprintf(stderr, "loadgen: ceiling store: %s\n", err);
+		exit(1);
+	}
 	struct vw_result *r = malloc(sizeof(*r));
-	const int group = 20;
+	enum { GROUP = 20 };
+	struct store_batch *group[GROUP];
 	int64_t timed = 0;
 	size_t rows = 0, inbatch = 0;
 	for (int b = 0; b < opt.batches; b++) {
@@ -807,34 +728,35 @@ static double run_ceiling(size_t *rows_out)
 				die("store_batch_create");
 			snprintf(sb->site, sizeof(sb->site), "%s", sites[conns[i].site].name);
 			snprintf(sb->agent, sizeof(sb->agent), "%s", sb->site);
+			snprintf(sb->org, sizeof(sb->org), "org-01");
+			snprintf(sb->city, sizeof(sb->city), "jinan");
 			sb->received_ms = 1781000000000 + b;
 			for (int k = 0; k < opt.batch; k++) {
 				make_result(conns[i].site, (int64_t)b * opt.batch + 1 + k, r);
 				if (store_batch_add(sb, r))
 					die("store_batch_add");
 			}
+			if (inbatch)
+				group[inbatch - 1]->next = sb;
+			group[inbatch++] = sb;
+			int last = b == opt.batches - 1 && i == opt.conns - 1;
+			if (inbatch < GROUP && !last)
+				continue;
 			int64_t t0 = now_ns();
-			if (inbatch == 0)
-				sql_check(db, sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL),
-				          SQLITE_OK);
-			ceil_batch(db, st, sb);
-			if (++inbatch == (size_t)group) {
-				sql_check(db, sqlite3_exec(db, "COMMIT", NULL, NULL, NULL),
-				          SQLITE_OK);
-				inbatch = 0;
-			}
+			int rc = store_bench_commit(st, group[0]);
 			timed += now_ns() - t0;
-			rows += sb->nrows;
-			store_batch_destroy(sb);
+			if (rc) {
+				fprintf(stderr, "loadgen: ceiling commit: %s\n", strerror(-rc));
+				exit(1);
+			}
+			for (size_t k = 0; k < inbatch; k++) {
+				rows += group[k]->stored;
+				store_batch_destroy(group[k]);
+			}
+			inbatch = 0;
 		}
 	}
-	int64_t t0 = now_ns();
-	if (inbatch)
-		sql_check(db, sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
-	timed += now_ns() - t0;
-	for (int i = 0; i < 5; i++)
-		sqlite3_finalize(st[i]);
-	sqlite3_close(db);
+	store_close(st);
 	free(r);
 	*rows_out = rows;
 	return (double)rows / ((double)timed / 1e9);
@@ -934,7 +856,7 @@ static int mode_ingest(void)
 		conns[i].fd = -1;
 		conns[i].ssl = NULL;
 	}
-	if (opt.ceiling_db) {
+	if (opt.ceiling_dir) {
 		size_t rows;
 		double ceil = run_ceiling(&rows);
 		printf("phase=ceiling rows=%zu results_per_s=%.0f ratio=%.2f\n", rows, ceil,
@@ -1018,7 +940,7 @@ static void usage(void)
 	fprintf(stderr,
 	        "usage: loadgen ingest|idle --port P --ca CA.crt --certs DIR [--host 127.0.0.1]\n"
 	        "         [--conns N] [--batches N] [--batch N] [--hold SECONDS]\n"
-	        "         [--server-pid PID] [--ceiling-db PATH] [--gen-threads N]\n");
+	        "         [--server-pid PID] [--ceiling-dir DIR] [--gen-threads N]\n");
 	exit(2);
 }
 
@@ -1037,7 +959,7 @@ int main(int argc, char **argv)
 	    {"batch", required_argument, NULL, 'r'},
 	    {"hold", required_argument, NULL, 'H'},
 	    {"server-pid", required_argument, NULL, 's'},
-	    {"ceiling-db", required_argument, NULL, 'D'},
+	    {"ceiling-dir", required_argument, NULL, 'D'},
 	    {"gen-threads", required_argument, NULL, 'g'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -1073,7 +995,7 @@ int main(int argc, char **argv)
 			opt.server_pid = atol(optarg);
 			break;
 		case 'D':
-			opt.ceiling_db = optarg;
+			opt.ceiling_dir = optarg;
 			break;
 		case 'g':
 			opt.gen_threads = atoi(optarg);

@@ -1,11 +1,17 @@
-/* The collector's store: a resent batch is acknowledged and not stored twice (the per-agent
- * high-water mark), acks are the mark after the commit, everything survives a reopen, the
- * latest table tracks the newest result per target, and queued batches share commits.
- * Real SQLite files in a temporary directory, a real libuv loop and writer thread. */
+/* The store's contract, written against store.h only and run once per backend (the table
+ * `backends` below: a new backend adds one line and passes the same suite): a resent batch
+ * is acknowledged and not stored twice (the per-agent high-water mark), acks are the mark
+ * after the commit, gaps are counted, the latest result per target is what reads show,
+ * reads are asynchronous, bounded and see every acknowledged batch, and close commits and
+ * answers what is queued. Then the SQLite backend's own promises (schema versions,
+ * migrations, the seq_gaps rows), checked in its file. Real files in a temporary
+ * directory, a real libuv loop, real writer and reader threads. */
+/* cmocka.h needs these first. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <cmocka.h>
 #include <errno.h>
 #include <sqlite3.h>
@@ -15,58 +21,97 @@
 #include <uv.h>
 
 #include "store.h"
-#include "vtime.h"
 #include "testdir.h"
+#include "vtime.h"
 
-static char dir[64];
-static char path[128];
+/* --- backends under test ------------------------------------------------------------------ */
 
-static int setup(void **state)
-{
-	(void)state;
-	if (testdir_make(dir, sizeof(dir), "store"))
-		return -1;
-	snprintf(path, sizeof(path), "%s/venuewatch.db", dir);
-	return 0;
-}
+struct ctx;
+struct backend {
+	const char *name;
+	/* An empty place for one test's store: sets the options store_open gets. */
+	int (*make)(struct ctx *x);
+	int (*remove)(struct ctx *x);
+};
 
-static int teardown(void **state)
-{
-	(void)state;
-	return testdir_remove(dir);
-}
-
-struct harness {
+struct ctx {
+	const struct backend *be;
+	char dir[64];
+	struct store_options opt;
 	uv_loop_t loop;
 	struct store *st;
 	int done;
 };
 
-static void open_h(struct harness *h)
+static int sqlite_make(struct ctx *x)
 {
-	char err[256];
-	assert_int_equal(uv_loop_init(&h->loop), 0);
-	int rc = store_open(path, &h->st, err, sizeof(err));
-	if (rc)
-		fail_msg("store_open: %s", err);
-	assert_int_equal(store_start(h->st, &h->loop, 64), 0);
+	if (testdir_make(x->dir, sizeof(x->dir), "store"))
+		return -1;
+	x->opt.backend = "sqlite";
+	x->opt.dir = x->dir;
+	return 0;
 }
 
-static void close_h(struct harness *h)
+static int sqlite_remove(struct ctx *x)
 {
-	store_close(h->st);
-	uv_run(&h->loop, UV_RUN_DEFAULT); /* the async handle's close frees the store */
-	assert_int_equal(uv_loop_close(&h->loop), 0);
+	return testdir_remove(x->dir);
+}
+
+static const struct backend backends[] = {
+    {"sqlite", sqlite_make, sqlite_remove},
+};
+
+static int setup(void **state)
+{
+	struct ctx *x = calloc(1, sizeof(*x));
+	if (!x)
+		return -1;
+	x->be = *state; /* the prestate: which backend */
+	if (x->be->make(x)) {
+		free(x);
+		return -1;
+	}
+	*state = x;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct ctx *x = *state;
+	int rc = x->be->remove(x);
+	free(x);
+	return rc;
+}
+
+/* --- helpers --------------------------------------------------------------------------- */
+
+static void open_h(struct ctx *x)
+{
+	char err[256];
+	assert_int_equal(uv_loop_init(&x->loop), 0);
+	int rc = store_open(&x->opt, &x->st, err, sizeof(err));
+	if (rc)
+		fail_msg("store_open: %s", err);
+	assert_int_equal(store_start(x->st, &x->loop, 64), 0);
+	x->done = 0;
+}
+
+static void close_h(struct ctx *x)
+{
+	store_close(x->st);
+	uv_run(&x->loop, UV_RUN_DEFAULT); /* the async handle's close frees the store */
+	assert_int_equal(uv_loop_close(&x->loop), 0);
+	x->st = NULL;
 }
 
 static void on_done(struct store_batch *b)
 {
-	struct harness *h = b->data;
-	h->done++;
+	struct ctx *x = b->data;
+	x->done++;
 }
 
-static struct store_batch *batch(const char *site, const char *agent, const int64_t *seqs,
-				 size_t n, const char *target, enum vw_status status)
+static struct store_batch *batch(const char *site, const char *agent, const int64_t *seqs, size_t n,
+                                 const char *target, enum vw_status status)
 {
 	struct store_batch *b = store_batch_create();
 	assert_non_null(b);
@@ -91,70 +136,579 @@ static struct store_batch *batch(const char *site, const char *agent, const int6
 }
 
 /* Submits, waits for the commit's callback, returns the batch (caller destroys). */
-static struct store_batch *commit(struct harness *h, struct store_batch *b)
+static struct store_batch *commit(struct ctx *x, struct store_batch *b)
 {
 	b->done = on_done;
-	b->data = h;
-	int want = h->done + 1;
-	assert_int_equal(store_submit(h->st, b), 0);
-	while (h->done < want)
-		uv_run(&h->loop, UV_RUN_ONCE);
+	b->data = x;
+	int want = x->done + 1;
+	assert_int_equal(store_submit(x->st, b), 0);
+	while (x->done < want)
+		uv_run(&x->loop, UV_RUN_ONCE);
 	assert_int_equal(b->status, 0);
 	return b;
 }
 
-static int64_t count(struct harness *h)
+/* What a reply said, copied out during its callback (the reply dies with it). */
+struct got {
+	int calls, in_call, sync; /* sync: the callback ran inside the read call */
+	int status;
+	int64_t value;
+	int sites;
+	char first_site[64], last_site[64], city[32];
+	int64_t ok, degraded, down;
+	int targets;
+	char statuses[8][64];
+	char faults[8][64];
+};
+
+static void on_reply(void *ud, const struct store_reply *r)
 {
-	int64_t n = -1;
-	assert_int_equal(store_count_results(h->st, &n), 0);
-	return n;
+	struct got *g = ud;
+	g->calls++;
+	g->sync |= g->in_call;
+	g->status = r->status;
+	g->value = r->value;
+	g->sites = (int)r->nsites;
+	for (size_t i = 0; i < r->nsites; i++) {
+		const struct store_site *s = &r->sites[i];
+		if (i == 0)
+			snprintf(g->first_site, sizeof(g->first_site), "%s", s->site);
+		snprintf(g->last_site, sizeof(g->last_site), "%s", s->site);
+		snprintf(g->city, sizeof(g->city), "%s", s->city);
+		g->ok = s->ok;
+		g->degraded = s->degraded;
+		g->down = s->down;
+	}
+	g->targets = (int)r->ntargets;
+	for (size_t i = 0; i < r->ntargets && i < 8; i++) {
+		const struct store_target *t = &r->targets[i];
+		snprintf(g->statuses[i], 64, "%s/%s=%s#%lld", t->kind, t->target, t->status,
+		         (long long)t->seq);
+		snprintf(g->faults[i], 64, "%s", t->faults);
+	}
 }
+
+/* Waits for the reply of a read that returned rc; returns the reply's status. */
+static int wait_reply(struct ctx *x, struct got *g, int rc)
+{
+	g->in_call = 0;
+	assert_int_equal(rc, 0);
+	while (!g->calls)
+		uv_run(&x->loop, UV_RUN_ONCE);
+	assert_int_equal(g->calls, 1);
+	assert_false(g->sync); /* never from inside the call: callers rely on it */
+	return g->status;
+}
+
+#define READ(x, g, call) ((g)->in_call = 1, wait_reply((x), (g), (call)))
+
+static int64_t high_seq(struct ctx *x, const char *site, const char *agent)
+{
+	struct got g = {0};
+	assert_int_equal(READ(x, &g, store_high_seq(x->st, site, agent, on_reply, &g)), 0);
+	return g.value;
+}
+
+static int64_t count(struct ctx *x)
+{
+	struct got g = {0};
+	assert_int_equal(READ(x, &g, store_count_results(x->st, on_reply, &g)), 0);
+	return g.value;
+}
+
+static int get_site(struct ctx *x, const char *site, struct got *g)
+{
+	memset(g, 0, sizeof(*g));
+	return READ(x, g, store_get_site(x->st, site, on_reply, g));
+}
+
+/* --- the contract ----------------------------------------------------------------------- */
 
 static void resent_batch_is_acked_and_stored_once(void **state)
 {
-	(void)state;
-	struct harness h = {0};
-	open_h(&h);
+	struct ctx *x = *state;
+	open_h(x);
 	static const int64_t s123[] = {3, 1, 2};
-	struct store_batch *b = commit(&h, batch("site-1", "a", s123, 3, "cam1", VW_STATUS_OK));
+	struct store_batch *b = commit(x, batch("site-1", "a", s123, 3, "cam1", VW_STATUS_OK));
 	assert_int_equal(b->acked_seq, 3);
 	assert_int_equal(b->stored, 3);
 	store_batch_destroy(b);
 
-	b = commit(&h, batch("site-1", "a", s123, 3, "cam1", VW_STATUS_OK));
+	b = commit(x, batch("site-1", "a", s123, 3, "cam1", VW_STATUS_OK));
 	assert_int_equal(b->acked_seq, 3); /* the whole batch was a duplicate: still acked */
 	assert_int_equal(b->stored, 0);
 	store_batch_destroy(b);
-	assert_int_equal(count(&h), 3);
+	assert_int_equal(count(x), 3);
 
 	static const int64_t s2345[] = {2, 3, 4, 5, 5};
-	b = commit(&h, batch("site-1", "a", s2345, 5, "cam1", VW_STATUS_OK));
+	b = commit(x, batch("site-1", "a", s2345, 5, "cam1", VW_STATUS_OK));
 	assert_int_equal(b->acked_seq, 5);
 	assert_int_equal(b->stored, 2); /* 4 and 5; the repeated 5 once */
 	store_batch_destroy(b);
-	assert_int_equal(count(&h), 5);
+	assert_int_equal(count(x), 5);
 
 	/* another agent of the same site has its own mark */
-	b = commit(&h, batch("site-1", "b", s123, 3, "cam9", VW_STATUS_OK));
+	b = commit(x, batch("site-1", "b", s123, 3, "cam9", VW_STATUS_OK));
 	assert_int_equal(b->acked_seq, 3);
 	assert_int_equal(b->stored, 3);
 	store_batch_destroy(b);
 
 	/* an empty batch reports the mark */
-	b = commit(&h, batch("site-1", "a", NULL, 0, "x", VW_STATUS_OK));
+	b = commit(x, batch("site-1", "a", NULL, 0, "x", VW_STATUS_OK));
 	assert_int_equal(b->acked_seq, 5);
 	store_batch_destroy(b);
 
-	int64_t hs;
-	assert_int_equal(store_high_seq(h.st, "site-1", "a", &hs), 0);
-	assert_int_equal(hs, 5);
-	assert_int_equal(store_high_seq(h.st, "site-1", "nobody", &hs), 0);
-	assert_int_equal(hs, 0);
-	close_h(&h);
+	assert_int_equal(high_seq(x, "site-1", "a"), 5);
+	assert_int_equal(high_seq(x, "site-1", "b"), 3);
+	assert_int_equal(high_seq(x, "site-1", "nobody"), 0);
+	close_h(x);
 }
 
-static int64_t gap_rows(const char *sql)
+/* A batch that overlaps what is stored adds only the new rows; one that starts past the
+ * mark + 1 (seqs the agent dropped) is stored, the hole counted, and the ack moves past
+ * it; a stale batch arriving after a newer one changes nothing. */
+static void overlaps_store_the_new_and_gaps_are_counted(void **state)
 {
+	struct ctx *x = *state;
+	open_h(x);
+	static const int64_t s1_5[] = {1, 2, 3, 4, 5}, s3_8[] = {3, 4, 5, 6, 7, 8};
+	static const int64_t s12_14[] = {12, 13, 14, 16}, s1_3[] = {1, 2, 3};
+	store_batch_destroy(commit(x, batch("site-1", "a", s1_5, 5, "cam1", VW_STATUS_OK)));
+	struct store_batch *b = commit(x, batch("site-1", "a", s3_8, 6, "cam1", VW_STATUS_OK));
+	assert_int_equal(b->stored, 3);
+	assert_int_equal(b->acked_seq, 8);
+	assert_int_equal(b->gap_seqs, 0);
+	store_batch_destroy(b);
+
+	b = commit(x, batch("site-1", "a", s12_14, 4, "cam1", VW_STATUS_OK));
+	assert_int_equal(b->stored, 4);
+	assert_int_equal(b->acked_seq, 16);
+	assert_int_equal(b->gap_seqs, 4); /* 9-11 and 15 */
+	store_batch_destroy(b);
+
+	b = commit(x, batch("site-1", "a", s1_3, 3, "cam1", VW_STATUS_OK));
+	assert_int_equal(b->stored, 0);
+	assert_int_equal(b->acked_seq, 16);
+	assert_int_equal(b->gap_seqs, 0);
+	store_batch_destroy(b);
+	assert_int_equal(count(x), 12);
+	assert_int_equal(high_seq(x, "site-1", "a"), 16);
+	struct store_stats stats;
+	store_get_stats(x->st, &stats);
+	assert_int_equal(stats.gap_seqs, 4);
+	assert_int_equal(stats.rows_stored, 12);
+	close_h(x);
+}
+
+static void marks_and_rows_survive_reopen(void **state)
+{
+	struct ctx *x = *state;
+	open_h(x);
+	static const int64_t s[] = {1, 2, 3, 4};
+	store_batch_destroy(commit(x, batch("site-1", "a", s, 4, "cam1", VW_STATUS_OK)));
+	close_h(x);
+
+	open_h(x);
+	assert_int_equal(count(x), 4);
+	assert_int_equal(high_seq(x, "site-1", "a"), 4);
+	static const int64_t s2[] = {4, 5};
+	struct store_batch *b = commit(x, batch("site-1", "a", s2, 2, "cam1", VW_STATUS_OK));
+	assert_int_equal(b->stored, 1);
+	assert_int_equal(b->acked_seq, 5);
+	store_batch_destroy(b);
+	close_h(x);
+}
+
+static void latest_follows_the_newest_result_per_target(void **state)
+{
+	struct ctx *x = *state;
+	open_h(x);
+	static const int64_t s1[] = {1, 2}, s2[] = {3}, s3[] = {4}, s4[] = {5, 6};
+	store_batch_destroy(commit(x, batch("site-1", "a", s1, 2, "cam1", VW_STATUS_OK)));
+	store_batch_destroy(commit(x, batch("site-1", "a", s2, 1, "cam2", VW_STATUS_OK)));
+	store_batch_destroy(commit(x, batch("site-1", "a", s3, 1, "cam1", VW_STATUS_DOWN)));
+	store_batch_destroy(commit(x, batch("site-2", "a", s4, 2, "cam1", VW_STATUS_DEGRADED)));
+	/* a resend of an old seq must not move latest back */
+	store_batch_destroy(commit(x, batch("site-1", "a", s1, 2, "cam1", VW_STATUS_OK)));
+
+	struct got g = {0};
+	assert_int_equal(READ(x, &g, store_list_sites(x->st, on_reply, &g)), 0);
+	assert_int_equal(g.sites, 2);
+	assert_string_equal(g.first_site, "site-1"); /* ordered by site */
+	assert_string_equal(g.last_site, "site-2");
+	assert_int_equal(g.degraded, 1);
+	assert_int_equal(g.targets, 0);
+
+	assert_int_equal(get_site(x, "site-1", &g), 0);
+	assert_int_equal(g.sites, 1);
+	assert_int_equal(g.ok, 1);
+	assert_int_equal(g.down, 1);
+	assert_int_equal(g.degraded, 0);
+	assert_string_equal(g.city, "Jinan");
+	assert_int_equal(g.targets, 2);
+	assert_string_equal(g.statuses[0], "stream/cam1=down#4");
+	assert_string_equal(g.faults[0], "[\"timeout\"]");
+	assert_string_equal(g.statuses[1], "stream/cam2=ok#3");
+
+	assert_int_equal(get_site(x, "site-9", &g), -ENOENT);
+	assert_int_equal(g.sites, 0);
+	close_h(x);
+}
+
+/* The overview's camera counts against a model of latest kept by the test itself: each
+ * (site, agent, camera)'s newest stream status, counted per site. */
+static void camera_counts_follow_status_changes(void **state)
+{
+	struct ctx *x = *state;
+	open_h(x);
+	enum { SITES = 3, AGENTS = 2, CAMS = 9 };
+	int model[SITES][AGENTS][CAMS]; /* -1 = never seen, else enum vw_status */
+	memset(model, 0xff, sizeof(model));
+	/* cameras change status across batches and several times within one batch */
+	static const enum vw_status cycle[] = {VW_STATUS_OK, VW_STATUS_DOWN, VW_STATUS_DEGRADED,
+	                                       VW_STATUS_OK, VW_STATUS_DOWN};
+	int64_t seq = 0;
+	for (int round = 0; round < 40; round++) {
+		int site = round % SITES, agent = round % AGENTS;
+		struct store_batch *b = store_batch_create();
+		snprintf(b->site, sizeof(b->site), "site-%d", site);
+		snprintf(b->agent, sizeof(b->agent), "a%d", agent);
+		for (int k = 0; k < 12; k++) {
+			struct vw_result r;
+			char target[16];
+			int cam = (round * 7 + k * 3) % CAMS;
+			snprintf(target, sizeof(target), "cam%d", cam);
+			int stream = k % 4 != 3;
+			vw_result_init(&r, stream ? VW_KIND_STREAM : VW_KIND_NETWORK, target);
+			r.seq = ++seq + 1000 * agent; /* per-agent seqs stay increasing */
+			r.status = cycle[(round + k) % 5];
+			if (stream)
+				model[site][agent][cam] = (int)r.status;
+			assert_int_equal(store_batch_add(b, &r), 0);
+		}
+		store_batch_sort(b);
+		store_batch_destroy(commit(x, b));
+		for (int s = 0; s < SITES; s++) {
+			int64_t want[VW_STATUS_COUNT] = {0};
+			int seen = 0;
+			for (int a = 0; a < AGENTS; a++)
+				for (int c = 0; c < CAMS; c++)
+					if (model[s][a][c] >= 0)
+						want[model[s][a][c]]++, seen = 1;
+			char name[16];
+			snprintf(name, sizeof(name), "site-%d", s);
+			struct got g;
+			int rc = get_site(x, name, &g);
+			if (!seen)
+				continue; /* may not exist yet */
+			assert_int_equal(rc, 0);
+			assert_int_equal(g.ok, want[VW_STATUS_OK]);
+			assert_int_equal(g.degraded, want[VW_STATUS_DEGRADED]);
+			assert_int_equal(g.down, want[VW_STATUS_DOWN]);
+		}
+	}
+	close_h(x);
+}
+
+static void pending_batches_share_commits(void **state)
+{
+	struct ctx *x = *state;
+	open_h(x);
+	enum { N = 50 };
+	struct store_batch *bs[N];
+	for (int i = 0; i < N; i++) {
+		char agent[16];
+		snprintf(agent, sizeof(agent), "a%d", i);
+		int64_t seqs[10];
+		for (int k = 0; k < 10; k++)
+			seqs[k] = k + 1;
+		bs[i] = batch("site-1", agent, seqs, 10, "cam", VW_STATUS_OK);
+		bs[i]->done = on_done;
+		bs[i]->data = x;
+		assert_int_equal(store_submit(x->st, bs[i]), 0);
+	}
+	while (x->done < N)
+		uv_run(&x->loop, UV_RUN_ONCE);
+	struct store_stats stats;
+	store_get_stats(x->st, &stats);
+	assert_int_equal(stats.batches, N);
+	assert_int_equal(stats.rows_stored, N * 10);
+	assert_true(stats.commits < N); /* the writer took several at once */
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(bs[i]->status, 0);
+		assert_int_equal(bs[i]->acked_seq, 10);
+		store_batch_destroy(bs[i]);
+	}
+	printf("# %s: %d batches in %llu commits\n", x->be->name, N,
+	       (unsigned long long)stats.commits);
+	assert_int_equal(count(x), N * 10);
+	close_h(x);
+}
+
+/* Shutdown with batches queued: close commits every accepted batch and runs its callback;
+ * what the store refused it never calls back. */
+static void queue_is_bounded_and_close_commits_the_queue(void **state)
+{
+	struct ctx *x = *state;
+	char err[256];
+	assert_int_equal(uv_loop_init(&x->loop), 0);
+	assert_int_equal(store_open(&x->opt, &x->st, err, sizeof(err)), 0);
+	struct store_batch *b = batch("s", "a", NULL, 0, "x", VW_STATUS_OK);
+	assert_int_equal(store_submit(x->st, b), -ESHUTDOWN); /* not started */
+	/* queue of 1: the writer may already hold the first, so fill until refused */
+	assert_int_equal(store_start(x->st, &x->loop, 1), 0);
+	struct store_batch *more[64];
+	int accepted = 0, refused = 0;
+	for (int i = 0; i < 64; i++) {
+		int64_t seq = i + 1;
+		more[i] = batch("s", "a", &seq, 1, "x", VW_STATUS_OK);
+		more[i]->done = on_done;
+		more[i]->data = x;
+		int rc = store_submit(x->st, more[i]);
+		if (rc == 0)
+			accepted++;
+		else {
+			assert_int_equal(rc, -EAGAIN);
+			more[i]->status = 1; /* marks "not accepted" for the check below */
+			refused++;
+		}
+	}
+	assert_true(refused > 0);
+	store_close(x->st); /* commits what was accepted and runs their callbacks */
+	assert_int_equal(x->done, accepted);
+	uv_run(&x->loop, UV_RUN_DEFAULT);
+	assert_int_equal(uv_loop_close(&x->loop), 0);
+	int stored = 0;
+	for (int i = 0; i < 64; i++) {
+		if (more[i]->status == 0)
+			stored += (int)more[i]->stored;
+		store_batch_destroy(more[i]);
+	}
+	store_batch_destroy(b);
+	/* every accepted batch's row is there after a reopen */
+	open_h(x);
+	assert_int_equal(count(x), stored);
+	assert_true(stored >= 1);
+	close_h(x);
+}
+
+/* Reads go through the queue: refused before start, answered later on the loop, each
+ * exactly once, and bounded — past max_reads in flight the store says -EAGAIN at once. */
+static void reads_are_asynchronous_and_bounded(void **state)
+{
+	struct ctx *x = *state;
+	char err[256];
+	x->opt.max_reads = 3;
+	assert_int_equal(uv_loop_init(&x->loop), 0);
+	assert_int_equal(store_open(&x->opt, &x->st, err, sizeof(err)), 0);
+	struct got early = {0};
+	assert_int_equal(store_count_results(x->st, on_reply, &early), -ESHUTDOWN);
+	assert_int_equal(store_start(x->st, &x->loop, 8), 0);
+	struct got g[4];
+	memset(g, 0, sizeof(g));
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(store_list_sites(x->st, on_reply, &g[i]), 0);
+	/* the loop has not run: the three are still in flight, whatever the readers did */
+	assert_int_equal(store_high_seq(x->st, "s", "a", on_reply, &g[3]), -EAGAIN);
+	struct store_stats stats;
+	store_get_stats(x->st, &stats);
+	assert_int_equal(stats.reads_refused, 1);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(wait_reply(x, &g[i], 0), 0);
+		assert_int_equal(g[i].sites, 0);
+	}
+	assert_int_equal(g[3].calls, 0); /* refused means no callback */
+	/* room again once the callbacks ran */
+	memset(&g[3], 0, sizeof(g[3]));
+	assert_int_equal(READ(x, &g[3], store_high_seq(x->st, "s", "a", on_reply, &g[3])), 0);
+	assert_int_equal(early.calls, 0);
+	close_h(x);
+}
+
+/* Close answers the reads it had accepted (the API owes each a response). */
+static void close_answers_queued_reads(void **state)
+{
+	struct ctx *x = *state;
+	open_h(x);
+	static const int64_t s[] = {1, 2};
+	store_batch_destroy(commit(x, batch("site-1", "a", s, 2, "cam1", VW_STATUS_OK)));
+	struct got g[8];
+	memset(g, 0, sizeof(g));
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(store_get_site(x->st, "site-1", on_reply, &g[i]), 0);
+	store_close(x->st);
+	for (int i = 0; i < 8; i++) {
+		assert_int_equal(g[i].calls, 1);
+		assert_int_equal(g[i].status, 0);
+		assert_int_equal(g[i].targets, 1);
+	}
+	uv_run(&x->loop, UV_RUN_DEFAULT);
+	assert_int_equal(uv_loop_close(&x->loop), 0);
+}
+
+/* Reads while the writer commits: a read issued after a batch's ack sees at least that
+ * mark (the ack follows the commit), and never more than was ever submitted. */
+struct rw {
+	struct ctx *x;
+	int64_t acked, submitted, seq;
+	int batches_left, inflight;
+	int reads, reads_inflight;
+	int64_t read_floor; /* the ack known when the outstanding read was issued */
+	struct got g;
+};
+
+static void rw_submit(struct rw *w);
+
+static void rw_done(struct store_batch *b)
+{
+	struct rw *w = b->data;
+	assert_int_equal(b->status, 0);
+	if (b->acked_seq > w->acked)
+		w->acked = b->acked_seq;
+	w->inflight--;
+	store_batch_destroy(b);
+	rw_submit(w);
+}
+
+static void rw_submit(struct rw *w)
+{
+	while (w->batches_left > 0 && w->inflight < 4) {
+		int64_t seqs[50];
+		for (int i = 0; i < 50; i++)
+			seqs[i] = ++w->seq;
+		struct store_batch *b = batch("site-rw", "a", seqs, 50, "cam1", VW_STATUS_OK);
+		b->done = rw_done;
+		b->data = w;
+		assert_int_equal(store_submit(w->x->st, b), 0);
+		w->submitted = w->seq;
+		w->inflight++;
+		w->batches_left--;
+	}
+}
+
+static void rw_on_read(void *ud, const struct store_reply *r)
+{
+	struct rw *w = ud;
+	assert_int_equal(r->status, 0);
+	assert_true(r->value >= w->read_floor);
+	assert_true(r->value <= w->submitted);
+	w->reads++;
+	w->reads_inflight--;
+}
+
+static void reads_during_writes_see_every_ack(void **state)
+{
+	struct ctx *x = *state;
+	open_h(x);
+	struct rw w = {.x = x, .batches_left = 200};
+	rw_submit(&w);
+	while (w.inflight || w.reads_inflight) {
+		if (!w.reads_inflight && w.inflight) {
+			w.read_floor = w.acked;
+			assert_int_equal(store_high_seq(x->st, "site-rw", "a", rw_on_read, &w), 0);
+			w.reads_inflight++;
+		}
+		uv_run(&x->loop, UV_RUN_ONCE);
+	}
+	assert_int_equal(w.acked, 200 * 50);
+	assert_true(w.reads > 0);
+	printf("# %s: %d reads answered during 200 commits of 50 rows\n", x->be->name, w.reads);
+	assert_int_equal(high_seq(x, "site-rw", "a"), 200 * 50);
+	assert_int_equal(count(x), 200 * 50);
+	close_h(x);
+}
+
+/* The measurement entry points run the writer's own path: what store_bench_commit wrote
+ * is what the store then serves, with the same marks. */
+static void bench_commit_is_the_ingest_path(void **state)
+{
+	struct ctx *x = *state;
+	char err[256];
+	assert_int_equal(uv_loop_init(&x->loop), 0);
+	assert_int_equal(store_open(&x->opt, &x->st, err, sizeof(err)), 0);
+	static const int64_t s1[] = {1, 2, 3}, s2[] = {2, 3, 4, 6};
+	struct store_batch *a = batch("site-b", "a", s1, 3, "cam1", VW_STATUS_OK);
+	struct store_batch *b = batch("site-b", "a", s2, 4, "cam1", VW_STATUS_DOWN);
+	a->next = b;
+	assert_int_equal(store_bench_commit(x->st, a), 0);
+	assert_int_equal(a->acked_seq, 3);
+	assert_int_equal(b->stored, 2);   /* 4 and 6 */
+	assert_int_equal(b->gap_seqs, 1); /* 5 */
+	assert_int_equal(b->acked_seq, 6);
+	struct store_batch *r = batch("site-raw", "r", s1, 3, "cam1", VW_STATUS_OK);
+	assert_int_equal(store_bench_raw(x->st, r), 0);
+	assert_int_equal(store_start(x->st, &x->loop, 8), 0);
+	assert_int_equal(store_bench_commit(x->st, a), -EBUSY); /* the writer's connection now */
+	assert_int_equal(high_seq(x, "site-b", "a"), 6);
+	assert_int_equal(count(x), 5 + 3);                 /* raw rows are results too ... */
+	assert_int_equal(high_seq(x, "site-raw", "r"), 0); /* ... without a mark */
+	struct got g;
+	assert_int_equal(get_site(x, "site-b", &g), 0);
+	assert_int_equal(g.down, 1);
+	close_h(x);
+	store_batch_destroy(a);
+	store_batch_destroy(b);
+	store_batch_destroy(r);
+}
+
+static void thousand_row_batch_rate(void **state)
+{
+	struct ctx *x = *state;
+	open_h(x);
+	enum { ROWS = 1000, ROUNDS = 20 };
+	double best = 0, total_ms = 0;
+	for (int round = 0; round < ROUNDS; round++) {
+		/* 200 cameras, 5 checks each: latest sees repeats as a real batch would */
+		struct store_batch *b = store_batch_create();
+		snprintf(b->site, sizeof(b->site), "site-bench");
+		snprintf(b->agent, sizeof(b->agent), "a");
+		for (int i = 0; i < ROWS; i++) {
+			struct vw_result r;
+			char target[16];
+			snprintf(target, sizeof(target), "cam%03d", i % 200);
+			vw_result_init(&r, VW_KIND_STREAM, target);
+			r.seq = (int64_t)round * ROWS + i + 1;
+			vw_result_set_metric(&r, VW_M_FPS, 25);
+			vw_result_set_metric(&r, VW_M_WIDTH, 1920);
+			vw_result_set_metric(&r, VW_M_HEIGHT, 1080);
+			vw_result_set_metric(&r, VW_M_BITRATE_KBPS, 4096.5);
+			store_batch_add(b, &r);
+		}
+		int64_t t0 = vw_mono_ms();
+		b = commit(x, b);
+		double ms = (double)(vw_mono_ms() - t0);
+		assert_int_equal(b->stored, ROWS);
+		store_batch_destroy(b);
+		total_ms += ms;
+		double rate = ROWS / (ms > 0 ? ms : 0.5) * 1000;
+		if (rate > best)
+			best = rate;
+	}
+	printf("# %s: %d x %d-row batches, mean %.1f ms/batch, %.0f rows/s mean, %.0f rows/s "
+	       "best\n",
+	       x->be->name, ROUNDS, ROWS, total_ms / ROUNDS,
+	       ROWS * ROUNDS / (total_ms > 0 ? total_ms : 1) * 1000, best);
+	close_h(x);
+}
+
+static void unknown_backend_is_refused(void **state)
+{
+	(void)state;
+	struct store_options o = {.backend = "oracle", .dir = "/nonexistent"};
+	struct store *st = NULL;
+	char err[256] = "";
+	assert_int_equal(store_open(&o, &st, err, sizeof(err)), -EINVAL);
+	assert_null(st);
+	assert_non_null(strstr(err, "'oracle'"));
+	assert_non_null(strstr(err, store_backend_names));
+}
+
+/* --- the SQLite backend's own promises ----------------------------------------------------- */
+
+static int64_t sql_value(struct ctx *x, const char *sql)
+{
+	char path[128];
+	snprintf(path, sizeof(path), "%s/venuewatch.db", x->dir);
 	sqlite3 *db;
 	sqlite3_stmt *st;
 	int64_t v = -1;
@@ -167,368 +721,114 @@ static int64_t gap_rows(const char *sql)
 	return v;
 }
 
-/* A batch that overlaps what is stored adds only the new rows; one that starts past the
- * mark + 1 (seqs the agent dropped) is stored, the hole written to seq_gaps, and the ack
- * moves past it; a stale batch arriving after a newer one changes nothing. */
-static void overlaps_store_the_new_and_gaps_are_recorded(void **state)
+static void sql_exec(struct ctx *x, const char *sql)
 {
-	(void)state;
-	struct harness h = {0};
-	open_h(&h);
-	static const int64_t s1_5[] = {1, 2, 3, 4, 5}, s3_8[] = {3, 4, 5, 6, 7, 8};
-	static const int64_t s12_14[] = {12, 13, 14, 16}, s1_3[] = {1, 2, 3};
-	struct store_batch *b = commit(&h, batch("site-1", "a", s1_5, 5, "cam1", VW_STATUS_OK));
-	store_batch_destroy(b);
-	b = commit(&h, batch("site-1", "a", s3_8, 6, "cam1", VW_STATUS_OK));
-	assert_int_equal(b->stored, 3);
-	assert_int_equal(b->acked_seq, 8);
-	assert_int_equal(b->gap_seqs, 0);
-	store_batch_destroy(b);
+	char path[128];
+	snprintf(path, sizeof(path), "%s/venuewatch.db", x->dir);
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+}
 
-	b = commit(&h, batch("site-1", "a", s12_14, 4, "cam1", VW_STATUS_OK));
-	assert_int_equal(b->stored, 4);
-	assert_int_equal(b->acked_seq, 16);
-	assert_int_equal(b->gap_seqs, 4); /* 9-11 and 15 */
-	store_batch_destroy(b);
-
-	b = commit(&h, batch("site-1", "a", s1_3, 3, "cam1", VW_STATUS_OK));
-	assert_int_equal(b->stored, 0);
-	assert_int_equal(b->acked_seq, 16);
-	store_batch_destroy(b);
-	assert_int_equal(count(&h), 12);
-	struct store_stats stats;
-	store_get_stats(h.st, &stats);
-	assert_int_equal(stats.gap_seqs, 4);
-	close_h(&h);
-	assert_int_equal(gap_rows("SELECT count(*) FROM seq_gaps"), 2);
-	assert_int_equal(gap_rows("SELECT first_seq FROM seq_gaps ORDER BY first_seq"), 9);
-	assert_int_equal(gap_rows("SELECT last_seq FROM seq_gaps ORDER BY first_seq"), 11);
-	assert_int_equal(gap_rows("SELECT sum(last_seq - first_seq + 1) FROM seq_gaps"), 4);
+/* Gaps are rows in seq_gaps: one per hole, first and last seq. */
+static void sqlite_gaps_are_recorded(void **state)
+{
+	struct ctx *x = *state;
+	open_h(x);
+	static const int64_t s1_5[] = {1, 2, 3, 4, 5}, s12_16[] = {12, 13, 14, 16};
+	store_batch_destroy(commit(x, batch("site-1", "a", s1_5, 5, "cam1", VW_STATUS_OK)));
+	store_batch_destroy(commit(x, batch("site-1", "a", s12_16, 4, "cam1", VW_STATUS_OK)));
+	close_h(x);
+	assert_int_equal(sql_value(x, "SELECT count(*) FROM seq_gaps"), 2);
+	assert_int_equal(sql_value(x, "SELECT first_seq FROM seq_gaps ORDER BY first_seq"), 6);
+	assert_int_equal(sql_value(x, "SELECT last_seq FROM seq_gaps ORDER BY first_seq"), 11);
+	assert_int_equal(sql_value(x, "SELECT sum(last_seq - first_seq + 1) FROM seq_gaps"), 7);
 }
 
 /* A collector from before seq_gaps existed (schema 1) migrates in place and keeps marks. */
-static void schema_1_migrates_and_keeps_marks(void **state)
+static void sqlite_schema_1_migrates_and_keeps_marks(void **state)
 {
-	(void)state;
-	struct harness h = {0};
-	open_h(&h);
+	struct ctx *x = *state;
+	open_h(x);
 	static const int64_t s1_3[] = {1, 2, 3};
-	store_batch_destroy(commit(&h, batch("site-1", "a", s1_3, 3, "cam1", VW_STATUS_OK)));
-	close_h(&h);
-	sqlite3 *db;
-	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db, "DROP TABLE seq_gaps; PRAGMA user_version = 1", NULL,
-				      NULL, NULL),
-			 SQLITE_OK);
-	sqlite3_close(db);
-	open_h(&h);
-	int64_t hs;
-	assert_int_equal(store_high_seq(h.st, "site-1", "a", &hs), 0);
-	assert_int_equal(hs, 3);
-	close_h(&h);
-	assert_int_equal(gap_rows("PRAGMA user_version"), STORE_SCHEMA_VERSION);
-	assert_int_equal(gap_rows("SELECT count(*) FROM seq_gaps"), 0);
+	store_batch_destroy(commit(x, batch("site-1", "a", s1_3, 3, "cam1", VW_STATUS_OK)));
+	close_h(x);
+	sql_exec(x, "DROP TABLE seq_gaps; PRAGMA user_version = 1");
+	open_h(x);
+	assert_int_equal(high_seq(x, "site-1", "a"), 3);
+	close_h(x);
+	assert_int_equal(sql_value(x, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+	assert_int_equal(sql_value(x, "SELECT count(*) FROM seq_gaps"), 0);
 }
 
-static void marks_and_rows_survive_reopen(void **state)
+static void sqlite_newer_schema_is_refused(void **state)
 {
-	(void)state;
-	struct harness h = {0};
-	open_h(&h);
-	static const int64_t s[] = {1, 2, 3, 4};
-	store_batch_destroy(commit(&h, batch("site-1", "a", s, 4, "cam1", VW_STATUS_OK)));
-	close_h(&h);
-
-	memset(&h, 0, sizeof(h));
-	open_h(&h);
-	assert_int_equal(count(&h), 4);
-	int64_t hs;
-	assert_int_equal(store_high_seq(h.st, "site-1", "a", &hs), 0);
-	assert_int_equal(hs, 4);
-	static const int64_t s2[] = {4, 5};
-	struct store_batch *b = commit(&h, batch("site-1", "a", s2, 2, "cam1", VW_STATUS_OK));
-	assert_int_equal(b->stored, 1);
-	assert_int_equal(b->acked_seq, 5);
-	store_batch_destroy(b);
-	close_h(&h);
-
-	/* the schema version is recorded */
-	sqlite3 *db;
-	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	sqlite3_stmt *st;
-	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(st, 0), STORE_SCHEMA_VERSION);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-}
-
-static void newer_schema_is_refused(void **state)
-{
-	(void)state;
-	sqlite3 *db;
-	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(db);
+	struct ctx *x = *state;
+	sql_exec(x, "PRAGMA user_version = 99");
 	struct store *st = NULL;
 	char err[256];
-	assert_int_equal(store_open(path, &st, err, sizeof(err)), -EPROTO);
+	assert_int_equal(store_open(&x->opt, &st, err, sizeof(err)), -EPROTO);
 	assert_non_null(strstr(err, "newer"));
+	assert_non_null(strstr(err, x->dir)); /* which file */
 	assert_null(st);
 }
 
-struct seen {
-	int sites;
-	char last_site[64];
-	int64_t ok, degraded, down;
-	char city[32];
-	int targets;
-	char statuses[8][64];
-	char faults[8][64];
-};
-
-static int on_site(void *ud, const struct store_site *s)
+/* The per-agent counters the overview reads against a recount of latest, in the file. */
+static void sqlite_counters_match_latest(void **state)
 {
-	struct seen *x = ud;
-	x->sites++;
-	snprintf(x->last_site, sizeof(x->last_site), "%s", s->site);
-	snprintf(x->city, sizeof(x->city), "%s", s->city);
-	x->ok = s->ok;
-	x->degraded = s->degraded;
-	x->down = s->down;
-	return 0;
+	struct ctx *x = *state;
+	open_h(x);
+	static const int64_t s1[] = {1, 2}, s2[] = {3, 4}, s3[] = {5};
+	store_batch_destroy(commit(x, batch("site-1", "a", s1, 2, "cam1", VW_STATUS_OK)));
+	store_batch_destroy(commit(x, batch("site-1", "a", s2, 2, "cam2", VW_STATUS_DOWN)));
+	store_batch_destroy(commit(x, batch("site-1", "a", s3, 1, "cam1", VW_STATUS_DEGRADED)));
+	close_h(x);
+	assert_int_equal(sql_value(x, "SELECT cam_ok FROM agents"),
+	                 sql_value(x, "SELECT count(*) FROM latest WHERE status = 'ok'"));
+	assert_int_equal(sql_value(x, "SELECT cam_degraded FROM agents"), 1);
+	assert_int_equal(sql_value(x, "SELECT cam_down FROM agents"), 1);
+	assert_int_equal(sql_value(x, "SELECT count(*) FROM latest"), 2);
 }
 
-static int on_target(void *ud, const struct store_target *t)
+/* --- running -------------------------------------------------------------------------------- */
+
+#define T(f, be) cmocka_unit_test_prestate_setup_teardown(f, setup, teardown, (void *)(be))
+
+static int run_contract(const struct backend *be)
 {
-	struct seen *x = ud;
-	if (x->targets < 8) {
-		snprintf(x->statuses[x->targets], 64, "%s/%s=%s#%lld", t->kind, t->target, t->status,
-			 (long long)t->seq);
-		snprintf(x->faults[x->targets], 64, "%s", t->faults);
-	}
-	x->targets++;
-	return 0;
-}
-
-static void latest_follows_the_newest_result_per_target(void **state)
-{
-	(void)state;
-	struct harness h = {0};
-	open_h(&h);
-	static const int64_t s1[] = {1, 2}, s2[] = {3}, s3[] = {4}, s4[] = {5, 6};
-	store_batch_destroy(commit(&h, batch("site-1", "a", s1, 2, "cam1", VW_STATUS_OK)));
-	store_batch_destroy(commit(&h, batch("site-1", "a", s2, 1, "cam2", VW_STATUS_OK)));
-	store_batch_destroy(commit(&h, batch("site-1", "a", s3, 1, "cam1", VW_STATUS_DOWN)));
-	store_batch_destroy(commit(&h, batch("site-2", "a", s4, 2, "cam1", VW_STATUS_DEGRADED)));
-	/* a resend of an old seq must not move latest back */
-	store_batch_destroy(commit(&h, batch("site-1", "a", s1, 2, "cam1", VW_STATUS_OK)));
-
-	struct seen x = {0};
-	assert_int_equal(store_list_sites(h.st, on_site, &x), 0);
-	assert_int_equal(x.sites, 2);
-	assert_string_equal(x.last_site, "site-2"); /* ordered by site */
-	assert_int_equal(x.degraded, 1);
-
-	memset(&x, 0, sizeof(x));
-	assert_int_equal(store_get_site(h.st, "site-1", on_site, on_target, &x), 0);
-	assert_int_equal(x.ok, 1);
-	assert_int_equal(x.down, 1);
-	assert_int_equal(x.degraded, 0);
-	assert_string_equal(x.city, "Jinan");
-	assert_int_equal(x.targets, 2);
-	assert_string_equal(x.statuses[0], "stream/cam1=down#4");
-	assert_string_equal(x.faults[0], "[\"timeout\"]");
-	assert_string_equal(x.statuses[1], "stream/cam2=ok#3");
-
-	memset(&x, 0, sizeof(x));
-	assert_int_equal(store_get_site(h.st, "site-9", on_site, on_target, &x), -ENOENT);
-	assert_int_equal(x.sites, 0);
-	close_h(&h);
-}
-
-/* The overview's per-agent counters against a recount of latest, straight from the file. */
-static void assert_counts_match_latest(struct harness *h)
-{
-	sqlite3 *db;
-	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-	sqlite3_stmt *st;
-	assert_int_equal(
-	    sqlite3_prepare_v2(db,
-			       "SELECT a.site, sum(l.status = 'ok'), sum(l.status = 'degraded'),"
-			       " sum(l.status = 'down') FROM latest l JOIN agents a ON a.id = l.agent_id"
-			       " WHERE l.kind = 'stream' GROUP BY a.site ORDER BY a.site",
-			       -1, &st, NULL),
-	    SQLITE_OK);
-	while (sqlite3_step(st) == SQLITE_ROW) {
-		struct seen x = {0};
-		const char *site = (const char *)sqlite3_column_text(st, 0);
-		assert_int_equal(store_get_site(h->st, site, on_site, on_target, &x), 0);
-		assert_int_equal(x.ok, sqlite3_column_int64(st, 1));
-		assert_int_equal(x.degraded, sqlite3_column_int64(st, 2));
-		assert_int_equal(x.down, sqlite3_column_int64(st, 3));
-	}
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-}
-
-static void camera_counts_follow_status_changes(void **state)
-{
-	(void)state;
-	struct harness h = {0};
-	open_h(&h);
-	/* cameras change status across batches and several times within one batch */
-	static const enum vw_status cycle[] = {VW_STATUS_OK, VW_STATUS_DOWN, VW_STATUS_DEGRADED,
-					       VW_STATUS_OK, VW_STATUS_DOWN};
-	int64_t seq = 0;
-	for (int round = 0; round < 40; round++) {
-		struct store_batch *b = store_batch_create();
-		snprintf(b->site, sizeof(b->site), "site-%d", round % 3);
-		snprintf(b->agent, sizeof(b->agent), "a%d", round % 2);
-		for (int k = 0; k < 12; k++) {
-			struct vw_result r;
-			char target[16];
-			snprintf(target, sizeof(target), "cam%d", (round * 7 + k * 3) % 9);
-			vw_result_init(&r, k % 4 == 3 ? VW_KIND_NETWORK : VW_KIND_STREAM, target);
-			r.seq = ++seq + 1000 * (round % 2); /* per-agent seqs stay increasing */
-			r.status = cycle[(round + k) % 5];
-			assert_int_equal(store_batch_add(b, &r), 0);
-		}
-		store_batch_sort(b);
-		store_batch_destroy(commit(&h, b));
-		assert_counts_match_latest(&h);
-	}
-	close_h(&h);
-}
-
-static void pending_batches_share_commits(void **state)
-{
-	(void)state;
-	struct harness h = {0};
-	open_h(&h);
-	enum { N = 50 };
-	struct store_batch *bs[N];
-	for (int i = 0; i < N; i++) {
-		char agent[16];
-		snprintf(agent, sizeof(agent), "a%d", i);
-		int64_t seqs[10];
-		for (int k = 0; k < 10; k++)
-			seqs[k] = k + 1;
-		bs[i] = batch("site-1", agent, seqs, 10, "cam", VW_STATUS_OK);
-		bs[i]->done = on_done;
-		bs[i]->data = &h;
-		assert_int_equal(store_submit(h.st, bs[i]), 0);
-	}
-	while (h.done < N)
-		uv_run(&h.loop, UV_RUN_ONCE);
-	struct store_stats stats;
-	store_get_stats(h.st, &stats);
-	assert_int_equal(stats.batches, N);
-	assert_int_equal(stats.rows_stored, N * 10);
-	assert_true(stats.commits < N); /* the writer took several at once */
-	for (int i = 0; i < N; i++) {
-		assert_int_equal(bs[i]->status, 0);
-		assert_int_equal(bs[i]->acked_seq, 10);
-		store_batch_destroy(bs[i]);
-	}
-	printf("# %d batches in %llu commits\n", N, (unsigned long long)stats.commits);
-	assert_int_equal(count(&h), N * 10);
-	close_h(&h);
-}
-
-static void queue_is_bounded_and_close_refuses(void **state)
-{
-	(void)state;
-	struct harness h = {0};
-	char err[256];
-	assert_int_equal(uv_loop_init(&h.loop), 0);
-	assert_int_equal(store_open(path, &h.st, err, sizeof(err)), 0);
-	struct store_batch *b = batch("s", "a", NULL, 0, "x", VW_STATUS_OK);
-	assert_int_equal(store_submit(h.st, b), -ESHUTDOWN); /* not started */
-	/* queue of 1: the writer may already hold the first, so fill until refused */
-	assert_int_equal(store_start(h.st, &h.loop, 1), 0);
-	struct store_batch *more[64];
-	int accepted = 0, refused = 0;
-	for (int i = 0; i < 64; i++) {
-		more[i] = batch("s", "a", NULL, 0, "x", VW_STATUS_OK);
-		more[i]->done = on_done;
-		more[i]->data = &h;
-		int rc = store_submit(h.st, more[i]);
-		if (rc == 0)
-			accepted++;
-		else {
-			assert_int_equal(rc, -EAGAIN);
-			refused++;
-		}
-	}
-	assert_true(refused > 0);
-	store_close(h.st); /* commits what was accepted and runs their callbacks */
-	assert_int_equal(h.done, accepted);
-	uv_run(&h.loop, UV_RUN_DEFAULT);
-	assert_int_equal(uv_loop_close(&h.loop), 0);
-	for (int i = 0; i < 64; i++)
-		store_batch_destroy(more[i]);
-	store_batch_destroy(b);
-}
-
-static void thousand_row_batch_rate(void **state)
-{
-	(void)state;
-	struct harness h = {0};
-	open_h(&h);
-	enum { ROWS = 1000, ROUNDS = 20 };
-	int64_t *seqs = malloc(ROWS * sizeof(*seqs));
-	double best = 0, total_ms = 0;
-	for (int round = 0; round < ROUNDS; round++) {
-		for (int i = 0; i < ROWS; i++)
-			seqs[i] = (int64_t)round * ROWS + i + 1;
-		/* 200 cameras, 5 checks each: latest sees repeats as a real batch would */
-		struct store_batch *b = store_batch_create();
-		snprintf(b->site, sizeof(b->site), "site-bench");
-		snprintf(b->agent, sizeof(b->agent), "a");
-		for (int i = 0; i < ROWS; i++) {
-			struct vw_result r;
-			char target[16];
-			snprintf(target, sizeof(target), "cam%03d", i % 200);
-			vw_result_init(&r, VW_KIND_STREAM, target);
-			r.seq = seqs[i];
-			vw_result_set_metric(&r, VW_M_FPS, 25);
-			vw_result_set_metric(&r, VW_M_WIDTH, 1920);
-			vw_result_set_metric(&r, VW_M_HEIGHT, 1080);
-			vw_result_set_metric(&r, VW_M_BITRATE_KBPS, 4096.5);
-			store_batch_add(b, &r);
-		}
-		int64_t t0 = vw_mono_ms();
-		b = commit(&h, b);
-		double ms = (double)(vw_mono_ms() - t0);
-		assert_int_equal(b->stored, ROWS);
-		store_batch_destroy(b);
-		total_ms += ms;
-		double rate = ROWS / (ms > 0 ? ms : 0.5) * 1000;
-		if (rate > best)
-			best = rate;
-	}
-	printf("# store: %d x %d-row batches, mean %.1f ms/batch, %.0f rows/s mean, %.0f rows/s best\n",
-	       ROUNDS, ROWS, total_ms / ROUNDS, ROWS * ROUNDS / total_ms * 1000, best);
-	free(seqs);
-	close_h(&h);
+	const struct CMUnitTest tests[] = {
+	    T(resent_batch_is_acked_and_stored_once, be),
+	    T(overlaps_store_the_new_and_gaps_are_counted, be),
+	    T(marks_and_rows_survive_reopen, be),
+	    T(latest_follows_the_newest_result_per_target, be),
+	    T(camera_counts_follow_status_changes, be),
+	    T(pending_batches_share_commits, be),
+	    T(queue_is_bounded_and_close_commits_the_queue, be),
+	    T(reads_are_asynchronous_and_bounded, be),
+	    T(close_answers_queued_reads, be),
+	    T(reads_during_writes_see_every_ack, be),
+	    T(bench_commit_is_the_ingest_path, be),
+	    T(thousand_row_batch_rate, be),
+	};
+	char name[64];
+	snprintf(name, sizeof(name), "store contract: %s", be->name);
+	return _cmocka_run_group_tests(name, tests, sizeof(tests) / sizeof(tests[0]), NULL, NULL);
 }
 
 int main(void)
 {
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(resent_batch_is_acked_and_stored_once, setup, teardown),
-		cmocka_unit_test_setup_teardown(marks_and_rows_survive_reopen, setup, teardown),
-		cmocka_unit_test_setup_teardown(overlaps_store_the_new_and_gaps_are_recorded, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(schema_1_migrates_and_keeps_marks, setup, teardown),
-		cmocka_unit_test_setup_teardown(newer_schema_is_refused, setup, teardown),
-		cmocka_unit_test_setup_teardown(latest_follows_the_newest_result_per_target, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(camera_counts_follow_status_changes, setup, teardown),
-		cmocka_unit_test_setup_teardown(pending_batches_share_commits, setup, teardown),
-		cmocka_unit_test_setup_teardown(queue_is_bounded_and_close_refuses, setup, teardown),
-		cmocka_unit_test_setup_teardown(thousand_row_batch_rate, setup, teardown),
+	int failed = 0;
+	for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++)
+		failed += run_contract(&backends[i]);
+	const struct backend *sq = &backends[0];
+	const struct CMUnitTest sqlite_tests[] = {
+	    cmocka_unit_test(unknown_backend_is_refused),
+	    T(sqlite_gaps_are_recorded, sq),
+	    T(sqlite_schema_1_migrates_and_keeps_marks, sq),
+	    T(sqlite_newer_schema_is_refused, sq),
+	    T(sqlite_counters_match_latest, sq),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	failed += cmocka_run_group_tests_name("store: sqlite backend", sqlite_tests, NULL, NULL);
+	return failed;
 }

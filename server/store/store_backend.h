@@ -1,0 +1,45 @@
+/* store_backend: what a storage backend implements (struct store_ops, curl-style: a table
+ * of function pointers) and the reply builder it fills reads with. For server/store/ only:
+ * callers include store.h. The core (store.c) owns the threads; a backend only says how
+ * to open, commit a group, and answer a read on one connection.
+ * Threads: open/close and reader_open/reader_close on the thread calling store_open or
+ * store_close; commit on the writer thread; reads on one reader thread per connection (a
+ * connection is never used by two threads at once). Replies are freed by the core. */
+#ifndef VW_STORE_BACKEND_H
+#define VW_STORE_BACKEND_H
+
+#include "store.h"
+
+/* A reply under construction: strings are copied in, so nothing of the backend's
+ * (statements, result buffers) outlives the read. */
+struct store_fill;
+/* 0, -ENOMEM, or -E2BIG past STORE_REPLY_MAX (the read then fails with it). */
+int store_fill_site(struct store_fill *f, const struct store_site *site);
+int store_fill_target(struct store_fill *f, const struct store_target *t);
+
+struct store_ops {
+	const char *name;
+	/* Opens (creating or migrating) the store; be is the backend's own object. */
+	int (*open)(const struct store_options *o, void **be, char *err, size_t errlen);
+	/* After every reader is closed. */
+	void (*close)(void *be);
+	/* Writer thread: every batch of list (linked by next) in one transaction, each
+	 * isolated from the others' failures; sets status, acked_seq, stored and gap_seqs.
+	 * Returns 0, or the error that failed the whole group (then every status is set). */
+	int (*commit)(void *be, struct store_batch *list);
+	/* Measurements only: b's rows, nothing else, in one transaction. */
+	int (*raw)(void *be, const struct store_batch *b);
+
+	/* One read connection, for one reader thread. */
+	int (*reader_open)(void *be, void **rd, char *err, size_t errlen);
+	void (*reader_close)(void *rd);
+	int (*list_sites)(void *rd, struct store_fill *f);
+	/* -ENOENT when the site never reported. */
+	int (*get_site)(void *rd, const char *site, struct store_fill *f);
+	int (*high_seq)(void *rd, const char *site, const char *agent, int64_t *out);
+	int (*count_results)(void *rd, int64_t *out);
+};
+
+extern const struct store_ops store_sqlite_ops;
+
+#endif
