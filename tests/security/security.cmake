@@ -26,3 +26,5 @@ endfunction()
 vw_security_test(security_agent_identity test_agent_identity)
 vw_security_test(security_people test_people)
 vw_security_test(security_tls_records test_tls_records)
+# Asynchronous store reads: clients that leave mid-read, reads after an ack.
+vw_security_test(security_store_reads test_store_reads)
