@@ -147,13 +147,14 @@ static void on_site(void *ud, const struct store_reply *r)
 	struct read_ctx *x = ud;
 	/* Another city's site answers exactly like a site that does not exist: a 403 would
 	 * tell a city token which site ids exist elsewhere. */
-	if (r->status == -ENOENT || (!r->status && !in_scope(&x->who, r->sites[0].city))) {
+	int found = !r->status && r->nsites == 1;
+	if (r->status == -ENOENT || (found && !in_scope(&x->who, r->sites[0].city))) {
 		conn_respond_error(x->c, 404, "no such site", NULL);
 		free(x);
 		return;
 	}
-	if (r->status) {
-		respond_store_error(x->c, r->status);
+	if (!found) {
+		respond_store_error(x->c, r->status ? r->status : -EIO);
 		free(x);
 		return;
 	}
