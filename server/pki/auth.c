@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "db.h"
 #include "fileio.h"
 #include "log.h"
 #include "vtime.h"
@@ -95,11 +96,10 @@ static int db_fail(struct auth *a, char *err, size_t errlen, const char *what)
 
 static int exec(struct auth *a, const char *sql)
 {
-	char *msg = NULL;
-	if (sqlite3_exec(a->db, sql, NULL, NULL, &msg) == SQLITE_OK)
+	char msg[256];
+	if (vw_db_exec(a->db, sql, msg, sizeof(msg)) == 0)
 		return 0;
-	log_error("event=auth_db_failed sql=\"%.40s\" error=\"%s\"", sql, msg ? msg : "?");
-	sqlite3_free(msg);
+	log_error("event=auth_db_failed sql=\"%.40s\" error=\"%s\"", sql, msg);
 	return -EIO;
 }
 
@@ -140,44 +140,24 @@ int auth_open(const char *path, struct auth **out, char *err, size_t errlen)
 		return -ENOMEM;
 	}
 	int rc = -EIO;
-	if (sqlite3_open_v2(path, &a->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
-	    SQLITE_OK) {
-		rc = db_fail(a, err, errlen, path);
+	/* FULL: an audit row or a revocation that a crash could take back is no record.
+	 * No CREATE: the file was made above with its mode. */
+	static const struct vw_db_opts opts = {.flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+	                                       .busy_ms = BUSY_MS,
+	                                       .synchronous = "FULL",
+	                                       .wal = 1};
+	static const char *const migrations[] = {schema_v1};
+	_Static_assert(sizeof(migrations) / sizeof(migrations[0]) == AUTH_SCHEMA_VERSION,
+	               "a migration per schema version");
+	char why[512];
+	if ((rc = vw_db_open(path, &opts, &a->db, err, errlen)) != 0)
+		goto fail;
+	if ((rc = vw_db_migrate(a->db, "auth", migrations, AUTH_SCHEMA_VERSION, why,
+	                        sizeof(why))) != 0 ||
+	    (rc = vw_db_prepare_all(a->db, stmt_sql, a->st, S_COUNT, 0, why, sizeof(why))) != 0) {
+		snprintf(err, errlen, "%s: %s", path, why);
 		goto fail;
 	}
-	sqlite3_busy_timeout(a->db, BUSY_MS);
-	/* FULL: an audit row or a revocation that a crash could take back is no record. */
-	if (exec(a, "PRAGMA journal_mode=WAL") || exec(a, "PRAGMA synchronous=FULL")) {
-		rc = db_fail(a, err, errlen, "cannot set WAL mode");
-		goto fail;
-	}
-	if (exec(a, "BEGIN IMMEDIATE")) {
-		rc = db_fail(a, err, errlen, "cannot lock the database");
-		goto fail;
-	}
-	sqlite3_stmt *v = prep(a, "PRAGMA user_version");
-	int version = v && sqlite3_step(v) == SQLITE_ROW ? sqlite3_column_int(v, 0) : -1;
-	sqlite3_finalize(v);
-	if (version < 0 || version > AUTH_SCHEMA_VERSION) {
-		exec(a, "ROLLBACK");
-		snprintf(err, errlen, "%s: schema version %d is not one this build knows (%d)",
-		         path, version, AUTH_SCHEMA_VERSION);
-		goto fail;
-	}
-	if (version == 0 && (exec(a, schema_v1) || exec(a, "PRAGMA user_version = 1"))) {
-		exec(a, "ROLLBACK");
-		rc = db_fail(a, err, errlen, "cannot create the schema");
-		goto fail;
-	}
-	if (exec(a, "COMMIT")) {
-		rc = db_fail(a, err, errlen, "cannot commit the schema");
-		goto fail;
-	}
-	for (int i = 0; i < S_COUNT; i++)
-		if (!(a->st[i] = prep(a, stmt_sql[i]))) {
-			rc = db_fail(a, err, errlen, "cannot prepare a statement");
-			goto fail;
-		}
 	if (snprintf(a->anchor_path, sizeof(a->anchor_path), "%s.anchor", path) >=
 	        (int)sizeof(a->anchor_path) ||
 	    snprintf(a->db_path, sizeof(a->db_path), "%s", path) >= (int)sizeof(a->db_path)) {
@@ -197,8 +177,7 @@ void auth_close(struct auth *a)
 {
 	if (!a)
 		return;
-	for (int i = 0; i < S_COUNT; i++)
-		sqlite3_finalize(a->st[i]);
+	vw_db_finalize_all(a->st, S_COUNT);
 	sqlite3_close(a->db);
 	free(a);
 }
