@@ -420,27 +420,22 @@ static int anchor_put(FILE *fp, const void *arg)
  * behind, which reads as consistent (the chain still holds that row); never ahead. */
 static void anchor_write(struct auth *a)
 {
-	/* The server and the CLI may both append: each writes its own temporary file (by pid)
-	 * and renames it over the anchor, so the last rename wins whole. The loser's anchor
-	 * would only be behind, which still checks. */
-	char base[PATH_MAX + 32], tmp[PATH_MAX + 40], err[256] = "";
+	/* The server and the CLI may both append: each writes its own temporary file (a unique
+	 * name) and renames it over the anchor, so the last rename wins whole. The loser's
+	 * anchor would only be behind, which still checks. */
+	char err[256] = "";
 	struct anchor_row r = {a->pend_id, a->pend_hash};
-	snprintf(base, sizeof(base), "%s.%ld", a->anchor_path, (long)getpid());
-	int rc = vw_file_write_tmp(base, 0600, anchor_put, &r, tmp, sizeof(tmp), err, sizeof(err));
+	struct vw_file_part part = {.path = a->anchor_path, .mode = 0600, .write_cb = anchor_put,
+	                            .arg = &r};
 	/* Root running the CLI on a server's state dir: the anchor stays the database owner's,
 	 * as SQLite keeps -wal and -shm, or the server could not read it. */
 	struct stat dbst;
-	if (!rc && geteuid() == 0 && stat(a->db_path, &dbst) == 0 &&
-	    chown(tmp, dbst.st_uid, dbst.st_gid) != 0) {
-		rc = -errno;
-		snprintf(err, sizeof(err), "chown: %s", strerror(errno));
-		unlink(tmp);
+	if (geteuid() == 0 && stat(a->db_path, &dbst) == 0) {
+		part.set_owner = 1;
+		part.uid = dbst.st_uid;
+		part.gid = dbst.st_gid;
 	}
-	if (!rc && rename(tmp, a->anchor_path) != 0) {
-		rc = -errno;
-		snprintf(err, sizeof(err), "rename: %s", strerror(errno));
-		unlink(tmp);
-	}
+	int rc = vw_file_replace_many(&part, 1, err, sizeof(err));
 	if (rc)
 		log_warn("event=audit_anchor_write_failed path=%s error=\"%s\"", a->anchor_path,
 		         err);
