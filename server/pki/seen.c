@@ -10,6 +10,11 @@
 #include "log.h"
 #include "vtime.h"
 
+/* A record that meets a locked database is tried again after 1 s, for about 2 minutes
+ * (each try itself waits auth's 2 s busy timeout). */
+#define SEEN_TRIES 40
+#define SEEN_RETRY_NS 1000000000ULL
+
 struct seen_rec {
 	char serial[AUTH_SERIAL_LEN];
 	char site[64], org[65], city[129], peer[64];
@@ -93,9 +98,19 @@ static void worker(void *arg)
 			break;
 		struct seen_rec r = s->todo[--s->ntodo];
 		uv_mutex_unlock(&s->mu);
-		/* May wait up to auth's busy timeout on a locked auth.db: here, not on the loop. */
+		/* May wait up to auth's busy timeout on a locked auth.db: here, not on the loop.
+		 * A lock held longer (a CLI, a backup) is waited out, so the first use of a
+		 * certificate that is never used again is still on record. */
 		r.rc = auth_agent_seen(s->auth, r.serial, r.site, r.org, r.city, r.peer);
 		uv_mutex_lock(&s->mu);
+		for (int tries = 1; r.rc && !s->quit && tries < SEEN_TRIES; tries++) {
+			uv_cond_timedwait(&s->cond, &s->mu, SEEN_RETRY_NS);
+			if (s->quit)
+				break;
+			uv_mutex_unlock(&s->mu);
+			r.rc = auth_agent_seen(s->auth, r.serial, r.site, r.org, r.city, r.peer);
+			uv_mutex_lock(&s->mu);
+		}
 		if (r.rc && s->ndone < s->done_cap) {
 			s->done[s->ndone++] = r;
 			uv_async_send(&s->done_async);

@@ -510,6 +510,7 @@ int signer_enroll(struct signer *s, const char *token, const char *csr, size_t c
 		s->head = q;
 	s->tail = q;
 	s->pending++;
+	log_debug("event=signer_request id=%u pending=%zu", q->id, s->pending);
 	cJSON_Delete(o);
 	free(csr_copy);
 	return 0;
