@@ -18,6 +18,8 @@
 #include "conn.h"
 #include "ingest.h"
 #include "log.h"
+#include "seen.h"
+#include "signer.h"
 #include "server_conf.h"
 #include "store.h"
 #include "tls.h"
@@ -37,7 +39,9 @@ struct server {
 	struct store *store;
 	struct ingest *ingest;
 	struct api *api;
-	struct auth *auth;  /* the loop thread's connection to auth.db */
+	struct auth *auth;  /* the loop thread's connection to auth.db (reads) */
+	struct signer *signer; /* the CA key's process: enrollment, the CRL at start */
+	struct seen *seen;     /* agents' first use, recorded on a worker */
 	uv_signal_t sighup; /* reloads certificates and the CRL */
 	struct conn_server *conns;
 	struct tls_server *tls;
@@ -92,6 +96,10 @@ static void on_drained(void *ud)
 	 * about to be committed by the writer, which store_close joins. */
 	store_close(s->store);
 	s->store = NULL;
+	signer_stop(s->signer);
+	s->signer = NULL;
+	seen_destroy(s->seen);
+	s->seen = NULL;
 	uv_close((uv_handle_t *)&s->sigint, on_handle_closed);
 	uv_close((uv_handle_t *)&s->sigterm, on_handle_closed);
 	uv_close((uv_handle_t *)&s->sighup, on_handle_closed);
@@ -281,7 +289,17 @@ static int run(struct server *s)
 		auth_anchor_reset(s->auth, "system:server");
 		break;
 	}
-	admin_crl_ensure(cfg, s->auth);
+	/* The signer before the listener: it alone opens ca.key, and it makes the CRL current
+	 * (missing, or behind a revocation) before the TLS context loads it. */
+	if ((rc = signer_start(&s->loop, cfg->path, &s->signer, err, sizeof(err))) != 0) {
+		log_error("event=start_failed reason=signer error=\"%s\"", err);
+		goto fail;
+	}
+	if ((rc = seen_create(&s->loop, cfg->auth_db_path, &s->seen, err, sizeof(err))) != 0) {
+		log_error("event=start_failed auth_db=%s error=\"%s\"", cfg->auth_db_path, err);
+		goto fail;
+	}
+	api_set_pki(s->api, s->signer, s->seen);
 	if (!(s->conns = conn_server_create(&lim, api_handle, s->api))) {
 		log_error("event=start_failed error=ENOMEM");
 		goto fail;
@@ -336,6 +354,8 @@ fail:
 	/* Start-up failed before the loop ran: close what was opened, let the loop free it. */
 	tls_server_destroy(s->tls);
 	store_close(s->store);
+	signer_stop(s->signer);
+	seen_destroy(s->seen);
 	uv_run(&s->loop, UV_RUN_DEFAULT);
 	conn_server_destroy(s->conns);
 	api_destroy(s->api);

@@ -9,6 +9,7 @@
 
 #include "ca.h"
 #include "conf.h"
+#include "seen.h"
 #include "log.h"
 #include "vtime.h"
 
@@ -44,6 +45,12 @@ int api_set_auth(struct api *a, struct auth *auth, const char *pki_dir)
 	a->pki_dir = p;
 	a->auth = auth;
 	return 0;
+}
+
+void api_set_pki(struct api *a, struct signer *signer, struct seen *seen)
+{
+	a->signer = signer;
+	a->seen = seen;
 }
 
 /* One warn line per refusal, rate-limited; never the token itself. */
@@ -174,9 +181,10 @@ static int agent_ok(struct api *a, struct conn *c, const struct http_request *re
 		conn_respond_error(c, 403, "client certificate names no site", NULL);
 		return 0;
 	}
-	/* Bookkeeping, not a gate: a failed write is logged by auth and the request goes on. */
-	if (a->auth && id->serial[0])
-		auth_agent_seen(a->auth, id->serial, id->site, id->org, id->city, conn_peer(c));
+	/* Bookkeeping, not a gate: queued for a worker (a write may wait on auth.db's lock,
+	 * never on the loop), once per serial; a failed write is logged there. */
+	if (id->serial[0])
+		seen_note(a->seen, id->serial, id->site, id->org, id->city, conn_peer(c));
 	return 1;
 }
 

@@ -4,7 +4,7 @@
  * jurisdiction): GET /api/v1/sites, /api/v1/sites/{site}. Anyone: GET /healthz.
  * Loop thread only; reads go through the store's read-only connection and the auth
  * database's loop-thread connection. The api object holds borrowed pointers (store,
- * ingest, auth) and is freed by api_destroy. */
+ * ingest, auth, signer, seen) and is freed by api_destroy. */
 #ifndef VW_API_H
 #define VW_API_H
 
@@ -20,6 +20,11 @@ void api_destroy(struct api *a); /* accepts NULL */
 /* Without it every token-guarded path answers 503: no access records, no access. pki_dir
  * (copied) holds the CA that signs enrollments. 0 or -ENOMEM. */
 int api_set_auth(struct api *a, struct auth *auth, const char *pki_dir);
+struct signer;
+struct seen;
+/* The signer that redeems enrollments (without it, or while it is down, enrollment answers
+ * 503) and the worker that records agents' first use. Borrowed. */
+void api_set_pki(struct api *a, struct signer *signer, struct seen *seen);
 /* The conn_handler: ud is the struct api. */
 void api_handle(void *ud, struct conn *c, const struct http_request *req);
 /* Whether this person may read the sites API: 0 with *who filled, or the HTTP status to

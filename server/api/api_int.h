@@ -11,6 +11,8 @@ struct api {
 	struct ingest *ingest;
 	struct auth *auth; /* NULL: token-guarded paths fail closed */
 	char *pki_dir;
+	struct signer *signer; /* NULL or down: enrollment answers 503 */
+	struct seen *seen;     /* NULL: agents' first use is not recorded */
 	struct vw_log_limit refused_log;
 };
 

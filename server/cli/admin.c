@@ -10,6 +10,8 @@
 
 #include "cli.h"
 #include "conf.h"
+#include "crashpoint.h"
+#include "signer.h"
 #include "log.h"
 #include "vtime.h"
 
@@ -85,14 +87,28 @@ static int write_crl(struct server_conf *cfg, struct auth *au, size_t *count)
 int admin_crl_ensure(struct server_conf *cfg, struct auth *au)
 {
 	char err[512];
-	size_t n;
-	if (access(cfg->crl_path, F_OK) == 0 || errno != ENOENT)
+	size_t n = 0;
+	struct auth_revoked *list = NULL;
+	if (auth_revoked_list(au, &list, &n)) {
+		log_warn("event=crl_check_failed path=%s error=\"cannot read the revocations\"",
+		         cfg->crl_path);
+		return -EIO;
+	}
+	struct ca_revoked *cl = calloc(n ? n : 1, sizeof(*cl));
+	for (size_t i = 0; cl && i < n; i++)
+		cl[i] = (struct ca_revoked){list[i].serial, list[i].revoked_ms};
+	int missing = access(cfg->crl_path, F_OK) != 0 && errno == ENOENT;
+	int current = cl && !missing && ca_crl_covers(cfg->pki_dir, cfg->crl_path, cl, n) == 1;
+	free(cl);
+	free(list);
+	if (current)
 		return 0;
 	if (crl_rebuild(cfg, au, &n, err, sizeof(err))) {
 		log_warn("event=crl_create_failed path=%s error=\"%s\"", cfg->crl_path, err);
 		return -EIO;
 	}
-	log_info("event=crl_created path=%s entries=%zu reason=missing", cfg->crl_path, n);
+	log_info("event=crl_created path=%s entries=%zu reason=%s", cfg->crl_path, n,
+	         missing ? "missing" : "behind_revocations");
 	return 0;
 }
 
@@ -104,18 +120,19 @@ int admin_ca_done(struct server_conf *cfg, struct auth *au, const char *action,
 	const char *subject = cfg->pki_dir;
 	detail[0] = '\0';
 	if (strcmp(action, "issue") == 0) {
+		/* The record and its audit row in one transaction: both or neither. */
 		int64_t not_after = vw_now_ms() + (int64_t)CA_AGENT_DAYS * 86400000;
-		if (auth_cert_record(au, serial, o->site, o->org, o->city ? o->city : "", not_after,
-		                     "ca_issue")) {
+		snprintf(detail, sizeof(detail), "serial=%s org=%s city=%s out=%s", serial, o->org,
+		         o->city ? o->city : "-", o->out_dir);
+		if (auth_cert_issued(au, serial, o->site, o->org, o->city ? o->city : "", not_after,
+		                     actor, detail)) {
 			fprintf(stderr,
 			        "issued, but cannot record serial %s: 'revoke --site %s' "
 			        "will not find it (use --serial)\n",
 			        serial, o->site);
 			return 1;
 		}
-		subject = o->site;
-		snprintf(detail, sizeof(detail), "serial=%s org=%s city=%s out=%s", serial, o->org,
-		         o->city ? o->city : "-", o->out_dir);
+		return 0;
 	}
 	if (strcmp(action, "init") == 0) {
 		size_t n;
@@ -209,11 +226,14 @@ static int cmd_revoke(void *ctx, const struct vw_cli_cmd *cmd, const struct vw_c
 static int revoke_run(struct server_conf *cfg, struct auth *au, const char *site,
                       const char *serial_in)
 {
-	char actor[96], detail[128], serial[AUTH_SERIAL_LEN];
+	char actor[96], serial[AUTH_SERIAL_LEN];
 	auth_cli_actor(actor, sizeof(actor));
 	int rc, count = 1;
+	/* The revocation and its audit row commit together; the CRL is written after. A crash
+	 * in between leaves the CRL behind the records, which the server's signer rewrites at
+	 * its next start (admin_crl_ensure). */
 	if (site) {
-		rc = auth_revoke_site(au, site, &count);
+		rc = auth_revoke_site(au, site, actor, &count);
 		if (rc == -ENOENT) {
 			fprintf(stderr,
 			        "revoke: no certificate of site %s on record (issued by 'ca "
@@ -228,24 +248,16 @@ static int revoke_run(struct server_conf *cfg, struct auth *au, const char *site
 			        serial_in);
 			return 2;
 		}
-		rc = auth_revoke_serial(au, serial);
-		if (rc == -EALREADY) {
-			count = 0;
-			rc = 0;
-		}
+		rc = auth_revoke_serial(au, serial, actor, &count);
 	}
 	if (rc) {
 		fprintf(stderr, "revoke: cannot record the revocation\n");
 		return 1;
 	}
+	crashpoint("revoke_after_commit");
 	size_t n;
 	if (write_crl(cfg, au, &n))
 		return 1;
-	snprintf(detail, sizeof(detail), "newly_revoked=%d crl_entries=%zu", count, n);
-	if (auth_audit(au, actor, "revoke", site ? site : serial, detail)) {
-		fprintf(stderr, "revoked, but the audit log could not record it\n");
-		return 1;
-	}
 	printf("revoked %d certificate%s of %s %s; %s lists %zu. A running server applies it "
 	       "within %s (or at once on SIGHUP) and closes the revoked agents' connections.\n",
 	       count, count == 1 ? "" : "s", site ? "site" : "serial", site ? site : serial,
@@ -464,6 +476,15 @@ static const struct vw_cli_opt ca_issue_opts[] = {
     {"force", 0, NULL, "replace an agent.key already in DIR"},
 };
 
+/* Internal: the server runs itself as "venuewatch-server -c FILE signer" over a socketpair
+ * on fd 3 (signer.c); it is listed so that nothing else can take the name. */
+static int cmd_signer(void *ctx, const struct vw_cli_cmd *cmd, const struct vw_cli_vals *v)
+{
+	(void)cmd;
+	(void)v;
+	return signer_main(ctx);
+}
+
 const struct vw_cli_cmd admin_cmds[] = {
     {"ca init", "[--force]",
      "Create the CA (EC P-256, 10 years) and the server certificate for [server] hostnames\n"
@@ -492,5 +513,7 @@ const struct vw_cli_cmd admin_cmds[] = {
     {"audit", "[--limit N] [--reset-anchor]",
      "Print the audit log and check its hash chain and anchor.", audit_opts, NOPTS(audit_opts),
      0, 0, cmd_audit},
+    {"signer", "", "Internal: the CA key's process, started by the server itself (not for people).",
+     NULL, 0, 0, 0, cmd_signer},
 };
 const size_t admin_ncmds = NOPTS(admin_cmds);

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "crashpoint.h"
 #include "db.h"
 #include "fileio.h"
 #include "log.h"
@@ -803,33 +804,49 @@ int auth_enroll_check(struct auth *a, const char *token, struct auth_enrollment 
 	return rc ? rc : enroll_lookup(a, hash, out);
 }
 
-int auth_enroll_consume(struct auth *a, const char *token, const char *peer,
-                        struct auth_enrollment *out)
+int auth_enroll_redeem(struct auth *a, const char *token, const char *peer, auth_issue_fn issue,
+                       void *ud, struct auth_enrollment *out)
 {
 	unsigned char hash[HASH_BYTES];
+	char serial[AUTH_SERIAL_LEN] = "";
+	int64_t not_after = 0;
 	int rc = secret_hash(ENROLL_PREFIX, token, hash, out->id);
 	if (rc)
 		return rc;
-	/* IMMEDIATE: the check and the mark happen under one write lock, across processes. */
+	/* A read first: a forged or spent token costs no write lock. */
+	if ((rc = enroll_lookup(a, hash, out)) != 0)
+		return rc;
+	/* IMMEDIATE: check, sign and mark under one write lock, across processes. */
 	if (begin(a))
 		return -EIO;
 	rc = enroll_lookup(a, hash, out);
+	if (!rc)
+		rc = issue(ud, out, serial, &not_after);
 	sqlite3_stmt *st = NULL;
 	if (!rc && !(st = prep(a, "UPDATE enroll_tokens SET used_ms = ?, used_by = ? "
 	                          "WHERE hash = ? AND used_ms IS NULL")))
 		rc = -EIO;
-	if (!rc) {
+	if (st) {
 		sqlite3_bind_int64(st, 1, vw_now_ms());
 		sqlite3_bind_text(st, 2, peer, -1, SQLITE_STATIC);
 		sqlite3_bind_blob(st, 3, hash, sizeof(hash), SQLITE_STATIC);
 		rc = sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(a->db) == 1 ? 0 : -EIO;
 		sqlite3_finalize(st);
 	}
-	if (rc) {
-		exec(a, "ROLLBACK");
-		return rc;
+	/* Not on record means not revocable by site: the certificate goes out only with its
+	 * row and its audit row. */
+	if (!rc)
+		rc = auth_cert_record(a, serial, out->site, out->org, out->city, not_after, "enroll");
+	if (!rc) {
+		char actor[96], detail[512];
+		snprintf(actor, sizeof(actor), "enroll:%s", out->id);
+		snprintf(detail, sizeof(detail), "serial=%s org=%s city=%s peer=%s", serial, out->org,
+		         out->city[0] ? out->city : "-", peer);
+		rc = audit_locked(a, actor, "enroll", out->site, detail);
 	}
-	return commit(a, 0);
+	if (!rc)
+		crashpoint("enroll_before_commit");
+	return commit(a, rc);
 }
 
 /* --- certificates ---------------------------------------------------------------------------- */
@@ -853,7 +870,19 @@ int auth_cert_record(struct auth *a, const char *serial, const char *site, const
 	return rc;
 }
 
-int auth_revoke_site(struct auth *a, const char *site, int *count)
+/* Inside the revocation's transaction: its audit row, so a crash leaves both or neither. */
+static int revoke_audit(struct auth *a, int rc, const char *actor, const char *subject,
+                        int count)
+{
+	if (rc)
+		return rc;
+	crashpoint("revoke_before_audit");
+	char detail[64];
+	snprintf(detail, sizeof(detail), "newly_revoked=%d", count);
+	return audit_locked(a, actor, "revoke", subject, detail);
+}
+
+int auth_revoke_site(struct auth *a, const char *site, const char *actor, int *count)
 {
 	*count = 0;
 	if (begin(a))
@@ -883,22 +912,37 @@ int auth_revoke_site(struct auth *a, const char *site, int *count)
 		*count = sqlite3_changes(a->db);
 		sqlite3_finalize(st);
 	}
-	return commit(a, rc);
+	return commit(a, revoke_audit(a, rc, actor, site, *count));
 }
 
-int auth_revoke_serial(struct auth *a, const char *serial)
+int auth_revoke_serial(struct auth *a, const char *serial, const char *actor, int *count)
 {
+	*count = 0;
+	if (begin(a))
+		return -EIO;
 	sqlite3_stmt *st =
 	    prep(a, "INSERT OR IGNORE INTO revocations(serial, revoked_ms) VALUES (?, ?)");
-	if (!st)
+	int rc = st ? 0 : -EIO;
+	if (st) {
+		sqlite3_bind_text(st, 1, serial, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, vw_now_ms());
+		rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
+		*count = sqlite3_changes(a->db);
+		sqlite3_finalize(st);
+	}
+	return commit(a, revoke_audit(a, rc, actor, serial, *count));
+}
+
+int auth_cert_issued(struct auth *a, const char *serial, const char *site, const char *org,
+                     const char *city, int64_t not_after_ms, const char *actor,
+                     const char *detail)
+{
+	if (begin(a))
 		return -EIO;
-	sqlite3_bind_text(st, 1, serial, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, vw_now_ms());
-	int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
-	if (!rc && sqlite3_changes(a->db) == 0)
-		rc = -EALREADY;
-	sqlite3_finalize(st);
-	return rc;
+	int rc = auth_cert_record(a, serial, site, org, city, not_after_ms, "ca_issue");
+	if (!rc)
+		rc = audit_locked(a, actor, "ca_issue", site, detail);
+	return commit(a, rc);
 }
 
 int auth_revoked_list(struct auth *a, struct auth_revoked **out, size_t *n)

@@ -586,3 +586,36 @@ out:
 	EVP_PKEY_free(ca_key);
 	return rc;
 }
+
+int ca_crl_covers(const char *pki_dir, const char *crl_path, const struct ca_revoked *list,
+                  size_t n)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/ca.crt", pki_dir);
+	X509 *ca = NULL;
+	X509_CRL *crl = NULL;
+	FILE *fp = fopen(path, "r");
+	if (fp) {
+		ca = PEM_read_X509(fp, NULL, NULL, NULL);
+		fclose(fp);
+	}
+	if ((fp = fopen(crl_path, "r")) != NULL) {
+		crl = PEM_read_X509_CRL(fp, NULL, NULL, NULL);
+		fclose(fp);
+	}
+	EVP_PKEY *pub = ca ? X509_get0_pubkey(ca) : NULL;
+	int ok = crl && pub && X509_CRL_verify(crl, pub) == 1;
+	for (size_t i = 0; ok && i < n; i++) {
+		BIGNUM *bn = NULL;
+		ASN1_INTEGER *ai = NULL;
+		X509_REVOKED *rev = NULL;
+		ok = BN_hex2bn(&bn, list[i].serial) && (ai = BN_to_ASN1_INTEGER(bn, NULL)) &&
+		     X509_CRL_get0_by_serial(crl, &rev, ai) == 1;
+		ASN1_INTEGER_free(ai);
+		BN_free(bn);
+	}
+	ERR_clear_error();
+	X509_CRL_free(crl);
+	X509_free(ca);
+	return ok;
+}
