@@ -26,7 +26,7 @@ void admin_usage(FILE *out)
 	             "[--ttl 24h]\n"
 	             "       venuewatch-server -c FILE revoke --site S | --serial HEX\n"
 	             "       venuewatch-server -c FILE token create --role "
-	             "province|city|inspector|public [--city C] --name N\n"
+	             "province|city|org|inspector|public [--city C] [--org O] --name N\n"
 	             "       venuewatch-server -c FILE token revoke ID | token list\n"
 	             "       venuewatch-server -c FILE audit [--limit N] [--reset-anchor]\n");
 }
@@ -330,9 +330,10 @@ static int cmd_token(struct auth *au, int argc, char **argv)
 	    {"role", required_argument, NULL, 'r'},
 	    {"city", required_argument, NULL, 'l'},
 	    {"name", required_argument, NULL, 'n'},
+	    {"org", required_argument, NULL, 'o'},
 	    {NULL, 0, NULL, 0},
 	};
-	const char *role_s = NULL, *city = NULL, *name = NULL;
+	const char *role_s = NULL, *city = NULL, *name = NULL, *org = NULL;
 	int opt;
 	optind = 0;
 	argc--, argv++; /* getopt starts after "create" */
@@ -347,6 +348,9 @@ static int cmd_token(struct auth *au, int argc, char **argv)
 		case 'n':
 			name = optarg;
 			break;
+		case 'o':
+			org = optarg;
+			break;
 		default:
 			return 2;
 		}
@@ -354,7 +358,7 @@ static int cmd_token(struct auth *au, int argc, char **argv)
 	enum auth_role role;
 	if (optind != argc || auth_role_parse(role_s, &role)) {
 		fprintf(stderr,
-		        "token create: --role province|city|inspector|public is required\n");
+		        "token create: --role province|city|org|inspector|public is required\n");
 		return 2;
 	}
 	if (city && !ca_name_valid(city)) {
@@ -368,8 +372,8 @@ static int cmd_token(struct auth *au, int argc, char **argv)
 	}
 	char token[AUTH_TOKEN_LEN], id[AUTH_ID_LEN], err[512];
 	/* A province token has no city: it reads every city's sites. */
-	if (auth_token_create(au, role, role == AUTH_PROVINCE ? "" : city, name, actor, token, id,
-	                      err, sizeof(err))) {
+	if (auth_token_create(au, role, role == AUTH_PROVINCE ? "" : city, org, name, actor, token,
+	                      id, err, sizeof(err))) {
 		fprintf(stderr, "token create: %s\n", err);
 		return 1;
 	}
@@ -379,8 +383,9 @@ static int cmd_token(struct auth *au, int argc, char **argv)
 	fprintf(stderr,
 	        "token %s (%s%s%s, %s): shown once; send it as 'Authorization: Bearer TOKEN'. "
 	        "Revoke with: token revoke %s\n",
-	        id, auth_role_name(role), role != AUTH_PROVINCE && city ? " of " : "",
-	        role != AUTH_PROVINCE && city ? city : "", name, id);
+	        id, auth_role_name(role),
+	        role == AUTH_ORG ? " of " : role != AUTH_PROVINCE && city ? " of " : "",
+	        role == AUTH_ORG ? org : role != AUTH_PROVINCE && city ? city : "", name, id);
 	return 0;
 }
 
