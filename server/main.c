@@ -21,6 +21,8 @@
 #include "seen.h"
 #include "signer.h"
 #include "server_conf.h"
+#include "events.h"
+#include "static.h"
 #include "store.h"
 #include "tls.h"
 
@@ -45,6 +47,8 @@ struct server {
 	uv_signal_t sighup; /* reloads certificates and the CRL */
 	struct conn_server *conns;
 	struct tls_server *tls;
+	struct events *events;  /* GET /api/v1/events */
+	struct web_static *web; /* [web] root; NULL = no dashboard */
 	int stopping;
 };
 
@@ -127,6 +131,7 @@ static void on_signal(uv_signal_t *h, int signum)
 	log_info("event=shutdown signal=%s connections=%zu",
 	         signum == SIGINT ? "SIGINT" : "SIGTERM", conn_server_count(s->conns));
 	tls_server_stop(s->tls);
+	events_close(s->events); /* event streams never finish on their own */
 	uv_timer_start(&s->drain_timer, on_drain_timeout,
 	               (uint64_t)s->cfg.limits.shutdown_timeout_ms, 0);
 	conn_server_drain(s->conns, on_drained, s);
@@ -220,6 +225,7 @@ static void on_sighup(uv_signal_t *h, int signum)
 			limits_from_conf(&nc.limits, &lim, &ilim);
 			conn_server_set_limits(s->conns, &lim);
 			ingest_set_limits(s->ingest, &ilim);
+			events_set_queue(s->events, (size_t)nc.limits.stream_queue_bytes);
 			tls_server_set_limits(
 			    s->tls, (size_t)size_connection_cap(nc.limits.max_connections),
 			    (uint64_t)nc.limits.header_timeout_ms);
@@ -300,6 +306,19 @@ static int run(struct server *s)
 		goto fail;
 	}
 	api_set_pki(s->api, s->signer, s->seen);
+	if ((rc = events_create(&s->loop, (size_t)cfg->limits.stream_queue_bytes, &s->events))) {
+		log_error("event=start_failed error=%s", uv_err_name(rc));
+		goto fail;
+	}
+	api_set_events(s->api, s->events);
+	ingest_set_on_commit(s->ingest, events_on_commit, s->events);
+	if (cfg->web.root[0]) {
+		if (static_open(&s->loop, cfg->web.root, &s->web, err, sizeof(err))) {
+			log_error("event=start_failed error=\"%s\"", err);
+			goto fail;
+		}
+		api_set_web(s->api, s->web);
+	}
 	if (!(s->conns = conn_server_create(&lim, api_handle, s->api))) {
 		log_error("event=start_failed error=ENOMEM");
 		goto fail;
@@ -343,6 +362,8 @@ static int run(struct server *s)
 
 	tls_server_destroy(s->tls);
 	conn_server_destroy(s->conns);
+	events_destroy(s->events);
+	static_destroy(s->web);
 	api_destroy(s->api);
 	auth_close(s->auth);
 	ingest_destroy(s->ingest);
@@ -356,8 +377,11 @@ fail:
 	store_close(s->store);
 	signer_stop(s->signer);
 	seen_destroy(s->seen);
+	events_close(s->events);
 	uv_run(&s->loop, UV_RUN_DEFAULT);
 	conn_server_destroy(s->conns);
+	events_destroy(s->events);
+	static_destroy(s->web);
 	api_destroy(s->api);
 	auth_close(s->auth);
 	ingest_destroy(s->ingest);

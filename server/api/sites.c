@@ -1,5 +1,7 @@
-/* GET /api/v1/sites and /api/v1/sites/{site}: the read API, scoped by city. */
+/* GET /api/v1/sites, /api/v1/sites.csv and /api/v1/sites/{site}: the read API, scoped by
+ * authz_site_visible (province all, city its city, org its org). */
 #include <cjson/cJSON.h>
+#include <csv.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,13 +13,10 @@
 /* A read response is built whole before it is sent; this bounds what one can cost. */
 #define RESPONSE_MAX (64u << 20)
 
-/* A city supervisor sees its own city's sites only (属地管理). A city token without a city,
- * or a site without one, matches nothing: empty must never equal empty here. */
-static int in_scope(const struct auth_principal *who, const char *city)
+/* Who sees which site is authz's decision (属地管理), asked for every site shown. */
+static int in_scope(const struct authz_principal *who, const struct store_site *s)
 {
-	return who->role == AUTH_PROVINCE ||
-	       (who->role == AUTH_CITY && who->city[0] && city && city[0] &&
-	        strcmp(who->city, city) == 0);
+	return authz_site_visible(who, s->site, s->org, s->city);
 }
 
 static void put_iso(struct vw_buf *b, int64_t ms)
@@ -42,14 +41,14 @@ static void put_site_head(struct vw_buf *b, const struct store_site *s)
 struct list_ctx {
 	struct vw_buf *b;
 	int n;
-	const struct auth_principal *who;
+	const struct authz_principal *who;
 	int hidden; /* the site exists but lies outside the reader's jurisdiction */
 };
 
 static int on_site(void *ud, const struct store_site *s)
 {
 	struct list_ctx *x = ud;
-	if (!in_scope(x->who, s->city))
+	if (!in_scope(x->who, s))
 		return 0;
 	vw_buf_puts(x->b, x->n++ ? ",{" : "{");
 	put_site_head(x->b, s);
@@ -66,8 +65,10 @@ static void send_buf(struct conn *c, struct vw_buf *b)
 		conn_respond(c, 200, NULL, b->data, b->len);
 }
 
-void api_sites_list(struct api *a, struct conn *c, const struct auth_principal *who)
+void api_sites_list(struct api *a, struct conn *c, const struct http_request *req,
+                    const struct router_match *m, const struct authz_principal *who)
 {
+	(void)req, (void)m;
 	struct vw_buf b;
 	vw_buf_init(&b, RESPONSE_MAX);
 	struct list_ctx x = {&b, 0, who, 0};
@@ -85,7 +86,7 @@ void api_sites_list(struct api *a, struct conn *c, const struct auth_principal *
 static int on_site_head(void *ud, const struct store_site *s)
 {
 	struct list_ctx *x = ud;
-	if (!in_scope(x->who, s->city)) {
+	if (!in_scope(x->who, s)) {
 		x->hidden = 1;
 		return 1; /* stop: nothing of it is read */
 	}
@@ -127,10 +128,12 @@ static int on_target(void *ud, const struct store_target *t)
 	return b->err;
 }
 
-void api_site_get(struct api *a, struct conn *c, const char *site,
-                     const struct auth_principal *who)
+void api_site_get(struct api *a, struct conn *c, const struct http_request *req,
+                  const struct router_match *m, const struct authz_principal *who)
 {
-	if (!vw_conf_id_valid(site)) {
+	(void)req;
+	const char *site = router_param(m, "site");
+	if (!site || !vw_conf_id_valid(site)) {
 		conn_respond_error(c, 404, "no such site", NULL);
 		return;
 	}
@@ -151,3 +154,63 @@ void api_site_get(struct api *a, struct conn *c, const char *site,
 	vw_buf_free(&b);
 }
 
+
+/* --- CSV --------------------------------------------------------------------------------- */
+
+/* One field, quoted by libcsv (csv_write doubles embedded quotes), never by hand. */
+static void csv_field(struct vw_buf *b, const char *v, int last)
+{
+	size_t n = strlen(v), need = csv_write(NULL, 0, v, n);
+	if (vw_buf_reserve(b, need + 2) == 0) {
+		b->len += csv_write(b->data + b->len, need, v, n);
+		vw_buf_puts(b, last ? "\r\n" : ",");
+	}
+}
+
+static int on_site_csv(void *ud, const struct store_site *s)
+{
+	struct list_ctx *x = ud;
+	if (!in_scope(x->who, s))
+		return 0;
+	char iso[VW_ISO_LEN], ok[24], deg[24], down[24];
+	vw_time_iso(s->last_report_ms, iso);
+	snprintf(ok, sizeof(ok), "%lld", (long long)s->ok);
+	snprintf(deg, sizeof(deg), "%lld", (long long)s->degraded);
+	snprintf(down, sizeof(down), "%lld", (long long)s->down);
+	const char *row[] = {s->site, s->org, s->city, iso, ok, deg, down};
+	for (size_t i = 0; i < sizeof(row) / sizeof(row[0]); i++)
+		csv_field(x->b, row[i], i + 1 == sizeof(row) / sizeof(row[0]));
+	x->n++;
+	return x->b->err;
+}
+
+/* The same sites as GET /api/v1/sites, for a spreadsheet: RFC 4180 rows (CRLF), UTF-8
+ * with a BOM so Excel does not read the city names in the local code page. */
+void api_sites_csv(struct api *a, struct conn *c, const struct http_request *req,
+                   const struct router_match *m, const struct authz_principal *who)
+{
+	(void)req, (void)m;
+	struct vw_buf b;
+	vw_buf_init(&b, RESPONSE_MAX);
+	struct list_ctx x = {&b, 0, who, 0};
+	vw_buf_puts(&b, HTTP_CSV_BOM);
+	static const char *const head[] = {"site",        "org",              "city",
+	                                   "last_report", "cameras_ok",       "cameras_degraded",
+	                                   "cameras_down"};
+	for (size_t i = 0; i < sizeof(head) / sizeof(head[0]); i++)
+		csv_field(&b, head[i], i + 1 == sizeof(head) / sizeof(head[0]));
+	if (store_list_sites(a->store, on_site_csv, &x)) {
+		conn_respond_error(c, 503, "store unavailable", NULL);
+		vw_buf_free(&b);
+		return;
+	}
+	char disp[128];
+	if (b.err) {
+		conn_respond_error(c, b.err == -E2BIG ? 507 : 500, "response too large", NULL);
+	} else if (http_attachment_header(disp, sizeof(disp), "sites.csv") == 0) {
+		conn_respond_typed(c, 200, HTTP_CT_CSV, disp, b.data, b.len);
+	} else {
+		conn_respond_error(c, 500, "internal", NULL);
+	}
+	vw_buf_free(&b);
+}

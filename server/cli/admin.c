@@ -304,11 +304,11 @@ static int cmd_token_create(void *ctx, const struct vw_cli_cmd *cmd, const struc
 {
 	(void)cmd;
 	const char *role_s = vw_cli_str(v, "role"), *city = vw_cli_str(v, "city");
-	const char *name = vw_cli_str(v, "name");
+	const char *name = vw_cli_str(v, "name"), *org = vw_cli_str(v, "org");
 	enum auth_role role;
 	if (auth_role_parse(role_s, &role)) {
 		fprintf(stderr,
-		        "token create: --role province|city|inspector|public is required\n");
+		        "token create: --role province|city|org|inspector|public is required\n");
 		return 2;
 	}
 	if (city && !ca_name_valid(city)) {
@@ -326,8 +326,8 @@ static int cmd_token_create(void *ctx, const struct vw_cli_cmd *cmd, const struc
 	char actor[96], token[AUTH_TOKEN_LEN], id[AUTH_ID_LEN], err[512];
 	auth_cli_actor(actor, sizeof(actor));
 	/* A province token has no city: it reads every city's sites. */
-	int rc = auth_token_create(au, role, role == AUTH_PROVINCE ? "" : city, name, actor, token,
-	                           id, err, sizeof(err));
+	int rc = auth_token_create(au, role, role == AUTH_PROVINCE ? "" : city, org, name, actor,
+	                           token, id, err, sizeof(err));
 	auth_close(au);
 	if (rc) {
 		fprintf(stderr, "token create: %s\n", err);
@@ -339,8 +339,9 @@ static int cmd_token_create(void *ctx, const struct vw_cli_cmd *cmd, const struc
 	fprintf(stderr,
 	        "token %s (%s%s%s, %s): shown once; send it as 'Authorization: Bearer TOKEN'. "
 	        "Revoke with: token revoke %s\n",
-	        id, auth_role_name(role), role != AUTH_PROVINCE && city ? " of " : "",
-	        role != AUTH_PROVINCE && city ? city : "", name, id);
+	        id, auth_role_name(role),
+	        role == AUTH_ORG ? " of " : role != AUTH_PROVINCE && city ? " of " : "",
+	        role == AUTH_ORG ? org : role != AUTH_PROVINCE && city ? city : "", name, id);
 	return 0;
 }
 
@@ -404,8 +405,9 @@ static const struct vw_cli_opt revoke_opts[] = {
     {"serial", 0, "HEX", "one certificate by its serial"},
 };
 static const struct vw_cli_opt token_opts[] = {
-    {"role", 0, "ROLE", "province, city, inspector or public"},
+    {"role", 0, "ROLE", "province, city, org, inspector or public"},
     {"city", 0, "C", "the city a city or inspector token is limited to"},
+    {"org", 0, "O", "the organisation an org token is limited to"},
     {"name", 0, "N", "who holds the token (shown in 'token list' and the audit log)"},
 };
 static const struct vw_cli_opt audit_opts[] = {
@@ -503,7 +505,7 @@ const struct vw_cli_cmd admin_cmds[] = {
      "Revoke agent certificates and rewrite the CRL; a running server applies it within "
      CRL_POLL_HINT ".",
      revoke_opts, NOPTS(revoke_opts), 0, 0, cmd_revoke},
-    {"token create", "--role province|city|inspector|public [--city C] --name N",
+    {"token create", "--role province|city|org|inspector|public [--city C] [--org O] --name N",
      "Print a new bearer token for a person (shown once).", token_opts, NOPTS(token_opts), 0, 0,
      cmd_token_create},
     {"token revoke", "ID", "Revoke a person's token by its id.", NULL, 0, 1, 1,

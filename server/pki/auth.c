@@ -17,6 +17,7 @@
 
 #include "crashpoint.h"
 #include "db.h"
+#include "conf.h"
 #include "fileio.h"
 #include "log.h"
 #include "vtime.h"
@@ -48,7 +49,8 @@ struct auth {
 };
 
 static const char *const stmt_sql[S_COUNT] = {
-    [S_TOKEN_BY_HASH] = "SELECT id, role, city, name, revoked_ms FROM tokens WHERE hash = ?",
+    [S_TOKEN_BY_HASH] =
+        "SELECT id, role, city, name, revoked_ms, org FROM tokens WHERE hash = ?",
     [S_AGENT_GET] = "SELECT 1 FROM agents WHERE serial = ?",
     [S_AGENT_PUT] = "INSERT OR IGNORE INTO agents(serial, site, org, city, first_seen_ms, peer) "
                     "VALUES (?, ?, ?, ?, ?, ?)",
@@ -84,6 +86,9 @@ static const char schema_v1[] =
     /* Revocation is for good: un-revoking would need a new certificate anyway. */
     "CREATE TRIGGER revocations_no_delete BEFORE DELETE ON revocations"
     " BEGIN SELECT RAISE(ABORT, 'revocations are permanent'); END;";
+
+/* v1 -> v2: an org token is bound to its org; the other roles' rows get "". */
+static const char schema_v2[] = "ALTER TABLE tokens ADD COLUMN org TEXT NOT NULL DEFAULT '';";
 
 static int db_fail(struct auth *a, char *err, size_t errlen, const char *what)
 {
@@ -147,7 +152,7 @@ int auth_open(const char *path, struct auth **out, char *err, size_t errlen)
 	                                       .busy_ms = BUSY_MS,
 	                                       .synchronous = "FULL",
 	                                       .wal = 1};
-	static const char *const migrations[] = {schema_v1};
+	static const char *const migrations[] = {schema_v1, schema_v2};
 	_Static_assert(sizeof(migrations) / sizeof(migrations[0]) == AUTH_SCHEMA_VERSION,
 	               "a migration per schema version");
 	char why[512];
@@ -185,7 +190,7 @@ void auth_close(struct auth *a)
 
 /* --- small pieces ------------------------------------------------------------------------ */
 
-static const char *const role_names[] = {"province", "city", "inspector", "public"};
+static const char *const role_names[] = {"province", "city", "inspector", "public", "org"};
 
 int auth_role_parse(const char *s, enum auth_role *out)
 {
@@ -608,14 +613,23 @@ int auth_audit_list(struct auth *a, int limit, FILE *out)
 
 /* --- people's tokens ---------------------------------------------------------------------- */
 
-int auth_token_create(struct auth *a, enum auth_role role, const char *city, const char *name,
-                      const char *actor, char token[AUTH_TOKEN_LEN], char id[AUTH_ID_LEN],
-                      char *err, size_t errlen)
+int auth_token_create(struct auth *a, enum auth_role role, const char *city, const char *org,
+                      const char *name, const char *actor, char token[AUTH_TOKEN_LEN],
+                      char id[AUTH_ID_LEN], char *err, size_t errlen)
 {
 	unsigned char hash[HASH_BYTES];
 	if ((role == AUTH_CITY || role == AUTH_INSPECTOR) && (!city || !city[0])) {
 		snprintf(err, errlen, "--city is required for %s tokens (属地管理)",
 		         auth_role_name(role));
+		return -EINVAL;
+	}
+	if (role == AUTH_ORG && (!org || !vw_conf_id_valid(org))) {
+		snprintf(err, errlen, "--org is required for org tokens: the org id they read (%s)",
+		         org && org[0] ? "not a valid id" : "missing");
+		return -EINVAL;
+	}
+	if (role != AUTH_ORG && org && org[0]) {
+		snprintf(err, errlen, "--org applies to org tokens only, not %s", auth_role_name(role));
 		return -EINVAL;
 	}
 	if (!name || !name[0]) {
@@ -628,8 +642,8 @@ int auth_token_create(struct auth *a, enum auth_role role, const char *city, con
 	}
 	if (begin(a))
 		return db_fail(a, err, errlen, "cannot lock the database");
-	sqlite3_stmt *st = prep(a, "INSERT INTO tokens(id, hash, role, city, name, created_ms) "
-	                           "VALUES (?, ?, ?, ?, ?, ?)");
+	sqlite3_stmt *st = prep(a, "INSERT INTO tokens(id, hash, role, city, name, created_ms, org) "
+	                           "VALUES (?, ?, ?, ?, ?, ?, ?)");
 	int rc = st ? 0 : -EIO;
 	if (st) {
 		sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
@@ -638,12 +652,17 @@ int auth_token_create(struct auth *a, enum auth_role role, const char *city, con
 		sqlite3_bind_text(st, 4, city ? city : "", -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 5, name, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 6, vw_now_ms());
+		sqlite3_bind_text(st, 7, org ? org : "", -1, SQLITE_STATIC);
 		rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
 		sqlite3_finalize(st);
 	}
-	char detail[400];
-	snprintf(detail, sizeof(detail), "role=%s city=%s name=%s", auth_role_name(role),
-	         city && city[0] ? city : "-", name);
+	char detail[480];
+	if (role == AUTH_ORG)
+		snprintf(detail, sizeof(detail), "role=%s city=%s org=%s name=%s",
+		         auth_role_name(role), city && city[0] ? city : "-", org, name);
+	else
+		snprintf(detail, sizeof(detail), "role=%s city=%s name=%s", auth_role_name(role),
+		         city && city[0] ? city : "-", name);
 	if (!rc)
 		rc = audit_locked(a, actor, "token_create", id, detail);
 	if ((rc = commit(a, rc)) != 0) {
@@ -668,6 +687,7 @@ int auth_token_check(struct auth *a, const char *token, struct auth_principal *o
 		snprintf(out->id, sizeof(out->id), "%s", col(st, 0));
 		snprintf(out->city, sizeof(out->city), "%s", col(st, 2));
 		snprintf(out->name, sizeof(out->name), "%s", col(st, 3));
+		snprintf(out->org, sizeof(out->org), "%s", col(st, 5));
 		if (auth_role_parse(col(st, 1), &out->role))
 			rc = -EIO; /* a role this build does not know: fail closed */
 		else if (sqlite3_column_type(st, 4) != SQLITE_NULL)

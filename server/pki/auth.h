@@ -12,18 +12,20 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define AUTH_SCHEMA_VERSION 1
+#define AUTH_SCHEMA_VERSION 2 /* 2: tokens.org (the org role) */
 #define AUTH_ID_LEN 17     /* public id of a token: 16 hex digits + NUL */
 #define AUTH_TOKEN_LEN 48  /* "vwt_" / "vwe_" + 43 base64url characters + NUL */
 #define AUTH_SERIAL_LEN 48 /* certificate serial in hex (128 bits = 32 digits) + NUL */
 
-enum auth_role { AUTH_PROVINCE, AUTH_CITY, AUTH_INSPECTOR, AUTH_PUBLIC };
+/* org: a 社评组织's own staff — reads and manages only its own org's sites. */
+enum auth_role { AUTH_PROVINCE, AUTH_CITY, AUTH_INSPECTOR, AUTH_PUBLIC, AUTH_ORG };
 
 /* A person's verified token. */
 struct auth_principal {
 	enum auth_role role;
 	char id[AUTH_ID_LEN];
 	char city[129];
+	char org[65]; /* the org an org token is bound to; "" for other roles */
 	char name[129];
 };
 
@@ -56,10 +58,11 @@ void auth_cli_actor(char *out, size_t outlen);
 /* --- people's tokens ------------------------------------------------------------------- */
 
 /* Creates a token and writes it (once) to token; id receives its public id. city is
- * required for city and inspector tokens. Audited. */
-int auth_token_create(struct auth *a, enum auth_role role, const char *city, const char *name,
-                      const char *actor, char token[AUTH_TOKEN_LEN], char id[AUTH_ID_LEN],
-                      char *err, size_t errlen);
+ * required for city and inspector tokens, org (a valid id) for org tokens and refused for
+ * the others. Audited. */
+int auth_token_create(struct auth *a, enum auth_role role, const char *city, const char *org,
+                      const char *name, const char *actor, char token[AUTH_TOKEN_LEN],
+                      char id[AUTH_ID_LEN], char *err, size_t errlen);
 /* 0 and *out for a live token; -ENOENT unknown (or malformed), -EKEYREVOKED revoked,
  * -EIO when the database cannot answer (callers fail closed). */
 int auth_token_check(struct auth *a, const char *token, struct auth_principal *out);

@@ -76,8 +76,8 @@ static void test_people_tokens(void **state)
 	char tok[AUTH_TOKEN_LEN], id[AUTH_ID_LEN], err[256];
 	struct auth_principal who;
 	assert_int_equal(
-	    auth_token_create(a, AUTH_CITY, "", "x", "test", tok, id, err, sizeof(err)), -EINVAL);
-	assert_int_equal(auth_token_create(a, AUTH_CITY, "jinan", "Jinan bureau", "test", tok, id,
+	    auth_token_create(a, AUTH_CITY, "", NULL, "x", "test", tok, id, err, sizeof(err)), -EINVAL);
+	assert_int_equal(auth_token_create(a, AUTH_CITY, "jinan", NULL, "Jinan bureau", "test", tok, id,
 	                                   err, sizeof(err)),
 	                 0);
 	assert_int_equal(strncmp(tok, "vwt_", 4), 0);
@@ -85,7 +85,31 @@ static void test_people_tokens(void **state)
 	assert_int_equal(auth_token_check(a, tok, &who), 0);
 	assert_int_equal(who.role, AUTH_CITY);
 	assert_string_equal(who.city, "jinan");
+	assert_string_equal(who.org, "");
 	assert_string_equal(who.id, id);
+
+	/* An org token is bound to its org; the org belongs to no other role. */
+	char otok[AUTH_TOKEN_LEN], oid[AUTH_ID_LEN];
+	assert_int_equal(auth_token_create(a, AUTH_ORG, "", NULL, "x", "test", otok, oid, err,
+	                                   sizeof(err)),
+	                 -EINVAL);
+	assert_int_equal(auth_token_create(a, AUTH_ORG, "", "bad org", "x", "test", otok, oid, err,
+	                                   sizeof(err)),
+	                 -EINVAL);
+	assert_int_equal(auth_token_create(a, AUTH_CITY, "jinan", "org-a", "x", "test", otok, oid,
+	                                   err, sizeof(err)),
+	                 -EINVAL);
+	assert_int_equal(auth_token_create(a, AUTH_ORG, "", "org-a", "Org A staff", "test", otok,
+	                                   oid, err, sizeof(err)),
+	                 0);
+	struct auth_principal ow;
+	assert_int_equal(auth_token_check(a, otok, &ow), 0);
+	assert_int_equal(ow.role, AUTH_ORG);
+	assert_string_equal(ow.org, "org-a");
+	enum auth_role r;
+	assert_int_equal(auth_role_parse("org", &r), 0);
+	assert_int_equal(r, AUTH_ORG);
+	assert_string_equal(auth_role_name(AUTH_ORG), "org");
 
 	char forged[AUTH_TOKEN_LEN];
 	snprintf(forged, sizeof(forged), "%s", tok);
