@@ -91,35 +91,30 @@ static int put_key(FILE *fp, const void *key)
 
 static int put_text(FILE *fp, const void *text) { return fputs(text, fp) >= 0; }
 
-/* Writes path through path.tmp (mode set with fchmod, so the umask cannot widen it) and
- * leaves the rename to the caller. The parent directory is created 0700 if missing. */
-static int write_tmp(const char *path, mode_t mode, EVP_PKEY *key, const char *text, char *tmp,
-                     size_t tmplen, char *err, size_t errlen)
+/* The directory that will hold path, created 0700 (mkdir -p) if missing. */
+static int make_parent(const char *path, char *err, size_t errlen)
 {
 	char dir[PATH_MAX];
 	snprintf(dir, sizeof(dir), "%s", path);
 	char *slash = strrchr(dir, '/');
-	if (slash && slash != dir) {
-		*slash = '\0';
-		for (char *p = dir + 1;; p++) { /* mkdir -p */
-			int last = *p == '\0';
-			if (*p != '/' && !last)
-				continue;
-			*p = '\0';
-			if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-				int e = errno;
-				snprintf(err, errlen, "cannot create %s: %s", dir, strerror(e));
-				return -e;
-			}
-			if (last)
-				break;
-			*p = '/';
+	if (!slash || slash == dir)
+		return 0;
+	*slash = '\0';
+	for (char *p = dir + 1;; p++) {
+		int last = *p == '\0';
+		if (*p != '/' && !last)
+			continue;
+		*p = '\0';
+		if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+			int e = errno;
+			snprintf(err, errlen, "cannot create %s: %s", dir, strerror(e));
+			return -e;
 		}
+		if (last)
+			break;
+		*p = '/';
 	}
-	int rc = key ? vw_file_write_tmp(path, mode, put_key, key, tmp, tmplen, err, errlen)
-	             : vw_file_write_tmp(path, mode, put_text, text, tmp, tmplen, err, errlen);
-	ERR_clear_error();
-	return rc;
+	return 0;
 }
 
 /* The certificate we got back must be for our key and name the site we are configured as;
@@ -187,7 +182,7 @@ static int post(const struct agent_conf *cfg, const char *body, struct vw_buf *r
 
 int enroll_run(const struct agent_conf *cfg, const char *token_arg, char *err, size_t errlen)
 {
-	char token[TOKEN_MAX], keytmp[PATH_MAX + 8] = "", certtmp[PATH_MAX + 8] = "";
+	char token[TOKEN_MAX];
 	EVP_PKEY *key = NULL;
 	char *csr = NULL, *body = NULL;
 	cJSON *req = NULL, *root = NULL;
@@ -245,20 +240,20 @@ int enroll_run(const struct agent_conf *cfg, const char *token_arg, char *err, s
 	}
 	if ((rc = check_cert(jcert->valuestring, key, err, errlen)) != 0)
 		goto cleanup;
-	/* Both files complete on disk before either replaces what was there. */
-	if ((rc = write_tmp(cfg->collector.key, 0600, key, NULL, keytmp, sizeof(keytmp), err,
-	                    errlen)) != 0)
+	/* Both files complete on disk before either replaces what was there; the key first,
+	 * so a running agent that sees the new certificate finds its key already in place. */
+	const struct vw_file_part parts[] = {
+	    {.path = cfg->collector.key, .mode = 0600, .write_cb = put_key, .arg = key},
+	    {.path = cfg->collector.cert, .mode = 0644, .write_cb = put_text,
+	     .arg = jcert->valuestring},
+	};
+	if ((rc = make_parent(cfg->collector.key, err, errlen)) != 0 ||
+	    (rc = make_parent(cfg->collector.cert, err, errlen)) != 0)
 		goto cleanup;
-	if ((rc = write_tmp(cfg->collector.cert, 0644, NULL, jcert->valuestring, certtmp,
-	                    sizeof(certtmp), err, errlen)) != 0)
+	rc = vw_file_replace_many(parts, 2, err, errlen);
+	ERR_clear_error();
+	if (rc != 0)
 		goto cleanup;
-	if (rename(keytmp, cfg->collector.key) != 0 || rename(certtmp, cfg->collector.cert) != 0) {
-		rc = -errno;
-		snprintf(err, errlen, "cannot install %s and %s: %s", cfg->collector.key,
-		         cfg->collector.cert, strerror(errno));
-		goto cleanup;
-	}
-	keytmp[0] = certtmp[0] = '\0';
 	printf("enrolled site=%s serial=%s not_after=%s cert=%s key=%s\n", cfg->agent.site,
 	       cJSON_IsString(jserial) ? jserial->valuestring : "?",
 	       cJSON_IsString(jafter) ? jafter->valuestring : "?", cfg->collector.cert,
@@ -271,10 +266,6 @@ int enroll_run(const struct agent_conf *cfg, const char *token_arg, char *err, s
 cleanup:
 	curl_global_cleanup();
 out:
-	if (keytmp[0])
-		unlink(keytmp);
-	if (certtmp[0])
-		unlink(certtmp);
 	if (body) {
 		explicit_bzero(body, strlen(body));
 		cJSON_free(body);

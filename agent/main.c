@@ -3,7 +3,6 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +14,7 @@
 
 #include "agent_conf.h"
 #include "assess.h"
+#include "cli.h"
 #include "enroll.h"
 #include "log.h"
 #include "outbox.h"
@@ -244,44 +244,64 @@ static int lock_state_dir(struct agent *a)
 	return 0;
 }
 
+static const struct vw_cli_opt global_opts[] = {
+	{"config", 'c', "FILE", "agent configuration (INI)"},
+	{"check-config", 0, NULL, "validate the configuration and exit (errors as file:line)"},
+	{"once", 0, NULL, "check every camera once, print JSON lines, do not upload"},
+	{"help-config", 0, NULL, "print every option with its default and meaning"},
+	{"help", 'h', NULL, "this text"},
+};
+static const struct vw_cli_opt enroll_opts[] = {
+	{"token", 0, "TOKEN", "the one-time enrollment token ('-': read it from stdin)"},
+};
+/* The handlers run from main once the configuration is loaded (ctx is unused: main
+ * dispatches on the command itself, since each needs a different part of the agent). */
+static const struct vw_cli_cmd agent_cmds[] = {
+	{"status", "", "Print this venue's current health from the local database.", NULL, 0, 0,
+	 0, NULL},
+	{"reference", "CAMERA",
+	 "Check CAMERA now and keep its picture as the reference view; later checks report\n"
+	 "camera_moved when the view differs.",
+	 NULL, 0, 1, 1, NULL},
+	{"enroll", "--token TOKEN|-",
+	 "Make this venue's key, have the collector sign it with the one-time TOKEN, install\n"
+	 "key and certificate at [collector] key and cert.",
+	 enroll_opts, 1, 0, 0, NULL},
+};
+static const struct vw_cli agent_cli = {
+	.prog = "venuewatch-agent",
+	.global_usage = "-c FILE",
+	.gopts = global_opts,
+	.ngopts = sizeof(global_opts) / sizeof(global_opts[0]),
+	.cmds = agent_cmds,
+	.ncmds = sizeof(agent_cmds) / sizeof(agent_cmds[0]),
+};
+
 int main(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{"config", required_argument, NULL, 'c'},
-		{"check-config", no_argument, NULL, 'C'},
-		{"once", no_argument, NULL, 'o'},
-		{"help-config", no_argument, NULL, 'H'},
-		{"help", no_argument, NULL, 'h'},
-		{"token", required_argument, NULL, 't'},
-		{NULL, 0, NULL, 0},
-	};
-	const char *path = NULL, *token = NULL;
-	int check_only = 0, once = 0, opt;
-	while ((opt = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 'c': path = optarg; break;
-		case 'C': check_only = 1; break;
-		case 'o': once = 1; break;
-		case 'H': vw_conf_print_reference(&agent_conf_schema, stdout); return 0;
-		case 'h': usage(stdout); return 0;
-		case 't': token = optarg; break;
-		default: usage(stderr); return 2;
-		}
+	struct vw_cli_vals g, cv;
+	const struct vw_cli_cmd *cmd;
+	int prc = vw_cli_parse(&agent_cli, argc, argv, &g, &cmd, &cv);
+	if (prc == VW_CLI_HELP)
+		return 0;
+	if (prc != VW_CLI_OK)
+		return 2;
+	if (vw_cli_flag(&g, "help-config")) {
+		vw_conf_print_reference(&agent_conf_schema, stdout);
+		return 0;
 	}
-	int status_cmd = 0, enroll_cmd = 0;
-	const char *ref_camera = NULL;
-	if (optind + 1 < argc && strcmp(argv[optind], "reference") == 0) {
-		ref_camera = argv[optind + 1];
-		optind += 2;
-	} else if (optind < argc && strcmp(argv[optind], "status") == 0) {
-		status_cmd = 1;
-		optind++;
-	} else if (optind < argc && strcmp(argv[optind], "enroll") == 0) {
-		enroll_cmd = 1;
-		optind++;
+	if (vw_cli_flag(&g, "help")) {
+		usage(stdout);
+		return 0;
 	}
-	if (!path || optind != argc || !enroll_cmd != !token) {
-		usage(stderr);
+	const char *path = vw_cli_str(&g, "config");
+	int check_only = vw_cli_flag(&g, "check-config"), once = vw_cli_flag(&g, "once");
+	int status_cmd = cmd == &agent_cmds[0], enroll_cmd = cmd == &agent_cmds[2];
+	const char *ref_camera = cmd == &agent_cmds[1] ? cv.pos[0] : NULL;
+	const char *token = enroll_cmd ? vw_cli_str(&cv, "token") : NULL;
+	if (!path || (enroll_cmd && !token)) {
+		fprintf(stderr, "venuewatch-agent: %s (see --help)\n",
+		        !path ? "-c FILE is required" : "enroll: --token is required");
 		return 2;
 	}
 

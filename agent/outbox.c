@@ -10,6 +10,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "db.h"
 #include "log.h"
 #include "vtime.h"
 
@@ -18,9 +19,19 @@
  * written (SQLite needs WAL space to delete). 4 MiB holds thousands of pages. */
 #define OUTBOX_BALLAST_BYTES (4 << 20)
 
+enum ostmt { O_INSERT, O_PEEK, O_ACK, O_SET_META, O_OLDEST, O_LATEST, O_COUNT };
+static const char *const stmt_sql[O_COUNT] = {
+    [O_INSERT] = "INSERT INTO outbox(seq, ts_ms, body) VALUES(?,?,?)",
+    [O_PEEK] = "SELECT seq, body FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
+    [O_ACK] = "DELETE FROM outbox WHERE seq <= ?",
+    [O_SET_META] = "UPDATE meta SET value = ? WHERE key = ?",
+    [O_OLDEST] = "SELECT seq, length(body) FROM outbox WHERE seq > ? ORDER BY seq",
+    [O_LATEST] = "INSERT OR REPLACE INTO latest VALUES(?,?,?,?)",
+};
+
 struct outbox {
 	sqlite3 *db;
-	sqlite3_stmt *insert, *peek, *ack, *set_meta, *oldest, *latest;
+	sqlite3_stmt *st[O_COUNT];
 	int64_t next_seq;  /* persisted in meta in every append transaction */
 	int64_t bytes;     /* sum of stored body lengths */
 	int64_t max_bytes;
@@ -47,31 +58,26 @@ static const char schema_sql[] =
 static int sql_err(struct outbox *ob, const char *what)
 {
 	log_error("event=outbox_error op=%s err=\"%s\"", what, sqlite3_errmsg(ob->db));
-	int ext = sqlite3_errcode(ob->db);
-	return ext == SQLITE_FULL ? -ENOSPC : ext == SQLITE_NOMEM ? -ENOMEM : -EIO;
+	int rc = vw_db_errno(ob->db);
+	return rc == -ENOSPC || rc == -ENOMEM ? rc : -EIO;
 }
 
 static int exec(struct outbox *ob, const char *sql)
 {
-	char *msg = NULL;
-	if (sqlite3_exec(ob->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-		log_error("event=outbox_error sql=\"%.40s\" err=\"%s\"", sql, msg ? msg : "?");
-		sqlite3_free(msg);
+	char msg[256];
+	int rc = vw_db_exec(ob->db, sql, msg, sizeof(msg));
+	if (rc) {
+		log_error("event=outbox_error sql=\"%.40s\" err=\"%s\"", sql, msg);
 		return -EIO;
 	}
 	return 0;
 }
 
+/* Every query passed here returns one row (count, coalesce, meta rows made by the schema). */
 static int64_t query_int(struct outbox *ob, const char *sql)
 {
-	sqlite3_stmt *st;
-	int64_t v = 0;
-	if (sqlite3_prepare_v2(ob->db, sql, -1, &st, NULL) != SQLITE_OK)
-		return -1;
-	if (sqlite3_step(st) == SQLITE_ROW)
-		v = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return v;
+	int64_t v;
+	return vw_db_pragma_int(ob->db, sql, &v) ? -1 : v;
 }
 
 /* Best effort: with no ballast a full disk is still handled, only with less room.
@@ -117,48 +123,35 @@ int outbox_open(const char *path, long long max_bytes, struct outbox **out, char
 		return -ENOMEM;
 	vw_buf_init(&ob->enc, 1 << 20);
 	ob->max_bytes = max_bytes;
-	if (sqlite3_open_v2(path, &ob->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-					       SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
-		snprintf(err, errlen, "%s: %s", path, ob->db ? sqlite3_errmsg(ob->db) : "no memory");
-		goto fail;
-	}
-	sqlite3_busy_timeout(ob->db, 5000);
 	/* WAL + FULL: the WAL is fsync'd at every commit, so a committed result survives a
 	 * power cut too. NORMAL would survive kill -9 but could roll the last commits back on
 	 * power loss, and with them meta.next_seq: the agent would then hand out seqs the
 	 * collector already holds, and the collector would skip the new results as resends.
 	 * One fsync per append (a scheduler batch, a few a second) is cheap next to that. */
-	if (exec(ob, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;") ||
-	    exec(ob, "BEGIN") || exec(ob, schema_sql)) {
-		snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(ob->db));
+	static const struct vw_db_opts opts = {.busy_ms = 5000, .synchronous = "FULL", .wal = 1};
+	char why[256] = "";
+	if (vw_db_open(path, &opts, &ob->db, err, errlen))
+		goto fail;
+	/* The schema is made idempotently at every open, not by numbered migrations: tables
+	 * were added (latest, status) while user_version stayed 1, and an outbox of that age
+	 * gets them here. A later change that is not a CREATE IF NOT EXISTS goes through
+	 * vw_db_migrate with version 2. */
+	int64_t ver = 0;
+	if (vw_db_exec(ob->db, "BEGIN IMMEDIATE", why, sizeof(why)) ||
+	    vw_db_exec(ob->db, schema_sql, why, sizeof(why)) ||
+	    vw_db_user_version(ob->db, &ver)) {
+		snprintf(err, errlen, "%s: %s", path, why[0] ? why : sqlite3_errmsg(ob->db));
 		goto fail;
 	}
-	int64_t ver = query_int(ob, "PRAGMA user_version");
 	if (ver > OUTBOX_SCHEMA_VERSION) {
 		snprintf(err, errlen, "%s: schema version %lld is newer than this agent (%d)", path,
 			 (long long)ver, OUTBOX_SCHEMA_VERSION);
 		goto fail;
 	}
-	char sql[64];
-	snprintf(sql, sizeof(sql), "PRAGMA user_version=%d", OUTBOX_SCHEMA_VERSION);
-	if (exec(ob, sql) || exec(ob, "COMMIT")) {
-		snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(ob->db));
-		goto fail;
-	}
-	if (sqlite3_prepare_v2(ob->db, "INSERT INTO outbox(seq, ts_ms, body) VALUES(?,?,?)", -1,
-			       &ob->insert, NULL) ||
-	    sqlite3_prepare_v2(ob->db,
-			       "SELECT seq, body FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?", -1,
-			       &ob->peek, NULL) ||
-	    sqlite3_prepare_v2(ob->db, "DELETE FROM outbox WHERE seq <= ?", -1, &ob->ack, NULL) ||
-	    sqlite3_prepare_v2(ob->db, "UPDATE meta SET value = ? WHERE key = ?", -1,
-			       &ob->set_meta, NULL) ||
-	    sqlite3_prepare_v2(ob->db,
-			       "SELECT seq, length(body) FROM outbox WHERE seq > ? ORDER BY seq", -1,
-			       &ob->oldest, NULL) ||
-	    sqlite3_prepare_v2(ob->db, "INSERT OR REPLACE INTO latest VALUES(?,?,?,?)", -1,
-			       &ob->latest, NULL)) {
-		snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(ob->db));
+	if (vw_db_set_user_version(ob->db, OUTBOX_SCHEMA_VERSION, why, sizeof(why)) ||
+	    vw_db_exec(ob->db, "COMMIT", why, sizeof(why)) ||
+	    vw_db_prepare_all(ob->db, stmt_sql, ob->st, O_COUNT, 0, why, sizeof(why))) {
+		snprintf(err, errlen, "%s: %s", path, why);
 		goto fail;
 	}
 	ob->next_seq = query_int(ob, "SELECT value FROM meta WHERE key='next_seq'");
@@ -188,12 +181,7 @@ void outbox_close(struct outbox **obp)
 	struct outbox *ob = *obp;
 	if (!ob)
 		return;
-	sqlite3_finalize(ob->insert);
-	sqlite3_finalize(ob->peek);
-	sqlite3_finalize(ob->ack);
-	sqlite3_finalize(ob->set_meta);
-	sqlite3_finalize(ob->oldest);
-	sqlite3_finalize(ob->latest);
+	vw_db_finalize_all(ob->st, O_COUNT);
 	sqlite3_close(ob->db);
 	vw_buf_free(&ob->enc);
 	free(ob);
@@ -202,10 +190,10 @@ void outbox_close(struct outbox **obp)
 
 static int set_meta(struct outbox *ob, const char *key, int64_t v)
 {
-	sqlite3_bind_int64(ob->set_meta, 1, v);
-	sqlite3_bind_text(ob->set_meta, 2, key, -1, SQLITE_STATIC);
-	int rc = sqlite3_step(ob->set_meta);
-	sqlite3_reset(ob->set_meta);
+	sqlite3_bind_int64(ob->st[O_SET_META], 1, v);
+	sqlite3_bind_text(ob->st[O_SET_META], 2, key, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(ob->st[O_SET_META]);
+	sqlite3_reset(ob->st[O_SET_META]);
 	return rc == SQLITE_DONE ? 0 : sql_err(ob, "set_meta");
 }
 
@@ -215,19 +203,19 @@ static int insert_one(struct outbox *ob, struct vw_result *r)
 	vw_buf_reset(&ob->enc);
 	if (vw_result_encode(r, &ob->enc))
 		return -E2BIG;
-	sqlite3_bind_int64(ob->insert, 1, r->seq);
-	sqlite3_bind_int64(ob->insert, 2, r->ts_ms);
-	sqlite3_bind_text(ob->insert, 3, ob->enc.data, (int)ob->enc.len, SQLITE_STATIC);
-	int rc = sqlite3_step(ob->insert);
-	sqlite3_reset(ob->insert);
+	sqlite3_bind_int64(ob->st[O_INSERT], 1, r->seq);
+	sqlite3_bind_int64(ob->st[O_INSERT], 2, r->ts_ms);
+	sqlite3_bind_text(ob->st[O_INSERT], 3, ob->enc.data, (int)ob->enc.len, SQLITE_STATIC);
+	int rc = sqlite3_step(ob->st[O_INSERT]);
+	sqlite3_reset(ob->st[O_INSERT]);
 	if (rc != SQLITE_DONE)
 		return sql_err(ob, "insert");
-	sqlite3_bind_text(ob->latest, 1, vw_kind_name(r->kind), -1, SQLITE_STATIC);
-	sqlite3_bind_text(ob->latest, 2, r->target, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(ob->latest, 3, r->seq);
-	sqlite3_bind_text(ob->latest, 4, ob->enc.data, (int)ob->enc.len, SQLITE_STATIC);
-	rc = sqlite3_step(ob->latest);
-	sqlite3_reset(ob->latest);
+	sqlite3_bind_text(ob->st[O_LATEST], 1, vw_kind_name(r->kind), -1, SQLITE_STATIC);
+	sqlite3_bind_text(ob->st[O_LATEST], 2, r->target, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(ob->st[O_LATEST], 3, r->seq);
+	sqlite3_bind_text(ob->st[O_LATEST], 4, ob->enc.data, (int)ob->enc.len, SQLITE_STATIC);
+	rc = sqlite3_step(ob->st[O_LATEST]);
+	sqlite3_reset(ob->st[O_LATEST]);
 	if (rc != SQLITE_DONE)
 		return sql_err(ob, "latest");
 	ob->next_seq++;
@@ -274,16 +262,16 @@ static int drop_oldest(struct outbox *ob, int64_t target, int64_t *count, int64_
 	*count = 0;
 	*first = *last = 0;
 	int64_t freed = 0;
-	sqlite3_bind_int64(ob->oldest, 1, ob->in_flight);
-	while (freed < target && sqlite3_step(ob->oldest) == SQLITE_ROW) {
-		int64_t seq = sqlite3_column_int64(ob->oldest, 0);
-		freed += sqlite3_column_int64(ob->oldest, 1);
+	sqlite3_bind_int64(ob->st[O_OLDEST], 1, ob->in_flight);
+	while (freed < target && sqlite3_step(ob->st[O_OLDEST]) == SQLITE_ROW) {
+		int64_t seq = sqlite3_column_int64(ob->st[O_OLDEST], 0);
+		freed += sqlite3_column_int64(ob->st[O_OLDEST], 1);
 		if (!*first)
 			*first = seq;
 		*last = seq;
 		(*count)++;
 	}
-	sqlite3_reset(ob->oldest);
+	sqlite3_reset(ob->st[O_OLDEST]);
 	if (!*count)
 		return 0;
 	int rc = carry_reports(ob, *first, *last, first, carried, unstored);
@@ -413,23 +401,23 @@ int outbox_peek(struct outbox *ob, int64_t after_seq, size_t max_rows, size_t ma
 	size_t start = b->len;
 	*count = 0;
 	*last_seq = after_seq;
-	sqlite3_bind_int64(ob->peek, 1, after_seq);
-	sqlite3_bind_int64(ob->peek, 2, (int64_t)max_rows);
+	sqlite3_bind_int64(ob->st[O_PEEK], 1, after_seq);
+	sqlite3_bind_int64(ob->st[O_PEEK], 2, (int64_t)max_rows);
 	vw_buf_append(b, "[", 1);
 	int rc;
-	while ((rc = sqlite3_step(ob->peek)) == SQLITE_ROW) {
-		size_t len = (size_t)sqlite3_column_bytes(ob->peek, 1);
+	while ((rc = sqlite3_step(ob->st[O_PEEK])) == SQLITE_ROW) {
+		size_t len = (size_t)sqlite3_column_bytes(ob->st[O_PEEK], 1);
 		if (*count && b->len - start + len > max_bytes) {
 			rc = SQLITE_DONE;
 			break;
 		}
 		if (*count)
 			vw_buf_append(b, ",", 1);
-		vw_buf_append(b, sqlite3_column_text(ob->peek, 1), len);
-		*last_seq = sqlite3_column_int64(ob->peek, 0);
+		vw_buf_append(b, sqlite3_column_text(ob->st[O_PEEK], 1), len);
+		*last_seq = sqlite3_column_int64(ob->st[O_PEEK], 0);
 		(*count)++;
 	}
-	sqlite3_reset(ob->peek);
+	sqlite3_reset(ob->st[O_PEEK]);
 	if (rc != SQLITE_DONE)
 		return sql_err(ob, "peek");
 	return vw_buf_append(b, "]", 1);
@@ -447,9 +435,9 @@ int outbox_ack(struct outbox *ob, int64_t acked_seq)
 	if (sqlite3_step(sum) == SQLITE_ROW)
 		gone = sqlite3_column_int64(sum, 0);
 	sqlite3_finalize(sum);
-	sqlite3_bind_int64(ob->ack, 1, acked_seq);
-	int rc = sqlite3_step(ob->ack);
-	sqlite3_reset(ob->ack);
+	sqlite3_bind_int64(ob->st[O_ACK], 1, acked_seq);
+	int rc = sqlite3_step(ob->st[O_ACK]);
+	sqlite3_reset(ob->st[O_ACK]);
 	if (rc != SQLITE_DONE)
 		return sql_err(ob, "ack");
 	ob->bytes -= gone;

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "log.h"
 #include "vtime.h"
 
@@ -359,6 +360,17 @@ out:
 	return rc;
 }
 
+/* The luma plane as a binary PGM (P5): what load_pgm reads back. */
+static int put_pgm(FILE *out, const void *arg)
+{
+	const AVFrame *f = arg;
+	int ok = fprintf(out, "P5\n%d %d\n255\n", f->width, f->height) > 0;
+	for (int y = 0; ok && y < f->height; y++)
+		ok = fwrite(f->data[0] + (size_t)y * (size_t)f->linesize[0], 1, (size_t)f->width,
+			    out) == (size_t)f->width;
+	return ok;
+}
+
 int picture_save_reference(const struct picture *p, const char *path)
 {
 	const AVFrame *f = p->last;
@@ -367,23 +379,13 @@ int picture_save_reference(const struct picture *p, const char *path)
 	const AVPixFmtDescriptor *d = av_pix_fmt_desc_get(f->format);
 	if (!f->data[0] || !d || d->comp[0].depth != 8 || (d->flags & AV_PIX_FMT_FLAG_RGB))
 		return -ENODATA;
-	char tmp[4096];
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
-		return -ENAMETOOLONG;
-	FILE *out = fopen(tmp, "wb");
-	if (!out)
-		return -errno;
-	int ok = fprintf(out, "P5\n%d %d\n255\n", f->width, f->height) > 0;
-	for (int y = 0; ok && y < f->height; y++)
-		ok = fwrite(f->data[0] + (size_t)y * (size_t)f->linesize[0], 1, (size_t)f->width,
-			    out) == (size_t)f->width;
-	ok = fclose(out) == 0 && ok;
-	if (!ok || rename(tmp, path)) {
-		int err = errno ? -errno : -EIO;
-		unlink(tmp);
-		return err;
-	}
-	return 0;
+	/* Replaced whole: a crash mid-write must not leave a torn reference that every later
+	 * check would compare against. 0644 as fopen gave it under the usual umask. */
+	char err[256];
+	int rc = vw_file_replace(path, 0644, put_pgm, f, err, sizeof(err));
+	if (rc)
+		log_warn("event=reference_write_failed path=%s error=\"%s\"", path, err);
+	return rc;
 }
 
 /* camera_moved: compared only when the picture shows a view at all (not black, not too

@@ -14,6 +14,7 @@
 #include <sys/statvfs.h>
 #include <time.h>
 
+#include "db.h"
 #include "log.h"
 #include "vtime.h"
 
@@ -26,18 +27,27 @@
 /* One scan visits at most this many files: a runaway tree cannot stall the worker. */
 #define SCAN_MAX_FILES 2000000
 
+enum rstmt { R_GET, R_PUT, R_SEEN, R_FIRST_SEEN, R_COUNT };
+static const char *const stmt_sql[R_COUNT] = {
+    [R_GET] = "SELECT size, mtime FROM segments WHERE path = ?",
+    [R_PUT] = "INSERT OR REPLACE INTO segments VALUES(?,?,?,?,?,?,?,?)",
+    [R_SEEN] = "UPDATE segments SET scan = ? WHERE path = ?",
+    [R_FIRST_SEEN] = "INSERT INTO cameras VALUES(?, ?) ON CONFLICT(camera) DO UPDATE SET "
+                     "first_seen_ms = min(first_seen_ms, excluded.first_seen_ms)",
+};
+
 struct recording_scan {
 	const struct agent_conf *cfg;
 	sqlite3 *db;
-	sqlite3_stmt *get, *put, *seen, *first_seen;
+	sqlite3_stmt *st[R_COUNT];
 };
 
 struct seg {
 	int64_t start_ms, end_ms;
 };
 
+/* Made idempotently at every open (a cache of what the scans saw: nothing to migrate). */
 static const char schema_sql[] =
-    "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
     "CREATE TABLE IF NOT EXISTS segments(camera TEXT NOT NULL, path TEXT PRIMARY KEY,"
     " size INTEGER NOT NULL, mtime INTEGER NOT NULL, start_ms INTEGER NOT NULL,"
     " duration_ms INTEGER NOT NULL, ok INTEGER NOT NULL, scan INTEGER NOT NULL);"
@@ -65,22 +75,19 @@ int recording_scan_open(const struct agent_conf *cfg, struct recording_scan **ou
 		return -errno;
 	}
 	snprintf(path, sizeof(path), "%s/recordings.db", cfg->agent.state_dir);
-	char *msg = NULL;
-	if (sqlite3_open_v2(path, &rs->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-					       SQLITE_OPEN_FULLMUTEX, NULL) != SQLITE_OK ||
-	    sqlite3_exec(rs->db, schema_sql, NULL, NULL, &msg) != SQLITE_OK ||
-	    sqlite3_prepare_v2(rs->db, "SELECT size, mtime FROM segments WHERE path = ?", -1,
-			       &rs->get, NULL) ||
-	    sqlite3_prepare_v2(rs->db, "INSERT OR REPLACE INTO segments VALUES(?,?,?,?,?,?,?,?)",
-			       -1, &rs->put, NULL) ||
-	    sqlite3_prepare_v2(rs->db, "UPDATE segments SET scan = ? WHERE path = ?", -1,
-			       &rs->seen, NULL) ||
-	    sqlite3_prepare_v2(rs->db,
-			       "INSERT INTO cameras VALUES(?, ?) ON CONFLICT(camera) DO UPDATE SET "
-			       "first_seen_ms = min(first_seen_ms, excluded.first_seen_ms)",
-			       -1, &rs->first_seen, NULL)) {
-		snprintf(err, errlen, "%s: %s", path, msg ? msg : sqlite3_errmsg(rs->db));
-		sqlite3_free(msg);
+	/* NORMAL: a row a power cut takes back only makes the next scan probe that segment
+	 * again (a segment is known by its size and mtime). */
+	static const struct vw_db_opts opts = {
+	    .flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+	    .synchronous = "NORMAL",
+	    .wal = 1,
+	};
+	char why[256] = "";
+	if (vw_db_open(path, &opts, &rs->db, err, errlen) ||
+	    vw_db_exec(rs->db, schema_sql, why, sizeof(why)) ||
+	    vw_db_prepare_all(rs->db, stmt_sql, rs->st, R_COUNT, 0, why, sizeof(why))) {
+		if (why[0])
+			snprintf(err, errlen, "%s: %s", path, why);
 		recording_scan_close(&rs);
 		return -EIO;
 	}
@@ -93,10 +100,7 @@ void recording_scan_close(struct recording_scan **rsp)
 	struct recording_scan *rs = *rsp;
 	if (!rs)
 		return;
-	sqlite3_finalize(rs->get);
-	sqlite3_finalize(rs->put);
-	sqlite3_finalize(rs->seen);
-	sqlite3_finalize(rs->first_seen);
+	vw_db_finalize_all(rs->st, R_COUNT);
 	sqlite3_close(rs->db);
 	free(rs);
 	*rsp = NULL;
@@ -209,16 +213,16 @@ static void visit_file(struct walk *w, const char *path)
 		return;
 	int64_t mtime_ms = (int64_t)sb.st_mtim.tv_sec * 1000 + sb.st_mtim.tv_nsec / 1000000;
 
-	sqlite3_bind_text(rs->get, 1, path, -1, SQLITE_STATIC);
-	int known = sqlite3_step(rs->get) == SQLITE_ROW &&
-		    sqlite3_column_int64(rs->get, 0) == (int64_t)sb.st_size &&
-		    sqlite3_column_int64(rs->get, 1) == mtime_ms;
-	sqlite3_reset(rs->get);
+	sqlite3_bind_text(rs->st[R_GET], 1, path, -1, SQLITE_STATIC);
+	int known = sqlite3_step(rs->st[R_GET]) == SQLITE_ROW &&
+		    sqlite3_column_int64(rs->st[R_GET], 0) == (int64_t)sb.st_size &&
+		    sqlite3_column_int64(rs->st[R_GET], 1) == mtime_ms;
+	sqlite3_reset(rs->st[R_GET]);
 	if (known) {
-		sqlite3_bind_int64(rs->seen, 1, w->scan);
-		sqlite3_bind_text(rs->seen, 2, path, -1, SQLITE_STATIC);
-		sqlite3_step(rs->seen);
-		sqlite3_reset(rs->seen);
+		sqlite3_bind_int64(rs->st[R_SEEN], 1, w->scan);
+		sqlite3_bind_text(rs->st[R_SEEN], 2, path, -1, SQLITE_STATIC);
+		sqlite3_step(rs->st[R_SEEN]);
+		sqlite3_reset(rs->st[R_SEEN]);
 		return;
 	}
 	if (mtime_ms > w->now_ms - w->rs->cfg->recordings.settle_ms)
@@ -230,20 +234,20 @@ static void visit_file(struct walk *w, const char *path)
 		w->corrupt_new++;
 		log_warn("event=recording_corrupt camera=%s segment=%s", w->camera, path);
 	}
-	sqlite3_bind_text(rs->put, 1, w->camera, -1, SQLITE_STATIC);
-	sqlite3_bind_text(rs->put, 2, path, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(rs->put, 3, (int64_t)sb.st_size);
-	sqlite3_bind_int64(rs->put, 4, mtime_ms);
-	sqlite3_bind_int64(rs->put, 5, start_ms);
-	sqlite3_bind_int64(rs->put, 6, duration_ms);
-	sqlite3_bind_int(rs->put, 7, ok);
-	sqlite3_bind_int64(rs->put, 8, w->scan);
-	sqlite3_step(rs->put);
-	sqlite3_reset(rs->put);
-	sqlite3_bind_text(rs->first_seen, 1, w->camera, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(rs->first_seen, 2, start_ms);
-	sqlite3_step(rs->first_seen);
-	sqlite3_reset(rs->first_seen);
+	sqlite3_bind_text(rs->st[R_PUT], 1, w->camera, -1, SQLITE_STATIC);
+	sqlite3_bind_text(rs->st[R_PUT], 2, path, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(rs->st[R_PUT], 3, (int64_t)sb.st_size);
+	sqlite3_bind_int64(rs->st[R_PUT], 4, mtime_ms);
+	sqlite3_bind_int64(rs->st[R_PUT], 5, start_ms);
+	sqlite3_bind_int64(rs->st[R_PUT], 6, duration_ms);
+	sqlite3_bind_int(rs->st[R_PUT], 7, ok);
+	sqlite3_bind_int64(rs->st[R_PUT], 8, w->scan);
+	sqlite3_step(rs->st[R_PUT]);
+	sqlite3_reset(rs->st[R_PUT]);
+	sqlite3_bind_text(rs->st[R_FIRST_SEEN], 1, w->camera, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(rs->st[R_FIRST_SEEN], 2, start_ms);
+	sqlite3_step(rs->st[R_FIRST_SEEN]);
+	sqlite3_reset(rs->st[R_FIRST_SEEN]);
 }
 
 static void walk_dir(struct walk *w, char *path, size_t len, int level)

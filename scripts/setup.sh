@@ -25,7 +25,7 @@ PACKAGES=(
 	# libraries (DESIGN.md §2)
 	libuv1-dev libcurl4-openssl-dev libssl-dev
 	libavformat-dev libavcodec-dev libavfilter-dev libswscale-dev libavutil-dev
-	libsqlite3-dev libhttp-parser-dev libcjson-dev libinih-dev
+	libsqlite3-dev libhttp-parser-dev libcjson-dev libinih-dev libcsv-dev
 	# unit tests
 	libcmocka-dev
 	# test cameras (tests/tools/camd.py runs under Debian's python3 with gi)

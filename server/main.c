@@ -2,7 +2,6 @@
  * command or the server: config -> store (writer thread) -> ingest/api -> HTTP connections
  * -> TLS listener, all on one libuv loop owned here. SIGINT/SIGTERM drain and exit 0. */
 #include <errno.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,10 +14,15 @@
 #include "api.h"
 #include "auth.h"
 #include "ca.h"
+#include "cli.h"
 #include "conn.h"
 #include "ingest.h"
 #include "log.h"
+#include "seen.h"
+#include "signer.h"
 #include "server_conf.h"
+#include "events.h"
+#include "static.h"
 #include "store.h"
 #include "tls.h"
 
@@ -37,131 +41,49 @@ struct server {
 	struct store *store;
 	struct ingest *ingest;
 	struct api *api;
-	struct auth *auth;  /* the loop thread's connection to auth.db */
+	struct auth *auth;  /* the loop thread's connection to auth.db (reads) */
+	struct signer *signer; /* the CA key's process: enrollment, the CRL at start */
+	struct seen *seen;     /* agents' first use, recorded on a worker */
 	uv_signal_t sighup; /* reloads certificates and the CRL */
 	struct conn_server *conns;
 	struct tls_server *tls;
+	struct events *events;  /* GET /api/v1/events */
+	struct web_static *web; /* [web] root; NULL = no dashboard */
 	int stopping;
 };
 
-static void usage(FILE *out)
+static const struct vw_cli_opt global_opts[] = {
+    {"config", 'c', "FILE", "configuration file (INI; see --help-config)"},
+    {"check-config", 0, NULL, "validate the configuration and exit (errors as file:line)"},
+    {"help-config", 0, NULL, "print every configuration key with its default and exit"},
+    {"help", 'h', NULL, "this text"},
+};
+static const struct vw_cli server_cli = {
+    .prog = "venuewatch-server",
+    .global_usage = "-c FILE",
+    .gopts = global_opts,
+    .ngopts = sizeof(global_opts) / sizeof(global_opts[0]),
+};
+
+static void usage(const struct vw_cli *cli, FILE *out)
 {
+	fprintf(out, "usage: venuewatch-server -c FILE [--check-config]\n");
+	vw_cli_usage_lines(cli, out);
 	fprintf(out,
-	        "usage: venuewatch-server -c FILE [--check-config]\n"
-	        "       venuewatch-server -c FILE ca init [--force]\n"
-	        "       venuewatch-server -c FILE ca server\n"
-	        "       venuewatch-server -c FILE ca issue --site S --org O [--city C] --out DIR "
-	        "[--force]\n"
 	        "       venuewatch-server --help-config | --help\n"
 	        "\n"
 	        "  -c, --config FILE   configuration file (INI; see --help-config)\n"
 	        "      --check-config  validate the configuration and exit (errors as file:line)\n"
 	        "      --help-config   print every configuration key with its default and exit\n"
-	        "\n"
-	        "  ca init    create the CA (EC P-256, 10 years) and the server certificate for\n"
-	        "             [server] hostnames in the pki directory; --force replaces a CA\n"
-	        "  ca server  re-issue the server certificate from the existing CA\n"
-	        "  ca issue   write DIR/agent.key, DIR/agent.crt and DIR/ca.crt for an agent:\n"
-	        "             CN=site, O=org, L=city, clientAuth, 1 year\n"
+	        "  COMMAND --help      what a command does and its options\n"
 	        "\n"
 	        "Signals: SIGTERM/SIGINT stop accepting, finish in-flight commits, exit 0.\n");
 	fprintf(out,
 	        "        SIGHUP rereads the configuration (log_level and [limits] apply at once;\n"
 	        "        listen, state_dir and pki dir are logged as needing a restart), the\n"
 	        "        server certificate, the CA and the CRL (which also reloads by itself\n"
-	        "        within seconds of 'revoke').\n\n"
-	        "Enrollment, revocation, people's tokens, audit (each action audited):\n");
-	admin_usage(out);
-}
-
-/* --- CA commands --------------------------------------------------------------------- */
-
-static int cmd_ca(struct server_conf *cfg, int argc, char **argv)
-{
-	if (argc < 1) {
-		usage(stderr);
-		return 2;
-	}
-	const char *action = argv[0];
-	static const struct option longopts[] = {
-	    {"site", required_argument, NULL, 's'}, {"org", required_argument, NULL, 'o'},
-	    {"city", required_argument, NULL, 'l'}, {"out", required_argument, NULL, 'd'},
-	    {"force", no_argument, NULL, 'f'},      {NULL, 0, NULL, 0},
-	};
-	struct ca_issue_opts o = {0};
-	int opt;
-	optind = 0; /* restart getopt on the subcommand's arguments */
-	while ((opt = getopt_long(argc, argv, "+", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 's':
-			o.site = optarg;
-			break;
-		case 'o':
-			o.org = optarg;
-			break;
-		case 'l':
-			o.city = optarg;
-			break;
-		case 'd':
-			o.out_dir = optarg;
-			break;
-		case 'f':
-			o.force = 1;
-			break;
-		default:
-			usage(stderr);
-			return 2;
-		}
-	}
-	if (optind != argc) {
-		usage(stderr);
-		return 2;
-	}
-	if (strcmp(action, "init") != 0 && strcmp(action, "server") != 0 &&
-	    strcmp(action, "issue") != 0) {
-		fprintf(stderr, "ca: unknown action '%s'\n", action);
-		usage(stderr);
-		return 2;
-	}
-	if (strcmp(action, "init") == 0 && (o.site || o.org || o.city || o.out_dir)) {
-		usage(stderr);
-		return 2;
-	}
-	if (strcmp(action, "issue") == 0 && (!o.site || !o.org || !o.out_dir)) {
-		fprintf(stderr, "ca issue: --site, --org and --out are required\n");
-		return 2;
-	}
-	/* The audit log first: an action it cannot record (its anchor no longer checks) is
-	 * not taken. It also records the certificate and, after 'init', writes the CRL. */
-	struct auth *au = admin_open(cfg, 0);
-	if (!au)
-		return 1;
-	char err[512] = "", serial[64] = "";
-	int rc;
-	if (strcmp(action, "init") == 0) {
-		rc = ca_init(cfg->pki_dir, cfg->server.hostnames, o.force, err, sizeof(err));
-		if (!rc)
-			printf("created CA and server certificate in %s\n", cfg->pki_dir);
-	} else if (strcmp(action, "server") == 0) {
-		rc = ca_server(cfg->pki_dir, cfg->server.hostnames, err, sizeof(err));
-		if (!rc)
-			printf(
-			    "issued server certificate in %s (SIGHUP a running server to use it)\n",
-			    cfg->pki_dir);
-	} else {
-		rc = ca_issue(cfg->pki_dir, &o, serial, sizeof(serial), err, sizeof(err));
-		if (!rc)
-			printf("issued %s/agent.crt for site %s (serial %s, %d days)\n", o.out_dir,
-			       o.site, serial, CA_AGENT_DAYS);
-	}
-	if (rc) {
-		fprintf(stderr, "ca %s: %s\n", action, err);
-		auth_close(au);
-		return 1;
-	}
-	rc = admin_ca_done(cfg, au, action, &o, serial);
-	auth_close(au);
-	return rc;
+	        "        within seconds of 'revoke'). Every enrollment, revocation and token\n"
+	        "        action is written to the audit log.\n");
 }
 
 /* --- server ---------------------------------------------------------------------------- */
@@ -178,6 +100,10 @@ static void on_drained(void *ud)
 	 * about to be committed by the writer, which store_close joins. */
 	store_close(s->store);
 	s->store = NULL;
+	signer_stop(s->signer);
+	s->signer = NULL;
+	seen_destroy(s->seen);
+	s->seen = NULL;
 	uv_close((uv_handle_t *)&s->sigint, on_handle_closed);
 	uv_close((uv_handle_t *)&s->sigterm, on_handle_closed);
 	uv_close((uv_handle_t *)&s->sighup, on_handle_closed);
@@ -205,6 +131,7 @@ static void on_signal(uv_signal_t *h, int signum)
 	log_info("event=shutdown signal=%s connections=%zu",
 	         signum == SIGINT ? "SIGINT" : "SIGTERM", conn_server_count(s->conns));
 	tls_server_stop(s->tls);
+	events_close(s->events); /* event streams never finish on their own */
 	uv_timer_start(&s->drain_timer, on_drain_timeout,
 	               (uint64_t)s->cfg.limits.shutdown_timeout_ms, 0);
 	conn_server_drain(s->conns, on_drained, s);
@@ -298,6 +225,7 @@ static void on_sighup(uv_signal_t *h, int signum)
 			limits_from_conf(&nc.limits, &lim, &ilim);
 			conn_server_set_limits(s->conns, &lim);
 			ingest_set_limits(s->ingest, &ilim);
+			events_set_queue(s->events, (size_t)nc.limits.stream_queue_bytes);
 			tls_server_set_limits(
 			    s->tls, (size_t)size_connection_cap(nc.limits.max_connections),
 			    (uint64_t)nc.limits.header_timeout_ms);
@@ -370,7 +298,30 @@ static int run(struct server *s)
 		auth_anchor_reset(s->auth, "system:server");
 		break;
 	}
-	admin_crl_ensure(cfg, s->auth);
+	/* The signer before the listener: it alone opens ca.key, and it makes the CRL current
+	 * (missing, or behind a revocation) before the TLS context loads it. */
+	if ((rc = signer_start(&s->loop, cfg->path, &s->signer, err, sizeof(err))) != 0) {
+		log_error("event=start_failed reason=signer error=\"%s\"", err);
+		goto fail;
+	}
+	if ((rc = seen_create(&s->loop, cfg->auth_db_path, &s->seen, err, sizeof(err))) != 0) {
+		log_error("event=start_failed auth_db=%s error=\"%s\"", cfg->auth_db_path, err);
+		goto fail;
+	}
+	api_set_pki(s->api, s->signer, s->seen);
+	if ((rc = events_create(&s->loop, (size_t)cfg->limits.stream_queue_bytes, &s->events))) {
+		log_error("event=start_failed error=%s", uv_err_name(rc));
+		goto fail;
+	}
+	api_set_events(s->api, s->events);
+	ingest_set_on_commit(s->ingest, events_on_commit, s->events);
+	if (cfg->web.root[0]) {
+		if (static_open(&s->loop, cfg->web.root, &s->web, err, sizeof(err))) {
+			log_error("event=start_failed error=\"%s\"", err);
+			goto fail;
+		}
+		api_set_web(s->api, s->web);
+	}
 	if (!(s->conns = conn_server_create(&lim, api_handle, s->api))) {
 		log_error("event=start_failed error=ENOMEM");
 		goto fail;
@@ -414,6 +365,8 @@ static int run(struct server *s)
 
 	tls_server_destroy(s->tls);
 	conn_server_destroy(s->conns);
+	events_destroy(s->events);
+	static_destroy(s->web);
 	api_destroy(s->api);
 	auth_close(s->auth);
 	ingest_destroy(s->ingest);
@@ -425,8 +378,13 @@ fail:
 	/* Start-up failed before the loop ran: close what was opened, let the loop free it. */
 	tls_server_destroy(s->tls);
 	store_close(s->store);
+	signer_stop(s->signer);
+	seen_destroy(s->seen);
+	events_close(s->events);
 	uv_run(&s->loop, UV_RUN_DEFAULT);
 	conn_server_destroy(s->conns);
+	events_destroy(s->events);
+	static_destroy(s->web);
 	api_destroy(s->api);
 	auth_close(s->auth);
 	ingest_destroy(s->ingest);
@@ -436,40 +394,29 @@ fail:
 
 int main(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-	    {"config", required_argument, NULL, 'c'},
-	    {"check-config", no_argument, NULL, 'C'},
-	    {"help-config", no_argument, NULL, 'H'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
-	};
-	const char *path = NULL;
-	int check_only = 0, opt;
-	/* '+': stop at the first non-option, so a subcommand's options stay its own. */
-	while ((opt = getopt_long(argc, argv, "+c:h", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 'c':
-			path = optarg;
-			break;
-		case 'C':
-			check_only = 1;
-			break;
-		case 'H':
-			vw_conf_print_reference(&server_conf_schema, stdout);
-			return 0;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
-		}
+	struct vw_cli cli = server_cli;
+	cli.cmds = admin_cmds;
+	cli.ncmds = admin_ncmds;
+	struct vw_cli_vals g, cv;
+	const struct vw_cli_cmd *cmd;
+	int prc = vw_cli_parse(&cli, argc, argv, &g, &cmd, &cv);
+	if (prc == VW_CLI_HELP)
+		return 0;
+	if (prc != VW_CLI_OK)
+		return 2;
+	if (vw_cli_flag(&g, "help-config")) {
+		vw_conf_print_reference(&server_conf_schema, stdout);
+		return 0;
 	}
-	int ca_cmd = optind < argc && strcmp(argv[optind], "ca") == 0;
-	int admin_cmd = optind < argc && admin_is_command(argv[optind]);
-	if (!path || (!ca_cmd && !admin_cmd && optind != argc) ||
-	    ((ca_cmd || admin_cmd) && check_only)) {
-		usage(stderr);
+	if (vw_cli_flag(&g, "help")) {
+		usage(&cli, stdout);
+		return 0;
+	}
+	const char *path = vw_cli_str(&g, "config");
+	int check_only = vw_cli_flag(&g, "check-config");
+	if (!path || (cmd && check_only)) {
+		fprintf(stderr, "venuewatch-server: %s (see --help)\n",
+		        !path ? "-c FILE is required" : "--check-config takes no command");
 		return 2;
 	}
 
@@ -488,10 +435,10 @@ int main(int argc, char **argv)
 		printf("%s: ok (listen %s, state_dir %s, pki %s)\n", path, s.cfg.server.listen,
 		       s.cfg.server.state_dir, s.cfg.pki_dir);
 		rc = 0;
-	} else if (ca_cmd) {
-		rc = cmd_ca(&s.cfg, argc - optind - 1, argv + optind + 1);
-	} else if (admin_cmd) {
-		rc = admin_main(&s.cfg, argc - optind, argv + optind);
+	} else if (cmd) {
+		rc = cmd->run(&s.cfg, cmd, &cv);
+		if (rc == 2)
+			vw_cli_cmd_help(&cli, cmd, stderr);
 	} else {
 		rc = run(&s);
 	}

@@ -51,6 +51,18 @@ static const struct vw_conf_key limits_keys[] = {
      600000, NULL,
      "on SIGTERM/SIGINT, how long in-flight requests may take to finish before their "
      "connections are closed anyway"},
+    /* 256 KiB holds ~1,000 events of ~250 bytes: minutes of a busy province's feed, so only
+     * a client that has stopped reading reaches it. */
+    {"stream_queue", VW_CONF_SIZE, KEY(limits_section, stream_queue_bytes), "256KiB", 0, 4096,
+     64 << 20, NULL,
+     "unsent bytes one event-stream subscriber may have waiting; a subscriber past this is "
+     "not reading and is disconnected (event=stream_dropped reason=slow)"},
+};
+
+static const struct vw_conf_key web_keys[] = {
+    {"root", VW_CONF_STR, KEY(web_section, root), "", 0, 0, 0, NULL,
+     "directory of the dashboard's built files (index.html, assets/), served at / and "
+     "below; empty = no dashboard"},
 };
 
 /* The store's backend by name; its files (for sqlite: venuewatch.db) live in state_dir, so a
@@ -70,6 +82,8 @@ static const struct vw_conf_section sections[] = {
      KEY(pki_section, line), 0, "The certificate authority that enrols agents (see 'ca init')."},
     {"limits", 0, limits_keys, NKEYS(limits_keys), offsetof(struct server_conf, limits), 0, 0,
      KEY(limits_section, line), 0, "Bounds on what one client may cost the server."},
+    {"web", 0, web_keys, NKEYS(web_keys), offsetof(struct server_conf, web), 0, 0,
+     KEY(web_section, line), 0, "The web dashboard's static files."},
     {"store", 0, store_keys, NKEYS(store_keys), offsetof(struct server_conf, store), 0, 0,
      KEY(store_section, line), 0, "Where ingested results are stored."},
 };
@@ -259,6 +273,8 @@ int server_conf_restart_needed(const struct server_conf *old, const struct serve
 		key = "server.state_dir";
 	else if (strcmp(old->pki_dir, new_->pki_dir) != 0)
 		key = "pki.dir";
+	else if (strcmp(old->web.root, new_->web.root) != 0)
+		key = "web.root"; /* the root's directory fd is opened once, at start */
 	else if (old->store.backend != new_->store.backend)
 		key = "store.backend";
 	if (!key)

@@ -1,7 +1,7 @@
-/* server_conf: the collector's configuration schema ([server], [pki], [limits], [store]) and the
- * checks that span keys (listen address, hostnames, derived paths). Loaded once on the main
- * thread before the loop starts; server_conf_free releases everything server_conf_load
- * allocated, including the derived paths. */
+/* server_conf: the collector's configuration schema ([server], [pki], [limits], [web],
+ * [store]) and the checks that span keys (listen address, hostnames, derived paths). Loaded
+ * once on the main thread before the loop starts; server_conf_free releases everything
+ * server_conf_load allocated, including the derived paths. */
 #ifndef VW_SERVER_CONF_H
 #define VW_SERVER_CONF_H
 
@@ -30,6 +30,12 @@ struct limits_section {
 	long request_timeout_ms;
 	long idle_timeout_ms;
 	long shutdown_timeout_ms;
+	long long stream_queue_bytes;
+	int line;
+};
+
+struct web_section {
+	char *root; /* "" = no dashboard */
 	int line;
 };
 
@@ -43,6 +49,7 @@ struct server_conf {
 	struct server_section server;
 	struct pki_section pki;
 	struct limits_section limits;
+	struct web_section web;
 	struct store_section store;
 	/* Derived by server_conf_load once the file is valid. */
 	char listen_host[64];

@@ -9,7 +9,9 @@
 
 #include "ca.h"
 #include "conf.h"
+#include "events.h"
 #include "log.h"
+#include "static.h"
 #include "vtime.h"
 
 
@@ -44,6 +46,12 @@ int api_set_auth(struct api *a, struct auth *auth, const char *pki_dir)
 	a->pki_dir = p;
 	a->auth = auth;
 	return 0;
+}
+
+void api_set_pki(struct api *a, struct signer *signer, struct seen *seen)
+{
+	a->signer = signer;
+	a->seen = seen;
 }
 
 /* One warn line per refusal, rate-limited; never the token itself. */
@@ -93,97 +101,37 @@ int api_bearer(const struct http_request *req, char *out, size_t outlen)
 	return found ? 0 : -ENOENT;
 }
 
-int api_authorize(struct api *a, const struct conn *c, const struct http_request *req,
-                  struct auth_principal *who)
+void api_set_events(struct api *a, struct events *events)
 {
-	char tok[AUTH_TOKEN_LEN + 16];
-	int rc = api_bearer(req, tok, sizeof(tok));
-	if (rc == -ENOENT) {
-		log_debug("event=auth_refused peer=%s path=%.64s reason=no_token", conn_peer(c),
-		          req->path);
-		return 401;
-	}
-	if (!a->auth) {
-		explicit_bzero(tok, sizeof(tok));
-		return 503;
-	}
-	rc = rc ? -ENOENT : auth_token_check(a->auth, tok, who);
-	explicit_bzero(tok, sizeof(tok));
-	if (rc == -EIO)
-		return 503;
-	if (rc) {
-		api_log_refused(a, c, req, "token=-",
-		            rc == -EKEYREVOKED ? "revoked_token" : "unknown_token");
-		return 401;
-	}
-	/* public reads only published material, and nothing is published yet; inspectors
-	 * read the targets a draw assigns them, and there are no draws yet. Both are refused
-	 * rather than given a city's view they were never granted. */
-	if (who->role == AUTH_PUBLIC || who->role == AUTH_INSPECTOR) {
-		char w[64];
-		snprintf(w, sizeof(w), "token=%s role=%s", who->id, auth_role_name(who->role));
-		api_log_refused(a, c, req, w, "role_reads_no_sites");
-		return 403;
-	}
-	return 0;
+	a->events = events;
 }
 
-static void respond_auth_error(struct conn *c, int status)
+void api_set_web(struct api *a, struct web_static *web)
 {
-	switch (status) {
-	case 401: {
-		static const char body[] = "{\"error\":\"authentication required\","
-		                           "\"detail\":\"send Authorization: Bearer TOKEN\"}";
-		conn_respond(c, 401, "WWW-Authenticate: Bearer realm=\"venuewatch\"\r\n", body,
-		             sizeof(body) - 1);
-		break;
-	}
-	case 403:
-		conn_respond_error(c, 403, "forbidden", "this token's role reads no site data");
-		break;
-	default:
-		conn_respond_error(c, 503, "access records unavailable", NULL);
-		break;
-	}
+	a->web = web;
 }
 
-static int only(struct conn *c, const struct http_request *req, enum http_verb verb)
+/* --- handlers ---------------------------------------------------------------------------- */
+
+static void get_healthz(struct api *a, struct conn *c, const struct http_request *req,
+                        const struct router_match *m, const struct authz_principal *who)
 {
-	if (req->verb == verb)
-		return 1;
-	const char *allow = verb == HTTP_VERB_GET ? "Allow: GET\r\n" : "Allow: POST\r\n";
-	static const char body[] = "{\"error\":\"method not allowed\"}";
-	conn_respond(c, 405, allow, body, sizeof(body) - 1);
-	return 0;
+	(void)a, (void)req, (void)m, (void)who;
+	static const char ok[] = "{\"status\":\"ok\"}";
+	conn_respond(c, 200, NULL, ok, sizeof(ok) - 1);
 }
 
-/* Agent paths: a verified certificate that names a site. Records the certificate the
- * first time it is used (certificate -> org, site, city). 1 when the request may go on. */
-static int agent_ok(struct api *a, struct conn *c, const struct http_request *req)
+static void post_ingest(struct api *a, struct conn *c, const struct http_request *req,
+                        const struct router_match *m, const struct authz_principal *who)
 {
-	const struct tls_identity *id = conn_identity(c);
-	if (!id->verified) {
-		/* A certificate that failed to verify never gets here: the handshake refused
-		 * it (event=tls_refused). This is a client that sent none. */
-		api_log_refused(a, c, req, "cert=-", "no_certificate");
-		conn_respond_error(c, 401, "client certificate required", NULL);
-		return 0;
-	}
-	if (!id->site[0]) {
-		api_log_refused(a, c, req, "cert=verified", "no_site_in_certificate");
-		conn_respond_error(c, 403, "client certificate names no site", NULL);
-		return 0;
-	}
-	/* Bookkeeping, not a gate: a failed write is logged by auth and the request goes on. */
-	if (a->auth && id->serial[0])
-		auth_agent_seen(a->auth, id->serial, id->site, id->org, id->city, conn_peer(c));
-	return 1;
+	(void)m, (void)who;
+	ingest_handle(a->ingest, c, req);
 }
 
-static void post_speedtest(struct api *a, struct conn *c, const struct http_request *req)
+static void post_speedtest(struct api *a, struct conn *c, const struct http_request *req,
+                           const struct router_match *m, const struct authz_principal *who)
 {
-	if (!agent_ok(a, c, req))
-		return;
+	(void)a, (void)m, (void)who;
 	if (req->body_len > SPEEDTEST_MAX) {
 		conn_respond_error(c, 413, "request body too large", NULL);
 		return;
@@ -194,51 +142,76 @@ static void post_speedtest(struct api *a, struct conn *c, const struct http_requ
 	conn_respond(c, 200, NULL, body, (size_t)n);
 }
 
+static void post_enroll(struct api *a, struct conn *c, const struct http_request *req,
+                        const struct router_match *m, const struct authz_principal *who)
+{
+	(void)m, (void)who;
+	api_enroll_post(a, c, req); /* the one-time token in the body is its credential */
+}
+
+static void get_events(struct api *a, struct conn *c, const struct http_request *req,
+                       const struct router_match *m, const struct authz_principal *who)
+{
+	(void)req, (void)m;
+	if (!a->events) {
+		conn_respond_error(c, 503, "event stream unavailable", NULL);
+		return;
+	}
+	events_subscribe(a->events, c, who);
+}
+
+/* The route table: every path the collector answers, who may ask, and the handler. A GET
+ * route answers HEAD too; a path with no route for the method gets 405 and Allow. */
+static const struct router_route routes[] = {
+    {HTTP_VERB_GET, "/healthz", AUTHZ_ANON, get_healthz},
+    {HTTP_VERB_POST, "/api/v1/ingest", AUTHZ_AGENT_CERT, post_ingest},
+    {HTTP_VERB_POST, "/api/v1/speedtest", AUTHZ_AGENT_CERT, post_speedtest},
+    {HTTP_VERB_POST, "/api/v1/enroll", AUTHZ_ANON, post_enroll},
+    {HTTP_VERB_GET, "/api/v1/sites", AUTHZ_SITE_READERS, api_sites_list},
+    {HTTP_VERB_GET, "/api/v1/sites.csv", AUTHZ_SITE_READERS, api_sites_csv},
+    {HTTP_VERB_GET, "/api/v1/sites/{site}", AUTHZ_SITE_READERS, api_site_get},
+    {HTTP_VERB_GET, "/api/v1/events", AUTHZ_SITE_READERS, get_events},
+};
+
+static void method_not_allowed(struct conn *c, unsigned allow)
+{
+	char hdr[64];
+	static const char body[] = "{\"error\":\"method not allowed\"}";
+	if (router_allow_header(allow, hdr, sizeof(hdr)))
+		hdr[0] = '\0';
+	conn_respond(c, 405, hdr, body, sizeof(body) - 1);
+}
+
 void api_handle(void *ud, struct conn *c, const struct http_request *req)
 {
 	struct api *a = ud;
-	static const char sites_prefix[] = "/api/v1/sites/";
-	const char *path = req->path;
-
-	if (strcmp(path, "/healthz") == 0) {
-		static const char ok[] = "{\"status\":\"ok\"}";
-		if (only(c, req, HTTP_VERB_GET))
-			conn_respond(c, 200, NULL, ok, sizeof(ok) - 1);
+	struct router_match m;
+	switch (router_match(routes, sizeof(routes) / sizeof(routes[0]), req->verb, req->path,
+	                     &m)) {
+	case ROUTER_FOUND:
+		break;
+	case ROUTER_NO_METHOD:
+		method_not_allowed(c, m.allow);
 		return;
-	}
-	if (strcmp(path, "/api/v1/ingest") == 0) {
-		if (only(c, req, HTTP_VERB_POST) && agent_ok(a, c, req))
-			ingest_handle(a->ingest, c, req);
-		return;
-	}
-	if (strcmp(path, "/api/v1/speedtest") == 0) {
-		if (only(c, req, HTTP_VERB_POST))
-			post_speedtest(a, c, req);
-		return;
-	}
-	if (strcmp(path, "/api/v1/enroll") == 0) {
-		if (only(c, req, HTTP_VERB_POST))
-			api_enroll_post(a, c, req);
-		return;
-	}
-	int is_list = strcmp(path, "/api/v1/sites") == 0;
-	int is_site = strncmp(path, sites_prefix, sizeof(sites_prefix) - 1) == 0 &&
-	              path[sizeof(sites_prefix) - 1] &&
-	              vw_conf_id_valid(path + sizeof(sites_prefix) - 1);
-	if (!is_list && !is_site) {
+	case ROUTER_NO_PATH:
+		/* The dashboard owns everything outside the API; the API's unknown paths are
+		 * plain 404s, never the dashboard's index.html. */
+		if (a->web && strncmp(req->path, "/api/", 5) != 0 &&
+		    strcmp(req->path, "/api") != 0) {
+			if (req->verb == HTTP_VERB_GET || req->verb == HTTP_VERB_HEAD)
+				static_serve(a->web, c, req);
+			else
+				method_not_allowed(c, ROUTER_ALLOW_GET);
+			return;
+		}
 		conn_respond_error(c, 404, "not found", NULL);
 		return;
 	}
-	if (!only(c, req, HTTP_VERB_GET))
-		return;
-	struct auth_principal who;
-	int deny = api_authorize(a, c, req, &who);
+	struct authz_principal who;
+	int deny = authz_identify(a, c, req, m.route->roles, &who);
 	if (deny) {
-		respond_auth_error(c, deny);
+		authz_respond(c, deny, m.route->roles);
 		return;
 	}
-	if (is_list)
-		api_sites_list(a, c, &who);
-	else
-		api_site_get(a, c, path + sizeof(sites_prefix) - 1, &who);
+	m.route->handler(a, c, req, &m, &who);
 }

@@ -4,13 +4,19 @@
 #define VW_API_INT_H
 
 #include "api.h"
+#include "authz.h"
 #include "log.h"
+#include "router.h"
 
 struct api {
 	struct store *store;
 	struct ingest *ingest;
 	struct auth *auth; /* NULL: token-guarded paths fail closed */
 	char *pki_dir;
+	struct signer *signer; /* NULL or down: enrollment answers 503 */
+	struct seen *seen;     /* NULL: agents' first use is not recorded */
+	struct events *events;    /* NULL: /api/v1/events answers 503 */
+	struct web_static *web;   /* NULL: no dashboard, / and below are 404 */
 	struct vw_log_limit refused_log;
 };
 
@@ -21,10 +27,13 @@ void api_log_refused(struct api *a, const struct conn *c, const struct http_requ
  * -EINVAL when it is malformed or sent twice. */
 int api_bearer(const struct http_request *req, char *out, size_t outlen);
 
-/* Resources (one file each). */
-void api_sites_list(struct api *a, struct conn *c, const struct auth_principal *who);
-void api_site_get(struct api *a, struct conn *c, const char *site,
-                  const struct auth_principal *who);
+/* Resources (one file each), as route handlers (router.h). */
+void api_sites_list(struct api *a, struct conn *c, const struct http_request *req,
+                    const struct router_match *m, const struct authz_principal *who);
+void api_sites_csv(struct api *a, struct conn *c, const struct http_request *req,
+                   const struct router_match *m, const struct authz_principal *who);
+void api_site_get(struct api *a, struct conn *c, const struct http_request *req,
+                  const struct router_match *m, const struct authz_principal *who);
 void api_enroll_post(struct api *a, struct conn *c, const struct http_request *req);
 
 #endif

@@ -20,6 +20,8 @@ struct ingest {
 	struct ingest_limits lim;
 	size_t inflight;
 	size_t batch_bytes; /* decoded batches between decode and commit */
+	ingest_commit_fn on_commit;
+	void *on_commit_ud;
 };
 
 struct job {
@@ -219,6 +221,8 @@ static void on_committed(struct store_batch *b)
 	log_debug("event=ingest site=%s agent=%s rows=%zu stored=%zu acked_seq=%lld ms=%lld",
 	          b->site, b->agent, b->nrows, b->stored, (long long)b->acked_seq,
 	          (long long)(vw_mono_ms() - j->t0));
+	if (j->in->on_commit)
+		j->in->on_commit(j->in->on_commit_ud, b);
 	conn_respond(j->conn, 200, NULL, body, (size_t)n);
 	finish(j, 0, NULL, NULL);
 }
@@ -295,6 +299,12 @@ static void decode_done(uv_work_t *w, int status)
 		finish(j, 503, "server busy", NULL);
 	else if (rc)
 		finish(j, 503, "shutting down", NULL);
+}
+
+void ingest_set_on_commit(struct ingest *in, ingest_commit_fn fn, void *ud)
+{
+	in->on_commit = fn;
+	in->on_commit_ud = ud;
 }
 
 void ingest_handle(struct ingest *in, struct conn *c, const struct http_request *req)

@@ -27,6 +27,10 @@ void ingest_destroy(struct ingest *in); /* accepts NULL */
 /* New body and batch limits (a reload); max_inflight stays as created (it sizes queues). */
 void ingest_set_limits(struct ingest *in, const struct ingest_limits *lim);
 void ingest_handle(struct ingest *in, struct conn *c, const struct http_request *req);
+/* Called on the loop thread after each batch's commit, before its acknowledgement is sent
+ * (the event hub publishes from it). b is valid for the call only. NULL: none. */
+typedef void (*ingest_commit_fn)(void *ud, const struct store_batch *b);
+void ingest_set_on_commit(struct ingest *in, ingest_commit_fn fn, void *ud);
 
 /* The pure part, for tests and fuzzing: parses body into b (site, agent, rows sorted by
  * seq). On failure returns -EINVAL with a short error ("invalid JSON", "invalid batch",

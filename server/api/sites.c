@@ -1,5 +1,7 @@
-/* GET /api/v1/sites and /api/v1/sites/{site}: the read API, scoped by city. */
+/* GET /api/v1/sites, /api/v1/sites.csv and /api/v1/sites/{site}: the read API, scoped by
+ * authz_site_visible (province all, city its city, org its org). */
 #include <cjson/cJSON.h>
+#include <csv.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,13 +13,10 @@
 /* A read response is built whole before it is sent; this bounds what one can cost. */
 #define RESPONSE_MAX (64u << 20)
 
-/* A city supervisor sees its own city's sites only (属地管理). A city token without a city,
- * or a site without one, matches nothing: empty must never equal empty here. */
-static int in_scope(const struct auth_principal *who, const char *city)
+/* Who sees which site is authz's decision (属地管理), asked for every site shown. */
+static int in_scope(const struct authz_principal *who, const struct store_site *s)
 {
-	return who->role == AUTH_PROVINCE ||
-	       (who->role == AUTH_CITY && who->city[0] && city && city[0] &&
-	        strcmp(who->city, city) == 0);
+	return authz_site_visible(who, s->site, s->org, s->city);
 }
 
 static void put_iso(struct vw_buf *b, int64_t ms)
@@ -44,10 +43,10 @@ static void put_site_head(struct vw_buf *b, const struct store_site *s)
  * even if the client has gone (conn.c frees it only after the owed response). */
 struct read_ctx {
 	struct conn *c;
-	struct auth_principal who;
+	struct authz_principal who;
 };
 
-static struct read_ctx *read_ctx_new(struct conn *c, const struct auth_principal *who)
+static struct read_ctx *read_ctx_new(struct conn *c, const struct authz_principal *who)
 {
 	struct read_ctx *x = malloc(sizeof(*x));
 	if (x) {
@@ -76,6 +75,15 @@ static void respond_store_error(struct conn *c, int rc)
 		conn_respond_error(c, 503, "store unavailable", NULL);
 }
 
+/* Queues a read whose completion answers c; on refusal answers at once. */
+static void read_or_respond(int rc, struct read_ctx *x, struct conn *c)
+{
+	if (rc) {
+		free(x);
+		respond_store_error(c, rc);
+	}
+}
+
 static void on_sites(void *ud, const struct store_reply *r)
 {
 	struct read_ctx *x = ud;
@@ -90,7 +98,7 @@ static void on_sites(void *ud, const struct store_reply *r)
 	int n = 0;
 	for (size_t i = 0; i < r->nsites && !b.err; i++) {
 		const struct store_site *s = &r->sites[i];
-		if (!in_scope(&x->who, s->city))
+		if (!in_scope(&x->who, s))
 			continue;
 		vw_buf_puts(&b, n++ ? ",{" : "{");
 		put_site_head(&b, s);
@@ -103,14 +111,12 @@ static void on_sites(void *ud, const struct store_reply *r)
 	free(x);
 }
 
-void api_sites_list(struct api *a, struct conn *c, const struct auth_principal *who)
+void api_sites_list(struct api *a, struct conn *c, const struct http_request *req,
+                    const struct router_match *m, const struct authz_principal *who)
 {
+	(void)req, (void)m;
 	struct read_ctx *x = read_ctx_new(c, who);
-	int rc = x ? store_list_sites(a->store, on_sites, x) : -ENOMEM;
-	if (rc) {
-		free(x);
-		respond_store_error(c, rc);
-	}
+	read_or_respond(x ? store_list_sites(a->store, on_sites, x) : -ENOMEM, x, c);
 }
 
 static void put_target(struct vw_buf *b, const struct store_target *t, int first)
@@ -145,14 +151,16 @@ static void put_target(struct vw_buf *b, const struct store_target *t, int first
 static void on_site(void *ud, const struct store_reply *r)
 {
 	struct read_ctx *x = ud;
+	int found = !r->status && r->nsites == 1;
 	/* Another city's site answers exactly like a site that does not exist: a 403 would
 	 * tell a city token which site ids exist elsewhere. */
-	int found = !r->status && r->nsites == 1;
-	if (r->status == -ENOENT || (found && !in_scope(&x->who, r->sites[0].city))) {
+	if (r->status == -ENOENT || (found && !in_scope(&x->who, &r->sites[0]))) {
 		conn_respond_error(x->c, 404, "no such site", NULL);
 		free(x);
 		return;
 	}
+	/* The contract gives exactly one site on success; anything else is the store's fault,
+	 * never an out-of-bounds read here. */
 	if (!found) {
 		respond_store_error(x->c, r->status ? r->status : -EIO);
 		free(x);
@@ -171,17 +179,77 @@ static void on_site(void *ud, const struct store_reply *r)
 	free(x);
 }
 
-void api_site_get(struct api *a, struct conn *c, const char *site,
-                     const struct auth_principal *who)
+void api_site_get(struct api *a, struct conn *c, const struct http_request *req,
+                  const struct router_match *m, const struct authz_principal *who)
 {
-	if (!vw_conf_id_valid(site)) {
+	(void)req;
+	const char *site = router_param(m, "site");
+	if (!site || !vw_conf_id_valid(site)) {
 		conn_respond_error(c, 404, "no such site", NULL);
 		return;
 	}
 	struct read_ctx *x = read_ctx_new(c, who);
-	int rc = x ? store_get_site(a->store, site, on_site, x) : -ENOMEM;
-	if (rc) {
-		free(x);
-		respond_store_error(c, rc);
+	read_or_respond(x ? store_get_site(a->store, site, on_site, x) : -ENOMEM, x, c);
+}
+
+/* --- CSV --------------------------------------------------------------------------------- */
+
+/* One field, quoted by libcsv (csv_write doubles embedded quotes), never by hand. */
+static void csv_field(struct vw_buf *b, const char *v, int last)
+{
+	size_t n = strlen(v), need = csv_write(NULL, 0, v, n);
+	if (vw_buf_reserve(b, need + 2) == 0) {
+		b->len += csv_write(b->data + b->len, need, v, n);
+		vw_buf_puts(b, last ? "\r\n" : ",");
 	}
+}
+
+static void on_sites_csv(void *ud, const struct store_reply *r)
+{
+	struct read_ctx *x = ud;
+	if (r->status) {
+		respond_store_error(x->c, r->status);
+		free(x);
+		return;
+	}
+	struct vw_buf b;
+	vw_buf_init(&b, RESPONSE_MAX);
+	vw_buf_puts(&b, HTTP_CSV_BOM);
+	static const char *const head[] = {
+	    "site", "org", "city", "last_report", "cameras_ok", "cameras_degraded", "cameras_down"};
+	for (size_t i = 0; i < sizeof(head) / sizeof(head[0]); i++)
+		csv_field(&b, head[i], i + 1 == sizeof(head) / sizeof(head[0]));
+	for (size_t k = 0; k < r->nsites && !b.err; k++) {
+		const struct store_site *s = &r->sites[k];
+		if (!in_scope(&x->who, s))
+			continue;
+		char iso[VW_ISO_LEN], ok[24], deg[24], down[24];
+		vw_time_iso(s->last_report_ms, iso);
+		snprintf(ok, sizeof(ok), "%lld", (long long)s->ok);
+		snprintf(deg, sizeof(deg), "%lld", (long long)s->degraded);
+		snprintf(down, sizeof(down), "%lld", (long long)s->down);
+		const char *row[] = {s->site, s->org, s->city, iso, ok, deg, down};
+		for (size_t i = 0; i < sizeof(row) / sizeof(row[0]); i++)
+			csv_field(&b, row[i], i + 1 == sizeof(row) / sizeof(row[0]));
+	}
+	char disp[128];
+	if (b.err) {
+		conn_respond_error(x->c, b.err == -E2BIG ? 507 : 500, "response too large", NULL);
+	} else if (http_attachment_header(disp, sizeof(disp), "sites.csv") == 0) {
+		conn_respond_typed(x->c, 200, HTTP_CT_CSV, disp, b.data, b.len);
+	} else {
+		conn_respond_error(x->c, 500, "internal", NULL);
+	}
+	vw_buf_free(&b);
+	free(x);
+}
+
+/* The same sites as GET /api/v1/sites, for a spreadsheet: RFC 4180 rows (CRLF), UTF-8
+ * with a BOM so Excel does not read the city names in the local code page. */
+void api_sites_csv(struct api *a, struct conn *c, const struct http_request *req,
+                   const struct router_match *m, const struct authz_principal *who)
+{
+	(void)req, (void)m;
+	struct read_ctx *x = read_ctx_new(c, who);
+	read_or_respond(x ? store_list_sites(a->store, on_sites_csv, x) : -ENOMEM, x, c);
 }

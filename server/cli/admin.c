@@ -1,7 +1,6 @@
 #include "admin.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,7 +8,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "conf.h"
+#include "crashpoint.h"
+#include "signer.h"
 #include "log.h"
 #include "vtime.h"
 
@@ -19,26 +21,6 @@
 #define ENROLL_TTL_MAX_MS (30LL * 86400000)
 /* How often a running server looks at ca.crl (see main.c); told to the operator. */
 #define CRL_POLL_HINT "2 s"
-
-void admin_usage(FILE *out)
-{
-	fprintf(out, "       venuewatch-server -c FILE enroll-token --site S --org O --city C "
-	             "[--ttl 24h]\n"
-	             "       venuewatch-server -c FILE revoke --site S | --serial HEX\n"
-	             "       venuewatch-server -c FILE token create --role "
-	             "province|city|inspector|public [--city C] --name N\n"
-	             "       venuewatch-server -c FILE token revoke ID | token list\n"
-	             "       venuewatch-server -c FILE audit [--limit N] [--reset-anchor]\n");
-}
-
-int admin_is_command(const char *argv0)
-{
-	static const char *const cmds[] = {"enroll-token", "revoke", "token", "audit"};
-	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
-		if (strcmp(argv0, cmds[i]) == 0)
-			return 1;
-	return 0;
-}
 
 struct auth *admin_open(struct server_conf *cfg, int for_audit)
 {
@@ -105,14 +87,28 @@ static int write_crl(struct server_conf *cfg, struct auth *au, size_t *count)
 int admin_crl_ensure(struct server_conf *cfg, struct auth *au)
 {
 	char err[512];
-	size_t n;
-	if (access(cfg->crl_path, F_OK) == 0 || errno != ENOENT)
+	size_t n = 0;
+	struct auth_revoked *list = NULL;
+	if (auth_revoked_list(au, &list, &n)) {
+		log_warn("event=crl_check_failed path=%s error=\"cannot read the revocations\"",
+		         cfg->crl_path);
+		return -EIO;
+	}
+	struct ca_revoked *cl = calloc(n ? n : 1, sizeof(*cl));
+	for (size_t i = 0; cl && i < n; i++)
+		cl[i] = (struct ca_revoked){list[i].serial, list[i].revoked_ms};
+	int missing = access(cfg->crl_path, F_OK) != 0 && errno == ENOENT;
+	int current = cl && !missing && ca_crl_covers(cfg->pki_dir, cfg->crl_path, cl, n) == 1;
+	free(cl);
+	free(list);
+	if (current)
 		return 0;
 	if (crl_rebuild(cfg, au, &n, err, sizeof(err))) {
 		log_warn("event=crl_create_failed path=%s error=\"%s\"", cfg->crl_path, err);
 		return -EIO;
 	}
-	log_info("event=crl_created path=%s entries=%zu reason=missing", cfg->crl_path, n);
+	log_info("event=crl_created path=%s entries=%zu reason=%s", cfg->crl_path, n,
+	         missing ? "missing" : "behind_revocations");
 	return 0;
 }
 
@@ -124,18 +120,19 @@ int admin_ca_done(struct server_conf *cfg, struct auth *au, const char *action,
 	const char *subject = cfg->pki_dir;
 	detail[0] = '\0';
 	if (strcmp(action, "issue") == 0) {
+		/* The record and its audit row in one transaction: both or neither. */
 		int64_t not_after = vw_now_ms() + (int64_t)CA_AGENT_DAYS * 86400000;
-		if (auth_cert_record(au, serial, o->site, o->org, o->city ? o->city : "", not_after,
-		                     "ca_issue")) {
+		snprintf(detail, sizeof(detail), "serial=%s org=%s city=%s out=%s", serial, o->org,
+		         o->city ? o->city : "-", o->out_dir);
+		if (auth_cert_issued(au, serial, o->site, o->org, o->city ? o->city : "", not_after,
+		                     actor, detail)) {
 			fprintf(stderr,
 			        "issued, but cannot record serial %s: 'revoke --site %s' "
 			        "will not find it (use --serial)\n",
 			        serial, o->site);
 			return 1;
 		}
-		subject = o->site;
-		snprintf(detail, sizeof(detail), "serial=%s org=%s city=%s out=%s", serial, o->org,
-		         o->city ? o->city : "-", o->out_dir);
+		return 0;
 	}
 	if (strcmp(action, "init") == 0) {
 		size_t n;
@@ -154,37 +151,15 @@ int admin_ca_done(struct server_conf *cfg, struct auth *au, const char *action,
 
 /* --- enroll-token -------------------------------------------------------------------------- */
 
-static int cmd_enroll_token(struct server_conf *cfg, struct auth *au, int argc, char **argv)
+static int cmd_enroll_token(void *ctx, const struct vw_cli_cmd *cmd, const struct vw_cli_vals *v)
 {
-	static const struct option longopts[] = {
-	    {"site", required_argument, NULL, 's'},
-	    {"org", required_argument, NULL, 'o'},
-	    {"city", required_argument, NULL, 'l'},
-	    {"ttl", required_argument, NULL, 't'},
-	    {NULL, 0, NULL, 0},
-	};
-	const char *site = NULL, *org = NULL, *city = NULL, *ttl = ENROLL_TTL_DEFAULT;
-	int opt;
-	optind = 0;
-	while ((opt = getopt_long(argc, argv, "+", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 's':
-			site = optarg;
-			break;
-		case 'o':
-			org = optarg;
-			break;
-		case 'l':
-			city = optarg;
-			break;
-		case 't':
-			ttl = optarg;
-			break;
-		default:
-			return 2;
-		}
-	}
-	if (optind != argc || !site || !org || !city) {
+	(void)cmd;
+	struct server_conf *cfg = ctx;
+	const char *site = vw_cli_str(v, "site"), *org = vw_cli_str(v, "org");
+	const char *city = vw_cli_str(v, "city"), *ttl = vw_cli_str(v, "ttl");
+	if (!ttl)
+		ttl = ENROLL_TTL_DEFAULT;
+	if (!site || !org || !city) {
 		fprintf(stderr, "enroll-token: --site, --org and --city are required\n");
 		return 2;
 	}
@@ -201,12 +176,16 @@ static int cmd_enroll_token(struct server_conf *cfg, struct auth *au, int argc, 
 		        ttl);
 		return 2;
 	}
-	(void)cfg;
+	struct auth *au = admin_open(cfg, 0);
+	if (!au)
+		return 1;
 	char actor[96], token[AUTH_TOKEN_LEN], id[AUTH_ID_LEN], err[512], exp[VW_ISO_LEN];
 	int64_t expires;
 	auth_cli_actor(actor, sizeof(actor));
-	if (auth_enroll_create(au, site, org, city, ttl_ms, actor, token, id, &expires, err,
-	                       sizeof(err))) {
+	int rc = auth_enroll_create(au, site, org, city, ttl_ms, actor, token, id, &expires, err,
+	                            sizeof(err));
+	auth_close(au);
+	if (rc) {
 		fprintf(stderr, "enroll-token: %s\n", err);
 		return 1;
 	}
@@ -225,37 +204,36 @@ static int cmd_enroll_token(struct server_conf *cfg, struct auth *au, int argc, 
 
 /* --- revoke -------------------------------------------------------------------------------- */
 
-static int cmd_revoke(struct server_conf *cfg, struct auth *au, int argc, char **argv)
+static int revoke_run(struct server_conf *cfg, struct auth *au, const char *site,
+                      const char *serial_in);
+
+static int cmd_revoke(void *ctx, const struct vw_cli_cmd *cmd, const struct vw_cli_vals *v)
 {
-	static const struct option longopts[] = {
-	    {"site", required_argument, NULL, 's'},
-	    {"serial", required_argument, NULL, 'n'},
-	    {NULL, 0, NULL, 0},
-	};
-	const char *site = NULL, *serial_in = NULL;
-	int opt;
-	optind = 0;
-	while ((opt = getopt_long(argc, argv, "+", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 's':
-			site = optarg;
-			break;
-		case 'n':
-			serial_in = optarg;
-			break;
-		default:
-			return 2;
-		}
-	}
-	if (optind != argc || !site == !serial_in) {
+	(void)cmd;
+	const char *site = vw_cli_str(v, "site"), *serial_in = vw_cli_str(v, "serial");
+	if (!site == !serial_in) {
 		fprintf(stderr, "revoke: exactly one of --site or --serial\n");
 		return 2;
 	}
-	char actor[96], detail[128], serial[AUTH_SERIAL_LEN];
+	struct auth *au = admin_open(ctx, 0);
+	if (!au)
+		return 1;
+	int rc = revoke_run(ctx, au, site, serial_in);
+	auth_close(au);
+	return rc;
+}
+
+static int revoke_run(struct server_conf *cfg, struct auth *au, const char *site,
+                      const char *serial_in)
+{
+	char actor[96], serial[AUTH_SERIAL_LEN];
 	auth_cli_actor(actor, sizeof(actor));
 	int rc, count = 1;
+	/* The revocation and its audit row commit together; the CRL is written after. A crash
+	 * in between leaves the CRL behind the records, which the server's signer rewrites at
+	 * its next start (admin_crl_ensure). */
 	if (site) {
-		rc = auth_revoke_site(au, site, &count);
+		rc = auth_revoke_site(au, site, actor, &count);
 		if (rc == -ENOENT) {
 			fprintf(stderr,
 			        "revoke: no certificate of site %s on record (issued by 'ca "
@@ -270,24 +248,16 @@ static int cmd_revoke(struct server_conf *cfg, struct auth *au, int argc, char *
 			        serial_in);
 			return 2;
 		}
-		rc = auth_revoke_serial(au, serial);
-		if (rc == -EALREADY) {
-			count = 0;
-			rc = 0;
-		}
+		rc = auth_revoke_serial(au, serial, actor, &count);
 	}
 	if (rc) {
 		fprintf(stderr, "revoke: cannot record the revocation\n");
 		return 1;
 	}
+	crashpoint("revoke_after_commit");
 	size_t n;
 	if (write_crl(cfg, au, &n))
 		return 1;
-	snprintf(detail, sizeof(detail), "newly_revoked=%d crl_entries=%zu", count, n);
-	if (auth_audit(au, actor, "revoke", site ? site : serial, detail)) {
-		fprintf(stderr, "revoked, but the audit log could not record it\n");
-		return 1;
-	}
 	printf("revoked %d certificate%s of %s %s; %s lists %zu. A running server applies it "
 	       "within %s (or at once on SIGHUP) and closes the revoked agents' connections.\n",
 	       count, count == 1 ? "" : "s", site ? "site" : "serial", site ? site : serial,
@@ -297,64 +267,48 @@ static int cmd_revoke(struct server_conf *cfg, struct auth *au, int argc, char *
 
 /* --- token --------------------------------------------------------------------------------- */
 
-static int cmd_token(struct auth *au, int argc, char **argv)
+static int cmd_token_list(void *ctx, const struct vw_cli_cmd *cmd, const struct vw_cli_vals *v)
 {
-	if (argc < 2) {
-		fprintf(stderr, "token: create, revoke ID or list\n");
-		return 2;
-	}
-	const char *action = argv[1];
+	(void)cmd, (void)v;
+	struct auth *au = admin_open(ctx, 0);
+	if (!au)
+		return 1;
+	int rc = auth_token_list(au, stdout) ? 1 : 0;
+	auth_close(au);
+	return rc;
+}
+
+static int cmd_token_revoke(void *ctx, const struct vw_cli_cmd *cmd, const struct vw_cli_vals *v)
+{
+	(void)cmd;
+	const char *id = v->pos[0];
+	struct auth *au = admin_open(ctx, 0);
+	if (!au)
+		return 1;
 	char actor[96];
 	auth_cli_actor(actor, sizeof(actor));
-	if (strcmp(action, "list") == 0 && argc == 2)
-		return auth_token_list(au, stdout) ? 1 : 0;
-	if (strcmp(action, "revoke") == 0 && argc == 3) {
-		int rc = auth_token_revoke(au, argv[2], actor);
-		if (rc == -ENOENT)
-			fprintf(stderr, "token revoke: no token with id %s (see 'token list')\n",
-			        argv[2]);
-		else if (rc == -EALREADY)
-			fprintf(stderr, "token revoke: %s was already revoked\n", argv[2]);
-		else if (rc)
-			fprintf(stderr, "token revoke: cannot record the revocation\n");
-		else
-			printf("revoked token %s; it is refused from the next request on\n",
-			       argv[2]);
-		return rc ? 1 : 0;
-	}
-	if (strcmp(action, "create") != 0) {
-		fprintf(stderr, "token: create, revoke ID or list\n");
-		return 2;
-	}
-	static const struct option longopts[] = {
-	    {"role", required_argument, NULL, 'r'},
-	    {"city", required_argument, NULL, 'l'},
-	    {"name", required_argument, NULL, 'n'},
-	    {NULL, 0, NULL, 0},
-	};
-	const char *role_s = NULL, *city = NULL, *name = NULL;
-	int opt;
-	optind = 0;
-	argc--, argv++; /* getopt starts after "create" */
-	while ((opt = getopt_long(argc, argv, "+", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 'r':
-			role_s = optarg;
-			break;
-		case 'l':
-			city = optarg;
-			break;
-		case 'n':
-			name = optarg;
-			break;
-		default:
-			return 2;
-		}
-	}
+	int rc = auth_token_revoke(au, id, actor);
+	auth_close(au);
+	if (rc == -ENOENT)
+		fprintf(stderr, "token revoke: no token with id %s (see 'token list')\n", id);
+	else if (rc == -EALREADY)
+		fprintf(stderr, "token revoke: %s was already revoked\n", id);
+	else if (rc)
+		fprintf(stderr, "token revoke: cannot record the revocation\n");
+	else
+		printf("revoked token %s; it is refused from the next request on\n", id);
+	return rc ? 1 : 0;
+}
+
+static int cmd_token_create(void *ctx, const struct vw_cli_cmd *cmd, const struct vw_cli_vals *v)
+{
+	(void)cmd;
+	const char *role_s = vw_cli_str(v, "role"), *city = vw_cli_str(v, "city");
+	const char *name = vw_cli_str(v, "name"), *org = vw_cli_str(v, "org");
 	enum auth_role role;
-	if (optind != argc || auth_role_parse(role_s, &role)) {
+	if (auth_role_parse(role_s, &role)) {
 		fprintf(stderr,
-		        "token create: --role province|city|inspector|public is required\n");
+		        "token create: --role province|city|org|inspector|public is required\n");
 		return 2;
 	}
 	if (city && !ca_name_valid(city)) {
@@ -366,10 +320,16 @@ static int cmd_token(struct auth *au, int argc, char **argv)
 		fprintf(stderr, "token create: --name: at most 128 bytes on one line\n");
 		return 2;
 	}
-	char token[AUTH_TOKEN_LEN], id[AUTH_ID_LEN], err[512];
+	struct auth *au = admin_open(ctx, 0);
+	if (!au)
+		return 1;
+	char actor[96], token[AUTH_TOKEN_LEN], id[AUTH_ID_LEN], err[512];
+	auth_cli_actor(actor, sizeof(actor));
 	/* A province token has no city: it reads every city's sites. */
-	if (auth_token_create(au, role, role == AUTH_PROVINCE ? "" : city, name, actor, token, id,
-	                      err, sizeof(err))) {
+	int rc = auth_token_create(au, role, role == AUTH_PROVINCE ? "" : city, org, name, actor,
+	                           token, id, err, sizeof(err));
+	auth_close(au);
+	if (rc) {
 		fprintf(stderr, "token create: %s\n", err);
 		return 1;
 	}
@@ -379,41 +339,41 @@ static int cmd_token(struct auth *au, int argc, char **argv)
 	fprintf(stderr,
 	        "token %s (%s%s%s, %s): shown once; send it as 'Authorization: Bearer TOKEN'. "
 	        "Revoke with: token revoke %s\n",
-	        id, auth_role_name(role), role != AUTH_PROVINCE && city ? " of " : "",
-	        role != AUTH_PROVINCE && city ? city : "", name, id);
+	        id, auth_role_name(role),
+	        role == AUTH_ORG ? " of " : role != AUTH_PROVINCE && city ? " of " : "",
+	        role == AUTH_ORG ? org : role != AUTH_PROVINCE && city ? city : "", name, id);
 	return 0;
 }
 
 /* --- audit --------------------------------------------------------------------------------- */
 
-static int cmd_audit(struct auth *au, int argc, char **argv)
+static int audit_run(struct auth *au, long limit, int reset);
+
+static int cmd_audit(void *ctx, const struct vw_cli_cmd *cmd, const struct vw_cli_vals *v)
 {
-	static const struct option longopts[] = {
-	    {"limit", required_argument, NULL, 'n'},
-	    {"reset-anchor", no_argument, NULL, 'r'},
-	    {NULL, 0, NULL, 0},
-	};
+	(void)cmd;
 	long limit = 0;
-	int reset = 0;
-	int opt;
-	optind = 0;
-	while ((opt = getopt_long(argc, argv, "+", longopts, NULL)) != -1) {
+	const char *ls = vw_cli_str(v, "limit");
+	if (ls) {
 		char *end;
-		switch (opt) {
-		case 'n':
-			limit = strtol(optarg, &end, 10);
-			if (*end || limit < 0 || limit > 1000000)
-				return 2;
-			break;
-		case 'r':
-			reset = 1;
-			break;
-		default:
+		limit = strtol(ls, &end, 10);
+		if (!*ls || *end || limit < 0 || limit > 1000000) {
+			fprintf(stderr, "audit: --limit: expected a number of rows 0-1000000, got '%s'\n",
+			        ls);
 			return 2;
 		}
 	}
-	if (optind != argc)
-		return 2;
+	/* for_audit: a chain that no longer reaches its anchor is what 'audit' shows. */
+	struct auth *au = admin_open(ctx, 1);
+	if (!au)
+		return 1;
+	int rc = audit_run(au, limit, vw_cli_flag(v, "reset-anchor"));
+	auth_close(au);
+	return rc;
+}
+
+static int audit_run(struct auth *au, long limit, int reset)
+{
 	if (reset) {
 		const char *why;
 		int state = auth_anchor_state(au, &why);
@@ -434,24 +394,128 @@ static int cmd_audit(struct auth *au, int argc, char **argv)
 	return rc ? 1 : 0;
 }
 
-int admin_main(struct server_conf *cfg, int argc, char **argv)
+static const struct vw_cli_opt enroll_opts[] = {
+    {"site", 0, "S", "the venue's site id (1-63 of [A-Za-z0-9._-])"},
+    {"org", 0, "O", "the organisation that runs the venue"},
+    {"city", 0, "C", "the city whose supervisors see the site"},
+    {"ttl", 0, "24h", "how long the token stays usable: 30m, 24h, 7d (at most 30d)"},
+};
+static const struct vw_cli_opt revoke_opts[] = {
+    {"site", 0, "S", "every certificate of the site on record"},
+    {"serial", 0, "HEX", "one certificate by its serial"},
+};
+static const struct vw_cli_opt token_opts[] = {
+    {"role", 0, "ROLE", "province, city, org, inspector or public"},
+    {"city", 0, "C", "the city a city or inspector token is limited to"},
+    {"org", 0, "O", "the organisation an org token is limited to"},
+    {"name", 0, "N", "who holds the token (shown in 'token list' and the audit log)"},
+};
+static const struct vw_cli_opt audit_opts[] = {
+    {"limit", 0, "N", "show only the last N rows"},
+    {"reset-anchor", 0, NULL, "record in the log that the chain no longer reached its anchor, "
+                              "and anchor it anew"},
+};
+#define NOPTS(a) (sizeof(a) / sizeof(a[0]))
+
+/* --- ca ---------------------------------------------------------------------------------- */
+
+static int cmd_ca(void *ctx, const struct vw_cli_cmd *cmd, const struct vw_cli_vals *v)
 {
-	struct auth *au = admin_open(cfg, strcmp(argv[0], "audit") == 0);
+	struct server_conf *cfg = ctx;
+	const char *action = cmd->name + strlen("ca ");
+	struct ca_issue_opts o = {
+	    .site = vw_cli_str(v, "site"),
+	    .org = vw_cli_str(v, "org"),
+	    .city = vw_cli_str(v, "city"),
+	    .out_dir = vw_cli_str(v, "out"),
+	    .force = vw_cli_flag(v, "force"),
+	};
+	if (strcmp(action, "issue") == 0 && (!o.site || !o.org || !o.out_dir)) {
+		fprintf(stderr, "ca issue: --site, --org and --out are required\n");
+		return 2;
+	}
+	/* The audit log first: an action it cannot record (its anchor no longer checks) is
+	 * not taken. It also records the certificate and, after 'init', writes the CRL. */
+	struct auth *au = admin_open(cfg, 0);
 	if (!au)
 		return 1;
+	char err[512] = "", serial[64] = "";
 	int rc;
-	if (strcmp(argv[0], "enroll-token") == 0)
-		rc = cmd_enroll_token(cfg, au, argc, argv);
-	else if (strcmp(argv[0], "revoke") == 0)
-		rc = cmd_revoke(cfg, au, argc, argv);
-	else if (strcmp(argv[0], "token") == 0)
-		rc = cmd_token(au, argc, argv);
-	else
-		rc = cmd_audit(au, argc, argv);
-	auth_close(au);
-	if (rc == 2) {
-		fprintf(stderr, "usage:\n");
-		admin_usage(stderr);
+	if (strcmp(action, "init") == 0) {
+		rc = ca_init(cfg->pki_dir, cfg->server.hostnames, o.force, err, sizeof(err));
+		if (!rc)
+			printf("created CA and server certificate in %s\n", cfg->pki_dir);
+	} else if (strcmp(action, "server") == 0) {
+		rc = ca_server(cfg->pki_dir, cfg->server.hostnames, err, sizeof(err));
+		if (!rc)
+			printf(
+			    "issued server certificate in %s (SIGHUP a running server to use it)\n",
+			    cfg->pki_dir);
+	} else {
+		rc = ca_issue(cfg->pki_dir, &o, serial, sizeof(serial), err, sizeof(err));
+		if (!rc)
+			printf("issued %s/agent.crt for site %s (serial %s, %d days)\n", o.out_dir,
+			       o.site, serial, CA_AGENT_DAYS);
 	}
+	if (rc) {
+		fprintf(stderr, "ca %s: %s\n", action, err);
+		auth_close(au);
+		return 1;
+	}
+	rc = admin_ca_done(cfg, au, action, &o, serial);
+	auth_close(au);
 	return rc;
 }
+
+static const struct vw_cli_opt ca_init_opts[] = {
+    {"force", 0, NULL, "replace a CA already in the pki directory"},
+};
+static const struct vw_cli_opt ca_issue_opts[] = {
+    {"site", 0, "S", "the agent's site id (CN)"},
+    {"org", 0, "O", "its organisation (O)"},
+    {"city", 0, "C", "its city (L)"},
+    {"out", 0, "DIR", "where agent.key, agent.crt and ca.crt are written"},
+    {"force", 0, NULL, "replace an agent.key already in DIR"},
+};
+
+/* Internal: the server runs itself as "venuewatch-server -c FILE signer" over a socketpair
+ * on fd 3 (signer.c); it is listed so that nothing else can take the name. */
+static int cmd_signer(void *ctx, const struct vw_cli_cmd *cmd, const struct vw_cli_vals *v)
+{
+	(void)cmd;
+	(void)v;
+	return signer_main(ctx);
+}
+
+const struct vw_cli_cmd admin_cmds[] = {
+    {"ca init", "[--force]",
+     "Create the CA (EC P-256, 10 years) and the server certificate for [server] hostnames\n"
+     "in the pki directory.",
+     ca_init_opts, NOPTS(ca_init_opts), 0, 0, cmd_ca},
+    {"ca server", "", "Re-issue the server certificate from the existing CA.", NULL, 0, 0, 0,
+     cmd_ca},
+    {"ca issue", "--site S --org O [--city C] --out DIR [--force]",
+     "Write DIR/agent.key, DIR/agent.crt and DIR/ca.crt for an agent:\n"
+     "CN=site, O=org, L=city, clientAuth, 1 year.",
+     ca_issue_opts, NOPTS(ca_issue_opts), 0, 0, cmd_ca},
+    {"enroll-token", "--site S --org O --city C [--ttl 24h]",
+     "Print a one-time enrollment token for a venue's agent (venuewatch-agent enroll).",
+     enroll_opts, NOPTS(enroll_opts), 0, 0, cmd_enroll_token},
+    {"revoke", "--site S | --serial HEX",
+     "Revoke agent certificates and rewrite the CRL; a running server applies it within "
+     CRL_POLL_HINT ".",
+     revoke_opts, NOPTS(revoke_opts), 0, 0, cmd_revoke},
+    {"token create", "--role province|city|org|inspector|public [--city C] [--org O] --name N",
+     "Print a new bearer token for a person (shown once).", token_opts, NOPTS(token_opts), 0, 0,
+     cmd_token_create},
+    {"token revoke", "ID", "Revoke a person's token by its id.", NULL, 0, 1, 1,
+     cmd_token_revoke},
+    {"token list", "", "List people's tokens (ids, roles, never the secrets).", NULL, 0, 0, 0,
+     cmd_token_list},
+    {"audit", "[--limit N] [--reset-anchor]",
+     "Print the audit log and check its hash chain and anchor.", audit_opts, NOPTS(audit_opts),
+     0, 0, cmd_audit},
+    {"signer", "", "Internal: the CA key's process, started by the server itself (not for people).",
+     NULL, 0, 0, 0, cmd_signer},
+};
+const size_t admin_ncmds = NOPTS(admin_cmds);

@@ -1,22 +1,21 @@
-/* admin: the collector's administrative subcommands besides 'ca' — enroll-token, revoke,
- * token create|revoke|list, audit — and the audit and certificate records that follow a
- * 'ca' command. Command line only, main thread, before (instead of) the loop. Each
+/* admin: the collector's subcommands, in one table (common/cli.h) — ca init|server|issue,
+ * enroll-token, revoke, token create|revoke|list, audit — and the audit and certificate
+ * records that follow a 'ca' command. Command line only, main thread, before (instead of) the loop. Each
  * command opens the auth database itself and closes it before returning; every action
  * that changes who may do what is written to the audit log in the same run. Also, at
- * server start-up (main thread, before the loop), the CRL's re-creation when missing. */
+ * signer's start-up, the CRL's re-creation when missing or behind the revocations. */
 #ifndef VW_ADMIN_H
 #define VW_ADMIN_H
 
 #include "auth.h"
+#include "cli.h"
 #include "ca.h"
 #include "server_conf.h"
 
-/* 1 when argv0 names one of admin's subcommands. */
-int admin_is_command(const char *argv0);
-/* Runs argv[0] with its options; returns the process exit code (0, 1 failed, 2 usage). */
-int admin_main(struct server_conf *cfg, int argc, char **argv);
-/* Prints the subcommands' usage lines. */
-void admin_usage(FILE *out);
+/* The subcommands; each handler takes the loaded struct server_conf * as ctx and returns
+ * the process exit code (0, 1 failed, 2 usage). */
+extern const struct vw_cli_cmd admin_cmds[];
+extern const size_t admin_ncmds;
 
 /* Opens cfg's auth database (creating the state dir). NULL after printing why. An audit
  * chain that no longer reaches its anchor (auth.h) is refused unless for_audit (the
@@ -27,10 +26,11 @@ struct auth *admin_open(struct server_conf *cfg, int for_audit);
 int admin_ca_done(struct server_conf *cfg, struct auth *au, const char *action,
                   const struct ca_issue_opts *o, const char *serial);
 
-/* Server start-up: writes ca.crl from the revocations on record when the file is missing
- * (a pki directory from before revocation existed, or a deleted CRL), so every handshake
- * is checked against it. 0, or -EIO after logging why (the server then warns and runs
- * without a CRL, as before this existed). */
+/* The signer's start-up (signer.c: the one process of a running server that holds ca.key):
+ * rewrites ca.crl from the revocations on record unless it is there, signed by the CA and
+ * lists every one — missing (a pki directory from before revocation existed, or a deleted
+ * CRL) or behind (a 'revoke' that committed and then crashed before writing it). 0, or
+ * -EIO after logging why (the server then warns and runs with what it has). */
 int admin_crl_ensure(struct server_conf *cfg, struct auth *au);
 
 #endif

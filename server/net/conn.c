@@ -1,5 +1,6 @@
 #include "conn.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,12 +13,19 @@
 /* A client that pipelines requests without reading the answers would make us queue them
  * without bound; past this much unsent output it is dropped. */
 #define WRITE_QUEUE_MAX (16u << 20)
+/* An event-stream client sends nothing after its request; a few reconnect-worth of bytes
+ * are tolerated and dropped, more means it is not a stream client. */
+#define STREAM_IN_MAX (64u << 10)
+/* The kernel's share of a stream's backlog (Linux doubles it): small, so that a peer that
+ * stops reading shows in our own bounded queue within a few events, not megabytes later. */
+#define STREAM_SNDBUF (16u << 10)
 
 enum conn_state {
 	S_IDLE,      /* between requests (or before the first) */
 	S_HEAD,      /* a request has begun; its head is arriving */
 	S_BODY,      /* head done, body arriving */
-	S_DISPATCHED /* complete; the handler owes conn_respond */
+	S_DISPATCHED, /* complete; the handler owes conn_respond */
+	S_STREAM      /* answered with a stream head; the handler writes to it */
 };
 
 struct conn {
@@ -34,6 +42,10 @@ struct conn {
 	size_t budget; /* bytes of srv->budget_used held by this request's body */
 	struct tls_identity id;
 	char peer[64];
+	/* S_STREAM */
+	size_t stream_max, stream_in;
+	conn_stream_end_cb stream_on_end;
+	void *stream_ud;
 	struct conn *prev, *next;
 };
 
@@ -45,11 +57,13 @@ struct conn_server {
 	size_t count;
 	size_t budget_used;
 	int draining, drained_called;
+	uint64_t streams_dropped;
 	void (*on_drained)(void *ud);
 	void *drained_ud;
 };
 
 static void process(struct conn *c);
+static void stream_abort(struct conn *c);
 
 /* An idle keep-alive connection holds no parser and no input buffer: with 10,000 agents
  * connected and most of them idle, ~1 KiB each is 10 MiB, and creating them again for the
@@ -122,6 +136,7 @@ static int64_t deadline(const struct conn *c)
 	case S_BODY:
 		return c->start_ms + (int64_t)l->request_timeout_ms;
 	case S_DISPATCHED:
+	case S_STREAM: /* no deadline: the stream's writer keeps it alive with heartbeats */
 		break;
 	}
 	return 0;
@@ -176,6 +191,14 @@ static void on_data(struct tls_conn *t, const char *data, size_t len)
 	struct conn *c = tls_conn_data(t);
 	if (!c)
 		return;
+	if (c->state == S_STREAM) {
+		c->stream_in += len;
+		if (c->stream_in > STREAM_IN_MAX) {
+			log_debug("event=stream_closed peer=%s reason=client_sent_data", c->peer);
+			stream_abort(c);
+		}
+		return;
+	}
 	if (c->in_off == c->in.len) {
 		vw_buf_reset(&c->in);
 		c->in_off = 0;
@@ -192,6 +215,16 @@ static void on_data(struct tls_conn *t, const char *data, size_t len)
 		return;
 	}
 	process(c);
+}
+
+/* The stream ends from outside the handler: tell it (once), then close. */
+static void stream_abort(struct conn *c)
+{
+	conn_stream_end_cb cb = c->stream_on_end;
+	c->stream_on_end = NULL;
+	if (cb)
+		cb(c->stream_ud, c);
+	close_conn(c);
 }
 
 static void on_timeout(struct tls_conn *t)
@@ -218,6 +251,7 @@ static void on_timeout(struct tls_conn *t)
 		conn_respond_error(c, 408, "request timeout", NULL);
 		break;
 	case S_DISPATCHED:
+	case S_STREAM:
 		break;
 	}
 }
@@ -228,6 +262,11 @@ static void on_close(struct tls_conn *t)
 	if (!c)
 		return;
 	c->tls = NULL;
+	if (c->state == S_STREAM) {
+		log_debug("event=stream_closed peer=%s reason=peer_left", c->peer);
+		stream_abort(c); /* tls is gone already: this only tells the writer and frees */
+		return;
+	}
 	maybe_free(c);
 }
 
@@ -337,6 +376,12 @@ static void process(struct conn *c)
 
 void conn_respond(struct conn *c, int status, const char *extra, const char *body, size_t len)
 {
+	conn_respond_typed(c, status, NULL, extra, body, len);
+}
+
+void conn_respond_typed(struct conn *c, int status, const char *content_type, const char *extra,
+                        const char *body, size_t len)
+{
 	if (c->state != S_DISPATCHED)
 		return; /* a handler bug: answered twice */
 	struct conn_server *s = c->srv;
@@ -348,8 +393,20 @@ void conn_respond(struct conn *c, int status, const char *extra, const char *bod
 	if (c->tls) {
 		struct vw_buf out;
 		vw_buf_init(&out, 0);
-		http_format_head(&out, status, extra, len, keep, vw_now_ms());
-		vw_buf_append(&out, body, len);
+		struct http_head h = {status, content_type, extra, (int64_t)len, keep};
+		if (http_format_response_head(&out, &h, vw_now_ms()) == -EINVAL) {
+			/* A handler bug (a CR or LF in its content type): never sent as given. */
+			log_error("event=bad_response peer=%s path=%.128s reason=content_type",
+			          c->peer, req->path);
+			h = (struct http_head){500, NULL, NULL, 20, keep};
+			body = "{\"error\":\"internal\"}";
+			len = 20;
+			http_format_response_head(&out, &h, vw_now_ms());
+		}
+		/* HEAD: the head a GET would get, Content-Length included, and no body
+		 * (RFC 9110 9.3.2). */
+		if (req->verb != HTTP_VERB_HEAD)
+			vw_buf_append(&out, body, len);
 		if (out.err || tls_conn_write(c->tls, out.data, out.len) ||
 		    tls_conn_write_queue(c->tls) > WRITE_QUEUE_MAX)
 			keep = 0;
@@ -368,6 +425,84 @@ void conn_respond(struct conn *c, int status, const char *extra, const char *bod
 	arm(c);
 	tls_conn_resume(c->tls);
 	process(c); /* pipelined bytes already here; a no-op when called from inside process */
+}
+
+int conn_stream_start(struct conn *c, int status, const char *content_type, const char *extra,
+                      size_t queue_max, conn_stream_end_cb on_end, void *ud)
+{
+	if (c->state != S_DISPATCHED)
+		return -EINVAL;
+	const struct http_request *req = http_reader_request(c->rd);
+	if (req->verb == HTTP_VERB_HEAD || !c->tls || c->srv->draining) {
+		/* No body to stream: the head alone, and the connection ends with it (a stream's
+		 * head has no Content-Length to frame a next response by). */
+		int head = req->verb == HTTP_VERB_HEAD;
+		c->close_after = 1;
+		if (head || !c->tls)
+			conn_respond_typed(c, status, content_type, extra, "", 0);
+		else
+			conn_respond_error(c, 503, "shutting down", NULL);
+		return head ? 1 : -ENOTCONN;
+	}
+	struct vw_buf out;
+	vw_buf_init(&out, 0);
+	struct http_head h = {status, content_type, extra, -1, 0};
+	int rc = http_format_response_head(&out, &h, vw_now_ms());
+	if (!rc)
+		rc = tls_conn_write(c->tls, out.data, out.len);
+	vw_buf_free(&out);
+	log_debug("event=request peer=%s method=%s path=%.128s status=%d stream=1", c->peer,
+	          req->method, req->path, rc ? 500 : status);
+	release_budget(c);
+	reader_release(c); /* nothing more is parsed on this connection */
+	c->state = S_STREAM;
+	if (rc) {
+		close_conn(c);
+		return rc;
+	}
+	c->stream_max = queue_max;
+	c->stream_in = 0;
+	c->stream_on_end = on_end;
+	c->stream_ud = ud;
+	tls_conn_set_send_buffer(c->tls, STREAM_SNDBUF); /* best effort: a bound, not a need */
+	tls_conn_set_timer(c->tls, 0);
+	tls_conn_resume(c->tls); /* keep reading: a peer that leaves is seen at once */
+	return 0;
+}
+
+int conn_stream_write(struct conn *c, const void *data, size_t len)
+{
+	if (c->state != S_STREAM || !c->tls)
+		return -ENOTCONN;
+	size_t queued = tls_conn_write_queue(c->tls);
+	if (queued + len > c->stream_max) {
+		c->srv->streams_dropped++;
+		log_warn("event=stream_dropped peer=%s reason=slow queued=%zu dropped_total=%llu",
+		         c->peer, queued, (unsigned long long)c->srv->streams_dropped);
+		c->stream_on_end = NULL;
+		close_conn(c);
+		return -ENOBUFS;
+	}
+	int rc = tls_conn_write(c->tls, data, len);
+	if (rc) {
+		log_debug("event=stream_closed peer=%s reason=write_failed error=%d", c->peer, rc);
+		c->stream_on_end = NULL;
+		close_conn(c);
+	}
+	return rc;
+}
+
+void conn_stream_end(struct conn *c)
+{
+	if (c->state != S_STREAM)
+		return;
+	c->stream_on_end = NULL;
+	close_conn(c);
+}
+
+uint64_t conn_server_streams_dropped(const struct conn_server *s)
+{
+	return s->streams_dropped;
 }
 
 void conn_respond_error(struct conn *c, int status, const char *error, const char *detail)
@@ -434,7 +569,9 @@ void conn_server_drain(struct conn_server *s, void (*on_drained)(void *ud), void
 	struct conn *c = s->head, *next;
 	for (; c; c = next) {
 		next = c->next;
-		if (c->state != S_DISPATCHED)
+		if (c->state == S_STREAM)
+			stream_abort(c);
+		else if (c->state != S_DISPATCHED)
 			close_conn(c);
 		/* else: conn_respond sees draining and closes after the answer */
 	}
@@ -446,7 +583,10 @@ void conn_server_abort(struct conn_server *s)
 	struct conn *c = s->head, *next;
 	for (; c; c = next) {
 		next = c->next;
-		close_conn(c);
+		if (c->state == S_STREAM)
+			stream_abort(c);
+		else
+			close_conn(c);
 	}
 	maybe_drained(s);
 }

@@ -1,8 +1,9 @@
 /* conn: one HTTP/1.1 connection on top of a tls_conn — request framing (http_reader),
  * header/request/idle deadlines, keep-alive, the server-wide body-memory budget, drain on
- * shutdown, and dispatch to the request handler. Loop thread only. A struct conn outlives
- * its socket while a handler owes a response: it is freed by whichever comes last, the
- * socket's end or conn_respond. */
+ * shutdown, dispatch to the request handler, and streamed responses (a head now, bytes
+ * later, through a bounded queue). Loop thread only. A struct conn outlives its socket
+ * while a handler owes a response: it is freed by whichever comes last, the socket's end or
+ * conn_respond; a stream's conn is freed when the stream ends (after its on_end). */
 #ifndef VW_CONN_H
 #define VW_CONN_H
 
@@ -43,10 +44,39 @@ void conn_server_drain(struct conn_server *s, void (*on_drained)(void *ud), void
 /* Force-closes every connection that is still open (drain deadline). */
 void conn_server_abort(struct conn_server *s);
 size_t conn_server_count(const struct conn_server *s);
+/* Streams ended because the peer did not read fast enough (event=stream_dropped reason=slow). */
+uint64_t conn_server_streams_dropped(const struct conn_server *s);
 
 /* Sends the response (Date, Content-Type: application/json, Content-Length added). extra
- * is NULL or "Name: value\r\n" lines. Dropped silently if the peer has gone. */
+ * is NULL or "Name: value\r\n" lines. Dropped silently if the peer has gone. A HEAD
+ * request gets the same head (Content-Length included) and no body. */
 void conn_respond(struct conn *c, int status, const char *extra, const char *body, size_t len);
+/* conn_respond with another Content-Type (HTTP_CT_* in http.h). */
+void conn_respond_typed(struct conn *c, int status, const char *content_type, const char *extra,
+                        const char *body, size_t len);
+
+/* --- streamed responses ------------------------------------------------------------------ */
+
+/* Called once when a stream ends without conn_stream_end: the peer left, sent what a stream
+ * does not take, or the server shuts down. c is freed when it returns. */
+typedef void (*conn_stream_end_cb)(void *ud, struct conn *c);
+
+/* Instead of conn_respond: sends status and headers without Content-Length (the body ends
+ * with the connection) and keeps the connection open for conn_stream_write. The socket goes
+ * on being read, so a peer that leaves is seen at once; what it sends is discarded (past
+ * 64 KiB, the stream ends). At most queue_max bytes may wait to be sent; a write beyond
+ * that ends the stream (see conn_stream_write). 0: streaming, on_end armed. 1: a HEAD
+ * request, answered with the head alone. Negative: the peer is gone or the head could not
+ * be sent. After any non-zero return the request is answered: nothing more is owed. */
+int conn_stream_start(struct conn *c, int status, const char *content_type, const char *extra,
+                      size_t queue_max, conn_stream_end_cb on_end, void *ud);
+/* Queues bytes on the stream. -ENOBUFS when they would take the unsent backlog past
+ * queue_max: the peer is not reading, the stream is ended and counted (event=stream_dropped
+ * reason=slow), and on_end is NOT called (the caller knows). Other negative: the write
+ * failed and the stream is ended the same way. */
+int conn_stream_write(struct conn *c, const void *data, size_t len);
+/* Ends the stream from the server's side (no on_end). */
+void conn_stream_end(struct conn *c);
 /* {"error":error[,"detail":detail]} */
 void conn_respond_error(struct conn *c, int status, const char *error, const char *detail);
 /* The TLS identity and peer address, copied at handshake: valid while c is. */

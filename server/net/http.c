@@ -17,7 +17,9 @@ enum hdr {
 	H_HOST,
 	H_CONTENT_ENCODING,
 	H_EXPECT,
-	H_AUTHORIZATION
+	H_AUTHORIZATION,
+	H_ACCEPT_ENCODING,
+	H_IF_NONE_MATCH
 };
 
 #define NAME_MAX_ 24  /* longest interesting name ("content-encoding") plus room */
@@ -64,7 +66,9 @@ struct http_reader {
 	char value[VALUE_MAX_];
 	size_t value_len;
 	int value_over;
-	unsigned n_cl, n_te, n_host, n_ce, n_expect, n_auth;
+	unsigned n_cl, n_te, n_host, n_ce, n_expect, n_auth, n_inm;
+	char ae[VALUE_MAX_], inm[VALUE_MAX_];
+	int inm_over, accept_gzip;
 	char auth[VALUE_MAX_]; /* "Bearer vwt_" + 43 characters fits */
 	int auth_over;
 	char cl[VALUE_MAX_], te[VALUE_MAX_], expect[VALUE_MAX_], ce[VALUE_MAX_];
@@ -192,6 +196,8 @@ static int name_done(struct http_reader *r)
 	    {"content-encoding", H_CONTENT_ENCODING},
 	    {"expect", H_EXPECT},
 	    {"authorization", H_AUTHORIZATION},
+	    {"accept-encoding", H_ACCEPT_ENCODING},
+	    {"if-none-match", H_IF_NONE_MATCH},
 	};
 	if (r->name_len == 0)
 		return fail(r, 400, "empty header name");
@@ -231,12 +237,52 @@ static int name_done(struct http_reader *r)
 		if (++r->n_auth > 1)
 			return fail(r, 400, "duplicate Authorization"); /* which one is the caller? */
 		break;
+	case H_IF_NONE_MATCH:
+		r->n_inm++;
+		break;
+	case H_ACCEPT_ENCODING: /* several are one list (RFC 9110 5.3) */
 	case H_OTHER:
 		break;
 	}
 	r->in_value = 1;
 	r->value_len = 0;
 	r->value_over = 0;
+	return 0;
+}
+
+/* Accept-Encoding (RFC 9110 12.5.3): a list of codings, each with an optional ;q=. gzip is
+ * acceptable when "gzip", "x-gzip" or "*" is listed with a weight above 0. */
+static int accepts_gzip(const char *v)
+{
+	while (*v) {
+		while (*v == ' ' || *v == '\t' || *v == ',')
+			v++;
+		const char *tok = v;
+		while (*v && *v != ',' && *v != ';' && *v != ' ' && *v != '\t')
+			v++;
+		size_t n = (size_t)(v - tok);
+		int named = (n == 4 && strncasecmp(tok, "gzip", 4) == 0) ||
+		            (n == 6 && strncasecmp(tok, "x-gzip", 6) == 0) ||
+		            (n == 1 && tok[0] == '*');
+		int zero = 0;
+		while (*v && *v != ',') {
+			if (*v == ';') {
+				const char *p = v + 1;
+				while (*p == ' ' || *p == '\t')
+					p++;
+				if ((p[0] == 'q' || p[0] == 'Q') && p[1] == '=') {
+					/* q=0, q=0.0, q=0.000: refused; any other digit means wanted */
+					p += 2;
+					zero = *p == '0';
+					for (p++; zero && *p && *p != ',' && *p != ';' && *p != ' '; p++)
+						zero = *p == '.' || *p == '0';
+				}
+			}
+			v++;
+		}
+		if (named && !zero)
+			return 1;
+	}
 	return 0;
 }
 
@@ -266,6 +312,16 @@ static int line_done(struct http_reader *r)
 	case H_CONTENT_ENCODING:
 		trim_copy(r->ce, r->value, r->value_len);
 		r->ce_over = r->value_over;
+		break;
+	case H_ACCEPT_ENCODING:
+		/* A value past VALUE_MAX_ is judged on its start: at worst gzip is not offered. */
+		trim_copy(r->ae, r->value, r->value_len);
+		if (accepts_gzip(r->ae))
+			r->accept_gzip = 1;
+		break;
+	case H_IF_NONE_MATCH:
+		trim_copy(r->inm, r->value, r->value_len);
+		r->inm_over = r->value_over;
 		break;
 	default:
 		break;
@@ -308,6 +364,10 @@ static int head_done(struct http_reader *r)
 	}
 	/* Too long to be one of our tokens: passed on as a value no token matches. */
 	q->authorization = r->auth_over ? "invalid" : r->auth;
+	/* Our ETags are short; a longer or repeated If-None-Match cannot match one, and a
+	 * full response is always a correct answer to it. */
+	q->if_none_match = r->inm_over || r->n_inm > 1 ? "" : r->inm;
+	q->accept_gzip = r->accept_gzip;
 	if (r->n_expect) {
 		if (r->n_expect > 1 || r->expect_over || strcasecmp(r->expect, "100-continue") != 0)
 			return fail(r, 417, "unsupported Expect");
@@ -554,7 +614,10 @@ static void start_request(struct http_reader *r)
 	r->which = H_OTHER;
 	r->name_len = r->value_len = 0;
 	r->value_over = 0;
-	r->n_cl = r->n_te = r->n_host = r->n_ce = r->n_expect = r->n_auth = 0;
+	r->n_cl = r->n_te = r->n_host = r->n_ce = r->n_expect = r->n_auth = r->n_inm = 0;
+	r->ae[0] = r->inm[0] = '\0';
+	r->inm_over = r->accept_gzip = 0;
+	r->req.if_none_match = "";
 	r->auth[0] = '\0';
 	r->auth_over = 0;
 	r->cl[0] = r->te[0] = r->expect[0] = r->ce[0] = '\0';
@@ -712,24 +775,46 @@ const char *http_status_text(int status)
 	}
 }
 
-int http_format_head(struct vw_buf *out, int status, const char *extra, size_t body_len,
-                     int keep_alive, int64_t now_ms)
+int http_format_response_head(struct vw_buf *out, const struct http_head *h, int64_t now_ms)
 {
 	/* IMF-fixdate (RFC 9110 5.6.7); names spelled out so the locale cannot change them. */
 	static const char *const wd[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
 	static const char *const mon[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
 	                                  "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+	const char *ct = h->content_type ? h->content_type : HTTP_CT_JSON;
+	if (strpbrk(ct, "\r\n") || (h->content_length < 0 && h->keep_alive))
+		return -EINVAL;
 	time_t t = (time_t)(now_ms / 1000);
 	struct tm tm;
 	gmtime_r(&t, &tm);
 	vw_buf_printf(out,
 	              "HTTP/1.1 %d %s\r\n"
 	              "Date: %s, %02d %s %04d %02d:%02d:%02d GMT\r\n"
-	              "Content-Type: application/json\r\n"
-	              "Content-Length: %zu\r\n"
-	              "%s%s\r\n",
-	              status, http_status_text(status), wd[tm.tm_wday % 7], tm.tm_mday,
-	              mon[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec,
-	              body_len, keep_alive ? "" : "Connection: close\r\n", extra ? extra : "");
+	              "Content-Type: %s\r\n",
+	              h->status, http_status_text(h->status), wd[tm.tm_wday % 7], tm.tm_mday,
+	              mon[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec, ct);
+	if (h->content_length >= 0)
+		vw_buf_printf(out, "Content-Length: %lld\r\n", (long long)h->content_length);
+	vw_buf_printf(out, "%s%s\r\n", h->keep_alive ? "" : "Connection: close\r\n",
+	              h->extra ? h->extra : "");
 	return out->err;
+}
+
+int http_format_head(struct vw_buf *out, int status, const char *extra, size_t body_len,
+                     int keep_alive, int64_t now_ms)
+{
+	struct http_head h = {status, NULL, extra, (int64_t)body_len, keep_alive};
+	return http_format_response_head(out, &h, now_ms);
+}
+
+int http_attachment_header(char *out, size_t outlen, const char *filename)
+{
+	if (!filename[0] || filename[0] == '.')
+		return -EINVAL;
+	for (const char *p = filename; *p; p++)
+		if (!isalnum((unsigned char)*p) && *p != '.' && *p != '_' && *p != '-')
+			return -EINVAL;
+	int n = snprintf(out, outlen, "Content-Disposition: attachment; filename=%s\r\n",
+	                 filename);
+	return n < 0 || (size_t)n >= outlen ? -ENAMETOOLONG : 0;
 }

@@ -34,6 +34,8 @@ struct http_request {
 	int gzip;               /* "Content-Encoding: gzip": the body is still compressed */
 	int64_t content_length; /* -1 when absent */
 	const char *authorization; /* the Authorization header's value, "" when absent */
+	const char *if_none_match; /* If-None-Match's value, "" when absent or too long */
+	int accept_gzip;           /* Accept-Encoding names gzip (or *) with a q above 0 */
 	const char *body;       /* NUL-terminated for convenience; body_len excludes the NUL */
 	size_t body_len;
 };
@@ -62,5 +64,31 @@ const char *http_status_text(int status);
  * when !keep_alive, Connection: close. extra is NULL or "Name: value\r\n" lines. */
 int http_format_head(struct vw_buf *out, int status, const char *extra, size_t body_len,
                      int keep_alive, int64_t now_ms);
+
+/* The content types the collector answers with. CSV is UTF-8 with a BOM (so a spreadsheet
+ * opens it as UTF-8, not the local code page); Prometheus is its text format 0.0.4. */
+#define HTTP_CT_JSON "application/json"
+#define HTTP_CT_HTML "text/html; charset=utf-8"
+#define HTTP_CT_SSE "text/event-stream"
+#define HTTP_CT_PROMETHEUS "text/plain; version=0.0.4"
+#define HTTP_CT_CSV "text/csv; charset=utf-8"
+#define HTTP_CSV_BOM "\xEF\xBB\xBF"
+
+struct http_head {
+	int status;
+	const char *content_type; /* NULL: application/json */
+	const char *extra;        /* NULL or "Name: value\r\n" lines */
+	int64_t content_length;   /* -1: none, the body ends with the connection (a stream) */
+	int keep_alive;
+};
+
+/* The general form of http_format_head. -EINVAL (nothing appended) when content_type holds
+ * a CR or LF, or content_length < 0 with keep_alive (a body without an end cannot be
+ * followed by another response). */
+int http_format_response_head(struct vw_buf *out, const struct http_head *h, int64_t now_ms);
+/* "Content-Disposition: attachment; filename=NAME\r\n" into out. NAME may hold only
+ * [A-Za-z0-9._-] and must not start with '.': anything else is -EINVAL, so no quoting or
+ * header injection question arises. */
+int http_attachment_header(char *out, size_t outlen, const char *filename);
 
 #endif

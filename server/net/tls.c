@@ -1277,6 +1277,12 @@ size_t tls_conn_write_queue(const struct tls_conn *c)
 	return uv_stream_get_write_queue_size((const uv_stream_t *)&c->tcp);
 }
 
+int tls_conn_set_send_buffer(struct tls_conn *c, int bytes)
+{
+	int v = bytes;
+	return uv_send_buffer_size((uv_handle_t *)&c->tcp, &v);
+}
+
 void tls_conn_pause(struct tls_conn *c)
 {
 	if (c->paused || c->state != C_OPEN)

@@ -76,6 +76,10 @@ size_t tls_conn_write_queue(const struct tls_conn *c); /* bytes queued to the so
 /* Stop / resume reading the socket (plaintext already decrypted has been delivered). */
 void tls_conn_pause(struct tls_conn *c);
 void tls_conn_resume(struct tls_conn *c);
+/* Sets the socket's kernel send buffer (SO_SNDBUF; Linux doubles it and stops autotuning),
+ * so a long-lived stream to a peer that does not read holds a known amount of kernel memory
+ * and its backlog shows in tls_conn_write_queue. 0 or a negative uv error. */
+int tls_conn_set_send_buffer(struct tls_conn *c, int bytes);
 /* (Re)arms the connection's timer; 0 stops it. */
 void tls_conn_set_timer(struct tls_conn *c, uint64_t ms);
 /* Ends the connection: close_notify, then half-close after the queued writes, then

@@ -15,6 +15,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "crashpoint.h"
+#include "db.h"
+#include "conf.h"
 #include "fileio.h"
 #include "log.h"
 #include "vtime.h"
@@ -46,7 +49,8 @@ struct auth {
 };
 
 static const char *const stmt_sql[S_COUNT] = {
-    [S_TOKEN_BY_HASH] = "SELECT id, role, city, name, revoked_ms FROM tokens WHERE hash = ?",
+    [S_TOKEN_BY_HASH] =
+        "SELECT id, role, city, name, revoked_ms, org FROM tokens WHERE hash = ?",
     [S_AGENT_GET] = "SELECT 1 FROM agents WHERE serial = ?",
     [S_AGENT_PUT] = "INSERT OR IGNORE INTO agents(serial, site, org, city, first_seen_ms, peer) "
                     "VALUES (?, ?, ?, ?, ?, ?)",
@@ -83,6 +87,9 @@ static const char schema_v1[] =
     "CREATE TRIGGER revocations_no_delete BEFORE DELETE ON revocations"
     " BEGIN SELECT RAISE(ABORT, 'revocations are permanent'); END;";
 
+/* v1 -> v2: an org token is bound to its org; the other roles' rows get "". */
+static const char schema_v2[] = "ALTER TABLE tokens ADD COLUMN org TEXT NOT NULL DEFAULT '';";
+
 static int db_fail(struct auth *a, char *err, size_t errlen, const char *what)
 {
 	if (err)
@@ -95,11 +102,10 @@ static int db_fail(struct auth *a, char *err, size_t errlen, const char *what)
 
 static int exec(struct auth *a, const char *sql)
 {
-	char *msg = NULL;
-	if (sqlite3_exec(a->db, sql, NULL, NULL, &msg) == SQLITE_OK)
+	char msg[256];
+	if (vw_db_exec(a->db, sql, msg, sizeof(msg)) == 0)
 		return 0;
-	log_error("event=auth_db_failed sql=\"%.40s\" error=\"%s\"", sql, msg ? msg : "?");
-	sqlite3_free(msg);
+	log_error("event=auth_db_failed sql=\"%.40s\" error=\"%s\"", sql, msg);
 	return -EIO;
 }
 
@@ -140,44 +146,24 @@ int auth_open(const char *path, struct auth **out, char *err, size_t errlen)
 		return -ENOMEM;
 	}
 	int rc = -EIO;
-	if (sqlite3_open_v2(path, &a->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
-	    SQLITE_OK) {
-		rc = db_fail(a, err, errlen, path);
+	/* FULL: an audit row or a revocation that a crash could take back is no record.
+	 * No CREATE: the file was made above with its mode. */
+	static const struct vw_db_opts opts = {.flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+	                                       .busy_ms = BUSY_MS,
+	                                       .synchronous = "FULL",
+	                                       .wal = 1};
+	static const char *const migrations[] = {schema_v1, schema_v2};
+	_Static_assert(sizeof(migrations) / sizeof(migrations[0]) == AUTH_SCHEMA_VERSION,
+	               "a migration per schema version");
+	char why[512];
+	if ((rc = vw_db_open(path, &opts, &a->db, err, errlen)) != 0)
+		goto fail;
+	if ((rc = vw_db_migrate(a->db, "auth", migrations, AUTH_SCHEMA_VERSION, why,
+	                        sizeof(why))) != 0 ||
+	    (rc = vw_db_prepare_all(a->db, stmt_sql, a->st, S_COUNT, 0, why, sizeof(why))) != 0) {
+		snprintf(err, errlen, "%s: %s", path, why);
 		goto fail;
 	}
-	sqlite3_busy_timeout(a->db, BUSY_MS);
-	/* FULL: an audit row or a revocation that a crash could take back is no record. */
-	if (exec(a, "PRAGMA journal_mode=WAL") || exec(a, "PRAGMA synchronous=FULL")) {
-		rc = db_fail(a, err, errlen, "cannot set WAL mode");
-		goto fail;
-	}
-	if (exec(a, "BEGIN IMMEDIATE")) {
-		rc = db_fail(a, err, errlen, "cannot lock the database");
-		goto fail;
-	}
-	sqlite3_stmt *v = prep(a, "PRAGMA user_version");
-	int version = v && sqlite3_step(v) == SQLITE_ROW ? sqlite3_column_int(v, 0) : -1;
-	sqlite3_finalize(v);
-	if (version < 0 || version > AUTH_SCHEMA_VERSION) {
-		exec(a, "ROLLBACK");
-		snprintf(err, errlen, "%s: schema version %d is not one this build knows (%d)",
-		         path, version, AUTH_SCHEMA_VERSION);
-		goto fail;
-	}
-	if (version == 0 && (exec(a, schema_v1) || exec(a, "PRAGMA user_version = 1"))) {
-		exec(a, "ROLLBACK");
-		rc = db_fail(a, err, errlen, "cannot create the schema");
-		goto fail;
-	}
-	if (exec(a, "COMMIT")) {
-		rc = db_fail(a, err, errlen, "cannot commit the schema");
-		goto fail;
-	}
-	for (int i = 0; i < S_COUNT; i++)
-		if (!(a->st[i] = prep(a, stmt_sql[i]))) {
-			rc = db_fail(a, err, errlen, "cannot prepare a statement");
-			goto fail;
-		}
 	if (snprintf(a->anchor_path, sizeof(a->anchor_path), "%s.anchor", path) >=
 	        (int)sizeof(a->anchor_path) ||
 	    snprintf(a->db_path, sizeof(a->db_path), "%s", path) >= (int)sizeof(a->db_path)) {
@@ -197,15 +183,14 @@ void auth_close(struct auth *a)
 {
 	if (!a)
 		return;
-	for (int i = 0; i < S_COUNT; i++)
-		sqlite3_finalize(a->st[i]);
+	vw_db_finalize_all(a->st, S_COUNT);
 	sqlite3_close(a->db);
 	free(a);
 }
 
 /* --- small pieces ------------------------------------------------------------------------ */
 
-static const char *const role_names[] = {"province", "city", "inspector", "public"};
+static const char *const role_names[] = {"province", "city", "inspector", "public", "org"};
 
 int auth_role_parse(const char *s, enum auth_role *out)
 {
@@ -441,27 +426,22 @@ static int anchor_put(FILE *fp, const void *arg)
  * behind, which reads as consistent (the chain still holds that row); never ahead. */
 static void anchor_write(struct auth *a)
 {
-	/* The server and the CLI may both append: each writes its own temporary file (by pid)
-	 * and renames it over the anchor, so the last rename wins whole. The loser's anchor
-	 * would only be behind, which still checks. */
-	char base[PATH_MAX + 32], tmp[PATH_MAX + 40], err[256] = "";
+	/* The server and the CLI may both append: each writes its own temporary file (a unique
+	 * name) and renames it over the anchor, so the last rename wins whole. The loser's
+	 * anchor would only be behind, which still checks. */
+	char err[256] = "";
 	struct anchor_row r = {a->pend_id, a->pend_hash};
-	snprintf(base, sizeof(base), "%s.%ld", a->anchor_path, (long)getpid());
-	int rc = vw_file_write_tmp(base, 0600, anchor_put, &r, tmp, sizeof(tmp), err, sizeof(err));
+	struct vw_file_part part = {.path = a->anchor_path, .mode = 0600, .write_cb = anchor_put,
+	                            .arg = &r};
 	/* Root running the CLI on a server's state dir: the anchor stays the database owner's,
 	 * as SQLite keeps -wal and -shm, or the server could not read it. */
 	struct stat dbst;
-	if (!rc && geteuid() == 0 && stat(a->db_path, &dbst) == 0 &&
-	    chown(tmp, dbst.st_uid, dbst.st_gid) != 0) {
-		rc = -errno;
-		snprintf(err, sizeof(err), "chown: %s", strerror(errno));
-		unlink(tmp);
+	if (geteuid() == 0 && stat(a->db_path, &dbst) == 0) {
+		part.set_owner = 1;
+		part.uid = dbst.st_uid;
+		part.gid = dbst.st_gid;
 	}
-	if (!rc && rename(tmp, a->anchor_path) != 0) {
-		rc = -errno;
-		snprintf(err, sizeof(err), "rename: %s", strerror(errno));
-		unlink(tmp);
-	}
+	int rc = vw_file_replace_many(&part, 1, err, sizeof(err));
 	if (rc)
 		log_warn("event=audit_anchor_write_failed path=%s error=\"%s\"", a->anchor_path,
 		         err);
@@ -633,14 +613,23 @@ int auth_audit_list(struct auth *a, int limit, FILE *out)
 
 /* --- people's tokens ---------------------------------------------------------------------- */
 
-int auth_token_create(struct auth *a, enum auth_role role, const char *city, const char *name,
-                      const char *actor, char token[AUTH_TOKEN_LEN], char id[AUTH_ID_LEN],
-                      char *err, size_t errlen)
+int auth_token_create(struct auth *a, enum auth_role role, const char *city, const char *org,
+                      const char *name, const char *actor, char token[AUTH_TOKEN_LEN],
+                      char id[AUTH_ID_LEN], char *err, size_t errlen)
 {
 	unsigned char hash[HASH_BYTES];
 	if ((role == AUTH_CITY || role == AUTH_INSPECTOR) && (!city || !city[0])) {
 		snprintf(err, errlen, "--city is required for %s tokens (属地管理)",
 		         auth_role_name(role));
+		return -EINVAL;
+	}
+	if (role == AUTH_ORG && (!org || !vw_conf_id_valid(org))) {
+		snprintf(err, errlen, "--org is required for org tokens: the org id they read (%s)",
+		         org && org[0] ? "not a valid id" : "missing");
+		return -EINVAL;
+	}
+	if (role != AUTH_ORG && org && org[0]) {
+		snprintf(err, errlen, "--org applies to org tokens only, not %s", auth_role_name(role));
 		return -EINVAL;
 	}
 	if (!name || !name[0]) {
@@ -653,8 +642,8 @@ int auth_token_create(struct auth *a, enum auth_role role, const char *city, con
 	}
 	if (begin(a))
 		return db_fail(a, err, errlen, "cannot lock the database");
-	sqlite3_stmt *st = prep(a, "INSERT INTO tokens(id, hash, role, city, name, created_ms) "
-	                           "VALUES (?, ?, ?, ?, ?, ?)");
+	sqlite3_stmt *st = prep(a, "INSERT INTO tokens(id, hash, role, city, name, created_ms, org) "
+	                           "VALUES (?, ?, ?, ?, ?, ?, ?)");
 	int rc = st ? 0 : -EIO;
 	if (st) {
 		sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
@@ -663,12 +652,17 @@ int auth_token_create(struct auth *a, enum auth_role role, const char *city, con
 		sqlite3_bind_text(st, 4, city ? city : "", -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 5, name, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 6, vw_now_ms());
+		sqlite3_bind_text(st, 7, org ? org : "", -1, SQLITE_STATIC);
 		rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
 		sqlite3_finalize(st);
 	}
-	char detail[400];
-	snprintf(detail, sizeof(detail), "role=%s city=%s name=%s", auth_role_name(role),
-	         city && city[0] ? city : "-", name);
+	char detail[480];
+	if (role == AUTH_ORG)
+		snprintf(detail, sizeof(detail), "role=%s city=%s org=%s name=%s",
+		         auth_role_name(role), city && city[0] ? city : "-", org, name);
+	else
+		snprintf(detail, sizeof(detail), "role=%s city=%s name=%s", auth_role_name(role),
+		         city && city[0] ? city : "-", name);
 	if (!rc)
 		rc = audit_locked(a, actor, "token_create", id, detail);
 	if ((rc = commit(a, rc)) != 0) {
@@ -693,6 +687,7 @@ int auth_token_check(struct auth *a, const char *token, struct auth_principal *o
 		snprintf(out->id, sizeof(out->id), "%s", col(st, 0));
 		snprintf(out->city, sizeof(out->city), "%s", col(st, 2));
 		snprintf(out->name, sizeof(out->name), "%s", col(st, 3));
+		snprintf(out->org, sizeof(out->org), "%s", col(st, 5));
 		if (auth_role_parse(col(st, 1), &out->role))
 			rc = -EIO; /* a role this build does not know: fail closed */
 		else if (sqlite3_column_type(st, 4) != SQLITE_NULL)
@@ -829,33 +824,49 @@ int auth_enroll_check(struct auth *a, const char *token, struct auth_enrollment 
 	return rc ? rc : enroll_lookup(a, hash, out);
 }
 
-int auth_enroll_consume(struct auth *a, const char *token, const char *peer,
-                        struct auth_enrollment *out)
+int auth_enroll_redeem(struct auth *a, const char *token, const char *peer, auth_issue_fn issue,
+                       void *ud, struct auth_enrollment *out)
 {
 	unsigned char hash[HASH_BYTES];
+	char serial[AUTH_SERIAL_LEN] = "";
+	int64_t not_after = 0;
 	int rc = secret_hash(ENROLL_PREFIX, token, hash, out->id);
 	if (rc)
 		return rc;
-	/* IMMEDIATE: the check and the mark happen under one write lock, across processes. */
+	/* A read first: a forged or spent token costs no write lock. */
+	if ((rc = enroll_lookup(a, hash, out)) != 0)
+		return rc;
+	/* IMMEDIATE: check, sign and mark under one write lock, across processes. */
 	if (begin(a))
 		return -EIO;
 	rc = enroll_lookup(a, hash, out);
+	if (!rc)
+		rc = issue(ud, out, serial, &not_after);
 	sqlite3_stmt *st = NULL;
 	if (!rc && !(st = prep(a, "UPDATE enroll_tokens SET used_ms = ?, used_by = ? "
 	                          "WHERE hash = ? AND used_ms IS NULL")))
 		rc = -EIO;
-	if (!rc) {
+	if (st) {
 		sqlite3_bind_int64(st, 1, vw_now_ms());
 		sqlite3_bind_text(st, 2, peer, -1, SQLITE_STATIC);
 		sqlite3_bind_blob(st, 3, hash, sizeof(hash), SQLITE_STATIC);
 		rc = sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(a->db) == 1 ? 0 : -EIO;
 		sqlite3_finalize(st);
 	}
-	if (rc) {
-		exec(a, "ROLLBACK");
-		return rc;
+	/* Not on record means not revocable by site: the certificate goes out only with its
+	 * row and its audit row. */
+	if (!rc)
+		rc = auth_cert_record(a, serial, out->site, out->org, out->city, not_after, "enroll");
+	if (!rc) {
+		char actor[96], detail[512];
+		snprintf(actor, sizeof(actor), "enroll:%s", out->id);
+		snprintf(detail, sizeof(detail), "serial=%s org=%s city=%s peer=%s", serial, out->org,
+		         out->city[0] ? out->city : "-", peer);
+		rc = audit_locked(a, actor, "enroll", out->site, detail);
 	}
-	return commit(a, 0);
+	if (!rc)
+		crashpoint("enroll_before_commit");
+	return commit(a, rc);
 }
 
 /* --- certificates ---------------------------------------------------------------------------- */
@@ -879,7 +890,19 @@ int auth_cert_record(struct auth *a, const char *serial, const char *site, const
 	return rc;
 }
 
-int auth_revoke_site(struct auth *a, const char *site, int *count)
+/* Inside the revocation's transaction: its audit row, so a crash leaves both or neither. */
+static int revoke_audit(struct auth *a, int rc, const char *actor, const char *subject,
+                        int count)
+{
+	if (rc)
+		return rc;
+	crashpoint("revoke_before_audit");
+	char detail[64];
+	snprintf(detail, sizeof(detail), "newly_revoked=%d", count);
+	return audit_locked(a, actor, "revoke", subject, detail);
+}
+
+int auth_revoke_site(struct auth *a, const char *site, const char *actor, int *count)
 {
 	*count = 0;
 	if (begin(a))
@@ -909,22 +932,37 @@ int auth_revoke_site(struct auth *a, const char *site, int *count)
 		*count = sqlite3_changes(a->db);
 		sqlite3_finalize(st);
 	}
-	return commit(a, rc);
+	return commit(a, revoke_audit(a, rc, actor, site, *count));
 }
 
-int auth_revoke_serial(struct auth *a, const char *serial)
+int auth_revoke_serial(struct auth *a, const char *serial, const char *actor, int *count)
 {
+	*count = 0;
+	if (begin(a))
+		return -EIO;
 	sqlite3_stmt *st =
 	    prep(a, "INSERT OR IGNORE INTO revocations(serial, revoked_ms) VALUES (?, ?)");
-	if (!st)
+	int rc = st ? 0 : -EIO;
+	if (st) {
+		sqlite3_bind_text(st, 1, serial, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, vw_now_ms());
+		rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
+		*count = sqlite3_changes(a->db);
+		sqlite3_finalize(st);
+	}
+	return commit(a, revoke_audit(a, rc, actor, serial, *count));
+}
+
+int auth_cert_issued(struct auth *a, const char *serial, const char *site, const char *org,
+                     const char *city, int64_t not_after_ms, const char *actor,
+                     const char *detail)
+{
+	if (begin(a))
 		return -EIO;
-	sqlite3_bind_text(st, 1, serial, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, vw_now_ms());
-	int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
-	if (!rc && sqlite3_changes(a->db) == 0)
-		rc = -EALREADY;
-	sqlite3_finalize(st);
-	return rc;
+	int rc = auth_cert_record(a, serial, site, org, city, not_after_ms, "ca_issue");
+	if (!rc)
+		rc = audit_locked(a, actor, "ca_issue", site, detail);
+	return commit(a, rc);
 }
 
 int auth_revoked_list(struct auth *a, struct auth_revoked **out, size_t *n)

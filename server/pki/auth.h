@@ -12,18 +12,20 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define AUTH_SCHEMA_VERSION 1
+#define AUTH_SCHEMA_VERSION 2 /* 2: tokens.org (the org role) */
 #define AUTH_ID_LEN 17     /* public id of a token: 16 hex digits + NUL */
 #define AUTH_TOKEN_LEN 48  /* "vwt_" / "vwe_" + 43 base64url characters + NUL */
 #define AUTH_SERIAL_LEN 48 /* certificate serial in hex (128 bits = 32 digits) + NUL */
 
-enum auth_role { AUTH_PROVINCE, AUTH_CITY, AUTH_INSPECTOR, AUTH_PUBLIC };
+/* org: a 社评组织's own staff — reads and manages only its own org's sites. */
+enum auth_role { AUTH_PROVINCE, AUTH_CITY, AUTH_INSPECTOR, AUTH_PUBLIC, AUTH_ORG };
 
 /* A person's verified token. */
 struct auth_principal {
 	enum auth_role role;
 	char id[AUTH_ID_LEN];
 	char city[129];
+	char org[65]; /* the org an org token is bound to; "" for other roles */
 	char name[129];
 };
 
@@ -56,10 +58,11 @@ void auth_cli_actor(char *out, size_t outlen);
 /* --- people's tokens ------------------------------------------------------------------- */
 
 /* Creates a token and writes it (once) to token; id receives its public id. city is
- * required for city and inspector tokens. Audited. */
-int auth_token_create(struct auth *a, enum auth_role role, const char *city, const char *name,
-                      const char *actor, char token[AUTH_TOKEN_LEN], char id[AUTH_ID_LEN],
-                      char *err, size_t errlen);
+ * required for city and inspector tokens, org (a valid id) for org tokens and refused for
+ * the others. Audited. */
+int auth_token_create(struct auth *a, enum auth_role role, const char *city, const char *org,
+                      const char *name, const char *actor, char token[AUTH_TOKEN_LEN],
+                      char id[AUTH_ID_LEN], char *err, size_t errlen);
 /* 0 and *out for a live token; -ENOENT unknown (or malformed), -EKEYREVOKED revoked,
  * -EIO when the database cannot answer (callers fail closed). */
 int auth_token_check(struct auth *a, const char *token, struct auth_principal *out);
@@ -75,10 +78,17 @@ int auth_enroll_create(struct auth *a, const char *site, const char *org, const 
                        char id[AUTH_ID_LEN], int64_t *expires_ms, char *err, size_t errlen);
 /* Whether the token could be used now (no lock, nothing marked): same errors as consume. */
 int auth_enroll_check(struct auth *a, const char *token, struct auth_enrollment *out);
-/* Marks the token used, atomically (two racing requests cannot both win), and fills *out.
- * -ENOENT unknown (forged), -EALREADY used, -EKEYEXPIRED expired, -EIO. */
-int auth_enroll_consume(struct auth *a, const char *token, const char *peer,
-                        struct auth_enrollment *out);
+/* Issues the certificate for a token being redeemed (the signer's CA signs the CSR): 0 with
+ * serial and *not_after_ms, or a negative errno that takes the redemption back (the token
+ * stays unused: a bad CSR does not burn a good token). */
+typedef int (*auth_issue_fn)(void *ud, const struct auth_enrollment *e,
+                             char serial[AUTH_SERIAL_LEN], int64_t *not_after_ms);
+/* Redeems a token in one transaction: checks it, calls issue, marks it used, records the
+ * certificate and appends the audit row; a crash anywhere leaves all of it or none. Two
+ * racing redemptions cannot both win (the write lock is held throughout). Fills *out.
+ * -ENOENT unknown (forged), -EALREADY used, -EKEYEXPIRED expired, issue's error, -EIO. */
+int auth_enroll_redeem(struct auth *a, const char *token, const char *peer, auth_issue_fn issue,
+                       void *ud, struct auth_enrollment *out);
 
 /* --- agent certificates ---------------------------------------------------------------- */
 
@@ -86,10 +96,17 @@ int auth_enroll_consume(struct auth *a, const char *token, const char *peer,
 int auth_cert_record(struct auth *a, const char *serial, const char *site, const char *org,
                      const char *city, int64_t not_after_ms, const char *source);
 /* Revokes every known certificate of site (issued, or seen in use); *count = newly revoked.
- * -ENOENT when the site has no certificate on record. */
-int auth_revoke_site(struct auth *a, const char *site, int *count);
-/* Revokes one serial (hex, as 'ca issue' printed it); -EALREADY when already revoked. */
-int auth_revoke_serial(struct auth *a, const char *serial);
+ * The audit row (by actor) goes in the same transaction. -ENOENT when the site has no
+ * certificate on record. */
+int auth_revoke_site(struct auth *a, const char *site, const char *actor, int *count);
+/* Revokes one serial (hex, as 'ca issue' printed it), audited in the same transaction;
+ * *count = 0 when it was already revoked. */
+int auth_revoke_serial(struct auth *a, const char *serial, const char *actor, int *count);
+/* Records a certificate issued by the CLI ('ca issue') and its audit row in one
+ * transaction. */
+int auth_cert_issued(struct auth *a, const char *serial, const char *site, const char *org,
+                     const char *city, int64_t not_after_ms, const char *actor,
+                     const char *detail);
 /* Every revocation, for the CRL. *out is malloc'ed (free it), *n entries. */
 int auth_revoked_list(struct auth *a, struct auth_revoked **out, size_t *n);
 /* Records (once) that a certificate was used: serial -> org, site, city, peer. */

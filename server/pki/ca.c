@@ -91,20 +91,17 @@ static int put_key(FILE *fp, const void *key)
 
 static int put_cert(FILE *fp, const void *cert) { return PEM_write_X509(fp, (X509 *)cert); }
 
+static int put_crl(FILE *fp, const void *crl) { return PEM_write_X509_CRL(fp, (X509_CRL *)crl); }
+
 /* Writes dir/name through a synced temporary file and rename: the old file stays whole until
  * the new one is (common/fileio.c). */
 static int write_pem(const char *dir, const char *name, mode_t mode, EVP_PKEY *key, X509 *cert,
                      char *err, size_t errlen)
 {
-	char path[4096], tmp[4200];
+	char path[4096];
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	int rc = key ? vw_file_write_tmp(path, mode, put_key, key, tmp, sizeof(tmp), err, errlen)
-	             : vw_file_write_tmp(path, mode, put_cert, cert, tmp, sizeof(tmp), err, errlen);
-	if (!rc && rename(tmp, path) != 0) {
-		unlink(tmp);
-		snprintf(err, errlen, "cannot write %s", path);
-		rc = -EIO;
-	}
+	int rc = key ? vw_file_replace(path, mode, put_key, key, err, errlen)
+	             : vw_file_replace(path, mode, put_cert, cert, err, errlen);
 	ERR_clear_error();
 	return rc;
 }
@@ -568,16 +565,11 @@ int ca_crl_write(const char *pki_dir, const struct ca_revoked *list, size_t n, c
 	    !X509_CRL_add1_ext_i2d(crl, NID_crl_number, num, 0, 0) || !X509_CRL_sort(crl) ||
 	    !X509_CRL_sign(crl, ca_key, EVP_sha256()))
 		goto fail;
-	char path[4096], tmp[4200];
+	char path[4096];
 	snprintf(path, sizeof(path), "%s/ca.crl", pki_dir);
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	FILE *fp = fopen(tmp, "w");
-	int ok = fp && PEM_write_X509_CRL(fp, crl) && fflush(fp) == 0 && fsync(fileno(fp)) == 0;
-	if (fp && fclose(fp) != 0)
-		ok = 0;
-	if (!ok || chmod(tmp, 0644) != 0 || rename(tmp, path) != 0) {
-		unlink(tmp);
-		snprintf(err, errlen, "cannot write %s", path);
+	/* 0644: the CRL is public, and a server running as another user reads it. */
+	if (vw_file_replace(path, 0644, put_crl, crl, err, errlen) != 0) {
+		ERR_clear_error();
 		goto out;
 	}
 	log_info("event=crl_written path=%s revoked=%zu", path, n);
@@ -593,4 +585,37 @@ out:
 	X509_free(ca);
 	EVP_PKEY_free(ca_key);
 	return rc;
+}
+
+int ca_crl_covers(const char *pki_dir, const char *crl_path, const struct ca_revoked *list,
+                  size_t n)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/ca.crt", pki_dir);
+	X509 *ca = NULL;
+	X509_CRL *crl = NULL;
+	FILE *fp = fopen(path, "r");
+	if (fp) {
+		ca = PEM_read_X509(fp, NULL, NULL, NULL);
+		fclose(fp);
+	}
+	if ((fp = fopen(crl_path, "r")) != NULL) {
+		crl = PEM_read_X509_CRL(fp, NULL, NULL, NULL);
+		fclose(fp);
+	}
+	EVP_PKEY *pub = ca ? X509_get0_pubkey(ca) : NULL;
+	int ok = crl && pub && X509_CRL_verify(crl, pub) == 1;
+	for (size_t i = 0; ok && i < n; i++) {
+		BIGNUM *bn = NULL;
+		ASN1_INTEGER *ai = NULL;
+		X509_REVOKED *rev = NULL;
+		ok = BN_hex2bn(&bn, list[i].serial) && (ai = BN_to_ASN1_INTEGER(bn, NULL)) &&
+		     X509_CRL_get0_by_serial(crl, &rev, ai) == 1;
+		ASN1_INTEGER_free(ai);
+		BN_free(bn);
+	}
+	ERR_clear_error();
+	X509_CRL_free(crl);
+	X509_free(ca);
+	return ok;
 }

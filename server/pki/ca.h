@@ -2,8 +2,9 @@
  * server certificate, and issues agent client certificates whose subject names the site
  * (CN), organisation (O) and city (L). Command-line only: runs on the main thread before
  * (instead of) the loop. Keys are written 0600 and certificates 0644, each through a
- * temporary file and rename, so a crash never leaves half a key. ca_sign_csr alone also
- * runs in the server, on the loop thread, for enrollment. */
+ * temporary file and rename, so a crash never leaves half a key. ca_sign_csr and
+ * ca_crl_write also run in the signer process (signer.c), which alone holds ca.key while the
+ * server runs; the network process only reads ca.crt and the CRL. */
 #ifndef VW_CA_H
 #define VW_CA_H
 
@@ -39,8 +40,7 @@ int ca_name_valid(const char *s);
  * or P-384, or RSA of at least 2048 bits). The CSR's own subject is ignored: the
  * certificate names site, org and city as given (from the enrollment token). *cert_pem and
  * *ca_pem are malloc'ed PEM text (free them); serial as for ca_issue. -EINVAL for a CSR we
- * refuse (err says why), -ENOENT without a CA, -EIO otherwise. Runs on the loop thread:
- * a P-256 signature is well under a millisecond. */
+ * refuse (err says why), -ENOENT without a CA, -EIO otherwise. Runs in the signer. */
 int ca_sign_csr(const char *pki_dir, const char *csr_pem, size_t csr_len, const char *site,
                 const char *org, const char *city, char **cert_pem, char **ca_pem, char *serial,
                 size_t seriallen, int64_t *not_after_ms, char *err, size_t errlen);
@@ -53,6 +53,11 @@ struct ca_revoked {
  * goes stale between revocations) listing every entry. */
 int ca_crl_write(const char *pki_dir, const struct ca_revoked *list, size_t n, char *err,
                  size_t errlen);
+/* 1 when crl_path holds a CRL that pki_dir/ca.crt's key signed and that lists every serial
+ * of list; 0 when it is missing, unreadable, someone else's or misses one (a revocation
+ * committed before a crash that came before the CRL was rewritten). Needs no private key. */
+int ca_crl_covers(const char *pki_dir, const char *crl_path, const struct ca_revoked *list,
+                  size_t n);
 /* Parses a serial as typed by a person (hex, any case, optional 0x and colons) into the
  * form ca_issue prints. 0 or -EINVAL. */
 int ca_serial_normalize(const char *in, char *out, size_t outlen);

@@ -76,8 +76,8 @@ static void test_people_tokens(void **state)
 	char tok[AUTH_TOKEN_LEN], id[AUTH_ID_LEN], err[256];
 	struct auth_principal who;
 	assert_int_equal(
-	    auth_token_create(a, AUTH_CITY, "", "x", "test", tok, id, err, sizeof(err)), -EINVAL);
-	assert_int_equal(auth_token_create(a, AUTH_CITY, "jinan", "Jinan bureau", "test", tok, id,
+	    auth_token_create(a, AUTH_CITY, "", NULL, "x", "test", tok, id, err, sizeof(err)), -EINVAL);
+	assert_int_equal(auth_token_create(a, AUTH_CITY, "jinan", NULL, "Jinan bureau", "test", tok, id,
 	                                   err, sizeof(err)),
 	                 0);
 	assert_int_equal(strncmp(tok, "vwt_", 4), 0);
@@ -85,7 +85,31 @@ static void test_people_tokens(void **state)
 	assert_int_equal(auth_token_check(a, tok, &who), 0);
 	assert_int_equal(who.role, AUTH_CITY);
 	assert_string_equal(who.city, "jinan");
+	assert_string_equal(who.org, "");
 	assert_string_equal(who.id, id);
+
+	/* An org token is bound to its org; the org belongs to no other role. */
+	char otok[AUTH_TOKEN_LEN], oid[AUTH_ID_LEN];
+	assert_int_equal(auth_token_create(a, AUTH_ORG, "", NULL, "x", "test", otok, oid, err,
+	                                   sizeof(err)),
+	                 -EINVAL);
+	assert_int_equal(auth_token_create(a, AUTH_ORG, "", "bad org", "x", "test", otok, oid, err,
+	                                   sizeof(err)),
+	                 -EINVAL);
+	assert_int_equal(auth_token_create(a, AUTH_CITY, "jinan", "org-a", "x", "test", otok, oid,
+	                                   err, sizeof(err)),
+	                 -EINVAL);
+	assert_int_equal(auth_token_create(a, AUTH_ORG, "", "org-a", "Org A staff", "test", otok,
+	                                   oid, err, sizeof(err)),
+	                 0);
+	struct auth_principal ow;
+	assert_int_equal(auth_token_check(a, otok, &ow), 0);
+	assert_int_equal(ow.role, AUTH_ORG);
+	assert_string_equal(ow.org, "org-a");
+	enum auth_role r;
+	assert_int_equal(auth_role_parse("org", &r), 0);
+	assert_int_equal(r, AUTH_ORG);
+	assert_string_equal(auth_role_name(AUTH_ORG), "org");
 
 	char forged[AUTH_TOKEN_LEN];
 	snprintf(forged, sizeof(forged), "%s", tok);
@@ -100,6 +124,35 @@ static void test_people_tokens(void **state)
 	assert_int_equal(auth_token_revoke(a, id, "test"), -EALREADY);
 	assert_int_equal(auth_token_revoke(a, "0000000000000000", "test"), -ENOENT);
 	auth_close(a);
+}
+
+/* The redemption's issuer: refuses when told to (a bad CSR), else names a serial. */
+static int issue_calls;
+static int test_issue(void *ud, const struct auth_enrollment *e, char serial[AUTH_SERIAL_LEN],
+                      int64_t *not_after_ms)
+{
+	(void)e;
+	issue_calls++;
+	if (ud)
+		return -EINVAL;
+	snprintf(serial, AUTH_SERIAL_LEN, "5E%04X", issue_calls);
+	*not_after_ms = vw_now_ms() + 86400000;
+	return 0;
+}
+
+static int64_t count_rows(const char *sql)
+{
+	sqlite3 *raw;
+	sqlite3_stmt *st;
+	int64_t n = -1;
+	if (sqlite3_open(db, &raw) == SQLITE_OK &&
+	    sqlite3_prepare_v2(raw, sql, -1, &st, NULL) == SQLITE_OK) {
+		if (sqlite3_step(st) == SQLITE_ROW)
+			n = sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+	}
+	sqlite3_close(raw);
+	return n;
 }
 
 static void test_enroll_token_once_and_before_expiry(void **state)
@@ -119,10 +172,24 @@ static void test_enroll_token_once_and_before_expiry(void **state)
 
 	assert_int_equal(auth_enroll_check(b, tok, &e), 0);
 	assert_string_equal(e.site, "site-1");
-	assert_int_equal(auth_enroll_consume(a, tok, "127.0.0.1:1", &e), 0);
+	/* An issuer that refuses (a bad CSR) takes the redemption back: the token stays good. */
+	int bad = 1;
+	assert_int_equal(auth_enroll_redeem(a, tok, "127.0.0.1:0", test_issue, &bad, &e), -EINVAL);
+	assert_int_equal(auth_enroll_check(a, tok, &e), 0);
+	assert_int_equal(auth_enroll_redeem(a, tok, "127.0.0.1:1", test_issue, NULL, &e), 0);
 	assert_string_equal(e.org, "org-1");
 	assert_string_equal(e.city, "jinan");
-	assert_int_equal(auth_enroll_consume(b, tok, "127.0.0.1:2", &e), -EALREADY);
+	/* Token spent, certificate on record and audited: one transaction. */
+	assert_int_equal(count_rows("SELECT count(*) FROM certs WHERE site = 'site-1' AND "
+	                            "source = 'enroll'"),
+	                 1);
+	assert_int_equal(count_rows("SELECT count(*) FROM audit WHERE action = 'enroll' AND "
+	                            "subject = 'site-1'"),
+	                 1);
+	int calls = issue_calls;
+	assert_int_equal(auth_enroll_redeem(b, tok, "127.0.0.1:2", test_issue, NULL, &e),
+	                 -EALREADY);
+	assert_int_equal(issue_calls, calls); /* a spent token is never signed for */
 	assert_int_equal(auth_enroll_check(a, tok, &e), -EALREADY);
 
 	assert_int_equal(auth_enroll_create(a, "site-2", "org-1", "jinan", 1, "test", tok, id,
@@ -130,9 +197,10 @@ static void test_enroll_token_once_and_before_expiry(void **state)
 	                 0);
 	while (vw_now_ms() <= expires) /* a 1 ms lifetime: poll the clock past it */
 		;
-	assert_int_equal(auth_enroll_consume(a, tok, "127.0.0.1:3", &e), -EKEYEXPIRED);
-	assert_int_equal(auth_enroll_consume(a, "vwe_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
-	                                     "127.0.0.1:4", &e),
+	assert_int_equal(auth_enroll_redeem(a, tok, "127.0.0.1:3", test_issue, NULL, &e),
+	                 -EKEYEXPIRED);
+	assert_int_equal(auth_enroll_redeem(a, "vwe_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+	                                    "127.0.0.1:4", test_issue, NULL, &e),
 	                 -ENOENT);
 	auth_close(b);
 	auth_close(a);
@@ -173,16 +241,20 @@ static void test_revocations_by_site(void **state)
 	(void)state;
 	struct auth *a = open_db();
 	int n;
-	assert_int_equal(auth_revoke_site(a, "site-9", &n), -ENOENT);
+	assert_int_equal(auth_revoke_site(a, "site-9", "test", &n), -ENOENT);
 	assert_int_equal(auth_cert_record(a, "AA01", "site-9", "org", "jinan", 0, "test"), 0);
 	assert_int_equal(auth_agent_seen(a, "BB02", "site-9", "org", "jinan", "127.0.0.1:1"), 0);
 	assert_int_equal(auth_agent_seen(a, "BB02", "site-9", "org", "jinan", "127.0.0.1:1"), 0);
-	assert_int_equal(auth_revoke_site(a, "site-9", &n), 0);
+	assert_int_equal(auth_revoke_site(a, "site-9", "test", &n), 0);
 	assert_int_equal(n, 2); /* issued here, and seen in use */
-	assert_int_equal(auth_revoke_site(a, "site-9", &n), 0);
+	assert_int_equal(auth_revoke_site(a, "site-9", "test", &n), 0);
 	assert_int_equal(n, 0);
-	assert_int_equal(auth_revoke_serial(a, "CC03"), 0);
-	assert_int_equal(auth_revoke_serial(a, "CC03"), -EALREADY);
+	assert_int_equal(auth_revoke_serial(a, "CC03", "test", &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(auth_revoke_serial(a, "CC03", "test", &n), 0);
+	assert_int_equal(n, 0);
+	/* Each revocation carries its audit row (same transaction). */
+	assert_int_equal(count_rows("SELECT count(*) FROM audit WHERE action = 'revoke'"), 4);
 	struct auth_revoked *list;
 	size_t count;
 	assert_int_equal(auth_revoked_list(a, &list, &count), 0);

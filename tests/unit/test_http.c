@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -377,10 +378,83 @@ static void response_head_has_the_contract_headers(void **state)
 	vw_buf_free(&b);
 }
 
+static void responses_carry_any_content_type_and_streams_have_no_length(void **state)
+{
+	(void)state;
+	struct vw_buf b;
+	vw_buf_init(&b, 0);
+	struct http_head h = {200, HTTP_CT_CSV, "X-A: 1\r\n", 5, 1};
+	assert_int_equal(http_format_response_head(&b, &h, 0), 0);
+	const char *s = vw_buf_cstr(&b);
+	assert_non_null(strstr(s, "\r\nContent-Type: text/csv; charset=utf-8\r\n"));
+	assert_non_null(strstr(s, "\r\nContent-Length: 5\r\n"));
+	assert_non_null(strstr(s, "\r\nX-A: 1\r\n\r\n"));
+	vw_buf_reset(&b);
+	h = (struct http_head){200, HTTP_CT_SSE, NULL, -1, 0};
+	assert_int_equal(http_format_response_head(&b, &h, 0), 0);
+	s = vw_buf_cstr(&b);
+	assert_non_null(strstr(s, "\r\nContent-Type: text/event-stream\r\n"));
+	assert_null(strstr(s, "Content-Length"));
+	assert_non_null(strstr(s, "\r\nConnection: close\r\n\r\n"));
+	/* A stream cannot be followed by another response; a CR/LF would inject a header. */
+	vw_buf_reset(&b);
+	h = (struct http_head){200, HTTP_CT_SSE, NULL, -1, 1};
+	assert_int_equal(http_format_response_head(&b, &h, 0), -EINVAL);
+	h = (struct http_head){200, "text/html\r\nSet-Cookie: x=1", NULL, 0, 1};
+	assert_int_equal(http_format_response_head(&b, &h, 0), -EINVAL);
+	assert_int_equal(b.len, 0);
+	vw_buf_free(&b);
+
+	char d[128];
+	assert_int_equal(http_attachment_header(d, sizeof(d), "sites.csv"), 0);
+	assert_string_equal(d, "Content-Disposition: attachment; filename=sites.csv\r\n");
+	assert_int_equal(http_attachment_header(d, sizeof(d), "a\"b.csv"), -EINVAL);
+	assert_int_equal(http_attachment_header(d, sizeof(d), "a\r\nX: y"), -EINVAL);
+	assert_int_equal(http_attachment_header(d, sizeof(d), ".hidden"), -EINVAL);
+	assert_int_equal(http_attachment_header(d, sizeof(d), "../x"), -EINVAL);
+	assert_int_equal(http_attachment_header(d, sizeof(d), ""), -EINVAL);
+}
+
+static const struct http_request *parse_one(struct http_reader *r, const char *raw)
+{
+	http_reader_reset(r);
+	struct outcome o = feed_all(r, raw, strlen(raw));
+	assert_int_equal(o.ev, HTTP_GOT_REQUEST);
+	return http_reader_request(r);
+}
+
+static void accept_encoding_and_if_none_match_are_passed_on(void **state)
+{
+	(void)state;
+	struct http_reader *r = http_reader_create(MAX_HEAD, MAX_BODY);
+	const struct {
+		const char *ae;
+		int gzip;
+	} cases[] = {
+	    {"gzip", 1},           {"deflate, gzip;q=0.5", 1}, {"br, GZIP", 1}, {"*", 1},
+	    {"gzip;q=0", 0},       {"gzip; q=0.000", 0},       {"deflate, br", 0},
+	    {"gzipx", 0},          {"x-gzip", 1},              {"identity", 0},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char raw[256];
+		snprintf(raw, sizeof(raw), "GET / HTTP/1.1\r\nHost: x\r\nAccept-Encoding: %s\r\n\r\n",
+		         cases[i].ae);
+		assert_int_equal(parse_one(r, raw)->accept_gzip, cases[i].gzip);
+	}
+	const struct http_request *q = parse_one(r, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+	assert_int_equal(q->accept_gzip, 0);
+	assert_string_equal(q->if_none_match, "");
+	q = parse_one(r, "GET / HTTP/1.1\r\nHost: x\r\nIf-None-Match:  \"abc-1\" \r\n\r\n");
+	assert_string_equal(q->if_none_match, "\"abc-1\"");
+	http_reader_destroy(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(simple_get_parses),
+		cmocka_unit_test(responses_carry_any_content_type_and_streams_have_no_length),
+		cmocka_unit_test(accept_encoding_and_if_none_match_are_passed_on),
 		cmocka_unit_test(post_body_split_at_every_byte_parses_the_same),
 		cmocka_unit_test(pipelined_requests_stop_at_each_boundary),
 		cmocka_unit_test(chunked_body_is_decoded),

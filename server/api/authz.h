@@ -1,0 +1,52 @@
+/* authz: who is asking and what they may see, decided in one place. A principal is an
+ * agent (its verified client certificate: site, org, city), a person (a bearer token: role
+ * and jurisdiction) or anonymous; every resource asks authz_site_visible before it shows a
+ * site. Loop thread only (token checks read the auth database's loop-thread connection).
+ * Principals are plain values filled by authz_identify: nothing to free. */
+#ifndef VW_AUTHZ_H
+#define VW_AUTHZ_H
+
+#include "auth.h"
+#include "conn.h"
+#include "http.h"
+
+struct api;
+
+enum authz_kind { AUTHZ_ANONYMOUS, AUTHZ_AGENT, AUTHZ_PERSON };
+
+/* Who a route admits, as a bit set. */
+#define AUTHZ_ANON (1u << 0)
+#define AUTHZ_AGENT_CERT (1u << 1)
+#define AUTHZ_PROVINCE (1u << 2)
+#define AUTHZ_CITY (1u << 3)
+#define AUTHZ_ORG (1u << 4)
+#define AUTHZ_INSPECTOR (1u << 5)
+#define AUTHZ_PUBLIC (1u << 6)
+#define AUTHZ_PEOPLE (AUTHZ_PROVINCE | AUTHZ_CITY | AUTHZ_ORG | AUTHZ_INSPECTOR | AUTHZ_PUBLIC)
+/* The roles that read site data. public reads only published material, and nothing is
+ * published yet; inspectors read the targets a draw assigns them, and there are no draws
+ * yet: both are refused rather than given a view they were never granted. */
+#define AUTHZ_SITE_READERS (AUTHZ_PROVINCE | AUTHZ_CITY | AUTHZ_ORG)
+
+struct authz_principal {
+	enum authz_kind kind;
+	struct tls_identity agent;   /* AUTHZ_AGENT */
+	struct auth_principal person; /* AUTHZ_PERSON */
+};
+
+/* The route-table bit of a person's role. */
+unsigned authz_role_bit(enum auth_role r);
+/* Establishes the principal a route admitting `roles` needs: 0 with *who filled, or the
+ * status to refuse with — 401 (no or bad credential), 403 (authenticated, not admitted),
+ * 503 (no access records). Refusals are logged (event=auth_refused, rate-limited). */
+int authz_identify(struct api *a, const struct conn *c, const struct http_request *req,
+                   unsigned roles, struct authz_principal *who);
+/* Sends the refusal authz_identify decided: 401 with WWW-Authenticate on people's routes. */
+void authz_respond(struct conn *c, int status, unsigned roles);
+/* Whether who may see a site of this org and city (属地管理): province every site; city its
+ * own city's; org its own org's; an agent its own site; nobody else any. Empty never
+ * matches empty: a token or a site without a city (or org) matches nothing. */
+int authz_site_visible(const struct authz_principal *who, const char *site, const char *org,
+                       const char *city);
+
+#endif

@@ -1,0 +1,3 @@
+# Unit tests of the helpers in common/ that both binaries share.
+vw_unit_test(test_fileio vwcommon)
+vw_unit_test(test_cli vwcommon)
