@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "db.h"
 #include "log.h"
 #include "store_backend.h"
 #include "vtime.h"
@@ -129,67 +130,12 @@ struct sqlite_rd {
 
 /* --- open ------------------------------------------------------------------------------- */
 
-static int exec(sqlite3 *db, const char *sql, char *err, size_t errlen)
-{
-	char *msg = NULL;
-	if (sqlite3_exec(db, sql, NULL, NULL, &msg) == SQLITE_OK)
-		return 0;
-	if (err)
-		snprintf(err, errlen, "%s", msg ? msg : sqlite3_errmsg(db));
-	sqlite3_free(msg);
-	return -EIO;
-}
-
-static int pragma_int(sqlite3 *db, const char *sql, int64_t *out)
-{
-	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-		return -EIO;
-	int rc = sqlite3_step(st) == SQLITE_ROW ? 0 : -EIO;
-	if (!rc)
-		*out = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return rc;
-}
-
-static int migrate(sqlite3 *db, const char *path, char *err, size_t errlen)
-{
-	int64_t v;
-	if (pragma_int(db, "PRAGMA user_version", &v)) {
-		snprintf(err, errlen, "%s: cannot read schema version: %s", path,
-		         sqlite3_errmsg(db));
-		return -EIO;
-	}
-	if (v > NMIGRATIONS) {
-		snprintf(err, errlen,
-		         "%s: database schema version %lld is newer than this server's (%d); "
-		         "run a newer venuewatch-server",
-		         path, (long long)v, NMIGRATIONS);
-		return -EPROTO;
-	}
-	for (int i = (int)v; i < NMIGRATIONS; i++) {
-		char sql[64], why[256];
-		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", i + 1);
-		if (exec(db, "BEGIN IMMEDIATE", why, sizeof(why)) ||
-		    exec(db, migrations[i], why, sizeof(why)) || exec(db, sql, why, sizeof(why)) ||
-		    exec(db, "COMMIT", why, sizeof(why))) {
-			exec(db, "ROLLBACK", NULL, 0);
-			snprintf(err, errlen, "%s: migration to schema version %d failed: %s", path,
-			         i + 1, why);
-			return -EIO;
-		}
-		log_info("event=store_migrated version=%d", i + 1);
-	}
-	return 0;
-}
-
 static void sq_close(void *p)
 {
 	struct sqlite_be *s = p;
 	if (!s)
 		return;
-	for (int i = 0; i < W_COUNT; i++)
-		sqlite3_finalize(s->w[i]);
+	vw_db_finalize_all(s->w, W_COUNT);
 	/* The readers are closed first (store.c): the last connection to close checkpoints and
 	 * removes the WAL, and a read-only one cannot. */
 	if (s->wdb && sqlite3_close(s->wdb) != SQLITE_OK)
@@ -215,52 +161,36 @@ static int sq_open(const struct store_options *o, void **out, char *err, size_t 
 	const char *path = s->path;
 	int rc;
 
-	/* NOMUTEX: each connection is used by one thread at a time (the write connection is
-	 * handed to the writer thread once, at store_start). */
-	if (sqlite3_open_v2(path, &s->wdb,
-	                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-	                    NULL) != SQLITE_OK) {
-		snprintf(err, errlen, "cannot open %s: %s", path,
-		         s->wdb ? sqlite3_errmsg(s->wdb) : "out of memory");
-		rc = -EIO;
-		goto fail;
-	}
-	sqlite3_busy_timeout(s->wdb, 5000);
-	char why[256];
-	sqlite3_stmt *st = NULL;
-	if (sqlite3_prepare_v2(s->wdb, "PRAGMA journal_mode = WAL", -1, &st, NULL) != SQLITE_OK ||
-	    sqlite3_step(st) != SQLITE_ROW ||
-	    strcmp((const char *)sqlite3_column_text(st, 0), "wal") != 0) {
-		sqlite3_finalize(st);
-		snprintf(err, errlen, "cannot switch %s to WAL: %s", path, sqlite3_errmsg(s->wdb));
-		rc = -EIO;
-		goto fail;
-	}
-	sqlite3_finalize(st);
 	/* synchronous=FULL in WAL: the WAL is fsync'd at every (group) commit, so what we
 	 * acknowledge survives a power cut, not only a crash of this process. NORMAL would
 	 * fsync only at checkpoints and could take back acknowledged batches whose rows the
 	 * agent has already released: a silent loss, so it is for measurements only. Group
 	 * commit pays the fsync once per group, which keeps FULL cheap; docs/DELIVERY.md has
-	 * the measurement. journal_size_limit bounds the WAL file that a long read would
-	 * otherwise let grow. */
-	const char *sync = o->durability == STORE_DURABLE_NORMAL ? "PRAGMA synchronous = NORMAL"
-	                                                         : "PRAGMA synchronous = FULL";
-	if (exec(s->wdb, sync, why, sizeof(why)) ||
-	    exec(s->wdb, "PRAGMA journal_size_limit = 67108864", why, sizeof(why))) {
+	 * the measurement. NOMUTEX (vw_db_open's default): each connection is used by one
+	 * thread at a time (the write connection is handed to the writer thread once, at
+	 * store_start). */
+	struct vw_db_opts wo = {
+	    .busy_ms = 5000,
+	    .synchronous = o->durability == STORE_DURABLE_NORMAL ? "NORMAL" : "FULL",
+	    .wal = 1,
+	};
+	char why[256];
+	if ((rc = vw_db_open(path, &wo, &s->wdb, err, errlen)) != 0)
+		goto fail;
+	/* journal_size_limit bounds the WAL file that a long read would otherwise let grow. */
+	if (vw_db_exec(s->wdb, "PRAGMA journal_size_limit = 67108864", why, sizeof(why))) {
 		snprintf(err, errlen, "%s: %s", path, why);
 		rc = -EIO;
 		goto fail;
 	}
-	if ((rc = migrate(s->wdb, path, err, errlen)) != 0)
+	if ((rc = vw_db_migrate(s->wdb, "store", migrations, NMIGRATIONS, why, sizeof(why))) != 0) {
+		snprintf(err, errlen, "%s: %s", path, why);
 		goto fail;
-	for (int i = 0; i < W_COUNT; i++) {
-		if (sqlite3_prepare_v3(s->wdb, wsql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->w[i],
-		                       NULL) != SQLITE_OK) {
-			snprintf(err, errlen, "%s: prepare: %s", path, sqlite3_errmsg(s->wdb));
-			rc = -EIO;
-			goto fail;
-		}
+	}
+	if ((rc = vw_db_prepare_all(s->wdb, wsql, s->w, W_COUNT, SQLITE_PREPARE_PERSISTENT, why,
+	                            sizeof(why))) != 0) {
+		snprintf(err, errlen, "%s: %s", path, why);
+		goto fail;
 	}
 	*out = s;
 	return 0;
@@ -432,25 +362,25 @@ static int apply_batch(struct sqlite_be *s, struct store_batch *b)
 static int sq_commit(void *p, struct store_batch *list)
 {
 	struct sqlite_be *s = p;
-	int rc = exec(s->wdb, "BEGIN IMMEDIATE", NULL, 0);
+	int rc = vw_db_exec(s->wdb, "BEGIN IMMEDIATE", NULL, 0);
 	if (rc)
 		log_error("event=store_begin_failed error=\"%s\"", sqlite3_errmsg(s->wdb));
 	for (struct store_batch *b = list; b; b = b->next) {
 		b->status = rc;
 		if (rc)
 			continue;
-		if (exec(s->wdb, "SAVEPOINT batch", NULL, 0)) {
+		if (vw_db_exec(s->wdb, "SAVEPOINT batch", NULL, 0)) {
 			b->status = -EIO;
 			continue;
 		}
 		b->status = apply_batch(s, b);
 		if (b->status)
-			exec(s->wdb, "ROLLBACK TO batch", NULL, 0);
-		exec(s->wdb, "RELEASE batch", NULL, 0);
+			vw_db_exec(s->wdb, "ROLLBACK TO batch", NULL, 0);
+		vw_db_exec(s->wdb, "RELEASE batch", NULL, 0);
 	}
-	if (!rc && exec(s->wdb, "COMMIT", NULL, 0)) {
+	if (!rc && vw_db_exec(s->wdb, "COMMIT", NULL, 0)) {
 		log_error("event=store_commit_failed error=\"%s\"", sqlite3_errmsg(s->wdb));
-		exec(s->wdb, "ROLLBACK", NULL, 0);
+		vw_db_exec(s->wdb, "ROLLBACK", NULL, 0);
 		rc = -EIO;
 	}
 	if (rc)
@@ -463,7 +393,7 @@ static int sq_commit(void *p, struct store_batch *list)
 static int sq_raw(void *p, const struct store_batch *b)
 {
 	struct sqlite_be *s = p;
-	int rc = exec(s->wdb, "BEGIN IMMEDIATE", NULL, 0);
+	int rc = vw_db_exec(s->wdb, "BEGIN IMMEDIATE", NULL, 0);
 	if (rc)
 		return rc;
 	sqlite3_stmt *st = s->w[W_AGENT];
@@ -482,13 +412,13 @@ static int sq_raw(void *p, const struct store_batch *b)
 	for (size_t i = 0; i < b->nrows; i++)
 		if ((rc = insert_result(s, b, &b->rows[i], agent_id)) != 0)
 			goto fail;
-	if (exec(s->wdb, "COMMIT", NULL, 0)) {
+	if (vw_db_exec(s->wdb, "COMMIT", NULL, 0)) {
 		rc = -EIO;
 		goto fail;
 	}
 	return 0;
 fail:
-	exec(s->wdb, "ROLLBACK", NULL, 0);
+	vw_db_exec(s->wdb, "ROLLBACK", NULL, 0);
 	return rc;
 }
 
@@ -499,8 +429,7 @@ static void sq_reader_close(void *p)
 	struct sqlite_rd *rd = p;
 	if (!rd)
 		return;
-	for (int i = 0; i < R_COUNT; i++)
-		sqlite3_finalize(rd->r[i]);
+	vw_db_finalize_all(rd->r, R_COUNT);
 	sqlite3_close(rd->db);
 	free(rd);
 }
@@ -514,23 +443,18 @@ static int sq_reader_open(void *p, void **out, char *err, size_t errlen)
 		return -ENOMEM;
 	}
 	rd->be = s;
-	if (sqlite3_open_v2(s->path, &rd->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) !=
-	    SQLITE_OK) {
-		snprintf(err, errlen, "cannot open %s read-only: %s", s->path,
-		         rd->db ? sqlite3_errmsg(rd->db) : "out of memory");
-		sq_reader_close(rd);
-		return -EIO;
-	}
 	/* Readers wait only on WAL recovery or a truncating checkpoint. They run off the
 	 * loop now, but a reply that waits long is a request that times out. */
-	sqlite3_busy_timeout(rd->db, 1000);
-	for (int i = 0; i < R_COUNT; i++) {
-		if (sqlite3_prepare_v3(rd->db, rsql[i], -1, SQLITE_PREPARE_PERSISTENT, &rd->r[i],
-		                       NULL) != SQLITE_OK) {
-			snprintf(err, errlen, "%s: prepare: %s", s->path, sqlite3_errmsg(rd->db));
-			sq_reader_close(rd);
-			return -EIO;
-		}
+	struct vw_db_opts ro = {.flags = SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
+	                        .busy_ms = 1000};
+	char why[256];
+	int rc = vw_db_open(s->path, &ro, &rd->db, err, errlen);
+	if (!rc && (rc = vw_db_prepare_all(rd->db, rsql, rd->r, R_COUNT, SQLITE_PREPARE_PERSISTENT,
+	                                   why, sizeof(why))) != 0)
+		snprintf(err, errlen, "%s: %s", s->path, why);
+	if (rc) {
+		sq_reader_close(rd);
+		return rc;
 	}
 	*out = rd;
 	return 0;
@@ -583,7 +507,7 @@ static int sq_get_site(void *p, const char *site, struct store_fill *f)
 {
 	struct sqlite_rd *rd = p;
 	/* One read transaction: the summary and the targets come from the same snapshot. */
-	if (exec(rd->db, "BEGIN", NULL, 0))
+	if (vw_db_exec(rd->db, "BEGIN", NULL, 0))
 		return -EIO;
 	int rc = 0;
 	sqlite3_stmt *st = rd->r[R_SITE];
@@ -627,7 +551,7 @@ static int sq_get_site(void *p, const char *site, struct store_fill *f)
 		rc = read_failed(rd, st);
 	sqlite3_reset(st);
 out:
-	exec(rd->db, "COMMIT", NULL, 0);
+	vw_db_exec(rd->db, "COMMIT", NULL, 0);
 	return rc;
 }
 
