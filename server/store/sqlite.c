@@ -270,7 +270,10 @@ static int record_gap(struct sqlite_be *s, struct store_batch *b, int64_t agent_
 	return rc;
 }
 
-static int apply_batch(struct sqlite_be *s, struct store_batch *b)
+/* The batch's agent row (created on first sight, org/city/last report refreshed): its id and
+ * high-water mark. */
+static int upsert_agent(struct sqlite_be *s, const struct store_batch *b, int64_t *agent_id,
+                        int64_t *high)
 {
 	sqlite3_stmt *st = s->w[W_AGENT];
 	sqlite3_bind_text(st, 1, b->site, -1, SQLITE_STATIC);
@@ -284,11 +287,19 @@ static int apply_batch(struct sqlite_be *s, struct store_batch *b)
 		sqlite3_reset(st);
 		return sqlite_errno(rc);
 	}
-	int64_t agent_id = sqlite3_column_int64(st, 0);
-	int64_t high = sqlite3_column_int64(st, 1);
+	*agent_id = sqlite3_column_int64(st, 0);
+	*high = sqlite3_column_int64(st, 1);
+	return step_done(s, st); /* RETURNING: the statement ends at its next step */
+}
+
+static int apply_batch(struct sqlite_be *s, struct store_batch *b)
+{
+	int64_t agent_id, high;
 	b->gap_seqs = 0;
-	if ((rc = step_done(s, st)) != 0)
+	int rc = upsert_agent(s, b, &agent_id, &high);
+	if (rc)
 		return rc;
+	sqlite3_stmt *st;
 
 	int64_t last = high;
 	size_t stored = 0;
@@ -396,19 +407,9 @@ static int sq_raw(void *p, const struct store_batch *b)
 	int rc = vw_db_exec(s->wdb, "BEGIN IMMEDIATE", NULL, 0);
 	if (rc)
 		return rc;
-	sqlite3_stmt *st = s->w[W_AGENT];
-	sqlite3_bind_text(st, 1, b->site, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, b->agent, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, b->org, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 4, b->city, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 5, b->received_ms);
-	int step = sqlite3_step(st);
-	int64_t agent_id = step == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-	sqlite3_reset(st);
-	if (step != SQLITE_ROW) {
-		rc = sqlite_errno(step);
+	int64_t agent_id, high;
+	if ((rc = upsert_agent(s, b, &agent_id, &high)) != 0)
 		goto fail;
-	}
 	for (size_t i = 0; i < b->nrows; i++)
 		if ((rc = insert_result(s, b, &b->rows[i], agent_id)) != 0)
 			goto fail;
