@@ -25,4 +25,4 @@ endfunction()
 
 vw_security_test(security_agent_identity test_agent_identity)
 vw_security_test(security_people test_people)
-vw_security_test(security_tls_records test_tls_records)
+vw_security_test(security_tls test_tls)
