@@ -34,6 +34,8 @@ PACKAGES=(
 	python3-gi ffmpeg
 	# demo and tests
 	openssl curl sqlite3 ca-certificates iproute2 nftables
+	# tests under load (tests/stress.sh)
+	stress-ng
 	# benchmarks (tests/bench: /usr/bin/time -v for CPU and peak RSS)
 	time
 )
