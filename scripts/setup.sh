@@ -37,6 +37,8 @@ PACKAGES=(
 	# TLS peers for tests/security/test_tls_interop.py: GnuTLS, Chromium (BoringSSL) and
 	# certutil to trust the test CA in Chromium's NSS database
 	gnutls-bin chromium libnss3-tools
+	# tests under load (tests/stress.sh)
+	stress-ng
 	# benchmarks (tests/bench: /usr/bin/time -v for CPU and peak RSS)
 	time
 )
