@@ -34,6 +34,11 @@ PACKAGES=(
 	python3-gi ffmpeg
 	# demo and tests
 	openssl curl sqlite3 ca-certificates iproute2 nftables
+	# TLS peers for tests/security/test_tls_interop.py: GnuTLS, Chromium (BoringSSL) and
+	# certutil to trust the test CA in Chromium's NSS database
+	gnutls-bin chromium libnss3-tools
+	# tests under load (tests/stress.sh)
+	stress-ng
 	# benchmarks (tests/bench: /usr/bin/time -v for CPU and peak RSS)
 	time
 )

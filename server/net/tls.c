@@ -13,7 +13,6 @@
 
 #include "conf.h"
 #include "log.h"
-#include "tlsrec.h"
 #include "vtime.h"
 
 /* After close_notify and our half-close, how long to keep reading (and discarding) so the
@@ -29,13 +28,11 @@
  * rest wait in a queue for the next turn of the loop. 4 ms keeps /healthz well inside the
  * 50 ms target (issue 5) while handshakes still get most of the CPU. */
 #define HANDSHAKE_SLICE_NS (4u * 1000 * 1000)
-/* Records that carry no application data (KeyUpdates, empty records) one after another:
- * past this many the peer is only making us work. 32 is OpenSSL's limit for empty records
- * and BoringSSL's for KeyUpdates. */
-#define MAX_IDLE_RECORDS 32
-/* Our KeyUpdate answer waits (it may: RFC 8446 §4.6.3 only wants it before our next data)
- * while more than this is queued to a peer that does not read. */
-#define KEY_UPDATE_QUEUE_MAX (64u << 10)
+/* KeyUpdates from the peer with no application data in between. OpenSSL 3.0 answers every
+ * one (a key derivation, and a KeyUpdate of ours when asked) without a limit of its own; past
+ * this many the peer is only making us work. 32 is BoringSSL's limit for the same thing and
+ * OpenSSL's for empty records. */
+#define MAX_KEY_UPDATES 32
 enum conn_state { C_HANDSHAKE, C_OPEN, C_CLOSING };
 
 struct tls_conn {
@@ -58,21 +55,13 @@ struct tls_conn {
 	char refused_serial[48]; /* (OpenSSL keeps no peer certificate when it fails) */
 	void *data;
 	struct tls_conn *prev, *next; /* every connection, for revoking open ones on reload */
-	/* Which certificate, for revoking an open connection on reload: the peer
-	 * certificate itself is gone with the SSL object once tlsrec carries on. */
+	/* Which certificate, for revoking an open connection on reload: read once at the
+	 * handshake, so a reload compares numbers instead of walking every session. */
 	unsigned long issuer_hash;
 	unsigned char serial_der[24];
 	int serial_len;
-	/* TLS 1.3 after the handshake: the SSL object is freed and tlsrec protects the
-	 * records (see tlsrec.h for why). Until then the keylog callback fills secrets. */
-	int rec_on;
-	uint8_t secret_seen; /* 1: client's, 2: server's traffic secret captured */
-	struct tlsrec rec;
-	uint8_t *pend; /* a record that has not fully arrived (TLSREC_MAX_CIPHER + header) */
-	size_t pend_len;
 	int hs_queued;        /* waiting in srv's handshake queue for the next slice */
-	uint8_t ku_pending;   /* the peer asked for our KeyUpdate; one answer covers all */
-	uint8_t idle_records; /* records without application data in a row */
+	unsigned key_updates; /* KeyUpdates received since the last application data */
 	struct tls_conn *hs_next;
 };
 
@@ -90,13 +79,16 @@ struct tls_server {
 	int hs_idle_open;
 	struct tls_conn *hs_head, *hs_tail;
 	uint64_t hs_turn, hs_spent_ns; /* uv_now of the current turn, handshake time in it */
+	/* One queue episode (first queued handshake until the queue is empty), logged when
+	 * it ends: how many waited, over how many turns, and how many reads of open
+	 * connections were served meanwhile (what the slicing is for). */
+	unsigned hs_q_handshakes, hs_q_turns, hs_q_reads;
 	struct tls_conn *conns;
 	struct tls_callbacks cb;
 	void *cb_data;
 	size_t max_conns, nconns;
 	uint64_t handshake_timeout_ms;
 	struct vw_log_limit refused_log, cap_log;
-	struct tlsrec_ctx *rx;
 	char readbuf[READ_BUF];
 	char plainbuf[PLAIN_BUF];
 };
@@ -173,8 +165,6 @@ static void on_handle_closed(uv_handle_t *h)
 	if (c->next)
 		c->next->prev = c->prev;
 	SSL_free(c->ssl);
-	tlsrec_wipe(&c->rec);
-	free(c->pend);
 	free(c);
 	s->nconns--;
 }
@@ -243,11 +233,41 @@ static void on_write(uv_write_t *req, int status)
 		conn_fail(c);
 }
 
+/* A fresh, empty memory BIO for one side of the connection. */
+static BIO *mem_bio(int is_read)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+	/* An empty memory BIO reports "retry", which SSL turns into WANT_READ. */
+	if (b && is_read)
+		BIO_set_mem_eof_return(b, -1);
+	return b;
+}
+
+/* OpenSSL's memory BIO keeps its buffer at the largest size it ever held (one 60 KB
+ * response leaves 60 KB behind for the connection's life), so an empty one that has a
+ * buffer is swapped for a new one: a few small allocations per read or write, against
+ * kilobytes held by every idle connection. */
+static void trim_bio(struct tls_conn *c, int is_read)
+{
+	BIO *old = is_read ? c->rbio : c->wbio;
+	BUF_MEM *m = NULL;
+	if (BIO_ctrl_pending(old) != 0 || BIO_get_mem_ptr(old, &m) <= 0 || !m || !m->max)
+		return;
+	BIO *b = mem_bio(is_read);
+	if (!b)
+		return; /* keep the old one: only memory is lost */
+	if (is_read) {
+		SSL_set0_rbio(c->ssl, b); /* frees the old one */
+		c->rbio = b;
+	} else {
+		SSL_set0_wbio(c->ssl, b);
+		c->wbio = b;
+	}
+}
+
 /* Moves whatever OpenSSL produced into one uv_write. */
 static int flush(struct tls_conn *c)
 {
-	if (!c->ssl)
-		return 0;
 	size_t pending = BIO_ctrl_pending(c->wbio);
 	if (pending == 0 || c->handles_closing)
 		return 0;
@@ -266,6 +286,7 @@ static int flush(struct tls_conn *c)
 		free(w);
 		return rc;
 	}
+	trim_bio(c, 0);
 	return 0;
 }
 
@@ -372,57 +393,28 @@ static void refuse(struct tls_conn *c, int ssl_err)
 	linger_close(c);
 }
 
-static void deliver(struct tls_conn *c)
+/* What an open connection need not hold between reads: the read BIO's buffer, and
+ * OpenSSL's own record buffers, which SSL_MODE_RELEASE_BUFFERS alone leaves allocated
+ * after the handshake's last record (SSL_free_buffers refuses while a record is partly
+ * read or written, so nothing pending is lost). */
+static void conn_trim(struct tls_conn *c)
 {
-	struct tls_server *s = c->srv;
-	while (c->state == C_OPEN && !c->upper_gone) {
-		ERR_clear_error();
-		int n = SSL_read(c->ssl, s->plainbuf, (int)sizeof(s->plainbuf));
-		if (n > 0) {
-			s->cb.on_data(c, s->plainbuf, (size_t)n);
-			continue;
-		}
-		int e = SSL_get_error(c->ssl, n);
-		if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
-			break;
-		if (e == SSL_ERROR_ZERO_RETURN)
-			log_debug("event=tls_close_notify peer=%s", c->peer);
-		else
-			log_debug("event=tls_read_failed peer=%s ssl_error=%d", c->peer, e);
-		ERR_clear_error();
-		conn_fail(c);
+	if (c->state != C_OPEN || c->handles_closing)
 		return;
-	}
+	trim_bio(c, 1);
+	SSL_free_buffers(c->ssl);
 }
 
-/* --- TLS 1.3 records after the handshake (tlsrec) ------------------------------------- */
-
-/* Seals plaintext of one inner type and queues it. */
-static int rec_send(struct tls_conn *c, uint8_t type, const void *data, size_t len)
+/* OpenSSL refused a record (bad MAC, a plaintext record, a KeyUpdate flood, ...): it has
+ * written the alert RFC 8446 names into the write BIO; send it, then close. */
+static void read_fail(struct tls_conn *c, int ssl_err)
 {
-	size_t out = tlsrec_sealed_len(len);
-	struct write_req *w = malloc(sizeof(*w) + out);
-	if (!w)
-		return UV_ENOMEM;
-	if (tlsrec_seal(&c->rec, c->srv->rx, type, data, len, (uint8_t *)w->data) != 0) {
-		free(w);
-		return UV_EIO;
-	}
-	w->conn = c;
-	uv_buf_t b = uv_buf_init(w->data, (unsigned)out);
-	int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
-	if (rc)
-		free(w);
-	return rc;
-}
-
-/* A protocol error on a tlsrec connection: the fatal alert it is owed, then close. */
-static void rec_fail(struct tls_conn *c, int code, const char *what)
-{
-	uint8_t alert[2] = {2, (uint8_t)-code};
-	log_debug("event=tls_record_error peer=%s what=%s alert=%d", c->peer, what, -code);
-	if (code != TLSREC_E_INTERNAL)
-		rec_send(c, TLSREC_ALERT, alert, sizeof(alert));
+	unsigned long e = ERR_peek_last_error();
+	char reason[96];
+	token(e ? ERR_reason_error_string(e) : "-", reason, sizeof(reason));
+	log_debug("event=tls_read_failed peer=%s ssl_error=%d reason=%s", c->peer, ssl_err, reason);
+	ERR_clear_error();
+	flush(c);
 	if (c->opened && !c->upper_gone) {
 		c->upper_gone = 1;
 		c->srv->cb.on_close(c);
@@ -430,191 +422,57 @@ static void rec_fail(struct tls_conn *c, int code, const char *what)
 	linger_close(c);
 }
 
-static void rec_record(struct tls_conn *c, uint8_t *rec, size_t len)
+/* Counts the peer's KeyUpdates for the limit in deliver (OpenSSL's message callback sees
+ * every handshake message once the record layer has opened it). */
+static void on_message(int write_p, int version, int content_type, const void *buf, size_t len,
+                       SSL *ssl, void *arg)
 {
-	uint8_t type, *plain;
-	size_t n;
-	int rc = tlsrec_open(&c->rec, c->srv->rx, rec, len, &type, &plain, &n);
-	if (rc) {
-		rec_fail(c, rc, "open");
-		return;
-	}
-	if (type == TLSREC_APPDATA && n) {
-		c->idle_records = 0;
-		c->srv->cb.on_data(c, (const char *)plain, n);
-		return;
-	}
-	if (++c->idle_records > MAX_IDLE_RECORDS) {
-		rec_fail(c, TLSREC_E_UNEXPECTED, "too_many_records_without_data");
-		return;
-	}
-	if (type == TLSREC_APPDATA)
-		return;
-	if (type == TLSREC_ALERT) {
-		if (n != 2) {
-			rec_fail(c, TLSREC_E_DECODE, "alert");
+	(void)version;
+	(void)arg;
+	struct tls_conn *c = SSL_get_app_data(ssl);
+	if (c && !write_p && content_type == SSL3_RT_HANDSHAKE && len > 0 &&
+	    ((const unsigned char *)buf)[0] == SSL3_MT_KEY_UPDATE)
+		c->key_updates++;
+}
+
+/* Decrypts whatever whole records are in the read BIO and hands the plaintext up. KeyUpdate
+ * and other post-handshake messages are OpenSSL's: it answers them (its answer goes out
+ * with the next flush) and limits how many may come without data. */
+static void deliver(struct tls_conn *c)
+{
+	struct tls_server *s = c->srv;
+	while (c->state == C_OPEN && !c->upper_gone) {
+		ERR_clear_error();
+		int n = SSL_read(c->ssl, s->plainbuf, (int)sizeof(s->plainbuf));
+		if (c->key_updates > MAX_KEY_UPDATES) {
+			log_debug(
+			    "event=tls_read_failed peer=%s reason=too_many_key_updates max=%d",
+			    c->peer, MAX_KEY_UPDATES);
+			ERR_clear_error();
+			if (!c->upper_gone) {
+				c->upper_gone = 1;
+				c->srv->cb.on_close(c);
+			}
+			tls_conn_close(c); /* close_notify: OpenSSL has no alert to send for this */
 			return;
 		}
-		/* close_notify, or any other alert: the peer is done either way (§6). */
-		if (plain[1] == 0)
-			log_debug("event=tls_close_notify peer=%s", c->peer);
-		else
-			log_debug("event=tls_alert_received peer=%s level=%u alert=%u", c->peer,
-			          plain[0], plain[1]);
-		conn_fail(c);
-		return;
-	}
-	int respond = 0;
-	rc = tlsrec_handshake(&c->rec, plain, n, &respond);
-	if (rc) {
-		rec_fail(c, rc, "handshake_message");
-		return;
-	}
-	log_debug("event=tls_key_update peer=%s requested=%d", c->peer, respond);
-	if (respond)
-		c->ku_pending = 1;
-}
-
-/* Our KeyUpdate, under the old keys, then the new ones (§4.6.3). At most one per batch of
- * requests: before our next data, or after a read while the peer is reading. */
-static int rec_key_update(struct tls_conn *c)
-{
-	if (!c->ku_pending)
-		return 0;
-	c->ku_pending = 0;
-	if (rec_send(c, TLSREC_HANDSHAKE, tlsrec_key_update_msg, sizeof(tlsrec_key_update_msg)) ||
-	    tlsrec_update_write(&c->rec))
-		return UV_EIO; /* the caller ends the connection */
-	return 0;
-}
-
-/* Cuts the byte stream into records. Whole records are opened where they lie (the shared
- * read buffer); only a record split across reads is copied, into c->pend, which exists
- * only while that record is incomplete: an idle connection holds no buffer. */
-static void rec_input(struct tls_conn *c, uint8_t *p, size_t n)
-{
-	while (c->state == C_OPEN && !c->upper_gone) {
-		if (c->pend_len) {
-			long len = tlsrec_record_len(c->pend, c->pend_len);
-			if (len < 0) {
-				rec_fail(c, (int)len, "record_header");
-				return;
-			}
-			size_t need = len > 0 ? (size_t)len : TLSREC_HEADER;
-			size_t take = need - c->pend_len < n ? need - c->pend_len : n;
-			memcpy(c->pend + c->pend_len, p, take);
-			c->pend_len += take;
-			p += take;
-			n -= take;
-			if (c->pend_len < need)
-				return; /* all of this read is in pend and the record still short */
-			if (len == 0)
-				continue; /* the header just completed: now the length is known */
-			rec_record(c, c->pend, c->pend_len);
-			c->pend_len = 0;
-			free(c->pend);
-			c->pend = NULL;
+		if (n > 0) {
+			c->key_updates = 0;
+			s->cb.on_data(c, s->plainbuf, (size_t)n);
 			continue;
 		}
-		if (n == 0)
-			return;
-		long len = tlsrec_record_len(p, n);
-		if (len < 0) {
-			rec_fail(c, (int)len, "record_header");
-			return;
-		}
-		if (len == 0 || (size_t)len > n) {
-			c->pend = malloc(TLSREC_HEADER + TLSREC_MAX_CIPHER);
-			if (!c->pend) {
-				conn_fail(c);
-				return;
-			}
-			memcpy(c->pend, p, n);
-			c->pend_len = n;
+		int e = SSL_get_error(c->ssl, n);
+		if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+			break;
+		if (e == SSL_ERROR_ZERO_RETURN) {
+			log_debug("event=tls_close_notify peer=%s", c->peer);
+			ERR_clear_error();
+			conn_fail(c);
 			return;
 		}
-		rec_record(c, p, (size_t)len);
-		p += len;
-		n -= (size_t)len;
-	}
-}
-
-/* Records the server wrote in one go (the NewSessionTickets after the client's
- * Finished): the sequence numbers already used under the server's traffic keys. */
-static uint64_t count_records(BIO *b)
-{
-	char *data = NULL;
-	long len = BIO_get_mem_data(b, &data), off = 0;
-	uint64_t n = 0;
-	while (data && off + TLSREC_HEADER <= len) {
-		off += TLSREC_HEADER +
-		       ((long)(unsigned char)data[off + 3] << 8 | (unsigned char)data[off + 4]);
-		n++;
-	}
-	return n;
-}
-
-/* TLS 1.3 with the secrets captured: hand the connection to tlsrec and free the SSL object
- * (~25 KB). The client's records after its Finished are still in the read BIO, unread: with
- * read-ahead off OpenSSL reads one record at a time. They are copied to the start of the
- * shared read buffer and their length left in pend_len for the caller. 0 when switched. */
-static int rec_switch(struct tls_conn *c, uint64_t wr_seq)
-{
-	const SSL_CIPHER *cipher = SSL_get_current_cipher(c->ssl);
-	uint16_t suite = cipher ? (uint16_t)(SSL_CIPHER_get_id(cipher) & 0xffff) : 0;
-	if (SSL_version(c->ssl) != TLS1_3_VERSION || c->secret_seen != 3 ||
-	    !tlsrec_suite_supported(suite))
-		return -1;
-	uint8_t cs[48], ss[48];
-	size_t len = suite == 0x1302 ? 48 : 32;
-	memcpy(cs, c->rec.rd.secret, sizeof(cs));
-	memcpy(ss, c->rec.wr.secret, sizeof(ss));
-	int rc = tlsrec_init(&c->rec, suite, cs, ss, len, 0, wr_seq);
-	OPENSSL_cleanse(cs, sizeof(cs));
-	OPENSSL_cleanse(ss, sizeof(ss));
-	size_t rest = BIO_ctrl_pending(c->rbio);
-	if (rc || rest > sizeof(c->srv->readbuf) || flush(c) != 0)
-		return -1;
-	if (rest && BIO_read(c->rbio, c->srv->readbuf, (int)rest) != (int)rest)
-		return -1;
-	SSL_free(c->ssl);
-	c->ssl = NULL;
-	c->rbio = c->wbio = NULL;
-	c->rec_on = 1;
-	c->pend_len = rest;
-	return 0;
-}
-
-/* OpenSSL's key log hands us the application traffic secrets as it derives them. */
-static void on_keylog(const SSL *ssl, const char *line)
-{
-	struct tls_conn *c = SSL_get_app_data(ssl);
-	uint8_t *dst, bit;
-	if (!c)
-		return;
-	if (strncmp(line, "CLIENT_TRAFFIC_SECRET_0 ", 24) == 0) {
-		dst = c->rec.rd.secret;
-		bit = 1;
-	} else if (strncmp(line, "SERVER_TRAFFIC_SECRET_0 ", 24) == 0) {
-		dst = c->rec.wr.secret;
-		bit = 2;
-	} else {
+		read_fail(c, e);
 		return;
 	}
-	const char *hex = strchr(line + 24, ' '); /* past the client random */
-	if (!hex)
-		return;
-	hex++;
-	size_t n = strlen(hex);
-	if (n != 64 && n != 96)
-		return;
-	long len = 0;
-	unsigned char *bin = OPENSSL_hexstr2buf(hex, &len);
-	if (bin && len == (long)n / 2) {
-		memcpy(dst, bin, (size_t)len);
-		c->secret_seen |= bit;
-	}
-	OPENSSL_clear_free(bin, bin ? (size_t)len : 0);
 }
 
 static void handshake(struct tls_conn *c)
@@ -633,26 +491,13 @@ static void handshake(struct tls_conn *c)
 	c->state = C_OPEN;
 	uv_timer_stop(&c->timer);
 	read_identity(c);
-	char version[16];
-	snprintf(version, sizeof(version), "%s", SSL_get_version(c->ssl));
-	if (rec_switch(c, count_records(c->wbio)) != 0) {
-		OPENSSL_cleanse(&c->rec, sizeof(c->rec));
-		c->pend_len = 0;
-		flush(c);
-	}
-	log_debug("event=tls_open peer=%s version=%s records=%s verified=%d site=%s", c->peer,
-	          version, c->rec_on ? "tlsrec" : "openssl", c->id.verified,
+	log_debug("event=tls_open peer=%s version=%s resumed=%d verified=%d site=%s", c->peer,
+	          SSL_get_version(c->ssl), SSL_session_reused(c->ssl), c->id.verified,
 	          c->id.site[0] ? c->id.site : "-");
 	c->opened = 1;
 	c->srv->cb.on_open(c);
 	/* A TLS 1.3 client may send its request right behind its Finished. */
-	if (c->rec_on) {
-		size_t rest = c->pend_len;
-		c->pend_len = 0;
-		rec_input(c, (uint8_t *)c->srv->readbuf, rest);
-	} else {
-		deliver(c);
-	}
+	deliver(c);
 }
 
 /* --- handshake slices ------------------------------------------------------------------ */
@@ -673,12 +518,15 @@ static void run_handshake(struct tls_conn *c)
 	handshake(c);
 	if (c->state != C_CLOSING && !c->handles_closing && flush(c) != 0)
 		conn_fail(c);
+	conn_trim(c);
 	c->srv->hs_spent_ns += uv_hrtime() - t0;
 }
 
 static void on_hs_idle(uv_idle_t *h)
 {
 	struct tls_server *s = h->data;
+	if (s->hs_head)
+		s->hs_q_turns++;
 	while (s->hs_head && slice_left(s)) {
 		struct tls_conn *c = s->hs_head;
 		s->hs_head = c->hs_next;
@@ -689,8 +537,12 @@ static void on_hs_idle(uv_idle_t *h)
 		if (c->state == C_HANDSHAKE && !c->handles_closing)
 			run_handshake(c);
 	}
-	if (!s->hs_head)
-		uv_idle_stop(h);
+	if (s->hs_head)
+		return;
+	uv_idle_stop(h);
+	log_debug("event=tls_handshake_queue_drained handshakes=%u turns=%u reads_served=%u",
+	          s->hs_q_handshakes, s->hs_q_turns, s->hs_q_reads);
+	s->hs_q_handshakes = s->hs_q_turns = s->hs_q_reads = 0;
 }
 
 /* New handshake bytes are in the read BIO: run the handshake now if this turn of the loop
@@ -709,6 +561,7 @@ static void handshake_step(struct tls_conn *c)
 		return;
 	}
 	c->hs_queued = 1;
+	s->hs_q_handshakes++;
 	if (s->hs_tail) {
 		s->hs_tail->hs_next = c;
 	} else {
@@ -730,6 +583,7 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
 	struct tls_conn *c = st->data;
+	struct tls_server *s = c->srv;
 	if (nread == 0)
 		return;
 	if (nread < 0) {
@@ -743,13 +597,6 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 	}
 	if (c->state == C_CLOSING)
 		return; /* lingering: discard */
-	if (c->rec_on) {
-		rec_input(c, (uint8_t *)buf->base, (size_t)nread);
-		if (c->ku_pending && c->state == C_OPEN && !c->upper_gone &&
-		    tls_conn_write_queue(c) < KEY_UPDATE_QUEUE_MAX && rec_key_update(c))
-			rec_fail(c, TLSREC_E_INTERNAL, "key_update");
-		return;
-	}
 	if (BIO_write(c->rbio, buf->base, (int)nread) != (int)nread) {
 		conn_fail(c);
 		return;
@@ -758,9 +605,12 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 		handshake_step(c);
 		return;
 	}
+	if (s->hs_head)
+		s->hs_q_reads++; /* an open connection served while handshakes wait */
 	deliver(c);
 	if (c->state != C_CLOSING && !c->handles_closing && flush(c) != 0)
 		conn_fail(c);
+	conn_trim(c);
 }
 
 static void on_timer(uv_timer_t *t)
@@ -856,15 +706,13 @@ static void on_connection(uv_stream_t *listener, int status)
 	c->ssl = SSL_new(s->ctx);
 	if (!c->ssl)
 		goto fail;
-	c->rbio = BIO_new(BIO_s_mem());
-	c->wbio = BIO_new(BIO_s_mem());
+	c->rbio = mem_bio(1);
+	c->wbio = mem_bio(0);
 	if (!c->rbio || !c->wbio) {
 		BIO_free(c->rbio);
 		BIO_free(c->wbio);
 		goto fail;
 	}
-	/* An empty memory BIO reports "retry", which SSL turns into WANT_READ. */
-	BIO_set_mem_eof_return(c->rbio, -1);
 	SSL_set_bio(c->ssl, c->rbio, c->wbio);
 	SSL_set_app_data(c->ssl, c);
 	SSL_set_accept_state(c->ssl);
@@ -944,7 +792,8 @@ static int make_ctx(const struct tls_server_opts *o, SSL_CTX **out, STACK_OF(X50
 	 * defaults are all modern. Renegotiation is a DoS lever we have no use for. */
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
 	                             SSL_OP_NO_COMPRESSION | SSL_OP_IGNORE_UNEXPECTED_EOF);
-	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS); /* idle connections hold no buffers */
+	/* Idle connections hold no record buffers (see also conn_trim). */
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	if (!SSL_CTX_set_cipher_list(ctx,
 	                             "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
 	                             "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
@@ -983,11 +832,14 @@ static int make_ctx(const struct tls_server_opts *o, SSL_CTX **out, STACK_OF(X50
 	 * verified session without a context id. */
 	static const unsigned char sid_ctx[] = "venuewatch";
 	SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1);
+	/* Resumption by stateless tickets only (SSL_OP_NO_TICKET stays off): the session,
+	 * peer certificate included, travels encrypted under the context's ticket key, so the
+	 * server keeps no cache. OpenSSL's default cache would hold up to 20,480 sessions
+	 * (≈ 5 KB each with the peer certificate) long after their connections closed. One
+	 * ticket per handshake: an agent holds one connection. */
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	SSL_CTX_set_num_tickets(ctx, 1);
-	/* TLS 1.3 connections go on in tlsrec: these are the suites it carries. */
-	SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:"
-	                              "TLS_CHACHA20_POLY1305_SHA256");
-	SSL_CTX_set_keylog_callback(ctx, on_keylog);
+	SSL_CTX_set_msg_callback(ctx, on_message);
 	*crls = NULL;
 	if (o->crl_file) {
 		rc = load_crls(ctx, o->crl_file, crls, err, errlen);
@@ -1010,7 +862,6 @@ fail:
 static void free_server(struct tls_server *s)
 {
 	SSL_CTX_free(s->ctx);
-	tlsrec_ctx_destroy(s->rx);
 	sk_X509_CRL_pop_free(s->crls, X509_CRL_free);
 	free(s->cert_file);
 	free(s->key_file);
@@ -1101,7 +952,6 @@ int tls_server_create(uv_loop_t *loop, const struct tls_server_opts *opts,
 		return rc;
 	}
 	s->opts = *opts;
-	s->rx = tlsrec_ctx_create();
 	s->cert_file = strdup(opts->cert_file);
 	s->key_file = strdup(opts->key_file);
 	s->ca_file = strdup(opts->ca_file);
@@ -1110,8 +960,7 @@ int tls_server_create(uv_loop_t *loop, const struct tls_server_opts *opts,
 	s->opts.key_file = s->key_file;
 	s->opts.ca_file = s->ca_file;
 	s->opts.crl_file = s->crl_file;
-	if (!s->rx || !s->cert_file || !s->key_file || !s->ca_file ||
-	    (opts->crl_file && !s->crl_file)) {
+	if (!s->cert_file || !s->key_file || !s->ca_file || (opts->crl_file && !s->crl_file)) {
 		free_server(s);
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
@@ -1252,11 +1101,6 @@ int tls_conn_write(struct tls_conn *c, const void *data, size_t len)
 {
 	if (c->state != C_OPEN || c->handles_closing)
 		return UV_EPIPE;
-	if (c->rec_on) {
-		if (tlsrec_should_rekey(&c->rec))
-			c->ku_pending = 1; /* our own KeyUpdate, not requested: the same message */
-		return rec_key_update(c) ? UV_EIO : rec_send(c, TLSREC_APPDATA, data, len);
-	}
 	const char *p = data;
 	while (len) {
 		int chunk = len > (1u << 30) ? 1 << 30 : (int)len;
@@ -1315,10 +1159,7 @@ void tls_conn_close(struct tls_conn *c)
 	if (c->state == C_CLOSING || c->handles_closing)
 		return;
 	c->upper_gone = 1;
-	if (c->state == C_OPEN && c->rec_on) {
-		static const uint8_t close_notify[2] = {1, 0};
-		rec_send(c, TLSREC_ALERT, close_notify, sizeof(close_notify));
-	} else if (c->state == C_OPEN) {
+	if (c->state == C_OPEN) {
 		ERR_clear_error();
 		SSL_shutdown(c->ssl); /* queues close_notify */
 		ERR_clear_error();

@@ -1,11 +1,11 @@
 /* tls: TLS server over libuv with OpenSSL memory BIOs. Owns the SSL_CTX, the listening
  * socket, and for every accepted connection its socket, SSL object and one timer; caps the
- * number of connections at accept. A TLS 1.3 connection's SSL object lives only for the
- * handshake: then tlsrec (tlsrec.h) protects its records, so an idle connection costs
- * ~3 KB, not ~30 KB; TLS 1.2 connections stay with OpenSSL. Loop thread only. tls.c frees a connection itself once
- * its handles have closed: after tls_conn_close, or after on_close told the upper layer
- * the peer is gone, the upper layer must not touch the tls_conn again. Refused handshakes
- * are logged here (event=tls_refused peer=... reason=... cert_cn=...). */
+ * number of connections at accept. OpenSSL does the handshake and protects every record
+ * (TLS 1.2 and 1.3); handshakes run in slices of loop time, the rest queued. Loop thread
+ * only. tls.c frees a connection itself once its handles have closed: after tls_conn_close,
+ * or after on_close told the upper layer the peer is gone, the upper layer must not touch
+ * the tls_conn again. Refused handshakes are logged here (event=tls_refused peer=...
+ * reason=... cert_cn=...). */
 #ifndef VW_TLS_H
 #define VW_TLS_H
 

@@ -5,7 +5,8 @@
 #      then the ceiling: the same rows through the store's own write path (no network, TLS,
 #      HTTP or JSON), and the ratio;
 #   2. idle:   IDLE_CONNS TLS connections held open, /healthz latency measured meanwhile
-#      (a fresh server, so its RSS is the idle connections' cost).
+#      (a fresh server, so its RSS is the idle connections' cost); the RSS before the first
+#      connection is taken too, and (held - start) / IDLE_CONNS printed as bytes_per_idle_conn.
 # Usage: tests/bench/ingest_bench.sh [BUILD_DIR]   (default build; a Release build)
 # Env: CONNS=1000 BATCHES=4 BATCH=500 IDLE_CONNS=10000 HOLD=10 KEEP=1 (keep the temp dir)
 #      MODES="ingest idle" (run only some phases).
@@ -95,8 +96,17 @@ fi
 if [[ " $MODES " == *" idle "* ]]; then
 start_server
 echo "== idle: $IDLE_CONNS TLS connections held ${HOLD}s, /healthz probed"
+# The server's RSS with no connection yet: the difference over the held connections is
+# what each idle connection costs.
+rss0_kb=$(awk '/^VmRSS/ {print $2}' "/proc/$server_pid/status")
 "$loadgen" idle --port "$port" --ca "$tmp/state/pki/ca.crt" --certs "$tmp/agents" \
-	--conns "$IDLE_CONNS" --hold "$HOLD" --server-pid "$server_pid" || rc=$?
+	--conns "$IDLE_CONNS" --hold "$HOLD" --server-pid "$server_pid" | tee "$tmp/idle.out" ||
+	rc=$?
+awk -v rss0="$rss0_kb" -v n="$IDLE_CONNS" '
+	/^phase=hold/ { for (i = 1; i <= NF; i++) if ($i ~ /^server_rss_mib=/) {
+		split($i, kv, "="); held = kv[2] * 1024 }
+		if (held) printf "phase=per_conn server_rss_start_mib=%.1f bytes_per_idle_conn=%.0f\n",
+			rss0 / 1024, (held - rss0) * 1024 / n }' "$tmp/idle.out"
 stop_server
 fi
 exit $rc

@@ -34,7 +34,7 @@ if(VW_FUZZ AND CMAKE_C_COMPILER_ID STREQUAL "Clang")
                         Threads::Threads m)
 
   add_custom_target(fuzzers)
-  foreach(name http ingest conf tlsrec)
+  foreach(name http ingest conf)
     add_executable(fuzz_${name} fuzz/fuzz_${name}.c)
     target_compile_options(fuzz_${name} PRIVATE ${_vw_fuzz_flags})
     target_link_options(fuzz_${name} PRIVATE -fsanitize=fuzzer,address,undefined)

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Runs one libFuzzer target on its seed corpus for a while:
-#   tests/fuzz/run.sh http|ingest|conf|tlsrec [SECONDS]    (default 60; 0 = until stopped)
+#   tests/fuzz/run.sh http|ingest|conf [SECONDS]    (default 60; 0 = until stopped)
 # The binary is $VW_FUZZ_BIN, else build-fuzz/tests/fuzz_NAME (cmake -DVW_FUZZ=ON with clang).
 # New inputs go to $VW_FUZZ_WORK/NAME (default build-fuzz/fuzz-work), never into the seed
 # corpus; a crash leaves its input there as crash-* and fails the run.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-name=${1:?usage: run.sh http|ingest|conf|tlsrec [seconds]}
+name=${1:?usage: run.sh http|ingest|conf [seconds]}
 secs=${2:-60}
 bin=${VW_FUZZ_BIN:-$repo/build-fuzz/tests/fuzz_$name}
 work=${VW_FUZZ_WORK:-$repo/build-fuzz/fuzz-work}/$name
