@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fileio.h"
 #include "log.h"
 #include "vtime.h"
 
@@ -302,6 +303,9 @@ int store_open(const char *path, struct store **out, char *err, size_t errlen)
 
 	/* NOMUTEX: each connection is used by one thread at a time (the write connection is
 	 * handed to the writer thread once, at store_start). */
+	/* 0600 before SQLite creates it 0644: venues' evidence is the collector's alone. */
+	if ((rc = vw_file_precreate(path, 0600, err, errlen)) != 0)
+		goto fail;
 	if (sqlite3_open_v2(path, &s->wdb,
 	                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
 	                    NULL) != SQLITE_OK) {
