@@ -32,3 +32,6 @@ vw_security_test(security_audit_txn test_audit_txn)
 vw_security_test(security_auth_lock test_auth_lock)
 vw_security_test(security_routes test_routes)
 vw_security_test(security_stream test_stream)
+# UTF-8 at every string boundary, range-checked numbers, Host on HTTP/1.1, private files
+# under umask 000 (issue 10, item 7).
+vw_security_test(security_input test_input)
