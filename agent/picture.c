@@ -380,9 +380,9 @@ int picture_save_reference(const struct picture *p, const char *path)
 	if (!f->data[0] || !d || d->comp[0].depth != 8 || (d->flags & AV_PIX_FMT_FLAG_RGB))
 		return -ENODATA;
 	/* Replaced whole: a crash mid-write must not leave a torn reference that every later
-	 * check would compare against. 0644 as fopen gave it under the usual umask. */
+	 * check would compare against. 0600: a picture of an exam room is the venue's own. */
 	char err[256];
-	int rc = vw_file_replace(path, 0644, put_pgm, f, err, sizeof(err));
+	int rc = vw_file_replace(path, 0600, put_pgm, f, err, sizeof(err));
 	if (rc)
 		log_warn("event=reference_write_failed path=%s error=\"%s\"", path, err);
 	return rc;

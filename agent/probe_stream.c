@@ -9,7 +9,9 @@
 #include <libavutil/mem.h>
 #include <netdb.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
@@ -35,23 +37,129 @@ static int interrupt_cb(void *opaque)
 	return 0;
 }
 
+/* Most verbose libav* level passed to our debug log; set once by probe_stream_global_init
+ * before any thread runs, read-only afterwards. */
+static int av_pass_level = AV_LOG_WARNING;
+
+static int has_word_ci(const char *s, size_t n, const char *w, size_t *at)
+{
+	size_t k = strlen(w);
+	for (size_t i = 0; i + k <= n; i++) {
+		if (strncasecmp(s + i, w, k) == 0) {
+			*at = i;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static size_t put(char *out, size_t j, size_t outlen, const char *s)
+{
+	for (; *s && j + 1 < outlen; s++)
+		out[j++] = *s;
+	return j;
+}
+
+/* One line of a libav* message, secrets replaced, appended to out (j = used so far). */
+static size_t mask_line(const char *s, size_t n, char *out, size_t j, size_t outlen)
+{
+	static const char *const secret_after[] = {"authorization", "digest ", "basic "};
+	size_t cut = n, at;
+	/* An RTSP/HTTP request dump at debug/trace carries "Authorization: Basic <base64 of
+	 * user:password>" or a digest response: everything after the word goes. */
+	for (size_t w = 0; w < sizeof(secret_after) / sizeof(secret_after[0]); w++) {
+		if (has_word_ci(s, cut, secret_after[w], &at)) {
+			size_t e = at + strlen(secret_after[w]);
+			if (w == 0 && e < cut && s[e] == ':')
+				e++;
+			cut = e;
+		}
+	}
+	size_t i = 0;
+	while (i < cut && j + 1 < outlen) {
+		/* A token: up to the next separator. One that ends in '@' is userinfo (the
+		 * "user:pass" of rtsp://user:pass@host, or a bare user:pass@host): "***". */
+		size_t e = i;
+		while (e < cut && !strchr(" \t\"'/<>()[],;=@", s[e]))
+			e++;
+		if (e < cut && s[e] == '@' && e > i) {
+			j = put(out, j, outlen, "***");
+			i = e;
+			continue;
+		}
+		if (e == i)
+			e++; /* the separator itself */
+		for (; i < e && j + 1 < outlen; i++) {
+			unsigned char c = (unsigned char)s[i];
+			out[j++] = c == '"' ? '\'' : c < 0x20 || c == 0x7f ? ' ' : (char)c;
+		}
+	}
+	if (cut < n)
+		j = put(out, j, outlen, " ***");
+	out[j] = '\0';
+	return j;
+}
+
+void probe_stream_mask_log(const char *in, char *out, size_t outlen)
+{
+	size_t j = 0;
+	if (!outlen)
+		return;
+	out[0] = '\0';
+	while (*in) {
+		size_t n = strcspn(in, "\r\n");
+		if (n) {
+			if (j)
+				j = put(out, j, outlen, " | "); /* one log line per message */
+			j = mask_line(in, n, out, j, outlen);
+		}
+		in += n;
+		while (*in == '\r' || *in == '\n')
+			in++;
+	}
+}
+
 static void av_log_cb(void *avcl, int level, const char *fmt, va_list vl)
 {
 	(void)avcl;
-	if (level > AV_LOG_WARNING || !vw_log_enabled(VW_LOG_DEBUG))
+	if (level > av_pass_level || !vw_log_enabled(VW_LOG_DEBUG))
 		return;
-	char line[512];
+	char line[2048], safe[2048];
 	vsnprintf(line, sizeof(line), fmt, vl);
-	size_t n = strlen(line);
-	while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-		line[--n] = '\0';
-	/* FFmpeg may echo URLs with credentials: only the debug log ever sees this. */
-	log_debug("event=libav msg=\"%s\"", line);
+	/* FFmpeg echoes URLs with userinfo and, at its verbose levels, whole RTSP requests with
+	 * their Authorization header: none of that reaches a log, at any level. */
+	probe_stream_mask_log(line, safe, sizeof(safe));
+	explicit_bzero(line, sizeof(line));
+	if (safe[0])
+		log_debug("event=libav level=%d msg=\"%s\"", level, safe);
+}
+
+/* VW_LIBAV_LOG_LEVEL=verbose|debug|trace (or quiet, error, warning, info) lets FFmpeg's own
+ * chatter through to the agent's debug log, for diagnosing a camera; warning by default. */
+static int libav_level_from_env(void)
+{
+	static const struct {
+		const char *name;
+		int level;
+	} names[] = {{"quiet", AV_LOG_QUIET}, {"error", AV_LOG_ERROR},     {"warning", AV_LOG_WARNING},
+		     {"info", AV_LOG_INFO},   {"verbose", AV_LOG_VERBOSE}, {"debug", AV_LOG_DEBUG},
+		     {"trace", AV_LOG_TRACE}};
+	const char *v = getenv("VW_LIBAV_LOG_LEVEL");
+	for (size_t i = 0; v && i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(v, names[i].name) == 0)
+			return names[i].level;
+	if (v && v[0])
+		log_warn("event=bad_env name=VW_LIBAV_LOG_LEVEL expected=quiet|error|warning|info|"
+			 "verbose|debug|trace using=warning");
+	return AV_LOG_WARNING;
 }
 
 void probe_stream_global_init(void)
 {
 	avformat_network_init();
+	av_pass_level = libav_level_from_env();
+	/* Some FFmpeg paths test the global level before they even format a message. */
+	av_log_set_level(av_pass_level);
 	av_log_set_callback(av_log_cb);
 	/* A camera's RTSP answer is allocated at the size it claims: a hostile one claiming a
 	 * 2 GB SDP took the agent to 2 GB RSS (tests/integration/test_evidence.py). Capping

@@ -37,7 +37,14 @@ int probe_stream_reference_path(const char *state_dir, const char *camera, char 
 /* Copies url into out with any user:password@ replaced by "***@", for logs. */
 void probe_stream_mask_url(const char *url, char *out, size_t outlen);
 
-/* Routes libav* logging into ours (debug level only); call once before threads start. */
+/* Copies one libav* log message into out as one line with secrets replaced: the userinfo
+ * of a URL (the "user:pass" before '@', also without a scheme) becomes three stars, and so
+ * does whatever follows "Authorization", "Basic " or "Digest " on a line; line breaks
+ * become " | ". */
+void probe_stream_mask_log(const char *in, char *out, size_t outlen);
+/* Routes libav* logging into ours (debug level only, masked by probe_stream_mask_log);
+ * FFmpeg's levels up to warning by default, up to VW_LIBAV_LOG_LEVEL (verbose, debug,
+ * trace, ...) when that is set. Call once before threads start. */
 void probe_stream_global_init(void);
 
 #endif

@@ -3,6 +3,8 @@
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 #include <errno.h>
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -81,6 +83,37 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 }
 
 /* ---- batches, acks and backoff ---- */
+
+int uplink_parse_ack(const char *body, size_t len, int64_t next_seq, int64_t *ack, char *why,
+		     size_t wl)
+{
+	cJSON *doc = cJSON_ParseWithLength(body, len);
+	const cJSON *acked = cJSON_GetObjectItemCaseSensitive(doc, "acked_seq");
+	int rc = 0;
+	if (!doc) {
+		snprintf(why, wl, "reply is not JSON");
+		rc = -EBADMSG;
+	} else if (!acked) {
+		snprintf(why, wl, "reply without acked_seq");
+		rc = -EBADMSG;
+	} else if (!cJSON_IsNumber(acked) || !(acked->valuedouble >= 0) ||
+		   acked->valuedouble > 9007199254740991.0 ||
+		   acked->valuedouble != floor(acked->valuedouble)) {
+		/* Range first: casting a double outside int64_t is undefined behaviour, and a
+		 * negative or fractional ack is no seq this outbox ever handed out. */
+		snprintf(why, wl, "acked_seq is not an integer in 0..2^53-1");
+		rc = -EBADMSG;
+	} else {
+		*ack = (int64_t)acked->valuedouble;
+		if (*ack > next_seq - 1) {
+			snprintf(why, wl, "acked_seq %lld beyond the last seq produced (%lld)",
+				 (long long)*ack, (long long)next_seq - 1);
+			rc = -ERANGE;
+		}
+	}
+	cJSON_Delete(doc);
+	return rc;
+}
 
 /* Venue staff read this through `venuewatch-agent status`; written only on change. */
 static void set_status(struct uplink *up, const char *state, const char *detail)
@@ -244,25 +277,36 @@ static void handle_response(struct uplink *up, CURLcode cc)
 			backoff(up, reason);
 		return;
 	}
-	cJSON *doc = cJSON_ParseWithLength(up->response.data ? up->response.data : "",
-					   up->response.len);
-	const cJSON *acked = cJSON_GetObjectItemCaseSensitive(doc, "acked_seq");
-	if (!cJSON_IsNumber(acked)) {
-		cJSON_Delete(doc);
-		backoff(up, "response without acked_seq");
+	int64_t ack = 0;
+	char why[160];
+	int prc = uplink_parse_ack(up->response.data ? up->response.data : "", up->response.len,
+				   outbox_next_seq(up->ob), &ack, why, sizeof(why));
+	char peer[80] = "-";
+	if (prc) {
+		char *ip = NULL;
+		long port = 0;
+		curl_easy_getinfo(up->easy, CURLINFO_PRIMARY_IP, &ip);
+		curl_easy_getinfo(up->easy, CURLINFO_PRIMARY_PORT, &port);
+		snprintf(peer, sizeof(peer), "%s:%ld", ip && ip[0] ? ip : "-", port);
+		log_warn("event=upload_bad_ack peer=%s url=%s reason=\"%s\" pending_from_seq=%lld "
+			 "action=\"reply refused, rows kept\"",
+			 peer, up->url, why, (long long)up->acked_seq + 1);
+	}
+	if (prc == -EBADMSG) {
+		/* Nothing in the reply can be trusted: release nothing, try the batch again. */
+		backoff(up, why);
 		return;
 	}
-	int64_t ack = (int64_t)acked->valuedouble;
-	cJSON_Delete(doc);
-	if (ack >= outbox_next_seq(up->ob)) {
+	if (prc == -ERANGE) {
 		/* The collector holds seqs this outbox never handed out: the outbox was reset
 		 * (a new state dir) or another machine uses this site's certificate. Every row
 		 * sent now would be skipped as a resend and then released here: a silent loss.
 		 * Stop and keep the rows until someone sorts out the identity. */
 		snprintf(reason, sizeof(reason),
-			 "collector already holds seqs up to %lld, this agent produced only up to "
-			 "%lld: outbox reset, or another agent uses this site's certificate",
-			 (long long)ack, (long long)outbox_next_seq(up->ob) - 1);
+			 "collector already holds seqs up to %lld (peer %s), this agent produced "
+			 "only up to %lld: outbox reset, or another agent uses this site's "
+			 "certificate",
+			 (long long)ack, peer, (long long)outbox_next_seq(up->ob) - 1);
 		refuse(up, reason);
 		return;
 	}

@@ -10,6 +10,8 @@
 #ifndef VW_UPLINK_H
 #define VW_UPLINK_H
 
+#include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
 
 #include "agent_conf.h"
@@ -32,5 +34,11 @@ void uplink_resume(struct uplink *up);
 /* Aborts any request (its rows stay in the outbox), closes handles; closed_cb follows. */
 void uplink_stop(struct uplink *up, void (*closed_cb)(void *), void *arg);
 void uplink_destroy(struct uplink **up);
+/* Reads the collector's {"acked_seq": N} reply. 0 with *ack set when N is an integer in
+ * [0, next_seq-1]; -ERANGE (with *ack) when it is beyond what this outbox produced;
+ * -EBADMSG when the reply is not JSON or N is missing, not a number, negative, fractional
+ * or above 2^53-1. why gets the reason for the log. Pure: any thread. */
+int uplink_parse_ack(const char *body, size_t len, int64_t next_seq, int64_t *ack, char *why,
+		     size_t wl);
 
 #endif

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "utf8.h"
+
 #define MAX_SEEN 256 /* distinct (section, key) pairs tracked for duplicate detection */
 
 struct parse_state {
@@ -146,6 +148,11 @@ static int set_value(const struct vw_conf_key *k, void *base, const char *v, cha
 	long long x = 0;
 	switch (k->type) {
 	case VW_CONF_STR: {
+		/* Strings go on to logs, JSON and certificate subjects, all of them UTF-8. */
+		if (!vw_utf8_valid(v)) {
+			snprintf(why, wl, "invalid UTF-8 (save the file as UTF-8)");
+			return -1;
+		}
 		char **dst = field(base, k->offset);
 		char *copy = strdup(v);
 		if (!copy) {
@@ -283,6 +290,12 @@ static void open_section(struct parse_state *st, const char *header, int line)
 	}
 	if (!s->named && id[0]) {
 		vw_conf_error(st->errs, st->file, line, "section [%s] takes no name", kind);
+		return;
+	}
+	if (s->named && !vw_utf8_valid(id)) {
+		/* the name becomes a camera's or room's target in results and logs */
+		vw_conf_error(st->errs, st->file, line, "section [%s NAME]: name is not valid UTF-8",
+			      kind);
 		return;
 	}
 	if (s->nkeys > st->seen_cap) {

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "fileio.h"
 #include "log.h"
 
 /* err may be NULL: the caller wants only the code. */
@@ -77,6 +78,10 @@ int vw_db_open(const char *path, const struct vw_db_opts *o, sqlite3 **out, char
 	int flags = o->flags ? o->flags
 	                     : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
 	*out = NULL;
+	/* SQLite creates a database 0644 (and fchmods it back to that under a stricter umask);
+	 * ours hold evidence, token hashes and audit rows: 0600, and -wal/-shm follow. */
+	if ((flags & SQLITE_OPEN_CREATE) && vw_file_precreate(path, 0600, err, errlen))
+		return -EIO;
 	if (sqlite3_open_v2(path, &db, flags, NULL) != SQLITE_OK) {
 		say(err, errlen, "cannot open %s: %s", path, db ? sqlite3_errmsg(db) : "out of memory");
 		goto fail;

@@ -140,3 +140,21 @@ int vw_file_replace(const char *path, mode_t mode, vw_file_write_fn write_cb, co
 	struct vw_file_part p = {.path = path, .mode = mode, .write_cb = write_cb, .arg = arg};
 	return vw_file_replace_many(&p, 1, err, errlen);
 }
+
+int vw_file_precreate(const char *path, mode_t mode, char *err, size_t errlen)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+	if (fd < 0 && errno == EEXIST)
+		return 0;
+	if (fd < 0 || fchmod(fd, mode) != 0) {
+		int e = errno;
+		if (fd >= 0) {
+			close(fd);
+			unlink(path);
+		}
+		snprintf(err, errlen, "cannot create %s: %s", path, strerror(e));
+		return -e;
+	}
+	close(fd);
+	return 0;
+}

@@ -35,4 +35,10 @@ int vw_file_replace(const char *path, mode_t mode, vw_file_write_fn write_cb, co
  * new and the rest old; err then says which were replaced. 0 or -errno. */
 int vw_file_replace_many(const struct vw_file_part *parts, size_t n, char *err, size_t errlen);
 
+/* Makes sure path exists before a library (SQLite) creates it with its own mode: a new file
+ * gets exactly mode (O_EXCL, then fchmod, so the umask neither widens nor narrows it); an
+ * existing one is left as it is. SQLite gives a database's -wal and -shm files the main
+ * file's mode, so pre-creating the database covers all three. 0 or -errno, err says what. */
+int vw_file_precreate(const char *path, mode_t mode, char *err, size_t errlen);
+
 #endif

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "utf8.h"
 #include "vtime.h"
 
 static const char *const kind_names[VW_KIND_COUNT] = {
@@ -301,7 +302,25 @@ static int get_name(const cJSON *obj, const char *field, char *out, size_t outle
 	for (size_t i = 0; i < n; i++)
 		if ((unsigned char)it->valuestring[i] < 0x20)
 			return fail(err, errlen, field, "control character");
+	/* cJSON copies raw bytes through unchecked; what we store is served as JSON and
+	 * logged, both of which promise UTF-8. */
+	if (!vw_utf8_valid(it->valuestring))
+		return fail(err, errlen, field, "invalid UTF-8");
 	memcpy(out, it->valuestring, n + 1);
+	return 0;
+}
+
+/* Counters and seqs by their name's suffix (dropped_count, dropped_first_seq,
+ * dropped_total, ...): a negative or fractional one is a forged or broken report. */
+static int metric_is_count(const char *name)
+{
+	static const char *const suffixes[] = {"_count", "_seq", "_total"};
+	size_t n = strlen(name);
+	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+		size_t k = strlen(suffixes[i]);
+		if (n > k && strcmp(name + n - k, suffixes[i]) == 0)
+			return 1;
+	}
 	return 0;
 }
 
@@ -321,6 +340,8 @@ int vw_result_decode(const cJSON *obj, struct vw_result *r, char *err, size_t er
 	const cJSON *ts = cJSON_GetObjectItemCaseSensitive(obj, "ts");
 	if (!cJSON_IsString(ts) || vw_time_parse_iso(ts->valuestring, &r->ts_ms) != 0)
 		return fail(err, errlen, "ts", "must be an ISO 8601 UTC time");
+	if (r->ts_ms < VW_TS_MIN_MS || r->ts_ms >= VW_TS_MAX_MS)
+		return fail(err, errlen, "ts", "outside 2000-01-01..2099-12-31 (agent clock unset?)");
 	const cJSON *mono = cJSON_GetObjectItemCaseSensitive(obj, "mono_ms");
 	if (mono) {
 		/* In range before the cast: converting a double outside int64_t is undefined
@@ -373,6 +394,12 @@ int vw_result_decode(const cJSON *obj, struct vw_result *r, char *err, size_t er
 			if (!cJSON_IsNumber(m) || !isfinite(m->valuedouble))
 				return fail(err, errlen, "metrics",
 				            "values must be finite numbers");
+			if (metric_is_count(m->string) &&
+			    !(m->valuedouble >= 0 && m->valuedouble <= 9007199254740991.0 &&
+			      m->valuedouble == floor(m->valuedouble)))
+				return fail(err, errlen, "metrics",
+				            "*_count, *_seq and *_total values must be integers in "
+				            "0..2^53-1");
 			if (r->nmetrics >= VW_MAX_METRICS)
 				return fail(err, errlen, "metrics", "too many");
 			set_metric_str(r, m->string, m->valuedouble);

@@ -12,6 +12,11 @@
 #define VW_NAME_MAX 64   /* target, session, fault and metric names */
 #define VW_MAX_FAULTS 16
 #define VW_MAX_METRICS 32
+/* A check's time must fall in [2000-01-01, 2100-01-01) UTC: a clock that lost its battery
+ * reads 1970, and anything outside would sort before or after every real result. The
+ * bound is fixed, not relative to now, so a stored row decodes the same forever. */
+#define VW_TS_MIN_MS 946684800000LL
+#define VW_TS_MAX_MS 4102444800000LL
 
 enum vw_kind { VW_KIND_STREAM, VW_KIND_NETWORK, VW_KIND_RECORDING, VW_KIND_COVERAGE,
 	       VW_KIND_ASSESSMENT, VW_KIND_BUFFER, VW_KIND_COUNT };

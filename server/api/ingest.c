@@ -14,6 +14,8 @@
 #include "result.h"
 #include "vtime.h"
 
+#define INGEST_TS_AHEAD_MS (24LL * 3600 * 1000)
+
 struct ingest {
 	uv_loop_t *loop;
 	struct store *store;
@@ -91,6 +93,23 @@ static int bad(char *error, size_t errlen, const char *e, char *detail, size_t d
 	return -EINVAL;
 }
 
+/* Where the body holds a NUL inside the JSON text: a raw 0 byte, or a \u0000 escape.
+ * cJSON decodes either into a C string that ends early, so "cam\u0000<anything>" would be
+ * stored as "cam": refuse instead. Returns the byte offset, or len when there is none. */
+static size_t find_nul(const char *body, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		if (body[i] == '\0')
+			return i;
+		if (body[i] == '\\' && i + 1 < len) {
+			if (body[i + 1] == 'u' && len - i >= 6 && memcmp(body + i + 2, "0000", 4) == 0)
+				return i;
+			i++; /* the escaped character: "\\u0000" is text, not a NUL */
+		}
+	}
+	return len;
+}
+
 int ingest_decode(const char *body, size_t len, struct store_batch *b, char *error, size_t errlen,
                   char *detail, size_t detlen)
 {
@@ -131,6 +150,14 @@ int ingest_decode(const char *body, size_t len, struct store_batch *b, char *err
 	}
 	/* Known from here on, so a certificate/site mismatch outranks any later error. */
 	snprintf(b->site, sizeof(b->site), "%s", site->valuestring);
+	size_t nul = find_nul(body, len);
+	if (nul < len) {
+		char at[32];
+		snprintf(at, sizeof(at), "%zu", nul);
+		rc = bad(error, errlen, "invalid JSON", detail, detlen,
+		         "NUL character (raw or \\u0000) at byte %s: strings must not hold one", at);
+		goto out;
+	}
 	const cJSON *agent = cJSON_GetObjectItemCaseSensitive(root, "agent");
 	if (agent && !cJSON_IsNull(agent)) {
 		if (!cJSON_IsString(agent) || !vw_conf_id_valid(agent->valuestring)) {
@@ -158,12 +185,26 @@ int ingest_decode(const char *body, size_t len, struct store_batch *b, char *err
 	}
 	size_t i = 0;
 	const cJSON *item;
+	const int64_t now_ms = vw_now_ms();
 	cJSON_ArrayForEach(item, results)
 	{
 		char why[160];
 		if (vw_result_decode(item, r, why, sizeof(why)) != 0) {
 			snprintf(error, errlen, "invalid result");
 			snprintf(detail, detlen, "results[%zu]: %s", i, why);
+			free(r);
+			rc = -EINVAL;
+			goto out;
+		}
+		/* A check cannot have happened after it reached us; a day's grace covers any
+		 * honest clock (the agent reports skew itself), and beyond it a row would sort
+		 * as the venue's latest state for as long as the clock was wrong. */
+		if (r->ts_ms > now_ms + INGEST_TS_AHEAD_MS) {
+			snprintf(error, errlen, "invalid result");
+			snprintf(detail, detlen,
+			         "results[%zu]: field 'ts': more than 24 h ahead of the collector's "
+			         "clock (agent clock wrong?)",
+			         i);
 			free(r);
 			rc = -EINVAL;
 			goto out;

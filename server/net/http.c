@@ -127,6 +127,10 @@ static int on_headers_complete(http_parser *p)
 		break;
 	}
 	q->keep_alive = http_should_keep_alive(p);
+	/* RFC 9112 3.2: a server MUST answer 400 to an HTTP/1.1 request without Host (a
+	 * second Host is refused as the header is read). HTTP/1.0 had no Host: allowed. */
+	if (r->n_host == 0 && (p->http_major > 1 || (p->http_major == 1 && p->http_minor >= 1)))
+		return fail(r, 400, "missing Host header (HTTP/1.1)");
 	char *url = r->url.data ? (char *)vw_buf_cstr(&r->url) : NULL;
 	if (!url || !url[0])
 		return fail(r, 400, "empty request target");

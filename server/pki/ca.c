@@ -21,6 +21,7 @@
 #include "fileio.h"
 #include "log.h"
 #include "server_conf.h"
+#include "utf8.h"
 #include "vtime.h"
 
 /* Issued a little in the past so a venue machine whose clock lags by minutes still
@@ -48,7 +49,7 @@ int ca_name_valid(const char *s)
 		if (!(c >= 0x80 || isalnum(c) || c == '.' || c == '-' || c == '_'))
 			return 0;
 	}
-	return 1;
+	return vw_utf8_valid(s); /* bytes >= 0x80 only as whole UTF-8 characters */
 }
 
 static int mkdir_p(const char *path, char *err, size_t errlen)

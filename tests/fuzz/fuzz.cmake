@@ -24,14 +24,16 @@ if(VW_FUZZ AND CMAKE_C_COMPILER_ID STREQUAL "Clang")
   set(_vw_fuzz_srcs ${_vw_common_srcs} ${_vw_server_srcs} agent/agent_conf.c)
   list(TRANSFORM _vw_fuzz_srcs PREPEND "${PROJECT_SOURCE_DIR}/")
   add_library(vwfuzzlib STATIC ${_vw_fuzz_srcs})
-  target_include_directories(vwfuzzlib PUBLIC ${PROJECT_SOURCE_DIR}/common
-                             ${PROJECT_SOURCE_DIR}/server ${PROJECT_SOURCE_DIR}/agent)
+  # The server's folders by role, as vwserver has them (CMakeLists.txt).
+  set(_vw_fuzz_inc common server server/net server/api server/store server/pki server/cli agent)
+  list(TRANSFORM _vw_fuzz_inc PREPEND "${PROJECT_SOURCE_DIR}/")
+  target_include_directories(vwfuzzlib PUBLIC ${_vw_fuzz_inc})
   # clang's -Wstring-concatenation flags store.c's SQL table (strings split across lines
   # inside an array initialiser, on purpose); gcc, the project's compiler, has no such warning.
   target_compile_options(vwfuzzlib PRIVATE ${_vw_fuzz_flags} -Wno-string-concatenation)
   target_link_libraries(vwfuzzlib PUBLIC PkgConfig::CJSON PkgConfig::INIH PkgConfig::UV
                         PkgConfig::SSL PkgConfig::SQLITE PkgConfig::ZLIB ${HTTP_PARSER_LIB}
-                        Threads::Threads m)
+                        ${CSV_LIB} Threads::Threads m)
 
   add_custom_target(fuzzers)
   foreach(name http ingest conf)

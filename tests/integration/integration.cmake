@@ -32,3 +32,7 @@ vw_integration_test(integration_evidence test_evidence)
 # high_rtt / packet_loss through network namespaces; skipped (77) where they cannot be made.
 vw_integration_test(integration_evidence_net test_evidence_net)
 set_tests_properties(integration_evidence_net PROPERTIES SKIP_RETURN_CODE 77)
+
+# Camera credentials never reach a log or the outbox, with FFmpeg at trace (issue 10, item 6).
+vw_integration_test(integration_credentials test_credentials)
+set_tests_properties(integration_credentials PROPERTIES LABELS "integration;security")

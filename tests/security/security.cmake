@@ -34,3 +34,6 @@ vw_security_test(security_routes test_routes)
 vw_security_test(security_stream test_stream)
 # Asynchronous store reads: clients that leave mid-read, reads after an ack.
 vw_security_test(security_store_reads test_store_reads)
+# UTF-8 at every string boundary, range-checked numbers, Host on HTTP/1.1, private files
+# under umask 000 (issue 10, item 7).
+vw_security_test(security_input test_input)

@@ -301,7 +301,8 @@ class HttpLimitsTest(IntegrationTest):
         self.start()
         c = Conn(self.srv)
         try:
-            c.send("GET /healthz HTTP/1.1\r\nHost: c\r\n\r\n" * 3 + "GET /nope HTTP/1.1\r\n\r\n")
+            c.send("GET /healthz HTTP/1.1\r\nHost: c\r\n\r\n" * 3
+                   + "GET /nope HTTP/1.1\r\nHost: c\r\n\r\n")
             self.assertEqual([c.response()[0] for _ in range(4)], [200, 200, 200, 404])
         finally:
             c.close()

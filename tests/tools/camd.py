@@ -5,6 +5,7 @@ Run with Debian's /usr/bin/python3 (it has PyGObject); needs gir1.2-gst-rtsp-ser
 GStreamer plugins (base, good, bad, ugly).
 
     /usr/bin/python3 tests/tools/camd.py --port 0 [--mount SPEC ...] [--config FILE.json]
+                                         [--auth USER:PASSWORD]
 
 Listens on 127.0.0.1 only. Once it accepts connections it prints exactly one line
 `READY port=N` on stdout, then serves until SIGTERM or SIGINT.
@@ -306,12 +307,12 @@ def parse_mounts(specs, behaviours):
     return out
 
 
-def make_auth():
-    """Basic auth: AUTH_USER gets role 'viewer'; a client without credentials, 'anonymous'."""
+def make_auth(user=AUTH_USER, password=AUTH_PASSWORD):
+    """Basic auth: user gets role 'viewer'; a client without credentials, 'anonymous'."""
     auth = GstRtspServer.RTSPAuth()
     viewer = GstRtspServer.RTSPToken.new()
     viewer.set_string(GstRtspServer.RTSP_TOKEN_MEDIA_FACTORY_ROLE, "viewer")
-    auth.add_basic(GstRtspServer.RTSPAuth.make_basic(AUTH_USER, AUTH_PASSWORD), viewer)
+    auth.add_basic(GstRtspServer.RTSPAuth.make_basic(user, password), viewer)
     anon = GstRtspServer.RTSPToken.new()
     anon.set_string(GstRtspServer.RTSP_TOKEN_MEDIA_FACTORY_ROLE, "anonymous")
     auth.set_default_token(anon)
@@ -340,7 +341,15 @@ def main():
     ap.add_argument("--mount", action="append", default=[], metavar="SPEC",
                     help="BEHAVIOUR or BEHAVIOUR:PATH (repeatable; default: every behaviour)")
     ap.add_argument("--config", help="JSON file with extra behaviours and mounts")
+    ap.add_argument("--auth", metavar="USER:PASSWORD",
+                    help=f"credentials of auth=True behaviours (default {AUTH_USER}:{AUTH_PASSWORD});"
+                         " a test picks a unique password so it can search logs for it")
     args = ap.parse_args()
+    user, password = AUTH_USER, AUTH_PASSWORD
+    if args.auth is not None:
+        user, sep, password = args.auth.partition(":")
+        if not sep or not user or not password:
+            ap.error("--auth: expected USER:PASSWORD, both non-empty")
 
     Gst.init(None)
     behaviours = dict(BEHAVIOURS)
@@ -352,7 +361,7 @@ def main():
     server = GstRtspServer.RTSPServer()
     server.set_address("127.0.0.1")
     server.set_service(str(args.port))
-    server.set_auth(make_auth())
+    server.set_auth(make_auth(user, password))
     # gst-rtsp-server serves every client from one thread by default, and a client's DESCRIBE
     # blocks that thread until its media has a first keyframe (up to a second): 32 cameras
     # checked at once would queue for half a minute. A thread per client, as many cameras have.

@@ -1,4 +1,6 @@
 vw_unit_test(test_conf vwagent)
 vw_unit_test(test_result vwcommon)
 vw_unit_test(test_outbox vwagent)
+vw_unit_test(test_uplink vwagent)
+vw_unit_test(test_probe_stream vwagent)
 vw_unit_test(test_assess vwagent)

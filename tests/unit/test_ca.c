@@ -149,12 +149,26 @@ static void issue_without_a_ca_says_so(void **state)
 	assert_non_null(strstr(err, "ca init"));
 }
 
+/* org and city go into certificate subjects as UTF8String: whole UTF-8 characters only. */
+static void names_for_certificates_must_be_utf8(void **state)
+{
+	(void)state;
+	assert_true(ca_name_valid("org-1"));
+	assert_true(ca_name_valid("济南"));
+	assert_false(ca_name_valid("\xe6\xb5"));         /* truncated 济 */
+	assert_false(ca_name_valid("ji\xc0\xaf"));       /* overlong '/' */
+	assert_false(ca_name_valid("\xed\xa0\x80" "city")); /* surrogate */
+	assert_false(ca_name_valid("a b"));
+	assert_false(ca_name_valid(""));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(init_creates_ca_and_server_cert, setup, teardown),
 		cmocka_unit_test_setup_teardown(issued_agent_cert_names_the_site, setup, teardown),
 		cmocka_unit_test_setup_teardown(issue_without_a_ca_says_so, setup, teardown),
+		cmocka_unit_test(names_for_certificates_must_be_utf8),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -88,6 +88,10 @@ static void every_error_names_file_and_line(void **state)
 		{"[agent]\nsite = a/b\norg = o\nstate_dir = d\n", "t.ini:1: [agent] site: 'a/b' may use only"},
 		{"[agent]\nsite = s\nthis line has no equals sign\n", "t.ini:3: syntax error"},
 		{"key = 1\n", "t.ini:1: key 'key' outside any section"},
+		{"[agent]\nsite = s\norg = \xe6\xb5\n", "t.ini:3: [agent] org: invalid UTF-8"},
+		{GOOD_HEAD "[room r]\n[camera c\xc0\xaf]\nroom = r\nurl = rtsp://h\n", "t.ini:11: section [camera NAME]: name is not valid UTF-8"},
+		{GOOD_HEAD "[room \xed\xa0\x80]\nmin_cameras = 1\n", "t.ini:10: section [room NAME]: name is not valid UTF-8"},
+		{GOOD_HEAD "[room r]\n[camera c]\nroom = r\xff\nurl = rtsp://h\n", "t.ini:12: [camera c] room: invalid UTF-8"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct agent_conf cfg;

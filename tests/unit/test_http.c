@@ -205,7 +205,7 @@ static void limits_give_413_and_431(void **state)
 	snprintf(raw, sizeof(raw), "GET /%0*d HTTP/1.1\r\n\r\n", MAX_HEAD, 0);
 	assert_refused(raw, 431, NULL);
 	/* exactly at the limit is fine */
-	const char *head = "GET / HTTP/1.1\r\nX-Pad: ";
+	const char *head = "GET / HTTP/1.1\r\nHost: a\r\nX-Pad: ";
 	size_t pad = MAX_HEAD - strlen(head) - 4;
 	snprintf(raw, sizeof(raw), "%s%0*d\r\n\r\n", head, (int)pad, 0);
 	assert_int_equal(strlen(raw), MAX_HEAD);
@@ -213,14 +213,14 @@ static void limits_give_413_and_431(void **state)
 
 	snprintf(raw, sizeof(raw), "POST / HTTP/1.1\r\nContent-Length: %d\r\n\r\n", MAX_BODY + 1);
 	assert_refused(raw, 413, "body too large");
-	snprintf(raw, sizeof(raw), "POST / HTTP/1.1\r\nContent-Length: %d\r\n\r\n", MAX_BODY);
+	snprintf(raw, sizeof(raw), "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n", MAX_BODY);
 	assert_int_equal(decide(raw).ev, HTTP_GOT_HEADERS); /* allowed; body still to come */
 	assert_refused("POST / HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n", 400,
 		       "Content-Length");
 
 	/* chunked: caught as the body grows past the limit */
 	struct http_reader *r = http_reader_create(MAX_HEAD, MAX_BODY);
-	const char *h = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+	const char *h = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
 	struct outcome o = feed_all(r, h, strlen(h));
 	assert_int_equal(o.ev, HTTP_GOT_HEADERS);
 	char chunk[1100];
@@ -299,10 +299,10 @@ static void chunked_message_stops_at_its_end(void **state)
 {
 	(void)state;
 	struct http_reader *r = http_reader_create(MAX_HEAD, MAX_BODY);
-	const char *raw = CHUNKED_HEAD "3\r\nabc\r\n0\r\n\r\nGET / HTTP/1.1\r\n\r\n";
+	const char *raw = CHUNKED_HEAD "3\r\nabc\r\n0\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n";
 	struct outcome o = feed_all(r, raw, strlen(raw));
 	assert_int_equal(o.ev, HTTP_GOT_REQUEST);
-	assert_int_equal(o.used, strlen(raw) - strlen("GET / HTTP/1.1\r\n\r\n"));
+	assert_int_equal(o.used, strlen(raw) - strlen("GET / HTTP/1.1\r\nHost: a\r\n\r\n"));
 	http_reader_reset(r);
 	o = feed_all(r, raw + o.used, strlen(raw) - o.used);
 	assert_int_equal(o.ev, HTTP_GOT_REQUEST);
@@ -331,7 +331,7 @@ static void gzip_is_flagged_for_the_handler(void **state)
 	for (size_t i = 0; i < 3; i++) {
 		char raw[128];
 		snprintf(raw, sizeof(raw),
-			 "POST / HTTP/1.1\r\nContent-Encoding: %s\r\nContent-Length: 1\r\n\r\nx",
+			 "POST / HTTP/1.1\r\nHost: a\r\nContent-Encoding: %s\r\nContent-Length: 1\r\n\r\nx",
 			 forms[i]);
 		struct http_reader *r = http_reader_create(MAX_HEAD, MAX_BODY);
 		assert_int_equal(feed_all(r, raw, strlen(raw)).ev, HTTP_GOT_REQUEST);
@@ -339,7 +339,8 @@ static void gzip_is_flagged_for_the_handler(void **state)
 		http_reader_destroy(r);
 	}
 	struct http_reader *r = http_reader_create(MAX_HEAD, MAX_BODY);
-	const char *id = "POST / HTTP/1.1\r\nContent-Encoding: identity\r\nContent-Length: 1\r\n\r\nx";
+	const char *id = "POST / HTTP/1.1\r\nHost: a\r\nContent-Encoding: identity\r\n"
+			 "Content-Length: 1\r\n\r\nx";
 	assert_int_equal(feed_all(r, id, strlen(id)).ev, HTTP_GOT_REQUEST);
 	assert_int_equal(http_reader_request(r)->gzip, 0);
 	http_reader_destroy(r);
@@ -356,6 +357,30 @@ static void leading_blank_lines_are_ignored_and_not_a_start(void **state)
 	http_reader_feed(r, "G", 1, &ev);
 	assert_int_equal(http_reader_started(r), 1);
 	http_reader_destroy(r);
+}
+
+/* RFC 9112 3.2: HTTP/1.1 needs exactly one Host; HTTP/1.0 predates it. */
+static void host_is_required_once_in_http11(void **state)
+{
+	(void)state;
+	assert_refused("GET /healthz HTTP/1.1\r\n\r\n", 400, "missing Host");
+	assert_refused("POST /a HTTP/1.1\r\nContent-Length: 1\r\n\r\nx", 400, "missing Host");
+	assert_refused("GET / HTTP/1.1\r\nhost: a\r\nHOST: a\r\n\r\n", 400, "duplicate Host");
+	/* an empty Host is allowed by the RFC (a target without an authority) */
+	assert_int_equal(decide("GET / HTTP/1.1\r\nHost:\r\n\r\n").ev, HTTP_GOT_REQUEST);
+	assert_int_equal(decide("GET / HTTP/1.1\r\nhOsT: a\r\n\r\n").ev, HTTP_GOT_REQUEST);
+	assert_int_equal(decide("GET /healthz HTTP/1.0\r\n\r\n").ev, HTTP_GOT_REQUEST);
+	/* split at every byte: the check waits for the whole head */
+	const char *raw = "GET / HTTP/1.1\r\nX-A: 1\r\nHost: a\r\n\r\n";
+	size_t n = strlen(raw);
+	for (size_t cut = 1; cut < n; cut++) {
+		struct http_reader *r = http_reader_create(MAX_HEAD, MAX_BODY);
+		struct outcome a = feed_all(r, raw, cut);
+		assert_int_equal(a.ev, HTTP_NEED_MORE);
+		struct outcome b = feed_all(r, raw + cut, n - cut);
+		assert_int_equal(b.ev, HTTP_GOT_REQUEST);
+		http_reader_destroy(r);
+	}
 }
 
 static void response_head_has_the_contract_headers(void **state)
@@ -467,6 +492,7 @@ int main(void)
 		cmocka_unit_test(codings_we_cannot_read_are_refused),
 		cmocka_unit_test(gzip_is_flagged_for_the_handler),
 		cmocka_unit_test(leading_blank_lines_are_ignored_and_not_a_start),
+		cmocka_unit_test(host_is_required_once_in_http11),
 		cmocka_unit_test(response_head_has_the_contract_headers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -94,6 +94,35 @@ static void bad_input_names_what_is_wrong(void **state)
 		 "results[0]: field 'seq'", 1},
 		{"{\"site\":\"s\",\"results\":[" R(1, "a", "fine") "]}", "invalid result",
 		 "results[0]: field 'status'", 1},
+		/* strings that would reach JSON and logs must be UTF-8, named by field */
+		{"{\"site\":\"s\",\"results\":[" R(1, "a", "ok") "," R(2, "b", "ok") "," R(3, "c", "ok")
+		 "," R(4, "bad\xc0\xaf", "ok") "]}", "invalid result",
+		 "results[3]: field 'target': invalid UTF-8", 1},
+		{"{\"site\":\"s\",\"results\":[" R(1, "\xed\xa0\x80", "ok") "]}", "invalid result",
+		 "results[0]: field 'target': invalid UTF-8", 1},
+		{"{\"site\":\"s\",\"results\":[{\"seq\":1,\"ts\":\"2026-11-26T10:00:00Z\",\"kind\":"
+		 "\"stream\",\"target\":\"a\",\"session\":\"\xf4\x90\x80\x80\",\"status\":\"ok\"}]}",
+		 "invalid result", "results[0]: field 'session': invalid UTF-8", 1},
+		/* a NUL would cut the string short: "a\u0000b" must not be stored as "a" */
+		{"{\"site\":\"s\",\"results\":[" R(1, "a\\u0000b", "ok") "]}", "invalid JSON",
+		 "NUL character", 1},
+		/* numbers in range: seq 1..2^53-1, ts 2000..2099 and not ahead of us, counts */
+		{"{\"site\":\"s\",\"results\":[" R(9007199254740992, "a", "ok") "]}", "invalid result",
+		 "results[0]: field 'seq'", 1},
+		{"{\"site\":\"s\",\"results\":[" R(-3, "a", "ok") "]}", "invalid result",
+		 "results[0]: field 'seq'", 1},
+		{"{\"site\":\"s\",\"results\":[{\"seq\":1,\"ts\":\"1970-01-01T00:00:05Z\",\"kind\":"
+		 "\"stream\",\"target\":\"a\",\"status\":\"ok\"}]}",
+		 "invalid result", "results[0]: field 'ts': outside", 1},
+		{"{\"site\":\"s\",\"results\":[{\"seq\":1,\"ts\":\"2099-01-01T00:00:00Z\",\"kind\":"
+		 "\"stream\",\"target\":\"a\",\"status\":\"ok\"}]}",
+		 "invalid result", "results[0]: field 'ts': more than 24 h ahead", 1},
+		{"{\"site\":\"s\",\"results\":[{\"seq\":1,\"ts\":\"2026-11-26T10:00:00Z\",\"kind\":"
+		 "\"buffer\",\"target\":\"a\",\"status\":\"ok\",\"metrics\":{\"dropped_count\":-1}}]}",
+		 "invalid result", "results[0]: field 'metrics'", 1},
+		{"{\"site\":\"s\",\"results\":[{\"seq\":1,\"ts\":\"2026-11-26T10:00:00Z\",\"kind\":"
+		 "\"stream\",\"target\":\"a\",\"status\":\"ok\",\"metrics\":{\"fps\":1e999}}]}",
+		 "invalid result", "results[0]: field 'metrics'", 1},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct store_batch *b;
@@ -104,6 +133,24 @@ static void bad_input_names_what_is_wrong(void **state)
 		assert_int_equal(b->site[0] != '\0', cases[i].site_known);
 		store_batch_destroy(b);
 	}
+}
+
+/* Real names in Chinese (and an escaped backslash before "u0000", which is text) pass. */
+static void utf8_names_and_escaped_text_are_kept(void **state)
+{
+	(void)state;
+	struct store_batch *b;
+	char error[32], detail[256];
+	int rc = decode("{\"site\":\"s\",\"results\":[" R(1, "济南-考场①", "ok") ","
+			R(2, "a\\\\u0000", "ok") "," R(3, "\\u6d4e", "ok") "]}",
+			&b, error, detail);
+	if (rc)
+		fail_msg("%s: %s", error, detail);
+	assert_int_equal(b->nrows, 3);
+	assert_string_equal(store_batch_str(b, b->rows[0].target), "济南-考场①");
+	assert_string_equal(store_batch_str(b, b->rows[1].target), "a\\u0000");
+	assert_string_equal(store_batch_str(b, b->rows[2].target), "济");
+	store_batch_destroy(b);
 }
 
 /* gzip-wraps in[0..len) (windowBits 15 + 16), returns the compressed length. */
@@ -164,6 +211,7 @@ int main(void)
 		cmocka_unit_test(good_batch_is_sorted_and_defaults_agent),
 		cmocka_unit_test(check_time_and_monotonic_time_are_kept),
 		cmocka_unit_test(bad_input_names_what_is_wrong),
+		cmocka_unit_test(utf8_names_and_escaped_text_are_kept),
 		cmocka_unit_test(gzip_bodies_inflate_within_the_limit),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -69,6 +69,12 @@ static void decode_names_the_bad_field(void **state)
 		{"{\"seq\":1,\"ts\":\"2026-01-01T00:00:00Z\",\"kind\":\"stream\",\"status\":\"ok\"}", "field 'target'"},
 		{"{\"seq\":1,\"ts\":\"2026-01-01T00:00:00Z\",\"kind\":\"stream\",\"target\":\"a\",\"status\":\"ok\",\"faults\":[\"Bad Code\"]}", "field 'faults'"},
 		{"{\"seq\":1,\"ts\":\"2026-01-01T00:00:00Z\",\"kind\":\"stream\",\"target\":\"a\",\"status\":\"ok\",\"metrics\":{\"fps\":\"25\"}}", "field 'metrics'"},
+		{"{\"seq\":1,\"ts\":\"2026-01-01T00:00:00Z\",\"kind\":\"stream\",\"target\":\"\xc0\xaf\",\"status\":\"ok\"}", "field 'target': invalid UTF-8"},
+		{"{\"seq\":1,\"ts\":\"2026-01-01T00:00:00Z\",\"kind\":\"stream\",\"target\":\"a\",\"codec\":\"h\xed\xb0\x80\",\"status\":\"ok\"}", "field 'codec': invalid UTF-8"},
+		{"{\"seq\":1,\"ts\":\"1999-12-31T23:59:59Z\",\"kind\":\"stream\",\"target\":\"a\",\"status\":\"ok\"}", "field 'ts': outside"},
+		{"{\"seq\":1,\"ts\":\"2100-01-01T00:00:00Z\",\"kind\":\"stream\",\"target\":\"a\",\"status\":\"ok\"}", "field 'ts': outside"},
+		{"{\"seq\":1,\"ts\":\"2026-01-01T00:00:00Z\",\"kind\":\"buffer\",\"target\":\"a\",\"status\":\"ok\",\"metrics\":{\"dropped_first_seq\":1.5}}", "field 'metrics'"},
+		{"{\"seq\":1,\"ts\":\"2026-01-01T00:00:00Z\",\"kind\":\"buffer\",\"target\":\"a\",\"status\":\"ok\",\"metrics\":{\"dropped_total\":1e300}}", "field 'metrics'"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		cJSON *doc = cJSON_Parse(cases[i].json);
