@@ -25,6 +25,7 @@ endfunction()
 
 vw_security_test(security_agent_identity test_agent_identity)
 vw_security_test(security_people test_people)
+vw_security_test(security_session test_session)
 vw_security_test(security_tls_records test_tls_records)
 vw_security_test(security_signer test_signer)
 vw_security_test(security_audit_txn test_audit_txn)
