@@ -19,6 +19,7 @@
 #include "ingest.h"
 #include "log.h"
 #include "seen.h"
+#include "session.h"
 #include "signer.h"
 #include "server_conf.h"
 #include "events.h"
@@ -44,6 +45,7 @@ struct server {
 	struct auth *auth;  /* the loop thread's connection to auth.db (reads) */
 	struct signer *signer; /* the CA key's process: enrollment, the CRL at start */
 	struct seen *seen;     /* agents' first use, recorded on a worker */
+	struct session *session; /* dashboard sessions and last-use marks, written on a worker */
 	uv_signal_t sighup; /* reloads certificates and the CRL */
 	struct conn_server *conns;
 	struct tls_server *tls;
@@ -104,6 +106,8 @@ static void on_drained(void *ud)
 	s->signer = NULL;
 	seen_destroy(s->seen);
 	s->seen = NULL;
+	session_destroy(s->session);
+	s->session = NULL;
 	uv_close((uv_handle_t *)&s->sigint, on_handle_closed);
 	uv_close((uv_handle_t *)&s->sigterm, on_handle_closed);
 	uv_close((uv_handle_t *)&s->sighup, on_handle_closed);
@@ -309,6 +313,14 @@ static int run(struct server *s)
 		goto fail;
 	}
 	api_set_pki(s->api, s->signer, s->seen);
+	struct session_opts sopts = {cfg->web.session_idle_ms, cfg->web.session_lifetime_ms,
+	                             cfg->web.origins};
+	if ((rc = session_create(&s->loop, cfg->auth_db_path, &sopts, &s->session, err,
+	                         sizeof(err))) != 0) {
+		log_error("event=start_failed auth_db=%s error=\"%s\"", cfg->auth_db_path, err);
+		goto fail;
+	}
+	api_set_session(s->api, s->session);
 	if ((rc = events_create(&s->loop, (size_t)cfg->limits.stream_queue_bytes, &s->events))) {
 		log_error("event=start_failed error=%s", uv_err_name(rc));
 		goto fail;
@@ -380,6 +392,7 @@ fail:
 	store_close(s->store);
 	signer_stop(s->signer);
 	seen_destroy(s->seen);
+	session_destroy(s->session);
 	events_close(s->events);
 	uv_run(&s->loop, UV_RUN_DEFAULT);
 	conn_server_destroy(s->conns);

@@ -63,6 +63,19 @@ static const struct vw_conf_key web_keys[] = {
     {"root", VW_CONF_STR, KEY(web_section, root), "", 0, 0, 0, NULL,
      "directory of the dashboard's built files (index.html, assets/), served at / and "
      "below; empty = no dashboard"},
+    {"origins", VW_CONF_STR, KEY(web_section, origins), "", 0, 0, 0, NULL,
+     "comma-separated origins (https://name[:port]) the dashboard is served from; a "
+     "state-changing request with the session cookie must carry one of them in Origin. "
+     "Empty = https:// + the request's Host header"},
+    /* OWASP's session guidance: idle timeouts of 15-30 min for a low-risk application,
+     * an absolute one of a working day. */
+    {"session_idle", VW_CONF_DURATION, KEY(web_section, session_idle_ms), "30m", 0, 1000,
+     86400000, NULL,
+     "a dashboard session (the vw_session cookie) unused this long has ended"},
+    {"session_lifetime", VW_CONF_DURATION, KEY(web_section, session_lifetime_ms), "12h", 0,
+     1000, 30LL * 86400000, NULL,
+     "a dashboard session ends this long after its login, used or not (never after the "
+     "token it came from)"},
 };
 
 /* The store's backend by name; its files (for sqlite: venuewatch.db) live in state_dir, so a
@@ -83,7 +96,7 @@ static const struct vw_conf_section sections[] = {
     {"limits", 0, limits_keys, NKEYS(limits_keys), offsetof(struct server_conf, limits), 0, 0,
      KEY(limits_section, line), 0, "Bounds on what one client may cost the server."},
     {"web", 0, web_keys, NKEYS(web_keys), offsetof(struct server_conf, web), 0, 0,
-     KEY(web_section, line), 0, "The web dashboard's static files."},
+     KEY(web_section, line), 0, "The web dashboard: its static files and its sessions."},
     {"store", 0, store_keys, NKEYS(store_keys), offsetof(struct server_conf, store), 0, 0,
      KEY(store_section, line), 0, "Where ingested results are stored."},
 };

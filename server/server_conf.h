@@ -35,7 +35,10 @@ struct limits_section {
 };
 
 struct web_section {
-	char *root; /* "" = no dashboard */
+	char *root;    /* "" = no dashboard */
+	char *origins; /* "" = https:// + the request's Host */
+	long session_idle_ms;
+	long session_lifetime_ms;
 	int line;
 };
 

@@ -11,6 +11,7 @@
 #include "conf.h"
 #include "events.h"
 #include "log.h"
+#include "session.h"
 #include "static.h"
 #include "vtime.h"
 
@@ -64,41 +65,15 @@ void api_log_refused(struct api *a, const struct conn *c, const struct http_requ
 		         conn_peer(c), req->path, who, reason, suppressed);
 }
 
-/* The bearer token: from "Authorization: Bearer T" when the HTTP layer passes that header
- * on, else from the access_token query parameter (RFC 6750 2.3). 0 with the token in out,
- * -ENOENT when none was sent, -EINVAL when it is malformed or sent twice. */
+/* The bearer token, from Authorization only (authz_bearer): never from the URL. */
 int api_bearer(const struct http_request *req, char *out, size_t outlen)
 {
-	int found = 0;
-#ifdef HTTP_HAVE_AUTHORIZATION
-	const char *h = req->authorization;
-	if (h && h[0]) {
-		if (strncasecmp(h, "Bearer ", 7) != 0)
-			return -EINVAL;
-		h += 7;
-		while (*h == ' ')
-			h++;
-		if (strlen(h) >= outlen)
-			return -EINVAL;
-		snprintf(out, outlen, "%s", h);
-		found = 1;
-	}
-#endif
-	static const char key[] = "access_token=";
-	for (const char *q = req->query; q && *q;) {
-		const char *amp = strchr(q, '&');
-		size_t n = amp ? (size_t)(amp - q) : strlen(q);
-		if (n >= sizeof(key) - 1 && strncmp(q, key, sizeof(key) - 1) == 0) {
-			size_t vl = n - (sizeof(key) - 1);
-			if (found || vl >= outlen)
-				return -EINVAL; /* RFC 6750 2: one method only */
-			memcpy(out, q + sizeof(key) - 1, vl);
-			out[vl] = '\0';
-			found = 1;
-		}
-		q += n + (amp ? 1 : 0);
-	}
-	return found ? 0 : -ENOENT;
+	return authz_bearer(req, out, outlen);
+}
+
+void api_set_session(struct api *a, struct session *session)
+{
+	a->session = session;
 }
 
 void api_set_events(struct api *a, struct events *events)
@@ -171,6 +146,10 @@ static const struct router_route routes[] = {
     {HTTP_VERB_GET, "/api/v1/sites.csv", AUTHZ_SITE_READERS, api_sites_csv},
     {HTTP_VERB_GET, "/api/v1/sites/{site}", AUTHZ_SITE_READERS, api_site_get},
     {HTTP_VERB_GET, "/api/v1/events", AUTHZ_SITE_READERS, get_events},
+    /* The dashboard's login: the token is the credential (session.c checks it). */
+    {HTTP_VERB_POST, "/api/v1/session", AUTHZ_ANON, session_post},
+    {HTTP_VERB_GET, "/api/v1/session", AUTHZ_PEOPLE, session_get},
+    {HTTP_VERB_DELETE, "/api/v1/session", AUTHZ_PEOPLE, session_delete},
 };
 
 static void method_not_allowed(struct conn *c, unsigned allow)
@@ -210,7 +189,7 @@ void api_handle(void *ud, struct conn *c, const struct http_request *req)
 	struct authz_principal who;
 	int deny = authz_identify(a, c, req, m.route->roles, &who);
 	if (deny) {
-		authz_respond(c, deny, m.route->roles);
+		authz_respond(c, deny, m.route->roles, &who);
 		return;
 	}
 	m.route->handler(a, c, req, &m, &who);

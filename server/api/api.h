@@ -2,7 +2,8 @@
  * dispatch around it — 404 unknown path, 405 with Allow, 401/403 from authz, HEAD for every
  * GET, and the dashboard's static files for the rest. Agents (client certificate): POST
  * /api/v1/ingest, /api/v1/speedtest. Enrolling agents: POST /api/v1/enroll. People (bearer
- * token): GET /api/v1/sites, /api/v1/sites.csv, /api/v1/sites/{site}, /api/v1/events.
+ * token or session cookie): GET /api/v1/sites, /api/v1/sites.csv, /api/v1/sites/{site},
+ * /api/v1/events; GET/DELETE /api/v1/session. Anyone with a token: POST /api/v1/session.
  * Anyone: GET /healthz, / (the dashboard, when [web] root is set).
  * Loop thread only; reads go through the store's read-only connection and the auth
  * database's loop-thread connection. The api object holds borrowed pointers (store,
@@ -32,6 +33,9 @@ struct events;
 struct web_static;
 void api_set_events(struct api *a, struct events *events);
 void api_set_web(struct api *a, struct web_static *web);
+/* The dashboard's sessions (session.h); NULL: cookies are refused. Borrowed. */
+struct session;
+void api_set_session(struct api *a, struct session *session);
 /* The conn_handler: ud is the struct api. */
 void api_handle(void *ud, struct conn *c, const struct http_request *req);
 

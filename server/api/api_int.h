@@ -17,6 +17,7 @@ struct api {
 	struct seen *seen;     /* NULL: agents' first use is not recorded */
 	struct events *events;    /* NULL: /api/v1/events answers 503 */
 	struct web_static *web;   /* NULL: no dashboard, / and below are 404 */
+	struct session *session;  /* NULL: no cookie logins (cookies refused) */
 	struct vw_log_limit refused_log;
 };
 

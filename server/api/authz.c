@@ -8,6 +8,7 @@
 #include "api_int.h"
 #include "log.h"
 #include "seen.h"
+#include "session.h"
 
 unsigned authz_role_bit(enum auth_role r)
 {
@@ -51,12 +52,193 @@ static int identify_agent(struct api *a, const struct conn *c, const struct http
 	return 0;
 }
 
+/* RFC 6750 2.1 only. The query-string form (2.3) puts the secret in every access log,
+ * proxy log and browser history on the way; it is refused (query_has_token). */
+int authz_bearer(const struct http_request *req, char *out, size_t outlen)
+{
+	const char *h = req->authorization;
+	if (!h || !h[0])
+		return -ENOENT;
+	if (strncasecmp(h, "Bearer ", 7) != 0)
+		return -EINVAL;
+	h += 7;
+	while (*h == ' ')
+		h++;
+	if (strlen(h) >= outlen)
+		return -EINVAL;
+	snprintf(out, outlen, "%s", h);
+	return 0;
+}
+
+static int query_has_token(const char *q)
+{
+	static const char key[] = "access_token=";
+	for (; q && *q;) {
+		const char *amp = strchr(q, '&');
+		size_t n = amp ? (size_t)(amp - q) : strlen(q);
+		if (n >= sizeof(key) - 1 && strncmp(q, key, sizeof(key) - 1) == 0)
+			return 1;
+		q += n + (amp ? 1 : 0);
+	}
+	return 0;
+}
+
+static const char *refusal_reason(int rc)
+{
+	switch (rc) {
+	case -EKEYREVOKED:
+		return "revoked_token";
+	case -EKEYEXPIRED:
+		return "expired_token";
+	case -ETIMEDOUT:
+		return "expired_session";
+	default:
+		return "unknown_token";
+	}
+}
+
+/* "https://host[:port]" against "host[:port]" (ASCII case-insensitive, RFC 6454 origins are
+ * lower-case but Host need not be); the default port may be left out on either side. */
+static int origin_is_host(const char *origin, const char *host)
+{
+	static const char scheme[] = "https://";
+	if (!host[0] || strncasecmp(origin, scheme, sizeof(scheme) - 1) != 0)
+		return 0;
+	origin += sizeof(scheme) - 1;
+	size_t ol = strlen(origin), hl = strlen(host);
+	if (ol >= 4 && strcmp(origin + ol - 4, ":443") == 0)
+		ol -= 4;
+	if (hl >= 4 && strcmp(host + hl - 4, ":443") == 0)
+		hl -= 4;
+	return ol == hl && strncasecmp(origin, host, ol) == 0;
+}
+
+static int origin_listed(const char *origin, const char *list)
+{
+	for (const char *p = list; *p;) {
+		const char *comma = strchr(p, ',');
+		const char *b = p, *e = comma ? comma : p + strlen(p);
+		while (b < e && (*b == ' ' || *b == '\t'))
+			b++;
+		while (e > b && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '/'))
+			e--;
+		if (e > b && strlen(origin) == (size_t)(e - b) &&
+		    strncasecmp(origin, b, (size_t)(e - b)) == 0)
+			return 1;
+		p = comma ? comma + 1 : e;
+		if (!comma)
+			break;
+	}
+	return 0;
+}
+
+int authz_origin_ok(const struct api *a, const struct http_request *req)
+{
+	if (!req->has_origin)
+		/* Browsers that send no Origin on a same-origin request still send this (Fetch
+		 * Metadata); a client sending neither is no browser we can vouch for. */
+		return strcmp(req->sec_fetch_site, "same-origin") == 0;
+	const char *origin = req->origin;
+	if (strcmp(origin, "null") == 0 || strcmp(origin, "invalid") == 0)
+		return 0;
+	const struct session_opts *o = a->session ? session_opts(a->session) : NULL;
+	if (o && o->origins && o->origins[0])
+		return origin_listed(origin, o->origins);
+	return origin_is_host(origin, req->host);
+}
+
+/* A checked person: the role gate, then the use noted (queued for the worker). */
+static int admit_person(struct api *a, const struct conn *c, const struct http_request *req,
+                        unsigned roles, struct authz_principal *who)
+{
+	who->kind = AUTHZ_PERSON;
+	if (!(authz_role_bit(who->person.role) & roles)) {
+		char w[64];
+		snprintf(w, sizeof(w), "token=%s role=%s", who->person.id,
+		         auth_role_name(who->person.role));
+		api_log_refused(a, c, req, w,
+		                roles & AUTHZ_SITE_READERS ? "role_reads_no_sites" : "role_not_allowed");
+		return 403;
+	}
+	if (a->session)
+		session_note_use(a->session, &who->person, who->by_session ? &who->sess : NULL);
+	return 0;
+}
+
+int authz_person_token(struct api *a, const struct conn *c, const struct http_request *req,
+                       const char *token, struct authz_principal *who)
+{
+	if (!a->auth)
+		return 503;
+	int rc = auth_token_check(a->auth, token, &who->person);
+	if (rc == -EIO)
+		return 503;
+	if (rc) {
+		api_log_refused(a, c, req, "token=-", refusal_reason(rc));
+		who->why = rc == -EKEYEXPIRED ? "this token has expired: ask for a new one" : NULL;
+		return 401;
+	}
+	return admit_person(a, c, req, AUTHZ_PEOPLE, who);
+}
+
+static int identify_session(struct api *a, const struct conn *c, const struct http_request *req,
+                            unsigned roles, struct authz_principal *who)
+{
+	who->clear_cookie = 1; /* whatever it was, a refused cookie is of no more use */
+	if (req->session_cookies > 1) {
+		/* Two vw_session cookies: one was planted (another path or a parent domain);
+		 * picking either could log the person in as someone else. */
+		api_log_refused(a, c, req, "session=-", "ambiguous_cookie");
+		who->why = "more than one vw_session cookie: log in again";
+		return 401;
+	}
+	if (!a->auth || !a->session)
+		return 503;
+	const struct session_opts *o = session_opts(a->session);
+	int rc = auth_session_check(a->auth, req->session_cookie, o->idle_ms, &who->person,
+	                            &who->sess);
+	if (rc == -EIO)
+		return 503;
+	if (rc) {
+		api_log_refused(a, c, req, "session=-",
+		                rc == -ENOENT ? "unknown_session" : refusal_reason(rc));
+		who->why = "the session has ended: log in again (POST /api/v1/session)";
+		return 401;
+	}
+	who->clear_cookie = 0;
+	who->by_session = 1;
+	/* A browser sends the cookie with requests other sites make it send (a form posted
+	 * from elsewhere): SameSite=Strict stops most, this stops the rest. GET and HEAD
+	 * change nothing. */
+	if (req->verb != HTTP_VERB_GET && req->verb != HTTP_VERB_HEAD && !authz_origin_ok(a, req)) {
+		char w[96];
+		snprintf(w, sizeof(w), "token=%s origin=\"%.48s\"", who->person.id,
+		         req->has_origin ? req->origin : "-");
+		api_log_refused(a, c, req, w, "bad_origin");
+		who->why = "a state-changing request with the session cookie must come from this "
+		           "server's own origin";
+		return 403;
+	}
+	return admit_person(a, c, req, roles, who);
+}
+
 static int identify_person(struct api *a, const struct conn *c, const struct http_request *req,
                            unsigned roles, struct authz_principal *who)
 {
+	if (query_has_token(req->query)) {
+		api_log_refused(a, c, req, "token=-", "token_in_query");
+		who->why = "a token in the URL is not accepted (it would be logged): send "
+		           "Authorization: Bearer TOKEN, or use the session cookie from POST "
+		           "/api/v1/session";
+		return 401;
+	}
 	char tok[AUTH_TOKEN_LEN + 16];
-	int rc = api_bearer(req, tok, sizeof(tok));
+	int rc = authz_bearer(req, tok, sizeof(tok));
 	if (rc == -ENOENT) {
+		/* No token: the dashboard's cookie, if it sent one. An explicit Authorization
+		 * wins over it (a script's own token, not a browser's ambient credential). */
+		if (req->session_cookies)
+			return identify_session(a, c, req, roles, who);
 		log_debug("event=auth_refused peer=%s path=%.64s reason=no_token", conn_peer(c),
 		          req->path);
 		return 401;
@@ -70,20 +252,12 @@ static int identify_person(struct api *a, const struct conn *c, const struct htt
 	if (rc == -EIO)
 		return 503;
 	if (rc) {
-		api_log_refused(a, c, req, "token=-",
-		                rc == -EKEYREVOKED ? "revoked_token" : "unknown_token");
+		api_log_refused(a, c, req, "token=-", refusal_reason(rc));
+		if (rc == -EKEYEXPIRED)
+			who->why = "this token has expired: ask for a new one";
 		return 401;
 	}
-	who->kind = AUTHZ_PERSON;
-	if (!(authz_role_bit(who->person.role) & roles)) {
-		char w[64];
-		snprintf(w, sizeof(w), "token=%s role=%s", who->person.id,
-		         auth_role_name(who->person.role));
-		api_log_refused(a, c, req, w,
-		                roles & AUTHZ_SITE_READERS ? "role_reads_no_sites" : "role_not_allowed");
-		return 403;
-	}
-	return 0;
+	return admit_person(a, c, req, roles, who);
 }
 
 int authz_identify(struct api *a, const struct conn *c, const struct http_request *req,
@@ -100,23 +274,36 @@ int authz_identify(struct api *a, const struct conn *c, const struct http_reques
 	return 403; /* a route that admits nobody: fail closed */
 }
 
-void authz_respond(struct conn *c, int status, unsigned roles)
+/* The cookie's deletion: the same attributes it was set with, and Max-Age=0 (RFC 6265
+ * 5.3 step 11 replaces the stored cookie, which then expires at once). */
+const char authz_clear_cookie[] = "Set-Cookie: " SESSION_COOKIE
+                                  "=; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age=0\r\n";
+
+void authz_respond(struct conn *c, int status, unsigned roles, const struct authz_principal *who)
 {
 	int people = !(roles & AUTHZ_AGENT_CERT);
+	const char *why = who ? who->why : NULL;
 	switch (status) {
 	case 401:
 		if (!people) {
 			conn_respond_error(c, 401, "client certificate required", NULL);
 		} else {
-			static const char body[] = "{\"error\":\"authentication required\","
-			                           "\"detail\":\"send Authorization: Bearer TOKEN\"}";
-			conn_respond(c, 401, "WWW-Authenticate: Bearer realm=\"venuewatch\"\r\n", body,
-			             sizeof(body) - 1);
+			char body[512], hdr[256];
+			int n = snprintf(body, sizeof(body),
+			                 "{\"error\":\"authentication required\",\"detail\":\"%s\"}",
+			                 why ? why
+			                     : "send Authorization: Bearer TOKEN, or the session cookie "
+			                       "from POST /api/v1/session");
+			snprintf(hdr, sizeof(hdr), "WWW-Authenticate: Bearer realm=\"venuewatch\"\r\n%s",
+			         who && who->clear_cookie ? authz_clear_cookie : "");
+			conn_respond(c, 401, hdr, body, (size_t)n);
 		}
 		break;
 	case 403:
 		if (!people)
 			conn_respond_error(c, 403, "client certificate names no site", NULL);
+		else if (why)
+			conn_respond_error(c, 403, "forbidden", why);
 		else if (roles & AUTHZ_SITE_READERS)
 			conn_respond_error(c, 403, "forbidden", "this token's role reads no site data");
 		else

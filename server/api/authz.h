@@ -1,8 +1,10 @@
 /* authz: who is asking and what they may see, decided in one place. A principal is an
- * agent (its verified client certificate: site, org, city), a person (a bearer token: role
- * and jurisdiction) or anonymous; every resource asks authz_site_visible before it shows a
- * site. Loop thread only (token checks read the auth database's loop-thread connection).
- * Principals are plain values filled by authz_identify: nothing to free. */
+ * agent (its verified client certificate: site, org, city), a person (a bearer token in
+ * Authorization, or the dashboard's vw_session cookie: the same role and jurisdiction as the
+ * token it came from) or anonymous; every resource asks authz_site_visible before it shows
+ * a site. A state-changing request carried by the cookie must come from our own origin
+ * (Origin, else Sec-Fetch-Site); a token in the URL is refused. Loop thread only (checks read
+ * the auth database's loop-thread connection). Principals are plain values: nothing to free. */
 #ifndef VW_AUTHZ_H
 #define VW_AUTHZ_H
 
@@ -32,6 +34,12 @@ struct authz_principal {
 	enum authz_kind kind;
 	struct tls_identity agent;   /* AUTHZ_AGENT */
 	struct auth_principal person; /* AUTHZ_PERSON */
+	int by_session;               /* the person came by the cookie: sess is theirs */
+	struct auth_session sess;
+	/* After a refusal: the detail for the answer (static text), and whether to clear a
+	 * session cookie the browser should stop sending. */
+	const char *why;
+	int clear_cookie;
 };
 
 /* The route-table bit of a person's role. */
@@ -42,7 +50,19 @@ unsigned authz_role_bit(enum auth_role r);
 int authz_identify(struct api *a, const struct conn *c, const struct http_request *req,
                    unsigned roles, struct authz_principal *who);
 /* Sends the refusal authz_identify decided: 401 with WWW-Authenticate on people's routes. */
-void authz_respond(struct conn *c, int status, unsigned roles);
+void authz_respond(struct conn *c, int status, unsigned roles, const struct authz_principal *who);
+/* "Set-Cookie: vw_session=; ...; Max-Age=0\r\n": ends the cookie in the browser. */
+extern const char authz_clear_cookie[];
+/* A person's token given some other way than Authorization (POST /api/v1/session's body):
+ * checked, refusals logged, its use noted, as authz_identify would. 0, 401 or 503. */
+int authz_person_token(struct api *a, const struct conn *c, const struct http_request *req,
+                       const char *token, struct authz_principal *who);
+/* Whether req comes from our own origin: Origin equals one of [web] origins, or (none
+ * configured) https:// + Host; without Origin, Sec-Fetch-Site says same-origin. */
+int authz_origin_ok(const struct api *a, const struct http_request *req);
+/* The bearer token from Authorization: 0 with it in out, -ENOENT none sent, -EINVAL
+ * malformed. The query string is never read (see authz_identify). */
+int authz_bearer(const struct http_request *req, char *out, size_t outlen);
 /* Whether who may see a site of this org and city (属地管理): province every site; city its
  * own city's; org its own org's; an agent its own site; nobody else any. Empty never
  * matches empty: a token or a site without a city (or org) matches nothing. */

@@ -50,6 +50,8 @@ static unsigned verb_bit(enum http_verb v)
 		return ROUTER_ALLOW_GET;
 	case HTTP_VERB_POST:
 		return ROUTER_ALLOW_POST;
+	case HTTP_VERB_DELETE:
+		return ROUTER_ALLOW_DELETE;
 	case HTTP_VERB_OTHER:
 		break;
 	}
@@ -91,9 +93,14 @@ const char *router_param(const struct router_match *m, const char *name)
 
 int router_allow_header(unsigned allow, char *out, size_t outlen)
 {
-	int n = snprintf(out, outlen, "Allow: %s%s%s\r\n",
+	int n = snprintf(out, outlen, "Allow: %s%s%s%s%s\r\n",
 	                 allow & ROUTER_ALLOW_GET ? "GET, HEAD" : "",
 	                 (allow & ROUTER_ALLOW_GET) && (allow & ROUTER_ALLOW_POST) ? ", " : "",
-	                 allow & ROUTER_ALLOW_POST ? "POST" : "");
+	                 allow & ROUTER_ALLOW_POST ? "POST" : "",
+	                 (allow & (ROUTER_ALLOW_GET | ROUTER_ALLOW_POST)) &&
+	                         (allow & ROUTER_ALLOW_DELETE)
+	                     ? ", "
+	                     : "",
+	                 allow & ROUTER_ALLOW_DELETE ? "DELETE" : "");
 	return n < 0 || (size_t)n >= outlen ? -ENOSPC : 0;
 }

@@ -19,6 +19,8 @@
  * enough that a token lost on the way is soon worthless. */
 #define ENROLL_TTL_DEFAULT "24h"
 #define ENROLL_TTL_MAX_MS (30LL * 86400000)
+/* Two years: a person's token outlasting that is one nobody remembers handing out. */
+#define TOKEN_TTL_MAX_MS (730LL * 86400000)
 /* How often a running server looks at ca.crl (see main.c); told to the operator. */
 #define CRL_POLL_HINT "2 s"
 
@@ -305,7 +307,16 @@ static int cmd_token_create(void *ctx, const struct vw_cli_cmd *cmd, const struc
 	(void)cmd;
 	const char *role_s = vw_cli_str(v, "role"), *city = vw_cli_str(v, "city");
 	const char *name = vw_cli_str(v, "name"), *org = vw_cli_str(v, "org");
+	const char *ttl = vw_cli_str(v, "ttl");
 	enum auth_role role;
+	int64_t ttl_ms = AUTH_TOKEN_TTL_DEFAULT_MS;
+	if (ttl && (auth_parse_ttl(ttl, &ttl_ms) || ttl_ms > TOKEN_TTL_MAX_MS)) {
+		fprintf(stderr,
+		        "token create: --ttl: expected e.g. 12h, 30d or 365d (at most 730d), got "
+		        "'%s'\n",
+		        ttl);
+		return 2;
+	}
 	if (auth_role_parse(role_s, &role)) {
 		fprintf(stderr,
 		        "token create: --role province|city|org|inspector|public is required\n");
@@ -326,8 +337,8 @@ static int cmd_token_create(void *ctx, const struct vw_cli_cmd *cmd, const struc
 	char actor[96], token[AUTH_TOKEN_LEN], id[AUTH_ID_LEN], err[512];
 	auth_cli_actor(actor, sizeof(actor));
 	/* A province token has no city: it reads every city's sites. */
-	int rc = auth_token_create(au, role, role == AUTH_PROVINCE ? "" : city, org, name, actor,
-	                           token, id, err, sizeof(err));
+	int rc = auth_token_create(au, role, role == AUTH_PROVINCE ? "" : city, org, name, ttl_ms,
+	                           actor, token, id, err, sizeof(err));
 	auth_close(au);
 	if (rc) {
 		fprintf(stderr, "token create: %s\n", err);
@@ -336,12 +347,15 @@ static int cmd_token_create(void *ctx, const struct vw_cli_cmd *cmd, const struc
 	printf("%s\n", token);
 	fflush(stdout);
 	explicit_bzero(token, sizeof(token));
+	char exp[VW_ISO_LEN];
+	vw_time_iso(vw_now_ms() + ttl_ms, exp);
 	fprintf(stderr,
-	        "token %s (%s%s%s, %s): shown once; send it as 'Authorization: Bearer TOKEN'. "
-	        "Revoke with: token revoke %s\n",
+	        "token %s (%s%s%s, %s): shown once, expires %s; send it as 'Authorization: "
+	        "Bearer TOKEN' (the dashboard trades it for a session cookie). Revoke with: "
+	        "token revoke %s\n",
 	        id, auth_role_name(role),
 	        role == AUTH_ORG ? " of " : role != AUTH_PROVINCE && city ? " of " : "",
-	        role == AUTH_ORG ? org : role != AUTH_PROVINCE && city ? city : "", name, id);
+	        role == AUTH_ORG ? org : role != AUTH_PROVINCE && city ? city : "", name, exp, id);
 	return 0;
 }
 
@@ -409,6 +423,7 @@ static const struct vw_cli_opt token_opts[] = {
     {"city", 0, "C", "the city a city or inspector token is limited to"},
     {"org", 0, "O", "the organisation an org token is limited to"},
     {"name", 0, "N", "who holds the token (shown in 'token list' and the audit log)"},
+    {"ttl", 0, "90d", "how long the token stays valid: 12h, 30d, 365d (at most 730d)"},
 };
 static const struct vw_cli_opt audit_opts[] = {
     {"limit", 0, "N", "show only the last N rows"},
@@ -505,12 +520,16 @@ const struct vw_cli_cmd admin_cmds[] = {
      "Revoke agent certificates and rewrite the CRL; a running server applies it within "
      CRL_POLL_HINT ".",
      revoke_opts, NOPTS(revoke_opts), 0, 0, cmd_revoke},
-    {"token create", "--role province|city|org|inspector|public [--city C] [--org O] --name N",
+    {"token create",
+     "--role province|city|org|inspector|public [--city C] [--org O] --name N [--ttl 90d]",
      "Print a new bearer token for a person (shown once).", token_opts, NOPTS(token_opts), 0, 0,
      cmd_token_create},
-    {"token revoke", "ID", "Revoke a person's token by its id.", NULL, 0, 1, 1,
+    {"token revoke", "ID", "Revoke a person's token by its id; its dashboard sessions end too.",
+     NULL, 0, 1, 1,
      cmd_token_revoke},
-    {"token list", "", "List people's tokens (ids, roles, never the secrets).", NULL, 0, 0, 0,
+    {"token list", "",
+     "List people's tokens (id, role, created, expires, last use; never the secrets).", NULL, 0,
+     0, 0,
      cmd_token_list},
     {"audit", "[--limit N] [--reset-anchor]",
      "Print the audit log and check its hash chain and anchor.", audit_opts, NOPTS(audit_opts),

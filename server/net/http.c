@@ -19,11 +19,18 @@ enum hdr {
 	H_EXPECT,
 	H_AUTHORIZATION,
 	H_ACCEPT_ENCODING,
-	H_IF_NONE_MATCH
+	H_IF_NONE_MATCH,
+	H_ORIGIN,
+	H_SEC_FETCH_SITE,
+	H_COOKIE, /* scanned as it streams (cookie_byte): only our session cookie is kept */
 };
 
 #define NAME_MAX_ 24  /* longest interesting name ("content-encoding") plus room */
 #define VALUE_MAX_ 64 /* interesting values are short: digits, "chunked", "100-continue" */
+/* Host and Origin: a DNS name (253) with a port and, for Origin, the scheme. */
+#define HOST_MAX_ 272
+#define COOKIE_NAME "vw_session"
+#define COOKIE_NAME_MAX_ 16 /* a longer name is not ours */
 /* A body buffer larger than this is released between requests rather than reused, so an
  * idle keep-alive connection holds kilobytes, not the last batch's megabytes. */
 #define KEEP_BODY_CAP (4u << 10)
@@ -63,7 +70,7 @@ struct http_reader {
 	enum hdr which; /* the current header line's name */
 	char name[NAME_MAX_];
 	size_t name_len;
-	char value[VALUE_MAX_];
+	char value[HOST_MAX_];
 	size_t value_len;
 	int value_over;
 	unsigned n_cl, n_te, n_host, n_ce, n_expect, n_auth, n_inm;
@@ -71,6 +78,16 @@ struct http_reader {
 	int inm_over, accept_gzip;
 	char auth[VALUE_MAX_]; /* "Bearer vwt_" + 43 characters fits */
 	int auth_over;
+	char host[HOST_MAX_], origin[HOST_MAX_], fetch_site[VALUE_MAX_];
+	int host_over, origin_over;
+	unsigned n_origin, n_fetch_site;
+	/* Cookie (RFC 6265 4.2.1: name=value pairs split by "; "), one header or several. */
+	char ck_name[COOKIE_NAME_MAX_];
+	size_t ck_name_len;
+	int ck_in_value, ck_ours, ck_value_over;
+	char session[VALUE_MAX_];
+	size_t session_len;
+	unsigned n_session;
 	char cl[VALUE_MAX_], te[VALUE_MAX_], expect[VALUE_MAX_], ce[VALUE_MAX_];
 	int cl_over, te_over, expect_over, ce_over;
 
@@ -121,6 +138,9 @@ static int on_headers_complete(http_parser *p)
 		break;
 	case HTTP_POST:
 		q->verb = HTTP_VERB_POST;
+		break;
+	case HTTP_DELETE:
+		q->verb = HTTP_VERB_DELETE;
 		break;
 	default:
 		q->verb = HTTP_VERB_OTHER;
@@ -202,6 +222,9 @@ static int name_done(struct http_reader *r)
 	    {"authorization", H_AUTHORIZATION},
 	    {"accept-encoding", H_ACCEPT_ENCODING},
 	    {"if-none-match", H_IF_NONE_MATCH},
+	    {"origin", H_ORIGIN},
+	    {"sec-fetch-site", H_SEC_FETCH_SITE},
+	    {"cookie", H_COOKIE},
 	};
 	if (r->name_len == 0)
 		return fail(r, 400, "empty header name");
@@ -243,6 +266,16 @@ static int name_done(struct http_reader *r)
 		break;
 	case H_IF_NONE_MATCH:
 		r->n_inm++;
+		break;
+	case H_ORIGIN:
+		r->n_origin++; /* two are no origin at all (head_done) */
+		break;
+	case H_SEC_FETCH_SITE:
+		r->n_fetch_site++;
+		break;
+	case H_COOKIE: /* several are one list (RFC 6265 5.4, RFC 9113 8.2.3) */
+		r->ck_name_len = 0;
+		r->ck_in_value = r->ck_ours = 0;
 		break;
 	case H_ACCEPT_ENCODING: /* several are one list (RFC 9110 5.3) */
 	case H_OTHER:
@@ -290,6 +323,67 @@ static int accepts_gzip(const char *v)
 	return 0;
 }
 
+/* The value into dst when it fits (trimmed), else "" and *over. */
+static void take(struct http_reader *r, char *dst, size_t dstlen, int *over)
+{
+	*over = r->value_over || r->value_len >= dstlen;
+	if (*over)
+		dst[0] = '\0';
+	else
+		trim_copy(dst, r->value, r->value_len);
+}
+
+/* The end of one cookie-pair: ours is kept (and counted), every other one is dropped. */
+static void cookie_pair_done(struct http_reader *r)
+{
+	if (r->ck_ours) {
+		r->n_session++;
+		while (r->session_len && (r->session[r->session_len - 1] == ' ' ||
+		                          r->session[r->session_len - 1] == '\t'))
+			r->session_len--;
+		r->session[r->session_len] = '\0';
+	}
+	r->ck_name_len = 0;
+	r->ck_in_value = r->ck_ours = 0;
+}
+
+/* One byte of a Cookie header's value. Streamed, so a long Cookie header (other sites'
+ * cookies on the same host) costs no buffer: a name is compared with ours, a value kept only
+ * when the name is ours. Case matters (RFC 6265 5.4: names are compared exactly). */
+static void cookie_byte(struct http_reader *r, unsigned char c)
+{
+	if (c == ';') {
+		cookie_pair_done(r);
+		return;
+	}
+	if (!r->ck_in_value) {
+		if (c == '=') {
+			r->ck_in_value = 1;
+			r->ck_ours = r->ck_name_len == sizeof(COOKIE_NAME) - 1 &&
+			             memcmp(r->ck_name, COOKIE_NAME, r->ck_name_len) == 0;
+			if (r->ck_ours) {
+				r->session_len = 0;
+				r->ck_value_over = 0;
+			}
+		} else if ((c == ' ' || c == '\t') && r->ck_name_len == 0) {
+			/* the SP after "; " */
+		} else if (r->ck_name_len < sizeof(r->ck_name)) {
+			r->ck_name[r->ck_name_len++] = (char)c;
+		} else {
+			r->ck_name_len = sizeof(r->ck_name) + 1; /* too long to be ours */
+		}
+		return;
+	}
+	if (!r->ck_ours)
+		return;
+	if (r->session_len == 0 && (c == ' ' || c == '\t'))
+		return;
+	if (r->session_len < sizeof(r->session) - 1)
+		r->session[r->session_len++] = (char)c;
+	else
+		r->ck_value_over = 1;
+}
+
 static int line_done(struct http_reader *r)
 {
 	if (r->lines == 0)
@@ -298,34 +392,43 @@ static int line_done(struct http_reader *r)
 		return fail(r, 400, "header line without ':'");
 	switch (r->which) {
 	case H_CONTENT_LENGTH:
-		trim_copy(r->cl, r->value, r->value_len);
-		r->cl_over = r->value_over;
+		take(r, r->cl, sizeof(r->cl), &r->cl_over);
 		break;
 	case H_TRANSFER_ENCODING:
-		trim_copy(r->te, r->value, r->value_len);
-		r->te_over = r->value_over;
+		take(r, r->te, sizeof(r->te), &r->te_over);
 		break;
 	case H_EXPECT:
-		trim_copy(r->expect, r->value, r->value_len);
-		r->expect_over = r->value_over;
+		take(r, r->expect, sizeof(r->expect), &r->expect_over);
 		break;
 	case H_AUTHORIZATION:
-		trim_copy(r->auth, r->value, r->value_len);
-		r->auth_over = r->value_over;
+		take(r, r->auth, sizeof(r->auth), &r->auth_over);
 		break;
 	case H_CONTENT_ENCODING:
-		trim_copy(r->ce, r->value, r->value_len);
-		r->ce_over = r->value_over;
+		take(r, r->ce, sizeof(r->ce), &r->ce_over);
 		break;
 	case H_ACCEPT_ENCODING:
 		/* A value past VALUE_MAX_ is judged on its start: at worst gzip is not offered. */
-		trim_copy(r->ae, r->value, r->value_len);
+		trim_copy(r->ae, r->value,
+		          r->value_len < sizeof(r->ae) ? r->value_len : sizeof(r->ae) - 1);
 		if (accepts_gzip(r->ae))
 			r->accept_gzip = 1;
 		break;
 	case H_IF_NONE_MATCH:
-		trim_copy(r->inm, r->value, r->value_len);
-		r->inm_over = r->value_over;
+		take(r, r->inm, sizeof(r->inm), &r->inm_over);
+		break;
+	case H_HOST:
+		take(r, r->host, sizeof(r->host), &r->host_over);
+		break;
+	case H_ORIGIN:
+		take(r, r->origin, sizeof(r->origin), &r->origin_over);
+		break;
+	case H_SEC_FETCH_SITE: {
+		int over;
+		take(r, r->fetch_site, sizeof(r->fetch_site), &over);
+		break;
+	}
+	case H_COOKIE:
+		cookie_pair_done(r);
 		break;
 	default:
 		break;
@@ -372,6 +475,14 @@ static int head_done(struct http_reader *r)
 	 * full response is always a correct answer to it. */
 	q->if_none_match = r->inm_over || r->n_inm > 1 ? "" : r->inm;
 	q->accept_gzip = r->accept_gzip;
+	q->host = r->host_over ? "" : r->host;
+	/* Repeated or too long: no origin we could match, so a state-changing request that
+	 * needs one is refused (authz). */
+	q->origin = r->n_origin > 1 || r->origin_over ? "invalid" : r->origin;
+	q->has_origin = r->n_origin > 0;
+	q->sec_fetch_site = r->n_fetch_site == 1 ? r->fetch_site : "";
+	q->session_cookies = r->n_session;
+	q->session_cookie = r->n_session != 1 ? "" : r->ck_value_over ? "invalid" : r->session;
 	if (r->n_expect) {
 		if (r->n_expect > 1 || r->expect_over || strcasecmp(r->expect, "100-continue") != 0)
 			return fail(r, 417, "unsupported Expect");
@@ -447,6 +558,8 @@ static int scan_head(struct http_reader *r, const char *data, size_t len, size_t
 			} else {
 				r->name_len = sizeof(r->name); /* too long to be one we check */
 			}
+		} else if (r->which == H_COOKIE) {
+			cookie_byte(r, c);
 		} else if (r->which != H_OTHER) {
 			if (r->value_len < sizeof(r->value) - 1)
 				r->value[r->value_len++] = (char)c;
@@ -610,6 +723,12 @@ static void start_request(struct http_reader *r)
 	memset(&r->req, 0, sizeof(r->req));
 	r->req.content_length = -1;
 	r->req.path = r->req.query = r->req.authorization = "";
+	r->req.host = r->req.origin = r->req.sec_fetch_site = r->req.session_cookie = "";
+	r->host[0] = r->origin[0] = r->fetch_site[0] = r->session[0] = '\0';
+	r->host_over = r->origin_over = 0;
+	r->n_origin = r->n_fetch_site = r->n_session = 0;
+	r->ck_name_len = r->session_len = 0;
+	r->ck_in_value = r->ck_ours = r->ck_value_over = 0;
 	r->req.method = "";
 	r->req.body = "";
 	r->in_body = r->started = r->complete = 0;

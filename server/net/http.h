@@ -13,7 +13,13 @@
 
 #include "buf.h"
 
-enum http_verb { HTTP_VERB_OTHER, HTTP_VERB_GET, HTTP_VERB_HEAD, HTTP_VERB_POST };
+enum http_verb {
+	HTTP_VERB_OTHER,
+	HTTP_VERB_GET,
+	HTTP_VERB_HEAD,
+	HTTP_VERB_POST,
+	HTTP_VERB_DELETE,
+};
 
 /* What http_reader_feed stopped at. */
 enum http_event {
@@ -36,6 +42,14 @@ struct http_request {
 	const char *authorization; /* the Authorization header's value, "" when absent */
 	const char *if_none_match; /* If-None-Match's value, "" when absent or too long */
 	int accept_gzip;           /* Accept-Encoding names gzip (or *) with a q above 0 */
+	const char *host;          /* Host's value, "" when absent or too long */
+	const char *origin;        /* Origin's value; "invalid" when repeated or too long */
+	int has_origin;            /* an Origin header was sent */
+	const char *sec_fetch_site; /* Sec-Fetch-Site's value, "" when absent or repeated */
+	/* The vw_session cookie's value, from every Cookie header (RFC 6265 4.2.1 pairs):
+	 * "" unless it appeared exactly once, "invalid" when too long. No other cookie is kept. */
+	const char *session_cookie;
+	unsigned session_cookies; /* how many times it appeared (more than once: ambiguous) */
 	const char *body;       /* NUL-terminated for convenience; body_len excludes the NUL */
 	size_t body_len;
 };

@@ -26,13 +26,14 @@
  * salt or slow KDF needed: there is no dictionary to try against a random secret). */
 #define SECRET_BYTES 32
 #define HASH_BYTES 32
+_Static_assert(HASH_BYTES == AUTH_HASH_LEN, "one hash size");
 #define TOKEN_PREFIX "vwt_"  /* a person's bearer token */
 #define ENROLL_PREFIX "vwe_" /* a one-time enrollment token */
 /* The CLI may hold the write lock for a few milliseconds; the server's loop thread waits at
  * most this long for it before failing closed. */
 #define BUSY_MS 2000
 
-enum stmt { S_TOKEN_BY_HASH, S_AGENT_GET, S_AGENT_PUT, S_COUNT };
+enum stmt { S_TOKEN_BY_HASH, S_SESSION_BY_HASH, S_AGENT_GET, S_AGENT_PUT, S_COUNT };
 
 struct auth {
 	sqlite3 *db;
@@ -50,7 +51,13 @@ struct auth {
 
 static const char *const stmt_sql[S_COUNT] = {
     [S_TOKEN_BY_HASH] =
-        "SELECT id, role, city, name, revoked_ms, org FROM tokens WHERE hash = ?",
+        "SELECT id, role, city, name, revoked_ms, org, expires_ms, last_used_ms FROM tokens "
+        "WHERE hash = ?",
+    /* The token's columns in S_TOKEN_BY_HASH's order, then the session's. */
+    [S_SESSION_BY_HASH] =
+        "SELECT t.id, t.role, t.city, t.name, t.revoked_ms, t.org, t.expires_ms, t.last_used_ms,"
+        " s.created_ms, s.last_seen_ms, s.expires_ms FROM sessions s"
+        " JOIN tokens t ON t.id = s.token_id WHERE s.hash = ?",
     [S_AGENT_GET] = "SELECT 1 FROM agents WHERE serial = ?",
     [S_AGENT_PUT] = "INSERT OR IGNORE INTO agents(serial, site, org, city, first_seen_ms, peer) "
                     "VALUES (?, ?, ?, ?, ?, ?)",
@@ -89,6 +96,18 @@ static const char schema_v1[] =
 
 /* v1 -> v2: an org token is bound to its org; the other roles' rows get "". */
 static const char schema_v2[] = "ALTER TABLE tokens ADD COLUMN org TEXT NOT NULL DEFAULT '';";
+
+/* v2 -> v3: tokens expire (those made before get their creation + 90 days, the default) and
+ * remember their last use; dashboard sessions, stored as the SHA-256 of their id. */
+static const char schema_v3[] =
+    "ALTER TABLE tokens ADD COLUMN expires_ms INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE tokens ADD COLUMN last_used_ms INTEGER;"
+    "UPDATE tokens SET expires_ms = created_ms + 7776000000;" /* 90 d in ms */
+    "CREATE TABLE sessions("
+    " hash BLOB PRIMARY KEY, token_id TEXT NOT NULL, created_ms INTEGER NOT NULL,"
+    " last_seen_ms INTEGER NOT NULL, expires_ms INTEGER NOT NULL);"
+    "CREATE INDEX sessions_token ON sessions(token_id);";
+_Static_assert(AUTH_TOKEN_TTL_DEFAULT_MS == 7776000000LL, "schema_v3 uses the default TTL");
 
 static int db_fail(struct auth *a, char *err, size_t errlen, const char *what)
 {
@@ -152,7 +171,7 @@ int auth_open(const char *path, struct auth **out, char *err, size_t errlen)
 	                                       .busy_ms = BUSY_MS,
 	                                       .synchronous = "FULL",
 	                                       .wal = 1};
-	static const char *const migrations[] = {schema_v1, schema_v2};
+	static const char *const migrations[] = {schema_v1, schema_v2, schema_v3};
 	_Static_assert(sizeof(migrations) / sizeof(migrations[0]) == AUTH_SCHEMA_VERSION,
 	               "a migration per schema version");
 	char why[512];
@@ -291,6 +310,20 @@ static int secret_hash(const char *prefix, const char *token, unsigned char hash
 static int begin(struct auth *a)
 {
 	return exec(a, "BEGIN IMMEDIATE");
+}
+
+/* For the worker's writes: a lock held past the busy timeout is -EBUSY (worth a retry),
+ * anything else -EIO. */
+static int begin_or_busy(struct auth *a)
+{
+	char msg[256];
+	if (vw_db_exec(a->db, "BEGIN IMMEDIATE", msg, sizeof(msg)) == 0)
+		return 0;
+	int code = sqlite3_errcode(a->db);
+	if (code == SQLITE_BUSY || code == SQLITE_LOCKED)
+		return -EBUSY;
+	log_error("event=auth_db_failed sql=BEGIN error=\"%s\"", msg);
+	return -EIO;
 }
 
 static void anchor_write(struct auth *a);
@@ -614,9 +647,16 @@ int auth_audit_list(struct auth *a, int limit, FILE *out)
 /* --- people's tokens ---------------------------------------------------------------------- */
 
 int auth_token_create(struct auth *a, enum auth_role role, const char *city, const char *org,
-                      const char *name, const char *actor, char token[AUTH_TOKEN_LEN],
-                      char id[AUTH_ID_LEN], char *err, size_t errlen)
+                      const char *name, int64_t ttl_ms, const char *actor,
+                      char token[AUTH_TOKEN_LEN], char id[AUTH_ID_LEN], char *err,
+                      size_t errlen)
 {
+	if (ttl_ms < 0) {
+		snprintf(err, errlen, "--ttl must be positive");
+		return -EINVAL;
+	}
+	if (ttl_ms == 0)
+		ttl_ms = AUTH_TOKEN_TTL_DEFAULT_MS;
 	unsigned char hash[HASH_BYTES];
 	if ((role == AUTH_CITY || role == AUTH_INSPECTOR) && (!city || !city[0])) {
 		snprintf(err, errlen, "--city is required for %s tokens (属地管理)",
@@ -642,33 +682,56 @@ int auth_token_create(struct auth *a, enum auth_role role, const char *city, con
 	}
 	if (begin(a))
 		return db_fail(a, err, errlen, "cannot lock the database");
-	sqlite3_stmt *st = prep(a, "INSERT INTO tokens(id, hash, role, city, name, created_ms, org) "
-	                           "VALUES (?, ?, ?, ?, ?, ?, ?)");
+	sqlite3_stmt *st = prep(a, "INSERT INTO tokens(id, hash, role, city, name, created_ms, org, "
+	                           "expires_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
 	int rc = st ? 0 : -EIO;
+	int64_t now = vw_now_ms();
+	char exp[VW_ISO_LEN];
+	vw_time_iso(now + ttl_ms, exp);
 	if (st) {
 		sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
 		sqlite3_bind_blob(st, 2, hash, sizeof(hash), SQLITE_STATIC);
 		sqlite3_bind_text(st, 3, auth_role_name(role), -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 4, city ? city : "", -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 5, name, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 6, vw_now_ms());
+		sqlite3_bind_int64(st, 6, now);
 		sqlite3_bind_text(st, 7, org ? org : "", -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 8, now + ttl_ms);
 		rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
 		sqlite3_finalize(st);
 	}
 	char detail[480];
 	if (role == AUTH_ORG)
-		snprintf(detail, sizeof(detail), "role=%s city=%s org=%s name=%s",
-		         auth_role_name(role), city && city[0] ? city : "-", org, name);
+		snprintf(detail, sizeof(detail), "role=%s city=%s org=%s expires=%s name=%s",
+		         auth_role_name(role), city && city[0] ? city : "-", org, exp, name);
 	else
-		snprintf(detail, sizeof(detail), "role=%s city=%s name=%s", auth_role_name(role),
-		         city && city[0] ? city : "-", name);
+		snprintf(detail, sizeof(detail), "role=%s city=%s expires=%s name=%s",
+		         auth_role_name(role), city && city[0] ? city : "-", exp, name);
 	if (!rc)
 		rc = audit_locked(a, actor, "token_create", id, detail);
 	if ((rc = commit(a, rc)) != 0) {
 		explicit_bzero(token, AUTH_TOKEN_LEN);
 		return db_fail(a, err, errlen, "cannot store the token");
 	}
+	return 0;
+}
+
+/* A token's row (S_TOKEN_BY_HASH's columns 0-7) into out: 0 while it is live. */
+static int token_row(sqlite3_stmt *st, int64_t now, struct auth_principal *out)
+{
+	memset(out, 0, sizeof(*out));
+	snprintf(out->id, sizeof(out->id), "%s", col(st, 0));
+	snprintf(out->city, sizeof(out->city), "%s", col(st, 2));
+	snprintf(out->name, sizeof(out->name), "%s", col(st, 3));
+	snprintf(out->org, sizeof(out->org), "%s", col(st, 5));
+	out->expires_ms = sqlite3_column_int64(st, 6);
+	out->last_used_ms = sqlite3_column_int64(st, 7); /* NULL reads as 0: never */
+	if (auth_role_parse(col(st, 1), &out->role))
+		return -EIO; /* a role this build does not know: fail closed */
+	if (sqlite3_column_type(st, 4) != SQLITE_NULL)
+		return -EKEYREVOKED;
+	if (now >= out->expires_ms)
+		return -EKEYEXPIRED;
 	return 0;
 }
 
@@ -683,15 +746,7 @@ int auth_token_check(struct auth *a, const char *token, struct auth_principal *o
 	sqlite3_bind_blob(st, 1, hash, sizeof(hash), SQLITE_STATIC);
 	int step = sqlite3_step(st);
 	if (step == SQLITE_ROW) {
-		memset(out, 0, sizeof(*out));
-		snprintf(out->id, sizeof(out->id), "%s", col(st, 0));
-		snprintf(out->city, sizeof(out->city), "%s", col(st, 2));
-		snprintf(out->name, sizeof(out->name), "%s", col(st, 3));
-		snprintf(out->org, sizeof(out->org), "%s", col(st, 5));
-		if (auth_role_parse(col(st, 1), &out->role))
-			rc = -EIO; /* a role this build does not know: fail closed */
-		else if (sqlite3_column_type(st, 4) != SQLITE_NULL)
-			rc = -EKEYREVOKED;
+		rc = token_row(st, vw_now_ms(), out);
 	} else {
 		rc = step == SQLITE_DONE ? -ENOENT : db_fail(a, NULL, 0, "token lookup");
 	}
@@ -723,31 +778,188 @@ int auth_token_revoke(struct auth *a, const char *id, const char *actor)
 		rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
 		sqlite3_finalize(st);
 	}
+	/* Its sessions end with it, in the same transaction (the session check also looks at
+	 * the token, so one missed here would still be refused). */
+	int ended = 0;
+	if (!rc && !(st = prep(a, "DELETE FROM sessions WHERE token_id = ?")))
+		rc = -EIO;
+	if (!rc) {
+		sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
+		ended = sqlite3_changes(a->db);
+		sqlite3_finalize(st);
+	}
+	char detail[48];
+	snprintf(detail, sizeof(detail), "sessions_ended=%d", ended);
 	if (!rc)
-		rc = audit_locked(a, actor, "token_revoke", id, "");
+		rc = audit_locked(a, actor, "token_revoke", id, detail);
 	return commit(a, rc);
 }
 
 int auth_token_list(struct auth *a, FILE *out)
 {
 	sqlite3_stmt *st =
-	    prep(a, "SELECT id, role, city, name, created_ms, revoked_ms FROM tokens "
-	            "ORDER BY created_ms");
+	    prep(a, "SELECT id, role, city, name, created_ms, revoked_ms, expires_ms, last_used_ms "
+	            "FROM tokens ORDER BY created_ms");
 	if (!st)
 		return -EIO;
-	fprintf(out, "%-16s %-9s %-12s %-24s %-24s %s\n", "ID", "ROLE", "CITY", "CREATED",
-	        "REVOKED", "NAME");
+	fprintf(out, "%-16s %-9s %-12s %-24s %-24s %-24s %-24s %s\n", "ID", "ROLE", "CITY",
+	        "CREATED", "EXPIRES", "LAST_USED", "REVOKED", "NAME");
 	int step;
+	int64_t now = vw_now_ms();
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-		char created[VW_ISO_LEN], revoked[VW_ISO_LEN] = "-";
+		char created[VW_ISO_LEN], revoked[VW_ISO_LEN] = "-", used[VW_ISO_LEN] = "-";
+		char expires[VW_ISO_LEN + 10];
 		vw_time_iso(sqlite3_column_int64(st, 4), created);
 		if (sqlite3_column_type(st, 5) != SQLITE_NULL)
 			vw_time_iso(sqlite3_column_int64(st, 5), revoked);
-		fprintf(out, "%-16s %-9s %-12s %-24s %-24s %s\n", col(st, 0), col(st, 1),
-		        col(st, 2)[0] ? col(st, 2) : "-", created, revoked, col(st, 3));
+		int64_t exp_ms = sqlite3_column_int64(st, 6);
+		vw_time_iso(exp_ms, expires);
+		if (exp_ms <= now) /* said in the column, so a reader of the list need not compare */
+			strcat(expires, "(expired)");
+		if (sqlite3_column_type(st, 7) != SQLITE_NULL)
+			vw_time_iso(sqlite3_column_int64(st, 7), used);
+		fprintf(out, "%-16s %-9s %-12s %-24s %-24s %-24s %-24s %s\n", col(st, 0),
+		        col(st, 1), col(st, 2)[0] ? col(st, 2) : "-", created, expires, used, revoked,
+		        col(st, 3));
 	}
 	sqlite3_finalize(st);
 	return step == SQLITE_DONE ? 0 : -EIO;
+}
+
+int auth_touch(struct auth *a, const struct auth_touch *t, size_t n)
+{
+	if (!n)
+		return 0;
+	int rc = begin_or_busy(a);
+	if (rc)
+		return rc;
+	sqlite3_stmt *tok = prep(a, "UPDATE tokens SET last_used_ms = ?2 WHERE id = ?1 AND "
+	                            "(last_used_ms IS NULL OR last_used_ms < ?2)");
+	sqlite3_stmt *ses = prep(a, "UPDATE sessions SET last_seen_ms = ?2 WHERE hash = ?1 AND "
+	                            "last_seen_ms < ?2");
+	rc = tok && ses ? 0 : -EIO;
+	for (size_t i = 0; !rc && i < n; i++) {
+		sqlite3_stmt *st = t[i].is_session ? ses : tok;
+		if (t[i].is_session)
+			sqlite3_bind_blob(st, 1, t[i].hash, AUTH_HASH_LEN, SQLITE_STATIC);
+		else
+			sqlite3_bind_text(st, 1, t[i].id, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, t[i].at_ms);
+		rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
+		sqlite3_reset(st);
+		sqlite3_clear_bindings(st);
+	}
+	sqlite3_finalize(tok);
+	sqlite3_finalize(ses);
+	return commit(a, rc);
+}
+
+/* --- dashboard sessions ------------------------------------------------------------------- */
+
+int auth_session_create(struct auth *a, const struct auth_principal *p, int64_t lifetime_ms,
+                        char sid[AUTH_SESSION_LEN], struct auth_session *out)
+{
+	char raw[AUTH_TOKEN_LEN], id[AUTH_ID_LEN];
+	memset(out, 0, sizeof(*out));
+	/* No prefix: the cookie's name says what it is. */
+	if (secret_new("", raw) || secret_hash("", raw, out->hash, id)) {
+		explicit_bzero(raw, sizeof(raw));
+		return -EIO;
+	}
+	int rc = begin_or_busy(a);
+	if (rc) {
+		explicit_bzero(raw, sizeof(raw));
+		return rc;
+	}
+	int64_t now = vw_now_ms();
+	/* Ended sessions go here, where a write happens anyway (idle ones end by their absolute
+	 * time at the latest). */
+	sqlite3_stmt *st = prep(a, "DELETE FROM sessions WHERE expires_ms <= ?");
+	rc = st ? 0 : -EIO;
+	if (st) {
+		sqlite3_bind_int64(st, 1, now);
+		rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
+		sqlite3_finalize(st);
+	}
+	/* The token again, under the lock: a revocation since the loop's check wins. */
+	int64_t token_expires = 0;
+	if (!rc && !(st = prep(a, "SELECT revoked_ms, expires_ms FROM tokens WHERE id = ?")))
+		rc = -EIO;
+	if (!rc) {
+		sqlite3_bind_text(st, 1, p->id, -1, SQLITE_STATIC);
+		int step = sqlite3_step(st);
+		if (step != SQLITE_ROW)
+			rc = step == SQLITE_DONE ? -EKEYREVOKED : -EIO;
+		else if (sqlite3_column_type(st, 0) != SQLITE_NULL)
+			rc = -EKEYREVOKED;
+		else if ((token_expires = sqlite3_column_int64(st, 1)) <= now)
+			rc = -EKEYEXPIRED;
+		sqlite3_finalize(st);
+	}
+	out->created_ms = out->last_seen_ms = now;
+	/* A session never outlives the token it came from. */
+	out->expires_ms = now + lifetime_ms < token_expires ? now + lifetime_ms : token_expires;
+	if (!rc && !(st = prep(a, "INSERT INTO sessions(hash, token_id, created_ms, last_seen_ms, "
+	                          "expires_ms) VALUES (?, ?, ?, ?, ?)")))
+		rc = -EIO;
+	if (!rc) {
+		sqlite3_bind_blob(st, 1, out->hash, AUTH_HASH_LEN, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, p->id, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, now);
+		sqlite3_bind_int64(st, 4, now);
+		sqlite3_bind_int64(st, 5, out->expires_ms);
+		rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
+		sqlite3_finalize(st);
+	}
+	if ((rc = commit(a, rc)) == 0) {
+		memcpy(sid, raw, AUTH_SESSION_LEN - 1); /* secret_hash checked: 43 characters */
+		sid[AUTH_SESSION_LEN - 1] = '\0';
+	}
+	explicit_bzero(raw, sizeof(raw));
+	return rc;
+}
+
+int auth_session_check(struct auth *a, const char *sid, int64_t idle_ms,
+                       struct auth_principal *out, struct auth_session *s)
+{
+	char id[AUTH_ID_LEN];
+	memset(s, 0, sizeof(*s));
+	int rc = secret_hash("", sid, s->hash, id);
+	if (rc)
+		return rc;
+	sqlite3_stmt *st = a->st[S_SESSION_BY_HASH];
+	sqlite3_bind_blob(st, 1, s->hash, AUTH_HASH_LEN, SQLITE_STATIC);
+	int step = sqlite3_step(st);
+	if (step == SQLITE_ROW) {
+		int64_t now = vw_now_ms();
+		rc = token_row(st, now, out);
+		s->created_ms = sqlite3_column_int64(st, 8);
+		s->last_seen_ms = sqlite3_column_int64(st, 9);
+		s->expires_ms = sqlite3_column_int64(st, 10);
+		if (!rc && (now >= s->expires_ms || now >= s->last_seen_ms + idle_ms))
+			rc = -ETIMEDOUT;
+	} else {
+		rc = step == SQLITE_DONE ? -ENOENT : db_fail(a, NULL, 0, "session lookup");
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return rc;
+}
+
+int auth_session_delete(struct auth *a, const unsigned char hash[AUTH_HASH_LEN])
+{
+	int rc = begin_or_busy(a);
+	if (rc)
+		return rc;
+	sqlite3_stmt *st = prep(a, "DELETE FROM sessions WHERE hash = ?");
+	rc = st ? 0 : -EIO;
+	if (st) {
+		sqlite3_bind_blob(st, 1, hash, AUTH_HASH_LEN, SQLITE_STATIC);
+		rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
+		sqlite3_finalize(st);
+	}
+	return commit(a, rc);
 }
 
 /* --- enrollment ----------------------------------------------------------------------------- */

@@ -12,10 +12,16 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define AUTH_SCHEMA_VERSION 2 /* 2: tokens.org (the org role) */
+/* 2: tokens.org (the org role); 3: tokens.expires_ms and last_used_ms, sessions */
+#define AUTH_SCHEMA_VERSION 3
 #define AUTH_ID_LEN 17     /* public id of a token: 16 hex digits + NUL */
 #define AUTH_TOKEN_LEN 48  /* "vwt_" / "vwe_" + 43 base64url characters + NUL */
 #define AUTH_SERIAL_LEN 48 /* certificate serial in hex (128 bits = 32 digits) + NUL */
+#define AUTH_SESSION_LEN 44 /* a session id: 43 base64url characters (256 bits) + NUL */
+#define AUTH_HASH_LEN 32    /* SHA-256: how tokens and session ids are stored */
+/* A person's token lives this long unless 'token create --ttl' says otherwise; tokens made
+ * before expiry existed got their creation + this at the schema 3 migration. */
+#define AUTH_TOKEN_TTL_DEFAULT_MS (90LL * 86400000)
 
 /* org: a 社评组织's own staff — reads and manages only its own org's sites. */
 enum auth_role { AUTH_PROVINCE, AUTH_CITY, AUTH_INSPECTOR, AUTH_PUBLIC, AUTH_ORG };
@@ -27,6 +33,16 @@ struct auth_principal {
 	char city[129];
 	char org[65]; /* the org an org token is bound to; "" for other roles */
 	char name[129];
+	int64_t expires_ms;   /* the token's expiry */
+	int64_t last_used_ms; /* as last recorded (0: never), to decide whether to record again */
+};
+
+/* A dashboard session: a random id given to the browser as a cookie, stored as its hash. */
+struct auth_session {
+	unsigned char hash[AUTH_HASH_LEN];
+	int64_t created_ms;
+	int64_t last_seen_ms; /* as last recorded: the idle expiry counts from here */
+	int64_t expires_ms;   /* absolute: created + the configured lifetime */
 };
 
 /* What a consumed enrollment token allows: a certificate for exactly this site. */
@@ -59,16 +75,46 @@ void auth_cli_actor(char *out, size_t outlen);
 
 /* Creates a token and writes it (once) to token; id receives its public id. city is
  * required for city and inspector tokens, org (a valid id) for org tokens and refused for
- * the others. Audited. */
+ * the others. It expires ttl_ms from now (0: AUTH_TOKEN_TTL_DEFAULT_MS). Audited. */
 int auth_token_create(struct auth *a, enum auth_role role, const char *city, const char *org,
-                      const char *name, const char *actor, char token[AUTH_TOKEN_LEN],
-                      char id[AUTH_ID_LEN], char *err, size_t errlen);
+                      const char *name, int64_t ttl_ms, const char *actor,
+                      char token[AUTH_TOKEN_LEN], char id[AUTH_ID_LEN], char *err,
+                      size_t errlen);
 /* 0 and *out for a live token; -ENOENT unknown (or malformed), -EKEYREVOKED revoked,
- * -EIO when the database cannot answer (callers fail closed). */
+ * -EKEYEXPIRED expired, -EIO when the database cannot answer (callers fail closed). */
 int auth_token_check(struct auth *a, const char *token, struct auth_principal *out);
-/* -ENOENT unknown id, -EALREADY already revoked. Audited. */
+/* Revokes the token and ends its sessions (one transaction, audited). -ENOENT unknown id,
+ * -EALREADY already revoked. */
 int auth_token_revoke(struct auth *a, const char *id, const char *actor);
+/* id, role, city, created, expires, last use, revoked, name: one line each. */
 int auth_token_list(struct auth *a, FILE *out);
+
+/* Last-use marks, batched (a worker's call: it writes, so it may wait on the lock). Each
+ * entry moves forward only: an older mark never overwrites a newer one. */
+struct auth_touch {
+	int is_session; /* 0: token id; 1: session hash */
+	char id[AUTH_ID_LEN];
+	unsigned char hash[AUTH_HASH_LEN];
+	int64_t at_ms;
+};
+int auth_touch(struct auth *a, const struct auth_touch *t, size_t n);
+
+/* --- dashboard sessions ---------------------------------------------------------------- */
+
+/* A new session for the person p (from a checked token), ending at the latest lifetime_ms
+ * from now: the id goes (once) to sid, its hash and times to *out. Sessions past their end
+ * are purged in the same transaction. A token revoked or expired meanwhile: -EKEYREVOKED /
+ * -EKEYEXPIRED. -EBUSY: the database stayed locked (try again). Worker or CLI. */
+int auth_session_create(struct auth *a, const struct auth_principal *p, int64_t lifetime_ms,
+                        char sid[AUTH_SESSION_LEN], struct auth_session *out);
+/* The person behind a session id, as its token says now: 0 with *out and *s; -ENOENT
+ * unknown or malformed, -EKEYREVOKED its token was revoked, -EKEYEXPIRED the token
+ * expired, -ETIMEDOUT the session ended (its absolute end, or idle_ms since its last
+ * recorded use), -EIO. Read-only: loop thread. */
+int auth_session_check(struct auth *a, const char *sid, int64_t idle_ms,
+                       struct auth_principal *out, struct auth_session *s);
+/* Ends a session (logout): 0 (also when it was gone already), -EBUSY, -EIO. Worker. */
+int auth_session_delete(struct auth *a, const unsigned char hash[AUTH_HASH_LEN]);
 
 /* --- enrollment ------------------------------------------------------------------------ */
 

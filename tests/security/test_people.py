@@ -93,8 +93,9 @@ class Roles(IntegrationTest):
         self.assertEqual(status, 401, body)
         srv.proc.wait_for_output(r"reason=revoked_token", 10)
         listing = cli(h, srv, "token", "list", name="token-list").stdout()
-        self.assertTrue(re.search(rf"^{token_id} +city +qingdao +\S+ +\d{{4}}-\S+Z ", listing,
-                                  re.M), listing)
+        # ID ROLE CITY CREATED EXPIRES LAST_USED REVOKED NAME
+        self.assertTrue(re.search(rf"^{token_id} +city +qingdao +\S+ +\S+ +\S+ +\d{{4}}-\S+Z ",
+                                  listing, re.M), listing)
         again = cli(h, srv, "token", "revoke", token_id, check=False, name="token-revoke")
         self.assertEqual(again.returncode, 1)
 

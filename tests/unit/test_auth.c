@@ -76,8 +76,8 @@ static void test_people_tokens(void **state)
 	char tok[AUTH_TOKEN_LEN], id[AUTH_ID_LEN], err[256];
 	struct auth_principal who;
 	assert_int_equal(
-	    auth_token_create(a, AUTH_CITY, "", NULL, "x", "test", tok, id, err, sizeof(err)), -EINVAL);
-	assert_int_equal(auth_token_create(a, AUTH_CITY, "jinan", NULL, "Jinan bureau", "test", tok, id,
+	    auth_token_create(a, AUTH_CITY, "", NULL, "x", 0, "test", tok, id, err, sizeof(err)), -EINVAL);
+	assert_int_equal(auth_token_create(a, AUTH_CITY, "jinan", NULL, "Jinan bureau", 0, "test", tok, id,
 	                                   err, sizeof(err)),
 	                 0);
 	assert_int_equal(strncmp(tok, "vwt_", 4), 0);
@@ -90,16 +90,16 @@ static void test_people_tokens(void **state)
 
 	/* An org token is bound to its org; the org belongs to no other role. */
 	char otok[AUTH_TOKEN_LEN], oid[AUTH_ID_LEN];
-	assert_int_equal(auth_token_create(a, AUTH_ORG, "", NULL, "x", "test", otok, oid, err,
+	assert_int_equal(auth_token_create(a, AUTH_ORG, "", NULL, "x", 0, "test", otok, oid, err,
 	                                   sizeof(err)),
 	                 -EINVAL);
-	assert_int_equal(auth_token_create(a, AUTH_ORG, "", "bad org", "x", "test", otok, oid, err,
+	assert_int_equal(auth_token_create(a, AUTH_ORG, "", "bad org", "x", 0, "test", otok, oid, err,
 	                                   sizeof(err)),
 	                 -EINVAL);
-	assert_int_equal(auth_token_create(a, AUTH_CITY, "jinan", "org-a", "x", "test", otok, oid,
+	assert_int_equal(auth_token_create(a, AUTH_CITY, "jinan", "org-a", "x", 0, "test", otok, oid,
 	                                   err, sizeof(err)),
 	                 -EINVAL);
-	assert_int_equal(auth_token_create(a, AUTH_ORG, "", "org-a", "Org A staff", "test", otok,
+	assert_int_equal(auth_token_create(a, AUTH_ORG, "", "org-a", "Org A staff", 0, "test", otok,
 	                                   oid, err, sizeof(err)),
 	                 0);
 	struct auth_principal ow;

@@ -1,0 +1,497 @@
+#include "session.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api_int.h"
+#include "buf.h"
+#include "log.h"
+#include "vtime.h"
+
+/* A login or logout that meets a locked auth.db is tried this often (each try waits auth's
+ * own busy timeout first), then answered 503: well inside the request timeout. */
+#define JOB_TRIES 4
+#define JOB_RETRY_MS 250
+/* Marks that failed wait this long before the next try (a CLI holding the lock). */
+#define TOUCH_RETRY_NS 1000000000ULL
+/* {"token": "vwt_..."} with room for whitespace; anything larger is not a login. */
+#define LOGIN_BODY_MAX 1024
+
+enum job_kind { JOB_CREATE, JOB_DELETE };
+
+struct job {
+	enum job_kind kind;
+	struct conn *conn; /* owed a response (conn.h): answered in on_done */
+	struct auth_principal person;
+	struct auth_session sess; /* DELETE: the hash; CREATE: filled by the worker */
+	char sid[AUTH_SESSION_LEN];
+	int rc;
+	struct job *next;
+};
+
+struct session {
+	uv_loop_t *loop;
+	uv_async_t done_async;
+	uv_thread_t thread;
+	int thread_started;
+	struct auth *auth; /* the worker's connection */
+	struct session_opts opts;
+	char *origins;
+	size_t jobs; /* loop thread: queued or being answered */
+	/* Shared with the worker, under mu. */
+	uv_mutex_t mu;
+	uv_cond_t cond;
+	struct job *todo, *todo_tail, *done;
+	struct auth_touch *touch, *batch;
+	size_t ntouch;
+	int quit;
+	/* Loop thread. */
+	unsigned long dropped;
+	struct vw_log_limit drop_log;
+};
+
+/* --- worker ------------------------------------------------------------------------------ */
+
+static void run_job(struct session *s, struct job *j)
+{
+	for (int i = 0; i < JOB_TRIES; i++) {
+		if (j->kind == JOB_CREATE)
+			j->rc = auth_session_create(s->auth, &j->person, s->opts.lifetime_ms, j->sid,
+			                            &j->sess);
+		else
+			j->rc = auth_session_delete(s->auth, j->sess.hash);
+		if (j->rc != -EBUSY)
+			return;
+		uv_sleep(JOB_RETRY_MS);
+	}
+}
+
+/* Adds a mark, or moves the queued one for the same key forward. Under mu. 0 when there
+ * was no room. */
+static int touch_merge(struct session *s, const struct auth_touch *t)
+{
+	for (size_t i = 0; i < s->ntouch; i++) {
+		struct auth_touch *q = &s->touch[i];
+		if (q->is_session == t->is_session &&
+		    (t->is_session ? memcmp(q->hash, t->hash, AUTH_HASH_LEN) == 0
+		                   : strcmp(q->id, t->id) == 0)) {
+			if (q->at_ms < t->at_ms)
+				q->at_ms = t->at_ms;
+			return 1;
+		}
+	}
+	if (s->ntouch >= SESSION_TOUCH_MAX)
+		return 0;
+	s->touch[s->ntouch++] = *t;
+	return 1;
+}
+
+static void worker(void *arg)
+{
+	struct session *s = arg;
+	uv_mutex_lock(&s->mu);
+	for (;;) {
+		while (!s->todo && !s->ntouch && !s->quit)
+			uv_cond_wait(&s->cond, &s->mu);
+		if (s->todo) {
+			/* Logins and logouts first: a person waits on each. */
+			struct job *j = s->todo;
+			s->todo = j->next;
+			if (!s->todo)
+				s->todo_tail = NULL;
+			uv_mutex_unlock(&s->mu);
+			run_job(s, j);
+			uv_mutex_lock(&s->mu);
+			j->next = s->done;
+			s->done = j;
+			uv_async_send(&s->done_async);
+			continue;
+		}
+		if (!s->ntouch)
+			break; /* quit, and nothing left */
+		size_t n = s->ntouch;
+		memcpy(s->batch, s->touch, n * sizeof(*s->batch));
+		s->ntouch = 0;
+		uv_mutex_unlock(&s->mu);
+		/* One transaction for the batch: may wait on a locked auth.db, here and not on
+		 * the loop. */
+		int rc = auth_touch(s->auth, s->batch, n);
+		uv_mutex_lock(&s->mu);
+		if (rc) {
+			log_warn("event=last_use_deferred marks=%zu error=%s", n,
+			         rc == -EBUSY ? "database_locked" : "io");
+			if (s->quit)
+				break;
+			for (size_t i = 0; i < n; i++)
+				touch_merge(s, &s->batch[i]);
+			uv_cond_timedwait(&s->cond, &s->mu, TOUCH_RETRY_NS);
+		}
+	}
+	uv_mutex_unlock(&s->mu);
+}
+
+/* --- answers (loop thread) ---------------------------------------------------------------- */
+
+/* Who the person is, as GET /api/v1/session and the login answer it. */
+static void whoami(struct vw_buf *b, const struct auth_principal *p,
+                   const struct auth_session *sess, int64_t idle_ms)
+{
+	char iso[VW_ISO_LEN];
+	vw_buf_puts(b, "{\"role\":");
+	vw_buf_json_str(b, auth_role_name(p->role));
+	vw_buf_puts(b, ",\"city\":");
+	vw_buf_json_str(b, p->city);
+	vw_buf_puts(b, ",\"org\":");
+	vw_buf_json_str(b, p->org);
+	vw_buf_puts(b, ",\"name\":");
+	vw_buf_json_str(b, p->name);
+	vw_buf_puts(b, ",\"token\":");
+	vw_buf_json_str(b, p->id);
+	vw_time_iso(p->expires_ms, iso);
+	vw_buf_printf(b, ",\"token_expires\":\"%s\"", iso);
+	if (sess) {
+		int64_t idle_end = sess->last_seen_ms + idle_ms;
+		vw_time_iso(sess->expires_ms, iso);
+		vw_buf_printf(b, ",\"via\":\"session\",\"expires\":\"%s\"", iso);
+		vw_time_iso(idle_end < sess->expires_ms ? idle_end : sess->expires_ms, iso);
+		vw_buf_printf(b, ",\"idle_expires\":\"%s\",\"idle_timeout_s\":%lld}", iso,
+		              (long long)(idle_ms / 1000));
+	} else {
+		vw_time_iso(p->expires_ms, iso);
+		vw_buf_printf(b, ",\"via\":\"bearer\",\"expires\":\"%s\"}", iso);
+	}
+}
+
+static void answer(struct session *s, struct job *j)
+{
+	if (j->rc == -EBUSY || j->rc == -EIO) {
+		static const char body[] = "{\"error\":\"access records busy\","
+		                           "\"detail\":\"try again in a moment\"}";
+		conn_respond(j->conn, 503, "Retry-After: 1\r\n", body, sizeof(body) - 1);
+		return;
+	}
+	if (j->kind == JOB_DELETE) {
+		static const char body[] = "{\"status\":\"logged_out\"}";
+		char hdr[256];
+		snprintf(hdr, sizeof(hdr), "%sCache-Control: no-store\r\n", authz_clear_cookie);
+		log_info("event=session_ended peer=%s token=%s reason=logout", conn_peer(j->conn),
+		         j->person.id);
+		conn_respond(j->conn, 200, hdr, body, sizeof(body) - 1);
+		return;
+	}
+	if (j->rc) {
+		/* Revoked or expired between the loop's check and the worker's. */
+		log_warn("event=auth_refused peer=%s path=/api/v1/session token=%s reason=%s",
+		         conn_peer(j->conn), j->person.id,
+		         j->rc == -EKEYEXPIRED ? "expired_token" : "revoked_token");
+		conn_respond_error(j->conn, 401, "authentication required", "the token is no longer valid");
+		return;
+	}
+	/* No Max-Age: the browser forgets it when it closes; the server ends it sooner by its
+	 * idle and absolute expiry. HttpOnly: no script reads it; Secure: TLS only; Strict:
+	 * never sent on a request another site starts. */
+	char hdr[256];
+	snprintf(hdr, sizeof(hdr),
+	         "Set-Cookie: " SESSION_COOKIE "=%s; HttpOnly; Secure; SameSite=Strict; Path=/\r\n"
+	         "Cache-Control: no-store\r\n",
+	         j->sid);
+	explicit_bzero(j->sid, sizeof(j->sid));
+	struct vw_buf b;
+	vw_buf_init(&b, 4096);
+	whoami(&b, &j->person, &j->sess, s->opts.idle_ms);
+	char exp[VW_ISO_LEN];
+	vw_time_iso(j->sess.expires_ms, exp);
+	log_info("event=session_created peer=%s token=%s role=%s expires=%s", conn_peer(j->conn),
+	         j->person.id, auth_role_name(j->person.role), exp);
+	if (b.err)
+		conn_respond_error(j->conn, 500, "internal error", NULL);
+	else
+		conn_respond(j->conn, 200, hdr, b.data, b.len);
+	explicit_bzero(hdr, sizeof(hdr));
+	vw_buf_free(&b);
+}
+
+static void on_done(uv_async_t *h)
+{
+	struct session *s = h->data;
+	uv_mutex_lock(&s->mu);
+	struct job *j = s->done;
+	s->done = NULL;
+	uv_mutex_unlock(&s->mu);
+	while (j) {
+		struct job *next = j->next;
+		answer(s, j);
+		s->jobs--;
+		explicit_bzero(j, sizeof(*j));
+		free(j);
+		j = next;
+	}
+}
+
+static int submit(struct session *s, struct job *j)
+{
+	if (s->jobs >= SESSION_JOBS_MAX)
+		return -EAGAIN;
+	s->jobs++;
+	j->next = NULL;
+	uv_mutex_lock(&s->mu);
+	if (s->todo_tail)
+		s->todo_tail->next = j;
+	else
+		s->todo = j;
+	s->todo_tail = j;
+	uv_cond_signal(&s->cond);
+	uv_mutex_unlock(&s->mu);
+	return 0;
+}
+
+/* --- public ------------------------------------------------------------------------------- */
+
+int session_create(uv_loop_t *loop, const char *auth_db_path, const struct session_opts *o,
+                   struct session **out, char *err, size_t errlen)
+{
+	*out = NULL;
+	struct session *s = calloc(1, sizeof(*s));
+	if (!s)
+		goto nomem;
+	s->touch = calloc(SESSION_TOUCH_MAX, sizeof(*s->touch));
+	s->batch = calloc(SESSION_TOUCH_MAX, sizeof(*s->batch));
+	s->origins = strdup(o->origins ? o->origins : "");
+	if (!s->touch || !s->batch || !s->origins) {
+		free(s->touch);
+		free(s->batch);
+		free(s->origins);
+		free(s);
+		goto nomem;
+	}
+	s->loop = loop;
+	s->opts = *o;
+	s->opts.origins = s->origins;
+	int rc = auth_open(auth_db_path, &s->auth, err, errlen);
+	if (rc) {
+		free(s->touch);
+		free(s->batch);
+		free(s->origins);
+		free(s);
+		return rc;
+	}
+	uv_mutex_init(&s->mu);
+	uv_cond_init(&s->cond);
+	uv_async_init(loop, &s->done_async, on_done);
+	s->done_async.data = s;
+	if ((rc = uv_thread_create(&s->thread, worker, s)) != 0) {
+		snprintf(err, errlen, "cannot start the session thread: %s", uv_strerror(rc));
+		session_destroy(s);
+		return rc;
+	}
+	s->thread_started = 1;
+	*out = s;
+	return 0;
+nomem:
+	snprintf(err, errlen, "out of memory");
+	return -ENOMEM;
+}
+
+const struct session_opts *session_opts(const struct session *s)
+{
+	return &s->opts;
+}
+
+static void push_touch(struct session *s, const struct auth_touch *t)
+{
+	uv_mutex_lock(&s->mu);
+	int kept = touch_merge(s, t);
+	uv_cond_signal(&s->cond);
+	uv_mutex_unlock(&s->mu);
+	if (!kept) {
+		unsigned suppressed = 0;
+		s->dropped++;
+		if (vw_log_limit_ok(&s->drop_log, vw_mono_ms(), &suppressed))
+			log_warn("event=last_use_dropped queue=%d dropped=%lu suppressed=%u",
+			         SESSION_TOUCH_MAX, s->dropped, suppressed);
+	}
+}
+
+void session_note_use(struct session *s, const struct auth_principal *p,
+                      const struct auth_session *sess)
+{
+	int64_t now = vw_now_ms();
+	if (now - p->last_used_ms >= SESSION_TOUCH_TOKEN_MS) {
+		struct auth_touch t = {.is_session = 0, .at_ms = now};
+		snprintf(t.id, sizeof(t.id), "%s", p->id);
+		push_touch(s, &t);
+	}
+	int64_t every = s->opts.idle_ms / 4 < SESSION_TOUCH_TOKEN_MS ? s->opts.idle_ms / 4
+	                                                             : SESSION_TOUCH_TOKEN_MS;
+	if (sess && now - sess->last_seen_ms >= every) {
+		struct auth_touch t = {.is_session = 1, .at_ms = now};
+		memcpy(t.hash, sess->hash, AUTH_HASH_LEN);
+		push_touch(s, &t);
+	}
+}
+
+static void on_closed(uv_handle_t *h)
+{
+	struct session *s = h->data;
+	auth_close(s->auth);
+	uv_mutex_destroy(&s->mu);
+	uv_cond_destroy(&s->cond);
+	free(s->touch);
+	free(s->batch);
+	free(s->origins);
+	free(s);
+}
+
+void session_destroy(struct session *s)
+{
+	if (!s)
+		return;
+	if (s->thread_started) {
+		/* The marks still queued are written first (the worker leaves when none is left
+		 * or a write fails at quit). */
+		uv_mutex_lock(&s->mu);
+		s->quit = 1;
+		uv_cond_signal(&s->cond);
+		uv_mutex_unlock(&s->mu);
+		uv_thread_join(&s->thread);
+		s->thread_started = 0;
+	}
+	uv_close((uv_handle_t *)&s->done_async, on_closed);
+}
+
+/* --- handlers ----------------------------------------------------------------------------- */
+
+static void refuse_unavailable(struct conn *c)
+{
+	conn_respond_error(c, 503, "sessions unavailable", NULL);
+}
+
+/* The token from {"token": "..."}: 0, or -EINVAL (with *why) when the body is no login. */
+static int body_token(const struct http_request *req, char *out, size_t outlen,
+                      const char **why)
+{
+	*why = "send Authorization: Bearer TOKEN, or a JSON body {\"token\": \"TOKEN\"}";
+	if (!req->body_len)
+		return -EINVAL;
+	cJSON *doc = cJSON_ParseWithLength(req->body, req->body_len);
+	const cJSON *t = cJSON_GetObjectItemCaseSensitive(doc, "token");
+	int rc = -EINVAL;
+	if (!doc)
+		*why = "the body is not JSON";
+	else if (!cJSON_IsString(t) || !t->valuestring)
+		*why = "the body has no \"token\" string";
+	else if (strlen(t->valuestring) >= outlen)
+		*why = "\"token\" is too long to be a token";
+	else {
+		snprintf(out, outlen, "%s", t->valuestring);
+		rc = 0;
+	}
+	if (cJSON_IsString(t) && t->valuestring)
+		explicit_bzero(t->valuestring, strlen(t->valuestring));
+	cJSON_Delete(doc);
+	return rc;
+}
+
+void session_post(struct api *a, struct conn *c, const struct http_request *req,
+                  const struct router_match *m, const struct authz_principal *anon)
+{
+	(void)m, (void)anon;
+	struct session *s = a->session;
+	if (!s || !a->auth) {
+		refuse_unavailable(c);
+		return;
+	}
+	if (req->body_len > LOGIN_BODY_MAX) {
+		conn_respond_error(c, 413, "request body too large", "a login body is {\"token\": ...}");
+		return;
+	}
+	char tok[AUTH_TOKEN_LEN + 16];
+	struct authz_principal who;
+	memset(&who, 0, sizeof(who));
+	int rc = authz_bearer(req, tok, sizeof(tok));
+	if (rc == -EINVAL) {
+		api_log_refused(a, c, req, "token=-", "unknown_token");
+		authz_respond(c, 401, AUTHZ_PEOPLE, &who);
+		return;
+	}
+	if (rc == -ENOENT) {
+		const char *why;
+		if (body_token(req, tok, sizeof(tok), &why)) {
+			conn_respond_error(c, 400, "no token", why);
+			return;
+		}
+		/* A token in the body is what a login form sends: from another site it would log
+		 * this browser in as the attacker (login CSRF). A bearer header cannot be made
+		 * to cross sites without CORS, which we never grant. */
+		if (!authz_origin_ok(a, req)) {
+			explicit_bzero(tok, sizeof(tok));
+			api_log_refused(a, c, req, "token=-", "bad_origin");
+			conn_respond_error(c, 403, "forbidden",
+			                   "a login with the token in the body must come from this "
+			                   "server's own origin");
+			return;
+		}
+	}
+	int status = authz_person_token(a, c, req, tok, &who);
+	explicit_bzero(tok, sizeof(tok));
+	if (status) {
+		authz_respond(c, status, AUTHZ_PEOPLE, &who);
+		return;
+	}
+	struct job *j = calloc(1, sizeof(*j));
+	if (j) {
+		j->kind = JOB_CREATE;
+		j->conn = c;
+		j->person = who.person;
+	}
+	if (!j || submit(s, j)) {
+		free(j);
+		conn_respond(c, 503, "Retry-After: 1\r\n", "{\"error\":\"server busy\"}", 23);
+	}
+}
+
+void session_get(struct api *a, struct conn *c, const struct http_request *req,
+                 const struct router_match *m, const struct authz_principal *who)
+{
+	(void)req, (void)m;
+	struct session *s = a->session;
+	struct vw_buf b;
+	vw_buf_init(&b, 4096);
+	whoami(&b, &who->person, who->by_session ? &who->sess : NULL, s ? s->opts.idle_ms : 0);
+	if (b.err)
+		conn_respond_error(c, 500, "internal error", NULL);
+	else
+		conn_respond(c, 200, "Cache-Control: no-store\r\n", b.data, b.len);
+	vw_buf_free(&b);
+}
+
+void session_delete(struct api *a, struct conn *c, const struct http_request *req,
+                    const struct router_match *m, const struct authz_principal *who)
+{
+	(void)req, (void)m;
+	struct session *s = a->session;
+	if (!who->by_session) {
+		conn_respond_error(c, 400, "no session",
+		                   "DELETE ends the session of the vw_session cookie; a token is "
+		                   "ended with 'token revoke'");
+		return;
+	}
+	if (!s) {
+		refuse_unavailable(c);
+		return;
+	}
+	struct job *j = calloc(1, sizeof(*j));
+	if (j) {
+		j->kind = JOB_DELETE;
+		j->conn = c;
+		j->person = who->person;
+		j->sess = who->sess;
+	}
+	if (!j || submit(s, j)) {
+		free(j);
+		conn_respond(c, 503, "Retry-After: 1\r\n", "{\"error\":\"server busy\"}", 23);
+	}
+}
