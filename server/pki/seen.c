@@ -9,12 +9,14 @@
 #include "auth.h"
 #include "log.h"
 #include "vtime.h"
+#include "worker.h"
 
 /* A record that meets a locked database is tried again after 1 s, for about 2 minutes
  * (each try itself waits auth's 2 s busy timeout). */
 #define SEEN_TRIES 40
-#define SEEN_RETRY_NS 1000000000ULL
+#define SEEN_RETRY_MS 1000
 
+/* One job of the worker: the loop fills it, the worker sets rc, the loop frees it. */
 struct seen_rec {
 	char serial[AUTH_SERIAL_LEN];
 	char site[64], org[65], city[129], peer[64];
@@ -22,17 +24,8 @@ struct seen_rec {
 };
 
 struct seen {
-	uv_loop_t *loop;
-	uv_async_t done_async;
-	uv_thread_t thread;
-	int thread_started;
+	struct vw_worker *worker;
 	struct auth *auth; /* the worker's connection */
-	/* Shared with the worker, under mu: todo (loop -> worker), done (worker -> loop). */
-	uv_mutex_t mu;
-	uv_cond_t cond;
-	struct seen_rec *todo, *done;
-	size_t ntodo, ndone, done_cap;
-	int quit;
 	/* Loop thread only: serials queued or recorded (open addressing on a hash). */
 	uint64_t *set;
 	size_t nset;
@@ -87,96 +80,59 @@ static void set_remove(struct seen *s, uint64_t h)
 	}
 }
 
-static void worker(void *arg)
+/* Worker thread. */
+static void run_rec(struct vw_worker *w, void *job, void *ud)
 {
-	struct seen *s = arg;
-	uv_mutex_lock(&s->mu);
-	for (;;) {
-		while (!s->ntodo && !s->quit)
-			uv_cond_wait(&s->cond, &s->mu);
-		if (!s->ntodo)
+	struct seen *s = ud;
+	struct seen_rec *r = job;
+	/* May wait up to auth's busy timeout on a locked auth.db: here, not on the loop. A lock
+	 * held longer (a CLI, a backup) is waited out, so the first use of a certificate that
+	 * is never used again is still on record. */
+	r->rc = auth_agent_seen(s->auth, r->serial, r->site, r->org, r->city, r->peer);
+	for (int tries = 1; r->rc && tries < SEEN_TRIES; tries++) {
+		if (vw_worker_wait(w, SEEN_RETRY_MS))
 			break;
-		struct seen_rec r = s->todo[--s->ntodo];
-		uv_mutex_unlock(&s->mu);
-		/* May wait up to auth's busy timeout on a locked auth.db: here, not on the loop.
-		 * A lock held longer (a CLI, a backup) is waited out, so the first use of a
-		 * certificate that is never used again is still on record. */
-		r.rc = auth_agent_seen(s->auth, r.serial, r.site, r.org, r.city, r.peer);
-		uv_mutex_lock(&s->mu);
-		for (int tries = 1; r.rc && !s->quit && tries < SEEN_TRIES; tries++) {
-			uv_cond_timedwait(&s->cond, &s->mu, SEEN_RETRY_NS);
-			if (s->quit)
-				break;
-			uv_mutex_unlock(&s->mu);
-			r.rc = auth_agent_seen(s->auth, r.serial, r.site, r.org, r.city, r.peer);
-			uv_mutex_lock(&s->mu);
-		}
-		if (r.rc && s->ndone < s->done_cap) {
-			s->done[s->ndone++] = r;
-			uv_async_send(&s->done_async);
-		}
+		r->rc = auth_agent_seen(s->auth, r->serial, r->site, r->org, r->city, r->peer);
 	}
-	uv_mutex_unlock(&s->mu);
 }
 
-/* Failed records leave the set, so the serial's next request queues it again. */
-static void on_done(uv_async_t *h)
+/* Loop thread. A failed record leaves the set, so the serial's next request queues it
+ * again. */
+static void rec_done(void *job, int status, void *ud)
 {
-	struct seen *s = h->data;
-	uv_mutex_lock(&s->mu);
-	size_t n = s->ndone;
-	struct seen_rec *d = n ? malloc(n * sizeof(*d)) : NULL;
-	if (d)
-		memcpy(d, s->done, n * sizeof(*d));
-	s->ndone = 0;
-	uv_mutex_unlock(&s->mu);
-	for (size_t i = 0; d && i < n; i++)
-		set_remove(s, hash_serial(d[i].serial));
-	free(d);
+	struct seen *s = ud;
+	struct seen_rec *r = job;
+	if (!status && r->rc)
+		set_remove(s, hash_serial(r->serial));
+	free(r);
 }
 
 int seen_create(uv_loop_t *loop, const char *auth_db_path, struct seen **out, char *err,
                 size_t errlen)
 {
 	*out = NULL;
+	int rc = -ENOMEM;
 	struct seen *s = calloc(1, sizeof(*s));
-	if (!s)
-		goto nomem;
-	s->set = calloc(SET_SLOTS, sizeof(*s->set));
-	s->todo = calloc(SEEN_QUEUE_MAX, sizeof(*s->todo));
-	s->done = calloc(SEEN_QUEUE_MAX, sizeof(*s->done));
-	s->done_cap = SEEN_QUEUE_MAX;
-	if (!s->set || !s->todo || !s->done) {
-		free(s->set);
-		free(s->todo);
-		free(s->done);
-		free(s);
-		goto nomem;
+	if (!s || !(s->set = calloc(SET_SLOTS, sizeof(*s->set)))) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
 	}
-	s->loop = loop;
-	int rc = auth_open(auth_db_path, &s->auth, err, errlen);
+	if ((rc = auth_open(auth_db_path, &s->auth, err, errlen)) != 0)
+		goto fail;
+	rc = vw_worker_create(loop, run_rec, NULL, rec_done, s, SEEN_QUEUE_MAX, &s->worker);
 	if (rc) {
-		free(s->set);
-		free(s->todo);
-		free(s->done);
-		free(s);
-		return rc;
-	}
-	uv_mutex_init(&s->mu);
-	uv_cond_init(&s->cond);
-	uv_async_init(loop, &s->done_async, on_done);
-	s->done_async.data = s;
-	if ((rc = uv_thread_create(&s->thread, worker, s)) != 0) {
 		snprintf(err, errlen, "cannot start the agent-record thread: %s", uv_strerror(rc));
-		seen_destroy(s);
-		return rc;
+		goto fail;
 	}
-	s->thread_started = 1;
 	*out = s;
 	return 0;
-nomem:
-	snprintf(err, errlen, "out of memory");
-	return -ENOMEM;
+fail:
+	if (s) {
+		auth_close(s->auth);
+		free(s->set);
+	}
+	free(s);
+	return rc;
 }
 
 void seen_note(struct seen *s, const char *serial, const char *site, const char *org,
@@ -185,20 +141,16 @@ void seen_note(struct seen *s, const char *serial, const char *site, const char 
 	uint64_t h = hash_serial(serial);
 	if (!s || !serial[0] || !set_add(s, h))
 		return;
-	struct seen_rec r = {0};
-	snprintf(r.serial, sizeof(r.serial), "%s", serial);
-	snprintf(r.site, sizeof(r.site), "%s", site);
-	snprintf(r.org, sizeof(r.org), "%s", org);
-	snprintf(r.city, sizeof(r.city), "%s", city);
-	snprintf(r.peer, sizeof(r.peer), "%s", peer);
-	uv_mutex_lock(&s->mu);
-	int queued = s->ntodo < SEEN_QUEUE_MAX;
-	if (queued) {
-		s->todo[s->ntodo++] = r;
-		uv_cond_signal(&s->cond);
+	struct seen_rec *r = calloc(1, sizeof(*r));
+	if (r) {
+		snprintf(r->serial, sizeof(r->serial), "%s", serial);
+		snprintf(r->site, sizeof(r->site), "%s", site);
+		snprintf(r->org, sizeof(r->org), "%s", org);
+		snprintf(r->city, sizeof(r->city), "%s", city);
+		snprintf(r->peer, sizeof(r->peer), "%s", peer);
 	}
-	uv_mutex_unlock(&s->mu);
-	if (!queued) {
+	if (!r || vw_worker_submit(s->worker, r)) {
+		free(r);
 		set_remove(s, h);
 		s->dropped++;
 		unsigned suppressed = 0;
@@ -209,29 +161,14 @@ void seen_note(struct seen *s, const char *serial, const char *site, const char 
 	}
 }
 
-static void on_closed(uv_handle_t *h)
-{
-	struct seen *s = h->data;
-	auth_close(s->auth);
-	uv_mutex_destroy(&s->mu);
-	uv_cond_destroy(&s->cond);
-	free(s->set);
-	free(s->todo);
-	free(s->done);
-	free(s);
-}
-
 void seen_destroy(struct seen *s)
 {
 	if (!s)
 		return;
-	if (s->thread_started) {
-		uv_mutex_lock(&s->mu);
-		s->quit = 1;
-		uv_cond_signal(&s->cond);
-		uv_mutex_unlock(&s->mu);
-		uv_thread_join(&s->thread);
-		s->thread_started = 0;
-	}
-	uv_close((uv_handle_t *)&s->done_async, on_closed);
+	/* The worker writes what is queued (cutting retries short), and is joined: its
+	 * connection is free to close. */
+	vw_worker_destroy(s->worker);
+	auth_close(s->auth);
+	free(s->set);
+	free(s);
 }

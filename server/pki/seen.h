@@ -3,8 +3,9 @@
  * its own auth.db connection and may wait on the database's lock (a CLI's write, a busy
  * checkpoint) without any connection waiting with it. Each serial is queued once per run
  * (a set on the loop side), so a busy agent costs one lookup per new serial, not per request.
- * seen_create/seen_note/seen_destroy: loop thread; the queue's worker: its own thread.
- * seen_destroy joins the worker and frees everything in the async handle's close callback. */
+ * seen_create/seen_note/seen_destroy: loop thread; the writes: a vw_worker thread (worker.h).
+ * seen_destroy joins the worker and frees the seen state; the worker's own memory goes in its
+ * async handle's close callback. */
 #ifndef VW_SEEN_H
 #define VW_SEEN_H
 
@@ -25,8 +26,9 @@ int seen_create(uv_loop_t *loop, const char *auth_db_path, struct seen **out, ch
 /* Queues a record unless this serial was queued already. Never blocks. */
 void seen_note(struct seen *s, const char *serial, const char *site, const char *org,
                const char *city, const char *peer);
-/* Stops the worker (after what it holds) and closes the async handle; memory goes in its
- * close callback, so the loop must run afterwards. Accepts NULL. */
+/* Stops the worker (after what it holds: queued records are written, retries cut short) and
+ * closes its async handle, whose memory goes in the close callback, so the loop must run
+ * afterwards. Accepts NULL. */
 void seen_destroy(struct seen *s);
 
 #endif
