@@ -10,44 +10,39 @@
 #include "buf.h"
 #include "log.h"
 #include "vtime.h"
+#include "worker.h"
 
 /* A login or logout that meets a locked auth.db is tried this often (each try waits auth's
  * own busy timeout first), then answered 503: well inside the request timeout. */
 #define JOB_TRIES 4
 #define JOB_RETRY_MS 250
 /* Marks that failed wait this long before the next try (a CLI holding the lock). */
-#define TOUCH_RETRY_NS 1000000000ULL
+#define TOUCH_RETRY_MS 1000
 /* {"token": "vwt_..."} with room for whitespace; anything larger is not a login. */
 #define LOGIN_BODY_MAX 1024
 
 enum job_kind { JOB_CREATE, JOB_DELETE };
 
+/* A login or logout: one job of the worker (worker.h), freed by job_done on the loop. */
 struct job {
 	enum job_kind kind;
-	struct conn *conn; /* owed a response (conn.h): answered in on_done */
+	struct conn *conn; /* owed a response (conn.h): answered in job_done */
 	struct auth_principal person;
 	struct auth_session sess; /* DELETE: the hash; CREATE: filled by the worker */
 	char sid[AUTH_SESSION_LEN];
 	int rc;
-	struct job *next;
 };
 
 struct session {
-	uv_loop_t *loop;
-	uv_async_t done_async;
-	uv_thread_t thread;
-	int thread_started;
+	struct vw_worker *worker;
 	struct auth *auth; /* the worker's connection */
 	struct session_opts opts;
 	char *origins;
-	size_t jobs; /* loop thread: queued or being answered */
-	/* Shared with the worker, under mu. */
-	uv_mutex_t mu;
-	uv_cond_t cond;
-	struct job *todo, *todo_tail, *done;
+	/* Last-use marks, shared with the worker under touch_mu (batch is the worker's own).
+	 * They are the worker's idle work: logins and logouts, its jobs, go first. */
+	uv_mutex_t touch_mu;
 	struct auth_touch *touch, *batch;
 	size_t ntouch;
-	int quit;
 	/* Loop thread. */
 	unsigned long dropped;
 	struct vw_log_limit drop_log;
@@ -55,8 +50,11 @@ struct session {
 
 /* --- worker ------------------------------------------------------------------------------ */
 
-static void run_job(struct session *s, struct job *j)
+static void run_job(struct vw_worker *w, void *job, void *ud)
 {
+	(void)w;
+	struct session *s = ud;
+	struct job *j = job;
 	for (int i = 0; i < JOB_TRIES; i++) {
 		if (j->kind == JOB_CREATE)
 			j->rc = auth_session_create(s->auth, &j->person, s->opts.lifetime_ms, j->sid,
@@ -69,8 +67,8 @@ static void run_job(struct session *s, struct job *j)
 	}
 }
 
-/* Adds a mark, or moves the queued one for the same key forward. Under mu. 0 when there
- * was no room. */
+/* Adds a mark, or moves the queued one for the same key forward. Under touch_mu. 0 when
+ * there was no room. */
 static int touch_merge(struct session *s, const struct auth_touch *t)
 {
 	for (size_t i = 0; i < s->ntouch; i++) {
@@ -89,48 +87,34 @@ static int touch_merge(struct session *s, const struct auth_touch *t)
 	return 1;
 }
 
-static void worker(void *arg)
+/* The worker's idle work: every queued mark in one transaction. Marks queued meanwhile come
+ * with a kick of their own. At destroy the marks are written first; a write that fails then
+ * is given up (logged). */
+static int write_marks(struct vw_worker *w, void *ud)
 {
-	struct session *s = arg;
-	uv_mutex_lock(&s->mu);
-	for (;;) {
-		while (!s->todo && !s->ntouch && !s->quit)
-			uv_cond_wait(&s->cond, &s->mu);
-		if (s->todo) {
-			/* Logins and logouts first: a person waits on each. */
-			struct job *j = s->todo;
-			s->todo = j->next;
-			if (!s->todo)
-				s->todo_tail = NULL;
-			uv_mutex_unlock(&s->mu);
-			run_job(s, j);
-			uv_mutex_lock(&s->mu);
-			j->next = s->done;
-			s->done = j;
-			uv_async_send(&s->done_async);
-			continue;
-		}
-		if (!s->ntouch)
-			break; /* quit, and nothing left */
-		size_t n = s->ntouch;
-		memcpy(s->batch, s->touch, n * sizeof(*s->batch));
-		s->ntouch = 0;
-		uv_mutex_unlock(&s->mu);
-		/* One transaction for the batch: may wait on a locked auth.db, here and not on
-		 * the loop. */
-		int rc = auth_touch(s->auth, s->batch, n);
-		uv_mutex_lock(&s->mu);
-		if (rc) {
-			log_warn("event=last_use_deferred marks=%zu error=%s", n,
-			         rc == -EBUSY ? "database_locked" : "io");
-			if (s->quit)
-				break;
-			for (size_t i = 0; i < n; i++)
-				touch_merge(s, &s->batch[i]);
-			uv_cond_timedwait(&s->cond, &s->mu, TOUCH_RETRY_NS);
-		}
-	}
-	uv_mutex_unlock(&s->mu);
+	struct session *s = ud;
+	uv_mutex_lock(&s->touch_mu);
+	size_t n = s->ntouch;
+	memcpy(s->batch, s->touch, n * sizeof(*s->batch));
+	s->ntouch = 0;
+	uv_mutex_unlock(&s->touch_mu);
+	if (!n)
+		return 0;
+	/* May wait on a locked auth.db, here and not on the loop. */
+	int rc = auth_touch(s->auth, s->batch, n);
+	if (!rc)
+		return 0;
+	log_warn("event=last_use_deferred marks=%zu error=%s", n,
+	         rc == -EBUSY ? "database_locked" : "io");
+	if (vw_worker_stopping(w))
+		return 0;
+	uv_mutex_lock(&s->touch_mu);
+	for (size_t i = 0; i < n; i++)
+		touch_merge(s, &s->batch[i]);
+	uv_mutex_unlock(&s->touch_mu);
+	/* A login submitted meanwhile ends the wait and goes before the next try. */
+	vw_worker_wait(w, TOUCH_RETRY_MS);
+	return 1;
 }
 
 /* --- answers (loop thread) ---------------------------------------------------------------- */
@@ -214,38 +198,14 @@ static void answer(struct session *s, struct job *j)
 	vw_buf_free(&b);
 }
 
-static void on_done(uv_async_t *h)
+/* A job back from the worker. At destroy (-ECANCELED) no connection is left to answer. */
+static void job_done(void *job, int status, void *ud)
 {
-	struct session *s = h->data;
-	uv_mutex_lock(&s->mu);
-	struct job *j = s->done;
-	s->done = NULL;
-	uv_mutex_unlock(&s->mu);
-	while (j) {
-		struct job *next = j->next;
-		answer(s, j);
-		s->jobs--;
-		explicit_bzero(j, sizeof(*j));
-		free(j);
-		j = next;
-	}
-}
-
-static int submit(struct session *s, struct job *j)
-{
-	if (s->jobs >= SESSION_JOBS_MAX)
-		return -EAGAIN;
-	s->jobs++;
-	j->next = NULL;
-	uv_mutex_lock(&s->mu);
-	if (s->todo_tail)
-		s->todo_tail->next = j;
-	else
-		s->todo = j;
-	s->todo_tail = j;
-	uv_cond_signal(&s->cond);
-	uv_mutex_unlock(&s->mu);
-	return 0;
+	struct job *j = job;
+	if (!status)
+		answer(ud, j);
+	explicit_bzero(j, sizeof(*j));
+	free(j);
 }
 
 /* --- public ------------------------------------------------------------------------------- */
@@ -255,44 +215,40 @@ int session_create(uv_loop_t *loop, const char *auth_db_path, const struct sessi
 {
 	*out = NULL;
 	struct session *s = calloc(1, sizeof(*s));
-	if (!s)
-		goto nomem;
+	if (!s) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	int rc = uv_mutex_init(&s->touch_mu);
+	if (rc) {
+		snprintf(err, errlen, "cannot create the session lock: %s", uv_strerror(rc));
+		free(s);
+		return rc;
+	}
+	/* From here session_destroy undoes whatever was made. */
 	s->touch = calloc(SESSION_TOUCH_MAX, sizeof(*s->touch));
 	s->batch = calloc(SESSION_TOUCH_MAX, sizeof(*s->batch));
 	s->origins = strdup(o->origins ? o->origins : "");
 	if (!s->touch || !s->batch || !s->origins) {
-		free(s->touch);
-		free(s->batch);
-		free(s->origins);
-		free(s);
-		goto nomem;
+		snprintf(err, errlen, "out of memory");
+		rc = -ENOMEM;
+		goto fail;
 	}
-	s->loop = loop;
 	s->opts = *o;
 	s->opts.origins = s->origins;
-	int rc = auth_open(auth_db_path, &s->auth, err, errlen);
+	if ((rc = auth_open(auth_db_path, &s->auth, err, errlen)) != 0)
+		goto fail;
+	rc = vw_worker_create(loop, run_job, write_marks, job_done, s, SESSION_JOBS_MAX,
+	                      &s->worker);
 	if (rc) {
-		free(s->touch);
-		free(s->batch);
-		free(s->origins);
-		free(s);
-		return rc;
-	}
-	uv_mutex_init(&s->mu);
-	uv_cond_init(&s->cond);
-	uv_async_init(loop, &s->done_async, on_done);
-	s->done_async.data = s;
-	if ((rc = uv_thread_create(&s->thread, worker, s)) != 0) {
 		snprintf(err, errlen, "cannot start the session thread: %s", uv_strerror(rc));
-		session_destroy(s);
-		return rc;
+		goto fail;
 	}
-	s->thread_started = 1;
 	*out = s;
 	return 0;
-nomem:
-	snprintf(err, errlen, "out of memory");
-	return -ENOMEM;
+fail:
+	session_destroy(s);
+	return rc;
 }
 
 const struct session_opts *session_opts(const struct session *s)
@@ -302,10 +258,10 @@ const struct session_opts *session_opts(const struct session *s)
 
 static void push_touch(struct session *s, const struct auth_touch *t)
 {
-	uv_mutex_lock(&s->mu);
+	uv_mutex_lock(&s->touch_mu);
 	int kept = touch_merge(s, t);
-	uv_cond_signal(&s->cond);
-	uv_mutex_unlock(&s->mu);
+	uv_mutex_unlock(&s->touch_mu);
+	vw_worker_kick(s->worker);
 	if (!kept) {
 		unsigned suppressed = 0;
 		s->dropped++;
@@ -333,33 +289,19 @@ void session_note_use(struct session *s, const struct auth_principal *p,
 	}
 }
 
-static void on_closed(uv_handle_t *h)
-{
-	struct session *s = h->data;
-	auth_close(s->auth);
-	uv_mutex_destroy(&s->mu);
-	uv_cond_destroy(&s->cond);
-	free(s->touch);
-	free(s->batch);
-	free(s->origins);
-	free(s);
-}
-
 void session_destroy(struct session *s)
 {
 	if (!s)
 		return;
-	if (s->thread_started) {
-		/* The marks still queued are written first (the worker leaves when none is left
-		 * or a write fails at quit). */
-		uv_mutex_lock(&s->mu);
-		s->quit = 1;
-		uv_cond_signal(&s->cond);
-		uv_mutex_unlock(&s->mu);
-		uv_thread_join(&s->thread);
-		s->thread_started = 0;
-	}
-	uv_close((uv_handle_t *)&s->done_async, on_closed);
+	/* The marks still queued are written first (vw_worker_destroy drains; a write that
+	 * fails at quit is given up), and the worker is joined before its connection closes. */
+	vw_worker_destroy(s->worker);
+	auth_close(s->auth);
+	uv_mutex_destroy(&s->touch_mu);
+	free(s->touch);
+	free(s->batch);
+	free(s->origins);
+	free(s);
 }
 
 /* --- handlers ----------------------------------------------------------------------------- */
@@ -447,7 +389,7 @@ void session_post(struct api *a, struct conn *c, const struct http_request *req,
 		j->conn = c;
 		j->person = who.person;
 	}
-	if (!j || submit(s, j)) {
+	if (!j || vw_worker_submit(s->worker, j)) {
 		free(j);
 		conn_respond(c, 503, "Retry-After: 1\r\n", "{\"error\":\"server busy\"}", 23);
 	}
@@ -490,7 +432,7 @@ void session_delete(struct api *a, struct conn *c, const struct http_request *re
 		j->person = who->person;
 		j->sess = who->sess;
 	}
-	if (!j || submit(s, j)) {
+	if (!j || vw_worker_submit(s->worker, j)) {
 		free(j);
 		conn_respond(c, 503, "Retry-After: 1\r\n", "{\"error\":\"server busy\"}", 23);
 	}

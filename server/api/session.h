@@ -2,9 +2,10 @@
  * vw_session cookie, GET says who the cookie (or token) is, DELETE logs out — and the one
  * worker thread that writes people's state to auth.db: new and ended sessions, and last-use
  * marks of tokens and sessions (batched, at most one per token a minute). Nothing on the
- * loop waits on auth.db's lock: writes are queued (bounded) and answered through uv_async.
- * Loop thread, except the worker. session_destroy joins the worker; memory goes in the
- * async handle's close callback, so the loop must run afterwards. */
+ * loop waits on auth.db's lock: writes go to a vw_worker (worker.h, bounded), answers come
+ * back on the loop. Loop thread, except the worker. session_destroy joins the worker and
+ * frees the session; the worker's memory goes in its async handle's close callback, so the
+ * loop must run afterwards. */
 #ifndef VW_SESSION_H
 #define VW_SESSION_H
 
