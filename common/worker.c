@@ -39,6 +39,7 @@ struct vw_worker {
 	struct ring todo, finished;
 	int kicked;
 	int quit;
+	int in_idle; /* worker thread only: inside the idle callback */
 };
 
 static void worker_main(void *arg)
@@ -58,7 +59,9 @@ static void worker_main(void *arg)
 		if (w->kicked && w->idle) {
 			w->kicked = 0;
 			uv_mutex_unlock(&w->mu);
+			w->in_idle = 1;
 			int again = w->idle(w, w->ud);
+			w->in_idle = 0;
 			uv_mutex_lock(&w->mu);
 			if (again)
 				w->kicked = 1;
@@ -167,11 +170,16 @@ void vw_worker_kick(struct vw_worker *w)
 
 int vw_worker_wait(struct vw_worker *w, uint64_t ms)
 {
+	uint64_t end = uv_hrtime() + ms * 1000000ULL;
 	uv_mutex_lock(&w->mu);
-	/* One wait: a wake-up by a submit, by destroy or a spurious one ends it early, which
-	 * the callers (retry loops) take as "try now". */
-	if (!w->quit && !w->todo.n)
-		(void)uv_cond_timedwait(&w->cond, &w->mu, ms * 1000000ULL);
+	/* The deadline, not the first wake-up, ends it: a submit or kick signals the same cond
+	 * and would otherwise turn a retry loop into a busy one. */
+	while (!w->quit && !(w->in_idle && w->todo.n)) {
+		uint64_t now = uv_hrtime();
+		if (now >= end)
+			break;
+		(void)uv_cond_timedwait(&w->cond, &w->mu, end - now);
+	}
 	int quit = w->quit;
 	uv_mutex_unlock(&w->mu);
 	return quit;

@@ -34,8 +34,8 @@ int vw_worker_submit(struct vw_worker *w, void *job);
 /* Asks for the idle callback to run (once per kick or more, never concurrently with run). */
 void vw_worker_kick(struct vw_worker *w);
 
-/* Worker thread: sleeps up to ms, less when woken by a submit, a kick or destroy (a retry
- * that a person waits behind, or that shutdown should cut short). 1 when stopping. */
+/* Worker thread: sleeps ms (a retry's pause), less once destroy begins, and, called from
+ * idle, less once a job is queued (so jobs still go first). 1 when stopping. */
 int vw_worker_wait(struct vw_worker *w, uint64_t ms);
 /* Worker thread: 1 once destroy began (a run or idle callback should stop retrying). */
 int vw_worker_stopping(struct vw_worker *w);

@@ -56,14 +56,6 @@ static struct read_ctx *read_ctx_new(struct conn *c, const struct authz_principa
 	return x;
 }
 
-static void send_buf(struct conn *c, struct vw_buf *b)
-{
-	if (b->err)
-		conn_respond_error(c, b->err == -E2BIG ? 507 : 500, "response too large", NULL);
-	else
-		conn_respond(c, 200, NULL, b->data, b->len);
-}
-
 /* A read the store did not take, or one that failed. */
 static void respond_store_error(struct conn *c, int rc)
 {
@@ -84,31 +76,66 @@ static void read_or_respond(int rc, struct read_ctx *x, struct conn *c)
 	}
 }
 
+/* How every store-reply handler starts: a failed read (rc) is answered here and x freed
+ * (-1); otherwise b is ready for the body (0). */
+static int reply_begin(struct read_ctx *x, int rc, struct vw_buf *b)
+{
+	if (rc) {
+		respond_store_error(x->c, rc);
+		free(x);
+		return -1;
+	}
+	vw_buf_init(b, RESPONSE_MAX);
+	return 0;
+}
+
+/* The reply's next site, from *i on, that the principal may see; NULL at the end or once
+ * the body has failed (too large). */
+static const struct store_site *next_visible(const struct read_ctx *x,
+                                             const struct store_reply *r, size_t *i,
+                                             const struct vw_buf *b)
+{
+	while (*i < r->nsites && !b->err) {
+		const struct store_site *s = &r->sites[(*i)++];
+		if (in_scope(&x->who, s))
+			return s;
+	}
+	return NULL;
+}
+
+/* How every one ends: b as JSON, or as an attachment named csv_name; then b and x freed. */
+static void reply_finish(struct read_ctx *x, struct vw_buf *b, const char *csv_name)
+{
+	char disp[128];
+	if (b->err)
+		conn_respond_error(x->c, b->err == -E2BIG ? 507 : 500, "response too large", NULL);
+	else if (!csv_name)
+		conn_respond(x->c, 200, NULL, b->data, b->len);
+	else if (http_attachment_header(disp, sizeof(disp), csv_name) == 0)
+		conn_respond_typed(x->c, 200, HTTP_CT_CSV, disp, b->data, b->len);
+	else
+		conn_respond_error(x->c, 500, "internal", NULL);
+	vw_buf_free(b);
+	free(x);
+}
+
 static void on_sites(void *ud, const struct store_reply *r)
 {
 	struct read_ctx *x = ud;
-	if (r->status) {
-		respond_store_error(x->c, r->status);
-		free(x);
-		return;
-	}
 	struct vw_buf b;
-	vw_buf_init(&b, RESPONSE_MAX);
+	if (reply_begin(x, r->status, &b))
+		return;
 	vw_buf_puts(&b, "{\"sites\":[");
 	int n = 0;
-	for (size_t i = 0; i < r->nsites && !b.err; i++) {
-		const struct store_site *s = &r->sites[i];
-		if (!in_scope(&x->who, s))
-			continue;
+	const struct store_site *s;
+	for (size_t i = 0; (s = next_visible(x, r, &i, &b));) {
 		vw_buf_puts(&b, n++ ? ",{" : "{");
 		put_site_head(&b, s);
 		vw_buf_printf(&b, ",\"cameras\":{\"ok\":%lld,\"degraded\":%lld,\"down\":%lld}}",
 		              (long long)s->ok, (long long)s->degraded, (long long)s->down);
 	}
 	vw_buf_puts(&b, "]}");
-	send_buf(x->c, &b);
-	vw_buf_free(&b);
-	free(x);
+	reply_finish(x, &b, NULL);
 }
 
 void api_sites_list(struct api *a, struct conn *c, const struct http_request *req,
@@ -161,22 +188,16 @@ static void on_site(void *ud, const struct store_reply *r)
 	}
 	/* The contract gives exactly one site on success; anything else is the store's fault,
 	 * never an out-of-bounds read here. */
-	if (!found) {
-		respond_store_error(x->c, r->status ? r->status : -EIO);
-		free(x);
-		return;
-	}
 	struct vw_buf b;
-	vw_buf_init(&b, RESPONSE_MAX);
+	if (reply_begin(x, found ? 0 : r->status ? r->status : -EIO, &b))
+		return;
 	vw_buf_puts(&b, "{");
 	put_site_head(&b, &r->sites[0]);
 	vw_buf_puts(&b, ",\"targets\":[");
 	for (size_t i = 0; i < r->ntargets && !b.err; i++)
 		put_target(&b, &r->targets[i], i == 0);
 	vw_buf_puts(&b, "]}");
-	send_buf(x->c, &b);
-	vw_buf_free(&b);
-	free(x);
+	reply_finish(x, &b, NULL);
 }
 
 void api_site_get(struct api *a, struct conn *c, const struct http_request *req,
@@ -207,22 +228,16 @@ static void csv_field(struct vw_buf *b, const char *v, int last)
 static void on_sites_csv(void *ud, const struct store_reply *r)
 {
 	struct read_ctx *x = ud;
-	if (r->status) {
-		respond_store_error(x->c, r->status);
-		free(x);
-		return;
-	}
 	struct vw_buf b;
-	vw_buf_init(&b, RESPONSE_MAX);
+	if (reply_begin(x, r->status, &b))
+		return;
 	vw_buf_puts(&b, HTTP_CSV_BOM);
 	static const char *const head[] = {
 	    "site", "org", "city", "last_report", "cameras_ok", "cameras_degraded", "cameras_down"};
 	for (size_t i = 0; i < sizeof(head) / sizeof(head[0]); i++)
 		csv_field(&b, head[i], i + 1 == sizeof(head) / sizeof(head[0]));
-	for (size_t k = 0; k < r->nsites && !b.err; k++) {
-		const struct store_site *s = &r->sites[k];
-		if (!in_scope(&x->who, s))
-			continue;
+	const struct store_site *s;
+	for (size_t k = 0; (s = next_visible(x, r, &k, &b));) {
 		char iso[VW_ISO_LEN], ok[24], deg[24], down[24];
 		vw_time_iso(s->last_report_ms, iso);
 		snprintf(ok, sizeof(ok), "%lld", (long long)s->ok);
@@ -232,16 +247,7 @@ static void on_sites_csv(void *ud, const struct store_reply *r)
 		for (size_t i = 0; i < sizeof(row) / sizeof(row[0]); i++)
 			csv_field(&b, row[i], i + 1 == sizeof(row) / sizeof(row[0]));
 	}
-	char disp[128];
-	if (b.err) {
-		conn_respond_error(x->c, b.err == -E2BIG ? 507 : 500, "response too large", NULL);
-	} else if (http_attachment_header(disp, sizeof(disp), "sites.csv") == 0) {
-		conn_respond_typed(x->c, 200, HTTP_CT_CSV, disp, b.data, b.len);
-	} else {
-		conn_respond_error(x->c, 500, "internal", NULL);
-	}
-	vw_buf_free(&b);
-	free(x);
+	reply_finish(x, &b, "sites.csv");
 }
 
 /* The same sites as GET /api/v1/sites, for a spreadsheet: RFC 4180 rows (CRLF), UTF-8

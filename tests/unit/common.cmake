@@ -2,3 +2,4 @@
 vw_unit_test(test_fileio vwcommon)
 vw_unit_test(test_cli vwcommon)
 vw_unit_test(test_utf8 vwcommon)
+vw_unit_test(test_worker vwcommon)
