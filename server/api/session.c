@@ -124,16 +124,13 @@ static void whoami(struct vw_buf *b, const struct auth_principal *p,
                    const struct auth_session *sess, int64_t idle_ms)
 {
 	char iso[VW_ISO_LEN];
-	vw_buf_puts(b, "{\"role\":");
-	vw_buf_json_str(b, auth_role_name(p->role));
-	vw_buf_puts(b, ",\"city\":");
-	vw_buf_json_str(b, p->city);
-	vw_buf_puts(b, ",\"org\":");
-	vw_buf_json_str(b, p->org);
-	vw_buf_puts(b, ",\"name\":");
-	vw_buf_json_str(b, p->name);
-	vw_buf_puts(b, ",\"token\":");
-	vw_buf_json_str(b, p->id);
+	static const char *const key[] = {"{\"role\":", ",\"city\":", ",\"org\":", ",\"name\":",
+	                                  ",\"token\":"};
+	const char *val[] = {auth_role_name(p->role), p->city, p->org, p->name, p->id};
+	for (size_t i = 0; i < sizeof(key) / sizeof(key[0]); i++) {
+		vw_buf_puts(b, key[i]);
+		vw_buf_json_str(b, val[i]);
+	}
 	vw_time_iso(p->expires_ms, iso);
 	vw_buf_printf(b, ",\"token_expires\":\"%s\"", iso);
 	if (sess) {

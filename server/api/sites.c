@@ -26,14 +26,18 @@ static void put_iso(struct vw_buf *b, int64_t ms)
 	vw_buf_json_str(b, iso);
 }
 
+/* key is the JSON before the value, punctuation included: ",\"org\":". */
+static void put_str(struct vw_buf *b, const char *key, const char *v)
+{
+	vw_buf_puts(b, key);
+	vw_buf_json_str(b, v);
+}
+
 static void put_site_head(struct vw_buf *b, const struct store_site *s)
 {
-	vw_buf_puts(b, "\"site\":");
-	vw_buf_json_str(b, s->site);
-	vw_buf_puts(b, ",\"org\":");
-	vw_buf_json_str(b, s->org);
-	vw_buf_puts(b, ",\"city\":");
-	vw_buf_json_str(b, s->city);
+	put_str(b, "\"site\":", s->site);
+	put_str(b, ",\"org\":", s->org);
+	put_str(b, ",\"city\":", s->city);
 	vw_buf_puts(b, ",\"last_report\":");
 	put_iso(b, s->last_report_ms);
 }
@@ -148,14 +152,10 @@ void api_sites_list(struct api *a, struct conn *c, const struct http_request *re
 
 static void put_target(struct vw_buf *b, const struct store_target *t, int first)
 {
-	vw_buf_puts(b, first ? "{\"kind\":" : ",{\"kind\":");
-	vw_buf_json_str(b, t->kind);
-	vw_buf_puts(b, ",\"target\":");
-	vw_buf_json_str(b, t->target);
-	vw_buf_puts(b, ",\"agent\":");
-	vw_buf_json_str(b, t->agent);
-	vw_buf_puts(b, ",\"status\":");
-	vw_buf_json_str(b, t->status);
+	put_str(b, first ? "{\"kind\":" : ",{\"kind\":", t->kind);
+	put_str(b, ",\"target\":", t->target);
+	put_str(b, ",\"agent\":", t->agent);
+	put_str(b, ",\"status\":", t->status);
 	/* Stored as JSON text written by vw_result_encode_*: copied through, not re-parsed. */
 	vw_buf_puts(b, ",\"faults\":");
 	vw_buf_puts(b, t->faults[0] ? t->faults : "[]");
@@ -164,14 +164,10 @@ static void put_target(struct vw_buf *b, const struct store_target *t, int first
 	vw_buf_puts(b, ",\"ts\":");
 	put_iso(b, t->ts_ms);
 	vw_buf_printf(b, ",\"seq\":%lld", (long long)t->seq);
-	if (t->session[0]) {
-		vw_buf_puts(b, ",\"session\":");
-		vw_buf_json_str(b, t->session);
-	}
-	if (t->codec[0]) {
-		vw_buf_puts(b, ",\"codec\":");
-		vw_buf_json_str(b, t->codec);
-	}
+	if (t->session[0])
+		put_str(b, ",\"session\":", t->session);
+	if (t->codec[0])
+		put_str(b, ",\"codec\":", t->codec);
 	vw_buf_puts(b, "}");
 }
 
