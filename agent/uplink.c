@@ -253,7 +253,16 @@ static void handle_response(struct uplink *up, CURLcode cc)
 		return;
 	}
 	int64_t ack = (int64_t)acked->valuedouble;
+	/* The mark is per epoch: one for another epoch says nothing about our rows. (A
+	 * collector from before epochs sends none; its mark is the legacy one, as always.) */
+	const cJSON *epoch = cJSON_GetObjectItemCaseSensitive(doc, "epoch");
+	int other_epoch = epoch && (!cJSON_IsString(epoch) ||
+				    strcmp(epoch->valuestring, outbox_epoch(up->ob)) != 0);
 	cJSON_Delete(doc);
+	if (other_epoch) {
+		backoff(up, "acknowledgement for another epoch");
+		return;
+	}
 	if (ack >= outbox_next_seq(up->ob)) {
 		/* The collector holds seqs this outbox never handed out: the outbox was reset
 		 * (a new state dir) or another machine uses this site's certificate. Every row
@@ -338,10 +347,15 @@ static void send_batch(struct uplink *up)
 	vw_buf_reset(&up->body);
 	vw_buf_reset(&up->response);
 	up->errbuf[0] = '\0';
+	/* No "agent": the collector takes it from our certificate (its UID), which is what a
+	 * venue machine is. The epoch is the outbox's: a resend after a crash carries the same
+	 * one, since it lives in outbox.db with the rows. */
 	vw_buf_puts(&up->body, "{\"site\":");
 	vw_buf_json_str(&up->body, up->cfg->agent.site);
-	vw_buf_puts(&up->body, ",\"agent\":");
-	vw_buf_json_str(&up->body, up->cfg->agent.site);
+	if (outbox_epoch(up->ob)[0]) {
+		vw_buf_puts(&up->body, ",\"epoch\":");
+		vw_buf_json_str(&up->body, outbox_epoch(up->ob));
+	}
 	vw_buf_puts(&up->body, ",\"results\":");
 	size_t count;
 	int64_t last;
