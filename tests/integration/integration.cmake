@@ -32,3 +32,5 @@ vw_integration_test(integration_evidence test_evidence)
 # high_rtt / packet_loss through network namespaces; skipped (77) where they cannot be made.
 vw_integration_test(integration_evidence_net test_evidence_net)
 set_tests_properties(integration_evidence_net PROPERTIES SKIP_RETURN_CODE 77)
+# Issue 10.2: a reinstalled agent continues under a new epoch after enrolling again.
+vw_integration_test(integration_reinstall test_reinstall)
