@@ -271,6 +271,9 @@ struct store {
 	uv_async_t async;
 	uv_thread_t thread;
 	int started, writer_running;
+	/* A failed store_start closed the async handle: the memory may go only once the loop
+	 * has run its close callback, whoever calls store_close first. */
+	int async_closing, close_wanted;
 
 	uv_mutex_t mu;                       /* guards everything below */
 	uv_cond_t cond;                      /* the writer waits on it */
@@ -524,6 +527,14 @@ static void stop_threads(struct store *s)
 	}
 }
 
+static void on_start_failed_closed(uv_handle_t *h)
+{
+	struct store *s = h->data;
+	s->async_closing = 0;
+	if (s->close_wanted)
+		free_store(s);
+}
+
 int store_start(struct store *s, uv_loop_t *loop, size_t queue_max)
 {
 	s->loop = loop;
@@ -546,7 +557,8 @@ int store_start(struct store *s, uv_loop_t *loop, size_t queue_max)
 fail:
 	stop_threads(s);
 	s->stopping = 0;
-	uv_close((uv_handle_t *)&s->async, NULL);
+	s->async_closing = 1;
+	uv_close((uv_handle_t *)&s->async, on_start_failed_closed);
 	return rc;
 }
 
@@ -583,7 +595,10 @@ void store_close(struct store *s)
 	if (!s)
 		return;
 	if (!s->started) {
-		free_store(s);
+		if (s->async_closing)
+			s->close_wanted = 1; /* freed by on_start_failed_closed */
+		else
+			free_store(s);
 		return;
 	}
 	stop_threads(s);

@@ -76,7 +76,9 @@ extern const char store_backend_names[];
 /* Opens (creating or migrating) the backend's store. Runs on the caller's thread; errors
  * name what failed and where, in err. */
 int store_open(const struct store_options *o, struct store **out, char *err, size_t errlen);
-/* Starts the writer and reader threads; at most queue_max batches wait for the writer. */
+/* Starts the writer and reader threads; at most queue_max batches wait for the writer.
+ * On failure the store is still to be closed with store_close, and its memory then goes
+ * when the loop runs the async handle's close callback (as after a started store). */
 int store_start(struct store *s, uv_loop_t *loop, size_t queue_max);
 /* Queues a batch for the next group commit. -EAGAIN when the queue is full, -ESHUTDOWN
  * once store_close began. */
