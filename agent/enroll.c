@@ -223,6 +223,10 @@ int enroll_run(const struct agent_conf *cfg, const char *token_arg, char *err, s
 	const cJSON *jsite = cJSON_GetObjectItemCaseSensitive(root, "site");
 	const cJSON *jserial = cJSON_GetObjectItemCaseSensitive(root, "serial");
 	const cJSON *jafter = cJSON_GetObjectItemCaseSensitive(root, "not_after");
+	/* The venue machine the certificate names (its UID); older collectors say none. */
+	const cJSON *jagent = cJSON_GetObjectItemCaseSensitive(root, "agent");
+	const char *agent = cJSON_IsString(jagent) && jagent->valuestring[0] ? jagent->valuestring
+	                                                                     : cfg->agent.site;
 	if (!cJSON_IsString(jcert) || !cJSON_IsString(jsite)) {
 		snprintf(err, errlen, "the collector's answer holds no certificate");
 		rc = -EPROTO;
@@ -254,13 +258,13 @@ int enroll_run(const struct agent_conf *cfg, const char *token_arg, char *err, s
 	ERR_clear_error();
 	if (rc != 0)
 		goto cleanup;
-	printf("enrolled site=%s serial=%s not_after=%s cert=%s key=%s\n", cfg->agent.site,
-	       cJSON_IsString(jserial) ? jserial->valuestring : "?",
+	printf("enrolled site=%s serial=%s agent=%s not_after=%s cert=%s key=%s\n",
+	       cfg->agent.site, cJSON_IsString(jserial) ? jserial->valuestring : "?", agent,
 	       cJSON_IsString(jafter) ? jafter->valuestring : "?", cfg->collector.cert,
 	       cfg->collector.key);
 	fprintf(stderr, "a running agent uploads with it within seconds (it watches %s)\n",
 		cfg->collector.cert);
-	log_info("event=enrolled site=%s serial=%s", cfg->agent.site,
+	log_info("event=enrolled site=%s agent=%s serial=%s", cfg->agent.site, agent,
 	         cJSON_IsString(jserial) ? jserial->valuestring : "?");
 	rc = 0;
 cleanup:

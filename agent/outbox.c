@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -41,6 +42,7 @@ struct outbox {
 	char ballast[4096];
 	char dir[4096]; /* the state dir, for free-space checks */
 	int have_ballast;
+	char epoch[33]; /* "" = the legacy epoch (an outbox from before epochs) */
 	struct vw_buf enc;
 };
 
@@ -52,6 +54,8 @@ static const char schema_sql[] =
     " seq INTEGER NOT NULL, body TEXT NOT NULL, PRIMARY KEY(kind, target));"
     "CREATE TABLE IF NOT EXISTS status(key TEXT PRIMARY KEY, value TEXT NOT NULL,"
     " ts_ms INTEGER NOT NULL);"
+    /* One row: this outbox's epoch (see outbox_epoch). */
+    "CREATE TABLE IF NOT EXISTS epoch(id TEXT NOT NULL);"
     "INSERT OR IGNORE INTO meta VALUES('next_seq', 1);"
     "INSERT OR IGNORE INTO meta VALUES('dropped_total', 0);";
 
@@ -78,6 +82,52 @@ static int64_t query_int(struct outbox *ob, const char *sql)
 {
 	int64_t v;
 	return vw_db_pragma_int(ob->db, sql, &v) ? -1 : v;
+}
+
+/* The epoch is decided once, inside the transaction that makes (or first upgrades) the
+ * outbox: a new outbox draws 128 random bits, so a reinstalled machine starting again at
+ * seq 1 gets a high-water mark of its own at the collector; an outbox from before epochs
+ * keeps the legacy epoch "", because its seqs continue the collector's legacy mark (a new
+ * epoch there would record seqs 1..next_seq-1 as a gap and store again a batch that was
+ * in flight at the upgrade). */
+static int epoch_init(struct outbox *ob, int fresh, char *why, size_t whylen)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = -EIO;
+	if (sqlite3_prepare_v2(ob->db, "SELECT id FROM epoch", -1, &st, NULL) != SQLITE_OK)
+		goto out;
+	int step = sqlite3_step(st);
+	if (step == SQLITE_ROW) {
+		const unsigned char *id = sqlite3_column_text(st, 0);
+		snprintf(ob->epoch, sizeof(ob->epoch), "%s", id ? (const char *)id : "");
+		rc = 0;
+		goto out;
+	}
+	if (step != SQLITE_DONE)
+		goto out;
+	sqlite3_finalize(st);
+	st = NULL;
+	ob->epoch[0] = '\0';
+	if (fresh) {
+		unsigned char r[16];
+		if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r)) {
+			snprintf(why, whylen, "cannot draw the outbox epoch: %s", strerror(errno));
+			return -EIO;
+		}
+		for (size_t i = 0; i < sizeof(r); i++)
+			snprintf(ob->epoch + 2 * i, 3, "%02x", r[i]);
+	}
+	if (sqlite3_prepare_v2(ob->db, "INSERT INTO epoch(id) VALUES(?)", -1, &st, NULL) !=
+	    SQLITE_OK)
+		goto out;
+	sqlite3_bind_text(st, 1, ob->epoch, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_DONE)
+		rc = 0;
+out:
+	if (rc && !why[0])
+		snprintf(why, whylen, "%s", sqlite3_errmsg(ob->db));
+	sqlite3_finalize(st);
+	return rc;
 }
 
 /* Best effort: with no ballast a full disk is still handled, only with less room.
@@ -136,10 +186,12 @@ int outbox_open(const char *path, long long max_bytes, struct outbox **out, char
 	 * were added (latest, status) while user_version stayed 1, and an outbox of that age
 	 * gets them here. A later change that is not a CREATE IF NOT EXISTS goes through
 	 * vw_db_migrate with version 2. */
-	int64_t ver = 0;
+	int64_t ver = 0, had_meta = 0;
 	if (vw_db_exec(ob->db, "BEGIN IMMEDIATE", why, sizeof(why)) ||
+	    vw_db_pragma_int(ob->db, "SELECT count(*) FROM sqlite_master WHERE name = 'meta'",
+	                     &had_meta) ||
 	    vw_db_exec(ob->db, schema_sql, why, sizeof(why)) ||
-	    vw_db_user_version(ob->db, &ver)) {
+	    epoch_init(ob, !had_meta, why, sizeof(why)) || vw_db_user_version(ob->db, &ver)) {
 		snprintf(err, errlen, "%s: %s", path, why[0] ? why : sqlite3_errmsg(ob->db));
 		goto fail;
 	}
@@ -445,6 +497,11 @@ int outbox_ack(struct outbox *ob, int64_t acked_seq)
 }
 
 void outbox_set_in_flight(struct outbox *ob, int64_t in_flight_seq) { ob->in_flight = in_flight_seq; }
+const char *outbox_epoch(const struct outbox *ob)
+{
+	return ob->epoch;
+}
+
 int64_t outbox_next_seq(const struct outbox *ob) { return ob->next_seq; }
 int64_t outbox_bytes(const struct outbox *ob) { return ob->bytes; }
 int64_t outbox_dropped_total(const struct outbox *ob) { return ob->dropped_total; }

@@ -43,6 +43,10 @@ void outbox_set_in_flight(struct outbox *ob, int64_t in_flight_seq);
 /* Venue-facing state for `venuewatch-agent status` (e.g. uplink=refused); committed now. */
 int outbox_set_status(struct outbox *ob, const char *key, const char *value);
 
+/* This outbox's epoch: 32 lower-case hex digits drawn when outbox.db was created (a
+ * reinstalled machine's new outbox is a new epoch at the collector, with its own seqs), or
+ * "" for an outbox created before epochs existed (the legacy epoch). Never changes. */
+const char *outbox_epoch(const struct outbox *ob);
 int64_t outbox_next_seq(const struct outbox *ob);
 int64_t outbox_pending(struct outbox *ob); /* rows waiting for an ack */
 int64_t outbox_bytes(const struct outbox *ob);

@@ -84,13 +84,18 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 
 /* ---- batches, acks and backoff ---- */
 
-int uplink_parse_ack(const char *body, size_t len, int64_t next_seq, int64_t *ack, char *why,
-		     size_t wl)
+int uplink_parse_ack(const char *body, size_t len, int64_t next_seq, const char *epoch,
+		     int64_t *ack, char *why, size_t wl)
 {
 	cJSON *doc = cJSON_ParseWithLength(body, len);
 	const cJSON *acked = cJSON_GetObjectItemCaseSensitive(doc, "acked_seq");
+	/* A collector from before epochs sends none; its mark is the legacy one, as always. */
+	const cJSON *ep = cJSON_GetObjectItemCaseSensitive(doc, "epoch");
 	int rc = 0;
-	if (!doc) {
+	if (doc && epoch && ep && (!cJSON_IsString(ep) || strcmp(ep->valuestring, epoch) != 0)) {
+		snprintf(why, wl, "acknowledgement for another epoch");
+		rc = -ESTALE;
+	} else if (!doc) {
 		snprintf(why, wl, "reply is not JSON");
 		rc = -EBADMSG;
 	} else if (!acked) {
@@ -280,7 +285,8 @@ static void handle_response(struct uplink *up, CURLcode cc)
 	int64_t ack = 0;
 	char why[160];
 	int prc = uplink_parse_ack(up->response.data ? up->response.data : "", up->response.len,
-				   outbox_next_seq(up->ob), &ack, why, sizeof(why));
+				   outbox_next_seq(up->ob), outbox_epoch(up->ob), &ack, why,
+				   sizeof(why));
 	char peer[80] = "-";
 	if (prc) {
 		char *ip = NULL;
@@ -294,6 +300,11 @@ static void handle_response(struct uplink *up, CURLcode cc)
 	}
 	if (prc == -EBADMSG) {
 		/* Nothing in the reply can be trusted: release nothing, try the batch again. */
+		backoff(up, why);
+		return;
+	}
+	if (prc == -ESTALE) {
+		/* The mark is per epoch: one for another epoch says nothing about our rows. */
 		backoff(up, why);
 		return;
 	}
@@ -382,10 +393,15 @@ static void send_batch(struct uplink *up)
 	vw_buf_reset(&up->body);
 	vw_buf_reset(&up->response);
 	up->errbuf[0] = '\0';
+	/* No "agent": the collector takes it from our certificate (its UID), which is what a
+	 * venue machine is. The epoch is the outbox's: a resend after a crash carries the same
+	 * one, since it lives in outbox.db with the rows. */
 	vw_buf_puts(&up->body, "{\"site\":");
 	vw_buf_json_str(&up->body, up->cfg->agent.site);
-	vw_buf_puts(&up->body, ",\"agent\":");
-	vw_buf_json_str(&up->body, up->cfg->agent.site);
+	if (outbox_epoch(up->ob)[0]) {
+		vw_buf_puts(&up->body, ",\"epoch\":");
+		vw_buf_json_str(&up->body, outbox_epoch(up->ob));
+	}
 	vw_buf_puts(&up->body, ",\"results\":");
 	size_t count;
 	int64_t last;

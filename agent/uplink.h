@@ -34,11 +34,13 @@ void uplink_resume(struct uplink *up);
 /* Aborts any request (its rows stay in the outbox), closes handles; closed_cb follows. */
 void uplink_stop(struct uplink *up, void (*closed_cb)(void *), void *arg);
 void uplink_destroy(struct uplink **up);
-/* Reads the collector's {"acked_seq": N} reply. 0 with *ack set when N is an integer in
- * [0, next_seq-1]; -ERANGE (with *ack) when it is beyond what this outbox produced;
- * -EBADMSG when the reply is not JSON or N is missing, not a number, negative, fractional
- * or above 2^53-1. why gets the reason for the log. Pure: any thread. */
-int uplink_parse_ack(const char *body, size_t len, int64_t next_seq, int64_t *ack, char *why,
-		     size_t wl);
+/* Reads the collector's {"acked_seq": N, "epoch": E} reply. 0 with *ack set when N is an
+ * integer in [0, next_seq-1]; -ESTALE when the reply names an epoch other than ours (NULL:
+ * not checked; a reply without one is a collector from before epochs); -ERANGE (with *ack)
+ * when N is beyond what this outbox produced; -EBADMSG when the reply is not JSON or N is
+ * missing, not a number, negative, fractional or above 2^53-1. why gets the reason for the
+ * log. Pure: any thread. */
+int uplink_parse_ack(const char *body, size_t len, int64_t next_seq, const char *epoch,
+		     int64_t *ack, char *why, size_t wl);
 
 #endif

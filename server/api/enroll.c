@@ -63,13 +63,14 @@ static void on_signed(void *ud, const struct signer_reply *r)
 		conn_respond_error(c, 503, "enrollment unavailable", "try again shortly");
 		goto out;
 	}
-	log_info("event=enrolled site=%s org=%s city=%s serial=%s peer=%s", r->site, r->org,
-	         r->city[0] ? r->city : "-", r->serial, conn_peer(c));
+	log_info("event=enrolled site=%s org=%s city=%s agent=%s serial=%s peer=%s", r->site,
+	         r->org, r->city[0] ? r->city : "-", r->agent, r->serial, conn_peer(c));
 	char iso[VW_ISO_LEN];
 	vw_time_iso(r->not_after_ms, iso);
 	cJSON *resp = cJSON_CreateObject();
 	char *text = NULL;
 	if (resp && cJSON_AddStringToObject(resp, "site", r->site) &&
+	    cJSON_AddStringToObject(resp, "agent", r->agent) &&
 	    cJSON_AddStringToObject(resp, "org", r->org) &&
 	    cJSON_AddStringToObject(resp, "city", r->city) &&
 	    cJSON_AddStringToObject(resp, "serial", r->serial) &&

@@ -85,6 +85,16 @@ int ingest_gunzip(const char *in, size_t len, size_t max, struct vw_buf *out)
 	return rc;
 }
 
+/* An outbox's epoch id (agent/outbox.c): 128 random bits as 32 lower-case hex digits. */
+static int epoch_valid(const char *s)
+{
+	size_t n = 0;
+	for (; s[n]; n++)
+		if (!((s[n] >= '0' && s[n] <= '9') || (s[n] >= 'a' && s[n] <= 'f')))
+			return 0;
+	return n == 32;
+}
+
 static int bad(char *error, size_t errlen, const char *e, char *detail, size_t detlen,
                const char *fmt, const char *arg)
 {
@@ -167,8 +177,16 @@ int ingest_decode(const char *body, size_t len, struct store_batch *b, char *err
 			goto out;
 		}
 		snprintf(b->agent, sizeof(b->agent), "%s", agent->valuestring);
-	} else {
-		snprintf(b->agent, sizeof(b->agent), "%s", b->site);
+	}
+	/* No agent field: b->agent stays "" and the certificate names it (decode_done). */
+	const cJSON *epoch = cJSON_GetObjectItemCaseSensitive(root, "epoch");
+	if (epoch && !cJSON_IsNull(epoch)) {
+		if (!cJSON_IsString(epoch) || !epoch_valid(epoch->valuestring)) {
+			rc = bad(error, errlen, "invalid batch", detail, detlen, "field 'epoch': %s",
+			         "must be 32 lower-case hex digits");
+			goto out;
+		}
+		snprintf(b->epoch, sizeof(b->epoch), "%s", epoch->valuestring);
 	}
 	const cJSON *results = cJSON_GetObjectItemCaseSensitive(root, "results");
 	if (!cJSON_IsArray(results)) {
@@ -257,11 +275,16 @@ static void on_committed(struct store_batch *b)
 		finish(j, 503, "store unavailable", NULL);
 		return;
 	}
-	char body[64];
-	int n = snprintf(body, sizeof(body), "{\"acked_seq\":%lld}", (long long)b->acked_seq);
-	log_debug("event=ingest site=%s agent=%s rows=%zu stored=%zu acked_seq=%lld ms=%lld",
-	          b->site, b->agent, b->nrows, b->stored, (long long)b->acked_seq,
-	          (long long)(vw_mono_ms() - j->t0));
+	/* The mark is the batch's epoch's: saying which lets the agent check it is its own. */
+	char body[96];
+	int n = b->epoch[0] ? snprintf(body, sizeof(body), "{\"acked_seq\":%lld,\"epoch\":\"%s\"}",
+	                               (long long)b->acked_seq, b->epoch)
+	                    : snprintf(body, sizeof(body), "{\"acked_seq\":%lld}",
+	                               (long long)b->acked_seq);
+	log_debug("event=ingest site=%s agent=%s epoch=%s rows=%zu stored=%zu acked_seq=%lld "
+	          "ms=%lld",
+	          b->site, b->agent, b->epoch[0] ? b->epoch : "-", b->nrows, b->stored,
+	          (long long)b->acked_seq, (long long)(vw_mono_ms() - j->t0));
 	if (j->in->on_commit)
 		j->in->on_commit(j->in->on_commit_ud, b);
 	conn_respond(j->conn, 200, NULL, body, (size_t)n);
@@ -310,6 +333,17 @@ static void decode_done(uv_work_t *w, int status)
 		finish(j, 403, "site does not match the client certificate", NULL);
 		return;
 	}
+	/* The agent is the certificate's (its UID): a batch naming another agent would move
+	 * that agent's mark, and its real results would then be skipped as resends. */
+	if (b->agent[0] && strcmp(b->agent, id->agent) != 0) {
+		char claimed[72];
+		log_token(b->agent, claimed, sizeof(claimed));
+		log_warn("event=ingest_refused peer=%s site=%s cert_agent=%s batch_agent=%s "
+		         "reason=agent_mismatch",
+		         conn_peer(j->conn), id->site, id->agent, claimed);
+		finish(j, 403, "agent does not match the client certificate", NULL);
+		return;
+	}
 	if (j->rc == -ENOMEM) {
 		finish(j, 503, "server busy", NULL);
 		return;
@@ -330,6 +364,7 @@ static void decode_done(uv_work_t *w, int status)
 	}
 	j->in->batch_bytes += held;
 	j->held = held;
+	snprintf(b->agent, sizeof(b->agent), "%s", id->agent);
 	snprintf(b->org, sizeof(b->org), "%s", id->org);
 	snprintf(b->city, sizeof(b->city), "%s", id->city);
 	b->received_ms = vw_now_ms();

@@ -159,6 +159,7 @@ static int cmd_enroll_token(void *ctx, const struct vw_cli_cmd *cmd, const struc
 	struct server_conf *cfg = ctx;
 	const char *site = vw_cli_str(v, "site"), *org = vw_cli_str(v, "org");
 	const char *city = vw_cli_str(v, "city"), *ttl = vw_cli_str(v, "ttl");
+	const char *agent = vw_cli_str(v, "agent");
 	if (!ttl)
 		ttl = ENROLL_TTL_DEFAULT;
 	if (!site || !org || !city) {
@@ -169,6 +170,13 @@ static int cmd_enroll_token(void *ctx, const struct vw_cli_cmd *cmd, const struc
 	if (!vw_conf_id_valid(site) || !ca_name_valid(org) || !ca_name_valid(city)) {
 		fprintf(stderr, "enroll-token: --site is 1-63 of [A-Za-z0-9._-]; --org and --city "
 		                "1-64 bytes of [A-Za-z0-9._-] or UTF-8 letters\n");
+		return 2;
+	}
+	if (!agent)
+		agent = site; /* a site with one machine, as before agents were named */
+	if (!vw_conf_id_valid(agent)) {
+		fprintf(stderr, "enroll-token: --agent: expected 1-63 of [A-Za-z0-9._-], got '%s'\n",
+		        agent);
 		return 2;
 	}
 	if (auth_parse_ttl(ttl, &ttl_ms) || ttl_ms > ENROLL_TTL_MAX_MS) {
@@ -184,8 +192,8 @@ static int cmd_enroll_token(void *ctx, const struct vw_cli_cmd *cmd, const struc
 	char actor[96], token[AUTH_TOKEN_LEN], id[AUTH_ID_LEN], err[512], exp[VW_ISO_LEN];
 	int64_t expires;
 	auth_cli_actor(actor, sizeof(actor));
-	int rc = auth_enroll_create(au, site, org, city, ttl_ms, actor, token, id, &expires, err,
-	                            sizeof(err));
+	int rc = auth_enroll_create(au, site, agent, org, city, ttl_ms, actor, token, id, &expires,
+	                            err, sizeof(err));
 	auth_close(au);
 	if (rc) {
 		fprintf(stderr, "enroll-token: %s\n", err);
@@ -197,10 +205,11 @@ static int cmd_enroll_token(void *ctx, const struct vw_cli_cmd *cmd, const struc
 	fflush(stdout);
 	explicit_bzero(token, sizeof(token));
 	fprintf(stderr,
-	        "enrollment token %s for site %s (org %s, city %s): single use, expires %s.\n"
+	        "enrollment token %s for site %s agent %s (org %s, city %s): single use, expires "
+	        "%s.\n"
 	        "It is shown once. On the venue machine: venuewatch-agent -c FILE enroll "
 	        "--token TOKEN\n",
-	        id, site, org, city, exp);
+	        id, site, agent, org, city, exp);
 	return 0;
 }
 
@@ -410,6 +419,7 @@ static int audit_run(struct auth *au, long limit, int reset)
 
 static const struct vw_cli_opt enroll_opts[] = {
     {"site", 0, "S", "the venue's site id (1-63 of [A-Za-z0-9._-])"},
+    {"agent", 0, "A", "the venue machine the certificate is for (same syntax; default: the site)"},
     {"org", 0, "O", "the organisation that runs the venue"},
     {"city", 0, "C", "the city whose supervisors see the site"},
     {"ttl", 0, "24h", "how long the token stays usable: 30m, 24h, 7d (at most 30d)"},
@@ -440,6 +450,7 @@ static int cmd_ca(void *ctx, const struct vw_cli_cmd *cmd, const struct vw_cli_v
 	const char *action = cmd->name + strlen("ca ");
 	struct ca_issue_opts o = {
 	    .site = vw_cli_str(v, "site"),
+	    .agent = vw_cli_str(v, "agent"),
 	    .org = vw_cli_str(v, "org"),
 	    .city = vw_cli_str(v, "city"),
 	    .out_dir = vw_cli_str(v, "out"),
@@ -469,8 +480,8 @@ static int cmd_ca(void *ctx, const struct vw_cli_cmd *cmd, const struct vw_cli_v
 	} else {
 		rc = ca_issue(cfg->pki_dir, &o, serial, sizeof(serial), err, sizeof(err));
 		if (!rc)
-			printf("issued %s/agent.crt for site %s (serial %s, %d days)\n", o.out_dir,
-			       o.site, serial, CA_AGENT_DAYS);
+			printf("issued %s/agent.crt for site %s agent %s (serial %s, %d days)\n",
+			       o.out_dir, o.site, o.agent ? o.agent : o.site, serial, CA_AGENT_DAYS);
 	}
 	if (rc) {
 		fprintf(stderr, "ca %s: %s\n", action, err);
@@ -487,6 +498,7 @@ static const struct vw_cli_opt ca_init_opts[] = {
 };
 static const struct vw_cli_opt ca_issue_opts[] = {
     {"site", 0, "S", "the agent's site id (CN)"},
+    {"agent", 0, "A", "the venue machine (UID; default: the site)"},
     {"org", 0, "O", "its organisation (O)"},
     {"city", 0, "C", "its city (L)"},
     {"out", 0, "DIR", "where agent.key, agent.crt and ca.crt are written"},
@@ -509,11 +521,11 @@ const struct vw_cli_cmd admin_cmds[] = {
      ca_init_opts, NOPTS(ca_init_opts), 0, 0, cmd_ca},
     {"ca server", "", "Re-issue the server certificate from the existing CA.", NULL, 0, 0, 0,
      cmd_ca},
-    {"ca issue", "--site S --org O [--city C] --out DIR [--force]",
+    {"ca issue", "--site S [--agent A] --org O [--city C] --out DIR [--force]",
      "Write DIR/agent.key, DIR/agent.crt and DIR/ca.crt for an agent:\n"
-     "CN=site, O=org, L=city, clientAuth, 1 year.",
+     "CN=site, O=org, L=city, UID=agent, clientAuth, 1 year.",
      ca_issue_opts, NOPTS(ca_issue_opts), 0, 0, cmd_ca},
-    {"enroll-token", "--site S --org O --city C [--ttl 24h]",
+    {"enroll-token", "--site S [--agent A] --org O --city C [--ttl 24h]",
      "Print a one-time enrollment token for a venue's agent (venuewatch-agent enroll).",
      enroll_opts, NOPTS(enroll_opts), 0, 0, cmd_enroll_token},
     {"revoke", "--site S | --serial HEX",

@@ -365,8 +365,16 @@ static void read_identity(struct tls_conn *c)
 	get_name_entry(name, NID_commonName, c->id.site, sizeof(c->id.site), &ambiguous);
 	get_name_entry(name, NID_organizationName, c->id.org, sizeof(c->id.org), &ambiguous);
 	get_name_entry(name, NID_localityName, c->id.city, sizeof(c->id.city), &ambiguous);
-	if (ambiguous || !vw_conf_id_valid(c->id.site))
-		c->id.site[0] = '\0'; /* verified but names no site: ingest refuses it */
+	/* The agent is the subject's UID (ca.c): one certificate per venue machine. */
+	int has_uid = X509_NAME_get_index_by_NID(name, NID_userId, -1) >= 0;
+	get_name_entry(name, NID_userId, c->id.agent, sizeof(c->id.agent), &ambiguous);
+	if (!has_uid)
+		snprintf(c->id.agent, sizeof(c->id.agent), "%s", c->id.site);
+	if (ambiguous || !vw_conf_id_valid(c->id.site) || !vw_conf_id_valid(c->id.agent)) {
+		/* verified but names no site (or a UID that is no agent id): ingest refuses it */
+		c->id.site[0] = '\0';
+		c->id.agent[0] = '\0';
+	}
 }
 
 static void refuse(struct tls_conn *c, int ssl_err)

@@ -17,6 +17,9 @@
 struct tls_identity {
 	int verified;    /* 1: a certificate was presented and verified */
 	char site[64];   /* subject CN (the site id); "" when absent or not a valid id */
+	/* subject UID (the venue machine); the site when the certificate names none (issued
+	 * before agents were named); site and agent both "" when it names an invalid one */
+	char agent[64];
 	char org[65];    /* subject O */
 	char city[129];  /* subject L, "" when absent */
 	char serial[48]; /* certificate serial, upper-case hex as 'ca issue' prints it */

@@ -96,7 +96,6 @@ static const char schema_v1[] =
 
 /* v1 -> v2: an org token is bound to its org; the other roles' rows get "". */
 static const char schema_v2[] = "ALTER TABLE tokens ADD COLUMN org TEXT NOT NULL DEFAULT '';";
-
 /* v2 -> v3: tokens expire (those made before get their creation + 90 days, the default) and
  * remember their last use; dashboard sessions, stored as the SHA-256 of their id. */
 static const char schema_v3[] =
@@ -108,6 +107,10 @@ static const char schema_v3[] =
     " last_seen_ms INTEGER NOT NULL, expires_ms INTEGER NOT NULL);"
     "CREATE INDEX sessions_token ON sessions(token_id);";
 _Static_assert(AUTH_TOKEN_TTL_DEFAULT_MS == 7776000000LL, "schema_v3 uses the default TTL");
+/* v3 -> v4: an enrollment token names the venue machine (agent) its certificate is for;
+ * tokens made before name none, and "" means agent = site (ca_sign_csr). */
+static const char schema_v4[] =
+    "ALTER TABLE enroll_tokens ADD COLUMN agent TEXT NOT NULL DEFAULT '';";
 
 static int db_fail(struct auth *a, char *err, size_t errlen, const char *what)
 {
@@ -171,7 +174,7 @@ int auth_open(const char *path, struct auth **out, char *err, size_t errlen)
 	                                       .busy_ms = BUSY_MS,
 	                                       .synchronous = "FULL",
 	                                       .wal = 1};
-	static const char *const migrations[] = {schema_v1, schema_v2, schema_v3};
+	static const char *const migrations[] = {schema_v1, schema_v2, schema_v3, schema_v4};
 	_Static_assert(sizeof(migrations) / sizeof(migrations[0]) == AUTH_SCHEMA_VERSION,
 	               "a migration per schema version");
 	char why[512];
@@ -964,8 +967,8 @@ int auth_session_delete(struct auth *a, const unsigned char hash[AUTH_HASH_LEN])
 
 /* --- enrollment ----------------------------------------------------------------------------- */
 
-int auth_enroll_create(struct auth *a, const char *site, const char *org, const char *city,
-                       int64_t ttl_ms, const char *actor, char token[AUTH_TOKEN_LEN],
+int auth_enroll_create(struct auth *a, const char *site, const char *agent, const char *org,
+                       const char *city, int64_t ttl_ms, const char *actor, char token[AUTH_TOKEN_LEN],
                        char id[AUTH_ID_LEN], int64_t *expires_ms, char *err, size_t errlen)
 {
 	unsigned char hash[HASH_BYTES];
@@ -978,7 +981,7 @@ int auth_enroll_create(struct auth *a, const char *site, const char *org, const 
 	if (begin(a))
 		return db_fail(a, err, errlen, "cannot lock the database");
 	sqlite3_stmt *st = prep(a, "INSERT INTO enroll_tokens(id, hash, site, org, city, "
-	                           "created_ms, expires_ms) VALUES (?, ?, ?, ?, ?, ?, ?)");
+	                           "created_ms, expires_ms, agent) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
 	int rc = st ? 0 : -EIO;
 	if (st) {
 		sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
@@ -988,12 +991,14 @@ int auth_enroll_create(struct auth *a, const char *site, const char *org, const 
 		sqlite3_bind_text(st, 5, city, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 6, now);
 		sqlite3_bind_int64(st, 7, *expires_ms);
+		sqlite3_bind_text(st, 8, agent ? agent : site, -1, SQLITE_STATIC);
 		rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
 		sqlite3_finalize(st);
 	}
 	char detail[400], exp[VW_ISO_LEN];
 	vw_time_iso(*expires_ms, exp);
-	snprintf(detail, sizeof(detail), "token=%s org=%s city=%s expires=%s", id, org, city, exp);
+	snprintf(detail, sizeof(detail), "token=%s agent=%s org=%s city=%s expires=%s", id,
+	         agent ? agent : site, org, city, exp);
 	if (!rc)
 		rc = audit_locked(a, actor, "enroll_token", site, detail);
 	if ((rc = commit(a, rc)) != 0) {
@@ -1007,8 +1012,8 @@ int auth_enroll_create(struct auth *a, const char *site, const char *org, const 
 static int enroll_lookup(struct auth *a, const unsigned char hash[HASH_BYTES],
                          struct auth_enrollment *out)
 {
-	sqlite3_stmt *st = prep(a, "SELECT site, org, city, expires_ms, used_ms FROM enroll_tokens "
-	                           "WHERE hash = ?");
+	sqlite3_stmt *st = prep(a, "SELECT site, org, city, expires_ms, used_ms, agent "
+	                           "FROM enroll_tokens WHERE hash = ?");
 	if (!st)
 		return -EIO;
 	int rc = 0;
@@ -1018,6 +1023,9 @@ static int enroll_lookup(struct auth *a, const unsigned char hash[HASH_BYTES],
 		snprintf(out->site, sizeof(out->site), "%s", col(st, 0));
 		snprintf(out->org, sizeof(out->org), "%s", col(st, 1));
 		snprintf(out->city, sizeof(out->city), "%s", col(st, 2));
+		/* "" (a token from before v3): the site's one machine, agent = site. */
+		snprintf(out->agent, sizeof(out->agent), "%s",
+		         col(st, 5)[0] ? col(st, 5) : out->site);
 		if (sqlite3_column_type(st, 4) != SQLITE_NULL)
 			rc = -EALREADY;
 		else if (vw_now_ms() >= sqlite3_column_int64(st, 3))
@@ -1072,8 +1080,8 @@ int auth_enroll_redeem(struct auth *a, const char *token, const char *peer, auth
 	if (!rc) {
 		char actor[96], detail[512];
 		snprintf(actor, sizeof(actor), "enroll:%s", out->id);
-		snprintf(detail, sizeof(detail), "serial=%s org=%s city=%s peer=%s", serial, out->org,
-		         out->city[0] ? out->city : "-", peer);
+		snprintf(detail, sizeof(detail), "serial=%s agent=%s org=%s city=%s peer=%s", serial,
+		         out->agent, out->org, out->city[0] ? out->city : "-", peer);
 		rc = audit_locked(a, actor, "enroll", out->site, detail);
 	}
 	if (!rc)

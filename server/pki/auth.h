@@ -12,8 +12,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
-/* 2: tokens.org (the org role); 3: tokens.expires_ms and last_used_ms, sessions */
-#define AUTH_SCHEMA_VERSION 3
+/* 2: tokens.org (the org role); 3: tokens.expires_ms and last_used_ms, sessions;
+ * 4: enroll_tokens.agent */
+#define AUTH_SCHEMA_VERSION 4
 #define AUTH_ID_LEN 17     /* public id of a token: 16 hex digits + NUL */
 #define AUTH_TOKEN_LEN 48  /* "vwt_" / "vwe_" + 43 base64url characters + NUL */
 #define AUTH_SERIAL_LEN 48 /* certificate serial in hex (128 bits = 32 digits) + NUL */
@@ -45,10 +46,11 @@ struct auth_session {
 	int64_t expires_ms;   /* absolute: created + the configured lifetime */
 };
 
-/* What a consumed enrollment token allows: a certificate for exactly this site. */
+/* What a consumed enrollment token allows: a certificate for exactly this site and agent. */
 struct auth_enrollment {
 	char id[AUTH_ID_LEN];
 	char site[64];
+	char agent[64]; /* the venue machine; the site for tokens that named none */
 	char org[65];
 	char city[129];
 };
@@ -118,9 +120,10 @@ int auth_session_delete(struct auth *a, const unsigned char hash[AUTH_HASH_LEN])
 
 /* --- enrollment ------------------------------------------------------------------------ */
 
-/* A one-time token for site, expiring ttl_ms from now. Audited. */
-int auth_enroll_create(struct auth *a, const char *site, const char *org, const char *city,
-                       int64_t ttl_ms, const char *actor, char token[AUTH_TOKEN_LEN],
+/* A one-time token for site's machine agent (NULL = site), expiring ttl_ms from now.
+ * Audited. */
+int auth_enroll_create(struct auth *a, const char *site, const char *agent, const char *org,
+                       const char *city, int64_t ttl_ms, const char *actor, char token[AUTH_TOKEN_LEN],
                        char id[AUTH_ID_LEN], int64_t *expires_ms, char *err, size_t errlen);
 /* Whether the token could be used now (no lock, nothing marked): same errors as consume. */
 int auth_enroll_check(struct auth *a, const char *token, struct auth_enrollment *out);

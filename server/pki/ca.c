@@ -174,6 +174,7 @@ static int set_serial(X509 *cert, char *hex, size_t hexlen)
 
 struct name_parts {
 	const char *cn, *o, *l;
+	const char *uid; /* the agent id (agent certificates only) */
 };
 
 /* An unsigned certificate for key, issued by issuer (self-issued when NULL). */
@@ -190,7 +191,7 @@ static X509 *make_cert(EVP_PKEY *key, const struct name_parts *subj, X509 *issue
 		goto fail;
 	const struct {
 		const char *field, *value;
-	} parts[] = {{"CN", subj->cn}, {"O", subj->o}, {"L", subj->l}};
+	} parts[] = {{"CN", subj->cn}, {"O", subj->o}, {"L", subj->l}, {"UID", subj->uid}};
 	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
 		if (!parts[i].value || !parts[i].value[0])
 			continue;
@@ -268,7 +269,7 @@ static int issue_server(const char *pki_dir, const char *hostnames, EVP_PKEY *ca
 		    ssl_fail(err, errlen, sc.n ? "cannot generate the server key" : "no hostnames");
 		goto out;
 	}
-	struct name_parts subj = {cn, "venuewatch", NULL};
+	struct name_parts subj = {cn, "venuewatch", NULL, NULL};
 	x = make_cert(key, &subj, ca, CA_SERVER_DAYS, NULL, 0);
 	if (!x || add_ext(x, ca, NID_basic_constraints, "critical,CA:FALSE") ||
 	    add_ext(x, ca, NID_key_usage, "critical,digitalSignature") ||
@@ -311,7 +312,7 @@ int ca_init(const char *pki_dir, const char *hostnames, int force, char *err, si
 		rc = ssl_fail(err, errlen, "cannot generate the CA key");
 		goto out;
 	}
-	struct name_parts subj = {"venuewatch CA", "venuewatch", NULL};
+	struct name_parts subj = {"venuewatch CA", "venuewatch", NULL, NULL};
 	x = make_cert(key, &subj, NULL, CA_DAYS, serial, sizeof(serial));
 	/* pathlen:0 — this CA signs leaves only; an agent certificate can never sign. */
 	if (!x || add_ext(x, NULL, NID_basic_constraints, "critical,CA:TRUE,pathlen:0") ||
@@ -364,6 +365,11 @@ int ca_issue(const char *pki_dir, const struct ca_issue_opts *o, char *serial, s
 		         "--city: expected 1-64 bytes of [A-Za-z0-9._-] or UTF-8 letters");
 		return -EINVAL;
 	}
+	const char *agent = o->agent ? o->agent : o->site;
+	if (!vw_conf_id_valid(agent)) {
+		snprintf(err, errlen, "--agent: expected 1-63 characters of [A-Za-z0-9._-]");
+		return -EINVAL;
+	}
 	EVP_PKEY *ca_key = NULL, *key = NULL;
 	X509 *ca = NULL, *x = NULL;
 	int rc = load_ca(pki_dir, &ca_key, &ca, err, errlen);
@@ -381,7 +387,7 @@ int ca_issue(const char *pki_dir, const struct ca_issue_opts *o, char *serial, s
 		rc = ssl_fail(err, errlen, "cannot generate the agent key");
 		goto out;
 	}
-	struct name_parts subj = {o->site, o->org, o->city};
+	struct name_parts subj = {o->site, o->org, o->city, agent};
 	if (!(x = agent_cert(key, &subj, ca, ca_key, serial, seriallen))) {
 		rc = ssl_fail(err, errlen, "cannot make the agent certificate");
 		goto out;
@@ -392,8 +398,8 @@ int ca_issue(const char *pki_dir, const struct ca_issue_opts *o, char *serial, s
 		goto out;
 	char not_after[VW_ISO_LEN];
 	vw_time_iso(vw_now_ms() + (int64_t)CA_AGENT_DAYS * 86400000, not_after);
-	log_info("event=ca_issued site=%s org=%s city=%s serial=%s not_after=%s", o->site, o->org,
-	         o->city ? o->city : "-", serial, not_after);
+	log_info("event=ca_issued site=%s agent=%s org=%s city=%s serial=%s not_after=%s", o->site,
+	         agent, o->org, o->city ? o->city : "-", serial, not_after);
 out:
 	X509_free(x);
 	X509_free(ca);
@@ -442,12 +448,16 @@ static int csr_key_ok(EVP_PKEY *k, char *err, size_t errlen)
 }
 
 int ca_sign_csr(const char *pki_dir, const char *csr_pem, size_t csr_len, const char *site,
-                const char *org, const char *city, char **cert_pem, char **ca_pem, char *serial,
-                size_t seriallen, int64_t *not_after_ms, char *err, size_t errlen)
+                const char *agent, const char *org, const char *city, char **cert_pem,
+                char **ca_pem, char *serial, size_t seriallen, int64_t *not_after_ms, char *err,
+                size_t errlen)
 {
 	*cert_pem = *ca_pem = NULL;
-	if (!vw_conf_id_valid(site) || !ca_name_valid(org) || (city[0] && !ca_name_valid(city))) {
-		snprintf(err, errlen, "the enrollment names an invalid site, org or city");
+	if (!agent || !agent[0])
+		agent = site; /* a token from before tokens named the agent */
+	if (!vw_conf_id_valid(site) || !vw_conf_id_valid(agent) || !ca_name_valid(org) ||
+	    (city[0] && !ca_name_valid(city))) {
+		snprintf(err, errlen, "the enrollment names an invalid site, agent, org or city");
 		return -EINVAL;
 	}
 	EVP_PKEY *ca_key = NULL;
@@ -474,7 +484,7 @@ int ca_sign_csr(const char *pki_dir, const char *csr_pem, size_t csr_len, const 
 		goto out;
 	if ((rc = load_ca(pki_dir, &ca_key, &ca, err, errlen)) != 0)
 		goto out;
-	struct name_parts subj = {site, org, city[0] ? city : NULL};
+	struct name_parts subj = {site, org, city[0] ? city : NULL, agent};
 	if (!(x = agent_cert(pub, &subj, ca, ca_key, serial, seriallen))) {
 		rc = ssl_fail(err, errlen, "cannot make the agent certificate");
 		goto out;

@@ -1,6 +1,6 @@
 /* ca: the collector's certificate authority (EC P-256, SHA-256). Creates the CA and the
  * server certificate, and issues agent client certificates whose subject names the site
- * (CN), organisation (O) and city (L). Command-line only: runs on the main thread before
+ * (CN), organisation (O), city (L) and the agent, one venue machine (UID). Command-line only: runs on the main thread before
  * (instead of) the loop. Keys are written 0600 and certificates 0644, each through a
  * temporary file and rename, so a crash never leaves half a key. ca_sign_csr and
  * ca_crl_write also run in the signer process (signer.c), which alone holds ca.key while the
@@ -17,6 +17,9 @@
 
 struct ca_issue_opts {
 	const char *site; /* CN: [A-Za-z0-9._-], 1-63 characters */
+	/* UID (userId, 0.9.2342.19200300.100.1.1): the venue machine, same syntax; NULL =
+	 * site, as a site with one machine has always been. */
+	const char *agent;
 	const char *org;  /* O */
 	const char *city; /* L, or NULL */
 	const char *out_dir;
@@ -38,12 +41,14 @@ int ca_name_valid(const char *s);
 
 /* Signs an agent's certificate signing request (PEM, proof of possession checked; EC P-256
  * or P-384, or RSA of at least 2048 bits). The CSR's own subject is ignored: the
- * certificate names site, org and city as given (from the enrollment token). *cert_pem and
+ * certificate names site, agent (NULL or "" = site), org and city as given (from the
+ * enrollment token). *cert_pem and
  * *ca_pem are malloc'ed PEM text (free them); serial as for ca_issue. -EINVAL for a CSR we
  * refuse (err says why), -ENOENT without a CA, -EIO otherwise. Runs in the signer. */
 int ca_sign_csr(const char *pki_dir, const char *csr_pem, size_t csr_len, const char *site,
-                const char *org, const char *city, char **cert_pem, char **ca_pem, char *serial,
-                size_t seriallen, int64_t *not_after_ms, char *err, size_t errlen);
+                const char *agent, const char *org, const char *city, char **cert_pem,
+                char **ca_pem, char *serial, size_t seriallen, int64_t *not_after_ms, char *err,
+                size_t errlen);
 
 struct ca_revoked {
 	const char *serial; /* hex */

@@ -315,6 +315,7 @@ static int handle_frame(struct signer *s, const unsigned char *p, size_t n)
 			    .err = jstr(o, "err"),
 			    .token_id = jstr(o, "token_id"),
 			    .site = jstr(o, "site"),
+			    .agent = jstr(o, "agent"),
 			    .org = jstr(o, "org"),
 			    .city = jstr(o, "city"),
 			    .serial = jstr(o, "serial"),
@@ -648,7 +649,7 @@ static int issue(void *ud, const struct auth_enrollment *e, char serial[AUTH_SER
                  int64_t *not_after_ms)
 {
 	struct issue_ctx *x = ud;
-	int rc = ca_sign_csr(x->pki_dir, x->csr, strlen(x->csr), e->site, e->org, e->city,
+	int rc = ca_sign_csr(x->pki_dir, x->csr, strlen(x->csr), e->site, e->agent, e->org, e->city,
 	                     &x->cert, &x->ca, serial, AUTH_SERIAL_LEN, not_after_ms, x->err,
 	                     sizeof(x->err));
 	if (!rc) {
@@ -695,13 +696,15 @@ static cJSON *serve(struct server_conf *cfg, struct auth *au, const cJSON *req)
 	if (rc == 0) {
 		crashpoint("enroll_after_commit");
 		cJSON_AddStringToObject(o, "site", e.site);
+		cJSON_AddStringToObject(o, "agent", e.agent);
 		cJSON_AddStringToObject(o, "org", e.org);
 		cJSON_AddStringToObject(o, "city", e.city);
 		cJSON_AddStringToObject(o, "serial", x.serial);
 		cJSON_AddNumberToObject(o, "not_after_ms", (double)x.not_after_ms);
 		cJSON_AddStringToObject(o, "cert", x.cert);
 		cJSON_AddStringToObject(o, "ca", x.ca);
-		log_info("event=signer_signed site=%s serial=%s token=%s", e.site, x.serial, e.id);
+		log_info("event=signer_signed site=%s agent=%s serial=%s token=%s", e.site, e.agent,
+		         x.serial, e.id);
 	} else {
 		cJSON_AddStringToObject(o, "err", rc == -EINVAL ? x.err : "");
 		log_info("event=signer_refused token=%s rc=%d", rc == -ENOENT ? "-" : e.id, rc);

@@ -33,7 +33,7 @@ struct signer_reply {
 	int rc;
 	const char *err;
 	const char *token_id; /* the token's public id, "" when it did not parse */
-	const char *site, *org, *city, *serial, *cert, *ca;
+	const char *site, *agent, *org, *city, *serial, *cert, *ca;
 	int64_t not_after_ms;
 };
 typedef void (*signer_cb)(void *ud, const struct signer_reply *r);

@@ -73,20 +73,49 @@ static const char *const migrations[] = {
     " first_seq INTEGER NOT NULL,"
     " last_seq INTEGER NOT NULL,"
     " received_ms INTEGER NOT NULL);",
+    /* 3: agent epochs. A venue machine that is reinstalled loses its outbox and starts
+     * again at seq 1; its new outbox draws a new epoch id, and the mark is kept per
+     * (agent, epoch), so the new run is neither skipped as resends nor refused. The agent's
+     * row (site, org, city, latest, camera counts) stays one, so the old history is still
+     * the site's and the new results replace its latest state. ord numbers an agent's
+     * epochs in order of first sight, 0 being the legacy epoch '' (batches that carry
+     * none); results and gaps keep the ord, which keeps the rows small and lets the
+     * ALTERs add a constant default (no rewrite of existing rows). agents.high_seq stays
+     * as the mark of the epoch that stored last, for people and tools; the dedup reads
+     * epochs. */
+    "CREATE TABLE epochs("
+    " agent_id INTEGER NOT NULL,"
+    " epoch TEXT NOT NULL,"
+    " ord INTEGER NOT NULL,"
+    " high_seq INTEGER NOT NULL DEFAULT 0,"
+    " first_ms INTEGER NOT NULL,"
+    " last_ms INTEGER NOT NULL,"
+    " PRIMARY KEY(agent_id, epoch)) WITHOUT ROWID;"
+    "INSERT INTO epochs(agent_id, epoch, ord, high_seq, first_ms, last_ms)"
+    " SELECT id, '', 0, high_seq, last_report_ms, last_report_ms FROM agents;"
+    "ALTER TABLE results ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE seq_gaps ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 _Static_assert(NMIGRATIONS == STORE_SCHEMA_VERSION, "a migration per schema version");
 
-enum wstmt { W_AGENT, W_RESULT, W_OLD_STATUS, W_LATEST, W_HIGH, W_GAP, W_COUNT };
+enum wstmt { W_AGENT, W_EPOCH, W_RESULT, W_OLD_STATUS, W_LATEST, W_HIGH, W_EPOCH_HIGH, W_GAP, W_COUNT };
 static const char *const wsql[W_COUNT] = {
     [W_AGENT] = "INSERT INTO agents(site, agent, org, city, last_report_ms)"
                 " VALUES(?1, ?2, ?3, ?4, ?5)"
                 " ON CONFLICT(site, agent) DO UPDATE SET org = excluded.org,"
                 " city = excluded.city, last_report_ms = excluded.last_report_ms"
                 " RETURNING id, high_seq",
+    /* A new epoch gets the next ord of its agent (0 only for the legacy ''). */
+    [W_EPOCH] = "INSERT INTO epochs(agent_id, epoch, ord, first_ms, last_ms)"
+                " VALUES(?1, ?2, CASE WHEN ?2 = '' THEN 0 ELSE"
+                " (SELECT coalesce(max(ord), 0) + 1 FROM epochs WHERE agent_id = ?1) END,"
+                " ?3, ?3)"
+                " ON CONFLICT(agent_id, epoch) DO UPDATE SET last_ms = excluded.last_ms"
+                " RETURNING ord, high_seq",
     [W_RESULT] = "INSERT INTO results(agent_id, seq, ts_ms, mono_ms, kind, target, status,"
-                 " session, codec, faults, metrics, received_ms)"
-                 " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                 " session, codec, faults, metrics, received_ms, epoch)"
+                 " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     [W_LATEST] = "INSERT INTO latest(agent_id, kind, target, result_id, status)"
                  " VALUES(?1, ?2, ?3, ?4, ?5)"
                  " ON CONFLICT(agent_id, kind, target) DO UPDATE SET"
@@ -94,8 +123,9 @@ static const char *const wsql[W_COUNT] = {
     [W_OLD_STATUS] = "SELECT status FROM latest WHERE agent_id = ?1 AND kind = ?2 AND target = ?3",
     [W_HIGH] = "UPDATE agents SET high_seq = ?2, cam_ok = cam_ok + ?3,"
                " cam_degraded = cam_degraded + ?4, cam_down = cam_down + ?5 WHERE id = ?1",
-    [W_GAP] = "INSERT INTO seq_gaps(agent_id, first_seq, last_seq, received_ms)"
-              " VALUES(?1, ?2, ?3, ?4)",
+    [W_EPOCH_HIGH] = "UPDATE epochs SET high_seq = ?3 WHERE agent_id = ?1 AND epoch = ?2",
+    [W_GAP] = "INSERT INTO seq_gaps(agent_id, first_seq, last_seq, received_ms, epoch)"
+              " VALUES(?1, ?2, ?3, ?4, ?5)",
 };
 
 enum rstmt { R_SITES, R_SITE, R_TARGETS, R_HIGH, R_COUNT_RESULTS, R_COUNT };
@@ -112,7 +142,8 @@ static const char *const rsql[R_COUNT] = {
                   " FROM agents a JOIN latest l ON l.agent_id = a.id"
                   " JOIN results r ON r.id = l.result_id"
                   " WHERE a.site = ?1 ORDER BY l.kind, l.target, a.agent",
-    [R_HIGH] = "SELECT high_seq FROM agents WHERE site = ?1 AND agent = ?2",
+    [R_HIGH] = "SELECT e.high_seq FROM agents a JOIN epochs e ON e.agent_id = a.id"
+               " WHERE a.site = ?1 AND a.agent = ?2 AND e.epoch = ?3",
     [R_COUNT_RESULTS] = "SELECT count(*) FROM results",
 };
 
@@ -228,7 +259,7 @@ static int step_done(struct sqlite_be *s, sqlite3_stmt *st)
 
 /* One row into results, through the writer's statement (ingest and the raw measurement). */
 static int insert_result(struct sqlite_be *s, const struct store_batch *b,
-                         const struct store_row *row, int64_t agent_id)
+                         const struct store_row *row, int64_t agent_id, int64_t epoch_ord)
 {
 	sqlite3_stmt *st = s->w[W_RESULT];
 	sqlite3_bind_int64(st, 1, agent_id);
@@ -249,21 +280,24 @@ static int insert_result(struct sqlite_be *s, const struct store_batch *b,
 	sqlite3_bind_text(st, 10, store_batch_str(b, row->faults), -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 11, store_batch_str(b, row->metrics), -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 12, b->received_ms);
+	sqlite3_bind_int64(st, 13, epoch_ord);
 	return step_done(s, st);
 }
 
-static int record_gap(struct sqlite_be *s, struct store_batch *b, int64_t agent_id, int64_t first,
-                      int64_t last)
+static int record_gap(struct sqlite_be *s, struct store_batch *b, int64_t agent_id,
+                      int64_t epoch_ord, int64_t first, int64_t last)
 {
-	log_warn("event=ingest_seq_gap site=%s agent=%s first_seq=%lld last_seq=%lld count=%lld "
-	         "hint=\"the agent no longer held these; look for its buffer_overflow result\"",
-	         b->site, b->agent, (long long)first, (long long)last,
-	         (long long)(last - first + 1));
+	log_warn("event=ingest_seq_gap site=%s agent=%s epoch=%s first_seq=%lld last_seq=%lld "
+	         "count=%lld hint=\"the agent no longer held these; look for its buffer_overflow "
+	         "result\"",
+	         b->site, b->agent, b->epoch[0] ? b->epoch : "-", (long long)first,
+	         (long long)last, (long long)(last - first + 1));
 	sqlite3_stmt *st = s->w[W_GAP];
 	sqlite3_bind_int64(st, 1, agent_id);
 	sqlite3_bind_int64(st, 2, first);
 	sqlite3_bind_int64(st, 3, last);
 	sqlite3_bind_int64(st, 4, b->received_ms);
+	sqlite3_bind_int64(st, 5, epoch_ord);
 	int rc = step_done(s, st);
 	if (!rc)
 		b->gap_seqs += (size_t)(last - first + 1);
@@ -292,11 +326,32 @@ static int upsert_agent(struct sqlite_be *s, const struct store_batch *b, int64_
 	return step_done(s, st); /* RETURNING: the statement ends at its next step */
 }
 
+/* The batch's epoch of that agent (created on first sight): its ord and high-water mark. */
+static int upsert_epoch(struct sqlite_be *s, const struct store_batch *b, int64_t agent_id,
+                        int64_t *ord, int64_t *high)
+{
+	sqlite3_stmt *st = s->w[W_EPOCH];
+	sqlite3_bind_int64(st, 1, agent_id);
+	sqlite3_bind_text(st, 2, b->epoch, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, b->received_ms);
+	int rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		log_error("event=store_write_failed error=\"%s\"", sqlite3_errmsg(s->wdb));
+		sqlite3_reset(st);
+		return sqlite_errno(rc);
+	}
+	*ord = sqlite3_column_int64(st, 0);
+	*high = sqlite3_column_int64(st, 1);
+	return step_done(s, st);
+}
+
 static int apply_batch(struct sqlite_be *s, struct store_batch *b)
 {
-	int64_t agent_id, high;
+	int64_t agent_id, agent_high, ord = 0, high = 0;
 	b->gap_seqs = 0;
-	int rc = upsert_agent(s, b, &agent_id, &high);
+	int rc = upsert_agent(s, b, &agent_id, &agent_high);
+	if (!rc)
+		rc = upsert_epoch(s, b, agent_id, &ord, &high);
 	if (rc)
 		return rc;
 	sqlite3_stmt *st;
@@ -311,12 +366,12 @@ static int apply_batch(struct sqlite_be *s, struct store_batch *b)
 		/* Rows come sorted and the agent sends its oldest first, one batch at a time, so
 		 * a hole below this row can never be filled later (see migration 2). */
 		if (row->seq > last + 1 &&
-		    (rc = record_gap(s, b, agent_id, last + 1, row->seq - 1)) != 0)
+		    (rc = record_gap(s, b, agent_id, ord, last + 1, row->seq - 1)) != 0)
 			return rc;
 		const char *kind = vw_kind_name((enum vw_kind)row->kind);
 		const char *status = vw_status_name((enum vw_status)row->status);
 		const char *target = store_batch_str(b, row->target);
-		if ((rc = insert_result(s, b, row, agent_id)) != 0)
+		if ((rc = insert_result(s, b, row, agent_id, ord)) != 0)
 			return rc;
 		int64_t result_id = sqlite3_last_insert_rowid(s->wdb);
 
@@ -359,6 +414,12 @@ static int apply_batch(struct sqlite_be *s, struct store_batch *b)
 		sqlite3_bind_int64(st, 3, cams[VW_STATUS_OK]);
 		sqlite3_bind_int64(st, 4, cams[VW_STATUS_DEGRADED]);
 		sqlite3_bind_int64(st, 5, cams[VW_STATUS_DOWN]);
+		if ((rc = step_done(s, st)) != 0)
+			return rc;
+		st = s->w[W_EPOCH_HIGH];
+		sqlite3_bind_int64(st, 1, agent_id);
+		sqlite3_bind_text(st, 2, b->epoch, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, last);
 		if ((rc = step_done(s, st)) != 0)
 			return rc;
 	}
@@ -411,7 +472,7 @@ static int sq_raw(void *p, const struct store_batch *b)
 	if ((rc = upsert_agent(s, b, &agent_id, &high)) != 0)
 		goto fail;
 	for (size_t i = 0; i < b->nrows; i++)
-		if ((rc = insert_result(s, b, &b->rows[i], agent_id)) != 0)
+		if ((rc = insert_result(s, b, &b->rows[i], agent_id, 0)) != 0)
 			goto fail;
 	if (vw_db_exec(s->wdb, "COMMIT", NULL, 0)) {
 		rc = -EIO;
@@ -556,12 +617,14 @@ out:
 	return rc;
 }
 
-static int sq_high_seq(void *p, const char *site, const char *agent, int64_t *out)
+static int sq_high_seq(void *p, const char *site, const char *agent, const char *epoch,
+                       int64_t *out)
 {
 	struct sqlite_rd *rd = p;
 	sqlite3_stmt *st = rd->r[R_HIGH];
 	sqlite3_bind_text(st, 1, site, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_text(st, 2, agent, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 3, epoch, -1, SQLITE_TRANSIENT);
 	int rc = sqlite3_step(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return read_failed(rd, st);

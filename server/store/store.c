@@ -50,7 +50,7 @@ enum read_op { RD_SITES, RD_SITE, RD_HIGH, RD_COUNT };
 
 struct read_req {
 	enum read_op op;
-	char site[64], agent[64];
+	char site[64], agent[64], epoch[33];
 	store_read_cb cb;
 	void *ud;
 	struct store_fill fill;
@@ -271,6 +271,9 @@ struct store {
 	uv_async_t async;
 	uv_thread_t thread;
 	int started, writer_running;
+	/* A failed store_start closed the async handle: the memory may go only once the loop
+	 * has run its close callback, whoever calls store_close first. */
+	int async_closing, close_wanted;
 
 	uv_mutex_t mu;                       /* guards everything below */
 	uv_cond_t cond;                      /* the writer waits on it */
@@ -429,7 +432,7 @@ static void run_read(struct reader *r, struct read_req *q)
 		rc = ops->get_site(r->conn, q->site, &q->fill);
 		break;
 	case RD_HIGH:
-		rc = ops->high_seq(r->conn, q->site, q->agent, &q->reply.value);
+		rc = ops->high_seq(r->conn, q->site, q->agent, q->epoch, &q->reply.value);
 		break;
 	default:
 		rc = ops->count_results(r->conn, &q->reply.value);
@@ -524,6 +527,14 @@ static void stop_threads(struct store *s)
 	}
 }
 
+static void on_start_failed_closed(uv_handle_t *h)
+{
+	struct store *s = h->data;
+	s->async_closing = 0;
+	if (s->close_wanted)
+		free_store(s);
+}
+
 int store_start(struct store *s, uv_loop_t *loop, size_t queue_max)
 {
 	s->loop = loop;
@@ -546,7 +557,8 @@ int store_start(struct store *s, uv_loop_t *loop, size_t queue_max)
 fail:
 	stop_threads(s);
 	s->stopping = 0;
-	uv_close((uv_handle_t *)&s->async, NULL);
+	s->async_closing = 1;
+	uv_close((uv_handle_t *)&s->async, on_start_failed_closed);
 	return rc;
 }
 
@@ -583,7 +595,10 @@ void store_close(struct store *s)
 	if (!s)
 		return;
 	if (!s->started) {
-		free_store(s);
+		if (s->async_closing)
+			s->close_wanted = 1; /* freed by on_start_failed_closed */
+		else
+			free_store(s);
 		return;
 	}
 	stop_threads(s);
@@ -602,7 +617,7 @@ void store_get_stats(struct store *s, struct store_stats *out)
 /* --- reads ------------------------------------------------------------------------------ */
 
 static int read_submit(struct store *s, enum read_op op, const char *site, const char *agent,
-                       store_read_cb cb, void *ud)
+                       const char *epoch, store_read_cb cb, void *ud)
 {
 	if (!s->started || s->stopping)
 		return -ESHUTDOWN;
@@ -613,7 +628,8 @@ static int read_submit(struct store *s, enum read_op op, const char *site, const
 		return -EAGAIN;
 	}
 	if ((site && strlen(site) >= sizeof(((struct read_req *)0)->site)) ||
-	    (agent && strlen(agent) >= sizeof(((struct read_req *)0)->agent)))
+	    (agent && strlen(agent) >= sizeof(((struct read_req *)0)->agent)) ||
+	    (epoch && strlen(epoch) >= sizeof(((struct read_req *)0)->epoch)))
 		return -EINVAL; /* longer than any id a batch can carry */
 	struct read_req *q = calloc(1, sizeof(*q));
 	if (!q)
@@ -623,6 +639,8 @@ static int read_submit(struct store *s, enum read_op op, const char *site, const
 		memcpy(q->site, site, strlen(site) + 1);
 	if (agent)
 		memcpy(q->agent, agent, strlen(agent) + 1);
+	if (epoch)
+		memcpy(q->epoch, epoch, strlen(epoch) + 1);
 	q->cb = cb;
 	q->ud = ud;
 	vw_buf_init(&q->fill.arena, STORE_REPLY_MAX);
@@ -640,22 +658,23 @@ static int read_submit(struct store *s, enum read_op op, const char *site, const
 
 int store_list_sites(struct store *s, store_read_cb cb, void *ud)
 {
-	return read_submit(s, RD_SITES, NULL, NULL, cb, ud);
+	return read_submit(s, RD_SITES, NULL, NULL, NULL, cb, ud);
 }
 
 int store_get_site(struct store *s, const char *site, store_read_cb cb, void *ud)
 {
-	return read_submit(s, RD_SITE, site, NULL, cb, ud);
+	return read_submit(s, RD_SITE, site, NULL, NULL, cb, ud);
 }
 
-int store_high_seq(struct store *s, const char *site, const char *agent, store_read_cb cb, void *ud)
+int store_high_seq(struct store *s, const char *site, const char *agent, const char *epoch,
+                   store_read_cb cb, void *ud)
 {
-	return read_submit(s, RD_HIGH, site, agent, cb, ud);
+	return read_submit(s, RD_HIGH, site, agent, epoch ? epoch : "", cb, ud);
 }
 
 int store_count_results(struct store *s, store_read_cb cb, void *ud)
 {
-	return read_submit(s, RD_COUNT, NULL, NULL, cb, ud);
+	return read_submit(s, RD_COUNT, NULL, NULL, NULL, cb, ud);
 }
 
 /* --- measurements ----------------------------------------------------------------------- */

@@ -16,7 +16,7 @@
 #include "buf.h"
 #include "result.h"
 
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 /* One result, compact: strings live in the batch's arena (offsets, NUL-terminated). */
 struct store_row {
@@ -29,6 +29,10 @@ struct store_batch {
 	/* Set by the submitter. */
 	char site[64];
 	char agent[64];
+	/* The agent's outbox (32 hex digits, drawn when its outbox.db was made): seqs and the
+	 * high-water mark are per (site, agent, epoch), so a reinstalled machine starting again
+	 * at seq 1 is a new epoch, not a resend. "" = the legacy epoch (batches without one). */
+	char epoch[33];
 	char org[65];
 	char city[129];
 	int64_t received_ms;
@@ -39,7 +43,7 @@ struct store_batch {
 	void *data;
 	/* Set by the store before done runs. */
 	int status;        /* 0, or negative errno: -ESHUTDOWN, -EIO ... */
-	int64_t acked_seq; /* the agent's high-water mark after the commit */
+	int64_t acked_seq; /* the high-water mark of (site, agent, epoch) after the commit */
 	size_t stored;     /* rows written; the rest were at or below the mark */
 	size_t gap_seqs;   /* seqs skipped over (recorded as gaps), see sqlite.c */
 	struct store_batch *next;
@@ -72,7 +76,9 @@ extern const char store_backend_names[];
 /* Opens (creating or migrating) the backend's store. Runs on the caller's thread; errors
  * name what failed and where, in err. */
 int store_open(const struct store_options *o, struct store **out, char *err, size_t errlen);
-/* Starts the writer and reader threads; at most queue_max batches wait for the writer. */
+/* Starts the writer and reader threads; at most queue_max batches wait for the writer.
+ * On failure the store is still to be closed with store_close, and its memory then goes
+ * when the loop runs the async handle's close callback (as after a started store). */
 int store_start(struct store *s, uv_loop_t *loop, size_t queue_max);
 /* Queues a batch for the next group commit. -EAGAIN when the queue is full, -ESHUTDOWN
  * once store_close began. */
@@ -123,9 +129,9 @@ typedef void (*store_read_cb)(void *ud, const struct store_reply *r);
 int store_list_sites(struct store *s, store_read_cb cb, void *ud);
 /* One snapshot: the site's summary and its targets agree with each other. */
 int store_get_site(struct store *s, const char *site, store_read_cb cb, void *ud);
-/* The agent's high-water mark. */
-int store_high_seq(struct store *s, const char *site, const char *agent, store_read_cb cb,
-                   void *ud);
+/* The high-water mark of one epoch of the agent ("" = the legacy epoch). */
+int store_high_seq(struct store *s, const char *site, const char *agent, const char *epoch,
+                   store_read_cb cb, void *ud);
 /* Rows stored as results (tests, diagnostics). */
 int store_count_results(struct store *s, store_read_cb cb, void *ud);
 

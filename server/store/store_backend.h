@@ -36,7 +36,8 @@ struct store_ops {
 	int (*list_sites)(void *rd, struct store_fill *f);
 	/* -ENOENT when the site never reported. */
 	int (*get_site)(void *rd, const char *site, struct store_fill *f);
-	int (*high_seq)(void *rd, const char *site, const char *agent, int64_t *out);
+	int (*high_seq)(void *rd, const char *site, const char *agent, const char *epoch,
+	                int64_t *out);
 	int (*count_results)(void *rd, int64_t *out);
 };
 

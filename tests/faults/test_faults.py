@@ -128,7 +128,7 @@ class Refused(FaultTest):
         self.verify(s)
 
 
-    def test_reset_outbox_is_refused_not_skipped_as_resends(self):
+    def test_reset_outbox_continues_under_a_new_epoch_not_skipped_as_resends(self):
         s = self.server_setup()
         self.server_start(s)
         cams = self.cameras(ok=0, down=4)
@@ -136,12 +136,25 @@ class Refused(FaultTest):
         p = self.agent_start(conf)
         self.wait_uploading(s, more=40)
         p.stop()
-        # A new state dir: seqs start at 1 again, below the collector's mark for the site.
+        old = query(self.state_dir / "outbox.db", "SELECT id FROM epoch")[0][0]
+        # A new state dir: seqs start at 1 again, below the old run's mark. Its new outbox is
+        # a new epoch (issue 10.2): stored from seq 1, neither skipped nor refused.
         shutil.rmtree(self.state_dir)
         p = self.agent_start(self.agent_conf(s, cams, name="agent2.ini"))
-        p.wait_for_output(r"event=upload_refused .*collector already holds seqs", 30)
-        pending = query(self.state_dir / "outbox.db", "SELECT count(*) FROM outbox")[0][0]
-        self.assertGreater(pending, 0, "the reset agent's results were released")
+        new = wait_for(lambda: query(self.state_dir / "outbox.db", "SELECT id FROM epoch")[0][0],
+                       30, "the new outbox")
+        self.assertNotEqual(new, old)
+
+        def stored():
+            rows = query(s["db"], "SELECT count(*), min(seq), max(seq) FROM results r"
+                                  " JOIN epochs e ON e.agent_id = r.agent_id AND e.ord = r.epoch"
+                                  " WHERE e.epoch = ?", (new,))[0]
+            return rows if rows[0] >= 20 else None
+
+        count, low, high = wait_for(stored, 60, "the reset agent's results stored")
+        self.assertEqual((low, count), (1, high), "every seq of the new epoch stored once")
+        self.assertNotIn("event=upload_refused", p.stderr())
+        p.stop()
 
 
 class NetworkFaults(FaultTest):

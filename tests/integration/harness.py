@@ -284,11 +284,13 @@ hostnames = localhost,127.0.0.1
     def ca_init(self, conf):
         return self.run("ca-init", [SERVER, "-c", conf, "ca", "init"])
 
-    def ca_issue(self, conf, site, org, out=None, city=None):
+    def ca_issue(self, conf, site, org, out=None, city=None, agent=None):
         out = Path(out or self.path("pki-" + site))
         argv = [SERVER, "-c", conf, "ca", "issue", "--site", site, "--org", org, "--out", out]
         if city:
             argv += ["--city", city]
+        if agent:  # the venue machine (UID); without it the site's one machine
+            argv += ["--agent", agent]
         self.run("ca-issue", argv)
         return Pki(out)
 

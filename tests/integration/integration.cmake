@@ -36,3 +36,5 @@ set_tests_properties(integration_evidence_net PROPERTIES SKIP_RETURN_CODE 77)
 # Camera credentials never reach a log or the outbox, with FFmpeg at trace (issue 10, item 6).
 vw_integration_test(integration_credentials test_credentials)
 set_tests_properties(integration_credentials PROPERTIES LABELS "integration;security")
+# Issue 10.2: a reinstalled agent continues under a new epoch after enrolling again.
+vw_integration_test(integration_reinstall test_reinstall)

@@ -197,7 +197,8 @@ class Identity(IntegrationTest):
     def test_ingest_checks_the_client_certificate_directly(self):
         h = self.h
         srv = h.setup_server()
-        own = h.ca_issue(srv.conf, "site-direct", ORG, city=CITY)
+        # The batch names agent direct-1: so must its certificate (issue 10.2).
+        own = h.ca_issue(srv.conf, "site-direct", ORG, city=CITY, agent="direct-1")
         other = h.ca_issue(srv.conf, "site-other", ORG, city=CITY)
         self_signed = make_self_signed(h, "pki-self", "site-direct")
         result = {"seq": 1, "ts": "2026-11-26T19:11:18.123Z", "mono_ms": 1000, "kind": "stream",

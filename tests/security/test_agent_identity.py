@@ -17,9 +17,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from secharness import (AGENT, ORG, IntegrationTest, agent_config, batch,  # noqa: E402
-                        cli, client_context, enroll_token, handshake_refused, main, make_csr,
-                        query, request, sign_with_dates, wait_for)
+from secharness import (AGENT, ORG, RESULT, IntegrationTest, Pki,  # noqa: E402
+                        agent_config, batch, cli, client_context, enroll_token,
+                        handshake_refused, main, make_csr, query, request, sign_with_dates,
+                        wait_for)
 
 PEER = r"peer=127\.0\.0\.1:\d+"
 
@@ -121,6 +122,80 @@ class BadIdentities(IntegrationTest):
         status, body, _ = request(srv, "POST", "/api/v1/speedtest", b"x" * 1000,
                                   self.good.cert, self.good.key)
         self.assertEqual((status, body), (200, {"bytes": 1000}))
+
+
+def issue_agent(h, srv, site, agent, city="jinan"):
+    """`ca issue --site S --agent A`: one venue machine's certificate."""
+    out = h.path(f"pki-{site}-{agent}")
+    cli(h, srv, "ca", "issue", "--site", site, "--agent", agent, "--org", ORG, "--city", city,
+        "--out", out, name="ca-issue")
+    return Pki(out)
+
+
+def agent_batch(site, agent, *seqs):
+    b = {"site": site, "results": [dict(RESULT, seq=s, target=f"cam-{s}") for s in seqs]}
+    if agent is not None:
+        b["agent"] = agent
+    return b
+
+
+def agent_rows(db, site, agent):
+    return query(db, "SELECT r.seq FROM results r JOIN agents a ON a.id = r.agent_id"
+                     " WHERE a.site = ? AND a.agent = ? ORDER BY r.seq", (site, agent))
+
+
+class AgentFromCertificate(IntegrationTest):
+    """The agent a batch counts for is the one its certificate names (issue 10, item 2): a
+    site's certificate cannot move another agent's high-water mark."""
+
+    def setUp(self):
+        super().setUp()
+        self.srv = self.h.setup_server()
+
+    def test_poisoning_another_agents_mark_is_refused_and_its_results_still_stored(self):
+        h, srv = self.h, self.srv
+        # A certificate from before agents were named (CN = site only) is agent = site.
+        legacy = h.ca_issue(srv.conf, "site-p", ORG, city="jinan")
+        for who, cert_agent in ((legacy, "site-p"), ("a1", "a1")):
+            if isinstance(who, str):
+                who = a1 = issue_agent(h, srv, "site-p", who)
+            status, body, _ = request(srv, "POST", "/api/v1/ingest",
+                                      agent_batch("site-p", "a2", 10**6), who.cert, who.key)
+            self.assertEqual(status, 403, body)
+            srv.proc.wait_for_output(
+                rf"event=ingest_refused {PEER} site=site-p cert_agent={cert_agent} "
+                r"batch_agent=a2 reason=agent_mismatch", 10)
+        self.assertEqual(query(srv.db, "SELECT COUNT(*) FROM results")[0][0], 0)
+        self.assertEqual(query(srv.db, "SELECT COUNT(*) FROM agents WHERE agent = 'a2'"),
+                         [(0,)], "a refused batch must not even create the agent's row")
+        # a2's own machine now reports from seq 1: stored, not skipped as resends.
+        a2 = issue_agent(h, srv, "site-p", "a2")
+        status, body, _ = request(srv, "POST", "/api/v1/ingest",
+                                  agent_batch("site-p", "a2", 1, 2), a2.cert, a2.key)
+        self.assertEqual((status, body["acked_seq"]), (200, 2), body)
+        self.assertEqual(agent_rows(srv.db, "site-p", "a2"), [(1,), (2,)])
+        # Without an agent field the certificate decides: a1's batch is a1's.
+        status, body, _ = request(srv, "POST", "/api/v1/ingest",
+                                  agent_batch("site-p", None, 1), a1.cert, a1.key)
+        self.assertEqual((status, body["acked_seq"]), (200, 1), body)
+        self.assertEqual(agent_rows(srv.db, "site-p", "a1"), [(1,)])
+        # The legacy certificate still posts as agent = site, as before.
+        status, body, _ = request(srv, "POST", "/api/v1/ingest", batch("site-p"),
+                                  legacy.cert, legacy.key)
+        self.assertEqual((status, body["acked_seq"]), (200, 1), body)
+        self.assertEqual(agent_rows(srv.db, "site-p", "site-p"), [(1,)])
+
+    def test_ca_issue_names_the_agent_in_the_certificate(self):
+        h, srv = self.h, self.srv
+        a1 = issue_agent(h, srv, "site-q", "a1")
+        p = h.run("x509", ["openssl", "x509", "-in", a1.cert, "-noout", "-subject",
+                           "-nameopt", "oneline"])
+        self.assertIn("CN = site-q", p.stdout())
+        self.assertIn("UID = a1", p.stdout())
+        bad = cli(h, srv, "ca", "issue", "--site", "site-q", "--agent", "a 1", "--org", ORG,
+                  "--out", h.path("pki-bad"), check=False, name="ca-issue-bad")
+        self.assertNotEqual(bad.returncode, 0)
+        self.assertIn("--agent", bad.stderr())
 
 
 class Revocation(IntegrationTest):

@@ -132,7 +132,10 @@ class Tokens(Base):
         try:
             created = db.execute("SELECT created_ms FROM tokens WHERE name='old'").fetchone()[0]
             db.executescript("DROP TABLE sessions; ALTER TABLE tokens DROP COLUMN expires_ms;"
-                             "ALTER TABLE tokens DROP COLUMN last_used_ms; PRAGMA user_version=2;")
+                             "ALTER TABLE tokens DROP COLUMN last_used_ms;"
+                             # schema 4's column too: a schema-2 file never had it
+                             "ALTER TABLE enroll_tokens DROP COLUMN agent;"
+                             "PRAGMA user_version=2;")
         finally:
             db.close()
         self.srv = self.h.start_server(self.srv.conf, self.srv.state_dir)

@@ -162,7 +162,7 @@ static void test_enroll_token_once_and_before_expiry(void **state)
 	char tok[AUTH_TOKEN_LEN], id[AUTH_ID_LEN], err[256];
 	int64_t expires;
 	struct auth_enrollment e;
-	assert_int_equal(auth_enroll_create(a, "site-1", "org-1", "jinan", 3600000, "test", tok, id,
+	assert_int_equal(auth_enroll_create(a, "site-1", NULL, "org-1", "jinan", 3600000, "test", tok, id,
 	                                    &expires, err, sizeof(err)),
 	                 0);
 	assert_int_equal(strncmp(tok, "vwe_", 4), 0);
@@ -172,6 +172,7 @@ static void test_enroll_token_once_and_before_expiry(void **state)
 
 	assert_int_equal(auth_enroll_check(b, tok, &e), 0);
 	assert_string_equal(e.site, "site-1");
+	assert_string_equal(e.agent, "site-1"); /* no agent named: the site's one machine */
 	/* An issuer that refuses (a bad CSR) takes the redemption back: the token stays good. */
 	int bad = 1;
 	assert_int_equal(auth_enroll_redeem(a, tok, "127.0.0.1:0", test_issue, &bad, &e), -EINVAL);
@@ -192,13 +193,14 @@ static void test_enroll_token_once_and_before_expiry(void **state)
 	assert_int_equal(issue_calls, calls); /* a spent token is never signed for */
 	assert_int_equal(auth_enroll_check(a, tok, &e), -EALREADY);
 
-	assert_int_equal(auth_enroll_create(a, "site-2", "org-1", "jinan", 1, "test", tok, id,
+	assert_int_equal(auth_enroll_create(a, "site-2", "gate-9", "org-1", "jinan", 1, "test", tok, id,
 	                                    &expires, err, sizeof(err)),
 	                 0);
 	while (vw_now_ms() <= expires) /* a 1 ms lifetime: poll the clock past it */
 		;
 	assert_int_equal(auth_enroll_redeem(a, tok, "127.0.0.1:3", test_issue, NULL, &e),
 	                 -EKEYEXPIRED);
+	assert_string_equal(e.agent, "gate-9"); /* the token names the machine it is for */
 	assert_int_equal(auth_enroll_redeem(a, "vwe_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
 	                                    "127.0.0.1:4", test_issue, NULL, &e),
 	                 -ENOENT);
@@ -290,8 +292,9 @@ static void test_ca_signs_csr_with_the_given_subject_and_writes_crl(void **state
 	char *csr = csr_pem(key, "site-evil");
 	char *cert = NULL, *ca = NULL;
 	int64_t not_after;
-	assert_int_equal(ca_sign_csr(pki, csr, strlen(csr), "site-1", "org-1", "jinan", &cert, &ca,
-	                             serial, sizeof(serial), &not_after, err, sizeof(err)),
+	assert_int_equal(ca_sign_csr(pki, csr, strlen(csr), "site-1", "gate-1", "org-1", "jinan",
+	                             &cert, &ca, serial, sizeof(serial), &not_after, err,
+	                             sizeof(err)),
 	                 0);
 	BIO *b = BIO_new_mem_buf(cert, -1);
 	X509 *x = PEM_read_bio_X509(b, NULL, NULL, NULL);
@@ -299,7 +302,7 @@ static void test_ca_signs_csr_with_the_given_subject_and_writes_crl(void **state
 	assert_non_null(x);
 	char subj[256];
 	X509_NAME_oneline(X509_get_subject_name(x), subj, sizeof(subj));
-	assert_string_equal(subj, "/CN=site-1/O=org-1/L=jinan");
+	assert_string_equal(subj, "/CN=site-1/O=org-1/L=jinan/UID=gate-1");
 	assert_int_equal(X509_check_private_key(x, key), 1);
 	X509_free(x);
 	free(cert);
@@ -309,10 +312,10 @@ static void test_ca_signs_csr_with_the_given_subject_and_writes_crl(void **state
 	char *bad = strdup(csr);
 	char *mid = strstr(bad, "\n") + 20;
 	*mid = *mid == 'A' ? 'B' : 'A';
-	assert_int_equal(ca_sign_csr(pki, bad, strlen(bad), "site-1", "org-1", "jinan", &cert, &ca,
+	assert_int_equal(ca_sign_csr(pki, bad, strlen(bad), "site-1", NULL, "org-1", "jinan", &cert, &ca,
 	                             serial, sizeof(serial), &not_after, err, sizeof(err)),
 	                 -EINVAL);
-	assert_int_equal(ca_sign_csr(pki, "junk", 4, "site-1", "org-1", "jinan", &cert, &ca, serial,
+	assert_int_equal(ca_sign_csr(pki, "junk", 4, "site-1", NULL, "org-1", "jinan", &cert, &ca, serial,
 	                             sizeof(serial), &not_after, err, sizeof(err)),
 	                 -EINVAL);
 	free(bad);
@@ -321,7 +324,7 @@ static void test_ca_signs_csr_with_the_given_subject_and_writes_crl(void **state
 
 	EVP_PKEY *weak = EVP_RSA_gen(1024);
 	csr = csr_pem(weak, "site-1");
-	assert_int_equal(ca_sign_csr(pki, csr, strlen(csr), "site-1", "org-1", "", &cert, &ca,
+	assert_int_equal(ca_sign_csr(pki, csr, strlen(csr), "site-1", NULL, "org-1", "", &cert, &ca,
 	                             serial, sizeof(serial), &not_after, err, sizeof(err)),
 	                 -EINVAL);
 	assert_non_null(strstr(err, "2048"));

@@ -108,7 +108,7 @@ static void issued_agent_cert_names_the_site(void **state)
 	(void)state;
 	char err[512], serial[64];
 	assert_int_equal(ca_init(pki, "localhost", 0, err, sizeof(err)), 0);
-	struct ca_issue_opts o = {"site-7", "org-3", "济南", out, 0};
+	struct ca_issue_opts o = {"site-7", NULL, "org-3", "济南", out, 0};
 	int rc = ca_issue(pki, &o, serial, sizeof(serial), err, sizeof(err));
 	if (rc)
 		fail_msg("%s", err);
@@ -126,17 +126,34 @@ static void issued_agent_cert_names_the_site(void **state)
 	assert_string_equal(buf, "org-3");
 	entry(a, NID_localityName, buf, sizeof(buf));
 	assert_string_equal(buf, "济南");
+	entry(a, NID_userId, buf, sizeof(buf)); /* no --agent: the site's one machine */
+	assert_string_equal(buf, "site-7");
 	X509_free(ca);
 	X509_free(a);
 	X509_free(copy);
+
+	/* --agent names the venue machine in UID; CN stays the site */
+	struct ca_issue_opts named = o;
+	named.agent = "gate-2";
+	named.force = 1;
+	assert_int_equal(ca_issue(pki, &named, serial, sizeof(serial), err, sizeof(err)), 0);
+	a = load_cert(out, "agent.crt");
+	entry(a, NID_userId, buf, sizeof(buf));
+	assert_string_equal(buf, "gate-2");
+	entry(a, NID_commonName, buf, sizeof(buf));
+	assert_string_equal(buf, "site-7");
+	X509_free(a);
+	named.agent = "gate 2";
+	assert_int_equal(ca_issue(pki, &named, serial, sizeof(serial), err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "--agent"));
 
 	/* no overwrite without force; bad names refused before anything is written */
 	assert_int_equal(ca_issue(pki, &o, serial, sizeof(serial), err, sizeof(err)), -EEXIST);
 	o.force = 1;
 	assert_int_equal(ca_issue(pki, &o, serial, sizeof(serial), err, sizeof(err)), 0);
-	struct ca_issue_opts bad = {"site 7", "org", NULL, out, 1};
+	struct ca_issue_opts bad = {"site 7", NULL, "org", NULL, out, 1};
 	assert_int_equal(ca_issue(pki, &bad, serial, sizeof(serial), err, sizeof(err)), -EINVAL);
-	struct ca_issue_opts bad_city = {"s", "org", "Ji nan", out, 1};
+	struct ca_issue_opts bad_city = {"s", NULL, "org", "Ji nan", out, 1};
 	assert_int_equal(ca_issue(pki, &bad_city, serial, sizeof(serial), err, sizeof(err)), -EINVAL);
 }
 
@@ -144,7 +161,7 @@ static void issue_without_a_ca_says_so(void **state)
 {
 	(void)state;
 	char err[512], serial[64];
-	struct ca_issue_opts o = {"s", "o", NULL, out, 0};
+	struct ca_issue_opts o = {"s", NULL, "o", NULL, out, 0};
 	assert_int_equal(ca_issue(pki, &o, serial, sizeof(serial), err, sizeof(err)), -ENOENT);
 	assert_non_null(strstr(err, "ca init"));
 }

@@ -25,7 +25,9 @@ static int decode(const char *body, struct store_batch **out, char *error, char 
 	"{\"seq\":" #seq ",\"ts\":\"2026-11-26T10:00:00Z\",\"kind\":\"stream\",\"target\":\"" target \
 	"\",\"status\":\"" status "\",\"faults\":[],\"metrics\":{\"fps\":25}}"
 
-static void good_batch_is_sorted_and_defaults_agent(void **state)
+/* Without an agent field the agent is left to the certificate (ingest's decode_done);
+ * without an epoch the batch belongs to the legacy epoch "". */
+static void good_batch_is_sorted_and_leaves_agent_to_the_certificate(void **state)
 {
 	(void)state;
 	struct store_batch *b;
@@ -36,7 +38,8 @@ static void good_batch_is_sorted_and_defaults_agent(void **state)
 	if (rc)
 		fail_msg("%s: %s", error, detail);
 	assert_string_equal(b->site, "s1");
-	assert_string_equal(b->agent, "s1");
+	assert_string_equal(b->agent, "");
+	assert_string_equal(b->epoch, "");
 	assert_int_equal(b->nrows, 3);
 	assert_int_equal(b->rows[0].seq, 1);
 	assert_string_equal(store_batch_str(b, b->rows[0].target), "a");
@@ -50,6 +53,18 @@ static void good_batch_is_sorted_and_defaults_agent(void **state)
 			 0);
 	assert_string_equal(b->agent, "gate");
 	assert_int_equal(b->nrows, 0);
+	store_batch_destroy(b);
+
+	assert_int_equal(decode("{\"site\":\"s1\",\"epoch\":\"0123456789abcdef0123456789abcdef\","
+				"\"results\":[]}",
+				&b, error, detail),
+			 0);
+	assert_string_equal(b->epoch, "0123456789abcdef0123456789abcdef");
+	store_batch_destroy(b);
+	assert_int_equal(decode("{\"site\":\"s1\",\"epoch\":null,\"results\":[]}", &b, error,
+				detail),
+			 0);
+	assert_string_equal(b->epoch, "");
 	store_batch_destroy(b);
 }
 
@@ -88,6 +103,13 @@ static void bad_input_names_what_is_wrong(void **state)
 		{"{\"site\":\"s\"}", "invalid batch", "field 'results': missing", 1},
 		{"{\"site\":\"s\",\"results\":{}}", "invalid batch", "field 'results': must be an array", 1},
 		{"{\"site\":\"s\",\"agent\":\"../x y\",\"results\":[]}", "invalid batch", "field 'agent'", 1},
+		/* an epoch is exactly what an outbox draws: 32 lower-case hex digits */
+		{"{\"site\":\"s\",\"epoch\":\"\",\"results\":[]}", "invalid batch", "field 'epoch'", 1},
+		{"{\"site\":\"s\",\"epoch\":7,\"results\":[]}", "invalid batch", "field 'epoch'", 1},
+		{"{\"site\":\"s\",\"epoch\":\"0123456789ABCDEF0123456789ABCDEF\",\"results\":[]}",
+		 "invalid batch", "field 'epoch'", 1},
+		{"{\"site\":\"s\",\"epoch\":\"0123456789abcdef0123456789abcdef0\",\"results\":[]}",
+		 "invalid batch", "field 'epoch'", 1},
 		{"{\"site\":\"s\",\"results\":[" R(1, "a", "ok") ",{\"seq\":2}]}", "invalid result",
 		 "results[1]: field 'ts'", 1},
 		{"{\"site\":\"s\",\"results\":[" R(0, "a", "ok") "]}", "invalid result",
@@ -208,7 +230,7 @@ static void gzip_bodies_inflate_within_the_limit(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(good_batch_is_sorted_and_defaults_agent),
+		cmocka_unit_test(good_batch_is_sorted_and_leaves_agent_to_the_certificate),
 		cmocka_unit_test(check_time_and_monotonic_time_are_kept),
 		cmocka_unit_test(bad_input_names_what_is_wrong),
 		cmocka_unit_test(utf8_names_and_escaped_text_are_kept),

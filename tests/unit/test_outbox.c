@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <cjson/cJSON.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -225,6 +226,43 @@ static void seq_continues_after_drops_acks_and_reopen(void **state)
 /* Every seq that left the outbox without an ack lies inside the range of a buffer_overflow
  * row still held, even when older overflow rows were dropped in turn: their ranges and
  * counts are carried into the newer report. */
+/* A new outbox draws its epoch once and keeps it (a resend after a crash carries the same
+ * one); an outbox made before epochs keeps the legacy epoch "", so its seqs go on
+ * continuing the collector's legacy mark; a reinstall (a new file) is a new epoch. */
+static void epoch_is_drawn_once_per_outbox(void **state)
+{
+	(void)state;
+	struct outbox *ob = open_ob(1 << 20);
+	char first[33];
+	snprintf(first, sizeof(first), "%s", outbox_epoch(ob));
+	assert_int_equal(strlen(first), 32);
+	assert_int_equal(strspn(first, "0123456789abcdef"), 32);
+	append_n(ob, 3, "cam");
+	outbox_close(&ob);
+	ob = open_ob(1 << 20);
+	assert_string_equal(outbox_epoch(ob), first);
+	outbox_close(&ob);
+
+	unlink(path); /* reinstalled: the state dir is gone */
+	ob = open_ob(1 << 20);
+	assert_int_equal(strlen(outbox_epoch(ob)), 32);
+	assert_string_not_equal(outbox_epoch(ob), first);
+	assert_int_equal(outbox_next_seq(ob), 1);
+	outbox_close(&ob);
+
+	/* An outbox from before epochs: same tables, no epoch row, no epoch table. */
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "DROP TABLE epoch", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	ob = open_ob(1 << 20);
+	assert_string_equal(outbox_epoch(ob), "");
+	outbox_close(&ob);
+	ob = open_ob(1 << 20);
+	assert_string_equal(outbox_epoch(ob), ""); /* decided once */
+	outbox_close(&ob);
+}
+
 static void every_dropped_seq_stays_reported(void **state)
 {
 	(void)state;
@@ -275,6 +313,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(seq_continues_after_drops_acks_and_reopen, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(every_dropped_seq_stays_reported, setup, teardown),
+		cmocka_unit_test_setup_teardown(epoch_is_drawn_once_per_outbox, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

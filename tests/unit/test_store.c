@@ -202,12 +202,28 @@ static int wait_reply(struct ctx *x, struct got *g, int rc)
 
 #define READ(x, g, call) ((g)->in_call = 1, wait_reply((x), (g), (call)))
 
-static int64_t high_seq(struct ctx *x, const char *site, const char *agent)
+static int64_t epoch_high_seq(struct ctx *x, const char *site, const char *agent,
+                              const char *epoch)
 {
 	struct got g = {0};
-	assert_int_equal(READ(x, &g, store_high_seq(x->st, site, agent, on_reply, &g)), 0);
+	assert_int_equal(READ(x, &g, store_high_seq(x->st, site, agent, epoch, on_reply, &g)), 0);
 	return g.value;
 }
+
+/* The legacy epoch's mark (batches without an epoch). */
+static int64_t high_seq(struct ctx *x, const char *site, const char *agent)
+{
+	return epoch_high_seq(x, site, agent, "");
+}
+
+static struct store_batch *in_epoch(struct store_batch *b, const char *epoch)
+{
+	snprintf(b->epoch, sizeof(b->epoch), "%s", epoch);
+	return b;
+}
+
+#define EPOCH_1 "00112233445566778899aabbccddeeff"
+#define EPOCH_2 "ffeeddccbbaa99887766554433221100"
 
 static int64_t count(struct ctx *x)
 {
@@ -297,6 +313,72 @@ static void overlaps_store_the_new_and_gaps_are_counted(void **state)
 	store_get_stats(x->st, &stats);
 	assert_int_equal(stats.gap_seqs, 4);
 	assert_int_equal(stats.rows_stored, 12);
+	close_h(x);
+}
+
+/* A reinstalled agent starts again at seq 1 under a new epoch: its rows are stored (not
+ * skipped as resends of the old run), each epoch keeps its own mark across resends and
+ * reopen, and a new epoch's gaps count from its own start. */
+static void each_epoch_has_its_own_mark(void **state)
+{
+	struct ctx *x = *state;
+	open_h(x);
+	static const int64_t s1_5[] = {1, 2, 3, 4, 5}, s1_3[] = {1, 2, 3}, s2_3[] = {2, 3};
+	store_batch_destroy(commit(x, batch("site-1", "a", s1_5, 5, "cam1", VW_STATUS_OK)));
+	struct store_batch *b =
+	    commit(x, in_epoch(batch("site-1", "a", s1_3, 3, "cam1", VW_STATUS_OK), EPOCH_1));
+	assert_int_equal(b->stored, 3);
+	assert_int_equal(b->acked_seq, 3);
+	assert_int_equal(b->gap_seqs, 0);
+	store_batch_destroy(b);
+	/* resends stay resends, within each epoch */
+	b = commit(x, in_epoch(batch("site-1", "a", s1_3, 3, "cam1", VW_STATUS_OK), EPOCH_1));
+	assert_int_equal(b->stored, 0);
+	assert_int_equal(b->acked_seq, 3);
+	store_batch_destroy(b);
+	b = commit(x, batch("site-1", "a", s1_5, 5, "cam1", VW_STATUS_OK));
+	assert_int_equal(b->stored, 0);
+	assert_int_equal(b->acked_seq, 5);
+	store_batch_destroy(b);
+	/* a fresh epoch whose first rows were dropped: the hole is counted from 1 */
+	b = commit(x, in_epoch(batch("site-1", "a", s2_3, 2, "cam1", VW_STATUS_OK), EPOCH_2));
+	assert_int_equal(b->stored, 2);
+	assert_int_equal(b->acked_seq, 3);
+	assert_int_equal(b->gap_seqs, 1);
+	store_batch_destroy(b);
+	/* another agent's epoch of the same id is another mark */
+	b = commit(x, in_epoch(batch("site-1", "b", s1_5, 5, "cam9", VW_STATUS_OK), EPOCH_1));
+	assert_int_equal(b->acked_seq, 5);
+	store_batch_destroy(b);
+	close_h(x);
+
+	open_h(x);
+	assert_int_equal(count(x), 5 + 3 + 2 + 5);
+	assert_int_equal(high_seq(x, "site-1", "a"), 5);
+	assert_int_equal(epoch_high_seq(x, "site-1", "a", EPOCH_1), 3);
+	assert_int_equal(epoch_high_seq(x, "site-1", "a", EPOCH_2), 3);
+	assert_int_equal(epoch_high_seq(x, "site-1", "b", EPOCH_1), 5);
+	assert_int_equal(epoch_high_seq(x, "site-1", "b", EPOCH_2), 0);
+	assert_int_equal(high_seq(x, "site-1", "b"), 0);
+	close_h(x);
+}
+
+/* Epochs change nothing about what the site shows: one agent, the newest result per target
+ * whichever epoch it came from, each camera counted once. */
+static void a_new_epoch_continues_the_agents_latest_state(void **state)
+{
+	struct ctx *x = *state;
+	open_h(x);
+	static const int64_t s7[] = {7}, s1[] = {1};
+	store_batch_destroy(commit(x, batch("site-1", "a", s7, 1, "cam1", VW_STATUS_OK)));
+	store_batch_destroy(
+	    commit(x, in_epoch(batch("site-1", "a", s1, 1, "cam1", VW_STATUS_DOWN), EPOCH_1)));
+	struct got g;
+	assert_int_equal(get_site(x, "site-1", &g), 0);
+	assert_int_equal(g.targets, 1);
+	assert_string_equal(g.statuses[0], "stream/cam1=down#1");
+	assert_int_equal(g.ok, 0);
+	assert_int_equal(g.down, 1);
 	close_h(x);
 }
 
@@ -509,7 +591,7 @@ static void reads_are_asynchronous_and_bounded(void **state)
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(store_list_sites(x->st, on_reply, &g[i]), 0);
 	/* the loop has not run: the three are still in flight, whatever the readers did */
-	assert_int_equal(store_high_seq(x->st, "s", "a", on_reply, &g[3]), -EAGAIN);
+	assert_int_equal(store_high_seq(x->st, "s", "a", "", on_reply, &g[3]), -EAGAIN);
 	struct store_stats stats;
 	store_get_stats(x->st, &stats);
 	assert_int_equal(stats.reads_refused, 1);
@@ -520,7 +602,7 @@ static void reads_are_asynchronous_and_bounded(void **state)
 	assert_int_equal(g[3].calls, 0); /* refused means no callback */
 	/* room again once the callbacks ran */
 	memset(&g[3], 0, sizeof(g[3]));
-	assert_int_equal(READ(x, &g[3], store_high_seq(x->st, "s", "a", on_reply, &g[3])), 0);
+	assert_int_equal(READ(x, &g[3], store_high_seq(x->st, "s", "a", "", on_reply, &g[3])), 0);
 	assert_int_equal(early.calls, 0);
 	close_h(x);
 }
@@ -605,7 +687,7 @@ static void reads_during_writes_see_every_ack(void **state)
 	while (w.inflight || w.reads_inflight) {
 		if (!w.reads_inflight && w.inflight) {
 			w.read_floor = w.acked;
-			assert_int_equal(store_high_seq(x->st, "site-rw", "a", rw_on_read, &w), 0);
+			assert_int_equal(store_high_seq(x->st, "site-rw", "a", "", rw_on_read, &w), 0);
 			w.reads_inflight++;
 		}
 		uv_run(&x->loop, UV_RUN_ONCE);
@@ -746,20 +828,83 @@ static void sqlite_gaps_are_recorded(void **state)
 	assert_int_equal(sql_value(x, "SELECT sum(last_seq - first_seq + 1) FROM seq_gaps"), 7);
 }
 
-/* A collector from before seq_gaps existed (schema 1) migrates in place and keeps marks. */
+/* A schema-1 database as the collector of that version wrote it (its DDL, verbatim), with
+ * one agent that stored seqs 1-3. */
+static void sql_make_schema_1(struct ctx *x)
+{
+	sql_exec(x,
+	         "CREATE TABLE agents(id INTEGER PRIMARY KEY, site TEXT NOT NULL,"
+	         " agent TEXT NOT NULL, org TEXT NOT NULL DEFAULT '', city TEXT NOT NULL DEFAULT '',"
+	         " high_seq INTEGER NOT NULL DEFAULT 0, last_report_ms INTEGER NOT NULL DEFAULT 0,"
+	         " cam_ok INTEGER NOT NULL DEFAULT 0, cam_degraded INTEGER NOT NULL DEFAULT 0,"
+	         " cam_down INTEGER NOT NULL DEFAULT 0, UNIQUE(site, agent));"
+	         "CREATE TABLE results(id INTEGER PRIMARY KEY, agent_id INTEGER NOT NULL,"
+	         " seq INTEGER NOT NULL, ts_ms INTEGER NOT NULL, mono_ms INTEGER NOT NULL,"
+	         " kind TEXT NOT NULL, target TEXT NOT NULL, status TEXT NOT NULL, session TEXT,"
+	         " codec TEXT, faults TEXT NOT NULL, metrics TEXT NOT NULL,"
+	         " received_ms INTEGER NOT NULL);"
+	         "CREATE TABLE latest(agent_id INTEGER NOT NULL, kind TEXT NOT NULL,"
+	         " target TEXT NOT NULL, result_id INTEGER NOT NULL, status TEXT NOT NULL,"
+	         " PRIMARY KEY(agent_id, kind, target)) WITHOUT ROWID;"
+	         "INSERT INTO agents(id, site, agent, high_seq, cam_ok) VALUES(1, 'site-1', 'a', 3, 1);"
+	         "INSERT INTO results(agent_id, seq, ts_ms, mono_ms, kind, target, status, faults,"
+	         " metrics, received_ms) VALUES(1, 1, 1, 1, 'stream', 'cam1', 'ok', '[]', '{}', 1),"
+	         " (1, 2, 2, 2, 'stream', 'cam1', 'ok', '[]', '{}', 2),"
+	         " (1, 3, 3, 3, 'stream', 'cam1', 'ok', '[]', '{}', 3);"
+	         "INSERT INTO latest VALUES(1, 'stream', 'cam1', 3, 'ok');"
+	         "PRAGMA user_version = 1;");
+}
+
+/* A collector from before seq_gaps and epochs (schema 1) migrates in place: the old mark
+ * becomes the legacy epoch's, so the agent's resends are still resends, its old rows are
+ * the legacy epoch's, and a reinstalled machine's new epoch starts its own mark. */
 static void sqlite_schema_1_migrates_and_keeps_marks(void **state)
 {
 	struct ctx *x = *state;
-	open_h(x);
-	static const int64_t s1_3[] = {1, 2, 3};
-	store_batch_destroy(commit(x, batch("site-1", "a", s1_3, 3, "cam1", VW_STATUS_OK)));
-	close_h(x);
-	sql_exec(x, "DROP TABLE seq_gaps; PRAGMA user_version = 1");
+	sql_make_schema_1(x);
 	open_h(x);
 	assert_int_equal(high_seq(x, "site-1", "a"), 3);
+	static const int64_t s1_4[] = {1, 2, 3, 4};
+	struct store_batch *b = commit(x, batch("site-1", "a", s1_4, 4, "cam1", VW_STATUS_OK));
+	assert_int_equal(b->stored, 1);
+	assert_int_equal(b->acked_seq, 4);
+	store_batch_destroy(b);
+	b = commit(x, in_epoch(batch("site-1", "a", s1_4, 2, "cam1", VW_STATUS_OK), EPOCH_1));
+	assert_int_equal(b->stored, 2);
+	assert_int_equal(b->acked_seq, 2);
+	store_batch_destroy(b);
 	close_h(x);
 	assert_int_equal(sql_value(x, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
 	assert_int_equal(sql_value(x, "SELECT count(*) FROM seq_gaps"), 0);
+	assert_int_equal(sql_value(x, "SELECT count(*) FROM results WHERE epoch = 0"), 4);
+	assert_int_equal(sql_value(x, "SELECT count(*) FROM results WHERE epoch = 1"), 2);
+	assert_int_equal(sql_value(x, "SELECT high_seq FROM epochs WHERE epoch = ''"), 4);
+	assert_int_equal(sql_value(x, "SELECT ord FROM epochs WHERE epoch = '" EPOCH_1 "'"), 1);
+	/* still one agent, one camera */
+	assert_int_equal(sql_value(x, "SELECT count(*) FROM agents"), 1);
+	assert_int_equal(sql_value(x, "SELECT cam_ok FROM agents"), 1);
+}
+
+/* Each epoch's rows and gaps carry its ord: the site's history holds both runs. */
+static void sqlite_epochs_are_numbered_in_results_and_gaps(void **state)
+{
+	struct ctx *x = *state;
+	open_h(x);
+	static const int64_t s1_2[] = {1, 2}, s3[] = {3};
+	store_batch_destroy(commit(x, batch("site-1", "a", s1_2, 2, "cam1", VW_STATUS_OK)));
+	store_batch_destroy(
+	    commit(x, in_epoch(batch("site-1", "a", s1_2, 2, "cam1", VW_STATUS_OK), EPOCH_1)));
+	store_batch_destroy(
+	    commit(x, in_epoch(batch("site-1", "a", s3, 1, "cam1", VW_STATUS_OK), EPOCH_2)));
+	close_h(x);
+	assert_int_equal(sql_value(x, "SELECT count(*) FROM epochs"), 3);
+	assert_int_equal(sql_value(x, "SELECT count(*) FROM results WHERE epoch = 0"), 2);
+	assert_int_equal(sql_value(x, "SELECT count(*) FROM results WHERE epoch = 1"), 2);
+	assert_int_equal(sql_value(x, "SELECT count(*) FROM results WHERE epoch = 2"), 1);
+	assert_int_equal(sql_value(x, "SELECT epoch FROM seq_gaps"), 2);
+	assert_int_equal(sql_value(x, "SELECT last_seq FROM seq_gaps"), 2);
+	/* agents.high_seq follows the epoch that stored last */
+	assert_int_equal(sql_value(x, "SELECT high_seq FROM agents"), 3);
 }
 
 static void sqlite_newer_schema_is_refused(void **state)
@@ -801,6 +946,8 @@ static int run_contract(const struct backend *be)
 	    T(resent_batch_is_acked_and_stored_once, be),
 	    T(overlaps_store_the_new_and_gaps_are_counted, be),
 	    T(marks_and_rows_survive_reopen, be),
+	    T(each_epoch_has_its_own_mark, be),
+	    T(a_new_epoch_continues_the_agents_latest_state, be),
 	    T(latest_follows_the_newest_result_per_target, be),
 	    T(camera_counts_follow_status_changes, be),
 	    T(pending_batches_share_commits, be),
@@ -826,6 +973,7 @@ int main(void)
 	    cmocka_unit_test(unknown_backend_is_refused),
 	    T(sqlite_gaps_are_recorded, sq),
 	    T(sqlite_schema_1_migrates_and_keeps_marks, sq),
+	    T(sqlite_epochs_are_numbered_in_results_and_gaps, sq),
 	    T(sqlite_newer_schema_is_refused, sq),
 	    T(sqlite_counters_match_latest, sq),
 	};

@@ -13,7 +13,7 @@
 static int parse(const char *body, int64_t next_seq, int64_t *ack, char *why)
 {
 	*ack = -12345;
-	return uplink_parse_ack(body, strlen(body), next_seq, ack, why, 160);
+	return uplink_parse_ack(body, strlen(body), next_seq, NULL, ack, why, 160);
 }
 
 static void integer_acks_up_to_the_last_seq_are_taken(void **state)
