@@ -542,8 +542,16 @@ static int scan_head(struct http_reader *r, const char *data, size_t len, size_t
 			*used = i + 1;
 			return fail(r, 400, "obs-fold in request head");
 		}
-		if (r->lines == 0)
+		if (r->lines == 0) {
+			/* RFC 9112 3.2: the request line is method SP target SP version, the
+			 * target visible ASCII. libhttp-parser lets TAB and bytes >= 0x80
+			 * through, which then reach handlers and logs raw. */
+			if (c == '\t' || c >= 0x80) {
+				*used = i + 1;
+				return fail(r, 400, "invalid character in request target");
+			}
 			continue;
+		}
 		if (!r->in_value) {
 			if (c == ':') {
 				if (name_done(r)) {

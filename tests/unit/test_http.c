@@ -383,6 +383,25 @@ static void host_is_required_once_in_http11(void **state)
 	}
 }
 
+/* RFC 9112 3.2: the target is visible ASCII. A TAB or a byte >= 0x80 would otherwise pass
+ * the library and reach handlers and logs raw (security review D3). */
+static void request_target_must_be_visible_ascii(void **state)
+{
+	(void)state;
+	assert_refused("GET /a\tb HTTP/1.1\r\nHost: a\r\n\r\n", 400, "request target");
+	assert_refused("GET /a\x80 HTTP/1.1\r\nHost: a\r\n\r\n", 400, "request target");
+	assert_refused("GET /\xc3\xa9t\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n", 400,
+	               "request target");
+	assert_refused("GET /a?q=\xff HTTP/1.1\r\nHost: a\r\n\r\n", 400, "request target");
+	assert_refused("GET /a?q=1\t HTTP/1.1\r\nHost: a\r\n\r\n", 400, "request target");
+	/* percent-encoded, the same bytes are visible ASCII and pass */
+	assert_int_equal(decide("GET /%C3%A9?q=%09 HTTP/1.1\r\nHost: a\r\n\r\n").ev,
+	                 HTTP_GOT_REQUEST);
+	/* header values may still carry obs-text (RFC 9110 5.5) */
+	assert_int_equal(decide("GET / HTTP/1.1\r\nHost: a\r\nX-A: \xc3\xa9\r\n\r\n").ev,
+	                 HTTP_GOT_REQUEST);
+}
+
 static void response_head_has_the_contract_headers(void **state)
 {
 	(void)state;
@@ -493,6 +512,7 @@ int main(void)
 		cmocka_unit_test(gzip_is_flagged_for_the_handler),
 		cmocka_unit_test(leading_blank_lines_are_ignored_and_not_a_start),
 		cmocka_unit_test(host_is_required_once_in_http11),
+		cmocka_unit_test(request_target_must_be_visible_ascii),
 		cmocka_unit_test(response_head_has_the_contract_headers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
