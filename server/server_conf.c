@@ -71,7 +71,7 @@ static const struct vw_conf_key web_keys[] = {
      * an absolute one of a working day. */
     {"session_idle", VW_CONF_DURATION, KEY(web_section, session_idle_ms), "30m", 0, 1000,
      86400000, NULL,
-     "a dashboard session (the vw_session cookie) unused this long has ended"},
+     "a dashboard session (the __Host-vw_session cookie) unused this long has ended"},
     {"session_lifetime", VW_CONF_DURATION, KEY(web_section, session_lifetime_ms), "12h", 0,
      1000, 30LL * 86400000, NULL,
      "a dashboard session ends this long after its login, used or not (never after the "

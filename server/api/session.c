@@ -414,7 +414,7 @@ void session_delete(struct api *a, struct conn *c, const struct http_request *re
 	struct session *s = a->session;
 	if (!who->by_session) {
 		conn_respond_error(c, 400, "no session",
-		                   "DELETE ends the session of the vw_session cookie; a token is "
+		                   "DELETE ends the session of the __Host-vw_session cookie; a token is "
 		                   "ended with 'token revoke'");
 		return;
 	}

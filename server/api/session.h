@@ -1,5 +1,5 @@
 /* session: the dashboard's login — POST /api/v1/session trades a person's token for a
- * vw_session cookie, GET says who the cookie (or token) is, DELETE logs out — and the one
+ * __Host-vw_session cookie, GET says who the cookie (or token) is, DELETE logs out — and the one
  * worker thread that writes people's state to auth.db: new and ended sessions, and last-use
  * marks of tokens and sessions (batched, at most one per token a minute). Nothing on the
  * loop waits on auth.db's lock: writes go to a vw_worker (worker.h, bounded), answers come
@@ -15,7 +15,7 @@
 #include "auth.h"
 #include "router.h"
 
-#define SESSION_COOKIE "vw_session"
+#define SESSION_COOKIE "__Host-vw_session"
 /* Sessions being created or ended at once; beyond it a login answers 503. */
 #define SESSION_JOBS_MAX 256
 /* Last-use marks waiting for the worker (one per token or session: repeats coalesce). */

@@ -29,8 +29,8 @@ enum hdr {
 #define VALUE_MAX_ 64 /* interesting values are short: digits, "chunked", "100-continue" */
 /* Host and Origin: a DNS name (253) with a port and, for Origin, the scheme. */
 #define HOST_MAX_ 272
-#define COOKIE_NAME "vw_session"
-#define COOKIE_NAME_MAX_ 16 /* a longer name is not ours */
+#define COOKIE_NAME "__Host-vw_session"
+#define COOKIE_NAME_MAX_ 24 /* a longer name is not ours */
 /* A body buffer larger than this is released between requests rather than reused, so an
  * idle keep-alive connection holds kilobytes, not the last batch's megabytes. */
 #define KEEP_BODY_CAP (4u << 10)
