@@ -1,6 +1,6 @@
 /* authz: who is asking and what they may see, decided in one place. A principal is an
  * agent (its verified client certificate: site, org, city), a person (a bearer token in
- * Authorization, or the dashboard's vw_session cookie: the same role and jurisdiction as the
+ * Authorization, or the dashboard's __Host-vw_session cookie: the same role and jurisdiction as the
  * token it came from) or anonymous; every resource asks authz_site_visible before it shows
  * a site. A state-changing request carried by the cookie must come from our own origin
  * (Origin, else Sec-Fetch-Site); a token in the URL is refused. Loop thread only (checks read
@@ -51,7 +51,7 @@ int authz_identify(struct api *a, const struct conn *c, const struct http_reques
                    unsigned roles, struct authz_principal *who);
 /* Sends the refusal authz_identify decided: 401 with WWW-Authenticate on people's routes. */
 void authz_respond(struct conn *c, int status, unsigned roles, const struct authz_principal *who);
-/* "Set-Cookie: vw_session=; ...; Max-Age=0\r\n": ends the cookie in the browser. */
+/* "Set-Cookie: __Host-vw_session=; ...; Max-Age=0\r\n": ends the cookie in the browser. */
 extern const char authz_clear_cookie[];
 /* A person's token given some other way than Authorization (POST /api/v1/session's body):
  * checked, refusals logged, its use noted, as authz_identify would. 0, 401 or 503. */
