@@ -989,6 +989,45 @@ int auth_session_check(struct auth *a, const char *sid, int64_t idle_ms,
 	return rc;
 }
 
+int auth_recheck(struct auth *a, const char *token_id, const unsigned char *hash,
+                 int64_t idle_ms, struct auth_principal *out, struct auth_session *s)
+{
+	/* Prepared per call: a stream is rechecked once a minute, not once a request. */
+	sqlite3_stmt *st =
+	    hash ? prep(a, "SELECT t.id, t.role, t.city, t.name, t.revoked_ms, t.org, t.expires_ms,"
+	                   " t.last_used_ms, s.created_ms, s.last_seen_ms, s.expires_ms FROM sessions"
+	                   " s JOIN tokens t ON t.id = s.token_id WHERE s.hash = ? AND t.id = ?")
+	         : prep(a, "SELECT id, role, city, name, revoked_ms, org, expires_ms, last_used_ms "
+	                   "FROM tokens WHERE id = ?");
+	memset(s, 0, sizeof(*s));
+	memset(out, 0, sizeof(*out));
+	if (!st)
+		return -EIO;
+	int col_id = 1;
+	if (hash) {
+		memcpy(s->hash, hash, AUTH_HASH_LEN);
+		sqlite3_bind_blob(st, 1, hash, AUTH_HASH_LEN, SQLITE_STATIC);
+		col_id = 2;
+	}
+	sqlite3_bind_text(st, col_id, token_id, -1, SQLITE_STATIC);
+	int rc, step = sqlite3_step(st);
+	if (step == SQLITE_ROW) {
+		int64_t now = vw_now_ms();
+		rc = token_row(st, now, out);
+		if (hash) {
+			s->created_ms = sqlite3_column_int64(st, 8);
+			s->last_seen_ms = sqlite3_column_int64(st, 9);
+			s->expires_ms = sqlite3_column_int64(st, 10);
+			if (!rc && (now >= s->expires_ms || now >= s->last_seen_ms + idle_ms))
+				rc = -ETIMEDOUT;
+		}
+	} else {
+		rc = step == SQLITE_DONE ? -ENOENT : db_fail(a, NULL, 0, "credential recheck");
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
 int auth_session_delete(struct auth *a, const unsigned char hash[AUTH_HASH_LEN])
 {
 	int rc = begin_or_busy(a);
