@@ -3,7 +3,7 @@
  * Authorization, or the dashboard's __Host-vw_session cookie: the same role and jurisdiction as the
  * token it came from) or anonymous; every resource asks authz_site_visible before it shows
  * a site. A state-changing request carried by the cookie must come from our own origin
- * (Origin, else Sec-Fetch-Site); a token in the URL is refused. Loop thread only (checks read
+ * (Origin, else Sec-Fetch-Site); a token in the URL is refused on every route. Loop thread only (checks read
  * the auth database's loop-thread connection). Principals are plain values: nothing to free. */
 #ifndef VW_AUTHZ_H
 #define VW_AUTHZ_H
@@ -45,7 +45,9 @@ struct authz_principal {
 /* The route-table bit of a person's role. */
 unsigned authz_role_bit(enum auth_role r);
 /* Establishes the principal a route admitting `roles` needs: 0 with *who filled, or the
- * status to refuse with — 401 (no or bad credential), 403 (authenticated, not admitted),
+ * status to refuse with — first, on any route, 401 for a query string holding access_token
+ * (any case, percent-encoded, after '&' or ';') or a value shaped like a token; then
+ * 401 (no or bad credential), 403 (authenticated, not admitted),
  * 503 (no access records). Refusals are logged (event=auth_refused, rate-limited). */
 int authz_identify(struct api *a, const struct conn *c, const struct http_request *req,
                    unsigned roles, struct authz_principal *who);
