@@ -17,7 +17,7 @@ struct sub {
 	 * sess.hash when by_session) and expiry times are what later checks go by; a recheck
 	 * moves expires_ms and last_seen_ms on. */
 	struct authz_principal who;
-	uint64_t id;        /* a recheck's answer finds its subscriber by this, not a pointer */
+	uint64_t id;         /* a recheck's answer finds its subscriber by this, not a pointer */
 	uint64_t checked_ms; /* loop time of the last check (subscription counts as one) */
 	int checking;        /* a recheck is on the worker */
 	struct sub *prev, *next;
@@ -163,10 +163,10 @@ static void on_tick(uv_timer_t *t)
 				end_sub(s, why);
 				continue;
 			}
+			const unsigned char *hash = s->who.by_session ? s->who.sess.hash : NULL;
 			if (h->session && !s->checking && h->checking < EVENTS_CHECKS_MAX &&
 			    recheck_due(h, s, mono, now) &&
-			    session_recheck(h->session, s->who.person.id,
-			                    s->who.by_session ? s->who.sess.hash : NULL, on_rechecked, h,
+			    session_recheck(h->session, s->who.person.id, hash, on_rechecked, h,
 			                    s->id) == 0) {
 				s->checking = 1;
 				h->checking++;

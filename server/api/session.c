@@ -24,7 +24,8 @@
 
 enum job_kind { JOB_CREATE, JOB_DELETE, JOB_CHECK };
 
-/* A login or logout: one job of the worker (worker.h), freed by job_done on the loop. */
+/* A login, a logout or a stream's recheck: one job of the worker (worker.h), freed by
+ * job_done on the loop. */
 struct job {
 	enum job_kind kind;
 	struct conn *conn; /* owed a response (conn.h): answered in job_done */
@@ -63,8 +64,9 @@ static void run_job(struct vw_worker *w, void *job, void *ud)
 	struct session *s = ud;
 	struct job *j = job;
 	if (j->kind == JOB_CHECK) {
-		/* A read: WAL readers do not wait on a writer, so no retries. */
-		/* Copies: the answer is written over the job's own principal and session. */
+		/* A read, so no retries (WAL readers do not wait on the writer); a failure ends
+		 * the stream, whose client reconnects. Copies: the answer is written over the
+		 * job's own principal and session. */
 		char id[AUTH_ID_LEN];
 		unsigned char hash[AUTH_HASH_LEN];
 		memcpy(id, j->person.id, sizeof(id));

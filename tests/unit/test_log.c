@@ -53,9 +53,9 @@ static void long_values_are_cut_between_escapes(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(plain_text_is_quoted_as_it_is),
-		cmocka_unit_test(quotes_controls_and_high_bytes_are_escaped),
-		cmocka_unit_test(long_values_are_cut_between_escapes),
+	    cmocka_unit_test(plain_text_is_quoted_as_it_is),
+	    cmocka_unit_test(quotes_controls_and_high_bytes_are_escaped),
+	    cmocka_unit_test(long_values_are_cut_between_escapes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
