@@ -24,8 +24,10 @@ struct sub {
 };
 
 struct events {
-	uv_timer_t heartbeat; /* every tick_ms: expiries and rechecks; a heartbeat every 15 s */
-	uint64_t tick_ms, last_beat_ms;
+	/* Ticks every 15 s, or every stream_recheck when shorter: expiries and rechecks on
+	 * each tick, a heartbeat when 15 s have passed since the last. */
+	uv_timer_t heartbeat;
+	uint64_t last_beat_ms;
 	int timer_started, closing;
 	struct session *session; /* NULL: no rechecks (expiry times still end streams) */
 	uint64_t next_sub_id;
@@ -261,7 +263,6 @@ void events_subscribe(struct events *h, struct conn *c, const struct authz_princ
 		uint64_t tick = EVENTS_HEARTBEAT_MS;
 		if (h->session && (uint64_t)session_opts(h->session)->recheck_ms < tick)
 			tick = (uint64_t)session_opts(h->session)->recheck_ms;
-		h->tick_ms = tick;
 		h->last_beat_ms = uv_now(h->heartbeat.loop);
 		uv_timer_start(&h->heartbeat, on_tick, tick, tick);
 		h->timer_started = 1;
