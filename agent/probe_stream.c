@@ -60,6 +60,28 @@ static size_t put(char *out, size_t j, size_t outlen, const char *s)
 	return j;
 }
 
+/* Query parameters whose value is a secret (a camera's ?password=, a signed URL's
+ * signature), compared without case. */
+static const char *const secret_params[] = {"password", "passwd", "pwd",      "pass",
+                                            "token",    "auth",   "signature", "key"};
+
+/* At s (just after '?', '&' or ';'): the length of "name=" when name is a secret parameter,
+ * else 0. */
+static size_t secret_param(const char *s, size_t n)
+{
+	for (size_t p = 0; p < sizeof(secret_params) / sizeof(secret_params[0]); p++) {
+		size_t k = strlen(secret_params[p]);
+		if (k < n && strncasecmp(s, secret_params[p], k) == 0 && s[k] == '=')
+			return k + 1;
+	}
+	return 0;
+}
+
+static int at_scheme_end(const char *s, size_t i, size_t n)
+{
+	return i + 3 <= n && s[i] == ':' && s[i + 1] == '/' && s[i + 2] == '/';
+}
+
 /* One line of a libav* message, secrets replaced, appended to out (j = used so far). */
 static size_t mask_line(const char *s, size_t n, char *out, size_t j, size_t outlen)
 {
@@ -77,10 +99,38 @@ static size_t mask_line(const char *s, size_t n, char *out, size_t j, size_t out
 	}
 	size_t i = 0;
 	while (i < cut && j + 1 < outlen) {
-		/* A token: up to the next separator. One that ends in '@' is userinfo (the
-		 * "user:pass" of rtsp://user:pass@host, or a bare user:pass@host): "***". */
+		if (at_scheme_end(s, i, cut)) {
+			/* After scheme://, the userinfo is everything up to the last '@' before the
+			 * next '/': a password may hold any of ; = , ( ) ' and tabs, which a split
+			 * into words would have let through in pieces. */
+			j = put(out, j, outlen, "://");
+			i += 3;
+			size_t end = i, last_at = cut;
+			for (; end < cut && s[end] != '/'; end++)
+				if (s[end] == '@')
+					last_at = end;
+			if (last_at < cut) {
+				j = put(out, j, outlen, "***");
+				i = last_at;
+			}
+			continue;
+		}
+		if (s[i] == '?' || s[i] == '&' || s[i] == ';') {
+			out[j++] = s[i++];
+			size_t k = secret_param(s + i, cut - i);
+			if (k) {
+				for (size_t e = i + k; i < e && j + 1 < outlen; i++)
+					out[j++] = s[i];
+				j = put(out, j, outlen, "***");
+				while (i < cut && !strchr("& \t\"'#", s[i]))
+					i++;
+			}
+			continue;
+		}
+		/* A token: up to the next separator. One that ends in '@' is userinfo (a bare
+		 * user:pass@host): "***". */
 		size_t e = i;
-		while (e < cut && !strchr(" \t\"'/<>()[],;=@", s[e]))
+		while (e < cut && !strchr(" \t\"'/<>()[],;=@?&", s[e]) && !at_scheme_end(s, e, cut))
 			e++;
 		if (e < cut && s[e] == '@' && e > i) {
 			j = put(out, j, outlen, "***");
@@ -170,14 +220,8 @@ void probe_stream_global_init(void)
 
 void probe_stream_mask_url(const char *url, char *out, size_t outlen)
 {
-	const char *scheme = strstr(url, "://");
-	const char *start = scheme ? scheme + 3 : url;
-	const char *slash = strchr(start, '/');
-	const char *at = strchr(start, '@');
-	if (at && (!slash || at < slash))
-		snprintf(out, outlen, "%.*s***%s", (int)(start - url), url, at);
-	else
-		snprintf(out, outlen, "%s", url);
+	/* The same rules as a log line: one place decides what a secret in a URL is. */
+	probe_stream_mask_log(url, out, outlen);
 }
 
 /* url with the user:password from the credentials file as its userinfo (replacing any).

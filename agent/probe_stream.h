@@ -34,13 +34,14 @@ int probe_stream_reference(const struct probe_stream_req *req, struct vw_result 
 int probe_stream_reference_path(const char *state_dir, const char *camera, char *out,
 				size_t outlen);
 
-/* Copies url into out with any user:password@ replaced by "***@", for logs. */
+/* Copies url into out for logs, masked as probe_stream_mask_log masks a line. */
 void probe_stream_mask_url(const char *url, char *out, size_t outlen);
 
 /* Copies one libav* log message into out as one line with secrets replaced: the userinfo
- * of a URL (the "user:pass" before '@', also without a scheme) becomes three stars, and so
- * does whatever follows "Authorization", "Basic " or "Digest " on a line; line breaks
- * become " | ". */
+ * of a URL (after scheme://, everything up to the last '@' before the next '/'; without a
+ * scheme, a "user:pass" word before '@') becomes three stars, and so do the values of the
+ * query parameters password, passwd, pwd, pass, token, auth, key and signature, and whatever
+ * follows "Authorization", "Basic " or "Digest " on a line; line breaks become " | ". */
 void probe_stream_mask_log(const char *in, char *out, size_t outlen);
 /* Routes libav* logging into ours (debug level only, masked by probe_stream_mask_log);
  * FFmpeg's levels up to warning by default, up to VW_LIBAV_LOG_LEVEL (verbose, debug,

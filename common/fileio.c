@@ -141,11 +141,41 @@ int vw_file_replace(const char *path, mode_t mode, vw_file_write_fn write_cb, co
 	return vw_file_replace_many(&p, 1, err, errlen);
 }
 
+/* An existing file at path, about to be opened by a library that follows symlinks and keeps
+ * the mode it finds: a symlink (planted to point the database elsewhere) or anything but a
+ * regular file is refused, and a mode wider than asked for is narrowed to it. O_NONBLOCK: a
+ * FIFO planted there must not hang the open. */
+static int precreated(const char *path, mode_t mode, char *err, size_t errlen)
+{
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		int e = errno;
+		snprintf(err, errlen, "cannot open %s: %s", path,
+		         e == ELOOP ? "it is a symbolic link" : strerror(e));
+		return -e;
+	}
+	struct stat st;
+	int rc = 0;
+	if (fstat(fd, &st) != 0) {
+		rc = -errno;
+		snprintf(err, errlen, "cannot inspect %s: %s", path, strerror(-rc));
+	} else if (!S_ISREG(st.st_mode)) {
+		rc = -EINVAL;
+		snprintf(err, errlen, "%s exists but is not a regular file", path);
+	} else if ((st.st_mode & 07777 & ~mode) && fchmod(fd, st.st_mode & 07777 & mode) != 0) {
+		rc = -errno;
+		snprintf(err, errlen, "cannot narrow the mode of %s to %04o: %s", path,
+		         (unsigned)mode, strerror(-rc));
+	}
+	close(fd);
+	return rc;
+}
+
 int vw_file_precreate(const char *path, mode_t mode, char *err, size_t errlen)
 {
 	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
 	if (fd < 0 && errno == EEXIST)
-		return 0;
+		return precreated(path, mode, err, errlen);
 	if (fd < 0 || fchmod(fd, mode) != 0) {
 		int e = errno;
 		if (fd >= 0) {

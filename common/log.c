@@ -65,6 +65,56 @@ void vw_fatal(const char *fmt, ...)
 	exit(1);
 }
 
+/* The escaped form of one byte into p (at most 4 bytes); its length. */
+static size_t escape_byte(unsigned char c, char *p)
+{
+	static const char hex[] = "0123456789abcdef";
+	if (c == '"' || c == '\\') {
+		p[0] = '\\';
+		p[1] = (char)c;
+		return 2;
+	}
+	if (c < 0x20 || c >= 0x7f) {
+		p[0] = '\\';
+		p[1] = 'x';
+		p[2] = hex[c >> 4];
+		p[3] = hex[c & 15];
+		return 4;
+	}
+	p[0] = (char)c;
+	return 1;
+}
+
+const char *vw_log_escape(const char *s, char *out, size_t outlen)
+{
+	char piece[4];
+	size_t need = 0, o = 0;
+	if (!s)
+		s = "";
+	/* Room for the closing quote and the NUL. */
+	size_t limit = outlen - 2;
+	for (const char *q = s; *q; q++)
+		need += escape_byte((unsigned char)*q, piece);
+	int cut = 1 + need > limit;
+	if (cut)
+		limit -= 3; /* and for "..." */
+	out[o++] = '"';
+	for (; *s; s++) {
+		size_t n = escape_byte((unsigned char)*s, piece);
+		if (o + n > limit)
+			break; /* never half an escape */
+		memcpy(out + o, piece, n);
+		o += n;
+	}
+	if (cut) {
+		memcpy(out + o, "...", 3);
+		o += 3;
+	}
+	out[o++] = '"';
+	out[o] = '\0';
+	return out;
+}
+
 int vw_log_limit_ok(struct vw_log_limit *l, long long now_ms, unsigned *suppressed)
 {
 	if (now_ms - l->window_ms >= 1000) {

@@ -4,6 +4,8 @@
 #ifndef VW_LOG_H
 #define VW_LOG_H
 
+#include <stddef.h>
+
 enum vw_log_level { VW_LOG_DEBUG, VW_LOG_INFO, VW_LOG_WARN, VW_LOG_ERROR };
 
 void vw_log_set_level(enum vw_log_level level);
@@ -11,6 +13,12 @@ int vw_log_parse_level(const char *s, enum vw_log_level *out);
 int vw_log_enabled(enum vw_log_level level);
 void vw_log_write(enum vw_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* A string someone else supplied (a header, a name), made safe for a log line or an audit
+ * detail: written to out as one double-quoted value, \" and \\ escaped and every byte that is
+ * not printable ASCII as \xNN, so it can neither end its field nor forge another nor carry a
+ * terminal escape. Cut to fit outlen (ending ...", still quoted); NULL logs as "". outlen
+ * must be at least 8. Returns out. */
+const char *vw_log_escape(const char *s, char *out, size_t outlen);
 /* Start-up only: log at error level and exit(1). */
 void vw_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 

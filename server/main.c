@@ -314,7 +314,7 @@ static int run(struct server *s)
 	}
 	api_set_pki(s->api, s->signer, s->seen);
 	struct session_opts sopts = {cfg->web.session_idle_ms, cfg->web.session_lifetime_ms,
-	                             cfg->web.origins};
+	                             cfg->web.origins, cfg->web.stream_recheck_ms};
 	if ((rc = session_create(&s->loop, cfg->auth_db_path, &sopts, &s->session, err,
 	                         sizeof(err))) != 0) {
 		log_error("event=start_failed auth_db=%s error=\"%s\"", cfg->auth_db_path, err);
@@ -326,6 +326,7 @@ static int run(struct server *s)
 		goto fail;
 	}
 	api_set_events(s->api, s->events);
+	events_set_session(s->events, s->session);
 	ingest_set_on_commit(s->ingest, events_on_commit, s->events);
 	if (cfg->web.root[0]) {
 		if (static_open(&s->loop, cfg->web.root, &s->web, err, sizeof(err))) {

@@ -71,11 +71,18 @@ static const struct vw_conf_key web_keys[] = {
      * an absolute one of a working day. */
     {"session_idle", VW_CONF_DURATION, KEY(web_section, session_idle_ms), "30m", 0, 1000,
      86400000, NULL,
-     "a dashboard session (the vw_session cookie) unused this long has ended"},
+     "a dashboard session (the __Host-vw_session cookie) unused this long has ended"},
     {"session_lifetime", VW_CONF_DURATION, KEY(web_section, session_lifetime_ms), "12h", 0,
      1000, 30LL * 86400000, NULL,
      "a dashboard session ends this long after its login, used or not (never after the "
      "token it came from)"},
+    /* A revocation is made by the CLI, another process: an open event stream only learns of
+     * it by asking auth.db again. A minute bounds how long a revoked reader keeps watching
+     * at one cheap read per stream a minute. */
+    {"stream_recheck", VW_CONF_DURATION, KEY(web_section, stream_recheck_ms), "60s", 0, 100,
+     3600000, NULL,
+     "an open event stream's token or session is checked again this often (revoked, "
+     "logged out, idle or expired: the stream ends)"},
 };
 
 /* The store's backend by name; its files (for sqlite: venuewatch.db) live in state_dir, so a

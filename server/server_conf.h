@@ -39,6 +39,7 @@ struct web_section {
 	char *origins; /* "" = https:// + the request's Host */
 	long session_idle_ms;
 	long session_lifetime_ms;
+	long stream_recheck_ms;
 	int line;
 };
 

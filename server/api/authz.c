@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -70,17 +71,88 @@ int authz_bearer(const struct http_request *req, char *out, size_t outlen)
 	return 0;
 }
 
-static int query_has_token(const char *q)
+static int hexval(int c)
 {
-	static const char key[] = "access_token=";
-	for (; q && *q;) {
-		const char *amp = strchr(q, '&');
-		size_t n = amp ? (size_t)(amp - q) : strlen(q);
-		if (n >= sizeof(key) - 1 && strncmp(q, key, sizeof(key) - 1) == 0)
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* n bytes of a query part, percent-decoded into out (room for n + 1). '+' stays as it is: it
+ * is no part of the key or of a token either way. */
+static size_t query_decode(const char *p, size_t n, char *out)
+{
+	size_t o = 0;
+	for (size_t i = 0; i < n; i++) {
+		int hi, lo;
+		if (p[i] == '%' && i + 2 < n && (hi = hexval((unsigned char)p[i + 1])) >= 0 &&
+		    (lo = hexval((unsigned char)p[i + 2])) >= 0) {
+			out[o++] = (char)(hi * 16 + lo);
+			i += 2;
+		} else {
+			out[o++] = p[i];
+		}
+	}
+	out[o] = '\0';
+	return o;
+}
+
+static int is_b64url(unsigned char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+	       c == '-' || c == '_';
+}
+
+/* Whether s holds what a token looks like: "vwt_" or "vwe_" and 43 base64url characters
+ * (auth.h), anywhere in it and in any case of the prefix. */
+static int looks_like_token(const char *s, size_t n)
+{
+	for (size_t i = 0; i + 4 + 43 <= n; i++) {
+		if (strncasecmp(s + i, "vwt_", 4) != 0 && strncasecmp(s + i, "vwe_", 4) != 0)
+			continue;
+		size_t k = 0;
+		while (k < 43 && is_b64url((unsigned char)s[i + 4 + k]))
+			k++;
+		if (k == 43)
 			return 1;
-		q += n + (amp ? 1 : 0);
 	}
 	return 0;
+}
+
+/* A credential anywhere in the query string: an access_token key (percent-decoded, any
+ * case; pairs split on '&' and on ';', which some servers and proxies also split on), or a
+ * value (or bare key) that looks like one of our tokens, under whatever name. Exact matching
+ * of "access_token=" alone let %61ccess_token, ACCESS_TOKEN and a=1;access_token= through. */
+static int query_has_token(const char *q)
+{
+	static const char key[] = "access_token";
+	if (!q || !q[0])
+		return 0;
+	size_t cap = strlen(q) + 1;
+	char *part = malloc(cap);
+	if (!part)
+		return 1; /* fail closed: the request is refused, not let through unchecked */
+	int found = 0;
+	while (*q && !found) {
+		size_t n = strcspn(q, "&;");
+		const char *eq = memchr(q, '=', n);
+		size_t kn = eq ? (size_t)(eq - q) : n;
+		size_t dn = query_decode(q, kn, part);
+		found = (dn == sizeof(key) - 1 && strcasecmp(part, key) == 0) ||
+		        looks_like_token(part, dn);
+		if (!found && eq) {
+			dn = query_decode(eq + 1, n - kn - 1, part);
+			found = looks_like_token(part, dn);
+		}
+		q += n + (q[n] ? 1 : 0);
+	}
+	explicit_bzero(part, cap); /* it may hold a token */
+	free(part);
+	return found;
 }
 
 static const char *refusal_reason(int rc)
@@ -147,6 +219,19 @@ int authz_origin_ok(const struct api *a, const struct http_request *req)
 	return origin_is_host(origin, req->host);
 }
 
+/* What kind of Origin a refused request sent, for the log: never the value, which the
+ * client chose (a quote in it once forged fields in the line). */
+static const char *origin_class(const struct http_request *req)
+{
+	if (!req->has_origin)
+		return "none";
+	if (strcmp(req->origin, "null") == 0)
+		return "null";
+	if (strcmp(req->origin, "invalid") == 0)
+		return "invalid";
+	return "foreign";
+}
+
 /* A checked person: the role gate, then the use noted (queued for the worker). */
 static int admit_person(struct api *a, const struct conn *c, const struct http_request *req,
                         unsigned roles, struct authz_principal *who)
@@ -186,10 +271,10 @@ static int identify_session(struct api *a, const struct conn *c, const struct ht
 {
 	who->clear_cookie = 1; /* whatever it was, a refused cookie is of no more use */
 	if (req->session_cookies > 1) {
-		/* Two vw_session cookies: one was planted (another path or a parent domain);
+		/* Two __Host-vw_session cookies: one was planted (another path or a parent domain);
 		 * picking either could log the person in as someone else. */
 		api_log_refused(a, c, req, "session=-", "ambiguous_cookie");
-		who->why = "more than one vw_session cookie: log in again";
+		who->why = "more than one __Host-vw_session cookie: log in again";
 		return 401;
 	}
 	if (!a->auth || !a->session)
@@ -212,8 +297,7 @@ static int identify_session(struct api *a, const struct conn *c, const struct ht
 	 * change nothing. */
 	if (req->verb != HTTP_VERB_GET && req->verb != HTTP_VERB_HEAD && !authz_origin_ok(a, req)) {
 		char w[96];
-		snprintf(w, sizeof(w), "token=%s origin=\"%.48s\"", who->person.id,
-		         req->has_origin ? req->origin : "-");
+		snprintf(w, sizeof(w), "token=%s origin=%s", who->person.id, origin_class(req));
 		api_log_refused(a, c, req, w, "bad_origin");
 		who->why = "a state-changing request with the session cookie must come from this "
 		           "server's own origin";
@@ -225,13 +309,6 @@ static int identify_session(struct api *a, const struct conn *c, const struct ht
 static int identify_person(struct api *a, const struct conn *c, const struct http_request *req,
                            unsigned roles, struct authz_principal *who)
 {
-	if (query_has_token(req->query)) {
-		api_log_refused(a, c, req, "token=-", "token_in_query");
-		who->why = "a token in the URL is not accepted (it would be logged): send "
-		           "Authorization: Bearer TOKEN, or use the session cookie from POST "
-		           "/api/v1/session";
-		return 401;
-	}
 	char tok[AUTH_TOKEN_LEN + 16];
 	int rc = authz_bearer(req, tok, sizeof(tok));
 	if (rc == -ENOENT) {
@@ -265,6 +342,15 @@ int authz_identify(struct api *a, const struct conn *c, const struct http_reques
 {
 	memset(who, 0, sizeof(*who));
 	who->kind = AUTHZ_ANONYMOUS;
+	/* Before any route's own rules, anonymous ones included (a login's URL is logged as
+	 * much as any other): the token in it has leaked already, so it is never used. */
+	if (query_has_token(req->query)) {
+		api_log_refused(a, c, req, "token=-", "token_in_query");
+		who->why = "a token in the URL is not accepted (it would be logged): send "
+		           "Authorization: Bearer TOKEN, or use the session cookie from POST "
+		           "/api/v1/session";
+		return 401;
+	}
 	if (roles & AUTHZ_ANON)
 		return 0;
 	if (roles & AUTHZ_AGENT_CERT)
@@ -286,7 +372,7 @@ void authz_respond(struct conn *c, int status, unsigned roles, const struct auth
 	switch (status) {
 	case 401:
 		if (!people) {
-			conn_respond_error(c, 401, "client certificate required", NULL);
+			conn_respond_error(c, 401, "client certificate required", why);
 		} else {
 			char body[512], hdr[256];
 			int n = snprintf(body, sizeof(body),

@@ -1,9 +1,9 @@
 /* authz: who is asking and what they may see, decided in one place. A principal is an
  * agent (its verified client certificate: site, org, city), a person (a bearer token in
- * Authorization, or the dashboard's vw_session cookie: the same role and jurisdiction as the
+ * Authorization, or the dashboard's __Host-vw_session cookie: the same role and jurisdiction as the
  * token it came from) or anonymous; every resource asks authz_site_visible before it shows
  * a site. A state-changing request carried by the cookie must come from our own origin
- * (Origin, else Sec-Fetch-Site); a token in the URL is refused. Loop thread only (checks read
+ * (Origin, else Sec-Fetch-Site); a token in the URL is refused on every route. Loop thread only (checks read
  * the auth database's loop-thread connection). Principals are plain values: nothing to free. */
 #ifndef VW_AUTHZ_H
 #define VW_AUTHZ_H
@@ -45,13 +45,15 @@ struct authz_principal {
 /* The route-table bit of a person's role. */
 unsigned authz_role_bit(enum auth_role r);
 /* Establishes the principal a route admitting `roles` needs: 0 with *who filled, or the
- * status to refuse with — 401 (no or bad credential), 403 (authenticated, not admitted),
+ * status to refuse with — first, on any route, 401 for a query string holding access_token
+ * (any case, percent-encoded, after '&' or ';') or a value shaped like a token; then
+ * 401 (no or bad credential), 403 (authenticated, not admitted),
  * 503 (no access records). Refusals are logged (event=auth_refused, rate-limited). */
 int authz_identify(struct api *a, const struct conn *c, const struct http_request *req,
                    unsigned roles, struct authz_principal *who);
 /* Sends the refusal authz_identify decided: 401 with WWW-Authenticate on people's routes. */
 void authz_respond(struct conn *c, int status, unsigned roles, const struct authz_principal *who);
-/* "Set-Cookie: vw_session=; ...; Max-Age=0\r\n": ends the cookie in the browser. */
+/* "Set-Cookie: __Host-vw_session=; ...; Max-Age=0\r\n": ends the cookie in the browser. */
 extern const char authz_clear_cookie[];
 /* A person's token given some other way than Authorization (POST /api/v1/session's body):
  * checked, refusals logged, its use noted, as authz_identify would. 0, 401 or 503. */

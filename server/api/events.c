@@ -7,17 +7,31 @@
 
 #include "log.h"
 #include "result.h"
+#include "session.h"
+#include "vtime.h"
 
 struct sub {
 	struct events *hub;
 	struct conn *conn;
-	struct authz_principal who; /* a copy: the scope is fixed at subscription */
+	/* A copy: the scope is fixed at subscription. The credential's id (person.id, and
+	 * sess.hash when by_session) and expiry times are what later checks go by; a recheck
+	 * moves expires_ms and last_seen_ms on. */
+	struct authz_principal who;
+	uint64_t id;         /* a recheck's answer finds its subscriber by this, not a pointer */
+	uint64_t checked_ms; /* loop time of the last check (subscription counts as one) */
+	int checking;        /* a recheck is on the worker */
 	struct sub *prev, *next;
 };
 
 struct events {
+	/* Ticks every 15 s, or every stream_recheck when shorter: expiries and rechecks on
+	 * each tick, a heartbeat when 15 s have passed since the last. */
 	uv_timer_t heartbeat;
+	uint64_t last_beat_ms;
 	int timer_started, closing;
+	struct session *session; /* NULL: no rechecks (expiry times still end streams) */
+	uint64_t next_sub_id;
+	size_t checking; /* rechecks on the worker, at most EVENTS_CHECKS_MAX */
 	size_t queue_bytes;
 	struct sub *head;
 	size_t count;
@@ -63,14 +77,106 @@ static void send_to(struct sub *s, const char *data, size_t len)
 		unlink_sub(s);
 }
 
-static void on_heartbeat(uv_timer_t *t)
+/* Ends one stream from our side: its credential no longer admits it. The client's
+ * EventSource reconnects and is asked to authenticate again. */
+static void end_sub(struct sub *s, const char *reason)
+{
+	log_info("event=stream_ended peer=%s token=%s reason=%s", conn_peer(s->conn),
+	         s->who.person.id, reason);
+	conn_stream_end(s->conn);
+	unlink_sub(s);
+}
+
+static const char *recheck_reason(int rc)
+{
+	switch (rc) {
+	case -EKEYREVOKED:
+		return "revoked_token";
+	case -EKEYEXPIRED:
+		return "expired_token";
+	case -ETIMEDOUT:
+		return "expired_session";
+	case -ENOENT:
+		return "ended_session"; /* logged out (elsewhere), purged, or the token is gone */
+	default:
+		return "check_failed"; /* auth.db did not answer: fail closed */
+	}
+}
+
+/* A recheck back from the session worker (loop thread). */
+static void on_rechecked(void *ud, uint64_t tag, int rc, const struct auth_principal *p,
+                         const struct auth_session *sess)
+{
+	struct events *h = ud;
+	h->checking--;
+	struct sub *s = h->head;
+	while (s && s->id != tag)
+		s = s->next;
+	if (!s)
+		return; /* the stream ended meanwhile */
+	s->checking = 0;
+	s->checked_ms = uv_now(h->heartbeat.loop);
+	if (rc) {
+		end_sub(s, recheck_reason(rc));
+		return;
+	}
+	s->who.person.expires_ms = p->expires_ms;
+	if (s->who.by_session) {
+		s->who.sess.last_seen_ms = sess->last_seen_ms;
+		s->who.sess.expires_ms = sess->expires_ms;
+	}
+}
+
+/* Whether the credential's own times have run out (wall clock, as auth.db's are). */
+static const char *expired(const struct sub *s, int64_t now)
+{
+	if (now >= s->who.person.expires_ms)
+		return "expired_token";
+	if (s->who.by_session && now >= s->who.sess.expires_ms)
+		return "expired_session";
+	return NULL;
+}
+
+/* Whether s is due a recheck: the interval has passed, or the session's idle end as last
+ * seen (another request may have moved it on since: only auth.db can say). */
+static int recheck_due(const struct events *h, const struct sub *s, uint64_t mono, int64_t now)
+{
+	const struct session_opts *o = session_opts(h->session);
+	if (mono - s->checked_ms >= (uint64_t)o->recheck_ms)
+		return 1;
+	return s->who.by_session && now >= s->who.sess.last_seen_ms + o->idle_ms;
+}
+
+static void on_tick(uv_timer_t *t)
 {
 	struct events *h = t->data;
 	static const char beat[] = ": heartbeat\n\n";
+	uint64_t mono = uv_now(t->loop);
+	int64_t now = vw_now_ms();
+	int beat_due = mono - h->last_beat_ms >= EVENTS_HEARTBEAT_MS;
+	if (beat_due)
+		h->last_beat_ms = mono;
 	struct sub *s = h->head, *next;
 	for (; s; s = next) {
 		next = s->next;
-		send_to(s, beat, sizeof(beat) - 1);
+		if (s->who.kind == AUTHZ_PERSON) {
+			const char *why = expired(s, now);
+			if (why) {
+				end_sub(s, why);
+				continue;
+			}
+			const unsigned char *hash = s->who.by_session ? s->who.sess.hash : NULL;
+			if (h->session && !s->checking && h->checking < EVENTS_CHECKS_MAX &&
+			    recheck_due(h, s, mono, now) &&
+			    session_recheck(h->session, s->who.person.id, hash, on_rechecked, h,
+			                    s->id) == 0) {
+				s->checking = 1;
+				h->checking++;
+			}
+			/* A recheck not submitted (the worker's queue full) is tried next tick. */
+		}
+		if (beat_due)
+			send_to(s, beat, sizeof(beat) - 1);
 	}
 }
 
@@ -100,6 +206,22 @@ void events_set_id_source(struct events *h, events_id_fn fn, void *ud)
 	h->id_ud = fn ? ud : h;
 }
 
+void events_set_session(struct events *h, struct session *session)
+{
+	h->session = session;
+}
+
+void events_end_session(struct events *h, const unsigned char hash[AUTH_HASH_LEN],
+                        const char *reason)
+{
+	struct sub *s = h->head, *next;
+	for (; s; s = next) {
+		next = s->next;
+		if (s->who.by_session && memcmp(s->who.sess.hash, hash, AUTH_HASH_LEN) == 0)
+			end_sub(s, reason);
+	}
+}
+
 void events_set_queue(struct events *h, size_t queue_bytes)
 {
 	h->queue_bytes = queue_bytes;
@@ -119,6 +241,8 @@ void events_subscribe(struct events *h, struct conn *c, const struct authz_princ
 	s->hub = h;
 	s->conn = c;
 	s->who = *who;
+	s->id = ++h->next_sub_id;
+	s->checked_ms = uv_now(h->heartbeat.loop); /* authz_identify just checked it */
 	/* no-cache: an event stream is never a cached document; X-Accel-Buffering: a proxy
 	 * (nginx) in front must pass events on as they come. */
 	int rc = conn_stream_start(c, 200, HTTP_CT_SSE,
@@ -134,7 +258,13 @@ void events_subscribe(struct events *h, struct conn *c, const struct authz_princ
 	h->head = s;
 	h->count++;
 	if (!h->timer_started) {
-		uv_timer_start(&h->heartbeat, on_heartbeat, EVENTS_HEARTBEAT_MS, EVENTS_HEARTBEAT_MS);
+		/* Rechecks more often than heartbeats (a test's short interval) tick faster; the
+		 * heartbeat still goes every 15 s. */
+		uint64_t tick = EVENTS_HEARTBEAT_MS;
+		if (h->session && (uint64_t)session_opts(h->session)->recheck_ms < tick)
+			tick = (uint64_t)session_opts(h->session)->recheck_ms;
+		h->last_beat_ms = uv_now(h->heartbeat.loop);
+		uv_timer_start(&h->heartbeat, on_tick, tick, tick);
 		h->timer_started = 1;
 	}
 	char hello[64];

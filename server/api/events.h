@@ -1,6 +1,7 @@
 /* events: the live event hub behind GET /api/v1/events (Server-Sent Events). Owns the
- * subscribers (each a streamed response, conn.h, with its own bounded queue), the 15 s
- * heartbeat timer and the event ids. An event is published once and written to every
+ * subscribers (each a streamed response, conn.h, with its own bounded queue), the timer
+ * of the 15 s heartbeat and of credential rechecks (a stream ends when its token or session
+ * does), and the event ids. An event is published once and written to every
  * subscriber whose scope (authz_site_visible) covers its site; a subscriber that does not
  * read is cut off by its queue bound, never waited for. Loop thread only. events_close
  * ends every stream and closes the timer; events_destroy frees the hub after the loop has
@@ -21,6 +22,9 @@
 #define EVENTS_HEARTBEAT_MS 15000
 /* retry: what a browser waits before reconnecting a dropped stream. */
 #define EVENTS_RETRY_MS 5000
+/* Rechecks in flight on the session worker at once: its queue (SESSION_JOBS_MAX) is shared
+ * with logins, which must not wait behind a thousand streams' checks. */
+#define EVENTS_CHECKS_MAX 32
 
 struct events;
 
@@ -30,6 +34,14 @@ typedef uint64_t (*events_id_fn)(void *ud);
 
 int events_create(uv_loop_t *loop, size_t queue_bytes, struct events **out);
 void events_set_id_source(struct events *h, events_id_fn fn, void *ud);
+/* Where open streams' credentials are checked again (session_recheck), every [web]
+ * stream_recheck: a revoked token, a logout, an idle or expired session ends the stream.
+ * NULL: no rechecks; the token's and session's expiry times still end streams. */
+struct session;
+void events_set_session(struct events *h, struct session *session);
+/* Ends the streams opened with this session's cookie (its logout), logged with reason. */
+void events_end_session(struct events *h, const unsigned char hash[AUTH_HASH_LEN],
+                        const char *reason);
 /* For subscribers that join from now on (a reload). */
 void events_set_queue(struct events *h, size_t queue_bytes);
 /* Answers the request with an event stream for who (the route admitted it). */

@@ -8,6 +8,7 @@
 
 #include "api_int.h"
 #include "buf.h"
+#include "events.h"
 #include "log.h"
 #include "vtime.h"
 #include "worker.h"
@@ -21,9 +22,10 @@
 /* {"token": "vwt_..."} with room for whitespace; anything larger is not a login. */
 #define LOGIN_BODY_MAX 1024
 
-enum job_kind { JOB_CREATE, JOB_DELETE };
+enum job_kind { JOB_CREATE, JOB_DELETE, JOB_CHECK };
 
-/* A login or logout: one job of the worker (worker.h), freed by job_done on the loop. */
+/* A login, a logout or a stream's recheck: one job of the worker (worker.h), freed by
+ * job_done on the loop. */
 struct job {
 	enum job_kind kind;
 	struct conn *conn; /* owed a response (conn.h): answered in job_done */
@@ -31,6 +33,12 @@ struct job {
 	struct auth_session sess; /* DELETE: the hash; CREATE: filled by the worker */
 	char sid[AUTH_SESSION_LEN];
 	int rc;
+	struct events *events; /* DELETE: whose streams of this session end with it */
+	/* CHECK: by person.id, and sess.hash when has_hash; the answer goes to cb. */
+	int has_hash;
+	session_recheck_cb cb;
+	void *cb_ud;
+	uint64_t tag;
 };
 
 struct session {
@@ -55,6 +63,18 @@ static void run_job(struct vw_worker *w, void *job, void *ud)
 	(void)w;
 	struct session *s = ud;
 	struct job *j = job;
+	if (j->kind == JOB_CHECK) {
+		/* A read, so no retries (WAL readers do not wait on the writer); a failure ends
+		 * the stream, whose client reconnects. Copies: the answer is written over the
+		 * job's own principal and session. */
+		char id[AUTH_ID_LEN];
+		unsigned char hash[AUTH_HASH_LEN];
+		memcpy(id, j->person.id, sizeof(id));
+		memcpy(hash, j->sess.hash, sizeof(hash));
+		j->rc = auth_recheck(s->auth, id, j->has_hash ? hash : NULL, s->opts.idle_ms,
+		                     &j->person, &j->sess);
+		return;
+	}
 	for (int i = 0; i < JOB_TRIES; i++) {
 		if (j->kind == JOB_CREATE)
 			j->rc = auth_session_create(s->auth, &j->person, s->opts.lifetime_ms, j->sid,
@@ -156,6 +176,9 @@ static void answer(struct session *s, struct job *j)
 	}
 	if (j->kind == JOB_DELETE) {
 		static const char body[] = "{\"status\":\"logged_out\"}";
+		/* Its event streams end now, not at their next check. */
+		if (j->events)
+			events_end_session(j->events, j->sess.hash, "logout");
 		char hdr[256];
 		snprintf(hdr, sizeof(hdr), "%sCache-Control: no-store\r\n", authz_clear_cookie);
 		log_info("event=session_ended peer=%s token=%s reason=logout", conn_peer(j->conn),
@@ -199,7 +222,9 @@ static void answer(struct session *s, struct job *j)
 static void job_done(void *job, int status, void *ud)
 {
 	struct job *j = job;
-	if (!status)
+	if (!status && j->kind == JOB_CHECK)
+		j->cb(j->cb_ud, j->tag, j->rc, &j->person, &j->sess);
+	else if (!status)
 		answer(ud, j);
 	explicit_bzero(j, sizeof(*j));
 	free(j);
@@ -284,6 +309,27 @@ void session_note_use(struct session *s, const struct auth_principal *p,
 		memcpy(t.hash, sess->hash, AUTH_HASH_LEN);
 		push_touch(s, &t);
 	}
+}
+
+int session_recheck(struct session *s, const char *token_id, const unsigned char *hash,
+                    session_recheck_cb cb, void *ud, uint64_t tag)
+{
+	struct job *j = calloc(1, sizeof(*j));
+	if (!j)
+		return -ENOMEM;
+	j->kind = JOB_CHECK;
+	snprintf(j->person.id, sizeof(j->person.id), "%s", token_id);
+	if (hash) {
+		memcpy(j->sess.hash, hash, AUTH_HASH_LEN);
+		j->has_hash = 1;
+	}
+	j->cb = cb;
+	j->cb_ud = ud;
+	j->tag = tag;
+	int rc = vw_worker_submit(s->worker, j);
+	if (rc)
+		free(j);
+	return rc;
 }
 
 void session_destroy(struct session *s)
@@ -414,7 +460,7 @@ void session_delete(struct api *a, struct conn *c, const struct http_request *re
 	struct session *s = a->session;
 	if (!who->by_session) {
 		conn_respond_error(c, 400, "no session",
-		                   "DELETE ends the session of the vw_session cookie; a token is "
+		                   "DELETE ends the session of the __Host-vw_session cookie; a token is "
 		                   "ended with 'token revoke'");
 		return;
 	}
@@ -428,6 +474,7 @@ void session_delete(struct api *a, struct conn *c, const struct http_request *re
 		j->conn = c;
 		j->person = who->person;
 		j->sess = who->sess;
+		j->events = a->events;
 	}
 	if (!j || vw_worker_submit(s->worker, j)) {
 		free(j);

@@ -13,6 +13,7 @@
 #include "crashpoint.h"
 #include "signer.h"
 #include "log.h"
+#include "utf8.h"
 #include "vtime.h"
 
 /* A day: long enough to carry a token from the bureau to a venue's technician, short
@@ -311,6 +312,23 @@ static int cmd_token_revoke(void *ctx, const struct vw_cli_cmd *cmd, const struc
 	return rc ? 1 : 0;
 }
 
+/* Why a token's --name cannot be used, or NULL. The name is shown by 'token list', in the
+ * audit log and on the dashboard: an ESC or another control would drive the terminal that
+ * shows it, invalid UTF-8 would not survive JSON. */
+static const char *token_name_problem(const char *name)
+{
+	if (strlen(name) > 128)
+		return "at most 128 bytes";
+	if (!vw_utf8_valid(name))
+		return "not valid UTF-8";
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
+		/* C0 and DEL; C1 (U+0080..U+009F) is 0xC2 0x80..0x9F in UTF-8 */
+		if (*p < 0x20 || *p == 0x7f || (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f))
+			return "no control characters (tab, newline, escape, U+0080-U+009F)";
+	}
+	return NULL;
+}
+
 static int cmd_token_create(void *ctx, const struct vw_cli_cmd *cmd, const struct vw_cli_vals *v)
 {
 	(void)cmd;
@@ -336,9 +354,12 @@ static int cmd_token_create(void *ctx, const struct vw_cli_cmd *cmd, const struc
 		                "letters\n");
 		return 2;
 	}
-	if (name && (strlen(name) > 128 || strpbrk(name, "\r\n\t"))) {
-		fprintf(stderr, "token create: --name: at most 128 bytes on one line\n");
-		return 2;
+	if (name) {
+		const char *why = token_name_problem(name);
+		if (why) {
+			fprintf(stderr, "token create: --name: %s\n", why);
+			return 2;
+		}
 	}
 	struct auth *au = admin_open(ctx, 0);
 	if (!au)

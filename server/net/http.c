@@ -29,8 +29,8 @@ enum hdr {
 #define VALUE_MAX_ 64 /* interesting values are short: digits, "chunked", "100-continue" */
 /* Host and Origin: a DNS name (253) with a port and, for Origin, the scheme. */
 #define HOST_MAX_ 272
-#define COOKIE_NAME "vw_session"
-#define COOKIE_NAME_MAX_ 16 /* a longer name is not ours */
+#define COOKIE_NAME "__Host-vw_session"
+#define COOKIE_NAME_MAX_ 24 /* a longer name is not ours */
 /* A body buffer larger than this is released between requests rather than reused, so an
  * idle keep-alive connection holds kilobytes, not the last batch's megabytes. */
 #define KEEP_BODY_CAP (4u << 10)
@@ -542,8 +542,16 @@ static int scan_head(struct http_reader *r, const char *data, size_t len, size_t
 			*used = i + 1;
 			return fail(r, 400, "obs-fold in request head");
 		}
-		if (r->lines == 0)
+		if (r->lines == 0) {
+			/* RFC 9112 3.2: the request line is method SP target SP version, the
+			 * target visible ASCII. libhttp-parser lets TAB and bytes >= 0x80
+			 * through, which then reach handlers and logs raw. */
+			if (c == '\t' || c >= 0x80) {
+				*used = i + 1;
+				return fail(r, 400, "invalid character in request target");
+			}
 			continue;
+		}
 		if (!r->in_value) {
 			if (c == ':') {
 				if (name_done(r)) {

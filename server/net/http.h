@@ -46,7 +46,7 @@ struct http_request {
 	const char *origin;        /* Origin's value; "invalid" when repeated or too long */
 	int has_origin;            /* an Origin header was sent */
 	const char *sec_fetch_site; /* Sec-Fetch-Site's value, "" when absent or repeated */
-	/* The vw_session cookie's value, from every Cookie header (RFC 6265 4.2.1 pairs):
+	/* The __Host-vw_session cookie's value, from every Cookie header (RFC 6265 4.2.1 pairs):
 	 * "" unless it appeared exactly once, "invalid" when too long. No other cookie is kept. */
 	const char *session_cookie;
 	unsigned session_cookies; /* how many times it appeared (more than once: ambiguous) */

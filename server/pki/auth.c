@@ -20,6 +20,7 @@
 #include "conf.h"
 #include "fileio.h"
 #include "log.h"
+#include "utf8.h"
 #include "vtime.h"
 
 /* 32 random bytes: 256 bits, so a plain SHA-256 of the token is a safe thing to store (no
@@ -649,6 +650,43 @@ int auth_audit_list(struct auth *a, int limit, FILE *out)
 
 /* --- people's tokens ---------------------------------------------------------------------- */
 
+/* A free-text value (a token's name) for an audit detail: "..." with \" and \\ escaped and
+ * controls (C0, DEL, C1) as \xNN, so it cannot end its field or forge a key=value after it.
+ * Valid UTF-8 stays readable (济南 stays 济南); anything else, or a value too long for out,
+ * is escaped byte by byte and cut (vw_log_escape). */
+static void quote_value(const char *s, char *out, size_t outlen)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+	if (!s || !vw_utf8_valid(s))
+		goto ascii;
+	out[o++] = '"';
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		int c1 = p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f;
+		int esc = *p < 0x20 || *p == 0x7f || c1;
+		if (o + (c1 ? 8 : esc ? 4 : 2) + 2 > outlen)
+			goto ascii;
+		if (c1 || esc) {
+			for (int k = 0; k < (c1 ? 2 : 1); k++) {
+				out[o++] = '\\';
+				out[o++] = 'x';
+				out[o++] = hex[p[k] >> 4];
+				out[o++] = hex[p[k] & 15];
+			}
+			p += c1;
+			continue;
+		}
+		if (*p == '"' || *p == '\\')
+			out[o++] = '\\';
+		out[o++] = (char)*p;
+	}
+	out[o++] = '"';
+	out[o] = '\0';
+	return;
+ascii:
+	vw_log_escape(s, out, outlen);
+}
+
 int auth_token_create(struct auth *a, enum auth_role role, const char *city, const char *org,
                       const char *name, int64_t ttl_ms, const char *actor,
                       char token[AUTH_TOKEN_LEN], char id[AUTH_ID_LEN], char *err,
@@ -703,13 +741,14 @@ int auth_token_create(struct auth *a, enum auth_role role, const char *city, con
 		rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
 		sqlite3_finalize(st);
 	}
-	char detail[480];
+	char detail[1024], qname[4 * 128 + 8];
+	quote_value(name, qname, sizeof(qname));
 	if (role == AUTH_ORG)
 		snprintf(detail, sizeof(detail), "role=%s city=%s org=%s expires=%s name=%s",
-		         auth_role_name(role), city && city[0] ? city : "-", org, exp, name);
+		         auth_role_name(role), city && city[0] ? city : "-", org, exp, qname);
 	else
 		snprintf(detail, sizeof(detail), "role=%s city=%s expires=%s name=%s",
-		         auth_role_name(role), city && city[0] ? city : "-", exp, name);
+		         auth_role_name(role), city && city[0] ? city : "-", exp, qname);
 	if (!rc)
 		rc = audit_locked(a, actor, "token_create", id, detail);
 	if ((rc = commit(a, rc)) != 0) {
@@ -947,6 +986,45 @@ int auth_session_check(struct auth *a, const char *sid, int64_t idle_ms,
 	}
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
+	return rc;
+}
+
+int auth_recheck(struct auth *a, const char *token_id, const unsigned char *hash,
+                 int64_t idle_ms, struct auth_principal *out, struct auth_session *s)
+{
+	/* Prepared per call: a stream is rechecked once a minute, not once a request. */
+	sqlite3_stmt *st =
+	    hash ? prep(a, "SELECT t.id, t.role, t.city, t.name, t.revoked_ms, t.org, t.expires_ms,"
+	                   " t.last_used_ms, s.created_ms, s.last_seen_ms, s.expires_ms FROM sessions"
+	                   " s JOIN tokens t ON t.id = s.token_id WHERE s.hash = ? AND t.id = ?")
+	         : prep(a, "SELECT id, role, city, name, revoked_ms, org, expires_ms, last_used_ms "
+	                   "FROM tokens WHERE id = ?");
+	memset(s, 0, sizeof(*s));
+	memset(out, 0, sizeof(*out));
+	if (!st)
+		return -EIO;
+	int col_id = 1;
+	if (hash) {
+		memcpy(s->hash, hash, AUTH_HASH_LEN);
+		sqlite3_bind_blob(st, 1, hash, AUTH_HASH_LEN, SQLITE_STATIC);
+		col_id = 2;
+	}
+	sqlite3_bind_text(st, col_id, token_id, -1, SQLITE_STATIC);
+	int rc, step = sqlite3_step(st);
+	if (step == SQLITE_ROW) {
+		int64_t now = vw_now_ms();
+		rc = token_row(st, now, out);
+		if (hash) {
+			s->created_ms = sqlite3_column_int64(st, 8);
+			s->last_seen_ms = sqlite3_column_int64(st, 9);
+			s->expires_ms = sqlite3_column_int64(st, 10);
+			if (!rc && (now >= s->expires_ms || now >= s->last_seen_ms + idle_ms))
+				rc = -ETIMEDOUT;
+		}
+	} else {
+		rc = step == SQLITE_DONE ? -ENOENT : db_fail(a, NULL, 0, "credential recheck");
+	}
+	sqlite3_finalize(st);
 	return rc;
 }
 

@@ -115,6 +115,13 @@ int auth_session_create(struct auth *a, const struct auth_principal *p, int64_t 
  * recorded use), -EIO. Read-only: loop thread. */
 int auth_session_check(struct auth *a, const char *sid, int64_t idle_ms,
                        struct auth_principal *out, struct auth_session *s);
+/* A credential checked once already (an open event stream), checked again by what was kept
+ * of it: the token by its id or, when hash is not NULL, the session by its hash (and still
+ * of that token). 0 with *out (and *s) as auth.db has them now; otherwise
+ * auth_session_check's errors (-ENOENT: the token is gone, or the session ended by a logout
+ * or purged). Read-only: any thread with its own connection. */
+int auth_recheck(struct auth *a, const char *token_id, const unsigned char *hash,
+                 int64_t idle_ms, struct auth_principal *out, struct auth_session *s);
 /* Ends a session (logout): 0 (also when it was gone already), -EBUSY, -EIO. Worker. */
 int auth_session_delete(struct auth *a, const unsigned char hash[AUTH_HASH_LEN]);
 

@@ -9,6 +9,7 @@ waited for by polling.
 """
 
 import http.client
+import os
 import re
 import sqlite3
 import sys
@@ -21,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from secharness import (ORG, IntegrationTest, batch, cli, client_context,  # noqa: E402
                         main, people_token, request, wait_for)
 
-COOKIE_RX = r"^vw_session=([A-Za-z0-9_-]{43}); HttpOnly; Secure; SameSite=Strict; Path=/$"
-CLEARED = "vw_session=; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age=0"
+COOKIE_RX = r"^__Host-vw_session=([A-Za-z0-9_-]{43}); HttpOnly; Secure; SameSite=Strict; Path=/$"
+CLEARED = "__Host-vw_session=; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age=0"
 
 
 def iso(s):
@@ -61,7 +62,7 @@ class Base(IntegrationTest):
         return m.group(1), body
 
     def with_cookie(self, method, path, sid, origin=None, extra=None, body=None):
-        hdrs = {"Cookie": f"vw_session={sid}"}
+        hdrs = {"Cookie": f"__Host-vw_session={sid}"}
         if origin:
             hdrs["Origin"] = origin
         hdrs.update(extra or {})
@@ -124,6 +125,44 @@ class Tokens(Base):
         self.srv.proc.wait_for_output(r"reason=token_in_query", 10)
         self.assertEqual(request(self.srv, "GET", "/api/v1/sites", token=tok)[0], 200)
 
+    def test_a_token_anywhere_in_the_query_string_is_refused_on_every_route(self):
+        """Review D4: the exact match on "access_token=" let encodings, case, ';' and other
+        keys through; a login (an anonymous route) did not check at all."""
+        tok = self.token()
+        other = self.token(name="other")
+        enc = "".join(f"%{b:02X}" for b in tok.encode())
+        queries = [f"%61ccess_token={tok}", f"ACCESS_TOKEN={tok}", f"a=1;access_token={tok}",
+                   f"a=1&Access_Token=x", f"q={tok}", f"t={enc}", f"x=1&{tok}",
+                   f"note=see-{tok}-here", f"k=VWT_{tok[4:]}", f"a=1;b={other}"]
+        for path, method in (("/api/v1/sites", "GET"), ("/api/v1/events", "GET"),
+                             ("/api/v1/session", "POST"), ("/healthz", "GET"),
+                             ("/api/v1/ingest", "POST")):
+            for q in queries:
+                # With a good bearer token too: the one in the URL has leaked all the same.
+                status, body, _ = request(self.srv, method, f"{path}?{q}", token=tok)
+                self.assertEqual(status, 401, (path, q, body))
+                self.assertIn("URL", body["detail"], (path, q))
+        # Near misses are ordinary query strings.
+        for q in ("access_tokens=1", "token=vwt_short", f"q={tok[:-1]}", "a=%zz;b=&&;"):
+            self.assertEqual(request(self.srv, "GET", f"/api/v1/sites?{q}", token=tok)[0], 200, q)
+        self.assertEqual(request(self.srv, "GET", "/healthz?x=1")[0], 200)
+
+    def test_a_token_name_must_be_printable_utf8_and_is_quoted_in_the_audit(self):
+        """Review D6: --name reached the audit detail raw, ESC and C1 controls included."""
+        bad = ["a\x1b[31mred", "a\x07bell", "tab\there", "nel\u0085x", "csi\u009bx",
+               "del\x7fx", os.fsdecode(b"bad\xffutf8"), os.fsdecode(b"\xc0\xafover")]
+        for name in bad:
+            p = cli(self.h, self.srv, "token", "create", "--role", "province", "--name", name,
+                    check=False, name="token-create")
+            self.assertEqual(p.returncode, 2, repr(name))
+            self.assertIn("--name", p.stderr())
+        self.token(role="province", name='济南 "x" \\ bureau')
+        self.token(role="province", name="forged reason=ok")
+        out = cli(self.h, self.srv, "audit", name="audit").stdout()
+        self.assertIn('name="济南 \\"x\\" \\\\ bureau"', out)
+        self.assertIn('name="forged reason=ok"', out)
+        self.assertNotIn("\x1b", out)
+
     def test_tokens_made_before_expiry_existed_get_90_days(self):
         """An auth.db of schema 2 (no expiry, no sessions) is migrated in place."""
         tok = self.token(name="old")
@@ -183,7 +222,7 @@ class Sessions(Base):
         conn = http.client.HTTPSConnection("127.0.0.1", self.srv.port,
                                            context=client_context(self.srv), timeout=10)
         try:
-            conn.request("GET", "/api/v1/events", headers={"Cookie": f"vw_session={sid}"})
+            conn.request("GET", "/api/v1/events", headers={"Cookie": f"__Host-vw_session={sid}"})
             resp = conn.getresponse()
             self.assertEqual(resp.status, 200)
             self.assertEqual(resp.getheader("Content-Type"), "text/event-stream")
@@ -214,7 +253,7 @@ class Sessions(Base):
 
     def test_cookie_parsing_is_strict(self):
         sid, _ = self.login(self.token())
-        ok = [f"a=1; vw_session={sid}; b=2", f"vw_session={sid}"]
+        ok = [f"a=1; __Host-vw_session={sid}; b=2", f"__Host-vw_session={sid}"]
         for cookie in ok:
             status, body, _ = request(self.srv, "GET", "/api/v1/sites",
                                       headers={"Cookie": cookie})
@@ -225,13 +264,14 @@ class Sessions(Base):
         try:
             conn.putrequest("GET", "/api/v1/sites")
             conn.putheader("Cookie", "theme=dark")
-            conn.putheader("Cookie", f"vw_session={sid}")
+            conn.putheader("Cookie", f"__Host-vw_session={sid}")
             conn.endheaders()
             self.assertEqual(conn.getresponse().status, 200)
         finally:
             conn.close()
-        bad = [f"VW_SESSION={sid}", f"vw_session={sid}; vw_session={sid}",
-               f"vw_session=\"{sid}\"", f"xvw_session={sid}", f"vw_session={sid}x"]
+        bad = [f"VW_SESSION={sid}", f"__Host-vw_session={sid}; __Host-vw_session={sid}",
+               f"__Host-vw_session=\"{sid}\"", f"xvw_session={sid}", f"__Host-vw_session={sid}x",
+               f"vw_session={sid}"]
         for cookie in bad:
             status, body, _ = request(self.srv, "GET", "/api/v1/sites",
                                       headers={"Cookie": cookie})
@@ -250,6 +290,16 @@ class Origins(Base):
             self.assertEqual(status, 403, (origin, extra, body))
         self.srv.proc.wait_for_output(r"event=auth_refused .*reason=bad_origin", 10)
         self.assertEqual(self.sessions(), 1, "no foreign request ended the session")
+        # The log names the kind of Origin, never its value (review D2: a quote in it forged
+        # fields in the line).
+        forged = 'https://evil.example" reason=ok by="x'
+        status, body, _ = self.with_cookie("DELETE", "/api/v1/session", sid, forged)
+        self.assertEqual(status, 403, body)
+        for kind in ("foreign", "null", "none"):
+            self.srv.proc.wait_for_output(rf"origin={kind} reason=bad_origin", 10)
+        log = self.srv.proc.stderr()
+        self.assertNotIn("evil.example", log)
+        self.assertNotIn("reason=ok", log)
         # A login whose token is in the body (a form) from elsewhere: refused (login CSRF).
         status, body, _ = request(self.srv, "POST", "/api/v1/session", {"token": tok},
                                   headers={"Origin": "https://evil.example"})

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <dirent.h>
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -205,6 +206,45 @@ static void parts_replace_together_or_not_at_all(void **state)
 	assert_int_equal(dir_entries(f->dir, names, sizeof(names)), 2);
 }
 
+/* An existing file is what SQLite will open (following symlinks, keeping the mode it finds):
+ * a planted symlink or FIFO is refused, a wider mode is narrowed, a narrower one kept. */
+static void precreate_refuses_symlinks_and_narrows_a_wider_mode(void **state)
+{
+	struct fx *f = *state;
+	char err[256] = "", victim[PATH_MAX];
+	struct stat st;
+	snprintf(victim, sizeof(victim), "%s/victim", f->dir);
+	put_file(victim, "untouched\n");
+	assert_int_equal(chmod(victim, 0644), 0);
+	assert_int_equal(symlink(victim, f->path), 0);
+	assert_int_equal(vw_file_precreate(f->path, 0600, err, sizeof(err)), -ELOOP);
+	assert_non_null(strstr(err, f->path));
+	assert_non_null(strstr(err, "symbolic link"));
+	assert_int_equal(stat(victim, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0644); /* not narrowed through the link */
+	assert_int_equal(unlink(f->path), 0);
+
+	assert_int_equal(mkfifo(f->path, 0600), 0);
+	assert_int_equal(vw_file_precreate(f->path, 0600, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "not a regular file"));
+	assert_int_equal(unlink(f->path), 0);
+
+	put_file(f->path, "db\n");
+	assert_int_equal(chmod(f->path, 0666), 0);
+	assert_int_equal(vw_file_precreate(f->path, 0640, err, sizeof(err)), 0);
+	assert_int_equal(stat(f->path, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0640);
+	assert_int_equal(chmod(f->path, 0400), 0);
+	assert_int_equal(vw_file_precreate(f->path, 0640, err, sizeof(err)), 0);
+	assert_int_equal(stat(f->path, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0400);
+	/* a new file: exactly the mode */
+	assert_int_equal(unlink(f->path), 0);
+	assert_int_equal(vw_file_precreate(f->path, 0640, err, sizeof(err)), 0);
+	assert_int_equal(stat(f->path, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0640);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -217,6 +257,8 @@ int main(void)
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(planted_tmp_symlink_is_not_followed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(parts_replace_together_or_not_at_all, setup, teardown),
+	    cmocka_unit_test_setup_teardown(precreate_refuses_symlinks_and_narrows_a_wider_mode, setup,
+	                                    teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

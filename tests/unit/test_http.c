@@ -383,6 +383,56 @@ static void host_is_required_once_in_http11(void **state)
 	}
 }
 
+/* RFC 9112 3.2: the target is visible ASCII. A TAB or a byte >= 0x80 would otherwise pass
+ * the library and reach handlers and logs raw (security review D3). */
+static void request_target_must_be_visible_ascii(void **state)
+{
+	(void)state;
+	assert_refused("GET /a\tb HTTP/1.1\r\nHost: a\r\n\r\n", 400, "request target");
+	assert_refused("GET /a\x80 HTTP/1.1\r\nHost: a\r\n\r\n", 400, "request target");
+	assert_refused("GET /\xc3\xa9t\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n", 400,
+	               "request target");
+	assert_refused("GET /a?q=\xff HTTP/1.1\r\nHost: a\r\n\r\n", 400, "request target");
+	assert_refused("GET /a?q=1\t HTTP/1.1\r\nHost: a\r\n\r\n", 400, "request target");
+	/* percent-encoded, the same bytes are visible ASCII and pass */
+	assert_int_equal(decide("GET /%C3%A9?q=%09 HTTP/1.1\r\nHost: a\r\n\r\n").ev,
+	                 HTTP_GOT_REQUEST);
+	/* header values may still carry obs-text (RFC 9110 5.5) */
+	assert_int_equal(decide("GET / HTTP/1.1\r\nHost: a\r\nX-A: \xc3\xa9\r\n\r\n").ev,
+	                 HTTP_GOT_REQUEST);
+}
+
+/* Only the __Host- prefixed cookie is ours: the prefix makes a browser refuse it unless it is
+ * Secure, Path=/ and host-only, so a sibling subdomain cannot plant it. */
+static void only_the_host_prefixed_session_cookie_is_kept(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *cookie, *want;
+		unsigned n;
+	} cases[] = {
+	    {"__Host-vw_session=abc", "abc", 1},
+	    {"a=1; __Host-vw_session=abc; b=2", "abc", 1},
+	    {"vw_session=abc", "", 0},
+	    {"__host-vw_session=abc", "", 0},
+	    {"__Secure-vw_session=abc", "", 0},
+	    {"__Host-vw_session=abc; __Host-vw_session=def", "", 2},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char raw[256];
+		snprintf(raw, sizeof(raw), "GET / HTTP/1.1\r\nHost: a\r\nCookie: %s\r\n\r\n",
+		         cases[i].cookie);
+		struct http_reader *r = http_reader_create(MAX_HEAD, MAX_BODY);
+		struct outcome o = feed_all(r, raw, strlen(raw));
+		assert_int_equal(o.ev, HTTP_GOT_REQUEST);
+		const struct http_request *q = http_reader_request(r);
+		if (strcmp(q->session_cookie, cases[i].want) != 0 || q->session_cookies != cases[i].n)
+			fail_msg("Cookie: %s gave '%s' x%u", cases[i].cookie, q->session_cookie,
+			         q->session_cookies);
+		http_reader_destroy(r);
+	}
+}
+
 static void response_head_has_the_contract_headers(void **state)
 {
 	(void)state;
@@ -493,6 +543,8 @@ int main(void)
 		cmocka_unit_test(gzip_is_flagged_for_the_handler),
 		cmocka_unit_test(leading_blank_lines_are_ignored_and_not_a_start),
 		cmocka_unit_test(host_is_required_once_in_http11),
+		cmocka_unit_test(request_target_must_be_visible_ascii),
+		cmocka_unit_test(only_the_host_prefixed_session_cookie_is_kept),
 		cmocka_unit_test(response_head_has_the_contract_headers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

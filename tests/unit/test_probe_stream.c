@@ -60,12 +60,39 @@ static void quotes_and_controls_cannot_break_the_log_line(void **state)
 	assert_null(strstr(small, "s3c"));
 }
 
+/* The second security review's cases: userinfo with separators in it, and secrets in the
+ * query string. Split into words, each of these let part of the password through. */
+static void userinfo_with_separators_and_query_secrets_are_masked(void **state)
+{
+	(void)state;
+	masks_to("rtsp://admin:pa;ss@h/c", "rtsp://***@h/c");
+	masks_to("rtsp://admin:p=ss,word@h", "rtsp://***@h");
+	masks_to("rtsp://admin:pa(ss)@h/c", "rtsp://***@h/c");
+	masks_to("rtsps://admin:s3cr'et@cam/ch1", "rtsps://***@cam/ch1");
+	masks_to("rtsp://admin:pa\tss@h/c", "rtsp://***@h/c");
+	masks_to("rtsp://admin:p@ss@h/c", "rtsp://***@h/c");
+	masks_to("Opening 'rtsp://admin:a b\"c@10.0.0.7:554/c' for reading",
+	         "Opening 'rtsp://***@10.0.0.7:554/c' for reading");
+	masks_to("rtsp://h/ch1?user=admin&password=s3cret", "rtsp://h/ch1?user=admin&password=***");
+	/* a value ends at '&' only: a ';' may be part of the password, so it goes too */
+	masks_to("http://h/snap?PWD=x1&Token=t2;k3&sig=ok&signature=s4 done",
+	         "http://h/snap?PWD=***&Token=***&sig=ok&signature=*** done");
+	masks_to("http://h/snap?a=1;key=k3", "http://h/snap?a=1;key=***");
+	masks_to("'rtsp://h/c?pass=a(b)c&auth=z' x", "'rtsp://h/c?pass=***&auth=***' x");
+	/* names that only contain a secret one are not secret */
+	masks_to("rtsp://h/c?passage=1&monkey=2", "rtsp://h/c?passage=1&monkey=2");
+	char out[128];
+	probe_stream_mask_url("rtsp://admin:p@ss@h/c?pwd=x", out, sizeof(out));
+	assert_string_equal(out, "rtsp://***@h/c?pwd=***");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(url_userinfo_is_masked),
 		cmocka_unit_test(authorization_lines_are_cut),
 		cmocka_unit_test(quotes_and_controls_cannot_break_the_log_line),
+		cmocka_unit_test(userinfo_with_separators_and_query_secrets_are_masked),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
