@@ -177,7 +177,12 @@ void api_handle(void *ud, struct conn *c, const struct http_request *req)
 		 * plain 404s, never the dashboard's index.html. */
 		if (a->web && strncmp(req->path, "/api/", 5) != 0 &&
 		    strcmp(req->path, "/api") != 0) {
-			if (req->verb == HTTP_VERB_GET || req->verb == HTTP_VERB_HEAD)
+			struct authz_principal anon;
+			/* Anonymous, but a token in the URL is refused here too (authz_identify). */
+			int deny = authz_identify(a, c, req, AUTHZ_ANON, &anon);
+			if (deny)
+				authz_respond(c, deny, AUTHZ_ANON, &anon);
+			else if (req->verb == HTTP_VERB_GET || req->verb == HTTP_VERB_HEAD)
 				static_serve(a->web, c, req);
 			else
 				method_not_allowed(c, ROUTER_ALLOW_GET);

@@ -150,6 +150,8 @@ class Routes(IntegrationTest):
         self.assertEqual(status, 200)
         self.assertIn(b"<title>venuewatch</title>", body)
         self.assertEqual(raw(srv, "GET", "/assets/missing.js")[0], 404)
+        # A token in a dashboard page's URL is refused like anywhere else: it is logged.
+        self.assertEqual(raw(srv, "GET", "/venues/site-a?access_token=vwt_" + "A" * 43)[0], 401)
 
     def test_traversal_and_symlinks_out_of_the_root_are_404(self):
         srv = self.srv
