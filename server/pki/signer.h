@@ -53,6 +53,14 @@ int signer_pid(const struct signer *s);
  * once its handles are closed. Accepts NULL. */
 void signer_stop(struct signer *s);
 
+/* The signer's sandbox, applied by signer_main once auth.db is open and the CRL current (and
+ * by tests/unit/test_signer_sandbox.c, in a child): no_new_privs; Landlock (when the kernel
+ * has it) limiting the filesystem to dirs and what is below them; then a default-deny seccomp
+ * filter allowing only the file, memory and clock calls the signer makes (EPERM for the rest,
+ * ENOSYS for clone3; exec, ptrace, process_vm_* and io_uring kill the process). Irreversible.
+ * *landlock_abi: the Landlock ABI applied, 0 when the kernel has none. 0 or a negative errno. */
+int signer_sandbox_apply(const char *const *dirs, size_t ndirs, int *landlock_abi);
+
 /* The "signer" subcommand, run by signer_start in the child: serves fd SIGNER_FD until EOF.
  * Returns the exit status. */
 int signer_main(struct server_conf *cfg);
