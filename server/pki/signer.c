@@ -3,6 +3,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/landlock.h>
@@ -32,6 +33,14 @@
  * once (a broken ca.key) does not spin. Reset when one says ready. */
 #define SIGNER_RESTART_MIN_MS 250
 #define SIGNER_RESTART_MAX_MS 8000
+/* A request not answered within this was not going to be: one enrollment is a CSR check, a
+ * signature and a transaction under auth.db's 2 s busy timeout, milliseconds normally. The
+ * signer is then killed and restarted, and every pending request answered 503 (as on exit),
+ * so a stopped or wedged signer cannot hold SIGNER_QUEUE_MAX connections forever. */
+#define SIGNER_REQUEST_MS 10000
+/* After signer_stop's SIGTERM: a signer that has not exited by then (stopped, wedged) is
+ * killed, so shutdown never waits on it. */
+#define SIGNER_STOP_MS 2000
 
 /* --- framing (both sides) ------------------------------------------------------------------ */
 
@@ -72,6 +81,7 @@ enum signer_state { SG_DOWN, SG_STARTING, SG_READY };
 
 struct signer_req {
 	uint32_t id;
+	int64_t deadline_ms; /* vw_mono_ms by which the answer is due */
 	signer_cb cb;
 	void *ud;
 	struct signer_req *next;
@@ -90,7 +100,9 @@ struct signer {
 	int pid;
 	unsigned restarts, fails;
 	uv_timer_t restart_timer;
-	int handles_open; /* restart_timer + per-child handles still to close */
+	uv_timer_t req_timer; /* the oldest request's deadline; at stop, the kill deadline */
+	int req_timer_closed;
+	int handles_open; /* the two timers + per-child handles still to close */
 	/* Bytes read, not yet a whole frame. */
 	unsigned char *rbuf;
 	size_t rlen, rcap;
@@ -111,7 +123,7 @@ static void maybe_free(struct signer *s)
 static void on_handle_closed(uv_handle_t *h)
 {
 	struct signer *s = h->data;
-	if ((void *)h != (void *)&s->restart_timer)
+	if ((void *)h != (void *)&s->restart_timer && (void *)h != (void *)&s->req_timer)
 		free(h);
 	s->handles_open--;
 	maybe_free(s);
@@ -129,6 +141,47 @@ static void fail_pending(struct signer *s)
 	}
 	s->tail = NULL;
 	s->pending = 0;
+	if (!s->stopping)
+		uv_timer_stop(&s->req_timer);
+}
+
+static void kill_child(struct signer *s, int sig);
+static void child_down(struct signer *s);
+
+static void on_req_timer(uv_timer_t *t)
+{
+	struct signer *s = t->data;
+	if (s->stopping) {
+		if (s->proc)
+			log_warn("event=signer_stop_timeout pid=%d action=kill", s->pid);
+		kill_child(s, SIGKILL);
+		return;
+	}
+	struct signer_req *q = s->head;
+	if (!q)
+		return;
+	int64_t left = q->deadline_ms - vw_mono_ms();
+	if (left > 0) {
+		uv_timer_start(t, on_req_timer, (uint64_t)left, 0); /* the loop's clock ran ahead */
+		return;
+	}
+	log_error("event=signer_timeout pid=%d id=%u pending=%zu after_ms=%d action=restart",
+	          s->pid, q->id, s->pending, SIGNER_REQUEST_MS);
+	child_down(s); /* 503 to every pending request */
+	kill_child(s, SIGKILL); /* SIGKILL also ends a stopped process; on_child_exit restarts */
+}
+
+/* The timer follows the oldest request: replies come in request order. */
+static void arm_deadline(struct signer *s)
+{
+	if (s->stopping)
+		return;
+	if (!s->head) {
+		uv_timer_stop(&s->req_timer);
+		return;
+	}
+	int64_t left = s->head->deadline_ms - vw_mono_ms();
+	uv_timer_start(&s->req_timer, on_req_timer, left > 0 ? (uint64_t)left : 1, 0);
 }
 
 static void child_down(struct signer *s)
@@ -196,6 +249,10 @@ static void on_child_exit(uv_process_t *p, int64_t status, int sig)
 			               delay > SIGNER_RESTART_MAX_MS ? SIGNER_RESTART_MAX_MS : delay, 0);
 		} else {
 			log_info("event=signer_stopped status=%lld signal=%d", (long long)status, sig);
+			if (!s->req_timer_closed) {
+				s->req_timer_closed = 1;
+				uv_close((uv_handle_t *)&s->req_timer, on_handle_closed);
+			}
 		}
 	}
 	uv_close((uv_handle_t *)p, on_handle_closed);
@@ -279,10 +336,24 @@ static const char *jstr(const cJSON *o, const char *k)
 	return cJSON_IsString(v) ? v->valuestring : "";
 }
 
-static double jnum(const cJSON *o, const char *k)
+/* A JSON number that is finite, integral and within [min, max] (both exactly representable
+ * as doubles), into *out; converting any other double is undefined behaviour. Absent: dflt.
+ * 0, or -EPROTO: the signer sent what it never sends. */
+static int jint(const cJSON *o, const char *k, int64_t min, int64_t max, int64_t dflt,
+                int64_t *out)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-	return cJSON_IsNumber(v) ? v->valuedouble : 0;
+	if (!v) {
+		*out = dflt;
+		return 0;
+	}
+	if (!cJSON_IsNumber(v))
+		return -EPROTO;
+	double d = v->valuedouble;
+	if (!isfinite(d) || d != floor(d) || d < (double)min || d > (double)max)
+		return -EPROTO;
+	*out = (int64_t)d;
+	return 0;
 }
 
 /* One frame from the signer: "ready", or the reply to the oldest request. 0, or -EPROTO
@@ -303,8 +374,12 @@ static int handle_frame(struct signer *s, const unsigned char *p, size_t n)
 		}
 	} else {
 		struct signer_req *q = s->head;
-		const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "id");
-		if (s->state != SG_READY || !q || !cJSON_IsNumber(id) || (uint32_t)id->valuedouble != q->id) {
+		int64_t id = 0, rcv = 0, not_after = 0;
+		if (s->state != SG_READY || !q ||
+		    !cJSON_GetObjectItemCaseSensitive(o, "id") ||
+		    jint(o, "id", 0, UINT32_MAX, 0, &id) || (uint32_t)id != q->id ||
+		    jint(o, "rc", -4095, 0, -EIO, &rcv) ||
+		    jint(o, "not_after_ms", 0, INT64_C(1) << 53, 0, &not_after)) {
 			rc = -EPROTO;
 		} else {
 			s->head = q->next;
@@ -312,7 +387,7 @@ static int handle_frame(struct signer *s, const unsigned char *p, size_t n)
 				s->tail = NULL;
 			s->pending--;
 			struct signer_reply r = {
-			    .rc = (int)jnum(o, "rc"),
+			    .rc = (int)rcv,
 			    .err = jstr(o, "err"),
 			    .token_id = jstr(o, "token_id"),
 			    .site = jstr(o, "site"),
@@ -322,13 +397,14 @@ static int handle_frame(struct signer *s, const unsigned char *p, size_t n)
 			    .serial = jstr(o, "serial"),
 			    .cert = jstr(o, "cert"),
 			    .ca = jstr(o, "ca"),
-			    .not_after_ms = (int64_t)jnum(o, "not_after_ms"),
+			    .not_after_ms = not_after,
 			};
 			/* A signature without its certificate is no answer. */
-			if (r.rc > 0 || (r.rc == 0 && (!r.cert[0] || !r.ca[0] || !r.serial[0])))
+			if (r.rc == 0 && (!r.cert[0] || !r.ca[0] || !r.serial[0]))
 				r.rc = -EIO;
 			q->cb(q->ud, &r);
 			free(q);
+			arm_deadline(s);
 		}
 	}
 	cJSON_Delete(o);
@@ -437,7 +513,9 @@ int signer_start(uv_loop_t *loop, const char *conf_path, struct signer **out, ch
 	s->next_id = 1;
 	uv_timer_init(loop, &s->restart_timer);
 	s->restart_timer.data = s;
-	s->handles_open = 1;
+	uv_timer_init(loop, &s->req_timer);
+	s->req_timer.data = s;
+	s->handles_open = 2;
 	*out = s; /* from here on, signer_stop frees it */
 	int fd = -1;
 	if ((rc = spawn(s, &fd, err, errlen)) != 0)
@@ -469,12 +547,19 @@ int signer_start(uv_loop_t *loop, const char *conf_path, struct signer **out, ch
 	return 0;
 }
 
+struct signer_write {
+	uv_write_t req;
+	size_t len;
+	unsigned char *frame; /* holds the enrollment token: wiped before it is freed */
+};
+
 static void on_written(uv_write_t *w, int status)
 {
-	unsigned char *frame = w->data;
+	struct signer_write *sw = (struct signer_write *)w;
 	(void)status; /* a failed write shows as EOF on the read side */
-	free(frame);
-	free(w);
+	explicit_bzero(sw->frame, sw->len);
+	free(sw->frame);
+	free(sw);
 }
 
 int signer_enroll(struct signer *s, const char *token, const char *csr, size_t csr_len,
@@ -485,7 +570,7 @@ int signer_enroll(struct signer *s, const char *token, const char *csr, size_t c
 	if (s->pending >= SIGNER_QUEUE_MAX)
 		return -ENOBUFS;
 	struct signer_req *q = calloc(1, sizeof(*q));
-	uv_write_t *w = malloc(sizeof(*w));
+	struct signer_write *w = malloc(sizeof(*w));
 	cJSON *o = cJSON_CreateObject();
 	char *csr_copy = malloc(csr_len + 1);
 	unsigned char *frame = NULL;
@@ -501,17 +586,21 @@ int signer_enroll(struct signer *s, const char *token, const char *csr, size_t c
 	    !cJSON_AddStringToObject(o, "peer", peer) || !(frame = frame_of(o, &flen)))
 		goto fail;
 	uv_buf_t b = uv_buf_init((char *)frame, (unsigned)flen);
-	w->data = frame;
-	if ((rc = uv_write(w, (uv_stream_t *)s->pipe, &b, 1, on_written)) != 0)
+	w->frame = frame;
+	w->len = flen;
+	if ((rc = uv_write(&w->req, (uv_stream_t *)s->pipe, &b, 1, on_written)) != 0)
 		goto fail;
 	q->cb = cb;
 	q->ud = ud;
+	q->deadline_ms = vw_mono_ms() + SIGNER_REQUEST_MS;
 	if (s->tail)
 		s->tail->next = q;
 	else
 		s->head = q;
 	s->tail = q;
 	s->pending++;
+	if (s->head == q)
+		arm_deadline(s);
 	log_debug("event=signer_request id=%u pending=%zu", q->id, s->pending);
 	cJSON_Delete(o);
 	free(csr_copy);
@@ -525,6 +614,8 @@ fail:
 	}
 	cJSON_Delete(o);
 	free(csr_copy);
+	if (frame)
+		explicit_bzero(frame, flen);
 	free(frame);
 	free(w);
 	free(q);
@@ -545,6 +636,13 @@ void signer_stop(struct signer *s)
 	uv_close((uv_handle_t *)&s->restart_timer, on_handle_closed);
 	child_down(s);      /* EOF: the signer leaves its loop and exits */
 	kill_child(s, SIGTERM); /* and if it is inside a request, it stops there */
+	if (s->proc) {
+		/* a stopped or wedged signer hears neither: SIGKILL after SIGNER_STOP_MS */
+		uv_timer_start(&s->req_timer, on_req_timer, SIGNER_STOP_MS, 0);
+	} else if (!s->req_timer_closed) {
+		s->req_timer_closed = 1;
+		uv_close((uv_handle_t *)&s->req_timer, on_handle_closed);
+	}
 	maybe_free(s);
 }
 
