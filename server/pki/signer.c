@@ -339,8 +339,8 @@ static const char *jstr(const cJSON *o, const char *k)
 /* A JSON number that is finite, integral and within [min, max] (both exactly representable
  * as doubles), into *out; converting any other double is undefined behaviour. Absent: dflt.
  * 0, or -EPROTO: the signer sent what it never sends. */
-static int jint(const cJSON *o, const char *k, int64_t min, int64_t max, int64_t dflt,
-                int64_t *out)
+int signer_json_int(const cJSON *o, const char *k, int64_t min, int64_t max, int64_t dflt,
+                    int64_t *out)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
 	if (!v) {
@@ -377,9 +377,9 @@ static int handle_frame(struct signer *s, const unsigned char *p, size_t n)
 		int64_t id = 0, rcv = 0, not_after = 0;
 		if (s->state != SG_READY || !q ||
 		    !cJSON_GetObjectItemCaseSensitive(o, "id") ||
-		    jint(o, "id", 0, UINT32_MAX, 0, &id) || (uint32_t)id != q->id ||
-		    jint(o, "rc", -4095, 0, -EIO, &rcv) ||
-		    jint(o, "not_after_ms", 0, INT64_C(1) << 53, 0, &not_after)) {
+		    signer_json_int(o, "id", 0, UINT32_MAX, 0, &id) || (uint32_t)id != q->id ||
+		    signer_json_int(o, "rc", -4095, 0, -EIO, &rcv) ||
+		    signer_json_int(o, "not_after_ms", 0, INT64_C(1) << 53, 0, &not_after)) {
 			rc = -EPROTO;
 		} else {
 			s->head = q->next;

@@ -61,6 +61,13 @@ void signer_stop(struct signer *s);
  * *landlock_abi: the Landlock ABI applied, 0 when the kernel has none. 0 or a negative errno. */
 int signer_sandbox_apply(const char *const *dirs, size_t ndirs, int *landlock_abi);
 
+/* A number from the signer's reply, for the parent's parser (and tests): finite, integral
+ * and within [min, max] (both exact as doubles) into *out; absent: dflt. 0 or -EPROTO
+ * (converting any other double to an integer type is undefined behaviour). */
+struct cJSON;
+int signer_json_int(const struct cJSON *o, const char *k, int64_t min, int64_t max,
+                    int64_t dflt, int64_t *out);
+
 /* The "signer" subcommand, run by signer_start in the child: serves fd SIGNER_FD until EOF.
  * Returns the exit status. */
 int signer_main(struct server_conf *cfg);
