@@ -32,11 +32,20 @@ static void where(const struct vw_cli *c, const struct vw_cli_cmd *cmd, FILE *ou
 		fprintf(out, "%s: ", c->prog);
 }
 
-static void vals_init(struct vw_cli_vals *v, const struct vw_cli_opt *o, size_t n)
+/* 0, or -1 for a table longer than a vw_cli_vals holds (a program bug VW_CLI_NOPTS catches
+ * at compile time; a table sized by hand is refused here rather than cut short). */
+static int vals_init(const struct vw_cli *c, struct vw_cli_vals *v, const struct vw_cli_opt *o,
+                     size_t n, const char *what)
 {
 	memset(v, 0, sizeof(*v));
+	if (n > VW_CLI_OPTS_MAX) {
+		fprintf(stderr, "%s: %s has %zu options, more than VW_CLI_OPTS_MAX (%d)\n", c->prog,
+		        what, n, VW_CLI_OPTS_MAX);
+		return -1;
+	}
 	v->opts = o;
-	v->nopts = n < VW_CLI_OPTS_MAX ? n : VW_CLI_OPTS_MAX;
+	v->nopts = n;
+	return 0;
 }
 
 /* Parses options from argv[*i] on: into own (the command's, if any) or g. Stops at the first
@@ -154,14 +163,16 @@ int vw_cli_parse(const struct vw_cli *c, int argc, char **argv, struct vw_cli_va
 {
 	int i = 1, rc;
 	*cmd = NULL;
-	vals_init(g, c->gopts, c->ngopts);
-	vals_init(cv, NULL, 0);
+	if (vals_init(c, g, c->gopts, c->ngopts, "the global option table") ||
+	    vals_init(c, cv, NULL, 0, ""))
+		return VW_CLI_USAGE;
 	if ((rc = parse_opts(c, NULL, argc, argv, &i, g, cv, 1)) != VW_CLI_OK || i >= argc)
 		return rc;
 	const struct vw_cli_cmd *found = find_cmd(c, argc, argv, &i);
 	if (!found)
 		return VW_CLI_USAGE;
-	vals_init(cv, found->opts, found->nopts);
+	if (vals_init(c, cv, found->opts, found->nopts, found->name))
+		return VW_CLI_USAGE;
 	if ((rc = parse_opts(c, found, argc, argv, &i, g, cv, 0)) != VW_CLI_OK)
 		return rc;
 	if (cv->npos < found->min_pos || cv->npos > found->max_pos) {

@@ -12,17 +12,20 @@
 
 #include "log.h"
 
-/* A dashboard bundle's largest file is a few MiB; anything past this is not one of ours. */
-#define FILE_MAX (32u << 20)
-/* Reads in flight at once (each holds a file in memory); more get 503. */
-#define INFLIGHT_MAX 64
+/* Files are sent in pieces of this size, each read on the pool only when the connection's
+ * backlog is below conn's mark: a response holds one piece in memory while it is read, none
+ * while it waits, whatever the file's size or the number of requests for it. */
+#define CHUNK (64u << 10)
+/* Responses open at once (each holds an fd; one waiting for a slow reader holds nothing
+ * else); more get 503. Slow readers are ended by conn's idle timeout. */
+#define JOBS_MAX 256
 #define SEGMENTS_MAX 16
 #define PATH_BYTES 1024
 
 struct web_static {
 	uv_loop_t *loop;
 	int root_fd;
-	size_t inflight;
+	size_t inflight; /* jobs alive: opening, reading or sending */
 };
 
 struct job {
@@ -37,8 +40,13 @@ struct job {
 	int rc; /* 0, -ENOENT (no such file), other negative */
 	int gz, is_index;
 	char etag[80];
-	char *data;
-	size_t len;
+	int fd;
+	uint64_t size;
+	/* sending */
+	uint64_t off;
+	size_t want, got;
+	char *buf;
+	int read_rc;
 };
 
 static int hexv(int c)
@@ -91,7 +99,9 @@ int static_path_split(const char *path, char *out, size_t outlen, size_t *n)
 			d[dl++] = (char)ch;
 		}
 		d[dl] = '\0';
-		if ((dl == 1 && d[0] == '.') || (dl == 2 && d[0] == '.' && d[1] == '.'))
+		/* ".", ".." and every dotfile or dot-directory (.env, .git/): nothing of the
+		 * bundle's is named so, and what is (editor or deploy leftovers) is not public. */
+		if (dl == 0 || d[0] == '.')
 			return -EINVAL;
 		used += dl + 1;
 		(*n)++;
@@ -129,32 +139,32 @@ static int open_under(int root_fd, const char *segs, size_t nsegs, const char *s
 	return fd < 0 ? -e : fd;
 }
 
-static int read_file(struct job *j, int fd)
+/* FNV-1a, 64-bit: the ETag needs only to change with its inputs, not to be secret. */
+static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *b = p;
+	for (size_t i = 0; i < n; i++) {
+		h ^= b[i];
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+static int stat_file(struct job *j, int fd)
 {
 	struct stat st;
 	if (fstat(fd, &st) != 0)
 		return -errno;
 	if (!S_ISREG(st.st_mode))
 		return -ENOENT; /* directories, fifos, devices: not a file to serve */
-	if ((uint64_t)st.st_size > FILE_MAX)
-		return -EFBIG;
-	/* Strong ETag from what changes when the file does: size, mtime (ns), inode. */
-	snprintf(j->etag, sizeof(j->etag), "\"%llx-%llx%09lx-%llx%s\"",
-	         (unsigned long long)st.st_size, (unsigned long long)st.st_mtim.tv_sec,
-	         (long)st.st_mtim.tv_nsec, (unsigned long long)st.st_ino, j->gz ? "-gz" : "");
-	j->data = malloc((size_t)st.st_size + 1);
-	if (!j->data)
-		return -ENOMEM;
-	size_t got = 0;
-	while (got < (size_t)st.st_size) {
-		ssize_t r = read(fd, j->data + got, (size_t)st.st_size - got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return r < 0 ? -errno : -EIO; /* shrank under us */
-		got += (size_t)r;
-	}
-	j->len = got;
+	/* Strong ETag from what changes when the file does: size and mtime (ns), hashed, so it
+	 * tells nobody an inode number or a deploy time. */
+	uint64_t v[3] = {(uint64_t)st.st_size, (uint64_t)st.st_mtim.tv_sec,
+	                 (uint64_t)st.st_mtim.tv_nsec};
+	uint64_t h = fnv1a(0xcbf29ce484222325ULL, v, sizeof(v));
+	snprintf(j->etag, sizeof(j->etag), "\"%016llx%s\"", (unsigned long long)h,
+	         j->gz ? "-gz" : "");
+	j->size = (uint64_t)st.st_size;
 	return 0;
 }
 
@@ -171,9 +181,13 @@ static int try_open_read(struct job *j, const char *segs, size_t nsegs)
 		fd = open_under(j->w->root_fd, segs, nsegs, "");
 	if (fd < 0)
 		return fd;
-	int rc = read_file(j, fd);
-	close(fd);
-	return rc;
+	int rc = stat_file(j, fd);
+	if (rc) {
+		close(fd);
+		return rc;
+	}
+	j->fd = fd; /* the sending reads it; job_free closes it */
+	return 0;
 }
 
 static void work(uv_work_t *w)
@@ -184,8 +198,6 @@ static void work(uv_work_t *w)
 	/* Only a name that is not there falls back: a symlink (ELOOP), a directory or a
 	 * refused file stays refused. */
 	if (j->rc == -ENOENT && j->fallback_ok) {
-		free(j->data);
-		j->data = NULL;
 		j->rc = try_open_read(j, "index.html", 1);
 		j->is_index = 1;
 	}
@@ -254,15 +266,99 @@ static int etag_matches(const char *inm, const char *etag)
 	return 0;
 }
 
+static void job_free(struct job *j)
+{
+	if (j->fd >= 0)
+		close(j->fd);
+	free(j->buf);
+	j->w->inflight--;
+	free(j);
+}
+
+/* The body is over (sent, or cut short: conn then closes the connection). */
+static void job_end(struct job *j)
+{
+	conn_body_end(j->conn);
+	job_free(j);
+}
+
+static void next_piece(struct job *j);
+
+static void read_work(uv_work_t *w)
+{
+	struct job *j = w->data;
+	j->got = 0;
+	j->read_rc = 0;
+	if (!(j->buf = malloc(j->want))) {
+		j->read_rc = -ENOMEM;
+		return;
+	}
+	while (j->got < j->want) {
+		ssize_t r = pread(j->fd, j->buf + j->got, j->want - j->got,
+		                  (off_t)(j->off + j->got));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			j->read_rc = r < 0 ? -errno : -EIO; /* shrank under us */
+			return;
+		}
+		j->got += (size_t)r;
+	}
+}
+
+static void read_done(uv_work_t *w, int status)
+{
+	struct job *j = w->data;
+	int rc = status ? status : j->read_rc;
+	if (!rc)
+		rc = conn_body_write(j->conn, j->buf, j->got);
+	else
+		log_warn("event=static_read_failed path=%s error=%d sent=%llu size=%llu", j->segs,
+		         rc, (unsigned long long)j->off, (unsigned long long)j->size);
+	free(j->buf);
+	j->buf = NULL;
+	if (rc) {
+		job_end(j);
+		return;
+	}
+	j->off += j->got;
+	if (j->off == j->size) {
+		job_end(j);
+		return;
+	}
+	next_piece(j);
+}
+
+static void on_writable(void *ud, struct conn *c)
+{
+	(void)c;
+	next_piece(ud);
+}
+
+/* The next piece once the connection's backlog allows it: read on the pool, sent on the loop. */
+static void next_piece(struct job *j)
+{
+	int ok = conn_body_writable(j->conn);
+	if (ok < 0) {
+		job_end(j); /* the peer is gone */
+		return;
+	}
+	if (!ok) {
+		conn_body_wait(j->conn, on_writable, j);
+		return;
+	}
+	uint64_t left = j->size - j->off;
+	j->want = left < CHUNK ? (size_t)left : CHUNK;
+	if (uv_queue_work(j->w->loop, &j->work, read_work, read_done) != 0)
+		job_end(j);
+}
+
 static void done(uv_work_t *w, int status)
 {
 	struct job *j = w->data;
 	struct conn *c = j->conn;
-	j->w->inflight--;
-	if (status == UV_ECANCELED || j->rc == -ENOMEM) {
+	if (status == UV_ECANCELED || j->rc == -ENOMEM || j->rc == -EMFILE || j->rc == -ENFILE) {
 		conn_respond_error(c, 503, "server busy", NULL);
-	} else if (j->rc == -EFBIG) {
-		conn_respond_error(c, 500, "file too large to serve", NULL);
 	} else if (j->rc) {
 		conn_respond_error(c, 404, "not found", NULL);
 	} else {
@@ -278,14 +374,20 @@ static void done(uv_work_t *w, int status)
 		         "ETag: %s\r\nCache-Control: %s\r\nVary: Accept-Encoding\r\n"
 		         "X-Content-Type-Options: nosniff\r\n%s",
 		         j->etag, cache, j->gz ? "Content-Encoding: gzip\r\n" : "");
-		if (etag_matches(j->inm, j->etag))
-			conn_respond_typed(c, 304, content_type(last, j->is_index), extra, "", 0);
-		else
-			conn_respond_typed(c, 200, content_type(last, j->is_index), extra, j->data,
-			                   j->len);
+		const char *ct = content_type(last, j->is_index);
+		if (etag_matches(j->inm, j->etag)) {
+			conn_respond_typed(c, 304, ct, extra, "", 0);
+		} else {
+			int rc = conn_body_begin(c, 200, ct, extra, j->size);
+			if (rc == 0) {
+				next_piece(j);
+				return;
+			}
+			if (rc < 0)
+				conn_body_end(c);
+		}
 	}
-	free(j->data);
-	free(j);
+	job_free(j);
 }
 
 int static_open(uv_loop_t *loop, const char *root, struct web_static **out, char *err,
@@ -322,7 +424,7 @@ void static_destroy(struct web_static *w)
 
 void static_serve(struct web_static *w, struct conn *c, const struct http_request *req)
 {
-	if (w->inflight >= INFLIGHT_MAX) {
+	if (w->inflight >= JOBS_MAX) {
 		conn_respond_error(c, 503, "server busy", NULL);
 		return;
 	}
@@ -338,17 +440,17 @@ void static_serve(struct web_static *w, struct conn *c, const struct http_reques
 	}
 	j->w = w;
 	j->conn = c;
+	j->fd = -1;
 	j->gzip_ok = req->accept_gzip;
 	j->assets = strncmp(req->path, "/assets/", 8) == 0;
 	/* A missing hashed asset stays a 404: index.html served as a script helps nobody. */
 	j->fallback_ok = !j->assets;
 	snprintf(j->inm, sizeof(j->inm), "%s", req->if_none_match);
 	j->work.data = j;
+	w->inflight++;
 	int rc = uv_queue_work(w->loop, &j->work, work, done);
 	if (rc) {
-		free(j);
+		job_free(j);
 		conn_respond_error(c, 503, "server busy", NULL);
-		return;
 	}
-	w->inflight++;
 }

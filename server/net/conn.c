@@ -11,8 +11,18 @@
  * read, so this holds at most what one socket read decrypted: 1 MiB is a generous cap. */
 #define IN_MAX (1u << 20)
 /* A client that pipelines requests without reading the answers would make us queue them
- * without bound; past this much unsent output it is dropped. */
-#define WRITE_QUEUE_MAX (16u << 20)
+ * without bound: past this much unsent output after a response, its next request is not
+ * parsed (nor its socket read) until the queue has drained below it, and a streamed body
+ * (conn_body_*) waits the same way. 256 KiB keeps a fast reader's pipe full (several
+ * round trips of a LAN's window) while 10,000 stalled readers cannot hold more than the
+ * server-wide budget below. */
+#define PIPELINE_PAUSE (256u << 10)
+/* All connections' unsent output together, when conn_limits.out_budget is 0. Past it, a
+ * response larger than OUT_SMALL is refused (503) and a streamed body ends its
+ * connection, so memory does not grow with the number of clients that stop reading. */
+#define OUT_BUDGET_DEFAULT (64u << 20)
+/* Error answers and API replies this small always go out: refusing them saves nothing. */
+#define OUT_SMALL (16u << 10)
 /* An event-stream client sends nothing after its request; a few reconnect-worth of bytes
  * are tolerated and dropped, more means it is not a stream client. */
 #define STREAM_IN_MAX (64u << 10)
@@ -40,6 +50,13 @@ struct conn {
 	int in_process;  /* inside process(): frees and re-entry wait for it to return */
 	int64_t accepted_ms, start_ms, idle_ms;
 	size_t budget; /* bytes of srv->budget_used held by this request's body */
+	size_t out_held; /* bytes of srv->out_used: this connection's unsent output, last seen */
+	int wait_drain;  /* answered with a backlog: reading resumes when it drains */
+	/* conn_body_*: the response's body still owed, and who waits for the queue to drain */
+	int in_body;
+	uint64_t body_left;
+	conn_writable_cb body_wait;
+	void *body_wait_ud;
 	struct tls_identity id;
 	char peer[64];
 	/* S_STREAM */
@@ -56,6 +73,7 @@ struct conn_server {
 	struct conn *head;
 	size_t count;
 	size_t budget_used;
+	size_t out_used; /* unsent output of all connections (their out_held) */
 	int draining, drained_called;
 	uint64_t streams_dropped;
 	void (*on_drained)(void *ud);
@@ -90,6 +108,28 @@ static void release_budget(struct conn *c)
 	c->budget = 0;
 }
 
+static size_t out_budget(const struct conn_server *s)
+{
+	return s->lim.out_budget ? s->lim.out_budget : OUT_BUDGET_DEFAULT;
+}
+
+/* out_held follows the socket's write queue: after each write and each drain. */
+static void out_account(struct conn *c)
+{
+	size_t now = c->tls ? tls_conn_write_queue(c->tls) : 0;
+	c->srv->out_used = c->srv->out_used - c->out_held + now;
+	c->out_held = now;
+}
+
+/* A body writer waiting for the queue to drain hears once: it is writable or gone. */
+static void body_wake(struct conn *c)
+{
+	conn_writable_cb cb = c->body_wait;
+	c->body_wait = NULL;
+	if (cb)
+		cb(c->body_wait_ud, c);
+}
+
 static void maybe_free(struct conn *c)
 {
 	if (c->tls || c->state == S_DISPATCHED || c->in_process)
@@ -102,6 +142,7 @@ static void maybe_free(struct conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	release_budget(c);
+	s->out_used -= c->out_held;
 	reader_release(c);
 	free(c);
 	s->count--;
@@ -114,6 +155,11 @@ static void close_conn(struct conn *c)
 		tls_conn_set_data(c->tls, NULL);
 		tls_conn_close(c->tls);
 		c->tls = NULL;
+	}
+	out_account(c); /* tls_conn_close frees the queue: no longer ours to count */
+	if (c->body_wait) {
+		body_wake(c); /* last: the writer ends the body, which may free c */
+		return;
 	}
 	maybe_free(c);
 }
@@ -136,6 +182,10 @@ static int64_t deadline(const struct conn *c)
 	case S_BODY:
 		return c->start_ms + (int64_t)l->request_timeout_ms;
 	case S_DISPATCHED:
+		/* A body in pieces to a peer that stopped reading: idle_timeout without progress
+		 * (idle_ms moves with every drain) ends it, so stalled readers cannot keep the
+		 * output budget spent. Otherwise the handler has the request: no deadline. */
+		return c->in_body ? c->idle_ms + (int64_t)l->idle_timeout_ms : 0;
 	case S_STREAM: /* no deadline: the stream's writer keeps it alive with heartbeats */
 		break;
 	}
@@ -251,6 +301,12 @@ static void on_timeout(struct tls_conn *t)
 		conn_respond_error(c, 408, "request timeout", NULL);
 		break;
 	case S_DISPATCHED:
+		if (c->in_body) {
+			log_debug("event=conn_timeout peer=%s phase=body_out queued=%zu", c->peer,
+			          c->out_held);
+			close_conn(c); /* wakes the body's writer, which ends it */
+		}
+		break;
 	case S_STREAM:
 		break;
 	}
@@ -262,15 +318,44 @@ static void on_close(struct tls_conn *t)
 	if (!c)
 		return;
 	c->tls = NULL;
+	out_account(c);
 	if (c->state == S_STREAM) {
 		log_debug("event=stream_closed peer=%s reason=peer_left", c->peer);
 		stream_abort(c); /* tls is gone already: this only tells the writer and frees */
 		return;
 	}
+	if (c->body_wait) {
+		body_wake(c);
+		return;
+	}
 	maybe_free(c);
 }
 
-const struct tls_callbacks conn_tls_callbacks = {on_open, on_data, on_timeout, on_close};
+static void on_drain(struct tls_conn *t)
+{
+	struct conn *c = tls_conn_data(t);
+	if (!c)
+		return;
+	out_account(c);
+	if (c->in_body || c->wait_drain) {
+		c->idle_ms = vw_mono_ms(); /* the peer reads: progress */
+		arm(c);
+	}
+	if (c->out_held > PIPELINE_PAUSE)
+		return;
+	if (c->body_wait) {
+		body_wake(c);
+		return;
+	}
+	if (c->wait_drain) {
+		c->wait_drain = 0;
+		tls_conn_resume(c->tls);
+		process(c);
+	}
+}
+
+const struct tls_callbacks conn_tls_callbacks = {on_open, on_data, on_timeout, on_close,
+                                                  on_drain};
 
 /* --- request flow ------------------------------------------------------------------------ */
 
@@ -328,7 +413,7 @@ static void process(struct conn *c)
 	if (c->in_process)
 		return;
 	c->in_process = 1;
-	while (c->tls && c->state != S_DISPATCHED && c->in_off < c->in.len) {
+	while (c->tls && c->state != S_DISPATCHED && !c->wait_drain && c->in_off < c->in.len) {
 		enum http_event ev;
 		size_t n =
 		    http_reader_feed(c->rd, c->in.data + c->in_off, c->in.len - c->in_off, &ev);
@@ -374,6 +459,8 @@ static void process(struct conn *c)
 	maybe_free(c);
 }
 
+static void finish(struct conn *c, int keep);
+
 void conn_respond(struct conn *c, int status, const char *extra, const char *body, size_t len)
 {
 	conn_respond_typed(c, status, NULL, extra, body, len);
@@ -382,10 +469,19 @@ void conn_respond(struct conn *c, int status, const char *extra, const char *bod
 void conn_respond_typed(struct conn *c, int status, const char *content_type, const char *extra,
                         const char *body, size_t len)
 {
-	if (c->state != S_DISPATCHED)
+	if (c->state != S_DISPATCHED || c->in_body)
 		return; /* a handler bug: answered twice */
 	struct conn_server *s = c->srv;
 	const struct http_request *req = http_reader_request(c->rd);
+	if (c->tls && len > OUT_SMALL && req->verb != HTTP_VERB_HEAD &&
+	    s->out_used + len > out_budget(s)) {
+		log_warn("event=response_refused peer=%s reason=output_budget bytes=%zu "
+		         "queued_total=%zu",
+		         c->peer, len, s->out_used);
+		c->close_after = 1;
+		conn_respond_error(c, 503, "server busy", NULL);
+		return;
+	}
 	int keep = c->tls && !c->close_after && req->keep_alive && !s->draining;
 	log_debug("event=request peer=%s method=%s path=%.128s status=%d ms=%lld", c->peer,
 	          req->method[0] ? req->method : "-", req->path[0] ? req->path : "-", status,
@@ -393,7 +489,13 @@ void conn_respond_typed(struct conn *c, int status, const char *content_type, co
 	if (c->tls) {
 		struct vw_buf out;
 		vw_buf_init(&out, 0);
-		struct http_head h = {status, content_type, extra, (int64_t)len, keep};
+		/* 204 and 304 carry no Content-Length (RFC 9110 8.6: a 304's would describe the
+		 * representation, not this empty message) and no body. */
+		int bodiless = status == 204 || status == 304;
+		if (bodiless)
+			len = 0;
+		struct http_head h = {status, content_type, extra, bodiless ? -1 : (int64_t)len,
+		                      keep};
 		if (http_format_response_head(&out, &h, vw_now_ms()) == -EINVAL) {
 			/* A handler bug (a CR or LF in its content type): never sent as given. */
 			log_error("event=bad_response peer=%s path=%.128s reason=content_type",
@@ -407,11 +509,20 @@ void conn_respond_typed(struct conn *c, int status, const char *content_type, co
 		 * (RFC 9110 9.3.2). */
 		if (req->verb != HTTP_VERB_HEAD)
 			vw_buf_append(&out, body, len);
-		if (out.err || tls_conn_write(c->tls, out.data, out.len) ||
-		    tls_conn_write_queue(c->tls) > WRITE_QUEUE_MAX)
+		if (out.err || tls_conn_write(c->tls, out.data, out.len))
 			keep = 0;
 		vw_buf_free(&out);
+		out_account(c);
 	}
+	finish(c, keep);
+}
+
+/* The response is out (or abandoned): ready for the next request, or closed. A backlog
+ * above PIPELINE_PAUSE keeps the socket unread and the next pipelined request unparsed
+ * until on_drain. */
+static void finish(struct conn *c, int keep)
+{
+	c->in_body = 0;
 	release_budget(c);
 	http_reader_reset(c->rd);
 	c->state = S_IDLE;
@@ -423,8 +534,116 @@ void conn_respond_typed(struct conn *c, int status, const char *content_type, co
 		return;
 	}
 	arm(c);
+	if (c->out_held > PIPELINE_PAUSE) {
+		c->wait_drain = 1; /* stays paused since dispatch */
+		return;
+	}
 	tls_conn_resume(c->tls);
 	process(c); /* pipelined bytes already here; a no-op when called from inside process */
+}
+
+int conn_body_begin(struct conn *c, int status, const char *content_type, const char *extra,
+                    uint64_t len)
+{
+	if (c->state != S_DISPATCHED || c->in_body)
+		return -EINVAL;
+	struct conn_server *s = c->srv;
+	const struct http_request *req = http_reader_request(c->rd);
+	if (!c->tls || req->verb == HTTP_VERB_HEAD || len == 0) {
+		/* Nothing to stream: the head (Content-Length len) alone, or nobody to send to. */
+		conn_respond_typed(c, status, content_type, extra, NULL, (size_t)len);
+		return 1;
+	}
+	size_t first = len < PIPELINE_PAUSE ? (size_t)len : PIPELINE_PAUSE;
+	if (s->out_used + first > out_budget(s)) {
+		log_warn("event=response_refused peer=%s reason=output_budget bytes=%llu "
+		         "queued_total=%zu",
+		         c->peer, (unsigned long long)len, s->out_used);
+		c->close_after = 1;
+		conn_respond_error(c, 503, "server busy", NULL);
+		return 1;
+	}
+	int keep = !c->close_after && req->keep_alive && !s->draining;
+	log_debug("event=request peer=%s method=%s path=%.128s status=%d bytes=%llu ms=%lld",
+	          c->peer, req->method, req->path, status, (unsigned long long)len,
+	          (long long)(c->start_ms ? vw_mono_ms() - c->start_ms : 0));
+	struct vw_buf out;
+	vw_buf_init(&out, 0);
+	struct http_head h = {status, content_type, extra, (int64_t)len, keep};
+	int rc = http_format_response_head(&out, &h, vw_now_ms());
+	if (!rc)
+		rc = out.err ? -ENOMEM : tls_conn_write(c->tls, out.data, out.len);
+	vw_buf_free(&out);
+	if (rc) {
+		finish(c, 0);
+		return rc;
+	}
+	out_account(c);
+	if (!keep)
+		c->close_after = 1;
+	c->in_body = 1;
+	c->body_left = len;
+	c->idle_ms = vw_mono_ms();
+	arm(c);
+	return 0;
+}
+
+int conn_body_write(struct conn *c, const void *data, size_t len)
+{
+	if (!c->in_body)
+		return -EINVAL;
+	if (!c->tls)
+		return -ENOTCONN;
+	if (len > c->body_left)
+		return -EINVAL; /* more than the Content-Length announced */
+	struct conn_server *s = c->srv;
+	if (s->out_used + len > out_budget(s)) {
+		/* The budget is all clients' backlog; this one adds to it while others stall.
+		 * Its head promised a length, so the only honest end is the connection's. */
+		log_warn("event=conn_dropped peer=%s reason=output_budget queued_total=%zu",
+		         c->peer, s->out_used);
+		c->close_after = 1;
+		tls_conn_set_data(c->tls, NULL);
+		tls_conn_close(c->tls);
+		c->tls = NULL;
+		out_account(c);
+		return -ENOBUFS;
+	}
+	int rc = tls_conn_write(c->tls, data, len);
+	out_account(c);
+	if (rc)
+		return rc;
+	c->body_left -= len;
+	return 0;
+}
+
+int conn_body_writable(const struct conn *c)
+{
+	if (!c->in_body || !c->tls)
+		return -ENOTCONN;
+	return c->out_held <= PIPELINE_PAUSE;
+}
+
+void conn_body_wait(struct conn *c, conn_writable_cb cb, void *ud)
+{
+	c->body_wait = cb;
+	c->body_wait_ud = ud;
+	if (!c->tls || c->out_held <= PIPELINE_PAUSE)
+		body_wake(c);
+}
+
+void conn_body_end(struct conn *c)
+{
+	if (!c->in_body)
+		return;
+	c->body_wait = NULL;
+	/* A body cut short breaks the framing its Content-Length promised: close. */
+	int keep = c->tls && !c->close_after && c->body_left == 0 && !c->srv->draining;
+	const struct http_request *req = http_reader_request(c->rd);
+	if (c->body_left)
+		log_debug("event=body_incomplete peer=%s path=%.128s missing=%llu", c->peer,
+		          req->path, (unsigned long long)c->body_left);
+	finish(c, keep);
 }
 
 int conn_stream_start(struct conn *c, int status, const char *content_type, const char *extra,

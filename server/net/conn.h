@@ -1,6 +1,8 @@
 /* conn: one HTTP/1.1 connection on top of a tls_conn — request framing (http_reader),
  * header/request/idle deadlines, keep-alive, the server-wide body-memory budget, drain on
- * shutdown, dispatch to the request handler, and streamed responses (a head now, bytes
+ * shutdown, dispatch to the request handler, back-pressure on output (a pipelining client
+ * that does not read has its next request wait; all connections' unsent output has a
+ * budget), bodies written in pieces (files), and streamed responses (a head now, bytes
  * later, through a bounded queue). Loop thread only. A struct conn outlives its socket
  * while a handler owes a response: it is freed by whichever comes last, the socket's end or
  * conn_respond; a stream's conn is freed when the stream ends (after its on_end). */
@@ -24,6 +26,7 @@ struct conn_limits {
 	size_t max_header_bytes;
 	size_t max_body_bytes;
 	size_t body_budget; /* request bodies held in memory, all connections together */
+	size_t out_budget;  /* unsent response bytes, all connections together; 0: 64 MiB */
 	uint64_t header_timeout_ms;
 	uint64_t request_timeout_ms;
 	uint64_t idle_timeout_ms;
@@ -54,6 +57,34 @@ void conn_respond(struct conn *c, int status, const char *extra, const char *bod
 /* conn_respond with another Content-Type (HTTP_CT_* in http.h). */
 void conn_respond_typed(struct conn *c, int status, const char *content_type, const char *extra,
                         const char *body, size_t len);
+
+/* --- a body in pieces (files) ------------------------------------------------------------ */
+
+/* Called once by conn_body_wait: the connection can take more, or it is gone (the next
+ * conn_body_write says which). */
+typedef void (*conn_writable_cb)(void *ud, struct conn *c);
+
+/* Instead of conn_respond, for a body of len bytes known in advance but not in memory: sends
+ * the head (Content-Length len) now. 0: the body is owed, through conn_body_write (in total
+ * exactly len bytes) and then conn_body_end, which is the answer's end. 1: answered already
+ * (HEAD, len 0, the peer gone, or 503 because all connections' unsent output is at the
+ * server's budget): nothing more is owed, c may be gone. Negative: the head could not be
+ * sent; call conn_body_end. */
+int conn_body_begin(struct conn *c, int status, const char *content_type, const char *extra,
+                    uint64_t len);
+/* Queues len bytes of the body. -ENOTCONN: the peer is gone; -ENOBUFS: the server-wide
+ * output budget is spent and this connection was closed; then (and at the body's end) call
+ * conn_body_end. */
+int conn_body_write(struct conn *c, const void *data, size_t len);
+/* 1 when the unsent backlog is small enough for the next piece (256 KiB), 0 when the writer
+ * should conn_body_wait, -ENOTCONN when the peer is gone. */
+int conn_body_writable(const struct conn *c);
+/* cb once the backlog has drained below the mark or the connection is gone (at once when
+ * that is already so). */
+void conn_body_wait(struct conn *c, conn_writable_cb cb, void *ud);
+/* The body is done (or abandoned: fewer bytes than announced close the connection). c may
+ * be freed by this. */
+void conn_body_end(struct conn *c);
 
 /* --- streamed responses ------------------------------------------------------------------ */
 

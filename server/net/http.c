@@ -913,7 +913,9 @@ int http_format_response_head(struct vw_buf *out, const struct http_head *h, int
 	static const char *const mon[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
 	                                  "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
 	const char *ct = h->content_type ? h->content_type : HTTP_CT_JSON;
-	if (strpbrk(ct, "\r\n") || (h->content_length < 0 && h->keep_alive))
+	/* Without a length only the connection's end frames a body; 204 and 304 have none. */
+	int bodiless = h->status == 204 || h->status == 304;
+	if (strpbrk(ct, "\r\n") || (h->content_length < 0 && h->keep_alive && !bodiless))
 		return -EINVAL;
 	time_t t = (time_t)(now_ms / 1000);
 	struct tm tm;

@@ -231,6 +231,9 @@ static void on_write(uv_write_t *req, int status)
 	free(w);
 	if (status < 0 && status != UV_ECANCELED && c->state != C_CLOSING)
 		conn_fail(c);
+	else if (status == 0 && c->state == C_OPEN && c->opened && !c->upper_gone &&
+	         c->srv->cb.on_drain)
+		c->srv->cb.on_drain(c);
 }
 
 /* A fresh, empty memory BIO for one side of the connection. */

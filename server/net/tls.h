@@ -33,6 +33,9 @@ struct tls_callbacks {
 	void (*on_data)(struct tls_conn *c, const char *data, size_t len); /* plaintext */
 	void (*on_timeout)(struct tls_conn *c); /* the timer set by tls_conn_set_timer fired */
 	void (*on_close)(struct tls_conn *c);   /* peer gone or error; only after on_open */
+	/* Optional: one of the queued socket writes has completed (tls_conn_write_queue shrank),
+	 * for back-pressure on a peer that reads slowly. NULL: not told. */
+	void (*on_drain)(struct tls_conn *c);
 };
 
 struct tls_server_opts {

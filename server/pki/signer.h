@@ -53,6 +53,21 @@ int signer_pid(const struct signer *s);
  * once its handles are closed. Accepts NULL. */
 void signer_stop(struct signer *s);
 
+/* The signer's sandbox, applied by signer_main once auth.db is open and the CRL current (and
+ * by tests/unit/test_signer_sandbox.c, in a child): no_new_privs; Landlock (when the kernel
+ * has it) limiting the filesystem to dirs and what is below them; then a default-deny seccomp
+ * filter allowing only the file, memory and clock calls the signer makes (EPERM for the rest,
+ * ENOSYS for clone3; exec, ptrace, process_vm_* and io_uring kill the process). Irreversible.
+ * *landlock_abi: the Landlock ABI applied, 0 when the kernel has none. 0 or a negative errno. */
+int signer_sandbox_apply(const char *const *dirs, size_t ndirs, int *landlock_abi);
+
+/* A number from the signer's reply, for the parent's parser (and tests): finite, integral
+ * and within [min, max] (both exact as doubles) into *out; absent: dflt. 0 or -EPROTO
+ * (converting any other double to an integer type is undefined behaviour). */
+struct cJSON;
+int signer_json_int(const struct cJSON *o, const char *k, int64_t min, int64_t max,
+                    int64_t dflt, int64_t *out);
+
 /* The "signer" subcommand, run by signer_start in the child: serves fd SIGNER_FD until EOF.
  * Returns the exit status. */
 int signer_main(struct server_conf *cfg);

@@ -38,3 +38,5 @@ vw_security_test(security_store_reads test_store_reads)
 # UTF-8 at every string boundary, range-checked numbers, Host on HTTP/1.1, private files
 # under umask 000 (issue 10, item 7).
 vw_security_test(security_input test_input)
+# Pipelined large GETs that are never read: memory bounded by the output budget.
+vw_security_test(security_static_flood test_static_flood)

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """The route table and the responses: 401/403/404/405 with Allow, HEAD for every GET, the
-org role's scope, static files (ETag/304, .gz, cache headers, SPA fallback) with every
-traversal spelling refused, and the CSV export's BOM.
+org role's scope, static files (ETag/304 without Content-Length, .gz, cache headers, SPA
+fallback) with every traversal spelling and every dotfile refused, and the CSV export's BOM.
 
     /usr/bin/python3 tests/security/test_routes.py [-k PATTERN]
 """
@@ -45,6 +45,10 @@ class Routes(IntegrationTest):
         self.app_js = b"console.log('venuewatch');\n" * 40
         (web / "assets" / "app.1a2b3c.js").write_bytes(self.app_js)
         (web / "assets" / "app.1a2b3c.js.gz").write_bytes(gzip.compress(self.app_js))
+        (web / ".env").write_text("DB_PASSWORD=dotfile-secret\n")
+        (web / ".git").mkdir()
+        (web / ".git" / "config").write_text("[remote] url = dotfile-secret\n")
+        (web / "assets" / ".app.js.swp").write_text("dotfile-secret\n")
         secret = Path(h.path("secret.txt"))
         secret.write_text("outside the root\n")
         os.symlink(secret, web / "link.txt")
@@ -133,6 +137,12 @@ class Routes(IntegrationTest):
         status, body, h2 = raw(srv, "GET", "/", {"If-None-Match": etag})
         self.assertEqual((status, body), (304, b""))
         self.assertEqual(h2["ETag"], etag)
+        # RFC 9110 8.6: no Content-Length on a 304 (it would describe the 200's body).
+        self.assertNotIn("Content-Length", h2)
+        # The ETag names no inode (size and mtime, hashed).
+        ino = os.stat(Path(self.h.path("web")) / "index.html").st_ino
+        self.assertNotIn(f"{ino:x}", etag.strip('"').split("-"))
+        self.assertNotIn(f"-{ino:x}", etag)
         self.assertEqual(raw(srv, "GET", "/", {"If-None-Match": '"other"'})[0], 200)
         # The precompressed sibling when the client takes gzip, the plain file otherwise.
         status, body, h = raw(srv, "GET", "/assets/app.1a2b3c.js",
@@ -162,6 +172,17 @@ class Routes(IntegrationTest):
             status, body, _ = raw(srv, "GET", path)
             self.assertEqual(status, 404, (path, body))
             self.assertNotIn(b"outside the root", body)
+
+    def test_dotfiles_and_dot_directories_are_404(self):
+        srv = self.srv
+        for path in ("/.env", "/.git/config", "/assets/.app.js.swp", "/%2eenv", "/%2Egit/config",
+                     "/.well-known/security.txt", "/assets/.", "/x/.env"):
+            for method in ("GET", "HEAD"):
+                status, body, _ = raw(srv, method, path)
+                self.assertEqual(status, 404, (method, path, body))
+                self.assertNotIn(b"dotfile-secret", body)
+        # A name with a dot inside is an ordinary file.
+        self.assertEqual(raw(srv, "GET", "/assets/app.1a2b3c.js")[0], 200)
 
     def test_csv_has_bom_and_is_scoped(self):
         srv = self.srv

@@ -2,7 +2,8 @@
 """The CA key lives in the signer process, never in the network-facing one: the server's own
 process never opens pki/ca.key and holds none of it in memory, also across enrollments; the
 signer is another pid, sandboxed, redeems tokens itself (forged, used, expired refused), signs
-only for the token's site, and a signer that dies is restarted while enrollment answers 503.
+only for the token's site, and a signer that dies, or stops answering within its request
+deadline, is restarted while enrollment answers 503; shutdown does not wait for a stuck one.
 
     /usr/bin/python3 tests/security/test_signer.py [-k PATTERN]
 """
@@ -215,6 +216,55 @@ class KeyOutOfTheNetworkProcess(IntegrationTest):
         self.assertEqual(status, 200, body)
         self.assertEqual(body["site"], "site-r")
         self.assertTrue(srv.proc.alive())
+
+    def _debug_server(self):
+        h = self.h
+        self.srv.proc.stop()
+        state = h.path("dbg")
+        conf = h.server_config(state, name="dbg.ini", extra="log_level = debug\n")
+        h.ca_init(conf)
+        self.srv = h.start_server(conf, state)
+        return self.srv
+
+    def test_a_stopped_signer_is_given_a_deadline_then_restarted(self):
+        """SIGSTOP and left stopped: the request deadline (10 s) answers 503, kills and
+        restarts the signer; nobody else sends a signal."""
+        h = self.h
+        srv = self._debug_server()
+        pid = signer_pid(srv)
+        token = enroll_token(h, srv, "site-d")
+        csr, _ = make_csr(h, "req")
+        os.kill(pid, signal.SIGSTOP)
+        result = {}
+
+        def post():
+            result["r"] = request(srv, "POST", "/api/v1/enroll", {"token": token, "csr": csr},
+                                  timeout=60)
+
+        t = threading.Thread(target=post)
+        t.start()
+        srv.proc.wait_for_output(r"event=signer_request id=\d+ pending=1", 10)
+        srv.proc.wait_for_output(rf"event=signer_timeout pid={pid} id=\d+ pending=1 "
+                                 r"after_ms=\d+ action=restart", 60)
+        t.join(60)
+        self.assertFalse(t.is_alive(), "the request got no answer")
+        status, body, _ = result["r"]
+        self.assertEqual(status, 503, body)
+        srv.proc.wait_for_output(r"event=signer_exited status=0 signal=9 action=restart", 10)
+        srv.proc.wait_for_output(r"event=signer_ready pid=\d+ restarts=1", 20)
+        self.assertNotEqual(signer_pid(srv), pid)
+        status, body, _ = request(srv, "POST", "/api/v1/enroll", {"token": token, "csr": csr})
+        self.assertEqual(status, 200, body)
+
+    def test_shutdown_does_not_wait_for_a_stopped_signer(self):
+        srv = self.srv
+        pid = signer_pid(srv)
+        os.kill(pid, signal.SIGSTOP)
+        # Well inside the harness's SIGTERM grace: the server kills the signer itself.
+        self.assertEqual(srv.proc.stop(), 0, srv.proc.tail())
+        srv.proc.wait_for_output(rf"event=signer_stop_timeout pid={pid} action=kill", 1)
+        wait_for(lambda: not os.path.exists(f"/proc/{pid}") or
+                 status_field(pid, "State").startswith("Z"), 10, "the signer to exit")
 
     def test_shutdown_ends_the_signer(self):
         srv = self.srv

@@ -1,6 +1,7 @@
 /* The CA: init creates a P-256 CA and a server certificate with the configured SANs, keys
  * are 0600, an existing CA is never replaced without force, and an issued agent
- * certificate verifies for client auth and names site, org and city. */
+ * certificate verifies for client auth and names site, org and city; a CSR's RSA key past
+ * 8192 bits is refused. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -179,6 +180,72 @@ static void names_for_certificates_must_be_utf8(void **state)
 	assert_false(ca_name_valid(""));
 }
 
+/* A CSR for an 8200-bit RSA key (openssl genpkey rsa_keygen_bits:8200, then req -new; made
+ * once: generating one takes half a minute). */
+static const char rsa8200_csr[] =
+    "-----BEGIN CERTIFICATE REQUEST-----\n"
+    "MIIIUzCCBDoCAQAwDDEKMAgGA1UEAwwBeDCCBCMwDQYJKoZIhvcNAQEBBQADggQQ\n"
+    "ADCCBAsCggQCAOipFJC38scG/vaaddP2XeXrc8/7uw5bIBZ7cKuArnlVaHi9JKxP\n"
+    "E7ya8rGugeSI7e9eGBgPUL0kYFQpAk75hrCLecY2PNW+kXDTDNpDty/udJLP8wfw\n"
+    "qR4xWINT3vbf5zsZx8DWx8tjX2gR8mQTEwiIkZr8n27M/y8/qw+BsGWtgfeqP4Fr\n"
+    "aOe8IW4D0ldWTfbI/EH3QYIJlalPl678+o4BtVQ/IoX+I6riiiNQhLbZ5ACQJXyh\n"
+    "+RGUALLNs6l8JF/Q/oNYAUOXstgO46EREMq8D73WD9rkY+V+aLtq2i+q+7PBmt9s\n"
+    "TqwFhp8OxUNsGBwopdPtlHRYm6gp/NXjvkoEp+8vODCT0kLGw+/0IfmCpllVOZiH\n"
+    "5o85OKMVfxxPfeJbkykDVnoJQERiy/5Dc86Pq30//CLdS4MLNjxDzcOhV7Fmum25\n"
+    "BNYKeydgL7tY3nJmuniT3CH7EdSmzv+bE3i3AO1E4BIFiE3D1RfLx1yHRawpGpy6\n"
+    "n4MnzGWLwqyRBPd6DfqhFdiFEiV8JiSsq45I+Cqm0Vp431kcjU0IbDK0cNzIQER2\n"
+    "TZ50XX7ssCFsuaYLzPfDq3SumlZg2LvZ1p7V8j//Wq8ss0M4ALdn2ahWDCUZcpP/\n"
+    "+qh882LLbOmTwlIYvI2vZlVfRztv6Q6gqTCRXwJpY/iipAnYzImINV4y+XQTG3WA\n"
+    "oarVYgA6/8+kPhAZRxGAtERQfEynm9vARTEgQAKJgI/whUfZq1Da2j6U/8m/fpWC\n"
+    "J52l5qYvaxzZRrML6PrK9I+5VFYrLB7VoBcbsQkjM44X7CUD1lby0NoczVSDbHXa\n"
+    "5X8daH6uS+EadMYnIj1/HjmQ+BZB+1m+xNFTtw5MyiFCqhlrMI51RdaTajsXCjig\n"
+    "eilkXLbb3eIDn/k6+nsnOf7Exxiww2f4/do/VFmDjEEByxgiZJXOTEZvs3POrgUQ\n"
+    "L8fiABdOzlgjUE+3iKNbPlJcY1OlG7HwrjSwcARXiAIcz2C2ItTWT6giYnMNWRYW\n"
+    "sLdA9CPFEbJ2t9FIf6tLL0pWqZryHt+KQVA6nHVD3vA/frkQYtfueC+P11dgzFA1\n"
+    "89/NE9EvJy9E5GSF1v+4tZf5zXEtbLvMjMDYt/KTo4G/bBoqA+E063fZMjP/88FR\n"
+    "mUcPSeOdOmb9F94yrQ4HzQ+W1koQSQC4S1fEmDGWqjdMd0nGEaCm+ltYKW9Y1xbL\n"
+    "3Vanswq/nZwUNbEKh79T3O8Ug5JvRg3Z5pgLcnAQpP06z8myOWmfNPXWmPz+ODCP\n"
+    "sggzdCHzUhSYkoAvLWRv73y+orWDoU8sLPPhlMa0y0VsWzGb8gkT5AZPPPs7U1of\n"
+    "TEO5yAULpsgxDQA/MXDbnkeOXbNJ8upXRdihAgMBAAGgADANBgkqhkiG9w0BAQsF\n"
+    "AAOCBAIAgKGjCUGYZ8QbINcmlJfhApsPY1ajuzG378DRFrDIbVY4ri6howayYg27\n"
+    "PHdBAxvRe1vWNlVtAsocDXC2FwH4iqUaunVzr9nSezvt0FFv+nHi3404CD4W4v/d\n"
+    "ypI478txv0Bm7REJguVoPrmTjfGtcYNh8fwTxU3i8lErlg7mHbOEh7nzhLptqxc8\n"
+    "fftSUor232Q+0SDMBkuQiPmZJn6z/302rU611hnrmpI/qZTPMFTPMBrCPIPJ/XxL\n"
+    "88uKVEp3OePV8ypBWOV9iH7fhOa/zgHb4qxbGca8o6uMUI4vQfREH7zUyvl1aYNT\n"
+    "8sSCMfGhJtvkwkFWd0zATn8qMA678FbakIw6rsyFCSY25QwHUCCddlyE8f0IA8hq\n"
+    "h5uIBN5ZMcJjpvaVdqf4fTvhxaGNyeIHFPV0LMpak1yjUCxE06B/kGDKMDOeIbi/\n"
+    "MLe1SZ0QMQy/j8/+2mMRHGyUMeDy9xE57YVpkd9vdJT7nB/sRpGkN4xgQ3zazEjm\n"
+    "YnEfTgCEfxML7OZ7bYIu97/uopxd5kys8E5CGiNhjcLHoP7aG7wthp/ACVreSry0\n"
+    "Dd5qD5Btw0fM0yzQCPPIdFpToF8TsZFU47mSNfuxgYw2G7m9dlsIsYHV3nR58keS\n"
+    "oCHxY5RuK5Yni4cMPoJB9UGntPI4725KJvZ+Uf2IIJwgi6fO47mZ323eECQG2V7b\n"
+    "tL//TXQjaZIQElxdLzqU4hdgWETL3BUDzchHwbklgFxZtREcd+cqSMna3jSG4uNJ\n"
+    "nTx48ZJ7R5k3hAqjP5Z4vj5+YWOtu408xX6tlwuk4//KLK1NqJyCYz0rCPQpRrM9\n"
+    "1xSSJSyKZbWyBqLV1lJj3geknMiYJRTlycg7RGuQcfH0i32i694LnVCz03KNtjTX\n"
+    "8/lbhappd/L2iGsT5/sg8wP8nYFiNI4swMexS75mDeHWS7IS0jULaefWYIfTeVAg\n"
+    "pqbvhI7B82I5kNiH7uLVfVDaYY+0Qp/B5a11krY5LVLV4ZQSSxxgdtzuBCIBSoeM\n"
+    "9Dx1jGxafJE8wGabd/KJlj/n0Yh6s9AWchhR4y18Wir8GyaCePf1KwOv0xXgqpxI\n"
+    "6jOpU+R41yIjgn3KdygkFiehU0UaCG67SeWkDUcOYv7gDQ+H+OuE5wNQd+Bo0RZW\n"
+    "+Fd4cb/MawU7hijCGZmEPxvpEgJd6C47yc8hdZzW2i0dVH/p9EEmoQQ7Unht/jFT\n"
+    "bIxCgCC+PxhOu3QnYhvWGkqSu9hDih6gLmgxNSGIoEZtOPd+Zr2iGOXWOcCtGJZ6\n"
+    "+GKehOEUZtFuQVOEZjOm7aMR6jFTPsK/+gUYr8OCAfr21HNDF5Nhsj7zBDCQpPy/\n"
+    "Cfe+1dEfRQW4Y6d/BWUMyjQMDDdF/kc=\n"
+    "-----END CERTIFICATE REQUEST-----\n";
+
+static void an_rsa_key_past_8192_bits_is_refused(void **state)
+{
+	(void)state;
+	char err[512], serial[64];
+	char *cert = NULL, *cacert = NULL;
+	int64_t not_after = 0;
+	assert_int_equal(ca_init(pki, "localhost", 0, err, sizeof(err)), 0);
+	int rc = ca_sign_csr(pki, rsa8200_csr, sizeof(rsa8200_csr) - 1, "site-7", "", "org-3", "",
+	                     &cert, &cacert, serial, sizeof(serial), &not_after, err, sizeof(err));
+	assert_int_equal(rc, -EINVAL);
+	assert_null(cert);
+	if (!strstr(err, "8200 bits") || !strstr(err, "8192"))
+		fail_msg("unexpected reason: %s", err);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -186,6 +253,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(issued_agent_cert_names_the_site, setup, teardown),
 		cmocka_unit_test_setup_teardown(issue_without_a_ca_says_so, setup, teardown),
 		cmocka_unit_test(names_for_certificates_must_be_utf8),
+		cmocka_unit_test_setup_teardown(an_rsa_key_past_8192_bits_is_refused, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

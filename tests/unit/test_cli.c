@@ -95,12 +95,28 @@ static void bad_input_is_a_usage_error(void **state)
 	assert_int_equal(parse(help, &g, &cmd, &cv), VW_CLI_HELP);
 }
 
+/* A table sized by hand past VW_CLI_OPTS_MAX is refused, not silently cut short (tables
+ * sized with VW_CLI_NOPTS do not compile). */
+static void an_oversized_option_table_is_refused(void **state)
+{
+	(void)state;
+	static const struct vw_cli_opt many[VW_CLI_OPTS_MAX + 1] = {{"o0", 0, NULL, ""}};
+	static const struct vw_cli_cmd big[] = {{"big", "", "", many, VW_CLI_OPTS_MAX + 1, 0, 0, NULL}};
+	static const struct vw_cli bc = {"prog", "", gopts, VW_CLI_NOPTS(gopts), big, 1};
+	char *argv[] = {"prog", "big", NULL};
+	struct vw_cli_vals g, cv;
+	const struct vw_cli_cmd *cmd = NULL;
+	assert_int_equal(vw_cli_parse(&bc, 2, argv, &g, &cmd, &cv), VW_CLI_USAGE);
+	assert_null(cmd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(two_word_command_with_options_both_forms),
 	    cmocka_unit_test(positionals_are_counted),
 	    cmocka_unit_test(bad_input_is_a_usage_error),
+	    cmocka_unit_test(an_oversized_option_table_is_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
