@@ -9,202 +9,203 @@
 #define KEY(sect, field_) offsetof(struct sect, field_)
 
 static const struct vw_conf_key agent_keys[] = {
-	{"site", VW_CONF_STR, KEY(agent_section, site), NULL, VW_CONF_REQUIRED, 0, 0, NULL,
-	 "site (考点) id, as named in this agent's certificate"},
-	{"org", VW_CONF_STR, KEY(agent_section, org), NULL, VW_CONF_REQUIRED, 0, 0, NULL,
-	 "organisation (社评组织) id that runs the site"},
-	{"state_dir", VW_CONF_STR, KEY(agent_section, state_dir), NULL, VW_CONF_REQUIRED, 0, 0, NULL,
-	 "directory for the outbox database and other state"},
-	/* 120 s outside exam sessions: DOMAIN.md's default cadence. */
-	{"interval", VW_CONF_DURATION, KEY(agent_section, interval_ms), "120s", 0, 1000, 86400000,
-	 NULL, "how often each camera is checked"},
-	{"session_interval", VW_CONF_DURATION, KEY(agent_section, session_interval_ms), "15s", 0,
-	 1000, 86400000, NULL, "the same while an exam session runs in the camera's room"},
-	{"check_timeout", VW_CONF_DURATION, KEY(agent_section, check_timeout_ms), "10s", 0, 500,
-	 300000, NULL, "hard deadline of one camera check, connect to verdict"},
-	{"workers", VW_CONF_INT, KEY(agent_section, workers), "4", 0, 1, 256, NULL,
-	 "threads that open and read camera streams (blocking media work)"},
-	{"log_level", VW_CONF_ENUM, KEY(agent_section, log_level), "info", 0, 0, 0,
-	 "debug|info|warn|error", "least severe log level written (order of enum vw_log_level)"},
+    {"site", VW_CONF_STR, KEY(agent_section, site), NULL, VW_CONF_REQUIRED, 0, 0, NULL,
+     "site (考点) id, as named in this agent's certificate"},
+    {"org", VW_CONF_STR, KEY(agent_section, org), NULL, VW_CONF_REQUIRED, 0, 0, NULL,
+     "organisation (社评组织) id that runs the site"},
+    {"state_dir", VW_CONF_STR, KEY(agent_section, state_dir), NULL, VW_CONF_REQUIRED, 0, 0, NULL,
+     "directory for the outbox database and other state"},
+    /* 120 s outside exam sessions: DOMAIN.md's default cadence. */
+    {"interval", VW_CONF_DURATION, KEY(agent_section, interval_ms), "120s", 0, 1000, 86400000, NULL,
+     "how often each camera is checked"},
+    {"session_interval", VW_CONF_DURATION, KEY(agent_section, session_interval_ms), "15s", 0, 1000,
+     86400000, NULL, "the same while an exam session runs in the camera's room"},
+    {"check_timeout", VW_CONF_DURATION, KEY(agent_section, check_timeout_ms), "10s", 0, 500, 300000,
+     NULL, "hard deadline of one camera check, connect to verdict"},
+    {"workers", VW_CONF_INT, KEY(agent_section, workers), "4", 0, 1, 256, NULL,
+     "threads that open and read camera streams (blocking media work)"},
+    {"log_level", VW_CONF_ENUM, KEY(agent_section, log_level), "info", 0, 0, 0,
+     "debug|info|warn|error", "least severe log level written (order of enum vw_log_level)"},
 };
 
 static const struct vw_conf_key collector_keys[] = {
-	{"url", VW_CONF_STR, KEY(collector_section, url), NULL, VW_CONF_REQUIRED, 0, 0, NULL,
-	 "base URL of the collector, https://host:port"},
-	{"ca", VW_CONF_STR, KEY(collector_section, ca), NULL, VW_CONF_REQUIRED, 0, 0, NULL,
-	 "CA certificate that signed the collector's certificate (PEM)"},
-	{"cert", VW_CONF_STR, KEY(collector_section, cert), NULL, VW_CONF_REQUIRED, 0, 0, NULL,
-	 "this agent's client certificate (PEM)"},
-	{"key", VW_CONF_STR, KEY(collector_section, key), NULL, VW_CONF_REQUIRED, 0, 0, NULL,
-	 "this agent's private key (PEM); never leaves the venue"},
-	{"timeout", VW_CONF_DURATION, KEY(collector_section, timeout_ms), "30s", 0, 1000, 600000,
-	 NULL, "deadline of one upload request"},
-	{"batch_max", VW_CONF_INT, KEY(collector_section, batch_max), "500", 0, 1, 100000, NULL,
-	 "results per upload request"},
-	{"batch_max_bytes", VW_CONF_SIZE, KEY(collector_section, batch_max_bytes), "1MiB", 0,
-	 4096, 64 << 20, NULL, "uncompressed bytes per upload request (at least one result)"},
-	{"retry_max", VW_CONF_DURATION, KEY(collector_section, retry_max_ms), "60s", 0, 1000,
-	 3600000, NULL, "longest wait between upload retries (exponential backoff, full jitter)"},
-	/* The collector's Date header has 1 s resolution; 5 s is well above that noise and
-	 * well below what would misplace a check in an exam session. */
-	{"max_clock_skew", VW_CONF_DURATION, KEY(collector_section, max_clock_skew_ms), "5s", 0,
-	 2000, 3600000, NULL, "clock difference to the collector reported as clock_skew"},
-	{"outbox_max", VW_CONF_SIZE, KEY(collector_section, outbox_max), "256MiB", 0, 1 << 20,
-	 1LL << 40, NULL, "disk the unsent results may use before the oldest are dropped (counted)"},
+    {"url", VW_CONF_STR, KEY(collector_section, url), NULL, VW_CONF_REQUIRED, 0, 0, NULL,
+     "base URL of the collector, https://host:port"},
+    {"ca", VW_CONF_STR, KEY(collector_section, ca), NULL, VW_CONF_REQUIRED, 0, 0, NULL,
+     "CA certificate that signed the collector's certificate (PEM)"},
+    {"cert", VW_CONF_STR, KEY(collector_section, cert), NULL, VW_CONF_REQUIRED, 0, 0, NULL,
+     "this agent's client certificate (PEM)"},
+    {"key", VW_CONF_STR, KEY(collector_section, key), NULL, VW_CONF_REQUIRED, 0, 0, NULL,
+     "this agent's private key (PEM); never leaves the venue"},
+    {"timeout", VW_CONF_DURATION, KEY(collector_section, timeout_ms), "30s", 0, 1000, 600000, NULL,
+     "deadline of one upload request"},
+    {"batch_max", VW_CONF_INT, KEY(collector_section, batch_max), "500", 0, 1, 100000, NULL,
+     "results per upload request"},
+    {"batch_max_bytes", VW_CONF_SIZE, KEY(collector_section, batch_max_bytes), "1MiB", 0, 4096,
+     64 << 20, NULL, "uncompressed bytes per upload request (at least one result)"},
+    {"retry_max", VW_CONF_DURATION, KEY(collector_section, retry_max_ms), "60s", 0, 1000, 3600000,
+     NULL, "longest wait between upload retries (exponential backoff, full jitter)"},
+    /* The collector's Date header has 1 s resolution; 5 s is well above that noise and
+     * well below what would misplace a check in an exam session. */
+    {"max_clock_skew", VW_CONF_DURATION, KEY(collector_section, max_clock_skew_ms), "5s", 0, 2000,
+     3600000, NULL, "clock difference to the collector reported as clock_skew"},
+    {"outbox_max", VW_CONF_SIZE, KEY(collector_section, outbox_max), "256MiB", 0, 1 << 20,
+     1LL << 40, NULL, "disk the unsent results may use before the oldest are dropped (counted)"},
 };
 
 static const struct vw_conf_key picture_keys[] = {
-	/* 720p: the provincial rule DOMAIN.md cites (≥720P). */
-	{"min_width", VW_CONF_INT, KEY(picture_section, min_width), "1280", 0, 16, 16384, NULL,
-	 "narrower pictures are low_resolution"},
-	{"min_height", VW_CONF_INT, KEY(picture_section, min_height), "720", 0, 16, 16384, NULL,
-	 "shorter pictures are low_resolution"},
-	/* GB/T 28181-2022 uses 25 fps; 20 leaves room for measurement jitter over a short
-	 * window and for cameras that drop a frame now and then. */
-	{"min_fps", VW_CONF_INT, KEY(picture_section, min_fps), "20", 0, 1, 120, NULL,
-	 "measured frame rates below this are low_fps"},
-	/* A 720p H.264 picture of a room needs a few hundred kbit/s to stay legible; below
-	 * 256 kbit/s encoders smear faces and screens. */
-	{"min_bitrate_kbps", VW_CONF_INT, KEY(picture_section, min_bitrate_kbps), "256", 0, 1,
-	 1000000, NULL, "measured bitrates below this are low_bitrate"},
-	/* Mean luma of the scaled picture, 0-255. A lit room under auto-exposure sits near
-	 * 100-140; 40 and 220 mark pictures where faces and papers are no longer readable. */
-	{"dark_luma", VW_CONF_DOUBLE, KEY(picture_section, dark_luma), "40", 0, 0, 255, NULL,
-	 "mean luma below this is too_dark"},
-	{"bright_luma", VW_CONF_DOUBLE, KEY(picture_section, bright_luma), "220", 0, 0, 255, NULL,
-	 "mean luma above this is too_bright"},
-	/* blurdetect's score (mean edge width in pixels at 320 wide): sharp scenes measure
-	 * 3-5 in our test streams, a gaussian blur of sigma 8 measures above 7. */
-	{"blur_max", VW_CONF_DOUBLE, KEY(picture_section, blur_max), "6.5", 0, 0, 100, NULL,
-	 "blurdetect scores above this are blurred"},
-	{"freeze_noise_db", VW_CONF_INT, KEY(picture_section, freeze_noise_db), "-50", 0, -90, -10,
-	 NULL, "freezedetect noise floor: frames closer than this count as the same picture"},
-	{"analysis_frames", VW_CONF_INT, KEY(picture_section, analysis_frames), "3", 0, 1, 30,
-	 NULL, "keyframes decoded and analysed per check (cost grows with it)"},
-	/* SSIM at 80 pixels wide against the reference snapshot: one view a second apart
-	 * measured 0.83-0.9 on test scenes, a view turned by half its width 0.27. */
-	{"moved_ssim", VW_CONF_DOUBLE, KEY(picture_section, moved_ssim), "0.5", 0, 0, 1, NULL,
-	 "similarity to the camera's reference view (`venuewatch-agent reference CAMERA`) "
-	 "below this: camera_moved"},
+    /* 720p: the provincial rule DOMAIN.md cites (≥720P). */
+    {"min_width", VW_CONF_INT, KEY(picture_section, min_width), "1280", 0, 16, 16384, NULL,
+     "narrower pictures are low_resolution"},
+    {"min_height", VW_CONF_INT, KEY(picture_section, min_height), "720", 0, 16, 16384, NULL,
+     "shorter pictures are low_resolution"},
+    /* GB/T 28181-2022 uses 25 fps; 20 leaves room for measurement jitter over a short
+     * window and for cameras that drop a frame now and then. */
+    {"min_fps", VW_CONF_INT, KEY(picture_section, min_fps), "20", 0, 1, 120, NULL,
+     "measured frame rates below this are low_fps"},
+    /* A 720p H.264 picture of a room needs a few hundred kbit/s to stay legible; below
+     * 256 kbit/s encoders smear faces and screens. */
+    {"min_bitrate_kbps", VW_CONF_INT, KEY(picture_section, min_bitrate_kbps), "256", 0, 1, 1000000,
+     NULL, "measured bitrates below this are low_bitrate"},
+    /* Mean luma of the scaled picture, 0-255. A lit room under auto-exposure sits near
+     * 100-140; 40 and 220 mark pictures where faces and papers are no longer readable. */
+    {"dark_luma", VW_CONF_DOUBLE, KEY(picture_section, dark_luma), "40", 0, 0, 255, NULL,
+     "mean luma below this is too_dark"},
+    {"bright_luma", VW_CONF_DOUBLE, KEY(picture_section, bright_luma), "220", 0, 0, 255, NULL,
+     "mean luma above this is too_bright"},
+    /* blurdetect's score (mean edge width in pixels at 320 wide): sharp scenes measure
+     * 3-5 in our test streams, a gaussian blur of sigma 8 measures above 7. */
+    {"blur_max", VW_CONF_DOUBLE, KEY(picture_section, blur_max), "6.5", 0, 0, 100, NULL,
+     "blurdetect scores above this are blurred"},
+    {"freeze_noise_db", VW_CONF_INT, KEY(picture_section, freeze_noise_db), "-50", 0, -90, -10,
+     NULL, "freezedetect noise floor: frames closer than this count as the same picture"},
+    {"analysis_frames", VW_CONF_INT, KEY(picture_section, analysis_frames), "3", 0, 1, 30, NULL,
+     "keyframes decoded and analysed per check (cost grows with it)"},
+    /* SSIM at 80 pixels wide against the reference snapshot: one view a second apart
+     * measured 0.83-0.9 on test scenes, a view turned by half its width 0.27. */
+    {"moved_ssim", VW_CONF_DOUBLE, KEY(picture_section, moved_ssim), "0.5", 0, 0, 1, NULL,
+     "similarity to the camera's reference view (`venuewatch-agent reference CAMERA`) "
+     "below this: camera_moved"},
 };
 
 static const struct vw_conf_key recordings_keys[] = {
-	{"root", VW_CONF_STR, KEY(recordings_section, root), "", 0, 0, 0, NULL,
-	 "directory the recorder writes segments under; empty: recordings are not checked"},
-	{"pattern", VW_CONF_STR, KEY(recordings_section, pattern), "{camera}/%Y%m%d/%H%M%S.mp4",
-	 0, 0, 0, NULL,
-	 "segment path below root: {camera}, then strftime fields for the segment's start "
-	 "(local time)"},
-	/* The 2025 public-video regulation's floor (DOMAIN.md); provinces may ask for more. */
-	{"retention_days", VW_CONF_INT, KEY(recordings_section, retention_days), "30", 0, 1, 3650,
-	 NULL, "recordings must be kept at least this long"},
-	{"gap_tolerance", VW_CONF_DURATION, KEY(recordings_section, gap_tolerance_ms), "10s", 0, 0,
-	 3600000, NULL, "a hole between segments inside an exam session longer than this is a gap"},
-	{"missing_after", VW_CONF_DURATION, KEY(recordings_section, missing_after_ms), "15m", 0,
-	 60000, 86400000, NULL, "no segment ending within this long: recording_missing"},
-	{"scan_interval", VW_CONF_DURATION, KEY(recordings_section, scan_interval_ms), "5m", 0,
-	 1000, 86400000, NULL, "how often the recording tree is scanned (incrementally)"},
-	{"settle", VW_CONF_DURATION, KEY(recordings_section, settle_ms), "60s", 0, 0, 3600000,
-	 NULL, "a segment modified more recently is still being written and is not judged yet"},
-	{"disk_min_free_pct", VW_CONF_INT, KEY(recordings_section, disk_min_free_pct), "10", 0, 0,
-	 99, NULL, "free space (percent) below which the recording disk is disk_low"},
-	{"disk_min_days", VW_CONF_INT, KEY(recordings_section, disk_min_days), "3", 0, 0, 3650,
-	 NULL, "forecast days until full (at the observed write rate) below which: disk_low"},
+    {"root", VW_CONF_STR, KEY(recordings_section, root), "", 0, 0, 0, NULL,
+     "directory the recorder writes segments under; empty: recordings are not checked"},
+    {"pattern", VW_CONF_STR, KEY(recordings_section, pattern), "{camera}/%Y%m%d/%H%M%S.mp4", 0, 0,
+     0, NULL,
+     "segment path below root: {camera}, then strftime fields for the segment's start "
+     "(local time)"},
+    /* The 2025 public-video regulation's floor (DOMAIN.md); provinces may ask for more. */
+    {"retention_days", VW_CONF_INT, KEY(recordings_section, retention_days), "30", 0, 1, 3650, NULL,
+     "recordings must be kept at least this long"},
+    {"gap_tolerance", VW_CONF_DURATION, KEY(recordings_section, gap_tolerance_ms), "10s", 0, 0,
+     3600000, NULL, "a hole between segments inside an exam session longer than this is a gap"},
+    {"missing_after", VW_CONF_DURATION, KEY(recordings_section, missing_after_ms), "15m", 0, 60000,
+     86400000, NULL, "no segment ending within this long: recording_missing"},
+    {"scan_interval", VW_CONF_DURATION, KEY(recordings_section, scan_interval_ms), "5m", 0, 1000,
+     86400000, NULL, "how often the recording tree is scanned (incrementally)"},
+    {"settle", VW_CONF_DURATION, KEY(recordings_section, settle_ms), "60s", 0, 0, 3600000, NULL,
+     "a segment modified more recently is still being written and is not judged yet"},
+    {"disk_min_free_pct", VW_CONF_INT, KEY(recordings_section, disk_min_free_pct), "10", 0, 0, 99,
+     NULL, "free space (percent) below which the recording disk is disk_low"},
+    {"disk_min_days", VW_CONF_INT, KEY(recordings_section, disk_min_days), "3", 0, 0, 3650, NULL,
+     "forecast days until full (at the observed write rate) below which: disk_low"},
 };
 
 static const struct vw_conf_key network_keys[] = {
-	{"targets", VW_CONF_STR, KEY(network_section, targets), "", 0, 0, 0, NULL,
-	 "supervision platform endpoints to probe besides the collector (comma-separated URLs)"},
-	{"samples", VW_CONF_INT, KEY(network_section, samples), "10", 0, 2, 100, NULL,
-	 "connections per target per round (fresh each: a TCP handshake is one RTT)"},
-	{"sample_gap", VW_CONF_DURATION, KEY(network_section, sample_gap_ms), "200ms", 0, 0, 60000,
-	 NULL, "pause between samples"},
-	/* ITU-T Y.1541 bounds one-way delay at 100 ms for its real-time classes; a round
-	 * trip of 200 ms is where live video to a platform starts to stall. */
-	{"max_rtt", VW_CONF_DURATION, KEY(network_section, max_rtt_ms), "200ms", 0, 1, 60000, NULL,
-	 "median round trip above this: high_rtt"},
-	{"max_loss_pct", VW_CONF_INT, KEY(network_section, max_loss_pct), "5", 0, 0, 100, NULL,
-	 "lost samples (failed, or a handshake that needed a retransmission) above this: "
-	 "packet_loss"},
-	{"required_uplink_kbps", VW_CONF_INT, KEY(network_section, required_uplink_kbps), "0", 0,
-	 0, 100000000, NULL,
-	 "uplink the venue must have; the sum of the cameras' measured bitrates if higher"},
-	{"uplink_test_bytes", VW_CONF_SIZE, KEY(network_section, uplink_test_bytes), "2MiB", 0,
-	 65536, 1LL << 30, NULL, "bytes uploaded to the collector to measure the uplink"},
-	{"uplink_interval", VW_CONF_DURATION, KEY(network_section, uplink_interval_ms), "30m", 0,
-	 10000, 86400000, NULL, "how often the uplink is measured (it costs real bandwidth)"},
-	{"timeout", VW_CONF_DURATION, KEY(network_section, timeout_ms), "5s", 0, 100, 60000, NULL,
-	 "deadline of one sample"},
+    {"targets", VW_CONF_STR, KEY(network_section, targets), "", 0, 0, 0, NULL,
+     "supervision platform endpoints to probe besides the collector (comma-separated URLs)"},
+    {"samples", VW_CONF_INT, KEY(network_section, samples), "10", 0, 2, 100, NULL,
+     "connections per target per round (fresh each: a TCP handshake is one RTT)"},
+    {"sample_gap", VW_CONF_DURATION, KEY(network_section, sample_gap_ms), "200ms", 0, 0, 60000,
+     NULL, "pause between samples"},
+    /* ITU-T Y.1541 bounds one-way delay at 100 ms for its real-time classes; a round
+     * trip of 200 ms is where live video to a platform starts to stall. */
+    {"max_rtt", VW_CONF_DURATION, KEY(network_section, max_rtt_ms), "200ms", 0, 1, 60000, NULL,
+     "median round trip above this: high_rtt"},
+    {"max_loss_pct", VW_CONF_INT, KEY(network_section, max_loss_pct), "5", 0, 0, 100, NULL,
+     "lost samples (failed, or a handshake that needed a retransmission) above this: "
+     "packet_loss"},
+    {"required_uplink_kbps", VW_CONF_INT, KEY(network_section, required_uplink_kbps), "0", 0, 0,
+     100000000, NULL,
+     "uplink the venue must have; the sum of the cameras' measured bitrates if higher"},
+    {"uplink_test_bytes", VW_CONF_SIZE, KEY(network_section, uplink_test_bytes), "2MiB", 0, 65536,
+     1LL << 30, NULL, "bytes uploaded to the collector to measure the uplink"},
+    {"uplink_interval", VW_CONF_DURATION, KEY(network_section, uplink_interval_ms), "30m", 0, 10000,
+     86400000, NULL, "how often the uplink is measured (it costs real bandwidth)"},
+    {"timeout", VW_CONF_DURATION, KEY(network_section, timeout_ms), "5s", 0, 100, 60000, NULL,
+     "deadline of one sample"},
 };
 
 static const struct vw_conf_key session_keys[] = {
-	{"start", VW_CONF_STR, KEY(session_conf, start), NULL, VW_CONF_REQUIRED, 0, 0, NULL,
-	 "start, local time \"YYYY-MM-DD HH:MM[:SS]\" or ISO 8601 UTC"},
-	{"end", VW_CONF_STR, KEY(session_conf, end), NULL, VW_CONF_REQUIRED, 0, 0, NULL,
-	 "end, same forms"},
-	{"rooms", VW_CONF_STR, KEY(session_conf, rooms), "*", 0, 0, 0, NULL,
-	 "rooms in use, comma-separated [room] names; * for all"},
+    {"start", VW_CONF_STR, KEY(session_conf, start), NULL, VW_CONF_REQUIRED, 0, 0, NULL,
+     "start, local time \"YYYY-MM-DD HH:MM[:SS]\" or ISO 8601 UTC"},
+    {"end", VW_CONF_STR, KEY(session_conf, end), NULL, VW_CONF_REQUIRED, 0, 0, NULL,
+     "end, same forms"},
+    {"rooms", VW_CONF_STR, KEY(session_conf, rooms), "*", 0, 0, 0, NULL,
+     "rooms in use, comma-separated [room] names; * for all"},
 };
 
 static const struct vw_conf_key room_keys[] = {
-	/* Front and back of the room: DOMAIN.md, 评价现场全覆盖. */
-	{"min_cameras", VW_CONF_INT, KEY(room_conf, min_cameras), "2", 0, 1, 1000, NULL,
-	 "healthy cameras the room needs to count as covered"},
+    /* Front and back of the room: DOMAIN.md, 评价现场全覆盖. */
+    {"min_cameras", VW_CONF_INT, KEY(room_conf, min_cameras), "2", 0, 1, 1000, NULL,
+     "healthy cameras the room needs to count as covered"},
 };
 
 static const struct vw_conf_key camera_keys[] = {
-	{"room", VW_CONF_STR, KEY(camera_conf, room), NULL, VW_CONF_REQUIRED, 0, 0, NULL,
-	 "the [room NAME] this camera watches"},
-	{"url", VW_CONF_STR, KEY(camera_conf, url), NULL, VW_CONF_REQUIRED, 0, 0, NULL,
-	 "stream URL (rtsp://, rtmp://, http(s)://...); credentials are masked in logs"},
-	{"transport", VW_CONF_ENUM, KEY(camera_conf, transport), "tcp", 0, 0, 0, "tcp|udp",
-	 "RTSP transport"},
-	{"window", VW_CONF_DURATION, KEY(camera_conf, window_ms), "2s", 0, 200, 60000, NULL,
-	 "how long to read the stream for fps and bitrate"},
-	{"min_width", VW_CONF_INT, KEY(camera_conf, min_width), "0", 0, 0, 16384, NULL,
-	 "overrides [picture] min_width for this camera (0: keep)"},
-	{"min_height", VW_CONF_INT, KEY(camera_conf, min_height), "0", 0, 0, 16384, NULL,
-	 "overrides [picture] min_height for this camera (0: keep)"},
-	{"min_fps", VW_CONF_INT, KEY(camera_conf, min_fps), "0", 0, 0, 120, NULL,
-	 "overrides [picture] min_fps for this camera (0: keep)"},
-	/* A file, so the secret stays out of the config (which is shown, copied and pasted)
-	 * and out of every log and result: only the worker that opens the stream reads it. */
-	{"credentials", VW_CONF_STR, KEY(camera_conf, credentials), "", 0, 0, 0, NULL,
-	 "file whose first line is user:password for the stream (keep it mode 0600)"},
-	{"recording_name", VW_CONF_STR, KEY(camera_conf, recording_name), "", 0, 0, 0, NULL,
-	 "this camera's {camera} in [recordings] pattern (default: the camera's name)"},
+    {"room", VW_CONF_STR, KEY(camera_conf, room), NULL, VW_CONF_REQUIRED, 0, 0, NULL,
+     "the [room NAME] this camera watches"},
+    {"url", VW_CONF_STR, KEY(camera_conf, url), NULL, VW_CONF_REQUIRED, 0, 0, NULL,
+     "stream URL (rtsp://, rtmp://, http(s)://...); credentials are masked in logs"},
+    {"transport", VW_CONF_ENUM, KEY(camera_conf, transport), "tcp", 0, 0, 0, "tcp|udp",
+     "RTSP transport"},
+    {"window", VW_CONF_DURATION, KEY(camera_conf, window_ms), "2s", 0, 200, 60000, NULL,
+     "how long to read the stream for fps and bitrate"},
+    {"min_width", VW_CONF_INT, KEY(camera_conf, min_width), "0", 0, 0, 16384, NULL,
+     "overrides [picture] min_width for this camera (0: keep)"},
+    {"min_height", VW_CONF_INT, KEY(camera_conf, min_height), "0", 0, 0, 16384, NULL,
+     "overrides [picture] min_height for this camera (0: keep)"},
+    {"min_fps", VW_CONF_INT, KEY(camera_conf, min_fps), "0", 0, 0, 120, NULL,
+     "overrides [picture] min_fps for this camera (0: keep)"},
+    /* A file, so the secret stays out of the config (which is shown, copied and pasted)
+     * and out of every log and result: only the worker that opens the stream reads it. */
+    {"credentials", VW_CONF_STR, KEY(camera_conf, credentials), "", 0, 0, 0, NULL,
+     "file whose first line is user:password for the stream (keep it mode 0600)"},
+    {"recording_name", VW_CONF_STR, KEY(camera_conf, recording_name), "", 0, 0, 0, NULL,
+     "this camera's {camera} in [recordings] pattern (default: the camera's name)"},
 };
 
 static const struct vw_conf_section sections[] = {
-	{"agent", 0, agent_keys, sizeof(agent_keys) / sizeof(agent_keys[0]),
-	 offsetof(struct agent_conf, agent), 0, 0, KEY(agent_section, line), 1,
-	 "This venue machine's identity and cadence."},
-	{"collector", 0, collector_keys, sizeof(collector_keys) / sizeof(collector_keys[0]),
-	 offsetof(struct agent_conf, collector), 0, 0, KEY(collector_section, line), 1,
-	 "Where results are uploaded, over mutual TLS."},
-	{"picture", 0, picture_keys, sizeof(picture_keys) / sizeof(picture_keys[0]),
-	 offsetof(struct agent_conf, picture), 0, 0, KEY(picture_section, line), 0,
-	 "When a picture counts as clear (视频画面清晰): thresholds for every camera."},
-	{"recordings", 0, recordings_keys, sizeof(recordings_keys) / sizeof(recordings_keys[0]),
-	 offsetof(struct agent_conf, recordings), 0, 0, KEY(recordings_section, line), 0,
-	 "Recordings kept (影像资料有保存): where they are and how long they must stay."},
-	{"network", 0, network_keys, sizeof(network_keys) / sizeof(network_keys[0]),
-	 offsetof(struct agent_conf, network), 0, 0, KEY(network_section, line), 0,
-	 "Network to the collector and the platform (网络连接顺畅)."},
-	{"session", 1, session_keys, sizeof(session_keys) / sizeof(session_keys[0]),
-	 offsetof(struct agent_conf, sessions), sizeof(struct session_conf), KEY(session_conf, id),
-	 KEY(session_conf, line), 0, "An exam session (考试场次): its rooms are the evaluation floor."},
-	{"room", 1, room_keys, sizeof(room_keys) / sizeof(room_keys[0]),
-	 offsetof(struct agent_conf, rooms), sizeof(struct room_conf), KEY(room_conf, name),
-	 KEY(room_conf, line), 0, "An exam room (考场); every room in an exam must be covered."},
-	{"camera", 1, camera_keys, sizeof(camera_keys) / sizeof(camera_keys[0]),
-	 offsetof(struct agent_conf, cameras), sizeof(struct camera_conf), KEY(camera_conf, name),
-	 KEY(camera_conf, line), 0, "A camera stream to check."},
+    {"agent", 0, agent_keys, sizeof(agent_keys) / sizeof(agent_keys[0]),
+     offsetof(struct agent_conf, agent), 0, 0, KEY(agent_section, line), 1,
+     "This venue machine's identity and cadence."},
+    {"collector", 0, collector_keys, sizeof(collector_keys) / sizeof(collector_keys[0]),
+     offsetof(struct agent_conf, collector), 0, 0, KEY(collector_section, line), 1,
+     "Where results are uploaded, over mutual TLS."},
+    {"picture", 0, picture_keys, sizeof(picture_keys) / sizeof(picture_keys[0]),
+     offsetof(struct agent_conf, picture), 0, 0, KEY(picture_section, line), 0,
+     "When a picture counts as clear (视频画面清晰): thresholds for every camera."},
+    {"recordings", 0, recordings_keys, sizeof(recordings_keys) / sizeof(recordings_keys[0]),
+     offsetof(struct agent_conf, recordings), 0, 0, KEY(recordings_section, line), 0,
+     "Recordings kept (影像资料有保存): where they are and how long they must stay."},
+    {"network", 0, network_keys, sizeof(network_keys) / sizeof(network_keys[0]),
+     offsetof(struct agent_conf, network), 0, 0, KEY(network_section, line), 0,
+     "Network to the collector and the platform (网络连接顺畅)."},
+    {"session", 1, session_keys, sizeof(session_keys) / sizeof(session_keys[0]),
+     offsetof(struct agent_conf, sessions), sizeof(struct session_conf), KEY(session_conf, id),
+     KEY(session_conf, line), 0, "An exam session (考试场次): its rooms are the evaluation floor."},
+    {"room", 1, room_keys, sizeof(room_keys) / sizeof(room_keys[0]),
+     offsetof(struct agent_conf, rooms), sizeof(struct room_conf), KEY(room_conf, name),
+     KEY(room_conf, line), 0, "An exam room (考场); every room in an exam must be covered."},
+    {"camera", 1, camera_keys, sizeof(camera_keys) / sizeof(camera_keys[0]),
+     offsetof(struct agent_conf, cameras), sizeof(struct camera_conf), KEY(camera_conf, name),
+     KEY(camera_conf, line), 0, "A camera stream to check."},
 };
 
 const struct vw_conf_schema agent_conf_schema = {sections, sizeof(sections) / sizeof(sections[0])};
 
-static int check_references(struct vw_conf_errors *errs, const char *path, const struct agent_conf *cfg)
+static int check_references(struct vw_conf_errors *errs, const char *path,
+                            const struct agent_conf *cfg)
 {
 	int n = 0;
 	for (size_t i = 0; i < cfg->cameras.n; i++) {
@@ -216,13 +217,15 @@ static int check_references(struct vw_conf_errors *errs, const char *path, const
 			if (strcmp(agent_conf_room(cfg, r)->name, cam->room) == 0)
 				break;
 		if (r == cfg->rooms.n) {
-			vw_conf_error(errs, path, cam->line, "[camera %s] room: no section [room %s]",
-				      cam->name, cam->room);
+			vw_conf_error(errs, path, cam->line,
+			              "[camera %s] room: no section [room %s]", cam->name,
+			              cam->room);
 			n++;
 		}
 		if (cam->url && !strstr(cam->url, "://")) {
-			vw_conf_error(errs, path, cam->line, "[camera %s] url: expected scheme://..., got '%s'",
-				      cam->name, cam->url);
+			vw_conf_error(errs, path, cam->line,
+			              "[camera %s] url: expected scheme://..., got '%s'", cam->name,
+			              cam->url);
 			n++;
 		}
 	}
@@ -231,16 +234,20 @@ static int check_references(struct vw_conf_errors *errs, const char *path, const
 		if (!se->start || !se->end)
 			continue;
 		if (vw_time_parse_any(se->start, &se->start_ms)) {
-			vw_conf_error(errs, path, se->line, "[session %s] start: expected "
-				      "\"YYYY-MM-DD HH:MM\" or ISO 8601, got '%s'", se->id, se->start);
+			vw_conf_error(errs, path, se->line,
+			              "[session %s] start: expected "
+			              "\"YYYY-MM-DD HH:MM\" or ISO 8601, got '%s'",
+			              se->id, se->start);
 			n++;
 		} else if (vw_time_parse_any(se->end, &se->end_ms)) {
-			vw_conf_error(errs, path, se->line, "[session %s] end: expected "
-				      "\"YYYY-MM-DD HH:MM\" or ISO 8601, got '%s'", se->id, se->end);
+			vw_conf_error(errs, path, se->line,
+			              "[session %s] end: expected "
+			              "\"YYYY-MM-DD HH:MM\" or ISO 8601, got '%s'",
+			              se->id, se->end);
 			n++;
 		} else if (se->end_ms <= se->start_ms) {
 			vw_conf_error(errs, path, se->line, "[session %s]: end is not after start",
-				      se->id);
+			              se->id);
 			n++;
 		}
 		if (se->rooms && strcmp(se->rooms, "*") != 0) {
@@ -253,35 +260,36 @@ static int check_references(struct vw_conf_errors *errs, const char *path, const
 						break;
 				if (r == cfg->rooms.n) {
 					vw_conf_error(errs, path, se->line,
-						      "[session %s] rooms: no section [room %s]", se->id, t);
+					              "[session %s] rooms: no section [room %s]",
+					              se->id, t);
 					n++;
 				}
 			}
 			free(copy);
 		}
 	}
-	const char *mark = cfg->recordings.pattern ? strstr(cfg->recordings.pattern, "{camera}")
-						   : NULL;
+	const char *mark =
+	    cfg->recordings.pattern ? strstr(cfg->recordings.pattern, "{camera}") : NULL;
 	if (cfg->recordings.pattern && !mark) {
 		vw_conf_error(errs, path, cfg->recordings.line,
-			      "[recordings] pattern: must contain {camera}");
+		              "[recordings] pattern: must contain {camera}");
 		n++;
 	} else if (mark && !strchr(mark, '/')) {
 		/* The scan walks one directory per camera; a flat pattern would leave every
 		 * camera without segments, reported missing for a reason no one could see. */
 		vw_conf_error(errs, path, cfg->recordings.line,
-			      "[recordings] pattern: {camera} must be a directory ({camera}/...)");
+		              "[recordings] pattern: {camera} must be a directory ({camera}/...)");
 		n++;
 	}
 	if (cfg->collector.url && strncmp(cfg->collector.url, "https://", 8) != 0) {
 		vw_conf_error(errs, path, cfg->collector.line,
-			      "[collector] url: must be https:// (results travel over mutual TLS)");
+		              "[collector] url: must be https:// (results travel over mutual TLS)");
 		n++;
 	}
 	if (cfg->agent.site && !vw_conf_id_valid(cfg->agent.site)) {
 		vw_conf_error(errs, path, cfg->agent.line,
-			      "[agent] site: '%s' may use only letters, digits, '-', '_' and '.'",
-			      cfg->agent.site);
+		              "[agent] site: '%s' may use only letters, digits, '-', '_' and '.'",
+		              cfg->agent.site);
 		n++;
 	}
 	return n;
@@ -303,10 +311,11 @@ int agent_conf_load(struct agent_conf *cfg, const char *path, struct vw_conf_err
 }
 
 int agent_conf_load_string(struct agent_conf *cfg, const char *name, const char *text,
-			   struct vw_conf_errors *errs)
+                           struct vw_conf_errors *errs)
 {
 	memset(cfg, 0, sizeof(*cfg));
-	return finish(cfg, name, vw_conf_load_string(&agent_conf_schema, name, text, cfg, errs), errs);
+	return finish(cfg, name, vw_conf_load_string(&agent_conf_schema, name, text, cfg, errs),
+	              errs);
 }
 
 int agent_conf_session_has_room(const struct session_conf *s, const char *room)
@@ -326,7 +335,7 @@ int agent_conf_session_has_room(const struct session_conf *s, const char *room)
 }
 
 const struct session_conf *agent_conf_session_at(const struct agent_conf *c, const char *room,
-						 int64_t now_ms)
+                                                 int64_t now_ms)
 {
 	for (size_t i = 0; i < c->sessions.n; i++) {
 		const struct session_conf *s = agent_conf_session(c, i);

@@ -14,11 +14,11 @@ struct agent_section {
 	char *site;
 	char *org;
 	char *state_dir;
-	long interval_ms;      /* cadence of each camera's check */
+	long interval_ms;         /* cadence of each camera's check */
 	long session_interval_ms; /* the same during an exam session */
-	long check_timeout_ms; /* hard deadline of one check */
-	long workers;          /* media worker threads */
-	int log_level; /* enum vw_log_level */
+	long check_timeout_ms;    /* hard deadline of one check */
+	long workers;             /* media worker threads */
+	int log_level;            /* enum vw_log_level */
 	int line;
 };
 
@@ -28,11 +28,11 @@ struct collector_section {
 	char *cert;
 	char *key;
 	long timeout_ms;
-	long batch_max;         /* results per upload */
+	long batch_max; /* results per upload */
 	long long batch_max_bytes;
-	long retry_max_ms;      /* backoff cap */
+	long retry_max_ms; /* backoff cap */
 	long max_clock_skew_ms;
-	long long outbox_max;   /* bytes the outbox may hold before dropping the oldest */
+	long long outbox_max; /* bytes the outbox may hold before dropping the oldest */
 	int line;
 };
 
@@ -112,8 +112,8 @@ struct agent_conf {
 	struct recordings_section recordings;
 	struct network_section network;
 	struct vw_conf_list sessions; /* struct session_conf */
-	struct vw_conf_list rooms;   /* struct room_conf */
-	struct vw_conf_list cameras; /* struct camera_conf */
+	struct vw_conf_list rooms;    /* struct room_conf */
+	struct vw_conf_list cameras;  /* struct camera_conf */
 };
 
 extern const struct vw_conf_schema agent_conf_schema;
@@ -121,7 +121,7 @@ extern const struct vw_conf_schema agent_conf_schema;
 /* Loads and validates path; on failure writes every error into errs and returns non-zero. */
 int agent_conf_load(struct agent_conf *cfg, const char *path, struct vw_conf_errors *errs);
 int agent_conf_load_string(struct agent_conf *cfg, const char *name, const char *text,
-			   struct vw_conf_errors *errs);
+                           struct vw_conf_errors *errs);
 void agent_conf_free(struct agent_conf *cfg);
 
 static inline struct camera_conf *agent_conf_camera(const struct agent_conf *c, size_t i)
@@ -136,7 +136,7 @@ static inline struct session_conf *agent_conf_session(const struct agent_conf *c
 int agent_conf_session_has_room(const struct session_conf *s, const char *room);
 /* The session running at now_ms in this room (NULL room: in any room), or NULL. */
 const struct session_conf *agent_conf_session_at(const struct agent_conf *c, const char *room,
-						 int64_t now_ms);
+                                                 int64_t now_ms);
 
 static inline struct room_conf *agent_conf_room(const struct agent_conf *c, size_t i)
 {

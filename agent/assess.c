@@ -102,7 +102,10 @@ void assess_observe(struct assess *a, const struct vw_result *results, size_t n)
 	}
 }
 
-void assess_set_connected(struct assess *a, int connected) { a->connected = connected; }
+void assess_set_connected(struct assess *a, int connected)
+{
+	a->connected = connected;
+}
 
 double assess_camera_kbps(const struct assess *a)
 {
@@ -113,7 +116,10 @@ double assess_camera_kbps(const struct assess *a)
 	return sum;
 }
 
-size_t assess_max_results(const struct agent_conf *cfg) { return cfg->rooms.n + 1; }
+size_t assess_max_results(const struct agent_conf *cfg)
+{
+	return cfg->rooms.n + 1;
+}
 
 /* Rooms that count now: those in a running session, or every room outside sessions (the
  * venue should be ready any time; the server weighs session time when scoring). */
@@ -201,14 +207,14 @@ size_t assess_emit(struct assess *a, int64_t now_ms, struct vw_result *out, size
 	/* Without a recording tree to check, "records kept" is unproven, not true. */
 	double kept_frac = rec_known ? (double)kept / (double)cfg->cameras.n : 0;
 	static const char *const names[][2] = {
-		{"connected", "not_connected"},   {"network_smooth", "network_not_smooth"},
-		{"picture_clear", "picture_not_clear"}, {"floor_covered", "floor_not_covered"},
-		{"records_kept", "records_not_kept"},
+	    {"connected", "not_connected"},         {"network_smooth", "network_not_smooth"},
+	    {"picture_clear", "picture_not_clear"}, {"floor_covered", "floor_not_covered"},
+	    {"records_kept", "records_not_kept"},
 	};
 	int holds[5] = {connected, connected && a->nnet && net_ok == (int)a->nnet,
-			clear == cams && cams == (int)cfg->cameras.n,
-			rooms_counted && rooms_covered == rooms_counted,
-			rec_known && kept == (int)cfg->cameras.n};
+	                clear == cams && cams == (int)cfg->cameras.n,
+	                rooms_counted && rooms_covered == rooms_counted,
+	                rec_known && kept == (int)cfg->cameras.n};
 	double fracs[5] = {connected, net_frac, clear_frac, cover_frac, kept_frac};
 	int failing = 0;
 	for (int i = 0; i < 5; i++) {

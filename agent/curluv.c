@@ -62,7 +62,10 @@ static void on_poll(uv_poll_t *h, int status, int events)
 	check_done(c);
 }
 
-static void on_sock_closed(uv_handle_t *h) { free(h->data); }
+static void on_sock_closed(uv_handle_t *h)
+{
+	free(h->data);
+}
 
 static void sock_close(struct curluv_sock *s)
 {

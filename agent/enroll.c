@@ -89,7 +89,10 @@ static int put_key(FILE *fp, const void *key)
 	return PEM_write_PrivateKey(fp, (EVP_PKEY *)key, NULL, NULL, 0, NULL, NULL);
 }
 
-static int put_text(FILE *fp, const void *text) { return fputs(text, fp) >= 0; }
+static int put_text(FILE *fp, const void *text)
+{
+	return fputs(text, fp) >= 0;
+}
 
 /* The directory that will hold path, created 0700 (mkdir -p) if missing. */
 static int make_parent(const char *path, char *err, size_t errlen)
@@ -248,7 +251,9 @@ int enroll_run(const struct agent_conf *cfg, const char *token_arg, char *err, s
 	 * so a running agent that sees the new certificate finds its key already in place. */
 	const struct vw_file_part parts[] = {
 	    {.path = cfg->collector.key, .mode = 0600, .write_cb = put_key, .arg = key},
-	    {.path = cfg->collector.cert, .mode = 0644, .write_cb = put_text,
+	    {.path = cfg->collector.cert,
+	     .mode = 0644,
+	     .write_cb = put_text,
 	     .arg = jcert->valuestring},
 	};
 	if ((rc = make_parent(cfg->collector.key, err, errlen)) != 0 ||
@@ -258,12 +263,12 @@ int enroll_run(const struct agent_conf *cfg, const char *token_arg, char *err, s
 	ERR_clear_error();
 	if (rc != 0)
 		goto cleanup;
-	printf("enrolled site=%s serial=%s agent=%s not_after=%s cert=%s key=%s\n",
-	       cfg->agent.site, cJSON_IsString(jserial) ? jserial->valuestring : "?", agent,
+	printf("enrolled site=%s serial=%s agent=%s not_after=%s cert=%s key=%s\n", cfg->agent.site,
+	       cJSON_IsString(jserial) ? jserial->valuestring : "?", agent,
 	       cJSON_IsString(jafter) ? jafter->valuestring : "?", cfg->collector.cert,
 	       cfg->collector.key);
 	fprintf(stderr, "a running agent uploads with it within seconds (it watches %s)\n",
-		cfg->collector.cert);
+	        cfg->collector.cert);
 	log_info("event=enrolled site=%s agent=%s serial=%s", cfg->agent.site, agent,
 	         cJSON_IsString(jserial) ? jserial->valuestring : "?");
 	rc = 0;

@@ -46,28 +46,29 @@ struct agent {
 
 static void usage(FILE *out)
 {
-	fprintf(out,
-		"usage: venuewatch-agent -c FILE [--check-config | --once]\n"
-		"       venuewatch-agent -c FILE status\n"
-		"       venuewatch-agent -c FILE reference CAMERA\n"
-		"       venuewatch-agent -c FILE enroll --token TOKEN|-\n"
-		"       venuewatch-agent --help-config\n"
-		"\n"
-		"  -c, --config FILE   agent configuration (INI)\n"
-		"      --check-config  validate the configuration and exit (errors as file:line)\n"
-		"      --once          check every camera once, print JSON lines, do not upload\n"
-		"      --help-config   print every option with its default and meaning\n"
-		"  status              print this venue's current health from the local database\n"
-		"  reference CAMERA    check CAMERA now and keep its picture as the reference view;\n"
-		"                      later checks report camera_moved when the view differs\n"
-		"  enroll              make this venue's key, have the collector sign it with the\n"
-		"                      one-time TOKEN ('-': read it from stdin), install key and\n"
-		"                      certificate at [collector] key and cert\n"
-		"\n"
-		"Signals: SIGTERM/SIGINT stop (running checks finish and are committed first);\n"
-		"SIGHUP retries the upload now, also after the collector refused this agent;\n"
-		"a refused agent also retries by itself when its certificate file changes.\n"
-		"  -h, --help          this text\n");
+	fprintf(
+	    out,
+	    "usage: venuewatch-agent -c FILE [--check-config | --once]\n"
+	    "       venuewatch-agent -c FILE status\n"
+	    "       venuewatch-agent -c FILE reference CAMERA\n"
+	    "       venuewatch-agent -c FILE enroll --token TOKEN|-\n"
+	    "       venuewatch-agent --help-config\n"
+	    "\n"
+	    "  -c, --config FILE   agent configuration (INI)\n"
+	    "      --check-config  validate the configuration and exit (errors as file:line)\n"
+	    "      --once          check every camera once, print JSON lines, do not upload\n"
+	    "      --help-config   print every option with its default and meaning\n"
+	    "  status              print this venue's current health from the local database\n"
+	    "  reference CAMERA    check CAMERA now and keep its picture as the reference view;\n"
+	    "                      later checks report camera_moved when the view differs\n"
+	    "  enroll              make this venue's key, have the collector sign it with the\n"
+	    "                      one-time TOKEN ('-': read it from stdin), install key and\n"
+	    "                      certificate at [collector] key and cert\n"
+	    "\n"
+	    "Signals: SIGTERM/SIGINT stop (running checks finish and are committed first);\n"
+	    "SIGHUP retries the upload now, also after the collector refused this agent;\n"
+	    "a refused agent also retries by itself when its certificate file changes.\n"
+	    "  -h, --help          this text\n");
 }
 
 static void on_closed(void *arg)
@@ -76,7 +77,10 @@ static void on_closed(void *arg)
 	a->pending_closes--;
 }
 
-static void on_signal_closed(uv_handle_t *h) { on_closed(h->data); }
+static void on_signal_closed(uv_handle_t *h)
+{
+	on_closed(h->data);
+}
 
 static void agent_stop(struct agent *a)
 {
@@ -133,8 +137,7 @@ static void on_results(void *arg, struct vw_result *results, size_t n)
 		log_error("event=results_not_stored count=%zu err=%s", n, strerror(-rc));
 		return;
 	}
-	log_debug("event=results_stored count=%zu last_seq=%lld", n,
-		  (long long)results[n - 1].seq);
+	log_debug("event=results_stored count=%zu last_seq=%lld", n, (long long)results[n - 1].seq);
 	uplink_kick(a->up);
 }
 
@@ -175,10 +178,10 @@ static void on_assess_timer(uv_timer_t *t)
 	struct agent *a = t->data;
 	emit_assessment(a, on_results);
 	int in_session = agent_conf_session_at(&a->cfg, NULL, vw_now_ms()) != NULL;
-	uv_timer_start(t, on_assess_timer,
-		       (uint64_t)(in_session ? a->cfg.agent.session_interval_ms
-					     : a->cfg.agent.interval_ms),
-		       0);
+	uv_timer_start(
+	    t, on_assess_timer,
+	    (uint64_t)(in_session ? a->cfg.agent.session_interval_ms : a->cfg.agent.interval_ms),
+	    0);
 }
 
 static void on_once_done(void *arg)
@@ -190,7 +193,10 @@ static void on_once_done(void *arg)
 	agent_stop(a);
 }
 
-static double need_kbps(void *arg) { return assess_camera_kbps(((struct agent *)arg)->as); }
+static double need_kbps(void *arg)
+{
+	return assess_camera_kbps(((struct agent *)arg)->as);
+}
 
 /* `reference CAMERA`: one check that stores the camera's view; prints the check's result. */
 static int reference_cmd(const struct agent_conf *cfg, const char *camera)
@@ -220,7 +226,7 @@ static int reference_cmd(const struct agent_conf *cfg, const char *camera)
 	vw_buf_free(&b);
 	if (rc)
 		fprintf(stderr, "reference: camera %s: no reference taken (%s)\n", camera,
-			rc == -ENODATA ? "no usable picture" : strerror(-rc));
+		        rc == -ENODATA ? "no usable picture" : strerror(-rc));
 	return rc ? 1 : 0;
 }
 
@@ -237,44 +243,44 @@ static int lock_state_dir(struct agent *a)
 	a->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
 	if (a->lock_fd < 0 || flock(a->lock_fd, LOCK_EX | LOCK_NB)) {
 		log_error("event=start_failed state_dir=%s err=\"%s\"", dir,
-			  errno == EWOULDBLOCK ? "another agent is running on this state dir"
-					       : strerror(errno));
+		          errno == EWOULDBLOCK ? "another agent is running on this state dir"
+		                               : strerror(errno));
 		return -1;
 	}
 	return 0;
 }
 
 static const struct vw_cli_opt global_opts[] = {
-	{"config", 'c', "FILE", "agent configuration (INI)"},
-	{"check-config", 0, NULL, "validate the configuration and exit (errors as file:line)"},
-	{"once", 0, NULL, "check every camera once, print JSON lines, do not upload"},
-	{"help-config", 0, NULL, "print every option with its default and meaning"},
-	{"help", 'h', NULL, "this text"},
+    {"config", 'c', "FILE", "agent configuration (INI)"},
+    {"check-config", 0, NULL, "validate the configuration and exit (errors as file:line)"},
+    {"once", 0, NULL, "check every camera once, print JSON lines, do not upload"},
+    {"help-config", 0, NULL, "print every option with its default and meaning"},
+    {"help", 'h', NULL, "this text"},
 };
 static const struct vw_cli_opt enroll_opts[] = {
-	{"token", 0, "TOKEN", "the one-time enrollment token ('-': read it from stdin)"},
+    {"token", 0, "TOKEN", "the one-time enrollment token ('-': read it from stdin)"},
 };
 /* The handlers run from main once the configuration is loaded (ctx is unused: main
  * dispatches on the command itself, since each needs a different part of the agent). */
 static const struct vw_cli_cmd agent_cmds[] = {
-	{"status", "", "Print this venue's current health from the local database.", NULL, 0, 0,
-	 0, NULL},
-	{"reference", "CAMERA",
-	 "Check CAMERA now and keep its picture as the reference view; later checks report\n"
-	 "camera_moved when the view differs.",
-	 NULL, 0, 1, 1, NULL},
-	{"enroll", "--token TOKEN|-",
-	 "Make this venue's key, have the collector sign it with the one-time TOKEN, install\n"
-	 "key and certificate at [collector] key and cert.",
-	 enroll_opts, 1, 0, 0, NULL},
+    {"status", "", "Print this venue's current health from the local database.", NULL, 0, 0, 0,
+     NULL},
+    {"reference", "CAMERA",
+     "Check CAMERA now and keep its picture as the reference view; later checks report\n"
+     "camera_moved when the view differs.",
+     NULL, 0, 1, 1, NULL},
+    {"enroll", "--token TOKEN|-",
+     "Make this venue's key, have the collector sign it with the one-time TOKEN, install\n"
+     "key and certificate at [collector] key and cert.",
+     enroll_opts, 1, 0, 0, NULL},
 };
 static const struct vw_cli agent_cli = {
-	.prog = "venuewatch-agent",
-	.global_usage = "-c FILE",
-	.gopts = global_opts,
-	.ngopts = sizeof(global_opts) / sizeof(global_opts[0]),
-	.cmds = agent_cmds,
-	.ncmds = sizeof(agent_cmds) / sizeof(agent_cmds[0]),
+    .prog = "venuewatch-agent",
+    .global_usage = "-c FILE",
+    .gopts = global_opts,
+    .ngopts = sizeof(global_opts) / sizeof(global_opts[0]),
+    .cmds = agent_cmds,
+    .ncmds = sizeof(agent_cmds) / sizeof(agent_cmds[0]),
 };
 
 int main(int argc, char **argv)
@@ -364,7 +370,7 @@ int main(int argc, char **argv)
 		}
 	}
 	if (netprobe_create(&a.loop, a.cu, &a.cfg, once ? on_once_results : on_results, need_kbps,
-			    &a, &a.np))
+	                    &a, &a.np))
 		log_warn("event=network_probe_unavailable");
 	if (scheduler_create(&a.loop, &a.cfg, once ? on_once_results : on_results, &a, &a.sched)) {
 		log_error("event=start_failed err=\"scheduler\"");
@@ -388,12 +394,12 @@ int main(int argc, char **argv)
 			netprobe_run_once(a.np, on_once_done, &a);
 		} else {
 			log_info("event=started site=%s cameras=%zu pending=%lld next_seq=%lld",
-				 a.cfg.agent.site, a.cfg.cameras.n, (long long)outbox_pending(a.ob),
-				 (long long)outbox_next_seq(a.ob));
+			         a.cfg.agent.site, a.cfg.cameras.n, (long long)outbox_pending(a.ob),
+			         (long long)outbox_next_seq(a.ob));
 			scheduler_start(a.sched);
 			netprobe_start(a.np);
 			uv_timer_start(&a.assess_timer, on_assess_timer,
-				       (uint64_t)a.cfg.agent.interval_ms, 0);
+			               (uint64_t)a.cfg.agent.interval_ms, 0);
 			uplink_kick(a.up); /* a backlog from the last run goes first */
 		}
 	}

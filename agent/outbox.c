@@ -33,12 +33,12 @@ static const char *const stmt_sql[O_COUNT] = {
 struct outbox {
 	sqlite3 *db;
 	sqlite3_stmt *st[O_COUNT];
-	int64_t next_seq;  /* persisted in meta in every append transaction */
-	int64_t bytes;     /* sum of stored body lengths */
+	int64_t next_seq; /* persisted in meta in every append transaction */
+	int64_t bytes;    /* sum of stored body lengths */
 	int64_t max_bytes;
 	int64_t in_flight; /* highest seq of the batch being uploaded */
 	int64_t dropped_total;
-	int64_t unstored;  /* results refused by a full disk, not yet reported */
+	int64_t unstored; /* results refused by a full disk, not yet reported */
 	char ballast[4096];
 	char dir[4096]; /* the state dir, for free-space checks */
 	int have_ballast;
@@ -166,7 +166,7 @@ static void ballast_release(struct outbox *ob)
 }
 
 int outbox_open(const char *path, long long max_bytes, struct outbox **out, char *err,
-		size_t errlen)
+                size_t errlen)
 {
 	struct outbox *ob = calloc(1, sizeof(*ob));
 	if (!ob)
@@ -197,7 +197,7 @@ int outbox_open(const char *path, long long max_bytes, struct outbox **out, char
 	}
 	if (ver > OUTBOX_SCHEMA_VERSION) {
 		snprintf(err, errlen, "%s: schema version %lld is newer than this agent (%d)", path,
-			 (long long)ver, OUTBOX_SCHEMA_VERSION);
+		         (long long)ver, OUTBOX_SCHEMA_VERSION);
 		goto fail;
 	}
 	if (vw_db_set_user_version(ob->db, OUTBOX_SCHEMA_VERSION, why, sizeof(why)) ||
@@ -280,16 +280,16 @@ static int insert_one(struct outbox *ob, struct vw_result *r)
  * The new range may then include rows delivered before the drop (they were in flight); the
  * report's meaning stays exact: seqs in [first, last] the collector lacks were dropped. */
 static int carry_reports(struct outbox *ob, int64_t from, int64_t to, int64_t *first,
-			 int64_t *carried, int64_t *unstored)
+                         int64_t *carried, int64_t *unstored)
 {
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(ob->db,
-			       "SELECT json_extract(body, '$.metrics.dropped_first_seq'),"
-			       " json_extract(body, '$.metrics.dropped_count'),"
-			       " json_extract(body, '$.metrics.unstored_count')"
-			       " FROM outbox WHERE seq BETWEEN ?1 AND ?2"
-			       " AND json_extract(body, '$.kind') = 'buffer'",
-			       -1, &st, NULL) != SQLITE_OK)
+	                       "SELECT json_extract(body, '$.metrics.dropped_first_seq'),"
+	                       " json_extract(body, '$.metrics.dropped_count'),"
+	                       " json_extract(body, '$.metrics.unstored_count')"
+	                       " FROM outbox WHERE seq BETWEEN ?1 AND ?2"
+	                       " AND json_extract(body, '$.kind') = 'buffer'",
+	                       -1, &st, NULL) != SQLITE_OK)
 		return sql_err(ob, "carry");
 	sqlite3_bind_int64(st, 1, from);
 	sqlite3_bind_int64(st, 2, to);
@@ -309,7 +309,7 @@ static int carry_reports(struct outbox *ob, int64_t from, int64_t to, int64_t *f
 
 /* Drops the oldest rows above in_flight until `need` more bytes fit; fills the range. */
 static int drop_oldest(struct outbox *ob, int64_t target, int64_t *count, int64_t *first,
-		       int64_t *last, int64_t *carried, int64_t *unstored)
+                       int64_t *last, int64_t *carried, int64_t *unstored)
 {
 	*count = 0;
 	*first = *last = 0;
@@ -331,7 +331,7 @@ static int drop_oldest(struct outbox *ob, int64_t target, int64_t *count, int64_
 		return rc;
 	sqlite3_stmt *del;
 	if (sqlite3_prepare_v2(ob->db, "DELETE FROM outbox WHERE seq BETWEEN ? AND ?", -1, &del,
-			       NULL) != SQLITE_OK)
+	                       NULL) != SQLITE_OK)
 		return sql_err(ob, "drop");
 	sqlite3_bind_int64(del, 1, *first);
 	sqlite3_bind_int64(del, 2, *last);
@@ -376,7 +376,8 @@ static int append_tx(struct outbox *ob, struct vw_result *results, size_t n, int
 			vw_result_set_metric(&ov, VW_M_DROPPED_FIRST_SEQ, (double)first);
 			vw_result_set_metric(&ov, VW_M_DROPPED_LAST_SEQ, (double)last);
 		}
-		vw_result_set_metric(&ov, VW_M_DROPPED_TOTAL, (double)(ob->dropped_total + dropped));
+		vw_result_set_metric(&ov, VW_M_DROPPED_TOTAL,
+		                     (double)(ob->dropped_total + dropped));
 		if (unstored)
 			vw_result_set_metric(&ov, VW_M_UNSTORED_COUNT, (double)unstored);
 		if ((rc = insert_one(ob, &ov)))
@@ -390,15 +391,15 @@ static int append_tx(struct outbox *ob, struct vw_result *results, size_t n, int
 	/* The agent's own ledger of what it produced: written only after the commit, so every
 	 * seq range here is durable (the fault suite compares it with the collector's rows). */
 	log_debug("event=outbox_committed first_seq=%lld last_seq=%lld count=%lld",
-		  (long long)saved_next, (long long)ob->next_seq - 1,
-		  (long long)(ob->next_seq - saved_next));
+	          (long long)saved_next, (long long)ob->next_seq - 1,
+	          (long long)(ob->next_seq - saved_next));
 	if (dropped || unstored) {
 		ob->dropped_total += dropped;
 		log_warn("event=buffer_overflow dropped=%lld first_seq=%lld last_seq=%lld "
-			 "carried=%lld unstored=%lld report_seq=%lld cause=%s",
-			 (long long)dropped, (long long)first, (long long)last, (long long)carried,
-			 (long long)unstored, (long long)report_seq,
-			 disk_full || !dropped ? "disk_full" : "bound");
+		         "carried=%lld unstored=%lld report_seq=%lld cause=%s",
+		         (long long)dropped, (long long)first, (long long)last, (long long)carried,
+		         (long long)unstored, (long long)report_seq,
+		         disk_full || !dropped ? "disk_full" : "bound");
 		ob->unstored = 0;
 	}
 	return 0;
@@ -419,13 +420,14 @@ int outbox_append(struct outbox *ob, struct vw_result *results, size_t n)
 	if (rc == -ENOSPC) {
 		ballast_release(ob);
 		rc = append_tx(ob, results, n, 1);
-		/* Give the WAL's pages back to the file system now, not at some later checkpoint. */
+		/* Give the WAL's pages back to the file system now, not at some later checkpoint.
+		 */
 		sqlite3_wal_checkpoint_v2(ob->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
 	}
 	if (rc) {
 		ob->unstored += (int64_t)n;
 		log_error("event=results_not_stored count=%zu unstored_total=%lld err=%s", n,
-			  (long long)ob->unstored, strerror(-rc));
+		          (long long)ob->unstored, strerror(-rc));
 		return rc;
 	}
 	if (!ob->have_ballast)
@@ -437,7 +439,7 @@ int outbox_set_status(struct outbox *ob, const char *key, const char *value)
 {
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(ob->db, "INSERT OR REPLACE INTO status VALUES(?,?,?)", -1, &st,
-			       NULL) != SQLITE_OK)
+	                       NULL) != SQLITE_OK)
 		return sql_err(ob, "status");
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
@@ -448,7 +450,7 @@ int outbox_set_status(struct outbox *ob, const char *key, const char *value)
 }
 
 int outbox_peek(struct outbox *ob, int64_t after_seq, size_t max_rows, size_t max_bytes,
-		struct vw_buf *b, size_t *count, int64_t *last_seq)
+                struct vw_buf *b, size_t *count, int64_t *last_seq)
 {
 	size_t start = b->len;
 	*count = 0;
@@ -480,8 +482,9 @@ int outbox_ack(struct outbox *ob, int64_t acked_seq)
 	/* The byte count must follow the delete exactly: measure what goes. */
 	sqlite3_stmt *sum;
 	int64_t gone = 0;
-	if (sqlite3_prepare_v2(ob->db, "SELECT coalesce(sum(length(body)),0) FROM outbox WHERE seq <= ?",
-			       -1, &sum, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(ob->db,
+	                       "SELECT coalesce(sum(length(body)),0) FROM outbox WHERE seq <= ?",
+	                       -1, &sum, NULL) != SQLITE_OK)
 		return sql_err(ob, "ack");
 	sqlite3_bind_int64(sum, 1, acked_seq);
 	if (sqlite3_step(sum) == SQLITE_ROW)
@@ -496,14 +499,29 @@ int outbox_ack(struct outbox *ob, int64_t acked_seq)
 	return 0;
 }
 
-void outbox_set_in_flight(struct outbox *ob, int64_t in_flight_seq) { ob->in_flight = in_flight_seq; }
+void outbox_set_in_flight(struct outbox *ob, int64_t in_flight_seq)
+{
+	ob->in_flight = in_flight_seq;
+}
 const char *outbox_epoch(const struct outbox *ob)
 {
 	return ob->epoch;
 }
 
-int64_t outbox_next_seq(const struct outbox *ob) { return ob->next_seq; }
-int64_t outbox_bytes(const struct outbox *ob) { return ob->bytes; }
-int64_t outbox_dropped_total(const struct outbox *ob) { return ob->dropped_total; }
+int64_t outbox_next_seq(const struct outbox *ob)
+{
+	return ob->next_seq;
+}
+int64_t outbox_bytes(const struct outbox *ob)
+{
+	return ob->bytes;
+}
+int64_t outbox_dropped_total(const struct outbox *ob)
+{
+	return ob->dropped_total;
+}
 
-int64_t outbox_pending(struct outbox *ob) { return query_int(ob, "SELECT count(*) FROM outbox"); }
+int64_t outbox_pending(struct outbox *ob)
+{
+	return query_int(ob, "SELECT count(*) FROM outbox");
+}

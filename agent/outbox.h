@@ -18,7 +18,7 @@ struct outbox;
 
 /* Opens (creating or migrating) the database. max_bytes bounds the stored result bodies. */
 int outbox_open(const char *path, long long max_bytes, struct outbox **out, char *err,
-		size_t errlen);
+                size_t errlen);
 void outbox_close(struct outbox **ob);
 
 /* Assigns seqs to results[0..n) (written back into them) and commits them in one
@@ -34,7 +34,7 @@ int outbox_append(struct outbox *ob, struct vw_result *results, size_t n);
  * seq > after_seq, oldest first, to b as a JSON array "[{..},{..}]"; stores the count
  * and the last seq included. */
 int outbox_peek(struct outbox *ob, int64_t after_seq, size_t max_rows, size_t max_bytes,
-		struct vw_buf *b, size_t *count, int64_t *last_seq);
+                struct vw_buf *b, size_t *count, int64_t *last_seq);
 /* Deletes every row with seq <= acked_seq. */
 int outbox_ack(struct outbox *ob, int64_t acked_seq);
 /* Rows with seq <= in_flight_seq are never dropped by the overflow bound. */

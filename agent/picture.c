@@ -61,11 +61,12 @@ void picture_opts_default(struct picture_opts *o)
 }
 
 struct picture *picture_create(const AVStream *st, const struct picture_opts *o, char *err,
-			       size_t errlen)
+                               size_t errlen)
 {
 	const AVCodec *codec = avcodec_find_decoder(st->codecpar->codec_id);
 	if (!codec) {
-		snprintf(err, errlen, "no decoder for %s", avcodec_get_name(st->codecpar->codec_id));
+		snprintf(err, errlen, "no decoder for %s",
+		         avcodec_get_name(st->codecpar->codec_id));
 		return NULL;
 	}
 	struct picture *p = calloc(1, sizeof(*p));
@@ -108,14 +109,13 @@ static int build_graph(struct picture *p, const AVFrame *f)
 		return rc;
 	p->graph->nb_threads = 1;
 	snprintf(args, sizeof(args),
-		 "video_size=%dx%d:pix_fmt=%d:time_base=1/1000:pixel_aspect=%d/%d", f->width,
-		 f->height, f->format,
-		 f->sample_aspect_ratio.num ? f->sample_aspect_ratio.num : 1,
-		 f->sample_aspect_ratio.den ? f->sample_aspect_ratio.den : 1);
+	         "video_size=%dx%d:pix_fmt=%d:time_base=1/1000:pixel_aspect=%d/%d", f->width,
+	         f->height, f->format, f->sample_aspect_ratio.num ? f->sample_aspect_ratio.num : 1,
+	         f->sample_aspect_ratio.den ? f->sample_aspect_ratio.den : 1);
 	if ((rc = avfilter_graph_create_filter(&p->src, avfilter_get_by_name("buffer"), "in", args,
-						NULL, p->graph)) < 0 ||
+	                                       NULL, p->graph)) < 0 ||
 	    (rc = avfilter_graph_create_filter(&p->sink, avfilter_get_by_name("buffersink"), "out",
-						NULL, NULL, p->graph)) < 0)
+	                                       NULL, NULL, p->graph)) < 0)
 		goto out;
 	/* blackdetect: a frame is black when 98% of its pixels are below 10% luma (FFmpeg's
 	 * defaults), reported per frame (d=0). freezedetect: consecutive analysed frames
@@ -123,9 +123,9 @@ static int build_graph(struct picture *p, const AVFrame *f)
 	 * freezedetect comes before signalstats: behind it (FFmpeg 5.1) it called a dim but
 	 * moving picture frozen at any noise floor (tests/integration/test_evidence.py). */
 	snprintf(desc, sizeof(desc),
-		 "scale=w=%d:h=-2:flags=area,format=gray,freezedetect=n=%gdB:d=0.01,"
-		 "signalstats,blackdetect=d=0:pic_th=0.98:pix_th=0.10,blurdetect",
-		 PICTURE_ANALYSIS_WIDTH, p->o.freeze_noise_db);
+	         "scale=w=%d:h=-2:flags=area,format=gray,freezedetect=n=%gdB:d=0.01,"
+	         "signalstats,blackdetect=d=0:pic_th=0.98:pix_th=0.10,blurdetect",
+	         PICTURE_ANALYSIS_WIDTH, p->o.freeze_noise_db);
 	out = avfilter_inout_alloc();
 	in = avfilter_inout_alloc();
 	if (!out || !in) {
@@ -191,7 +191,7 @@ static void take_filtered(struct picture *p, const AVFrame *f)
 		const AVDictionaryEntry *e = NULL;
 		while ((e = av_dict_get(f->metadata, "", e, AV_DICT_IGNORE_SUFFIX)))
 			log_debug("event=picture_meta pts=%lld key=%s value=%s", (long long)f->pts,
-				  e->key, e->value);
+			          e->key, e->value);
 	}
 	meta(f, "lavfi.freezedetect.freeze_start", &found);
 	if (found) {
@@ -244,7 +244,10 @@ int picture_feed(struct picture *p, const AVPacket *pkt)
 	return p->decoded >= p->o.max_frames;
 }
 
-int picture_frames(const struct picture *p) { return p->decoded; }
+int picture_frames(const struct picture *p)
+{
+	return p->decoded;
+}
 
 /* ---- the reference view (camera_moved) ---- */
 
@@ -285,10 +288,10 @@ static int add_source(AVFilterGraph *g, const char *name, const AVFrame *f, AVFi
 {
 	char args[128];
 	snprintf(args, sizeof(args),
-		 "video_size=%dx%d:pix_fmt=%d:time_base=1/1000:pixel_aspect=1/1", f->width,
-		 f->height, f->format);
+	         "video_size=%dx%d:pix_fmt=%d:time_base=1/1000:pixel_aspect=1/1", f->width,
+	         f->height, f->format);
 	return avfilter_graph_create_filter(ctx, avfilter_get_by_name("buffer"), name, args, NULL,
-					    g);
+	                                    g);
 }
 
 /* SSIM of cur against ref, both shrunk to PICTURE_VIEW_WIDTH, by FFmpeg's ssim filter. */
@@ -309,14 +312,14 @@ static int view_similarity(const AVFrame *cur, const AVFrame *ref, double *ssim)
 	if ((rc = add_source(g, "cur", cur, &src_cur)) < 0 ||
 	    (rc = add_source(g, "ref", ref, &src_ref)) < 0 ||
 	    (rc = avfilter_graph_create_filter(&sink, avfilter_get_by_name("buffersink"), "out",
-						NULL, NULL, g)) < 0)
+	                                       NULL, NULL, g)) < 0)
 		goto out;
 	/* The reference is scaled to the current picture's shape, so a camera whose resolution
 	 * changed is still compared (its view, not its pixels). */
 	snprintf(desc, sizeof(desc),
-		 "[cur]scale=w=%d:h=%d:flags=area,format=gray[c];"
-		 "[ref]scale=w=%d:h=%d:flags=area,format=gray[r];[c][r]ssim",
-		 PICTURE_VIEW_WIDTH, vh, PICTURE_VIEW_WIDTH, vh);
+	         "[cur]scale=w=%d:h=%d:flags=area,format=gray[c];"
+	         "[ref]scale=w=%d:h=%d:flags=area,format=gray[r];[c][r]ssim",
+	         PICTURE_VIEW_WIDTH, vh, PICTURE_VIEW_WIDTH, vh);
 	outs = avfilter_inout_alloc();
 	AVFilterInOut *outs2 = avfilter_inout_alloc();
 	ins = avfilter_inout_alloc();
@@ -367,7 +370,7 @@ static int put_pgm(FILE *out, const void *arg)
 	int ok = fprintf(out, "P5\n%d %d\n255\n", f->width, f->height) > 0;
 	for (int y = 0; ok && y < f->height; y++)
 		ok = fwrite(f->data[0] + (size_t)y * (size_t)f->linesize[0], 1, (size_t)f->width,
-			    out) == (size_t)f->width;
+		            out) == (size_t)f->width;
 	return ok;
 }
 
@@ -440,7 +443,7 @@ void picture_report(struct picture *p, struct vw_result *r)
 	 * proves nothing either way, and neither does a flat picture (all black, all white):
 	 * it looks the same whether frozen or not, and its exposure is the fault to report. */
 	int frozen = p->analysed >= 2 && p->frozen_frames >= p->analysed - 1 &&
-		     stddev >= PICTURE_FLAT_STDDEV;
+	             stddev >= PICTURE_FLAT_STDDEV;
 	vw_result_set_metric(r, VW_M_FROZEN, frozen);
 
 	if (p->black_frames == p->analysed)

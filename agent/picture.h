@@ -28,7 +28,7 @@ struct picture;
 
 /* NULL with *err set when the stream's codec cannot be decoded here. */
 struct picture *picture_create(const AVStream *st, const struct picture_opts *o, char *err,
-			       size_t errlen);
+                               size_t errlen);
 /* Feeds one packet of the stream; non-key packets are skipped without decoding. Returns 1
  * once enough frames were analysed (the caller may stop reading), 0 to go on. */
 int picture_feed(struct picture *p, const AVPacket *pkt);

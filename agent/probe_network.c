@@ -108,7 +108,8 @@ static void report_target(struct net_target *t)
 			pairs++;
 		}
 		qsort(ok_rtt, (size_t)nok, sizeof(double), cmp_double);
-		double p50 = ok_rtt[nok / 2], p95 = ok_rtt[(nok * 95) / 100 < nok ? (nok * 95) / 100 : nok - 1];
+		double p50 = ok_rtt[nok / 2],
+		       p95 = ok_rtt[(nok * 95) / 100 < nok ? (nok * 95) / 100 : nok - 1];
 		vw_result_set_metric(&r, VW_M_RTT_MS, round(p50 * 10) / 10);
 		vw_result_set_metric(&r, VW_M_RTT_P95_MS, round(p95 * 10) / 10);
 		if (pairs)
@@ -136,7 +137,10 @@ static void report_target(struct net_target *t)
 
 static void start_sample(struct net_target *t);
 
-static void on_gap(uv_timer_t *h) { start_sample(h->data); }
+static void on_gap(uv_timer_t *h)
+{
+	start_sample(h->data);
+}
 
 static void on_sample_done(CURL *easy, CURLcode cc, void *arg)
 {
@@ -200,8 +204,8 @@ static uint64_t round_interval(struct netprobe *np)
 {
 	/* The network matters most during an exam: use the session cadence then. */
 	return agent_conf_session_at(np->cfg, NULL, vw_now_ms())
-		   ? (uint64_t)np->cfg->agent.session_interval_ms
-		   : (uint64_t)np->cfg->agent.interval_ms;
+	           ? (uint64_t)np->cfg->agent.session_interval_ms
+	           : (uint64_t)np->cfg->agent.interval_ms;
 }
 
 static void on_round(uv_timer_t *h)
@@ -231,7 +235,8 @@ static void on_uplink_done(CURL *easy, CURLcode cc, void *arg)
 	vw_result_set_metric(&r, VW_M_REQUIRED_KBPS, round(need));
 	if (cc != CURLE_OK || code != 200) {
 		/* No measurement is not a measurement of zero: say the test failed. */
-		log_warn("event=uplink_test_failed http=%ld err=\"%s\"", code, curl_easy_strerror(cc));
+		log_warn("event=uplink_test_failed http=%ld err=\"%s\"", code,
+		         curl_easy_strerror(cc));
 		vw_result_add_fault(&r, cc != CURLE_OK ? VW_FAULT_UNREACHABLE : VW_FAULT_PROTOCOL);
 		r.status = VW_STATUS_DEGRADED;
 	} else {
@@ -316,7 +321,7 @@ static void host_of(const char *url, char *out, size_t outlen)
 }
 
 int netprobe_create(uv_loop_t *loop, struct curluv *cu, const struct agent_conf *cfg,
-		    netprobe_result_cb cb, netprobe_need_cb need, void *arg, struct netprobe **out)
+                    netprobe_result_cb cb, netprobe_need_cb need, void *arg, struct netprobe **out)
 {
 	struct netprobe *np = calloc(1, sizeof(*np));
 	if (!np)
@@ -337,7 +342,8 @@ int netprobe_create(uv_loop_t *loop, struct curluv *cu, const struct agent_conf 
 	size_t bl = strlen(base);
 	bl = bl && base[bl - 1] == '/' ? bl - 1 : bl;
 	int rc = 0;
-	if ((size_t)snprintf(url, sizeof(url), "%.*s/api/v1/speedtest", (int)bl, base) >= sizeof(url))
+	if ((size_t)snprintf(url, sizeof(url), "%.*s/api/v1/speedtest", (int)bl, base) >=
+	    sizeof(url))
 		rc = -ENAMETOOLONG; /* the longer of the two paths: checked once */
 	snprintf(url, sizeof(url), "%.*s/healthz", (int)bl, base);
 	if (!rc)
@@ -380,7 +386,7 @@ int netprobe_start(struct netprobe *np)
 	uv_timer_start(&np->round_timer, on_round, 500, 0);
 	/* First measurement after a minute: start-up traffic would skew it. */
 	uv_timer_start(&np->uplink_timer, on_uplink_timer, 60000,
-		       (uint64_t)np->cfg->network.uplink_interval_ms);
+	               (uint64_t)np->cfg->network.uplink_interval_ms);
 	return 0;
 }
 

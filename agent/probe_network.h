@@ -20,7 +20,7 @@ typedef void (*netprobe_result_cb)(void *arg, struct vw_result *results, size_t 
 typedef double (*netprobe_need_cb)(void *arg);
 
 int netprobe_create(uv_loop_t *loop, struct curluv *cu, const struct agent_conf *cfg,
-		    netprobe_result_cb cb, netprobe_need_cb need, void *arg, struct netprobe **out);
+                    netprobe_result_cb cb, netprobe_need_cb need, void *arg, struct netprobe **out);
 int netprobe_start(struct netprobe *np);
 /* One round of every target (and one uplink test) now; done_cb after the last result. */
 int netprobe_run_once(struct netprobe *np, void (*done_cb)(void *), void *arg);

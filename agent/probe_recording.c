@@ -57,10 +57,13 @@ static const char schema_sql[] =
     "INSERT OR IGNORE INTO meta VALUES('scan', 0);"
     "PRAGMA user_version=1;";
 
-size_t recording_scan_max_results(const struct agent_conf *cfg) { return cfg->cameras.n + 1; }
+size_t recording_scan_max_results(const struct agent_conf *cfg)
+{
+	return cfg->cameras.n + 1;
+}
 
 int recording_scan_open(const struct agent_conf *cfg, struct recording_scan **out, char *err,
-			size_t errlen)
+                        size_t errlen)
 {
 	char path[PATH_MAX];
 	struct recording_scan *rs = calloc(1, sizeof(*rs));
@@ -215,8 +218,8 @@ static void visit_file(struct walk *w, const char *path)
 
 	sqlite3_bind_text(rs->st[R_GET], 1, path, -1, SQLITE_STATIC);
 	int known = sqlite3_step(rs->st[R_GET]) == SQLITE_ROW &&
-		    sqlite3_column_int64(rs->st[R_GET], 0) == (int64_t)sb.st_size &&
-		    sqlite3_column_int64(rs->st[R_GET], 1) == mtime_ms;
+	            sqlite3_column_int64(rs->st[R_GET], 0) == (int64_t)sb.st_size &&
+	            sqlite3_column_int64(rs->st[R_GET], 1) == mtime_ms;
 	sqlite3_reset(rs->st[R_GET]);
 	if (known) {
 		sqlite3_bind_int64(rs->st[R_SEEN], 1, w->scan);
@@ -297,7 +300,7 @@ static int64_t query_int(sqlite3 *db, const char *sql, const char *camera, int64
 
 /* Gaps in [from, to) given segments ordered by start: holes longer than tol. */
 static void session_gaps(const struct seg *segs, size_t n, int64_t from, int64_t to, int64_t tol,
-			 int *count, int64_t *gap_ms)
+                         int *count, int64_t *gap_ms)
 {
 	int64_t covered_to = from;
 	for (size_t i = 0; i < n && covered_to < to; i++) {
@@ -319,35 +322,46 @@ static void session_gaps(const struct seg *segs, size_t n, int64_t from, int64_t
 	}
 }
 
-static void judge_camera(struct recording_scan *rs, const struct camera_conf *cam,
-			 const char *name, int64_t now, struct vw_result *r)
+static void judge_camera(struct recording_scan *rs, const struct camera_conf *cam, const char *name,
+                         int64_t now, struct vw_result *r)
 {
 	const struct recordings_section *rc = &rs->cfg->recordings;
 	int64_t window_from = now - rc->retention_days * DAY_MS;
 	vw_result_init(r, VW_KIND_RECORDING, cam->name);
 	r->ts_ms = now;
 
-	int64_t segments = query_int(rs->db, "SELECT count(*) FROM segments WHERE camera = ? AND "
-					     "start_ms + duration_ms >= ?", name, window_from);
-	int64_t corrupt = query_int(rs->db, "SELECT count(*) FROM segments WHERE camera = ? AND "
-					    "ok = 0 AND start_ms >= ?", name, window_from);
-	int64_t newest_end = query_int(rs->db, "SELECT max(start_ms + duration_ms) FROM segments "
-					       "WHERE camera = ? AND ok = 1", name, 0);
-	int64_t oldest = query_int(rs->db, "SELECT min(start_ms) FROM segments WHERE camera = ? "
-					   "AND ok = 1", name, 0);
-	int64_t first_seen = query_int(rs->db, "SELECT first_seen_ms FROM cameras WHERE camera = ? "
-					       "", name, 0);
+	int64_t segments = query_int(rs->db,
+	                             "SELECT count(*) FROM segments WHERE camera = ? AND "
+	                             "start_ms + duration_ms >= ?",
+	                             name, window_from);
+	int64_t corrupt = query_int(rs->db,
+	                            "SELECT count(*) FROM segments WHERE camera = ? AND "
+	                            "ok = 0 AND start_ms >= ?",
+	                            name, window_from);
+	int64_t newest_end = query_int(rs->db,
+	                               "SELECT max(start_ms + duration_ms) FROM segments "
+	                               "WHERE camera = ? AND ok = 1",
+	                               name, 0);
+	int64_t oldest = query_int(rs->db,
+	                           "SELECT min(start_ms) FROM segments WHERE camera = ? "
+	                           "AND ok = 1",
+	                           name, 0);
+	int64_t first_seen = query_int(rs->db,
+	                               "SELECT first_seen_ms FROM cameras WHERE camera = ? "
+	                               "",
+	                               name, 0);
 	vw_result_set_metric(r, VW_M_SEGMENTS, (double)(segments > 0 ? segments : 0));
 	vw_result_set_metric(r, VW_M_CORRUPT_COUNT, (double)(corrupt > 0 ? corrupt : 0));
 
 	if (newest_end < 0 || newest_end < now - rc->missing_after_ms)
 		vw_result_add_fault(r, VW_FAULT_RECORDING_MISSING);
 	if (newest_end >= 0)
-		vw_result_set_metric(r, VW_M_NEWEST_AGE_S,
-				     (double)((now - newest_end) > 0 ? (now - newest_end) / 1000 : 0));
+		vw_result_set_metric(
+		    r, VW_M_NEWEST_AGE_S,
+		    (double)((now - newest_end) > 0 ? (now - newest_end) / 1000 : 0));
 	if (oldest >= 0) {
 		vw_result_set_metric(r, VW_M_RETENTION_DAYS_KEPT,
-				     round((double)(now - oldest) / DAY_MS * 10) / 10);
+		                     round((double)(now - oldest) / DAY_MS * 10) / 10);
 		/* Short only once the venue has recorded longer than the policy: a new venue
 		 * cannot have 30 days yet. */
 		if (first_seen >= 0 && first_seen < window_from &&
@@ -368,11 +382,12 @@ static void judge_camera(struct recording_scan *rs, const struct camera_conf *ca
 		    !agent_conf_session_has_room(se, cam->room))
 			continue;
 		sqlite3_stmt *st;
-		if (sqlite3_prepare_v2(rs->db,
-				       "SELECT start_ms, start_ms + duration_ms FROM segments WHERE "
-				       "camera = ? AND ok = 1 AND start_ms < ? AND "
-				       "start_ms + duration_ms > ? ORDER BY start_ms",
-				       -1, &st, NULL) != SQLITE_OK)
+		if (sqlite3_prepare_v2(
+		        rs->db,
+		        "SELECT start_ms, start_ms + duration_ms FROM segments WHERE "
+		        "camera = ? AND ok = 1 AND start_ms < ? AND "
+		        "start_ms + duration_ms > ? ORDER BY start_ms",
+		        -1, &st, NULL) != SQLITE_OK)
 			continue;
 		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 2, to);
@@ -425,8 +440,10 @@ static void judge_disk(struct recording_scan *rs, int64_t now, struct vw_result 
 	vw_result_set_metric(r, VW_M_FREE_PCT, round(free_pct * 10) / 10);
 	vw_result_set_metric(r, VW_M_FREE_GB, round(avail / 1e9 * 100) / 100);
 	/* The write rate is what the recorder added over the last day, by segment size. */
-	int64_t day_bytes = query_int(rs->db, "SELECT coalesce(sum(size), 0) FROM segments WHERE "
-					      "start_ms >= ?", NULL, now - DAY_MS);
+	int64_t day_bytes = query_int(rs->db,
+	                              "SELECT coalesce(sum(size), 0) FROM segments WHERE "
+	                              "start_ms >= ?",
+	                              NULL, now - DAY_MS);
 	int low = free_pct < (double)rc->disk_min_free_pct;
 	if (day_bytes > 0) {
 		double per_day = (double)day_bytes;
@@ -442,8 +459,8 @@ static void judge_disk(struct recording_scan *rs, int64_t now, struct vw_result 
 	}
 }
 
-int recording_scan_run(struct recording_scan *rs, int64_t now_ms, struct vw_result *out,
-		       size_t max, size_t *n)
+int recording_scan_run(struct recording_scan *rs, int64_t now_ms, struct vw_result *out, size_t max,
+                       size_t *n)
 {
 	const struct agent_conf *cfg = rs->cfg;
 	const char *pattern = cfg->recordings.pattern;
@@ -453,8 +470,10 @@ int recording_scan_run(struct recording_scan *rs, int64_t now_ms, struct vw_resu
 		return -EINVAL;
 	int64_t scan = 0;
 	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(rs->db, "UPDATE meta SET value = value + 1 WHERE key = 'scan' "
-				       "RETURNING value", -1, &st, NULL) == SQLITE_OK) {
+	if (sqlite3_prepare_v2(rs->db,
+	                       "UPDATE meta SET value = value + 1 WHERE key = 'scan' "
+	                       "RETURNING value",
+	                       -1, &st, NULL) == SQLITE_OK) {
 		if (sqlite3_step(st) == SQLITE_ROW)
 			scan = sqlite3_column_int64(st, 0);
 		sqlite3_finalize(st);
@@ -465,12 +484,16 @@ int recording_scan_run(struct recording_scan *rs, int64_t now_ms, struct vw_resu
 		const char *name = cam->recording_name[0] ? cam->recording_name : cam->name;
 		char path[PATH_MAX];
 		int len = snprintf(path, sizeof(path), "%s/%.*s%s", cfg->recordings.root,
-				   (int)(mark - pattern), pattern, name);
+		                   (int)(mark - pattern), pattern, name);
 		const char *tail = mark + strlen("{camera}");
 		if (len <= 0 || (size_t)len >= sizeof(path))
 			continue;
-		struct walk w = {.rs = rs, .camera = name, .tail = tail, .base_len = (size_t)len,
-				 .now_ms = now_ms, .scan = scan};
+		struct walk w = {.rs = rs,
+		                 .camera = name,
+		                 .tail = tail,
+		                 .base_len = (size_t)len,
+		                 .now_ms = now_ms,
+		                 .scan = scan};
 		for (const char *p = tail; *p; p++)
 			if (*p == '/')
 				w.depth++;
@@ -479,7 +502,7 @@ int recording_scan_run(struct recording_scan *rs, int64_t now_ms, struct vw_resu
 		walk_dir(&w, path, (size_t)len, 0);
 		/* What the recorder deleted is gone from our view too. */
 		if (sqlite3_prepare_v2(rs->db, "DELETE FROM segments WHERE camera = ? AND scan < ?",
-				       -1, &st, NULL) == SQLITE_OK) {
+		                       -1, &st, NULL) == SQLITE_OK) {
 			sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 			sqlite3_bind_int64(st, 2, scan);
 			sqlite3_step(st);
@@ -487,7 +510,7 @@ int recording_scan_run(struct recording_scan *rs, int64_t now_ms, struct vw_resu
 		}
 		if (w.new_segments)
 			log_debug("event=recording_scan camera=%s new=%d corrupt=%d", name,
-				  w.new_segments, w.corrupt_new);
+			          w.new_segments, w.corrupt_new);
 		judge_camera(rs, cam, name, now_ms, &out[(*n)++]);
 	}
 	judge_disk(rs, now_ms, &out[(*n)++]);

@@ -17,12 +17,12 @@
 struct recording_scan;
 
 int recording_scan_open(const struct agent_conf *cfg, struct recording_scan **out, char *err,
-			size_t errlen);
+                        size_t errlen);
 void recording_scan_close(struct recording_scan **rs);
 /* Results this scan can produce at most: one per camera plus the disk. */
 size_t recording_scan_max_results(const struct agent_conf *cfg);
 /* One scan at now_ms: fills out[0..*n). */
-int recording_scan_run(struct recording_scan *rs, int64_t now_ms, struct vw_result *out,
-		       size_t max, size_t *n);
+int recording_scan_run(struct recording_scan *rs, int64_t now_ms, struct vw_result *out, size_t max,
+                       size_t *n);
 
 #endif

@@ -1,12 +1,12 @@
 #include "probe_stream.h"
 
 #include <errno.h>
-#include <math.h>
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
 #include <libavutil/error.h>
 #include <libavutil/log.h>
 #include <libavutil/mem.h>
+#include <math.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,7 +62,7 @@ static size_t put(char *out, size_t j, size_t outlen, const char *s)
 
 /* Query parameters whose value is a secret (a camera's ?password=, a signed URL's
  * signature), compared without case. */
-static const char *const secret_params[] = {"password", "passwd", "pwd",      "pass",
+static const char *const secret_params[] = {"password", "passwd", "pwd",       "pass",
                                             "token",    "auth",   "signature", "key"};
 
 /* At s (just after '?', '&' or ';'): the length of "name=" when name is a secret parameter,
@@ -191,16 +191,17 @@ static int libav_level_from_env(void)
 	static const struct {
 		const char *name;
 		int level;
-	} names[] = {{"quiet", AV_LOG_QUIET}, {"error", AV_LOG_ERROR},     {"warning", AV_LOG_WARNING},
-		     {"info", AV_LOG_INFO},   {"verbose", AV_LOG_VERBOSE}, {"debug", AV_LOG_DEBUG},
-		     {"trace", AV_LOG_TRACE}};
+	} names[] = {{"quiet", AV_LOG_QUIET},     {"error", AV_LOG_ERROR},
+	             {"warning", AV_LOG_WARNING}, {"info", AV_LOG_INFO},
+	             {"verbose", AV_LOG_VERBOSE}, {"debug", AV_LOG_DEBUG},
+	             {"trace", AV_LOG_TRACE}};
 	const char *v = getenv("VW_LIBAV_LOG_LEVEL");
 	for (size_t i = 0; v && i < sizeof(names) / sizeof(names[0]); i++)
 		if (strcmp(v, names[i].name) == 0)
 			return names[i].level;
 	if (v && v[0])
 		log_warn("event=bad_env name=VW_LIBAV_LOG_LEVEL expected=quiet|error|warning|info|"
-			 "verbose|debug|trace using=warning");
+		         "verbose|debug|trace using=warning");
 	return AV_LOG_WARNING;
 }
 
@@ -245,9 +246,9 @@ static int url_with_credentials(const char *url, const char *file, char *out, si
 		if (at && (!slash || at < slash))
 			host = at + 1;
 		rc = (size_t)snprintf(out, outlen, "%.*s%s@%s", (int)(scheme + 3 - url), url, cred,
-				      host) < outlen
-			 ? 0
-			 : -ENAMETOOLONG;
+		                      host) < outlen
+		         ? 0
+		         : -ENAMETOOLONG;
 	}
 	explicit_bzero(cred, sizeof(cred));
 	return rc;
@@ -319,10 +320,9 @@ static void classify_open_error(struct vw_result *r, int err, const struct deadl
 /* down: no usable picture at all. degraded: a picture, but not a clear one. */
 static enum vw_status judge(const struct vw_result *r)
 {
-	static const enum vw_fault down[] = {VW_FAULT_UNREACHABLE, VW_FAULT_AUTH_FAILED,
-					     VW_FAULT_NO_VIDEO,    VW_FAULT_TIMEOUT,
-					     VW_FAULT_PROTOCOL,    VW_FAULT_BLACK,
-					     VW_FAULT_FROZEN};
+	static const enum vw_fault down[] = {
+	    VW_FAULT_UNREACHABLE, VW_FAULT_AUTH_FAILED, VW_FAULT_NO_VIDEO, VW_FAULT_TIMEOUT,
+	    VW_FAULT_PROTOCOL,    VW_FAULT_BLACK,       VW_FAULT_FROZEN};
 	if (!r->nfaults)
 		return VW_STATUS_OK;
 	for (size_t i = 0; i < sizeof(down) / sizeof(down[0]); i++)
@@ -331,8 +331,7 @@ static enum vw_status judge(const struct vw_result *r)
 	return VW_STATUS_DEGRADED;
 }
 
-int probe_stream_reference_path(const char *state_dir, const char *camera, char *out,
-				size_t outlen)
+int probe_stream_reference_path(const char *state_dir, const char *camera, char *out, size_t outlen)
 {
 	/* Camera names come from the config; one that is not a plain file name gets none. */
 	if (!camera[0] || camera[0] == '.' || strchr(camera, '/'))
@@ -343,7 +342,7 @@ int probe_stream_reference_path(const char *state_dir, const char *camera, char 
 }
 
 static int save_reference(const struct probe_stream_req *req, const struct picture *pic,
-			  const struct vw_result *r, const char *path)
+                          const struct vw_result *r, const char *path)
 {
 	if (!pic || r->status == VW_STATUS_DOWN ||
 	    vw_result_has_fault(r, vw_fault_name(VW_FAULT_TOO_DARK)) ||
@@ -387,7 +386,7 @@ static int run(const struct probe_stream_req *req, struct vw_result *r, int save
 	if (req->credentials && req->credentials[0]) {
 		if (url_with_credentials(req->url, req->credentials, authurl, sizeof(authurl))) {
 			log_warn("event=credentials_unusable camera=%s file=%s", req->name,
-				 req->credentials);
+			         req->credentials);
 			vw_result_add_fault(r, VW_FAULT_AUTH_FAILED);
 			goto done;
 		}
@@ -407,8 +406,8 @@ static int run(const struct probe_stream_req *req, struct vw_result *r, int save
 	char us[32];
 	snprintf(us, sizeof(us), "%ld", req->timeout_ms * 1000);
 	av_dict_set(&opts, "rtsp_transport", req->transport == VW_TRANSPORT_UDP ? "udp" : "tcp", 0);
-	av_dict_set(&opts, "timeout", us, 0);    /* RTSP/TCP socket I/O, microseconds */
-	av_dict_set(&opts, "rw_timeout", us, 0); /* other protocols */
+	av_dict_set(&opts, "timeout", us, 0);        /* RTSP/TCP socket I/O, microseconds */
+	av_dict_set(&opts, "rw_timeout", us, 0);     /* other protocols */
 	av_dict_set(&opts, "max_redirects", "3", 0); /* HTTP: no endless redirect chains */
 
 	err = avformat_open_input(&fmt, url, NULL, &opts);
@@ -503,8 +502,8 @@ static int run(const struct probe_stream_req *req, struct vw_result *r, int save
 		goto done;
 	}
 	double span = first_ts != AV_NOPTS_VALUE && last_ts > first_ts
-			  ? (double)(last_ts - first_ts) * av_q2d(st->time_base)
-			  : 0;
+	                  ? (double)(last_ts - first_ts) * av_q2d(st->time_base)
+	                  : 0;
 	double fps = -1, kbps = -1;
 	if (span > 0 && frames > 1) {
 		/* n frames cover n-1 intervals */

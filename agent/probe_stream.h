@@ -20,7 +20,7 @@ struct probe_stream_req {
 	struct picture_opts picture;
 	long min_width, min_height;
 	double min_fps, min_bitrate_kbps;
-	const char *state_dir; /* holds reference/<camera>.pgm; NULL: no camera_moved check */
+	const char *state_dir;   /* holds reference/<camera>.pgm; NULL: no camera_moved check */
 	const char *credentials; /* file with user:password, read per check; NULL or "": none */
 };
 
@@ -32,7 +32,7 @@ int probe_stream_run(const struct probe_stream_req *req, struct vw_result *out);
 int probe_stream_reference(const struct probe_stream_req *req, struct vw_result *out);
 /* <state_dir>/reference/<camera>.pgm; -EINVAL for a camera name that cannot be a file name. */
 int probe_stream_reference_path(const char *state_dir, const char *camera, char *out,
-				size_t outlen);
+                                size_t outlen);
 
 /* Copies url into out for logs, masked as probe_stream_mask_log masks a line. */
 void probe_stream_mask_url(const char *url, char *out, size_t outlen);

@@ -92,7 +92,7 @@ static uint64_t next_rand(struct scheduler *s)
 }
 
 void scheduler_fill_req(const struct agent_conf *cfg, const struct camera_conf *c,
-			struct probe_stream_req *req)
+                        struct probe_stream_req *req)
 {
 	const struct picture_section *pc = &cfg->picture;
 	memset(req, 0, sizeof(*req));
@@ -161,12 +161,12 @@ static void log_change(struct sched_camera *cam, const struct vw_result *r)
 	size_t off = 0;
 	for (unsigned i = 0; i < r->nfaults && off < sizeof(faults); i++)
 		off += (size_t)snprintf(faults + off, sizeof(faults) - off, "%s%s", i ? "," : "",
-					r->faults[i]);
+		                        r->faults[i]);
 	if (r->status == VW_STATUS_OK)
 		log_info("event=camera_status camera=%s status=ok", r->target);
 	else
 		log_warn("event=camera_status camera=%s status=%s faults=%s", r->target,
-			 vw_status_name(r->status), faults[0] ? faults : "-");
+		         vw_status_name(r->status), faults[0] ? faults : "-");
 }
 
 /* Loop thread: hand finished checks to result_cb in one batch (one outbox commit). */
@@ -221,14 +221,17 @@ static void deliver(struct scheduler *s)
 	}
 }
 
-static void on_async(uv_async_t *h) { deliver(h->data); }
+static void on_async(uv_async_t *h)
+{
+	deliver(h->data);
+}
 
 static int enqueue(struct sched_camera *cam)
 {
 	struct scheduler *s = cam->s;
 	if (cam->in_flight) {
 		log_debug("event=check_skipped camera=%s reason=previous_check_running",
-			  cam->conf->name);
+		          cam->conf->name);
 		return 0;
 	}
 	struct sched_job *j = calloc(1, sizeof(*j));
@@ -264,8 +267,8 @@ static uint64_t camera_interval(struct scheduler *s, const struct sched_camera *
 			return (uint64_t)cfg->agent.session_interval_ms;
 		if (se->start_ms - now < interval)
 			interval = se->start_ms - now > cfg->agent.session_interval_ms
-				       ? se->start_ms - now
-				       : cfg->agent.session_interval_ms;
+			               ? se->start_ms - now
+			               : cfg->agent.session_interval_ms;
 	}
 	return (uint64_t)interval;
 }
@@ -295,7 +298,7 @@ static void on_timer(uv_timer_t *t)
 }
 
 int scheduler_create(uv_loop_t *loop, const struct agent_conf *cfg, scheduler_result_cb cb,
-		     void *arg, struct scheduler **out)
+                     void *arg, struct scheduler **out)
 {
 	struct scheduler *s = calloc(1, sizeof(*s));
 	if (!s)
@@ -360,7 +363,7 @@ int scheduler_start(struct scheduler *s)
 	uint64_t interval = (uint64_t)s->cfg->agent.interval_ms;
 	if (s->rec) /* first scan soon, then at its own cadence */
 		uv_timer_start(&s->rec_timer, on_rec_timer, 1000,
-			       (uint64_t)s->cfg->recordings.scan_interval_ms);
+		               (uint64_t)s->cfg->recordings.scan_interval_ms);
 	for (size_t i = 0; i < s->ncams; i++) {
 		/* Spread the first checks over one interval (but start soon: a few seconds). */
 		uint64_t first = next_rand(s) % (interval < 5000 ? interval : 5000);
@@ -395,8 +398,14 @@ static void handle_closed(struct scheduler *s)
 		s->closed_cb(s->closed_arg);
 }
 
-static void on_own_closed(uv_handle_t *h) { handle_closed(h->data); }
-static void on_cam_closed(uv_handle_t *h) { handle_closed(((struct sched_camera *)h->data)->s); }
+static void on_own_closed(uv_handle_t *h)
+{
+	handle_closed(h->data);
+}
+static void on_cam_closed(uv_handle_t *h)
+{
+	handle_closed(((struct sched_camera *)h->data)->s);
+}
 
 void scheduler_stop(struct scheduler *s, scheduler_done_cb closed_cb, void *arg)
 {

@@ -21,7 +21,7 @@ typedef void (*scheduler_result_cb)(void *arg, struct vw_result *results, size_t
 typedef void (*scheduler_done_cb)(void *arg);
 
 int scheduler_create(uv_loop_t *loop, const struct agent_conf *cfg, scheduler_result_cb cb,
-		     void *arg, struct scheduler **out);
+                     void *arg, struct scheduler **out);
 /* Periodic mode: every camera on its own jittered timer. */
 int scheduler_start(struct scheduler *s);
 /* One check of every camera now; done_cb once the last result was delivered. */
@@ -33,6 +33,6 @@ void scheduler_stop(struct scheduler *s, scheduler_done_cb closed_cb, void *arg)
 void scheduler_destroy(struct scheduler **s);
 /* The check request for one camera: its settings over the [picture] defaults. */
 void scheduler_fill_req(const struct agent_conf *cfg, const struct camera_conf *c,
-			struct probe_stream_req *req);
+                        struct probe_stream_req *req);
 
 #endif

@@ -43,10 +43,10 @@ static void print_result_row(FILE *out, const struct agent_conf *cfg, const char
 	size_t off = 0;
 	for (unsigned i = 0; i < r.nfaults && off < sizeof(faults); i++)
 		off += (size_t)snprintf(faults + off, sizeof(faults) - off, "%s%s", i ? "," : "",
-					r.faults[i]);
+		                        r.faults[i]);
 	fprintf(out, "  %-10s %-20s %-12s %-8s %-28s ", vw_kind_name(r.kind), r.target,
-		r.kind == VW_KIND_STREAM ? room_of(cfg, r.target) : "-", vw_status_name(r.status),
-		faults[0] ? faults : "-");
+	        r.kind == VW_KIND_STREAM ? room_of(cfg, r.target) : "-", vw_status_name(r.status),
+	        faults[0] ? faults : "-");
 	print_age(out, now - r.ts_ms);
 	fputc('\n', out);
 }
@@ -60,7 +60,7 @@ int status_print(const struct agent_conf *cfg, FILE *out)
 	snprintf(path, sizeof(path), "%s/outbox.db", cfg->agent.state_dir);
 	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
 		fprintf(stderr, "%s: cannot open: %s (has the agent run yet?)\n", path,
-			db ? sqlite3_errmsg(db) : "no memory");
+		        db ? sqlite3_errmsg(db) : "no memory");
 		rc = -EIO;
 		goto out;
 	}
@@ -84,7 +84,7 @@ int status_print(const struct agent_conf *cfg, FILE *out)
 	st = NULL;
 	int64_t pending = 0, oldest = -1, dropped = 0;
 	if (sqlite3_prepare_v2(db, "SELECT count(*), min(ts_ms) FROM outbox", -1, &st, NULL) ==
-		    SQLITE_OK &&
+	        SQLITE_OK &&
 	    sqlite3_step(st) == SQLITE_ROW) {
 		pending = sqlite3_column_int64(st, 0);
 		if (sqlite3_column_type(st, 1) != SQLITE_NULL)
@@ -93,15 +93,16 @@ int status_print(const struct agent_conf *cfg, FILE *out)
 	sqlite3_finalize(st);
 	st = NULL;
 	if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key='dropped_total'", -1, &st,
-			       NULL) == SQLITE_OK &&
+	                       NULL) == SQLITE_OK &&
 	    sqlite3_step(st) == SQLITE_ROW)
 		dropped = sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
 	st = NULL;
 
 	fprintf(out, "upload to collector: %s%s%s%s\n", uplink, detail[0] ? " (" : "", detail,
-		detail[0] ? ")" : "");
-	fprintf(out, "waiting to upload: %lld result%s", (long long)pending, pending == 1 ? "" : "s");
+	        detail[0] ? ")" : "");
+	fprintf(out, "waiting to upload: %lld result%s", (long long)pending,
+	        pending == 1 ? "" : "s");
 	if (oldest >= 0) {
 		fprintf(out, ", oldest ");
 		print_age(out, oldest);
@@ -109,9 +110,9 @@ int status_print(const struct agent_conf *cfg, FILE *out)
 	fprintf(out, "\nresults dropped (buffer full): %lld\n\n", (long long)dropped);
 
 	fprintf(out, "  %-10s %-20s %-12s %-8s %-28s %s\n", "KIND", "TARGET", "ROOM", "STATUS",
-		"FAULTS", "CHECKED");
+	        "FAULTS", "CHECKED");
 	if (sqlite3_prepare_v2(db, "SELECT body FROM latest ORDER BY kind, target", -1, &st,
-			       NULL) != SQLITE_OK) {
+	                       NULL) != SQLITE_OK) {
 		fprintf(stderr, "%s: %s\n", path, sqlite3_errmsg(db));
 		rc = -EIO;
 		goto out;

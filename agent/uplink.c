@@ -85,7 +85,7 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 /* ---- batches, acks and backoff ---- */
 
 int uplink_parse_ack(const char *body, size_t len, int64_t next_seq, const char *epoch,
-		     int64_t *ack, char *why, size_t wl)
+                     int64_t *ack, char *why, size_t wl)
 {
 	cJSON *doc = cJSON_ParseWithLength(body, len);
 	const cJSON *acked = cJSON_GetObjectItemCaseSensitive(doc, "acked_seq");
@@ -102,8 +102,8 @@ int uplink_parse_ack(const char *body, size_t len, int64_t next_seq, const char 
 		snprintf(why, wl, "reply without acked_seq");
 		rc = -EBADMSG;
 	} else if (!cJSON_IsNumber(acked) || !(acked->valuedouble >= 0) ||
-		   acked->valuedouble > 9007199254740991.0 ||
-		   acked->valuedouble != floor(acked->valuedouble)) {
+	           acked->valuedouble > 9007199254740991.0 ||
+	           acked->valuedouble != floor(acked->valuedouble)) {
 		/* Range first: casting a double outside int64_t is undefined behaviour, and a
 		 * negative or fractional ack is no seq this outbox ever handed out. */
 		snprintf(why, wl, "acked_seq is not an integer in 0..2^53-1");
@@ -112,7 +112,7 @@ int uplink_parse_ack(const char *body, size_t len, int64_t next_seq, const char 
 		*ack = (int64_t)acked->valuedouble;
 		if (*ack > next_seq - 1) {
 			snprintf(why, wl, "acked_seq %lld beyond the last seq produced (%lld)",
-				 (long long)*ack, (long long)next_seq - 1);
+			         (long long)*ack, (long long)next_seq - 1);
 			rc = -ERANGE;
 		}
 	}
@@ -135,15 +135,15 @@ static void on_refused_remind(uv_timer_t *t)
 	struct uplink *up = t->data;
 	if (up->state != UP_REFUSED)
 		return;
-	log_error("event=upload_still_refused site=%s pending=%lld pending_from_seq=%lld "
-		  "action=\"results kept; fix the certificate (a new file is picked up by itself) or "
-		  "the collector's record of this site, then send SIGHUP\"",
-		  up->cfg->agent.site, (long long)outbox_pending(up->ob),
-		  (long long)up->acked_seq + 1);
+	log_error(
+	    "event=upload_still_refused site=%s pending=%lld pending_from_seq=%lld "
+	    "action=\"results kept; fix the certificate (a new file is picked up by itself) or "
+	    "the collector's record of this site, then send SIGHUP\"",
+	    up->cfg->agent.site, (long long)outbox_pending(up->ob), (long long)up->acked_seq + 1);
 }
 
 static void on_cert_changed(uv_fs_poll_t *h, int status, const uv_stat_t *prev,
-			    const uv_stat_t *curr)
+                            const uv_stat_t *curr)
 {
 	struct uplink *up = h->data;
 	(void)prev;
@@ -159,24 +159,25 @@ static void refuse(struct uplink *up, const char *reason)
 	up->state = UP_REFUSED;
 	up->connected = 0;
 	set_status(up, "refused", reason);
-	log_error("event=upload_refused site=%s reason=\"%s\" pending_from_seq=%lld "
-		  "action=\"uploads stopped, results kept; fix the certificate (a new file is picked "
-		  "up by itself) or the collector's record of this site, then send SIGHUP\"",
-		  up->cfg->agent.site, reason, (long long)up->acked_seq + 1);
+	log_error(
+	    "event=upload_refused site=%s reason=\"%s\" pending_from_seq=%lld "
+	    "action=\"uploads stopped, results kept; fix the certificate (a new file is picked "
+	    "up by itself) or the collector's record of this site, then send SIGHUP\"",
+	    up->cfg->agent.site, reason, (long long)up->acked_seq + 1);
 	uv_timer_start(&up->retry_timer, on_refused_remind, UPLINK_REFUSED_REMIND_MS,
-		       UPLINK_REFUSED_REMIND_MS);
+	               UPLINK_REFUSED_REMIND_MS);
 	uv_fs_poll_start(&up->cert_poll, on_cert_changed, up->cfg->collector.cert,
-			 UPLINK_CERT_POLL_MS);
+	                 UPLINK_CERT_POLL_MS);
 }
 
 /* A TLS alert that names our certificate: the collector refused who we are. curl folds
  * these into one error code, so the alert text in its error buffer is all there is. */
 static int tls_refusal(CURLcode cc, const char *msg)
 {
-	static const char *const alerts[] = {"certificate revoked", "bad certificate",
-					     "unknown ca", "certificate expired",
-					     "unsupported certificate", "access denied",
-					     "certificate required"};
+	static const char *const alerts[] = {
+	    "certificate revoked", "bad certificate",         "unknown ca",
+	    "certificate expired", "unsupported certificate", "access denied",
+	    "certificate required"};
 	if (cc == CURLE_SSL_CERTPROBLEM)
 		return 1; /* our own certificate or key cannot be loaded */
 	if (cc != CURLE_SSL_CONNECT_ERROR && cc != CURLE_RECV_ERROR && cc != CURLE_SEND_ERROR)
@@ -203,8 +204,8 @@ static void report_skew(struct uplink *up)
 		r.status = VW_STATUS_DEGRADED;
 		vw_result_add_fault(&r, VW_FAULT_CLOCK_SKEW);
 		log_warn("event=clock_skew skew_ms=%lld hint=\"check times are kept as measured; "
-			 "fix NTP on this machine\"",
-			 (long long)up->skew_ms);
+		         "fix NTP on this machine\"",
+		         (long long)up->skew_ms);
 	} else {
 		log_info("event=clock_skew_cleared skew_ms=%lld", (long long)up->skew_ms);
 	}
@@ -249,8 +250,8 @@ static void backoff(struct uplink *up, const char *reason)
 	up->connected = 0;
 	set_status(up, "retrying", reason);
 	log_warn("event=upload_failed reason=\"%s\" pending_from_seq=%lld retry_in_ms=%ld "
-		 "failures=%d",
-		 reason, (long long)up->acked_seq + 1, delay, up->failures);
+	         "failures=%d",
+	         reason, (long long)up->acked_seq + 1, delay, up->failures);
 	uv_timer_start(&up->retry_timer, on_retry, (uint64_t)delay, 0);
 }
 
@@ -260,7 +261,7 @@ static void handle_response(struct uplink *up, CURLcode cc)
 	char reason[CURL_ERROR_SIZE + 64];
 	if (cc != CURLE_OK) {
 		snprintf(reason, sizeof(reason), "%s: %s", curl_easy_strerror(cc),
-			 up->errbuf[0] ? up->errbuf : "-");
+		         up->errbuf[0] ? up->errbuf : "-");
 		if (tls_refusal(cc, up->errbuf))
 			refuse(up, reason);
 		else
@@ -272,7 +273,7 @@ static void handle_response(struct uplink *up, CURLcode cc)
 		report_skew(up);
 	if (code != 200) {
 		snprintf(reason, sizeof(reason), "HTTP %ld: %.200s", code,
-			 up->response.len ? vw_buf_cstr(&up->response) : "");
+		         up->response.len ? vw_buf_cstr(&up->response) : "");
 		/* 401/403: not this agent, or not for this site. 400/413/415: the collector
 		 * cannot take this batch as it is; resending it unchanged would fail forever, and
 		 * dropping it would lose evidence, so both stop and alarm. 408/429/5xx retry. */
@@ -284,9 +285,9 @@ static void handle_response(struct uplink *up, CURLcode cc)
 	}
 	int64_t ack = 0;
 	char why[160];
-	int prc = uplink_parse_ack(up->response.data ? up->response.data : "", up->response.len,
-				   outbox_next_seq(up->ob), outbox_epoch(up->ob), &ack, why,
-				   sizeof(why));
+	int prc =
+	    uplink_parse_ack(up->response.data ? up->response.data : "", up->response.len,
+	                     outbox_next_seq(up->ob), outbox_epoch(up->ob), &ack, why, sizeof(why));
 	char peer[80] = "-";
 	if (prc) {
 		char *ip = NULL;
@@ -295,8 +296,8 @@ static void handle_response(struct uplink *up, CURLcode cc)
 		curl_easy_getinfo(up->easy, CURLINFO_PRIMARY_PORT, &port);
 		snprintf(peer, sizeof(peer), "%s:%ld", ip && ip[0] ? ip : "-", port);
 		log_warn("event=upload_bad_ack peer=%s url=%s reason=\"%s\" pending_from_seq=%lld "
-			 "action=\"reply refused, rows kept\"",
-			 peer, up->url, why, (long long)up->acked_seq + 1);
+		         "action=\"reply refused, rows kept\"",
+		         peer, up->url, why, (long long)up->acked_seq + 1);
 	}
 	if (prc == -EBADMSG) {
 		/* Nothing in the reply can be trusted: release nothing, try the batch again. */
@@ -314,10 +315,10 @@ static void handle_response(struct uplink *up, CURLcode cc)
 		 * sent now would be skipped as a resend and then released here: a silent loss.
 		 * Stop and keep the rows until someone sorts out the identity. */
 		snprintf(reason, sizeof(reason),
-			 "collector already holds seqs up to %lld (peer %s), this agent produced "
-			 "only up to %lld: outbox reset, or another agent uses this site's "
-			 "certificate",
-			 (long long)ack, peer, (long long)outbox_next_seq(up->ob) - 1);
+		         "collector already holds seqs up to %lld (peer %s), this agent produced "
+		         "only up to %lld: outbox reset, or another agent uses this site's "
+		         "certificate",
+		         (long long)ack, peer, (long long)outbox_next_seq(up->ob) - 1);
 		refuse(up, reason);
 		return;
 	}
@@ -325,7 +326,7 @@ static void handle_response(struct uplink *up, CURLcode cc)
 		/* Seqs we produced but did not send in this batch: a previous run sent a larger
 		 * batch and died before the ack. Release only what this batch holds. */
 		log_info("event=upload_ack_beyond_batch acked_seq=%lld sent_up_to=%lld",
-			 (long long)ack, (long long)up->batch_last_seq);
+		         (long long)ack, (long long)up->batch_last_seq);
 		ack = up->batch_last_seq;
 	}
 	if (ack > up->acked_seq) {
@@ -338,7 +339,7 @@ static void handle_response(struct uplink *up, CURLcode cc)
 	}
 	if (up->failures)
 		log_info("event=upload_recovered acked_seq=%lld after_failures=%d", (long long)ack,
-			 up->failures);
+		         up->failures);
 	up->failures = 0;
 	up->connected = 1;
 	set_status(up, "ok", "");
@@ -367,7 +368,7 @@ static int gzip_body(struct uplink *up)
 	if (!up->zs_ready) {
 		/* windowBits 15 + 16: a gzip wrapper, as Content-Encoding: gzip means. */
 		if (deflateInit2(&up->zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8,
-				 Z_DEFAULT_STRATEGY) != Z_OK)
+		                 Z_DEFAULT_STRATEGY) != Z_OK)
 			return -ENOMEM;
 		up->zs_ready = 1;
 	} else if (deflateReset(&up->zs) != Z_OK) {
@@ -406,7 +407,7 @@ static void send_batch(struct uplink *up)
 	size_t count;
 	int64_t last;
 	int rc = outbox_peek(up->ob, up->acked_seq, (size_t)up->cfg->collector.batch_max,
-			     (size_t)up->cfg->collector.batch_max_bytes, &up->body, &count, &last);
+	                     (size_t)up->cfg->collector.batch_max_bytes, &up->body, &count, &last);
 	vw_buf_puts(&up->body, "}");
 	if (rc || up->body.err) {
 		backoff(up, "cannot read the outbox");
@@ -455,16 +456,20 @@ void uplink_kick(struct uplink *up)
 		send_batch(up);
 }
 
-int uplink_connected(const struct uplink *up) { return up->connected; }
+int uplink_connected(const struct uplink *up)
+{
+	return up->connected;
+}
 
 void uplink_resume(struct uplink *up)
 {
 	if (up->state != UP_REFUSED && up->state != UP_BACKOFF)
 		return;
-	log_info("event=upload_resumed previous=%s", up->state == UP_REFUSED ? "refused" : "backoff");
+	log_info("event=upload_resumed previous=%s",
+	         up->state == UP_REFUSED ? "refused" : "backoff");
 	if (up->state == UP_REFUSED && new_connections(up) != 0)
 		log_warn("event=upload_connections_kept hint=\"a kept-alive connection may still "
-			 "present the old certificate\"");
+		         "present the old certificate\"");
 	uv_timer_stop(&up->retry_timer);
 	uv_fs_poll_stop(&up->cert_poll);
 	up->state = UP_IDLE;
@@ -473,7 +478,7 @@ void uplink_resume(struct uplink *up)
 }
 
 int uplink_create(uv_loop_t *loop, struct curluv *cu, const struct agent_conf *cfg,
-		  struct outbox *ob, struct uplink **out)
+                  struct outbox *ob, struct uplink **out)
 {
 	struct uplink *up = calloc(1, sizeof(*up));
 	if (!up)
@@ -492,7 +497,7 @@ int uplink_create(uv_loop_t *loop, struct curluv *cu, const struct agent_conf *c
 	const char *base = cfg->collector.url;
 	size_t bl = strlen(base);
 	snprintf(up->url, sizeof(up->url), "%.*s/api/v1/ingest",
-		 (int)(bl && base[bl - 1] == '/' ? bl - 1 : bl), base);
+	         (int)(bl && base[bl - 1] == '/' ? bl - 1 : bl), base);
 
 	up->easy = curl_easy_init();
 	up->headers = curl_slist_append(NULL, "Content-Type: application/json");

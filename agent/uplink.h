@@ -5,8 +5,8 @@
  * on a kept-alive connection. Transient failures back off exponentially with full jitter;
  * a refusal (401/403, certificate refused, or an ack for seqs this outbox never handed out)
  * stops uploads until SIGHUP, restart or a change of the certificate file, which also drops
- * the connections that presented the refused certificate. Nothing is dropped here (only the outbox's counted bound drops
- * rows). See docs/DELIVERY.md. */
+ * the connections that presented the refused certificate. Nothing is dropped here (only the
+ * outbox's counted bound drops rows). See docs/DELIVERY.md. */
 #ifndef VW_UPLINK_H
 #define VW_UPLINK_H
 
@@ -21,7 +21,7 @@
 struct uplink;
 
 int uplink_create(uv_loop_t *loop, struct curluv *cu, const struct agent_conf *cfg,
-		  struct outbox *ob, struct uplink **out);
+                  struct outbox *ob, struct uplink **out);
 /* The collector's TLS settings (mutual TLS, TLS 1.2+, https only) on an easy handle. */
 void uplink_tls_setopt(CURL *e, const struct agent_conf *cfg);
 /* New rows are waiting: send now unless a request is in flight or a backoff runs. */
@@ -41,6 +41,6 @@ void uplink_destroy(struct uplink **up);
  * missing, not a number, negative, fractional or above 2^53-1. why gets the reason for the
  * log. Pure: any thread. */
 int uplink_parse_ack(const char *body, size_t len, int64_t next_seq, const char *epoch,
-		     int64_t *ack, char *why, size_t wl);
+                     int64_t *ack, char *why, size_t wl);
 
 #endif

@@ -50,7 +50,10 @@ static int reserve(struct vw_buf *b, size_t extra)
 	return 0;
 }
 
-int vw_buf_reserve(struct vw_buf *b, size_t extra) { return reserve(b, extra); }
+int vw_buf_reserve(struct vw_buf *b, size_t extra)
+{
+	return reserve(b, extra);
+}
 
 int vw_buf_append(struct vw_buf *b, const void *p, size_t n)
 {
@@ -63,7 +66,10 @@ int vw_buf_append(struct vw_buf *b, const void *p, size_t n)
 	return 0;
 }
 
-int vw_buf_puts(struct vw_buf *b, const char *s) { return vw_buf_append(b, s, strlen(s)); }
+int vw_buf_puts(struct vw_buf *b, const char *s)
+{
+	return vw_buf_append(b, s, strlen(s));
+}
 
 int vw_buf_printf(struct vw_buf *b, const char *fmt, ...)
 {
@@ -98,11 +104,21 @@ int vw_buf_json_str(struct vw_buf *b, const char *s)
 		vw_buf_append(b, run, (size_t)(p - run));
 		run = p + 1;
 		switch (c) {
-		case '"': vw_buf_append(b, "\\\"", 2); break;
-		case '\\': vw_buf_append(b, "\\\\", 2); break;
-		case '\n': vw_buf_append(b, "\\n", 2); break;
-		case '\r': vw_buf_append(b, "\\r", 2); break;
-		case '\t': vw_buf_append(b, "\\t", 2); break;
+		case '"':
+			vw_buf_append(b, "\\\"", 2);
+			break;
+		case '\\':
+			vw_buf_append(b, "\\\\", 2);
+			break;
+		case '\n':
+			vw_buf_append(b, "\\n", 2);
+			break;
+		case '\r':
+			vw_buf_append(b, "\\r", 2);
+			break;
+		case '\t':
+			vw_buf_append(b, "\\t", 2);
+			break;
 		default: {
 			char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
 			vw_buf_append(b, u, 6);

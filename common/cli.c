@@ -62,7 +62,8 @@ static int parse_opts(const struct vw_cli *c, const struct vw_cli_cmd *cmd, int 
 				return VW_CLI_OK;
 			if (!own->pos)
 				own->pos = &argv[*i];
-			/* Positionals are gathered in place: move this one down to follow the last. */
+			/* Positionals are gathered in place: move this one down to follow the last.
+			 */
 			own->pos[own->npos++] = a;
 			continue;
 		}
@@ -111,7 +112,8 @@ static int parse_opts(const struct vw_cli *c, const struct vw_cli_cmd *cmd, int 
 		if (o->arg && !val) {
 			if (*i + 1 >= argc) {
 				where(c, cmd, stderr);
-				fprintf(stderr, "%s needs a value (%s) (see --help)\n", shown, o->arg);
+				fprintf(stderr, "%s needs a value (%s) (see --help)\n", shown,
+				        o->arg);
 				return VW_CLI_USAGE;
 			}
 			val = argv[++(*i)];
@@ -202,7 +204,10 @@ const char *vw_cli_str(const struct vw_cli_vals *v, const char *name)
 	return i < 0 ? NULL : v->val[i];
 }
 
-int vw_cli_flag(const struct vw_cli_vals *v, const char *name) { return vw_cli_str(v, name) != NULL; }
+int vw_cli_flag(const struct vw_cli_vals *v, const char *name)
+{
+	return vw_cli_str(v, name) != NULL;
+}
 
 void vw_cli_usage_lines(const struct vw_cli *c, FILE *out)
 {
@@ -221,8 +226,8 @@ void vw_cli_cmd_help(const struct vw_cli *c, const struct vw_cli_cmd *cmd, FILE 
 		fprintf(out, "\n");
 	for (size_t i = 0; i < cmd->nopts; i++) {
 		char lhs[64];
-		snprintf(lhs, sizeof(lhs), "--%s%s%s", cmd->opts[i].name, cmd->opts[i].arg ? " " : "",
-		         cmd->opts[i].arg ? cmd->opts[i].arg : "");
+		snprintf(lhs, sizeof(lhs), "--%s%s%s", cmd->opts[i].name,
+		         cmd->opts[i].arg ? " " : "", cmd->opts[i].arg ? cmd->opts[i].arg : "");
 		fprintf(out, "  %-20s %s\n", lhs, cmd->opts[i].help);
 	}
 }

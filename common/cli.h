@@ -12,12 +12,12 @@
 #define VW_CLI_OPTS_MAX 16
 /* The length of an option table, refused at compile time when it holds more options than a
  * vw_cli_vals can (the parser would otherwise have to drop the rest). Use it for nopts. */
-#define VW_CLI_NOPTS(a)                                                                         \
-	(sizeof(a) / sizeof((a)[0]) +                                                           \
-	 0 * sizeof(struct {                                                                    \
-		 _Static_assert(sizeof(a) / sizeof((a)[0]) <= VW_CLI_OPTS_MAX,                  \
-		                "an option table longer than VW_CLI_OPTS_MAX");                 \
-		 int unused;                                                                    \
+#define VW_CLI_NOPTS(a)                                                                            \
+	(sizeof(a) / sizeof((a)[0]) +                                                              \
+	 0 * sizeof(struct {                                                                       \
+		 _Static_assert(sizeof(a) / sizeof((a)[0]) <= VW_CLI_OPTS_MAX,                     \
+		                "an option table longer than VW_CLI_OPTS_MAX");                    \
+		 int unused;                                                                       \
 	 }))
 
 struct vw_cli_opt {
@@ -36,8 +36,7 @@ struct vw_cli_vals {
 };
 
 struct vw_cli_cmd;
-typedef int (*vw_cli_run_fn)(void *ctx, const struct vw_cli_cmd *cmd,
-                             const struct vw_cli_vals *v);
+typedef int (*vw_cli_run_fn)(void *ctx, const struct vw_cli_cmd *cmd, const struct vw_cli_vals *v);
 
 struct vw_cli_cmd {
 	const char *name;  /* "status", "token create" */

@@ -37,8 +37,9 @@ void vw_conf_error(struct vw_conf_errors *e, const char *file, int line, const c
 	e->count++;
 	if (e->len >= sizeof(e->text) - 1)
 		return;
-	int n = line > 0 ? snprintf(e->text + e->len, sizeof(e->text) - e->len, "%s:%d: ", file, line)
-			 : snprintf(e->text + e->len, sizeof(e->text) - e->len, "%s: ", file);
+	int n = line > 0
+	            ? snprintf(e->text + e->len, sizeof(e->text) - e->len, "%s:%d: ", file, line)
+	            : snprintf(e->text + e->len, sizeof(e->text) - e->len, "%s: ", file);
 	if (n > 0)
 		e->len += (size_t)n;
 	if (e->len >= sizeof(e->text) - 1) {
@@ -57,7 +58,10 @@ void vw_conf_error(struct vw_conf_errors *e, const char *file, int line, const c
 	e->text[e->len] = '\0';
 }
 
-static void *field(void *base, size_t off) { return (char *)base + off; }
+static void *field(void *base, size_t off)
+{
+	return (char *)base + off;
+}
 
 static int parse_int(const char *v, long long *out)
 {
@@ -71,7 +75,7 @@ static int parse_int(const char *v, long long *out)
 }
 
 static int parse_scaled(const char *v, const char *const *units, const long long *scale,
-			long long *out)
+                        long long *out)
 {
 	char *end;
 	errno = 0;
@@ -109,16 +113,17 @@ static int parse_duration(const char *v, long long *ms)
 
 static int parse_size(const char *v, long long *bytes)
 {
-	static const char *const units[] = {"b", "k", "kib", "kb", "m", "mib", "mb", "g", "gib", "gb",
-					    NULL};
-	static const long long scale[] = {1, 1024, 1024, 1000, 1 << 20, 1 << 20, 1000000,
-					  1LL << 30, 1LL << 30, 1000000000};
+	static const char *const units[] = {"b",  "k", "kib", "kb", "m", "mib",
+	                                    "mb", "g", "gib", "gb", NULL};
+	static const long long scale[] = {1,       1024,    1024,      1000,      1 << 20,
+	                                  1 << 20, 1000000, 1LL << 30, 1LL << 30, 1000000000};
 	return parse_scaled(v, units, scale, bytes);
 }
 
 static int parse_bool(const char *v, int *out)
 {
-	static const char *const t[] = {"1", "true", "yes", "on"}, *const f[] = {"0", "false", "no", "off"};
+	static const char *const t[] = {"1", "true", "yes", "on"}, *const f[] = {"0", "false", "no",
+	                                                                         "off"};
 	for (int i = 0; i < 4; i++) {
 		if (strcasecmp(v, t[i]) == 0)
 			return *out = 1, 0;
@@ -198,7 +203,8 @@ static int set_value(const struct vw_conf_key *k, void *base, const char *v, cha
 		break;
 	case VW_CONF_DURATION:
 		if (parse_duration(v, &x)) {
-			snprintf(why, wl, "expected a duration such as 15s, 500ms or 2m, got '%s'", v);
+			snprintf(why, wl, "expected a duration such as 15s, 500ms or 2m, got '%s'",
+			         v);
 			return -1;
 		}
 		break;
@@ -238,16 +244,16 @@ static void close_item(struct parse_state *st, int header_line)
 		if (st->seen[i])
 			continue;
 		if (k->flags & VW_CONF_REQUIRED) {
-			vw_conf_error(st->errs, st->file, header_line, "[%s]: missing required key '%s'",
-				      st->cur_section, k->name);
+			vw_conf_error(st->errs, st->file, header_line,
+			              "[%s]: missing required key '%s'", st->cur_section, k->name);
 			continue;
 		}
 		if (k->def) {
 			char why[160];
 			if (set_value(k, st->item, k->def, why, sizeof(why)))
 				vw_conf_error(st->errs, st->file, header_line,
-					      "[%s] %s: bad built-in default: %s", st->cur_section,
-					      k->name, why);
+				              "[%s] %s: bad built-in default: %s", st->cur_section,
+				              k->name, why);
 		}
 	}
 out:
@@ -284,8 +290,8 @@ static void open_section(struct parse_state *st, const char *header, int line)
 		return;
 	}
 	if (s->named && !id[0]) {
-		vw_conf_error(st->errs, st->file, line, "section [%s] needs a name: [%s NAME]", kind,
-			      kind);
+		vw_conf_error(st->errs, st->file, line, "section [%s] needs a name: [%s NAME]",
+		              kind, kind);
 		return;
 	}
 	if (!s->named && id[0]) {
@@ -294,8 +300,8 @@ static void open_section(struct parse_state *st, const char *header, int line)
 	}
 	if (s->named && !vw_utf8_valid(id)) {
 		/* the name becomes a camera's or room's target in results and logs */
-		vw_conf_error(st->errs, st->file, line, "section [%s NAME]: name is not valid UTF-8",
-			      kind);
+		vw_conf_error(st->errs, st->file, line,
+		              "section [%s NAME]: name is not valid UTF-8", kind);
 		return;
 	}
 	if (s->nkeys > st->seen_cap) {
@@ -320,10 +326,11 @@ static void open_section(struct parse_state *st, const char *header, int line)
 	} else {
 		struct vw_conf_list *list = field(st->cfg, s->offset);
 		for (size_t i = 0; i < list->n; i++) {
-			char *other = *(char **)field((char *)list->items + i * s->item_size, s->id_offset);
+			char *other =
+			    *(char **)field((char *)list->items + i * s->item_size, s->id_offset);
 			if (strcmp(other, id) == 0) {
-				vw_conf_error(st->errs, st->file, line, "duplicate section [%s %s]", kind,
-					      id);
+				vw_conf_error(st->errs, st->file, line, "duplicate section [%s %s]",
+				              kind, id);
 				return;
 			}
 		}
@@ -403,33 +410,35 @@ static int handler(void *user, const char *section, const char *name, const char
 	(void)section;
 	if (!st->sec) {
 		if (!st->cur_section[0])
-			vw_conf_error(st->errs, st->file, st->line, "key '%s' outside any section", name);
+			vw_conf_error(st->errs, st->file, st->line, "key '%s' outside any section",
+			              name);
 		return 1; /* unknown section: reported once at its header */
 	}
 	const struct vw_conf_key *k = find_key(st->sec, name);
 	if (!k) {
-		vw_conf_error(st->errs, st->file, st->line, "[%s]: unknown key '%s'", st->cur_section,
-			      name);
+		vw_conf_error(st->errs, st->file, st->line, "[%s]: unknown key '%s'",
+		              st->cur_section, name);
 		return 1;
 	}
 	size_t idx = (size_t)(k - st->sec->keys);
 	if (st->seen[idx]) {
-		vw_conf_error(st->errs, st->file, st->line, "[%s]: key '%s' set twice", st->cur_section,
-			      name);
+		vw_conf_error(st->errs, st->file, st->line, "[%s]: key '%s' set twice",
+		              st->cur_section, name);
 		return 1;
 	}
 	st->seen[idx] = 1;
 	char why[200];
 	if (set_value(k, st->item, value, why, sizeof(why)))
-		vw_conf_error(st->errs, st->file, st->line, "[%s] %s: %s", st->cur_section, name, why);
+		vw_conf_error(st->errs, st->file, st->line, "[%s] %s: %s", st->cur_section, name,
+		              why);
 	return 1;
 }
 
 static int load(const struct vw_conf_schema *schema, const char *name, FILE *fp, const char *text,
-		void *cfg, struct vw_conf_errors *errs)
+                void *cfg, struct vw_conf_errors *errs)
 {
-	struct parse_state st = {.schema = schema, .cfg = cfg, .errs = errs, .file = name,
-				 .fp = fp, .text = text};
+	struct parse_state st = {
+	    .schema = schema, .cfg = cfg, .errs = errs, .file = name, .fp = fp, .text = text};
 	int rc = ini_parse_stream(reader, &st, handler, &st);
 	close_item(&st, header_line_of(&st));
 	if (rc > 0)
@@ -463,7 +472,7 @@ static int load(const struct vw_conf_schema *schema, const char *name, FILE *fp,
 }
 
 int vw_conf_load(const struct vw_conf_schema *schema, const char *path, void *cfg,
-		 struct vw_conf_errors *errs)
+                 struct vw_conf_errors *errs)
 {
 	FILE *fp = fopen(path, "r");
 	if (!fp) {
@@ -477,7 +486,7 @@ int vw_conf_load(const struct vw_conf_schema *schema, const char *path, void *cf
 }
 
 int vw_conf_load_string(const struct vw_conf_schema *schema, const char *name, const char *text,
-			void *cfg, struct vw_conf_errors *errs)
+                        void *cfg, struct vw_conf_errors *errs)
 {
 	return load(schema, name, NULL, text, cfg, errs);
 }
@@ -518,13 +527,20 @@ void vw_conf_free(const struct vw_conf_schema *schema, void *cfg)
 static const char *type_name(const struct vw_conf_key *k)
 {
 	switch (k->type) {
-	case VW_CONF_STR: return "string";
-	case VW_CONF_INT: return "integer";
-	case VW_CONF_BOOL: return "boolean";
-	case VW_CONF_DURATION: return "duration";
-	case VW_CONF_SIZE: return "size";
-	case VW_CONF_ENUM: return k->choices;
-	case VW_CONF_DOUBLE: return "number";
+	case VW_CONF_STR:
+		return "string";
+	case VW_CONF_INT:
+		return "integer";
+	case VW_CONF_BOOL:
+		return "boolean";
+	case VW_CONF_DURATION:
+		return "duration";
+	case VW_CONF_SIZE:
+		return "size";
+	case VW_CONF_ENUM:
+		return k->choices;
+	case VW_CONF_DOUBLE:
+		return "number";
 	}
 	return "?";
 }
@@ -538,11 +554,11 @@ void vw_conf_print_reference(const struct vw_conf_schema *schema, FILE *out)
 		for (size_t i = 0; i < s->nkeys; i++) {
 			const struct vw_conf_key *k = &s->keys[i];
 			fprintf(out, "# %s (%s%s)\n", k->help, type_name(k),
-				(k->flags & VW_CONF_REQUIRED) ? ", required" : "");
+			        (k->flags & VW_CONF_REQUIRED) ? ", required" : "");
 			if (k->min || k->max)
 				fprintf(out, "#   range: %lld..%lld\n", k->min, k->max);
 			fprintf(out, "%s%s = %s\n", k->def ? ";" : "", k->name,
-				k->def ? k->def : "");
+			        k->def ? k->def : "");
 		}
 	}
 }

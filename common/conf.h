@@ -24,10 +24,10 @@ enum vw_conf_type {
 struct vw_conf_key {
 	const char *name;
 	enum vw_conf_type type;
-	size_t offset; /* into the section's struct */
+	size_t offset;   /* into the section's struct */
 	const char *def; /* default as it would be written in the file; NULL = no default */
 	unsigned flags;
-	long long min, max; /* INT, DURATION, SIZE; both 0 = unbounded */
+	long long min, max;  /* INT, DURATION, SIZE; both 0 = unbounded */
 	const char *choices; /* ENUM: "a|b|c" */
 	const char *help;
 };
@@ -39,16 +39,17 @@ struct vw_conf_list {
 };
 
 struct vw_conf_section {
-	const char *name;  /* "agent" or, for named sections, "camera" in [camera NAME] */
-	int named;         /* 0: at most one [name]; 1: any number of [name ID] */
+	const char *name; /* "agent" or, for named sections, "camera" in [camera NAME] */
+	int named;        /* 0: at most one [name]; 1: any number of [name ID] */
 	const struct vw_conf_key *keys;
 	size_t nkeys;
-	size_t offset;      /* unnamed: offset of the struct in the whole config;
-			       named: offset of a struct vw_conf_list */
-	size_t item_size;   /* named: size of one item */
-	size_t id_offset;   /* named: char * receiving ID */
-	size_t line_offset; /* int receiving the header's line (both kinds); for later cross-checks */
-	int required;       /* unnamed: the section must appear */
+	size_t offset;    /* unnamed: offset of the struct in the whole config;
+	                     named: offset of a struct vw_conf_list */
+	size_t item_size; /* named: size of one item */
+	size_t id_offset; /* named: char * receiving ID */
+	size_t
+	    line_offset; /* int receiving the header's line (both kinds); for later cross-checks */
+	int required;    /* unnamed: the section must appear */
 	const char *help;
 };
 
@@ -70,16 +71,17 @@ void vw_conf_error(struct vw_conf_errors *e, const char *file, int line, const c
 /* Parses path into cfg (zeroed by the caller) and applies defaults. Returns 0, or the
  * number of errors (> 0) with their text in errs; -errno when the file can't be read. */
 int vw_conf_load(const struct vw_conf_schema *schema, const char *path, void *cfg,
-		 struct vw_conf_errors *errs);
+                 struct vw_conf_errors *errs);
 /* Same from a string (unit tests); name is used in messages. */
 int vw_conf_load_string(const struct vw_conf_schema *schema, const char *name, const char *text,
-			void *cfg, struct vw_conf_errors *errs);
+                        void *cfg, struct vw_conf_errors *errs);
 void vw_conf_free(const struct vw_conf_schema *schema, void *cfg);
 /* Writes the reference (every section and key with type, default and help) as an
  * annotated example INI file. */
 void vw_conf_print_reference(const struct vw_conf_schema *schema, FILE *out);
 
-/* An identifier safe in paths, URLs and logs: [A-Za-z0-9._-], 1..63 chars, not starting with '.'. */
+/* An identifier safe in paths, URLs and logs: [A-Za-z0-9._-], 1..63 chars, not starting with '.'.
+ */
 int vw_conf_id_valid(const char *s);
 
 /* Helpers for cross-section checks. */

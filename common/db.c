@@ -10,8 +10,8 @@
 #include "log.h"
 
 /* err may be NULL: the caller wants only the code. */
-__attribute__((format(printf, 3, 4))) static void say(char *err, size_t errlen,
-                                                      const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void say(char *err, size_t errlen, const char *fmt,
+                                                      ...)
 {
 	if (!err || !errlen)
 		return;
@@ -75,15 +75,16 @@ int vw_db_open(const char *path, const struct vw_db_opts *o, sqlite3 **out, char
 {
 	sqlite3 *db = NULL;
 	char why[256] = "";
-	int flags = o->flags ? o->flags
-	                     : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+	int flags =
+	    o->flags ? o->flags : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
 	*out = NULL;
 	/* SQLite creates a database 0644 (and fchmods it back to that under a stricter umask);
 	 * ours hold evidence, token hashes and audit rows: 0600, and -wal/-shm follow. */
 	if ((flags & SQLITE_OPEN_CREATE) && vw_file_precreate(path, 0600, err, errlen))
 		return -EIO;
 	if (sqlite3_open_v2(path, &db, flags, NULL) != SQLITE_OK) {
-		say(err, errlen, "cannot open %s: %s", path, db ? sqlite3_errmsg(db) : "out of memory");
+		say(err, errlen, "cannot open %s: %s", path,
+		    db ? sqlite3_errmsg(db) : "out of memory");
 		goto fail;
 	}
 	if (o->busy_ms > 0)
@@ -145,8 +146,8 @@ void vw_db_finalize_all(sqlite3_stmt **st, int n)
 	}
 }
 
-int vw_db_migrate(sqlite3 *db, const char *name, const char *const *migrations, int n,
-                  char *err, size_t errlen)
+int vw_db_migrate(sqlite3 *db, const char *name, const char *const *migrations, int n, char *err,
+                  size_t errlen)
 {
 	for (;;) {
 		char why[256] = "";
@@ -175,8 +176,8 @@ int vw_db_migrate(sqlite3 *db, const char *name, const char *const *migrations, 
 		    (rc = vw_db_set_user_version(db, v + 1, why, sizeof(why))) ||
 		    (rc = vw_db_exec(db, "COMMIT", why, sizeof(why)))) {
 			vw_db_exec(db, "ROLLBACK", NULL, 0);
-			say(err, errlen, "migration to schema version %" PRId64 " failed: %s", v + 1,
-			    why);
+			say(err, errlen, "migration to schema version %" PRId64 " failed: %s",
+			    v + 1, why);
 			return rc;
 		}
 		log_info("event=%s_migrated version=%" PRId64, name, v + 1);

@@ -15,8 +15,8 @@ struct vw_db_opts {
 	int flags;               /* SQLITE_OPEN_*; 0 means READWRITE | CREATE | NOMUTEX */
 	int busy_ms;             /* sqlite3_busy_timeout; 0 leaves none */
 	const char *synchronous; /* "FULL", "NORMAL", or NULL for SQLite's default */
-	int wal;                 /* 1: journal_mode=WAL, and refuse a database that stays out of it */
-	int foreign_keys;        /* 1: PRAGMA foreign_keys=ON */
+	int wal;          /* 1: journal_mode=WAL, and refuse a database that stays out of it */
+	int foreign_keys; /* 1: PRAGMA foreign_keys=ON */
 };
 
 /* Opens path with o's settings. On failure *out is NULL (nothing to close) and err says what,
@@ -44,7 +44,7 @@ void vw_db_finalize_all(sqlite3_stmt **st, int n);
  * also rereads the version (two processes opening one database at once migrate it once).
  * A version above n is refused with -EPROTO (a newer build wrote it). name goes into the log
  * line ("event=NAME_migrated version=N"). 0 or negative errno with err set. */
-int vw_db_migrate(sqlite3 *db, const char *name, const char *const *migrations, int n,
-                  char *err, size_t errlen);
+int vw_db_migrate(sqlite3 *db, const char *name, const char *const *migrations, int n, char *err,
+                  size_t errlen);
 
 #endif

@@ -38,8 +38,9 @@ int vw_file_replace_many(const struct vw_file_part *parts, size_t n, char *err, 
 /* Makes sure path exists before a library (SQLite) creates it with its own mode: a new file
  * gets exactly mode (O_EXCL, then fchmod, so the umask neither widens nor narrows it); an
  * existing one must be a regular file, not a symlink (-ELOOP, -EINVAL otherwise), and has
- * any permission beyond mode taken away (a narrower mode is kept). SQLite gives a database's -wal and -shm files the main
- * file's mode, so pre-creating the database covers all three. 0 or -errno, err says what. */
+ * any permission beyond mode taken away (a narrower mode is kept). SQLite gives a database's -wal
+ * and -shm files the main file's mode, so pre-creating the database covers all three. 0 or -errno,
+ * err says what. */
 int vw_file_precreate(const char *path, mode_t mode, char *err, size_t errlen);
 
 #endif

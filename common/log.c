@@ -11,9 +11,15 @@ static enum vw_log_level min_level = VW_LOG_INFO;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
-void vw_log_set_level(enum vw_log_level level) { min_level = level; }
+void vw_log_set_level(enum vw_log_level level)
+{
+	min_level = level;
+}
 
-int vw_log_enabled(enum vw_log_level level) { return level >= min_level; }
+int vw_log_enabled(enum vw_log_level level)
+{
+	return level >= min_level;
+}
 
 int vw_log_parse_level(const char *s, enum vw_log_level *out)
 {
@@ -34,8 +40,8 @@ static void log_v(enum vw_log_level level, const char *fmt, va_list ap)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s ",
-			 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-			 tm.tm_sec, ts.tv_nsec / 1000000, level_names[level]);
+	                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+	                 tm.tm_sec, ts.tv_nsec / 1000000, level_names[level]);
 	int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
 	size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
 	if (len > sizeof(line) - 2)

@@ -341,7 +341,8 @@ int vw_result_decode(const cJSON *obj, struct vw_result *r, char *err, size_t er
 	if (!cJSON_IsString(ts) || vw_time_parse_iso(ts->valuestring, &r->ts_ms) != 0)
 		return fail(err, errlen, "ts", "must be an ISO 8601 UTC time");
 	if (r->ts_ms < VW_TS_MIN_MS || r->ts_ms >= VW_TS_MAX_MS)
-		return fail(err, errlen, "ts", "outside 2000-01-01..2099-12-31 (agent clock unset?)");
+		return fail(err, errlen, "ts",
+		            "outside 2000-01-01..2099-12-31 (agent clock unset?)");
 	const cJSON *mono = cJSON_GetObjectItemCaseSensitive(obj, "mono_ms");
 	if (mono) {
 		/* In range before the cast: converting a double outside int64_t is undefined

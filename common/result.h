@@ -9,7 +9,7 @@
 
 #include "buf.h"
 
-#define VW_NAME_MAX 64   /* target, session, fault and metric names */
+#define VW_NAME_MAX 64 /* target, session, fault and metric names */
 #define VW_MAX_FAULTS 16
 #define VW_MAX_METRICS 32
 /* A check's time must fall in [2000-01-01, 2100-01-01) UTC: a clock that lost its battery
@@ -18,8 +18,15 @@
 #define VW_TS_MIN_MS 946684800000LL
 #define VW_TS_MAX_MS 4102444800000LL
 
-enum vw_kind { VW_KIND_STREAM, VW_KIND_NETWORK, VW_KIND_RECORDING, VW_KIND_COVERAGE,
-	       VW_KIND_ASSESSMENT, VW_KIND_BUFFER, VW_KIND_COUNT };
+enum vw_kind {
+	VW_KIND_STREAM,
+	VW_KIND_NETWORK,
+	VW_KIND_RECORDING,
+	VW_KIND_COVERAGE,
+	VW_KIND_ASSESSMENT,
+	VW_KIND_BUFFER,
+	VW_KIND_COUNT
+};
 enum vw_status { VW_STATUS_OK, VW_STATUS_DEGRADED, VW_STATUS_DOWN, VW_STATUS_COUNT };
 
 /* Fault codes the agent emits. The server accepts any well-formed code (so an older

@@ -28,9 +28,9 @@ void vw_time_iso(int64_t ms, char out[VW_ISO_LEN])
 	gmtime_r(&sec, &tm);
 	/* The modulos only bound the widths for the compiler; gmtime_r's ranges fit them. */
 	snprintf(out, VW_ISO_LEN, "%04u-%02u-%02uT%02u:%02u:%02u.%03uZ",
-		 (unsigned)(tm.tm_year + 1900) % 10000u, (unsigned)(tm.tm_mon + 1) % 100u,
-		 (unsigned)tm.tm_mday % 100u, (unsigned)tm.tm_hour % 100u, (unsigned)tm.tm_min % 100u,
-		 (unsigned)tm.tm_sec % 100u, (unsigned)frac % 1000u);
+	         (unsigned)(tm.tm_year + 1900) % 10000u, (unsigned)(tm.tm_mon + 1) % 100u,
+	         (unsigned)tm.tm_mday % 100u, (unsigned)tm.tm_hour % 100u,
+	         (unsigned)tm.tm_min % 100u, (unsigned)tm.tm_sec % 100u, (unsigned)frac % 1000u);
 }
 
 static int digits(const char **p, int n, int *out)

@@ -21,7 +21,7 @@ done
 
 PACKAGES=(
 	# build
-	build-essential cmake pkg-config clang
+	build-essential cmake pkg-config clang clang-format
 	# libraries (DESIGN.md §2)
 	libuv1-dev libcurl4-openssl-dev libssl-dev
 	libavformat-dev libavcodec-dev libavfilter-dev libswscale-dev libavutil-dev

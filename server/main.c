@@ -16,13 +16,13 @@
 #include "ca.h"
 #include "cli.h"
 #include "conn.h"
+#include "events.h"
 #include "ingest.h"
 #include "log.h"
 #include "seen.h"
+#include "server_conf.h"
 #include "session.h"
 #include "signer.h"
-#include "server_conf.h"
-#include "events.h"
 #include "static.h"
 #include "store.h"
 #include "tls.h"
@@ -42,11 +42,11 @@ struct server {
 	struct store *store;
 	struct ingest *ingest;
 	struct api *api;
-	struct auth *auth;  /* the loop thread's connection to auth.db (reads) */
-	struct signer *signer; /* the CA key's process: enrollment, the CRL at start */
-	struct seen *seen;     /* agents' first use, recorded on a worker */
+	struct auth *auth;       /* the loop thread's connection to auth.db (reads) */
+	struct signer *signer;   /* the CA key's process: enrollment, the CRL at start */
+	struct seen *seen;       /* agents' first use, recorded on a worker */
 	struct session *session; /* dashboard sessions and last-use marks, written on a worker */
-	uv_signal_t sighup; /* reloads certificates and the CRL */
+	uv_signal_t sighup;      /* reloads certificates and the CRL */
 	struct conn_server *conns;
 	struct tls_server *tls;
 	struct events *events;  /* GET /api/v1/events */

@@ -69,11 +69,10 @@ static const struct vw_conf_key web_keys[] = {
      "Empty = https:// + the request's Host header"},
     /* OWASP's session guidance: idle timeouts of 15-30 min for a low-risk application,
      * an absolute one of a working day. */
-    {"session_idle", VW_CONF_DURATION, KEY(web_section, session_idle_ms), "30m", 0, 1000,
-     86400000, NULL,
-     "a dashboard session (the __Host-vw_session cookie) unused this long has ended"},
-    {"session_lifetime", VW_CONF_DURATION, KEY(web_section, session_lifetime_ms), "12h", 0,
-     1000, 30LL * 86400000, NULL,
+    {"session_idle", VW_CONF_DURATION, KEY(web_section, session_idle_ms), "30m", 0, 1000, 86400000,
+     NULL, "a dashboard session (the __Host-vw_session cookie) unused this long has ended"},
+    {"session_lifetime", VW_CONF_DURATION, KEY(web_section, session_lifetime_ms), "12h", 0, 1000,
+     30LL * 86400000, NULL,
      "a dashboard session ends this long after its login, used or not (never after the "
      "token it came from)"},
     /* A revocation is made by the CLI, another process: an open event stream only learns of

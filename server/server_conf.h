@@ -58,8 +58,8 @@ struct server_conf {
 	/* Derived by server_conf_load once the file is valid. */
 	char listen_host[64];
 	int listen_port;
-	char *pki_dir;      /* resolved [pki] dir */
-	char *db_path;      /* <state_dir>/venuewatch.db (the sqlite store's file, for logs) */
+	char *pki_dir; /* resolved [pki] dir */
+	char *db_path; /* <state_dir>/venuewatch.db (the sqlite store's file, for logs) */
 	const char *store_backend; /* [store] backend by name, for store_open */
 	char *auth_db_path; /* <state_dir>/auth.db: tokens, certificates, audit (see auth.h) */
 	char *crl_path;     /* <pki_dir>/ca.crl */

@@ -15,7 +15,6 @@
 #include "static.h"
 #include "vtime.h"
 
-
 /* The uplink test: what the agent sends (2 MiB by default) with room to spare; the
  * connection's own body limit applies first. */
 #define SPEEDTEST_MAX (8u << 20)
@@ -57,7 +56,7 @@ void api_set_pki(struct api *a, struct signer *signer, struct seen *seen)
 
 /* One warn line per refusal, rate-limited; never the token itself. */
 void api_log_refused(struct api *a, const struct conn *c, const struct http_request *req,
-                        const char *who, const char *reason)
+                     const char *who, const char *reason)
 {
 	unsigned suppressed = 0;
 	if (vw_log_limit_ok(&a->refused_log, vw_mono_ms(), &suppressed))
@@ -165,8 +164,8 @@ void api_handle(void *ud, struct conn *c, const struct http_request *req)
 {
 	struct api *a = ud;
 	struct router_match m;
-	switch (router_match(routes, sizeof(routes) / sizeof(routes[0]), req->verb, req->path,
-	                     &m)) {
+	switch (
+	    router_match(routes, sizeof(routes) / sizeof(routes[0]), req->verb, req->path, &m)) {
 	case ROUTER_FOUND:
 		break;
 	case ROUTER_NO_METHOD:
@@ -178,7 +177,8 @@ void api_handle(void *ud, struct conn *c, const struct http_request *req)
 		if (a->web && strncmp(req->path, "/api/", 5) != 0 &&
 		    strcmp(req->path, "/api") != 0) {
 			struct authz_principal anon;
-			/* Anonymous, but a token in the URL is refused here too (authz_identify). */
+			/* Anonymous, but a token in the URL is refused here too (authz_identify).
+			 */
 			int deny = authz_identify(a, c, req, AUTHZ_ANON, &anon);
 			if (deny)
 				authz_respond(c, deny, AUTHZ_ANON, &anon);

@@ -13,11 +13,11 @@ struct api {
 	struct ingest *ingest;
 	struct auth *auth; /* NULL: token-guarded paths fail closed */
 	char *pki_dir;
-	struct signer *signer; /* NULL or down: enrollment answers 503 */
-	struct seen *seen;     /* NULL: agents' first use is not recorded */
-	struct events *events;    /* NULL: /api/v1/events answers 503 */
-	struct web_static *web;   /* NULL: no dashboard, / and below are 404 */
-	struct session *session;  /* NULL: no cookie logins (cookies refused) */
+	struct signer *signer;   /* NULL or down: enrollment answers 503 */
+	struct seen *seen;       /* NULL: agents' first use is not recorded */
+	struct events *events;   /* NULL: /api/v1/events answers 503 */
+	struct web_static *web;  /* NULL: no dashboard, / and below are 404 */
+	struct session *session; /* NULL: no cookie logins (cookies refused) */
 	struct vw_log_limit refused_log;
 };
 

@@ -242,7 +242,8 @@ static int admit_person(struct api *a, const struct conn *c, const struct http_r
 		snprintf(w, sizeof(w), "token=%s role=%s", who->person.id,
 		         auth_role_name(who->person.role));
 		api_log_refused(a, c, req, w,
-		                roles & AUTHZ_SITE_READERS ? "role_reads_no_sites" : "role_not_allowed");
+		                roles & AUTHZ_SITE_READERS ? "role_reads_no_sites"
+		                                           : "role_not_allowed");
 		return 403;
 	}
 	if (a->session)
@@ -280,8 +281,8 @@ static int identify_session(struct api *a, const struct conn *c, const struct ht
 	if (!a->auth || !a->session)
 		return 503;
 	const struct session_opts *o = session_opts(a->session);
-	int rc = auth_session_check(a->auth, req->session_cookie, o->idle_ms, &who->person,
-	                            &who->sess);
+	int rc =
+	    auth_session_check(a->auth, req->session_cookie, o->idle_ms, &who->person, &who->sess);
 	if (rc == -EIO)
 		return 503;
 	if (rc) {
@@ -362,8 +363,8 @@ int authz_identify(struct api *a, const struct conn *c, const struct http_reques
 
 /* The cookie's deletion: the same attributes it was set with, and Max-Age=0 (RFC 6265
  * 5.3 step 11 replaces the stored cookie, which then expires at once). */
-const char authz_clear_cookie[] = "Set-Cookie: " SESSION_COOKIE
-                                  "=; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age=0\r\n";
+const char authz_clear_cookie[] =
+    "Set-Cookie: " SESSION_COOKIE "=; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age=0\r\n";
 
 void authz_respond(struct conn *c, int status, unsigned roles, const struct authz_principal *who)
 {
@@ -375,12 +376,14 @@ void authz_respond(struct conn *c, int status, unsigned roles, const struct auth
 			conn_respond_error(c, 401, "client certificate required", why);
 		} else {
 			char body[512], hdr[256];
-			int n = snprintf(body, sizeof(body),
-			                 "{\"error\":\"authentication required\",\"detail\":\"%s\"}",
-			                 why ? why
-			                     : "send Authorization: Bearer TOKEN, or the session cookie "
-			                       "from POST /api/v1/session");
-			snprintf(hdr, sizeof(hdr), "WWW-Authenticate: Bearer realm=\"venuewatch\"\r\n%s",
+			int n = snprintf(
+			    body, sizeof(body),
+			    "{\"error\":\"authentication required\",\"detail\":\"%s\"}",
+			    why ? why
+			        : "send Authorization: Bearer TOKEN, or the session cookie "
+			          "from POST /api/v1/session");
+			snprintf(hdr, sizeof(hdr),
+			         "WWW-Authenticate: Bearer realm=\"venuewatch\"\r\n%s",
 			         who && who->clear_cookie ? authz_clear_cookie : "");
 			conn_respond(c, 401, hdr, body, (size_t)n);
 		}
@@ -391,9 +394,11 @@ void authz_respond(struct conn *c, int status, unsigned roles, const struct auth
 		else if (why)
 			conn_respond_error(c, 403, "forbidden", why);
 		else if (roles & AUTHZ_SITE_READERS)
-			conn_respond_error(c, 403, "forbidden", "this token's role reads no site data");
+			conn_respond_error(c, 403, "forbidden",
+			                   "this token's role reads no site data");
 		else
-			conn_respond_error(c, 403, "forbidden", "this token's role may not do this");
+			conn_respond_error(c, 403, "forbidden",
+			                   "this token's role may not do this");
 		break;
 	default:
 		conn_respond_error(c, 503, "access records unavailable", NULL);

@@ -3,8 +3,9 @@
  * Authorization, or the dashboard's __Host-vw_session cookie: the same role and jurisdiction as the
  * token it came from) or anonymous; every resource asks authz_site_visible before it shows
  * a site. A state-changing request carried by the cookie must come from our own origin
- * (Origin, else Sec-Fetch-Site); a token in the URL is refused on every route. Loop thread only (checks read
- * the auth database's loop-thread connection). Principals are plain values: nothing to free. */
+ * (Origin, else Sec-Fetch-Site); a token in the URL is refused on every route. Loop thread only
+ * (checks read the auth database's loop-thread connection). Principals are plain values: nothing to
+ * free. */
 #ifndef VW_AUTHZ_H
 #define VW_AUTHZ_H
 
@@ -32,7 +33,7 @@ enum authz_kind { AUTHZ_ANONYMOUS, AUTHZ_AGENT, AUTHZ_PERSON };
 
 struct authz_principal {
 	enum authz_kind kind;
-	struct tls_identity agent;   /* AUTHZ_AGENT */
+	struct tls_identity agent;    /* AUTHZ_AGENT */
 	struct auth_principal person; /* AUTHZ_PERSON */
 	int by_session;               /* the person came by the cookie: sess is theirs */
 	struct auth_session sess;

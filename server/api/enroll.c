@@ -7,8 +7,8 @@
 
 #include "api_int.h"
 #include "ca.h"
-#include "signer.h"
 #include "conf.h"
+#include "signer.h"
 #include "vtime.h"
 
 /* An enrollment is a token and a CSR of ~1 KiB (P-256) to ~4 KiB (RSA 4096). */

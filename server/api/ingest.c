@@ -112,7 +112,8 @@ static size_t find_nul(const char *body, size_t len)
 		if (body[i] == '\0')
 			return i;
 		if (body[i] == '\\' && i + 1 < len) {
-			if (body[i + 1] == 'u' && len - i >= 6 && memcmp(body + i + 2, "0000", 4) == 0)
+			if (body[i + 1] == 'u' && len - i >= 6 &&
+			    memcmp(body + i + 2, "0000", 4) == 0)
 				return i;
 			i++; /* the escaped character: "\\u0000" is text, not a NUL */
 		}
@@ -164,8 +165,9 @@ int ingest_decode(const char *body, size_t len, struct store_batch *b, char *err
 	if (nul < len) {
 		char at[32];
 		snprintf(at, sizeof(at), "%zu", nul);
-		rc = bad(error, errlen, "invalid JSON", detail, detlen,
-		         "NUL character (raw or \\u0000) at byte %s: strings must not hold one", at);
+		rc =
+		    bad(error, errlen, "invalid JSON", detail, detlen,
+		        "NUL character (raw or \\u0000) at byte %s: strings must not hold one", at);
 		goto out;
 	}
 	const cJSON *agent = cJSON_GetObjectItemCaseSensitive(root, "agent");
@@ -182,8 +184,8 @@ int ingest_decode(const char *body, size_t len, struct store_batch *b, char *err
 	const cJSON *epoch = cJSON_GetObjectItemCaseSensitive(root, "epoch");
 	if (epoch && !cJSON_IsNull(epoch)) {
 		if (!cJSON_IsString(epoch) || !epoch_valid(epoch->valuestring)) {
-			rc = bad(error, errlen, "invalid batch", detail, detlen, "field 'epoch': %s",
-			         "must be 32 lower-case hex digits");
+			rc = bad(error, errlen, "invalid batch", detail, detlen,
+			         "field 'epoch': %s", "must be 32 lower-case hex digits");
 			goto out;
 		}
 		snprintf(b->epoch, sizeof(b->epoch), "%s", epoch->valuestring);
@@ -219,10 +221,11 @@ int ingest_decode(const char *body, size_t len, struct store_batch *b, char *err
 		 * as the venue's latest state for as long as the clock was wrong. */
 		if (r->ts_ms > now_ms + INGEST_TS_AHEAD_MS) {
 			snprintf(error, errlen, "invalid result");
-			snprintf(detail, detlen,
-			         "results[%zu]: field 'ts': more than 24 h ahead of the collector's "
-			         "clock (agent clock wrong?)",
-			         i);
+			snprintf(
+			    detail, detlen,
+			    "results[%zu]: field 'ts': more than 24 h ahead of the collector's "
+			    "clock (agent clock wrong?)",
+			    i);
 			free(r);
 			rc = -EINVAL;
 			goto out;
@@ -277,10 +280,10 @@ static void on_committed(struct store_batch *b)
 	}
 	/* The mark is the batch's epoch's: saying which lets the agent check it is its own. */
 	char body[96];
-	int n = b->epoch[0] ? snprintf(body, sizeof(body), "{\"acked_seq\":%lld,\"epoch\":\"%s\"}",
-	                               (long long)b->acked_seq, b->epoch)
-	                    : snprintf(body, sizeof(body), "{\"acked_seq\":%lld}",
-	                               (long long)b->acked_seq);
+	int n = b->epoch[0]
+	            ? snprintf(body, sizeof(body), "{\"acked_seq\":%lld,\"epoch\":\"%s\"}",
+	                       (long long)b->acked_seq, b->epoch)
+	            : snprintf(body, sizeof(body), "{\"acked_seq\":%lld}", (long long)b->acked_seq);
 	log_debug("event=ingest site=%s agent=%s epoch=%s rows=%zu stored=%zu acked_seq=%lld "
 	          "ms=%lld",
 	          b->site, b->agent, b->epoch[0] ? b->epoch : "-", b->nrows, b->stored,

@@ -93,14 +93,12 @@ const char *router_param(const struct router_match *m, const char *name)
 
 int router_allow_header(unsigned allow, char *out, size_t outlen)
 {
-	int n = snprintf(out, outlen, "Allow: %s%s%s%s%s\r\n",
-	                 allow & ROUTER_ALLOW_GET ? "GET, HEAD" : "",
-	                 (allow & ROUTER_ALLOW_GET) && (allow & ROUTER_ALLOW_POST) ? ", " : "",
-	                 allow & ROUTER_ALLOW_POST ? "POST" : "",
-	                 (allow & (ROUTER_ALLOW_GET | ROUTER_ALLOW_POST)) &&
-	                         (allow & ROUTER_ALLOW_DELETE)
-	                     ? ", "
-	                     : "",
-	                 allow & ROUTER_ALLOW_DELETE ? "DELETE" : "");
+	int n = snprintf(
+	    out, outlen, "Allow: %s%s%s%s%s\r\n", allow & ROUTER_ALLOW_GET ? "GET, HEAD" : "",
+	    (allow & ROUTER_ALLOW_GET) && (allow & ROUTER_ALLOW_POST) ? ", " : "",
+	    allow & ROUTER_ALLOW_POST ? "POST" : "",
+	    (allow & (ROUTER_ALLOW_GET | ROUTER_ALLOW_POST)) && (allow & ROUTER_ALLOW_DELETE) ? ", "
+	                                                                                      : "",
+	    allow & ROUTER_ALLOW_DELETE ? "DELETE" : "");
 	return n < 0 || (size_t)n >= outlen ? -ENOSPC : 0;
 }

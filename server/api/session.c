@@ -77,8 +77,8 @@ static void run_job(struct vw_worker *w, void *job, void *ud)
 	}
 	for (int i = 0; i < JOB_TRIES; i++) {
 		if (j->kind == JOB_CREATE)
-			j->rc = auth_session_create(s->auth, &j->person, s->opts.lifetime_ms, j->sid,
-			                            &j->sess);
+			j->rc = auth_session_create(s->auth, &j->person, s->opts.lifetime_ms,
+			                            j->sid, &j->sess);
 		else
 			j->rc = auth_session_delete(s->auth, j->sess.hash);
 		if (j->rc != -EBUSY)
@@ -144,8 +144,8 @@ static void whoami(struct vw_buf *b, const struct auth_principal *p,
                    const struct auth_session *sess, int64_t idle_ms)
 {
 	char iso[VW_ISO_LEN];
-	static const char *const key[] = {"{\"role\":", ",\"city\":", ",\"org\":", ",\"name\":",
-	                                  ",\"token\":"};
+	static const char *const key[] = {
+	    "{\"role\":", ",\"city\":", ",\"org\":", ",\"name\":", ",\"token\":"};
 	const char *val[] = {auth_role_name(p->role), p->city, p->org, p->name, p->id};
 	for (size_t i = 0; i < sizeof(key) / sizeof(key[0]); i++) {
 		vw_buf_puts(b, key[i]);
@@ -191,7 +191,8 @@ static void answer(struct session *s, struct job *j)
 		log_warn("event=auth_refused peer=%s path=/api/v1/session token=%s reason=%s",
 		         conn_peer(j->conn), j->person.id,
 		         j->rc == -EKEYEXPIRED ? "expired_token" : "revoked_token");
-		conn_respond_error(j->conn, 401, "authentication required", "the token is no longer valid");
+		conn_respond_error(j->conn, 401, "authentication required",
+		                   "the token is no longer valid");
 		return;
 	}
 	/* No Max-Age: the browser forgets it when it closes; the server ends it sooner by its
@@ -260,8 +261,8 @@ int session_create(uv_loop_t *loop, const char *auth_db_path, const struct sessi
 	s->opts.origins = s->origins;
 	if ((rc = auth_open(auth_db_path, &s->auth, err, errlen)) != 0)
 		goto fail;
-	rc = vw_worker_create(loop, run_job, write_marks, job_done, s, SESSION_JOBS_MAX,
-	                      &s->worker);
+	rc =
+	    vw_worker_create(loop, run_job, write_marks, job_done, s, SESSION_JOBS_MAX, &s->worker);
 	if (rc) {
 		snprintf(err, errlen, "cannot start the session thread: %s", uv_strerror(rc));
 		goto fail;
@@ -355,8 +356,7 @@ static void refuse_unavailable(struct conn *c)
 }
 
 /* The token from {"token": "..."}: 0, or -EINVAL (with *why) when the body is no login. */
-static int body_token(const struct http_request *req, char *out, size_t outlen,
-                      const char **why)
+static int body_token(const struct http_request *req, char *out, size_t outlen, const char **why)
 {
 	*why = "send Authorization: Bearer TOKEN, or a JSON body {\"token\": \"TOKEN\"}";
 	if (!req->body_len)
@@ -390,7 +390,8 @@ void session_post(struct api *a, struct conn *c, const struct http_request *req,
 		return;
 	}
 	if (req->body_len > LOGIN_BODY_MAX) {
-		conn_respond_error(c, 413, "request body too large", "a login body is {\"token\": ...}");
+		conn_respond_error(c, 413, "request body too large",
+		                   "a login body is {\"token\": ...}");
 		return;
 	}
 	char tok[AUTH_TOKEN_LEN + 16];
@@ -459,9 +460,10 @@ void session_delete(struct api *a, struct conn *c, const struct http_request *re
 	(void)req, (void)m;
 	struct session *s = a->session;
 	if (!who->by_session) {
-		conn_respond_error(c, 400, "no session",
-		                   "DELETE ends the session of the __Host-vw_session cookie; a token is "
-		                   "ended with 'token revoke'");
+		conn_respond_error(
+		    c, 400, "no session",
+		    "DELETE ends the session of the __Host-vw_session cookie; a token is "
+		    "ended with 'token revoke'");
 		return;
 	}
 	if (!s) {

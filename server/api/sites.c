@@ -95,9 +95,8 @@ static int reply_begin(struct read_ctx *x, int rc, struct vw_buf *b)
 
 /* The reply's next site, from *i on, that the principal may see; NULL at the end or once
  * the body has failed (too large). */
-static const struct store_site *next_visible(const struct read_ctx *x,
-                                             const struct store_reply *r, size_t *i,
-                                             const struct vw_buf *b)
+static const struct store_site *next_visible(const struct read_ctx *x, const struct store_reply *r,
+                                             size_t *i, const struct vw_buf *b)
 {
 	while (*i < r->nsites && !b->err) {
 		const struct store_site *s = &r->sites[(*i)++];

@@ -85,7 +85,8 @@ int static_path_split(const char *path, char *out, size_t outlen, size_t *n)
 			if (ch == '%') {
 				if (i + 2 >= sl)
 					return -EINVAL; /* "%" or "%2" at the end */
-				int h1 = hexv((unsigned char)p[i + 1]), h2 = hexv((unsigned char)p[i + 2]);
+				int h1 = hexv((unsigned char)p[i + 1]),
+				    h2 = hexv((unsigned char)p[i + 2]);
 				if (h1 < 0 || h2 < 0)
 					return -EINVAL;
 				ch = h1 * 16 + h2;
@@ -294,8 +295,8 @@ static void read_work(uv_work_t *w)
 		return;
 	}
 	while (j->got < j->want) {
-		ssize_t r = pread(j->fd, j->buf + j->got, j->want - j->got,
-		                  (off_t)(j->off + j->got));
+		ssize_t r =
+		    pread(j->fd, j->buf + j->got, j->want - j->got, (off_t)(j->off + j->got));
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0) {
@@ -367,8 +368,8 @@ static void done(uv_work_t *w, int status)
 			last += strlen(last) + 1;
 		/* Hashed bundle files never change under their name; index.html names them and
 		 * must be revalidated every time, or a deploy would not be seen. */
-		const char *cache = j->assets && !j->is_index ? "public, max-age=31536000, immutable"
-		                                              : "no-cache";
+		const char *cache =
+		    j->assets && !j->is_index ? "public, max-age=31536000, immutable" : "no-cache";
 		char extra[400];
 		snprintf(extra, sizeof(extra),
 		         "ETag: %s\r\nCache-Control: %s\r\nVary: Accept-Encoding\r\n"

@@ -11,8 +11,8 @@
 #include "cli.h"
 #include "conf.h"
 #include "crashpoint.h"
-#include "signer.h"
 #include "log.h"
+#include "signer.h"
 #include "utf8.h"
 #include "vtime.h"
 
@@ -176,7 +176,8 @@ static int cmd_enroll_token(void *ctx, const struct vw_cli_cmd *cmd, const struc
 	if (!agent)
 		agent = site; /* a site with one machine, as before agents were named */
 	if (!vw_conf_id_valid(agent)) {
-		fprintf(stderr, "enroll-token: --agent: expected 1-63 of [A-Za-z0-9._-], got '%s'\n",
+		fprintf(stderr,
+		        "enroll-token: --agent: expected 1-63 of [A-Za-z0-9._-], got '%s'\n",
 		        agent);
 		return 2;
 	}
@@ -384,8 +385,13 @@ static int cmd_token_create(void *ctx, const struct vw_cli_cmd *cmd, const struc
 	        "Bearer TOKEN' (the dashboard trades it for a session cookie). Revoke with: "
 	        "token revoke %s\n",
 	        id, auth_role_name(role),
-	        role == AUTH_ORG ? " of " : role != AUTH_PROVINCE && city ? " of " : "",
-	        role == AUTH_ORG ? org : role != AUTH_PROVINCE && city ? city : "", name, exp, id);
+	        role == AUTH_ORG                ? " of "
+	        : role != AUTH_PROVINCE && city ? " of "
+	                                        : "",
+	        role == AUTH_ORG                ? org
+	        : role != AUTH_PROVINCE && city ? city
+	                                        : "",
+	        name, exp, id);
 	return 0;
 }
 
@@ -402,7 +408,8 @@ static int cmd_audit(void *ctx, const struct vw_cli_cmd *cmd, const struct vw_cl
 		char *end;
 		limit = strtol(ls, &end, 10);
 		if (!*ls || *end || limit < 0 || limit > 1000000) {
-			fprintf(stderr, "audit: --limit: expected a number of rows 0-1000000, got '%s'\n",
+			fprintf(stderr,
+			        "audit: --limit: expected a number of rows 0-1000000, got '%s'\n",
 			        ls);
 			return 2;
 		}
@@ -458,8 +465,9 @@ static const struct vw_cli_opt token_opts[] = {
 };
 static const struct vw_cli_opt audit_opts[] = {
     {"limit", 0, "N", "show only the last N rows"},
-    {"reset-anchor", 0, NULL, "record in the log that the chain no longer reached its anchor, "
-                              "and anchor it anew"},
+    {"reset-anchor", 0, NULL,
+     "record in the log that the chain no longer reached its anchor, "
+     "and anchor it anew"},
 };
 #define NOPTS(a) (sizeof(a) / sizeof(a[0]))
 
@@ -502,7 +510,8 @@ static int cmd_ca(void *ctx, const struct vw_cli_cmd *cmd, const struct vw_cli_v
 		rc = ca_issue(cfg->pki_dir, &o, serial, sizeof(serial), err, sizeof(err));
 		if (!rc)
 			printf("issued %s/agent.crt for site %s agent %s (serial %s, %d days)\n",
-			       o.out_dir, o.site, o.agent ? o.agent : o.site, serial, CA_AGENT_DAYS);
+			       o.out_dir, o.site, o.agent ? o.agent : o.site, serial,
+			       CA_AGENT_DAYS);
 	}
 	if (rc) {
 		fprintf(stderr, "ca %s: %s\n", action, err);
@@ -550,23 +559,21 @@ const struct vw_cli_cmd admin_cmds[] = {
      "Print a one-time enrollment token for a venue's agent (venuewatch-agent enroll).",
      enroll_opts, VW_CLI_NOPTS(enroll_opts), 0, 0, cmd_enroll_token},
     {"revoke", "--site S | --serial HEX",
-     "Revoke agent certificates and rewrite the CRL; a running server applies it within "
-     CRL_POLL_HINT ".",
+     "Revoke agent certificates and rewrite the CRL; a running server applies it "
+     "within " CRL_POLL_HINT ".",
      revoke_opts, VW_CLI_NOPTS(revoke_opts), 0, 0, cmd_revoke},
     {"token create",
      "--role province|city|org|inspector|public [--city C] [--org O] --name N [--ttl 90d]",
-     "Print a new bearer token for a person (shown once).", token_opts, VW_CLI_NOPTS(token_opts), 0, 0,
-     cmd_token_create},
+     "Print a new bearer token for a person (shown once).", token_opts, VW_CLI_NOPTS(token_opts), 0,
+     0, cmd_token_create},
     {"token revoke", "ID", "Revoke a person's token by its id; its dashboard sessions end too.",
-     NULL, 0, 1, 1,
-     cmd_token_revoke},
+     NULL, 0, 1, 1, cmd_token_revoke},
     {"token list", "",
-     "List people's tokens (id, role, created, expires, last use; never the secrets).", NULL, 0,
-     0, 0,
-     cmd_token_list},
+     "List people's tokens (id, role, created, expires, last use; never the secrets).", NULL, 0, 0,
+     0, cmd_token_list},
     {"audit", "[--limit N] [--reset-anchor]",
-     "Print the audit log and check its hash chain and anchor.", audit_opts, VW_CLI_NOPTS(audit_opts),
-     0, 0, cmd_audit},
+     "Print the audit log and check its hash chain and anchor.", audit_opts,
+     VW_CLI_NOPTS(audit_opts), 0, 0, cmd_audit},
     {"signer", "", "Internal: the CA key's process, started by the server itself (not for people).",
      NULL, 0, 0, 0, cmd_signer},
 };

@@ -1,15 +1,15 @@
 /* admin: the collector's subcommands, in one table (common/cli.h) — ca init|server|issue,
  * enroll-token, revoke, token create|revoke|list, audit — and the audit and certificate
- * records that follow a 'ca' command. Command line only, main thread, before (instead of) the loop. Each
- * command opens the auth database itself and closes it before returning; every action
- * that changes who may do what is written to the audit log in the same run. Also, at
- * signer's start-up, the CRL's re-creation when missing or behind the revocations. */
+ * records that follow a 'ca' command. Command line only, main thread, before (instead of) the loop.
+ * Each command opens the auth database itself and closes it before returning; every action that
+ * changes who may do what is written to the audit log in the same run. Also, at signer's start-up,
+ * the CRL's re-creation when missing or behind the revocations. */
 #ifndef VW_ADMIN_H
 #define VW_ADMIN_H
 
 #include "auth.h"
-#include "cli.h"
 #include "ca.h"
+#include "cli.h"
 #include "server_conf.h"
 
 /* The subcommands; each handler takes the loaded struct server_conf * as ctx and returns

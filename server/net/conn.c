@@ -31,9 +31,9 @@
 #define STREAM_SNDBUF (16u << 10)
 
 enum conn_state {
-	S_IDLE,      /* between requests (or before the first) */
-	S_HEAD,      /* a request has begun; its head is arriving */
-	S_BODY,      /* head done, body arriving */
+	S_IDLE,       /* between requests (or before the first) */
+	S_HEAD,       /* a request has begun; its head is arriving */
+	S_BODY,       /* head done, body arriving */
 	S_DISPATCHED, /* complete; the handler owes conn_respond */
 	S_STREAM      /* answered with a stream head; the handler writes to it */
 };
@@ -49,7 +49,7 @@ struct conn {
 	int close_after; /* answer, then close (framing errors, draining) */
 	int in_process;  /* inside process(): frees and re-entry wait for it to return */
 	int64_t accepted_ms, start_ms, idle_ms;
-	size_t budget; /* bytes of srv->budget_used held by this request's body */
+	size_t budget;   /* bytes of srv->budget_used held by this request's body */
 	size_t out_held; /* bytes of srv->out_used: this connection's unsent output, last seen */
 	int wait_drain;  /* answered with a backlog: reading resumes when it drains */
 	/* conn_body_*: the response's body still owed, and who waits for the queue to drain */
@@ -354,8 +354,7 @@ static void on_drain(struct tls_conn *t)
 	}
 }
 
-const struct tls_callbacks conn_tls_callbacks = {on_open, on_data, on_timeout, on_close,
-                                                  on_drain};
+const struct tls_callbacks conn_tls_callbacks = {on_open, on_data, on_timeout, on_close, on_drain};
 
 /* --- request flow ------------------------------------------------------------------------ */
 

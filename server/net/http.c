@@ -262,7 +262,8 @@ static int name_done(struct http_reader *r)
 		break;
 	case H_AUTHORIZATION:
 		if (++r->n_auth > 1)
-			return fail(r, 400, "duplicate Authorization"); /* which one is the caller? */
+			return fail(r, 400,
+			            "duplicate Authorization"); /* which one is the caller? */
 		break;
 	case H_IF_NONE_MATCH:
 		r->n_inm++;
@@ -308,10 +309,12 @@ static int accepts_gzip(const char *v)
 				while (*p == ' ' || *p == '\t')
 					p++;
 				if ((p[0] == 'q' || p[0] == 'Q') && p[1] == '=') {
-					/* q=0, q=0.0, q=0.000: refused; any other digit means wanted */
+					/* q=0, q=0.0, q=0.000: refused; any other digit means
+					 * wanted */
 					p += 2;
 					zero = *p == '0';
-					for (p++; zero && *p && *p != ',' && *p != ';' && *p != ' '; p++)
+					for (p++; zero && *p && *p != ',' && *p != ';' && *p != ' ';
+					     p++)
 						zero = *p == '.' || *p == '0';
 				}
 			}
@@ -947,7 +950,6 @@ int http_attachment_header(char *out, size_t outlen, const char *filename)
 	for (const char *p = filename; *p; p++)
 		if (!isalnum((unsigned char)*p) && *p != '.' && *p != '_' && *p != '-')
 			return -EINVAL;
-	int n = snprintf(out, outlen, "Content-Disposition: attachment; filename=%s\r\n",
-	                 filename);
+	int n = snprintf(out, outlen, "Content-Disposition: attachment; filename=%s\r\n", filename);
 	return n < 0 || (size_t)n >= outlen ? -ENAMETOOLONG : 0;
 }

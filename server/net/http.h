@@ -37,20 +37,20 @@ struct http_request {
 	int keep_alive;      /* the client allows another request on this connection */
 	int expect_continue; /* "Expect: 100-continue": send 100 before reading the body */
 	int chunked;
-	int gzip;               /* "Content-Encoding: gzip": the body is still compressed */
-	int64_t content_length; /* -1 when absent */
-	const char *authorization; /* the Authorization header's value, "" when absent */
-	const char *if_none_match; /* If-None-Match's value, "" when absent or too long */
-	int accept_gzip;           /* Accept-Encoding names gzip (or *) with a q above 0 */
-	const char *host;          /* Host's value, "" when absent or too long */
-	const char *origin;        /* Origin's value; "invalid" when repeated or too long */
-	int has_origin;            /* an Origin header was sent */
+	int gzip;                   /* "Content-Encoding: gzip": the body is still compressed */
+	int64_t content_length;     /* -1 when absent */
+	const char *authorization;  /* the Authorization header's value, "" when absent */
+	const char *if_none_match;  /* If-None-Match's value, "" when absent or too long */
+	int accept_gzip;            /* Accept-Encoding names gzip (or *) with a q above 0 */
+	const char *host;           /* Host's value, "" when absent or too long */
+	const char *origin;         /* Origin's value; "invalid" when repeated or too long */
+	int has_origin;             /* an Origin header was sent */
 	const char *sec_fetch_site; /* Sec-Fetch-Site's value, "" when absent or repeated */
 	/* The __Host-vw_session cookie's value, from every Cookie header (RFC 6265 4.2.1 pairs):
 	 * "" unless it appeared exactly once, "invalid" when too long. No other cookie is kept. */
 	const char *session_cookie;
 	unsigned session_cookies; /* how many times it appeared (more than once: ambiguous) */
-	const char *body;       /* NUL-terminated for convenience; body_len excludes the NUL */
+	const char *body;         /* NUL-terminated for convenience; body_len excludes the NUL */
 	size_t body_len;
 };
 

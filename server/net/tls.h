@@ -15,8 +15,8 @@
 
 /* Who the peer is, from a client certificate that verified against our CA. */
 struct tls_identity {
-	int verified;    /* 1: a certificate was presented and verified */
-	char site[64];   /* subject CN (the site id); "" when absent or not a valid id */
+	int verified;  /* 1: a certificate was presented and verified */
+	char site[64]; /* subject CN (the site id); "" when absent or not a valid id */
 	/* subject UID (the venue machine); the site when the certificate names none (issued
 	 * before agents were named); site and agent both "" when it names an invalid one */
 	char agent[64];

@@ -15,9 +15,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "conf.h"
 #include "crashpoint.h"
 #include "db.h"
-#include "conf.h"
 #include "fileio.h"
 #include "log.h"
 #include "utf8.h"
@@ -468,8 +468,8 @@ static void anchor_write(struct auth *a)
 	 * anchor would only be behind, which still checks. */
 	char err[256] = "";
 	struct anchor_row r = {a->pend_id, a->pend_hash};
-	struct vw_file_part part = {.path = a->anchor_path, .mode = 0600, .write_cb = anchor_put,
-	                            .arg = &r};
+	struct vw_file_part part = {
+	    .path = a->anchor_path, .mode = 0600, .write_cb = anchor_put, .arg = &r};
 	/* Root running the CLI on a server's state dir: the anchor stays the database owner's,
 	 * as SQLite keeps -wal and -shm, or the server could not read it. */
 	struct stat dbst;
@@ -689,8 +689,7 @@ ascii:
 
 int auth_token_create(struct auth *a, enum auth_role role, const char *city, const char *org,
                       const char *name, int64_t ttl_ms, const char *actor,
-                      char token[AUTH_TOKEN_LEN], char id[AUTH_ID_LEN], char *err,
-                      size_t errlen)
+                      char token[AUTH_TOKEN_LEN], char id[AUTH_ID_LEN], char *err, size_t errlen)
 {
 	if (ttl_ms < 0) {
 		snprintf(err, errlen, "--ttl must be positive");
@@ -710,7 +709,8 @@ int auth_token_create(struct auth *a, enum auth_role role, const char *city, con
 		return -EINVAL;
 	}
 	if (role != AUTH_ORG && org && org[0]) {
-		snprintf(err, errlen, "--org applies to org tokens only, not %s", auth_role_name(role));
+		snprintf(err, errlen, "--org applies to org tokens only, not %s",
+		         auth_role_name(role));
 		return -EINVAL;
 	}
 	if (!name || !name[0]) {
@@ -723,8 +723,9 @@ int auth_token_create(struct auth *a, enum auth_role role, const char *city, con
 	}
 	if (begin(a))
 		return db_fail(a, err, errlen, "cannot lock the database");
-	sqlite3_stmt *st = prep(a, "INSERT INTO tokens(id, hash, role, city, name, created_ms, org, "
-	                           "expires_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+	sqlite3_stmt *st =
+	    prep(a, "INSERT INTO tokens(id, hash, role, city, name, created_ms, org, "
+	            "expires_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
 	int rc = st ? 0 : -EIO;
 	int64_t now = vw_now_ms();
 	char exp[VW_ISO_LEN];
@@ -857,13 +858,14 @@ int auth_token_list(struct auth *a, FILE *out)
 			vw_time_iso(sqlite3_column_int64(st, 5), revoked);
 		int64_t exp_ms = sqlite3_column_int64(st, 6);
 		vw_time_iso(exp_ms, expires);
-		if (exp_ms <= now) /* said in the column, so a reader of the list need not compare */
+		if (exp_ms <=
+		    now) /* said in the column, so a reader of the list need not compare */
 			strcat(expires, "(expired)");
 		if (sqlite3_column_type(st, 7) != SQLITE_NULL)
 			vw_time_iso(sqlite3_column_int64(st, 7), used);
 		fprintf(out, "%-16s %-9s %-12s %-24s %-24s %-24s %-24s %s\n", col(st, 0),
-		        col(st, 1), col(st, 2)[0] ? col(st, 2) : "-", created, expires, used, revoked,
-		        col(st, 3));
+		        col(st, 1), col(st, 2)[0] ? col(st, 2) : "-", created, expires, used,
+		        revoked, col(st, 3));
 	}
 	sqlite3_finalize(st);
 	return step == SQLITE_DONE ? 0 : -EIO;
@@ -962,8 +964,8 @@ int auth_session_create(struct auth *a, const struct auth_principal *p, int64_t 
 	return rc;
 }
 
-int auth_session_check(struct auth *a, const char *sid, int64_t idle_ms,
-                       struct auth_principal *out, struct auth_session *s)
+int auth_session_check(struct auth *a, const char *sid, int64_t idle_ms, struct auth_principal *out,
+                       struct auth_session *s)
 {
 	char id[AUTH_ID_LEN];
 	memset(s, 0, sizeof(*s));
@@ -989,14 +991,15 @@ int auth_session_check(struct auth *a, const char *sid, int64_t idle_ms,
 	return rc;
 }
 
-int auth_recheck(struct auth *a, const char *token_id, const unsigned char *hash,
-                 int64_t idle_ms, struct auth_principal *out, struct auth_session *s)
+int auth_recheck(struct auth *a, const char *token_id, const unsigned char *hash, int64_t idle_ms,
+                 struct auth_principal *out, struct auth_session *s)
 {
 	/* Prepared per call: a stream is rechecked once a minute, not once a request. */
 	sqlite3_stmt *st =
-	    hash ? prep(a, "SELECT t.id, t.role, t.city, t.name, t.revoked_ms, t.org, t.expires_ms,"
-	                   " t.last_used_ms, s.created_ms, s.last_seen_ms, s.expires_ms FROM sessions"
-	                   " s JOIN tokens t ON t.id = s.token_id WHERE s.hash = ? AND t.id = ?")
+	    hash ? prep(a,
+	                "SELECT t.id, t.role, t.city, t.name, t.revoked_ms, t.org, t.expires_ms,"
+	                " t.last_used_ms, s.created_ms, s.last_seen_ms, s.expires_ms FROM sessions"
+	                " s JOIN tokens t ON t.id = s.token_id WHERE s.hash = ? AND t.id = ?")
 	         : prep(a, "SELECT id, role, city, name, revoked_ms, org, expires_ms, last_used_ms "
 	                   "FROM tokens WHERE id = ?");
 	memset(s, 0, sizeof(*s));
@@ -1046,8 +1049,9 @@ int auth_session_delete(struct auth *a, const unsigned char hash[AUTH_HASH_LEN])
 /* --- enrollment ----------------------------------------------------------------------------- */
 
 int auth_enroll_create(struct auth *a, const char *site, const char *agent, const char *org,
-                       const char *city, int64_t ttl_ms, const char *actor, char token[AUTH_TOKEN_LEN],
-                       char id[AUTH_ID_LEN], int64_t *expires_ms, char *err, size_t errlen)
+                       const char *city, int64_t ttl_ms, const char *actor,
+                       char token[AUTH_TOKEN_LEN], char id[AUTH_ID_LEN], int64_t *expires_ms,
+                       char *err, size_t errlen)
 {
 	unsigned char hash[HASH_BYTES];
 	if (secret_new(ENROLL_PREFIX, token) || secret_hash(ENROLL_PREFIX, token, hash, id)) {
@@ -1058,8 +1062,9 @@ int auth_enroll_create(struct auth *a, const char *site, const char *agent, cons
 	*expires_ms = now + ttl_ms;
 	if (begin(a))
 		return db_fail(a, err, errlen, "cannot lock the database");
-	sqlite3_stmt *st = prep(a, "INSERT INTO enroll_tokens(id, hash, site, org, city, "
-	                           "created_ms, expires_ms, agent) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+	sqlite3_stmt *st =
+	    prep(a, "INSERT INTO enroll_tokens(id, hash, site, org, city, "
+	            "created_ms, expires_ms, agent) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
 	int rc = st ? 0 : -EIO;
 	if (st) {
 		sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
@@ -1154,12 +1159,13 @@ int auth_enroll_redeem(struct auth *a, const char *token, const char *peer, auth
 	/* Not on record means not revocable by site: the certificate goes out only with its
 	 * row and its audit row. */
 	if (!rc)
-		rc = auth_cert_record(a, serial, out->site, out->org, out->city, not_after, "enroll");
+		rc = auth_cert_record(a, serial, out->site, out->org, out->city, not_after,
+		                      "enroll");
 	if (!rc) {
 		char actor[96], detail[512];
 		snprintf(actor, sizeof(actor), "enroll:%s", out->id);
-		snprintf(detail, sizeof(detail), "serial=%s agent=%s org=%s city=%s peer=%s", serial,
-		         out->agent, out->org, out->city[0] ? out->city : "-", peer);
+		snprintf(detail, sizeof(detail), "serial=%s agent=%s org=%s city=%s peer=%s",
+		         serial, out->agent, out->org, out->city[0] ? out->city : "-", peer);
 		rc = audit_locked(a, actor, "enroll", out->site, detail);
 	}
 	if (!rc)
@@ -1189,8 +1195,7 @@ int auth_cert_record(struct auth *a, const char *serial, const char *site, const
 }
 
 /* Inside the revocation's transaction: its audit row, so a crash leaves both or neither. */
-static int revoke_audit(struct auth *a, int rc, const char *actor, const char *subject,
-                        int count)
+static int revoke_audit(struct auth *a, int rc, const char *actor, const char *subject, int count)
 {
 	if (rc)
 		return rc;
@@ -1252,8 +1257,7 @@ int auth_revoke_serial(struct auth *a, const char *serial, const char *actor, in
 }
 
 int auth_cert_issued(struct auth *a, const char *serial, const char *site, const char *org,
-                     const char *city, int64_t not_after_ms, const char *actor,
-                     const char *detail)
+                     const char *city, int64_t not_after_ms, const char *actor, const char *detail)
 {
 	if (begin(a))
 		return -EIO;

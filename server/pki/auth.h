@@ -15,9 +15,9 @@
 /* 2: tokens.org (the org role); 3: tokens.expires_ms and last_used_ms, sessions;
  * 4: enroll_tokens.agent */
 #define AUTH_SCHEMA_VERSION 4
-#define AUTH_ID_LEN 17     /* public id of a token: 16 hex digits + NUL */
-#define AUTH_TOKEN_LEN 48  /* "vwt_" / "vwe_" + 43 base64url characters + NUL */
-#define AUTH_SERIAL_LEN 48 /* certificate serial in hex (128 bits = 32 digits) + NUL */
+#define AUTH_ID_LEN 17      /* public id of a token: 16 hex digits + NUL */
+#define AUTH_TOKEN_LEN 48   /* "vwt_" / "vwe_" + 43 base64url characters + NUL */
+#define AUTH_SERIAL_LEN 48  /* certificate serial in hex (128 bits = 32 digits) + NUL */
 #define AUTH_SESSION_LEN 44 /* a session id: 43 base64url characters (256 bits) + NUL */
 #define AUTH_HASH_LEN 32    /* SHA-256: how tokens and session ids are stored */
 /* A person's token lives this long unless 'token create --ttl' says otherwise; tokens made
@@ -80,8 +80,7 @@ void auth_cli_actor(char *out, size_t outlen);
  * the others. It expires ttl_ms from now (0: AUTH_TOKEN_TTL_DEFAULT_MS). Audited. */
 int auth_token_create(struct auth *a, enum auth_role role, const char *city, const char *org,
                       const char *name, int64_t ttl_ms, const char *actor,
-                      char token[AUTH_TOKEN_LEN], char id[AUTH_ID_LEN], char *err,
-                      size_t errlen);
+                      char token[AUTH_TOKEN_LEN], char id[AUTH_ID_LEN], char *err, size_t errlen);
 /* 0 and *out for a live token; -ENOENT unknown (or malformed), -EKEYREVOKED revoked,
  * -EKEYEXPIRED expired, -EIO when the database cannot answer (callers fail closed). */
 int auth_token_check(struct auth *a, const char *token, struct auth_principal *out);
@@ -113,15 +112,15 @@ int auth_session_create(struct auth *a, const struct auth_principal *p, int64_t 
  * unknown or malformed, -EKEYREVOKED its token was revoked, -EKEYEXPIRED the token
  * expired, -ETIMEDOUT the session ended (its absolute end, or idle_ms since its last
  * recorded use), -EIO. Read-only: loop thread. */
-int auth_session_check(struct auth *a, const char *sid, int64_t idle_ms,
-                       struct auth_principal *out, struct auth_session *s);
+int auth_session_check(struct auth *a, const char *sid, int64_t idle_ms, struct auth_principal *out,
+                       struct auth_session *s);
 /* A credential checked once already (an open event stream), checked again by what was kept
  * of it: the token by its id or, when hash is not NULL, the session by its hash (and still
  * of that token). 0 with *out (and *s) as auth.db has them now; otherwise
  * auth_session_check's errors (-ENOENT: the token is gone, or the session ended by a logout
  * or purged). Read-only: any thread with its own connection. */
-int auth_recheck(struct auth *a, const char *token_id, const unsigned char *hash,
-                 int64_t idle_ms, struct auth_principal *out, struct auth_session *s);
+int auth_recheck(struct auth *a, const char *token_id, const unsigned char *hash, int64_t idle_ms,
+                 struct auth_principal *out, struct auth_session *s);
 /* Ends a session (logout): 0 (also when it was gone already), -EBUSY, -EIO. Worker. */
 int auth_session_delete(struct auth *a, const unsigned char hash[AUTH_HASH_LEN]);
 
@@ -130,8 +129,9 @@ int auth_session_delete(struct auth *a, const unsigned char hash[AUTH_HASH_LEN])
 /* A one-time token for site's machine agent (NULL = site), expiring ttl_ms from now.
  * Audited. */
 int auth_enroll_create(struct auth *a, const char *site, const char *agent, const char *org,
-                       const char *city, int64_t ttl_ms, const char *actor, char token[AUTH_TOKEN_LEN],
-                       char id[AUTH_ID_LEN], int64_t *expires_ms, char *err, size_t errlen);
+                       const char *city, int64_t ttl_ms, const char *actor,
+                       char token[AUTH_TOKEN_LEN], char id[AUTH_ID_LEN], int64_t *expires_ms,
+                       char *err, size_t errlen);
 /* Whether the token could be used now (no lock, nothing marked): same errors as consume. */
 int auth_enroll_check(struct auth *a, const char *token, struct auth_enrollment *out);
 /* Issues the certificate for a token being redeemed (the signer's CA signs the CSR): 0 with
@@ -161,8 +161,7 @@ int auth_revoke_serial(struct auth *a, const char *serial, const char *actor, in
 /* Records a certificate issued by the CLI ('ca issue') and its audit row in one
  * transaction. */
 int auth_cert_issued(struct auth *a, const char *serial, const char *site, const char *org,
-                     const char *city, int64_t not_after_ms, const char *actor,
-                     const char *detail);
+                     const char *city, int64_t not_after_ms, const char *actor, const char *detail);
 /* Every revocation, for the CRL. *out is malloc'ed (free it), *n entries. */
 int auth_revoked_list(struct auth *a, struct auth_revoked **out, size_t *n);
 /* Records (once) that a certificate was used: serial -> org, site, city, peer. */

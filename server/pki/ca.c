@@ -90,9 +90,15 @@ static int put_key(FILE *fp, const void *key)
 	return PEM_write_PrivateKey(fp, (EVP_PKEY *)key, NULL, NULL, 0, NULL, NULL);
 }
 
-static int put_cert(FILE *fp, const void *cert) { return PEM_write_X509(fp, (X509 *)cert); }
+static int put_cert(FILE *fp, const void *cert)
+{
+	return PEM_write_X509(fp, (X509 *)cert);
+}
 
-static int put_crl(FILE *fp, const void *crl) { return PEM_write_X509_CRL(fp, (X509_CRL *)crl); }
+static int put_crl(FILE *fp, const void *crl)
+{
+	return PEM_write_X509_CRL(fp, (X509_CRL *)crl);
+}
 
 /* Writes dir/name through a synced temporary file and rename: the old file stays whole until
  * the new one is (common/fileio.c). */

@@ -1,8 +1,8 @@
 /* ca: the collector's certificate authority (EC P-256, SHA-256). Creates the CA and the
  * server certificate, and issues agent client certificates whose subject names the site
- * (CN), organisation (O), city (L) and the agent, one venue machine (UID). Command-line only: runs on the main thread before
- * (instead of) the loop. Keys are written 0600 and certificates 0644, each through a
- * temporary file and rename, so a crash never leaves half a key. ca_sign_csr and
+ * (CN), organisation (O), city (L) and the agent, one venue machine (UID). Command-line only: runs
+ * on the main thread before (instead of) the loop. Keys are written 0600 and certificates 0644,
+ * each through a temporary file and rename, so a crash never leaves half a key. ca_sign_csr and
  * ca_crl_write also run in the signer process (signer.c), which alone holds ca.key while the
  * server runs; the network process only reads ca.crt and the CRL. */
 #ifndef VW_CA_H

@@ -3,11 +3,11 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <math.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/landlock.h>
 #include <linux/seccomp.h>
+#include <math.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -75,7 +75,8 @@ static unsigned char *frame_of(cJSON *obj, size_t *len)
 	return f;
 }
 
-/* --- parent side: loop thread ------------------------------------------------------------------ */
+/* --- parent side: loop thread ------------------------------------------------------------------
+ */
 
 enum signer_state { SG_DOWN, SG_STARTING, SG_READY };
 
@@ -167,7 +168,7 @@ static void on_req_timer(uv_timer_t *t)
 	}
 	log_error("event=signer_timeout pid=%d id=%u pending=%zu after_ms=%d action=restart",
 	          s->pid, q->id, s->pending, SIGNER_REQUEST_MS);
-	child_down(s); /* 503 to every pending request */
+	child_down(s);          /* 503 to every pending request */
 	kill_child(s, SIGKILL); /* SIGKILL also ends a stopped process; on_child_exit restarts */
 }
 
@@ -245,10 +246,12 @@ static void on_child_exit(uv_process_t *p, int64_t status, int sig)
 			log_error("event=signer_exited status=%lld signal=%d action=restart "
 			          "in_ms=%llu",
 			          (long long)status, sig, (unsigned long long)delay);
-			uv_timer_start(&s->restart_timer, on_restart,
-			               delay > SIGNER_RESTART_MAX_MS ? SIGNER_RESTART_MAX_MS : delay, 0);
+			uv_timer_start(
+			    &s->restart_timer, on_restart,
+			    delay > SIGNER_RESTART_MAX_MS ? SIGNER_RESTART_MAX_MS : delay, 0);
 		} else {
-			log_info("event=signer_stopped status=%lld signal=%d", (long long)status, sig);
+			log_info("event=signer_stopped status=%lld signal=%d", (long long)status,
+			         sig);
 			if (!s->req_timer_closed) {
 				s->req_timer_closed = 1;
 				uv_close((uv_handle_t *)&s->req_timer, on_handle_closed);
@@ -375,8 +378,7 @@ static int handle_frame(struct signer *s, const unsigned char *p, size_t n)
 	} else {
 		struct signer_req *q = s->head;
 		int64_t id = 0, rcv = 0, not_after = 0;
-		if (s->state != SG_READY || !q ||
-		    !cJSON_GetObjectItemCaseSensitive(o, "id") ||
+		if (s->state != SG_READY || !q || !cJSON_GetObjectItemCaseSensitive(o, "id") ||
 		    signer_json_int(o, "id", 0, UINT32_MAX, 0, &id) || (uint32_t)id != q->id ||
 		    signer_json_int(o, "rc", -4095, 0, -EIO, &rcv) ||
 		    signer_json_int(o, "not_after_ms", 0, INT64_C(1) << 53, 0, &not_after)) {
@@ -420,8 +422,8 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 	if (n < 0) {
 		/* EOF or an error: the signer is gone or going. Requests fail now (503); the
 		 * exit callback restarts it. */
-		log_warn("event=signer_lost pid=%d error=%s pending=%zu", s->pid, uv_err_name((int)n),
-		         s->pending);
+		log_warn("event=signer_lost pid=%d error=%s pending=%zu", s->pid,
+		         uv_err_name((int)n), s->pending);
 		child_down(s);
 		kill_child(s, SIGKILL);
 		return;
@@ -466,7 +468,8 @@ static int wait_ready(int fd, char *err, size_t errlen)
 				break;
 			if (got >= 4 + len) {
 				cJSON *o = cJSON_ParseWithLength((const char *)buf + 4, len);
-				int ok = o && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "ready"));
+				int ok =
+				    o && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "ready"));
 				cJSON_Delete(o);
 				if (ok && got == 4 + len)
 					return 0;
@@ -482,7 +485,8 @@ static int wait_ready(int fd, char *err, size_t errlen)
 		}
 		ssize_t n = read(fd, buf + got, sizeof(buf) - got);
 		if (n <= 0) {
-			snprintf(err, errlen, "the signer exited during start-up (see its log lines)");
+			snprintf(err, errlen,
+			         "the signer exited during start-up (see its log lines)");
 			return -EPIPE;
 		}
 		got += (size_t)n;
@@ -581,7 +585,8 @@ int signer_enroll(struct signer *s, const char *token, const char *csr, size_t c
 	memcpy(csr_copy, csr, csr_len);
 	csr_copy[csr_len] = '\0';
 	q->id = s->next_id++;
-	if (!cJSON_AddNumberToObject(o, "id", q->id) || !cJSON_AddStringToObject(o, "token", token) ||
+	if (!cJSON_AddNumberToObject(o, "id", q->id) ||
+	    !cJSON_AddStringToObject(o, "token", token) ||
 	    !cJSON_AddStringToObject(o, "csr", csr_copy) ||
 	    !cJSON_AddStringToObject(o, "peer", peer) || !(frame = frame_of(o, &flen)))
 		goto fail;
@@ -634,7 +639,7 @@ void signer_stop(struct signer *s)
 	s->stopping = 1;
 	uv_timer_stop(&s->restart_timer);
 	uv_close((uv_handle_t *)&s->restart_timer, on_handle_closed);
-	child_down(s);      /* EOF: the signer leaves its loop and exits */
+	child_down(s);          /* EOF: the signer leaves its loop and exits */
 	kill_child(s, SIGTERM); /* and if it is inside a request, it stops there */
 	if (s->proc) {
 		/* a stopped or wedged signer hears neither: SIGKILL after SIGNER_STOP_MS */
@@ -646,7 +651,8 @@ void signer_stop(struct signer *s)
 	maybe_free(s);
 }
 
-/* --- child side: the signer process ------------------------------------------------------------ */
+/* --- child side: the signer process ------------------------------------------------------------
+ */
 
 /* Landlock (Linux 5.13+) through the raw syscalls: glibc has no wrappers. TRUNCATE is ABI 3;
  * bookworm's header stops at ABI 2, the value is the kernel's stable uapi. */
@@ -675,9 +681,10 @@ static int landlock_apply(const char *const *dirs, size_t ndirs)
 	if (abi >= 3)
 		fs |= LANDLOCK_ACCESS_FS_TRUNCATE;
 	/* Inside the two directories: files only, no devices, fifos, sockets or programs. */
-	uint64_t inside = fs & ~(uint64_t)(LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_MAKE_CHAR |
-	                                   LANDLOCK_ACCESS_FS_MAKE_BLOCK | LANDLOCK_ACCESS_FS_MAKE_SOCK |
-	                                   LANDLOCK_ACCESS_FS_MAKE_FIFO | LANDLOCK_ACCESS_FS_MAKE_SYM);
+	uint64_t inside =
+	    fs & ~(uint64_t)(LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_MAKE_CHAR |
+	                     LANDLOCK_ACCESS_FS_MAKE_BLOCK | LANDLOCK_ACCESS_FS_MAKE_SOCK |
+	                     LANDLOCK_ACCESS_FS_MAKE_FIFO | LANDLOCK_ACCESS_FS_MAKE_SYM);
 	struct landlock_ruleset_attr attr = {.handled_access_fs = fs};
 	int rs = (int)syscall(__NR_landlock_create_ruleset, &attr, sizeof(attr), 0);
 	if (rs < 0)
@@ -711,7 +718,7 @@ static int landlock_apply(const char *const *dirs, size_t ndirs)
 #define SG_ARCH AUDIT_ARCH_AARCH64
 #endif
 #ifdef SG_ARCH
-#define SG_RET(nr, action)                                                                     \
+#define SG_RET(nr, action)                                                                         \
 	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (nr), 0, 1), BPF_STMT(BPF_RET | BPF_K, (action))
 #define SG_ALLOW(nr) SG_RET(__NR_##nr, SECCOMP_RET_ALLOW)
 #define SG_KILL(nr) SG_RET(__NR_##nr, SECCOMP_RET_KILL_PROCESS)
@@ -727,41 +734,89 @@ static int seccomp_apply(void)
 {
 #ifdef SG_ARCH
 	struct sock_filter f[] = {
-	    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
-	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SG_ARCH, 1, 0),
-	    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
-	    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SG_ARCH, 1, 0),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
 #if defined(__x86_64__)
-	    /* x32 numbers would alias the list below */
-	    BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000, 0, 1),
-	    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
-	    SG_ALLOW(open), SG_ALLOW(stat), SG_ALLOW(lstat), SG_ALLOW(rename), SG_ALLOW(unlink),
-	    SG_ALLOW(access), SG_ALLOW(readlink), SG_ALLOW(time),
+		/* x32 numbers would alias the list below */
+		BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+		SG_ALLOW(open),
+		SG_ALLOW(stat),
+		SG_ALLOW(lstat),
+		SG_ALLOW(rename),
+		SG_ALLOW(unlink),
+		SG_ALLOW(access),
+		SG_ALLOW(readlink),
+		SG_ALLOW(time),
 #endif
-	    /* file I/O: SQLite and the CA's files */
-	    SG_ALLOW(read), SG_ALLOW(write), SG_ALLOW(readv), SG_ALLOW(writev), SG_ALLOW(pread64),
-	    SG_ALLOW(pwrite64), SG_ALLOW(openat), SG_ALLOW(close), SG_ALLOW(fstat),
-	    SG_ALLOW(newfstatat), SG_ALLOW(statx), SG_ALLOW(lseek), SG_ALLOW(fsync),
-	    SG_ALLOW(fdatasync), SG_ALLOW(fcntl), SG_ALLOW(ftruncate), SG_ALLOW(fchmod),
-	    SG_ALLOW(fchown), SG_ALLOW(renameat), SG_ALLOW(renameat2), SG_ALLOW(unlinkat),
-	    SG_ALLOW(faccessat), SG_ALLOW(faccessat2), SG_ALLOW(getcwd), SG_ALLOW(readlinkat),
-	    /* memory */
-	    SG_ALLOW(mmap), SG_ALLOW(munmap), SG_ALLOW(mprotect), SG_ALLOW(mremap), SG_ALLOW(brk),
-	    SG_ALLOW(madvise), SG_ALLOW(futex),
-	    /* time, randomness, identity (the log line, SQLite's busy wait) */
-	    SG_ALLOW(getrandom), SG_ALLOW(clock_gettime), SG_ALLOW(clock_getres),
-	    SG_ALLOW(gettimeofday), SG_ALLOW(nanosleep), SG_ALLOW(clock_nanosleep),
-	    SG_ALLOW(getpid), SG_ALLOW(gettid), SG_ALLOW(getuid), SG_ALLOW(geteuid),
-	    SG_ALLOW(getgid), SG_ALLOW(getegid), SG_ALLOW(getppid), SG_ALLOW(sched_yield),
-	    /* leaving, signals */
-	    SG_ALLOW(exit), SG_ALLOW(exit_group), SG_ALLOW(rt_sigreturn), SG_ALLOW(rt_sigprocmask),
-	    SG_ALLOW(restart_syscall),
-	    /* hostile: nothing the signer does, everything an intruder wants */
-	    SG_KILL(execve), SG_KILL(execveat), SG_KILL(ptrace), SG_KILL(process_vm_readv),
-	    SG_KILL(process_vm_writev), SG_KILL(io_uring_setup), SG_KILL(io_uring_enter),
-	    SG_KILL(io_uring_register),
-	    SG_RET(__NR_clone3, SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA)),
-	    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
+		/* file I/O: SQLite and the CA's files */
+		SG_ALLOW(read),
+		SG_ALLOW(write),
+		SG_ALLOW(readv),
+		SG_ALLOW(writev),
+		SG_ALLOW(pread64),
+		SG_ALLOW(pwrite64),
+		SG_ALLOW(openat),
+		SG_ALLOW(close),
+		SG_ALLOW(fstat),
+		SG_ALLOW(newfstatat),
+		SG_ALLOW(statx),
+		SG_ALLOW(lseek),
+		SG_ALLOW(fsync),
+		SG_ALLOW(fdatasync),
+		SG_ALLOW(fcntl),
+		SG_ALLOW(ftruncate),
+		SG_ALLOW(fchmod),
+		SG_ALLOW(fchown),
+		SG_ALLOW(renameat),
+		SG_ALLOW(renameat2),
+		SG_ALLOW(unlinkat),
+		SG_ALLOW(faccessat),
+		SG_ALLOW(faccessat2),
+		SG_ALLOW(getcwd),
+		SG_ALLOW(readlinkat),
+		/* memory */
+		SG_ALLOW(mmap),
+		SG_ALLOW(munmap),
+		SG_ALLOW(mprotect),
+		SG_ALLOW(mremap),
+		SG_ALLOW(brk),
+		SG_ALLOW(madvise),
+		SG_ALLOW(futex),
+		/* time, randomness, identity (the log line, SQLite's busy wait) */
+		SG_ALLOW(getrandom),
+		SG_ALLOW(clock_gettime),
+		SG_ALLOW(clock_getres),
+		SG_ALLOW(gettimeofday),
+		SG_ALLOW(nanosleep),
+		SG_ALLOW(clock_nanosleep),
+		SG_ALLOW(getpid),
+		SG_ALLOW(gettid),
+		SG_ALLOW(getuid),
+		SG_ALLOW(geteuid),
+		SG_ALLOW(getgid),
+		SG_ALLOW(getegid),
+		SG_ALLOW(getppid),
+		SG_ALLOW(sched_yield),
+		/* leaving, signals */
+		SG_ALLOW(exit),
+		SG_ALLOW(exit_group),
+		SG_ALLOW(rt_sigreturn),
+		SG_ALLOW(rt_sigprocmask),
+		SG_ALLOW(restart_syscall),
+		/* hostile: nothing the signer does, everything an intruder wants */
+		SG_KILL(execve),
+		SG_KILL(execveat),
+		SG_KILL(ptrace),
+		SG_KILL(process_vm_readv),
+		SG_KILL(process_vm_writev),
+		SG_KILL(io_uring_setup),
+		SG_KILL(io_uring_enter),
+		SG_KILL(io_uring_register),
+		SG_RET(__NR_clone3, SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA)),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
 	};
 	struct sock_fprog prog = {.len = (unsigned short)(sizeof(f) / sizeof(f[0])), .filter = f};
 	if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)

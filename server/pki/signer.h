@@ -65,8 +65,8 @@ int signer_sandbox_apply(const char *const *dirs, size_t ndirs, int *landlock_ab
  * and within [min, max] (both exact as doubles) into *out; absent: dflt. 0 or -EPROTO
  * (converting any other double to an integer type is undefined behaviour). */
 struct cJSON;
-int signer_json_int(const struct cJSON *o, const char *k, int64_t min, int64_t max,
-                    int64_t dflt, int64_t *out);
+int signer_json_int(const struct cJSON *o, const char *k, int64_t min, int64_t max, int64_t dflt,
+                    int64_t *out);
 
 /* The "signer" subcommand, run by signer_start in the child: serves fd SIGNER_FD until EOF.
  * Returns the exit status. */

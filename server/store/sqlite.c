@@ -99,7 +99,17 @@ static const char *const migrations[] = {
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 _Static_assert(NMIGRATIONS == STORE_SCHEMA_VERSION, "a migration per schema version");
 
-enum wstmt { W_AGENT, W_EPOCH, W_RESULT, W_OLD_STATUS, W_LATEST, W_HIGH, W_EPOCH_HIGH, W_GAP, W_COUNT };
+enum wstmt {
+	W_AGENT,
+	W_EPOCH,
+	W_RESULT,
+	W_OLD_STATUS,
+	W_LATEST,
+	W_HIGH,
+	W_EPOCH_HIGH,
+	W_GAP,
+	W_COUNT
+};
 static const char *const wsql[W_COUNT] = {
     [W_AGENT] = "INSERT INTO agents(site, agent, org, city, last_report_ms)"
                 " VALUES(?1, ?2, ?3, ?4, ?5)"
@@ -290,8 +300,8 @@ static int record_gap(struct sqlite_be *s, struct store_batch *b, int64_t agent_
 	log_warn("event=ingest_seq_gap site=%s agent=%s epoch=%s first_seq=%lld last_seq=%lld "
 	         "count=%lld hint=\"the agent no longer held these; look for its buffer_overflow "
 	         "result\"",
-	         b->site, b->agent, b->epoch[0] ? b->epoch : "-", (long long)first,
-	         (long long)last, (long long)(last - first + 1));
+	         b->site, b->agent, b->epoch[0] ? b->epoch : "-", (long long)first, (long long)last,
+	         (long long)(last - first + 1));
 	sqlite3_stmt *st = s->w[W_GAP];
 	sqlite3_bind_int64(st, 1, agent_id);
 	sqlite3_bind_int64(st, 2, first);

@@ -4,9 +4,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
 #include <stdio.h>
 #include <string.h>
+#include <cmocka.h>
 
 #include "agent_conf.h"
 #include "assess.h"
@@ -73,7 +73,7 @@ static void room_needs_min_cameras_ok(void **state)
 	struct assess *a;
 	assert_int_equal(assess_create(&cfg, &a), 0);
 	struct vw_result rs[3] = {stream("front", VW_STATUS_OK), stream("back", VW_STATUS_DEGRADED),
-				  stream("bench", VW_STATUS_OK)};
+	                          stream("bench", VW_STATUS_OK)};
 	assess_observe(a, rs, 3);
 	struct vw_result out[4];
 	size_t n = assess_emit(a, 0, out, 4);
@@ -101,9 +101,10 @@ static void all_four_criteria_hold_only_when_measured(void **state)
 	struct assess *a;
 	assert_int_equal(assess_create(&cfg, &a), 0);
 	struct vw_result rs[] = {
-		stream("front", VW_STATUS_OK), stream("back", VW_STATUS_OK),
-		stream("bench", VW_STATUS_OK),
-		of_kind(VW_KIND_NETWORK, "collector", VW_STATUS_OK),
+	    stream("front", VW_STATUS_OK),
+	    stream("back", VW_STATUS_OK),
+	    stream("bench", VW_STATUS_OK),
+	    of_kind(VW_KIND_NETWORK, "collector", VW_STATUS_OK),
 	};
 	assess_observe(a, rs, 4);
 	assess_set_connected(a, 1);
@@ -117,8 +118,8 @@ static void all_four_criteria_hold_only_when_measured(void **state)
 	assert_int_equal(as->status, VW_STATUS_DEGRADED);
 
 	struct vw_result recs[] = {of_kind(VW_KIND_RECORDING, "front", VW_STATUS_OK),
-				   of_kind(VW_KIND_RECORDING, "back", VW_STATUS_OK),
-				   of_kind(VW_KIND_RECORDING, "bench", VW_STATUS_OK)};
+	                           of_kind(VW_KIND_RECORDING, "back", VW_STATUS_OK),
+	                           of_kind(VW_KIND_RECORDING, "bench", VW_STATUS_OK)};
 	assess_observe(a, recs, 3);
 	n = assess_emit(a, 0, out, 4);
 	as = &out[n - 1];
@@ -153,7 +154,7 @@ static void during_a_session_only_its_rooms_count(void **state)
 	assert_int_equal(assess_create(&cfg, &a), 0);
 	/* lab uncovered, hall covered: in the session only hall counts. */
 	struct vw_result rs[3] = {stream("front", VW_STATUS_OK), stream("back", VW_STATUS_OK),
-				  stream("bench", VW_STATUS_DOWN)};
+	                          stream("bench", VW_STATUS_DOWN)};
 	assess_observe(a, rs, 3);
 	struct vw_result out[4];
 	size_t n = assess_emit(a, during, out, 4);
@@ -168,10 +169,10 @@ static void during_a_session_only_its_rooms_count(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(no_verdict_before_every_camera_of_a_room_reported),
-		cmocka_unit_test(room_needs_min_cameras_ok),
-		cmocka_unit_test(all_four_criteria_hold_only_when_measured),
-		cmocka_unit_test(during_a_session_only_its_rooms_count),
+	    cmocka_unit_test(no_verdict_before_every_camera_of_a_room_reported),
+	    cmocka_unit_test(room_needs_min_cameras_ok),
+	    cmocka_unit_test(all_four_criteria_hold_only_when_measured),
+	    cmocka_unit_test(during_a_session_only_its_rooms_count),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -23,8 +23,8 @@
 
 #include "auth.h"
 #include "ca.h"
-#include "vtime.h"
 #include "testdir.h"
+#include "vtime.h"
 
 static char dir[64], db[128], pki[128];
 
@@ -76,9 +76,10 @@ static void test_people_tokens(void **state)
 	char tok[AUTH_TOKEN_LEN], id[AUTH_ID_LEN], err[256];
 	struct auth_principal who;
 	assert_int_equal(
-	    auth_token_create(a, AUTH_CITY, "", NULL, "x", 0, "test", tok, id, err, sizeof(err)), -EINVAL);
-	assert_int_equal(auth_token_create(a, AUTH_CITY, "jinan", NULL, "Jinan bureau", 0, "test", tok, id,
-	                                   err, sizeof(err)),
+	    auth_token_create(a, AUTH_CITY, "", NULL, "x", 0, "test", tok, id, err, sizeof(err)),
+	    -EINVAL);
+	assert_int_equal(auth_token_create(a, AUTH_CITY, "jinan", NULL, "Jinan bureau", 0, "test",
+	                                   tok, id, err, sizeof(err)),
 	                 0);
 	assert_int_equal(strncmp(tok, "vwt_", 4), 0);
 	assert_int_equal(strlen(tok), 47);
@@ -90,14 +91,14 @@ static void test_people_tokens(void **state)
 
 	/* An org token is bound to its org; the org belongs to no other role. */
 	char otok[AUTH_TOKEN_LEN], oid[AUTH_ID_LEN];
-	assert_int_equal(auth_token_create(a, AUTH_ORG, "", NULL, "x", 0, "test", otok, oid, err,
-	                                   sizeof(err)),
-	                 -EINVAL);
-	assert_int_equal(auth_token_create(a, AUTH_ORG, "", "bad org", "x", 0, "test", otok, oid, err,
-	                                   sizeof(err)),
-	                 -EINVAL);
-	assert_int_equal(auth_token_create(a, AUTH_CITY, "jinan", "org-a", "x", 0, "test", otok, oid,
+	assert_int_equal(
+	    auth_token_create(a, AUTH_ORG, "", NULL, "x", 0, "test", otok, oid, err, sizeof(err)),
+	    -EINVAL);
+	assert_int_equal(auth_token_create(a, AUTH_ORG, "", "bad org", "x", 0, "test", otok, oid,
 	                                   err, sizeof(err)),
+	                 -EINVAL);
+	assert_int_equal(auth_token_create(a, AUTH_CITY, "jinan", "org-a", "x", 0, "test", otok,
+	                                   oid, err, sizeof(err)),
 	                 -EINVAL);
 	assert_int_equal(auth_token_create(a, AUTH_ORG, "", "org-a", "Org A staff", 0, "test", otok,
 	                                   oid, err, sizeof(err)),
@@ -162,8 +163,8 @@ static void test_enroll_token_once_and_before_expiry(void **state)
 	char tok[AUTH_TOKEN_LEN], id[AUTH_ID_LEN], err[256];
 	int64_t expires;
 	struct auth_enrollment e;
-	assert_int_equal(auth_enroll_create(a, "site-1", NULL, "org-1", "jinan", 3600000, "test", tok, id,
-	                                    &expires, err, sizeof(err)),
+	assert_int_equal(auth_enroll_create(a, "site-1", NULL, "org-1", "jinan", 3600000, "test",
+	                                    tok, id, &expires, err, sizeof(err)),
 	                 0);
 	assert_int_equal(strncmp(tok, "vwe_", 4), 0);
 	/* A people's token is not an enrollment token, nor the other way round. */
@@ -193,8 +194,8 @@ static void test_enroll_token_once_and_before_expiry(void **state)
 	assert_int_equal(issue_calls, calls); /* a spent token is never signed for */
 	assert_int_equal(auth_enroll_check(a, tok, &e), -EALREADY);
 
-	assert_int_equal(auth_enroll_create(a, "site-2", "gate-9", "org-1", "jinan", 1, "test", tok, id,
-	                                    &expires, err, sizeof(err)),
+	assert_int_equal(auth_enroll_create(a, "site-2", "gate-9", "org-1", "jinan", 1, "test", tok,
+	                                    id, &expires, err, sizeof(err)),
 	                 0);
 	while (vw_now_ms() <= expires) /* a 1 ms lifetime: poll the clock past it */
 		;
@@ -312,11 +313,11 @@ static void test_ca_signs_csr_with_the_given_subject_and_writes_crl(void **state
 	char *bad = strdup(csr);
 	char *mid = strstr(bad, "\n") + 20;
 	*mid = *mid == 'A' ? 'B' : 'A';
-	assert_int_equal(ca_sign_csr(pki, bad, strlen(bad), "site-1", NULL, "org-1", "jinan", &cert, &ca,
-	                             serial, sizeof(serial), &not_after, err, sizeof(err)),
+	assert_int_equal(ca_sign_csr(pki, bad, strlen(bad), "site-1", NULL, "org-1", "jinan", &cert,
+	                             &ca, serial, sizeof(serial), &not_after, err, sizeof(err)),
 	                 -EINVAL);
-	assert_int_equal(ca_sign_csr(pki, "junk", 4, "site-1", NULL, "org-1", "jinan", &cert, &ca, serial,
-	                             sizeof(serial), &not_after, err, sizeof(err)),
+	assert_int_equal(ca_sign_csr(pki, "junk", 4, "site-1", NULL, "org-1", "jinan", &cert, &ca,
+	                             serial, sizeof(serial), &not_after, err, sizeof(err)),
 	                 -EINVAL);
 	free(bad);
 	free(csr);

@@ -2,18 +2,18 @@
  * are 0600, an existing CA is never replaced without force, and an issued agent
  * certificate verifies for client auth and names site, org and city; a CSR's RSA key past
  * 8192 bits is refused. */
+#include <errno.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
-#include <errno.h>
-#include <openssl/pem.h>
-#include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <cmocka.h>
 
 #include "ca.h"
 #include "testdir.h"
@@ -94,7 +94,8 @@ static void init_creates_ca_and_server_cert(void **state)
 	assert_int_equal(X509_check_host(srv, "other.example", 0, 0, NULL), 0);
 	/* ~10 years */
 	int days, secs;
-	assert_int_equal(ASN1_TIME_diff(&days, &secs, X509_get0_notBefore(ca), X509_get0_notAfter(ca)), 1);
+	assert_int_equal(
+	    ASN1_TIME_diff(&days, &secs, X509_get0_notBefore(ca), X509_get0_notAfter(ca)), 1);
 	assert_true(days >= 3650 && days <= 3651);
 	X509_free(ca);
 	X509_free(srv);
@@ -155,7 +156,8 @@ static void issued_agent_cert_names_the_site(void **state)
 	struct ca_issue_opts bad = {"site 7", NULL, "org", NULL, out, 1};
 	assert_int_equal(ca_issue(pki, &bad, serial, sizeof(serial), err, sizeof(err)), -EINVAL);
 	struct ca_issue_opts bad_city = {"s", NULL, "org", "Ji nan", out, 1};
-	assert_int_equal(ca_issue(pki, &bad_city, serial, sizeof(serial), err, sizeof(err)), -EINVAL);
+	assert_int_equal(ca_issue(pki, &bad_city, serial, sizeof(serial), err, sizeof(err)),
+	                 -EINVAL);
 }
 
 static void issue_without_a_ca_says_so(void **state)
@@ -173,9 +175,10 @@ static void names_for_certificates_must_be_utf8(void **state)
 	(void)state;
 	assert_true(ca_name_valid("org-1"));
 	assert_true(ca_name_valid("济南"));
-	assert_false(ca_name_valid("\xe6\xb5"));         /* truncated 济 */
-	assert_false(ca_name_valid("ji\xc0\xaf"));       /* overlong '/' */
-	assert_false(ca_name_valid("\xed\xa0\x80" "city")); /* surrogate */
+	assert_false(ca_name_valid("\xe6\xb5"));   /* truncated 济 */
+	assert_false(ca_name_valid("ji\xc0\xaf")); /* overlong '/' */
+	assert_false(ca_name_valid("\xed\xa0\x80"
+	                           "city")); /* surrogate */
 	assert_false(ca_name_valid("a b"));
 	assert_false(ca_name_valid(""));
 }
@@ -249,11 +252,11 @@ static void an_rsa_key_past_8192_bits_is_refused(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(init_creates_ca_and_server_cert, setup, teardown),
-		cmocka_unit_test_setup_teardown(issued_agent_cert_names_the_site, setup, teardown),
-		cmocka_unit_test_setup_teardown(issue_without_a_ca_says_so, setup, teardown),
-		cmocka_unit_test(names_for_certificates_must_be_utf8),
-		cmocka_unit_test_setup_teardown(an_rsa_key_past_8192_bits_is_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(init_creates_ca_and_server_cert, setup, teardown),
+	    cmocka_unit_test_setup_teardown(issued_agent_cert_names_the_site, setup, teardown),
+	    cmocka_unit_test_setup_teardown(issue_without_a_ca_says_so, setup, teardown),
+	    cmocka_unit_test(names_for_certificates_must_be_utf8),
+	    cmocka_unit_test_setup_teardown(an_rsa_key_past_8192_bits_is_refused, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

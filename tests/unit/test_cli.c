@@ -4,9 +4,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
 #include <stdio.h>
 #include <string.h>
+#include <cmocka.h>
 
 #include "cli.h"
 
@@ -45,8 +45,8 @@ static void two_word_command_with_options_both_forms(void **state)
 	assert_string_equal(vw_cli_str(&g, "config"), "f.ini");
 	assert_string_equal(vw_cli_str(&cv, "role"), "city");
 	assert_true(vw_cli_flag(&cv, "force"));
-	char *argv2[] = {"prog", "token", "create", "--role", "province", "--config", "g.ini",
-	                 NULL};
+	char *argv2[] = {"prog",     "token",    "create", "--role",
+	                 "province", "--config", "g.ini",  NULL};
 	assert_int_equal(parse(argv2, &g, &cmd, &cv), VW_CLI_OK);
 	assert_string_equal(vw_cli_str(&cv, "role"), "province");
 	assert_string_equal(vw_cli_str(&g, "config"), "g.ini"); /* a global after the command */
@@ -101,7 +101,8 @@ static void an_oversized_option_table_is_refused(void **state)
 {
 	(void)state;
 	static const struct vw_cli_opt many[VW_CLI_OPTS_MAX + 1] = {{"o0", 0, NULL, ""}};
-	static const struct vw_cli_cmd big[] = {{"big", "", "", many, VW_CLI_OPTS_MAX + 1, 0, 0, NULL}};
+	static const struct vw_cli_cmd big[] = {
+	    {"big", "", "", many, VW_CLI_OPTS_MAX + 1, 0, 0, NULL}};
 	static const struct vw_cli bc = {"prog", "", gopts, VW_CLI_NOPTS(gopts), big, 1};
 	char *argv[] = {"prog", "big", NULL};
 	struct vw_cli_vals g, cv;

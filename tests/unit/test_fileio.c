@@ -1,18 +1,18 @@
 /* fileio: a replaced file has the content and the mode asked for whatever the umask, a failed
  * replacement leaves the old file and no temporary behind, a symlink at the target is
  * replaced rather than followed, and several files replace together or not at all. */
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
-#include <dirent.h>
-#include <errno.h>
-#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <cmocka.h>
 
 #include "fileio.h"
 #include "testdir.h"
@@ -39,7 +39,10 @@ static int teardown(void **state)
 	return testdir_remove(f->dir);
 }
 
-static int put_text(FILE *fp, const void *arg) { return fputs(arg, fp) >= 0; }
+static int put_text(FILE *fp, const void *arg)
+{
+	return fputs(arg, fp) >= 0;
+}
 
 /* Writes half of what it is given, then fails: a write that breaks in the middle. */
 static int put_half_then_fail(FILE *fp, const void *arg)
@@ -97,8 +100,7 @@ static void check_mode_under_umask(struct fx *f, mode_t mask)
 	assert_int_equal(st.st_mode & 07777, 0640);
 	/* Replacing an existing file: the new content, and the mode asked for again. */
 	assert_int_equal(chmod(f->path, 0666), 0);
-	assert_int_equal(vw_file_replace(f->path, 0640, put_text, "second\n", err, sizeof(err)),
-	                 0);
+	assert_int_equal(vw_file_replace(f->path, 0640, put_text, "second\n", err, sizeof(err)), 0);
 	slurp(f->path, buf, sizeof(buf));
 	assert_string_equal(buf, "second\n");
 	assert_int_equal(stat(f->path, &st), 0);
@@ -108,16 +110,22 @@ static void check_mode_under_umask(struct fx *f, mode_t mask)
 	assert_string_equal(names, "target");
 }
 
-static void mode_is_exact_under_umask_0(void **state) { check_mode_under_umask(*state, 0); }
-static void mode_is_exact_under_umask_077(void **state) { check_mode_under_umask(*state, 077); }
+static void mode_is_exact_under_umask_0(void **state)
+{
+	check_mode_under_umask(*state, 0);
+}
+static void mode_is_exact_under_umask_077(void **state)
+{
+	check_mode_under_umask(*state, 077);
+}
 
 static void failed_write_leaves_old_file_and_no_tmp(void **state)
 {
 	struct fx *f = *state;
 	char err[256] = "", buf[64], names[512];
 	put_file(f->path, "old\n");
-	int rc = vw_file_replace(f->path, 0600, put_half_then_fail, "new content\n", err,
-	                         sizeof(err));
+	int rc =
+	    vw_file_replace(f->path, 0600, put_half_then_fail, "new content\n", err, sizeof(err));
 	assert_true(rc < 0);
 	assert_non_null(strstr(err, f->path)); /* the error names the file */
 	slurp(f->path, buf, sizeof(buf));
@@ -257,8 +265,8 @@ int main(void)
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(planted_tmp_symlink_is_not_followed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(parts_replace_together_or_not_at_all, setup, teardown),
-	    cmocka_unit_test_setup_teardown(precreate_refuses_symlinks_and_narrows_a_wider_mode, setup,
-	                                    teardown),
+	    cmocka_unit_test_setup_teardown(precreate_refuses_symlinks_and_narrows_a_wider_mode,
+	                                    setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

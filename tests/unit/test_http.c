@@ -1,14 +1,14 @@
 /* HTTP framing: raw bytes in, the server's decision out (no sockets). Ambiguous framing is
  * refused with 400 before libhttp-parser sees it; limits give 413/431; a request split at
  * any byte parses the same; pipelined requests stop at their boundaries. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
-#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <cmocka.h>
 
 #include "http.h"
 
@@ -81,7 +81,7 @@ static void post_body_split_at_every_byte_parses_the_same(void **state)
 {
 	(void)state;
 	const char *raw = "POST /api/v1/ingest HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n"
-			  "Connection: close\r\n\r\n{\"site\":1}\n";
+	                  "Connection: close\r\n\r\n{\"site\":1}\n";
 	size_t len = strlen(raw);
 	for (size_t split = 1; split < len; split++) {
 		struct http_reader *r = http_reader_create(MAX_HEAD, MAX_BODY);
@@ -114,8 +114,8 @@ static void pipelined_requests_stop_at_each_boundary(void **state)
 {
 	(void)state;
 	const char *raw = "POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc"
-			  "GET /b HTTP/1.1\r\nHost: a\r\n\r\n"
-			  "\r\nGET /c HTTP/1.0\r\n\r\n";
+	                  "GET /b HTTP/1.1\r\nHost: a\r\n\r\n"
+	                  "\r\nGET /c HTTP/1.0\r\n\r\n";
 	size_t len = strlen(raw), off = 0;
 	const char *paths[] = {"/a", "/b", "/c"};
 	struct http_reader *r = http_reader_create(MAX_HEAD, MAX_BODY);
@@ -139,7 +139,7 @@ static void chunked_body_is_decoded(void **state)
 	(void)state;
 	struct http_reader *r = http_reader_create(MAX_HEAD, MAX_BODY);
 	const char *raw = "POST /a HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
-			  "3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
+	                  "3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
 	struct outcome o = feed_all(r, raw, strlen(raw));
 	assert_int_equal(o.ev, HTTP_GOT_REQUEST);
 	assert_int_equal(http_reader_request(r)->chunked, 1);
@@ -153,7 +153,7 @@ static void headers_event_comes_before_the_body(void **state)
 	(void)state;
 	struct http_reader *r = http_reader_create(MAX_HEAD, MAX_BODY);
 	const char *raw = "POST /a HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n"
-			  "Content-Length: 2\r\n\r\n{}";
+	                  "Content-Length: 2\r\n\r\n{}";
 	enum http_event ev;
 	size_t n = http_reader_feed(r, raw, strlen(raw), &ev);
 	assert_int_equal(ev, HTTP_GOT_HEADERS);
@@ -169,16 +169,17 @@ static void ambiguous_framing_is_400(void **state)
 {
 	(void)state;
 	assert_refused("POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
-		       400, "Content-Length with Transfer-Encoding");
+	               400, "Content-Length with Transfer-Encoding");
 	assert_refused("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
-		       400, "Content-Length with Transfer-Encoding");
+	               400, "Content-Length with Transfer-Encoding");
 	assert_refused("POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc", 400,
-		       "duplicate Content-Length");
+	               "duplicate Content-Length");
 	/* the duplicate is caught at its name, before the library sees its value */
 	assert_refused("POST / HTTP/1.1\r\nContent-Length: 3\r\ncontent-LENGTH:", 400,
-		       "duplicate Content-Length");
-	assert_refused("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
-		       400, "duplicate Transfer-Encoding");
+	               "duplicate Content-Length");
+	assert_refused(
+	    "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+	    400, "duplicate Transfer-Encoding");
 	assert_refused("GET / HTTP/1.1\r\nX-A: 1\r\n folded\r\n\r\n", 400, "obs-fold");
 	assert_refused("GET / HTTP/1.1\r\nX-A: 1\r\n\tfolded\r\n\r\n", 400, "obs-fold");
 	assert_refused("GET / HTTP/1.1\nHost: a\n\n", 400, "bare LF");
@@ -213,10 +214,11 @@ static void limits_give_413_and_431(void **state)
 
 	snprintf(raw, sizeof(raw), "POST / HTTP/1.1\r\nContent-Length: %d\r\n\r\n", MAX_BODY + 1);
 	assert_refused(raw, 413, "body too large");
-	snprintf(raw, sizeof(raw), "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n", MAX_BODY);
+	snprintf(raw, sizeof(raw), "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n",
+	         MAX_BODY);
 	assert_int_equal(decide(raw).ev, HTTP_GOT_HEADERS); /* allowed; body still to come */
 	assert_refused("POST / HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n", 400,
-		       "Content-Length");
+	               "Content-Length");
 
 	/* chunked: caught as the body grows past the limit */
 	struct http_reader *r = http_reader_create(MAX_HEAD, MAX_BODY);
@@ -290,7 +292,7 @@ static void chunked_extensions_and_trailers_are_allowed(void **state)
 			fail_msg("case %zu: event %d", i, ev);
 		assert_int_equal(used, len);
 		assert_true(http_reader_request(r)->body_len == 3 ||
-			    http_reader_request(r)->body_len == 10);
+		            http_reader_request(r)->body_len == 10);
 		http_reader_destroy(r);
 	}
 }
@@ -314,14 +316,16 @@ static void codings_we_cannot_read_are_refused(void **state)
 {
 	(void)state;
 	assert_refused("POST / HTTP/1.1\r\nContent-Encoding: br\r\nContent-Length: 1\r\n\r\nx", 415,
-		       "Content-Encoding");
-	assert_refused("POST / HTTP/1.1\r\nContent-Encoding: gzip, gzip\r\nContent-Length: 1\r\n\r\nx",
-		       415, "Content-Encoding");
+	               "Content-Encoding");
+	assert_refused(
+	    "POST / HTTP/1.1\r\nContent-Encoding: gzip, gzip\r\nContent-Length: 1\r\n\r\nx", 415,
+	    "Content-Encoding");
 	assert_refused("POST / HTTP/1.1\r\nContent-Encoding: gzip\r\nContent-Encoding: gzip\r\n"
-		       "Content-Length: 1\r\n\r\nx",
-		       415, "Content-Encoding");
+	               "Content-Length: 1\r\n\r\nx",
+	               415, "Content-Encoding");
 	assert_refused("POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501, NULL);
-	assert_refused("POST / HTTP/1.1\r\nExpect: something\r\nContent-Length: 1\r\n\r\nx", 417, NULL);
+	assert_refused("POST / HTTP/1.1\r\nExpect: something\r\nContent-Length: 1\r\n\r\nx", 417,
+	               NULL);
 }
 
 static void gzip_is_flagged_for_the_handler(void **state)
@@ -331,8 +335,9 @@ static void gzip_is_flagged_for_the_handler(void **state)
 	for (size_t i = 0; i < 3; i++) {
 		char raw[128];
 		snprintf(raw, sizeof(raw),
-			 "POST / HTTP/1.1\r\nHost: a\r\nContent-Encoding: %s\r\nContent-Length: 1\r\n\r\nx",
-			 forms[i]);
+		         "POST / HTTP/1.1\r\nHost: a\r\nContent-Encoding: %s\r\nContent-Length: "
+		         "1\r\n\r\nx",
+		         forms[i]);
 		struct http_reader *r = http_reader_create(MAX_HEAD, MAX_BODY);
 		assert_int_equal(feed_all(r, raw, strlen(raw)).ev, HTTP_GOT_REQUEST);
 		assert_int_equal(http_reader_request(r)->gzip, 1);
@@ -340,7 +345,7 @@ static void gzip_is_flagged_for_the_handler(void **state)
 	}
 	struct http_reader *r = http_reader_create(MAX_HEAD, MAX_BODY);
 	const char *id = "POST / HTTP/1.1\r\nHost: a\r\nContent-Encoding: identity\r\n"
-			 "Content-Length: 1\r\n\r\nx";
+	                 "Content-Length: 1\r\n\r\nx";
 	assert_int_equal(feed_all(r, id, strlen(id)).ev, HTTP_GOT_REQUEST);
 	assert_int_equal(http_reader_request(r)->gzip, 0);
 	http_reader_destroy(r);
@@ -390,8 +395,7 @@ static void request_target_must_be_visible_ascii(void **state)
 	(void)state;
 	assert_refused("GET /a\tb HTTP/1.1\r\nHost: a\r\n\r\n", 400, "request target");
 	assert_refused("GET /a\x80 HTTP/1.1\r\nHost: a\r\n\r\n", 400, "request target");
-	assert_refused("GET /\xc3\xa9t\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n", 400,
-	               "request target");
+	assert_refused("GET /\xc3\xa9t\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n", 400, "request target");
 	assert_refused("GET /a?q=\xff HTTP/1.1\r\nHost: a\r\n\r\n", 400, "request target");
 	assert_refused("GET /a?q=1\t HTTP/1.1\r\nHost: a\r\n\r\n", 400, "request target");
 	/* percent-encoded, the same bytes are visible ASCII and pass */
@@ -426,7 +430,8 @@ static void only_the_host_prefixed_session_cookie_is_kept(void **state)
 		struct outcome o = feed_all(r, raw, strlen(raw));
 		assert_int_equal(o.ev, HTTP_GOT_REQUEST);
 		const struct http_request *q = http_reader_request(r);
-		if (strcmp(q->session_cookie, cases[i].want) != 0 || q->session_cookies != cases[i].n)
+		if (strcmp(q->session_cookie, cases[i].want) != 0 ||
+		    q->session_cookies != cases[i].n)
 			fail_msg("Cookie: %s gave '%s' x%u", cases[i].cookie, q->session_cookie,
 			         q->session_cookies);
 		http_reader_destroy(r);
@@ -439,7 +444,8 @@ static void response_head_has_the_contract_headers(void **state)
 	struct vw_buf b;
 	vw_buf_init(&b, 0);
 	/* 2026-11-26T19:11:18Z is a Thursday */
-	assert_int_equal(http_format_head(&b, 413, "Retry-After: 1\r\n", 17, 0, 1795720278000LL), 0);
+	assert_int_equal(http_format_head(&b, 413, "Retry-After: 1\r\n", 17, 0, 1795720278000LL),
+	                 0);
 	const char *s = vw_buf_cstr(&b);
 	assert_non_null(strstr(s, "HTTP/1.1 413 Content Too Large\r\n"));
 	assert_non_null(strstr(s, "\r\nDate: Thu, 26 Nov 2026 19:11:18 GMT\r\n"));
@@ -506,14 +512,16 @@ static void accept_encoding_and_if_none_match_are_passed_on(void **state)
 		const char *ae;
 		int gzip;
 	} cases[] = {
-	    {"gzip", 1},           {"deflate, gzip;q=0.5", 1}, {"br, GZIP", 1}, {"*", 1},
-	    {"gzip;q=0", 0},       {"gzip; q=0.000", 0},       {"deflate, br", 0},
-	    {"gzipx", 0},          {"x-gzip", 1},              {"identity", 0},
+	    {"gzip", 1},        {"deflate, gzip;q=0.5", 1},
+	    {"br, GZIP", 1},    {"*", 1},
+	    {"gzip;q=0", 0},    {"gzip; q=0.000", 0},
+	    {"deflate, br", 0}, {"gzipx", 0},
+	    {"x-gzip", 1},      {"identity", 0},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char raw[256];
-		snprintf(raw, sizeof(raw), "GET / HTTP/1.1\r\nHost: x\r\nAccept-Encoding: %s\r\n\r\n",
-		         cases[i].ae);
+		snprintf(raw, sizeof(raw),
+		         "GET / HTTP/1.1\r\nHost: x\r\nAccept-Encoding: %s\r\n\r\n", cases[i].ae);
 		assert_int_equal(parse_one(r, raw)->accept_gzip, cases[i].gzip);
 	}
 	const struct http_request *q = parse_one(r, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -527,25 +535,25 @@ static void accept_encoding_and_if_none_match_are_passed_on(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(simple_get_parses),
-		cmocka_unit_test(responses_carry_any_content_type_and_streams_have_no_length),
-		cmocka_unit_test(accept_encoding_and_if_none_match_are_passed_on),
-		cmocka_unit_test(post_body_split_at_every_byte_parses_the_same),
-		cmocka_unit_test(pipelined_requests_stop_at_each_boundary),
-		cmocka_unit_test(chunked_body_is_decoded),
-		cmocka_unit_test(headers_event_comes_before_the_body),
-		cmocka_unit_test(ambiguous_framing_is_400),
-		cmocka_unit_test(limits_give_413_and_431),
-		cmocka_unit_test(chunked_framing_is_strict),
-		cmocka_unit_test(chunked_extensions_and_trailers_are_allowed),
-		cmocka_unit_test(chunked_message_stops_at_its_end),
-		cmocka_unit_test(codings_we_cannot_read_are_refused),
-		cmocka_unit_test(gzip_is_flagged_for_the_handler),
-		cmocka_unit_test(leading_blank_lines_are_ignored_and_not_a_start),
-		cmocka_unit_test(host_is_required_once_in_http11),
-		cmocka_unit_test(request_target_must_be_visible_ascii),
-		cmocka_unit_test(only_the_host_prefixed_session_cookie_is_kept),
-		cmocka_unit_test(response_head_has_the_contract_headers),
+	    cmocka_unit_test(simple_get_parses),
+	    cmocka_unit_test(responses_carry_any_content_type_and_streams_have_no_length),
+	    cmocka_unit_test(accept_encoding_and_if_none_match_are_passed_on),
+	    cmocka_unit_test(post_body_split_at_every_byte_parses_the_same),
+	    cmocka_unit_test(pipelined_requests_stop_at_each_boundary),
+	    cmocka_unit_test(chunked_body_is_decoded),
+	    cmocka_unit_test(headers_event_comes_before_the_body),
+	    cmocka_unit_test(ambiguous_framing_is_400),
+	    cmocka_unit_test(limits_give_413_and_431),
+	    cmocka_unit_test(chunked_framing_is_strict),
+	    cmocka_unit_test(chunked_extensions_and_trailers_are_allowed),
+	    cmocka_unit_test(chunked_message_stops_at_its_end),
+	    cmocka_unit_test(codings_we_cannot_read_are_refused),
+	    cmocka_unit_test(gzip_is_flagged_for_the_handler),
+	    cmocka_unit_test(leading_blank_lines_are_ignored_and_not_a_start),
+	    cmocka_unit_test(host_is_required_once_in_http11),
+	    cmocka_unit_test(request_target_must_be_visible_ascii),
+	    cmocka_unit_test(only_the_host_prefixed_session_cookie_is_kept),
+	    cmocka_unit_test(response_head_has_the_contract_headers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,16 +1,16 @@
 /* The outbox: seq order, ack releases rows, rows and seqs survive a reopen, the bound is
  * counted, never silent. Real SQLite files in a temporary directory. */
+#include <cjson/cJSON.h>
 #include <setjmp.h>
+#include <sqlite3.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
-#include <cjson/cJSON.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <cmocka.h>
 
 #include "outbox.h"
 #include "testdir.h"
@@ -146,8 +146,9 @@ static void overflow_drops_oldest_and_says_so(void **state)
 	{
 		if (strcmp(cJSON_GetObjectItem(it, "kind")->valuestring, "buffer") != 0)
 			continue;
-		assert_string_equal(cJSON_GetArrayItem(cJSON_GetObjectItem(it, "faults"), 0)->valuestring,
-				    "buffer_overflow");
+		assert_string_equal(
+		    cJSON_GetArrayItem(cJSON_GetObjectItem(it, "faults"), 0)->valuestring,
+		    "buffer_overflow");
 		const cJSON *m = cJSON_GetObjectItem(it, "metrics");
 		reported += (int64_t)cJSON_GetObjectItem(m, "dropped_count")->valuedouble;
 		newest_total = (int64_t)cJSON_GetObjectItem(m, "dropped_total")->valuedouble;
@@ -305,15 +306,16 @@ static void every_dropped_seq_stays_reported(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(batches_come_in_seq_order_and_ack_releases, setup, teardown),
-		cmocka_unit_test_setup_teardown(rows_and_seq_survive_reopen, setup, teardown),
-		cmocka_unit_test_setup_teardown(overflow_drops_oldest_and_says_so, setup, teardown),
-		cmocka_unit_test_setup_teardown(rows_in_flight_are_not_dropped, setup, teardown),
-		cmocka_unit_test_setup_teardown(rows_carry_wall_and_monotonic_time, setup, teardown),
-		cmocka_unit_test_setup_teardown(seq_continues_after_drops_acks_and_reopen, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(every_dropped_seq_stays_reported, setup, teardown),
-		cmocka_unit_test_setup_teardown(epoch_is_drawn_once_per_outbox, setup, teardown),
+	    cmocka_unit_test_setup_teardown(batches_come_in_seq_order_and_ack_releases, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(rows_and_seq_survive_reopen, setup, teardown),
+	    cmocka_unit_test_setup_teardown(overflow_drops_oldest_and_says_so, setup, teardown),
+	    cmocka_unit_test_setup_teardown(rows_in_flight_are_not_dropped, setup, teardown),
+	    cmocka_unit_test_setup_teardown(rows_carry_wall_and_monotonic_time, setup, teardown),
+	    cmocka_unit_test_setup_teardown(seq_continues_after_drops_acks_and_reopen, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(every_dropped_seq_stays_reported, setup, teardown),
+	    cmocka_unit_test_setup_teardown(epoch_is_drawn_once_per_outbox, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,8 +4,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
 #include <string.h>
+#include <cmocka.h>
 
 #include "probe_stream.h"
 
@@ -21,14 +21,15 @@ static void url_userinfo_is_masked(void **state)
 {
 	(void)state;
 	masks_to("Opening 'rtsp://viewer:s3cr3t@127.0.0.1:8554/cam1' for reading",
-		 "Opening 'rtsp://***@127.0.0.1:8554/cam1' for reading");
-	masks_to("rtsp://viewer:s3cr3t@cam/a rtsp://u:p@cam/b", "rtsp://***@cam/a rtsp://***@cam/b");
+	         "Opening 'rtsp://***@127.0.0.1:8554/cam1' for reading");
+	masks_to("rtsp://viewer:s3cr3t@cam/a rtsp://u:p@cam/b",
+	         "rtsp://***@cam/a rtsp://***@cam/b");
 	masks_to("[tcp @ 0x55d0] Starting connection attempt to viewer:s3cr3t@10.0.0.7 port 554",
-		 "[tcp @ 0x55d0] Starting connection attempt to ***@10.0.0.7 port 554");
+	         "[tcp @ 0x55d0] Starting connection attempt to ***@10.0.0.7 port 554");
 	masks_to("url=http://admin:pa%3Ass@cam", "url=http://***@cam");
 	/* libav's own context tags stay: "[rtsp @ 0x...]" has nothing before its '@' */
 	masks_to("[rtsp @ 0x5581c0] method DESCRIBE failed: 401 Unauthorized",
-		 "[rtsp @ 0x5581c0] method DESCRIBE failed: 401 Unauthorized");
+	         "[rtsp @ 0x5581c0] method DESCRIBE failed: 401 Unauthorized");
 	masks_to("rtsp://cam.example/a?x=1", "rtsp://cam.example/a?x=1");
 }
 
@@ -36,17 +37,20 @@ static void authorization_lines_are_cut(void **state)
 {
 	(void)state;
 	/* what rtsp.c prints at AV_LOG_DEBUG: the whole request, one message */
-	masks_to("Sending:\nDESCRIBE rtsp://127.0.0.1:8554/auth RTSP/1.0\r\nAccept: application/sdp\r\n"
-		 "CSeq: 3\r\nAuthorization: Basic dmlld2VyOnMzY3IzdA==\r\n\r\n--",
-		 "Sending: | DESCRIBE rtsp://127.0.0.1:8554/auth RTSP/1.0 | Accept: application/sdp | "
-		 "CSeq: 3 | Authorization: *** | --");
+	masks_to(
+	    "Sending:\nDESCRIBE rtsp://127.0.0.1:8554/auth RTSP/1.0\r\nAccept: application/sdp\r\n"
+	    "CSeq: 3\r\nAuthorization: Basic dmlld2VyOnMzY3IzdA==\r\n\r\n--",
+	    "Sending: | DESCRIBE rtsp://127.0.0.1:8554/auth RTSP/1.0 | Accept: application/sdp | "
+	    "CSeq: 3 | Authorization: *** | --");
 	masks_to("authorization: Digest username=\"viewer\", response=\"6629fae4\"",
-		 "authorization: ***");
+	         "authorization: ***");
 	masks_to("Proxy-Authorization: Basic Zm9v", "Proxy-Authorization: ***");
-	masks_to("auth header: Digest username=viewer, nonce=abc, response=0f", "auth header: Digest  ***");
+	masks_to("auth header: Digest username=viewer, nonce=abc, response=0f",
+	         "auth header: Digest  ***");
 	masks_to("using Basic dmlld2VyOnMzY3IzdA==", "using Basic  ***");
 	/* the server's challenge names no secret, but a later token on the line could */
-	masks_to("line='WWW-Authenticate: Basic realm=\"camd\"'", "line='WWW-Authenticate: Basic  ***");
+	masks_to("line='WWW-Authenticate: Basic realm=\"camd\"'",
+	         "line='WWW-Authenticate: Basic  ***");
 }
 
 static void quotes_and_controls_cannot_break_the_log_line(void **state)
@@ -89,10 +93,10 @@ static void userinfo_with_separators_and_query_secrets_are_masked(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(url_userinfo_is_masked),
-		cmocka_unit_test(authorization_lines_are_cut),
-		cmocka_unit_test(quotes_and_controls_cannot_break_the_log_line),
-		cmocka_unit_test(userinfo_with_separators_and_query_secrets_are_masked),
+	    cmocka_unit_test(url_userinfo_is_masked),
+	    cmocka_unit_test(authorization_lines_are_cut),
+	    cmocka_unit_test(quotes_and_controls_cannot_break_the_log_line),
+	    cmocka_unit_test(userinfo_with_separators_and_query_secrets_are_masked),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,12 +1,12 @@
 /* The report schema: what the agent encodes, the server decodes to the same row. */
+#include <cjson/cJSON.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
-#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <string.h>
+#include <cmocka.h>
 
 #include "result.h"
 #include "vtime.h"
@@ -58,23 +58,54 @@ static void decode_names_the_bad_field(void **state)
 	static const struct {
 		const char *json, *expect;
 	} cases[] = {
-		{"[]", "field 'result'"},
-		{"{\"ts\":\"2026-01-01T00:00:00Z\",\"kind\":\"stream\",\"target\":\"a\",\"status\":\"ok\"}", "field 'seq'"},
-		{"{\"seq\":0,\"ts\":\"2026-01-01T00:00:00Z\",\"kind\":\"stream\",\"target\":\"a\",\"status\":\"ok\"}", "field 'seq'"},
-		{"{\"seq\":1.5,\"ts\":\"2026-01-01T00:00:00Z\",\"kind\":\"stream\",\"target\":\"a\",\"status\":\"ok\"}", "field 'seq'"},
-		{"{\"seq\":1,\"ts\":\"yesterday\",\"kind\":\"stream\",\"target\":\"a\",\"status\":\"ok\"}", "field 'ts'"},
-		{"{\"seq\":1,\"ts\":\"2026-02-31T00:00:00Z\",\"kind\":\"stream\",\"target\":\"a\",\"status\":\"ok\"}", "field 'ts'"},
-		{"{\"seq\":1,\"ts\":\"2026-01-01T00:00:00Z\",\"kind\":\"camera\",\"target\":\"a\",\"status\":\"ok\"}", "field 'kind'"},
-		{"{\"seq\":1,\"ts\":\"2026-01-01T00:00:00Z\",\"kind\":\"stream\",\"target\":\"a\",\"status\":\"fine\"}", "field 'status'"},
-		{"{\"seq\":1,\"ts\":\"2026-01-01T00:00:00Z\",\"kind\":\"stream\",\"status\":\"ok\"}", "field 'target'"},
-		{"{\"seq\":1,\"ts\":\"2026-01-01T00:00:00Z\",\"kind\":\"stream\",\"target\":\"a\",\"status\":\"ok\",\"faults\":[\"Bad Code\"]}", "field 'faults'"},
-		{"{\"seq\":1,\"ts\":\"2026-01-01T00:00:00Z\",\"kind\":\"stream\",\"target\":\"a\",\"status\":\"ok\",\"metrics\":{\"fps\":\"25\"}}", "field 'metrics'"},
-		{"{\"seq\":1,\"ts\":\"2026-01-01T00:00:00Z\",\"kind\":\"stream\",\"target\":\"\xc0\xaf\",\"status\":\"ok\"}", "field 'target': invalid UTF-8"},
-		{"{\"seq\":1,\"ts\":\"2026-01-01T00:00:00Z\",\"kind\":\"stream\",\"target\":\"a\",\"codec\":\"h\xed\xb0\x80\",\"status\":\"ok\"}", "field 'codec': invalid UTF-8"},
-		{"{\"seq\":1,\"ts\":\"1999-12-31T23:59:59Z\",\"kind\":\"stream\",\"target\":\"a\",\"status\":\"ok\"}", "field 'ts': outside"},
-		{"{\"seq\":1,\"ts\":\"2100-01-01T00:00:00Z\",\"kind\":\"stream\",\"target\":\"a\",\"status\":\"ok\"}", "field 'ts': outside"},
-		{"{\"seq\":1,\"ts\":\"2026-01-01T00:00:00Z\",\"kind\":\"buffer\",\"target\":\"a\",\"status\":\"ok\",\"metrics\":{\"dropped_first_seq\":1.5}}", "field 'metrics'"},
-		{"{\"seq\":1,\"ts\":\"2026-01-01T00:00:00Z\",\"kind\":\"buffer\",\"target\":\"a\",\"status\":\"ok\",\"metrics\":{\"dropped_total\":1e300}}", "field 'metrics'"},
+	    {"[]", "field 'result'"},
+	    {"{\"ts\":\"2026-01-01T00:00:00Z\",\"kind\":\"stream\",\"target\":\"a\",\"status\":"
+	     "\"ok\"}",
+	     "field 'seq'"},
+	    {"{\"seq\":0,\"ts\":\"2026-01-01T00:00:00Z\",\"kind\":\"stream\",\"target\":\"a\","
+	     "\"status\":\"ok\"}",
+	     "field 'seq'"},
+	    {"{\"seq\":1.5,\"ts\":\"2026-01-01T00:00:00Z\",\"kind\":\"stream\",\"target\":\"a\","
+	     "\"status\":\"ok\"}",
+	     "field 'seq'"},
+	    {"{\"seq\":1,\"ts\":\"yesterday\",\"kind\":\"stream\",\"target\":\"a\",\"status\":"
+	     "\"ok\"}",
+	     "field 'ts'"},
+	    {"{\"seq\":1,\"ts\":\"2026-02-31T00:00:00Z\",\"kind\":\"stream\",\"target\":\"a\","
+	     "\"status\":\"ok\"}",
+	     "field 'ts'"},
+	    {"{\"seq\":1,\"ts\":\"2026-01-01T00:00:00Z\",\"kind\":\"camera\",\"target\":\"a\","
+	     "\"status\":\"ok\"}",
+	     "field 'kind'"},
+	    {"{\"seq\":1,\"ts\":\"2026-01-01T00:00:00Z\",\"kind\":\"stream\",\"target\":\"a\","
+	     "\"status\":\"fine\"}",
+	     "field 'status'"},
+	    {"{\"seq\":1,\"ts\":\"2026-01-01T00:00:00Z\",\"kind\":\"stream\",\"status\":\"ok\"}",
+	     "field 'target'"},
+	    {"{\"seq\":1,\"ts\":\"2026-01-01T00:00:00Z\",\"kind\":\"stream\",\"target\":\"a\","
+	     "\"status\":\"ok\",\"faults\":[\"Bad Code\"]}",
+	     "field 'faults'"},
+	    {"{\"seq\":1,\"ts\":\"2026-01-01T00:00:00Z\",\"kind\":\"stream\",\"target\":\"a\","
+	     "\"status\":\"ok\",\"metrics\":{\"fps\":\"25\"}}",
+	     "field 'metrics'"},
+	    {"{\"seq\":1,\"ts\":\"2026-01-01T00:00:00Z\",\"kind\":\"stream\",\"target\":"
+	     "\"\xc0\xaf\",\"status\":\"ok\"}",
+	     "field 'target': invalid UTF-8"},
+	    {"{\"seq\":1,\"ts\":\"2026-01-01T00:00:00Z\",\"kind\":\"stream\",\"target\":\"a\","
+	     "\"codec\":\"h\xed\xb0\x80\",\"status\":\"ok\"}",
+	     "field 'codec': invalid UTF-8"},
+	    {"{\"seq\":1,\"ts\":\"1999-12-31T23:59:59Z\",\"kind\":\"stream\",\"target\":\"a\","
+	     "\"status\":\"ok\"}",
+	     "field 'ts': outside"},
+	    {"{\"seq\":1,\"ts\":\"2100-01-01T00:00:00Z\",\"kind\":\"stream\",\"target\":\"a\","
+	     "\"status\":\"ok\"}",
+	     "field 'ts': outside"},
+	    {"{\"seq\":1,\"ts\":\"2026-01-01T00:00:00Z\",\"kind\":\"buffer\",\"target\":\"a\","
+	     "\"status\":\"ok\",\"metrics\":{\"dropped_first_seq\":1.5}}",
+	     "field 'metrics'"},
+	    {"{\"seq\":1,\"ts\":\"2026-01-01T00:00:00Z\",\"kind\":\"buffer\",\"target\":\"a\","
+	     "\"status\":\"ok\",\"metrics\":{\"dropped_total\":1e300}}",
+	     "field 'metrics'"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		cJSON *doc = cJSON_Parse(cases[i].json);
@@ -84,7 +115,7 @@ static void decode_names_the_bad_field(void **state)
 		int rc = vw_result_decode(doc, &r, err, sizeof(err));
 		if (rc == 0 || !strstr(err, cases[i].expect))
 			fail_msg("case %zu: rc=%d err=\"%s\", expected \"%s\"", i, rc, err,
-				 cases[i].expect);
+			         cases[i].expect);
 		cJSON_Delete(doc);
 	}
 }
@@ -138,10 +169,10 @@ static void fractional_metrics_round_trip_exactly(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(encode_then_decode_round_trips),
-		cmocka_unit_test(fractional_metrics_round_trip_exactly),
-		cmocka_unit_test(decode_names_the_bad_field),
-		cmocka_unit_test(iso_time_round_trips_and_rejects_junk),
+	    cmocka_unit_test(encode_then_decode_round_trips),
+	    cmocka_unit_test(fractional_metrics_round_trip_exactly),
+	    cmocka_unit_test(decode_names_the_bad_field),
+	    cmocka_unit_test(iso_time_round_trips_and_rejects_junk),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

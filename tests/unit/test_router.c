@@ -1,13 +1,13 @@
 /* The route matcher and the static files' path checks: which route a method and path
  * reach, parameters validated as ids, 405's Allow list, HEAD reaching GET routes, and
  * every traversal spelling refused before any file is opened. No sockets. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
-#include <errno.h>
 #include <string.h>
+#include <cmocka.h>
 
 #include "authz.h"
 #include "router.h"
@@ -59,13 +59,13 @@ static void parameters_are_ids_or_no_match(void **state)
 	assert_ptr_equal(m.route, &table[4]);
 	assert_string_equal(router_param(&m, "site"), "site-jn");
 	assert_null(router_param(&m, "org"));
-	assert_int_equal(
-	    router_match(table, N, HTTP_VERB_GET, "/api/v1/orgs/org-a/sites/s1", &m), ROUTER_FOUND);
+	assert_int_equal(router_match(table, N, HTTP_VERB_GET, "/api/v1/orgs/org-a/sites/s1", &m),
+	                 ROUTER_FOUND);
 	assert_string_equal(router_param(&m, "org"), "org-a");
 	assert_string_equal(router_param(&m, "site"), "s1");
 	/* Not ids: percent-encoding, traversal, empty, too long. */
 	const char *bad[] = {"/api/v1/sites/..%2f", "/api/v1/sites/%2e%2e", "/api/v1/sites/",
-	                     "/api/v1/sites//", "/api/v1/sites/a b", "/api/v1/sites/a/b"};
+	                     "/api/v1/sites//",     "/api/v1/sites/a b",    "/api/v1/sites/a/b"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		assert_int_equal(router_match(table, N, HTTP_VERB_GET, bad[i], &m), ROUTER_NO_PATH);
 	char longid[80];
@@ -79,8 +79,7 @@ static void head_reaches_get_and_other_methods_get_allow(void **state)
 {
 	(void)state;
 	struct router_match m;
-	assert_int_equal(router_match(table, N, HTTP_VERB_HEAD, "/api/v1/sites", &m),
-	                 ROUTER_FOUND);
+	assert_int_equal(router_match(table, N, HTTP_VERB_HEAD, "/api/v1/sites", &m), ROUTER_FOUND);
 	assert_ptr_equal(m.route, &table[2]);
 	assert_int_equal(router_match(table, N, HTTP_VERB_POST, "/api/v1/sites", &m),
 	                 ROUTER_NO_METHOD);
@@ -157,11 +156,10 @@ static void static_paths_cannot_leave_the_root(void **state)
 	assert_string_equal(out, "a b.txt");
 	assert_int_equal(static_path_split("/docs/", out, sizeof(out), &n), 0);
 	assert_int_equal(n, 2);
-	const char *bad[] = {"/..",       "/../etc/passwd", "/..%2f",      "/%2e%2e/",
-	                     "/%2E%2e",   "/.",             "/./x",        "//etc/passwd",
-	                     "/a//b",     "/a%2fb",         "/a%5cb",      "/a\\b",
-	                     "/a%00b",    "/%",             "/%2",         "/%zz",
-	                     "relative", "/a/%2e%2e/b",    "/a/./b"};
+	const char *bad[] = {"/..",    "/../etc/passwd", "/..%2f",       "/%2e%2e/", "/%2E%2e",
+	                     "/.",     "/./x",           "//etc/passwd", "/a//b",    "/a%2fb",
+	                     "/a%5cb", "/a\\b",          "/a%00b",       "/%",       "/%2",
+	                     "/%zz",   "relative",       "/a/%2e%2e/b",  "/a/./b"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		assert_int_equal(static_path_split(bad[i], out, sizeof(out), &n), -EINVAL);
 }

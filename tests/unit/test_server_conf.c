@@ -4,8 +4,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
 #include <string.h>
+#include <cmocka.h>
 
 #include "server_conf.h"
 
@@ -42,11 +42,12 @@ static void values_parse(void **state)
 	(void)state;
 	struct server_conf cfg;
 	struct vw_conf_errors errs;
-	int rc = load("[server]\nlisten = [::1]:0\nstate_dir = s\nhostnames = a.example, 10.0.0.1 ,::1\n"
-		      "log_level = debug\n[pki]\ndir = /etc/vw/pki\n"
-		      "[limits]\nmax_header_bytes = 8KiB\nmax_body_bytes = 1MiB\nmax_connections = 5\n"
-		      "header_timeout = 500ms\nrequest_timeout = 2m\nidle_timeout = 1h\n",
-		      &cfg, &errs);
+	int rc =
+	    load("[server]\nlisten = [::1]:0\nstate_dir = s\nhostnames = a.example, 10.0.0.1 ,::1\n"
+	         "log_level = debug\n[pki]\ndir = /etc/vw/pki\n"
+	         "[limits]\nmax_header_bytes = 8KiB\nmax_body_bytes = 1MiB\nmax_connections = 5\n"
+	         "header_timeout = 500ms\nrequest_timeout = 2m\nidle_timeout = 1h\n",
+	         &cfg, &errs);
 	if (rc)
 		fail_msg("%s", errs.text);
 	assert_string_equal(cfg.listen_host, "::1");
@@ -68,26 +69,29 @@ static void every_error_names_file_and_line(void **state)
 	static const struct {
 		const char *text, *expect;
 	} cases[] = {
-		{"[server]\nlisten = x\n", "s.ini:1: [server]: missing required key 'state_dir'"},
-		{"[limits]\n", "s.ini: missing required section [server]"},
-		{"[server]\nstate_dir = s\nbogus = 1\n", "s.ini:3: [server]: unknown key 'bogus'"},
-		{"[server]\nstate_dir = s\n[tls]\n", "s.ini:3: unknown section [tls]"},
-		{"[server]\nstate_dir = s\nlisten = localhost:80\n", "s.ini:1: [server] listen: expected IP:port"},
-		{"[server]\nstate_dir = s\nlisten = 1.2.3.4:70000\n", "s.ini:1: [server] listen"},
-		{"[server]\nstate_dir = s\nlisten = ::1:80\n", "s.ini:1: [server] listen"},
-		{"[server]\nstate_dir = s\nhostnames = ok.example,bad_name!\n",
-		 "s.ini:1: [server] hostnames: 'bad_name!' is neither"},
-		{"[server]\nstate_dir = s\nhostnames = ,\n", "s.ini:1: [server] hostnames: empty list"},
-		{"[server]\nstate_dir = s\nlog_level = loud\n", "s.ini:3: [server] log_level: expected one of"},
-		{"[server]\nstate_dir = s\n[limits]\nmax_body_bytes = lots\n",
-		 "s.ini:4: [limits] max_body_bytes: expected a size"},
-		{"[server]\nstate_dir = s\n[limits]\nmax_header_bytes = 10MiB\n",
-		 "s.ini:4: [limits] max_header_bytes: value 10MiB out of range"},
-		{"[server]\nstate_dir = s\n[limits]\nidle_timeout = soon\n",
-		 "s.ini:4: [limits] idle_timeout: expected a duration"},
-		{"[server]\nstate_dir = s\n[limits]\nmax_connections = -1\n",
-		 "s.ini:4: [limits] max_connections: value -1 out of range"},
-		{"[server]\nstate_dir = s\nstate_dir = t\n", "s.ini:3: [server]: key 'state_dir' set twice"},
+	    {"[server]\nlisten = x\n", "s.ini:1: [server]: missing required key 'state_dir'"},
+	    {"[limits]\n", "s.ini: missing required section [server]"},
+	    {"[server]\nstate_dir = s\nbogus = 1\n", "s.ini:3: [server]: unknown key 'bogus'"},
+	    {"[server]\nstate_dir = s\n[tls]\n", "s.ini:3: unknown section [tls]"},
+	    {"[server]\nstate_dir = s\nlisten = localhost:80\n",
+	     "s.ini:1: [server] listen: expected IP:port"},
+	    {"[server]\nstate_dir = s\nlisten = 1.2.3.4:70000\n", "s.ini:1: [server] listen"},
+	    {"[server]\nstate_dir = s\nlisten = ::1:80\n", "s.ini:1: [server] listen"},
+	    {"[server]\nstate_dir = s\nhostnames = ok.example,bad_name!\n",
+	     "s.ini:1: [server] hostnames: 'bad_name!' is neither"},
+	    {"[server]\nstate_dir = s\nhostnames = ,\n", "s.ini:1: [server] hostnames: empty list"},
+	    {"[server]\nstate_dir = s\nlog_level = loud\n",
+	     "s.ini:3: [server] log_level: expected one of"},
+	    {"[server]\nstate_dir = s\n[limits]\nmax_body_bytes = lots\n",
+	     "s.ini:4: [limits] max_body_bytes: expected a size"},
+	    {"[server]\nstate_dir = s\n[limits]\nmax_header_bytes = 10MiB\n",
+	     "s.ini:4: [limits] max_header_bytes: value 10MiB out of range"},
+	    {"[server]\nstate_dir = s\n[limits]\nidle_timeout = soon\n",
+	     "s.ini:4: [limits] idle_timeout: expected a duration"},
+	    {"[server]\nstate_dir = s\n[limits]\nmax_connections = -1\n",
+	     "s.ini:4: [limits] max_connections: value -1 out of range"},
+	    {"[server]\nstate_dir = s\nstate_dir = t\n",
+	     "s.ini:3: [server]: key 'state_dir' set twice"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct server_conf cfg;
@@ -95,7 +99,7 @@ static void every_error_names_file_and_line(void **state)
 		int rc = load(cases[i].text, &cfg, &errs);
 		if (rc <= 0 || !strstr(errs.text, cases[i].expect))
 			fail_msg("case %zu: rc=%d, wanted '%s' in:\n%s", i, rc, cases[i].expect,
-				 errs.text);
+			         errs.text);
 		server_conf_free(&cfg);
 	}
 }
@@ -119,10 +123,10 @@ static void listen_forms(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(defaults_apply),
-		cmocka_unit_test(values_parse),
-		cmocka_unit_test(every_error_names_file_and_line),
-		cmocka_unit_test(listen_forms),
+	    cmocka_unit_test(defaults_apply),
+	    cmocka_unit_test(values_parse),
+	    cmocka_unit_test(every_error_names_file_and_line),
+	    cmocka_unit_test(listen_forms),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

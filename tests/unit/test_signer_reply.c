@@ -41,7 +41,7 @@ static void out_of_range_fractional_and_infinite_are_refused(void **state)
 	(void)state;
 	int64_t v = 99;
 	static const char *const bad_id[] = {
-	    "{\"id\":4294967296}", "{\"id\":-1}", "{\"id\":1e300}", "{\"id\":-1e300}",
+	    "{\"id\":4294967296}", "{\"id\":-1}",    "{\"id\":1e300}", "{\"id\":-1e300}",
 	    "{\"id\":0.5}",        "{\"id\":1e400}", "{\"id\":\"1\"}", "{\"id\":null}",
 	};
 	for (size_t i = 0; i < sizeof(bad_id) / sizeof(bad_id[0]); i++)

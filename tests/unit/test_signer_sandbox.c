@@ -18,8 +18,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <cmocka.h>
 #include <linux/landlock.h>
+#include <cmocka.h>
 
 #include "signer.h"
 #include "testdir.h"

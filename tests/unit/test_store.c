@@ -12,13 +12,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <cmocka.h>
 #include <errno.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
+#include <cmocka.h>
 
 #include "store.h"
 #include "testdir.h"
@@ -202,8 +202,7 @@ static int wait_reply(struct ctx *x, struct got *g, int rc)
 
 #define READ(x, g, call) ((g)->in_call = 1, wait_reply((x), (g), (call)))
 
-static int64_t epoch_high_seq(struct ctx *x, const char *site, const char *agent,
-                              const char *epoch)
+static int64_t epoch_high_seq(struct ctx *x, const char *site, const char *agent, const char *epoch)
 {
 	struct got g = {0};
 	assert_int_equal(READ(x, &g, store_high_seq(x->st, site, agent, epoch, on_reply, &g)), 0);
@@ -687,7 +686,8 @@ static void reads_during_writes_see_every_ack(void **state)
 	while (w.inflight || w.reads_inflight) {
 		if (!w.reads_inflight && w.inflight) {
 			w.read_floor = w.acked;
-			assert_int_equal(store_high_seq(x->st, "site-rw", "a", "", rw_on_read, &w), 0);
+			assert_int_equal(store_high_seq(x->st, "site-rw", "a", "", rw_on_read, &w),
+			                 0);
 			w.reads_inflight++;
 		}
 		uv_run(&x->loop, UV_RUN_ONCE);
@@ -832,27 +832,28 @@ static void sqlite_gaps_are_recorded(void **state)
  * one agent that stored seqs 1-3. */
 static void sql_make_schema_1(struct ctx *x)
 {
-	sql_exec(x,
-	         "CREATE TABLE agents(id INTEGER PRIMARY KEY, site TEXT NOT NULL,"
-	         " agent TEXT NOT NULL, org TEXT NOT NULL DEFAULT '', city TEXT NOT NULL DEFAULT '',"
-	         " high_seq INTEGER NOT NULL DEFAULT 0, last_report_ms INTEGER NOT NULL DEFAULT 0,"
-	         " cam_ok INTEGER NOT NULL DEFAULT 0, cam_degraded INTEGER NOT NULL DEFAULT 0,"
-	         " cam_down INTEGER NOT NULL DEFAULT 0, UNIQUE(site, agent));"
-	         "CREATE TABLE results(id INTEGER PRIMARY KEY, agent_id INTEGER NOT NULL,"
-	         " seq INTEGER NOT NULL, ts_ms INTEGER NOT NULL, mono_ms INTEGER NOT NULL,"
-	         " kind TEXT NOT NULL, target TEXT NOT NULL, status TEXT NOT NULL, session TEXT,"
-	         " codec TEXT, faults TEXT NOT NULL, metrics TEXT NOT NULL,"
-	         " received_ms INTEGER NOT NULL);"
-	         "CREATE TABLE latest(agent_id INTEGER NOT NULL, kind TEXT NOT NULL,"
-	         " target TEXT NOT NULL, result_id INTEGER NOT NULL, status TEXT NOT NULL,"
-	         " PRIMARY KEY(agent_id, kind, target)) WITHOUT ROWID;"
-	         "INSERT INTO agents(id, site, agent, high_seq, cam_ok) VALUES(1, 'site-1', 'a', 3, 1);"
-	         "INSERT INTO results(agent_id, seq, ts_ms, mono_ms, kind, target, status, faults,"
-	         " metrics, received_ms) VALUES(1, 1, 1, 1, 'stream', 'cam1', 'ok', '[]', '{}', 1),"
-	         " (1, 2, 2, 2, 'stream', 'cam1', 'ok', '[]', '{}', 2),"
-	         " (1, 3, 3, 3, 'stream', 'cam1', 'ok', '[]', '{}', 3);"
-	         "INSERT INTO latest VALUES(1, 'stream', 'cam1', 3, 'ok');"
-	         "PRAGMA user_version = 1;");
+	sql_exec(
+	    x,
+	    "CREATE TABLE agents(id INTEGER PRIMARY KEY, site TEXT NOT NULL,"
+	    " agent TEXT NOT NULL, org TEXT NOT NULL DEFAULT '', city TEXT NOT NULL DEFAULT '',"
+	    " high_seq INTEGER NOT NULL DEFAULT 0, last_report_ms INTEGER NOT NULL DEFAULT 0,"
+	    " cam_ok INTEGER NOT NULL DEFAULT 0, cam_degraded INTEGER NOT NULL DEFAULT 0,"
+	    " cam_down INTEGER NOT NULL DEFAULT 0, UNIQUE(site, agent));"
+	    "CREATE TABLE results(id INTEGER PRIMARY KEY, agent_id INTEGER NOT NULL,"
+	    " seq INTEGER NOT NULL, ts_ms INTEGER NOT NULL, mono_ms INTEGER NOT NULL,"
+	    " kind TEXT NOT NULL, target TEXT NOT NULL, status TEXT NOT NULL, session TEXT,"
+	    " codec TEXT, faults TEXT NOT NULL, metrics TEXT NOT NULL,"
+	    " received_ms INTEGER NOT NULL);"
+	    "CREATE TABLE latest(agent_id INTEGER NOT NULL, kind TEXT NOT NULL,"
+	    " target TEXT NOT NULL, result_id INTEGER NOT NULL, status TEXT NOT NULL,"
+	    " PRIMARY KEY(agent_id, kind, target)) WITHOUT ROWID;"
+	    "INSERT INTO agents(id, site, agent, high_seq, cam_ok) VALUES(1, 'site-1', 'a', 3, 1);"
+	    "INSERT INTO results(agent_id, seq, ts_ms, mono_ms, kind, target, status, faults,"
+	    " metrics, received_ms) VALUES(1, 1, 1, 1, 'stream', 'cam1', 'ok', '[]', '{}', 1),"
+	    " (1, 2, 2, 2, 'stream', 'cam1', 'ok', '[]', '{}', 2),"
+	    " (1, 3, 3, 3, 'stream', 'cam1', 'ok', '[]', '{}', 3);"
+	    "INSERT INTO latest VALUES(1, 'stream', 'cam1', 3, 'ok');"
+	    "PRAGMA user_version = 1;");
 }
 
 /* A collector from before seq_gaps and epochs (schema 1) migrates in place: the old mark

@@ -1,12 +1,12 @@
 /* The collector's acknowledgement: only an integer seq this outbox handed out releases
  * rows; anything else is refused before it can touch the outbox. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
-#include <errno.h>
 #include <string.h>
+#include <cmocka.h>
 
 #include "uplink.h"
 
@@ -54,10 +54,10 @@ static void malformed_acks_are_refused(void **state)
 	    "{\"acked_seq\":true}",
 	    "{\"acked_seq\":-1}",
 	    "{\"acked_seq\":2.5}",
-	    "{\"acked_seq\":1e30}",       /* a cast would be undefined */
+	    "{\"acked_seq\":1e30}", /* a cast would be undefined */
 	    "{\"acked_seq\":-1e30}",
 	    "{\"acked_seq\":9007199254740993}",
-	    "{\"acked_seq\":1e999}",      /* inf after strtod */
+	    "{\"acked_seq\":1e999}", /* inf after strtod */
 	    "[{\"acked_seq\":3}]",
 	};
 	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
@@ -73,9 +73,9 @@ static void malformed_acks_are_refused(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(integer_acks_up_to_the_last_seq_are_taken),
-		cmocka_unit_test(acks_beyond_what_was_produced_are_out_of_range),
-		cmocka_unit_test(malformed_acks_are_refused),
+	    cmocka_unit_test(integer_acks_up_to_the_last_seq_are_taken),
+	    cmocka_unit_test(acks_beyond_what_was_produced_are_out_of_range),
+	    cmocka_unit_test(malformed_acks_are_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

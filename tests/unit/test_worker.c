@@ -2,14 +2,14 @@
  * bound refuses with -EAGAIN until done has run; destroy drains the queue and hands back
  * what was not delivered as -ECANCELED; idle work goes behind jobs. Each test closes its
  * loop with uv_loop_close == 0, so a handle left open fails it (and ASan sees any leak). */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
-#include <errno.h>
 #include <string.h>
 #include <uv.h>
+#include <cmocka.h>
 
 #include "worker.h"
 
@@ -17,19 +17,19 @@
 
 struct job {
 	int index;
-	int ran_off_loop;    /* run saw a thread other than the loop's */
-	int saw_stopping;    /* run saw vw_worker_stopping() == 1 */
-	int wait_for_stop;   /* run waits until destroy begins */
-	int gate;            /* run waits on t->gate first */
+	int ran_off_loop;  /* run saw a thread other than the loop's */
+	int saw_stopping;  /* run saw vw_worker_stopping() == 1 */
+	int wait_for_stop; /* run waits until destroy begins */
+	int gate;          /* run waits on t->gate first */
 };
 
 struct t {
 	uv_loop_t loop;
 	uv_thread_t loop_thread;
 	struct vw_worker *w;
-	uv_sem_t gate;  /* posted by the test to let a gated job go on */
-	uv_sem_t ran;   /* posted by run after each job */
-	uv_sem_t idling; /* posted by idle when it starts */
+	uv_sem_t gate;              /* posted by the test to let a gated job go on */
+	uv_sem_t ran;               /* posted by run after each job */
+	uv_sem_t idling;            /* posted by idle when it starts */
 	int run_order[NJOBS], nrun; /* worker thread writes; read after a sem or a join */
 	int done_order[NJOBS], ndone;
 	int done_status[NJOBS];
@@ -216,11 +216,11 @@ static void the_bad_arguments_are_refused(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(jobs_run_off_the_loop_and_come_back_on_it_in_order),
-		cmocka_unit_test(the_bound_holds_until_done_has_run),
-		cmocka_unit_test(destroy_runs_what_is_queued_and_cancels_its_done),
-		cmocka_unit_test(a_submitted_job_cuts_idle_short_and_runs_after_it),
-		cmocka_unit_test(the_bad_arguments_are_refused),
+	    cmocka_unit_test(jobs_run_off_the_loop_and_come_back_on_it_in_order),
+	    cmocka_unit_test(the_bound_holds_until_done_has_run),
+	    cmocka_unit_test(destroy_runs_what_is_queued_and_cancels_its_done),
+	    cmocka_unit_test(a_submitted_job_cuts_idle_short_and_runs_after_it),
+	    cmocka_unit_test(the_bad_arguments_are_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
