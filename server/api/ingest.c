@@ -285,6 +285,15 @@ static void on_committed(struct store_batch *b)
 		finish(j, 403, "too many new epochs for this agent", detail);
 		return;
 	}
+	if (b->status == -EPERM) {
+		log_warn("event=ingest_refused peer=%s site=%s agent=%s "
+		         "reason=site_jurisdiction_mismatch",
+		         conn_peer(j->conn), b->site, b->agent);
+		finish(j, 403, "certificate's org or city differs from the site's",
+		       "the site belongs to another org or city (see the collector's log); issue "
+		       "this machine a certificate with the site's org and city");
+		return;
+	}
 	if (b->status) {
 		log_warn("event=ingest_failed site=%s agent=%s rows=%zu error=%d", b->site,
 		         b->agent, b->nrows, b->status);

@@ -46,7 +46,8 @@ struct store_batch {
 	void (*done)(struct store_batch *b); /* loop thread, once */
 	void *data;
 	/* Set by the store before done runs. */
-	int status;        /* 0, or negative errno: -ESHUTDOWN, -EIO, -EDQUOT (epochs) ... */
+	int status;        /* 0, or negative errno: -ESHUTDOWN, -EIO, -EDQUOT (epochs),
+	                    * -EPERM (org/city differ from the site's) ... */
 	int64_t acked_seq; /* the high-water mark of (site, agent, epoch) after the commit */
 	size_t stored;     /* rows written; the rest were at or below the mark */
 	size_t gap_seqs;   /* seqs skipped over (recorded as gaps), see sqlite.c */
