@@ -84,6 +84,19 @@ static int64_t query_int(struct outbox *ob, const char *sql)
 	return vw_db_pragma_int(ob->db, sql, &v) ? -1 : v;
 }
 
+/* 128 random bits as 32 lower-case hex digits (the collector checks that form). */
+static int epoch_draw(char out[33], char *why, size_t whylen)
+{
+	unsigned char r[16];
+	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r)) {
+		snprintf(why, whylen, "cannot draw the outbox epoch: %s", strerror(errno));
+		return -EIO;
+	}
+	for (size_t i = 0; i < sizeof(r); i++)
+		snprintf(out + 2 * i, 3, "%02x", r[i]);
+	return 0;
+}
+
 /* The epoch is decided once, inside the transaction that makes (or first upgrades) the
  * outbox: a new outbox draws 128 random bits, so a reinstalled machine starting again at
  * seq 1 gets a high-water mark of its own at the collector; an outbox from before epochs
@@ -108,15 +121,8 @@ static int epoch_init(struct outbox *ob, int fresh, char *why, size_t whylen)
 	sqlite3_finalize(st);
 	st = NULL;
 	ob->epoch[0] = '\0';
-	if (fresh) {
-		unsigned char r[16];
-		if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r)) {
-			snprintf(why, whylen, "cannot draw the outbox epoch: %s", strerror(errno));
-			return -EIO;
-		}
-		for (size_t i = 0; i < sizeof(r); i++)
-			snprintf(ob->epoch + 2 * i, 3, "%02x", r[i]);
-	}
+	if (fresh && epoch_draw(ob->epoch, why, whylen))
+		return -EIO;
 	if (sqlite3_prepare_v2(ob->db, "INSERT INTO epoch(id) VALUES(?)", -1, &st, NULL) !=
 	    SQLITE_OK)
 		goto out;
@@ -497,6 +503,46 @@ int outbox_ack(struct outbox *ob, int64_t acked_seq)
 		return sql_err(ob, "ack");
 	ob->bytes -= gone;
 	return 0;
+}
+
+int outbox_renew_epoch(struct outbox *ob)
+{
+	char fresh[33], why[160] = "";
+	if (epoch_draw(fresh, why, sizeof(why))) {
+		log_error("event=outbox_error op=renew_epoch err=\"%s\"", why);
+		return -EIO;
+	}
+	/* One transaction: the row is replaced, never missing, so a crash here leaves either
+	 * epoch, each one whole (its rows and next_seq are untouched either way). */
+	sqlite3_stmt *st = NULL;
+	int rc = exec(ob, "BEGIN IMMEDIATE");
+	if (rc)
+		return rc;
+	if (sqlite3_exec(ob->db, "DELETE FROM epoch", NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(ob->db, "INSERT INTO epoch(id) VALUES(?)", -1, &st, NULL) !=
+	        SQLITE_OK)
+		goto fail;
+	sqlite3_bind_text(st, 1, fresh, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		goto fail;
+	sqlite3_finalize(st);
+	st = NULL;
+	if ((rc = exec(ob, "COMMIT")))
+		goto fail_rc;
+	memcpy(ob->epoch, fresh, sizeof(ob->epoch));
+	return 0;
+fail:
+	rc = sql_err(ob, "renew_epoch");
+fail_rc:
+	sqlite3_finalize(st);
+	exec(ob, "ROLLBACK");
+	return rc;
+}
+
+int64_t outbox_oldest_seq(struct outbox *ob)
+{
+	int64_t v = query_int(ob, "SELECT coalesce(min(seq), 0) FROM outbox");
+	return v < 0 ? 0 : v;
 }
 
 void outbox_set_in_flight(struct outbox *ob, int64_t in_flight_seq)

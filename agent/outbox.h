@@ -45,8 +45,15 @@ int outbox_set_status(struct outbox *ob, const char *key, const char *value);
 
 /* This outbox's epoch: 32 lower-case hex digits drawn when outbox.db was created (a
  * reinstalled machine's new outbox is a new epoch at the collector, with its own seqs), or
- * "" for an outbox created before epochs existed (the legacy epoch). Never changes. */
+ * "" for an outbox created before epochs existed (the legacy epoch). Changes only through
+ * outbox_renew_epoch. */
 const char *outbox_epoch(const struct outbox *ob);
+/* Draws a new epoch and commits it in one transaction; rows and seqs stay as they are.
+ * For an outbox restored from a backup: the collector holds seqs of the old epoch that
+ * this copy never handed out, so the held rows must go under a new one (see uplink.c). */
+int outbox_renew_epoch(struct outbox *ob);
+/* The oldest seq still held (waiting for an ack), 0 when none. */
+int64_t outbox_oldest_seq(struct outbox *ob);
 int64_t outbox_next_seq(const struct outbox *ob);
 int64_t outbox_pending(struct outbox *ob); /* rows waiting for an ack */
 int64_t outbox_bytes(const struct outbox *ob);

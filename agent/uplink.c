@@ -57,7 +57,8 @@ struct uplink {
 	int64_t acked_seq; /* everything <= this is gone from the outbox */
 	long backoff_ms;
 	int failures;
-	int connected; /* -1 unknown, else whether the last request was acknowledged */
+	int connected;     /* -1 unknown, else whether the last request was acknowledged */
+	int epoch_renewed; /* this run drew a new epoch (collector ahead of the outbox) */
 	uint64_t rng;
 	void (*closed_cb)(void *);
 	void *closed_arg;
@@ -94,6 +95,12 @@ int uplink_parse_ack(const char *body, size_t len, int64_t next_seq, const char 
 	int rc = 0;
 	if (doc && epoch && ep && (!cJSON_IsString(ep) || strcmp(ep->valuestring, epoch) != 0)) {
 		snprintf(why, wl, "acknowledgement for another epoch");
+		rc = -ESTALE;
+	} else if (doc && epoch && epoch[0] && !ep) {
+		/* We sent an epoch and the reply names none: a collector from before epochs (its
+		 * mark is the legacy one, not ours) or a proxy rewriting the body. Releasing rows
+		 * on it could drop results that were never stored: keep them and retry. */
+		snprintf(why, wl, "reply names no epoch (collector older than epochs?)");
 		rc = -ESTALE;
 	} else if (!doc) {
 		snprintf(why, wl, "reply is not JSON");
@@ -139,7 +146,8 @@ static void on_refused_remind(uv_timer_t *t)
 	    "event=upload_still_refused site=%s pending=%lld pending_from_seq=%lld "
 	    "action=\"results kept; fix the certificate (a new file is picked up by itself) or "
 	    "the collector's record of this site, then send SIGHUP\"",
-	    up->cfg->agent.site, (long long)outbox_pending(up->ob), (long long)up->acked_seq + 1);
+	    up->cfg->agent.site, (long long)outbox_pending(up->ob),
+	    (long long)outbox_oldest_seq(up->ob));
 }
 
 static void on_cert_changed(uv_fs_poll_t *h, int status, const uv_stat_t *prev,
@@ -163,7 +171,7 @@ static void refuse(struct uplink *up, const char *reason)
 	    "event=upload_refused site=%s reason=\"%s\" pending_from_seq=%lld "
 	    "action=\"uploads stopped, results kept; fix the certificate (a new file is picked "
 	    "up by itself) or the collector's record of this site, then send SIGHUP\"",
-	    up->cfg->agent.site, reason, (long long)up->acked_seq + 1);
+	    up->cfg->agent.site, reason, (long long)outbox_oldest_seq(up->ob));
 	uv_timer_start(&up->retry_timer, on_refused_remind, UPLINK_REFUSED_REMIND_MS,
 	               UPLINK_REFUSED_REMIND_MS);
 	uv_fs_poll_start(&up->cert_poll, on_cert_changed, up->cfg->collector.cert,
@@ -251,7 +259,7 @@ static void backoff(struct uplink *up, const char *reason)
 	set_status(up, "retrying", reason);
 	log_warn("event=upload_failed reason=\"%s\" pending_from_seq=%lld retry_in_ms=%ld "
 	         "failures=%d",
-	         reason, (long long)up->acked_seq + 1, delay, up->failures);
+	         reason, (long long)outbox_oldest_seq(up->ob), delay, up->failures);
 	uv_timer_start(&up->retry_timer, on_retry, (uint64_t)delay, 0);
 }
 
@@ -297,7 +305,7 @@ static void handle_response(struct uplink *up, CURLcode cc)
 		snprintf(peer, sizeof(peer), "%s:%ld", ip && ip[0] ? ip : "-", port);
 		log_warn("event=upload_bad_ack peer=%s url=%s reason=\"%s\" pending_from_seq=%lld "
 		         "action=\"reply refused, rows kept\"",
-		         peer, up->url, why, (long long)up->acked_seq + 1);
+		         peer, up->url, why, (long long)outbox_oldest_seq(up->ob));
 	}
 	if (prc == -EBADMSG) {
 		/* Nothing in the reply can be trusted: release nothing, try the batch again. */
@@ -309,11 +317,34 @@ static void handle_response(struct uplink *up, CURLcode cc)
 		backoff(up, why);
 		return;
 	}
+	if (prc == -ERANGE && !up->epoch_renewed) {
+		/* The collector's mark for OUR epoch is past anything this outbox handed out:
+		 * outbox.db was restored from a backup or a snapshot (same epoch, older next_seq),
+		 * or another machine runs a copy of it. Sent under this epoch, every row would be
+		 * skipped as a resend until next_seq passes the mark, and then released here: a
+		 * silent loss. Under a new epoch the collector stores them, and records the seqs
+		 * below the first one as that epoch's gap, in the open. Once per run: a fresh
+		 * epoch that is "ahead" too is no restore, and is refused below. */
+		char old[33];
+		snprintf(old, sizeof(old), "%s", outbox_epoch(up->ob));
+		if (outbox_renew_epoch(up->ob) == 0) {
+			up->epoch_renewed = 1;
+			log_warn(
+			    "event=outbox_epoch_renewed old=%s new=%s reason=collector_ahead "
+			    "collector_mark=%lld next_seq=%lld pending=%lld pending_from_seq=%lld",
+			    old[0] ? old : "-", outbox_epoch(up->ob), (long long)ack,
+			    (long long)outbox_next_seq(up->ob), (long long)outbox_pending(up->ob),
+			    (long long)outbox_oldest_seq(up->ob));
+			up->state = UP_IDLE;
+			send_batch(up);
+			return;
+		}
+		/* Could not renew: fall through to the refusal, rows kept. */
+	}
 	if (prc == -ERANGE) {
-		/* The collector holds seqs this outbox never handed out: the outbox was reset
-		 * (a new state dir) or another machine uses this site's certificate. Every row
-		 * sent now would be skipped as a resend and then released here: a silent loss.
-		 * Stop and keep the rows until someone sorts out the identity. */
+		/* The collector holds seqs this outbox never handed out, even under an epoch
+		 * drawn just now (or a new one could not be stored): refuse and keep the rows
+		 * until someone sorts out the identity. */
 		snprintf(reason, sizeof(reason),
 		         "collector already holds seqs up to %lld (peer %s), this agent produced "
 		         "only up to %lld: outbox reset, or another agent uses this site's "

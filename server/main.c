@@ -200,7 +200,8 @@ static void limits_from_conf(const struct limits_section *l, struct conn_limits 
 	    .request_timeout_ms = (uint64_t)l->request_timeout_ms,
 	    .idle_timeout_ms = (uint64_t)l->idle_timeout_ms,
 	};
-	*ilim = (struct ingest_limits){MAX_INFLIGHT_BATCHES, body_max, budget};
+	*ilim =
+	    (struct ingest_limits){MAX_INFLIGHT_BATCHES, body_max, budget, l->new_epochs_per_day};
 }
 
 /* SIGHUP: the configuration file again (the log level and [limits] apply at once, to the

@@ -57,6 +57,14 @@ static const struct vw_conf_key limits_keys[] = {
      64 << 20, NULL,
      "unsent bytes one event-stream subscriber may have waiting; a subscriber past this is "
      "not reading and is disconnected (event=stream_dropped reason=slow)"},
+    /* A restore or a reinstall makes one new epoch; 4 a day is a bad week of them. Each new
+     * epoch re-opens the agent's seqs from 1 (a new mark), so an unbounded number would let
+     * one certificate fill the epochs table and hide a cloned machine's churn. */
+    {"new_epochs_per_day", VW_CONF_INT, KEY(limits_section, new_epochs_per_day), "4", 0, 1, 1000000,
+     NULL,
+     "new outbox epochs one agent may start in any 24 h (a reinstall or a restored outbox "
+     "starts one); a batch opening one more gets 403 (event=ingest_refused "
+     "reason=epoch_limit) and is not stored"},
 };
 
 static const struct vw_conf_key web_keys[] = {

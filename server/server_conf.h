@@ -31,6 +31,7 @@ struct limits_section {
 	long idle_timeout_ms;
 	long shutdown_timeout_ms;
 	long long stream_queue_bytes;
+	long new_epochs_per_day;
 	int line;
 };
 

@@ -272,6 +272,28 @@ static void finish(struct job *j, int status, const char *error, const char *det
 static void on_committed(struct store_batch *b)
 {
 	struct job *j = b->data;
+	if (b->status == -EDQUOT) {
+		/* Not stored, no epoch made (see sqlite.c): the agent stops and alarms (403). */
+		log_warn("event=ingest_refused peer=%s site=%s agent=%s epoch=%s "
+		         "reason=epoch_limit new_epochs_per_day=%ld",
+		         conn_peer(j->conn), b->site, b->agent, b->epoch, b->new_epochs_max);
+		char detail[256];
+		snprintf(detail, sizeof(detail),
+		         "agent %s already started %ld new epochs in the last 24 h "
+		         "([limits] new_epochs_per_day); a cloned or repeatedly restored machine?",
+		         b->agent, b->new_epochs_max);
+		finish(j, 403, "too many new epochs for this agent", detail);
+		return;
+	}
+	if (b->status == -EPERM) {
+		log_warn("event=ingest_refused peer=%s site=%s agent=%s "
+		         "reason=site_jurisdiction_mismatch",
+		         conn_peer(j->conn), b->site, b->agent);
+		finish(j, 403, "certificate's org or city differs from the site's",
+		       "the site belongs to another org or city (see the collector's log); issue "
+		       "this machine a certificate with the site's org and city");
+		return;
+	}
 	if (b->status) {
 		log_warn("event=ingest_failed site=%s agent=%s rows=%zu error=%d", b->site,
 		         b->agent, b->nrows, b->status);
@@ -371,6 +393,7 @@ static void decode_done(uv_work_t *w, int status)
 	snprintf(b->org, sizeof(b->org), "%s", id->org);
 	snprintf(b->city, sizeof(b->city), "%s", id->city);
 	b->received_ms = vw_now_ms();
+	b->new_epochs_max = j->in->lim.new_epochs_per_day;
 	b->done = on_committed;
 	b->data = j;
 	int rc = store_submit(j->in->store, b);
@@ -430,6 +453,7 @@ void ingest_set_limits(struct ingest *in, const struct ingest_limits *lim)
 {
 	in->lim.max_body_bytes = lim->max_body_bytes;
 	in->lim.max_batch_bytes = lim->max_batch_bytes;
+	in->lim.new_epochs_per_day = lim->new_epochs_per_day;
 }
 
 int ingest_create(uv_loop_t *loop, struct store *store, const struct ingest_limits *lim,

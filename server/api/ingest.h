@@ -16,9 +16,10 @@
 struct ingest;
 
 struct ingest_limits {
-	size_t max_inflight;    /* batches being decoded or waiting for a commit; more get 503 */
-	size_t max_body_bytes;  /* a gzip body may not inflate past this (413) */
-	size_t max_batch_bytes; /* decoded batches held at once, all together; more get 503 */
+	size_t max_inflight;     /* batches being decoded or waiting for a commit; more get 503 */
+	size_t max_body_bytes;   /* a gzip body may not inflate past this (413) */
+	size_t max_batch_bytes;  /* decoded batches held at once, all together; more get 503 */
+	long new_epochs_per_day; /* new epochs per agent in 24 h; more get 403. 0 = no bound */
 };
 
 int ingest_create(uv_loop_t *loop, struct store *store, const struct ingest_limits *lim,

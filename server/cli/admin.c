@@ -152,6 +152,29 @@ int admin_ca_done(struct server_conf *cfg, struct auth *au, const char *action,
 	return 0;
 }
 
+/* A site is one org's, in one city (the city's supervisors see it): a second machine
+ * issued with a mistyped --city would make the site flicker between cities. 1 = refused
+ * (the reason is on stderr). */
+static int site_conflict(struct auth *au, const char *cmd, const char *site, const char *org,
+                         const char *city)
+{
+	char what[600];
+	int rc = auth_site_conflict(au, site, org, city, what, sizeof(what));
+	if (rc < 0) {
+		fprintf(stderr, "%s: cannot read the certificates of site %s\n", cmd, site);
+		return 1;
+	}
+	if (rc > 0) {
+		fprintf(stderr,
+		        "%s: site %s already belongs to another org or city: %s; --org %s --city "
+		        "%s would differ. Use the same org and city, or revoke those first "
+		        "('revoke --site %s') to move the site\n",
+		        cmd, site, what, org, city[0] ? city : "-", site);
+		return 1;
+	}
+	return 0;
+}
+
 /* --- enroll-token -------------------------------------------------------------------------- */
 
 static int cmd_enroll_token(void *ctx, const struct vw_cli_cmd *cmd, const struct vw_cli_vals *v)
@@ -194,6 +217,10 @@ static int cmd_enroll_token(void *ctx, const struct vw_cli_cmd *cmd, const struc
 	char actor[96], token[AUTH_TOKEN_LEN], id[AUTH_ID_LEN], err[512], exp[VW_ISO_LEN];
 	int64_t expires;
 	auth_cli_actor(actor, sizeof(actor));
+	if (site_conflict(au, "enroll-token", site, org, city)) {
+		auth_close(au);
+		return 1;
+	}
 	int rc = auth_enroll_create(au, site, agent, org, city, ttl_ms, actor, token, id, &expires,
 	                            err, sizeof(err));
 	auth_close(au);
@@ -496,6 +523,14 @@ static int cmd_ca(void *ctx, const struct vw_cli_cmd *cmd, const struct vw_cli_v
 		return 1;
 	char err[512] = "", serial[64] = "";
 	int rc;
+	/* Malformed options first get ca_issue's own error, naming the option. */
+	int opts_valid = strcmp(action, "issue") == 0 && vw_conf_id_valid(o.site) &&
+	                 (!o.agent || vw_conf_id_valid(o.agent)) && ca_name_valid(o.org) &&
+	                 (!o.city || ca_name_valid(o.city));
+	if (opts_valid && site_conflict(au, "ca issue", o.site, o.org, o.city ? o.city : "")) {
+		auth_close(au);
+		return 1;
+	}
 	if (strcmp(action, "init") == 0) {
 		rc = ca_init(cfg->pki_dir, cfg->server.hostnames, o.force, err, sizeof(err));
 		if (!rc)

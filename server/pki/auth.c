@@ -1267,6 +1267,41 @@ int auth_cert_issued(struct auth *a, const char *serial, const char *site, const
 	return commit(a, rc);
 }
 
+int auth_site_conflict(struct auth *a, const char *site, const char *org, const char *city,
+                       char *what, size_t wl)
+{
+	/* Current certificates (not revoked, not expired) and pending enrollment tokens: what
+	 * can still report for the site. A revoked or expired one no longer can, so revoking
+	 * every certificate of a site is how it moves to another org or city. */
+	sqlite3_stmt *st =
+	    prep(a, "SELECT 'certificate ' || serial, org, city FROM certs"
+	            " WHERE site = ?1 AND (org <> ?2 OR city <> ?3) AND not_after_ms > ?4"
+	            " AND serial NOT IN (SELECT serial FROM revocations)"
+	            " UNION ALL SELECT 'enrollment token ' || id, org, city FROM enroll_tokens"
+	            " WHERE site = ?1 AND (org <> ?2 OR city <> ?3) AND used_ms IS NULL"
+	            " AND expires_ms > ?4 LIMIT 4");
+	if (!st)
+		return -EIO;
+	sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, org, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, city, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, vw_now_ms());
+	int step, found = 0;
+	size_t len = 0;
+	what[0] = '\0';
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		int n = snprintf(what + len, wl - len, "%s%s (org %s, city %s)", found ? ", " : "",
+		                 col(st, 0), col(st, 1), col(st, 2)[0] ? col(st, 2) : "-");
+		found = 1;
+		if (n < 0 || (size_t)n >= wl - len)
+			break;
+		len += (size_t)n;
+	}
+	int rc = step == SQLITE_ROW || step == SQLITE_DONE ? found : -EIO;
+	sqlite3_finalize(st);
+	return rc;
+}
+
 int auth_revoked_list(struct auth *a, struct auth_revoked **out, size_t *n)
 {
 	*out = NULL;

@@ -162,6 +162,11 @@ int auth_revoke_serial(struct auth *a, const char *serial, const char *actor, in
  * transaction. */
 int auth_cert_issued(struct auth *a, const char *serial, const char *site, const char *org,
                      const char *city, int64_t not_after_ms, const char *actor, const char *detail);
+/* Whether the site already has current certificates or pending enrollment tokens for
+ * another org or city: 1 (and what names up to 4 of them, "certificate SERIAL (org O, city
+ * C), ..."), 0 when none, -EIO. A site belongs to one org and one city. */
+int auth_site_conflict(struct auth *a, const char *site, const char *org, const char *city,
+                       char *what, size_t wl);
 /* Every revocation, for the CRL. *out is malloc'ed (free it), *n entries. */
 int auth_revoked_list(struct auth *a, struct auth_revoked **out, size_t *n);
 /* Records (once) that a certificate was used: serial -> org, site, city, peer. */

@@ -31,6 +31,9 @@ struct seen {
 	size_t nset;
 	unsigned long dropped;
 	struct vw_log_limit drop_log;
+	/* Worker thread only: a record failed while stopping (auth.db locked), so the jobs
+	 * still queued are not tried at all; each try may wait auth's busy timeout. */
+	int stop_failed;
 };
 
 static uint64_t hash_serial(const char *p)
@@ -88,11 +91,25 @@ static void run_rec(struct vw_worker *w, void *job, void *ud)
 	/* May wait up to auth's busy timeout on a locked auth.db: here, not on the loop. A lock
 	 * held longer (a CLI, a backup) is waited out, so the first use of a certificate that
 	 * is never used again is still on record. */
+	if (s->stop_failed && vw_worker_stopping(w)) {
+		/* Shutting down and auth.db would not take the last one: waiting out the lock
+		 * again for every queued job could hold shutdown for minutes. The record is only
+		 * first-use bookkeeping; the serial is noted again at its next use. */
+		r->rc = -ECANCELED;
+		return;
+	}
 	r->rc = auth_agent_seen(s->auth, r->serial, r->site, r->org, r->city, r->peer);
-	for (int tries = 1; r->rc && tries < SEEN_TRIES; tries++) {
+	/* While stopping: one try per job, no retries. */
+	for (int tries = 1; r->rc && tries < SEEN_TRIES && !vw_worker_stopping(w); tries++) {
 		if (vw_worker_wait(w, SEEN_RETRY_MS))
 			break;
 		r->rc = auth_agent_seen(s->auth, r->serial, r->site, r->org, r->city, r->peer);
+	}
+	if (r->rc && vw_worker_stopping(w) && !s->stop_failed) {
+		s->stop_failed = 1;
+		log_warn("event=agent_seen_skipped reason=stopping serial=%s error=%d "
+		         "hint=\"auth.db busy at shutdown; records still queued are not written\"",
+		         r->serial, r->rc);
 	}
 }
 

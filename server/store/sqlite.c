@@ -108,6 +108,10 @@ enum wstmt {
 	W_HIGH,
 	W_EPOCH_HIGH,
 	W_GAP,
+	W_EPOCH_FIND,
+	W_EPOCH_RECENT,
+	W_EPOCH_LAST,
+	W_SITE_PLACE,
 	W_COUNT
 };
 static const char *const wsql[W_COUNT] = {
@@ -136,6 +140,15 @@ static const char *const wsql[W_COUNT] = {
     [W_EPOCH_HIGH] = "UPDATE epochs SET high_seq = ?3 WHERE agent_id = ?1 AND epoch = ?2",
     [W_GAP] = "INSERT INTO seq_gaps(agent_id, first_seq, last_seq, received_ms, epoch)"
               " VALUES(?1, ?2, ?3, ?4, ?5)",
+    [W_EPOCH_FIND] = "SELECT 1 FROM epochs WHERE agent_id = ?1 AND epoch = ?2",
+    /* The primary key's agent_id prefix bounds the scan to one agent's epochs. */
+    [W_EPOCH_RECENT] = "SELECT count(*) FROM epochs"
+                       " WHERE agent_id = ?1 AND epoch <> '' AND first_ms > ?2",
+    /* UNIQUE(site, agent)'s index: the site's first row. All its rows agree (see
+     * check_site_place). */
+    [W_SITE_PLACE] = "SELECT org, city FROM agents WHERE site = ?1 LIMIT 1",
+    [W_EPOCH_LAST] = "SELECT ord, high_seq, last_ms FROM epochs WHERE agent_id = ?1"
+                     " ORDER BY ord DESC LIMIT 1",
 };
 
 enum rstmt { R_SITES, R_SITE, R_TARGETS, R_HIGH, R_COUNT_RESULTS, R_COUNT };
@@ -143,8 +156,8 @@ enum rstmt { R_SITES, R_SITE, R_TARGETS, R_HIGH, R_COUNT_RESULTS, R_COUNT };
 	"SELECT site, org, city, max(last_report_ms), sum(cam_ok), sum(cam_degraded),"             \
 	" sum(cam_down) FROM agents " where " GROUP BY site ORDER BY site"
 static const char *const rsql[R_COUNT] = {
-    /* org and city come from the site's most recently reporting agent: with one max()
-     * aggregate, SQLite takes bare columns from the row that holds it. */
+    /* Every agent row of a site holds the same org and city (check_site_place refuses a
+     * certificate naming others), so the bare columns are the site's. */
     [R_SITES] = SITE_SUMMARY(""),
     [R_SITE] = SITE_SUMMARY("WHERE site = ?1"),
     [R_TARGETS] = "SELECT a.agent, l.kind, l.target, r.status, r.session, r.codec, r.faults,"
@@ -355,11 +368,110 @@ static int upsert_epoch(struct sqlite_be *s, const struct store_batch *b, int64_
 	return step_done(s, st);
 }
 
+static const char *col_text(sqlite3_stmt *st, int i);
+
+/* Steps a one-row query; *found says whether it had a row (its columns then readable until
+ * the caller resets it). */
+static int step_row(struct sqlite_be *s, sqlite3_stmt *st, int *found)
+{
+	int rc = sqlite3_step(st);
+	*found = rc == SQLITE_ROW;
+	if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+		return 0;
+	log_error("event=store_write_failed error=\"%s\"", sqlite3_errmsg(s->wdb));
+	sqlite3_reset(st);
+	return sqlite_errno(rc);
+}
+
+/* Before the batch's epoch is upserted: a first sight is logged, and refused (-EDQUOT)
+ * when the agent already started b->new_epochs_max new epochs in the last 24 h. Every new
+ * epoch restarts the agent's seqs at a mark of 0, so a certificate drawing fresh epochs
+ * at will could fill the epochs table, and a cloned machine would pass unnoticed. */
+static int check_new_epoch(struct sqlite_be *s, const struct store_batch *b, int64_t agent_id)
+{
+	sqlite3_stmt *st = s->w[W_EPOCH_FIND];
+	int found, rc;
+	sqlite3_bind_int64(st, 1, agent_id);
+	sqlite3_bind_text(st, 2, b->epoch, -1, SQLITE_STATIC);
+	if ((rc = step_row(s, st, &found)) != 0)
+		return rc;
+	sqlite3_reset(st);
+	if (found)
+		return 0;
+	if (b->epoch[0] && b->new_epochs_max > 0) {
+		st = s->w[W_EPOCH_RECENT];
+		sqlite3_bind_int64(st, 1, agent_id);
+		sqlite3_bind_int64(st, 2, b->received_ms - 24LL * 3600 * 1000);
+		if ((rc = step_row(s, st, &found)) != 0)
+			return rc;
+		int64_t recent = found ? sqlite3_column_int64(st, 0) : 0;
+		sqlite3_reset(st);
+		if (recent >= b->new_epochs_max) {
+			log_warn("event=agent_epoch_refused site=%s agent=%s epoch=%s "
+			         "reason=epoch_limit new_epochs_24h=%lld limit=%ld",
+			         b->site, b->agent, b->epoch, (long long)recent, b->new_epochs_max);
+			return -EDQUOT;
+		}
+	}
+	st = s->w[W_EPOCH_LAST];
+	sqlite3_bind_int64(st, 1, agent_id);
+	if ((rc = step_row(s, st, &found)) != 0)
+		return rc;
+	int64_t prev_ord = found ? sqlite3_column_int64(st, 0) : -1;
+	int64_t prev_high = found ? sqlite3_column_int64(st, 1) : 0;
+	int64_t prev_last = found ? sqlite3_column_int64(st, 2) : 0;
+	sqlite3_reset(st);
+	/* The ord W_EPOCH will give it. */
+	int64_t ord = !b->epoch[0] ? 0 : (prev_ord > 0 ? prev_ord + 1 : 1);
+	char prev[24] = "-";
+	if (prev_ord >= 0)
+		snprintf(prev, sizeof(prev), "%lld", (long long)prev_ord);
+	if (prev_ord >= 0 && prev_high > 0 && b->received_ms - prev_last < 3600LL * 1000)
+		log_warn("event=agent_epoch_new site=%s agent=%s epoch=%s ord=%lld prev_ord=%s "
+		         "prev_high_seq=%lld hint=\"the previous epoch stored results within the "
+		         "last hour: a restored outbox, or a cloned machine using this "
+		         "certificate?\"",
+		         b->site, b->agent, b->epoch[0] ? b->epoch : "-", (long long)ord, prev,
+		         (long long)prev_high);
+	else
+		log_info("event=agent_epoch_new site=%s agent=%s epoch=%s ord=%lld prev_ord=%s",
+		         b->site, b->agent, b->epoch[0] ? b->epoch : "-", (long long)ord, prev);
+	return 0;
+}
+
+/* A site is one org's, in one city: a certificate naming another (a second machine issued
+ * with a mistyped --city) is refused (-EPERM) instead of moving the site, which would make
+ * it flicker in and out of a city's view. The CLI refuses to issue such a certificate;
+ * this holds for any made before that check, or by hand. */
+static int check_site_place(struct sqlite_be *s, const struct store_batch *b)
+{
+	sqlite3_stmt *st = s->w[W_SITE_PLACE];
+	int found, rc;
+	sqlite3_bind_text(st, 1, b->site, -1, SQLITE_STATIC);
+	if ((rc = step_row(s, st, &found)) != 0)
+		return rc;
+	/* "" is unknown (rows from before certificates carried O and L): filled, not refused. */
+	const char *org = found ? col_text(st, 0) : "", *city = found ? col_text(st, 1) : "";
+	if ((org[0] && strcmp(org, b->org) != 0) || (city[0] && strcmp(city, b->city) != 0)) {
+		log_warn("event=site_jurisdiction_refused site=%s agent=%s cert_org=\"%s\" "
+		         "cert_city=\"%s\" site_org=\"%s\" site_city=\"%s\" "
+		         "reason=site_jurisdiction_mismatch",
+		         b->site, b->agent, b->org, b->city, org, city);
+		rc = -EPERM;
+	}
+	sqlite3_reset(st);
+	return rc;
+}
+
 static int apply_batch(struct sqlite_be *s, struct store_batch *b)
 {
 	int64_t agent_id, agent_high, ord = 0, high = 0;
 	b->gap_seqs = 0;
-	int rc = upsert_agent(s, b, &agent_id, &agent_high);
+	int rc = check_site_place(s, b);
+	if (!rc)
+		rc = upsert_agent(s, b, &agent_id, &agent_high);
+	if (!rc)
+		rc = check_new_epoch(s, b, agent_id);
 	if (!rc)
 		rc = upsert_epoch(s, b, agent_id, &ord, &high);
 	if (rc)

@@ -36,13 +36,18 @@ struct store_batch {
 	char org[65];
 	char city[129];
 	int64_t received_ms;
+	/* At most this many new epochs (not the legacy '') per agent in the 24 h before
+	 * received_ms; a batch that would open one more fails with -EDQUOT and stores nothing.
+	 * 0 = no bound. */
+	long new_epochs_max;
 	struct store_row *rows; /* sorted by seq (store_batch_sort) */
 	size_t nrows, cap;
 	struct vw_buf arena;
 	void (*done)(struct store_batch *b); /* loop thread, once */
 	void *data;
 	/* Set by the store before done runs. */
-	int status;        /* 0, or negative errno: -ESHUTDOWN, -EIO ... */
+	int status;        /* 0, or negative errno: -ESHUTDOWN, -EIO, -EDQUOT (epochs),
+	                    * -EPERM (org/city differ from the site's) ... */
 	int64_t acked_seq; /* the high-water mark of (site, agent, epoch) after the commit */
 	size_t stored;     /* rows written; the rest were at or below the mark */
 	size_t gap_seqs;   /* seqs skipped over (recorded as gaps), see sqlite.c */

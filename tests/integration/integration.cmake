@@ -38,3 +38,5 @@ vw_integration_test(integration_credentials test_credentials)
 set_tests_properties(integration_credentials PROPERTIES LABELS "integration;security")
 # Issue 10.2: a reinstalled agent continues under a new epoch after enrolling again.
 vw_integration_test(integration_reinstall test_reinstall)
+# Review D1: an outbox restored from a backup goes on under a new epoch, nothing skipped.
+vw_integration_test(integration_restore test_restore)

@@ -40,3 +40,7 @@ vw_security_test(security_store_reads test_store_reads)
 vw_security_test(security_input test_input)
 # Pipelined large GETs that are never read: memory bounded by the output budget.
 vw_security_test(security_static_flood test_static_flood)
+# Review D2: new epochs per agent are logged and bounded ([limits] new_epochs_per_day).
+vw_security_test(security_epochs test_epochs)
+# Review D3: a site keeps one org and city; the CLI and ingest refuse another.
+vw_security_test(security_jurisdiction test_jurisdiction)

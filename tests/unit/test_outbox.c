@@ -264,6 +264,36 @@ static void epoch_is_drawn_once_per_outbox(void **state)
 	outbox_close(&ob);
 }
 
+/* A restored outbox draws a new epoch: committed at once (it survives a reopen), with
+ * the rows, their seqs and next_seq untouched, so the held rows go out under it as they
+ * are; the oldest held seq is what the refusal lines report. */
+static void a_renewed_epoch_keeps_rows_and_seqs(void **state)
+{
+	(void)state;
+	struct outbox *ob = open_ob(1 << 20);
+	append_n(ob, 5, "cam");
+	assert_int_equal(outbox_ack(ob, 2), 0);
+	assert_int_equal(outbox_oldest_seq(ob), 3);
+	char first[33];
+	snprintf(first, sizeof(first), "%s", outbox_epoch(ob));
+	assert_int_equal(outbox_renew_epoch(ob), 0);
+	char second[33];
+	snprintf(second, sizeof(second), "%s", outbox_epoch(ob));
+	assert_int_equal(strlen(second), 32);
+	assert_int_equal(strspn(second, "0123456789abcdef"), 32);
+	assert_string_not_equal(second, first);
+	assert_int_equal(outbox_next_seq(ob), 6);
+	assert_int_equal(outbox_pending(ob), 3);
+	outbox_close(&ob);
+	ob = open_ob(1 << 20);
+	assert_string_equal(outbox_epoch(ob), second);
+	assert_int_equal(outbox_next_seq(ob), 6);
+	assert_int_equal(outbox_oldest_seq(ob), 3);
+	assert_int_equal(outbox_ack(ob, 5), 0);
+	assert_int_equal(outbox_oldest_seq(ob), 0);
+	outbox_close(&ob);
+}
+
 static void every_dropped_seq_stays_reported(void **state)
 {
 	(void)state;
@@ -316,6 +346,7 @@ int main(void)
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(every_dropped_seq_stays_reported, setup, teardown),
 	    cmocka_unit_test_setup_teardown(epoch_is_drawn_once_per_outbox, setup, teardown),
+	    cmocka_unit_test_setup_teardown(a_renewed_epoch_keeps_rows_and_seqs, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
