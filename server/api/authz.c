@@ -155,7 +155,7 @@ static int query_has_token(const char *q)
 	return found;
 }
 
-static const char *refusal_reason(int rc)
+const char *authz_credential_reason(int rc)
 {
 	switch (rc) {
 	case -EKEYREVOKED:
@@ -165,8 +165,14 @@ static const char *refusal_reason(int rc)
 	case -ETIMEDOUT:
 		return "expired_session";
 	default:
-		return "unknown_token";
+		return NULL;
 	}
+}
+
+static const char *refusal_reason(int rc)
+{
+	const char *r = authz_credential_reason(rc);
+	return r ? r : "unknown_token";
 }
 
 /* "https://host[:port]" against "host[:port]" (ASCII case-insensitive, RFC 6454 origins are

@@ -52,6 +52,9 @@ unsigned authz_role_bit(enum auth_role r);
  * 503 (no access records). Refusals are logged (event=auth_refused, rate-limited). */
 int authz_identify(struct api *a, const struct conn *c, const struct http_request *req,
                    unsigned roles, struct authz_principal *who);
+/* The log reason for a credential that auth refused: revoked_token (-EKEYREVOKED),
+ * expired_token (-EKEYEXPIRED), expired_session (-ETIMEDOUT); NULL for any other code. */
+const char *authz_credential_reason(int rc);
 /* Sends the refusal authz_identify decided: 401 with WWW-Authenticate on people's routes. */
 void authz_respond(struct conn *c, int status, unsigned roles, const struct authz_principal *who);
 /* "Set-Cookie: __Host-vw_session=; ...; Max-Age=0\r\n": ends the cookie in the browser. */

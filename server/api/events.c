@@ -89,18 +89,12 @@ static void end_sub(struct sub *s, const char *reason)
 
 static const char *recheck_reason(int rc)
 {
-	switch (rc) {
-	case -EKEYREVOKED:
-		return "revoked_token";
-	case -EKEYEXPIRED:
-		return "expired_token";
-	case -ETIMEDOUT:
-		return "expired_session";
-	case -ENOENT:
-		return "ended_session"; /* logged out (elsewhere), purged, or the token is gone */
-	default:
-		return "check_failed"; /* auth.db did not answer: fail closed */
-	}
+	const char *r = authz_credential_reason(rc);
+	if (r)
+		return r;
+	/* -ENOENT: logged out (elsewhere), purged, or the token is gone; anything else: auth.db
+	 * did not answer, and the stream fails closed. */
+	return rc == -ENOENT ? "ended_session" : "check_failed";
 }
 
 /* A recheck back from the session worker (loop thread). */
