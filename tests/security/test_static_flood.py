@@ -123,7 +123,15 @@ class StaticFlood(IntegrationTest):
         print(f"\nflood: {CONNS} conns x {PIPELINED} GETs of {BIG >> 20} MiB: baseline "
               f"{base >> 20} MiB, peak {seen['hwm'] >> 20} MiB, bound {bound >> 20} MiB",
               file=sys.stderr)
-        self.assertLessEqual(seen["hwm"], bound, "server peak RSS (VmHWM) past the bound")
+        # Under AddressSanitizer RSS measures the sanitizer (its quarantine keeps freed blocks,
+        # 256 MiB by default, plus shadow memory and redzones), not our buffers: the bound is
+        # checked on the plain build, which CI runs too; here the flood must still be survived.
+        with open(f"/proc/{pid}/maps") as f:
+            sanitized = "libasan" in f.read()
+        if sanitized:
+            print("flood: AddressSanitizer build, RSS bound not applied", file=sys.stderr)
+        else:
+            self.assertLessEqual(seen["hwm"], bound, "server peak RSS (VmHWM) past the bound")
         self.assertTrue(srv.proc.alive())
         status, _, _ = request(srv, "GET", "/healthz")
         self.assertEqual(status, 200)
