@@ -95,6 +95,42 @@ static const char *const migrations[] = {
     " SELECT id, '', 0, high_seq, last_report_ms, last_report_ms FROM agents;"
     "ALTER TABLE results ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE seq_gaps ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;",
+    /* 4: exam sessions (考试场次), entered by the organisation or the bureau; the collector is
+     * their authority. code is the organisation's own id for the session (unique within the
+     * org); rooms is a comma-separated list of room names, or "*" for every room of the site.
+     * A session changes only before it starts; every change is a row of exam_session_changes
+     * in the same transaction. site_versions counts each site's changes, so an agent asks
+     * for its sessions again only when its site's number moved. */
+    "CREATE TABLE exam_sessions("
+    " id INTEGER PRIMARY KEY,"
+    " org TEXT NOT NULL,"
+    " city TEXT NOT NULL,"
+    " site TEXT NOT NULL,"
+    " code TEXT NOT NULL,"
+    " occupation TEXT NOT NULL,"
+    " level TEXT NOT NULL,"
+    " start_ms INTEGER NOT NULL,"
+    " end_ms INTEGER NOT NULL,"
+    " rooms TEXT NOT NULL,"
+    " candidates INTEGER NOT NULL DEFAULT 0,"
+    " cancelled_ms INTEGER,"
+    " created_ms INTEGER NOT NULL,"
+    " updated_ms INTEGER NOT NULL,"
+    " UNIQUE(org, code));"
+    "CREATE INDEX exam_sessions_site ON exam_sessions(site, start_ms);"
+    "CREATE INDEX exam_sessions_org ON exam_sessions(org, start_ms);"
+    "CREATE INDEX exam_sessions_city ON exam_sessions(city, start_ms);"
+    "CREATE TABLE exam_session_changes("
+    " id INTEGER PRIMARY KEY,"
+    " session_id INTEGER NOT NULL,"
+    " at_ms INTEGER NOT NULL,"
+    " actor TEXT NOT NULL,"
+    " action TEXT NOT NULL,"
+    " before TEXT,"
+    " after TEXT NOT NULL);"
+    "CREATE TABLE site_versions("
+    " site TEXT PRIMARY KEY,"
+    " sessions INTEGER NOT NULL) WITHOUT ROWID;",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 _Static_assert(NMIGRATIONS == STORE_SCHEMA_VERSION, "a migration per schema version");
@@ -766,6 +802,347 @@ static int sq_count_results(void *p, int64_t *out)
 	return 0;
 }
 
+/* --- exam sessions ---------------------------------------------------------------------- *
+ * Rare writes (people entering a timetable) and small reads: statements are prepared per
+ * call rather than kept, so nothing here weighs on ingest's prepared set. */
+
+#define EXAM_COLS                                                                                  \
+	"id, org, city, site, code, occupation, level, rooms, start_ms, end_ms, candidates,"       \
+	" coalesce(cancelled_ms, 0), created_ms, updated_ms"
+
+static void exam_row(sqlite3_stmt *st, struct store_exam_session *e)
+{
+	e->id = sqlite3_column_int64(st, 0);
+	e->org = col_text(st, 1);
+	e->city = col_text(st, 2);
+	e->site = col_text(st, 3);
+	e->code = col_text(st, 4);
+	e->occupation = col_text(st, 5);
+	e->level = col_text(st, 6);
+	e->rooms = col_text(st, 7);
+	e->start_ms = sqlite3_column_int64(st, 8);
+	e->end_ms = sqlite3_column_int64(st, 9);
+	e->candidates = sqlite3_column_int64(st, 10);
+	e->cancelled_ms = sqlite3_column_int64(st, 11);
+	e->created_ms = sqlite3_column_int64(st, 12);
+	e->updated_ms = sqlite3_column_int64(st, 13);
+}
+
+/* The audit row's picture of a session: what a person entered, UTC ms as stored. */
+static void exam_json(struct vw_buf *b, const struct store_exam_session *e)
+{
+	vw_buf_puts(b, "{\"org\":");
+	vw_buf_json_str(b, e->org);
+	vw_buf_puts(b, ",\"city\":");
+	vw_buf_json_str(b, e->city);
+	vw_buf_puts(b, ",\"site\":");
+	vw_buf_json_str(b, e->site);
+	vw_buf_puts(b, ",\"id\":");
+	vw_buf_json_str(b, e->code);
+	vw_buf_puts(b, ",\"occupation\":");
+	vw_buf_json_str(b, e->occupation);
+	vw_buf_puts(b, ",\"level\":");
+	vw_buf_json_str(b, e->level);
+	vw_buf_puts(b, ",\"rooms\":");
+	vw_buf_json_str(b, e->rooms);
+	vw_buf_printf(b, ",\"start_ms\":%lld,\"end_ms\":%lld,\"candidates\":%lld",
+	              (long long)e->start_ms, (long long)e->end_ms, (long long)e->candidates);
+	if (e->cancelled_ms)
+		vw_buf_printf(b, ",\"cancelled_ms\":%lld", (long long)e->cancelled_ms);
+	vw_buf_puts(b, "}");
+}
+
+static sqlite3_stmt *wprep(struct sqlite_be *s, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(s->wdb, sql, -1, &st, NULL) != SQLITE_OK) {
+		log_error("event=store_prepare_failed error=\"%s\"", sqlite3_errmsg(s->wdb));
+		return NULL;
+	}
+	return st;
+}
+
+/* One step of a one-shot statement, then finalized. */
+static int wstep_once(struct sqlite_be *s, sqlite3_stmt *st)
+{
+	if (!st)
+		return -EIO;
+	int rc = sqlite3_step(st);
+	int out = rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : sqlite_errno(rc);
+	if (out)
+		log_error("event=store_write_failed error=\"%s\"", sqlite3_errmsg(s->wdb));
+	sqlite3_finalize(st);
+	return out;
+}
+
+/* The change's audit row and the site's version, in the write's transaction. */
+static int exam_changed(struct sqlite_be *s, const struct store_write *w, int64_t id,
+                        const char *site, const char *action,
+                        const struct store_exam_session *before,
+                        const struct store_exam_session *after)
+{
+	struct vw_buf jb, ja;
+	vw_buf_init(&jb, 1u << 16);
+	vw_buf_init(&ja, 1u << 16);
+	if (before)
+		exam_json(&jb, before);
+	exam_json(&ja, after);
+	int rc = jb.err ? jb.err : ja.err;
+	if (!rc) {
+		sqlite3_stmt *st = wprep(s, "INSERT INTO exam_session_changes(session_id, at_ms,"
+		                            " actor, action, before, after)"
+		                            " VALUES(?1, ?2, ?3, ?4, ?5, ?6)");
+		if (st) {
+			sqlite3_bind_int64(st, 1, id);
+			sqlite3_bind_int64(st, 2, w->now_ms);
+			sqlite3_bind_text(st, 3, w->actor ? w->actor : "", -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 4, action, -1, SQLITE_STATIC);
+			if (before)
+				sqlite3_bind_text(st, 5, vw_buf_cstr(&jb), -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 6, vw_buf_cstr(&ja), -1, SQLITE_STATIC);
+		}
+		rc = wstep_once(s, st);
+	}
+	if (!rc) {
+		sqlite3_stmt *st = wprep(s, "INSERT INTO site_versions(site, sessions) VALUES(?1, 1)"
+		                            " ON CONFLICT(site) DO UPDATE SET sessions = sessions + 1");
+		if (st)
+			sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
+		rc = wstep_once(s, st);
+	}
+	vw_buf_free(&jb);
+	vw_buf_free(&ja);
+	return rc;
+}
+
+static int exam_refuse(struct store_write *w, size_t i, int rc, const char *fmt, const char *a)
+{
+	w->bad = i;
+	snprintf(w->err, sizeof(w->err), fmt, a);
+	return rc;
+}
+
+static int exam_create(struct sqlite_be *s, struct store_write *w)
+{
+	for (size_t i = 0; i < w->nexams; i++) {
+		struct store_exam_session *e = &w->exams[i];
+		if (e->start_ms <= w->now_ms)
+			return exam_refuse(w, i, -ETIMEDOUT, "session %s starts in the past", e->code);
+		sqlite3_stmt *st = wprep(s, "INSERT INTO exam_sessions(org, city, site, code,"
+		                            " occupation, level, start_ms, end_ms, rooms, candidates,"
+		                            " created_ms, updated_ms)"
+		                            " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)"
+		                            " ON CONFLICT(org, code) DO NOTHING RETURNING id");
+		if (!st)
+			return -EIO;
+		sqlite3_bind_text(st, 1, e->org, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, e->city, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, e->site, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, e->code, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 5, e->occupation, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 6, e->level, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 7, e->start_ms);
+		sqlite3_bind_int64(st, 8, e->end_ms);
+		sqlite3_bind_text(st, 9, e->rooms, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 10, e->candidates);
+		sqlite3_bind_int64(st, 11, w->now_ms);
+		int step = sqlite3_step(st);
+		int64_t id = step == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+		if (step == SQLITE_ROW)
+			step = sqlite3_step(st);
+		int err = step == SQLITE_DONE ? 0 : sqlite_errno(step);
+		if (err)
+			log_error("event=store_write_failed error=\"%s\"", sqlite3_errmsg(s->wdb));
+		sqlite3_finalize(st);
+		if (err)
+			return err;
+		if (!id)
+			return exam_refuse(w, i, -EEXIST, "the organisation already has a session %s",
+			                   e->code);
+		e->id = id;
+		e->created_ms = e->updated_ms = w->now_ms;
+		e->cancelled_ms = 0;
+		int rc = exam_changed(s, w, id, e->site, "create", NULL, e);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* update and cancel: the stored row, in scope, not cancelled, not started. */
+static int exam_change(struct sqlite_be *s, struct store_write *w)
+{
+	struct store_exam_session *e = &w->exams[0];
+	sqlite3_stmt *st = wprep(s, "SELECT " EXAM_COLS " FROM exam_sessions WHERE id = ?1"
+	                            " AND (?2 = '' OR org = ?2) AND (?3 = '' OR city = ?3)");
+	if (!st)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, e->id);
+	sqlite3_bind_text(st, 2, w->scope_org ? w->scope_org : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, w->scope_city ? w->scope_city : "", -1, SQLITE_STATIC);
+	int step = sqlite3_step(st), rc = 0;
+	if (step != SQLITE_ROW) {
+		sqlite3_finalize(st);
+		if (step != SQLITE_DONE)
+			return -EIO;
+		return exam_refuse(w, 0, -ENOENT, "no such session%s", "");
+	}
+	struct store_exam_session old;
+	exam_row(st, &old);
+	snprintf(w->site, sizeof(w->site), "%s", old.site);
+	if (old.cancelled_ms)
+		rc = exam_refuse(w, 0, -ECANCELED, "session %s was cancelled", old.code);
+	else if (w->now_ms >= old.start_ms)
+		rc = exam_refuse(w, 0, -EALREADY,
+		                 "session %s has already started: it can no longer be changed or "
+		                 "cancelled",
+		                 old.code);
+	else if (w->op == STORE_EXAM_UPDATE && e->start_ms <= w->now_ms)
+		rc = exam_refuse(w, 0, -ETIMEDOUT, "the new start of session %s is in the past",
+		                 old.code);
+	if (rc) {
+		sqlite3_finalize(st);
+		return rc;
+	}
+	struct store_exam_session now = old;
+	if (w->op == STORE_EXAM_UPDATE) {
+		now.occupation = e->occupation;
+		now.level = e->level;
+		now.rooms = e->rooms;
+		now.start_ms = e->start_ms;
+		now.end_ms = e->end_ms;
+		now.candidates = e->candidates;
+	} else {
+		now.cancelled_ms = w->now_ms;
+	}
+	now.updated_ms = w->now_ms;
+	sqlite3_stmt *up = wprep(s, "UPDATE exam_sessions SET occupation = ?2, level = ?3,"
+	                            " rooms = ?4, start_ms = ?5, end_ms = ?6, candidates = ?7,"
+	                            " cancelled_ms = nullif(?8, 0), updated_ms = ?9 WHERE id = ?1");
+	if (up) {
+		sqlite3_bind_int64(up, 1, now.id);
+		sqlite3_bind_text(up, 2, now.occupation, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(up, 3, now.level, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(up, 4, now.rooms, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(up, 5, now.start_ms);
+		sqlite3_bind_int64(up, 6, now.end_ms);
+		sqlite3_bind_int64(up, 7, now.candidates);
+		sqlite3_bind_int64(up, 8, now.cancelled_ms);
+		sqlite3_bind_int64(up, 9, now.updated_ms);
+	}
+	rc = wstep_once(s, up);
+	if (!rc)
+		rc = exam_changed(s, w, now.id, now.site,
+		                  w->op == STORE_EXAM_UPDATE ? "update" : "cancel", &old, &now);
+	sqlite3_finalize(st); /* old's strings lived in it until here */
+	return rc;
+}
+
+static int sq_exam_write(void *p, struct store_write *w)
+{
+	struct sqlite_be *s = p;
+	if (!w->nexams)
+		return w->status = -EINVAL;
+	int rc = vw_db_exec(s->wdb, "BEGIN IMMEDIATE", NULL, 0);
+	if (rc) {
+		log_error("event=store_begin_failed error=\"%s\"", sqlite3_errmsg(s->wdb));
+		return w->status = rc;
+	}
+	rc = w->op == STORE_EXAM_CREATE ? exam_create(s, w) : exam_change(s, w);
+	if (!rc && vw_db_exec(s->wdb, "COMMIT", NULL, 0)) {
+		log_error("event=store_commit_failed error=\"%s\"", sqlite3_errmsg(s->wdb));
+		rc = -EIO;
+	}
+	if (rc) {
+		vw_db_exec(s->wdb, "ROLLBACK", NULL, 0);
+		if (w->op == STORE_EXAM_CREATE)
+			for (size_t i = 0; i < w->nexams; i++)
+				w->exams[i].id = 0; /* all or none: none */
+	}
+	return w->status = rc;
+}
+
+static int exam_fill_rows(struct sqlite_rd *rd, sqlite3_stmt *st, struct store_fill *f,
+                          int *count)
+{
+	int step, rc = 0;
+	*count = 0;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_exam_session e;
+		exam_row(st, &e);
+		if ((rc = store_fill_exam(f, &e)) != 0)
+			break;
+		(*count)++;
+	}
+	if (!rc && step != SQLITE_DONE) {
+		log_error("event=store_read_failed error=\"%s\"", sqlite3_errmsg(rd->db));
+		rc = -EIO;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int sq_exam_list(void *p, const struct store_exam_query *q, struct store_fill *f)
+{
+	struct sqlite_rd *rd = p;
+	/* Built from the filters given, so each list uses its own index (site, org or city,
+	 * then start_ms); every value is bound, never spliced. */
+	char sql[512];
+	int n = snprintf(sql, sizeof(sql), "SELECT " EXAM_COLS " FROM exam_sessions WHERE 1");
+	if (q->site && q->site[0])
+		n += snprintf(sql + n, sizeof(sql) - (size_t)n, " AND site = ?1");
+	if (q->org && q->org[0])
+		n += snprintf(sql + n, sizeof(sql) - (size_t)n, " AND org = ?2");
+	if (q->city && q->city[0])
+		n += snprintf(sql + n, sizeof(sql) - (size_t)n, " AND city = ?3");
+	if (q->from_ms || q->to_ms)
+		n += snprintf(sql + n, sizeof(sql) - (size_t)n, " AND end_ms > ?4 AND start_ms < ?5");
+	if (!q->with_cancelled)
+		n += snprintf(sql + n, sizeof(sql) - (size_t)n, " AND cancelled_ms IS NULL");
+	snprintf(sql + n, sizeof(sql) - (size_t)n, " ORDER BY start_ms, id");
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(rd->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		log_error("event=store_read_failed error=\"%s\"", sqlite3_errmsg(rd->db));
+		return -EIO;
+	}
+	if (q->site && q->site[0])
+		sqlite3_bind_text(st, 1, q->site, -1, SQLITE_STATIC);
+	if (q->org && q->org[0])
+		sqlite3_bind_text(st, 2, q->org, -1, SQLITE_STATIC);
+	if (q->city && q->city[0])
+		sqlite3_bind_text(st, 3, q->city, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, q->from_ms);
+	sqlite3_bind_int64(st, 5, q->to_ms ? q->to_ms : INT64_MAX);
+	int count;
+	return exam_fill_rows(rd, st, f, &count);
+}
+
+static int sq_exam_get(void *p, int64_t id, struct store_fill *f)
+{
+	struct sqlite_rd *rd = p;
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(rd->db, "SELECT " EXAM_COLS " FROM exam_sessions WHERE id = ?1", -1,
+	                       &st, NULL) != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, id);
+	int count, rc = exam_fill_rows(rd, st, f, &count);
+	return rc ? rc : count ? 0 : -ENOENT;
+}
+
+static int sq_exam_version(void *p, const char *site, int64_t *out)
+{
+	struct sqlite_rd *rd = p;
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(rd->db, "SELECT sessions FROM site_versions WHERE site = ?1", -1,
+	                       &st, NULL) != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
+	int step = sqlite3_step(st);
+	*out = step == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_finalize(st);
+	return step == SQLITE_ROW || step == SQLITE_DONE ? 0 : -EIO;
+}
+
 const struct store_ops store_sqlite_ops = {
     .name = "sqlite",
     .open = sq_open,
@@ -778,4 +1155,8 @@ const struct store_ops store_sqlite_ops = {
     .get_site = sq_get_site,
     .high_seq = sq_high_seq,
     .count_results = sq_count_results,
+    .write = sq_exam_write,
+    .exam_list = sq_exam_list,
+    .exam_get = sq_exam_get,
+    .exam_version = sq_exam_version,
 };

@@ -38,24 +38,35 @@ struct fill_target {
 	int64_t ts_ms, seq;
 };
 
+struct fill_exam {
+	uint32_t org, city, site, code, occupation, level, rooms;
+	int64_t id, start_ms, end_ms, candidates, cancelled_ms, created_ms, updated_ms;
+};
+
 struct store_fill {
 	struct vw_buf arena;
+	struct fill_exam *exams;
+	size_t nexams, cap_exams;
 	struct fill_site *sites;
 	size_t nsites, cap_sites;
 	struct fill_target *targets;
 	size_t ntargets, cap_targets;
 };
 
-enum read_op { RD_SITES, RD_SITE, RD_HIGH, RD_COUNT };
+enum read_op { RD_SITES, RD_SITE, RD_HIGH, RD_COUNT, RD_EXAMS, RD_EXAM, RD_EXAM_VERSION };
 
 struct read_req {
 	enum read_op op;
 	char site[64], agent[64], epoch[33];
+	char org[65], city[129]; /* RD_EXAMS: the query's strings, copied */
+	struct store_exam_query exq;
+	int64_t id;
 	store_read_cb cb;
 	void *ud;
 	struct store_fill fill;
 	struct store_site *sites; /* built from fill once the read is done */
 	struct store_target *targets;
+	struct store_exam_session *exams;
 	struct store_reply reply;
 	struct read_req *next;
 };
@@ -64,7 +75,8 @@ static size_t fill_bytes(const struct store_fill *f)
 {
 	return f->arena.len +
 	       f->cap_sites * (sizeof(struct fill_site) + sizeof(struct store_site)) +
-	       f->cap_targets * (sizeof(struct fill_target) + sizeof(struct store_target));
+	       f->cap_targets * (sizeof(struct fill_target) + sizeof(struct store_target)) +
+	       f->cap_exams * (sizeof(struct fill_exam) + sizeof(struct store_exam_session));
 }
 
 static uint32_t fill_str(struct store_fill *f, const char *s)
@@ -130,6 +142,33 @@ int store_fill_target(struct store_fill *f, const struct store_target *t)
 	return 0;
 }
 
+int store_fill_exam(struct store_fill *f, const struct store_exam_session *e)
+{
+	if (grow((void **)&f->exams, &f->cap_exams, f->nexams, sizeof(*f->exams)))
+		return -ENOMEM;
+	struct fill_exam *o = &f->exams[f->nexams];
+	o->org = fill_str(f, e->org);
+	o->city = fill_str(f, e->city);
+	o->site = fill_str(f, e->site);
+	o->code = fill_str(f, e->code);
+	o->occupation = fill_str(f, e->occupation);
+	o->level = fill_str(f, e->level);
+	o->rooms = fill_str(f, e->rooms);
+	o->id = e->id;
+	o->start_ms = e->start_ms;
+	o->end_ms = e->end_ms;
+	o->candidates = e->candidates;
+	o->cancelled_ms = e->cancelled_ms;
+	o->created_ms = e->created_ms;
+	o->updated_ms = e->updated_ms;
+	if (f->arena.err)
+		return f->arena.err;
+	if (fill_bytes(f) > STORE_REPLY_MAX)
+		return -E2BIG;
+	f->nexams++;
+	return 0;
+}
+
 /* Reader thread, after the read: the arena no longer moves, so pointers can be made. */
 static int reply_build(struct read_req *q)
 {
@@ -151,6 +190,17 @@ static int reply_build(struct read_req *q)
 		    a + o->agent, a + o->kind,   a + o->target,  a + o->status, a + o->session,
 		    a + o->codec, a + o->faults, a + o->metrics, o->ts_ms,      o->seq};
 	}
+	if (f->nexams && !(q->exams = calloc(f->nexams, sizeof(*q->exams))))
+		return -ENOMEM;
+	for (size_t i = 0; i < f->nexams; i++) {
+		const struct fill_exam *o = &f->exams[i];
+		q->exams[i] = (struct store_exam_session){
+		    o->id,         a + o->org,    a + o->city,       a + o->site,     a + o->code,
+		    a + o->occupation, a + o->level, a + o->rooms,    o->start_ms,     o->end_ms,
+		    o->candidates, o->cancelled_ms, o->created_ms,    o->updated_ms};
+	}
+	q->reply.exam_sessions = q->exams;
+	q->reply.nexam_sessions = f->nexams;
 	q->reply.sites = q->sites;
 	q->reply.nsites = f->nsites;
 	q->reply.targets = q->targets;
@@ -163,6 +213,8 @@ static void read_free(struct read_req *q)
 	vw_buf_free(&q->fill.arena);
 	free(q->fill.sites);
 	free(q->fill.targets);
+	free(q->fill.exams);
+	free(q->exams);
 	free(q->sites);
 	free(q->targets);
 	free(q);
@@ -281,6 +333,9 @@ struct store {
 	struct store_batch *q_head, *q_tail; /* waiting for the writer */
 	size_t queued, queue_max;
 	struct store_batch *d_head, *d_tail; /* committed, waiting for the loop */
+	struct store_write *w_head, *w_tail; /* waiting for the writer, between commits */
+	struct store_write *wd_head, *wd_tail; /* applied, waiting for the loop */
+	size_t writes_queued;
 	struct read_req *rq_head, *rq_tail;  /* waiting for a reader */
 	struct read_req *rd_head, *rd_tail;  /* answered, waiting for the loop */
 	int stopping;
@@ -387,13 +442,39 @@ static void count_commit(struct store *s, struct store_batch *list, uint64_t row
 	s->stats.gap_seqs += gaps;
 }
 
+/* Writer thread, s->mu held (released while the backend works): the queued write requests,
+ * each its own transaction. They run between group commits, so a person's write waits
+ * for at most one group and never splits one. */
+static void run_writes(struct store *s)
+{
+	struct store_write *list = s->w_head, *tail = s->w_tail;
+	s->w_head = s->w_tail = NULL;
+	s->writes_queued = 0;
+	uv_mutex_unlock(&s->mu);
+	for (struct store_write *w = list; w; w = w->next)
+		s->ops->write(s->be, w);
+	uv_mutex_lock(&s->mu);
+	if (s->wd_tail)
+		s->wd_tail->next = list;
+	else
+		s->wd_head = list;
+	s->wd_tail = tail;
+	uv_mutex_unlock(&s->mu);
+	uv_async_send(&s->async);
+	uv_mutex_lock(&s->mu);
+}
+
 static void writer_main(void *arg)
 {
 	struct store *s = arg;
 	uv_mutex_lock(&s->mu);
 	for (;;) {
-		while (!s->q_head && !s->stopping)
+		while (!s->q_head && !s->w_head && !s->stopping)
 			uv_cond_wait(&s->cond, &s->mu);
+		if (s->w_head)
+			run_writes(s);
+		if (!s->q_head && s->w_head)
+			continue;
 		if (!s->q_head)
 			break; /* stopping, and nothing left to commit */
 		struct store_batch *list = s->q_head, *tail = s->q_tail;
@@ -433,6 +514,15 @@ static void run_read(struct reader *r, struct read_req *q)
 		break;
 	case RD_HIGH:
 		rc = ops->high_seq(r->conn, q->site, q->agent, q->epoch, &q->reply.value);
+		break;
+	case RD_EXAMS:
+		rc = ops->exam_list(r->conn, &q->exq, &q->fill);
+		break;
+	case RD_EXAM:
+		rc = ops->exam_get(r->conn, q->id, &q->fill);
+		break;
+	case RD_EXAM_VERSION:
+		rc = ops->exam_version(r->conn, q->site, &q->reply.value);
 		break;
 	default:
 		rc = ops->count_results(r->conn, &q->reply.value);
@@ -486,6 +576,8 @@ static void deliver(struct store *s)
 	uv_mutex_lock(&s->mu);
 	struct store_batch *b = s->d_head;
 	struct read_req *q = s->rd_head;
+	struct store_write *w = s->wd_head;
+	s->wd_head = s->wd_tail = NULL;
 	s->d_head = s->d_tail = NULL;
 	s->rd_head = s->rd_tail = NULL;
 	uv_mutex_unlock(&s->mu);
@@ -494,6 +586,12 @@ static void deliver(struct store *s)
 		b->next = NULL;
 		b->done(b); /* may free b */
 		b = next;
+	}
+	while (w) {
+		struct store_write *next = w->next;
+		w->next = NULL;
+		w->done(w); /* may free w */
+		w = next;
 	}
 	while (q) {
 		struct read_req *next = q->next;
@@ -616,8 +714,9 @@ void store_get_stats(struct store *s, struct store_stats *out)
 
 /* --- reads ------------------------------------------------------------------------------ */
 
-static int read_submit(struct store *s, enum read_op op, const char *site, const char *agent,
-                       const char *epoch, store_read_cb cb, void *ud)
+static int read_submit_q(struct store *s, enum read_op op, const char *site, const char *agent,
+                         const char *epoch, store_read_cb cb, void *ud,
+                         const struct store_exam_query *exq, int64_t id)
 {
 	if (!s->started || s->stopping)
 		return -ESHUTDOWN;
@@ -643,6 +742,15 @@ static int read_submit(struct store *s, enum read_op op, const char *site, const
 		memcpy(q->epoch, epoch, strlen(epoch) + 1);
 	q->cb = cb;
 	q->ud = ud;
+	q->id = id;
+	if (exq) {
+		q->exq = *exq;
+		snprintf(q->org, sizeof(q->org), "%s", exq->org ? exq->org : "");
+		snprintf(q->city, sizeof(q->city), "%s", exq->city ? exq->city : "");
+		q->exq.site = q->site;
+		q->exq.org = q->org;
+		q->exq.city = q->city;
+	}
 	vw_buf_init(&q->fill.arena, STORE_REPLY_MAX);
 	uv_mutex_lock(&s->mu);
 	if (s->rq_tail)
@@ -654,6 +762,12 @@ static int read_submit(struct store *s, enum read_op op, const char *site, const
 	uv_mutex_unlock(&s->mu);
 	s->reads_inflight++;
 	return 0;
+}
+
+static int read_submit(struct store *s, enum read_op op, const char *site, const char *agent,
+                       const char *epoch, store_read_cb cb, void *ud)
+{
+	return read_submit_q(s, op, site, agent, epoch, cb, ud, NULL, 0);
 }
 
 int store_list_sites(struct store *s, store_read_cb cb, void *ud)
@@ -675,6 +789,63 @@ int store_high_seq(struct store *s, const char *site, const char *agent, const c
 int store_count_results(struct store *s, store_read_cb cb, void *ud)
 {
 	return read_submit(s, RD_COUNT, NULL, NULL, NULL, cb, ud);
+}
+
+/* --- exam sessions ----------------------------------------------------------------------- */
+
+/* Writes share the batches' bound: a person's write beyond it is as unwelcome as a batch. */
+int store_write_submit(struct store *s, struct store_write *w)
+{
+	int rc = 0;
+	w->next = NULL;
+	w->status = 0;
+	w->bad = 0;
+	w->err[0] = '\0';
+	uv_mutex_lock(&s->mu);
+	if (!s->started || s->stopping)
+		rc = -ESHUTDOWN;
+	else if (s->writes_queued >= s->queue_max)
+		rc = -EAGAIN;
+	if (!rc) {
+		if (s->w_tail)
+			s->w_tail->next = w;
+		else
+			s->w_head = w;
+		s->w_tail = w;
+		s->writes_queued++;
+		uv_cond_signal(&s->cond);
+	}
+	uv_mutex_unlock(&s->mu);
+	return rc;
+}
+
+int store_write_now(struct store *s, struct store_write *w)
+{
+	if (s->started)
+		return -EBUSY; /* the write connection belongs to the writer thread now */
+	w->status = 0;
+	w->bad = 0;
+	w->err[0] = '\0';
+	return s->ops->write(s->be, w);
+}
+
+int store_exam_list(struct store *s, const struct store_exam_query *q, store_read_cb cb,
+                    void *ud)
+{
+	if ((q->org && strlen(q->org) >= 65) || (q->city && strlen(q->city) >= 129))
+		return -EINVAL;
+	return read_submit_q(s, RD_EXAMS, q->site && q->site[0] ? q->site : NULL, NULL, NULL, cb,
+	                     ud, q, 0);
+}
+
+int store_exam_get(struct store *s, int64_t id, store_read_cb cb, void *ud)
+{
+	return read_submit_q(s, RD_EXAM, NULL, NULL, NULL, cb, ud, NULL, id);
+}
+
+int store_exam_version(struct store *s, const char *site, store_read_cb cb, void *ud)
+{
+	return read_submit(s, RD_EXAM_VERSION, site, NULL, NULL, cb, ud);
 }
 
 /* --- measurements ----------------------------------------------------------------------- */

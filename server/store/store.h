@@ -16,7 +16,7 @@
 #include "buf.h"
 #include "result.h"
 
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 
 /* One result, compact: strings live in the batch's arena (offsets, NUL-terminated). */
 struct store_row {
@@ -124,9 +124,83 @@ struct store_reply {
 	size_t nsites;
 	const struct store_target *targets; /* get: each (agent, kind, target)'s latest */
 	size_t ntargets;
-	int64_t value; /* store_high_seq (0 when unknown), store_count_results */
+	int64_t value; /* store_high_seq (0 when unknown), store_count_results,
+	                * store_exam_version */
+	const struct store_exam_session *exam_sessions; /* store_exam_list, store_exam_get */
+	size_t nexam_sessions;
 };
 typedef void (*store_read_cb)(void *ud, const struct store_reply *r);
+
+/* --- exam sessions (考试场次): writes and reads ------------------------------------------
+ * Entered by people (api/exams.c, 'session import'); the writer thread applies them between
+ * group commits, each in its own transaction with its exam_session_changes rows and the
+ * site_versions bump. Times are UTC ms. */
+struct store_exam_session {
+	int64_t id; /* exam_sessions.id */
+	const char *org, *city, *site, *code, *occupation, *level;
+	const char *rooms; /* "A101,A102" or "*" */
+	int64_t start_ms, end_ms, candidates;
+	int64_t cancelled_ms; /* 0: not cancelled */
+	int64_t created_ms, updated_ms;
+};
+
+enum store_write_op {
+	STORE_EXAM_CREATE, /* every session of exams[] (id ignored), all or none */
+	STORE_EXAM_UPDATE, /* exams[0] by id: new occupation, level, start, end, rooms,
+	                    * candidates (org, city, site, code stay) */
+	STORE_EXAM_CANCEL, /* exams[0] by id */
+};
+
+/* A write request: queued like a batch, run by the writer thread between group commits,
+ * answered by done on the loop thread. The submitter owns it and every string it points to
+ * until done runs (then frees it). Refusals (status):
+ *   -EALREADY   the session has already started (now_ms >= its start): changes are late;
+ *   -ETIMEDOUT  create, or an update's new start, at or before now_ms (in the past);
+ *   -EEXIST     create: the org already has a session of that code;
+ *   -ENOENT     update/cancel: no such session (or not in scope_org/scope_city);
+ *   -ECANCELED  update/cancel of a session already cancelled;
+ *   -ESHUTDOWN, -EIO, -ENOMEM.
+ * bad is the index in exams[] the refusal is about, err says it for people. */
+struct store_write {
+	enum store_write_op op;
+	const char *actor; /* who, for exam_session_changes */
+	int64_t now_ms;
+	/* update/cancel: the session must be of this org / city ("" = any), so a principal
+	 * cannot change what it cannot see. */
+	const char *scope_org, *scope_city;
+	struct store_exam_session *exams;
+	size_t nexams;
+	void (*done)(struct store_write *w); /* loop thread, once */
+	void *data;
+	/* Set by the store before done runs. */
+	int status;
+	size_t bad;
+	char err[256];
+	/* create sets each exams[i].id. update/cancel: the site whose version moved, for
+	 * the log (copied from the stored row). */
+	char site[64];
+	struct store_write *next;
+};
+
+/* Queues w; -EAGAIN when the batch queue is full, -ESHUTDOWN when not started or closing. */
+int store_write_submit(struct store *s, struct store_write *w);
+
+/* Before store_start only (command-line tools): runs w on the caller's thread, same
+ * statements as the writer's; done is not called. Returns w->status. */
+int store_write_now(struct store *s, struct store_write *w);
+
+struct store_exam_query {
+	const char *site, *org, *city; /* NULL or "" = any */
+	int64_t from_ms, to_ms;        /* sessions overlapping [from, to); 0, 0 = all */
+	int with_cancelled;
+};
+/* Sessions by (start_ms, id) in r->exam_sessions. */
+int store_exam_list(struct store *s, const struct store_exam_query *q, store_read_cb cb,
+                    void *ud);
+/* One session (cancelled ones too); -ENOENT. */
+int store_exam_get(struct store *s, int64_t id, store_read_cb cb, void *ud);
+/* The site's version in r->value (0 when it never had a session). */
+int store_exam_version(struct store *s, const char *site, store_read_cb cb, void *ud);
 
 /* What one reply may hold in memory (strings and arrays). */
 #define STORE_REPLY_MAX (64u << 20)

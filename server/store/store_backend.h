@@ -16,6 +16,7 @@ struct store_fill;
 /* 0, -ENOMEM, or -E2BIG past STORE_REPLY_MAX (the read then fails with it). */
 int store_fill_site(struct store_fill *f, const struct store_site *site);
 int store_fill_target(struct store_fill *f, const struct store_target *t);
+int store_fill_exam(struct store_fill *f, const struct store_exam_session *e);
 
 struct store_ops {
 	const char *name;
@@ -39,6 +40,13 @@ struct store_ops {
 	int (*high_seq)(void *rd, const char *site, const char *agent, const char *epoch,
 	                int64_t *out);
 	int (*count_results)(void *rd, int64_t *out);
+
+	/* Exam sessions. write: on the writer thread (or store_write_now's caller), one
+	 * transaction; sets w->status, bad, err and returns w->status. */
+	int (*write)(void *be, struct store_write *w);
+	int (*exam_list)(void *rd, const struct store_exam_query *q, struct store_fill *f);
+	int (*exam_get)(void *rd, int64_t id, struct store_fill *f); /* -ENOENT */
+	int (*exam_version)(void *rd, const char *site, int64_t *out);
 };
 
 extern const struct store_ops store_sqlite_ops;
