@@ -145,6 +145,14 @@ static const struct router_route routes[] = {
     {HTTP_VERB_GET, "/api/v1/sites.csv", AUTHZ_SITE_READERS, api_sites_csv},
     {HTTP_VERB_GET, "/api/v1/sites/{site}", AUTHZ_SITE_READERS, api_site_get},
     {HTTP_VERB_GET, "/api/v1/events", AUTHZ_SITE_READERS, get_events},
+    /* Exam sessions (exams.c): planned by the org for its own sites, or by the city or
+     * province; agents read their own site's. */
+    {HTTP_VERB_POST, "/api/v1/sessions", AUTHZ_SITE_READERS, api_exams_post},
+    {HTTP_VERB_GET, "/api/v1/sessions", AUTHZ_SITE_READERS, api_exams_list},
+    {HTTP_VERB_GET, "/api/v1/sessions/{ref}", AUTHZ_SITE_READERS, api_exam_get},
+    {HTTP_VERB_PATCH, "/api/v1/sessions/{ref}", AUTHZ_SITE_READERS, api_exam_patch},
+    {HTTP_VERB_DELETE, "/api/v1/sessions/{ref}", AUTHZ_SITE_READERS, api_exam_delete},
+    {HTTP_VERB_GET, "/api/v1/agent/sessions", AUTHZ_AGENT_CERT, api_agent_sessions},
     /* The dashboard's login: the token is the credential (session.c checks it). */
     {HTTP_VERB_POST, "/api/v1/session", AUTHZ_ANON, session_post},
     {HTTP_VERB_GET, "/api/v1/session", AUTHZ_PEOPLE, session_get},

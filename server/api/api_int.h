@@ -35,6 +35,19 @@ void api_sites_csv(struct api *a, struct conn *c, const struct http_request *req
                    const struct router_match *m, const struct authz_principal *who);
 void api_site_get(struct api *a, struct conn *c, const struct http_request *req,
                   const struct router_match *m, const struct authz_principal *who);
+/* exams.c: exam sessions (docs/API.md "Exam sessions"). */
+void api_exams_post(struct api *a, struct conn *c, const struct http_request *req,
+                    const struct router_match *m, const struct authz_principal *who);
+void api_exams_list(struct api *a, struct conn *c, const struct http_request *req,
+                    const struct router_match *m, const struct authz_principal *who);
+void api_exam_get(struct api *a, struct conn *c, const struct http_request *req,
+                  const struct router_match *m, const struct authz_principal *who);
+void api_exam_patch(struct api *a, struct conn *c, const struct http_request *req,
+                    const struct router_match *m, const struct authz_principal *who);
+void api_exam_delete(struct api *a, struct conn *c, const struct http_request *req,
+                     const struct router_match *m, const struct authz_principal *who);
+void api_agent_sessions(struct api *a, struct conn *c, const struct http_request *req,
+                        const struct router_match *m, const struct authz_principal *who);
 void api_enroll_post(struct api *a, struct conn *c, const struct http_request *req);
 
 #endif

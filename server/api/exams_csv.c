@@ -83,8 +83,10 @@ void exams_time_local(int64_t ms, char out[EXAMS_LOCAL_LEN])
 	time_t t = (time_t)(local >= 0 ? local / 1000 : (local - 999) / 1000);
 	struct tm tm;
 	gmtime_r(&t, &tm);
-	snprintf(out, EXAMS_LOCAL_LEN, "%04d-%02d-%02dT%02d:%02d:%02d+08:00", tm.tm_year + 1900,
+	char txt[96]; /* room for what the compiler cannot rule out (a five-digit year) */
+	snprintf(txt, sizeof(txt), "%04d-%02d-%02dT%02d:%02d:%02d+08:00", tm.tm_year + 1900,
 	         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+	snprintf(out, EXAMS_LOCAL_LEN, "%.25s", txt);
 }
 
 /* --- fields ----------------------------------------------------------------------------- */

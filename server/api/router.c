@@ -52,6 +52,8 @@ static unsigned verb_bit(enum http_verb v)
 		return ROUTER_ALLOW_POST;
 	case HTTP_VERB_DELETE:
 		return ROUTER_ALLOW_DELETE;
+	case HTTP_VERB_PATCH:
+		return ROUTER_ALLOW_PATCH;
 	case HTTP_VERB_OTHER:
 		break;
 	}
@@ -93,12 +95,22 @@ const char *router_param(const struct router_match *m, const char *name)
 
 int router_allow_header(unsigned allow, char *out, size_t outlen)
 {
-	int n = snprintf(
-	    out, outlen, "Allow: %s%s%s%s%s\r\n", allow & ROUTER_ALLOW_GET ? "GET, HEAD" : "",
-	    (allow & ROUTER_ALLOW_GET) && (allow & ROUTER_ALLOW_POST) ? ", " : "",
-	    allow & ROUTER_ALLOW_POST ? "POST" : "",
-	    (allow & (ROUTER_ALLOW_GET | ROUTER_ALLOW_POST)) && (allow & ROUTER_ALLOW_DELETE) ? ", "
-	                                                                                      : "",
-	    allow & ROUTER_ALLOW_DELETE ? "DELETE" : "");
+	static const struct {
+		unsigned bit;
+		const char *name;
+	} verbs[] = {{ROUTER_ALLOW_GET, "GET, HEAD"},
+	             {ROUTER_ALLOW_POST, "POST"},
+	             {ROUTER_ALLOW_PATCH, "PATCH"},
+	             {ROUTER_ALLOW_DELETE, "DELETE"}};
+	int n = snprintf(out, outlen, "Allow: ");
+	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]) && n >= 0 && (size_t)n < outlen;
+	     i++) {
+		if (!(allow & verbs[i].bit))
+			continue;
+		int first = n == (int)sizeof("Allow: ") - 1;
+		n += snprintf(out + n, outlen - (size_t)n, "%s%s", first ? "" : ", ", verbs[i].name);
+	}
+	if (n >= 0 && (size_t)n < outlen)
+		n += snprintf(out + n, outlen - (size_t)n, "\r\n");
 	return n < 0 || (size_t)n >= outlen ? -ENOSPC : 0;
 }

@@ -31,6 +31,7 @@ struct router_route {
 #define ROUTER_ALLOW_GET (1u << 0)
 #define ROUTER_ALLOW_POST (1u << 1)
 #define ROUTER_ALLOW_DELETE (1u << 2)
+#define ROUTER_ALLOW_PATCH (1u << 3)
 
 struct router_match {
 	const struct router_route *route; /* NULL unless ROUTER_FOUND */

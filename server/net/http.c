@@ -142,6 +142,9 @@ static int on_headers_complete(http_parser *p)
 	case HTTP_DELETE:
 		q->verb = HTTP_VERB_DELETE;
 		break;
+	case HTTP_PATCH:
+		q->verb = HTTP_VERB_PATCH;
+		break;
 	default:
 		q->verb = HTTP_VERB_OTHER;
 		break;

@@ -19,6 +19,7 @@ enum http_verb {
 	HTTP_VERB_HEAD,
 	HTTP_VERB_POST,
 	HTTP_VERB_DELETE,
+	HTTP_VERB_PATCH,
 };
 
 /* What http_reader_feed stopped at. */

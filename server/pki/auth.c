@@ -1302,6 +1302,30 @@ int auth_site_conflict(struct auth *a, const char *site, const char *org, const 
 	return rc;
 }
 
+int auth_site_place(struct auth *a, const char *site, char org[65], char city[129])
+{
+	sqlite3_stmt *st =
+	    prep(a, "SELECT org, city FROM (SELECT org, city, 0 AS pass, issued_ms AS at FROM certs"
+	            " WHERE site = ?1 AND not_after_ms > ?2"
+	            " AND serial NOT IN (SELECT serial FROM revocations)"
+	            " UNION ALL SELECT org, city, 1, created_ms FROM enroll_tokens WHERE site = ?1)"
+	            " ORDER BY pass, at DESC LIMIT 1");
+	if (!st)
+		return -EIO;
+	sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, vw_now_ms());
+	int step = sqlite3_step(st), rc = -EIO;
+	if (step == SQLITE_ROW) {
+		snprintf(org, 65, "%s", col(st, 0));
+		snprintf(city, 129, "%s", col(st, 1));
+		rc = 0;
+	} else if (step == SQLITE_DONE) {
+		rc = -ENOENT;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
 int auth_revoked_list(struct auth *a, struct auth_revoked **out, size_t *n)
 {
 	*out = NULL;

@@ -167,6 +167,10 @@ int auth_cert_issued(struct auth *a, const char *serial, const char *site, const
  * C), ..."), 0 when none, -EIO. A site belongs to one org and one city. */
 int auth_site_conflict(struct auth *a, const char *site, const char *org, const char *city,
                        char *what, size_t wl);
+/* Where a site belongs as enrollment recorded it (exam sessions take org and city from
+ * here, never from a request): its newest current certificate, else its newest enrollment
+ * token, used or not. 0 with org/city filled, -ENOENT when the site is unknown, -EIO. */
+int auth_site_place(struct auth *a, const char *site, char org[65], char city[129]);
 /* Every revocation, for the CRL. *out is malloc'ed (free it), *n entries. */
 int auth_revoked_list(struct auth *a, struct auth_revoked **out, size_t *n);
 /* Records (once) that a certificate was used: serial -> org, site, city, peer. */
