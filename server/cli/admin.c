@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "conf.h"
 #include "crashpoint.h"
+#include "exams_cli.h"
 #include "log.h"
 #include "signer.h"
 #include "utf8.h"
@@ -609,6 +610,12 @@ const struct vw_cli_cmd admin_cmds[] = {
     {"audit", "[--limit N] [--reset-anchor]",
      "Print the audit log and check its hash chain and anchor.", audit_opts,
      VW_CLI_NOPTS(audit_opts), 0, 0, cmd_audit},
+    {"session import", "--file plan.csv [--org O] [--actor NAME]",
+     "Import an organisation's exam sessions (认定计划) from CSV: all of them or none;\n"
+     "every error as file:line: column: what (docs/API.md, Exam sessions).",
+     exams_import_opts, EXAMS_IMPORT_NOPTS, 0, 0, exams_cmd_import},
+    {"session list", "[--site S] [--org O] [--cancelled]", "List exam sessions as a table.",
+     exams_list_opts, EXAMS_LIST_NOPTS, 0, 0, exams_cmd_list},
     {"signer", "", "Internal: the CA key's process, started by the server itself (not for people).",
      NULL, 0, 0, 0, cmd_signer},
 };

@@ -1,5 +1,6 @@
 /* admin: the collector's subcommands, in one table (common/cli.h) — ca init|server|issue,
- * enroll-token, revoke, token create|revoke|list, audit — and the audit and certificate
+ * enroll-token, revoke, token create|revoke|list, audit, session import|list (exams_cli.c) —
+ * and the audit and certificate
  * records that follow a 'ca' command. Command line only, main thread, before (instead of) the loop.
  * Each command opens the auth database itself and closes it before returning; every action that
  * changes who may do what is written to the audit log in the same run. Also, at signer's start-up,
