@@ -471,10 +471,10 @@ static void writer_main(void *arg)
 	for (;;) {
 		while (!s->q_head && !s->w_head && !s->stopping)
 			uv_cond_wait(&s->cond, &s->mu);
-		if (s->w_head)
+		if (s->w_head) {
 			run_writes(s);
-		if (!s->q_head && s->w_head)
-			continue;
+			continue; /* then the batches, or stop, or wait again */
+		}
 		if (!s->q_head)
 			break; /* stopping, and nothing left to commit */
 		struct store_batch *list = s->q_head, *tail = s->q_tail;
