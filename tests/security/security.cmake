@@ -44,3 +44,4 @@ vw_security_test(security_static_flood test_static_flood)
 vw_security_test(security_epochs test_epochs)
 # Review D3: a site keeps one org and city; the CLI and ingest refuse another.
 vw_security_test(security_jurisdiction test_jurisdiction)
+vw_security_test(security_exams test_exams)
