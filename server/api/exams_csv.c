@@ -453,6 +453,18 @@ static void on_row(int c, void *ud)
 	st->cur_bad = 0;
 }
 
+/* Bytes up to and including the first line end (LF, CRLF or CR), or all of them. */
+static size_t strcspn_n(const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] == '\n')
+			return i + 1;
+		if (p[i] == '\r')
+			return i + 1 < n && p[i + 1] == '\n' ? i + 2 : i + 1;
+	}
+	return n;
+}
+
 int exams_csv_parse(const char *name, const char *data, size_t len, const char *default_org,
                     struct exams_in **out, size_t *n, struct exams_errs *errs)
 {
@@ -466,7 +478,7 @@ int exams_csv_parse(const char *name, const char *data, size_t len, const char *
 	if (vw_utf8_check(data, len, &bad_at)) {
 		unsigned line = 1;
 		for (size_t i = 0; i < bad_at; i++)
-			line += data[i] == '\n';
+			line += data[i] == '\n' || (data[i] == '\r' && (i + 1 >= len || data[i + 1] != '\n'));
 		exams_errs_add(errs, "%s:%u: not valid UTF-8 (byte %zu): save the plan as UTF-8",
 		               name, line, bad_at + 1);
 		csv_free(&p);
@@ -477,8 +489,8 @@ int exams_csv_parse(const char *name, const char *data, size_t len, const char *
 	size_t off = 0;
 	int failed = 0;
 	while (off < len && !failed) {
-		const char *nl = memchr(data + off, '\n', len - off);
-		size_t chunk = nl ? (size_t)(nl - (data + off)) + 1 : len - off;
+		/* A line ends at LF, CRLF, or a bare CR (libcsv ends rows at each). */
+		size_t chunk = strcspn_n(data + off, len - off);
 		if (p.pstate == 0)
 			st.row_line = st.line;
 		if (csv_parse(&p, data + off, chunk, on_field, on_row, &st) != chunk) {

@@ -1,6 +1,6 @@
 # libFuzzer targets for the parsers of outside input (HTTP request framing, the ingest JSON and
-# gzip decoder, the INI config parser). include()d from tests/CMakeLists.txt, so
-# CMAKE_CURRENT_SOURCE_DIR is tests/. Built only with clang and -DVW_FUZZ=ON:
+# gzip decoder, the INI config parser, the exam-session plan CSV). include()d from
+# tests/CMakeLists.txt, so CMAKE_CURRENT_SOURCE_DIR is tests/. Built only with clang and -DVW_FUZZ=ON:
 #   cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DVW_FUZZ=ON
 #   cmake --build build-fuzz --target fuzzers && ctest --test-dir build-fuzz -L fuzz
 # tests/fuzz/run.sh NAME [SECONDS] runs one target on its seed corpus (see tests/fuzz/README).
@@ -36,7 +36,7 @@ if(VW_FUZZ AND CMAKE_C_COMPILER_ID STREQUAL "Clang")
                         ${CSV_LIB} Threads::Threads m)
 
   add_custom_target(fuzzers)
-  foreach(name http ingest conf)
+  foreach(name http ingest conf sessions_csv)
     add_executable(fuzz_${name} fuzz/fuzz_${name}.c)
     target_compile_options(fuzz_${name} PRIVATE ${_vw_fuzz_flags})
     target_link_options(fuzz_${name} PRIVATE -fsanitize=fuzzer,address,undefined)
