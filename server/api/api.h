@@ -4,8 +4,8 @@
  * /api/v1/ingest, /api/v1/speedtest. Enrolling agents: POST /api/v1/enroll. People (bearer
  * token or session cookie): GET /api/v1/sites, /api/v1/sites.csv, /api/v1/sites/{site},
  * /api/v1/events; GET/DELETE /api/v1/session; exam sessions: POST/GET /api/v1/sessions,
- * GET/PATCH/DELETE /api/v1/sessions/{ref} (agents: GET /api/v1/agent/sessions). Anyone with a token: POST /api/v1/session.
- * Anyone: GET /healthz, / (the dashboard, when [web] root is set).
+ * GET/PATCH/DELETE /api/v1/sessions/{ref} (agents: GET /api/v1/agent/sessions). Anyone with a
+ * token: POST /api/v1/session. Anyone: GET /healthz, / (the dashboard, when [web] root is set).
  * Loop thread only; reads go through the store's read-only connection and the auth
  * database's loop-thread connection. The api object holds borrowed pointers (store,
  * ingest, auth, signer, seen) and is freed by api_destroy. */

@@ -135,8 +135,7 @@ static void log_safe(const char *s, char *out, size_t n)
 	out[i] = '\0';
 }
 
-static void log_change(const char *action, const struct store_exam_session *e,
-                       const char *actor)
+static void log_change(const char *action, const struct store_exam_session *e, const char *actor)
 {
 	char code[130], act[300];
 	log_safe(e->code, code, sizeof(code));
@@ -280,8 +279,8 @@ static void post_write(struct post_ctx *x)
 		/* A site outside the principal's jurisdiction answers like an unknown one: a 403
 		 * would tell an org which site ids exist elsewhere. */
 		if (!x->org[i][0] || !authz_site_visible(&x->who, e->site, x->org[i], x->city[i])) {
-			respond_field(x->c, 422, "unknown site (not enrolled, or not yours)", "site",
-			              idx(x, i));
+			respond_field(x->c, 422, "unknown site (not enrolled, or not yours)",
+			              "site", idx(x, i));
 			post_free(x);
 			return;
 		}
@@ -374,9 +373,9 @@ static int parse_one(struct post_ctx *x, size_t i, const cJSON *o)
 		return -1;
 	}
 	for (size_t k = 0; k < i; k++)
-		if (strcmp(x->in[k].code, e->code) == 0 &&
-		    strcmp(x->in[k].site, e->site) == 0) {
-			respond_field(x->c, 422, "the same id twice in one request", "id", idx(x, i));
+		if (strcmp(x->in[k].code, e->code) == 0 && strcmp(x->in[k].site, e->site) == 0) {
+			respond_field(x->c, 422, "the same id twice in one request", "id",
+			              idx(x, i));
 			return -1;
 		}
 	return 0;
@@ -554,8 +553,8 @@ void api_exams_list(struct api *a, struct conn *c, const struct http_request *re
 			return;
 		}
 	if ((site[0] && !vw_conf_id_valid(site)) || (org[0] && !vw_conf_id_valid(org))) {
-		respond_field(c, 400, "expected an id", site[0] && !vw_conf_id_valid(site) ? "site" : "org",
-		              -1);
+		respond_field(c, 400, "expected an id",
+		              site[0] && !vw_conf_id_valid(site) ? "site" : "org", -1);
 		return;
 	}
 	struct store_exam_query q = {.site = site, .org = org};
@@ -570,8 +569,8 @@ void api_exams_list(struct api *a, struct conn *c, const struct http_request *re
 	/* The principal's jurisdiction narrows the query itself (and on_list checks each row). */
 	if (who->person.role == AUTH_ORG) {
 		if (org[0] && strcmp(org, who->person.org) != 0) {
-			respond_field(c, 403, "an org token sees its own organisation's sessions", "org",
-			              -1);
+			respond_field(c, 403, "an org token sees its own organisation's sessions",
+			              "org", -1);
 			return;
 		}
 		q.org = who->person.org;
@@ -758,8 +757,8 @@ static void one_start(struct api *a, struct conn *c, const struct http_request *
 	if (op == ONE_PATCH) {
 		x->patch = cJSON_ParseWithLength(req->body, req->body_len);
 		if (!cJSON_IsObject(x->patch)) {
-			respond_field(c, 400, "expected a JSON object of the fields to change", NULL,
-			              -1);
+			respond_field(c, 400, "expected a JSON object of the fields to change",
+			              NULL, -1);
 			one_free(x);
 			return;
 		}
@@ -850,8 +849,8 @@ static void on_agent_version(void *ud, const struct store_reply *r)
 	}
 	/* The version is read before the list: a change between the two makes the list newer
 	 * than its tag, and the agent merely fetches once more, never misses one. */
-	struct store_exam_query q = {.site = x->site, .from_ms = vw_now_ms() - AGENT_WINDOW_MS,
-	                             .to_ms = INT64_MAX};
+	struct store_exam_query q = {
+	    .site = x->site, .from_ms = vw_now_ms() - AGENT_WINDOW_MS, .to_ms = INT64_MAX};
 	int rc = store_exam_list(x->a->store, &q, on_agent_list, x);
 	if (rc) {
 		respond_store(x->c, rc);

@@ -16,8 +16,9 @@ const char *const exams_field_names[EXAMS_F_COUNT] = {
     "org", "site", "id", "occupation", "level", "start", "end", "rooms", "candidates"};
 
 /* The column names of a 认定计划 as the bureau's template writes them. */
-static const char *const zh_names[EXAMS_F_COUNT] = {
-    "机构编号", "考点", "场次编号", "职业(工种)", "等级", "开始时间", "结束时间", "考场", "计划人数"};
+static const char *const zh_names[EXAMS_F_COUNT] = {"机构编号",   "考点", "场次编号",
+                                                    "职业(工种)", "等级", "开始时间",
+                                                    "结束时间",   "考场", "计划人数"};
 
 /* --- times ------------------------------------------------------------------------------ */
 
@@ -66,8 +67,12 @@ int exams_time_parse(const char *s, int64_t *ms)
 	if (y < 2000 || y > 2200 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
 	    sec > 59)
 		return -EINVAL;
-	struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d,
-	                .tm_hour = h, .tm_min = mi, .tm_sec = sec};
+	struct tm tm = {.tm_year = y - 1900,
+	                .tm_mon = mo - 1,
+	                .tm_mday = d,
+	                .tm_hour = h,
+	                .tm_min = mi,
+	                .tm_sec = sec};
 	time_t t = timegm(&tm);
 	struct tm back;
 	gmtime_r(&t, &back);
@@ -144,7 +149,8 @@ static const char *rooms_set(struct exams_in *e, const char *v)
 			return "an empty room name (two commas, or a comma at an end)";
 		const char *why = text_problem(room, 64);
 		if (why)
-			return "a room name is too long or holds a control character or invalid UTF-8";
+			return "a room name is too long or holds a control character or invalid "
+			       "UTF-8";
 		if (strcmp(room, "*") == 0 && (count || next))
 			return "\"*\" (every room) stands alone";
 		/* Listed once: a room counted twice would weigh double in the coverage mean. */
@@ -182,9 +188,8 @@ const char *exams_in_set(struct exams_in *e, enum exams_field f, const char *raw
 		/* The same ids as certificates and tokens carry (vw_conf_id_valid). */
 		if (!vw_conf_id_valid(v))
 			return "expected an id: 1-63 of [A-Za-z0-9._-]";
-		snprintf(f == EXAMS_F_ORG ? e->org : e->site, f == EXAMS_F_ORG ? sizeof(e->org)
-		                                                                : sizeof(e->site),
-		         "%s", v);
+		snprintf(f == EXAMS_F_ORG ? e->org : e->site,
+		         f == EXAMS_F_ORG ? sizeof(e->org) : sizeof(e->site), "%s", v);
 		break;
 	case EXAMS_F_ID:
 		if ((why = text_problem(v, sizeof(e->code) - 1)) != NULL)
@@ -229,9 +234,9 @@ const char *exams_in_set(struct exams_in *e, enum exams_field f, const char *raw
 
 const char *exams_in_check(const struct exams_in *e, enum exams_field *field)
 {
-	static const enum exams_field required[] = {EXAMS_F_SITE,  EXAMS_F_ID,    EXAMS_F_OCCUPATION,
-	                                            EXAMS_F_LEVEL, EXAMS_F_START, EXAMS_F_END,
-	                                            EXAMS_F_ROOMS};
+	static const enum exams_field required[] = {
+	    EXAMS_F_SITE,  EXAMS_F_ID,  EXAMS_F_OCCUPATION, EXAMS_F_LEVEL,
+	    EXAMS_F_START, EXAMS_F_END, EXAMS_F_ROOMS};
 	for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++)
 		if (!(e->seen & (1u << required[i]))) {
 			*field = required[i];
@@ -332,14 +337,15 @@ static void on_field(void *data, size_t len, void *ud)
 		st->col_field[col] = header_field(name);
 		for (size_t k = 0; k < col; k++)
 			if (st->col_field[k] >= 0 && st->col_field[k] == st->col_field[col])
-				exams_errs_add(st->errs, "%s:%u: %s: the column appears twice", st->name,
-				               st->row_line, name);
+				exams_errs_add(st->errs, "%s:%u: %s: the column appears twice",
+				               st->name, st->row_line, name);
 		st->ncols = col + 1;
 		return;
 	}
 	if (col >= st->ncols) {
 		if (col == st->ncols && (n || len))
-			exams_errs_add(st->errs, "%s:%u: column %zu: more fields than the header has",
+			exams_errs_add(st->errs,
+			               "%s:%u: column %zu: more fields than the header has",
 			               st->name, st->row_line, col + 1);
 		st->cur_bad |= n || len;
 		return;
@@ -389,12 +395,13 @@ static void on_row(int c, void *ud)
 	st->col = 0;
 	if (!st->header_done) {
 		st->header_done = 1;
-		static const enum exams_field need[] = {EXAMS_F_SITE,  EXAMS_F_ID,    EXAMS_F_OCCUPATION,
-		                                        EXAMS_F_LEVEL, EXAMS_F_START, EXAMS_F_END,
-		                                        EXAMS_F_ROOMS};
+		static const enum exams_field need[] = {
+		    EXAMS_F_SITE,  EXAMS_F_ID,  EXAMS_F_OCCUPATION, EXAMS_F_LEVEL,
+		    EXAMS_F_START, EXAMS_F_END, EXAMS_F_ROOMS};
 		for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++)
 			if (!has_column(st, need[i]))
-				exams_errs_add(st->errs, "%s:%u: %s: no such column in the header (%s)",
+				exams_errs_add(st->errs,
+				               "%s:%u: %s: no such column in the header (%s)",
 				               st->name, st->row_line, exams_field_names[need[i]],
 				               zh_names[need[i]]);
 		return;
@@ -412,19 +419,20 @@ static void on_row(int c, void *ud)
 	enum exams_field bad;
 	const char *why = exams_in_check(e, &bad);
 	if (why && !st->cur_bad) {
-		exams_errs_add(st->errs, "%s:%u: %s: %s", st->name, st->row_line, col_label(st, bad),
-		               why);
+		exams_errs_add(st->errs, "%s:%u: %s: %s", st->name, st->row_line,
+		               col_label(st, bad), why);
 		st->cur_bad = 1;
 	}
 	if (!(e->seen & (1u << EXAMS_F_ORG)) && !st->cur_bad) {
-		exams_errs_add(st->errs, "%s:%u: %s: missing (or give --org)", st->name, st->row_line,
-		               col_label(st, EXAMS_F_ORG));
+		exams_errs_add(st->errs, "%s:%u: %s: missing (or give --org)", st->name,
+		               st->row_line, col_label(st, EXAMS_F_ORG));
 		st->cur_bad = 1;
 	}
 	/* The same session twice in one plan: the second would fail the whole import later
 	 * on the store's UNIQUE(org, code) with a less helpful message. */
 	for (size_t i = 0; i < st->nrows && !st->cur_bad; i++)
-		if (strcmp(st->rows[i].code, e->code) == 0 && strcmp(st->rows[i].org, e->org) == 0) {
+		if (strcmp(st->rows[i].code, e->code) == 0 &&
+		    strcmp(st->rows[i].org, e->org) == 0) {
 			exams_errs_add(st->errs, "%s:%u: %s: \"%s\" already on line %u", st->name,
 			               st->row_line, col_label(st, EXAMS_F_ID), e->code,
 			               st->rows[i].line);
@@ -478,7 +486,8 @@ int exams_csv_parse(const char *name, const char *data, size_t len, const char *
 	if (vw_utf8_check(data, len, &bad_at)) {
 		unsigned line = 1;
 		for (size_t i = 0; i < bad_at; i++)
-			line += data[i] == '\n' || (data[i] == '\r' && (i + 1 >= len || data[i + 1] != '\n'));
+			line += data[i] == '\n' ||
+			        (data[i] == '\r' && (i + 1 >= len || data[i + 1] != '\n'));
 		exams_errs_add(errs, "%s:%u: not valid UTF-8 (byte %zu): save the plan as UTF-8",
 		               name, line, bad_at + 1);
 		csv_free(&p);
@@ -494,8 +503,9 @@ int exams_csv_parse(const char *name, const char *data, size_t len, const char *
 		if (p.pstate == 0)
 			st.row_line = st.line;
 		if (csv_parse(&p, data + off, chunk, on_field, on_row, &st) != chunk) {
-			exams_errs_add(errs, "%s:%u: %s (a quote inside an unquoted field, or a "
-			                     "quoted field not closed)",
+			exams_errs_add(errs,
+			               "%s:%u: %s (a quote inside an unquoted field, or a "
+			               "quoted field not closed)",
 			               name, st.line, csv_strerror(csv_error(&p)));
 			failed = 1;
 		}

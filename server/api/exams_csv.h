@@ -40,8 +40,8 @@ struct exams_in {
 	char org[65], site[64], code[65], occupation[129], level[65];
 	char rooms[1024]; /* "A101,A102" or "*" */
 	int64_t start_ms, end_ms, candidates;
-	unsigned seen;  /* bit per enum exams_field that was given */
-	unsigned line;  /* CSV: the line it came from (1 = the header) */
+	unsigned seen; /* bit per enum exams_field that was given */
+	unsigned line; /* CSV: the line it came from (1 = the header) */
 };
 
 /* Sets one field from text; NULL when fine, else what is wrong (static text). */
@@ -61,7 +61,8 @@ struct exams_errs {
 	char **msg;
 	size_t n, total;
 };
-void exams_errs_add(struct exams_errs *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void exams_errs_add(struct exams_errs *e, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 void exams_errs_free(struct exams_errs *e);
 
 /* Parses a plan (UTF-8, optional BOM, a header row of English or Chinese column names, see

@@ -108,7 +108,8 @@ int router_allow_header(unsigned allow, char *out, size_t outlen)
 		if (!(allow & verbs[i].bit))
 			continue;
 		int first = n == (int)sizeof("Allow: ") - 1;
-		n += snprintf(out + n, outlen - (size_t)n, "%s%s", first ? "" : ", ", verbs[i].name);
+		n +=
+		    snprintf(out + n, outlen - (size_t)n, "%s%s", first ? "" : ", ", verbs[i].name);
 	}
 	if (n >= 0 && (size_t)n < outlen)
 		n += snprintf(out + n, outlen - (size_t)n, "\r\n");

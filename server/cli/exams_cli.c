@@ -162,8 +162,8 @@ static int import_run(struct server_conf *cfg, struct import_ctx *x, const char 
 	for (size_t i = 0; i < x->n; i++) {
 		const struct exams_in *e = &x->in[i];
 		if (!x->org[i][0])
-			exams_errs_add(&errs, "%s:%u: site: unknown site %s (never enrolled)", x->path,
-			               e->line, e->site);
+			exams_errs_add(&errs, "%s:%u: site: unknown site %s (never enrolled)",
+			               x->path, e->line, e->site);
 		else if (strcmp(e->org, x->org[i]) != 0)
 			exams_errs_add(&errs, "%s:%u: org: site %s belongs to %s, not %s", x->path,
 			               e->line, e->site, x->org[i], e->org);
@@ -197,7 +197,8 @@ static int import_run(struct server_conf *cfg, struct import_ctx *x, const char 
 		if (w.status == 0) {
 			printf("imported %zu sessions from %s\n", x->n, x->path);
 			for (size_t i = 0; i < x->n; i++)
-				log_info("event=exam_session_change action=create ref=%lld org=%s site=%s "
+				log_info("event=exam_session_change action=create ref=%lld org=%s "
+				         "site=%s "
 				         "source=import",
 				         (long long)ex[i].id, ex[i].org, ex[i].site);
 			rc = 0;
@@ -279,8 +280,8 @@ static void on_list(void *ud, const struct store_reply *r)
 	struct list_ctx *x = ud;
 	x->status = r->status;
 	if (!r->status) {
-		printf("%-6s %-10s %-10s %-16s %-25s %-25s %-14s %5s %s\n", "ref", "org", "site", "id",
-		       "start", "end", "level", "cand", "occupation / rooms");
+		printf("%-6s %-10s %-10s %-16s %-25s %-25s %-14s %5s %s\n", "ref", "org", "site",
+		       "id", "start", "end", "level", "cand", "occupation / rooms");
 		for (size_t i = 0; i < r->nexam_sessions; i++) {
 			const struct store_exam_session *e = &r->exam_sessions[i];
 			char s[EXAMS_LOCAL_LEN], t[EXAMS_LOCAL_LEN];

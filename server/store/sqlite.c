@@ -904,8 +904,9 @@ static int exam_changed(struct sqlite_be *s, const struct store_write *w, int64_
 		rc = wstep_once(s, st);
 	}
 	if (!rc) {
-		sqlite3_stmt *st = wprep(s, "INSERT INTO site_versions(site, sessions) VALUES(?1, 1)"
-		                            " ON CONFLICT(site) DO UPDATE SET sessions = sessions + 1");
+		sqlite3_stmt *st =
+		    wprep(s, "INSERT INTO site_versions(site, sessions) VALUES(?1, 1)"
+		             " ON CONFLICT(site) DO UPDATE SET sessions = sessions + 1");
 		if (st)
 			sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
 		rc = wstep_once(s, st);
@@ -927,12 +928,14 @@ static int exam_create(struct sqlite_be *s, struct store_write *w)
 	for (size_t i = 0; i < w->nexams; i++) {
 		struct store_exam_session *e = &w->exams[i];
 		if (e->start_ms <= w->now_ms)
-			return exam_refuse(w, i, -ETIMEDOUT, "session %s starts in the past", e->code);
-		sqlite3_stmt *st = wprep(s, "INSERT INTO exam_sessions(org, city, site, code,"
-		                            " occupation, level, start_ms, end_ms, rooms, candidates,"
-		                            " created_ms, updated_ms)"
-		                            " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)"
-		                            " ON CONFLICT(org, code) DO NOTHING RETURNING id");
+			return exam_refuse(w, i, -ETIMEDOUT, "session %s starts in the past",
+			                   e->code);
+		sqlite3_stmt *st =
+		    wprep(s, "INSERT INTO exam_sessions(org, city, site, code,"
+		             " occupation, level, start_ms, end_ms, rooms, candidates,"
+		             " created_ms, updated_ms)"
+		             " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)"
+		             " ON CONFLICT(org, code) DO NOTHING RETURNING id");
 		if (!st)
 			return -EIO;
 		sqlite3_bind_text(st, 1, e->org, -1, SQLITE_STATIC);
@@ -957,8 +960,8 @@ static int exam_create(struct sqlite_be *s, struct store_write *w)
 		if (err)
 			return err;
 		if (!id)
-			return exam_refuse(w, i, -EEXIST, "the organisation already has a session %s",
-			                   e->code);
+			return exam_refuse(w, i, -EEXIST,
+			                   "the organisation already has a session %s", e->code);
 		e->id = id;
 		e->created_ms = e->updated_ms = w->now_ms;
 		e->cancelled_ms = 0;
@@ -1062,8 +1065,7 @@ static int sq_exam_write(void *p, struct store_write *w)
 	return w->status = rc;
 }
 
-static int exam_fill_rows(struct sqlite_rd *rd, sqlite3_stmt *st, struct store_fill *f,
-                          int *count)
+static int exam_fill_rows(struct sqlite_rd *rd, sqlite3_stmt *st, struct store_fill *f, int *count)
 {
 	int step, rc = 0;
 	*count = 0;
@@ -1096,7 +1098,8 @@ static int sq_exam_list(void *p, const struct store_exam_query *q, struct store_
 	if (q->city && q->city[0])
 		n += snprintf(sql + n, sizeof(sql) - (size_t)n, " AND city = ?3");
 	if (q->from_ms || q->to_ms)
-		n += snprintf(sql + n, sizeof(sql) - (size_t)n, " AND end_ms > ?4 AND start_ms < ?5");
+		n += snprintf(sql + n, sizeof(sql) - (size_t)n,
+		              " AND end_ms > ?4 AND start_ms < ?5");
 	if (!q->with_cancelled)
 		n += snprintf(sql + n, sizeof(sql) - (size_t)n, " AND cancelled_ms IS NULL");
 	snprintf(sql + n, sizeof(sql) - (size_t)n, " ORDER BY start_ms, id");

@@ -195,9 +195,10 @@ static int reply_build(struct read_req *q)
 	for (size_t i = 0; i < f->nexams; i++) {
 		const struct fill_exam *o = &f->exams[i];
 		q->exams[i] = (struct store_exam_session){
-		    o->id,         a + o->org,    a + o->city,       a + o->site,     a + o->code,
-		    a + o->occupation, a + o->level, a + o->rooms,    o->start_ms,     o->end_ms,
-		    o->candidates, o->cancelled_ms, o->created_ms,    o->updated_ms};
+		    o->id,         a + o->org,        a + o->city,   a + o->site,
+		    a + o->code,   a + o->occupation, a + o->level,  a + o->rooms,
+		    o->start_ms,   o->end_ms,         o->candidates, o->cancelled_ms,
+		    o->created_ms, o->updated_ms};
 	}
 	q->reply.exam_sessions = q->exams;
 	q->reply.nexam_sessions = f->nexams;
@@ -332,12 +333,12 @@ struct store {
 	uv_cond_t rcond;                     /* the readers wait on it */
 	struct store_batch *q_head, *q_tail; /* waiting for the writer */
 	size_t queued, queue_max;
-	struct store_batch *d_head, *d_tail; /* committed, waiting for the loop */
-	struct store_write *w_head, *w_tail; /* waiting for the writer, between commits */
+	struct store_batch *d_head, *d_tail;   /* committed, waiting for the loop */
+	struct store_write *w_head, *w_tail;   /* waiting for the writer, between commits */
 	struct store_write *wd_head, *wd_tail; /* applied, waiting for the loop */
 	size_t writes_queued;
-	struct read_req *rq_head, *rq_tail;  /* waiting for a reader */
-	struct read_req *rd_head, *rd_tail;  /* answered, waiting for the loop */
+	struct read_req *rq_head, *rq_tail; /* waiting for a reader */
+	struct read_req *rd_head, *rd_tail; /* answered, waiting for the loop */
 	int stopping;
 	struct store_stats stats;
 };
@@ -829,8 +830,7 @@ int store_write_now(struct store *s, struct store_write *w)
 	return s->ops->write(s->be, w);
 }
 
-int store_exam_list(struct store *s, const struct store_exam_query *q, store_read_cb cb,
-                    void *ud)
+int store_exam_list(struct store *s, const struct store_exam_query *q, store_read_cb cb, void *ud)
 {
 	if ((q->org && strlen(q->org) >= 65) || (q->city && strlen(q->city) >= 129))
 		return -EINVAL;

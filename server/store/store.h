@@ -195,8 +195,7 @@ struct store_exam_query {
 	int with_cancelled;
 };
 /* Sessions by (start_ms, id) in r->exam_sessions. */
-int store_exam_list(struct store *s, const struct store_exam_query *q, store_read_cb cb,
-                    void *ud);
+int store_exam_list(struct store *s, const struct store_exam_query *q, store_read_cb cb, void *ud);
 /* One session (cancelled ones too); -ENOENT. */
 int store_exam_get(struct store *s, int64_t id, store_read_cb cb, void *ud);
 /* The site's version in r->value (0 when it never had a session). */

@@ -25,9 +25,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		for (size_t i = 0; i < n; i++) {
 			enum exams_field f;
-			if (exams_in_check(&in[i], &f) || !in[i].org[0] || !vw_utf8_valid(in[i].code) ||
-			    !vw_utf8_valid(in[i].occupation) || !vw_utf8_valid(in[i].rooms) ||
-			    in[i].line < 2)
+			if (exams_in_check(&in[i], &f) || !in[i].org[0] ||
+			    !vw_utf8_valid(in[i].code) || !vw_utf8_valid(in[i].occupation) ||
+			    !vw_utf8_valid(in[i].rooms) || in[i].line < 2)
 				abort();
 		}
 	} else if (rc == -EINVAL) {

@@ -66,12 +66,13 @@ static void local_times_are_shanghai(void **state)
 static void chinese_header_and_bom_parse(void **state)
 {
 	(void)state;
-	const char csv[] = "\xef\xbb\xbf"
-	                   "机构编号,考点,场次编号,职业(工种),等级,开始时间,结束时间,考场,计划人数\r\n"
-	                   "org-a,site-a,2026-0412,电工,四级,2026-12-01 09:00,2026-12-01 11:00,"
-	                   "\"A101,A102\",30\r\n"
-	                   "org-a,site-a,2026-0413,焊工,三级,2026-12-02 09:00,2026-12-02 "
-	                   "11:30,A101，A103,\r\n";
+	const char csv[] =
+	    "\xef\xbb\xbf"
+	    "机构编号,考点,场次编号,职业(工种),等级,开始时间,结束时间,考场,计划人数\r\n"
+	    "org-a,site-a,2026-0412,电工,四级,2026-12-01 09:00,2026-12-01 11:00,"
+	    "\"A101,A102\",30\r\n"
+	    "org-a,site-a,2026-0413,焊工,三级,2026-12-02 09:00,2026-12-02 "
+	    "11:30,A101，A103,\r\n";
 	struct exams_in *in;
 	size_t n;
 	struct exams_errs errs = {0};
@@ -103,14 +104,15 @@ static void every_error_names_its_line_and_column(void **state)
 	/* English header without org (filled by default_org). A quoted field spanning lines
 	 * is refused (a line break in an occupation would break logs and tables) and keeps
 	 * the line numbers of the rows after it right. */
-	const char csv[] = "site,id,occupation,level,start,end,rooms,candidates\n"
-	                   "site-a,S1,\"电工\n(维修)\",四级,2026-12-01 09:00,2026-12-01 11:00,A1,3\n"
-	                   "site-a,S2,电工,四级,2026-13-01 09:00,2026-12-01 11:00,A1,3\n"
-	                   "\n"
-	                   "site-a,S3,电工,四级,2026-12-01 11:00,2026-12-01 09:00,A1,x\n"
-	                   "bad site,S4,电工,,2026-12-01 09:00,2026-12-01 11:00,\"A1,,A2\",3\n"
-	                   "site-a,S5,电工,四级,2026-12-01 09:00,2026-12-01 11:00,*,3\n"
-	                   "site-a,S5,电工,四级,2026-12-01 09:00,2026-12-01 11:00,*,3\n";
+	const char csv[] =
+	    "site,id,occupation,level,start,end,rooms,candidates\n"
+	    "site-a,S1,\"电工\n(维修)\",四级,2026-12-01 09:00,2026-12-01 11:00,A1,3\n"
+	    "site-a,S2,电工,四级,2026-13-01 09:00,2026-12-01 11:00,A1,3\n"
+	    "\n"
+	    "site-a,S3,电工,四级,2026-12-01 11:00,2026-12-01 09:00,A1,x\n"
+	    "bad site,S4,电工,,2026-12-01 09:00,2026-12-01 11:00,\"A1,,A2\",3\n"
+	    "site-a,S5,电工,四级,2026-12-01 09:00,2026-12-01 11:00,*,3\n"
+	    "site-a,S5,电工,四级,2026-12-01 09:00,2026-12-01 11:00,*,3\n";
 	struct exams_in *in = (void *)1;
 	size_t n = 7;
 	struct exams_errs errs = {0};
@@ -119,8 +121,9 @@ static void every_error_names_its_line_and_column(void **state)
 	assert_int_equal(rc, -EINVAL);
 	assert_null(in);
 	assert_int_equal(n, 0);
-	assert_true(has_error(&errs, "plan.csv:4: start: expected a time: "
-	                             "2026-12-01T09:00:00+08:00 or 2026-12-01 09:00 (Asia/Shanghai)"));
+	assert_true(has_error(&errs,
+	                      "plan.csv:4: start: expected a time: "
+	                      "2026-12-01T09:00:00+08:00 or 2026-12-01 09:00 (Asia/Shanghai)"));
 	assert_true(has_error(&errs, "plan.csv:6: candidates: expected a whole number 0-100000"));
 	assert_true(has_error(&errs, "plan.csv:7: site: expected an id: 1-63 of [A-Za-z0-9._-]"));
 	assert_true(has_error(&errs, "plan.csv:7: rooms: an empty room name (two commas, or a "
@@ -247,7 +250,8 @@ static void on_read(void *ud, const struct store_reply *r)
 	for (size_t i = 0; i < x->ngot; i++) {
 		const struct store_exam_session *e = &r->exam_sessions[i];
 		x->got[i] = *e;
-		const char *s[7] = {e->org, e->city, e->site, e->code, e->occupation, e->level, e->rooms};
+		const char *s[7] = {e->org,        e->city,  e->site, e->code,
+		                    e->occupation, e->level, e->rooms};
 		for (int k = 0; k < 7; k++)
 			snprintf(x->strs[i][k], sizeof(x->strs[i][k]), "%s", s[k]);
 		x->got[i].org = x->strs[i][0];
@@ -287,10 +291,16 @@ static int64_t count_sql(struct ctx *x, const char *sql)
 
 static struct store_exam_session exam(const char *site, const char *code, int64_t start)
 {
-	return (struct store_exam_session){.org = "org-a", .city = "jinan", .site = site,
-	                                   .code = code, .occupation = "电工", .level = "四级",
-	                                   .rooms = "A101,A102", .start_ms = start,
-	                                   .end_ms = start + 2 * HOUR, .candidates = 30};
+	return (struct store_exam_session){.org = "org-a",
+	                                   .city = "jinan",
+	                                   .site = site,
+	                                   .code = code,
+	                                   .occupation = "电工",
+	                                   .level = "四级",
+	                                   .rooms = "A101,A102",
+	                                   .start_ms = start,
+	                                   .end_ms = start + 2 * HOUR,
+	                                   .candidates = 30};
 }
 
 static void create_is_all_or_nothing(void **state)
@@ -301,8 +311,8 @@ static void create_is_all_or_nothing(void **state)
 	struct store_exam_session e[3] = {exam("site-a", "S1", NOW + 10 * HOUR),
 	                                  exam("site-b", "S2", NOW + 20 * HOUR),
 	                                  exam("site-a", "S1", NOW + 30 * HOUR)};
-	struct store_write w = {.op = STORE_EXAM_CREATE, .actor = "test", .now_ms = NOW,
-	                        .exams = e, .nexams = 3};
+	struct store_write w = {
+	    .op = STORE_EXAM_CREATE, .actor = "test", .now_ms = NOW, .exams = e, .nexams = 3};
 	assert_int_equal(write_wait(x, &w), -EEXIST);
 	assert_int_equal(w.bad, 2);
 	assert_string_equal(w.err, "the organisation already has a session S1");
@@ -314,13 +324,13 @@ static void create_is_all_or_nothing(void **state)
 	assert_int_equal(x->value, 0);
 	/* A session starting now is in the past for a plan. */
 	struct store_exam_session late = exam("site-a", "S9", NOW);
-	w = (struct store_write){.op = STORE_EXAM_CREATE, .actor = "test", .now_ms = NOW,
-	                         .exams = &late, .nexams = 1};
+	w = (struct store_write){
+	    .op = STORE_EXAM_CREATE, .actor = "test", .now_ms = NOW, .exams = &late, .nexams = 1};
 	assert_int_equal(write_wait(x, &w), -ETIMEDOUT);
 
 	/* Without the collision both go in, each with an audit row and a version step. */
-	w = (struct store_write){.op = STORE_EXAM_CREATE, .actor = "test", .now_ms = NOW,
-	                         .exams = e, .nexams = 2};
+	w = (struct store_write){
+	    .op = STORE_EXAM_CREATE, .actor = "test", .now_ms = NOW, .exams = e, .nexams = 2};
 	assert_int_equal(write_wait(x, &w), 0);
 	assert_true(e[0].id > 0 && e[1].id > 0 && e[0].id != e[1].id);
 	assert_int_equal(read_wait(x, store_exam_list(x->st, &q, on_read, x)), 0);
@@ -352,8 +362,8 @@ static void late_changes_are_refused(void **state)
 	struct ctx *x = *state;
 	open_h(x);
 	struct store_exam_session e = exam("site-a", "S1", NOW + HOUR);
-	struct store_write w = {.op = STORE_EXAM_CREATE, .actor = "org:1 (a)", .now_ms = NOW,
-	                        .exams = &e, .nexams = 1};
+	struct store_write w = {
+	    .op = STORE_EXAM_CREATE, .actor = "org:1 (a)", .now_ms = NOW, .exams = &e, .nexams = 1};
 	assert_int_equal(write_wait(x, &w), 0);
 	int64_t id = e.id;
 
@@ -361,8 +371,11 @@ static void late_changes_are_refused(void **state)
 	struct store_exam_session up = exam("site-a", "S1", NOW + 2 * HOUR);
 	up.id = id;
 	up.rooms = "*";
-	w = (struct store_write){.op = STORE_EXAM_UPDATE, .actor = "org:1 (a)",
-	                         .now_ms = NOW + 1, .exams = &up, .nexams = 1};
+	w = (struct store_write){.op = STORE_EXAM_UPDATE,
+	                         .actor = "org:1 (a)",
+	                         .now_ms = NOW + 1,
+	                         .exams = &up,
+	                         .nexams = 1};
 	assert_int_equal(write_wait(x, &w), 0);
 	assert_string_equal(w.site, "site-a");
 	assert_int_equal(read_wait(x, store_exam_get(x->st, id, on_read, x)), 0);
@@ -370,27 +383,40 @@ static void late_changes_are_refused(void **state)
 	assert_string_equal(x->got[0].rooms, "*");
 
 	/* Out of scope: another org's principal does not find it. */
-	w = (struct store_write){.op = STORE_EXAM_CANCEL, .actor = "org:2 (b)", .now_ms = NOW + 2,
-	                         .scope_org = "org-b", .exams = &up, .nexams = 1};
+	w = (struct store_write){.op = STORE_EXAM_CANCEL,
+	                         .actor = "org:2 (b)",
+	                         .now_ms = NOW + 2,
+	                         .scope_org = "org-b",
+	                         .exams = &up,
+	                         .nexams = 1};
 	assert_int_equal(write_wait(x, &w), -ENOENT);
 
 	/* At its start, and after: neither update nor cancel. */
-	w = (struct store_write){.op = STORE_EXAM_UPDATE, .actor = "org:1 (a)",
-	                         .now_ms = NOW + 2 * HOUR, .exams = &up, .nexams = 1};
+	w = (struct store_write){.op = STORE_EXAM_UPDATE,
+	                         .actor = "org:1 (a)",
+	                         .now_ms = NOW + 2 * HOUR,
+	                         .exams = &up,
+	                         .nexams = 1};
 	up.start_ms = NOW + 5 * HOUR;
 	up.end_ms = NOW + 6 * HOUR;
 	assert_int_equal(write_wait(x, &w), -EALREADY);
 	assert_non_null(strstr(w.err, "has already started"));
-	w = (struct store_write){.op = STORE_EXAM_CANCEL, .actor = "org:1 (a)",
-	                         .now_ms = NOW + 3 * HOUR, .exams = &up, .nexams = 1};
+	w = (struct store_write){.op = STORE_EXAM_CANCEL,
+	                         .actor = "org:1 (a)",
+	                         .now_ms = NOW + 3 * HOUR,
+	                         .exams = &up,
+	                         .nexams = 1};
 	assert_int_equal(write_wait(x, &w), -EALREADY);
 	assert_int_equal(read_wait(x, store_exam_get(x->st, id, on_read, x)), 0);
 	assert_int_equal(x->got[0].start_ms, NOW + 2 * HOUR);
 	assert_int_equal(x->got[0].cancelled_ms, 0);
 
 	/* Cancelled before it starts: gone from lists, still there to read, not changeable. */
-	w = (struct store_write){.op = STORE_EXAM_CANCEL, .actor = "org:1 (a)", .now_ms = NOW + 5,
-	                         .exams = &up, .nexams = 1};
+	w = (struct store_write){.op = STORE_EXAM_CANCEL,
+	                         .actor = "org:1 (a)",
+	                         .now_ms = NOW + 5,
+	                         .exams = &up,
+	                         .nexams = 1};
 	assert_int_equal(write_wait(x, &w), 0);
 	struct store_exam_query q = {.site = "site-a"};
 	assert_int_equal(read_wait(x, store_exam_list(x->st, &q, on_read, x)), 0);
@@ -399,8 +425,11 @@ static void late_changes_are_refused(void **state)
 	assert_int_equal(read_wait(x, store_exam_list(x->st, &q, on_read, x)), 0);
 	assert_int_equal(x->ngot, 1);
 	assert_int_equal(x->got[0].cancelled_ms, NOW + 5);
-	w = (struct store_write){.op = STORE_EXAM_UPDATE, .actor = "org:1 (a)", .now_ms = NOW + 6,
-	                         .exams = &up, .nexams = 1};
+	w = (struct store_write){.op = STORE_EXAM_UPDATE,
+	                         .actor = "org:1 (a)",
+	                         .now_ms = NOW + 6,
+	                         .exams = &up,
+	                         .nexams = 1};
 	assert_int_equal(write_wait(x, &w), -ECANCELED);
 	assert_int_equal(read_wait(x, store_exam_version(x->st, "site-a", on_read, x)), 0);
 	assert_int_equal(x->value, 3); /* create, update, cancel */
@@ -438,8 +467,8 @@ static void version_3_database_migrates_in_place(void **state)
 	                 0);
 	open_h(x);
 	struct store_exam_session e = exam("site-a", "S1", NOW + HOUR);
-	struct store_write w = {.op = STORE_EXAM_CREATE, .actor = "t", .now_ms = NOW, .exams = &e,
-	                        .nexams = 1};
+	struct store_write w = {
+	    .op = STORE_EXAM_CREATE, .actor = "t", .now_ms = NOW, .exams = &e, .nexams = 1};
 	assert_int_equal(write_wait(x, &w), 0);
 	close_h(x);
 	assert_int_equal(count_sql(x, "PRAGMA user_version"), 4);
