@@ -1072,7 +1072,7 @@ static int exam_fill_rows(struct sqlite_rd *rd, sqlite3_stmt *st, struct store_f
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
 		struct store_exam_session e;
 		exam_row(st, &e);
-		if ((rc = store_fill_exam(f, &e)) != 0)
+		if ((rc = store_fill_exam_session(f, &e)) != 0)
 			break;
 		(*count)++;
 	}

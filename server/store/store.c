@@ -38,15 +38,15 @@ struct fill_target {
 	int64_t ts_ms, seq;
 };
 
-struct fill_exam {
+struct fill_session {
 	uint32_t org, city, site, code, occupation, level, rooms;
 	int64_t id, start_ms, end_ms, candidates, cancelled_ms, created_ms, updated_ms;
 };
 
 struct store_fill {
 	struct vw_buf arena;
-	struct fill_exam *exams;
-	size_t nexams, cap_exams;
+	struct fill_session *sessions; /* exam sessions (store_exam_list, store_exam_get) */
+	size_t nsessions, cap_sessions;
 	struct fill_site *sites;
 	size_t nsites, cap_sites;
 	struct fill_target *targets;
@@ -58,15 +58,15 @@ enum read_op { RD_SITES, RD_SITE, RD_HIGH, RD_COUNT, RD_EXAMS, RD_EXAM, RD_EXAM_
 struct read_req {
 	enum read_op op;
 	char site[64], agent[64], epoch[33];
-	char org[65], city[129]; /* RD_EXAMS: the query's strings, copied */
+	char exq_org[65], exq_city[129]; /* RD_EXAMS: the query's strings, copied */
 	struct store_exam_query exq;
-	int64_t id;
+	int64_t exam_ref;
 	store_read_cb cb;
 	void *ud;
 	struct store_fill fill;
 	struct store_site *sites; /* built from fill once the read is done */
 	struct store_target *targets;
-	struct store_exam_session *exams;
+	struct store_exam_session *sessions;
 	struct store_reply reply;
 	struct read_req *next;
 };
@@ -76,7 +76,7 @@ static size_t fill_bytes(const struct store_fill *f)
 	return f->arena.len +
 	       f->cap_sites * (sizeof(struct fill_site) + sizeof(struct store_site)) +
 	       f->cap_targets * (sizeof(struct fill_target) + sizeof(struct store_target)) +
-	       f->cap_exams * (sizeof(struct fill_exam) + sizeof(struct store_exam_session));
+	       f->cap_sessions * (sizeof(struct fill_session) + sizeof(struct store_exam_session));
 }
 
 static uint32_t fill_str(struct store_fill *f, const char *s)
@@ -142,11 +142,11 @@ int store_fill_target(struct store_fill *f, const struct store_target *t)
 	return 0;
 }
 
-int store_fill_exam(struct store_fill *f, const struct store_exam_session *e)
+int store_fill_exam_session(struct store_fill *f, const struct store_exam_session *e)
 {
-	if (grow((void **)&f->exams, &f->cap_exams, f->nexams, sizeof(*f->exams)))
+	if (grow((void **)&f->sessions, &f->cap_sessions, f->nsessions, sizeof(*f->sessions)))
 		return -ENOMEM;
-	struct fill_exam *o = &f->exams[f->nexams];
+	struct fill_session *o = &f->sessions[f->nsessions];
 	o->org = fill_str(f, e->org);
 	o->city = fill_str(f, e->city);
 	o->site = fill_str(f, e->site);
@@ -165,7 +165,7 @@ int store_fill_exam(struct store_fill *f, const struct store_exam_session *e)
 		return f->arena.err;
 	if (fill_bytes(f) > STORE_REPLY_MAX)
 		return -E2BIG;
-	f->nexams++;
+	f->nsessions++;
 	return 0;
 }
 
@@ -190,18 +190,18 @@ static int reply_build(struct read_req *q)
 		    a + o->agent, a + o->kind,   a + o->target,  a + o->status, a + o->session,
 		    a + o->codec, a + o->faults, a + o->metrics, o->ts_ms,      o->seq};
 	}
-	if (f->nexams && !(q->exams = calloc(f->nexams, sizeof(*q->exams))))
+	if (f->nsessions && !(q->sessions = calloc(f->nsessions, sizeof(*q->sessions))))
 		return -ENOMEM;
-	for (size_t i = 0; i < f->nexams; i++) {
-		const struct fill_exam *o = &f->exams[i];
-		q->exams[i] = (struct store_exam_session){
+	for (size_t i = 0; i < f->nsessions; i++) {
+		const struct fill_session *o = &f->sessions[i];
+		q->sessions[i] = (struct store_exam_session){
 		    o->id,         a + o->org,        a + o->city,   a + o->site,
 		    a + o->code,   a + o->occupation, a + o->level,  a + o->rooms,
 		    o->start_ms,   o->end_ms,         o->candidates, o->cancelled_ms,
 		    o->created_ms, o->updated_ms};
 	}
-	q->reply.exam_sessions = q->exams;
-	q->reply.nexam_sessions = f->nexams;
+	q->reply.exam_sessions = q->sessions;
+	q->reply.nexam_sessions = f->nsessions;
 	q->reply.sites = q->sites;
 	q->reply.nsites = f->nsites;
 	q->reply.targets = q->targets;
@@ -214,8 +214,8 @@ static void read_free(struct read_req *q)
 	vw_buf_free(&q->fill.arena);
 	free(q->fill.sites);
 	free(q->fill.targets);
-	free(q->fill.exams);
-	free(q->exams);
+	free(q->fill.sessions);
+	free(q->sessions);
 	free(q->sites);
 	free(q->targets);
 	free(q);
@@ -520,7 +520,7 @@ static void run_read(struct reader *r, struct read_req *q)
 		rc = ops->exam_list(r->conn, &q->exq, &q->fill);
 		break;
 	case RD_EXAM:
-		rc = ops->exam_get(r->conn, q->id, &q->fill);
+		rc = ops->exam_get(r->conn, q->exam_ref, &q->fill);
 		break;
 	case RD_EXAM_VERSION:
 		rc = ops->exam_version(r->conn, q->site, &q->reply.value);
@@ -743,14 +743,14 @@ static int read_submit_q(struct store *s, enum read_op op, const char *site, con
 		memcpy(q->epoch, epoch, strlen(epoch) + 1);
 	q->cb = cb;
 	q->ud = ud;
-	q->id = id;
+	q->exam_ref = id;
 	if (exq) {
 		q->exq = *exq;
-		snprintf(q->org, sizeof(q->org), "%s", exq->org ? exq->org : "");
-		snprintf(q->city, sizeof(q->city), "%s", exq->city ? exq->city : "");
+		snprintf(q->exq_org, sizeof(q->exq_org), "%s", exq->org ? exq->org : "");
+		snprintf(q->exq_city, sizeof(q->exq_city), "%s", exq->city ? exq->city : "");
 		q->exq.site = q->site;
-		q->exq.org = q->org;
-		q->exq.city = q->city;
+		q->exq.org = q->exq_org;
+		q->exq.city = q->exq_city;
 	}
 	vw_buf_init(&q->fill.arena, STORE_REPLY_MAX);
 	uv_mutex_lock(&s->mu);

@@ -16,7 +16,7 @@ struct store_fill;
 /* 0, -ENOMEM, or -E2BIG past STORE_REPLY_MAX (the read then fails with it). */
 int store_fill_site(struct store_fill *f, const struct store_site *site);
 int store_fill_target(struct store_fill *f, const struct store_target *t);
-int store_fill_exam(struct store_fill *f, const struct store_exam_session *e);
+int store_fill_exam_session(struct store_fill *f, const struct store_exam_session *e);
 
 struct store_ops {
 	const char *name;
