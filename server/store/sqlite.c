@@ -95,6 +95,42 @@ static const char *const migrations[] = {
     " SELECT id, '', 0, high_seq, last_report_ms, last_report_ms FROM agents;"
     "ALTER TABLE results ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE seq_gaps ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;",
+    /* 4: exam sessions (考试场次), entered by the organisation or the bureau; the collector is
+     * their authority. code is the organisation's own id for the session (unique within the
+     * org); rooms is a comma-separated list of room names, or "*" for every room of the site.
+     * A session changes only before it starts; every change is a row of exam_session_changes
+     * in the same transaction. site_versions counts each site's changes, so an agent asks
+     * for its sessions again only when its site's number moved. */
+    "CREATE TABLE exam_sessions("
+    " id INTEGER PRIMARY KEY,"
+    " org TEXT NOT NULL,"
+    " city TEXT NOT NULL,"
+    " site TEXT NOT NULL,"
+    " code TEXT NOT NULL,"
+    " occupation TEXT NOT NULL,"
+    " level TEXT NOT NULL,"
+    " start_ms INTEGER NOT NULL,"
+    " end_ms INTEGER NOT NULL,"
+    " rooms TEXT NOT NULL,"
+    " candidates INTEGER NOT NULL DEFAULT 0,"
+    " cancelled_ms INTEGER,"
+    " created_ms INTEGER NOT NULL,"
+    " updated_ms INTEGER NOT NULL,"
+    " UNIQUE(org, code));"
+    "CREATE INDEX exam_sessions_site ON exam_sessions(site, start_ms);"
+    "CREATE INDEX exam_sessions_org ON exam_sessions(org, start_ms);"
+    "CREATE INDEX exam_sessions_city ON exam_sessions(city, start_ms);"
+    "CREATE TABLE exam_session_changes("
+    " id INTEGER PRIMARY KEY,"
+    " session_id INTEGER NOT NULL,"
+    " at_ms INTEGER NOT NULL,"
+    " actor TEXT NOT NULL,"
+    " action TEXT NOT NULL,"
+    " before TEXT,"
+    " after TEXT NOT NULL);"
+    "CREATE TABLE site_versions("
+    " site TEXT PRIMARY KEY,"
+    " sessions INTEGER NOT NULL) WITHOUT ROWID;",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 _Static_assert(NMIGRATIONS == STORE_SCHEMA_VERSION, "a migration per schema version");
