@@ -162,7 +162,8 @@ static const char *const migrations[] = {
     " stale_ms INTEGER NOT NULL,"
     " until_ms INTEGER NOT NULL,"
     " PRIMARY KEY(agent_id, kind, target)) WITHOUT ROWID;"
-    "CREATE INDEX rollup_state_open ON rollup_state(until_ms) WHERE until_ms < ts_ms + stale_ms;"
+    "CREATE INDEX rollup_state_open ON rollup_state(ts_ms + stale_ms)"
+    " WHERE until_ms < ts_ms + stale_ms;"
     "CREATE TABLE rollup_agents("
     " agent_id INTEGER PRIMARY KEY,"
     " site TEXT NOT NULL,"
@@ -191,7 +192,7 @@ static const char *const migrations[] = {
     " down_ms INTEGER NOT NULL DEFAULT 0,"
     " results INTEGER NOT NULL DEFAULT 0,"
     " PRIMARY KEY(agent_id, kind, target, day)) WITHOUT ROWID;"
-    "CREATE INDEX results_target_ts ON results(agent_id, kind, target, ts_ms);"
+    "CREATE INDEX results_agent_ts ON results(agent_id, ts_ms);"
     "CREATE INDEX exam_sessions_site_end ON exam_sessions(site, end_ms);"
     "CREATE INDEX exam_sessions_start ON exam_sessions(start_ms);",
 };
@@ -288,11 +289,13 @@ static const char *const wsql[W_COUNT] = {
                     " until_ms = excluded.until_ms",
     [W_STATE_UNTIL] = "UPDATE rollup_state SET until_ms = ?4"
                       " WHERE agent_id = ?1 AND kind = ?2 AND target = ?3",
-    /* The partial index rollup_state_open: the same WHERE term, so only open holds. */
+    /* The partial index rollup_state_open (the same WHERE term): open holds whose bound
+     * has passed. */
     [W_TAILS] = "SELECT st.agent_id, ra.site, st.kind, st.target, st.status, st.ts_ms,"
                 " st.stale_ms, st.until_ms FROM rollup_state st"
                 " JOIN rollup_agents ra ON ra.agent_id = st.agent_id"
-                " WHERE st.until_ms < st.ts_ms + st.stale_ms AND st.until_ms < ?1 LIMIT ?2",
+                " WHERE st.until_ms < st.ts_ms + st.stale_ms AND st.ts_ms + st.stale_ms <= ?1"
+                " LIMIT ?2",
     [W_AGENT_SEEN] = "INSERT INTO rollup_agents(agent_id, site, last_ts_ms) VALUES(?1, ?2, ?3)"
                      " ON CONFLICT(agent_id) DO UPDATE SET site = excluded.site,"
                      " last_ts_ms = max(last_ts_ms, excluded.last_ts_ms)",
@@ -394,7 +397,7 @@ static const char *const rsql[R_COUNT] = {
                      " WHERE a.site = ?1 AND (?3 IS NULL OR st.target = ?3) ORDER BY st.target",
     [R_EV_ROWS] = "SELECT a.agent, r.kind, r.target, r.status, r.session, r.codec, r.faults,"
                   " r.metrics, r.ts_ms, r.seq FROM agents a"
-                  " JOIN results r INDEXED BY results_target_ts ON r.agent_id = a.id"
+                  " JOIN results r INDEXED BY results_agent_ts ON r.agent_id = a.id"
                   " AND r.kind = ?2 AND r.target = ?3 AND r.ts_ms >= ?4 AND r.ts_ms < ?5"
                   " WHERE a.site = ?1 ORDER BY r.seq, a.agent",
 };
@@ -916,57 +919,6 @@ static int credit_exam(struct sqlite_be *s, int64_t exam_id, int cls, const char
 	return step_done(s, st);
 }
 
-/* Credits `sign` x [from, to) at status (or, with results = 1 and an empty span at `from`,
- * counts one result) to every session of the site it overlaps, by class, clipped. */
-static int credit_sessions(struct sqlite_be *s, const struct roll_target *t, int status,
-                           int64_t sign, int64_t from, int64_t to, int64_t results,
-                           int64_t now_ms)
-{
-	int cls[2];
-	size_t ncls = result_classes(t->kind, t->target, cls);
-	if (!ncls)
-		return 0;
-	sqlite3_stmt *st = s->w[W_EXAMS_AT];
-	sqlite3_bind_text(st, 1, t->site, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, from);
-	sqlite3_bind_int64(st, 3, results ? from + 1 : to);
-	/* Collected first: crediting writes tables this statement does not read, but the list
-	 * is short and a reset statement is simpler to reason about. */
-	enum { MAX_AT = 64 };
-	struct {
-		int64_t id, ms;
-	} hit[MAX_AT];
-	size_t nhit = 0;
-	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW && nhit < MAX_AT) {
-		int64_t start = sqlite3_column_int64(st, 1), end = sqlite3_column_int64(st, 2);
-		if (cls[0] == STORE_CLASS_COVERAGE && !credit_room_listed(col_text(st, 3), t->target))
-			continue;
-		hit[nhit].id = sqlite3_column_int64(st, 0);
-		hit[nhit].ms = results ? 0 : credit_overlap(from, to, start, end);
-		if (results || hit[nhit].ms)
-			nhit++;
-	}
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-		log_error("event=store_write_failed error=\"%s\"", sqlite3_errmsg(s->wdb));
-		sqlite3_reset(st);
-		return sqlite_errno(rc);
-	}
-	if (rc == SQLITE_ROW)
-		log_warn("event=rollup_sessions_capped site=%s at_ms=%lld max=%d", t->site,
-		         (long long)from, MAX_AT);
-	sqlite3_reset(st);
-	for (size_t i = 0; i < nhit; i++)
-		for (size_t c = 0; c < ncls; c++) {
-			int64_t ms[VW_STATUS_COUNT] = {0};
-			ms[status] = sign * hit[i].ms;
-			if ((rc = credit_exam(s, hit[i].id, cls[c], t->target, ms, results, now_ms)) !=
-			    0)
-				return rc;
-		}
-	return 0;
-}
-
 static int credit_day(struct sqlite_be *s, const struct roll_target *t, int64_t day,
                       const int64_t ms[VW_STATUS_COUNT], int64_t results)
 {
@@ -981,21 +933,88 @@ static int credit_day(struct sqlite_be *s, const struct roll_target *t, int64_t 
 	return step_done(s, st);
 }
 
-/* One span of credit_next/credit_advance: to the sessions it overlaps and to its local days. */
-static int credit_span_apply(struct sqlite_be *s, const struct roll_target *t,
-                             const struct credit_span *sp, int64_t now_ms)
+/* Everything one step of a target changes (credit_next's or credit_advance's spans, and
+ * with count the result itself at ts_ms), applied with one sessions query and one upsert
+ * per local day: the statements per result are most of the job's cost. */
+static int credit_apply(struct sqlite_be *s, const struct roll_target *t,
+                        const struct credit_span *sp, size_t nsp, int count, int64_t ts_ms,
+                        int64_t now_ms)
 {
-	if (sp->status < 0 || sp->status >= VW_STATUS_COUNT || sp->to_ms <= sp->from_ms)
-		return 0;
-	int rc = credit_sessions(s, t, sp->status, sp->sign, sp->from_ms, sp->to_ms, 0, now_ms);
-	for (int64_t d = credit_local_day(sp->from_ms); !rc && credit_day_start_ms(d) < sp->to_ms;
-	     d++) {
-		int64_t ms[VW_STATUS_COUNT] = {0};
-		ms[sp->status] = sp->sign * credit_overlap(sp->from_ms, sp->to_ms,
-		                                           credit_day_start_ms(d),
-		                                           credit_day_start_ms(d + 1));
-		rc = credit_day(s, t, d, ms, 0);
+	int64_t lo = count ? ts_ms : INT64_MAX, hi = count ? ts_ms + 1 : INT64_MIN;
+	for (size_t i = 0; i < nsp; i++) {
+		lo = sp[i].from_ms < lo ? sp[i].from_ms : lo;
+		hi = sp[i].to_ms > hi ? sp[i].to_ms : hi;
 	}
+	if (hi <= lo)
+		return 0;
+	int rc = 0, cls[2];
+	size_t ncls = result_classes(t->kind, t->target, cls);
+	enum { MAX_AT = 64 };
+	struct {
+		int64_t id, results, ms[VW_STATUS_COUNT];
+	} hit[MAX_AT];
+	size_t nhit = 0;
+	if (ncls) {
+		/* Cancelled sessions too: what is added to a session is taken back from the same
+		 * one, and a cancelled session is left out when scores are read. */
+		sqlite3_stmt *st = s->w[W_EXAMS_AT];
+		sqlite3_bind_text(st, 1, t->site, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, lo);
+		sqlite3_bind_int64(st, 3, hi);
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW && nhit < MAX_AT) {
+			int64_t start = sqlite3_column_int64(st, 1), end = sqlite3_column_int64(st, 2);
+			if (cls[0] == STORE_CLASS_COVERAGE &&
+			    !credit_room_listed(col_text(st, 3), t->target))
+				continue;
+			hit[nhit].id = sqlite3_column_int64(st, 0);
+			hit[nhit].results = count && ts_ms >= start && ts_ms < end;
+			memset(hit[nhit].ms, 0, sizeof(hit[nhit].ms));
+			for (size_t i = 0; i < nsp; i++)
+				hit[nhit].ms[sp[i].status] +=
+				    sp[i].sign * credit_overlap(sp[i].from_ms, sp[i].to_ms, start, end);
+			nhit++;
+		}
+		if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+			log_error("event=store_write_failed error=\"%s\"", sqlite3_errmsg(s->wdb));
+			sqlite3_reset(st);
+			return sqlite_errno(rc);
+		}
+		if (rc == SQLITE_ROW)
+			log_warn("event=rollup_sessions_capped site=%s from_ms=%lld max=%d", t->site,
+			         (long long)lo, MAX_AT);
+		sqlite3_reset(st);
+		rc = 0;
+	}
+	for (size_t i = 0; i < nhit && !rc; i++) {
+		int64_t *ms = hit[i].ms;
+		if (!ms[0] && !ms[1] && !ms[2] && !hit[i].results)
+			continue;
+		for (size_t c = 0; c < ncls && !rc; c++)
+			rc = credit_exam(s, hit[i].id, cls[c], t->target, ms, hit[i].results, now_ms);
+	}
+	/* Local days: a hold is at most 2 x a day-long cadence, so a handful. */
+	enum { MAX_DAYS = 8 };
+	struct {
+		int64_t day, results, ms[VW_STATUS_COUNT];
+	} days[MAX_DAYS];
+	size_t ndays = 0;
+	for (int64_t d = credit_local_day(lo); credit_day_start_ms(d) < hi && ndays < MAX_DAYS;
+	     d++) {
+		int64_t a = credit_day_start_ms(d), b = credit_day_start_ms(d + 1);
+		days[ndays].day = d;
+		days[ndays].results = count && ts_ms >= a && ts_ms < b;
+		memset(days[ndays].ms, 0, sizeof(days[ndays].ms));
+		int any = (int)days[ndays].results;
+		for (size_t i = 0; i < nsp; i++) {
+			int64_t v = credit_overlap(sp[i].from_ms, sp[i].to_ms, a, b);
+			days[ndays].ms[sp[i].status] += sp[i].sign * v;
+			any |= v != 0;
+		}
+		if (any)
+			ndays++;
+	}
+	for (size_t i = 0; i < ndays && !rc; i++)
+		rc = credit_day(s, t, days[i].day, days[i].ms, days[i].results);
 	return rc;
 }
 
@@ -1032,28 +1051,59 @@ static int roll_result(struct sqlite_be *s, const struct roll_target *t, int sta
 	sqlite3_reset(st);
 	struct credit_span sp[2];
 	size_t n = credit_next(&cs, status, ts_ms, stale_ms, now_ms, sp);
-	for (size_t i = 0; i < n && !rc; i++)
-		rc = credit_span_apply(s, t, &sp[i], now_ms);
-	if (!rc)
-		rc = credit_sessions(s, t, status, 0, ts_ms, ts_ms, 1, now_ms);
-	if (!rc) {
-		int64_t zero[VW_STATUS_COUNT] = {0};
-		rc = credit_day(s, t, credit_local_day(ts_ms), zero, 1);
-	}
+	rc = credit_apply(s, t, sp, n, 1, ts_ms, now_ms);
 	if (!rc)
 		rc = put_state(s, t, &cs);
-	if (!rc) {
-		st = s->w[W_AGENT_SEEN];
-		sqlite3_bind_int64(st, 1, t->agent_id);
-		sqlite3_bind_text(st, 2, t->site, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 3, ts_ms);
-		rc = step_done(s, st);
-	}
 	return rc;
 }
 
-/* Open holds credited further up to now: the score of a session under way moves while its
- * agent's results keep coming, and a silent agent's last results stop at their bound. */
+/* Each agent's latest check time rolled in this slice, written once per agent at the end
+ * (a batch's rows are one agent's, so most lookups hit the last entry). */
+struct seen_set {
+	size_t n;
+	struct {
+		int64_t agent_id, ts_ms;
+		char site[64];
+	} v[256];
+};
+
+static int seen_flush(struct sqlite_be *s, struct seen_set *set)
+{
+	int rc = 0;
+	for (size_t i = 0; i < set->n && !rc; i++) {
+		sqlite3_stmt *st = s->w[W_AGENT_SEEN];
+		sqlite3_bind_int64(st, 1, set->v[i].agent_id);
+		sqlite3_bind_text(st, 2, set->v[i].site, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, set->v[i].ts_ms);
+		rc = step_done(s, st);
+	}
+	set->n = 0;
+	return rc;
+}
+
+static int seen_note(struct sqlite_be *s, struct seen_set *set, const struct roll_target *t,
+                     int64_t ts_ms)
+{
+	for (size_t i = set->n; i-- > 0;)
+		if (set->v[i].agent_id == t->agent_id) {
+			if (ts_ms > set->v[i].ts_ms)
+				set->v[i].ts_ms = ts_ms;
+			return 0;
+		}
+	int rc = 0;
+	if (set->n == sizeof(set->v) / sizeof(set->v[0]))
+		rc = seen_flush(s, set);
+	set->v[set->n].agent_id = t->agent_id;
+	set->v[set->n].ts_ms = ts_ms;
+	snprintf(set->v[set->n].site, sizeof(set->v[set->n].site), "%s", t->site);
+	set->n++;
+	return rc;
+}
+
+/* Holds whose bound passed with no next result (a silent target), credited to their end.
+ * A hold still within its bound is settled by its target's next result instead: moving
+ * every open hold on every few seconds would cost a write per target per tick, and a
+ * healthy target's next result comes within one cadence anyway. */
 static int roll_tails(struct sqlite_be *s, int64_t now_ms, size_t *moved)
 {
 	struct tail {
@@ -1069,7 +1119,7 @@ static int roll_tails(struct sqlite_be *s, int64_t now_ms, size_t *moved)
 	sqlite3_bind_int(st, 2, ROLLUP_TAILS);
 	size_t n = 0;
 	int rc;
-	/* Read out before any update: the updates move these very rows in the index. */
+	/* Read out before any update: the updates take these very rows out of the index. */
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct tail *t = &tl[n++];
 		t->agent_id = sqlite3_column_int64(st, 0);
@@ -1091,7 +1141,7 @@ static int roll_tails(struct sqlite_be *s, int64_t now_ms, size_t *moved)
 		struct credit_span sp[1];
 		if (credit_advance(&tl[i].cs, now_ms, sp) == 0)
 			continue;
-		rc = credit_span_apply(s, &t, &sp[0], now_ms);
+		rc = credit_apply(s, &t, sp, 1, 0, 0, now_ms);
 		if (!rc) {
 			st = s->w[W_STATE_UNTIL];
 			sqlite3_bind_int64(st, 1, t.agent_id);
@@ -1170,6 +1220,11 @@ static int sq_rollup(void *p, int64_t now_ms, struct store_stats *out)
 	}
 	int64_t mark = 0, pruned_id = 0, pruned_ts = 0;
 	size_t tails = 0, rolled = 0, deleted = 0;
+	struct seen_set *seen = calloc(1, sizeof(*seen));
+	if (!seen) {
+		vw_db_exec(s->wdb, "ROLLBACK", NULL, 0);
+		return -ENOMEM;
+	}
 	sqlite3_stmt *st = s->w[W_MARK_GET];
 	int found;
 	if ((rc = step_row(s, st, &found)) != 0)
@@ -1201,6 +1256,8 @@ static int sq_rollup(void *p, int64_t now_ms, struct store_stats *out)
 		if ((rc = roll_result(s, &t, (int)status, ts,
 		                      credit_stale_ms(interval, s->default_stale_ms), now_ms)) != 0)
 			break;
+		if ((rc = seen_note(s, seen, &t, ts)) != 0)
+			break;
 		mark = sqlite3_column_int64(st, 0);
 		rolled++;
 	}
@@ -1209,6 +1266,8 @@ static int sq_rollup(void *p, int64_t now_ms, struct store_stats *out)
 		log_error("event=store_write_failed error=\"%s\"", sqlite3_errmsg(s->wdb));
 		rc = sqlite_errno(step);
 	}
+	if (!rc)
+		rc = seen_flush(s, seen);
 	if (rc)
 		goto fail;
 	if ((rc = prune_batch(s, now_ms, mark, &pruned_id, &pruned_ts, &deleted)) != 0)
@@ -1224,6 +1283,7 @@ static int sq_rollup(void *p, int64_t now_ms, struct store_stats *out)
 		rc = -EIO;
 		goto fail;
 	}
+	free(seen);
 	out->rows_rolled += rolled;
 	out->rows_pruned += deleted;
 	out->rollup_slices++;
@@ -1233,6 +1293,7 @@ static int sq_rollup(void *p, int64_t now_ms, struct store_stats *out)
 	          deleted, (long long)mark);
 	return rolled == ROLLUP_SLICE || tails == ROLLUP_TAILS || deleted > 0;
 fail:
+	free(seen);
 	log_error("event=rollup_failed mark=%lld error=%d", (long long)mark, rc);
 	vw_db_exec(s->wdb, "ROLLBACK", NULL, 0);
 	return rc;
@@ -1576,7 +1637,7 @@ static int sq_score_evidence(void *p, int64_t exam_id, int cls, const char *targ
 	*pruned = start - stale < pruned_ts;
 
 	/* Target by target (the index's order within each agent), the site's agents merged by
-	 * seq: results_target_ts answers each with one range. */
+	 * seq: results_agent_ts answers each with one range of the agent's rows. */
 	sqlite3_stmt *tt = rd->r[R_EV_TARGETS];
 	sqlite3_bind_text(tt, 1, site, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_text(tt, 2, class_kind[cls], -1, SQLITE_STATIC);

@@ -454,6 +454,34 @@ static void pruning_keeps_score_inputs(void **state)
 	                              " ON l.result_id = r.id"), 4);
 }
 
+/* A target that goes silent in a session under way: its last result is credited up to the
+ * job's clock when it is read, and once its bound has passed the tick credits the rest of
+ * its hold (2 x its 1 s cadence) and nothing more. */
+static void silent_target_is_credited_to_its_bound(void **state)
+{
+	struct ctx *x = *state;
+	open_h(x);
+	int64_t now = vw_now_ms();
+	add_exam(x, 1, "site-1", "live-1", now - 60 * S, now + H, "*", 0);
+	result(x, VW_KIND_STREAM, "cam1", now - 500, VW_STATUS_OK, 1000);
+	flush(x);
+	struct store_score_query q = {.site = "site-1", .from_ms = now, .to_ms = now + 1};
+	struct inputs in;
+	int64_t deadline = vw_mono_ms() + 20000;
+	for (;;) {
+		read_inputs(x, &q, &in);
+		assert_int_equal(in.nexams, 1);
+		assert_true(in.exams[0].ok_ms[STORE_CLASS_STREAM] <= 2 * S);
+		if (in.exams[0].ok_ms[STORE_CLASS_STREAM] == 2 * S)
+			break;
+		if (vw_mono_ms() > deadline)
+			fail_msg("the silent hold was not closed: %lld ms",
+			         (long long)in.exams[0].ok_ms[STORE_CLASS_STREAM]);
+		uv_sleep(20);
+	}
+	close_h(x);
+}
+
 /* A collector's database from before exam sessions and rollups (schema 1, as the first
  * release wrote it) migrates in place to this schema, and the job rolls the results it
  * already held from the start: their hold time is in the per-day rollups. */
@@ -497,7 +525,7 @@ static void old_database_migrates_and_its_results_are_rolled(void **state)
 	                 2 * MINUTE);
 	assert_int_equal(sql_value(x, "SELECT results FROM rollup_days WHERE target = 'cam1'"), 3);
 	assert_int_equal(sql_value(x, "SELECT count(*) FROM sqlite_master"
-	                              " WHERE name = 'results_target_ts'"),
+	                              " WHERE name = 'results_agent_ts'"),
 	                 1);
 }
 
@@ -507,6 +535,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(credits_follow_the_rule, setup, teardown),
 	    cmocka_unit_test_setup_teardown(backlog_counts_at_check_time, setup, teardown),
 	    cmocka_unit_test_setup_teardown(pruning_keeps_score_inputs, setup, teardown),
+	    cmocka_unit_test_setup_teardown(silent_target_is_credited_to_its_bound, setup, teardown),
 	    cmocka_unit_test_setup_teardown(old_database_migrates_and_its_results_are_rolled, setup,
 	                                    teardown),
 	};
