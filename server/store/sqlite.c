@@ -30,7 +30,7 @@
  * No foreign keys: the writer is the only code that inserts, and the per-row lookup a
  * foreign key costs is most of an insert's price. */
 #define TOTALS_COLS(c)                                                                             \
-	" " c "_ok_ms INTEGER NOT NULL DEFAULT 0, " c "_degraded_ms INTEGER NOT NULL DEFAULT 0,"    \
+	" " c "_ok_ms INTEGER NOT NULL DEFAULT 0, " c "_degraded_ms INTEGER NOT NULL DEFAULT 0,"   \
 	" " c "_down_ms INTEGER NOT NULL DEFAULT 0, " c "_targets INTEGER NOT NULL DEFAULT 0,"
 static const char *const migrations[] = {
     /* 1 */
@@ -178,23 +178,22 @@ static const char *const migrations[] = {
     " results INTEGER NOT NULL DEFAULT 0,"
     " PRIMARY KEY(exam_id, cls, target)) WITHOUT ROWID;"
     "CREATE TABLE exam_totals("
-    " exam_id INTEGER PRIMARY KEY,"
-    TOTALS_COLS("connected") TOTALS_COLS("network") TOTALS_COLS("stream")
-    TOTALS_COLS("recording") TOTALS_COLS("coverage")
-    " updated_ms INTEGER NOT NULL DEFAULT 0);"
-    "CREATE TABLE rollup_days("
-    " agent_id INTEGER NOT NULL,"
-    " kind TEXT NOT NULL,"
-    " target TEXT NOT NULL,"
-    " day INTEGER NOT NULL," /* days since 1970-01-01, Asia/Shanghai */
-    " ok_ms INTEGER NOT NULL DEFAULT 0,"
-    " degraded_ms INTEGER NOT NULL DEFAULT 0,"
-    " down_ms INTEGER NOT NULL DEFAULT 0,"
-    " results INTEGER NOT NULL DEFAULT 0,"
-    " PRIMARY KEY(agent_id, kind, target, day)) WITHOUT ROWID;"
-    "CREATE INDEX results_agent_ts ON results(agent_id, ts_ms);"
-    "CREATE INDEX exam_sessions_site_end ON exam_sessions(site, end_ms);"
-    "CREATE INDEX exam_sessions_start ON exam_sessions(start_ms);",
+    " exam_id INTEGER PRIMARY KEY," TOTALS_COLS("connected") TOTALS_COLS("network")
+        TOTALS_COLS("stream") TOTALS_COLS("recording") TOTALS_COLS(
+            "coverage") " updated_ms INTEGER NOT NULL DEFAULT 0);"
+                        "CREATE TABLE rollup_days("
+                        " agent_id INTEGER NOT NULL,"
+                        " kind TEXT NOT NULL,"
+                        " target TEXT NOT NULL,"
+                        " day INTEGER NOT NULL," /* days since 1970-01-01, Asia/Shanghai */
+                        " ok_ms INTEGER NOT NULL DEFAULT 0,"
+                        " degraded_ms INTEGER NOT NULL DEFAULT 0,"
+                        " down_ms INTEGER NOT NULL DEFAULT 0,"
+                        " results INTEGER NOT NULL DEFAULT 0,"
+                        " PRIMARY KEY(agent_id, kind, target, day)) WITHOUT ROWID;"
+                        "CREATE INDEX results_agent_ts ON results(agent_id, ts_ms);"
+                        "CREATE INDEX exam_sessions_site_end ON exam_sessions(site, end_ms);"
+                        "CREATE INDEX exam_sessions_start ON exam_sessions(start_ms);",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 _Static_assert(NMIGRATIONS == STORE_SCHEMA_VERSION, "a migration per schema version");
@@ -233,8 +232,9 @@ enum wstmt {
 	W_COUNT
 };
 #define TOTALS_ADD(c)                                                                              \
-	"UPDATE exam_totals SET " c "_ok_ms = " c "_ok_ms + ?2, " c "_degraded_ms = " c              \
-	"_degraded_ms + ?3, " c "_down_ms = " c "_down_ms + ?4, " c "_targets = " c "_targets + ?5,"   \
+	"UPDATE exam_totals SET " c "_ok_ms = " c "_ok_ms + ?2, " c "_degraded_ms = " c            \
+	"_degraded_ms + ?3, " c "_down_ms = " c "_down_ms + ?4, " c "_targets = " c                \
+	"_targets + ?5,"                                                                           \
 	" updated_ms = ?6 WHERE exam_id = ?1"
 static const char *const wsql[W_COUNT] = {
     [W_AGENT] = "INSERT INTO agents(site, agent, org, city, last_report_ms)"
@@ -315,11 +315,12 @@ static const char *const wsql[W_COUNT] = {
     [W_TOTALS_ADD + STORE_CLASS_STREAM] = TOTALS_ADD("stream"),
     [W_TOTALS_ADD + STORE_CLASS_RECORDING] = TOTALS_ADD("recording"),
     [W_TOTALS_ADD + STORE_CLASS_COVERAGE] = TOTALS_ADD("coverage"),
-    [W_DAY_ADD] = "INSERT INTO rollup_days(agent_id, kind, target, day, ok_ms, degraded_ms,"
-                  " down_ms, results) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
-                  " ON CONFLICT(agent_id, kind, target, day) DO UPDATE SET"
-                  " ok_ms = ok_ms + excluded.ok_ms, degraded_ms = degraded_ms + excluded.degraded_ms,"
-                  " down_ms = down_ms + excluded.down_ms, results = results + excluded.results",
+    [W_DAY_ADD] =
+        "INSERT INTO rollup_days(agent_id, kind, target, day, ok_ms, degraded_ms,"
+        " down_ms, results) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+        " ON CONFLICT(agent_id, kind, target, day) DO UPDATE SET"
+        " ok_ms = ok_ms + excluded.ok_ms, degraded_ms = degraded_ms + excluded.degraded_ms,"
+        " down_ms = down_ms + excluded.down_ms, results = results + excluded.results",
     /* received_ms rises with id (batches commit in arrival order), so what is old enough is
      * a prefix of the ids: the first young row ends the batch. */
     [W_PRUNE_STOP] = "SELECT min(id) FROM results WHERE id > ?1 AND id <= ?2"
@@ -350,16 +351,18 @@ enum rstmt {
 };
 /* Sessions overlapping [?1, ?2) that are not cancelled, with their totals (a session no
  * result touched has no totals row: zeros), by start then id. ?3..?5 = org, city, site. */
-#define TOTALS_SEL(c) ", coalesce(t." c "_ok_ms, 0), coalesce(t." c "_degraded_ms, 0)," \
+#define TOTALS_SEL(c)                                                                              \
+	", coalesce(t." c "_ok_ms, 0), coalesce(t." c "_degraded_ms, 0),"                          \
 	" coalesce(t." c "_down_ms, 0), coalesce(t." c "_targets, 0)"
 #define EXAMS(where)                                                                               \
 	"SELECT e.id, e.org, e.city, e.site, e.code, e.occupation, e.level, e.rooms, e.start_ms,"  \
-	" e.end_ms, e.candidates" TOTALS_SEL("connected") TOTALS_SEL("network")                     \
-	    TOTALS_SEL("stream") TOTALS_SEL("recording") TOTALS_SEL("coverage")                     \
-	" FROM exam_sessions e LEFT JOIN exam_totals t ON t.exam_id = e.id"                         \
-	" WHERE " where " AND e.cancelled_ms IS NULL AND e.start_ms < ?2 AND e.end_ms > ?1"         \
-	" AND (?3 IS NULL OR e.org = ?3) AND (?4 IS NULL OR e.city = ?4)"                           \
-	" AND (?5 IS NULL OR e.site = ?5) ORDER BY e.start_ms, e.id"
+	" e.end_ms, e.candidates" TOTALS_SEL("connected") TOTALS_SEL("network")                    \
+	    TOTALS_SEL("stream") TOTALS_SEL("recording") TOTALS_SEL(                               \
+	        "coverage") " FROM exam_sessions e LEFT JOIN exam_totals t ON t.exam_id = e.id"    \
+	                    " WHERE " where                                                        \
+	                    " AND e.cancelled_ms IS NULL AND e.start_ms < ?2 AND e.end_ms > ?1"    \
+	                    " AND (?3 IS NULL OR e.org = ?3) AND (?4 IS NULL OR e.city = ?4)"      \
+	                    " AND (?5 IS NULL OR e.site = ?5) ORDER BY e.start_ms, e.id"
 #define SITE_SUMMARY(where)                                                                        \
 	"SELECT site, org, city, max(last_report_ms), sum(cam_ok), sum(cam_degraded),"             \
 	" sum(cam_down) FROM agents " where " GROUP BY site ORDER BY site"
@@ -446,7 +449,8 @@ static int sq_open(const struct store_options *o, void **out, char *err, size_t 
 	}
 	snprintf(s->path, n, "%s/" DB_FILE, o->dir);
 	s->raw_retention_ms = o->raw_retention_ms;
-	s->default_stale_ms = o->default_stale_ms > 0 ? o->default_stale_ms : STORE_DEFAULT_STALE_MS;
+	s->default_stale_ms =
+	    o->default_stale_ms > 0 ? o->default_stale_ms : STORE_DEFAULT_STALE_MS;
 	const char *path = s->path;
 	int rc;
 
@@ -962,7 +966,8 @@ static int credit_apply(struct sqlite_be *s, const struct roll_target *t,
 		sqlite3_bind_int64(st, 2, lo);
 		sqlite3_bind_int64(st, 3, hi);
 		while ((rc = sqlite3_step(st)) == SQLITE_ROW && nhit < MAX_AT) {
-			int64_t start = sqlite3_column_int64(st, 1), end = sqlite3_column_int64(st, 2);
+			int64_t start = sqlite3_column_int64(st, 1),
+			        end = sqlite3_column_int64(st, 2);
 			if (cls[0] == STORE_CLASS_COVERAGE &&
 			    !credit_room_listed(col_text(st, 3), t->target))
 				continue;
@@ -971,7 +976,8 @@ static int credit_apply(struct sqlite_be *s, const struct roll_target *t,
 			memset(hit[nhit].ms, 0, sizeof(hit[nhit].ms));
 			for (size_t i = 0; i < nsp; i++)
 				hit[nhit].ms[sp[i].status] +=
-				    sp[i].sign * credit_overlap(sp[i].from_ms, sp[i].to_ms, start, end);
+				    sp[i].sign *
+				    credit_overlap(sp[i].from_ms, sp[i].to_ms, start, end);
 			nhit++;
 		}
 		if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
@@ -980,8 +986,8 @@ static int credit_apply(struct sqlite_be *s, const struct roll_target *t,
 			return sqlite_errno(rc);
 		}
 		if (rc == SQLITE_ROW)
-			log_warn("event=rollup_sessions_capped site=%s from_ms=%lld max=%d", t->site,
-			         (long long)lo, MAX_AT);
+			log_warn("event=rollup_sessions_capped site=%s from_ms=%lld max=%d",
+			         t->site, (long long)lo, MAX_AT);
 		sqlite3_reset(st);
 		rc = 0;
 	}
@@ -990,7 +996,8 @@ static int credit_apply(struct sqlite_be *s, const struct roll_target *t,
 		if (!ms[0] && !ms[1] && !ms[2] && !hit[i].results)
 			continue;
 		for (size_t c = 0; c < ncls && !rc; c++)
-			rc = credit_exam(s, hit[i].id, cls[c], t->target, ms, hit[i].results, now_ms);
+			rc = credit_exam(s, hit[i].id, cls[c], t->target, ms, hit[i].results,
+			                 now_ms);
 	}
 	/* Local days: a hold is at most 2 x a day-long cadence, so a handful. */
 	enum { MAX_DAYS = 8 };
@@ -1034,8 +1041,8 @@ static int put_state(struct sqlite_be *s, const struct roll_target *t,
 
 /* One new result: settles its target's previous hold, credits the new one up to now, and
  * counts it in the sessions and the local day it was checked in. */
-static int roll_result(struct sqlite_be *s, const struct roll_target *t, int status,
-                       int64_t ts_ms, int64_t stale_ms, int64_t now_ms)
+static int roll_result(struct sqlite_be *s, const struct roll_target *t, int status, int64_t ts_ms,
+                       int64_t stale_ms, int64_t now_ms)
 {
 	struct credit_state cs = {0};
 	sqlite3_stmt *st = s->w[W_STATE_GET];
@@ -1046,8 +1053,9 @@ static int roll_result(struct sqlite_be *s, const struct roll_target *t, int sta
 	if ((rc = step_row(s, st, &found)) != 0)
 		return rc;
 	if (found)
-		cs = (struct credit_state){1, sqlite3_column_int(st, 0), sqlite3_column_int64(st, 1),
-		                           sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3)};
+		cs =
+		    (struct credit_state){1, sqlite3_column_int(st, 0), sqlite3_column_int64(st, 1),
+		                          sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3)};
 	sqlite3_reset(st);
 	struct credit_span sp[2];
 	size_t n = credit_next(&cs, status, ts_ms, stale_ms, now_ms, sp);
@@ -1126,8 +1134,9 @@ static int roll_tails(struct sqlite_be *s, int64_t now_ms, size_t *moved)
 		snprintf(t->site, sizeof(t->site), "%s", col_text(st, 1));
 		snprintf(t->kind, sizeof(t->kind), "%s", col_text(st, 2));
 		snprintf(t->target, sizeof(t->target), "%s", col_text(st, 3));
-		t->cs = (struct credit_state){1, sqlite3_column_int(st, 4), sqlite3_column_int64(st, 5),
-		                              sqlite3_column_int64(st, 6), sqlite3_column_int64(st, 7)};
+		t->cs =
+		    (struct credit_state){1, sqlite3_column_int(st, 4), sqlite3_column_int64(st, 5),
+		                          sqlite3_column_int64(st, 6), sqlite3_column_int64(st, 7)};
 	}
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE) {
@@ -1244,14 +1253,13 @@ static int sq_rollup(void *p, int64_t now_ms, struct store_stats *out)
 	sqlite3_bind_int(st, 2, ROLLUP_SLICE);
 	int step;
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-		struct roll_target t = {sqlite3_column_int64(st, 1), col_text(st, 2), col_text(st, 3),
-		                        col_text(st, 4)};
+		struct roll_target t = {sqlite3_column_int64(st, 1), col_text(st, 2),
+		                        col_text(st, 3), col_text(st, 4)};
 		enum vw_status status;
 		if (vw_status_parse(col_text(st, 5), &status) != 0)
 			status = VW_STATUS_DOWN; /* the writer stores only known names */
-		double interval = sqlite3_column_type(st, 7) == SQLITE_NULL
-		                      ? 0
-		                      : sqlite3_column_double(st, 7);
+		double interval =
+		    sqlite3_column_type(st, 7) == SQLITE_NULL ? 0 : sqlite3_column_double(st, 7);
 		int64_t ts = sqlite3_column_int64(st, 6);
 		if ((rc = roll_result(s, &t, (int)status, ts,
 		                      credit_stale_ms(interval, s->default_stale_ms), now_ms)) != 0)
@@ -1288,7 +1296,8 @@ static int sq_rollup(void *p, int64_t now_ms, struct store_stats *out)
 	out->rows_pruned += deleted;
 	out->rollup_slices++;
 	if (deleted)
-		log_info("event=results_pruned rows=%zu up_to_id=%lld", deleted, (long long)pruned_id);
+		log_info("event=results_pruned rows=%zu up_to_id=%lld", deleted,
+		         (long long)pruned_id);
 	log_debug("event=rollup_slice results=%zu tails=%zu pruned=%zu mark=%lld", rolled, tails,
 	          deleted, (long long)mark);
 	return rolled == ROLLUP_SLICE || tails == ROLLUP_TAILS || deleted > 0;
@@ -1540,8 +1549,10 @@ static int sq_score_inputs(void *p, const struct store_score_query *q, struct st
 {
 	struct sqlite_rd *rd = p;
 	/* The most selective index the query allows; the other names filter. */
-	int which = q->site ? R_EXAMS_SITE : q->org ? R_EXAMS_ORG : q->city ? R_EXAMS_CITY
-	                                                                   : R_EXAMS_ALL;
+	int which = q->site   ? R_EXAMS_SITE
+	            : q->org  ? R_EXAMS_ORG
+	            : q->city ? R_EXAMS_CITY
+	                      : R_EXAMS_ALL;
 	/* One snapshot: totals, credits and rolled_to agree. */
 	if (vw_db_exec(rd->db, "BEGIN", NULL, 0))
 		return -EIO;

@@ -553,7 +553,8 @@ static void run_read(struct reader *r, struct read_req *q)
 		break;
 	case RD_EVIDENCE:
 		rc = ops->score_evidence(r->conn, q->exam_id, q->cls,
-		                         q->has_target ? q->target : NULL, &q->fill, &q->reply.value);
+		                         q->has_target ? q->target : NULL, &q->fill,
+		                         &q->reply.value);
 		break;
 	default:
 		rc = ops->count_results(r->conn, &q->reply.value);

@@ -103,7 +103,7 @@ void store_close(struct store *s);
 
 struct store_stats {
 	uint64_t commits, batches, rows_stored, rows_skipped, gap_seqs;
-	uint64_t reads, reads_refused; /* completed; refused with -EAGAIN */
+	uint64_t reads, reads_refused;                    /* completed; refused with -EAGAIN */
 	uint64_t rows_rolled, rows_pruned, rollup_slices; /* the rollup job */
 };
 void store_get_stats(struct store *s, struct store_stats *out); /* loop thread */
@@ -168,7 +168,8 @@ struct store_exam {
 	const char *org, *city, *site, *code, *occupation, *level, *rooms;
 	int64_t start_ms, end_ms, candidates;
 	/* Rolled-up time of the session per class, summed over the class's targets. */
-	int64_t ok_ms[STORE_CLASS_COUNT], degraded_ms[STORE_CLASS_COUNT], down_ms[STORE_CLASS_COUNT];
+	int64_t ok_ms[STORE_CLASS_COUNT], degraded_ms[STORE_CLASS_COUNT],
+	    down_ms[STORE_CLASS_COUNT];
 	int64_t ntargets[STORE_CLASS_COUNT]; /* targets with any credit in the session */
 	int64_t rolled_to_ms; /* the rollup has seen every result checked before this time */
 };
