@@ -77,7 +77,8 @@ struct store_options {
 	 * are rolled up are pruned (0 = kept for ever); a result without an interval_ms metric
 	 * holds for this long at most (0 = STORE_DEFAULT_STALE_MS). */
 	int64_t raw_retention_ms, default_stale_ms;
-	/* How often the job wakes when no batch comes, to move open holds on; 0 = 2 s. */
+	/* How often the job wakes when no batch comes, to close the holds of silent targets;
+	 * 0 = 2 s; < 0 = the job does not run at all (measurements of ingest alone). */
 	int64_t rollup_tick_ms;
 };
 /* [score] default_stale's default: 2 x the agent's default 60 s in-session camera cadence. */
