@@ -410,6 +410,7 @@ struct sqlite_be {
 	sqlite3 *wdb; /* the writer thread's, once started */
 	sqlite3_stmt *w[W_COUNT];
 	int64_t raw_retention_ms, default_stale_ms; /* store_options' */
+	struct day_sum *days; /* the rollup job's per-slice day sums (writer thread) */
 };
 
 struct sqlite_rd {
@@ -426,6 +427,7 @@ static void sq_close(void *p)
 	if (!s)
 		return;
 	vw_db_finalize_all(s->w, W_COUNT);
+	free(s->days);
 	/* The readers are closed first (store.c): the last connection to close checkpoints and
 	 * removes the WAL, and a read-only one cannot. */
 	if (s->wdb && sqlite3_close(s->wdb) != SQLITE_OK)
@@ -923,6 +925,71 @@ static int credit_exam(struct sqlite_be *s, int64_t exam_id, int cls, const char
 	return step_done(s, st);
 }
 
+/* A slice's credits per (agent, kind, target, local day), summed in memory and written once
+ * each at the end of the slice: a target checked every minute has one day row to update,
+ * not one upsert per result. Open addressing; a full table is written out early. */
+#define DAY_SLOTS 8192 /* a power of two, above ROLLUP_SLICE + ROLLUP_TAILS */
+struct day_sum {
+	int used;
+	int64_t agent_id, day, results, ms[VW_STATUS_COUNT];
+	char kind[16], target[VW_NAME_MAX + 1];
+};
+
+static int credit_day(struct sqlite_be *s, const struct roll_target *t, int64_t day,
+                      const int64_t ms[VW_STATUS_COUNT], int64_t results);
+
+static int days_flush(struct sqlite_be *s)
+{
+	int rc = 0;
+	for (size_t i = 0; i < DAY_SLOTS; i++) {
+		struct day_sum *d = &s->days[i];
+		if (!d->used)
+			continue;
+		struct roll_target t = {d->agent_id, "", d->kind, d->target};
+		if (!rc)
+			rc = credit_day(s, &t, d->day, d->ms, d->results);
+		d->used = 0;
+	}
+	return rc;
+}
+
+static int days_clear(struct sqlite_be *s)
+{
+	if (!s->days && !(s->days = calloc(DAY_SLOTS, sizeof(*s->days))))
+		return -ENOMEM;
+	for (size_t i = 0; i < DAY_SLOTS; i++)
+		s->days[i].used = 0;
+	return 0;
+}
+
+static int days_add(struct sqlite_be *s, const struct roll_target *t, int64_t day,
+                    const int64_t ms[VW_STATUS_COUNT], int64_t results)
+{
+	uint64_t h = 1469598103934665603ULL;
+	for (const char *p = t->kind; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	for (const char *p = t->target; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	h = (h ^ (uint64_t)t->agent_id) * 1099511628211ULL;
+	h = (h ^ (uint64_t)day) * 1099511628211ULL;
+	for (size_t n = 0; n < DAY_SLOTS / 2; n++) { /* at most half full, else write out */
+		struct day_sum *d = &s->days[(h + n) & (DAY_SLOTS - 1)];
+		if (!d->used) {
+			*d = (struct day_sum){.used = 1, .agent_id = t->agent_id, .day = day};
+			snprintf(d->kind, sizeof(d->kind), "%s", t->kind);
+			snprintf(d->target, sizeof(d->target), "%s", t->target);
+		} else if (d->agent_id != t->agent_id || d->day != day ||
+		           strcmp(d->kind, t->kind) != 0 || strcmp(d->target, t->target) != 0)
+			continue;
+		for (int i = 0; i < VW_STATUS_COUNT; i++)
+			d->ms[i] += ms[i];
+		d->results += results;
+		return 0;
+	}
+	int rc = days_flush(s);
+	return rc ? rc : credit_day(s, t, day, ms, results);
+}
+
 static int credit_day(struct sqlite_be *s, const struct roll_target *t, int64_t day,
                       const int64_t ms[VW_STATUS_COUNT], int64_t results)
 {
@@ -1021,7 +1088,7 @@ static int credit_apply(struct sqlite_be *s, const struct roll_target *t,
 			ndays++;
 	}
 	for (size_t i = 0; i < ndays && !rc; i++)
-		rc = credit_day(s, t, days[i].day, days[i].ms, days[i].results);
+		rc = days_add(s, t, days[i].day, days[i].ms, days[i].results);
 	return rc;
 }
 
@@ -1230,7 +1297,8 @@ static int sq_rollup(void *p, int64_t now_ms, struct store_stats *out)
 	int64_t mark = 0, pruned_id = 0, pruned_ts = 0;
 	size_t tails = 0, rolled = 0, deleted = 0;
 	struct seen_set *seen = calloc(1, sizeof(*seen));
-	if (!seen) {
+	if (!seen || days_clear(s)) {
+		free(seen);
 		vw_db_exec(s->wdb, "ROLLBACK", NULL, 0);
 		return -ENOMEM;
 	}
@@ -1276,6 +1344,8 @@ static int sq_rollup(void *p, int64_t now_ms, struct store_stats *out)
 	}
 	if (!rc)
 		rc = seen_flush(s, seen);
+	if (!rc)
+		rc = days_flush(s);
 	if (rc)
 		goto fail;
 	if ((rc = prune_batch(s, now_ms, mark, &pruned_id, &pruned_ts, &deleted)) != 0)
