@@ -186,7 +186,8 @@ struct store_score_query {
 	int with_credits;              /* 0: totals only (rankings); 1: per-target credits too */
 };
 /* Reply: exams (by start_ms, id) in r->exams / r->nexams, credits (by exam_id, cls, target)
- * in r->credits / r->ncredits. */
+ * in r->credits / r->ncredits. A province-wide year (~300k sessions) outgrows
+ * STORE_REPLY_MAX (-E2BIG): rankings read per city or per org. */
 int store_score_inputs(struct store *s, const struct store_score_query *q, store_read_cb cb,
                        void *ud);
 /* The raw results behind one session's class (every target of it when target is NULL):
