@@ -46,6 +46,7 @@ struct web_section {
 
 struct store_section {
 	int backend; /* index into the choices: 0 = sqlite */
+	long raw_retention_ms;
 	int line;
 };
 

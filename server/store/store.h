@@ -16,7 +16,7 @@
 #include "buf.h"
 #include "result.h"
 
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 
 /* One result, compact: strings live in the batch's arena (offsets, NUL-terminated). */
 struct store_row {
@@ -73,7 +73,16 @@ struct store_options {
 	enum store_durability durability;
 	unsigned readers;   /* reader threads, each with its own connection; 0 = 2 */
 	unsigned max_reads; /* reads queued or running at once; more get -EAGAIN; 0 = 64 */
+	/* The rollup job (writer thread): raw results that arrived longer ago than this and
+	 * are rolled up are pruned (0 = kept for ever); a result without an interval_ms metric
+	 * holds for this long at most (0 = STORE_DEFAULT_STALE_MS). */
+	int64_t raw_retention_ms, default_stale_ms;
+	/* How often the job wakes when no batch comes, to close the holds of silent targets;
+	 * 0 = 2 s; < 0 = the job does not run at all (measurements of ingest alone). */
+	int64_t rollup_tick_ms;
 };
+/* [score] default_stale's default: 2 x the agent's default 60 s in-session camera cadence. */
+#define STORE_DEFAULT_STALE_MS 120000
 
 /* The backends compiled in, "|"-separated (for config help and errors). */
 extern const char store_backend_names[];
@@ -95,7 +104,8 @@ void store_close(struct store *s);
 
 struct store_stats {
 	uint64_t commits, batches, rows_stored, rows_skipped, gap_seqs;
-	uint64_t reads, reads_refused; /* completed; refused with -EAGAIN */
+	uint64_t reads, reads_refused;                    /* completed; refused with -EAGAIN */
+	uint64_t rows_rolled, rows_pruned, rollup_slices; /* the rollup job */
 };
 void store_get_stats(struct store *s, struct store_stats *out); /* loop thread */
 
@@ -128,6 +138,10 @@ struct store_reply {
 	                * store_exam_version */
 	const struct store_exam_session *exam_sessions; /* store_exam_list, store_exam_get */
 	size_t nexam_sessions;
+	const struct store_exam *exams;
+	size_t nexams;
+	const struct store_credit *credits;
+	size_t ncredits;
 };
 typedef void (*store_read_cb)(void *ud, const struct store_reply *r);
 
@@ -212,6 +226,49 @@ int store_high_seq(struct store *s, const char *site, const char *agent, const c
                    store_read_cb cb, void *ud);
 /* Rows stored as results (tests, diagnostics). */
 int store_count_results(struct store *s, store_read_cb cb, void *ud);
+
+/* --- exam sessions and their rollups, for the score ------------------------------------ */
+/* The credit classes a session's time is scored on (see docs/SCORE.md). */
+enum store_class {
+	STORE_CLASS_CONNECTED, /* network results of target "collector" */
+	STORE_CLASS_NETWORK,   /* every network target */
+	STORE_CLASS_STREAM,    /* cameras' picture */
+	STORE_CLASS_RECORDING, /* cameras' recordings */
+	STORE_CLASS_COVERAGE,  /* rooms */
+	STORE_CLASS_COUNT
+};
+struct store_exam {
+	int64_t id; /* exam_sessions.id */
+	const char *org, *city, *site, *code, *occupation, *level, *rooms;
+	int64_t start_ms, end_ms, candidates;
+	/* Rolled-up time of the session per class, summed over the class's targets. */
+	int64_t ok_ms[STORE_CLASS_COUNT], degraded_ms[STORE_CLASS_COUNT],
+	    down_ms[STORE_CLASS_COUNT];
+	int64_t ntargets[STORE_CLASS_COUNT]; /* targets with any credit in the session */
+	int64_t rolled_to_ms; /* the rollup has seen every result checked before this time */
+};
+struct store_credit {
+	int64_t exam_id;
+	int cls; /* enum store_class */
+	const char *target;
+	int64_t ok_ms, degraded_ms, down_ms, results;
+};
+struct store_score_query {
+	const char *org, *city, *site; /* NULL = any; all three NULL = the province */
+	int64_t from_ms, to_ms;        /* sessions overlapping [from, to) that are not cancelled */
+	int with_credits;              /* 0: totals only (rankings); 1: per-target credits too */
+};
+/* Reply: exams (by start_ms, id) in r->exams / r->nexams, credits (by exam_id, cls, target)
+ * in r->credits / r->ncredits. A province-wide year (~300k sessions) outgrows
+ * STORE_REPLY_MAX (-E2BIG): rankings read per city or per org. */
+int store_score_inputs(struct store *s, const struct store_score_query *q, store_read_cb cb,
+                       void *ud);
+/* The raw results behind one session's class (every target of it when target is NULL):
+ * rows of the site's agents with ts in [start − the longest staleness, end), by (target, seq),
+ * as r->targets (struct store_target; status, ts_ms, seq, faults, metrics). r->value = 1
+ * when raw results of that window were already pruned (the credits are then all that is left). */
+int store_score_evidence(struct store *s, int64_t exam_id, int cls, const char *target,
+                         store_read_cb cb, void *ud);
 
 /* --- measurements only --------------------------------------------------------------------
  * The backend's own write path without the writer thread, on the caller's thread, before

@@ -17,6 +17,8 @@ struct store_fill;
 int store_fill_site(struct store_fill *f, const struct store_site *site);
 int store_fill_target(struct store_fill *f, const struct store_target *t);
 int store_fill_exam_session(struct store_fill *f, const struct store_exam_session *e);
+int store_fill_exam(struct store_fill *f, const struct store_exam *e);
+int store_fill_credit(struct store_fill *f, const struct store_credit *c);
 
 struct store_ops {
 	const char *name;
@@ -30,6 +32,10 @@ struct store_ops {
 	int (*commit)(void *be, struct store_batch *list);
 	/* Measurements only: b's rows, nothing else, in one transaction. */
 	int (*raw)(void *be, const struct store_batch *b);
+	/* Writer thread, between group commits: one slice of the rollup job (and pruning);
+	 * adds to out's rows_rolled, rows_pruned, rollup_slices. 1 = more work waits, 0 =
+	 * caught up, or a negative errno (the slice rolled back; the next one retries). */
+	int (*rollup)(void *be, int64_t now_ms, struct store_stats *out);
 
 	/* One read connection, for one reader thread. */
 	int (*reader_open)(void *be, void **rd, char *err, size_t errlen);
@@ -47,6 +53,11 @@ struct store_ops {
 	int (*exam_list)(void *rd, const struct store_exam_query *q, struct store_fill *f);
 	int (*exam_get)(void *rd, int64_t id, struct store_fill *f); /* -ENOENT */
 	int (*exam_version)(void *rd, const char *site, int64_t *out);
+	int (*score_inputs)(void *rd, const struct store_score_query *q, struct store_fill *f);
+	/* Fills targets; *pruned = 1 when raw results of the window were pruned. -ENOENT: no
+	 * such session. */
+	int (*score_evidence)(void *rd, int64_t exam_id, int cls, const char *target,
+	                      struct store_fill *f, int64_t *pruned);
 };
 
 extern const struct store_ops store_sqlite_ops;
