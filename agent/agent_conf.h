@@ -32,8 +32,8 @@ struct collector_section {
 	long long batch_max_bytes;
 	long retry_max_ms; /* backoff cap */
 	long max_clock_skew_ms;
-	long long outbox_max; /* bytes the outbox may hold before dropping the oldest */
-	long sessions_poll_ms;  /* how often the collector's exam sessions are fetched; 0 = off */
+	long long outbox_max;  /* bytes the outbox may hold before dropping the oldest */
+	long sessions_poll_ms; /* how often the collector's exam sessions are fetched; 0 = off */
 	int line;
 };
 

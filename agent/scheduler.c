@@ -26,7 +26,7 @@ struct sched_job {
 	struct sched_camera *cam;
 	struct vw_result *results;
 	size_t n;
-	int64_t interval_ms; /* the target's cadence at this check: metric interval_ms */
+	int64_t interval_ms;  /* the target's cadence at this check: metric interval_ms */
 	struct vw_result one; /* a camera check's result lives here */
 };
 

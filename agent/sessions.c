@@ -204,7 +204,8 @@ static const cJSON *field(const cJSON *o, const char *name)
 
 static int parse_one(const cJSON *js, size_t i, struct session_conf *se, char *why, size_t wl)
 {
-	const cJSON *id = field(js, "id"), *occ = field(js, "occupation"), *lvl = field(js, "level");
+	const cJSON *id = field(js, "id"), *occ = field(js, "occupation"),
+	            *lvl = field(js, "level");
 	const cJSON *st = field(js, "start"), *en = field(js, "end"), *rooms = field(js, "rooms");
 	const cJSON *cand = field(js, "candidates");
 	int64_t start_ms, end_ms, x, parsed;
@@ -220,22 +221,25 @@ static int parse_one(const cJSON *js, size_t i, struct session_conf *se, char *w
 	if (!cJSON_IsString(lvl) || !vw_utf8_valid(lvl->valuestring))
 		return bad(why, wl, "sessions[%zu].level: expected a UTF-8 string", i);
 	if (!int_in(field(js, "start_ms"), VW_TS_MIN_MS, VW_TS_MAX_MS - 1, &start_ms))
-		return bad(why, wl,
-		           "sessions[%zu].start_ms: expected an integer time (UTC ms) in 2000..2099",
-		           i);
+		return bad(
+		    why, wl,
+		    "sessions[%zu].start_ms: expected an integer time (UTC ms) in 2000..2099", i);
 	if (!int_in(field(js, "end_ms"), VW_TS_MIN_MS, VW_TS_MAX_MS - 1, &end_ms))
 		return bad(why, wl,
-		           "sessions[%zu].end_ms: expected an integer time (UTC ms) in 2000..2099", i);
+		           "sessions[%zu].end_ms: expected an integer time (UTC ms) in 2000..2099",
+		           i);
 	if (end_ms <= start_ms)
 		return bad(why, wl, "sessions[%zu].end_ms: not after start_ms", i);
-	/* The local-time strings are what people read: they must say the same instant. */
+	/* The local-time strings are what people read: they must say the same instant (to
+	 * the second, which is all they carry). */
 	if (!cJSON_IsString(st) || parse_offset_time(st->valuestring, &parsed) ||
-	    parsed != start_ms)
+	    parsed != start_ms - start_ms % 1000)
 		return bad(why, wl,
 		           "sessions[%zu].start: expected \"YYYY-MM-DDTHH:MM:SS+08:00\" equal to "
 		           "start_ms",
 		           i);
-	if (!cJSON_IsString(en) || parse_offset_time(en->valuestring, &parsed) || parsed != end_ms)
+	if (!cJSON_IsString(en) || parse_offset_time(en->valuestring, &parsed) ||
+	    parsed != end_ms - end_ms % 1000)
 		return bad(why, wl,
 		           "sessions[%zu].end: expected \"YYYY-MM-DDTHH:MM:SS+08:00\" equal to "
 		           "end_ms",
@@ -252,15 +256,17 @@ static int parse_one(const cJSON *js, size_t i, struct session_conf *se, char *w
 	for (const cJSON *r = rooms->child; r; r = r->next, k++) {
 		if (!cJSON_IsString(r) || !name_ok(r->valuestring, 1)) {
 			vw_buf_free(&rb);
-			return bad(why, wl,
-			           "sessions[%zu].rooms[%zu]: expected a room name (1..%d bytes, no "
-			           "',' or space)",
-			           i, k, VW_NAME_MAX - 1);
+			return bad(
+			    why, wl,
+			    "sessions[%zu].rooms[%zu]: expected a room name (1..%d bytes, no "
+			    "',' or space)",
+			    i, k, VW_NAME_MAX - 1);
 		}
 		if (strcmp(r->valuestring, "*") == 0 && nrooms != 1) {
 			vw_buf_free(&rb);
-			return bad(why, wl, "sessions[%zu].rooms[%zu]: \"*\" (every room) stands alone",
-			           i, k);
+			return bad(why, wl,
+			           "sessions[%zu].rooms[%zu]: \"*\" (every room) stands alone", i,
+			           k);
 		}
 		vw_buf_printf(&rb, "%s%s", k ? "," : "", r->valuestring);
 	}
@@ -303,7 +309,8 @@ int sessions_parse(const char *body, size_t len, const char *site, struct sessio
 	}
 	int n = cJSON_IsArray(list) ? cJSON_GetArraySize(list) : -1;
 	if (n < 0 || n > SESSIONS_MAX) {
-		rc = bad(why, wl, "sessions: expected an array of at most %d sessions", SESSIONS_MAX);
+		rc = bad(why, wl, "sessions: expected an array of at most %d sessions",
+		         SESSIONS_MAX);
 		goto done;
 	}
 	out->items = calloc((size_t)n + 1, sizeof(*out->items));
@@ -319,7 +326,8 @@ int sessions_parse(const char *body, size_t len, const char *site, struct sessio
 			goto done;
 		for (size_t k = 0; k < i; k++)
 			if (strcmp(out->items[k].id, out->items[i].id) == 0) {
-				rc = bad(why, wl, "sessions[%zu].id: same id as sessions[%zu]", i, k);
+				rc = bad(why, wl, "sessions[%zu].id: same id as sessions[%zu]", i,
+				         k);
 				goto done;
 			}
 	}
@@ -369,10 +377,11 @@ static void warn_unknown_rooms(const struct sessions *ss, const struct session_l
 			if (r == cfg->rooms.n) {
 				char room[VW_NAME_MAX], e1[96], e2[96];
 				snprintf(room, sizeof(room), "%.*s", (int)n, p);
-				log_warn("event=session_room_unknown session=%s room=%s "
-				         "hint=\"no [room] section of that name: no camera covers it\"",
-				         vw_log_escape(se->id, e1, sizeof(e1)),
-				         vw_log_escape(room, e2, sizeof(e2)));
+				log_warn(
+				    "event=session_room_unknown session=%s room=%s "
+				    "hint=\"no [room] section of that name: no camera covers it\"",
+				    vw_log_escape(se->id, e1, sizeof(e1)),
+				    vw_log_escape(room, e2, sizeof(e2)));
 			}
 			p += n;
 			if (*p == ',')
@@ -483,8 +492,8 @@ int sessions_update(struct sessions *ss, struct session_list *list, int64_t vers
 		session_list_free(list);
 		return irc;
 	}
-	log_info("event=sessions_updated version=%lld collector=%zu merged=%zu",
-	         (long long)version, list->n, ss->cur->list.n);
+	log_info("event=sessions_updated version=%lld collector=%zu merged=%zu", (long long)version,
+	         list->n, ss->cur->list.n);
 	session_list_free(list);
 	return rc;
 }
@@ -497,7 +506,8 @@ int sessions_load(struct sessions *ss)
 	if (!fp) {
 		if (errno == ENOENT)
 			return 0;
-		log_error("event=sessions_state_unreadable file=%s err=\"%s\"", path, strerror(errno));
+		log_error("event=sessions_state_unreadable file=%s err=\"%s\"", path,
+		          strerror(errno));
 		return -errno;
 	}
 	char *buf = malloc(SESSIONS_FILE_MAX);
@@ -516,13 +526,14 @@ int sessions_load(struct sessions *ss)
 		char esc[320];
 		log_error("event=sessions_state_bad file=%s err=%s hint=\"ignored until the "
 		          "collector answers again\"",
-		          path, vw_log_escape(toolong ? "larger than 4 MiB" : why, esc, sizeof(esc)));
+		          path,
+		          vw_log_escape(toolong ? "larger than 4 MiB" : why, esc, sizeof(esc)));
 		return rc;
 	}
 	rc = install(ss, &list, version);
 	if (!rc)
-		log_info("event=sessions_loaded file=%s version=%lld collector=%zu merged=%zu", path,
-		         (long long)version, list.n, ss->cur->list.n);
+		log_info("event=sessions_loaded file=%s version=%lld collector=%zu merged=%zu",
+		         path, (long long)version, list.n, ss->cur->list.n);
 	session_list_free(&list);
 	return rc;
 }
