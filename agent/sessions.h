@@ -54,7 +54,9 @@ int64_t sessions_version(const struct sessions *ss);
 int sessions_update(struct sessions *ss, struct session_list *list, int64_t version,
                     const char *body, size_t len);
 
-/* Reads the collector's answer {"site","version","sessions":[...]} (docs/API.md). Every
+/* Reads the collector's answer {"site","version","sessions":[...]} to GET
+ * /api/v1/agent/sessions: times as start_ms/end_ms and the same instants in local time
+ * ("…T09:00:00+08:00", to the second), rooms an array (["*"] = every room). Every
  * field is checked; on the first bad one returns -EBADMSG with why naming it
  * ("sessions[2].end_ms: not after start_ms") and out empty. site is this agent's site. Pure:
  * any thread. */
