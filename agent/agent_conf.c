@@ -51,6 +51,13 @@ static const struct vw_conf_key collector_keys[] = {
      3600000, NULL, "clock difference to the collector reported as clock_skew"},
     {"outbox_max", VW_CONF_SIZE, KEY(collector_section, outbox_max), "256MiB", 0, 1 << 20,
      1LL << 40, NULL, "disk the unsent results may use before the oldest are dropped (counted)"},
+    /* 60 s: the issue's bound ("a session created at the collector changes a running
+     * agent's cadence within one poll interval") at one small, usually 304, request a
+     * minute per venue. */
+    {"sessions_poll", VW_CONF_DURATION, KEY(collector_section, sessions_poll_ms), "60s",
+     VW_CONF_OFF, 1000, 86400000, NULL,
+     "how often the collector's exam sessions for this site are fetched; off: only the "
+     "[session] sections count"},
 };
 
 static const struct vw_conf_key picture_keys[] = {
@@ -334,16 +341,22 @@ int agent_conf_session_has_room(const struct session_conf *s, const char *room)
 	return 0;
 }
 
-const struct session_conf *agent_conf_session_at(const struct agent_conf *c, const char *room,
-                                                 int64_t now_ms)
+const struct session_conf *agent_conf_session_find(const struct session_conf *items, size_t n,
+                                                   const char *room, int64_t now_ms)
 {
-	for (size_t i = 0; i < c->sessions.n; i++) {
-		const struct session_conf *s = agent_conf_session(c, i);
+	for (size_t i = 0; i < n; i++) {
+		const struct session_conf *s = &items[i];
 		if (now_ms >= s->start_ms && now_ms < s->end_ms &&
 		    (!room || agent_conf_session_has_room(s, room)))
 			return s;
 	}
 	return NULL;
+}
+
+const struct session_conf *agent_conf_session_at(const struct agent_conf *c, const char *room,
+                                                 int64_t now_ms)
+{
+	return agent_conf_session_find(c->sessions.items, c->sessions.n, room, now_ms);
 }
 
 void agent_conf_free(struct agent_conf *cfg)

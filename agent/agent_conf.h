@@ -32,7 +32,8 @@ struct collector_section {
 	long long batch_max_bytes;
 	long retry_max_ms; /* backoff cap */
 	long max_clock_skew_ms;
-	long long outbox_max; /* bytes the outbox may hold before dropping the oldest */
+	long long outbox_max;  /* bytes the outbox may hold before dropping the oldest */
+	long sessions_poll_ms; /* how often the collector's exam sessions are fetched; 0 = off */
 	int line;
 };
 
@@ -77,7 +78,8 @@ struct network_section {
 	int line;
 };
 
-/* An exam session: its rooms must be covered and recorded from start to end. */
+/* An exam session: its rooms must be covered and recorded from start to end. From a
+ * [session] section (line > 0) or from the collector (line 0, see sessions.h). */
 struct session_conf {
 	char *id;
 	char *start, *end; /* as written; parsed into *_ms by agent_conf_load */
@@ -114,6 +116,9 @@ struct agent_conf {
 	struct vw_conf_list sessions; /* struct session_conf */
 	struct vw_conf_list rooms;    /* struct room_conf */
 	struct vw_conf_list cameras;  /* struct camera_conf */
+	/* At run time: the merged set of [session] sections and the collector's sessions
+	 * (sessions.c; read it through sessions_view_get). NULL: the sections alone. */
+	struct sessions *live;
 };
 
 extern const struct vw_conf_schema agent_conf_schema;
@@ -134,9 +139,12 @@ static inline struct session_conf *agent_conf_session(const struct agent_conf *c
 }
 /* 1 when the session covers this room. */
 int agent_conf_session_has_room(const struct session_conf *s, const char *room);
-/* The session running at now_ms in this room (NULL room: in any room), or NULL. */
+/* The session running at now_ms in this room (NULL room: in any room), or NULL: among the
+ * [session] sections alone (agent_conf_session_at) or among items[0..n). */
 const struct session_conf *agent_conf_session_at(const struct agent_conf *c, const char *room,
                                                  int64_t now_ms);
+const struct session_conf *agent_conf_session_find(const struct session_conf *items, size_t n,
+                                                   const char *room, int64_t now_ms);
 
 static inline struct room_conf *agent_conf_room(const struct agent_conf *c, size_t i)
 {

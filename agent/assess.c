@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sessions.h"
 #include "vtime.h"
 
 #define ASSESS_MAX_NET 32
@@ -123,16 +124,21 @@ size_t assess_max_results(const struct agent_conf *cfg)
 
 /* Rooms that count now: those in a running session, or every room outside sessions (the
  * venue should be ready any time; the server weighs session time when scoring). */
-static int room_counts(const struct agent_conf *cfg, const char *room, int64_t now, int in_session)
+static int room_counts(const struct sessions_view *v, const char *room, int64_t now, int in_session)
 {
-	return !in_session || agent_conf_session_at(cfg, room, now) != NULL;
+	return !in_session || sessions_view_at(v, room, now) != NULL;
 }
 
-size_t assess_emit(struct assess *a, int64_t now_ms, struct vw_result *out, size_t max)
+static size_t emit(struct assess *a, const struct sessions_view *vp, int64_t now_ms,
+                   struct vw_result *out, size_t max)
 {
 	const struct agent_conf *cfg = a->cfg;
+	const struct sessions_view v = *vp;
 	size_t n = 0;
-	int in_session = agent_conf_session_at(cfg, NULL, now_ms) != NULL;
+	int in_session = sessions_view_at(&v, NULL, now_ms) != NULL;
+	/* Emitted on main's assessment timer, whose cadence is this one. */
+	double interval =
+	    (double)(in_session ? cfg->agent.session_interval_ms : cfg->agent.interval_ms);
 	int rooms_counted = 0, rooms_covered = 0;
 
 	for (size_t ri = 0; ri < cfg->rooms.n && n < max; ri++) {
@@ -152,9 +158,10 @@ size_t assess_emit(struct assess *a, int64_t now_ms, struct vw_result *out, size
 		struct vw_result *r = &out[n++];
 		vw_result_init(r, VW_KIND_COVERAGE, room->name);
 		r->ts_ms = now_ms;
-		const struct session_conf *se = agent_conf_session_at(cfg, room->name, now_ms);
+		const struct session_conf *se = sessions_view_at(&v, room->name, now_ms);
 		if (se)
 			snprintf(r->session, sizeof(r->session), "%s", se->id);
+		vw_result_set_metric(r, VW_M_INTERVAL_MS, interval);
 		vw_result_set_metric(r, VW_M_CAMERAS_OK, ok);
 		vw_result_set_metric(r, VW_M_CAMERAS_REQUIRED, (double)room->min_cameras);
 		vw_result_set_metric(r, VW_M_CAMERAS_TOTAL, total);
@@ -163,7 +170,7 @@ size_t assess_emit(struct assess *a, int64_t now_ms, struct vw_result *out, size
 			vw_result_add_fault(r, VW_FAULT_ROOM_UNCOVERED);
 			r->status = VW_STATUS_DOWN;
 		}
-		if (room_counts(cfg, room->name, now_ms, in_session)) {
+		if (room_counts(&v, room->name, now_ms, in_session)) {
 			rooms_counted++;
 			rooms_covered += covered;
 		}
@@ -191,9 +198,10 @@ size_t assess_emit(struct assess *a, int64_t now_ms, struct vw_result *out, size
 	struct vw_result *r = &out[n++];
 	vw_result_init(r, VW_KIND_ASSESSMENT, cfg->agent.site);
 	r->ts_ms = now_ms;
-	const struct session_conf *se = agent_conf_session_at(cfg, NULL, now_ms);
+	const struct session_conf *se = sessions_view_at(&v, NULL, now_ms);
 	if (se)
 		snprintf(r->session, sizeof(r->session), "%s", se->id);
+	vw_result_set_metric(r, VW_M_INTERVAL_MS, interval);
 	/* Connected: the last upload got through; without uploads (--once), the collector
 	 * answered the network probe. */
 	int connected = a->connected == 1;
@@ -229,5 +237,14 @@ size_t assess_emit(struct assess *a, int64_t now_ms, struct vw_result *out, size
 		}
 	}
 	r->status = !connected ? VW_STATUS_DOWN : failing ? VW_STATUS_DEGRADED : VW_STATUS_OK;
+	return n;
+}
+
+size_t assess_emit(struct assess *a, int64_t now_ms, struct vw_result *out, size_t max)
+{
+	struct sessions_view v;
+	sessions_view_get(a->cfg, &v);
+	size_t n = emit(a, &v, now_ms, out, max);
+	sessions_view_put(&v);
 	return n;
 }

@@ -21,6 +21,8 @@
 #include "probe_network.h"
 #include "probe_stream.h"
 #include "scheduler.h"
+#include "sessions.h"
+#include "sessions_fetch.h"
 #include "status.h"
 #include "uplink.h"
 #include "vtime.h"
@@ -34,6 +36,8 @@ struct agent {
 	struct scheduler *sched;
 	struct netprobe *np;
 	struct assess *as;
+	struct sessions *ss;
+	struct sessions_fetch *sf;
 	uv_timer_t assess_timer;
 	int once_left; /* --once: parts still running (scheduler, network probe) */
 	uv_signal_t sigint, sigterm, sighup;
@@ -100,6 +104,10 @@ static void agent_stop(struct agent *a)
 	if (a->up) {
 		a->pending_closes++;
 		uplink_stop(a->up, on_closed, a);
+	}
+	if (a->sf) {
+		a->pending_closes++;
+		sessions_fetch_stop(a->sf, on_closed, a);
 	}
 	if (a->cu) { /* after every user of it removed its transfers */
 		a->pending_closes++;
@@ -177,7 +185,10 @@ static void on_assess_timer(uv_timer_t *t)
 {
 	struct agent *a = t->data;
 	emit_assessment(a, on_results);
-	int in_session = agent_conf_session_at(&a->cfg, NULL, vw_now_ms()) != NULL;
+	struct sessions_view v;
+	sessions_view_get(&a->cfg, &v);
+	int in_session = sessions_view_at(&v, NULL, vw_now_ms()) != NULL;
+	sessions_view_put(&v);
 	uv_timer_start(
 	    t, on_assess_timer,
 	    (uint64_t)(in_session ? a->cfg.agent.session_interval_ms : a->cfg.agent.interval_ms),
@@ -191,6 +202,14 @@ static void on_once_done(void *arg)
 		return;
 	emit_assessment(a, on_once_results);
 	agent_stop(a);
+}
+
+/* A session the collector added or moved may start sooner than a camera's next check. */
+static void on_sessions_changed(void *arg)
+{
+	struct agent *a = arg;
+	if (a->sched)
+		scheduler_sessions_changed(a->sched);
 }
 
 static double need_kbps(void *arg)
@@ -349,10 +368,13 @@ int main(int argc, char **argv)
 		vw_fatal("event=start_failed err=\"curl_global_init\"");
 	uv_loop_init(&a.loop);
 
-	if (assess_create(&a.cfg, &a.as) || curluv_create(&a.loop, &a.cu)) {
+	if (sessions_create(&a.cfg, &a.ss) || assess_create(&a.cfg, &a.as) ||
+	    curluv_create(&a.loop, &a.cu)) {
 		log_error("event=start_failed err=\"out of memory\"");
 		goto fail;
 	}
+	a.cfg.live = a.ss;
+	sessions_load(a.ss); /* the collector's last answer: followed without the collector */
 	uv_timer_init(&a.loop, &a.assess_timer);
 	a.assess_timer.data = &a;
 	if (!once) {
@@ -366,6 +388,12 @@ int main(int argc, char **argv)
 		}
 		if (uplink_create(&a.loop, a.cu, &a.cfg, a.ob, &a.up)) {
 			log_error("event=start_failed err=\"uplink\"");
+			goto fail;
+		}
+		if (a.cfg.collector.sessions_poll_ms &&
+		    sessions_fetch_create(&a.loop, a.cu, &a.cfg, a.ss, on_sessions_changed, &a,
+		                          &a.sf)) {
+			log_error("event=start_failed err=\"sessions fetch\"");
 			goto fail;
 		}
 	}
@@ -401,17 +429,22 @@ int main(int argc, char **argv)
 			uv_timer_start(&a.assess_timer, on_assess_timer,
 			               (uint64_t)a.cfg.agent.interval_ms, 0);
 			uplink_kick(a.up); /* a backlog from the last run goes first */
+			if (a.sf)
+				sessions_fetch_start(a.sf);
 		}
 	}
 	uv_run(&a.loop, UV_RUN_DEFAULT);
 	if (uv_loop_close(&a.loop))
 		log_warn("event=loop_not_closed");
-	scheduler_destroy(&a.sched);
+	scheduler_destroy(&a.sched); /* its workers are joined: no view is held any more */
 	netprobe_destroy(&a.np);
+	sessions_fetch_destroy(&a.sf);
 	uplink_destroy(&a.up);
 	curluv_destroy(&a.cu);
 	assess_destroy(&a.as);
 	outbox_close(&a.ob);
+	a.cfg.live = NULL;
+	sessions_destroy(&a.ss);
 	agent_conf_free(&a.cfg);
 	curl_global_cleanup();
 	if (a.lock_fd >= 0)
@@ -421,15 +454,20 @@ int main(int argc, char **argv)
 fail:
 	if (a.up) /* its timer and certificate watch are open, like curluv's timer */
 		uplink_stop(a.up, NULL, NULL);
+	if (a.sf)
+		sessions_fetch_stop(a.sf, NULL, NULL);
 	if (a.cu) { /* its timer is open: close it and let the loop run the close */
 		curluv_close(a.cu, NULL, NULL);
 		uv_close((uv_handle_t *)&a.assess_timer, NULL);
 		uv_run(&a.loop, UV_RUN_DEFAULT);
 	}
 	uplink_destroy(&a.up);
+	sessions_fetch_destroy(&a.sf);
 	curluv_destroy(&a.cu);
 	assess_destroy(&a.as);
 	outbox_close(&a.ob);
+	a.cfg.live = NULL;
+	sessions_destroy(&a.ss);
 	uv_loop_close(&a.loop);
 	agent_conf_free(&a.cfg);
 	curl_global_cleanup();

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "sessions.h"
 #include "uplink.h"
 #include "vtime.h"
 
@@ -76,6 +77,8 @@ static int cmp_double(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+static uint64_t round_interval(struct netprobe *np);
+
 static void report_target(struct net_target *t)
 {
 	struct netprobe *np = t->np;
@@ -132,6 +135,7 @@ static void report_target(struct net_target *t)
 		r.status = VW_STATUS_DOWN;
 	else if (r.nfaults)
 		r.status = VW_STATUS_DEGRADED;
+	vw_result_set_metric(&r, VW_M_INTERVAL_MS, (double)round_interval(np));
 	np->result_cb(np->arg, &r, 1);
 }
 
@@ -203,9 +207,12 @@ static void start_round(struct netprobe *np)
 static uint64_t round_interval(struct netprobe *np)
 {
 	/* The network matters most during an exam: use the session cadence then. */
-	return agent_conf_session_at(np->cfg, NULL, vw_now_ms())
-	           ? (uint64_t)np->cfg->agent.session_interval_ms
-	           : (uint64_t)np->cfg->agent.interval_ms;
+	struct sessions_view v;
+	sessions_view_get(np->cfg, &v);
+	int in_session = sessions_view_at(&v, NULL, vw_now_ms()) != NULL;
+	sessions_view_put(&v);
+	return in_session ? (uint64_t)np->cfg->agent.session_interval_ms
+	                  : (uint64_t)np->cfg->agent.interval_ms;
 }
 
 static void on_round(uv_timer_t *h)
@@ -247,6 +254,7 @@ static void on_uplink_done(CURL *easy, CURLcode cc, void *arg)
 			r.status = VW_STATUS_DEGRADED;
 		}
 	}
+	vw_result_set_metric(&r, VW_M_INTERVAL_MS, (double)np->cfg->network.uplink_interval_ms);
 	np->result_cb(np->arg, &r, 1);
 	once_progress(np);
 }

@@ -16,6 +16,7 @@
 
 #include "db.h"
 #include "log.h"
+#include "sessions.h"
 #include "vtime.h"
 
 #define DAY_MS (86400LL * 1000)
@@ -375,8 +376,10 @@ static void judge_camera(struct recording_scan *rs, const struct camera_conf *ca
 	 * what can already have settled. */
 	int gaps = 0;
 	int64_t gap_ms = 0;
-	for (size_t i = 0; i < rs->cfg->sessions.n; i++) {
-		const struct session_conf *se = agent_conf_session(rs->cfg, i);
+	struct sessions_view v;
+	sessions_view_get(rs->cfg, &v);
+	for (size_t i = 0; i < v.n; i++) {
+		const struct session_conf *se = &v.items[i];
 		int64_t to = se->end_ms < now - rc->settle_ms ? se->end_ms : now - rc->settle_ms;
 		if (se->end_ms < window_from || se->start_ms >= to ||
 		    !agent_conf_session_has_room(se, cam->room))
@@ -412,6 +415,7 @@ static void judge_camera(struct recording_scan *rs, const struct camera_conf *ca
 			snprintf(r->session, sizeof(r->session), "%s", se->id);
 		free(segs);
 	}
+	sessions_view_put(&v);
 	vw_result_set_metric(r, VW_M_GAP_COUNT, gaps);
 	vw_result_set_metric(r, VW_M_GAP_SECONDS, (double)(gap_ms / 1000));
 	if (gaps)

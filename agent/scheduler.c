@@ -9,6 +9,7 @@
 #include "log.h"
 #include "probe_recording.h"
 #include "probe_stream.h"
+#include "sessions.h"
 #include "vtime.h"
 
 struct sched_camera {
@@ -25,6 +26,7 @@ struct sched_job {
 	struct sched_camera *cam;
 	struct vw_result *results;
 	size_t n;
+	int64_t interval_ms;  /* the target's cadence at this check: metric interval_ms */
 	struct vw_result one; /* a camera check's result lives here */
 };
 
@@ -132,10 +134,14 @@ static void *worker_main(void *arg)
 			scheduler_fill_req(s->cfg, j->cam->conf, &req);
 			probe_stream_run(&req, &j->one);
 			/* The session is the one running when the check began. */
+			struct sessions_view v;
+			sessions_view_get(s->cfg, &v);
 			const struct session_conf *se =
-			    agent_conf_session_at(s->cfg, j->cam->conf->room, j->one.ts_ms);
+			    sessions_view_at(&v, j->cam->conf->room, j->one.ts_ms);
 			if (se)
 				snprintf(j->one.session, sizeof(j->one.session), "%s", se->id);
+			sessions_view_put(&v);
+			vw_result_set_metric(&j->one, VW_M_INTERVAL_MS, (double)j->interval_ms);
 			j->results = &j->one;
 			j->n = 1;
 		} else {
@@ -143,6 +149,9 @@ static void *worker_main(void *arg)
 			j->results = calloc(max, sizeof(*j->results));
 			if (j->results)
 				recording_scan_run(s->rec, vw_now_ms(), j->results, max, &j->n);
+			for (size_t k = 0; j->results && k < j->n; k++)
+				vw_result_set_metric(&j->results[k], VW_M_INTERVAL_MS,
+				                     (double)s->cfg->recordings.scan_interval_ms);
 		}
 		pthread_mutex_lock(&s->mu);
 		push(&s->done, j);
@@ -226,7 +235,7 @@ static void on_async(uv_async_t *h)
 	deliver(h->data);
 }
 
-static int enqueue(struct sched_camera *cam)
+static int enqueue(struct sched_camera *cam, uint64_t interval_ms)
 {
 	struct scheduler *s = cam->s;
 	if (cam->in_flight) {
@@ -238,6 +247,7 @@ static int enqueue(struct sched_camera *cam)
 	if (!j)
 		return -ENOMEM;
 	j->cam = cam;
+	j->interval_ms = (int64_t)interval_ms;
 	cam->in_flight = 1;
 	pthread_mutex_lock(&s->mu);
 	push(&s->todo, j);
@@ -259,17 +269,22 @@ static uint64_t camera_interval(struct scheduler *s, const struct sched_camera *
 {
 	const struct agent_conf *cfg = s->cfg;
 	int64_t now = vw_now_ms(), interval = cfg->agent.interval_ms;
-	for (size_t i = 0; i < cfg->sessions.n; i++) {
-		const struct session_conf *se = agent_conf_session(cfg, i);
+	struct sessions_view v;
+	sessions_view_get(cfg, &v);
+	for (size_t i = 0; i < v.n; i++) {
+		const struct session_conf *se = &v.items[i];
 		if (!agent_conf_session_has_room(se, cam->conf->room) || se->end_ms <= now)
 			continue;
-		if (se->start_ms <= now)
-			return (uint64_t)cfg->agent.session_interval_ms;
+		if (se->start_ms <= now) {
+			interval = cfg->agent.session_interval_ms;
+			break;
+		}
 		if (se->start_ms - now < interval)
 			interval = se->start_ms - now > cfg->agent.session_interval_ms
 			               ? se->start_ms - now
 			               : cfg->agent.session_interval_ms;
 	}
+	sessions_view_put(&v);
 	return (uint64_t)interval;
 }
 
@@ -292,9 +307,29 @@ static void on_timer(uv_timer_t *t)
 {
 	struct sched_camera *cam = t->data;
 	struct scheduler *s = cam->s;
-	if (enqueue(cam))
+	/* The cadence until the next check is the one this check's result stands for. */
+	uint64_t interval = camera_interval(s, cam);
+	if (enqueue(cam, interval))
 		log_warn("event=check_not_queued camera=%s err=no_memory", cam->conf->name);
-	uv_timer_start(t, on_timer, jittered(s, camera_interval(s, cam)), 0);
+	uv_timer_start(t, on_timer, jittered(s, interval), 0);
+}
+
+void scheduler_sessions_changed(struct scheduler *s)
+{
+	if (s->stopping)
+		return;
+	for (size_t i = 0; i < s->ncams; i++) {
+		struct sched_camera *cam = &s->cams[i];
+		if (!uv_is_active((uv_handle_t *)&cam->timer))
+			continue; /* not started (--once) */
+		uint64_t next = jittered(s, camera_interval(s, cam));
+		/* Only sooner: a session that went away slows the camera at its next check. */
+		if (next < uv_timer_get_due_in(&cam->timer)) {
+			log_debug("event=check_rescheduled camera=%s in_ms=%llu", cam->conf->name,
+			          (unsigned long long)next);
+			uv_timer_start(&cam->timer, on_timer, next, 0);
+		}
+	}
 }
 
 int scheduler_create(uv_loop_t *loop, const struct agent_conf *cfg, scheduler_result_cb cb,
@@ -385,7 +420,7 @@ int scheduler_run_once(struct scheduler *s, scheduler_done_cb done_cb, void *arg
 		return 0;
 	}
 	for (size_t i = 0; i < s->ncams; i++) {
-		int rc = enqueue(&s->cams[i]);
+		int rc = enqueue(&s->cams[i], camera_interval(s, &s->cams[i]));
 		if (rc)
 			return rc;
 	}

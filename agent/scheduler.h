@@ -31,6 +31,9 @@ int scheduler_run_once(struct scheduler *s, scheduler_done_cb done_cb, void *arg
  * scheduler may be destroyed. */
 void scheduler_stop(struct scheduler *s, scheduler_done_cb closed_cb, void *arg);
 void scheduler_destroy(struct scheduler **s);
+/* The exam sessions in force changed (loop thread): a camera whose next check is later
+ * than its new cadence allows is checked sooner. */
+void scheduler_sessions_changed(struct scheduler *s);
 /* The check request for one camera: its settings over the [picture] defaults. */
 void scheduler_fill_req(const struct agent_conf *cfg, const struct camera_conf *c,
                         struct probe_stream_req *req);

@@ -202,6 +202,10 @@ static int set_value(const struct vw_conf_key *k, void *base, const char *v, cha
 		}
 		break;
 	case VW_CONF_DURATION:
+		if ((k->flags & VW_CONF_OFF) && strcasecmp(v, "off") == 0) {
+			*(long *)field(base, k->offset) = 0;
+			return 0;
+		}
 		if (parse_duration(v, &x)) {
 			snprintf(why, wl, "expected a duration such as 15s, 500ms or 2m, got '%s'",
 			         v);
@@ -553,7 +557,8 @@ void vw_conf_print_reference(const struct vw_conf_schema *schema, FILE *out)
 		fprintf(out, "[%s%s]\n", s->name, s->named ? " NAME" : "");
 		for (size_t i = 0; i < s->nkeys; i++) {
 			const struct vw_conf_key *k = &s->keys[i];
-			fprintf(out, "# %s (%s%s)\n", k->help, type_name(k),
+			fprintf(out, "# %s (%s%s%s)\n", k->help, type_name(k),
+			        (k->flags & VW_CONF_OFF) ? " or off" : "",
 			        (k->flags & VW_CONF_REQUIRED) ? ", required" : "");
 			if (k->min || k->max)
 				fprintf(out, "#   range: %lld..%lld\n", k->min, k->max);

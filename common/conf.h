@@ -20,6 +20,8 @@ enum vw_conf_type {
 };
 
 #define VW_CONF_REQUIRED 1u
+/* DURATION: "off" is accepted too and stored as 0 (the feature is disabled). */
+#define VW_CONF_OFF 2u
 
 struct vw_conf_key {
 	const char *name;

@@ -90,6 +90,9 @@ static const char *const metric_names[VW_M_COUNT] = {
     [VW_M_REQUIRED_KBPS] = "required_kbps",
     /* SSIM (0-1) of the picture against the camera's reference snapshot */
     [VW_M_VIEW_SIMILARITY] = "view_similarity",
+    /* The cadence the target was checked at (camera interval incl. session cadence,
+     * recording scan, network round): the collector holds a result for at most twice it. */
+    [VW_M_INTERVAL_MS] = "interval_ms",
 };
 
 const char *vw_kind_name(enum vw_kind k)

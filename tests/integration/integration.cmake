@@ -40,3 +40,6 @@ set_tests_properties(integration_credentials PROPERTIES LABELS "integration;secu
 vw_integration_test(integration_reinstall test_reinstall)
 # Review D1: an outbox restored from a backup goes on under a new epoch, nothing skipped.
 vw_integration_test(integration_restore test_restore)
+
+# Issue 11: a session created at the collector changes a running agent's cadence.
+vw_integration_test(integration_session_cadence test_session_cadence)
