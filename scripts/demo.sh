@@ -154,6 +154,22 @@ fi
 TOKEN=$(<"$STATE/province.token")
 start server "$SERVER" -c "$STATE/server.ini"
 wait_log server 'event=listening.*port=[0-9]+' 20 >/dev/null
+API="https://127.0.0.1:$PORT/api/v1"
+AUTH=(--cacert "$STATE/server/pki/ca.crt" -H "Authorization: Bearer $TOKEN")
+
+# ---- an exam session, entered at the collector (the authority for sessions) ----
+# It starts in 30 s (a session is entered before it starts) and runs two hours over both
+# rooms; the agent fetches it within its sessions_poll and checks every session_interval
+# while it runs. Each run enters a new one (ids are unique per organisation).
+SESSION_ID=DEMO-$(TZ=Asia/Shanghai date +%Y%m%d-%H%M%S)
+SESSION_START=$(TZ=Asia/Shanghai date -d '+30 seconds' '+%Y-%m-%dT%H:%M:%S+08:00')
+SESSION_END=$(TZ=Asia/Shanghai date -d '+2 hours 30 seconds' '+%Y-%m-%dT%H:%M:%S+08:00')
+say "entering exam session $SESSION_ID ($SESSION_START .. $SESSION_END) at the collector"
+curl -sS --fail-with-body "${AUTH[@]}" -H 'Content-Type: application/json' "$API/sessions" \
+	-d "{\"site\": \"$SITE\", \"id\": \"$SESSION_ID\", \"occupation\": \"电工\",
+	     \"level\": \"四级\", \"start\": \"$SESSION_START\", \"end\": \"$SESSION_END\",
+	     \"rooms\": [\"hall-1\", \"hall-2\"], \"candidates\": 40}" >"$STATE/logs/session.json" ||
+	{ cat "$STATE/logs/session.json" >&2; die "entering the exam session failed"; }
 
 # ---- agent ----
 cat >"$STATE/agent.ini" <<EOF
@@ -163,6 +179,7 @@ site = $SITE
 org = $ORG
 state_dir = $STATE/agent
 interval = 5s
+session_interval = 2s
 check_timeout = 5s
 log_level = info
 
@@ -171,6 +188,7 @@ url = https://127.0.0.1:$PORT
 ca = $STATE/agent/pki/ca.crt
 cert = $STATE/agent/pki/agent.crt
 key = $STATE/agent/pki/agent.key
+sessions_poll = 5s
 
 [room hall-1]
 min_cameras = 2
