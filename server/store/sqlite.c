@@ -408,7 +408,7 @@ struct sqlite_be {
 	sqlite3 *wdb; /* the writer thread's, once started */
 	sqlite3_stmt *w[W_COUNT];
 	int64_t raw_retention_ms, default_stale_ms; /* store_options' */
-	int64_t flush_ms;     /* store_options' rollup_flush_ms */
+	int64_t flush_ms;                           /* store_options' rollup_flush_ms */
 	struct rollup_mem *job; /* the rollup job's memory (writer thread; NULL until loaded) */
 	uint64_t exams_gen;     /* bumped by the writer connection's exam_sessions triggers */
 };
@@ -912,12 +912,13 @@ struct rkey {
 };
 struct rent {
 	struct rkey k;
+	uint64_t h; /* rkey_hash(&k) */
 	int used, dirty;
-	int64_t site_ix;              /* holds and agents: index into rollup_mem.sites */
-	struct credit_state cs;       /* holds */
-	int64_t ms[VW_STATUS_COUNT];  /* credits and days */
-	int64_t results;              /* credits and days */
-	int64_t ts_ms;                /* agents: last check time rolled */
+	int64_t site_ix;             /* holds and agents: index into rollup_mem.sites */
+	struct credit_state cs;      /* holds */
+	int64_t ms[VW_STATUS_COUNT]; /* credits and days */
+	int64_t results;             /* credits and days */
+	int64_t ts_ms;               /* agents: last check time rolled */
 };
 struct rtab {
 	struct rent *v;
@@ -965,7 +966,10 @@ static uint64_t rkey_hash(const struct rkey *k)
 	h = (h ^ 0xff) * 1099511628211ULL;
 	for (const char *p = k->name; *p; p++)
 		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-	return h ^ (h >> 29);
+	h ^= h >> 33; /* fmix64: FNV's low bits are weak for the table's mask */
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	return h;
 }
 
 static int rkey_eq(const struct rkey *x, const struct rkey *y)
@@ -974,10 +978,10 @@ static int rkey_eq(const struct rkey *x, const struct rkey *y)
 	       strcmp(x->name, y->name) == 0;
 }
 
-static struct rent *rtab_slot(struct rent *v, size_t cap, const struct rkey *k)
+static struct rent *rtab_slot(struct rent *v, size_t cap, const struct rkey *k, uint64_t h)
 {
-	for (size_t i = rkey_hash(k) & (cap - 1);; i = (i + 1) & (cap - 1))
-		if (!v[i].used || rkey_eq(&v[i].k, k))
+	for (size_t i = h & (cap - 1);; i = (i + 1) & (cap - 1))
+		if (!v[i].used || (v[i].h == h && rkey_eq(&v[i].k, k)))
 			return &v[i];
 }
 
@@ -991,15 +995,17 @@ static struct rent *rtab_get(struct rtab *t, const struct rkey *k)
 			return NULL;
 		for (size_t i = 0; i < t->cap; i++)
 			if (t->v[i].used)
-				*rtab_slot(v, cap, &t->v[i].k) = t->v[i];
+				*rtab_slot(v, cap, &t->v[i].k, t->v[i].h) = t->v[i];
 		free(t->v);
 		t->v = v;
 		t->cap = cap;
 	}
-	struct rent *e = rtab_slot(t->v, t->cap, k);
+	uint64_t h = rkey_hash(k);
+	struct rent *e = rtab_slot(t->v, t->cap, k, h);
 	if (!e->used) {
 		memset(e, 0, sizeof(*e));
 		e->k = *k;
+		e->h = h;
 		e->used = 1;
 		e->site_ix = -1;
 		t->n++;
@@ -1020,13 +1026,22 @@ static void rtab_free(struct rtab *t)
 	*t = (struct rtab){0};
 }
 
+/* Copies at most n - 1 bytes and terminates (names longer than the store keeps are cut
+ * the same way everywhere). Per result this runs a few times: no snprintf. */
+static void name_copy(char *dst, const char *src, size_t n)
+{
+	size_t i = 0;
+	for (; i + 1 < n && src[i]; i++)
+		dst[i] = src[i];
+	dst[i] = 0;
+}
+
 static void rkey_set(struct rkey *k, int64_t a, int64_t b, const char *kind, const char *name)
 {
-	memset(k, 0, sizeof(*k));
 	k->a = a;
 	k->b = b;
-	snprintf(k->kind, sizeof(k->kind), "%s", kind);
-	snprintf(k->name, sizeof(k->name), "%s", name);
+	name_copy(k->kind, kind, sizeof(k->kind));
+	name_copy(k->name, name, sizeof(k->name));
 }
 
 static void site_exams_drop(struct site_exams *se)
@@ -1095,8 +1110,8 @@ static void exams_changed_fn(sqlite3_context *ctx, int argc, sqlite3_value **arg
  * process) move PRAGMA data_version, which the job reads before each slice. */
 static int exams_hook_install(struct sqlite_be *s, char *why, size_t whylen)
 {
-	if (sqlite3_create_function(s->wdb, "vw_exams_changed", 0, SQLITE_UTF8, s,
-	                            exams_changed_fn, NULL, NULL) != SQLITE_OK) {
+	if (sqlite3_create_function(s->wdb, "vw_exams_changed", 0, SQLITE_UTF8, s, exams_changed_fn,
+	                            NULL, NULL) != SQLITE_OK) {
 		snprintf(why, whylen, "%s", sqlite3_errmsg(s->wdb));
 		return -EIO;
 	}
@@ -1238,19 +1253,21 @@ static int credit_apply(struct sqlite_be *s, struct rollup_mem *m, const struct 
 				         se->site, (long long)lo, MAX_AT);
 				break;
 			}
-			if (cls[0] == STORE_CLASS_COVERAGE && !credit_room_listed(e->rooms, t->target))
+			if (cls[0] == STORE_CLASS_COVERAGE &&
+			    !credit_room_listed(e->rooms, t->target))
 				continue;
 			nhit++;
 			int64_t ms[VW_STATUS_COUNT] = {0},
 			        results = count && ts_ms >= e->start_ms && ts_ms < e->end_ms;
 			for (size_t i = 0; i < nsp; i++)
 				ms[sp[i].status] +=
-				    sp[i].sign *
-				    credit_overlap(sp[i].from_ms, sp[i].to_ms, e->start_ms, e->end_ms);
+				    sp[i].sign * credit_overlap(sp[i].from_ms, sp[i].to_ms,
+				                                e->start_ms, e->end_ms);
 			if (!ms[0] && !ms[1] && !ms[2] && !results)
 				continue;
 			for (size_t c = 0; c < ncls && !rc; c++)
-				rc = sum_add(&m->credits, e->id, cls[c], "", t->target, ms, results);
+				rc =
+				    sum_add(&m->credits, e->id, cls[c], "", t->target, ms, results);
 		}
 	}
 	/* Local days: a hold is at most 2 x a day-long cadence, so a handful. */
@@ -1390,9 +1407,9 @@ static int rollup_load(struct sqlite_be *s)
 		if (a->site_ix < 0)
 			a->site_ix = none;
 		e->site_ix = a->site_ix;
-		e->cs = (struct credit_state){1, sqlite3_column_int(st, 3), sqlite3_column_int64(st, 4),
-		                              sqlite3_column_int64(st, 5),
-		                              sqlite3_column_int64(st, 6)};
+		e->cs =
+		    (struct credit_state){1, sqlite3_column_int(st, 3), sqlite3_column_int64(st, 4),
+		                          sqlite3_column_int64(st, 5), sqlite3_column_int64(st, 6)};
 	}
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE)
@@ -1547,7 +1564,8 @@ static int rollup_flush(struct sqlite_be *s, int64_t now_ms, struct store_stats 
 	for (size_t i = 0; i < m->credits.cap && !rc; i++) {
 		const struct rent *c = &m->credits.v[i];
 		if (c->used)
-			rc = credit_exam(s, c->k.a, (int)c->k.b, c->k.name, c->ms, c->results, now_ms);
+			rc = credit_exam(s, c->k.a, (int)c->k.b, c->k.name, c->ms, c->results,
+			                 now_ms);
 	}
 	for (size_t i = 0; i < m->days.cap && !rc; i++)
 		if (m->days.v[i].used)
@@ -1667,7 +1685,8 @@ static int sq_rollup(void *p, int64_t now_ms, struct store_stats *out)
 	}
 	if (rc) {
 		/* Memory may hold half a result: start again from the last flush. */
-		log_error("event=rollup_failed step=roll mark=%lld error=%d", (long long)m->mark, rc);
+		log_error("event=rollup_failed step=roll mark=%lld error=%d", (long long)m->mark,
+		          rc);
 		rollup_mem_free(m);
 		s->job = NULL;
 		return rc;
