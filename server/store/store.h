@@ -108,7 +108,7 @@ void store_close(struct store *s);
 
 struct store_stats {
 	uint64_t commits, batches, rows_stored, rows_skipped, gap_seqs;
-	uint64_t reads, reads_refused;                    /* completed; refused with -EAGAIN */
+	uint64_t reads, reads_refused; /* completed; refused with -EAGAIN */
 	/* the rollup job: rows_rolled counts results whose credits are persisted */
 	uint64_t rows_rolled, rows_pruned, rollup_slices, rollup_flushes;
 	/* writer thread CPU (CLOCK_THREAD_CPUTIME_ID) in group commits and in the job */
