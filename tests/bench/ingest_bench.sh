@@ -103,7 +103,7 @@ awk -v t="$((cpu1 - cpu0))" -v hz="$hz" '/event=store_stats/ {
 	cpu = t / hz
 	printf "rollup: server_cpu_s=%.2f commit_cpu_s=%.2f rollup_cpu_s=%.2f rollup_share=%.3f rows_rolled=%s\n",
 		cpu, v["commit_cpu_ns"] / 1e9, v["rollup_cpu_ns"] / 1e9,
-		cpu > 0 ? v["rollup_cpu_ns"] / 1e9 / cpu : 0, v["rows_rolled"]
+		(cpu > 0 ? v["rollup_cpu_ns"] / 1e9 / cpu : 0), v["rows_rolled"]
 }' "$tmp/server.log"
 fi
 
