@@ -215,12 +215,13 @@ enum wstmt {
 	W_MARK_GET,
 	W_MARK_SET,
 	W_NEW_RESULTS,
-	W_STATE_GET,
+	W_STATE_LOAD,
 	W_STATE_PUT,
-	W_STATE_UNTIL,
-	W_TAILS,
+	W_AGENTS_LOAD,
 	W_AGENT_SEEN,
-	W_EXAMS_AT,
+	W_EXAMS_SITE,
+	W_DATA_VERSION,
+	W_PRUNE_MARK,
 	W_CREDIT_ADD,
 	W_CREDIT_NEW,
 	W_TOTALS_NEW,
@@ -280,30 +281,27 @@ static const char *const wsql[W_COUNT] = {
                       " json_extract(r.metrics, '$.interval_ms')"
                       " FROM results r JOIN agents a ON a.id = r.agent_id"
                       " WHERE r.id > ?1 ORDER BY r.id LIMIT ?2",
-    [W_STATE_GET] = "SELECT status, ts_ms, stale_ms, until_ms FROM rollup_state"
-                    " WHERE agent_id = ?1 AND kind = ?2 AND target = ?3",
+    /* The job's memory is loaded from these once (and again after a failed flush). */
+    [W_STATE_LOAD] = "SELECT agent_id, kind, target, status, ts_ms, stale_ms, until_ms"
+                     " FROM rollup_state",
+    [W_AGENTS_LOAD] = "SELECT agent_id, site, last_ts_ms FROM rollup_agents",
     [W_STATE_PUT] = "INSERT INTO rollup_state(agent_id, kind, target, status, ts_ms, stale_ms,"
                     " until_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"
                     " ON CONFLICT(agent_id, kind, target) DO UPDATE SET status = excluded.status,"
                     " ts_ms = excluded.ts_ms, stale_ms = excluded.stale_ms,"
                     " until_ms = excluded.until_ms",
-    [W_STATE_UNTIL] = "UPDATE rollup_state SET until_ms = ?4"
-                      " WHERE agent_id = ?1 AND kind = ?2 AND target = ?3",
-    /* The partial index rollup_state_open (the same WHERE term): open holds whose bound
-     * has passed. */
-    [W_TAILS] = "SELECT st.agent_id, ra.site, st.kind, st.target, st.status, st.ts_ms,"
-                " st.stale_ms, st.until_ms FROM rollup_state st"
-                " JOIN rollup_agents ra ON ra.agent_id = st.agent_id"
-                " WHERE st.until_ms < st.ts_ms + st.stale_ms AND st.ts_ms + st.stale_ms <= ?1"
-                " LIMIT ?2",
     [W_AGENT_SEEN] = "INSERT INTO rollup_agents(agent_id, site, last_ts_ms) VALUES(?1, ?2, ?3)"
                      " ON CONFLICT(agent_id) DO UPDATE SET site = excluded.site,"
                      " last_ts_ms = max(last_ts_ms, excluded.last_ts_ms)",
-    /* Cancelled sessions too: what is added to a session is taken back from the same one,
-     * and a cancelled session is left out when scores are read. */
-    [W_EXAMS_AT] = "SELECT id, start_ms, end_ms, rooms FROM exam_sessions"
-                   " INDEXED BY exam_sessions_site_end"
-                   " WHERE site = ?1 AND end_ms > ?2 AND start_ms < ?3",
+    /* A site's sessions the job may still credit, cached until a session changes.
+     * Cancelled ones too: what is added to a session is taken back from the same one, and
+     * a cancelled session is left out when scores are read. */
+    [W_EXAMS_SITE] = "SELECT id, start_ms, end_ms, rooms FROM exam_sessions"
+                     " INDEXED BY exam_sessions_site_end WHERE site = ?1 AND end_ms > ?2"
+                     " ORDER BY start_ms, id",
+    /* Moves when another connection commits: sessions written by another process. */
+    [W_DATA_VERSION] = "PRAGMA data_version",
+    [W_PRUNE_MARK] = "UPDATE rollup_mark SET pruned_id = ?1, pruned_ts_ms = ?2 WHERE id = 1",
     [W_CREDIT_ADD] = "UPDATE exam_credits SET ok_ms = ok_ms + ?4, degraded_ms = degraded_ms + ?5,"
                      " down_ms = down_ms + ?6, results = results + ?7"
                      " WHERE exam_id = ?1 AND cls = ?2 AND target = ?3",
@@ -410,8 +408,12 @@ struct sqlite_be {
 	sqlite3 *wdb; /* the writer thread's, once started */
 	sqlite3_stmt *w[W_COUNT];
 	int64_t raw_retention_ms, default_stale_ms; /* store_options' */
-	struct day_sum *days; /* the rollup job's per-slice day sums (writer thread) */
+	int64_t flush_ms;                           /* store_options' rollup_flush_ms */
+	struct rollup_mem *job; /* the rollup job's memory (writer thread; NULL until loaded) */
+	uint64_t exams_gen;     /* bumped by the writer connection's exam_sessions triggers */
 };
+static void rollup_close(struct sqlite_be *s);
+static int exams_hook_install(struct sqlite_be *s, char *why, size_t whylen);
 
 struct sqlite_rd {
 	struct sqlite_be *be;
@@ -426,8 +428,9 @@ static void sq_close(void *p)
 	struct sqlite_be *s = p;
 	if (!s)
 		return;
+	if (s->wdb)
+		rollup_close(s);
 	vw_db_finalize_all(s->w, W_COUNT);
-	free(s->days);
 	/* The readers are closed first (store.c): the last connection to close checkpoints and
 	 * removes the WAL, and a read-only one cannot. */
 	if (s->wdb && sqlite3_close(s->wdb) != SQLITE_OK)
@@ -453,6 +456,7 @@ static int sq_open(const struct store_options *o, void **out, char *err, size_t 
 	s->raw_retention_ms = o->raw_retention_ms;
 	s->default_stale_ms =
 	    o->default_stale_ms > 0 ? o->default_stale_ms : STORE_DEFAULT_STALE_MS;
+	s->flush_ms = o->rollup_flush_ms > 0 ? o->rollup_flush_ms : STORE_ROLLUP_FLUSH_MS;
 	const char *path = s->path;
 	int rc;
 
@@ -484,6 +488,10 @@ static int sq_open(const struct store_options *o, void **out, char *err, size_t 
 	}
 	if ((rc = vw_db_prepare_all(s->wdb, wsql, s->w, W_COUNT, SQLITE_PREPARE_PERSISTENT, why,
 	                            sizeof(why))) != 0) {
+		snprintf(err, errlen, "%s: %s", path, why);
+		goto fail;
+	}
+	if ((rc = exams_hook_install(s, why, sizeof(why))) != 0) {
 		snprintf(err, errlen, "%s: %s", path, why);
 		goto fail;
 	}
@@ -881,11 +889,407 @@ static size_t result_classes(const char *kind, const char *target, int cls[2])
 	return 0;
 }
 
-/* What one slice of the job works on: the target whose spans are being credited. */
-struct roll_target {
-	int64_t agent_id;
-	const char *site, *kind, *target;
+/* The job's memory (writer thread; sq_close frees it): every target's hold, loaded once from
+ * rollup_state, and what was credited since the last flush, summed per (session, class,
+ * target) and per (agent, kind, target, local day). Rolling a result touches memory only;
+ * a flush writes the dirty holds, the sums, the agents' check times and the mark in ONE
+ * transaction every rollup_flush_ms (or ROLLUP_FLUSH_ROWS results), so what is persisted
+ * is always a state the job was in: after a crash it resumes from the persisted mark with
+ * the persisted holds, and nothing is counted twice or lost. Per result that leaves a
+ * hash lookup and a few additions; per flush, one write per dirty row. */
+#define ROLLUP_FLUSH_ROWS 250000
+/* Sessions of a site are cached from this long before the job's clock on (and further back
+ * when a late backlog asks): a hold starting before the cached range reloads the site. */
+#define EXAMS_CACHE_BACK_MS (2 * CREDIT_DAY_MS)
+
+/* One key shape for every table: holds (agent, 0, kind, target), session credits (exam,
+ * class, "", target), day credits (agent, day, kind, target), agents (agent, 0, "", ""),
+ * sites (0, 0, "", site). */
+struct rkey {
+	int64_t a, b;
+	char kind[16];
+	char name[VW_NAME_MAX];
 };
+struct rent {
+	struct rkey k;
+	uint64_t h; /* rkey_hash(&k) */
+	int used, dirty;
+	int64_t site_ix;             /* holds and agents: index into rollup_mem.sites */
+	struct credit_state cs;      /* holds */
+	int64_t ms[VW_STATUS_COUNT]; /* credits and days */
+	int64_t results;             /* credits and days */
+	int64_t ts_ms;               /* agents: last check time rolled */
+};
+struct rtab {
+	struct rent *v;
+	size_t cap, n; /* cap a power of two, n < 0.7 cap */
+};
+
+struct exam_at {
+	int64_t id, start_ms, end_ms;
+	char *rooms;
+};
+/* A site's sessions with end_ms > from_ms (loaded = 0: none read yet, or invalidated). */
+struct site_exams {
+	char site[64];
+	int loaded;
+	int64_t from_ms;
+	size_t n;
+	struct exam_at *v;
+};
+
+struct rollup_mem {
+	int loaded;
+	int64_t mark;         /* last results.id rolled into memory */
+	int64_t flushed_mark; /* ... and persisted: pruning stays below it */
+	int64_t pruned_id, pruned_ts;
+	int64_t last_flush_ms;
+	int64_t next_tail_ms; /* no open hold's bound passes before this (a lower bound) */
+	uint64_t pending;     /* results rolled since the last flush */
+	struct rtab holds, credits, days, agents, site_ix;
+	struct site_exams *sites;
+	size_t nsites, capsites;
+	/* exam_sessions changes: bumped by the writer connection's temp triggers (any module
+	 * writing sessions on it) and by other connections' commits (PRAGMA data_version). */
+	uint64_t cache_gen; /* the sqlite_be exams_gen the cache was read at */
+	int64_t data_version;
+	size_t exam_loads; /* sites' sessions read from the database (tests) */
+};
+
+static uint64_t rkey_hash(const struct rkey *k)
+{
+	uint64_t h = 1469598103934665603ULL;
+	h = (h ^ (uint64_t)k->a) * 1099511628211ULL;
+	h = (h ^ (uint64_t)k->b) * 1099511628211ULL;
+	for (const char *p = k->kind; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	h = (h ^ 0xff) * 1099511628211ULL;
+	for (const char *p = k->name; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	h ^= h >> 33; /* fmix64: FNV's low bits are weak for the table's mask */
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	return h;
+}
+
+static int rkey_eq(const struct rkey *x, const struct rkey *y)
+{
+	return x->a == y->a && x->b == y->b && strcmp(x->kind, y->kind) == 0 &&
+	       strcmp(x->name, y->name) == 0;
+}
+
+static struct rent *rtab_slot(struct rent *v, size_t cap, const struct rkey *k, uint64_t h)
+{
+	for (size_t i = h & (cap - 1);; i = (i + 1) & (cap - 1))
+		if (!v[i].used || (v[i].h == h && rkey_eq(&v[i].k, k)))
+			return &v[i];
+}
+
+/* The entry of k; a new zeroed one when absent; NULL when out of memory. */
+static struct rent *rtab_get(struct rtab *t, const struct rkey *k)
+{
+	if ((t->n + 1) * 10 >= t->cap * 7) {
+		size_t cap = t->cap ? t->cap * 2 : 1024;
+		struct rent *v = calloc(cap, sizeof(*v));
+		if (!v)
+			return NULL;
+		for (size_t i = 0; i < t->cap; i++)
+			if (t->v[i].used)
+				*rtab_slot(v, cap, &t->v[i].k, t->v[i].h) = t->v[i];
+		free(t->v);
+		t->v = v;
+		t->cap = cap;
+	}
+	uint64_t h = rkey_hash(k);
+	struct rent *e = rtab_slot(t->v, t->cap, k, h);
+	if (!e->used) {
+		memset(e, 0, sizeof(*e));
+		e->k = *k;
+		e->h = h;
+		e->used = 1;
+		e->site_ix = -1;
+		t->n++;
+	}
+	return e;
+}
+
+static void rtab_clear(struct rtab *t)
+{
+	if (t->v)
+		memset(t->v, 0, t->cap * sizeof(*t->v));
+	t->n = 0;
+}
+
+static void rtab_free(struct rtab *t)
+{
+	free(t->v);
+	*t = (struct rtab){0};
+}
+
+/* Copies at most n - 1 bytes and terminates (names longer than the store keeps are cut
+ * the same way everywhere). Per result this runs a few times: no snprintf. */
+static void name_copy(char *dst, const char *src, size_t n)
+{
+	size_t i = 0;
+	for (; i + 1 < n && src[i]; i++)
+		dst[i] = src[i];
+	dst[i] = 0;
+}
+
+static void rkey_set(struct rkey *k, int64_t a, int64_t b, const char *kind, const char *name)
+{
+	k->a = a;
+	k->b = b;
+	name_copy(k->kind, kind, sizeof(k->kind));
+	name_copy(k->name, name, sizeof(k->name));
+}
+
+static void site_exams_drop(struct site_exams *se)
+{
+	for (size_t i = 0; i < se->n; i++)
+		free(se->v[i].rooms);
+	free(se->v);
+	se->v = NULL;
+	se->n = 0;
+	se->loaded = 0;
+}
+
+static void rollup_mem_free(struct rollup_mem *m)
+{
+	if (!m)
+		return;
+	rtab_free(&m->holds);
+	rtab_free(&m->credits);
+	rtab_free(&m->days);
+	rtab_free(&m->agents);
+	rtab_free(&m->site_ix);
+	for (size_t i = 0; i < m->nsites; i++)
+		site_exams_drop(&m->sites[i]);
+	free(m->sites);
+	free(m);
+}
+
+/* The index of site in m->sites, added when new; -ENOMEM. */
+static int64_t site_intern(struct rollup_mem *m, const char *site)
+{
+	struct rkey k;
+	rkey_set(&k, 0, 0, "", site);
+	struct rent *e = rtab_get(&m->site_ix, &k);
+	if (!e)
+		return -ENOMEM;
+	if (e->dirty) /* dirty = interned */
+		return e->site_ix;
+	if (m->nsites == m->capsites) {
+		size_t cap = m->capsites ? m->capsites * 2 : 64;
+		struct site_exams *v = realloc(m->sites, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		m->sites = v;
+		m->capsites = cap;
+	}
+	struct site_exams *se = &m->sites[m->nsites];
+	memset(se, 0, sizeof(*se));
+	snprintf(se->site, sizeof(se->site), "%s", site);
+	e->dirty = 1;
+	e->site_ix = (int64_t)m->nsites++;
+	return e->site_ix;
+}
+
+/* The temp triggers' function: a session of this store changed on the writer connection. */
+static void exams_changed_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	(void)argc;
+	(void)argv;
+	struct sqlite_be *s = sqlite3_user_data(ctx);
+	s->exams_gen++;
+	sqlite3_result_null(ctx);
+}
+
+/* Every write to exam_sessions through the writer connection — whichever module makes it —
+ * invalidates the job's sessions cache; writes by other connections (the CLI, another
+ * process) move PRAGMA data_version, which the job reads before each slice. */
+static int exams_hook_install(struct sqlite_be *s, char *why, size_t whylen)
+{
+	if (sqlite3_create_function(s->wdb, "vw_exams_changed", 0, SQLITE_UTF8, s, exams_changed_fn,
+	                            NULL, NULL) != SQLITE_OK) {
+		snprintf(why, whylen, "%s", sqlite3_errmsg(s->wdb));
+		return -EIO;
+	}
+	return vw_db_exec(s->wdb,
+	                  "CREATE TEMP TRIGGER vw_exams_ins AFTER INSERT ON main.exam_sessions"
+	                  " BEGIN SELECT vw_exams_changed(); END;"
+	                  "CREATE TEMP TRIGGER vw_exams_upd AFTER UPDATE ON main.exam_sessions"
+	                  " BEGIN SELECT vw_exams_changed(); END;"
+	                  "CREATE TEMP TRIGGER vw_exams_del AFTER DELETE ON main.exam_sessions"
+	                  " BEGIN SELECT vw_exams_changed(); END;",
+	                  why, whylen)
+	           ? -EIO
+	           : 0;
+}
+
+static int exams_check_changed(struct sqlite_be *s, struct rollup_mem *m)
+{
+	int64_t v = 0;
+	int found, rc = step_row(s, s->w[W_DATA_VERSION], &found);
+	if (rc)
+		return rc;
+	if (found)
+		v = sqlite3_column_int64(s->w[W_DATA_VERSION], 0);
+	sqlite3_reset(s->w[W_DATA_VERSION]);
+	if (v != m->data_version) {
+		m->data_version = v;
+		s->exams_gen++;
+	}
+	if (m->cache_gen != s->exams_gen) {
+		for (size_t i = 0; i < m->nsites; i++)
+			site_exams_drop(&m->sites[i]);
+		m->cache_gen = s->exams_gen;
+	}
+	return 0;
+}
+
+/* The site's sessions that a span starting at lo can overlap (cancelled ones too: what is
+ * added to a session is taken back from the same one; reads leave them out). */
+static int site_exams(struct sqlite_be *s, struct rollup_mem *m, int64_t ix, int64_t lo,
+                      int64_t now_ms, const struct site_exams **out)
+{
+	struct site_exams *se = &m->sites[ix];
+	*out = se;
+	if (se->loaded && lo >= se->from_ms)
+		return 0;
+	int64_t from = now_ms - EXAMS_CACHE_BACK_MS;
+	if (lo < from)
+		from = lo;
+	if (se->loaded && se->from_ms < from)
+		from = se->from_ms;
+	site_exams_drop(se);
+	sqlite3_stmt *st = s->w[W_EXAMS_SITE];
+	sqlite3_bind_text(st, 1, se->site, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, from);
+	size_t cap = 0;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (se->n == cap) {
+			cap = cap ? cap * 2 : 8;
+			struct exam_at *v = realloc(se->v, cap * sizeof(*v));
+			if (!v) {
+				sqlite3_reset(st);
+				site_exams_drop(se);
+				return -ENOMEM;
+			}
+			se->v = v;
+		}
+		struct exam_at *e = &se->v[se->n];
+		e->id = sqlite3_column_int64(st, 0);
+		e->start_ms = sqlite3_column_int64(st, 1);
+		e->end_ms = sqlite3_column_int64(st, 2);
+		if (!(e->rooms = strdup(col_text(st, 3)))) {
+			sqlite3_reset(st);
+			site_exams_drop(se);
+			return -ENOMEM;
+		}
+		se->n++;
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		log_error("event=store_write_failed error=\"%s\"", sqlite3_errmsg(s->wdb));
+		site_exams_drop(se);
+		return sqlite_errno(rc);
+	}
+	se->loaded = 1;
+	se->from_ms = from;
+	m->exam_loads++;
+	return 0;
+}
+
+/* What one step of the job works on: the target whose spans are being credited. */
+struct roll_target {
+	int64_t agent_id, site_ix;
+	const char *kind, *target;
+};
+
+static int sum_add(struct rtab *t, int64_t a, int64_t b, const char *kind, const char *name,
+                   const int64_t ms[VW_STATUS_COUNT], int64_t results)
+{
+	struct rkey k;
+	rkey_set(&k, a, b, kind, name);
+	struct rent *e = rtab_get(t, &k);
+	if (!e)
+		return -ENOMEM;
+	for (int i = 0; i < VW_STATUS_COUNT; i++)
+		e->ms[i] += ms[i];
+	e->results += results;
+	return 0;
+}
+
+/* Everything one step of a target changes (credit_next's or credit_advance's spans, and
+ * with count the result itself at ts_ms), added to the in-memory sums of the sessions and
+ * local days it overlaps. */
+static int credit_apply(struct sqlite_be *s, struct rollup_mem *m, const struct roll_target *t,
+                        const struct credit_span *sp, size_t nsp, int count, int64_t ts_ms,
+                        int64_t now_ms)
+{
+	int64_t lo = count ? ts_ms : INT64_MAX, hi = count ? ts_ms + 1 : INT64_MIN;
+	for (size_t i = 0; i < nsp; i++) {
+		lo = sp[i].from_ms < lo ? sp[i].from_ms : lo;
+		hi = sp[i].to_ms > hi ? sp[i].to_ms : hi;
+	}
+	if (hi <= lo)
+		return 0;
+	int rc = 0, cls[2];
+	size_t ncls = result_classes(t->kind, t->target, cls);
+	if (ncls) {
+		const struct site_exams *se;
+		if ((rc = site_exams(s, m, t->site_ix, lo, now_ms, &se)) != 0)
+			return rc;
+		enum { MAX_AT = 64 };
+		size_t nhit = 0;
+		for (size_t j = 0; j < se->n && !rc; j++) {
+			const struct exam_at *e = &se->v[j];
+			if (e->end_ms <= lo || e->start_ms >= hi)
+				continue;
+			if (nhit == MAX_AT) {
+				log_warn("event=rollup_sessions_capped site=%s from_ms=%lld max=%d",
+				         se->site, (long long)lo, MAX_AT);
+				break;
+			}
+			if (cls[0] == STORE_CLASS_COVERAGE &&
+			    !credit_room_listed(e->rooms, t->target))
+				continue;
+			nhit++;
+			int64_t ms[VW_STATUS_COUNT] = {0},
+			        results = count && ts_ms >= e->start_ms && ts_ms < e->end_ms;
+			for (size_t i = 0; i < nsp; i++)
+				ms[sp[i].status] +=
+				    sp[i].sign * credit_overlap(sp[i].from_ms, sp[i].to_ms,
+				                                e->start_ms, e->end_ms);
+			if (!ms[0] && !ms[1] && !ms[2] && !results)
+				continue;
+			for (size_t c = 0; c < ncls && !rc; c++)
+				rc =
+				    sum_add(&m->credits, e->id, cls[c], "", t->target, ms, results);
+		}
+	}
+	/* Local days: a hold is at most 2 x a day-long cadence, so a handful. */
+	enum { MAX_DAYS = 8 };
+	size_t ndays = 0;
+	for (int64_t d = credit_local_day(lo);
+	     !rc && credit_day_start_ms(d) < hi && ndays < MAX_DAYS; d++) {
+		int64_t a = credit_day_start_ms(d), b = credit_day_start_ms(d + 1);
+		int64_t ms[VW_STATUS_COUNT] = {0}, results = count && ts_ms >= a && ts_ms < b;
+		int any = (int)results;
+		for (size_t i = 0; i < nsp; i++) {
+			int64_t v = credit_overlap(sp[i].from_ms, sp[i].to_ms, a, b);
+			ms[sp[i].status] += sp[i].sign * v;
+			any |= v != 0;
+		}
+		if (!any)
+			continue;
+		ndays++;
+		rc = sum_add(&m->days, t->agent_id, d, t->kind, t->target, ms, results);
+	}
+	return rc;
+}
 
 static int credit_exam(struct sqlite_be *s, int64_t exam_id, int cls, const char *target,
                        const int64_t ms[VW_STATUS_COUNT], int64_t results, int64_t now_ms)
@@ -925,310 +1329,163 @@ static int credit_exam(struct sqlite_be *s, int64_t exam_id, int cls, const char
 	return step_done(s, st);
 }
 
-/* A slice's credits per (agent, kind, target, local day), summed in memory and written once
- * each at the end of the slice: a target checked every minute has one day row to update,
- * not one upsert per result. Open addressing; a full table is written out early. */
-#define DAY_SLOTS 8192 /* a power of two, above ROLLUP_SLICE + ROLLUP_TAILS */
-struct day_sum {
-	int used;
-	int64_t agent_id, day, results, ms[VW_STATUS_COUNT];
-	char kind[16], target[VW_NAME_MAX + 1];
-};
-
-static int credit_day(struct sqlite_be *s, const struct roll_target *t, int64_t day,
-                      const int64_t ms[VW_STATUS_COUNT], int64_t results);
-
-static int days_flush(struct sqlite_be *s)
-{
-	int rc = 0;
-	for (size_t i = 0; i < DAY_SLOTS; i++) {
-		struct day_sum *d = &s->days[i];
-		if (!d->used)
-			continue;
-		struct roll_target t = {d->agent_id, "", d->kind, d->target};
-		if (!rc)
-			rc = credit_day(s, &t, d->day, d->ms, d->results);
-		d->used = 0;
-	}
-	return rc;
-}
-
-static int days_clear(struct sqlite_be *s)
-{
-	if (!s->days && !(s->days = calloc(DAY_SLOTS, sizeof(*s->days))))
-		return -ENOMEM;
-	for (size_t i = 0; i < DAY_SLOTS; i++)
-		s->days[i].used = 0;
-	return 0;
-}
-
-static int days_add(struct sqlite_be *s, const struct roll_target *t, int64_t day,
-                    const int64_t ms[VW_STATUS_COUNT], int64_t results)
-{
-	uint64_t h = 1469598103934665603ULL;
-	for (const char *p = t->kind; *p; p++)
-		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-	for (const char *p = t->target; *p; p++)
-		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-	h = (h ^ (uint64_t)t->agent_id) * 1099511628211ULL;
-	h = (h ^ (uint64_t)day) * 1099511628211ULL;
-	for (size_t n = 0; n < DAY_SLOTS / 2; n++) { /* at most half full, else write out */
-		struct day_sum *d = &s->days[(h + n) & (DAY_SLOTS - 1)];
-		if (!d->used) {
-			*d = (struct day_sum){.used = 1, .agent_id = t->agent_id, .day = day};
-			snprintf(d->kind, sizeof(d->kind), "%s", t->kind);
-			snprintf(d->target, sizeof(d->target), "%s", t->target);
-		} else if (d->agent_id != t->agent_id || d->day != day ||
-		           strcmp(d->kind, t->kind) != 0 || strcmp(d->target, t->target) != 0)
-			continue;
-		for (int i = 0; i < VW_STATUS_COUNT; i++)
-			d->ms[i] += ms[i];
-		d->results += results;
-		return 0;
-	}
-	int rc = days_flush(s);
-	return rc ? rc : credit_day(s, t, day, ms, results);
-}
-
-static int credit_day(struct sqlite_be *s, const struct roll_target *t, int64_t day,
-                      const int64_t ms[VW_STATUS_COUNT], int64_t results)
+static int credit_day(struct sqlite_be *s, const struct rent *d)
 {
 	sqlite3_stmt *st = s->w[W_DAY_ADD];
-	sqlite3_bind_int64(st, 1, t->agent_id);
-	sqlite3_bind_text(st, 2, t->kind, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, t->target, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 4, day);
+	sqlite3_bind_int64(st, 1, d->k.a);
+	sqlite3_bind_text(st, 2, d->k.kind, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, d->k.name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, d->k.b);
 	for (int i = 0; i < VW_STATUS_COUNT; i++)
-		sqlite3_bind_int64(st, 5 + i, ms[i]);
-	sqlite3_bind_int64(st, 8, results);
+		sqlite3_bind_int64(st, 5 + i, d->ms[i]);
+	sqlite3_bind_int64(st, 8, d->results);
 	return step_done(s, st);
 }
 
-/* Everything one step of a target changes (credit_next's or credit_advance's spans, and
- * with count the result itself at ts_ms), applied with one sessions query and one upsert
- * per local day: the statements per result are most of the job's cost. */
-static int credit_apply(struct sqlite_be *s, const struct roll_target *t,
-                        const struct credit_span *sp, size_t nsp, int count, int64_t ts_ms,
-                        int64_t now_ms)
-{
-	int64_t lo = count ? ts_ms : INT64_MAX, hi = count ? ts_ms + 1 : INT64_MIN;
-	for (size_t i = 0; i < nsp; i++) {
-		lo = sp[i].from_ms < lo ? sp[i].from_ms : lo;
-		hi = sp[i].to_ms > hi ? sp[i].to_ms : hi;
-	}
-	if (hi <= lo)
-		return 0;
-	int rc = 0, cls[2];
-	size_t ncls = result_classes(t->kind, t->target, cls);
-	enum { MAX_AT = 64 };
-	struct {
-		int64_t id, results, ms[VW_STATUS_COUNT];
-	} hit[MAX_AT];
-	size_t nhit = 0;
-	if (ncls) {
-		/* Cancelled sessions too: what is added to a session is taken back from the same
-		 * one, and a cancelled session is left out when scores are read. */
-		sqlite3_stmt *st = s->w[W_EXAMS_AT];
-		sqlite3_bind_text(st, 1, t->site, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 2, lo);
-		sqlite3_bind_int64(st, 3, hi);
-		while ((rc = sqlite3_step(st)) == SQLITE_ROW && nhit < MAX_AT) {
-			int64_t start = sqlite3_column_int64(st, 1),
-			        end = sqlite3_column_int64(st, 2);
-			if (cls[0] == STORE_CLASS_COVERAGE &&
-			    !credit_room_listed(col_text(st, 3), t->target))
-				continue;
-			hit[nhit].id = sqlite3_column_int64(st, 0);
-			hit[nhit].results = count && ts_ms >= start && ts_ms < end;
-			memset(hit[nhit].ms, 0, sizeof(hit[nhit].ms));
-			for (size_t i = 0; i < nsp; i++)
-				hit[nhit].ms[sp[i].status] +=
-				    sp[i].sign *
-				    credit_overlap(sp[i].from_ms, sp[i].to_ms, start, end);
-			nhit++;
-		}
-		if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-			log_error("event=store_write_failed error=\"%s\"", sqlite3_errmsg(s->wdb));
-			sqlite3_reset(st);
-			return sqlite_errno(rc);
-		}
-		if (rc == SQLITE_ROW)
-			log_warn("event=rollup_sessions_capped site=%s from_ms=%lld max=%d",
-			         t->site, (long long)lo, MAX_AT);
-		sqlite3_reset(st);
-		rc = 0;
-	}
-	for (size_t i = 0; i < nhit && !rc; i++) {
-		int64_t *ms = hit[i].ms;
-		if (!ms[0] && !ms[1] && !ms[2] && !hit[i].results)
-			continue;
-		for (size_t c = 0; c < ncls && !rc; c++)
-			rc = credit_exam(s, hit[i].id, cls[c], t->target, ms, hit[i].results,
-			                 now_ms);
-	}
-	/* Local days: a hold is at most 2 x a day-long cadence, so a handful. */
-	enum { MAX_DAYS = 8 };
-	struct {
-		int64_t day, results, ms[VW_STATUS_COUNT];
-	} days[MAX_DAYS];
-	size_t ndays = 0;
-	for (int64_t d = credit_local_day(lo); credit_day_start_ms(d) < hi && ndays < MAX_DAYS;
-	     d++) {
-		int64_t a = credit_day_start_ms(d), b = credit_day_start_ms(d + 1);
-		days[ndays].day = d;
-		days[ndays].results = count && ts_ms >= a && ts_ms < b;
-		memset(days[ndays].ms, 0, sizeof(days[ndays].ms));
-		int any = (int)days[ndays].results;
-		for (size_t i = 0; i < nsp; i++) {
-			int64_t v = credit_overlap(sp[i].from_ms, sp[i].to_ms, a, b);
-			days[ndays].ms[sp[i].status] += sp[i].sign * v;
-			any |= v != 0;
-		}
-		if (any)
-			ndays++;
-	}
-	for (size_t i = 0; i < ndays && !rc; i++)
-		rc = days_add(s, t, days[i].day, days[i].ms, days[i].results);
-	return rc;
-}
-
-static int put_state(struct sqlite_be *s, const struct roll_target *t,
-                     const struct credit_state *cs)
+static int put_state(struct sqlite_be *s, const struct rent *h)
 {
 	sqlite3_stmt *st = s->w[W_STATE_PUT];
-	sqlite3_bind_int64(st, 1, t->agent_id);
-	sqlite3_bind_text(st, 2, t->kind, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, t->target, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 4, cs->status);
-	sqlite3_bind_int64(st, 5, cs->ts_ms);
-	sqlite3_bind_int64(st, 6, cs->stale_ms);
-	sqlite3_bind_int64(st, 7, cs->until_ms);
+	sqlite3_bind_int64(st, 1, h->k.a);
+	sqlite3_bind_text(st, 2, h->k.kind, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, h->k.name, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 4, h->cs.status);
+	sqlite3_bind_int64(st, 5, h->cs.ts_ms);
+	sqlite3_bind_int64(st, 6, h->cs.stale_ms);
+	sqlite3_bind_int64(st, 7, h->cs.until_ms);
 	return step_done(s, st);
 }
 
-/* One new result: settles its target's previous hold, credits the new one up to now, and
- * counts it in the sessions and the local day it was checked in. */
-static int roll_result(struct sqlite_be *s, const struct roll_target *t, int status, int64_t ts_ms,
-                       int64_t stale_ms, int64_t now_ms)
+/* Reads the persisted job: mark, agents, holds. Memory then equals the last flush. */
+static int rollup_load(struct sqlite_be *s)
 {
-	struct credit_state cs = {0};
-	sqlite3_stmt *st = s->w[W_STATE_GET];
-	int found, rc;
-	sqlite3_bind_int64(st, 1, t->agent_id);
-	sqlite3_bind_text(st, 2, t->kind, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, t->target, -1, SQLITE_STATIC);
+	struct rollup_mem *m = calloc(1, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	m->data_version = -1;
+	int rc = 0, found;
+	sqlite3_stmt *st = s->w[W_MARK_GET];
 	if ((rc = step_row(s, st, &found)) != 0)
-		return rc;
-	if (found)
-		cs =
-		    (struct credit_state){1, sqlite3_column_int(st, 0), sqlite3_column_int64(st, 1),
-		                          sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3)};
-	sqlite3_reset(st);
-	struct credit_span sp[2];
-	size_t n = credit_next(&cs, status, ts_ms, stale_ms, now_ms, sp);
-	rc = credit_apply(s, t, sp, n, 1, ts_ms, now_ms);
-	if (!rc)
-		rc = put_state(s, t, &cs);
-	return rc;
-}
-
-/* Each agent's latest check time rolled in this slice, written once per agent at the end
- * (a batch's rows are one agent's, so most lookups hit the last entry). */
-struct seen_set {
-	size_t n;
-	struct {
-		int64_t agent_id, ts_ms;
-		char site[64];
-	} v[256];
-};
-
-static int seen_flush(struct sqlite_be *s, struct seen_set *set)
-{
-	int rc = 0;
-	for (size_t i = 0; i < set->n && !rc; i++) {
-		sqlite3_stmt *st = s->w[W_AGENT_SEEN];
-		sqlite3_bind_int64(st, 1, set->v[i].agent_id);
-		sqlite3_bind_text(st, 2, set->v[i].site, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 3, set->v[i].ts_ms);
-		rc = step_done(s, st);
+		goto fail;
+	if (found) {
+		m->mark = m->flushed_mark = sqlite3_column_int64(st, 0);
+		m->pruned_id = sqlite3_column_int64(st, 1);
+		m->pruned_ts = sqlite3_column_int64(st, 2);
 	}
-	set->n = 0;
+	sqlite3_reset(st);
+	st = s->w[W_AGENTS_LOAD];
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct rkey k;
+		rkey_set(&k, sqlite3_column_int64(st, 0), 0, "", "");
+		struct rent *e = rtab_get(&m->agents, &k);
+		int64_t ix = e ? site_intern(m, col_text(st, 1)) : -ENOMEM;
+		if (ix < 0) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+		e->site_ix = ix;
+		e->ts_ms = sqlite3_column_int64(st, 2);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		goto fail_sql;
+	int64_t none = site_intern(m, ""); /* a hold whose agent row is missing */
+	if (none < 0) {
+		rc = SQLITE_NOMEM;
+		goto fail_sql;
+	}
+	st = s->w[W_STATE_LOAD];
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct rkey k, ak;
+		rkey_set(&k, sqlite3_column_int64(st, 0), 0, col_text(st, 1), col_text(st, 2));
+		struct rent *e = rtab_get(&m->holds, &k);
+		rkey_set(&ak, k.a, 0, "", "");
+		struct rent *a = e ? rtab_get(&m->agents, &ak) : NULL;
+		if (!a) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+		if (a->site_ix < 0)
+			a->site_ix = none;
+		e->site_ix = a->site_ix;
+		e->cs =
+		    (struct credit_state){1, sqlite3_column_int(st, 3), sqlite3_column_int64(st, 4),
+		                          sqlite3_column_int64(st, 5), sqlite3_column_int64(st, 6)};
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		goto fail_sql;
+	m->last_flush_ms = vw_now_ms();
+	m->loaded = 1;
+	s->job = m;
+	return 0;
+fail_sql:
+	log_error("event=rollup_failed step=load error=\"%s\"", sqlite3_errmsg(s->wdb));
+	rc = sqlite_errno(rc);
+fail:
+	rollup_mem_free(m);
 	return rc;
 }
 
-static int seen_note(struct sqlite_be *s, struct seen_set *set, const struct roll_target *t,
-                     int64_t ts_ms)
+/* One new result: settles its target's previous hold and credits the new one up to now. */
+static int roll_result(struct sqlite_be *s, struct rollup_mem *m, int64_t agent_id,
+                       const char *site, const char *kind, const char *target, int status,
+                       int64_t ts_ms, int64_t stale_ms, int64_t now_ms)
 {
-	for (size_t i = set->n; i-- > 0;)
-		if (set->v[i].agent_id == t->agent_id) {
-			if (ts_ms > set->v[i].ts_ms)
-				set->v[i].ts_ms = ts_ms;
-			return 0;
-		}
-	int rc = 0;
-	if (set->n == sizeof(set->v) / sizeof(set->v[0]))
-		rc = seen_flush(s, set);
-	set->v[set->n].agent_id = t->agent_id;
-	set->v[set->n].ts_ms = ts_ms;
-	snprintf(set->v[set->n].site, sizeof(set->v[set->n].site), "%s", t->site);
-	set->n++;
-	return rc;
+	struct rkey k;
+	rkey_set(&k, agent_id, 0, "", "");
+	struct rent *a = rtab_get(&m->agents, &k);
+	if (!a)
+		return -ENOMEM;
+	if (a->site_ix < 0 || strcmp(m->sites[a->site_ix].site, site) != 0) {
+		int64_t ix = site_intern(m, site);
+		if (ix < 0)
+			return (int)ix;
+		a->site_ix = ix;
+	}
+	if (ts_ms > a->ts_ms)
+		a->ts_ms = ts_ms;
+	a->dirty = 1;
+	rkey_set(&k, agent_id, 0, kind, target);
+	struct rent *h = rtab_get(&m->holds, &k);
+	if (!h)
+		return -ENOMEM;
+	h->site_ix = a->site_ix;
+	h->dirty = 1;
+	struct credit_span sp[2];
+	size_t n = credit_next(&h->cs, status, ts_ms, stale_ms, now_ms, sp);
+	struct roll_target t = {agent_id, a->site_ix, h->k.kind, h->k.name};
+	if (h->cs.ts_ms + h->cs.stale_ms < m->next_tail_ms)
+		m->next_tail_ms = h->cs.ts_ms + h->cs.stale_ms;
+	return credit_apply(s, m, &t, sp, n, 1, ts_ms, now_ms);
 }
 
 /* Holds whose bound passed with no next result (a silent target), credited to their end.
- * A hold still within its bound is settled by its target's next result instead: moving
- * every open hold on every few seconds would cost a write per target per tick, and a
- * healthy target's next result comes within one cadence anyway. */
-static int roll_tails(struct sqlite_be *s, int64_t now_ms, size_t *moved)
+ * A hold still within its bound is settled by its target's next result instead. Runs at
+ * each flush: an open hold's credit is read from the flushed sums only anyway. */
+static int roll_tails(struct sqlite_be *s, struct rollup_mem *m, int64_t now_ms)
 {
-	struct tail {
-		int64_t agent_id;
-		char site[64], kind[16], target[VW_NAME_MAX + 1];
-		struct credit_state cs;
-	};
-	struct tail *tl = malloc(ROLLUP_TAILS * sizeof(*tl));
-	if (!tl)
-		return -ENOMEM;
-	sqlite3_stmt *st = s->w[W_TAILS];
-	sqlite3_bind_int64(st, 1, now_ms);
-	sqlite3_bind_int(st, 2, ROLLUP_TAILS);
-	size_t n = 0;
-	int rc;
-	/* Read out before any update: the updates take these very rows out of the index. */
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct tail *t = &tl[n++];
-		t->agent_id = sqlite3_column_int64(st, 0);
-		snprintf(t->site, sizeof(t->site), "%s", col_text(st, 1));
-		snprintf(t->kind, sizeof(t->kind), "%s", col_text(st, 2));
-		snprintf(t->target, sizeof(t->target), "%s", col_text(st, 3));
-		t->cs =
-		    (struct credit_state){1, sqlite3_column_int(st, 4), sqlite3_column_int64(st, 5),
-		                          sqlite3_column_int64(st, 6), sqlite3_column_int64(st, 7)};
-	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE) {
-		log_error("event=store_write_failed error=\"%s\"", sqlite3_errmsg(s->wdb));
-		free(tl);
-		return sqlite_errno(rc);
-	}
-	rc = 0;
-	for (size_t i = 0; i < n && !rc; i++) {
-		struct roll_target t = {tl[i].agent_id, tl[i].site, tl[i].kind, tl[i].target};
-		struct credit_span sp[1];
-		if (credit_advance(&tl[i].cs, now_ms, sp) == 0)
+	int64_t next = INT64_MAX;
+	int rc = 0;
+	for (size_t i = 0; i < m->holds.cap && !rc; i++) {
+		struct rent *h = &m->holds.v[i];
+		if (!h->used || !h->cs.has)
 			continue;
-		rc = credit_apply(s, &t, sp, 1, 0, 0, now_ms);
-		if (!rc) {
-			st = s->w[W_STATE_UNTIL];
-			sqlite3_bind_int64(st, 1, t.agent_id);
-			sqlite3_bind_text(st, 2, t.kind, -1, SQLITE_STATIC);
-			sqlite3_bind_text(st, 3, t.target, -1, SQLITE_STATIC);
-			sqlite3_bind_int64(st, 4, tl[i].cs.until_ms);
-			rc = step_done(s, st);
+		int64_t bound = h->cs.ts_ms + h->cs.stale_ms;
+		if (h->cs.until_ms >= bound)
+			continue;
+		if (bound > now_ms) {
+			next = bound < next ? bound : next;
+			continue;
 		}
+		struct credit_span sp[1];
+		if (credit_advance(&h->cs, now_ms, sp) == 0)
+			continue;
+		h->dirty = 1;
+		struct roll_target t = {h->k.a, h->site_ix, h->k.kind, h->k.name};
+		rc = credit_apply(s, m, &t, sp, 1, 0, 0, now_ms);
 	}
-	*moved = n;
-	free(tl);
+	if (!rc)
+		m->next_tail_ms = next;
 	return rc;
 }
 
@@ -1284,57 +1541,141 @@ static int prune_batch(struct sqlite_be *s, int64_t now_ms, int64_t rolled_id, i
 	return 0;
 }
 
-/* One slice, in one transaction: open tails, then up to ROLLUP_SLICE new results in id
- * order, then one prune batch. Returns 1 when more is waiting, 0 when caught up. */
+/* Writes what memory holds beyond the last flush — dirty holds, session and day sums, the
+ * agents' check times, the mark — in one transaction. On failure memory is dropped and
+ * reloaded from the database at the next slice: the job then redoes what was lost, as
+ * after a crash. */
+static int rollup_flush(struct sqlite_be *s, int64_t now_ms, struct store_stats *out)
+{
+	struct rollup_mem *m = s->job;
+	int rc = roll_tails(s, m, now_ms);
+	if (rc)
+		goto drop;
+	if ((rc = vw_db_exec(s->wdb, "BEGIN IMMEDIATE", NULL, 0)) != 0) {
+		log_error("event=rollup_failed step=begin error=\"%s\"", sqlite3_errmsg(s->wdb));
+		goto drop;
+	}
+	size_t holds = 0;
+	for (size_t i = 0; i < m->holds.cap && !rc; i++)
+		if (m->holds.v[i].used && m->holds.v[i].dirty) {
+			rc = put_state(s, &m->holds.v[i]);
+			holds++;
+		}
+	for (size_t i = 0; i < m->credits.cap && !rc; i++) {
+		const struct rent *c = &m->credits.v[i];
+		if (c->used)
+			rc = credit_exam(s, c->k.a, (int)c->k.b, c->k.name, c->ms, c->results,
+			                 now_ms);
+	}
+	for (size_t i = 0; i < m->days.cap && !rc; i++)
+		if (m->days.v[i].used)
+			rc = credit_day(s, &m->days.v[i]);
+	for (size_t i = 0; i < m->agents.cap && !rc; i++) {
+		const struct rent *a = &m->agents.v[i];
+		if (!a->used || !a->dirty)
+			continue;
+		sqlite3_stmt *st = s->w[W_AGENT_SEEN];
+		sqlite3_bind_int64(st, 1, a->k.a);
+		sqlite3_bind_text(st, 2, m->sites[a->site_ix].site, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, a->ts_ms);
+		rc = step_done(s, st);
+	}
+	if (!rc) {
+		sqlite3_stmt *st = s->w[W_MARK_SET];
+		sqlite3_bind_int64(st, 1, m->mark);
+		sqlite3_bind_int64(st, 2, now_ms);
+		sqlite3_bind_int64(st, 3, m->pruned_id);
+		sqlite3_bind_int64(st, 4, m->pruned_ts);
+		rc = step_done(s, st);
+	}
+	if (!rc && vw_db_exec(s->wdb, "COMMIT", NULL, 0))
+		rc = -EIO;
+	if (rc) {
+		vw_db_exec(s->wdb, "ROLLBACK", NULL, 0);
+		goto drop;
+	}
+	for (size_t i = 0; i < m->holds.cap; i++)
+		m->holds.v[i].dirty = 0;
+	for (size_t i = 0; i < m->agents.cap; i++)
+		m->agents.v[i].dirty = 0;
+	rtab_clear(&m->credits);
+	rtab_clear(&m->days);
+	log_debug("event=rollup_flush results=%llu holds=%zu mark=%lld",
+	          (unsigned long long)m->pending, holds, (long long)m->mark);
+	out->rows_rolled += m->pending;
+	out->rollup_flushes++;
+	m->pending = 0;
+	m->flushed_mark = m->mark;
+	m->last_flush_ms = now_ms;
+	return 0;
+drop:
+	log_error("event=rollup_failed step=flush mark=%lld error=%d", (long long)m->mark, rc);
+	rollup_mem_free(m);
+	s->job = NULL;
+	return rc;
+}
+
+/* Pruning, in its own small transaction: only results whose credits are persisted. */
+static int rollup_prune(struct sqlite_be *s, int64_t now_ms, size_t *deleted)
+{
+	struct rollup_mem *m = s->job;
+	*deleted = 0;
+	if (s->raw_retention_ms <= 0 || m->pruned_id >= m->flushed_mark)
+		return 0;
+	int rc = vw_db_exec(s->wdb, "BEGIN IMMEDIATE", NULL, 0);
+	if (rc)
+		return rc;
+	int64_t id = m->pruned_id, ts = m->pruned_ts;
+	if ((rc = prune_batch(s, now_ms, m->flushed_mark, &id, &ts, deleted)) == 0 &&
+	    id != m->pruned_id) {
+		sqlite3_stmt *st = s->w[W_PRUNE_MARK];
+		sqlite3_bind_int64(st, 1, id);
+		sqlite3_bind_int64(st, 2, ts);
+		rc = step_done(s, st);
+	}
+	if (!rc && vw_db_exec(s->wdb, "COMMIT", NULL, 0))
+		rc = -EIO;
+	if (rc) {
+		vw_db_exec(s->wdb, "ROLLBACK", NULL, 0);
+		*deleted = 0;
+		return rc;
+	}
+	m->pruned_id = id;
+	m->pruned_ts = ts;
+	if (*deleted)
+		log_info("event=results_pruned rows=%zu up_to_id=%lld", *deleted, (long long)id);
+	return 0;
+}
+
+/* One slice: up to ROLLUP_SLICE new results in id order into memory, a flush when one is
+ * due, and one prune batch. Returns 1 when more is waiting, 0 when caught up. */
 static int sq_rollup(void *p, int64_t now_ms, struct store_stats *out)
 {
 	struct sqlite_be *s = p;
-	int rc = vw_db_exec(s->wdb, "BEGIN IMMEDIATE", NULL, 0);
-	if (rc) {
-		log_error("event=rollup_failed step=begin error=\"%s\"", sqlite3_errmsg(s->wdb));
+	int rc;
+	if (!s->job && (rc = rollup_load(s)) != 0)
 		return rc;
-	}
-	int64_t mark = 0, pruned_id = 0, pruned_ts = 0;
-	size_t tails = 0, rolled = 0, deleted = 0;
-	struct seen_set *seen = calloc(1, sizeof(*seen));
-	if (!seen || days_clear(s)) {
-		free(seen);
-		vw_db_exec(s->wdb, "ROLLBACK", NULL, 0);
-		return -ENOMEM;
-	}
-	sqlite3_stmt *st = s->w[W_MARK_GET];
-	int found;
-	if ((rc = step_row(s, st, &found)) != 0)
-		goto fail;
-	if (found) {
-		mark = sqlite3_column_int64(st, 0);
-		pruned_id = sqlite3_column_int64(st, 1);
-		pruned_ts = sqlite3_column_int64(st, 2);
-	}
-	sqlite3_reset(st);
-	/* Tails first: they are credited up to now before the new results settle them. */
-	if ((rc = roll_tails(s, now_ms, &tails)) != 0)
-		goto fail;
-
-	st = s->w[W_NEW_RESULTS];
-	sqlite3_bind_int64(st, 1, mark);
+	struct rollup_mem *m = s->job;
+	if ((rc = exams_check_changed(s, m)) != 0)
+		return rc;
+	sqlite3_stmt *st = s->w[W_NEW_RESULTS];
+	sqlite3_bind_int64(st, 1, m->mark);
 	sqlite3_bind_int(st, 2, ROLLUP_SLICE);
+	size_t rolled = 0;
 	int step;
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-		struct roll_target t = {sqlite3_column_int64(st, 1), col_text(st, 2),
-		                        col_text(st, 3), col_text(st, 4)};
 		enum vw_status status;
 		if (vw_status_parse(col_text(st, 5), &status) != 0)
 			status = VW_STATUS_DOWN; /* the writer stores only known names */
 		double interval =
 		    sqlite3_column_type(st, 7) == SQLITE_NULL ? 0 : sqlite3_column_double(st, 7);
-		int64_t ts = sqlite3_column_int64(st, 6);
-		if ((rc = roll_result(s, &t, (int)status, ts,
+		if ((rc = roll_result(s, m, sqlite3_column_int64(st, 1), col_text(st, 2),
+		                      col_text(st, 3), col_text(st, 4), (int)status,
+		                      sqlite3_column_int64(st, 6),
 		                      credit_stale_ms(interval, s->default_stale_ms), now_ms)) != 0)
 			break;
-		if ((rc = seen_note(s, seen, &t, ts)) != 0)
-			break;
-		mark = sqlite3_column_int64(st, 0);
+		m->mark = sqlite3_column_int64(st, 0);
+		m->pending++;
 		rolled++;
 	}
 	sqlite3_reset(st);
@@ -1342,40 +1683,38 @@ static int sq_rollup(void *p, int64_t now_ms, struct store_stats *out)
 		log_error("event=store_write_failed error=\"%s\"", sqlite3_errmsg(s->wdb));
 		rc = sqlite_errno(step);
 	}
-	if (!rc)
-		rc = seen_flush(s, seen);
-	if (!rc)
-		rc = days_flush(s);
-	if (rc)
-		goto fail;
-	if ((rc = prune_batch(s, now_ms, mark, &pruned_id, &pruned_ts, &deleted)) != 0)
-		goto fail;
-	st = s->w[W_MARK_SET];
-	sqlite3_bind_int64(st, 1, mark);
-	sqlite3_bind_int64(st, 2, now_ms);
-	sqlite3_bind_int64(st, 3, pruned_id);
-	sqlite3_bind_int64(st, 4, pruned_ts);
-	if ((rc = step_done(s, st)) != 0)
-		goto fail;
-	if (vw_db_exec(s->wdb, "COMMIT", NULL, 0)) {
-		rc = -EIO;
-		goto fail;
+	if (rc) {
+		/* Memory may hold half a result: start again from the last flush. */
+		log_error("event=rollup_failed step=roll mark=%lld error=%d", (long long)m->mark,
+		          rc);
+		rollup_mem_free(m);
+		s->job = NULL;
+		return rc;
 	}
-	free(seen);
-	out->rows_rolled += rolled;
-	out->rows_pruned += deleted;
 	out->rollup_slices++;
-	if (deleted)
-		log_info("event=results_pruned rows=%zu up_to_id=%lld", deleted,
-		         (long long)pruned_id);
-	log_debug("event=rollup_slice results=%zu tails=%zu pruned=%zu mark=%lld", rolled, tails,
-	          deleted, (long long)mark);
-	return rolled == ROLLUP_SLICE || tails == ROLLUP_TAILS || deleted > 0;
-fail:
-	free(seen);
-	log_error("event=rollup_failed mark=%lld error=%d", (long long)mark, rc);
-	vw_db_exec(s->wdb, "ROLLBACK", NULL, 0);
-	return rc;
+	int64_t since = now_ms - m->last_flush_ms;
+	if ((m->pending && (since >= s->flush_ms || m->pending >= ROLLUP_FLUSH_ROWS)) ||
+	    (now_ms >= m->next_tail_ms && since >= s->flush_ms)) {
+		if ((rc = rollup_flush(s, now_ms, out)) != 0)
+			return rc;
+	}
+	size_t deleted = 0;
+	if ((rc = rollup_prune(s, now_ms, &deleted)) != 0)
+		return rc;
+	out->rows_pruned += deleted;
+	return rolled == ROLLUP_SLICE || deleted > 0;
+}
+
+/* At close (writer thread joined): what memory holds beyond the last flush is written. */
+static void rollup_close(struct sqlite_be *s)
+{
+	if (!s->job)
+		return;
+	struct store_stats st = {0};
+	if (s->job->pending || s->job->next_tail_ms <= vw_now_ms())
+		rollup_flush(s, vw_now_ms(), &st);
+	rollup_mem_free(s->job);
+	s->job = NULL;
 }
 
 /* --- reads (reader threads) ------------------------------------------------------------- */

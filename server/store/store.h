@@ -80,7 +80,11 @@ struct store_options {
 	/* How often the job wakes when no batch comes, to close the holds of silent targets;
 	 * 0 = 2 s; < 0 = the job does not run at all (measurements of ingest alone). */
 	int64_t rollup_tick_ms;
+	/* How often the job writes what it rolled in memory (its holds, credits and mark, in
+	 * one transaction); scores see new credits that much later. 0 = STORE_ROLLUP_FLUSH_MS. */
+	int64_t rollup_flush_ms;
 };
+#define STORE_ROLLUP_FLUSH_MS 5000
 /* [score] default_stale's default: 2 x the agent's default 60 s in-session camera cadence. */
 #define STORE_DEFAULT_STALE_MS 120000
 
@@ -104,8 +108,11 @@ void store_close(struct store *s);
 
 struct store_stats {
 	uint64_t commits, batches, rows_stored, rows_skipped, gap_seqs;
-	uint64_t reads, reads_refused;                    /* completed; refused with -EAGAIN */
-	uint64_t rows_rolled, rows_pruned, rollup_slices; /* the rollup job */
+	uint64_t reads, reads_refused; /* completed; refused with -EAGAIN */
+	/* the rollup job: rows_rolled counts results whose credits are persisted */
+	uint64_t rows_rolled, rows_pruned, rollup_slices, rollup_flushes;
+	/* writer thread CPU (CLOCK_THREAD_CPUTIME_ID) in group commits and in the job */
+	uint64_t commit_cpu_ns, rollup_cpu_ns;
 };
 void store_get_stats(struct store *s, struct store_stats *out); /* loop thread */
 

@@ -87,10 +87,24 @@ rc=0
 if [[ " $MODES " == *" ingest "* ]]; then
 start_server
 echo "== ingest: $CONNS connections x $BATCHES batches x $BATCH results"
+# The server's CPU (utime + stime of every thread, /proc/PID/stat fields 14-15, in clock
+# ticks) over the ingest phase; the rollup job's share of it is the writer's thread CPU in
+# the job, which the server logs at shutdown (event=store_stats rollup_cpu_ns=...).
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$server_pid/stat"; }
+cpu0=$(cpu_ticks)
 "$loadgen" ingest --port "$port" --ca "$tmp/state/pki/ca.crt" --certs "$tmp/agents" \
 	--conns "$CONNS" --batches "$BATCHES" --batch "$BATCH" --server-pid "$server_pid" \
 	--ceiling-dir "$tmp/ceiling" || rc=$?
+cpu1=$(cpu_ticks)
 stop_server
+hz=$(getconf CLK_TCK)
+awk -v t="$((cpu1 - cpu0))" -v hz="$hz" '/event=store_stats/ {
+	for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+	cpu = t / hz
+	printf "rollup: server_cpu_s=%.2f commit_cpu_s=%.2f rollup_cpu_s=%.2f rollup_share=%.3f rows_rolled=%s\n",
+		cpu, v["commit_cpu_ns"] / 1e9, v["rollup_cpu_ns"] / 1e9,
+		(cpu > 0 ? v["rollup_cpu_ns"] / 1e9 / cpu : 0), v["rows_rolled"]
+}' "$tmp/server.log"
 fi
 
 if [[ " $MODES " == *" idle "* ]]; then
