@@ -1,6 +1,7 @@
 vw_unit_test(test_http vwserver)
 vw_unit_test(test_store vwserver)
 vw_unit_test(test_credit vwserver)
+vw_unit_test(test_score vwserver)
 vw_unit_test(test_server_conf vwserver)
 vw_unit_test(test_ingest vwserver)
 vw_unit_test(test_ca vwserver)

@@ -1,0 +1,473 @@
+#include "score.h"
+
+#include <errno.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "credit.h"
+
+static const struct {
+	const char *name, *zh;
+	int cls;
+} crits[SCORE_NCRIT] = {
+    [SCORE_CONNECTED] = {"connected", "接入平台", STORE_CLASS_CONNECTED},
+    [SCORE_NETWORK] = {"network", "网络连接顺畅", STORE_CLASS_NETWORK},
+    [SCORE_PICTURE] = {"picture", "视频画面清晰", STORE_CLASS_STREAM},
+    [SCORE_FLOOR] = {"floor", "评价现场全覆盖", STORE_CLASS_COVERAGE},
+    [SCORE_RECORDS] = {"records", "影像资料有保存", STORE_CLASS_RECORDING},
+};
+
+const char *score_criterion_name(int c)
+{
+	return c >= 0 && c < SCORE_NCRIT ? crits[c].name : NULL;
+}
+
+const char *score_criterion_label_zh(int c)
+{
+	return c >= 0 && c < SCORE_NCRIT ? crits[c].zh : NULL;
+}
+
+int score_criterion_parse(const char *name)
+{
+	for (int c = 0; name && c < SCORE_NCRIT; c++)
+		if (strcmp(name, crits[c].name) == 0)
+			return c;
+	return -1;
+}
+
+int score_criterion_class(int c)
+{
+	return c >= 0 && c < SCORE_NCRIT ? crits[c].cls : -1;
+}
+
+/* Connected and records kept ask only that the link or the recording exists: a degraded
+ * one still is. Smoothness, picture and coverage are about quality, so only ok counts. */
+static int counts_degraded(int c)
+{
+	return c == SCORE_CONNECTED || c == SCORE_RECORDS;
+}
+
+void score_rubric_default(struct score_rubric *r)
+{
+	/* issue 11 / DOMAIN.md: 5 when every criterion holds >= 99 % of session time. */
+	*r = (struct score_rubric){.full_pct = 99,
+	                           .step4_pct = 95,
+	                           .step3_pct = 80,
+	                           .step2_pct = 50,
+	                           .default_stale_ms = 120000};
+	char err[128];
+	score_rubric_finish(r, err, sizeof(err));
+}
+
+/* The shortest %g form that reads back as the same double, so 99 is "99" and the text does
+ * not depend on how the value was written in the config. */
+static void fmt_num(char out[32], double v)
+{
+	if (v == (double)(long long)v && v > -1e15 && v < 1e15) {
+		snprintf(out, 32, "%lld", (long long)v); /* %g would write 80 as 8e+01 */
+		return;
+	}
+	for (int prec = 1; prec <= 17; prec++) {
+		snprintf(out, 32, "%.*g", prec, v);
+		if (strtod(out, NULL) == v)
+			return;
+	}
+}
+
+int score_rubric_canonical(const struct score_rubric *r, char *buf, size_t len)
+{
+	char a[32], b[32], c[32], d[32];
+	fmt_num(a, r->full_pct);
+	fmt_num(b, r->step4_pct);
+	fmt_num(c, r->step3_pct);
+	fmt_num(d, r->step2_pct);
+	return snprintf(buf, len,
+	                "venuewatch score rubric 1\nfull_pct=%s\nstep4_pct=%s\nstep3_pct=%s\n"
+	                "step2_pct=%s\ndefault_stale_ms=%lld\n",
+	                a, b, c, d, (long long)r->default_stale_ms);
+}
+
+int score_rubric_finish(struct score_rubric *r, char *err, size_t errlen)
+{
+	if (!(r->step2_pct >= 0 && r->step2_pct <= r->step3_pct && r->step3_pct <= r->step4_pct &&
+	      r->step4_pct <= r->full_pct && r->full_pct <= 100)) {
+		snprintf(err, errlen,
+		         "[score] needs 0 <= step2 <= step3 <= step4 <= full_pct <= 100 "
+		         "(have %g, %g, %g, %g)",
+		         r->step2_pct, r->step3_pct, r->step4_pct, r->full_pct);
+		return -EINVAL;
+	}
+	if (r->default_stale_ms <= 0) {
+		snprintf(err, errlen, "[score] default_stale must be positive");
+		return -EINVAL;
+	}
+	char text[256];
+	int n = score_rubric_canonical(r, text, sizeof(text));
+	unsigned char md[32];
+	unsigned int mdlen = 0;
+	if (n < 0 || (size_t)n >= sizeof(text) ||
+	    !EVP_Digest(text, (size_t)n, md, &mdlen, EVP_sha256(), NULL)) {
+		snprintf(err, errlen, "[score] could not hash the rubric");
+		return -EIO;
+	}
+	for (int i = 0; i < 6; i++)
+		snprintf(r->version + 2 * i, 3, "%02x", md[i]);
+	return 0;
+}
+
+int score_from_fractions(const struct score_rubric *r, const double frac[SCORE_NCRIT],
+                         int *weakest)
+{
+	int w = 0;
+	for (int c = 1; c < SCORE_NCRIT; c++)
+		if (frac[c] < frac[w])
+			w = c;
+	if (weakest)
+		*weakest = w;
+	/* issue 11: "no results = not connected" — never connected is not done at all (0);
+	 * connected at all earns at least 1 whatever else failed. */
+	if (frac[SCORE_CONNECTED] <= 0)
+		return 0;
+	double pct = 100.0 * frac[w];
+	if (pct >= r->full_pct)
+		return 5;
+	if (pct >= r->step4_pct)
+		return 4;
+	if (pct >= r->step3_pct)
+		return 3;
+	if (pct >= r->step2_pct)
+		return 2;
+	return 1;
+}
+
+/* --- reasons ---------------------------------------------------------------------------- */
+
+/* The next name of a comma-separated room list: its start and length (trimmed), or NULL at
+ * the end. Empty names are skipped. */
+static const char *room_next(const char **p, size_t *len)
+{
+	while (*p) {
+		const char *s = *p;
+		while (*s == ' ')
+			s++;
+		const char *end = strchr(s, ',');
+		size_t n = end ? (size_t)(end - s) : strlen(s);
+		while (n && s[n - 1] == ' ')
+			n--;
+		*p = end ? end + 1 : NULL;
+		if (n) {
+			*len = n;
+			return s;
+		}
+	}
+	return NULL;
+}
+
+/* Whether the name [s, s+n) comes earlier in the list than s itself. */
+static int room_seen_before(const char *rooms, const char *s, size_t n)
+{
+	const char *p = rooms, *q;
+	size_t ql;
+	while ((q = room_next(&p, &ql)) && q < s)
+		if (ql == n && memcmp(q, s, n) == 0)
+			return 1;
+	return 0;
+}
+
+int score_rooms_count(const char *rooms)
+{
+	const char *p = rooms ? rooms : "", *s;
+	size_t n;
+	int count = 0;
+	while ((s = room_next(&p, &n))) {
+		if (n == 1 && s[0] == '*')
+			return -1;
+		/* A name listed twice is one room: the rollup credits it once. */
+		count += !room_seen_before(rooms, s, n);
+	}
+	return count;
+}
+
+/* One target's unmet time in one session. target is not NUL-terminated (a room may point
+ * into the session's room list): tlen bytes. */
+struct unmet {
+	int crit;
+	const char *site, *target;
+	size_t tlen;
+	int64_t ms;
+};
+
+static int unmet_cmp_key(const void *a, const void *b)
+{
+	const struct unmet *x = a, *y = b;
+	if (x->crit != y->crit)
+		return x->crit < y->crit ? -1 : 1;
+	int c = strcmp(x->site, y->site);
+	if (c)
+		return c;
+	size_t n = x->tlen < y->tlen ? x->tlen : y->tlen;
+	c = memcmp(x->target, y->target, n);
+	return c ? c : (x->tlen > y->tlen) - (x->tlen < y->tlen);
+}
+
+static int reason_cmp(const void *a, const void *b)
+{
+	const struct score_reason *x = a, *y = b;
+	if (x->unmet_ms != y->unmet_ms)
+		return x->unmet_ms > y->unmet_ms ? -1 : 1;
+	int c = strcmp(x->site, y->site);
+	return c ? c : strcmp(x->target, y->target);
+}
+
+struct exam_ix {
+	int64_t id;
+	size_t i;
+};
+
+static int exam_ix_cmp(const void *a, const void *b)
+{
+	const struct exam_ix *x = a, *y = b;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+static int64_t counted_ms(int c, int64_t ok, int64_t degraded)
+{
+	return ok + (counts_degraded(c) ? degraded : 0);
+}
+
+static int crit_of_class(int cls)
+{
+	for (int c = 0; c < SCORE_NCRIT; c++)
+		if (crits[c].cls == cls)
+			return c;
+	return -1;
+}
+
+struct unmet_vec {
+	struct unmet *v;
+	size_t n, cap;
+};
+
+static int push(struct unmet_vec *u, struct unmet x)
+{
+	if (u->n == u->cap) {
+		size_t nc = u->cap ? u->cap * 2 : 64;
+		struct unmet *p = realloc(u->v, nc * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		u->v = p;
+		u->cap = nc;
+	}
+	u->v[u->n++] = x;
+	return 0;
+}
+
+/* Whether the session's credits (credits[from..], by exam_id) hold class cls for target
+ * [t, t+n) (n = 0: any target). */
+static int credited(const struct store_credit *cr, size_t ncr, size_t from, int64_t exam_id,
+                    int cls, const char *t, size_t n)
+{
+	for (size_t k = from; k < ncr && cr[k].exam_id == exam_id; k++)
+		if (cr[k].cls == cls &&
+		    (!n || (strlen(cr[k].target) == n && memcmp(cr[k].target, t, n) == 0)))
+			return 1;
+	return 0;
+}
+
+static int add_session_unmet(struct unmet_vec *u, const struct store_exam *e,
+                             const struct score_session *s, const struct store_credit *credits,
+                             size_t ncredits, size_t from)
+{
+	for (size_t k = from; k < ncredits && credits[k].exam_id == e->id; k++) {
+		const struct store_credit *cr = &credits[k];
+		int c = crit_of_class(cr->cls);
+		if (c < 0)
+			continue;
+		int64_t got = counted_ms(c, cr->ok_ms, cr->degraded_ms);
+		int64_t miss = got >= s->dur_ms ? 0 : s->dur_ms - got;
+		if (push(u, (struct unmet){c, e->site, cr->target, strlen(cr->target), miss}))
+			return -ENOMEM;
+	}
+	/* A collector never heard from in the session was never connected; a listed room
+	 * without one coverage result was never covered. Neither has a credit row. */
+	if (!credited(credits, ncredits, from, e->id, STORE_CLASS_CONNECTED, NULL, 0) &&
+	    push(u, (struct unmet){SCORE_CONNECTED, e->site, "collector", 9, s->dur_ms}))
+		return -ENOMEM;
+	if (score_rooms_count(e->rooms) < 0)
+		return 0;
+	const char *p = e->rooms, *room;
+	size_t n;
+	while ((room = room_next(&p, &n)))
+		if (!room_seen_before(e->rooms, room, n) &&
+		    !credited(credits, ncredits, from, e->id, STORE_CLASS_COVERAGE, room, n) &&
+		    push(u, (struct unmet){SCORE_FLOOR, e->site, room, n, s->dur_ms}))
+			return -ENOMEM;
+	return 0;
+}
+
+static int build_reasons(const struct store_exam *exams, size_t nexams,
+                         const struct store_credit *credits, size_t ncredits,
+                         struct score_result *out)
+{
+	int rc = -ENOMEM;
+	struct unmet_vec u = {0};
+	struct exam_ix *ix = calloc(nexams ? nexams : 1, sizeof(*ix));
+	struct score_reason *all = NULL;
+	if (!ix)
+		goto fail;
+	for (size_t i = 0; i < nexams; i++)
+		ix[i] = (struct exam_ix){exams[i].id, i};
+	qsort(ix, nexams, sizeof(*ix), exam_ix_cmp);
+	/* Each session once, with where its credits begin (credits come by exam_id). */
+	char *done = calloc(nexams ? nexams : 1, 1);
+	if (!done)
+		goto fail;
+	for (size_t k = 0; k <= ncredits; k++) {
+		if (k < ncredits && k > 0 && credits[k].exam_id == credits[k - 1].exam_id)
+			continue;
+		if (k == ncredits)
+			break;
+		struct exam_ix key = {credits[k].exam_id, 0};
+		const struct exam_ix *hit = bsearch(&key, ix, nexams, sizeof(*ix), exam_ix_cmp);
+		if (!hit || done[hit->i] || out->sessions[hit->i].dur_ms <= 0)
+			continue;
+		done[hit->i] = 1;
+		if (add_session_unmet(&u, &exams[hit->i], &out->sessions[hit->i], credits, ncredits,
+		                      k)) {
+			free(done);
+			goto fail;
+		}
+	}
+	for (size_t i = 0; i < nexams; i++)
+		if (!done[i] && out->sessions[i].dur_ms > 0 &&
+		    add_session_unmet(&u, &exams[i], &out->sessions[i], credits, 0, 0)) {
+			free(done);
+			goto fail;
+		}
+	free(done);
+	qsort(u.v, u.n, sizeof(*u.v), unmet_cmp_key);
+
+	/* Merge per (criterion, site, target); keep each criterion's worst. */
+	all = calloc(u.n ? u.n : 1, sizeof(*all));
+	if (!all)
+		goto fail;
+	for (size_t a = 0; a < u.n;) {
+		size_t b = a, na = 0;
+		int c = u.v[a].crit;
+		while (b < u.n && u.v[b].crit == c)
+			b++;
+		for (size_t i = a; i < b;) {
+			size_t j = i;
+			struct score_reason r = {strdup(u.v[i].site), strndup(u.v[i].target, u.v[i].tlen),
+			                         0, 0};
+			all[na++] = r;
+			if (!r.site || !r.target) {
+				for (size_t k = 0; k < na; k++) {
+					free(all[k].target);
+					free(all[k].site);
+				}
+				goto fail;
+			}
+			while (j < b && unmet_cmp_key(&u.v[i], &u.v[j]) == 0) {
+				all[na - 1].unmet_ms += u.v[j].ms;
+				all[na - 1].sessions++;
+				j++;
+			}
+			i = j;
+		}
+		qsort(all, na, sizeof(*all), reason_cmp);
+		size_t keep = 0;
+		while (keep < na && keep < SCORE_WORST_MAX && all[keep].unmet_ms > 0)
+			keep++;
+		for (size_t i = keep; i < na; i++) {
+			free(all[i].target);
+			free(all[i].site);
+		}
+		out->worst[c] = malloc((keep ? keep : 1) * sizeof(*all));
+		if (!out->worst[c]) {
+			for (size_t i = 0; i < keep; i++) {
+				free(all[i].target);
+				free(all[i].site);
+			}
+			goto fail;
+		}
+		memcpy(out->worst[c], all, keep * sizeof(*all));
+		out->nworst[c] = keep;
+		a = b;
+	}
+	rc = 0;
+fail:
+	free(all);
+	free(u.v);
+	free(ix);
+	return rc;
+}
+
+int score_compute(const struct score_rubric *r, const struct store_exam *exams, size_t nexams,
+                  const struct store_credit *credits, size_t ncredits, int with_reasons,
+                  struct score_result *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->score = out->weakest = -1;
+	out->sessions = calloc(nexams ? nexams : 1, sizeof(*out->sessions));
+	if (!out->sessions)
+		return -ENOMEM;
+	out->nsessions = nexams;
+	for (size_t i = 0; i < nexams; i++) {
+		const struct store_exam *e = &exams[i];
+		struct score_session *s = &out->sessions[i];
+		s->exam = e;
+		s->dur_ms = e->end_ms > e->start_ms ? e->end_ms - e->start_ms : 0;
+		for (int c = 0; c < SCORE_NCRIT; c++) {
+			int cls = crits[c].cls;
+			int64_t n = e->ntargets[cls];
+			if (c == SCORE_CONNECTED)
+				n = 1; /* one target, "collector": no result at all is not connected */
+			if (c == SCORE_FLOOR) {
+				int rooms = score_rooms_count(e->rooms);
+				if (rooms >= 0)
+					n = rooms; /* a listed room that never reported counts 0 */
+			}
+			s->targets[c] = n;
+			double got = (double)counted_ms(c, e->ok_ms[cls], e->degraded_ms[cls]);
+			double held = n > 0 ? got / (double)n : 0;
+			if (held > (double)s->dur_ms)
+				held = (double)s->dur_ms;
+			s->held_ms[c] = held;
+			/* 100 * held / dur, not held / dur * 100: whole milliseconds stay exact, so a
+			 * session at exactly 95 % is at 95 %, not at 94.99999. */
+			s->frac[c] = s->dur_ms > 0 ? held / (double)s->dur_ms : 0;
+			out->held_ms[c] += held;
+		}
+		s->score = score_from_fractions(r, s->frac, &s->weakest);
+		out->dur_ms += s->dur_ms;
+	}
+	if (out->dur_ms > 0) {
+		for (int c = 0; c < SCORE_NCRIT; c++) {
+			out->frac[c] = out->held_ms[c] / (double)out->dur_ms;
+			out->unmet_ms[c] = (double)out->dur_ms - out->held_ms[c];
+		}
+		out->score = score_from_fractions(r, out->frac, &out->weakest);
+	}
+	int rc = with_reasons ? build_reasons(exams, nexams, credits, ncredits, out) : 0;
+	if (rc)
+		score_result_free(out);
+	return rc;
+}
+
+void score_result_free(struct score_result *res)
+{
+	if (!res)
+		return;
+	for (int c = 0; c < SCORE_NCRIT; c++) {
+		for (size_t i = 0; i < res->nworst[c]; i++) {
+			free(res->worst[c][i].site);
+			free(res->worst[c][i].target);
+		}
+		free(res->worst[c]);
+	}
+	free(res->sessions);
+	memset(res, 0, sizeof(*res));
+}
