@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "credit.h"
 #include "db.h"
 #include "log.h"
 #include "store_backend.h"
@@ -28,6 +29,9 @@
  * camera (3000 sites x 200 cameras: ~0.2 s of loop time per request otherwise).
  * No foreign keys: the writer is the only code that inserts, and the per-row lookup a
  * foreign key costs is most of an insert's price. */
+#define TOTALS_COLS(c)                                                                             \
+	" " c "_ok_ms INTEGER NOT NULL DEFAULT 0, " c "_degraded_ms INTEGER NOT NULL DEFAULT 0,"    \
+	" " c "_down_ms INTEGER NOT NULL DEFAULT 0, " c "_targets INTEGER NOT NULL DEFAULT 0,"
 static const char *const migrations[] = {
     /* 1 */
     "CREATE TABLE agents("
@@ -131,6 +135,65 @@ static const char *const migrations[] = {
     "CREATE TABLE site_versions("
     " site TEXT PRIMARY KEY,"
     " sessions INTEGER NOT NULL) WITHOUT ROWID;",
+    /* 5: rollups, so a score reads years of sessions without the raw results (pruned after
+     * [store] raw_retention). rollup_mark holds the last results.id the job rolled (it reads
+     * results in id order, never rescanning) and the pruning cursor. rollup_state is each
+     * (agent, kind, target)'s last result: its hold is credited up to until_ms, and the
+     * partial index finds the holds still open, whose tails the job moves on with time.
+     * rollup_agents keeps each agent's last rolled check time (a session's rolled_to).
+     * exam_credits is per (exam session, class, target) and exam_totals one row per session
+     * (the province ranking reads ~300k sessions a year: one row each, no GROUP BY);
+     * rollup_days per (agent, kind, target, local day UTC+8), kept for years.
+     * results_target_ts serves evidence and history; exam_sessions_site_end finds the
+     * sessions a hold overlaps without walking a site's past ones. */
+    "CREATE TABLE rollup_mark("
+    " id INTEGER PRIMARY KEY CHECK(id = 1),"
+    " result_id INTEGER NOT NULL,"
+    " at_ms INTEGER NOT NULL,"
+    " pruned_id INTEGER NOT NULL,"
+    " pruned_ts_ms INTEGER NOT NULL);"
+    "INSERT INTO rollup_mark VALUES(1, 0, 0, 0, 0);"
+    "CREATE TABLE rollup_state("
+    " agent_id INTEGER NOT NULL,"
+    " kind TEXT NOT NULL,"
+    " target TEXT NOT NULL,"
+    " status INTEGER NOT NULL,"
+    " ts_ms INTEGER NOT NULL,"
+    " stale_ms INTEGER NOT NULL,"
+    " until_ms INTEGER NOT NULL,"
+    " PRIMARY KEY(agent_id, kind, target)) WITHOUT ROWID;"
+    "CREATE INDEX rollup_state_open ON rollup_state(until_ms) WHERE until_ms < ts_ms + stale_ms;"
+    "CREATE TABLE rollup_agents("
+    " agent_id INTEGER PRIMARY KEY,"
+    " site TEXT NOT NULL,"
+    " last_ts_ms INTEGER NOT NULL);"
+    "CREATE TABLE exam_credits("
+    " exam_id INTEGER NOT NULL,"
+    " cls INTEGER NOT NULL,"
+    " target TEXT NOT NULL,"
+    " ok_ms INTEGER NOT NULL DEFAULT 0,"
+    " degraded_ms INTEGER NOT NULL DEFAULT 0,"
+    " down_ms INTEGER NOT NULL DEFAULT 0,"
+    " results INTEGER NOT NULL DEFAULT 0,"
+    " PRIMARY KEY(exam_id, cls, target)) WITHOUT ROWID;"
+    "CREATE TABLE exam_totals("
+    " exam_id INTEGER PRIMARY KEY,"
+    TOTALS_COLS("connected") TOTALS_COLS("network") TOTALS_COLS("stream")
+    TOTALS_COLS("recording") TOTALS_COLS("coverage")
+    " updated_ms INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE rollup_days("
+    " agent_id INTEGER NOT NULL,"
+    " kind TEXT NOT NULL,"
+    " target TEXT NOT NULL,"
+    " day INTEGER NOT NULL," /* days since 1970-01-01, Asia/Shanghai */
+    " ok_ms INTEGER NOT NULL DEFAULT 0,"
+    " degraded_ms INTEGER NOT NULL DEFAULT 0,"
+    " down_ms INTEGER NOT NULL DEFAULT 0,"
+    " results INTEGER NOT NULL DEFAULT 0,"
+    " PRIMARY KEY(agent_id, kind, target, day)) WITHOUT ROWID;"
+    "CREATE INDEX results_target_ts ON results(agent_id, kind, target, ts_ms);"
+    "CREATE INDEX exam_sessions_site_end ON exam_sessions(site, end_ms);"
+    "CREATE INDEX exam_sessions_start ON exam_sessions(start_ms);",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 _Static_assert(NMIGRATIONS == STORE_SCHEMA_VERSION, "a migration per schema version");
@@ -148,8 +211,30 @@ enum wstmt {
 	W_EPOCH_RECENT,
 	W_EPOCH_LAST,
 	W_SITE_PLACE,
+	/* the rollup job */
+	W_MARK_GET,
+	W_MARK_SET,
+	W_NEW_RESULTS,
+	W_STATE_GET,
+	W_STATE_PUT,
+	W_STATE_UNTIL,
+	W_TAILS,
+	W_AGENT_SEEN,
+	W_EXAMS_AT,
+	W_CREDIT_ADD,
+	W_CREDIT_NEW,
+	W_TOTALS_NEW,
+	W_TOTALS_ADD, /* + enum store_class */
+	W_DAY_ADD = W_TOTALS_ADD + STORE_CLASS_COUNT,
+	W_PRUNE_STOP,
+	W_PRUNE_TS,
+	W_PRUNE,
 	W_COUNT
 };
+#define TOTALS_ADD(c)                                                                              \
+	"UPDATE exam_totals SET " c "_ok_ms = " c "_ok_ms + ?2, " c "_degraded_ms = " c              \
+	"_degraded_ms + ?3, " c "_down_ms = " c "_down_ms + ?4, " c "_targets = " c "_targets + ?5,"   \
+	" updated_ms = ?6 WHERE exam_id = ?1"
 static const char *const wsql[W_COUNT] = {
     [W_AGENT] = "INSERT INTO agents(site, agent, org, city, last_report_ms)"
                 " VALUES(?1, ?2, ?3, ?4, ?5)"
@@ -185,9 +270,93 @@ static const char *const wsql[W_COUNT] = {
     [W_SITE_PLACE] = "SELECT org, city FROM agents WHERE site = ?1 LIMIT 1",
     [W_EPOCH_LAST] = "SELECT ord, high_seq, last_ms FROM epochs WHERE agent_id = ?1"
                      " ORDER BY ord DESC LIMIT 1",
+    [W_MARK_GET] = "SELECT result_id, pruned_id, pruned_ts_ms FROM rollup_mark WHERE id = 1",
+    [W_MARK_SET] = "UPDATE rollup_mark SET result_id = ?1, at_ms = ?2, pruned_id = ?3,"
+                   " pruned_ts_ms = ?4 WHERE id = 1",
+    /* The primary key's order: incremental, each result once. interval_ms is the cadence
+     * the agent checked at (its metric); absent, the default staleness applies. */
+    [W_NEW_RESULTS] = "SELECT r.id, r.agent_id, a.site, r.kind, r.target, r.status, r.ts_ms,"
+                      " json_extract(r.metrics, '$.interval_ms')"
+                      " FROM results r JOIN agents a ON a.id = r.agent_id"
+                      " WHERE r.id > ?1 ORDER BY r.id LIMIT ?2",
+    [W_STATE_GET] = "SELECT status, ts_ms, stale_ms, until_ms FROM rollup_state"
+                    " WHERE agent_id = ?1 AND kind = ?2 AND target = ?3",
+    [W_STATE_PUT] = "INSERT INTO rollup_state(agent_id, kind, target, status, ts_ms, stale_ms,"
+                    " until_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+                    " ON CONFLICT(agent_id, kind, target) DO UPDATE SET status = excluded.status,"
+                    " ts_ms = excluded.ts_ms, stale_ms = excluded.stale_ms,"
+                    " until_ms = excluded.until_ms",
+    [W_STATE_UNTIL] = "UPDATE rollup_state SET until_ms = ?4"
+                      " WHERE agent_id = ?1 AND kind = ?2 AND target = ?3",
+    /* The partial index rollup_state_open: the same WHERE term, so only open holds. */
+    [W_TAILS] = "SELECT st.agent_id, ra.site, st.kind, st.target, st.status, st.ts_ms,"
+                " st.stale_ms, st.until_ms FROM rollup_state st"
+                " JOIN rollup_agents ra ON ra.agent_id = st.agent_id"
+                " WHERE st.until_ms < st.ts_ms + st.stale_ms AND st.until_ms < ?1 LIMIT ?2",
+    [W_AGENT_SEEN] = "INSERT INTO rollup_agents(agent_id, site, last_ts_ms) VALUES(?1, ?2, ?3)"
+                     " ON CONFLICT(agent_id) DO UPDATE SET site = excluded.site,"
+                     " last_ts_ms = max(last_ts_ms, excluded.last_ts_ms)",
+    /* Cancelled sessions too: what is added to a session is taken back from the same one,
+     * and a cancelled session is left out when scores are read. */
+    [W_EXAMS_AT] = "SELECT id, start_ms, end_ms, rooms FROM exam_sessions"
+                   " INDEXED BY exam_sessions_site_end"
+                   " WHERE site = ?1 AND end_ms > ?2 AND start_ms < ?3",
+    [W_CREDIT_ADD] = "UPDATE exam_credits SET ok_ms = ok_ms + ?4, degraded_ms = degraded_ms + ?5,"
+                     " down_ms = down_ms + ?6, results = results + ?7"
+                     " WHERE exam_id = ?1 AND cls = ?2 AND target = ?3",
+    [W_CREDIT_NEW] = "INSERT INTO exam_credits(exam_id, cls, target, ok_ms, degraded_ms, down_ms,"
+                     " results) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [W_TOTALS_NEW] = "INSERT OR IGNORE INTO exam_totals(exam_id) VALUES(?1)",
+    [W_TOTALS_ADD + STORE_CLASS_CONNECTED] = TOTALS_ADD("connected"),
+    [W_TOTALS_ADD + STORE_CLASS_NETWORK] = TOTALS_ADD("network"),
+    [W_TOTALS_ADD + STORE_CLASS_STREAM] = TOTALS_ADD("stream"),
+    [W_TOTALS_ADD + STORE_CLASS_RECORDING] = TOTALS_ADD("recording"),
+    [W_TOTALS_ADD + STORE_CLASS_COVERAGE] = TOTALS_ADD("coverage"),
+    [W_DAY_ADD] = "INSERT INTO rollup_days(agent_id, kind, target, day, ok_ms, degraded_ms,"
+                  " down_ms, results) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+                  " ON CONFLICT(agent_id, kind, target, day) DO UPDATE SET"
+                  " ok_ms = ok_ms + excluded.ok_ms, degraded_ms = degraded_ms + excluded.degraded_ms,"
+                  " down_ms = down_ms + excluded.down_ms, results = results + excluded.results",
+    /* received_ms rises with id (batches commit in arrival order), so what is old enough is
+     * a prefix of the ids: the first young row ends the batch. */
+    [W_PRUNE_STOP] = "SELECT min(id) FROM results WHERE id > ?1 AND id <= ?2"
+                     " AND received_ms >= ?3",
+    [W_PRUNE_TS] = "SELECT max(min(ts_ms, received_ms)) FROM results WHERE id > ?1 AND id <= ?2",
+    /* A target's latest result stays: the site's page joins latest to it. */
+    [W_PRUNE] = "DELETE FROM results WHERE id > ?1 AND id <= ?2 AND id <> coalesce("
+                "(SELECT l.result_id FROM latest l WHERE l.agent_id = results.agent_id"
+                " AND l.kind = results.kind AND l.target = results.target), 0)",
 };
 
-enum rstmt { R_SITES, R_SITE, R_TARGETS, R_HIGH, R_COUNT_RESULTS, R_COUNT };
+enum rstmt {
+	R_SITES,
+	R_SITE,
+	R_TARGETS,
+	R_HIGH,
+	R_COUNT_RESULTS,
+	R_ROLLED,
+	R_EXAMS_SITE,
+	R_EXAMS_ORG,
+	R_EXAMS_CITY,
+	R_EXAMS_ALL,
+	R_CREDITS,
+	R_EXAM,
+	R_EV_TARGETS,
+	R_EV_ROWS,
+	R_COUNT
+};
+/* Sessions overlapping [?1, ?2) that are not cancelled, with their totals (a session no
+ * result touched has no totals row: zeros), by start then id. ?3..?5 = org, city, site. */
+#define TOTALS_SEL(c) ", coalesce(t." c "_ok_ms, 0), coalesce(t." c "_degraded_ms, 0)," \
+	" coalesce(t." c "_down_ms, 0), coalesce(t." c "_targets, 0)"
+#define EXAMS(where)                                                                               \
+	"SELECT e.id, e.org, e.city, e.site, e.code, e.occupation, e.level, e.rooms, e.start_ms,"  \
+	" e.end_ms, e.candidates" TOTALS_SEL("connected") TOTALS_SEL("network")                     \
+	    TOTALS_SEL("stream") TOTALS_SEL("recording") TOTALS_SEL("coverage")                     \
+	" FROM exam_sessions e LEFT JOIN exam_totals t ON t.exam_id = e.id"                         \
+	" WHERE " where " AND e.cancelled_ms IS NULL AND e.start_ms < ?2 AND e.end_ms > ?1"         \
+	" AND (?3 IS NULL OR e.org = ?3) AND (?4 IS NULL OR e.city = ?4)"                           \
+	" AND (?5 IS NULL OR e.site = ?5) ORDER BY e.start_ms, e.id"
 #define SITE_SUMMARY(where)                                                                        \
 	"SELECT site, org, city, max(last_report_ms), sum(cam_ok), sum(cam_degraded),"             \
 	" sum(cam_down) FROM agents " where " GROUP BY site ORDER BY site"
@@ -204,12 +373,37 @@ static const char *const rsql[R_COUNT] = {
     [R_HIGH] = "SELECT e.high_seq FROM agents a JOIN epochs e ON e.agent_id = a.id"
                " WHERE a.site = ?1 AND a.agent = ?2 AND e.epoch = ?3",
     [R_COUNT_RESULTS] = "SELECT count(*) FROM results",
+    [R_ROLLED] = "SELECT site, min(last_ts_ms) FROM rollup_agents GROUP BY site ORDER BY site",
+    /* A plain equality, so the planner takes that name's (name, start_ms) index. */
+    [R_EXAMS_SITE] = EXAMS("e.site = ?5"),
+    [R_EXAMS_ORG] = EXAMS("e.org = ?3"),
+    [R_EXAMS_CITY] = EXAMS("e.city = ?4"),
+    /* The province: exam_sessions_start orders it. */
+    [R_EXAMS_ALL] = EXAMS("1"),
+    [R_CREDITS] = "SELECT cls, target, ok_ms, degraded_ms, down_ms, results FROM exam_credits"
+                  " WHERE exam_id = ?1 ORDER BY cls, target",
+    /* The session, the longest staleness its site's targets run with, and how far pruning
+     * reached (check times below that may be gone). */
+    [R_EXAM] = "SELECT e.site, e.rooms, e.start_ms, e.end_ms,"
+               " (SELECT coalesce(max(st.stale_ms), 0) FROM rollup_state st"
+               "  JOIN agents a ON a.id = st.agent_id WHERE a.site = e.site),"
+               " (SELECT pruned_ts_ms FROM rollup_mark WHERE id = 1)"
+               " FROM exam_sessions e WHERE e.id = ?1",
+    [R_EV_TARGETS] = "SELECT DISTINCT st.target FROM agents a"
+                     " JOIN rollup_state st ON st.agent_id = a.id AND st.kind = ?2"
+                     " WHERE a.site = ?1 AND (?3 IS NULL OR st.target = ?3) ORDER BY st.target",
+    [R_EV_ROWS] = "SELECT a.agent, r.kind, r.target, r.status, r.session, r.codec, r.faults,"
+                  " r.metrics, r.ts_ms, r.seq FROM agents a"
+                  " JOIN results r INDEXED BY results_target_ts ON r.agent_id = a.id"
+                  " AND r.kind = ?2 AND r.target = ?3 AND r.ts_ms >= ?4 AND r.ts_ms < ?5"
+                  " WHERE a.site = ?1 ORDER BY r.seq, a.agent",
 };
 
 struct sqlite_be {
 	char *path;
 	sqlite3 *wdb; /* the writer thread's, once started */
 	sqlite3_stmt *w[W_COUNT];
+	int64_t raw_retention_ms, default_stale_ms; /* store_options' */
 };
 
 struct sqlite_rd {
@@ -248,6 +442,8 @@ static int sq_open(const struct store_options *o, void **out, char *err, size_t 
 		return -ENOMEM;
 	}
 	snprintf(s->path, n, "%s/" DB_FILE, o->dir);
+	s->raw_retention_ms = o->raw_retention_ms;
+	s->default_stale_ms = o->default_stale_ms > 0 ? o->default_stale_ms : STORE_DEFAULT_STALE_MS;
 	const char *path = s->path;
 	int rc;
 
@@ -642,6 +838,406 @@ fail:
 	return rc;
 }
 
+/* --- the rollup job (writer thread, between group commits) ------------------------------- */
+
+/* One slice reads at most this many new results, then the writer commits what queued
+ * meanwhile: at ~5 us a result (tests/bench), ingest waits at most ~25 ms for a slice. */
+#define ROLLUP_SLICE 5000
+/* Open holds moved on per slice, and raw results pruned per slice: small deletes keep the
+ * WAL short and the writer's pause bounded too. */
+#define ROLLUP_TAILS 5000
+#define PRUNE_BATCH 2000
+
+/* The classes one result of kind/target is credited to (at most 2). */
+static size_t result_classes(const char *kind, const char *target, int cls[2])
+{
+	if (strcmp(kind, "network") == 0) {
+		cls[0] = STORE_CLASS_NETWORK;
+		if (strcmp(target, "collector") != 0)
+			return 1;
+		cls[1] = STORE_CLASS_CONNECTED;
+		return 2;
+	}
+	static const struct {
+		const char *kind;
+		int cls;
+	} map[] = {{"stream", STORE_CLASS_STREAM},
+	           {"recording", STORE_CLASS_RECORDING},
+	           {"coverage", STORE_CLASS_COVERAGE}};
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (strcmp(kind, map[i].kind) == 0) {
+			cls[0] = map[i].cls;
+			return 1;
+		}
+	return 0;
+}
+
+/* What one slice of the job works on: the target whose spans are being credited. */
+struct roll_target {
+	int64_t agent_id;
+	const char *site, *kind, *target;
+};
+
+static int credit_exam(struct sqlite_be *s, int64_t exam_id, int cls, const char *target,
+                       const int64_t ms[VW_STATUS_COUNT], int64_t results, int64_t now_ms)
+{
+	sqlite3_stmt *st = s->w[W_CREDIT_ADD];
+	sqlite3_bind_int64(st, 1, exam_id);
+	sqlite3_bind_int(st, 2, cls);
+	sqlite3_bind_text(st, 3, target, -1, SQLITE_STATIC);
+	for (int i = 0; i < VW_STATUS_COUNT; i++)
+		sqlite3_bind_int64(st, 4 + i, ms[i]);
+	sqlite3_bind_int64(st, 7, results);
+	int rc = step_done(s, st);
+	if (rc)
+		return rc;
+	int fresh = sqlite3_changes(s->wdb) == 0;
+	if (fresh) {
+		st = s->w[W_CREDIT_NEW];
+		sqlite3_bind_int64(st, 1, exam_id);
+		sqlite3_bind_int(st, 2, cls);
+		sqlite3_bind_text(st, 3, target, -1, SQLITE_STATIC);
+		for (int i = 0; i < VW_STATUS_COUNT; i++)
+			sqlite3_bind_int64(st, 4 + i, ms[i]);
+		sqlite3_bind_int64(st, 7, results);
+		if ((rc = step_done(s, st)) != 0)
+			return rc;
+		st = s->w[W_TOTALS_NEW];
+		sqlite3_bind_int64(st, 1, exam_id);
+		if ((rc = step_done(s, st)) != 0)
+			return rc;
+	}
+	st = s->w[W_TOTALS_ADD + cls];
+	sqlite3_bind_int64(st, 1, exam_id);
+	for (int i = 0; i < VW_STATUS_COUNT; i++)
+		sqlite3_bind_int64(st, 2 + i, ms[i]);
+	sqlite3_bind_int64(st, 5, fresh);
+	sqlite3_bind_int64(st, 6, now_ms);
+	return step_done(s, st);
+}
+
+/* Credits `sign` x [from, to) at status (or, with results = 1 and an empty span at `from`,
+ * counts one result) to every session of the site it overlaps, by class, clipped. */
+static int credit_sessions(struct sqlite_be *s, const struct roll_target *t, int status,
+                           int64_t sign, int64_t from, int64_t to, int64_t results,
+                           int64_t now_ms)
+{
+	int cls[2];
+	size_t ncls = result_classes(t->kind, t->target, cls);
+	if (!ncls)
+		return 0;
+	sqlite3_stmt *st = s->w[W_EXAMS_AT];
+	sqlite3_bind_text(st, 1, t->site, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, from);
+	sqlite3_bind_int64(st, 3, results ? from + 1 : to);
+	/* Collected first: crediting writes tables this statement does not read, but the list
+	 * is short and a reset statement is simpler to reason about. */
+	enum { MAX_AT = 64 };
+	struct {
+		int64_t id, ms;
+	} hit[MAX_AT];
+	size_t nhit = 0;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW && nhit < MAX_AT) {
+		int64_t start = sqlite3_column_int64(st, 1), end = sqlite3_column_int64(st, 2);
+		if (cls[0] == STORE_CLASS_COVERAGE && !credit_room_listed(col_text(st, 3), t->target))
+			continue;
+		hit[nhit].id = sqlite3_column_int64(st, 0);
+		hit[nhit].ms = results ? 0 : credit_overlap(from, to, start, end);
+		if (results || hit[nhit].ms)
+			nhit++;
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		log_error("event=store_write_failed error=\"%s\"", sqlite3_errmsg(s->wdb));
+		sqlite3_reset(st);
+		return sqlite_errno(rc);
+	}
+	if (rc == SQLITE_ROW)
+		log_warn("event=rollup_sessions_capped site=%s at_ms=%lld max=%d", t->site,
+		         (long long)from, MAX_AT);
+	sqlite3_reset(st);
+	for (size_t i = 0; i < nhit; i++)
+		for (size_t c = 0; c < ncls; c++) {
+			int64_t ms[VW_STATUS_COUNT] = {0};
+			ms[status] = sign * hit[i].ms;
+			if ((rc = credit_exam(s, hit[i].id, cls[c], t->target, ms, results, now_ms)) !=
+			    0)
+				return rc;
+		}
+	return 0;
+}
+
+static int credit_day(struct sqlite_be *s, const struct roll_target *t, int64_t day,
+                      const int64_t ms[VW_STATUS_COUNT], int64_t results)
+{
+	sqlite3_stmt *st = s->w[W_DAY_ADD];
+	sqlite3_bind_int64(st, 1, t->agent_id);
+	sqlite3_bind_text(st, 2, t->kind, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, t->target, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, day);
+	for (int i = 0; i < VW_STATUS_COUNT; i++)
+		sqlite3_bind_int64(st, 5 + i, ms[i]);
+	sqlite3_bind_int64(st, 8, results);
+	return step_done(s, st);
+}
+
+/* One span of credit_next/credit_advance: to the sessions it overlaps and to its local days. */
+static int credit_span_apply(struct sqlite_be *s, const struct roll_target *t,
+                             const struct credit_span *sp, int64_t now_ms)
+{
+	if (sp->status < 0 || sp->status >= VW_STATUS_COUNT || sp->to_ms <= sp->from_ms)
+		return 0;
+	int rc = credit_sessions(s, t, sp->status, sp->sign, sp->from_ms, sp->to_ms, 0, now_ms);
+	for (int64_t d = credit_local_day(sp->from_ms); !rc && credit_day_start_ms(d) < sp->to_ms;
+	     d++) {
+		int64_t ms[VW_STATUS_COUNT] = {0};
+		ms[sp->status] = sp->sign * credit_overlap(sp->from_ms, sp->to_ms,
+		                                           credit_day_start_ms(d),
+		                                           credit_day_start_ms(d + 1));
+		rc = credit_day(s, t, d, ms, 0);
+	}
+	return rc;
+}
+
+static int put_state(struct sqlite_be *s, const struct roll_target *t,
+                     const struct credit_state *cs)
+{
+	sqlite3_stmt *st = s->w[W_STATE_PUT];
+	sqlite3_bind_int64(st, 1, t->agent_id);
+	sqlite3_bind_text(st, 2, t->kind, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, t->target, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 4, cs->status);
+	sqlite3_bind_int64(st, 5, cs->ts_ms);
+	sqlite3_bind_int64(st, 6, cs->stale_ms);
+	sqlite3_bind_int64(st, 7, cs->until_ms);
+	return step_done(s, st);
+}
+
+/* One new result: settles its target's previous hold, credits the new one up to now, and
+ * counts it in the sessions and the local day it was checked in. */
+static int roll_result(struct sqlite_be *s, const struct roll_target *t, int status,
+                       int64_t ts_ms, int64_t stale_ms, int64_t now_ms)
+{
+	struct credit_state cs = {0};
+	sqlite3_stmt *st = s->w[W_STATE_GET];
+	int found, rc;
+	sqlite3_bind_int64(st, 1, t->agent_id);
+	sqlite3_bind_text(st, 2, t->kind, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, t->target, -1, SQLITE_STATIC);
+	if ((rc = step_row(s, st, &found)) != 0)
+		return rc;
+	if (found)
+		cs = (struct credit_state){1, sqlite3_column_int(st, 0), sqlite3_column_int64(st, 1),
+		                           sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3)};
+	sqlite3_reset(st);
+	struct credit_span sp[2];
+	size_t n = credit_next(&cs, status, ts_ms, stale_ms, now_ms, sp);
+	for (size_t i = 0; i < n && !rc; i++)
+		rc = credit_span_apply(s, t, &sp[i], now_ms);
+	if (!rc)
+		rc = credit_sessions(s, t, status, 0, ts_ms, ts_ms, 1, now_ms);
+	if (!rc) {
+		int64_t zero[VW_STATUS_COUNT] = {0};
+		rc = credit_day(s, t, credit_local_day(ts_ms), zero, 1);
+	}
+	if (!rc)
+		rc = put_state(s, t, &cs);
+	if (!rc) {
+		st = s->w[W_AGENT_SEEN];
+		sqlite3_bind_int64(st, 1, t->agent_id);
+		sqlite3_bind_text(st, 2, t->site, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, ts_ms);
+		rc = step_done(s, st);
+	}
+	return rc;
+}
+
+/* Open holds credited further up to now: the score of a session under way moves while its
+ * agent's results keep coming, and a silent agent's last results stop at their bound. */
+static int roll_tails(struct sqlite_be *s, int64_t now_ms, size_t *moved)
+{
+	struct tail {
+		int64_t agent_id;
+		char site[64], kind[16], target[VW_NAME_MAX + 1];
+		struct credit_state cs;
+	};
+	struct tail *tl = malloc(ROLLUP_TAILS * sizeof(*tl));
+	if (!tl)
+		return -ENOMEM;
+	sqlite3_stmt *st = s->w[W_TAILS];
+	sqlite3_bind_int64(st, 1, now_ms);
+	sqlite3_bind_int(st, 2, ROLLUP_TAILS);
+	size_t n = 0;
+	int rc;
+	/* Read out before any update: the updates move these very rows in the index. */
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct tail *t = &tl[n++];
+		t->agent_id = sqlite3_column_int64(st, 0);
+		snprintf(t->site, sizeof(t->site), "%s", col_text(st, 1));
+		snprintf(t->kind, sizeof(t->kind), "%s", col_text(st, 2));
+		snprintf(t->target, sizeof(t->target), "%s", col_text(st, 3));
+		t->cs = (struct credit_state){1, sqlite3_column_int(st, 4), sqlite3_column_int64(st, 5),
+		                              sqlite3_column_int64(st, 6), sqlite3_column_int64(st, 7)};
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		log_error("event=store_write_failed error=\"%s\"", sqlite3_errmsg(s->wdb));
+		free(tl);
+		return sqlite_errno(rc);
+	}
+	rc = 0;
+	for (size_t i = 0; i < n && !rc; i++) {
+		struct roll_target t = {tl[i].agent_id, tl[i].site, tl[i].kind, tl[i].target};
+		struct credit_span sp[1];
+		if (credit_advance(&tl[i].cs, now_ms, sp) == 0)
+			continue;
+		rc = credit_span_apply(s, &t, &sp[0], now_ms);
+		if (!rc) {
+			st = s->w[W_STATE_UNTIL];
+			sqlite3_bind_int64(st, 1, t.agent_id);
+			sqlite3_bind_text(st, 2, t.kind, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 3, t.target, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(st, 4, tl[i].cs.until_ms);
+			rc = step_done(s, st);
+		}
+	}
+	*moved = n;
+	free(tl);
+	return rc;
+}
+
+static int int64_query(struct sqlite_be *s, sqlite3_stmt *st, int64_t *out, int *found)
+{
+	int rc = step_row(s, st, found);
+	if (!rc && *found) {
+		*found = sqlite3_column_type(st, 0) != SQLITE_NULL;
+		*out = sqlite3_column_int64(st, 0);
+	}
+	sqlite3_reset(st);
+	return rc;
+}
+
+/* One batch of raw results past raw_retention (by arrival) that the job already rolled.
+ * Scores read the rollups only, so what goes here changes no score. */
+static int prune_batch(struct sqlite_be *s, int64_t now_ms, int64_t rolled_id, int64_t *pruned_id,
+                       int64_t *pruned_ts, size_t *deleted)
+{
+	*deleted = 0;
+	if (s->raw_retention_ms <= 0)
+		return 0;
+	int64_t hi = *pruned_id + PRUNE_BATCH, stop = 0, ts = 0;
+	if (hi > rolled_id)
+		hi = rolled_id;
+	if (hi <= *pruned_id)
+		return 0;
+	sqlite3_stmt *st = s->w[W_PRUNE_STOP];
+	int found, rc;
+	sqlite3_bind_int64(st, 1, *pruned_id);
+	sqlite3_bind_int64(st, 2, hi);
+	sqlite3_bind_int64(st, 3, now_ms - s->raw_retention_ms);
+	if ((rc = int64_query(s, st, &stop, &found)) != 0)
+		return rc;
+	if (found)
+		hi = stop - 1;
+	if (hi <= *pruned_id)
+		return 0;
+	st = s->w[W_PRUNE_TS];
+	sqlite3_bind_int64(st, 1, *pruned_id);
+	sqlite3_bind_int64(st, 2, hi);
+	if ((rc = int64_query(s, st, &ts, &found)) != 0)
+		return rc;
+	st = s->w[W_PRUNE];
+	sqlite3_bind_int64(st, 1, *pruned_id);
+	sqlite3_bind_int64(st, 2, hi);
+	if ((rc = step_done(s, st)) != 0)
+		return rc;
+	*deleted = (size_t)sqlite3_changes(s->wdb);
+	if (found && ts > *pruned_ts)
+		*pruned_ts = ts;
+	*pruned_id = hi;
+	return 0;
+}
+
+/* One slice, in one transaction: open tails, then up to ROLLUP_SLICE new results in id
+ * order, then one prune batch. Returns 1 when more is waiting, 0 when caught up. */
+static int sq_rollup(void *p, int64_t now_ms, struct store_stats *out)
+{
+	struct sqlite_be *s = p;
+	int rc = vw_db_exec(s->wdb, "BEGIN IMMEDIATE", NULL, 0);
+	if (rc) {
+		log_error("event=rollup_failed step=begin error=\"%s\"", sqlite3_errmsg(s->wdb));
+		return rc;
+	}
+	int64_t mark = 0, pruned_id = 0, pruned_ts = 0;
+	size_t tails = 0, rolled = 0, deleted = 0;
+	sqlite3_stmt *st = s->w[W_MARK_GET];
+	int found;
+	if ((rc = step_row(s, st, &found)) != 0)
+		goto fail;
+	if (found) {
+		mark = sqlite3_column_int64(st, 0);
+		pruned_id = sqlite3_column_int64(st, 1);
+		pruned_ts = sqlite3_column_int64(st, 2);
+	}
+	sqlite3_reset(st);
+	/* Tails first: they are credited up to now before the new results settle them. */
+	if ((rc = roll_tails(s, now_ms, &tails)) != 0)
+		goto fail;
+
+	st = s->w[W_NEW_RESULTS];
+	sqlite3_bind_int64(st, 1, mark);
+	sqlite3_bind_int(st, 2, ROLLUP_SLICE);
+	int step;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		struct roll_target t = {sqlite3_column_int64(st, 1), col_text(st, 2), col_text(st, 3),
+		                        col_text(st, 4)};
+		enum vw_status status;
+		if (vw_status_parse(col_text(st, 5), &status) != 0)
+			status = VW_STATUS_DOWN; /* the writer stores only known names */
+		double interval = sqlite3_column_type(st, 7) == SQLITE_NULL
+		                      ? 0
+		                      : sqlite3_column_double(st, 7);
+		int64_t ts = sqlite3_column_int64(st, 6);
+		if ((rc = roll_result(s, &t, (int)status, ts,
+		                      credit_stale_ms(interval, s->default_stale_ms), now_ms)) != 0)
+			break;
+		mark = sqlite3_column_int64(st, 0);
+		rolled++;
+	}
+	sqlite3_reset(st);
+	if (!rc && step != SQLITE_DONE && step != SQLITE_ROW) {
+		log_error("event=store_write_failed error=\"%s\"", sqlite3_errmsg(s->wdb));
+		rc = sqlite_errno(step);
+	}
+	if (rc)
+		goto fail;
+	if ((rc = prune_batch(s, now_ms, mark, &pruned_id, &pruned_ts, &deleted)) != 0)
+		goto fail;
+	st = s->w[W_MARK_SET];
+	sqlite3_bind_int64(st, 1, mark);
+	sqlite3_bind_int64(st, 2, now_ms);
+	sqlite3_bind_int64(st, 3, pruned_id);
+	sqlite3_bind_int64(st, 4, pruned_ts);
+	if ((rc = step_done(s, st)) != 0)
+		goto fail;
+	if (vw_db_exec(s->wdb, "COMMIT", NULL, 0)) {
+		rc = -EIO;
+		goto fail;
+	}
+	out->rows_rolled += rolled;
+	out->rows_pruned += deleted;
+	out->rollup_slices++;
+	if (deleted)
+		log_info("event=results_pruned rows=%zu up_to_id=%lld", deleted, (long long)pruned_id);
+	log_debug("event=rollup_slice results=%zu tails=%zu pruned=%zu mark=%lld", rolled, tails,
+	          deleted, (long long)mark);
+	return rolled == ROLLUP_SLICE || tails == ROLLUP_TAILS || deleted > 0;
+fail:
+	log_error("event=rollup_failed mark=%lld error=%d", (long long)mark, rc);
+	vw_db_exec(s->wdb, "ROLLBACK", NULL, 0);
+	return rc;
+}
+
 /* --- reads (reader threads) ------------------------------------------------------------- */
 
 static void sq_reader_close(void *p)
@@ -802,16 +1398,243 @@ static int sq_count_results(void *p, int64_t *out)
 	return 0;
 }
 
+/* --- the score's reads (reader threads) -------------------------------------------------- */
+
+/* Each (site, the earliest of its agents' last rolled check times), by site: a session's
+ * rolled_to. One row per site, so a province query reads 3000 rows, not one per session. */
+struct rolled {
+	char site[64];
+	int64_t to_ms;
+};
+
+static int rolled_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct rolled *)a)->site, ((const struct rolled *)b)->site);
+}
+
+static int load_rolled(struct sqlite_rd *rd, struct rolled **out, size_t *n)
+{
+	sqlite3_stmt *st = rd->r[R_ROLLED];
+	size_t cap = 0;
+	struct rolled *v = NULL;
+	int step;
+	*n = 0;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 64;
+			struct rolled *nv = realloc(v, cap * sizeof(*v));
+			if (!nv) {
+				free(v);
+				sqlite3_reset(st);
+				return -ENOMEM;
+			}
+			v = nv;
+		}
+		snprintf(v[*n].site, sizeof(v[*n].site), "%s", col_text(st, 0));
+		v[*n].to_ms = sqlite3_column_int64(st, 1);
+		(*n)++;
+	}
+	if (step != SQLITE_DONE) {
+		free(v);
+		return read_failed(rd, st);
+	}
+	sqlite3_reset(st);
+	*out = v;
+	return 0;
+}
+
+static int64_t rolled_to(const struct rolled *v, size_t n, const char *site)
+{
+	struct rolled key;
+	snprintf(key.site, sizeof(key.site), "%s", site);
+	const struct rolled *r = n ? bsearch(&key, v, n, sizeof(*v), rolled_cmp) : NULL;
+	return r ? r->to_ms : 0;
+}
+
+static int read_credits(struct sqlite_rd *rd, int64_t exam_id, struct store_fill *f)
+{
+	sqlite3_stmt *st = rd->r[R_CREDITS];
+	sqlite3_bind_int64(st, 1, exam_id);
+	int step, rc = 0;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_credit c = {
+		    .exam_id = exam_id,
+		    .cls = sqlite3_column_int(st, 0),
+		    .target = col_text(st, 1),
+		    .ok_ms = sqlite3_column_int64(st, 2),
+		    .degraded_ms = sqlite3_column_int64(st, 3),
+		    .down_ms = sqlite3_column_int64(st, 4),
+		    .results = sqlite3_column_int64(st, 5),
+		};
+		if ((rc = store_fill_credit(f, &c)) != 0)
+			break;
+	}
+	if (!rc && step != SQLITE_DONE)
+		return read_failed(rd, st);
+	sqlite3_reset(st);
+	return rc;
+}
+
+static int sq_score_inputs(void *p, const struct store_score_query *q, struct store_fill *f)
+{
+	struct sqlite_rd *rd = p;
+	/* The most selective index the query allows; the other names filter. */
+	int which = q->site ? R_EXAMS_SITE : q->org ? R_EXAMS_ORG : q->city ? R_EXAMS_CITY
+	                                                                   : R_EXAMS_ALL;
+	/* One snapshot: totals, credits and rolled_to agree. */
+	if (vw_db_exec(rd->db, "BEGIN", NULL, 0))
+		return -EIO;
+	struct rolled *rv = NULL;
+	size_t nrv = 0;
+	int rc = load_rolled(rd, &rv, &nrv);
+	if (rc)
+		goto out;
+	sqlite3_stmt *st = rd->r[which];
+	sqlite3_bind_int64(st, 1, q->from_ms);
+	sqlite3_bind_int64(st, 2, q->to_ms);
+	const char *names[3] = {q->org, q->city, q->site};
+	for (int i = 0; i < 3; i++)
+		if (names[i])
+			sqlite3_bind_text(st, 3 + i, names[i], -1, SQLITE_TRANSIENT);
+		else
+			sqlite3_bind_null(st, 3 + i);
+	int step;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_exam e = {
+		    .id = sqlite3_column_int64(st, 0),
+		    .org = col_text(st, 1),
+		    .city = col_text(st, 2),
+		    .site = col_text(st, 3),
+		    .code = col_text(st, 4),
+		    .occupation = col_text(st, 5),
+		    .level = col_text(st, 6),
+		    .rooms = col_text(st, 7),
+		    .start_ms = sqlite3_column_int64(st, 8),
+		    .end_ms = sqlite3_column_int64(st, 9),
+		    .candidates = sqlite3_column_int64(st, 10),
+		};
+		for (int c = 0; c < STORE_CLASS_COUNT; c++) {
+			e.ok_ms[c] = sqlite3_column_int64(st, 11 + 4 * c);
+			e.degraded_ms[c] = sqlite3_column_int64(st, 12 + 4 * c);
+			e.down_ms[c] = sqlite3_column_int64(st, 13 + 4 * c);
+			e.ntargets[c] = sqlite3_column_int64(st, 14 + 4 * c);
+		}
+		e.rolled_to_ms = rolled_to(rv, nrv, e.site);
+		if ((rc = store_fill_exam(f, &e)) != 0)
+			break;
+		if (q->with_credits && (rc = read_credits(rd, e.id, f)) != 0)
+			break;
+	}
+	if (!rc && step != SQLITE_DONE)
+		rc = read_failed(rd, st);
+	sqlite3_reset(st);
+out:
+	free(rv);
+	vw_db_exec(rd->db, "COMMIT", NULL, 0);
+	return rc;
+}
+
+static const char *const class_kind[STORE_CLASS_COUNT] = {
+    [STORE_CLASS_CONNECTED] = "network", [STORE_CLASS_NETWORK] = "network",
+    [STORE_CLASS_STREAM] = "stream",     [STORE_CLASS_RECORDING] = "recording",
+    [STORE_CLASS_COVERAGE] = "coverage",
+};
+
+static int sq_score_evidence(void *p, int64_t exam_id, int cls, const char *target,
+                             struct store_fill *f, int64_t *pruned)
+{
+	struct sqlite_rd *rd = p;
+	if (cls < 0 || cls >= STORE_CLASS_COUNT)
+		return -EINVAL;
+	if (cls == STORE_CLASS_CONNECTED) {
+		if (target && strcmp(target, "collector") != 0)
+			return 0; /* the class has no other target */
+		target = "collector";
+	}
+	if (vw_db_exec(rd->db, "BEGIN", NULL, 0))
+		return -EIO;
+	int rc = 0, step;
+	char site[64], rooms[1024];
+	int64_t start, end, stale, pruned_ts;
+	sqlite3_stmt *st = rd->r[R_EXAM];
+	sqlite3_bind_int64(st, 1, exam_id);
+	if ((step = sqlite3_step(st)) != SQLITE_ROW) {
+		rc = step == SQLITE_DONE ? -ENOENT : read_failed(rd, st);
+		sqlite3_reset(st);
+		goto out;
+	}
+	snprintf(site, sizeof(site), "%s", col_text(st, 0));
+	snprintf(rooms, sizeof(rooms), "%s", col_text(st, 1));
+	start = sqlite3_column_int64(st, 2);
+	end = sqlite3_column_int64(st, 3);
+	/* A result checked up to the longest staleness before the start still holds into it. */
+	stale = sqlite3_column_int64(st, 4);
+	pruned_ts = sqlite3_column_int64(st, 5);
+	sqlite3_reset(st);
+	if (stale < rd->be->default_stale_ms)
+		stale = rd->be->default_stale_ms;
+	*pruned = start - stale < pruned_ts;
+
+	/* Target by target (the index's order within each agent), the site's agents merged by
+	 * seq: results_target_ts answers each with one range. */
+	sqlite3_stmt *tt = rd->r[R_EV_TARGETS];
+	sqlite3_bind_text(tt, 1, site, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(tt, 2, class_kind[cls], -1, SQLITE_STATIC);
+	if (target)
+		sqlite3_bind_text(tt, 3, target, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(tt, 3);
+	while (!rc && (step = sqlite3_step(tt)) == SQLITE_ROW) {
+		const char *t = col_text(tt, 0);
+		if (cls == STORE_CLASS_COVERAGE && !credit_room_listed(rooms, t))
+			continue;
+		st = rd->r[R_EV_ROWS];
+		sqlite3_bind_text(st, 1, site, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, 2, class_kind[cls], -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, t, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(st, 4, start - stale);
+		sqlite3_bind_int64(st, 5, end);
+		while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+			struct store_target r = {
+			    .agent = col_text(st, 0),
+			    .kind = col_text(st, 1),
+			    .target = col_text(st, 2),
+			    .status = col_text(st, 3),
+			    .session = col_text(st, 4),
+			    .codec = col_text(st, 5),
+			    .faults = col_text(st, 6),
+			    .metrics = col_text(st, 7),
+			    .ts_ms = sqlite3_column_int64(st, 8),
+			    .seq = sqlite3_column_int64(st, 9),
+			};
+			if ((rc = store_fill_target(f, &r)) != 0)
+				break;
+		}
+		if (!rc && step != SQLITE_DONE)
+			rc = read_failed(rd, st);
+		sqlite3_reset(st);
+	}
+	if (!rc && step != SQLITE_DONE)
+		rc = read_failed(rd, tt);
+	sqlite3_reset(tt);
+out:
+	vw_db_exec(rd->db, "COMMIT", NULL, 0);
+	return rc;
+}
+
 const struct store_ops store_sqlite_ops = {
     .name = "sqlite",
     .open = sq_open,
     .close = sq_close,
     .commit = sq_commit,
     .raw = sq_raw,
+    .rollup = sq_rollup,
     .reader_open = sq_reader_open,
     .reader_close = sq_reader_close,
     .list_sites = sq_list_sites,
     .get_site = sq_get_site,
     .high_seq = sq_high_seq,
     .count_results = sq_count_results,
+    .score_inputs = sq_score_inputs,
+    .score_evidence = sq_score_evidence,
 };

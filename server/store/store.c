@@ -22,6 +22,10 @@
 /* In flight at once, queued or running: beyond this a reader is far behind and the client
  * does better to come back (503 + Retry-After) than to queue for seconds. */
 #define DEFAULT_MAX_READS 64
+/* With no batch coming, the rollup job still wakes this often to move open holds on: a
+ * session under way shows its minutes within seconds, at the cost of one small indexed
+ * query. */
+#define DEFAULT_ROLLUP_TICK_MS 2000
 
 static const struct store_ops *const backends[] = {&store_sqlite_ops};
 const char store_backend_names[] = "sqlite";
@@ -38,24 +42,46 @@ struct fill_target {
 	int64_t ts_ms, seq;
 };
 
+struct fill_exam {
+	struct store_exam e; /* string pointers unset */
+	uint32_t org, city, site, code, occupation, level, rooms;
+};
+struct fill_credit {
+	struct store_credit c; /* target unset */
+	uint32_t target;
+};
+
 struct store_fill {
 	struct vw_buf arena;
 	struct fill_site *sites;
 	size_t nsites, cap_sites;
 	struct fill_target *targets;
 	size_t ntargets, cap_targets;
+	struct fill_exam *exams;
+	size_t nexams, cap_exams;
+	struct fill_credit *credits;
+	size_t ncredits, cap_credits;
 };
 
-enum read_op { RD_SITES, RD_SITE, RD_HIGH, RD_COUNT };
+enum read_op { RD_SITES, RD_SITE, RD_HIGH, RD_COUNT, RD_SCORE, RD_EVIDENCE };
 
 struct read_req {
 	enum read_op op;
 	char site[64], agent[64], epoch[33];
 	store_read_cb cb;
 	void *ud;
+	/* RD_SCORE: the query, its strings pointing at the copies below (NULL stays NULL). */
+	struct store_score_query score;
+	char org[65], city[129];
+	/* RD_EVIDENCE */
+	int64_t exam_id;
+	int cls, has_target;
+	char target[VW_NAME_MAX + 1];
 	struct store_fill fill;
 	struct store_site *sites; /* built from fill once the read is done */
 	struct store_target *targets;
+	struct store_exam *exams;
+	struct store_credit *credits;
 	struct store_reply reply;
 	struct read_req *next;
 };
@@ -64,7 +90,9 @@ static size_t fill_bytes(const struct store_fill *f)
 {
 	return f->arena.len +
 	       f->cap_sites * (sizeof(struct fill_site) + sizeof(struct store_site)) +
-	       f->cap_targets * (sizeof(struct fill_target) + sizeof(struct store_target));
+	       f->cap_targets * (sizeof(struct fill_target) + sizeof(struct store_target)) +
+	       f->cap_exams * (sizeof(struct fill_exam) + sizeof(struct store_exam)) +
+	       f->cap_credits * (sizeof(struct fill_credit) + sizeof(struct store_credit));
 }
 
 static uint32_t fill_str(struct store_fill *f, const char *s)
@@ -130,6 +158,42 @@ int store_fill_target(struct store_fill *f, const struct store_target *t)
 	return 0;
 }
 
+int store_fill_exam(struct store_fill *f, const struct store_exam *e)
+{
+	if (grow((void **)&f->exams, &f->cap_exams, f->nexams, sizeof(*f->exams)))
+		return -ENOMEM;
+	struct fill_exam *o = &f->exams[f->nexams];
+	o->e = *e;
+	o->org = fill_str(f, e->org);
+	o->city = fill_str(f, e->city);
+	o->site = fill_str(f, e->site);
+	o->code = fill_str(f, e->code);
+	o->occupation = fill_str(f, e->occupation);
+	o->level = fill_str(f, e->level);
+	o->rooms = fill_str(f, e->rooms);
+	if (f->arena.err)
+		return f->arena.err;
+	if (fill_bytes(f) > STORE_REPLY_MAX)
+		return -E2BIG;
+	f->nexams++;
+	return 0;
+}
+
+int store_fill_credit(struct store_fill *f, const struct store_credit *c)
+{
+	if (grow((void **)&f->credits, &f->cap_credits, f->ncredits, sizeof(*f->credits)))
+		return -ENOMEM;
+	struct fill_credit *o = &f->credits[f->ncredits];
+	o->c = *c;
+	o->target = fill_str(f, c->target);
+	if (f->arena.err)
+		return f->arena.err;
+	if (fill_bytes(f) > STORE_REPLY_MAX)
+		return -E2BIG;
+	f->ncredits++;
+	return 0;
+}
+
 /* Reader thread, after the read: the arena no longer moves, so pointers can be made. */
 static int reply_build(struct read_req *q)
 {
@@ -139,6 +203,29 @@ static int reply_build(struct read_req *q)
 		return -ENOMEM;
 	if (f->ntargets && !(q->targets = calloc(f->ntargets, sizeof(*q->targets))))
 		return -ENOMEM;
+	if (f->nexams && !(q->exams = calloc(f->nexams, sizeof(*q->exams))))
+		return -ENOMEM;
+	if (f->ncredits && !(q->credits = calloc(f->ncredits, sizeof(*q->credits))))
+		return -ENOMEM;
+	for (size_t i = 0; i < f->nexams; i++) {
+		const struct fill_exam *o = &f->exams[i];
+		q->exams[i] = o->e;
+		q->exams[i].org = a + o->org;
+		q->exams[i].city = a + o->city;
+		q->exams[i].site = a + o->site;
+		q->exams[i].code = a + o->code;
+		q->exams[i].occupation = a + o->occupation;
+		q->exams[i].level = a + o->level;
+		q->exams[i].rooms = a + o->rooms;
+	}
+	for (size_t i = 0; i < f->ncredits; i++) {
+		q->credits[i] = f->credits[i].c;
+		q->credits[i].target = a + f->credits[i].target;
+	}
+	q->reply.exams = q->exams;
+	q->reply.nexams = f->nexams;
+	q->reply.credits = q->credits;
+	q->reply.ncredits = f->ncredits;
 	for (size_t i = 0; i < f->nsites; i++) {
 		const struct fill_site *o = &f->sites[i];
 		q->sites[i] =
@@ -163,8 +250,12 @@ static void read_free(struct read_req *q)
 	vw_buf_free(&q->fill.arena);
 	free(q->fill.sites);
 	free(q->fill.targets);
+	free(q->fill.exams);
+	free(q->fill.credits);
 	free(q->sites);
 	free(q->targets);
+	free(q->exams);
+	free(q->credits);
 	free(q);
 }
 
@@ -266,6 +357,7 @@ struct store {
 	unsigned nreaders;
 	size_t max_reads;
 	size_t reads_inflight; /* loop thread: submitted, callback not yet run */
+	int64_t rollup_tick_ms;
 
 	uv_loop_t *loop;
 	uv_async_t async;
@@ -330,6 +422,7 @@ int store_open(const struct store_options *o, struct store **out, char *err, siz
 	uv_cond_init(&s->rcond);
 	s->ops = ops;
 	s->max_reads = o->max_reads ? o->max_reads : DEFAULT_MAX_READS;
+	s->rollup_tick_ms = o->rollup_tick_ms > 0 ? o->rollup_tick_ms : DEFAULT_ROLLUP_TICK_MS;
 	int rc = ops->open(o, &s->be, err, errlen);
 	if (rc) {
 		s->be = NULL;
@@ -387,32 +480,53 @@ static void count_commit(struct store *s, struct store_batch *list, uint64_t row
 	s->stats.gap_seqs += gaps;
 }
 
+/* Writer thread, lock not held: one slice of the rollup job. Slices are small (see
+ * sqlite.c), so a batch that queues meanwhile waits for one slice at most. */
+static int rollup_slice(struct store *s)
+{
+	struct store_stats st = {0};
+	int rc = s->ops->rollup(s->be, vw_now_ms(), &st);
+	uv_mutex_lock(&s->mu);
+	s->stats.rows_rolled += st.rows_rolled;
+	s->stats.rows_pruned += st.rows_pruned;
+	s->stats.rollup_slices += st.rollup_slices;
+	uv_mutex_unlock(&s->mu);
+	return rc;
+}
+
 static void writer_main(void *arg)
 {
 	struct store *s = arg;
+	int more = 1; /* the job may be behind at start (a migrated or restarted store) */
 	uv_mutex_lock(&s->mu);
 	for (;;) {
-		while (!s->q_head && !s->stopping)
-			uv_cond_wait(&s->cond, &s->mu);
-		if (!s->q_head)
+		/* Batches first; the job runs between group commits, at once while it is behind
+		 * and otherwise every tick. */
+		if (!s->q_head && !s->stopping && !more)
+			uv_cond_timedwait(&s->cond, &s->mu, (uint64_t)s->rollup_tick_ms * 1000000u);
+		if (!s->q_head && s->stopping)
 			break; /* stopping, and nothing left to commit */
 		struct store_batch *list = s->q_head, *tail = s->q_tail;
 		s->q_head = s->q_tail = NULL;
 		s->queued = 0;
 		uv_mutex_unlock(&s->mu);
 
-		uint64_t rows, skipped, gaps;
-		commit_group(s, list, &rows, &skipped, &gaps);
-
-		uv_mutex_lock(&s->mu);
-		if (s->d_tail)
-			s->d_tail->next = list;
-		else
-			s->d_head = list;
-		s->d_tail = tail;
-		count_commit(s, list, rows, skipped, gaps);
-		uv_mutex_unlock(&s->mu);
-		uv_async_send(&s->async);
+		if (list) {
+			uint64_t rows, skipped, gaps;
+			commit_group(s, list, &rows, &skipped, &gaps);
+			uv_mutex_lock(&s->mu);
+			if (s->d_tail)
+				s->d_tail->next = list;
+			else
+				s->d_head = list;
+			s->d_tail = tail;
+			count_commit(s, list, rows, skipped, gaps);
+			uv_mutex_unlock(&s->mu);
+			uv_async_send(&s->async);
+		}
+		/* A failed slice (-EBUSY, -EIO) is retried at the next tick, not in a spin. */
+		if (s->ops->rollup)
+			more = rollup_slice(s) > 0;
 		uv_mutex_lock(&s->mu);
 	}
 	uv_mutex_unlock(&s->mu);
@@ -433,6 +547,13 @@ static void run_read(struct reader *r, struct read_req *q)
 		break;
 	case RD_HIGH:
 		rc = ops->high_seq(r->conn, q->site, q->agent, q->epoch, &q->reply.value);
+		break;
+	case RD_SCORE:
+		rc = ops->score_inputs(r->conn, &q->score, &q->fill);
+		break;
+	case RD_EVIDENCE:
+		rc = ops->score_evidence(r->conn, q->exam_id, q->cls,
+		                         q->has_target ? q->target : NULL, &q->fill, &q->reply.value);
 		break;
 	default:
 		rc = ops->count_results(r->conn, &q->reply.value);
@@ -616,34 +737,36 @@ void store_get_stats(struct store *s, struct store_stats *out)
 
 /* --- reads ------------------------------------------------------------------------------ */
 
-static int read_submit(struct store *s, enum read_op op, const char *site, const char *agent,
-                       const char *epoch, store_read_cb cb, void *ud)
+/* The request for op, or NULL with *rc set (-ESHUTDOWN, -EAGAIN, -ENOMEM). */
+static struct read_req *read_new(struct store *s, enum read_op op, store_read_cb cb, void *ud,
+                                 int *rc)
 {
-	if (!s->started || s->stopping)
-		return -ESHUTDOWN;
+	*rc = 0;
+	if (!s->started || s->stopping) {
+		*rc = -ESHUTDOWN;
+		return NULL;
+	}
 	if (s->reads_inflight >= s->max_reads) {
 		uv_mutex_lock(&s->mu);
 		s->stats.reads_refused++;
 		uv_mutex_unlock(&s->mu);
-		return -EAGAIN;
+		*rc = -EAGAIN;
+		return NULL;
 	}
-	if ((site && strlen(site) >= sizeof(((struct read_req *)0)->site)) ||
-	    (agent && strlen(agent) >= sizeof(((struct read_req *)0)->agent)) ||
-	    (epoch && strlen(epoch) >= sizeof(((struct read_req *)0)->epoch)))
-		return -EINVAL; /* longer than any id a batch can carry */
 	struct read_req *q = calloc(1, sizeof(*q));
-	if (!q)
-		return -ENOMEM;
+	if (!q) {
+		*rc = -ENOMEM;
+		return NULL;
+	}
 	q->op = op;
-	if (site)
-		memcpy(q->site, site, strlen(site) + 1);
-	if (agent)
-		memcpy(q->agent, agent, strlen(agent) + 1);
-	if (epoch)
-		memcpy(q->epoch, epoch, strlen(epoch) + 1);
 	q->cb = cb;
 	q->ud = ud;
 	vw_buf_init(&q->fill.arena, STORE_REPLY_MAX);
+	return q;
+}
+
+static int read_queue(struct store *s, struct read_req *q)
+{
 	uv_mutex_lock(&s->mu);
 	if (s->rq_tail)
 		s->rq_tail->next = q;
@@ -654,6 +777,78 @@ static int read_submit(struct store *s, enum read_op op, const char *site, const
 	uv_mutex_unlock(&s->mu);
 	s->reads_inflight++;
 	return 0;
+}
+
+static int read_submit(struct store *s, enum read_op op, const char *site, const char *agent,
+                       const char *epoch, store_read_cb cb, void *ud)
+{
+	if ((site && strlen(site) >= sizeof(((struct read_req *)0)->site)) ||
+	    (agent && strlen(agent) >= sizeof(((struct read_req *)0)->agent)) ||
+	    (epoch && strlen(epoch) >= sizeof(((struct read_req *)0)->epoch)))
+		return s->started && !s->stopping ? -EINVAL : -ESHUTDOWN; /* longer than any id */
+	int rc;
+	struct read_req *q = read_new(s, op, cb, ud, &rc);
+	if (!q)
+		return rc;
+	if (site)
+		memcpy(q->site, site, strlen(site) + 1);
+	if (agent)
+		memcpy(q->agent, agent, strlen(agent) + 1);
+	if (epoch)
+		memcpy(q->epoch, epoch, strlen(epoch) + 1);
+	return read_queue(s, q);
+}
+
+/* Copies src into dst[n]; -EINVAL when it does not fit (no id a store holds is longer). */
+static int copy_id(char *dst, size_t n, const char *src, const char **out)
+{
+	if (!src) {
+		*out = NULL;
+		return 0;
+	}
+	size_t len = strlen(src);
+	if (len >= n)
+		return -EINVAL;
+	memcpy(dst, src, len + 1);
+	*out = dst;
+	return 0;
+}
+
+int store_score_inputs(struct store *s, const struct store_score_query *qr, store_read_cb cb,
+                       void *ud)
+{
+	int rc;
+	struct read_req *q = read_new(s, RD_SCORE, cb, ud, &rc);
+	if (!q)
+		return rc;
+	q->score = *qr;
+	if ((rc = copy_id(q->org, sizeof(q->org), qr->org, &q->score.org)) != 0 ||
+	    (rc = copy_id(q->city, sizeof(q->city), qr->city, &q->score.city)) != 0 ||
+	    (rc = copy_id(q->site, sizeof(q->site), qr->site, &q->score.site)) != 0) {
+		read_free(q);
+		return rc;
+	}
+	return read_queue(s, q);
+}
+
+int store_score_evidence(struct store *s, int64_t exam_id, int cls, const char *target,
+                         store_read_cb cb, void *ud)
+{
+	if (cls < 0 || cls >= STORE_CLASS_COUNT)
+		return -EINVAL;
+	int rc;
+	struct read_req *q = read_new(s, RD_EVIDENCE, cb, ud, &rc);
+	if (!q)
+		return rc;
+	const char *t;
+	if ((rc = copy_id(q->target, sizeof(q->target), target, &t)) != 0) {
+		read_free(q);
+		return rc;
+	}
+	q->exam_id = exam_id;
+	q->cls = cls;
+	q->has_target = t != NULL;
+	return read_queue(s, q);
 }
 
 int store_list_sites(struct store *s, store_read_cb cb, void *ud)

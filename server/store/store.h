@@ -16,7 +16,7 @@
 #include "buf.h"
 #include "result.h"
 
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 
 /* One result, compact: strings live in the batch's arena (offsets, NUL-terminated). */
 struct store_row {
@@ -73,7 +73,15 @@ struct store_options {
 	enum store_durability durability;
 	unsigned readers;   /* reader threads, each with its own connection; 0 = 2 */
 	unsigned max_reads; /* reads queued or running at once; more get -EAGAIN; 0 = 64 */
+	/* The rollup job (writer thread): raw results that arrived longer ago than this and
+	 * are rolled up are pruned (0 = kept for ever); a result without an interval_ms metric
+	 * holds for this long at most (0 = STORE_DEFAULT_STALE_MS). */
+	int64_t raw_retention_ms, default_stale_ms;
+	/* How often the job wakes when no batch comes, to move open holds on; 0 = 2 s. */
+	int64_t rollup_tick_ms;
 };
+/* [score] default_stale's default: 2 x the agent's default 60 s in-session camera cadence. */
+#define STORE_DEFAULT_STALE_MS 120000
 
 /* The backends compiled in, "|"-separated (for config help and errors). */
 extern const char store_backend_names[];
@@ -96,6 +104,7 @@ void store_close(struct store *s);
 struct store_stats {
 	uint64_t commits, batches, rows_stored, rows_skipped, gap_seqs;
 	uint64_t reads, reads_refused; /* completed; refused with -EAGAIN */
+	uint64_t rows_rolled, rows_pruned, rollup_slices; /* the rollup job */
 };
 void store_get_stats(struct store *s, struct store_stats *out); /* loop thread */
 

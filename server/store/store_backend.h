@@ -16,6 +16,8 @@ struct store_fill;
 /* 0, -ENOMEM, or -E2BIG past STORE_REPLY_MAX (the read then fails with it). */
 int store_fill_site(struct store_fill *f, const struct store_site *site);
 int store_fill_target(struct store_fill *f, const struct store_target *t);
+int store_fill_exam(struct store_fill *f, const struct store_exam *e);
+int store_fill_credit(struct store_fill *f, const struct store_credit *c);
 
 struct store_ops {
 	const char *name;
@@ -29,6 +31,10 @@ struct store_ops {
 	int (*commit)(void *be, struct store_batch *list);
 	/* Measurements only: b's rows, nothing else, in one transaction. */
 	int (*raw)(void *be, const struct store_batch *b);
+	/* Writer thread, between group commits: one slice of the rollup job (and pruning);
+	 * adds to out's rows_rolled, rows_pruned, rollup_slices. 1 = more work waits, 0 =
+	 * caught up, or a negative errno (the slice rolled back; the next one retries). */
+	int (*rollup)(void *be, int64_t now_ms, struct store_stats *out);
 
 	/* One read connection, for one reader thread. */
 	int (*reader_open)(void *be, void **rd, char *err, size_t errlen);
@@ -39,6 +45,11 @@ struct store_ops {
 	int (*high_seq)(void *rd, const char *site, const char *agent, const char *epoch,
 	                int64_t *out);
 	int (*count_results)(void *rd, int64_t *out);
+	int (*score_inputs)(void *rd, const struct store_score_query *q, struct store_fill *f);
+	/* Fills targets; *pruned = 1 when raw results of the window were pruned. -ENOENT: no
+	 * such session. */
+	int (*score_evidence)(void *rd, int64_t exam_id, int cls, const char *target,
+	                      struct store_fill *f, int64_t *pruned);
 };
 
 extern const struct store_ops store_sqlite_ops;

@@ -1,0 +1,514 @@
+/* rollup: the store's rollup job and the score's reads, through store.h with real SQLite
+ * files, real writer and reader threads and a real loop. Results go in as ingest sends them
+ * (batches); exam sessions go in as rows of the same database file (their API is another
+ * module's). What the job credits per session, class and target is checked against the
+ * rule worked out by hand; pruning is checked not to change a score's inputs; and a
+ * database from before the rollups migrates and rolls its old results. */
+/* cmocka.h needs these first. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+#include <cmocka.h>
+
+#include "store.h"
+#include "testdir.h"
+#include "vtime.h"
+
+#define S 1000LL
+#define MINUTE (60 * S)
+#define H (60 * MINUTE)
+#define DAY (24 * H)
+/* 2025-06-02T09:00:00+08:00: far enough in the past that every hold is closed by now. */
+#define T0 1748826000000LL
+
+struct ctx {
+	char dir[64];
+	struct store_options opt;
+	uv_loop_t loop;
+	struct store *st;
+	int done;
+	int64_t seq;
+	struct store_batch *b; /* being filled */
+	int64_t received_ms;
+	size_t sent;
+};
+
+static int setup(void **state)
+{
+	struct ctx *x = calloc(1, sizeof(*x));
+	if (!x || testdir_make(x->dir, sizeof(x->dir), "rollup")) {
+		free(x);
+		return -1;
+	}
+	x->opt.backend = "sqlite";
+	x->opt.dir = x->dir;
+	x->opt.rollup_tick_ms = 50;
+	x->received_ms = vw_now_ms();
+	*state = x;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct ctx *x = *state;
+	int rc = testdir_remove(x->dir);
+	free(x);
+	return rc;
+}
+
+static void open_h(struct ctx *x)
+{
+	char err[256];
+	assert_int_equal(uv_loop_init(&x->loop), 0);
+	if (store_open(&x->opt, &x->st, err, sizeof(err)))
+		fail_msg("store_open: %s", err);
+	assert_int_equal(store_start(x->st, &x->loop, 64), 0);
+}
+
+static void close_h(struct ctx *x)
+{
+	store_close(x->st);
+	uv_run(&x->loop, UV_RUN_DEFAULT);
+	assert_int_equal(uv_loop_close(&x->loop), 0);
+	x->st = NULL;
+}
+
+static sqlite3 *db_h(struct ctx *x)
+{
+	char path[128];
+	snprintf(path, sizeof(path), "%s/venuewatch.db", x->dir);
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	return db;
+}
+
+static void sql_exec(struct ctx *x, const char *sql)
+{
+	sqlite3 *db = db_h(x);
+	char *msg = NULL;
+	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+		fail_msg("%s: %s", sql, msg);
+	sqlite3_close(db);
+}
+
+static int64_t sql_value(struct ctx *x, const char *sql)
+{
+	sqlite3 *db = db_h(x);
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	int64_t v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return v;
+}
+
+/* An exam session of org-1 in Jinan, as helper S's module will write it. */
+static void add_exam(struct ctx *x, int64_t id, const char *site, const char *code, int64_t start,
+                     int64_t end, const char *rooms, int cancelled)
+{
+	char sql[512];
+	snprintf(sql, sizeof(sql),
+	         "INSERT INTO exam_sessions(id, org, city, site, code, occupation, level, start_ms,"
+	         " end_ms, rooms, candidates, cancelled_ms, created_ms, updated_ms) VALUES(%lld,"
+	         " 'org-1', 'Jinan', '%s', '%s', '电工', '四级', %lld, %lld, '%s', 30, %s, 1, 1)",
+	         (long long)id, site, code, (long long)start, (long long)end, rooms,
+	         cancelled ? "1" : "NULL");
+	sql_exec(x, sql);
+}
+
+static void on_done(struct store_batch *b)
+{
+	struct ctx *x = b->data;
+	x->done++;
+}
+
+static void flush(struct ctx *x)
+{
+	struct store_batch *b = x->b;
+	if (!b)
+		return;
+	x->b = NULL;
+	store_batch_sort(b);
+	b->done = on_done;
+	b->data = x;
+	int want = x->done + 1;
+	assert_int_equal(store_submit(x->st, b), 0);
+	while (x->done < want)
+		uv_run(&x->loop, UV_RUN_ONCE);
+	assert_int_equal(b->status, 0);
+	x->sent += b->stored;
+	store_batch_destroy(b);
+}
+
+/* One result from agent a of site-1, in seq order; every 40 a batch goes. interval_ms < 0
+ * sends no interval metric. */
+static void result(struct ctx *x, enum vw_kind kind, const char *target, int64_t ts,
+                   enum vw_status status, double interval_ms)
+{
+	if (!x->b) {
+		x->b = store_batch_create();
+		assert_non_null(x->b);
+		snprintf(x->b->site, sizeof(x->b->site), "site-1");
+		snprintf(x->b->agent, sizeof(x->b->agent), "a");
+		snprintf(x->b->org, sizeof(x->b->org), "org-1");
+		snprintf(x->b->city, sizeof(x->b->city), "Jinan");
+		x->b->received_ms = x->received_ms;
+	}
+	struct vw_result r;
+	vw_result_init(&r, kind, target);
+	r.seq = ++x->seq;
+	r.ts_ms = ts;
+	r.status = status;
+	if (interval_ms >= 0)
+		vw_result_set_metric_name(&r, "interval_ms", interval_ms);
+	assert_int_equal(store_batch_add(x->b, &r), 0);
+	if (x->b->nrows == 40)
+		flush(x);
+}
+
+struct poll {
+	struct ctx *x;
+	uint64_t rolled, pruned;
+	int64_t deadline;
+	int ok;
+};
+
+static void on_poll(uv_timer_t *t)
+{
+	struct poll *p = t->data;
+	struct store_stats st;
+	store_get_stats(p->x->st, &st);
+	if ((st.rows_rolled >= p->rolled && st.rows_pruned >= p->pruned) ||
+	    vw_mono_ms() > p->deadline) {
+		p->ok = st.rows_rolled >= p->rolled && st.rows_pruned >= p->pruned;
+		uv_timer_stop(t);
+		uv_close((uv_handle_t *)t, NULL);
+	}
+}
+
+/* Waits (20 s at most: a loaded machine) until the job rolled and pruned that many rows. */
+static void wait_job(struct ctx *x, uint64_t rolled, uint64_t pruned)
+{
+	struct poll p = {x, rolled, pruned, vw_mono_ms() + 20000, 0};
+	uv_timer_t t;
+	uv_timer_init(&x->loop, &t);
+	t.data = &p;
+	uv_timer_start(&t, on_poll, 0, 10);
+	while (uv_is_active((uv_handle_t *)&t) || !uv_is_closing((uv_handle_t *)&t))
+		uv_run(&x->loop, UV_RUN_ONCE);
+	uv_run(&x->loop, UV_RUN_NOWAIT); /* the timer's close */
+	if (!p.ok)
+		fail_msg("rollup job did not reach rolled=%llu pruned=%llu in 20 s",
+		         (unsigned long long)rolled, (unsigned long long)pruned);
+}
+
+/* A score's inputs copied out of the reply. */
+struct inputs {
+	int calls, status;
+	int64_t value;
+	size_t nexams, ncredits, ntargets;
+	struct store_exam exams[8];
+	char codes[8][32];
+	struct store_credit credits[32];
+	char ctargets[32][32];
+	int64_t first_ts, last_ts;
+};
+
+static void on_inputs(void *ud, const struct store_reply *r)
+{
+	struct inputs *in = ud;
+	in->calls++;
+	in->status = r->status;
+	in->value = r->value;
+	in->nexams = r->nexams;
+	in->ncredits = r->ncredits;
+	in->ntargets = r->ntargets;
+	for (size_t i = 0; i < r->nexams && i < 8; i++) {
+		in->exams[i] = r->exams[i];
+		snprintf(in->codes[i], sizeof(in->codes[i]), "%s", r->exams[i].code);
+		in->exams[i].org = in->exams[i].city = in->exams[i].site = in->exams[i].code = NULL;
+		in->exams[i].occupation = in->exams[i].level = in->exams[i].rooms = NULL;
+	}
+	for (size_t i = 0; i < r->ncredits && i < 32; i++) {
+		in->credits[i] = r->credits[i];
+		snprintf(in->ctargets[i], sizeof(in->ctargets[i]), "%s", r->credits[i].target);
+		in->credits[i].target = NULL;
+	}
+	if (r->ntargets) {
+		in->first_ts = r->targets[0].ts_ms;
+		in->last_ts = r->targets[r->ntargets - 1].ts_ms;
+	}
+}
+
+static void wait_inputs(struct ctx *x, struct inputs *in, int rc)
+{
+	assert_int_equal(rc, 0);
+	while (!in->calls)
+		uv_run(&x->loop, UV_RUN_ONCE);
+	assert_int_equal(in->status, 0);
+}
+
+static void read_inputs(struct ctx *x, const struct store_score_query *q, struct inputs *in)
+{
+	memset(in, 0, sizeof(*in));
+	wait_inputs(x, in, store_score_inputs(x->st, q, on_inputs, in));
+}
+
+static const struct store_credit *credit_of(const struct inputs *in, int64_t exam, int cls,
+                                            const char *target)
+{
+	for (size_t i = 0; i < in->ncredits; i++)
+		if (in->credits[i].exam_id == exam && in->credits[i].cls == cls &&
+		    strcmp(in->ctargets[i], target) == 0)
+			return &in->credits[i];
+	fail_msg("no credit for exam %lld class %d target %s", (long long)exam, cls, target);
+	return NULL;
+}
+
+/* Sessions (site-1): 1 = 09:00-11:00 in room A101; 2 = 10:00-12:00 in every room; 3 =
+ * cancelled; site-2 has 4. Results, 08:59 to 12:00:
+ *  cam1 (stream, checked every minute, interval_ms 60000): ok, but down 10:00-10:30;
+ *  collector (network, no interval metric: the 120 s default): ok every minute, silent
+ *   from 10:40 to 10:50;
+ *  A101 and B202 (coverage, every minute): ok. */
+static void feed_day(struct ctx *x)
+{
+	add_exam(x, 1, "site-1", "2025-0001", T0, T0 + 2 * H, "A101", 0);
+	add_exam(x, 2, "site-1", "2025-0002", T0 + H, T0 + 3 * H, "*", 0);
+	add_exam(x, 3, "site-1", "2025-0003", T0, T0 + 3 * H, "*", 1);
+	add_exam(x, 4, "site-2", "2025-0004", T0, T0 + 3 * H, "*", 0);
+	for (int64_t m = -1; m <= 180; m++) {
+		int64_t ts = T0 + m * MINUTE;
+		result(x, VW_KIND_STREAM, "cam1", ts,
+		       m >= 60 && m < 90 ? VW_STATUS_DOWN : VW_STATUS_OK, 60000);
+		if (m <= 100 || m >= 110)
+			result(x, VW_KIND_NETWORK, "collector", ts, VW_STATUS_OK, -1);
+		result(x, VW_KIND_COVERAGE, "A101", ts + 5 * S, VW_STATUS_OK, 60000);
+		result(x, VW_KIND_COVERAGE, "B202", ts + 5 * S, VW_STATUS_OK, 60000);
+	}
+	flush(x);
+}
+
+static void credits_follow_the_rule(void **state)
+{
+	struct ctx *x = *state;
+	open_h(x);
+	feed_day(x);
+	wait_job(x, x->sent, 0);
+
+	struct inputs in;
+	struct store_score_query q = {.org = "org-1", .from_ms = T0 - DAY, .to_ms = T0 + DAY,
+	                              .with_credits = 1};
+	read_inputs(x, &q, &in);
+	/* the cancelled session is never scored; site-2's session is org-1's too */
+	assert_int_equal(in.nexams, 3);
+	assert_string_equal(in.codes[0], "2025-0001");
+	assert_string_equal(in.codes[1], "2025-0004");
+	assert_string_equal(in.codes[2], "2025-0002");
+	const struct store_exam *e1 = &in.exams[0], *e2 = &in.exams[2], *e4 = &in.exams[1];
+	assert_int_equal(e1->id, 1);
+	assert_int_equal(e1->start_ms, T0);
+	assert_int_equal(e1->end_ms, T0 + 2 * H);
+	assert_int_equal(e1->candidates, 30);
+
+	/* cam1: 09:00-10:00 and 10:30-11:00 ok, 10:00-10:30 down */
+	assert_int_equal(e1->ok_ms[STORE_CLASS_STREAM], 90 * MINUTE);
+	assert_int_equal(e1->down_ms[STORE_CLASS_STREAM], 30 * MINUTE);
+	assert_int_equal(e2->ok_ms[STORE_CLASS_STREAM], 90 * MINUTE);
+	assert_int_equal(e2->down_ms[STORE_CLASS_STREAM], 30 * MINUTE);
+	/* collector: the 10:40 result holds 2 minutes, then 8 minutes have no evidence */
+	assert_int_equal(e1->ok_ms[STORE_CLASS_CONNECTED], 112 * MINUTE);
+	assert_int_equal(e2->ok_ms[STORE_CLASS_CONNECTED], 112 * MINUTE);
+	assert_int_equal(e1->ok_ms[STORE_CLASS_NETWORK], 112 * MINUTE);
+	assert_int_equal(e1->ntargets[STORE_CLASS_CONNECTED], 1);
+	/* coverage: session 1 lists A101 only; session 2 is every room (both reported) */
+	assert_int_equal(e1->ok_ms[STORE_CLASS_COVERAGE], 120 * MINUTE);
+	assert_int_equal(e1->ntargets[STORE_CLASS_COVERAGE], 1);
+	assert_int_equal(e2->ok_ms[STORE_CLASS_COVERAGE], 240 * MINUTE);
+	assert_int_equal(e2->ntargets[STORE_CLASS_COVERAGE], 2);
+	/* nothing reported recordings; site-2 has no agent at all */
+	assert_int_equal(e1->ntargets[STORE_CLASS_RECORDING], 0);
+	for (int c = 0; c < STORE_CLASS_COUNT; c++)
+		assert_int_equal(e4->ok_ms[c] + e4->degraded_ms[c] + e4->down_ms[c], 0);
+	assert_int_equal(e1->rolled_to_ms, T0 + 180 * MINUTE + 5 * S);
+	assert_int_equal(e4->rolled_to_ms, 0);
+
+	/* per target: 120 results of cam1 checked in session 1 (09:00 .. 10:59) */
+	const struct store_credit *c = credit_of(&in, 1, STORE_CLASS_STREAM, "cam1");
+	assert_int_equal(c->results, 120);
+	assert_int_equal(c->ok_ms, 90 * MINUTE);
+	c = credit_of(&in, 2, STORE_CLASS_COVERAGE, "B202");
+	assert_int_equal(c->ok_ms, 120 * MINUTE);
+
+	/* by site: only site-1's two sessions; ranking reads without credits */
+	struct store_score_query qs = {.site = "site-1", .from_ms = T0 - DAY, .to_ms = T0 + DAY};
+	read_inputs(x, &qs, &in);
+	assert_int_equal(in.nexams, 2);
+	assert_int_equal(in.ncredits, 0);
+	/* a window that ends before session 2 starts */
+	struct store_score_query qw = {.from_ms = T0 - DAY, .to_ms = T0 + H};
+	read_inputs(x, &qw, &in);
+	assert_int_equal(in.nexams, 2); /* sessions 1 and 4 */
+
+	/* evidence: cam1's rows from 08:58 (start - 2 x its cadence) to 11:00, by seq */
+	memset(&in, 0, sizeof(in));
+	wait_inputs(x, &in, store_score_evidence(x->st, 1, STORE_CLASS_STREAM, "cam1", on_inputs, &in));
+	assert_int_equal(in.ntargets, 121);
+	assert_int_equal(in.first_ts, T0 - MINUTE);
+	assert_int_equal(in.last_ts, T0 + 119 * MINUTE);
+	assert_int_equal(in.value, 0);
+	/* coverage of session 1: A101's rows only */
+	memset(&in, 0, sizeof(in));
+	wait_inputs(x, &in, store_score_evidence(x->st, 1, STORE_CLASS_COVERAGE, NULL, on_inputs, &in));
+	assert_int_equal(in.ntargets, 121); /* A101 at 08:59:05 .. 10:59:05 */
+	memset(&in, 0, sizeof(in));
+	assert_int_equal(store_score_evidence(x->st, 99, STORE_CLASS_STREAM, NULL, on_inputs, &in), 0);
+	while (!in.calls)
+		uv_run(&x->loop, UV_RUN_ONCE);
+	assert_int_equal(in.status, -ENOENT);
+	close_h(x);
+
+	/* per local day: cam1 held from 08:59 to 12:02 of one Shanghai day */
+	assert_int_equal(sql_value(x, "SELECT count(*) FROM rollup_days WHERE target = 'cam1'"), 1);
+	assert_int_equal(sql_value(x, "SELECT ok_ms + down_ms FROM rollup_days WHERE target = 'cam1'"),
+	                 183 * MINUTE);
+	assert_int_equal(sql_value(x, "SELECT results FROM rollup_days WHERE target = 'cam1'"), 182);
+	assert_int_equal(sql_value(x, "SELECT result_id FROM rollup_mark"),
+	                 sql_value(x, "SELECT max(id) FROM results"));
+}
+
+/* An agent cut off from 09:30 to 10:30 sends its backlog late: while it is silent its last
+ * result holds 2 minutes only, and once the backlog is in the session has its full time —
+ * each result counted at its check time, the open hold's credit corrected. */
+static void backlog_counts_at_check_time(void **state)
+{
+	struct ctx *x = *state;
+	open_h(x);
+	add_exam(x, 1, "site-1", "2025-0001", T0, T0 + 2 * H, "*", 0);
+	for (int64_t m = 0; m <= 30; m++)
+		result(x, VW_KIND_STREAM, "cam1", T0 + m * MINUTE, VW_STATUS_OK, 60000);
+	flush(x);
+	wait_job(x, x->sent, 0);
+	struct store_score_query q = {.site = "site-1", .from_ms = T0, .to_ms = T0 + 1};
+	struct inputs in;
+	read_inputs(x, &q, &in);
+	assert_int_equal(in.nexams, 1);
+	assert_int_equal(in.exams[0].ok_ms[STORE_CLASS_STREAM], 32 * MINUTE);
+	assert_int_equal(in.exams[0].rolled_to_ms, T0 + 30 * MINUTE);
+	for (int64_t m = 31; m <= 120; m++)
+		result(x, VW_KIND_STREAM, "cam1", T0 + m * MINUTE, VW_STATUS_OK, 60000);
+	flush(x);
+	wait_job(x, x->sent, 0);
+	read_inputs(x, &q, &in);
+	assert_int_equal(in.exams[0].ok_ms[STORE_CLASS_STREAM], 120 * MINUTE);
+	assert_int_equal(in.exams[0].down_ms[STORE_CLASS_STREAM], 0);
+	close_h(x);
+}
+
+/* Pruning deletes raw results, never credits: the inputs of a score are the same before and
+ * after, and evidence then says its window was pruned. */
+static void pruning_keeps_score_inputs(void **state)
+{
+	struct ctx *x = *state;
+	x->received_ms = vw_now_ms() - 200 * DAY; /* arrived long ago */
+	open_h(x);
+	feed_day(x);
+	wait_job(x, x->sent, 0);
+	struct store_score_query q = {.org = "org-1", .from_ms = T0 - DAY, .to_ms = T0 + DAY,
+	                              .with_credits = 1};
+	struct inputs before, after;
+	read_inputs(x, &q, &before);
+	close_h(x);
+	int64_t rows = sql_value(x, "SELECT count(*) FROM results");
+
+	x->opt.raw_retention_ms = 90 * DAY;
+	open_h(x);
+	/* every row but each target's latest (the site page's), in batches of 2000 at most */
+	wait_job(x, 0, (uint64_t)rows - 4);
+	read_inputs(x, &q, &after);
+	assert_int_equal(before.nexams, after.nexams);
+	assert_int_equal(before.ncredits, after.ncredits);
+	assert_true(before.ncredits > 0);
+	assert_memory_equal(before.exams, after.exams, before.nexams * sizeof(before.exams[0]));
+	assert_memory_equal(before.credits, after.credits, before.ncredits * sizeof(before.credits[0]));
+	assert_memory_equal(before.ctargets, after.ctargets, sizeof(before.ctargets));
+
+	struct inputs ev;
+	memset(&ev, 0, sizeof(ev));
+	wait_inputs(x, &ev, store_score_evidence(x->st, 1, STORE_CLASS_STREAM, "cam1", on_inputs, &ev));
+	assert_int_equal(ev.value, 1);
+	assert_int_equal(ev.ntargets, 0);
+	close_h(x);
+	assert_int_equal(sql_value(x, "SELECT count(*) FROM results"), 4);
+	assert_int_equal(sql_value(x, "SELECT count(*) FROM results r JOIN latest l"
+	                              " ON l.result_id = r.id"), 4);
+}
+
+/* A collector's database from before exam sessions and rollups (schema 1, as the first
+ * release wrote it) migrates in place to this schema, and the job rolls the results it
+ * already held from the start: their hold time is in the per-day rollups. */
+static void old_database_migrates_and_its_results_are_rolled(void **state)
+{
+	struct ctx *x = *state;
+	char sql[2048];
+	snprintf(sql, sizeof(sql),
+	         "CREATE TABLE agents(id INTEGER PRIMARY KEY, site TEXT NOT NULL, agent TEXT NOT NULL,"
+	         " org TEXT NOT NULL DEFAULT '', city TEXT NOT NULL DEFAULT '',"
+	         " high_seq INTEGER NOT NULL DEFAULT 0, last_report_ms INTEGER NOT NULL DEFAULT 0,"
+	         " cam_ok INTEGER NOT NULL DEFAULT 0, cam_degraded INTEGER NOT NULL DEFAULT 0,"
+	         " cam_down INTEGER NOT NULL DEFAULT 0, UNIQUE(site, agent));"
+	         "CREATE TABLE results(id INTEGER PRIMARY KEY, agent_id INTEGER NOT NULL,"
+	         " seq INTEGER NOT NULL, ts_ms INTEGER NOT NULL, mono_ms INTEGER NOT NULL,"
+	         " kind TEXT NOT NULL, target TEXT NOT NULL, status TEXT NOT NULL, session TEXT,"
+	         " codec TEXT, faults TEXT NOT NULL, metrics TEXT NOT NULL,"
+	         " received_ms INTEGER NOT NULL);"
+	         "CREATE TABLE latest(agent_id INTEGER NOT NULL, kind TEXT NOT NULL,"
+	         " target TEXT NOT NULL, result_id INTEGER NOT NULL, status TEXT NOT NULL,"
+	         " PRIMARY KEY(agent_id, kind, target)) WITHOUT ROWID;"
+	         "INSERT INTO agents(id, site, agent, high_seq, cam_ok) VALUES(1, 'site-1', 'a', 3, 1);"
+	         "INSERT INTO results(agent_id, seq, ts_ms, mono_ms, kind, target, status, faults,"
+	         " metrics, received_ms) VALUES"
+	         " (1, 1, %lld, 1, 'stream', 'cam1', 'ok', '[]', '{\"interval_ms\":60000}', 1),"
+	         " (1, 2, %lld, 2, 'stream', 'cam1', 'down', '[\"timeout\"]', '{}', 2),"
+	         " (1, 3, %lld, 3, 'stream', 'cam1', 'ok', '[]', '{\"interval_ms\":60000}', 3);"
+	         "INSERT INTO latest VALUES(1, 'stream', 'cam1', 3, 'ok');"
+	         "PRAGMA user_version = 1;",
+	         (long long)T0, (long long)(T0 + MINUTE), (long long)(T0 + 10 * MINUTE));
+	sql_exec(x, sql);
+	open_h(x);
+	wait_job(x, 3, 0);
+	close_h(x);
+	assert_int_equal(sql_value(x, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+	assert_int_equal(sql_value(x, "SELECT result_id FROM rollup_mark"), 3);
+	/* ok 09:00-09:01; down 09:01 for the default 120 s; ok 09:10-09:12 */
+	assert_int_equal(sql_value(x, "SELECT ok_ms FROM rollup_days WHERE target = 'cam1'"),
+	                 3 * MINUTE);
+	assert_int_equal(sql_value(x, "SELECT down_ms FROM rollup_days WHERE target = 'cam1'"),
+	                 2 * MINUTE);
+	assert_int_equal(sql_value(x, "SELECT results FROM rollup_days WHERE target = 'cam1'"), 3);
+	assert_int_equal(sql_value(x, "SELECT count(*) FROM sqlite_master"
+	                              " WHERE name = 'results_target_ts'"),
+	                 1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(credits_follow_the_rule, setup, teardown),
+	    cmocka_unit_test_setup_teardown(backlog_counts_at_check_time, setup, teardown),
+	    cmocka_unit_test_setup_teardown(pruning_keeps_score_inputs, setup, teardown),
+	    cmocka_unit_test_setup_teardown(old_database_migrates_and_its_results_are_rolled, setup,
+	                                    teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
