@@ -63,7 +63,7 @@ struct store_fill {
 	size_t ncredits, cap_credits;
 };
 
-enum read_op { RD_SITES, RD_SITE, RD_HIGH, RD_COUNT, RD_SCORE, RD_EVIDENCE };
+enum read_op { RD_SITES, RD_SITE, RD_HIGH, RD_COUNT, RD_SCORE, RD_EVIDENCE, RD_SCORE_EXAM };
 
 struct read_req {
 	enum read_op op;
@@ -555,6 +555,9 @@ static void run_read(struct reader *r, struct read_req *q)
 		rc = ops->score_evidence(r->conn, q->exam_id, q->cls,
 		                         q->has_target ? q->target : NULL, &q->fill, &q->reply.value);
 		break;
+	case RD_SCORE_EXAM:
+		rc = ops->score_exam(r->conn, q->exam_id, &q->fill);
+		break;
 	default:
 		rc = ops->count_results(r->conn, &q->reply.value);
 		break;
@@ -892,4 +895,14 @@ int store_bench_raw(struct store *s, const struct store_batch *b)
 	if (s->started)
 		return -EBUSY;
 	return s->ops->raw(s->be, b);
+}
+
+int store_score_exam(struct store *s, int64_t exam_id, store_read_cb cb, void *ud)
+{
+	int rc;
+	struct read_req *q = read_new(s, RD_SCORE_EXAM, cb, ud, &rc);
+	if (!q)
+		return rc;
+	q->exam_id = exam_id;
+	return read_queue(s, q);
 }
