@@ -142,6 +142,105 @@ int score_from_fractions(const struct score_rubric *r, const double frac[SCORE_N
 	return 1;
 }
 
+/* --- local time -------------------------------------------------------------------------- */
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil). */
+static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
+{
+	y -= m <= 2;
+	int64_t era = (y >= 0 ? y : y - 399) / 400;
+	int64_t yoe = y - era * 400;
+	int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
+
+static void civil_from_days(int64_t z, int *y, int *m, int *d)
+{
+	z += 719468;
+	int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+	int64_t doe = z - era * 146097;
+	int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	int64_t mp = (5 * doy + 2) / 153;
+	*d = (int)(doy - (153 * mp + 2) / 5 + 1);
+	*m = (int)(mp < 10 ? mp + 3 : mp - 9);
+	*y = (int)(yoe + era * 400 + (*m <= 2));
+}
+
+static int digits(const char *s, int n, int *out)
+{
+	int v = 0;
+	for (int i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+int score_parse_time(const char *s, int64_t *ms)
+{
+	size_t n = s ? strlen(s) : 0;
+	if (n == 0)
+		return -EINVAL;
+	if (strspn(s, "0123456789") == n) {
+		if (n > 15) /* past the year 33000: a typo, not a time */
+			return -EINVAL;
+		*ms = strtoll(s, NULL, 10);
+		return 0;
+	}
+	int y, mo, d, h = 0, mi = 0, sec = 0;
+	if (n < 10 || digits(s, 4, &y) || s[4] != '-' || digits(s + 5, 2, &mo) || s[7] != '-' ||
+	    digits(s + 8, 2, &d))
+		return -EINVAL;
+	const char *p = s + 10;
+	if (*p == 'T' || *p == ' ') {
+		if (digits(p + 1, 2, &h) || p[3] != ':' || digits(p + 4, 2, &mi))
+			return -EINVAL;
+		p += 6;
+		if (*p == ':') {
+			if (digits(p + 1, 2, &sec))
+				return -EINVAL;
+			p += 3;
+		}
+	}
+	int64_t off = CREDIT_TZ_OFFSET_MS;
+	if (*p == 'Z') {
+		off = 0;
+		p++;
+	} else if (*p == '+' || *p == '-') {
+		int oh, om;
+		if (digits(p + 1, 2, &oh) || p[3] != ':' || digits(p + 4, 2, &om) || oh > 14 ||
+		    om > 59)
+			return -EINVAL;
+		off = (*p == '-' ? -1 : 1) * ((int64_t)oh * 3600 + om * 60) * 1000;
+		p += 6;
+	}
+	static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	if (*p || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 || sec > 59)
+		return -EINVAL;
+	int64_t days = days_from_civil(y, mo, d);
+	int yy, mm, dd;
+	civil_from_days(days, &yy, &mm, &dd);
+	if (mm != mo || dd != d) /* 29 February of a common year */
+		return -EINVAL;
+	*ms = ((days * 24 + h) * 60 + mi) * 60000LL + sec * 1000LL - off;
+	return 0;
+}
+
+void score_format_local(int64_t ms, char out[SCORE_LOCAL_LEN])
+{
+	int64_t t = ms + CREDIT_TZ_OFFSET_MS;
+	int64_t days = t >= 0 ? t / CREDIT_DAY_MS : -((-t + CREDIT_DAY_MS - 1) / CREDIT_DAY_MS);
+	int64_t rem = (t - days * CREDIT_DAY_MS) / 1000;
+	int y, m, d;
+	civil_from_days(days, &y, &m, &d);
+	snprintf(out, SCORE_LOCAL_LEN, "%04d-%02d-%02dT%02d:%02d:%02d+08:00", y, m, d,
+	         (int)(rem / 3600), (int)(rem / 60 % 60), (int)(rem % 60));
+}
+
 /* --- reasons ---------------------------------------------------------------------------- */
 
 /* The next name of a comma-separated room list: its start and length (trimmed), or NULL at

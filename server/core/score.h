@@ -98,6 +98,14 @@ int score_compute(const struct score_rubric *r, const struct store_exam *exams, 
                   struct score_result *out);
 void score_result_free(struct score_result *res); /* accepts NULL; zeroes it */
 
+/* Times as people enter and read them: Asia/Shanghai (UTC+8, no DST). score_parse_time
+ * takes "YYYY-MM-DD" (that local day's start), "YYYY-MM-DDTHH:MM[:SS]" with "Z", "+08:00"
+ * or any other offset (none = +08:00), or whole milliseconds since the epoch. 0 or -EINVAL.
+ * score_format_local writes "YYYY-MM-DDTHH:MM:SS+08:00". */
+#define SCORE_LOCAL_LEN 64
+int score_parse_time(const char *s, int64_t *ms);
+void score_format_local(int64_t ms, char out[SCORE_LOCAL_LEN]);
+
 /* The number of rooms a room list names (distinct, trimmed, non-empty); -1 for "*". */
 int score_rooms_count(const char *rooms);
 

@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -18,7 +19,7 @@
 
 #define MINUTE 60000LL
 #define H (60 * MINUTE)
-/* 2026-12-01T09:00:00+08:00 */
+/* 2025-12-01T09:00:00+08:00 (the contract's example pairs this number with 2026: a typo) */
 #define T0 1764550800000LL
 
 static struct score_rubric rubric(void)
@@ -316,6 +317,34 @@ static void test_worst_cameras_sum_over_sessions(void **st)
 	score_result_free(&res);
 }
 
+/* People write Asia/Shanghai times; storage is UTC. No DST: 2026-07-01 has the same +8. */
+static void test_local_time_is_utc_plus_8(void **st)
+{
+	(void)st;
+	int64_t ms;
+	assert_int_equal(score_parse_time("2025-12-01T09:00:00+08:00", &ms), 0);
+	assert_int_equal(ms, T0);
+	assert_int_equal(score_parse_time("2025-12-01T09:00", &ms), 0); /* no zone: +08:00 */
+	assert_int_equal(ms, T0);
+	assert_int_equal(score_parse_time("2025-12-01T01:00:00Z", &ms), 0);
+	assert_int_equal(ms, T0);
+	assert_int_equal(score_parse_time("2025-12-01", &ms), 0); /* local midnight */
+	assert_int_equal(ms, T0 - 9 * H);
+	assert_int_equal(score_parse_time("1764550800000", &ms), 0);
+	assert_int_equal(ms, T0);
+	assert_int_equal(score_parse_time("2026-07-01T09:00:00+08:00", &ms), 0);
+	char out[SCORE_LOCAL_LEN];
+	score_format_local(ms, out);
+	assert_string_equal(out, "2026-07-01T09:00:00+08:00");
+	score_format_local(T0 - 9 * H - 1000, out); /* one second before local midnight */
+	assert_string_equal(out, "2025-11-30T23:59:59+08:00");
+	assert_int_equal(score_parse_time("2027-02-29", &ms), -EINVAL);
+	assert_int_equal(score_parse_time("2026-13-01", &ms), -EINVAL);
+	assert_int_equal(score_parse_time("2026-12-01T09:00:00+8", &ms), -EINVAL);
+	assert_int_equal(score_parse_time("yesterday", &ms), -EINVAL);
+	assert_int_equal(score_parse_time("", &ms), -EINVAL);
+}
+
 static void test_criterion_names(void **st)
 {
 	(void)st;
@@ -341,6 +370,7 @@ int main(void)
 	    cmocka_unit_test(test_no_sessions_has_no_score),
 	    cmocka_unit_test(test_worked_example_of_score_md),
 	    cmocka_unit_test(test_worst_cameras_sum_over_sessions),
+	    cmocka_unit_test(test_local_time_is_utc_plus_8),
 	    cmocka_unit_test(test_criterion_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
