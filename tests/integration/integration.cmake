@@ -40,3 +40,6 @@ set_tests_properties(integration_credentials PROPERTIES LABELS "integration;secu
 vw_integration_test(integration_reinstall test_reinstall)
 # Review D1: an outbox restored from a backup goes on under a new epoch, nothing skipped.
 vw_integration_test(integration_restore test_restore)
+
+# Item 3.6's score: a stopped camera in the served score, recomputed from its evidence alone.
+vw_integration_test(integration_score test_score)
