@@ -1,4 +1,5 @@
 #include "admin.h"
+#include "score_cli.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -609,6 +610,10 @@ const struct vw_cli_cmd admin_cmds[] = {
     {"audit", "[--limit N] [--reset-anchor]",
      "Print the audit log and check its hash chain and anchor.", audit_opts,
      VW_CLI_NOPTS(audit_opts), 0, 0, cmd_audit},
+    {"score", "--org O --from F --to T [--explain] [--config FILE]",
+     "Print an organisation's item-3.6 score for a period as the API computes it;\n"
+     "--explain shows every step (docs/SCORE.md).",
+     score_cli_opts, SCORE_CLI_NOPTS, 0, 0, score_cli_run},
     {"signer", "", "Internal: the CA key's process, started by the server itself (not for people).",
      NULL, 0, 0, 0, cmd_signer},
 };

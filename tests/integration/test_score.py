@@ -213,6 +213,24 @@ class Score(IntegrationTest):
         self.assertEqual(listed[0]["document"]["score"], doc["score"])
         self.assertNotEqual(now["score"], listed[0]["score"])
 
+        # The CLI computes what the API served, and --explain shows the steps; --config
+        # scores under another file's rubric without touching the server's.
+        srv.proc.stop()
+        base = h.server_config(state, name="base.ini")
+        out = h.run("score-cli", [SERVER, "-c", base, "score", "--org", ORG, "--from",
+                                  str(start - 3600_000), "--to", str(end + 3600_000),
+                                  "--explain"]).stdout()
+        self.assertIn(f"session {exam_id} S-0001 site {SITE}", out)
+        self.assertIn("picture    class credits: ok ", out)
+        self.assertIn("(mean over 2 targets)", out)
+        self.assertIn(f"= {pic['fraction'] * 100:.2f} %", out)
+        self.assertIn("rubric 3334d40b6acd", out)
+        self.assertIn(f"score {doc['score']} (", out)
+        out = h.run("score-cli", [SERVER, "-c", base, "score", "--org", ORG, "--from",
+                                  str(start - 3600_000), "--to", str(end + 3600_000),
+                                  "--config", conf]).stdout()
+        self.assertIn("score 5 (", out)
+
 
 if __name__ == "__main__":
     main()
