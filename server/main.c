@@ -52,7 +52,8 @@ struct server {
 	struct tls_server *tls;
 	struct events *events;  /* GET /api/v1/events */
 	struct web_static *web; /* [web] root; NULL = no dashboard */
-	struct published *published; /* <state_dir>/scores.db: published item-3.6 scores */
+	/* <state_dir>/scores.db: published item-3.6 scores */
+	struct published *published;
 	int stopping;
 };
 

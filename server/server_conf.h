@@ -1,6 +1,6 @@
 /* server_conf: the collector's configuration schema ([server], [pki], [limits], [web],
- * [store], [score]) and the checks that span keys (listen address, hostnames, derived paths). Loaded
- * once on the main thread before the loop starts; server_conf_free releases everything
+ * [store], [score]) and the checks that span keys (listen address, hostnames, derived paths).
+ * Loaded once on the main thread before the loop starts; server_conf_free releases everything
  * server_conf_load allocated, including the derived paths. */
 #ifndef VW_SERVER_CONF_H
 #define VW_SERVER_CONF_H

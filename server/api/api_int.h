@@ -20,8 +20,10 @@ struct api {
 	struct web_static *web;  /* NULL: no dashboard, / and below are 404 */
 	struct session *session; /* NULL: no cookie logins (cookies refused) */
 	struct vw_log_limit refused_log;
-	struct score_rubric rubric;   /* [score]; the defaults until api_set_score */
-	struct published *published; /* NULL: publishing answers 503 */
+	/* [score] (the defaults until api_set_score), and the published scores (NULL:
+	 * publishing answers 503). */
+	struct score_rubric rubric;
+	struct published *published;
 };
 
 /* One warn line per refusal, rate-limited; never the token itself. */

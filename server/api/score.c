@@ -70,7 +70,7 @@ static void respond_json(struct conn *c, int status, cJSON *doc)
 
 static int hexv(int c)
 {
-	return c >= '0' && c <= '9' ? c - '0'
+	return c >= '0' && c <= '9'   ? c - '0'
 	       : c >= 'a' && c <= 'f' ? c - 'a' + 10
 	       : c >= 'A' && c <= 'F' ? c - 'A' + 10
 	                              : -1;
@@ -117,16 +117,18 @@ static int period(struct conn *c, const struct http_request *req, int64_t *from,
 		char v[64], why[160];
 		int got = query_get(req->query, keys[i], v, sizeof(v));
 		if (got <= 0 || score_parse_time(v, dst[i])) {
-			snprintf(why, sizeof(why),
-			         "query parameter %s: %s (YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS][zone], "
-			         "Asia/Shanghai when no zone; or epoch ms)",
-			         keys[i], got == 0 ? "required" : "not a time");
+			snprintf(
+			    why, sizeof(why),
+			    "query parameter %s: %s (YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS][zone], "
+			    "Asia/Shanghai when no zone; or epoch ms)",
+			    keys[i], got == 0 ? "required" : "not a time");
 			conn_respond_error(c, 400, "bad request", why);
 			return -1;
 		}
 	}
 	if (*to <= *from) {
-		conn_respond_error(c, 400, "bad request", "query parameters: to must be after from");
+		conn_respond_error(c, 400, "bad request",
+		                   "query parameters: to must be after from");
 		return -1;
 	}
 	return 0;
@@ -300,12 +302,23 @@ static void html_esc(struct vw_buf *b, const char *s)
 {
 	for (; s && *s; s++) {
 		switch (*s) {
-		case '&': vw_buf_puts(b, "&amp;"); break;
-		case '<': vw_buf_puts(b, "&lt;"); break;
-		case '>': vw_buf_puts(b, "&gt;"); break;
-		case '"': vw_buf_puts(b, "&quot;"); break;
-		case '\'': vw_buf_puts(b, "&#39;"); break;
-		default: vw_buf_append(b, s, 1);
+		case '&':
+			vw_buf_puts(b, "&amp;");
+			break;
+		case '<':
+			vw_buf_puts(b, "&lt;");
+			break;
+		case '>':
+			vw_buf_puts(b, "&gt;");
+			break;
+		case '"':
+			vw_buf_puts(b, "&quot;");
+			break;
+		case '\'':
+			vw_buf_puts(b, "&#39;");
+			break;
+		default:
+			vw_buf_append(b, s, 1);
 		}
 	}
 }
@@ -324,13 +337,17 @@ static void html_timeline(struct vw_buf *b, const struct score_ctx *x, const str
 {
 	const int W = 720, left = 110, lane = 22, H = lane * SCORE_NCRIT + 24;
 	double span = (double)(x->to_ms - x->from_ms);
-	vw_buf_printf(b, "<svg class=\"timeline\" viewBox=\"0 0 %d %d\" width=\"%d\" height=\"%d\" "
-	              "role=\"img\" aria-label=\"考试场次时间线\">", W, H, W, H);
+	vw_buf_printf(b,
+	              "<svg class=\"timeline\" viewBox=\"0 0 %d %d\" width=\"%d\" height=\"%d\" "
+	              "role=\"img\" aria-label=\"考试场次时间线\">",
+	              W, H, W, H);
 	for (int c = 0; c < SCORE_NCRIT; c++) {
 		vw_buf_printf(b, "<text x=\"0\" y=\"%d\" font-size=\"11\">", c * lane + 15);
 		html_esc(b, score_criterion_label_zh(c));
-		vw_buf_printf(b, "</text><line x1=\"%d\" x2=\"%d\" y1=\"%d\" y2=\"%d\" "
-		              "stroke=\"#ddd\"/>", left, W, c * lane + 20, c * lane + 20);
+		vw_buf_printf(b,
+		              "</text><line x1=\"%d\" x2=\"%d\" y1=\"%d\" y2=\"%d\" "
+		              "stroke=\"#ddd\"/>",
+		              left, W, c * lane + 20, c * lane + 20);
 	}
 	for (size_t i = 0; i < res->nsessions; i++) {
 		const struct score_session *s = &res->sessions[i];
@@ -341,17 +358,20 @@ static void html_timeline(struct vw_buf *b, const struct score_ctx *x, const str
 		if (w < 2)
 			w = 2; /* a 2 h session in a year is thinner than a pixel */
 		for (int c = 0; c < SCORE_NCRIT; c++)
-			vw_buf_printf(b, "<rect x=\"%.1f\" y=\"%d\" width=\"%.1f\" height=\"14\" "
-			              "fill=\"%s\"><title>%s %s %.1f%%</title></rect>", x0,
-			              c * lane + 4, w, frac_color(s->frac[c], r), s->exam->code,
+			vw_buf_printf(b,
+			              "<rect x=\"%.1f\" y=\"%d\" width=\"%.1f\" height=\"14\" "
+			              "fill=\"%s\"><title>%s %s %.1f%%</title></rect>",
+			              x0, c * lane + 4, w, frac_color(s->frac[c], r), s->exam->code,
 			              score_criterion_name(c), 100 * s->frac[c]);
 	}
 	char a[SCORE_LOCAL_LEN], z[SCORE_LOCAL_LEN];
 	score_format_local(x->from_ms, a);
 	score_format_local(x->to_ms, z);
-	vw_buf_printf(b, "<text x=\"%d\" y=\"%d\" font-size=\"10\">%.10s</text>"
-	              "<text x=\"%d\" y=\"%d\" font-size=\"10\" text-anchor=\"end\">%.10s</text></svg>",
-	              left, H - 4, a, W, H - 4, z);
+	vw_buf_printf(
+	    b,
+	    "<text x=\"%d\" y=\"%d\" font-size=\"10\">%.10s</text>"
+	    "<text x=\"%d\" y=\"%d\" font-size=\"10\" text-anchor=\"end\">%.10s</text></svg>",
+	    left, H - 4, a, W, H - 4, z);
 }
 
 static void report_html(struct vw_buf *b, const struct score_ctx *x, const struct score_rubric *r,
@@ -363,16 +383,15 @@ static void report_html(struct vw_buf *b, const struct score_ctx *x, const struc
 	vw_buf_puts(b, "<!DOCTYPE html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\">"
 	               "<title>评估报告 项目 3.6 — ");
 	html_esc(b, x->org);
-	vw_buf_puts(b,
-	            "</title><style>"
-	            "body{font-family:'Noto Sans CJK SC','Source Han Sans SC','Microsoft YaHei',"
-	            "sans-serif;margin:2em;color:#222}"
-	            "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #999;"
-	            "padding:4px 8px;text-align:left}th{background:#eee}"
-	            ".score{font-size:2em;font-weight:bold}.muted{color:#666;font-size:.9em}"
-	            "@media print{body{margin:1cm}a{color:inherit;text-decoration:none}"
-	            "table,svg{page-break-inside:avoid}.noprint{display:none}}"
-	            "</style></head><body>");
+	vw_buf_puts(b, "</title><style>"
+	               "body{font-family:'Noto Sans CJK SC','Source Han Sans SC','Microsoft YaHei',"
+	               "sans-serif;margin:2em;color:#222}"
+	               "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #999;"
+	               "padding:4px 8px;text-align:left}th{background:#eee}"
+	               ".score{font-size:2em;font-weight:bold}.muted{color:#666;font-size:.9em}"
+	               "@media print{body{margin:1cm}a{color:inherit;text-decoration:none}"
+	               "table,svg{page-break-inside:avoid}.noprint{display:none}}"
+	               "</style></head><body>");
 	vw_buf_puts(b, "<h1>社会培训评价组织评估 — 项目 3.6</h1><p>组织：");
 	html_esc(b, x->org);
 	vw_buf_printf(b, "<br>期间：%.19s 至 %.19s（北京时间）<br>评分细则版本：%s</p>", a, z,
@@ -405,8 +424,9 @@ static void report_html(struct vw_buf *b, const struct score_ctx *x, const struc
 		vw_buf_printf(b, "</td><td>%.1f</td><td>%lld</td></tr>", w->unmet_ms / 60000.0,
 		              (long long)w->sessions);
 	}
-	vw_buf_puts(b, "</table><h2>考试场次</h2><table><tr><th>场次</th><th>考点</th><th>职业（工种）"
-	               "</th><th>时间</th>");
+	vw_buf_puts(b,
+	            "</table><h2>考试场次</h2><table><tr><th>场次</th><th>考点</th><th>职业（工种）"
+	            "</th><th>时间</th>");
 	for (int c = 0; c < SCORE_NCRIT; c++) {
 		vw_buf_puts(b, "<th>");
 		html_esc(b, score_criterion_label_zh(c));
@@ -429,7 +449,8 @@ static void report_html(struct vw_buf *b, const struct score_ctx *x, const struc
 		vw_buf_printf(b, "</td><td>%.16s–%.5s</td>", st, en + 11);
 		for (int c = 0; c < SCORE_NCRIT; c++)
 			vw_buf_printf(b, "<td><a href=\"/api/v1/evidence/%lld-%s\">%.1f%%</a></td>",
-			              (long long)s->exam->id, score_criterion_name(c), 100 * s->frac[c]);
+			              (long long)s->exam->id, score_criterion_name(c),
+			              100 * s->frac[c]);
 		vw_buf_printf(b, "<td>%d</td></tr>", s->score);
 	}
 	vw_buf_puts(b, "</table><p class=\"muted\">每个百分比链接到其证据（检测结果原始记录）。"
@@ -456,9 +477,9 @@ static void report_csv(struct vw_buf *b, const struct score_rubric *r,
 {
 	vw_buf_puts(b, HTTP_CSV_BOM);
 	static const char *const head[] = {
-	    "session_id", "code", "site", "start", "end", "duration_min", "connected_pct",
-	    "network_pct", "picture_pct", "floor_pct", "records_pct", "score", "weakest",
-	    "rubric_version"};
+	    "session_id",   "code",          "site",        "start",         "end",
+	    "duration_min", "connected_pct", "network_pct", "picture_pct",   "floor_pct",
+	    "records_pct",  "score",         "weakest",     "rubric_version"};
 	csv_row(b, head, sizeof(head) / sizeof(head[0]));
 	char num[SCORE_NCRIT + 3][32];
 	for (size_t i = 0; i <= res->nsessions; i++) {
@@ -626,8 +647,8 @@ static void on_published(void *ud, int status, const struct published_row *rows,
 	}
 	if (x->view == VIEW_PUBLISH) {
 		log_info("event=score_published org=%s id=%lld score=%d rubric=%s by=%s", x->org,
-		         n ? (long long)rows[0].id : 0LL, n ? rows[0].score : -1, x->a->rubric.version,
-		         x->who.person.id);
+		         n ? (long long)rows[0].id : 0LL, n ? rows[0].score : -1,
+		         x->a->rubric.version, x->who.person.id);
 		cJSON *o = n ? published_json(&rows[0]) : NULL;
 		respond_json(x->c, 201, o);
 		cJSON_Delete(o);
@@ -644,7 +665,8 @@ static void on_published(void *ud, int status, const struct published_row *rows,
 	ctx_free(x);
 }
 
-/* --- ranking ------------------------------------------------------------------------------------ */
+/* --- ranking ------------------------------------------------------------------------------------
+ */
 
 struct org_rank {
 	const char *org;
@@ -696,7 +718,8 @@ static void on_ranking(void *ud, const struct store_reply *r)
 		ranks[nr - 1].n++;
 	}
 	for (size_t k = 0; k < nr; k++)
-		if (score_compute(rub, v.exams + ranks[k].first, ranks[k].n, NULL, 0, 0, &ranks[k].res))
+		if (score_compute(rub, v.exams + ranks[k].first, ranks[k].n, NULL, 0, 0,
+		                  &ranks[k].res))
 			goto oom_r;
 	qsort(ranks, nr, sizeof(*ranks), rank_cmp);
 	d = cJSON_CreateObject();
@@ -742,7 +765,8 @@ oom:
 	ctx_free(x);
 }
 
-/* --- evidence ------------------------------------------------------------------------------------ */
+/* --- evidence ------------------------------------------------------------------------------------
+ */
 
 static void on_evidence_rows(void *ud, const struct store_reply *r)
 {
@@ -845,7 +869,8 @@ static void on_evidence_exam(void *ud, const struct store_reply *r)
 	}
 }
 
-/* --- handlers ------------------------------------------------------------------------------------- */
+/* --- handlers
+ * ------------------------------------------------------------------------------------- */
 
 static struct score_ctx *ctx_new(struct api *a, struct conn *c, const struct authz_principal *who,
                                  enum score_view view)
@@ -865,8 +890,8 @@ static struct score_ctx *ctx_new(struct api *a, struct conn *c, const struct aut
 static void queue_inputs(struct score_ctx *x, int with_credits)
 {
 	/* Narrow the read to the principal's own scope (the filter still decides). */
-	struct store_score_query q = {.from_ms = x->from_ms, .to_ms = x->to_ms,
-	                              .with_credits = with_credits};
+	struct store_score_query q = {
+	    .from_ms = x->from_ms, .to_ms = x->to_ms, .with_credits = with_credits};
 	if (x->org[0])
 		q.org = x->org;
 	if (x->site[0])
@@ -875,8 +900,8 @@ static void queue_inputs(struct score_ctx *x, int with_credits)
 		q.city = x->who.person.city;
 	else if (x->city[0])
 		q.city = x->city;
-	int rc = store_score_inputs(x->a->store, &q, x->view == VIEW_RANKING ? on_ranking : on_inputs,
-	                            x);
+	int rc = store_score_inputs(x->a->store, &q,
+	                            x->view == VIEW_RANKING ? on_ranking : on_inputs, x);
 	if (rc) {
 		respond_store_error(x->c, rc);
 		ctx_free(x);

@@ -31,8 +31,9 @@ static void pct_line(const char *name, double held, int64_t targets, int64_t dur
                      int explain)
 {
 	if (explain)
-		printf("    %-10s held %.0f ms (mean over %lld target%s) / %lld ms = %.2f %%\n", name,
-		       held, (long long)targets, targets == 1 ? "" : "s", (long long)dur, 100 * frac);
+		printf("    %-10s held %.0f ms (mean over %lld target%s) / %lld ms = %.2f %%\n",
+		       name, held, (long long)targets, targets == 1 ? "" : "s", (long long)dur,
+		       100 * frac);
 }
 
 static void step_line(const struct score_rubric *r, const double frac[SCORE_NCRIT], int weakest,
@@ -92,13 +93,15 @@ static void on_inputs(void *ud, const struct store_reply *r)
 		score_format_local(e->end_ms, en);
 		printf("session %lld %s site %s %s .. %s rooms %s: score %d%s\n", (long long)e->id,
 		       e->code, e->site, st, en, e->rooms, s->score,
-		       e->rolled_to_ms < e->end_ms ? " (provisional: rollup not past the end)" : "");
+		       e->rolled_to_ms < e->end_ms ? " (provisional: rollup not past the end)"
+		                                   : "");
 		if (!x->explain)
 			continue;
 		printf("    duration %lld ms\n", (long long)s->dur_ms);
 		for (int c = 0; c < SCORE_NCRIT; c++) {
 			int cls = score_criterion_class(c);
-			printf("    %-10s class credits: ok %lld, degraded %lld, down %lld ms over %lld "
+			printf("    %-10s class credits: ok %lld, degraded %lld, down %lld ms over "
+			       "%lld "
 			       "target%s%s\n",
 			       score_criterion_name(c), (long long)e->ok_ms[cls],
 			       (long long)e->degraded_ms[cls], (long long)e->down_ms[cls],
@@ -116,20 +119,24 @@ static void on_inputs(void *ud, const struct store_reply *r)
 			printf("all sessions, weighted by duration (sum of held / %lld ms):\n",
 			       (long long)res.dur_ms);
 			for (int c = 0; c < SCORE_NCRIT; c++)
-				printf("    %-10s %.0f ms / %lld ms = %.2f %%\n", score_criterion_name(c),
-				       res.held_ms[c], (long long)res.dur_ms, 100 * res.frac[c]);
+				printf("    %-10s %.0f ms / %lld ms = %.2f %%\n",
+				       score_criterion_name(c), res.held_ms[c],
+				       (long long)res.dur_ms, 100 * res.frac[c]);
 			step_line(x->rubric, res.frac, res.weakest, res.score, "    ");
 			for (int c = 0; c < SCORE_NCRIT; c++)
 				for (size_t k = 0; k < res.nworst[c]; k++)
-					printf("    reason %s: %s/%s not met %.1f min in %lld session%s\n",
+					printf("    reason %s: %s/%s not met %.1f min in %lld "
+					       "session%s\n",
 					       score_criterion_name(c), res.worst[c][k].site,
-					       res.worst[c][k].target, res.worst[c][k].unmet_ms / 60000.0,
+					       res.worst[c][k].target,
+					       res.worst[c][k].unmet_ms / 60000.0,
 					       (long long)res.worst[c][k].sessions,
 					       res.worst[c][k].sessions == 1 ? "" : "s");
 		}
 		printf("score %d (", res.score);
 		for (int c = 0; c < SCORE_NCRIT; c++)
-			printf("%s%s %.2f %%", c ? ", " : "", score_criterion_name(c), 100 * res.frac[c]);
+			printf("%s%s %.2f %%", c ? ", " : "", score_criterion_name(c),
+			       100 * res.frac[c]);
 		printf(")\n");
 	}
 	score_result_free(&res);
@@ -151,8 +158,9 @@ int score_cli_run(void *ctx, const struct vw_cli_cmd *cmd, const struct vw_cli_v
 		return 2;
 	}
 	if (score_parse_time(from, &x.from) || score_parse_time(to, &x.to)) {
-		fprintf(stderr, "score: --%s: not a time: '%s' (YYYY-MM-DD or "
-		                "YYYY-MM-DDTHH:MM[:SS][zone], Asia/Shanghai when no zone)\n",
+		fprintf(stderr,
+		        "score: --%s: not a time: '%s' (YYYY-MM-DD or "
+		        "YYYY-MM-DDTHH:MM[:SS][zone], Asia/Shanghai when no zone)\n",
 		        score_parse_time(from, &x.from) ? "from" : "to",
 		        score_parse_time(from, &x.from) ? from : to);
 		return 2;
@@ -188,10 +196,12 @@ int score_cli_run(void *ctx, const struct vw_cli_cmd *cmd, const struct vw_cli_v
 		fprintf(stderr, "score: %s\n", err);
 		goto done_loop;
 	}
-	struct store_score_query q = {.org = org, .from_ms = x.from, .to_ms = x.to, .with_credits = 1};
+	struct store_score_query q = {
+	    .org = org, .from_ms = x.from, .to_ms = x.to, .with_credits = 1};
 	if ((rc = store_start(s, &loop, 1)) != 0 ||
 	    (rc = store_score_inputs(s, &q, on_inputs, &x)) != 0) {
-		fprintf(stderr, "score: the store did not start: %s\n", strerror(rc < 0 ? -rc : rc));
+		fprintf(stderr, "score: the store did not start: %s\n",
+		        strerror(rc < 0 ? -rc : rc));
 		x.rc = 1;
 	}
 	while (!rc && !x.done && uv_run(&loop, UV_RUN_ONCE))

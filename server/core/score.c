@@ -117,8 +117,7 @@ int score_rubric_finish(struct score_rubric *r, char *err, size_t errlen)
 	return 0;
 }
 
-int score_from_fractions(const struct score_rubric *r, const double frac[SCORE_NCRIT],
-                         int *weakest)
+int score_from_fractions(const struct score_rubric *r, const double frac[SCORE_NCRIT], int *weakest)
 {
 	int w = 0;
 	for (int c = 1; c < SCORE_NCRIT; c++)
@@ -459,8 +458,8 @@ static int build_reasons(const struct store_exam *exams, size_t nexams,
 			b++;
 		for (size_t i = a; i < b;) {
 			size_t j = i;
-			struct score_reason r = {strdup(u.v[i].site), strndup(u.v[i].target, u.v[i].tlen),
-			                         0, 0};
+			struct score_reason r = {strdup(u.v[i].site),
+			                         strndup(u.v[i].target, u.v[i].tlen), 0, 0};
 			all[na++] = r;
 			if (!r.site || !r.target) {
 				for (size_t k = 0; k < na; k++) {
@@ -523,7 +522,8 @@ int score_compute(const struct score_rubric *r, const struct store_exam *exams, 
 			int cls = crits[c].cls;
 			int64_t n = e->ntargets[cls];
 			if (c == SCORE_CONNECTED)
-				n = 1; /* one target, "collector": no result at all is not connected */
+				n = 1; /* one target, "collector": no result at all is not connected
+				        */
 			if (c == SCORE_FLOOR) {
 				int rooms = score_rooms_count(e->rooms);
 				if (rooms >= 0)
@@ -535,8 +535,8 @@ int score_compute(const struct score_rubric *r, const struct store_exam *exams, 
 			if (held > (double)s->dur_ms)
 				held = (double)s->dur_ms;
 			s->held_ms[c] = held;
-			/* 100 * held / dur, not held / dur * 100: whole milliseconds stay exact, so a
-			 * session at exactly 95 % is at 95 %, not at 94.99999. */
+			/* 100 * held / dur, not held / dur * 100: whole milliseconds stay exact, so
+			 * a session at exactly 95 % is at 95 %, not at 94.99999. */
 			s->frac[c] = s->dur_ms > 0 ? held / (double)s->dur_ms : 0;
 			out->held_ms[c] += held;
 		}

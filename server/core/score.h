@@ -23,10 +23,10 @@ enum score_criterion {
 
 /* The rubric: [score] in the server's config. Percentages apply to the weakest criterion. */
 struct score_rubric {
-	double full_pct;  /* >= this: 5 */
-	double step4_pct; /* >= this: 4 */
-	double step3_pct; /* >= this: 3 */
-	double step2_pct; /* >= this: 2; below: 1 (0 only when never connected) */
+	double full_pct;          /* >= this: 5 */
+	double step4_pct;         /* >= this: 4 */
+	double step3_pct;         /* >= this: 3 */
+	double step2_pct;         /* >= this: 2; below: 1 (0 only when never connected) */
 	int64_t default_stale_ms; /* a result without interval_ms holds at most this long */
 	/* First 12 hex digits of SHA-256 over score_rubric_canonical's text. */
 	char version[13];
@@ -78,11 +78,11 @@ struct score_reason {
 struct score_result {
 	struct score_session *sessions; /* in the order of the exams given */
 	size_t nsessions;
-	int64_t dur_ms;                /* total session time */
-	double held_ms[SCORE_NCRIT];   /* sum of the sessions' held_ms */
-	double frac[SCORE_NCRIT];      /* held / dur: the duration-weighted mean */
-	double unmet_ms[SCORE_NCRIT];  /* dur - held */
-	int weakest, score;            /* score -1 (weakest -1) when there is no session */
+	int64_t dur_ms;               /* total session time */
+	double held_ms[SCORE_NCRIT];  /* sum of the sessions' held_ms */
+	double frac[SCORE_NCRIT];     /* held / dur: the duration-weighted mean */
+	double unmet_ms[SCORE_NCRIT]; /* dur - held */
+	int weakest, score;           /* score -1 (weakest -1) when there is no session */
 	/* Worst targets first (most unmet ms, then site, target); only with credits. */
 	struct score_reason *worst[SCORE_NCRIT];
 	size_t nworst[SCORE_NCRIT];

@@ -197,13 +197,15 @@ int published_open(uv_loop_t *loop, const char *path, struct published **out, ch
 	struct vw_db_opts o = {.busy_ms = 5000, .synchronous = "FULL", .wal = 1};
 	int rc = vw_db_open(path, &o, &p->db, err, errlen);
 	if (!rc)
-		rc = vw_db_migrate(p->db, "scores", migrations, sizeof(migrations) / sizeof(migrations[0]),
-		                   err, errlen);
+		rc = vw_db_migrate(p->db, "scores", migrations,
+		                   sizeof(migrations) / sizeof(migrations[0]), err, errlen);
 	if (!rc && loop)
-		rc = vw_worker_create(loop, run_job, NULL, job_done, p, PUBLISHED_JOBS_MAX, &p->worker);
+		rc = vw_worker_create(loop, run_job, NULL, job_done, p, PUBLISHED_JOBS_MAX,
+		                      &p->worker);
 	if (rc) {
 		if (!err[0])
-			snprintf(err, errlen, "%s: cannot start its worker (%s)", path, strerror(-rc));
+			snprintf(err, errlen, "%s: cannot start its worker (%s)", path,
+			         strerror(-rc));
 		sqlite3_close(p->db);
 		free(p);
 		return rc;
@@ -229,8 +231,7 @@ static int submit(struct published *p, struct job *j)
 	return rc;
 }
 
-int published_add(struct published *p, const struct published_row *row, published_cb cb,
-                  void *ud)
+int published_add(struct published *p, const struct published_row *row, published_cb cb, void *ud)
 {
 	struct job *j = calloc(1, sizeof(*j));
 	if (!j)

@@ -31,8 +31,7 @@ int published_open(uv_loop_t *loop, const char *path, struct published **out, ch
                    size_t errlen);
 void published_close(struct published *p); /* accepts NULL; answers queued jobs first */
 /* Stores a copy of row; cb gets the stored row (its id set). 0 or -EAGAIN/-ENOMEM. */
-int published_add(struct published *p, const struct published_row *row, published_cb cb,
-                  void *ud);
+int published_add(struct published *p, const struct published_row *row, published_cb cb, void *ud);
 /* Every published score of org, newest first. */
 int published_list(struct published *p, const char *org, published_cb cb, void *ud);
 

@@ -32,9 +32,16 @@ static struct score_rubric rubric(void)
 /* A session of `dur` ms whose every class is fully held by n targets (rooms listed: n). */
 static struct store_exam full_exam(int64_t id, int64_t dur, const char *rooms, int n)
 {
-	struct store_exam e = {.id = id, .org = "O1", .city = "C1", .site = "S1", .code = "X",
-	                       .occupation = "电工", .level = "四级", .rooms = rooms,
-	                       .start_ms = T0, .end_ms = T0 + dur};
+	struct store_exam e = {.id = id,
+	                       .org = "O1",
+	                       .city = "C1",
+	                       .site = "S1",
+	                       .code = "X",
+	                       .occupation = "电工",
+	                       .level = "四级",
+	                       .rooms = rooms,
+	                       .start_ms = T0,
+	                       .end_ms = T0 + dur};
 	for (int c = 0; c < STORE_CLASS_COUNT; c++) {
 		int k = c == STORE_CLASS_CONNECTED ? 1 : n;
 		e.ok_ms[c] = k * dur;
@@ -55,8 +62,12 @@ static void test_no_results_is_zero_and_not_connected(void **st)
 {
 	(void)st;
 	struct score_rubric r = rubric();
-	struct store_exam e = {.id = 1, .org = "O1", .site = "S1", .rooms = "A101,A102",
-	                       .start_ms = T0, .end_ms = T0 + 2 * H};
+	struct store_exam e = {.id = 1,
+	                       .org = "O1",
+	                       .site = "S1",
+	                       .rooms = "A101,A102",
+	                       .start_ms = T0,
+	                       .end_ms = T0 + 2 * H};
 	struct score_result res;
 	assert_int_equal(score_compute(&r, &e, 1, NULL, 0, 1, &res), 0);
 	assert_int_equal(res.nsessions, 1);
@@ -250,8 +261,14 @@ static void test_worked_example_of_score_md(void **st)
 	(void)st;
 	struct score_rubric r = rubric();
 	const int64_t D = 2 * H; /* 7,200,000 ms */
-	struct store_exam e = {.id = 7, .org = "O1", .city = "C1", .site = "S1", .code = "2026-0412",
-	                       .rooms = "A101,A102", .start_ms = T0, .end_ms = T0 + D};
+	struct store_exam e = {.id = 7,
+	                       .org = "O1",
+	                       .city = "C1",
+	                       .site = "S1",
+	                       .code = "2026-0412",
+	                       .rooms = "A101,A102",
+	                       .start_ms = T0,
+	                       .end_ms = T0 + D};
 	struct store_credit cr[] = {
 	    {7, STORE_CLASS_CONNECTED, "collector", D, 0, 0, 480},
 	    {7, STORE_CLASS_NETWORK, "collector", D, 0, 0, 480},

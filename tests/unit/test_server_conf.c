@@ -117,9 +117,9 @@ static void score_rubric_from_config(void **state)
 	assert_int_equal(cfg.rubric.default_stale_ms, 120000);
 	assert_string_equal(cfg.rubric.version, "3334d40b6acd");
 	server_conf_free(&cfg);
-	assert_int_equal(load("[server]\nstate_dir = s\n[score]\nstep4 = 96\ndefault_stale = 2m\n",
-	                      &cfg, &errs),
-	                 0);
+	assert_int_equal(
+	    load("[server]\nstate_dir = s\n[score]\nstep4 = 96\ndefault_stale = 2m\n", &cfg, &errs),
+	    0);
 	assert_string_equal(cfg.rubric.version, "f6b30f7c51ae");
 	server_conf_free(&cfg);
 	assert_int_equal(load("[server]\nstate_dir = s\n\n[score]\nstep3 = 97\n", &cfg, &errs), 1);
