@@ -445,7 +445,8 @@ static int build_reasons(const struct store_exam *exams, size_t nexams,
 			goto fail;
 		}
 	free(done);
-	qsort(u.v, u.n, sizeof(*u.v), unmet_cmp_key);
+	if (u.n) /* qsort's base may not be NULL, even for no elements */
+		qsort(u.v, u.n, sizeof(*u.v), unmet_cmp_key);
 
 	/* Merge per (criterion, site, target); keep each criterion's worst. */
 	all = calloc(u.n ? u.n : 1, sizeof(*all));

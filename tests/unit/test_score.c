@@ -362,6 +362,66 @@ static void test_local_time_is_utc_plus_8(void **st)
 	assert_int_equal(score_parse_time("", &ms), -EINVAL);
 }
 
+/* A camera down for half of a 2 h session, its partner clear all along: picture 75 %, and
+ * the down camera is the reason with its 60 minutes. */
+static void test_camera_down_half_the_session(void **st)
+{
+	(void)st;
+	struct score_rubric r = rubric();
+	struct store_exam e = full_exam(1, 2 * H, "*", 2);
+	struct store_credit cr[] = {
+	    {1, STORE_CLASS_STREAM, "back", H, 0, H, 240},
+	    {1, STORE_CLASS_STREAM, "front", 2 * H, 0, 0, 480},
+	};
+	e.ok_ms[STORE_CLASS_STREAM] = 3 * H;
+	e.down_ms[STORE_CLASS_STREAM] = H;
+	struct score_result res;
+	assert_int_equal(score_compute(&r, &e, 1, cr, 2, 1, &res), 0);
+	close_to(res.frac[SCORE_PICTURE], 0.75);
+	assert_int_equal(res.score, 2); /* 75 %: below step3's 80, at least step2's 50 */
+	assert_int_equal(res.nworst[SCORE_PICTURE], 1);
+	assert_string_equal(res.worst[SCORE_PICTURE][0].target, "back");
+	assert_int_equal(res.worst[SCORE_PICTURE][0].unmet_ms, H);
+	score_result_free(&res);
+}
+
+/* Two sessions of one site overlapping by an hour (two rooms, two occupations): each is
+ * scored on its own time, and the period's total counts each session's full duration —
+ * the form scores sessions, not wall-clock hours. */
+static void test_overlapping_sessions_are_scored_each_on_their_own(void **st)
+{
+	(void)st;
+	struct score_rubric r = rubric();
+	struct store_exam e[2] = {full_exam(1, 2 * H, "A101", 1), full_exam(2, 2 * H, "A102", 1)};
+	e[1].start_ms += H;
+	e[1].end_ms += H;
+	/* The shared camera was down in the overlap hour: it costs both sessions that hour. */
+	e[0].ok_ms[STORE_CLASS_STREAM] = H;
+	e[1].ok_ms[STORE_CLASS_STREAM] = H;
+	struct score_result res;
+	assert_int_equal(score_compute(&r, e, 2, NULL, 0, 0, &res), 0);
+	assert_int_equal(res.dur_ms, 4 * H);
+	close_to(res.sessions[0].frac[SCORE_PICTURE], 0.5);
+	close_to(res.sessions[1].frac[SCORE_PICTURE], 0.5);
+	close_to(res.frac[SCORE_PICTURE], 0.5);
+	score_result_free(&res);
+}
+
+/* A session whose end is not after its start holds no time and does not move the total. */
+static void test_empty_session_counts_for_nothing(void **st)
+{
+	(void)st;
+	struct score_rubric r = rubric();
+	struct store_exam e[2] = {full_exam(1, H, "*", 1), full_exam(2, H, "*", 1)};
+	e[1].end_ms = e[1].start_ms;
+	struct score_result res;
+	assert_int_equal(score_compute(&r, e, 2, NULL, 0, 1, &res), 0);
+	assert_int_equal(res.dur_ms, H);
+	assert_int_equal(res.score, 5);
+	assert_int_equal(res.sessions[1].score, 0);
+	score_result_free(&res);
+}
+
 static void test_criterion_names(void **st)
 {
 	(void)st;
@@ -388,6 +448,9 @@ int main(void)
 	    cmocka_unit_test(test_worked_example_of_score_md),
 	    cmocka_unit_test(test_worst_cameras_sum_over_sessions),
 	    cmocka_unit_test(test_local_time_is_utc_plus_8),
+	    cmocka_unit_test(test_camera_down_half_the_session),
+	    cmocka_unit_test(test_overlapping_sessions_are_scored_each_on_their_own),
+	    cmocka_unit_test(test_empty_session_counts_for_nothing),
 	    cmocka_unit_test(test_criterion_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
