@@ -281,7 +281,9 @@ static int run(struct server *s)
 	}
 	struct store_options so = {.backend = cfg->store_backend,
 	                           .dir = cfg->server.state_dir,
-	                           .durability = STORE_DURABLE_FULL};
+	                           .durability = STORE_DURABLE_FULL,
+	                           .raw_retention_ms = cfg->store.raw_retention_ms,
+	                           .default_stale_ms = cfg->rubric.default_stale_ms};
 	if ((rc = store_open(&so, &s->store, err, sizeof(err))) != 0) {
 		log_error("event=start_failed store=%s error=\"%s\"", cfg->store_backend, err);
 		goto fail;

@@ -98,6 +98,14 @@ static const char *const store_backends[] = {"sqlite"};
 static const struct vw_conf_key store_keys[] = {
     {"backend", VW_CONF_ENUM, KEY(store_section, backend), "sqlite", 0, 0, 0, "sqlite",
      "where results are kept: sqlite = <state_dir>/venuewatch.db (WAL)"},
+    /* 90 days: the collector's own window for evidence and history; the score reads the
+     * rollups, which are kept for years (the form is evaluated every three). */
+    {"raw_retention", VW_CONF_DURATION, KEY(store_section, raw_retention_ms), "2160h", 0, 3600000,
+     3650LL * 86400000, NULL,
+     "(2160h = 90 days) raw results that arrived longer ago than this are deleted, in small "
+     "batches, once "
+     "the rollup job has credited them (a target's latest result stays); scores, which "
+     "read the rollups, do not change. Evidence rows older than this are gone"},
 };
 
 /* issue 11 and DOMAIN.md: 5 when the weakest criterion holds >= 99 % of exam-session time,

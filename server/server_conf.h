@@ -47,6 +47,7 @@ struct web_section {
 
 struct store_section {
 	int backend; /* index into the choices: 0 = sqlite */
+	long raw_retention_ms;
 	int line;
 };
 

@@ -191,7 +191,12 @@ int score_cli_run(void *ctx, const struct vw_cli_cmd *cmd, const struct vw_cli_v
 	}
 	struct store_options so = {.backend = cfg->store_backend,
 	                           .dir = cfg->server.state_dir,
-	                           .durability = STORE_DURABLE_FULL};
+	                           .durability = STORE_DURABLE_FULL,
+	                           .raw_retention_ms = cfg->store.raw_retention_ms,
+	                           .default_stale_ms = cfg->rubric.default_stale_ms,
+	                           /* A reader beside a running server: the server's own
+	                            * writer rolls up, never this process. */
+	                           .rollup_tick_ms = -1};
 	if ((rc = store_open(&so, &s, err, sizeof(err))) != 0) {
 		fprintf(stderr, "score: %s\n", err);
 		goto done_loop;

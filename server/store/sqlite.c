@@ -30,7 +30,7 @@
  * No foreign keys: the writer is the only code that inserts, and the per-row lookup a
  * foreign key costs is most of an insert's price. */
 #define TOTALS_COLS(c)                                                                             \
-	" " c "_ok_ms INTEGER NOT NULL DEFAULT 0, " c "_degraded_ms INTEGER NOT NULL DEFAULT 0,"    \
+	" " c "_ok_ms INTEGER NOT NULL DEFAULT 0, " c "_degraded_ms INTEGER NOT NULL DEFAULT 0,"   \
 	" " c "_down_ms INTEGER NOT NULL DEFAULT 0, " c "_targets INTEGER NOT NULL DEFAULT 0,"
 static const char *const migrations[] = {
     /* 1 */
@@ -162,7 +162,8 @@ static const char *const migrations[] = {
     " stale_ms INTEGER NOT NULL,"
     " until_ms INTEGER NOT NULL,"
     " PRIMARY KEY(agent_id, kind, target)) WITHOUT ROWID;"
-    "CREATE INDEX rollup_state_open ON rollup_state(until_ms) WHERE until_ms < ts_ms + stale_ms;"
+    "CREATE INDEX rollup_state_open ON rollup_state(ts_ms + stale_ms)"
+    " WHERE until_ms < ts_ms + stale_ms;"
     "CREATE TABLE rollup_agents("
     " agent_id INTEGER PRIMARY KEY,"
     " site TEXT NOT NULL,"
@@ -177,23 +178,22 @@ static const char *const migrations[] = {
     " results INTEGER NOT NULL DEFAULT 0,"
     " PRIMARY KEY(exam_id, cls, target)) WITHOUT ROWID;"
     "CREATE TABLE exam_totals("
-    " exam_id INTEGER PRIMARY KEY,"
-    TOTALS_COLS("connected") TOTALS_COLS("network") TOTALS_COLS("stream")
-    TOTALS_COLS("recording") TOTALS_COLS("coverage")
-    " updated_ms INTEGER NOT NULL DEFAULT 0);"
-    "CREATE TABLE rollup_days("
-    " agent_id INTEGER NOT NULL,"
-    " kind TEXT NOT NULL,"
-    " target TEXT NOT NULL,"
-    " day INTEGER NOT NULL," /* days since 1970-01-01, Asia/Shanghai */
-    " ok_ms INTEGER NOT NULL DEFAULT 0,"
-    " degraded_ms INTEGER NOT NULL DEFAULT 0,"
-    " down_ms INTEGER NOT NULL DEFAULT 0,"
-    " results INTEGER NOT NULL DEFAULT 0,"
-    " PRIMARY KEY(agent_id, kind, target, day)) WITHOUT ROWID;"
-    "CREATE INDEX results_target_ts ON results(agent_id, kind, target, ts_ms);"
-    "CREATE INDEX exam_sessions_site_end ON exam_sessions(site, end_ms);"
-    "CREATE INDEX exam_sessions_start ON exam_sessions(start_ms);",
+    " exam_id INTEGER PRIMARY KEY," TOTALS_COLS("connected") TOTALS_COLS("network")
+        TOTALS_COLS("stream") TOTALS_COLS("recording") TOTALS_COLS(
+            "coverage") " updated_ms INTEGER NOT NULL DEFAULT 0);"
+                        "CREATE TABLE rollup_days("
+                        " agent_id INTEGER NOT NULL,"
+                        " kind TEXT NOT NULL,"
+                        " target TEXT NOT NULL,"
+                        " day INTEGER NOT NULL," /* days since 1970-01-01, Asia/Shanghai */
+                        " ok_ms INTEGER NOT NULL DEFAULT 0,"
+                        " degraded_ms INTEGER NOT NULL DEFAULT 0,"
+                        " down_ms INTEGER NOT NULL DEFAULT 0,"
+                        " results INTEGER NOT NULL DEFAULT 0,"
+                        " PRIMARY KEY(agent_id, kind, target, day)) WITHOUT ROWID;"
+                        "CREATE INDEX results_agent_ts ON results(agent_id, ts_ms);"
+                        "CREATE INDEX exam_sessions_site_end ON exam_sessions(site, end_ms);"
+                        "CREATE INDEX exam_sessions_start ON exam_sessions(start_ms);",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 _Static_assert(NMIGRATIONS == STORE_SCHEMA_VERSION, "a migration per schema version");
@@ -232,8 +232,9 @@ enum wstmt {
 	W_COUNT
 };
 #define TOTALS_ADD(c)                                                                              \
-	"UPDATE exam_totals SET " c "_ok_ms = " c "_ok_ms + ?2, " c "_degraded_ms = " c              \
-	"_degraded_ms + ?3, " c "_down_ms = " c "_down_ms + ?4, " c "_targets = " c "_targets + ?5,"   \
+	"UPDATE exam_totals SET " c "_ok_ms = " c "_ok_ms + ?2, " c "_degraded_ms = " c            \
+	"_degraded_ms + ?3, " c "_down_ms = " c "_down_ms + ?4, " c "_targets = " c                \
+	"_targets + ?5,"                                                                           \
 	" updated_ms = ?6 WHERE exam_id = ?1"
 static const char *const wsql[W_COUNT] = {
     [W_AGENT] = "INSERT INTO agents(site, agent, org, city, last_report_ms)"
@@ -288,11 +289,13 @@ static const char *const wsql[W_COUNT] = {
                     " until_ms = excluded.until_ms",
     [W_STATE_UNTIL] = "UPDATE rollup_state SET until_ms = ?4"
                       " WHERE agent_id = ?1 AND kind = ?2 AND target = ?3",
-    /* The partial index rollup_state_open: the same WHERE term, so only open holds. */
+    /* The partial index rollup_state_open (the same WHERE term): open holds whose bound
+     * has passed. */
     [W_TAILS] = "SELECT st.agent_id, ra.site, st.kind, st.target, st.status, st.ts_ms,"
                 " st.stale_ms, st.until_ms FROM rollup_state st"
                 " JOIN rollup_agents ra ON ra.agent_id = st.agent_id"
-                " WHERE st.until_ms < st.ts_ms + st.stale_ms AND st.until_ms < ?1 LIMIT ?2",
+                " WHERE st.until_ms < st.ts_ms + st.stale_ms AND st.ts_ms + st.stale_ms <= ?1"
+                " LIMIT ?2",
     [W_AGENT_SEEN] = "INSERT INTO rollup_agents(agent_id, site, last_ts_ms) VALUES(?1, ?2, ?3)"
                      " ON CONFLICT(agent_id) DO UPDATE SET site = excluded.site,"
                      " last_ts_ms = max(last_ts_ms, excluded.last_ts_ms)",
@@ -312,11 +315,12 @@ static const char *const wsql[W_COUNT] = {
     [W_TOTALS_ADD + STORE_CLASS_STREAM] = TOTALS_ADD("stream"),
     [W_TOTALS_ADD + STORE_CLASS_RECORDING] = TOTALS_ADD("recording"),
     [W_TOTALS_ADD + STORE_CLASS_COVERAGE] = TOTALS_ADD("coverage"),
-    [W_DAY_ADD] = "INSERT INTO rollup_days(agent_id, kind, target, day, ok_ms, degraded_ms,"
-                  " down_ms, results) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
-                  " ON CONFLICT(agent_id, kind, target, day) DO UPDATE SET"
-                  " ok_ms = ok_ms + excluded.ok_ms, degraded_ms = degraded_ms + excluded.degraded_ms,"
-                  " down_ms = down_ms + excluded.down_ms, results = results + excluded.results",
+    [W_DAY_ADD] =
+        "INSERT INTO rollup_days(agent_id, kind, target, day, ok_ms, degraded_ms,"
+        " down_ms, results) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+        " ON CONFLICT(agent_id, kind, target, day) DO UPDATE SET"
+        " ok_ms = ok_ms + excluded.ok_ms, degraded_ms = degraded_ms + excluded.degraded_ms,"
+        " down_ms = down_ms + excluded.down_ms, results = results + excluded.results",
     /* received_ms rises with id (batches commit in arrival order), so what is old enough is
      * a prefix of the ids: the first young row ends the batch. */
     [W_PRUNE_STOP] = "SELECT min(id) FROM results WHERE id > ?1 AND id <= ?2"
@@ -348,16 +352,18 @@ enum rstmt {
 };
 /* Sessions overlapping [?1, ?2) that are not cancelled, with their totals (a session no
  * result touched has no totals row: zeros), by start then id. ?3..?5 = org, city, site. */
-#define TOTALS_SEL(c) ", coalesce(t." c "_ok_ms, 0), coalesce(t." c "_degraded_ms, 0)," \
+#define TOTALS_SEL(c)                                                                              \
+	", coalesce(t." c "_ok_ms, 0), coalesce(t." c "_degraded_ms, 0),"                          \
 	" coalesce(t." c "_down_ms, 0), coalesce(t." c "_targets, 0)"
 #define EXAMS(where)                                                                               \
 	"SELECT e.id, e.org, e.city, e.site, e.code, e.occupation, e.level, e.rooms, e.start_ms,"  \
-	" e.end_ms, e.candidates" TOTALS_SEL("connected") TOTALS_SEL("network")                     \
-	    TOTALS_SEL("stream") TOTALS_SEL("recording") TOTALS_SEL("coverage")                     \
-	" FROM exam_sessions e LEFT JOIN exam_totals t ON t.exam_id = e.id"                         \
-	" WHERE " where " AND e.cancelled_ms IS NULL AND e.start_ms < ?2 AND e.end_ms > ?1"         \
-	" AND (?3 IS NULL OR e.org = ?3) AND (?4 IS NULL OR e.city = ?4)"                           \
-	" AND (?5 IS NULL OR e.site = ?5) ORDER BY e.start_ms, e.id"
+	" e.end_ms, e.candidates" TOTALS_SEL("connected") TOTALS_SEL("network")                    \
+	    TOTALS_SEL("stream") TOTALS_SEL("recording") TOTALS_SEL(                               \
+	        "coverage") " FROM exam_sessions e LEFT JOIN exam_totals t ON t.exam_id = e.id"    \
+	                    " WHERE " where                                                        \
+	                    " AND e.cancelled_ms IS NULL AND e.start_ms < ?2 AND e.end_ms > ?1"    \
+	                    " AND (?3 IS NULL OR e.org = ?3) AND (?4 IS NULL OR e.city = ?4)"      \
+	                    " AND (?5 IS NULL OR e.site = ?5) ORDER BY e.start_ms, e.id"
 #define SITE_SUMMARY(where)                                                                        \
 	"SELECT site, org, city, max(last_report_ms), sum(cam_ok), sum(cam_degraded),"             \
 	" sum(cam_down) FROM agents " where " GROUP BY site ORDER BY site"
@@ -396,7 +402,7 @@ static const char *const rsql[R_COUNT] = {
                      " WHERE a.site = ?1 AND (?3 IS NULL OR st.target = ?3) ORDER BY st.target",
     [R_EV_ROWS] = "SELECT a.agent, r.kind, r.target, r.status, r.session, r.codec, r.faults,"
                   " r.metrics, r.ts_ms, r.seq FROM agents a"
-                  " JOIN results r INDEXED BY results_target_ts ON r.agent_id = a.id"
+                  " JOIN results r INDEXED BY results_agent_ts ON r.agent_id = a.id"
                   " AND r.kind = ?2 AND r.target = ?3 AND r.ts_ms >= ?4 AND r.ts_ms < ?5"
                   " WHERE a.site = ?1 ORDER BY r.seq, a.agent",
 };
@@ -406,6 +412,7 @@ struct sqlite_be {
 	sqlite3 *wdb; /* the writer thread's, once started */
 	sqlite3_stmt *w[W_COUNT];
 	int64_t raw_retention_ms, default_stale_ms; /* store_options' */
+	struct day_sum *days; /* the rollup job's per-slice day sums (writer thread) */
 };
 
 struct sqlite_rd {
@@ -422,6 +429,7 @@ static void sq_close(void *p)
 	if (!s)
 		return;
 	vw_db_finalize_all(s->w, W_COUNT);
+	free(s->days);
 	/* The readers are closed first (store.c): the last connection to close checkpoints and
 	 * removes the WAL, and a read-only one cannot. */
 	if (s->wdb && sqlite3_close(s->wdb) != SQLITE_OK)
@@ -445,7 +453,8 @@ static int sq_open(const struct store_options *o, void **out, char *err, size_t 
 	}
 	snprintf(s->path, n, "%s/" DB_FILE, o->dir);
 	s->raw_retention_ms = o->raw_retention_ms;
-	s->default_stale_ms = o->default_stale_ms > 0 ? o->default_stale_ms : STORE_DEFAULT_STALE_MS;
+	s->default_stale_ms =
+	    o->default_stale_ms > 0 ? o->default_stale_ms : STORE_DEFAULT_STALE_MS;
 	const char *path = s->path;
 	int rc;
 
@@ -918,55 +927,69 @@ static int credit_exam(struct sqlite_be *s, int64_t exam_id, int cls, const char
 	return step_done(s, st);
 }
 
-/* Credits `sign` x [from, to) at status (or, with results = 1 and an empty span at `from`,
- * counts one result) to every session of the site it overlaps, by class, clipped. */
-static int credit_sessions(struct sqlite_be *s, const struct roll_target *t, int status,
-                           int64_t sign, int64_t from, int64_t to, int64_t results,
-                           int64_t now_ms)
+/* A slice's credits per (agent, kind, target, local day), summed in memory and written once
+ * each at the end of the slice: a target checked every minute has one day row to update,
+ * not one upsert per result. Open addressing; a full table is written out early. */
+#define DAY_SLOTS 8192 /* a power of two, above ROLLUP_SLICE + ROLLUP_TAILS */
+struct day_sum {
+	int used;
+	int64_t agent_id, day, results, ms[VW_STATUS_COUNT];
+	char kind[16], target[VW_NAME_MAX + 1];
+};
+
+static int credit_day(struct sqlite_be *s, const struct roll_target *t, int64_t day,
+                      const int64_t ms[VW_STATUS_COUNT], int64_t results);
+
+static int days_flush(struct sqlite_be *s)
 {
-	int cls[2];
-	size_t ncls = result_classes(t->kind, t->target, cls);
-	if (!ncls)
-		return 0;
-	sqlite3_stmt *st = s->w[W_EXAMS_AT];
-	sqlite3_bind_text(st, 1, t->site, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, from);
-	sqlite3_bind_int64(st, 3, results ? from + 1 : to);
-	/* Collected first: crediting writes tables this statement does not read, but the list
-	 * is short and a reset statement is simpler to reason about. */
-	enum { MAX_AT = 64 };
-	struct {
-		int64_t id, ms;
-	} hit[MAX_AT];
-	size_t nhit = 0;
-	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW && nhit < MAX_AT) {
-		int64_t start = sqlite3_column_int64(st, 1), end = sqlite3_column_int64(st, 2);
-		if (cls[0] == STORE_CLASS_COVERAGE && !credit_room_listed(col_text(st, 3), t->target))
+	int rc = 0;
+	for (size_t i = 0; i < DAY_SLOTS; i++) {
+		struct day_sum *d = &s->days[i];
+		if (!d->used)
 			continue;
-		hit[nhit].id = sqlite3_column_int64(st, 0);
-		hit[nhit].ms = results ? 0 : credit_overlap(from, to, start, end);
-		if (results || hit[nhit].ms)
-			nhit++;
+		struct roll_target t = {d->agent_id, "", d->kind, d->target};
+		if (!rc)
+			rc = credit_day(s, &t, d->day, d->ms, d->results);
+		d->used = 0;
 	}
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-		log_error("event=store_write_failed error=\"%s\"", sqlite3_errmsg(s->wdb));
-		sqlite3_reset(st);
-		return sqlite_errno(rc);
-	}
-	if (rc == SQLITE_ROW)
-		log_warn("event=rollup_sessions_capped site=%s at_ms=%lld max=%d", t->site,
-		         (long long)from, MAX_AT);
-	sqlite3_reset(st);
-	for (size_t i = 0; i < nhit; i++)
-		for (size_t c = 0; c < ncls; c++) {
-			int64_t ms[VW_STATUS_COUNT] = {0};
-			ms[status] = sign * hit[i].ms;
-			if ((rc = credit_exam(s, hit[i].id, cls[c], t->target, ms, results, now_ms)) !=
-			    0)
-				return rc;
-		}
+	return rc;
+}
+
+static int days_clear(struct sqlite_be *s)
+{
+	if (!s->days && !(s->days = calloc(DAY_SLOTS, sizeof(*s->days))))
+		return -ENOMEM;
+	for (size_t i = 0; i < DAY_SLOTS; i++)
+		s->days[i].used = 0;
 	return 0;
+}
+
+static int days_add(struct sqlite_be *s, const struct roll_target *t, int64_t day,
+                    const int64_t ms[VW_STATUS_COUNT], int64_t results)
+{
+	uint64_t h = 1469598103934665603ULL;
+	for (const char *p = t->kind; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	for (const char *p = t->target; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	h = (h ^ (uint64_t)t->agent_id) * 1099511628211ULL;
+	h = (h ^ (uint64_t)day) * 1099511628211ULL;
+	for (size_t n = 0; n < DAY_SLOTS / 2; n++) { /* at most half full, else write out */
+		struct day_sum *d = &s->days[(h + n) & (DAY_SLOTS - 1)];
+		if (!d->used) {
+			*d = (struct day_sum){.used = 1, .agent_id = t->agent_id, .day = day};
+			snprintf(d->kind, sizeof(d->kind), "%s", t->kind);
+			snprintf(d->target, sizeof(d->target), "%s", t->target);
+		} else if (d->agent_id != t->agent_id || d->day != day ||
+		           strcmp(d->kind, t->kind) != 0 || strcmp(d->target, t->target) != 0)
+			continue;
+		for (int i = 0; i < VW_STATUS_COUNT; i++)
+			d->ms[i] += ms[i];
+		d->results += results;
+		return 0;
+	}
+	int rc = days_flush(s);
+	return rc ? rc : credit_day(s, t, day, ms, results);
 }
 
 static int credit_day(struct sqlite_be *s, const struct roll_target *t, int64_t day,
@@ -983,21 +1006,91 @@ static int credit_day(struct sqlite_be *s, const struct roll_target *t, int64_t 
 	return step_done(s, st);
 }
 
-/* One span of credit_next/credit_advance: to the sessions it overlaps and to its local days. */
-static int credit_span_apply(struct sqlite_be *s, const struct roll_target *t,
-                             const struct credit_span *sp, int64_t now_ms)
+/* Everything one step of a target changes (credit_next's or credit_advance's spans, and
+ * with count the result itself at ts_ms), applied with one sessions query and one upsert
+ * per local day: the statements per result are most of the job's cost. */
+static int credit_apply(struct sqlite_be *s, const struct roll_target *t,
+                        const struct credit_span *sp, size_t nsp, int count, int64_t ts_ms,
+                        int64_t now_ms)
 {
-	if (sp->status < 0 || sp->status >= VW_STATUS_COUNT || sp->to_ms <= sp->from_ms)
-		return 0;
-	int rc = credit_sessions(s, t, sp->status, sp->sign, sp->from_ms, sp->to_ms, 0, now_ms);
-	for (int64_t d = credit_local_day(sp->from_ms); !rc && credit_day_start_ms(d) < sp->to_ms;
-	     d++) {
-		int64_t ms[VW_STATUS_COUNT] = {0};
-		ms[sp->status] = sp->sign * credit_overlap(sp->from_ms, sp->to_ms,
-		                                           credit_day_start_ms(d),
-		                                           credit_day_start_ms(d + 1));
-		rc = credit_day(s, t, d, ms, 0);
+	int64_t lo = count ? ts_ms : INT64_MAX, hi = count ? ts_ms + 1 : INT64_MIN;
+	for (size_t i = 0; i < nsp; i++) {
+		lo = sp[i].from_ms < lo ? sp[i].from_ms : lo;
+		hi = sp[i].to_ms > hi ? sp[i].to_ms : hi;
 	}
+	if (hi <= lo)
+		return 0;
+	int rc = 0, cls[2];
+	size_t ncls = result_classes(t->kind, t->target, cls);
+	enum { MAX_AT = 64 };
+	struct {
+		int64_t id, results, ms[VW_STATUS_COUNT];
+	} hit[MAX_AT];
+	size_t nhit = 0;
+	if (ncls) {
+		/* Cancelled sessions too: what is added to a session is taken back from the same
+		 * one, and a cancelled session is left out when scores are read. */
+		sqlite3_stmt *st = s->w[W_EXAMS_AT];
+		sqlite3_bind_text(st, 1, t->site, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, lo);
+		sqlite3_bind_int64(st, 3, hi);
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW && nhit < MAX_AT) {
+			int64_t start = sqlite3_column_int64(st, 1),
+			        end = sqlite3_column_int64(st, 2);
+			if (cls[0] == STORE_CLASS_COVERAGE &&
+			    !credit_room_listed(col_text(st, 3), t->target))
+				continue;
+			hit[nhit].id = sqlite3_column_int64(st, 0);
+			hit[nhit].results = count && ts_ms >= start && ts_ms < end;
+			memset(hit[nhit].ms, 0, sizeof(hit[nhit].ms));
+			for (size_t i = 0; i < nsp; i++)
+				hit[nhit].ms[sp[i].status] +=
+				    sp[i].sign *
+				    credit_overlap(sp[i].from_ms, sp[i].to_ms, start, end);
+			nhit++;
+		}
+		if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+			log_error("event=store_write_failed error=\"%s\"", sqlite3_errmsg(s->wdb));
+			sqlite3_reset(st);
+			return sqlite_errno(rc);
+		}
+		if (rc == SQLITE_ROW)
+			log_warn("event=rollup_sessions_capped site=%s from_ms=%lld max=%d",
+			         t->site, (long long)lo, MAX_AT);
+		sqlite3_reset(st);
+		rc = 0;
+	}
+	for (size_t i = 0; i < nhit && !rc; i++) {
+		int64_t *ms = hit[i].ms;
+		if (!ms[0] && !ms[1] && !ms[2] && !hit[i].results)
+			continue;
+		for (size_t c = 0; c < ncls && !rc; c++)
+			rc = credit_exam(s, hit[i].id, cls[c], t->target, ms, hit[i].results,
+			                 now_ms);
+	}
+	/* Local days: a hold is at most 2 x a day-long cadence, so a handful. */
+	enum { MAX_DAYS = 8 };
+	struct {
+		int64_t day, results, ms[VW_STATUS_COUNT];
+	} days[MAX_DAYS];
+	size_t ndays = 0;
+	for (int64_t d = credit_local_day(lo); credit_day_start_ms(d) < hi && ndays < MAX_DAYS;
+	     d++) {
+		int64_t a = credit_day_start_ms(d), b = credit_day_start_ms(d + 1);
+		days[ndays].day = d;
+		days[ndays].results = count && ts_ms >= a && ts_ms < b;
+		memset(days[ndays].ms, 0, sizeof(days[ndays].ms));
+		int any = (int)days[ndays].results;
+		for (size_t i = 0; i < nsp; i++) {
+			int64_t v = credit_overlap(sp[i].from_ms, sp[i].to_ms, a, b);
+			days[ndays].ms[sp[i].status] += sp[i].sign * v;
+			any |= v != 0;
+		}
+		if (any)
+			ndays++;
+	}
+	for (size_t i = 0; i < ndays && !rc; i++)
+		rc = days_add(s, t, days[i].day, days[i].ms, days[i].results);
 	return rc;
 }
 
@@ -1017,8 +1110,8 @@ static int put_state(struct sqlite_be *s, const struct roll_target *t,
 
 /* One new result: settles its target's previous hold, credits the new one up to now, and
  * counts it in the sessions and the local day it was checked in. */
-static int roll_result(struct sqlite_be *s, const struct roll_target *t, int status,
-                       int64_t ts_ms, int64_t stale_ms, int64_t now_ms)
+static int roll_result(struct sqlite_be *s, const struct roll_target *t, int status, int64_t ts_ms,
+                       int64_t stale_ms, int64_t now_ms)
 {
 	struct credit_state cs = {0};
 	sqlite3_stmt *st = s->w[W_STATE_GET];
@@ -1029,33 +1122,65 @@ static int roll_result(struct sqlite_be *s, const struct roll_target *t, int sta
 	if ((rc = step_row(s, st, &found)) != 0)
 		return rc;
 	if (found)
-		cs = (struct credit_state){1, sqlite3_column_int(st, 0), sqlite3_column_int64(st, 1),
-		                           sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3)};
+		cs =
+		    (struct credit_state){1, sqlite3_column_int(st, 0), sqlite3_column_int64(st, 1),
+		                          sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3)};
 	sqlite3_reset(st);
 	struct credit_span sp[2];
 	size_t n = credit_next(&cs, status, ts_ms, stale_ms, now_ms, sp);
-	for (size_t i = 0; i < n && !rc; i++)
-		rc = credit_span_apply(s, t, &sp[i], now_ms);
-	if (!rc)
-		rc = credit_sessions(s, t, status, 0, ts_ms, ts_ms, 1, now_ms);
-	if (!rc) {
-		int64_t zero[VW_STATUS_COUNT] = {0};
-		rc = credit_day(s, t, credit_local_day(ts_ms), zero, 1);
-	}
+	rc = credit_apply(s, t, sp, n, 1, ts_ms, now_ms);
 	if (!rc)
 		rc = put_state(s, t, &cs);
-	if (!rc) {
-		st = s->w[W_AGENT_SEEN];
-		sqlite3_bind_int64(st, 1, t->agent_id);
-		sqlite3_bind_text(st, 2, t->site, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 3, ts_ms);
-		rc = step_done(s, st);
-	}
 	return rc;
 }
 
-/* Open holds credited further up to now: the score of a session under way moves while its
- * agent's results keep coming, and a silent agent's last results stop at their bound. */
+/* Each agent's latest check time rolled in this slice, written once per agent at the end
+ * (a batch's rows are one agent's, so most lookups hit the last entry). */
+struct seen_set {
+	size_t n;
+	struct {
+		int64_t agent_id, ts_ms;
+		char site[64];
+	} v[256];
+};
+
+static int seen_flush(struct sqlite_be *s, struct seen_set *set)
+{
+	int rc = 0;
+	for (size_t i = 0; i < set->n && !rc; i++) {
+		sqlite3_stmt *st = s->w[W_AGENT_SEEN];
+		sqlite3_bind_int64(st, 1, set->v[i].agent_id);
+		sqlite3_bind_text(st, 2, set->v[i].site, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, set->v[i].ts_ms);
+		rc = step_done(s, st);
+	}
+	set->n = 0;
+	return rc;
+}
+
+static int seen_note(struct sqlite_be *s, struct seen_set *set, const struct roll_target *t,
+                     int64_t ts_ms)
+{
+	for (size_t i = set->n; i-- > 0;)
+		if (set->v[i].agent_id == t->agent_id) {
+			if (ts_ms > set->v[i].ts_ms)
+				set->v[i].ts_ms = ts_ms;
+			return 0;
+		}
+	int rc = 0;
+	if (set->n == sizeof(set->v) / sizeof(set->v[0]))
+		rc = seen_flush(s, set);
+	set->v[set->n].agent_id = t->agent_id;
+	set->v[set->n].ts_ms = ts_ms;
+	snprintf(set->v[set->n].site, sizeof(set->v[set->n].site), "%s", t->site);
+	set->n++;
+	return rc;
+}
+
+/* Holds whose bound passed with no next result (a silent target), credited to their end.
+ * A hold still within its bound is settled by its target's next result instead: moving
+ * every open hold on every few seconds would cost a write per target per tick, and a
+ * healthy target's next result comes within one cadence anyway. */
 static int roll_tails(struct sqlite_be *s, int64_t now_ms, size_t *moved)
 {
 	struct tail {
@@ -1071,15 +1196,16 @@ static int roll_tails(struct sqlite_be *s, int64_t now_ms, size_t *moved)
 	sqlite3_bind_int(st, 2, ROLLUP_TAILS);
 	size_t n = 0;
 	int rc;
-	/* Read out before any update: the updates move these very rows in the index. */
+	/* Read out before any update: the updates take these very rows out of the index. */
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct tail *t = &tl[n++];
 		t->agent_id = sqlite3_column_int64(st, 0);
 		snprintf(t->site, sizeof(t->site), "%s", col_text(st, 1));
 		snprintf(t->kind, sizeof(t->kind), "%s", col_text(st, 2));
 		snprintf(t->target, sizeof(t->target), "%s", col_text(st, 3));
-		t->cs = (struct credit_state){1, sqlite3_column_int(st, 4), sqlite3_column_int64(st, 5),
-		                              sqlite3_column_int64(st, 6), sqlite3_column_int64(st, 7)};
+		t->cs =
+		    (struct credit_state){1, sqlite3_column_int(st, 4), sqlite3_column_int64(st, 5),
+		                          sqlite3_column_int64(st, 6), sqlite3_column_int64(st, 7)};
 	}
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE) {
@@ -1093,7 +1219,7 @@ static int roll_tails(struct sqlite_be *s, int64_t now_ms, size_t *moved)
 		struct credit_span sp[1];
 		if (credit_advance(&tl[i].cs, now_ms, sp) == 0)
 			continue;
-		rc = credit_span_apply(s, &t, &sp[0], now_ms);
+		rc = credit_apply(s, &t, sp, 1, 0, 0, now_ms);
 		if (!rc) {
 			st = s->w[W_STATE_UNTIL];
 			sqlite3_bind_int64(st, 1, t.agent_id);
@@ -1172,6 +1298,12 @@ static int sq_rollup(void *p, int64_t now_ms, struct store_stats *out)
 	}
 	int64_t mark = 0, pruned_id = 0, pruned_ts = 0;
 	size_t tails = 0, rolled = 0, deleted = 0;
+	struct seen_set *seen = calloc(1, sizeof(*seen));
+	if (!seen || days_clear(s)) {
+		free(seen);
+		vw_db_exec(s->wdb, "ROLLBACK", NULL, 0);
+		return -ENOMEM;
+	}
 	sqlite3_stmt *st = s->w[W_MARK_GET];
 	int found;
 	if ((rc = step_row(s, st, &found)) != 0)
@@ -1191,17 +1323,18 @@ static int sq_rollup(void *p, int64_t now_ms, struct store_stats *out)
 	sqlite3_bind_int(st, 2, ROLLUP_SLICE);
 	int step;
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-		struct roll_target t = {sqlite3_column_int64(st, 1), col_text(st, 2), col_text(st, 3),
-		                        col_text(st, 4)};
+		struct roll_target t = {sqlite3_column_int64(st, 1), col_text(st, 2),
+		                        col_text(st, 3), col_text(st, 4)};
 		enum vw_status status;
 		if (vw_status_parse(col_text(st, 5), &status) != 0)
 			status = VW_STATUS_DOWN; /* the writer stores only known names */
-		double interval = sqlite3_column_type(st, 7) == SQLITE_NULL
-		                      ? 0
-		                      : sqlite3_column_double(st, 7);
+		double interval =
+		    sqlite3_column_type(st, 7) == SQLITE_NULL ? 0 : sqlite3_column_double(st, 7);
 		int64_t ts = sqlite3_column_int64(st, 6);
 		if ((rc = roll_result(s, &t, (int)status, ts,
 		                      credit_stale_ms(interval, s->default_stale_ms), now_ms)) != 0)
+			break;
+		if ((rc = seen_note(s, seen, &t, ts)) != 0)
 			break;
 		mark = sqlite3_column_int64(st, 0);
 		rolled++;
@@ -1211,6 +1344,10 @@ static int sq_rollup(void *p, int64_t now_ms, struct store_stats *out)
 		log_error("event=store_write_failed error=\"%s\"", sqlite3_errmsg(s->wdb));
 		rc = sqlite_errno(step);
 	}
+	if (!rc)
+		rc = seen_flush(s, seen);
+	if (!rc)
+		rc = days_flush(s);
 	if (rc)
 		goto fail;
 	if ((rc = prune_batch(s, now_ms, mark, &pruned_id, &pruned_ts, &deleted)) != 0)
@@ -1226,15 +1363,18 @@ static int sq_rollup(void *p, int64_t now_ms, struct store_stats *out)
 		rc = -EIO;
 		goto fail;
 	}
+	free(seen);
 	out->rows_rolled += rolled;
 	out->rows_pruned += deleted;
 	out->rollup_slices++;
 	if (deleted)
-		log_info("event=results_pruned rows=%zu up_to_id=%lld", deleted, (long long)pruned_id);
+		log_info("event=results_pruned rows=%zu up_to_id=%lld", deleted,
+		         (long long)pruned_id);
 	log_debug("event=rollup_slice results=%zu tails=%zu pruned=%zu mark=%lld", rolled, tails,
 	          deleted, (long long)mark);
 	return rolled == ROLLUP_SLICE || tails == ROLLUP_TAILS || deleted > 0;
 fail:
+	free(seen);
 	log_error("event=rollup_failed mark=%lld error=%d", (long long)mark, rc);
 	vw_db_exec(s->wdb, "ROLLBACK", NULL, 0);
 	return rc;
@@ -1481,8 +1621,10 @@ static int sq_score_inputs(void *p, const struct store_score_query *q, struct st
 {
 	struct sqlite_rd *rd = p;
 	/* The most selective index the query allows; the other names filter. */
-	int which = q->site ? R_EXAMS_SITE : q->org ? R_EXAMS_ORG : q->city ? R_EXAMS_CITY
-	                                                                   : R_EXAMS_ALL;
+	int which = q->site   ? R_EXAMS_SITE
+	            : q->org  ? R_EXAMS_ORG
+	            : q->city ? R_EXAMS_CITY
+	                      : R_EXAMS_ALL;
 	/* One snapshot: totals, credits and rolled_to agree. */
 	if (vw_db_exec(rd->db, "BEGIN", NULL, 0))
 		return -EIO;
@@ -1578,7 +1720,7 @@ static int sq_score_evidence(void *p, int64_t exam_id, int cls, const char *targ
 	*pruned = start - stale < pruned_ts;
 
 	/* Target by target (the index's order within each agent), the site's agents merged by
-	 * seq: results_target_ts answers each with one range. */
+	 * seq: results_agent_ts answers each with one range of the agent's rows. */
 	sqlite3_stmt *tt = rd->r[R_EV_TARGETS];
 	sqlite3_bind_text(tt, 1, site, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_text(tt, 2, class_kind[cls], -1, SQLITE_STATIC);

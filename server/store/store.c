@@ -422,7 +422,9 @@ int store_open(const struct store_options *o, struct store **out, char *err, siz
 	uv_cond_init(&s->rcond);
 	s->ops = ops;
 	s->max_reads = o->max_reads ? o->max_reads : DEFAULT_MAX_READS;
-	s->rollup_tick_ms = o->rollup_tick_ms > 0 ? o->rollup_tick_ms : DEFAULT_ROLLUP_TICK_MS;
+	s->rollup_tick_ms = o->rollup_tick_ms < 0   ? -1
+	                    : o->rollup_tick_ms > 0 ? o->rollup_tick_ms
+	                                            : DEFAULT_ROLLUP_TICK_MS;
 	int rc = ops->open(o, &s->be, err, errlen);
 	if (rc) {
 		s->be = NULL;
@@ -497,13 +499,19 @@ static int rollup_slice(struct store *s)
 static void writer_main(void *arg)
 {
 	struct store *s = arg;
-	int more = 1; /* the job may be behind at start (a migrated or restarted store) */
+	int job = s->ops->rollup && s->rollup_tick_ms > 0;
+	int more = job; /* the job may be behind at start (a migrated or restarted store) */
 	uv_mutex_lock(&s->mu);
 	for (;;) {
 		/* Batches first; the job runs between group commits, at once while it is behind
 		 * and otherwise every tick. */
-		if (!s->q_head && !s->stopping && !more)
-			uv_cond_timedwait(&s->cond, &s->mu, (uint64_t)s->rollup_tick_ms * 1000000u);
+		if (!s->q_head && !s->stopping && !more) {
+			if (job)
+				uv_cond_timedwait(&s->cond, &s->mu,
+				                  (uint64_t)s->rollup_tick_ms * 1000000u);
+			else
+				uv_cond_wait(&s->cond, &s->mu);
+		}
 		if (!s->q_head && s->stopping)
 			break; /* stopping, and nothing left to commit */
 		struct store_batch *list = s->q_head, *tail = s->q_tail;
@@ -525,7 +533,7 @@ static void writer_main(void *arg)
 			uv_async_send(&s->async);
 		}
 		/* A failed slice (-EBUSY, -EIO) is retried at the next tick, not in a spin. */
-		if (s->ops->rollup)
+		if (job)
 			more = rollup_slice(s) > 0;
 		uv_mutex_lock(&s->mu);
 	}
@@ -553,7 +561,8 @@ static void run_read(struct reader *r, struct read_req *q)
 		break;
 	case RD_EVIDENCE:
 		rc = ops->score_evidence(r->conn, q->exam_id, q->cls,
-		                         q->has_target ? q->target : NULL, &q->fill, &q->reply.value);
+		                         q->has_target ? q->target : NULL, &q->fill,
+		                         &q->reply.value);
 		break;
 	case RD_SCORE_EXAM:
 		rc = ops->score_exam(r->conn, q->exam_id, &q->fill);

@@ -77,7 +77,8 @@ struct store_options {
 	 * are rolled up are pruned (0 = kept for ever); a result without an interval_ms metric
 	 * holds for this long at most (0 = STORE_DEFAULT_STALE_MS). */
 	int64_t raw_retention_ms, default_stale_ms;
-	/* How often the job wakes when no batch comes, to move open holds on; 0 = 2 s. */
+	/* How often the job wakes when no batch comes, to close the holds of silent targets;
+	 * 0 = 2 s; < 0 = the job does not run at all (measurements of ingest alone). */
 	int64_t rollup_tick_ms;
 };
 /* [score] default_stale's default: 2 x the agent's default 60 s in-session camera cadence. */
@@ -103,7 +104,7 @@ void store_close(struct store *s);
 
 struct store_stats {
 	uint64_t commits, batches, rows_stored, rows_skipped, gap_seqs;
-	uint64_t reads, reads_refused; /* completed; refused with -EAGAIN */
+	uint64_t reads, reads_refused;                    /* completed; refused with -EAGAIN */
 	uint64_t rows_rolled, rows_pruned, rollup_slices; /* the rollup job */
 };
 void store_get_stats(struct store *s, struct store_stats *out); /* loop thread */
@@ -168,7 +169,8 @@ struct store_exam {
 	const char *org, *city, *site, *code, *occupation, *level, *rooms;
 	int64_t start_ms, end_ms, candidates;
 	/* Rolled-up time of the session per class, summed over the class's targets. */
-	int64_t ok_ms[STORE_CLASS_COUNT], degraded_ms[STORE_CLASS_COUNT], down_ms[STORE_CLASS_COUNT];
+	int64_t ok_ms[STORE_CLASS_COUNT], degraded_ms[STORE_CLASS_COUNT],
+	    down_ms[STORE_CLASS_COUNT];
 	int64_t ntargets[STORE_CLASS_COUNT]; /* targets with any credit in the session */
 	int64_t rolled_to_ms; /* the rollup has seen every result checked before this time */
 };
@@ -184,7 +186,8 @@ struct store_score_query {
 	int with_credits;              /* 0: totals only (rankings); 1: per-target credits too */
 };
 /* Reply: exams (by start_ms, id) in r->exams / r->nexams, credits (by exam_id, cls, target)
- * in r->credits / r->ncredits. */
+ * in r->credits / r->ncredits. A province-wide year (~300k sessions) outgrows
+ * STORE_REPLY_MAX (-E2BIG): rankings read per city or per org. */
 int store_score_inputs(struct store *s, const struct store_score_query *q, store_read_cb cb,
                        void *ud);
 /* The raw results behind one session's class (every target of it when target is NULL):

@@ -4,10 +4,12 @@
  *                                       per transaction, durability full, through the
  *                                       store's own insert statement (store_bench_raw),
  *                                       no latest/high-water bookkeeping (the floor)
- *   bench_store group DIR ROWS BATCH INFLIGHT full|normal
+ *   bench_store group DIR ROWS BATCH INFLIGHT full|normal [rollup]
  *                                       the store's writer thread and group commit, with
  *                                       INFLIGHT batches of BATCH rows always queued (as
- *                                       that many agents uploading at once would keep it)
+ *                                       that many agents uploading at once would keep it);
+ *                                       with "rollup", the rollup job runs between the
+ *                                       commits as in the server (without, ingest alone)
  *
  * Prints one line: mode=.. rows=.. seconds=.. rows_per_s=.. commits=.. */
 #include <errno.h>
@@ -25,6 +27,8 @@ static void make_result(struct vw_result *r, long k)
 	snprintf(target, sizeof(target), "cam-%03ld", k % 200);
 	vw_result_init(r, VW_KIND_STREAM, target);
 	r->seq = k + 1;
+	/* Each of the 200 cameras checked once a minute, from 2026-12-01 09:00 +08:00. */
+	r->ts_ms = 1764550800000LL + k * 300;
 	snprintf(r->session, sizeof(r->session), "2026-11-26-am");
 	snprintf(r->codec, sizeof(r->codec), "h264");
 	vw_result_set_metric(r, VW_M_WIDTH, 1920);
@@ -40,7 +44,7 @@ static void make_result(struct vw_result *r, long k)
 	vw_result_set_metric(r, VW_M_BLUR, 2.31);
 }
 
-static int open_fresh(const char *dir, enum store_durability d, struct store **st)
+static int open_fresh(const char *dir, enum store_durability d, int rollup, struct store **st)
 {
 	char err[512], path[4096];
 	/* A fresh store: the backend keeps venuewatch.db (and its WAL) in dir. */
@@ -49,7 +53,11 @@ static int open_fresh(const char *dir, enum store_durability d, struct store **s
 		snprintf(path, sizeof(path), "%s/venuewatch.db%s", dir, suffix[i]);
 		remove(path);
 	}
-	struct store_options so = {.backend = "sqlite", .dir = dir, .durability = d, .readers = 1};
+	struct store_options so = {.backend = "sqlite",
+	                           .dir = dir,
+	                           .durability = d,
+	                           .readers = 1,
+	                           .rollup_tick_ms = rollup ? 0 : -1};
 	if (store_open(&so, st, err, sizeof(err))) {
 		fprintf(stderr, "bench_store: %s\n", err);
 		return -1;
@@ -60,7 +68,7 @@ static int open_fresh(const char *dir, enum store_durability d, struct store **s
 static int run_raw(const char *dir, long rows)
 {
 	struct store *st;
-	if (open_fresh(dir, STORE_DURABLE_FULL, &st))
+	if (open_fresh(dir, STORE_DURABLE_FULL, 0, &st))
 		return 1;
 	struct vw_result r;
 	long commits = 0;
@@ -141,11 +149,11 @@ static void submit_next(struct group *g)
 	}
 }
 
-static int run_group(const char *dir, long rows, long batch, int agents, int full)
+static int run_group(const char *dir, long rows, long batch, int agents, int full, int rollup)
 {
 	struct group g = {.rows = rows, .batch = batch, .agents = agents};
 	uv_loop_init(&g.loop);
-	if (open_fresh(dir, full ? STORE_DURABLE_FULL : STORE_DURABLE_NORMAL, &g.st))
+	if (open_fresh(dir, full ? STORE_DURABLE_FULL : STORE_DURABLE_NORMAL, rollup, &g.st))
 		return 1;
 	if (store_start(g.st, &g.loop, (size_t)agents))
 		return 1;
@@ -156,10 +164,11 @@ static int run_group(const char *dir, long rows, long batch, int agents, int ful
 	double s = (double)(vw_mono_ms() - t0) / 1000.0;
 	struct store_stats stats;
 	store_get_stats(g.st, &stats);
-	printf("mode=group sync=%s rows=%ld batch=%ld inflight=%d seconds=%.2f rows_per_s=%.0f "
-	       "commits=%llu ms_per_commit=%.2f\n",
-	       full ? "full" : "normal", rows, batch, agents, s, rows / s,
-	       (unsigned long long)stats.commits, s * 1000.0 / (double)stats.commits);
+	printf("mode=group sync=%s rollup=%s rows=%ld batch=%ld inflight=%d seconds=%.2f "
+	       "rows_per_s=%.0f commits=%llu ms_per_commit=%.2f rolled=%llu\n",
+	       full ? "full" : "normal", rollup ? "on" : "off", rows, batch, agents, s, rows / s,
+	       (unsigned long long)stats.commits, s * 1000.0 / (double)stats.commits,
+	       (unsigned long long)stats.rows_rolled);
 	store_close(g.st);
 	uv_run(&g.loop, UV_RUN_DEFAULT);
 	uv_loop_close(&g.loop);
@@ -172,8 +181,9 @@ int main(int argc, char **argv)
 		return run_raw(argv[2], strtol(argv[3], NULL, 10));
 	if (argc >= 7 && strcmp(argv[1], "group") == 0)
 		return run_group(argv[2], strtol(argv[3], NULL, 10), strtol(argv[4], NULL, 10),
-		                 atoi(argv[5]), strcmp(argv[6], "full") == 0);
-	fprintf(stderr,
-	        "usage: bench_store raw DIR ROWS | group DIR ROWS BATCH INFLIGHT full|normal\n");
+		                 atoi(argv[5]), strcmp(argv[6], "full") == 0,
+		                 argc >= 8 && strcmp(argv[7], "rollup") == 0);
+	fprintf(stderr, "usage: bench_store raw DIR ROWS | group DIR ROWS BATCH INFLIGHT "
+	                "full|normal [rollup]\n");
 	return 2;
 }

@@ -31,8 +31,9 @@ static void apply(struct tally *t, size_t nt, const struct credit_span *sp, size
 {
 	for (size_t i = 0; i < n; i++)
 		for (size_t j = 0; j < nt; j++)
-			t[j].ms[sp[i].status] += sp[i].sign * credit_overlap(sp[i].from_ms, sp[i].to_ms,
-			                                                      t[j].start, t[j].end);
+			t[j].ms[sp[i].status] +=
+			    sp[i].sign *
+			    credit_overlap(sp[i].from_ms, sp[i].to_ms, t[j].start, t[j].end);
 }
 
 struct res {
@@ -47,7 +48,8 @@ static void run(const struct res *r, size_t n, int64_t after, struct tally *t, s
 	struct credit_span sp[2];
 	for (size_t i = 0; i < n; i++) {
 		apply(t, nt, sp, credit_advance(&st, r[i].arrive, sp));
-		apply(t, nt, sp, credit_next(&st, r[i].status, r[i].ts, r[i].stale, r[i].arrive, sp));
+		apply(t, nt, sp,
+		      credit_next(&st, r[i].status, r[i].ts, r[i].stale, r[i].arrive, sp));
 	}
 	apply(t, nt, sp, credit_advance(&st, after, sp));
 }
@@ -66,7 +68,8 @@ static void test_camera_down_half_the_session(void **state)
 	(void)state;
 	struct res r[121];
 	for (int i = 0; i <= 120; i++)
-		r[i] = (struct res){T0 + i * MIN, 2 * MIN, T0 + i * MIN + 5 * S, i < 60 ? OK : DOWN};
+		r[i] =
+		    (struct res){T0 + i * MIN, 2 * MIN, T0 + i * MIN + 5 * S, i < 60 ? OK : DOWN};
 	struct tally t = {T0, T0 + 2 * H, {0}};
 	run(r, 121, T0 + 3 * H, &t, 1);
 	assert_int_equal(t.ms[OK], 1 * H);
@@ -90,13 +93,15 @@ static void test_backlog_counts_at_check_time(void **state)
 	struct credit_state st = {0};
 	struct credit_span sp[2];
 	for (int i = 0; i <= 30; i++)
-		apply(&t, 1, sp, credit_next(&st, r[i].status, r[i].ts, r[i].stale, r[i].arrive, sp));
+		apply(&t, 1, sp,
+		      credit_next(&st, r[i].status, r[i].ts, r[i].stale, r[i].arrive, sp));
 	/* 10:00, nothing since 09:30: the 09:30 result held its 2 minutes and no more. */
 	apply(&t, 1, sp, credit_advance(&st, T0 + 60 * MIN, sp));
 	assert_int_equal(t.ms[OK], 32 * MIN);
 	for (int i = 31; i <= 120; i++) {
 		apply(&t, 1, sp, credit_advance(&st, r[i].arrive, sp));
-		apply(&t, 1, sp, credit_next(&st, r[i].status, r[i].ts, r[i].stale, r[i].arrive, sp));
+		apply(&t, 1, sp,
+		      credit_next(&st, r[i].status, r[i].ts, r[i].stale, r[i].arrive, sp));
 	}
 	apply(&t, 1, sp, credit_advance(&st, T0 + 3 * H, sp));
 	assert_int_equal(t.ms[OK], 2 * H);
@@ -109,7 +114,8 @@ static void test_overlapping_sessions(void **state)
 	(void)state;
 	struct res r[181];
 	for (int i = 0; i <= 180; i++)
-		r[i] = (struct res){T0 + i * MIN, 2 * MIN, T0 + i * MIN, (i >= 60 && i < 90) ? DOWN : OK};
+		r[i] = (struct res){T0 + i * MIN, 2 * MIN, T0 + i * MIN,
+		                    (i >= 60 && i < 90) ? DOWN : OK};
 	struct tally t[2] = {{T0, T0 + 2 * H, {0}}, {T0 + H, T0 + 3 * H, {0}}};
 	run(r, 181, T0 + 4 * H, t, 2);
 	assert_int_equal(t[0].ms[OK], 90 * MIN);

@@ -240,9 +240,18 @@ static void on_inputs(void *ud, const struct store_reply *r)
 		in->exams[i].occupation = in->exams[i].level = in->exams[i].rooms = NULL;
 	}
 	for (size_t i = 0; i < r->ncredits && i < 32; i++) {
-		in->credits[i] = r->credits[i];
-		snprintf(in->ctargets[i], sizeof(in->ctargets[i]), "%s", r->credits[i].target);
-		in->credits[i].target = NULL;
+		/* Field by field into zeroed memory: the tests compare these bytewise, and a
+		 * struct copy would carry the padding after cls. */
+		const struct store_credit *c = &r->credits[i];
+		struct store_credit *o = &in->credits[i];
+		memset(o, 0, sizeof(*o));
+		o->exam_id = c->exam_id;
+		o->cls = c->cls;
+		o->ok_ms = c->ok_ms;
+		o->degraded_ms = c->degraded_ms;
+		o->down_ms = c->down_ms;
+		o->results = c->results;
+		snprintf(in->ctargets[i], sizeof(in->ctargets[i]), "%s", c->target);
 	}
 	if (r->ntargets) {
 		in->first_ts = r->targets[0].ts_ms;
@@ -307,8 +316,8 @@ static void credits_follow_the_rule(void **state)
 	wait_job(x, x->sent, 0);
 
 	struct inputs in;
-	struct store_score_query q = {.org = "org-1", .from_ms = T0 - DAY, .to_ms = T0 + DAY,
-	                              .with_credits = 1};
+	struct store_score_query q = {
+	    .org = "org-1", .from_ms = T0 - DAY, .to_ms = T0 + DAY, .with_credits = 1};
 	read_inputs(x, &q, &in);
 	/* the cancelled session is never scored; site-2's session is org-1's too */
 	assert_int_equal(in.nexams, 3);
@@ -362,17 +371,20 @@ static void credits_follow_the_rule(void **state)
 
 	/* evidence: cam1's rows from 08:58 (start - 2 x its cadence) to 11:00, by seq */
 	memset(&in, 0, sizeof(in));
-	wait_inputs(x, &in, store_score_evidence(x->st, 1, STORE_CLASS_STREAM, "cam1", on_inputs, &in));
+	wait_inputs(x, &in,
+	            store_score_evidence(x->st, 1, STORE_CLASS_STREAM, "cam1", on_inputs, &in));
 	assert_int_equal(in.ntargets, 121);
 	assert_int_equal(in.first_ts, T0 - MINUTE);
 	assert_int_equal(in.last_ts, T0 + 119 * MINUTE);
 	assert_int_equal(in.value, 0);
 	/* coverage of session 1: A101's rows only */
 	memset(&in, 0, sizeof(in));
-	wait_inputs(x, &in, store_score_evidence(x->st, 1, STORE_CLASS_COVERAGE, NULL, on_inputs, &in));
+	wait_inputs(x, &in,
+	            store_score_evidence(x->st, 1, STORE_CLASS_COVERAGE, NULL, on_inputs, &in));
 	assert_int_equal(in.ntargets, 121); /* A101 at 08:59:05 .. 10:59:05 */
 	memset(&in, 0, sizeof(in));
-	assert_int_equal(store_score_evidence(x->st, 99, STORE_CLASS_STREAM, NULL, on_inputs, &in), 0);
+	assert_int_equal(store_score_evidence(x->st, 99, STORE_CLASS_STREAM, NULL, on_inputs, &in),
+	                 0);
 	while (!in.calls)
 		uv_run(&x->loop, UV_RUN_ONCE);
 	assert_int_equal(in.status, -ENOENT);
@@ -380,9 +392,11 @@ static void credits_follow_the_rule(void **state)
 
 	/* per local day: cam1 held from 08:59 to 12:02 of one Shanghai day */
 	assert_int_equal(sql_value(x, "SELECT count(*) FROM rollup_days WHERE target = 'cam1'"), 1);
-	assert_int_equal(sql_value(x, "SELECT ok_ms + down_ms FROM rollup_days WHERE target = 'cam1'"),
-	                 183 * MINUTE);
-	assert_int_equal(sql_value(x, "SELECT results FROM rollup_days WHERE target = 'cam1'"), 182);
+	assert_int_equal(
+	    sql_value(x, "SELECT ok_ms + down_ms FROM rollup_days WHERE target = 'cam1'"),
+	    183 * MINUTE);
+	assert_int_equal(sql_value(x, "SELECT results FROM rollup_days WHERE target = 'cam1'"),
+	                 182);
 	assert_int_equal(sql_value(x, "SELECT result_id FROM rollup_mark"),
 	                 sql_value(x, "SELECT max(id) FROM results"));
 }
@@ -424,8 +438,8 @@ static void pruning_keeps_score_inputs(void **state)
 	open_h(x);
 	feed_day(x);
 	wait_job(x, x->sent, 0);
-	struct store_score_query q = {.org = "org-1", .from_ms = T0 - DAY, .to_ms = T0 + DAY,
-	                              .with_credits = 1};
+	struct store_score_query q = {
+	    .org = "org-1", .from_ms = T0 - DAY, .to_ms = T0 + DAY, .with_credits = 1};
 	struct inputs before, after;
 	read_inputs(x, &q, &before);
 	close_h(x);
@@ -440,18 +454,49 @@ static void pruning_keeps_score_inputs(void **state)
 	assert_int_equal(before.ncredits, after.ncredits);
 	assert_true(before.ncredits > 0);
 	assert_memory_equal(before.exams, after.exams, before.nexams * sizeof(before.exams[0]));
-	assert_memory_equal(before.credits, after.credits, before.ncredits * sizeof(before.credits[0]));
+	assert_memory_equal(before.credits, after.credits,
+	                    before.ncredits * sizeof(before.credits[0]));
 	assert_memory_equal(before.ctargets, after.ctargets, sizeof(before.ctargets));
 
 	struct inputs ev;
 	memset(&ev, 0, sizeof(ev));
-	wait_inputs(x, &ev, store_score_evidence(x->st, 1, STORE_CLASS_STREAM, "cam1", on_inputs, &ev));
+	wait_inputs(x, &ev,
+	            store_score_evidence(x->st, 1, STORE_CLASS_STREAM, "cam1", on_inputs, &ev));
 	assert_int_equal(ev.value, 1);
 	assert_int_equal(ev.ntargets, 0);
 	close_h(x);
 	assert_int_equal(sql_value(x, "SELECT count(*) FROM results"), 4);
 	assert_int_equal(sql_value(x, "SELECT count(*) FROM results r JOIN latest l"
-	                              " ON l.result_id = r.id"), 4);
+	                              " ON l.result_id = r.id"),
+	                 4);
+}
+
+/* A target that goes silent in a session under way: its last result is credited up to the
+ * job's clock when it is read, and once its bound has passed the tick credits the rest of
+ * its hold (2 x its 1 s cadence) and nothing more. */
+static void silent_target_is_credited_to_its_bound(void **state)
+{
+	struct ctx *x = *state;
+	open_h(x);
+	int64_t now = vw_now_ms();
+	add_exam(x, 1, "site-1", "live-1", now - 60 * S, now + H, "*", 0);
+	result(x, VW_KIND_STREAM, "cam1", now - 500, VW_STATUS_OK, 1000);
+	flush(x);
+	struct store_score_query q = {.site = "site-1", .from_ms = now, .to_ms = now + 1};
+	struct inputs in;
+	int64_t deadline = vw_mono_ms() + 20000;
+	for (;;) {
+		read_inputs(x, &q, &in);
+		assert_int_equal(in.nexams, 1);
+		assert_true(in.exams[0].ok_ms[STORE_CLASS_STREAM] <= 2 * S);
+		if (in.exams[0].ok_ms[STORE_CLASS_STREAM] == 2 * S)
+			break;
+		if (vw_mono_ms() > deadline)
+			fail_msg("the silent hold was not closed: %lld ms",
+			         (long long)in.exams[0].ok_ms[STORE_CLASS_STREAM]);
+		uv_sleep(20);
+	}
+	close_h(x);
 }
 
 /* A collector's database from before exam sessions and rollups (schema 1, as the first
@@ -461,29 +506,30 @@ static void old_database_migrates_and_its_results_are_rolled(void **state)
 {
 	struct ctx *x = *state;
 	char sql[2048];
-	snprintf(sql, sizeof(sql),
-	         "CREATE TABLE agents(id INTEGER PRIMARY KEY, site TEXT NOT NULL, agent TEXT NOT NULL,"
-	         " org TEXT NOT NULL DEFAULT '', city TEXT NOT NULL DEFAULT '',"
-	         " high_seq INTEGER NOT NULL DEFAULT 0, last_report_ms INTEGER NOT NULL DEFAULT 0,"
-	         " cam_ok INTEGER NOT NULL DEFAULT 0, cam_degraded INTEGER NOT NULL DEFAULT 0,"
-	         " cam_down INTEGER NOT NULL DEFAULT 0, UNIQUE(site, agent));"
-	         "CREATE TABLE results(id INTEGER PRIMARY KEY, agent_id INTEGER NOT NULL,"
-	         " seq INTEGER NOT NULL, ts_ms INTEGER NOT NULL, mono_ms INTEGER NOT NULL,"
-	         " kind TEXT NOT NULL, target TEXT NOT NULL, status TEXT NOT NULL, session TEXT,"
-	         " codec TEXT, faults TEXT NOT NULL, metrics TEXT NOT NULL,"
-	         " received_ms INTEGER NOT NULL);"
-	         "CREATE TABLE latest(agent_id INTEGER NOT NULL, kind TEXT NOT NULL,"
-	         " target TEXT NOT NULL, result_id INTEGER NOT NULL, status TEXT NOT NULL,"
-	         " PRIMARY KEY(agent_id, kind, target)) WITHOUT ROWID;"
-	         "INSERT INTO agents(id, site, agent, high_seq, cam_ok) VALUES(1, 'site-1', 'a', 3, 1);"
-	         "INSERT INTO results(agent_id, seq, ts_ms, mono_ms, kind, target, status, faults,"
-	         " metrics, received_ms) VALUES"
-	         " (1, 1, %lld, 1, 'stream', 'cam1', 'ok', '[]', '{\"interval_ms\":60000}', 1),"
-	         " (1, 2, %lld, 2, 'stream', 'cam1', 'down', '[\"timeout\"]', '{}', 2),"
-	         " (1, 3, %lld, 3, 'stream', 'cam1', 'ok', '[]', '{\"interval_ms\":60000}', 3);"
-	         "INSERT INTO latest VALUES(1, 'stream', 'cam1', 3, 'ok');"
-	         "PRAGMA user_version = 1;",
-	         (long long)T0, (long long)(T0 + MINUTE), (long long)(T0 + 10 * MINUTE));
+	snprintf(
+	    sql, sizeof(sql),
+	    "CREATE TABLE agents(id INTEGER PRIMARY KEY, site TEXT NOT NULL, agent TEXT NOT NULL,"
+	    " org TEXT NOT NULL DEFAULT '', city TEXT NOT NULL DEFAULT '',"
+	    " high_seq INTEGER NOT NULL DEFAULT 0, last_report_ms INTEGER NOT NULL DEFAULT 0,"
+	    " cam_ok INTEGER NOT NULL DEFAULT 0, cam_degraded INTEGER NOT NULL DEFAULT 0,"
+	    " cam_down INTEGER NOT NULL DEFAULT 0, UNIQUE(site, agent));"
+	    "CREATE TABLE results(id INTEGER PRIMARY KEY, agent_id INTEGER NOT NULL,"
+	    " seq INTEGER NOT NULL, ts_ms INTEGER NOT NULL, mono_ms INTEGER NOT NULL,"
+	    " kind TEXT NOT NULL, target TEXT NOT NULL, status TEXT NOT NULL, session TEXT,"
+	    " codec TEXT, faults TEXT NOT NULL, metrics TEXT NOT NULL,"
+	    " received_ms INTEGER NOT NULL);"
+	    "CREATE TABLE latest(agent_id INTEGER NOT NULL, kind TEXT NOT NULL,"
+	    " target TEXT NOT NULL, result_id INTEGER NOT NULL, status TEXT NOT NULL,"
+	    " PRIMARY KEY(agent_id, kind, target)) WITHOUT ROWID;"
+	    "INSERT INTO agents(id, site, agent, high_seq, cam_ok) VALUES(1, 'site-1', 'a', 3, 1);"
+	    "INSERT INTO results(agent_id, seq, ts_ms, mono_ms, kind, target, status, faults,"
+	    " metrics, received_ms) VALUES"
+	    " (1, 1, %lld, 1, 'stream', 'cam1', 'ok', '[]', '{\"interval_ms\":60000}', 1),"
+	    " (1, 2, %lld, 2, 'stream', 'cam1', 'down', '[\"timeout\"]', '{}', 2),"
+	    " (1, 3, %lld, 3, 'stream', 'cam1', 'ok', '[]', '{\"interval_ms\":60000}', 3);"
+	    "INSERT INTO latest VALUES(1, 'stream', 'cam1', 3, 'ok');"
+	    "PRAGMA user_version = 1;",
+	    (long long)T0, (long long)(T0 + MINUTE), (long long)(T0 + 10 * MINUTE));
 	sql_exec(x, sql);
 	open_h(x);
 	wait_job(x, 3, 0);
@@ -497,7 +543,7 @@ static void old_database_migrates_and_its_results_are_rolled(void **state)
 	                 2 * MINUTE);
 	assert_int_equal(sql_value(x, "SELECT results FROM rollup_days WHERE target = 'cam1'"), 3);
 	assert_int_equal(sql_value(x, "SELECT count(*) FROM sqlite_master"
-	                              " WHERE name = 'results_target_ts'"),
+	                              " WHERE name = 'results_agent_ts'"),
 	                 1);
 }
 
@@ -507,6 +553,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(credits_follow_the_rule, setup, teardown),
 	    cmocka_unit_test_setup_teardown(backlog_counts_at_check_time, setup, teardown),
 	    cmocka_unit_test_setup_teardown(pruning_keeps_score_inputs, setup, teardown),
+	    cmocka_unit_test_setup_teardown(silent_target_is_credited_to_its_bound, setup,
+	                                    teardown),
 	    cmocka_unit_test_setup_teardown(old_database_migrates_and_its_results_are_rolled, setup,
 	                                    teardown),
 	};

@@ -34,6 +34,7 @@ static void defaults_apply(void **state)
 	assert_int_equal(cfg.limits.header_timeout_ms, 10000);
 	assert_int_equal(cfg.limits.request_timeout_ms, 30000);
 	assert_int_equal(cfg.limits.idle_timeout_ms, 60000);
+	assert_int_equal(cfg.store.raw_retention_ms, 90LL * 86400000); /* 90 days */
 	server_conf_free(&cfg);
 }
 
