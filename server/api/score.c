@@ -24,6 +24,20 @@
 
 enum score_view { VIEW_ORG, VIEW_SITE, VIEW_RANKING, VIEW_PUBLISH, VIEW_HTML, VIEW_CSV };
 
+struct org_rank {
+	char org[65];
+	double held[SCORE_NCRIT];
+	int64_t dur_ms, sessions;
+	double frac[SCORE_NCRIT];
+	int score, weakest;
+};
+
+struct rank_acc {
+	struct org_rank *v;
+	size_t n, cap;
+	int64_t win_from; /* the window being read */
+};
+
 struct score_ctx {
 	struct api *a;
 	struct conn *c;
@@ -35,6 +49,7 @@ struct score_ctx {
 	int64_t exam_id;
 	int crit;
 	cJSON *exam_json, *credits_json;
+	struct rank_acc *rank; /* ranking: the sums so far */
 };
 
 static void ctx_free(struct score_ctx *x)
@@ -43,6 +58,9 @@ static void ctx_free(struct score_ctx *x)
 		return;
 	cJSON_Delete(x->exam_json);
 	cJSON_Delete(x->credits_json);
+	if (x->rank)
+		free(x->rank->v);
+	free(x->rank);
 	free(x);
 }
 
@@ -668,11 +686,11 @@ static void on_published(void *ud, int status, const struct published_row *rows,
 /* --- ranking ------------------------------------------------------------------------------------
  */
 
-struct org_rank {
-	const char *org;
-	size_t first, n;
-	struct score_result res;
-};
+/* A province-wide year outgrows one store reply (STORE_REPLY_MAX), so a ranking reads its
+ * period in windows of this length and adds each org's held time and session time up as it
+ * goes: the sum is the very Σ held / Σ duration score_compute takes over all sessions. A
+ * month of a province (~26,000 sessions at issue 11's scale) is a reply of a few MiB. */
+#define RANK_WINDOW_MS (31LL * 86400000)
 
 static int exam_by_org(const void *a, const void *b)
 {
@@ -684,85 +702,155 @@ static int exam_by_org(const void *a, const void *b)
 static int rank_cmp(const void *a, const void *b)
 {
 	const struct org_rank *x = a, *y = b;
-	if (x->res.score != y->res.score)
-		return x->res.score > y->res.score ? -1 : 1;
-	double fx = x->res.weakest >= 0 ? x->res.frac[x->res.weakest] : -1;
-	double fy = y->res.weakest >= 0 ? y->res.frac[y->res.weakest] : -1;
+	if (x->score != y->score)
+		return x->score > y->score ? -1 : 1;
+	double fx = x->weakest >= 0 ? x->frac[x->weakest] : -1;
+	double fy = y->weakest >= 0 ? y->frac[y->weakest] : -1;
 	if (fx != fy)
 		return fx > fy ? -1 : 1;
 	return strcmp(x->org, y->org);
 }
 
-static void on_ranking(void *ud, const struct store_reply *r)
+static struct org_rank *rank_entry(struct rank_acc *acc, const char *org)
 {
-	struct score_ctx *x = ud;
-	const struct score_rubric *rub = &x->a->rubric;
+	for (size_t i = 0; i < acc->n; i++)
+		if (strcmp(acc->v[i].org, org) == 0)
+			return &acc->v[i];
+	if (acc->n == acc->cap) {
+		size_t nc = acc->cap ? acc->cap * 2 : 64;
+		struct org_rank *p = realloc(acc->v, nc * sizeof(*p));
+		if (!p)
+			return NULL;
+		acc->v = p;
+		acc->cap = nc;
+	}
+	struct org_rank *e = &acc->v[acc->n++];
+	memset(e, 0, sizeof(*e));
+	snprintf(e->org, sizeof(e->org), "%s", org);
+	return e;
+}
+
+/* One window's sessions into the sums. A session overlapping several windows counts in the
+ * first that holds its start (or the first window, for one that began before the period). */
+static int rank_add(struct score_ctx *x, struct rank_acc *acc, const struct store_reply *r)
+{
 	struct visible v;
-	struct org_rank *ranks = NULL;
-	size_t nr = 0;
-	cJSON *d = NULL;
-	if (r->status) {
-		respond_store_error(x->c, r->status);
-		ctx_free(x);
-		return;
-	}
+	struct score_result res;
 	if (visible_filter(&x->who, r, &v))
-		goto oom;
+		return -ENOMEM;
 	qsort(v.exams, v.nexams, sizeof(*v.exams), exam_by_org);
-	ranks = calloc(v.nexams ? v.nexams : 1, sizeof(*ranks));
-	if (!ranks)
-		goto oom_v;
-	for (size_t i = 0; i < v.nexams; i++) {
-		if (nr == 0 || strcmp(ranks[nr - 1].org, v.exams[i].org) != 0)
-			ranks[nr++] = (struct org_rank){.org = v.exams[i].org, .first = i};
-		ranks[nr - 1].n++;
+	int rc = score_compute(&x->a->rubric, v.exams, v.nexams, NULL, 0, 0, &res);
+	struct org_rank *cur = NULL;
+	for (size_t i = 0; !rc && i < res.nsessions; i++) {
+		const struct score_session *s = &res.sessions[i];
+		int64_t at = s->exam->start_ms > x->from_ms ? s->exam->start_ms : x->from_ms;
+		if (at < acc->win_from || at >= acc->win_from + RANK_WINDOW_MS)
+			continue;
+		if (!cur || strcmp(cur->org, s->exam->org) != 0)
+			cur = rank_entry(acc, s->exam->org);
+		if (!cur) {
+			rc = -ENOMEM;
+			break;
+		}
+		for (int c = 0; c < SCORE_NCRIT; c++)
+			cur->held[c] += s->held_ms[c];
+		cur->dur_ms += s->dur_ms;
+		cur->sessions++;
 	}
-	for (size_t k = 0; k < nr; k++)
-		if (score_compute(rub, v.exams + ranks[k].first, ranks[k].n, NULL, 0, 0,
-		                  &ranks[k].res))
-			goto oom_r;
-	qsort(ranks, nr, sizeof(*ranks), rank_cmp);
-	d = cJSON_CreateObject();
+	if (!rc)
+		score_result_free(&res);
+	visible_free(&v);
+	return rc;
+}
+
+static void rank_respond(struct score_ctx *x, struct rank_acc *acc)
+{
+	const struct score_rubric *rub = &x->a->rubric;
+	for (size_t k = 0; k < acc->n; k++) {
+		struct org_rank *o = &acc->v[k];
+		for (int c = 0; c < SCORE_NCRIT; c++)
+			o->frac[c] = o->dur_ms > 0 ? o->held[c] / (double)o->dur_ms : 0;
+		o->score = o->dur_ms > 0 ? score_from_fractions(rub, o->frac, &o->weakest) : -1;
+		if (o->dur_ms <= 0)
+			o->weakest = -1;
+	}
+	if (acc->n)
+		qsort(acc->v, acc->n, sizeof(*acc->v), rank_cmp);
+	cJSON *d = cJSON_CreateObject();
 	add_local(d, "from", x->from_ms);
 	add_local(d, "to", x->to_ms);
 	if (x->city[0])
 		cJSON_AddStringToObject(d, "city", x->city);
 	cJSON_AddItemToObject(d, "rubric", rubric_json(rub));
 	cJSON *arr = cJSON_AddArrayToObject(d, "orgs");
-	for (size_t k = 0; k < nr; k++) {
-		const struct score_result *s = &ranks[k].res;
+	for (size_t k = 0; k < acc->n; k++) {
+		const struct org_rank *s = &acc->v[k];
 		cJSON *o = cJSON_CreateObject();
 		cJSON_AddNumberToObject(o, "rank", (double)(k + 1));
-		cJSON_AddStringToObject(o, "org", ranks[k].org);
+		cJSON_AddStringToObject(o, "org", s->org);
 		add_score(o, "score", s->score);
-		cJSON_AddStringToObject(o, "weakest", score_criterion_name(s->weakest));
-		cJSON_AddNumberToObject(o, "sessions", (double)s->nsessions);
+		if (s->weakest >= 0)
+			cJSON_AddStringToObject(o, "weakest", score_criterion_name(s->weakest));
+		else
+			cJSON_AddNullToObject(o, "weakest");
+		cJSON_AddNumberToObject(o, "sessions", (double)s->sessions);
 		cJSON_AddNumberToObject(o, "duration_ms", (double)s->dur_ms);
 		cJSON *cr = cJSON_AddObjectToObject(o, "criteria");
 		for (int c = 0; c < SCORE_NCRIT; c++)
 			cJSON_AddNumberToObject(cr, score_criterion_name(c), s->frac[c]);
 		char link[128];
-		snprintf(link, sizeof(link), "/api/v1/orgs/%s/score", ranks[k].org);
+		snprintf(link, sizeof(link), "/api/v1/orgs/%s/score", s->org);
 		cJSON_AddStringToObject(o, "href", link);
 		cJSON_AddItemToArray(arr, o);
 	}
 	respond_json(x->c, 200, d);
 	cJSON_Delete(d);
-	for (size_t k = 0; k < nr; k++)
-		score_result_free(&ranks[k].res);
-	free(ranks);
-	visible_free(&v);
+}
+
+static void rank_read(struct score_ctx *x);
+
+static void on_ranking(void *ud, const struct store_reply *r)
+{
+	struct score_ctx *x = ud;
+	struct rank_acc *acc = x->rank;
+	if (r->status) {
+		respond_store_error(x->c, r->status);
+		ctx_free(x);
+		return;
+	}
+	if (rank_add(x, acc, r)) {
+		conn_respond_error(x->c, 500, "internal", "out of memory");
+		ctx_free(x);
+		return;
+	}
+	acc->win_from += RANK_WINDOW_MS;
+	if (acc->win_from < x->to_ms) {
+		rank_read(x); /* the next window: one read at a time, never a burst */
+		return;
+	}
+	rank_respond(x, acc);
 	ctx_free(x);
-	return;
-oom_r:
-	for (size_t k = 0; k < nr; k++)
-		score_result_free(&ranks[k].res);
-	free(ranks);
-oom_v:
-	visible_free(&v);
-oom:
-	conn_respond_error(x->c, 500, "internal", "out of memory");
-	ctx_free(x);
+}
+
+static void rank_read(struct score_ctx *x)
+{
+	struct rank_acc *acc = x->rank;
+	int64_t to =
+	    acc->win_from + RANK_WINDOW_MS < x->to_ms ? acc->win_from + RANK_WINDOW_MS : x->to_ms;
+	/* The first window reads from the period's start, so a session that began before it
+	 * and overlaps it is in; later windows start at their own start. */
+	struct store_score_query q = {.from_ms = acc->win_from, .to_ms = to, .with_credits = 0};
+	if (x->org[0])
+		q.org = x->org;
+	if (x->who.person.role == AUTH_CITY)
+		q.city = x->who.person.city;
+	else if (x->city[0])
+		q.city = x->city;
+	int rc = store_score_inputs(x->a->store, &q, on_ranking, x);
+	if (rc) {
+		respond_store_error(x->c, rc);
+		ctx_free(x);
+	}
 }
 
 /* --- evidence ------------------------------------------------------------------------------------
@@ -1019,7 +1107,13 @@ void api_score_ranking(struct api *a, struct conn *c, const struct http_request 
 	/* An org token ranks only itself: other orgs' figures are theirs. */
 	if (who->person.role == AUTH_ORG)
 		snprintf(x->org, sizeof(x->org), "%s", who->person.org);
-	queue_inputs(x, 0);
+	if (!(x->rank = calloc(1, sizeof(*x->rank)))) {
+		conn_respond_error(c, 500, "internal", "out of memory");
+		ctx_free(x);
+		return;
+	}
+	x->rank->win_from = from;
+	rank_read(x);
 }
 
 void api_evidence_get(struct api *a, struct conn *c, const struct http_request *req,

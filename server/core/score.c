@@ -295,6 +295,8 @@ struct unmet {
 	const char *site, *target;
 	size_t tlen;
 	int64_t ms;
+	int64_t sessions; /* merged entries: how many sessions' unmet time ms sums */
+	uint64_t hash;    /* 0 = a free slot of the table */
 };
 
 static int unmet_cmp_key(const void *a, const void *b)
@@ -343,22 +345,56 @@ static int crit_of_class(int cls)
 	return -1;
 }
 
+/* The unmet time per (criterion, site, target), merged as it is added: an open-addressing
+ * table, because an org's years hold hundreds of thousands of credits but only its sites'
+ * few hundred targets (sorting every credit instead cost 0.7 s for 3,120 sessions). */
 struct unmet_vec {
-	struct unmet *v;
+	struct unmet *v; /* cap slots, a power of two */
 	size_t n, cap;
 };
 
+static uint64_t unmet_hash(const struct unmet *x)
+{
+	uint64_t h = 1469598103934665603ull ^ (uint64_t)x->crit; /* FNV-1a */
+	for (const char *p = x->site; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ull;
+	h = (h ^ 0xff) * 1099511628211ull; /* between site and target: "ab"+"c" != "a"+"bc" */
+	for (size_t i = 0; i < x->tlen; i++)
+		h = (h ^ (unsigned char)x->target[i]) * 1099511628211ull;
+	return h ? h : 1;
+}
+
+static struct unmet *unmet_slot(struct unmet *v, size_t cap, const struct unmet *x)
+{
+	for (size_t i = x->hash & (cap - 1);; i = (i + 1) & (cap - 1))
+		if (!v[i].hash || (v[i].hash == x->hash && unmet_cmp_key(&v[i], x) == 0))
+			return &v[i];
+}
+
 static int push(struct unmet_vec *u, struct unmet x)
 {
-	if (u->n == u->cap) {
+	if (2 * (u->n + 1) > u->cap) {
 		size_t nc = u->cap ? u->cap * 2 : 64;
-		struct unmet *p = realloc(u->v, nc * sizeof(*p));
+		struct unmet *p = calloc(nc, sizeof(*p));
 		if (!p)
 			return -ENOMEM;
+		for (size_t i = 0; i < u->cap; i++)
+			if (u->v[i].hash)
+				*unmet_slot(p, nc, &u->v[i]) = u->v[i];
+		free(u->v);
 		u->v = p;
 		u->cap = nc;
 	}
-	u->v[u->n++] = x;
+	x.hash = unmet_hash(&x);
+	struct unmet *slot = unmet_slot(u->v, u->cap, &x);
+	if (slot->hash) {
+		slot->ms += x.ms;
+		slot->sessions++;
+	} else {
+		x.sessions = 1;
+		*slot = x;
+		u->n++;
+	}
 	return 0;
 }
 
@@ -385,13 +421,13 @@ static int add_session_unmet(struct unmet_vec *u, const struct store_exam *e,
 			continue;
 		int64_t got = counted_ms(c, cr->ok_ms, cr->degraded_ms);
 		int64_t miss = got >= s->dur_ms ? 0 : s->dur_ms - got;
-		if (push(u, (struct unmet){c, e->site, cr->target, strlen(cr->target), miss}))
+		if (push(u, (struct unmet){c, e->site, cr->target, strlen(cr->target), miss, 0, 0}))
 			return -ENOMEM;
 	}
 	/* A collector never heard from in the session was never connected; a listed room
 	 * without one coverage result was never covered. Neither has a credit row. */
 	if (!credited(credits, ncredits, from, e->id, STORE_CLASS_CONNECTED, NULL, 0) &&
-	    push(u, (struct unmet){SCORE_CONNECTED, e->site, "collector", 9, s->dur_ms}))
+	    push(u, (struct unmet){SCORE_CONNECTED, e->site, "collector", 9, s->dur_ms, 0, 0}))
 		return -ENOMEM;
 	if (score_rooms_count(e->rooms) < 0)
 		return 0;
@@ -400,7 +436,7 @@ static int add_session_unmet(struct unmet_vec *u, const struct store_exam *e,
 	while ((room = room_next(&p, &n)))
 		if (!room_seen_before(e->rooms, room, n) &&
 		    !credited(credits, ncredits, from, e->id, STORE_CLASS_COVERAGE, room, n) &&
-		    push(u, (struct unmet){SCORE_FLOOR, e->site, room, n, s->dur_ms}))
+		    push(u, (struct unmet){SCORE_FLOOR, e->site, room, n, s->dur_ms, 0, 0}))
 			return -ENOMEM;
 	return 0;
 }
@@ -445,6 +481,11 @@ static int build_reasons(const struct store_exam *exams, size_t nexams,
 			goto fail;
 		}
 	free(done);
+	/* The table's entries, dense and in key order (grouped by criterion). */
+	size_t dense = 0;
+	for (size_t i = 0; i < u.cap; i++)
+		if (u.v[i].hash)
+			u.v[dense++] = u.v[i];
 	if (u.n) /* qsort's base may not be NULL, even for no elements */
 		qsort(u.v, u.n, sizeof(*u.v), unmet_cmp_key);
 
@@ -471,7 +512,7 @@ static int build_reasons(const struct store_exam *exams, size_t nexams,
 			}
 			while (j < b && unmet_cmp_key(&u.v[i], &u.v[j]) == 0) {
 				all[na - 1].unmet_ms += u.v[j].ms;
-				all[na - 1].sessions++;
+				all[na - 1].sessions += u.v[j].sessions;
 				j++;
 			}
 			i = j;

@@ -180,6 +180,15 @@ class Score(IntegrationTest):
         rank = get_json(srv, f"/api/v1/score/ranking?{period}")
         self.assertEqual([o["org"] for o in rank["orgs"]], [ORG])
         self.assertEqual(rank["orgs"][0]["score"], doc["score"])
+        # Read in 31-day windows: a session counts once, in the window of its start, or in
+        # the first when it began before the period; and it is the same session as above.
+        day = 86400_000
+        for lo, hi in ((start - 40 * day, end + 40 * day), (start + 10_000, end + 70 * day),
+                       (start - 31 * day, end)):
+            r = get_json(srv, f"/api/v1/score/ranking?from={lo}&to={hi}")["orgs"]
+            self.assertEqual([(o["org"], o["sessions"], o["duration_ms"]) for o in r],
+                             [(ORG, 1, sess["duration_ms"])], (lo, hi))
+            self.assertEqual(r[0]["criteria"]["picture"], pic["fraction"])
         token = reader_token(srv)
         status, csv = https_request(srv.port, srv.ca, "GET",
                                     f"/api/v1/orgs/{ORG}/report.csv?{period}", token=token)
