@@ -19,6 +19,7 @@
 #include "events.h"
 #include "ingest.h"
 #include "log.h"
+#include "published.h"
 #include "seen.h"
 #include "server_conf.h"
 #include "session.h"
@@ -51,6 +52,8 @@ struct server {
 	struct tls_server *tls;
 	struct events *events;  /* GET /api/v1/events */
 	struct web_static *web; /* [web] root; NULL = no dashboard */
+	/* <state_dir>/scores.db: published item-3.6 scores */
+	struct published *published;
 	int stopping;
 };
 
@@ -108,6 +111,8 @@ static void on_drained(void *ud)
 	s->seen = NULL;
 	session_destroy(s->session);
 	s->session = NULL;
+	published_close(s->published);
+	s->published = NULL;
 	uv_close((uv_handle_t *)&s->sigint, on_handle_closed);
 	uv_close((uv_handle_t *)&s->sigterm, on_handle_closed);
 	uv_close((uv_handle_t *)&s->sighup, on_handle_closed);
@@ -242,6 +247,13 @@ static void on_sighup(uv_signal_t *h, int signum)
 			         nc.limits.header_timeout_ms, nc.limits.request_timeout_ms,
 			         nc.limits.idle_timeout_ms, nc.limits.shutdown_timeout_ms);
 		}
+		/* A new rubric scores what is asked from now on; published scores keep theirs. */
+		if (strcmp(s->cfg.rubric.version, nc.rubric.version) != 0) {
+			s->cfg.rubric = nc.rubric;
+			s->cfg.score = nc.score;
+			api_set_score(s->api, &nc.rubric, s->published);
+			log_info("event=rubric_applied version=%s", nc.rubric.version);
+		}
 		if (server_conf_restart_needed(&s->cfg, &nc, key, sizeof(key)))
 			log_warn("event=reload_partial changed=%s hint=restart_to_apply", key);
 	}
@@ -270,7 +282,8 @@ static int run(struct server *s)
 	struct store_options so = {.backend = cfg->store_backend,
 	                           .dir = cfg->server.state_dir,
 	                           .durability = STORE_DURABLE_FULL,
-	                           .raw_retention_ms = cfg->store.raw_retention_ms};
+	                           .raw_retention_ms = cfg->store.raw_retention_ms,
+	                           .default_stale_ms = cfg->rubric.default_stale_ms};
 	if ((rc = store_open(&so, &s->store, err, sizeof(err))) != 0) {
 		log_error("event=start_failed store=%s error=\"%s\"", cfg->store_backend, err);
 		goto fail;
@@ -323,6 +336,16 @@ static int run(struct server *s)
 		goto fail;
 	}
 	api_set_session(s->api, s->session);
+	{
+		char path[4200];
+		snprintf(path, sizeof(path), "%s/scores.db", cfg->server.state_dir);
+		if ((rc = published_open(&s->loop, path, &s->published, err, sizeof(err))) != 0) {
+			log_error("event=start_failed scores_db=%s error=\"%s\"", path, err);
+			goto fail;
+		}
+	}
+	api_set_score(s->api, &cfg->rubric, s->published);
+	log_info("event=rubric version=%s", cfg->rubric.version);
 	if ((rc = events_create(&s->loop, (size_t)cfg->limits.stream_queue_bytes, &s->events))) {
 		log_error("event=start_failed error=%s", uv_err_name(rc));
 		goto fail;
@@ -396,6 +419,7 @@ fail:
 	signer_stop(s->signer);
 	seen_destroy(s->seen);
 	session_destroy(s->session);
+	published_close(s->published);
 	events_close(s->events);
 	uv_run(&s->loop, UV_RUN_DEFAULT);
 	conn_server_destroy(s->conns);

@@ -108,6 +108,26 @@ static const struct vw_conf_key store_keys[] = {
      "read the rollups, do not change. Evidence rows older than this are gone"},
 };
 
+/* issue 11 and DOMAIN.md: 5 when the weakest criterion holds >= 99 % of exam-session time,
+ * 0 when never connected, 1-4 in between. The steps are the rubric's, not the code's: a
+ * province sets its own, and each set is versioned (score_rubric_finish). */
+static const struct vw_conf_key score_keys[] = {
+    {"full_pct", VW_CONF_DOUBLE, KEY(score_section, full_pct), "99", 0, 0, 100, NULL,
+     "score 5 when the weakest criterion holds at least this percent of exam-session time"},
+    {"step4", VW_CONF_DOUBLE, KEY(score_section, step4), "95", 0, 0, 100, NULL,
+     "score 4 from this percent of the weakest criterion"},
+    {"step3", VW_CONF_DOUBLE, KEY(score_section, step3), "80", 0, 0, 100, NULL,
+     "score 3 from this percent of the weakest criterion"},
+    {"step2", VW_CONF_DOUBLE, KEY(score_section, step2), "50", 0, 0, 100, NULL,
+     "score 2 from this percent; below it 1, and 0 only when the site was never connected"},
+    /* The agent's slowest default cadence is 120 s outside sessions (ARCHITECTURE.md):
+     * a result without its interval_ms metric holds at most that long. */
+    {"default_stale", VW_CONF_DURATION, KEY(score_section, default_stale_ms), "120s", 0, 1000,
+     86400000, NULL,
+     "how long a result without an interval_ms metric counts as fresh (otherwise 2 x its "
+     "interval_ms)"},
+};
+
 #define NKEYS(a) (sizeof(a) / sizeof((a)[0]))
 
 static const struct vw_conf_section sections[] = {
@@ -121,6 +141,9 @@ static const struct vw_conf_section sections[] = {
      KEY(web_section, line), 0, "The web dashboard: its static files and its sessions."},
     {"store", 0, store_keys, NKEYS(store_keys), offsetof(struct server_conf, store), 0, 0,
      KEY(store_section, line), 0, "Where ingested results are stored."},
+    {"score", 0, score_keys, NKEYS(score_keys), offsetof(struct server_conf, score), 0, 0,
+     KEY(score_section, line), 0,
+     "The item-3.6 rubric: percent of exam-session time to score steps (docs/SCORE.md)."},
 };
 
 const struct vw_conf_schema server_conf_schema = {sections, NKEYS(sections)};
@@ -267,6 +290,16 @@ static int finish(struct server_conf *cfg, const char *path, int rc, struct vw_c
 	}
 	if (s->state_dir && !s->state_dir[0]) {
 		vw_conf_error(errs, path, s->line, "[server] state_dir: empty");
+		rc++;
+	}
+	cfg->rubric = (struct score_rubric){.full_pct = cfg->score.full_pct,
+	                                    .step4_pct = cfg->score.step4,
+	                                    .step3_pct = cfg->score.step3,
+	                                    .step2_pct = cfg->score.step2,
+	                                    .default_stale_ms = cfg->score.default_stale_ms};
+	char why[256];
+	if (score_rubric_finish(&cfg->rubric, why, sizeof(why))) {
+		vw_conf_error(errs, path, cfg->score.line, "%s", why);
 		rc++;
 	}
 	if (rc)

@@ -1,6 +1,6 @@
 /* server_conf: the collector's configuration schema ([server], [pki], [limits], [web],
- * [store]) and the checks that span keys (listen address, hostnames, derived paths). Loaded
- * once on the main thread before the loop starts; server_conf_free releases everything
+ * [store], [score]) and the checks that span keys (listen address, hostnames, derived paths).
+ * Loaded once on the main thread before the loop starts; server_conf_free releases everything
  * server_conf_load allocated, including the derived paths. */
 #ifndef VW_SERVER_CONF_H
 #define VW_SERVER_CONF_H
@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "conf.h"
+#include "score.h"
 
 struct server_section {
 	char *listen;    /* "host:port" or "[v6]:port"; parsed into listen_host/listen_port */
@@ -50,6 +51,13 @@ struct store_section {
 	int line;
 };
 
+/* The item-3.6 rubric (docs/SCORE.md); checked and versioned into server_conf.rubric. */
+struct score_section {
+	double full_pct, step4, step3, step2;
+	long default_stale_ms;
+	int line;
+};
+
 struct server_conf {
 	const char *path;
 	struct server_section server;
@@ -57,6 +65,7 @@ struct server_conf {
 	struct limits_section limits;
 	struct web_section web;
 	struct store_section store;
+	struct score_section score;
 	/* Derived by server_conf_load once the file is valid. */
 	char listen_host[64];
 	int listen_port;
@@ -65,6 +74,7 @@ struct server_conf {
 	const char *store_backend; /* [store] backend by name, for store_open */
 	char *auth_db_path; /* <state_dir>/auth.db: tokens, certificates, audit (see auth.h) */
 	char *crl_path;     /* <pki_dir>/ca.crl */
+	struct score_rubric rubric; /* [score], with its version */
 };
 
 extern const struct vw_conf_schema server_conf_schema;

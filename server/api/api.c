@@ -25,6 +25,7 @@ struct api *api_create(struct store *store, struct ingest *ingest)
 	if (a) {
 		a->store = store;
 		a->ingest = ingest;
+		score_rubric_default(&a->rubric);
 	}
 	return a;
 }
@@ -78,6 +79,12 @@ void api_set_session(struct api *a, struct session *session)
 void api_set_events(struct api *a, struct events *events)
 {
 	a->events = events;
+}
+
+void api_set_score(struct api *a, const struct score_rubric *rubric, struct published *published)
+{
+	a->rubric = *rubric;
+	a->published = published;
 }
 
 void api_set_web(struct api *a, struct web_static *web)
@@ -153,6 +160,16 @@ static const struct router_route routes[] = {
     {HTTP_VERB_PATCH, "/api/v1/sessions/{ref}", AUTHZ_SITE_READERS, api_exam_patch},
     {HTTP_VERB_DELETE, "/api/v1/sessions/{ref}", AUTHZ_SITE_READERS, api_exam_delete},
     {HTTP_VERB_GET, "/api/v1/agent/sessions", AUTHZ_AGENT_CERT, api_agent_sessions},
+    /* Item 3.6 (api/score.c). Publishing is the supervisors' act, never the org's own. */
+    {HTTP_VERB_GET, "/api/v1/orgs/{org}/score", AUTHZ_SITE_READERS, api_score_org},
+    {HTTP_VERB_POST, "/api/v1/orgs/{org}/score/publish", AUTHZ_PROVINCE | AUTHZ_CITY,
+     api_score_publish},
+    {HTTP_VERB_GET, "/api/v1/orgs/{org}/score/published", AUTHZ_SITE_READERS, api_score_published},
+    {HTTP_VERB_GET, "/api/v1/orgs/{org}/report.html", AUTHZ_SITE_READERS, api_score_report_html},
+    {HTTP_VERB_GET, "/api/v1/orgs/{org}/report.csv", AUTHZ_SITE_READERS, api_score_report_csv},
+    {HTTP_VERB_GET, "/api/v1/sites/{site}/score", AUTHZ_SITE_READERS, api_score_site},
+    {HTTP_VERB_GET, "/api/v1/score/ranking", AUTHZ_SITE_READERS, api_score_ranking},
+    {HTTP_VERB_GET, "/api/v1/evidence/{id}", AUTHZ_SITE_READERS, api_evidence_get},
     /* The dashboard's login: the token is the credential (session.c checks it). */
     {HTTP_VERB_POST, "/api/v1/session", AUTHZ_ANON, session_post},
     {HTTP_VERB_GET, "/api/v1/session", AUTHZ_PEOPLE, session_get},

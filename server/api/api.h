@@ -32,6 +32,10 @@ void api_set_pki(struct api *a, struct signer *signer, struct seen *seen);
 /* Borrowed; NULL turns the resource off (events: 503, web: 404). */
 struct events;
 struct web_static;
+struct score_rubric;
+struct published;
+/* The [score] rubric (copied) and the published scores (NULL: publishing answers 503). */
+void api_set_score(struct api *a, const struct score_rubric *rubric, struct published *published);
 void api_set_events(struct api *a, struct events *events);
 void api_set_web(struct api *a, struct web_static *web);
 /* The dashboard's sessions (session.h); NULL: cookies are refused. Borrowed. */

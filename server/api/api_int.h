@@ -7,6 +7,7 @@
 #include "authz.h"
 #include "log.h"
 #include "router.h"
+#include "score.h"
 
 struct api {
 	struct store *store;
@@ -19,6 +20,10 @@ struct api {
 	struct web_static *web;  /* NULL: no dashboard, / and below are 404 */
 	struct session *session; /* NULL: no cookie logins (cookies refused) */
 	struct vw_log_limit refused_log;
+	/* [score] (the defaults until api_set_score), and the published scores (NULL:
+	 * publishing answers 503). */
+	struct score_rubric rubric;
+	struct published *published;
 };
 
 /* One warn line per refusal, rate-limited; never the token itself. */
@@ -48,6 +53,23 @@ void api_exam_delete(struct api *a, struct conn *c, const struct http_request *r
                      const struct router_match *m, const struct authz_principal *who);
 void api_agent_sessions(struct api *a, struct conn *c, const struct http_request *req,
                         const struct router_match *m, const struct authz_principal *who);
+/* api/score.c: the item-3.6 score, its evidence, publishing and the report. */
+void api_score_org(struct api *a, struct conn *c, const struct http_request *req,
+                   const struct router_match *m, const struct authz_principal *who);
+void api_score_site(struct api *a, struct conn *c, const struct http_request *req,
+                    const struct router_match *m, const struct authz_principal *who);
+void api_score_ranking(struct api *a, struct conn *c, const struct http_request *req,
+                       const struct router_match *m, const struct authz_principal *who);
+void api_score_publish(struct api *a, struct conn *c, const struct http_request *req,
+                       const struct router_match *m, const struct authz_principal *who);
+void api_score_published(struct api *a, struct conn *c, const struct http_request *req,
+                         const struct router_match *m, const struct authz_principal *who);
+void api_score_report_html(struct api *a, struct conn *c, const struct http_request *req,
+                           const struct router_match *m, const struct authz_principal *who);
+void api_score_report_csv(struct api *a, struct conn *c, const struct http_request *req,
+                          const struct router_match *m, const struct authz_principal *who);
+void api_evidence_get(struct api *a, struct conn *c, const struct http_request *req,
+                      const struct router_match *m, const struct authz_principal *who);
 void api_enroll_post(struct api *a, struct conn *c, const struct http_request *req);
 
 #endif

@@ -1,4 +1,5 @@
 #include "admin.h"
+#include "score_cli.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -616,6 +617,10 @@ const struct vw_cli_cmd admin_cmds[] = {
      exams_import_opts, EXAMS_IMPORT_NOPTS, 0, 0, exams_cmd_import},
     {"session list", "[--site S] [--org O] [--cancelled]", "List exam sessions as a table.",
      exams_list_opts, EXAMS_LIST_NOPTS, 0, 0, exams_cmd_list},
+    {"score", "--org O --from F --to T [--explain] [--config FILE]",
+     "Print an organisation's item-3.6 score for a period as the API computes it;\n"
+     "--explain shows every step (docs/SCORE.md).",
+     score_cli_opts, SCORE_CLI_NOPTS, 0, 0, score_cli_run},
     {"signer", "", "Internal: the CA key's process, started by the server itself (not for people).",
      NULL, 0, 0, 0, cmd_signer},
 };

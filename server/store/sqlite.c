@@ -342,6 +342,7 @@ enum rstmt {
 	R_EXAMS_CITY,
 	R_EXAMS_ALL,
 	R_CREDITS,
+	R_EXAM_ONE,
 	R_EXAM,
 	R_EV_TARGETS,
 	R_EV_ROWS,
@@ -384,6 +385,7 @@ static const char *const rsql[R_COUNT] = {
     [R_EXAMS_CITY] = EXAMS("e.city = ?4"),
     /* The province: exam_sessions_start orders it. */
     [R_EXAMS_ALL] = EXAMS("1"),
+    [R_EXAM_ONE] = EXAMS("e.id = ?6"),
     [R_CREDITS] = "SELECT cls, target, ok_ms, degraded_ms, down_ms, results FROM exam_credits"
                   " WHERE exam_id = ?1 ORDER BY cls, target",
     /* The session, the longest staleness its site's targets run with, and how far pruning
@@ -2447,6 +2449,57 @@ out:
 	return rc;
 }
 
+/* One session by id, as sq_score_inputs reads each (store_score_exam). */
+static int sq_score_exam(void *p, int64_t exam_id, struct store_fill *f)
+{
+	struct sqlite_rd *rd = p;
+	if (vw_db_exec(rd->db, "BEGIN", NULL, 0))
+		return -EIO;
+	struct rolled *rv = NULL;
+	size_t nrv = 0;
+	int rc = load_rolled(rd, &rv, &nrv), step;
+	if (rc)
+		goto out;
+	sqlite3_stmt *st = rd->r[R_EXAM_ONE];
+	sqlite3_bind_int64(st, 1, INT64_MIN);
+	sqlite3_bind_int64(st, 2, INT64_MAX);
+	for (int i = 3; i <= 5; i++)
+		sqlite3_bind_null(st, i);
+	sqlite3_bind_int64(st, 6, exam_id);
+	if ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_exam e = {
+		    .id = sqlite3_column_int64(st, 0),
+		    .org = col_text(st, 1),
+		    .city = col_text(st, 2),
+		    .site = col_text(st, 3),
+		    .code = col_text(st, 4),
+		    .occupation = col_text(st, 5),
+		    .level = col_text(st, 6),
+		    .rooms = col_text(st, 7),
+		    .start_ms = sqlite3_column_int64(st, 8),
+		    .end_ms = sqlite3_column_int64(st, 9),
+		    .candidates = sqlite3_column_int64(st, 10),
+		};
+		for (int c = 0; c < STORE_CLASS_COUNT; c++) {
+			e.ok_ms[c] = sqlite3_column_int64(st, 11 + 4 * c);
+			e.degraded_ms[c] = sqlite3_column_int64(st, 12 + 4 * c);
+			e.down_ms[c] = sqlite3_column_int64(st, 13 + 4 * c);
+			e.ntargets[c] = sqlite3_column_int64(st, 14 + 4 * c);
+		}
+		e.rolled_to_ms = rolled_to(rv, nrv, e.site);
+		rc = store_fill_exam(f, &e);
+		if (!rc)
+			rc = read_credits(rd, e.id, f);
+	} else if (step != SQLITE_DONE) {
+		rc = read_failed(rd, st);
+	}
+	sqlite3_reset(st);
+out:
+	free(rv);
+	vw_db_exec(rd->db, "COMMIT", NULL, 0);
+	return rc;
+}
+
 const struct store_ops store_sqlite_ops = {
     .name = "sqlite",
     .open = sq_open,
@@ -2466,4 +2519,5 @@ const struct store_ops store_sqlite_ops = {
     .exam_version = sq_exam_version,
     .score_inputs = sq_score_inputs,
     .score_evidence = sq_score_evidence,
+    .score_exam = sq_score_exam,
 };

@@ -79,7 +79,8 @@ enum read_op {
 	RD_EVIDENCE,
 	RD_EXAMS,
 	RD_EXAM,
-	RD_EXAM_VERSION
+	RD_EXAM_VERSION,
+	RD_SCORE_EXAM
 };
 
 struct read_req {
@@ -682,6 +683,9 @@ static void run_read(struct reader *r, struct read_req *q)
 		                         q->has_target ? q->target : NULL, &q->fill,
 		                         &q->reply.value);
 		break;
+	case RD_SCORE_EXAM:
+		rc = ops->score_exam(r->conn, q->exam_id, &q->fill);
+		break;
 	default:
 		rc = ops->count_results(r->conn, &q->reply.value);
 		break;
@@ -1108,4 +1112,14 @@ int store_bench_raw(struct store *s, const struct store_batch *b)
 	if (s->started)
 		return -EBUSY;
 	return s->ops->raw(s->be, b);
+}
+
+int store_score_exam(struct store *s, int64_t exam_id, store_read_cb cb, void *ud)
+{
+	int rc;
+	struct read_req *q = read_new(s, RD_SCORE_EXAM, cb, ud, &rc);
+	if (!q)
+		return rc;
+	q->exam_id = exam_id;
+	return read_queue(s, q);
 }

@@ -277,6 +277,11 @@ int store_score_inputs(struct store *s, const struct store_score_query *q, store
 int store_score_evidence(struct store *s, int64_t exam_id, int cls, const char *target,
                          store_read_cb cb, void *ud);
 
+/* One session by id (issue 11's score API, helper R2): r->exams holds it (nexams 0 when
+ * there is none or it was cancelled) with its totals, r->credits its credits. The API
+ * needs it to check the asker's scope before it shows a session's evidence. */
+int store_score_exam(struct store *s, int64_t exam_id, store_read_cb cb, void *ud);
+
 /* --- measurements only --------------------------------------------------------------------
  * The backend's own write path without the writer thread, on the caller's thread, before
  * store_start: tests/bench's "ceiling" and "raw" figures run the very statements ingest

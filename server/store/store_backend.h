@@ -58,6 +58,8 @@ struct store_ops {
 	 * such session. */
 	int (*score_evidence)(void *rd, int64_t exam_id, int cls, const char *target,
 	                      struct store_fill *f, int64_t *pruned);
+	/* One session (not cancelled) and its credits; none filled when there is none. */
+	int (*score_exam)(void *rd, int64_t exam_id, struct store_fill *f);
 };
 
 extern const struct store_ops store_sqlite_ops;

@@ -6,3 +6,7 @@ add_executable(loadgen bench/loadgen.c)
 # vwserver for the store (the ceiling runs its write path) and the batch encoding; vwcommon
 # for results. No SQLite of its own: the SQL lives in server/store/sqlite.c only.
 target_link_libraries(loadgen PRIVATE vwserver PkgConfig::SSL PkgConfig::ZLIB Threads::Threads)
+
+# The score's arithmetic alone on synthetic sessions (docs/SCORE.md, "Cost").
+add_executable(bench_score bench/bench_score.c)
+target_link_libraries(bench_score PRIVATE vwserver)

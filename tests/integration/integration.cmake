@@ -43,3 +43,5 @@ vw_integration_test(integration_restore test_restore)
 
 # Issue 11: a session created at the collector changes a running agent's cadence.
 vw_integration_test(integration_session_cadence test_session_cadence)
+# Item 3.6's score: a stopped camera in the served score, recomputed from its evidence alone.
+vw_integration_test(integration_score test_score)

@@ -1,6 +1,8 @@
 vw_unit_test(test_http vwserver)
 vw_unit_test(test_store vwserver)
 vw_unit_test(test_credit vwserver)
+vw_unit_test(test_score vwserver)
+vw_unit_test(test_published vwserver)
 vw_unit_test(test_rollup vwserver)
 vw_unit_test(test_server_conf vwserver)
 vw_unit_test(test_ingest vwserver)

@@ -105,6 +105,30 @@ static void every_error_names_file_and_line(void **state)
 	}
 }
 
+/* [score]: the defaults are DOMAIN.md's rubric; a changed step is a new version; steps out
+ * of order are an error naming the section's line. */
+static void score_rubric_from_config(void **state)
+{
+	(void)state;
+	struct server_conf cfg;
+	struct vw_conf_errors errs;
+	assert_int_equal(load("[server]\nstate_dir = s\n", &cfg, &errs), 0);
+	assert_true(cfg.rubric.full_pct == 99 && cfg.rubric.step4_pct == 95);
+	assert_true(cfg.rubric.step3_pct == 80 && cfg.rubric.step2_pct == 50);
+	assert_int_equal(cfg.rubric.default_stale_ms, 120000);
+	assert_string_equal(cfg.rubric.version, "3334d40b6acd");
+	server_conf_free(&cfg);
+	assert_int_equal(
+	    load("[server]\nstate_dir = s\n[score]\nstep4 = 96\ndefault_stale = 2m\n", &cfg, &errs),
+	    0);
+	assert_string_equal(cfg.rubric.version, "f6b30f7c51ae");
+	server_conf_free(&cfg);
+	assert_int_equal(load("[server]\nstate_dir = s\n\n[score]\nstep3 = 97\n", &cfg, &errs), 1);
+	assert_non_null(strstr(errs.text, "s.ini:4:"));
+	assert_non_null(strstr(errs.text, "step2 <= step3 <= step4"));
+	server_conf_free(&cfg);
+}
+
 static void listen_forms(void **state)
 {
 	(void)state;
@@ -128,6 +152,7 @@ int main(void)
 	    cmocka_unit_test(values_parse),
 	    cmocka_unit_test(every_error_names_file_and_line),
 	    cmocka_unit_test(listen_forms),
+	    cmocka_unit_test(score_rubric_from_config),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
