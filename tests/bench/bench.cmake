@@ -8,5 +8,5 @@ add_executable(loadgen bench/loadgen.c)
 target_link_libraries(loadgen PRIVATE vwserver PkgConfig::SSL PkgConfig::ZLIB Threads::Threads)
 
 # The score's arithmetic alone on synthetic sessions (docs/SCORE.md, "Cost").
-add_executable(bench_score bench/bench_score.c)
-target_link_libraries(bench_score PRIVATE vwserver)
+add_executable(bench_score_core bench/bench_score_core.c)
+target_link_libraries(bench_score_core PRIVATE vwserver)

@@ -1,7 +1,7 @@
-/* bench_score: the score's own arithmetic (server/core/score.c) on synthetic sessions — what
+/* bench_score_core: the score's own arithmetic (server/core/score.c) on synthetic sessions — what
  * an org's or the province's score costs once the store has answered, reasons included.
  *
- *   build/tests/bench_score SESSIONS CAMERAS SITES
+ *   build/tests/bench_score_core SESSIONS CAMERAS SITES
  *
  * e.g. 3120 40 10: one org with 10 venues, 2 sessions a week for 3 years, 40 cameras each
  * (issue 11's scale). Prints the time of one score_compute with reasons (an org's score) and
