@@ -6,3 +6,8 @@ add_executable(loadgen bench/loadgen.c)
 # vwserver for the store (the ceiling runs its write path) and the batch encoding; vwcommon
 # for results. No SQLite of its own: the SQL lives in server/store/sqlite.c only.
 target_link_libraries(loadgen PRIVATE vwserver PkgConfig::SSL PkgConfig::ZLIB Threads::Threads)
+# bench_score: item 3.6 scores over a synthetic province (tests/bench/score_bench.sh). Its gen
+# step writes rollup rows with SQL of its own (replaying 10^10 raw results is not possible);
+# its run step is the product's read and scoring path only.
+add_executable(bench_score bench/bench_score.c)
+target_link_libraries(bench_score PRIVATE vwserver PkgConfig::SQLITE Threads::Threads)
