@@ -126,6 +126,10 @@ static const struct vw_conf_key score_keys[] = {
      86400000, NULL,
      "how long a result without an interval_ms metric counts as fresh (otherwise 2 x its "
      "interval_ms)"},
+    /* A hold open at a session's end settles within 2 x its target's cadence; the slowest
+     * default one (the uplink test, 30 min) makes an hour. */
+    {"settle", VW_CONF_DURATION, KEY(score_section, settle_ms), "1h", 0, 0, 7 * 86400000L, NULL,
+     "how long after a session's end its figures count as provisional (they may still change)"},
 };
 
 #define NKEYS(a) (sizeof(a) / sizeof((a)[0]))
@@ -296,7 +300,8 @@ static int finish(struct server_conf *cfg, const char *path, int rc, struct vw_c
 	                                    .step4_pct = cfg->score.step4,
 	                                    .step3_pct = cfg->score.step3,
 	                                    .step2_pct = cfg->score.step2,
-	                                    .default_stale_ms = cfg->score.default_stale_ms};
+	                                    .default_stale_ms = cfg->score.default_stale_ms,
+	                                    .settle_ms = cfg->score.settle_ms};
 	char why[256];
 	if (score_rubric_finish(&cfg->rubric, why, sizeof(why))) {
 		vw_conf_error(errs, path, cfg->score.line, "%s", why);

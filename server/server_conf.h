@@ -55,6 +55,7 @@ struct store_section {
 struct score_section {
 	double full_pct, step4, step3, step2;
 	long default_stale_ms;
+	long settle_ms;
 	int line;
 };
 

@@ -227,7 +227,7 @@ static void add_score(cJSON *o, const char *key, int score)
 		cJSON_AddNumberToObject(o, key, score);
 }
 
-static cJSON *session_json(const struct score_session *s)
+static cJSON *session_json(const struct score_rubric *r, const struct score_session *s)
 {
 	const struct store_exam *e = s->exam;
 	cJSON *o = cJSON_CreateObject();
@@ -247,10 +247,10 @@ static cJSON *session_json(const struct score_session *s)
 	cJSON_AddNumberToObject(o, "duration_ms", (double)s->dur_ms);
 	add_score(o, "score", s->score);
 	cJSON_AddStringToObject(o, "weakest", score_criterion_name(s->weakest));
-	/* The rollup has not yet seen everything checked before the session ended: the
-	 * figures may still grow (a silent agent catching up). */
+	/* Until the rollup has seen [score] settle past the end, the figures may still change
+	 * (a silent agent catching up, a hold open at the end closing). */
 	cJSON_AddNumberToObject(o, "rolled_to_ms", (double)e->rolled_to_ms);
-	cJSON_AddBoolToObject(o, "provisional", e->rolled_to_ms < e->end_ms);
+	cJSON_AddBoolToObject(o, "provisional", score_provisional(r, e));
 	cJSON *cr = cJSON_AddObjectToObject(o, "criteria");
 	for (int c = 0; c < SCORE_NCRIT; c++) {
 		cJSON *k = cJSON_AddObjectToObject(cr, score_criterion_name(c));
@@ -310,7 +310,7 @@ static cJSON *score_doc(const struct score_ctx *x, const struct score_rubric *ru
 	}
 	cJSON *ss = cJSON_AddArrayToObject(d, "sessions");
 	for (size_t i = 0; i < res->nsessions; i++)
-		cJSON_AddItemToArray(ss, session_json(&res->sessions[i]));
+		cJSON_AddItemToArray(ss, session_json(rub, &res->sessions[i]));
 	return d;
 }
 
@@ -931,7 +931,7 @@ static void on_evidence_exam(void *ud, const struct store_reply *r)
 		ctx_free(x);
 		return;
 	}
-	x->exam_json = session_json(&res.sessions[0]);
+	x->exam_json = session_json(&x->a->rubric, &res.sessions[0]);
 	cJSON *crit = cJSON_GetObjectItem(cJSON_GetObjectItem(x->exam_json, "criteria"),
 	                                  score_criterion_name(x->crit));
 	cJSON_AddItemReferenceToObject(x->exam_json, "this", crit);

@@ -93,8 +93,7 @@ static void on_inputs(void *ud, const struct store_reply *r)
 		score_format_local(e->end_ms, en);
 		printf("session %lld %s site %s %s .. %s rooms %s: score %d%s\n", (long long)e->id,
 		       e->code, e->site, st, en, e->rooms, s->score,
-		       e->rolled_to_ms < e->end_ms ? " (provisional: rollup not past the end)"
-		                                   : "");
+		       score_provisional(x->rubric, e) ? " (provisional: may still change)" : "");
 		if (!x->explain)
 			continue;
 		printf("    duration %lld ms\n", (long long)s->dur_ms);

@@ -56,7 +56,8 @@ void score_rubric_default(struct score_rubric *r)
 	                           .step4_pct = 95,
 	                           .step3_pct = 80,
 	                           .step2_pct = 50,
-	                           .default_stale_ms = 120000};
+	                           .default_stale_ms = 120000,
+	                           .settle_ms = 3600000};
 	char err[128];
 	score_rubric_finish(r, err, sizeof(err));
 }
@@ -611,4 +612,9 @@ void score_result_free(struct score_result *res)
 	}
 	free(res->sessions);
 	memset(res, 0, sizeof(*res));
+}
+
+int score_provisional(const struct score_rubric *r, const struct store_exam *e)
+{
+	return e->rolled_to_ms < e->end_ms + r->settle_ms;
 }

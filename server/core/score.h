@@ -28,6 +28,10 @@ struct score_rubric {
 	double step3_pct;         /* >= this: 3 */
 	double step2_pct;         /* >= this: 2; below: 1 (0 only when never connected) */
 	int64_t default_stale_ms; /* a result without interval_ms holds at most this long */
+	/* How long after a session's end its figures may still change (a hold open at the end
+	 * settles within 2 x its target's cadence). Not part of the version: it changes no
+	 * figure, only when they are called final. */
+	int64_t settle_ms;
 	/* First 12 hex digits of SHA-256 over score_rubric_canonical's text. */
 	char version[13];
 };
@@ -105,6 +109,10 @@ void score_result_free(struct score_result *res); /* accepts NULL; zeroes it */
 #define SCORE_LOCAL_LEN 64
 int score_parse_time(const char *s, int64_t *ms);
 void score_format_local(int64_t ms, char out[SCORE_LOCAL_LEN]);
+
+/* 1 while the rollup has not seen settle_ms past the session's end: its figures may still
+ * change (a silent agent catching up, a hold closing). */
+int score_provisional(const struct score_rubric *r, const struct store_exam *e);
 
 /* The number of rooms a room list names (distinct, trimmed, non-empty); -1 for "*". */
 int score_rooms_count(const char *rooms);

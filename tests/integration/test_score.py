@@ -78,7 +78,9 @@ class Score(IntegrationTest):
         _, front_port = h.start_camd("ok")
         back_camd, back_port = h.start_camd("ok")
         state = h.path("srv")
-        conf = h.server_config(state, name="srv.ini")
+        # Figures count as final [score] settle after the session's end (1 h by default, for
+        # the slowest default cadence); the agent here checks every few seconds.
+        conf = h.server_config(state, name="srv.ini", extra="[score]\nsettle = 10s\n")
         h.ca_init(conf)
         srv = h.start_server(conf, state)  # migrates the store
         srv.proc.stop()
@@ -227,8 +229,8 @@ class Score(IntegrationTest):
         self.assertEqual(pub["score"], doc["score"])
         # A rubric that gives 5 to any connected session: a different score, same data (the
         # agent here keeps no recordings, so records kept is 0 and the default gives 1).
-        conf.write_text(conf.read_text() +
-                        "\n[score]\nfull_pct = 0\nstep4 = 0\nstep3 = 0\nstep2 = 0\n")
+        conf.write_text(conf.read_text().replace(
+            "[score]\n", "[score]\nfull_pct = 0\nstep4 = 0\nstep3 = 0\nstep2 = 0\n"))
         srv.proc.send(signal.SIGHUP)
         srv.proc.wait_for_output(r"event=rubric_applied version=(?!3334d40b6acd)", 20,
                                  what="the new rubric applied")

@@ -433,6 +433,28 @@ static void test_criterion_names(void **st)
 	assert_null(score_criterion_name(SCORE_NCRIT));
 }
 
+/* Final only once the rollup has seen [score] settle past the end; settle changes no figure,
+ * so it is not part of the rubric's version. */
+static void test_provisional_until_settle_past_the_end(void **st)
+{
+	(void)st;
+	struct score_rubric r;
+	score_rubric_default(&r);
+	assert_int_equal(r.settle_ms, 3600000);
+	struct store_exam e = {.start_ms = 1000000, .end_ms = 2000000};
+	e.rolled_to_ms = e.end_ms + r.settle_ms - 1;
+	assert_true(score_provisional(&r, &e));
+	e.rolled_to_ms = e.end_ms + r.settle_ms;
+	assert_false(score_provisional(&r, &e));
+	char v[sizeof(r.version)];
+	memcpy(v, r.version, sizeof(v));
+	r.settle_ms = 10000;
+	char err[128];
+	assert_int_equal(score_rubric_finish(&r, err, sizeof(err)), 0);
+	assert_string_equal(r.version, v);
+	assert_false(score_provisional(&r, &e));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -452,6 +474,7 @@ int main(void)
 	    cmocka_unit_test(test_overlapping_sessions_are_scored_each_on_their_own),
 	    cmocka_unit_test(test_empty_session_counts_for_nothing),
 	    cmocka_unit_test(test_criterion_names),
+	    cmocka_unit_test(test_provisional_until_settle_past_the_end),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
