@@ -15,6 +15,9 @@
 #include "exams_csv.h"
 #include "vtime.h"
 
+/* The store's period reads rely on no session being longer (store.h). */
+_Static_assert(EXAMS_MAX_DURATION_MS == STORE_EXAM_MAX_MS, "one bound for a session's length");
+
 /* One POST carries one org's plan for a while, not a province's year (that is the CSV
  * import's job). */
 #define POST_MAX_SESSIONS 1000

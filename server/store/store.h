@@ -244,6 +244,10 @@ enum store_class {
 	STORE_CLASS_COVERAGE,  /* rooms */
 	STORE_CLASS_COUNT
 };
+/* The longest exam session the store holds (the API refuses longer): reads of a period rely
+ * on it to range over an index. */
+#define STORE_EXAM_MAX_MS (24LL * 3600000)
+
 struct store_exam {
 	int64_t id; /* exam_sessions.id */
 	const char *org, *city, *site, *code, *occupation, *level, *rooms;
