@@ -8,9 +8,11 @@
 #   - venuewatch-server on 127.0.0.1:8443 (or the next free port), with a demo CA,
 #   - venuewatch-agent for site demo-site-001 with three cameras: two healthy, and one pointing
 #     at a port nobody listens on (a stopped camera), checked every 5 s.
-# It waits for the first results, prints a curl command for the sites API (with a province
-# bearer token, made once and kept in demo-state/province.token) and its current answer,
-# and runs until Ctrl-C, which stops everything it started.
+# It enters an exam session at the collector that starts 30 s later and runs two hours (the
+# agent fetches it and checks faster while it runs), waits for the first results, prints curl
+# commands for the sites API and for item 3.6's score and report (with a province bearer
+# token, made once and kept in demo-state/province.token), and runs until Ctrl-C, which stops
+# everything it started.
 #
 # State lives in ./demo-state (CA, certificates, databases, logs) and is reused by the next run;
 # delete that directory to start over. VW_DEMO_PORT picks another first port to try.
@@ -238,6 +240,18 @@ printf '  curl --cacert %q -H "Authorization: Bearer %s" "https://127.0.0.1:%s/a
 	"$STATE/server/pki/ca.crt" "$TOKEN" "$PORT" "$SITE"
 printf '  curl --cacert %q -H "Authorization: Bearer %s" "https://127.0.0.1:%s/api/v1/sites"\n' \
 	"$STATE/server/pki/ca.crt" "$TOKEN" "$PORT"
+echo
+say "the exam session $SESSION_ID, item 3.6 for $ORG (score, criteria, evidence links; docs/SCORE.md),"
+say "its printable zh-CN report and the same computation explained step by step:"
+echo
+FROM=$(TZ=Asia/Shanghai date +%Y-%m-%d)
+TO=$(TZ=Asia/Shanghai date -d tomorrow +%Y-%m-%d)
+printf '  curl --cacert %q -H "Authorization: Bearer %s" "%s/orgs/%s/score?from=%s&to=%s"\n' \
+	"$STATE/server/pki/ca.crt" "$TOKEN" "$API" "$ORG" "$FROM" "$TO"
+printf '  curl --cacert %q -H "Authorization: Bearer %s" -o report.html "%s/orgs/%s/report.html?from=%s&to=%s"\n' \
+	"$STATE/server/pki/ca.crt" "$TOKEN" "$API" "$ORG" "$FROM" "$TO"
+printf '  %q -c %q score --org %q --from %s --to %s --explain\n' \
+	"$SERVER" "$STATE/server.ini" "$ORG" "$FROM" "$TO"
 echo
 say "the token is a province supervisor's (reads every city); a city's reads only its own:"
 printf '  %q -c %q token create --role city --city %q --name NAME\n' "$SERVER" "$STATE/server.ini" "$CITY"
