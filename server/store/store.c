@@ -138,6 +138,18 @@ static int grow(void **arr, size_t *cap, size_t n, size_t size)
 	return 0;
 }
 
+/* The end of every store_fill_*: the row counts once its strings are in and the reply is
+ * still within STORE_REPLY_MAX. */
+static int fill_commit(struct store_fill *f, size_t *n)
+{
+	if (f->arena.err)
+		return f->arena.err;
+	if (fill_bytes(f) > STORE_REPLY_MAX)
+		return -E2BIG;
+	(*n)++;
+	return 0;
+}
+
 int store_fill_site(struct store_fill *f, const struct store_site *site)
 {
 	if (grow((void **)&f->sites, &f->cap_sites, f->nsites, sizeof(*f->sites)))
@@ -150,12 +162,7 @@ int store_fill_site(struct store_fill *f, const struct store_site *site)
 	o->ok = site->ok;
 	o->degraded = site->degraded;
 	o->down = site->down;
-	if (f->arena.err)
-		return f->arena.err;
-	if (fill_bytes(f) > STORE_REPLY_MAX)
-		return -E2BIG;
-	f->nsites++;
-	return 0;
+	return fill_commit(f, &f->nsites);
 }
 
 int store_fill_target(struct store_fill *f, const struct store_target *t)
@@ -173,12 +180,7 @@ int store_fill_target(struct store_fill *f, const struct store_target *t)
 	o->metrics = fill_str(f, t->metrics);
 	o->ts_ms = t->ts_ms;
 	o->seq = t->seq;
-	if (f->arena.err)
-		return f->arena.err;
-	if (fill_bytes(f) > STORE_REPLY_MAX)
-		return -E2BIG;
-	f->ntargets++;
-	return 0;
+	return fill_commit(f, &f->ntargets);
 }
 
 int store_fill_exam_session(struct store_fill *f, const struct store_exam_session *e)
@@ -200,12 +202,7 @@ int store_fill_exam_session(struct store_fill *f, const struct store_exam_sessio
 	o->cancelled_ms = e->cancelled_ms;
 	o->created_ms = e->created_ms;
 	o->updated_ms = e->updated_ms;
-	if (f->arena.err)
-		return f->arena.err;
-	if (fill_bytes(f) > STORE_REPLY_MAX)
-		return -E2BIG;
-	f->nsessions++;
-	return 0;
+	return fill_commit(f, &f->nsessions);
 }
 
 int store_fill_exam(struct store_fill *f, const struct store_exam *e)
@@ -221,12 +218,7 @@ int store_fill_exam(struct store_fill *f, const struct store_exam *e)
 	o->occupation = fill_str(f, e->occupation);
 	o->level = fill_str(f, e->level);
 	o->rooms = fill_str(f, e->rooms);
-	if (f->arena.err)
-		return f->arena.err;
-	if (fill_bytes(f) > STORE_REPLY_MAX)
-		return -E2BIG;
-	f->nexams++;
-	return 0;
+	return fill_commit(f, &f->nexams);
 }
 
 int store_fill_credit(struct store_fill *f, const struct store_credit *c)
@@ -236,12 +228,7 @@ int store_fill_credit(struct store_fill *f, const struct store_credit *c)
 	struct fill_credit *o = &f->credits[f->ncredits];
 	o->c = *c;
 	o->target = fill_str(f, c->target);
-	if (f->arena.err)
-		return f->arena.err;
-	if (fill_bytes(f) > STORE_REPLY_MAX)
-		return -E2BIG;
-	f->ncredits++;
-	return 0;
+	return fill_commit(f, &f->ncredits);
 }
 
 /* Reader thread, after the read: the arena no longer moves, so pointers can be made. */
