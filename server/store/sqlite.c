@@ -2306,6 +2306,31 @@ static int read_credits(struct sqlite_rd *rd, int64_t exam_id, struct store_fill
 	return rc;
 }
 
+/* One row of an EXAMS() statement: the session and its totals (strings valid until the
+ * statement steps again). */
+static void scored_exam_row(sqlite3_stmt *st, struct store_exam *e)
+{
+	*e = (struct store_exam){
+	    .id = sqlite3_column_int64(st, 0),
+	    .org = col_text(st, 1),
+	    .city = col_text(st, 2),
+	    .site = col_text(st, 3),
+	    .code = col_text(st, 4),
+	    .occupation = col_text(st, 5),
+	    .level = col_text(st, 6),
+	    .rooms = col_text(st, 7),
+	    .start_ms = sqlite3_column_int64(st, 8),
+	    .end_ms = sqlite3_column_int64(st, 9),
+	    .candidates = sqlite3_column_int64(st, 10),
+	};
+	for (int c = 0; c < STORE_CLASS_COUNT; c++) {
+		e->ok_ms[c] = sqlite3_column_int64(st, 11 + 4 * c);
+		e->degraded_ms[c] = sqlite3_column_int64(st, 12 + 4 * c);
+		e->down_ms[c] = sqlite3_column_int64(st, 13 + 4 * c);
+		e->ntargets[c] = sqlite3_column_int64(st, 14 + 4 * c);
+	}
+}
+
 static int sq_score_inputs(void *p, const struct store_score_query *q, struct store_fill *f)
 {
 	struct sqlite_rd *rd = p;
@@ -2333,25 +2358,8 @@ static int sq_score_inputs(void *p, const struct store_score_query *q, struct st
 			sqlite3_bind_null(st, 3 + i);
 	int step;
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-		struct store_exam e = {
-		    .id = sqlite3_column_int64(st, 0),
-		    .org = col_text(st, 1),
-		    .city = col_text(st, 2),
-		    .site = col_text(st, 3),
-		    .code = col_text(st, 4),
-		    .occupation = col_text(st, 5),
-		    .level = col_text(st, 6),
-		    .rooms = col_text(st, 7),
-		    .start_ms = sqlite3_column_int64(st, 8),
-		    .end_ms = sqlite3_column_int64(st, 9),
-		    .candidates = sqlite3_column_int64(st, 10),
-		};
-		for (int c = 0; c < STORE_CLASS_COUNT; c++) {
-			e.ok_ms[c] = sqlite3_column_int64(st, 11 + 4 * c);
-			e.degraded_ms[c] = sqlite3_column_int64(st, 12 + 4 * c);
-			e.down_ms[c] = sqlite3_column_int64(st, 13 + 4 * c);
-			e.ntargets[c] = sqlite3_column_int64(st, 14 + 4 * c);
-		}
+		struct store_exam e;
+		scored_exam_row(st, &e);
 		e.rolled_to_ms = rolled_to(rv, nrv, e.site);
 		if ((rc = store_fill_exam(f, &e)) != 0)
 			break;
@@ -2473,25 +2481,8 @@ static int sq_score_exam(void *p, int64_t exam_id, struct store_fill *f)
 		sqlite3_bind_null(st, i);
 	sqlite3_bind_int64(st, 6, exam_id);
 	if ((step = sqlite3_step(st)) == SQLITE_ROW) {
-		struct store_exam e = {
-		    .id = sqlite3_column_int64(st, 0),
-		    .org = col_text(st, 1),
-		    .city = col_text(st, 2),
-		    .site = col_text(st, 3),
-		    .code = col_text(st, 4),
-		    .occupation = col_text(st, 5),
-		    .level = col_text(st, 6),
-		    .rooms = col_text(st, 7),
-		    .start_ms = sqlite3_column_int64(st, 8),
-		    .end_ms = sqlite3_column_int64(st, 9),
-		    .candidates = sqlite3_column_int64(st, 10),
-		};
-		for (int c = 0; c < STORE_CLASS_COUNT; c++) {
-			e.ok_ms[c] = sqlite3_column_int64(st, 11 + 4 * c);
-			e.degraded_ms[c] = sqlite3_column_int64(st, 12 + 4 * c);
-			e.down_ms[c] = sqlite3_column_int64(st, 13 + 4 * c);
-			e.ntargets[c] = sqlite3_column_int64(st, 14 + 4 * c);
-		}
+		struct store_exam e;
+		scored_exam_row(st, &e);
 		e.rolled_to_ms = rolled_to(rv, nrv, e.site);
 		rc = store_fill_exam(f, &e);
 		if (!rc)
