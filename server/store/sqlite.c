@@ -5,6 +5,7 @@
  * Threads: open/close on the store_open/store_close caller; the write connection on the
  * writer thread only; each read connection on one reader thread. */
 #include <errno.h>
+#include <math.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -194,6 +195,19 @@ static const char *const migrations[] = {
                         "CREATE INDEX results_agent_ts ON results(agent_id, ts_ms);"
                         "CREATE INDEX exam_sessions_site_end ON exam_sessions(site, end_ms);"
                         "CREATE INDEX exam_sessions_start ON exam_sessions(start_ms);",
+    /* 6: the agent's cadence (its interval_ms metric) in a column of its own, written at
+     * ingest from the decoded result, so the rollup job reads it without json_extract over
+     * the metrics text (most of the job's per-result CPU, docs/BENCHMARKS.md). 0 = no such
+     * metric. The default is a constant, so the ALTER rewrites no row; rows stored before it
+     * read 0, and rollup_mark.legacy_id (the last results.id when this ran) tells the job
+     * which rows to read the metric of from the JSON instead, so results still unrolled at
+     * the upgrade are credited as before it. rollup_state_open is dropped: the job walks its
+     * holds in memory and never read it, and it cost every rollup_state write. */
+    "ALTER TABLE results ADD COLUMN interval_ms INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE rollup_mark ADD COLUMN legacy_id INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE rollup_mark SET legacy_id = (SELECT coalesce(max(id), 0) FROM results)"
+    " WHERE id = 1;"
+    "DROP INDEX rollup_state_open;",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 _Static_assert(NMIGRATIONS == STORE_SCHEMA_VERSION, "a migration per schema version");
@@ -215,6 +229,7 @@ enum wstmt {
 	W_MARK_GET,
 	W_MARK_SET,
 	W_NEW_RESULTS,
+	W_AGENT_SITE,
 	W_STATE_LOAD,
 	W_STATE_PUT,
 	W_AGENTS_LOAD,
@@ -251,8 +266,8 @@ static const char *const wsql[W_COUNT] = {
                 " ON CONFLICT(agent_id, epoch) DO UPDATE SET last_ms = excluded.last_ms"
                 " RETURNING ord, high_seq",
     [W_RESULT] = "INSERT INTO results(agent_id, seq, ts_ms, mono_ms, kind, target, status,"
-                 " session, codec, faults, metrics, received_ms, epoch)"
-                 " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                 " session, codec, faults, metrics, received_ms, epoch, interval_ms)"
+                 " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
     [W_LATEST] = "INSERT INTO latest(agent_id, kind, target, result_id, status)"
                  " VALUES(?1, ?2, ?3, ?4, ?5)"
                  " ON CONFLICT(agent_id, kind, target) DO UPDATE SET"
@@ -272,15 +287,19 @@ static const char *const wsql[W_COUNT] = {
     [W_SITE_PLACE] = "SELECT org, city FROM agents WHERE site = ?1 LIMIT 1",
     [W_EPOCH_LAST] = "SELECT ord, high_seq, last_ms FROM epochs WHERE agent_id = ?1"
                      " ORDER BY ord DESC LIMIT 1",
-    [W_MARK_GET] = "SELECT result_id, pruned_id, pruned_ts_ms FROM rollup_mark WHERE id = 1",
+    [W_MARK_GET] = "SELECT result_id, pruned_id, pruned_ts_ms, legacy_id FROM rollup_mark"
+                   " WHERE id = 1",
     [W_MARK_SET] = "UPDATE rollup_mark SET result_id = ?1, at_ms = ?2, pruned_id = ?3,"
                    " pruned_ts_ms = ?4 WHERE id = 1",
     /* The primary key's order: incremental, each result once. interval_ms is the cadence
-     * the agent checked at (its metric); absent, the default staleness applies. */
-    [W_NEW_RESULTS] = "SELECT r.id, r.agent_id, a.site, r.kind, r.target, r.status, r.ts_ms,"
-                      " json_extract(r.metrics, '$.interval_ms')"
-                      " FROM results r JOIN agents a ON a.id = r.agent_id"
-                      " WHERE r.id > ?1 ORDER BY r.id LIMIT ?2",
+     * the agent checked at (its metric, 0 = absent: the default staleness applies); rows
+     * stored before migration 6 (id <= ?3, rollup_mark.legacy_id) have it in their metrics
+     * only. No join: the job keeps each agent's site in memory (W_AGENT_SITE when new). */
+    [W_NEW_RESULTS] = "SELECT id, agent_id, kind, target, status, ts_ms,"
+                      " CASE WHEN interval_ms = 0 AND id <= ?3"
+                      " THEN json_extract(metrics, '$.interval_ms') ELSE interval_ms END"
+                      " FROM results WHERE id > ?1 ORDER BY id LIMIT ?2",
+    [W_AGENT_SITE] = "SELECT site FROM agents WHERE id = ?1",
     /* The job's memory is loaded from these once (and again after a failed flush). */
     [W_STATE_LOAD] = "SELECT agent_id, kind, target, status, ts_ms, stale_ms, until_ms"
                      " FROM rollup_state",
@@ -561,6 +580,13 @@ static int insert_result(struct sqlite_be *s, const struct store_batch *b,
 	sqlite3_bind_text(st, 11, store_batch_str(b, row->metrics), -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 12, b->received_ms);
 	sqlite3_bind_int64(st, 13, epoch_ord);
+	/* An integer cadence (every agent's) as an integer; anything else as the double the
+	 * agent sent, so the job reads what json_extract of the metric would have read. */
+	double iv = row->interval_ms;
+	if (fabs(iv) < 9e15 && iv == (double)(int64_t)iv)
+		sqlite3_bind_int64(st, 14, (int64_t)iv);
+	else
+		sqlite3_bind_double(st, 14, iv);
 	return step_done(s, st);
 }
 
@@ -951,6 +977,8 @@ struct rollup_mem {
 	int64_t mark;         /* last results.id rolled into memory */
 	int64_t flushed_mark; /* ... and persisted: pruning stays below it */
 	int64_t pruned_id, pruned_ts;
+	int64_t legacy_id;    /* results up to this id predate migration 6 (see W_NEW_RESULTS) */
+	int64_t none_ix;      /* the site "" of holds whose agent is not in rollup_agents */
 	int64_t last_flush_ms;
 	int64_t next_tail_ms; /* no open hold's bound passes before this (a lower bound) */
 	uint64_t pending;     /* results rolled since the last flush */
@@ -1378,6 +1406,7 @@ static int rollup_load(struct sqlite_be *s)
 		m->mark = m->flushed_mark = sqlite3_column_int64(st, 0);
 		m->pruned_id = sqlite3_column_int64(st, 1);
 		m->pruned_ts = sqlite3_column_int64(st, 2);
+		m->legacy_id = sqlite3_column_int64(st, 3);
 	}
 	sqlite3_reset(st);
 	st = s->w[W_AGENTS_LOAD];
@@ -1401,6 +1430,7 @@ static int rollup_load(struct sqlite_be *s)
 		rc = SQLITE_NOMEM;
 		goto fail_sql;
 	}
+	m->none_ix = none;
 	st = s->w[W_STATE_LOAD];
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct rkey k, ak;
@@ -1434,21 +1464,43 @@ fail:
 	return rc;
 }
 
-/* One new result: settles its target's previous hold and credits the new one up to now. */
+/* The site of an agent the job has not seen yet (a new agent, or one known from holds only),
+ * from its agents row: an agent's site never changes (UNIQUE(site, agent) names the row), so
+ * it is read once, not joined to every result. -ENOENT when the row is missing. */
+static int agent_site(struct sqlite_be *s, struct rollup_mem *m, int64_t agent_id,
+                      struct rent *a)
+{
+	sqlite3_stmt *st = s->w[W_AGENT_SITE];
+	sqlite3_bind_int64(st, 1, agent_id);
+	int found, rc = step_row(s, st, &found);
+	int64_t ix = rc ? rc : found ? site_intern(m, col_text(st, 0)) : -ENOENT;
+	sqlite3_reset(st);
+	if (ix < 0)
+		return (int)ix;
+	a->site_ix = ix;
+	return 0;
+}
+
+/* One new result: settles its target's previous hold and credits the new one up to now.
+ * A result whose agent has no agents row (never written so; the join this replaced left
+ * such rows out too) is skipped. */
 static int roll_result(struct sqlite_be *s, struct rollup_mem *m, int64_t agent_id,
-                       const char *site, const char *kind, const char *target, int status,
-                       int64_t ts_ms, int64_t stale_ms, int64_t now_ms)
+                       const char *kind, const char *target, int status, int64_t ts_ms,
+                       int64_t stale_ms, int64_t now_ms)
 {
 	struct rkey k;
 	rkey_set(&k, agent_id, 0, "", "");
 	struct rent *a = rtab_get(&m->agents, &k);
 	if (!a)
 		return -ENOMEM;
-	if (a->site_ix < 0 || strcmp(m->sites[a->site_ix].site, site) != 0) {
-		int64_t ix = site_intern(m, site);
-		if (ix < 0)
-			return (int)ix;
-		a->site_ix = ix;
+	if (a->site_ix < 0 || a->site_ix == m->none_ix) {
+		int rc = agent_site(s, m, agent_id, a);
+		if (rc == -ENOENT) {
+			log_warn("event=rollup_agent_missing agent_id=%lld", (long long)agent_id);
+			return 0;
+		}
+		if (rc)
+			return rc;
 	}
 	if (ts_ms > a->ts_ms)
 		a->ts_ms = ts_ms;
@@ -1669,17 +1721,16 @@ static int sq_rollup(void *p, int64_t now_ms, struct store_stats *out)
 	sqlite3_stmt *st = s->w[W_NEW_RESULTS];
 	sqlite3_bind_int64(st, 1, m->mark);
 	sqlite3_bind_int(st, 2, ROLLUP_SLICE);
+	sqlite3_bind_int64(st, 3, m->legacy_id);
 	size_t rolled = 0;
 	int step;
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
 		enum vw_status status;
-		if (vw_status_parse(col_text(st, 5), &status) != 0)
+		if (vw_status_parse(col_text(st, 4), &status) != 0)
 			status = VW_STATUS_DOWN; /* the writer stores only known names */
-		double interval =
-		    sqlite3_column_type(st, 7) == SQLITE_NULL ? 0 : sqlite3_column_double(st, 7);
+		double interval = sqlite3_column_double(st, 6); /* NULL (legacy, no metric): 0 */
 		if ((rc = roll_result(s, m, sqlite3_column_int64(st, 1), col_text(st, 2),
-		                      col_text(st, 3), col_text(st, 4), (int)status,
-		                      sqlite3_column_int64(st, 6),
+		                      col_text(st, 3), (int)status, sqlite3_column_int64(st, 5),
 		                      credit_stale_ms(interval, s->default_stale_ms), now_ms)) != 0)
 			break;
 		m->mark = sqlite3_column_int64(st, 0);

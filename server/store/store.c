@@ -7,6 +7,7 @@
 #include "store.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -363,6 +364,13 @@ int store_batch_add(struct store_batch *b, const struct vw_result *r)
 	row->target = put_str(b, r->target);
 	row->session = put_str(b, r->session);
 	row->codec = put_str(b, r->codec);
+	/* The cadence, from the decoded result (no JSON): a non-finite value is no cadence, and
+	 * SQLite would store NaN as NULL. */
+	double interval = 0;
+	if (!vw_result_get_metric(r, vw_metric_name(VW_M_INTERVAL_MS), &interval) ||
+	    !isfinite(interval))
+		interval = 0;
+	row->interval_ms = interval;
 	row->faults = (uint32_t)b->arena.len;
 	vw_result_encode_faults(r, &b->arena);
 	vw_buf_append(&b->arena, "", 1);

@@ -16,13 +16,16 @@
 #include "buf.h"
 #include "result.h"
 
-#define STORE_SCHEMA_VERSION 5
+#define STORE_SCHEMA_VERSION 6
 
 /* One result, compact: strings live in the batch's arena (offsets, NUL-terminated). */
 struct store_row {
 	int64_t seq, ts_ms, mono_ms;
 	uint8_t kind, status; /* enum vw_kind, enum vw_status */
 	uint32_t target, session, codec, faults, metrics;
+	/* The VW_M_INTERVAL_MS metric (the agent's cadence when it checked), 0 when absent:
+	 * results.interval_ms, which the rollup job reads instead of parsing metrics. */
+	double interval_ms;
 };
 
 struct store_batch {

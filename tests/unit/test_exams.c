@@ -474,6 +474,7 @@ static void version_3_database_migrates_in_place(void **state)
 	assert_int_equal(sqlite3_exec(db, drops, NULL, NULL, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db,
 	                              "PRAGMA user_version = 3;"
+	                              " ALTER TABLE results DROP COLUMN interval_ms;" /* 6 */
 	                              " INSERT INTO agents(site, agent, org, city)"
 	                              " VALUES('site-a', 'site-a', 'org-a', 'jinan');",
 	                              NULL, NULL, NULL),

@@ -53,6 +53,8 @@ static int setup(void **state)
 	x->opt.backend = "sqlite";
 	x->opt.dir = x->dir;
 	x->opt.rollup_tick_ms = 50;
+	/* Tests wait for flushes; credits_follow_the_rule keeps the default interval. */
+	x->opt.rollup_flush_ms = 100;
 	x->received_ms = vw_now_ms();
 	*state = x;
 	return 0;
@@ -323,6 +325,7 @@ static void feed_day(struct ctx *x)
 static void credits_follow_the_rule(void **state)
 {
 	struct ctx *x = *state;
+	x->opt.rollup_flush_ms = 0; /* STORE_ROLLUP_FLUSH_MS: the server's own */
 	open_h(x);
 	feed_day(x);
 	wait_job(x, x->sent, 0);
@@ -677,6 +680,87 @@ static void session_added_later_is_credited(void **state)
 	assert_int_equal(sql_value(x, "SELECT ok_ms FROM exam_credits WHERE exam_id = 2"), H);
 }
 
+/* The cadence goes into results.interval_ms at ingest (0 without the metric) and the job
+ * reads it from there: a 5-minute cadence holds 10 minutes, not the default 120 s. */
+static void cadence_is_stored_in_its_column(void **state)
+{
+	struct ctx *x = *state;
+	open_h(x);
+	result(x, VW_KIND_STREAM, "cam1", T0, VW_STATUS_OK, 300000);
+	result(x, VW_KIND_STREAM, "cam1", T0 + H, VW_STATUS_OK, 300000);
+	result(x, VW_KIND_STREAM, "cam2", T0, VW_STATUS_OK, -1);
+	result(x, VW_KIND_STREAM, "cam3", T0, VW_STATUS_OK, 1500.5);
+	flush(x);
+	wait_job(x, x->sent, 0);
+	close_h(x);
+	assert_int_equal(sql_value(x, "SELECT count(*) FROM results WHERE target = 'cam1'"
+	                              " AND interval_ms = 300000"),
+	                 2);
+	assert_int_equal(sql_value(x, "SELECT interval_ms FROM results WHERE target = 'cam2'"), 0);
+	assert_int_equal(sql_value(x, "SELECT interval_ms * 10 FROM results WHERE target = 'cam3'"),
+	                 15005);
+	assert_int_equal(sql_value(x, "SELECT sum(ok_ms) FROM rollup_days WHERE target = 'cam1'"),
+	                 20 * MINUTE);
+	assert_int_equal(sql_value(x, "SELECT sum(ok_ms) FROM rollup_days WHERE target = 'cam2'"),
+	                 2 * MINUTE);
+	assert_int_equal(sql_value(x, "SELECT sum(ok_ms) FROM rollup_days WHERE target = 'cam3'"),
+	                 3000); /* 2 x 1500 ms: credit_stale_ms cuts the fraction */
+	assert_int_equal(sql_value(x, "SELECT count(*) FROM sqlite_master"
+	                              " WHERE name = 'rollup_state_open'"),
+	                 0);
+}
+
+/* A schema-5 database with results the job had not rolled yet (a server stopped while it
+ * lagged, then upgraded): migration 6 gives those rows interval_ms 0, and the job reads
+ * their cadence from the metrics as before — a 5-minute cadence still holds 10 minutes.
+ * New rows after the upgrade use the column. */
+static void results_from_before_the_column_keep_their_cadence(void **state)
+{
+	struct ctx *x = *state;
+	open_h(x);
+	close_h(x);
+	char sql[2048];
+	snprintf(sql, sizeof(sql),
+	         /* back to schema 5 */
+	         "ALTER TABLE results DROP COLUMN interval_ms;"
+	         "ALTER TABLE rollup_mark DROP COLUMN legacy_id;"
+	         "CREATE INDEX rollup_state_open ON rollup_state(ts_ms + stale_ms)"
+	         " WHERE until_ms < ts_ms + stale_ms;"
+	         "INSERT INTO agents(id, site, agent, org, city, high_seq)"
+	         " VALUES(1, 'site-1', 'a', 'org-1', 'Jinan', 2);"
+	         "INSERT INTO epochs(agent_id, epoch, ord, high_seq, first_ms, last_ms)"
+	         " VALUES(1, '', 0, 2, 1, 1);"
+	         "INSERT INTO results(agent_id, seq, ts_ms, mono_ms, kind, target, status, faults,"
+	         " metrics, received_ms) VALUES"
+	         " (1, 1, %lld, 1, 'stream', 'cam1', 'ok', '[]', '{\"interval_ms\":300000}', 1),"
+	         " (1, 2, %lld, 2, 'stream', 'cam2', 'ok', '[]', '{}', 2);"
+	         "INSERT INTO latest VALUES(1, 'stream', 'cam1', 1, 'ok');"
+	         "INSERT INTO latest VALUES(1, 'stream', 'cam2', 2, 'ok');"
+	         "PRAGMA user_version = 5;",
+	         (long long)T0, (long long)T0);
+	sql_exec(x, sql);
+	open_h(x);
+	wait_job(x, 2, 0);
+	x->seq = 2;
+	result(x, VW_KIND_STREAM, "cam3", T0, VW_STATUS_OK, 300000);
+	flush(x);
+	wait_job(x, 3, 0);
+	close_h(x);
+	assert_int_equal(sql_value(x, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+	assert_int_equal(sql_value(x, "SELECT legacy_id FROM rollup_mark"), 2);
+	assert_int_equal(sql_value(x, "SELECT ok_ms FROM rollup_days WHERE target = 'cam1'"),
+	                 10 * MINUTE);
+	assert_int_equal(sql_value(x, "SELECT ok_ms FROM rollup_days WHERE target = 'cam2'"),
+	                 2 * MINUTE);
+	assert_int_equal(sql_value(x, "SELECT ok_ms FROM rollup_days WHERE target = 'cam3'"),
+	                 10 * MINUTE);
+	assert_int_equal(sql_value(x, "SELECT result_id FROM rollup_mark"), 3);
+	/* the agent's site, read from its row on first sight (no join per result) */
+	assert_int_equal(sql_value(x, "SELECT count(*) FROM rollup_agents WHERE agent_id = 1"
+	                              " AND site = 'site-1'"),
+	                 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -690,6 +774,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(crash_between_flushes_counts_nothing_twice, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(session_added_later_is_credited, setup, teardown),
+	    cmocka_unit_test_setup_teardown(cadence_is_stored_in_its_column, setup, teardown),
+	    cmocka_unit_test_setup_teardown(results_from_before_the_column_keep_their_cadence,
+	                                    setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
