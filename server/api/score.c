@@ -50,6 +50,7 @@ struct score_ctx {
 	int crit;
 	cJSON *exam_json, *credits_json;
 	struct rank_acc *rank; /* ranking: the sums so far */
+	size_t limit;          /* published: the page's length */
 };
 
 static void ctx_free(struct score_ctx *x)
@@ -674,9 +675,16 @@ static void on_published(void *ud, int status, const struct published_row *rows,
 		cJSON *d = cJSON_CreateObject();
 		cJSON_AddStringToObject(d, "org", x->org);
 		cJSON *arr = cJSON_AddArrayToObject(d, "published");
-		for (size_t i = 0; i < n; i++)
+		/* The store filtered by scope already (so a page is full); this stays as the
+		 * last word on who sees what. */
+		size_t shown = n < x->limit ? n : x->limit;
+		for (size_t i = 0; i < shown; i++)
 			if (published_visible(&x->who, &rows[i]))
 				cJSON_AddItemToArray(arr, published_json(&rows[i]));
+		if (n > x->limit) /* one row more than the page: another page follows */
+			cJSON_AddNumberToObject(d, "next_before", (double)rows[shown - 1].id);
+		else
+			cJSON_AddNullToObject(d, "next_before");
 		respond_json(x->c, 200, d);
 		cJSON_Delete(d);
 	}
@@ -1049,17 +1057,51 @@ void api_score_publish(struct api *a, struct conn *c, const struct http_request 
 void api_score_published(struct api *a, struct conn *c, const struct http_request *req,
                          const struct router_match *m, const struct authz_principal *who)
 {
-	(void)req;
 	const char *org = router_param(m, "org");
 	if (!org) {
 		conn_respond_error(c, 404, "not found", NULL);
 		return;
 	}
+	/* A page at a time, newest first: an org published monthly for years is still one
+	 * bounded read. before= is the next_before of the page before. */
+	struct published_query q = {.org = org, .limit = 20};
+	static const char *const keys[2] = {"limit", "before"};
+	for (int i = 0; i < 2; i++) {
+		char v[32], why[120], *end = NULL;
+		int got = query_get(req->query, keys[i], v, sizeof(v));
+		if (got == 0)
+			continue;
+		long long n = got > 0 && v[0] >= '0' && v[0] <= '9' ? strtoll(v, &end, 10) : -1;
+		int bad = got < 0 || !end || *end || n < 1 ||
+		          (i == 0 ? n > PUBLISHED_PAGE_MAX : 0);
+		if (bad) {
+			snprintf(why, sizeof(why), "query parameter %s: %s", keys[i],
+			         i == 0 ? "a whole number from 1 to 100"
+			                : "a published id (a page's next_before)");
+			conn_respond_error(c, 400, "bad request", why);
+			return;
+		}
+		if (i == 0)
+			q.limit = (size_t)n;
+		else
+			q.before_id = n;
+	}
 	struct score_ctx *x = ctx_new(a, c, who, VIEW_ORG);
 	if (!x)
 		return;
 	snprintf(x->org, sizeof(x->org), "%s", org);
-	int rc = a->published ? published_list(a->published, org, on_published, x) : -ESHUTDOWN;
+	x->limit = q.limit;
+	/* published_visible's rules, as the store's filter: a city reads what it published;
+	 * an org only its own (another org's list reads empty, as one never published). */
+	if (who->kind == AUTHZ_PERSON && who->person.role == AUTH_CITY)
+		q.scope_city = who->person.city;
+	if (who->kind != AUTHZ_PERSON ||
+	    (who->person.role != AUTH_PROVINCE && who->person.role != AUTH_CITY &&
+	     !(who->person.role == AUTH_ORG && strcmp(who->person.org, org) == 0))) {
+		on_published(x, 0, NULL, 0);
+		return;
+	}
+	int rc = a->published ? published_list(a->published, &q, on_published, x) : -ESHUTDOWN;
 	if (rc) {
 		conn_respond_error(c, 503, "published scores unavailable", NULL);
 		ctx_free(x);
