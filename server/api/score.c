@@ -6,7 +6,6 @@
  * authz_site_visible per session: what a principal may not see is left out, so another
  * city's org or site answers exactly as one without sessions does. */
 #include <cjson/cJSON.h>
-#include <csv.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +14,7 @@
 #include "api_int.h"
 #include "conf.h"
 #include "credit.h"
+#include "csvout.h"
 #include "published.h"
 #include "score.h"
 #include "vtime.h"
@@ -476,21 +476,6 @@ static void report_html(struct vw_buf *b, const struct score_ctx *x, const struc
 	               "计算方法见 docs/SCORE.md；同一证据可由任何人复算。</p></body></html>");
 }
 
-static void csv_field(struct vw_buf *b, const char *v, int last)
-{
-	size_t n = strlen(v), need = csv_write(NULL, 0, v, n);
-	if (vw_buf_reserve(b, need + 2) == 0) {
-		b->len += csv_write(b->data + b->len, need, v, n);
-		vw_buf_puts(b, last ? "\r\n" : ",");
-	}
-}
-
-static void csv_row(struct vw_buf *b, const char *const *f, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		csv_field(b, f[i], i + 1 == n);
-}
-
 static void report_csv(struct vw_buf *b, const struct score_rubric *r,
                        const struct score_result *res)
 {
@@ -499,7 +484,7 @@ static void report_csv(struct vw_buf *b, const struct score_rubric *r,
 	    "session_id",   "code",          "site",        "start",         "end",
 	    "duration_min", "connected_pct", "network_pct", "picture_pct",   "floor_pct",
 	    "records_pct",  "score",         "weakest",     "rubric_version"};
-	csv_row(b, head, sizeof(head) / sizeof(head[0]));
+	csvout_row(b, head, sizeof(head) / sizeof(head[0]));
 	char num[SCORE_NCRIT + 3][32];
 	for (size_t i = 0; i <= res->nsessions; i++) {
 		int total = i == res->nsessions; /* the last row: the whole period */
@@ -533,7 +518,7 @@ static void report_csv(struct vw_buf *b, const struct score_rubric *r,
 		                     num[7],
 		                     w >= 0 ? score_criterion_name(w) : "",
 		                     r->version};
-		csv_row(b, row, sizeof(row) / sizeof(row[0]));
+		csvout_row(b, row, sizeof(row) / sizeof(row[0]));
 	}
 }
 
