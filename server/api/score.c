@@ -22,6 +22,14 @@
 /* A response is built whole before it goes (as sites.c does); this bounds one. */
 #define RESPONSE_MAX (64u << 20)
 
+/* The report has no script and no external resource (its style is inline, its links are
+ * ours): a policy that allows nothing else keeps a string that slipped through escaping
+ * inert, and nosniff keeps the CSV and JSON views from being read as HTML. */
+#define REPORT_HTML_HEADERS                                                                 \
+	"Content-Security-Policy: default-src 'none'; style-src 'unsafe-inline'; "           \
+	"img-src 'self'\r\n"                                                                  \
+	"X-Content-Type-Options: nosniff\r\n"
+
 enum score_view { VIEW_ORG, VIEW_SITE, VIEW_RANKING, VIEW_PUBLISH, VIEW_HTML, VIEW_CSV };
 
 struct org_rank {
@@ -376,12 +384,17 @@ static void html_timeline(struct vw_buf *b, const struct score_ctx *x, const str
 			x0 = left;
 		if (w < 2)
 			w = 2; /* a 2 h session in a year is thinner than a pixel */
-		for (int c = 0; c < SCORE_NCRIT; c++)
+		for (int c = 0; c < SCORE_NCRIT; c++) {
+			/* The code is the organisation's own text: escaped like every string
+			 * from the store (a <title> ends at "</title>" like any element). */
 			vw_buf_printf(b,
 			              "<rect x=\"%.1f\" y=\"%d\" width=\"%.1f\" height=\"14\" "
-			              "fill=\"%s\"><title>%s %s %.1f%%</title></rect>",
-			              x0, c * lane + 4, w, frac_color(s->frac[c], r), s->exam->code,
-			              score_criterion_name(c), 100 * s->frac[c]);
+			              "fill=\"%s\"><title>",
+			              x0, c * lane + 4, w, frac_color(s->frac[c], r));
+			html_esc(b, s->exam->code);
+			vw_buf_printf(b, " %s %.1f%%</title></rect>", score_criterion_name(c),
+			              100 * s->frac[c]);
+		}
 	}
 	char a[SCORE_LOCAL_LEN], z[SCORE_LOCAL_LEN];
 	score_format_local(x->from_ms, a);
@@ -413,8 +426,9 @@ static void report_html(struct vw_buf *b, const struct score_ctx *x, const struc
 	               "</style></head><body>");
 	vw_buf_puts(b, "<h1>社会培训评价组织评估 — 项目 3.6</h1><p>组织：");
 	html_esc(b, x->org);
-	vw_buf_printf(b, "<br>期间：%.19s 至 %.19s（北京时间）<br>评分细则版本：%s</p>", a, z,
-	              r->version);
+	vw_buf_printf(b, "<br>期间：%.19s 至 %.19s（北京时间）<br>评分细则版本：", a, z);
+	html_esc(b, r->version);
+	vw_buf_puts(b, "</p>");
 	vw_buf_puts(b, "<table><tr><th>项目</th><th>内容</th><th>得分（0–5）</th></tr>"
 	               "<tr><td>3.6</td><td>接入监管服务平台：现场网络连接顺畅、视频画面清晰、"
 	               "评价现场全覆盖、影像资料有保存</td><td class=\"score\">");
@@ -559,7 +573,8 @@ static void on_inputs(void *ud, const struct store_reply *r)
 		if (b.err)
 			conn_respond_error(x->c, 507, "response too large", NULL);
 		else if (x->view == VIEW_HTML)
-			conn_respond_typed(x->c, 200, HTTP_CT_HTML, NULL, b.data, b.len);
+			conn_respond_typed(x->c, 200, HTTP_CT_HTML, REPORT_HTML_HEADERS, b.data,
+			                   b.len);
 		else if (http_attachment_header(disp, sizeof(disp), "report.csv") == 0)
 			conn_respond_typed(x->c, 200, HTTP_CT_CSV, disp, b.data, b.len);
 		else
