@@ -189,9 +189,9 @@ static int visible_filter(const struct authz_principal *who, const struct store_
 		int ok = authz_site_visible(who, e->site, e->org, e->city);
 		if (ok)
 			v->exams[v->nexams++] = *e;
-		/* Credits come grouped by exam in the exams' order. */
-		while (k < r->ncredits && r->credits[k].exam_id != e->id)
-			k++;
+		/* Credits come grouped by exam in the exams' order, and a session without any
+		 * has no group: take only the run at k that is this session's, never search
+		 * ahead (that would skip every later session's credits). */
 		for (; k < r->ncredits && r->credits[k].exam_id == e->id; k++)
 			if (ok)
 				v->credits[v->ncredits++] = r->credits[k];
