@@ -556,6 +556,22 @@ static void on_inputs(void *ud, const struct store_reply *r)
 		ctx_free(x);
 		return;
 	}
+	/* A published score is the org's: none of its sessions in the period visible answers as
+	 * an org that does not exist (as another scope's evidence does), and a part of them
+	 * visible is refused, or a city's share would stand as the whole org's score. */
+	if (x->view == VIEW_PUBLISH && (v.nexams == 0 || v.nexams < r->nexams)) {
+		if (v.nexams == 0)
+			conn_respond_error(x->c, 404, "no such org",
+			                   "no session of this org in the period within your scope");
+		else
+			conn_respond_error(x->c, 409, "conflict",
+			                   "some of this org's sessions in the period are outside "
+			                   "your scope: only a principal who sees all of them may "
+			                   "publish its score");
+		visible_free(&v);
+		ctx_free(x);
+		return;
+	}
 	if (score_compute(rub, v.exams, v.nexams, v.credits, v.ncredits, 1, &res)) {
 		visible_free(&v);
 		conn_respond_error(x->c, 500, "internal", "out of memory");
@@ -992,7 +1008,11 @@ static void queue_inputs(struct score_ctx *x, int with_credits)
 		q.org = x->org;
 	if (x->site[0])
 		q.site = x->site;
-	if (x->who.person.role == AUTH_CITY)
+	/* Publishing reads the org's every session in the period, so on_inputs can tell a
+	 * whole org from the part of it this principal sees. */
+	if (x->view == VIEW_PUBLISH)
+		;
+	else if (x->who.person.role == AUTH_CITY)
 		q.city = x->who.person.city;
 	else if (x->city[0])
 		q.city = x->city;
