@@ -134,6 +134,16 @@ static int query_get(const char *q, const char *key, char *out, size_t outlen)
 	return 0;
 }
 
+/* Accepted times, as exams_time_parse accepts a session's: 2000-01-01 to the end of 2200
+ * (UTC; the few hours' zone difference does not matter at the edges of two centuries). */
+#define SCORE_TIME_MIN_MS 946684800000LL  /* 2000-01-01T00:00:00Z */
+#define SCORE_TIME_END_MS 7289654400000LL /* 2201-01-01T00:00:00Z */
+/* The longest period a view reads: an assessment looks back 5 years at most; 5 calendar years
+ * hold at most 1827 days (two leap days), and one more day lets "from 2021-01-01 to
+ * 2026-01-01" include its last day whatever the zone. Longer would tie a reader up for the
+ * whole province's history. */
+#define SCORE_PERIOD_MAX_MS (1828LL * 86400000)
+
 /* from and to: both required (a score is always of a stated period), to after from. On
  * failure the 400 is sent and -1 returned. */
 static int period(struct conn *c, const struct http_request *req, int64_t *from, int64_t *to)
@@ -153,9 +163,24 @@ static int period(struct conn *c, const struct http_request *req, int64_t *from,
 			return -1;
 		}
 	}
+	for (int i = 0; i < 2; i++) {
+		if (*dst[i] < SCORE_TIME_MIN_MS || *dst[i] >= SCORE_TIME_END_MS) {
+			char why[120];
+			snprintf(why, sizeof(why),
+			         "query parameter %s: outside the years 2000 to 2200", keys[i]);
+			conn_respond_error(c, 400, "bad request", why);
+			return -1;
+		}
+	}
 	if (*to <= *from) {
 		conn_respond_error(c, 400, "bad request",
 		                   "query parameters: to must be after from");
+		return -1;
+	}
+	if (*to - *from > SCORE_PERIOD_MAX_MS) {
+		conn_respond_error(c, 400, "bad request",
+		                   "query parameter to: the period from from to to is longer than "
+		                   "5 years and a day");
 		return -1;
 	}
 	return 0;
@@ -848,6 +873,15 @@ static void on_ranking(void *ud, const struct store_reply *r)
 		return;
 	}
 	acc->win_from += RANK_WINDOW_MS;
+	if (acc->win_from < x->to_ms && conn_peer_gone(x->c)) {
+		/* Nobody is waiting: the remaining windows would only hold the reader. The
+		 * answer owed is dropped by conn (the peer is gone) and releases c. */
+		log_info("event=ranking_abandoned peer=%s at_ms=%lld to_ms=%lld", conn_peer(x->c),
+		         (long long)acc->win_from, (long long)x->to_ms);
+		conn_respond_error(x->c, 503, "client gone", NULL);
+		ctx_free(x);
+		return;
+	}
 	if (acc->win_from < x->to_ms) {
 		rank_read(x); /* the next window: one read at a time, never a burst */
 		return;
