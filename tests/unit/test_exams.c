@@ -289,6 +289,19 @@ static int64_t count_sql(struct ctx *x, const char *sql)
 #define NOW 1764000000000LL /* 2025-11-24: every session below is after it */
 #define HOUR 3600000LL
 
+/* The store's clock for these tests: the time the submitter queued the write at, so a test
+ * says when each write runs. */
+static int64_t queued_clock(const struct store_write *w)
+{
+	return w->now_ms;
+}
+
+/* A writer that got to the write 2 ms after it was queued (behind a group commit). */
+static int64_t ran_2ms_later(const struct store_write *w)
+{
+	return w->now_ms + 2;
+}
+
 static struct store_exam_session exam(const char *site, const char *code, int64_t start)
 {
 	return (struct store_exam_session){.org = "org-a",
@@ -311,8 +324,12 @@ static void create_is_all_or_nothing(void **state)
 	struct store_exam_session e[3] = {exam("site-a", "S1", NOW + 10 * HOUR),
 	                                  exam("site-b", "S2", NOW + 20 * HOUR),
 	                                  exam("site-a", "S1", NOW + 30 * HOUR)};
-	struct store_write w = {
-	    .op = STORE_EXAM_CREATE, .actor = "test", .now_ms = NOW, .exams = e, .nexams = 3};
+	struct store_write w = {.op = STORE_EXAM_CREATE,
+	                        .actor = "test",
+	                        .now_ms = NOW,
+	                        .clock = queued_clock,
+	                        .exams = e,
+	                        .nexams = 3};
 	assert_int_equal(write_wait(x, &w), -EEXIST);
 	assert_int_equal(w.bad, 2);
 	assert_string_equal(w.err, "the organisation already has a session S1");
@@ -324,13 +341,21 @@ static void create_is_all_or_nothing(void **state)
 	assert_int_equal(x->value, 0);
 	/* A session starting now is in the past for a plan. */
 	struct store_exam_session late = exam("site-a", "S9", NOW);
-	w = (struct store_write){
-	    .op = STORE_EXAM_CREATE, .actor = "test", .now_ms = NOW, .exams = &late, .nexams = 1};
+	w = (struct store_write){.op = STORE_EXAM_CREATE,
+	                         .actor = "test",
+	                         .now_ms = NOW,
+	                         .clock = queued_clock,
+	                         .exams = &late,
+	                         .nexams = 1};
 	assert_int_equal(write_wait(x, &w), -ETIMEDOUT);
 
 	/* Without the collision both go in, each with an audit row and a version step. */
-	w = (struct store_write){
-	    .op = STORE_EXAM_CREATE, .actor = "test", .now_ms = NOW, .exams = e, .nexams = 2};
+	w = (struct store_write){.op = STORE_EXAM_CREATE,
+	                         .actor = "test",
+	                         .now_ms = NOW,
+	                         .clock = queued_clock,
+	                         .exams = e,
+	                         .nexams = 2};
 	assert_int_equal(write_wait(x, &w), 0);
 	assert_true(e[0].id > 0 && e[1].id > 0 && e[0].id != e[1].id);
 	assert_int_equal(read_wait(x, store_exam_list(x->st, &q, on_read, x)), 0);
@@ -357,13 +382,68 @@ static void create_is_all_or_nothing(void **state)
 	assert_int_equal(count_sql(x, "SELECT count(*) FROM exam_session_changes"), 2);
 }
 
+/* The late-change check and the audit use the time the write runs, not the one it was queued
+ * at: a change queued 1 ms before the start and run 1 ms after it is late. */
+static void the_write_runs_at_the_writers_time(void **state)
+{
+	struct ctx *x = *state;
+	open_h(x);
+	struct store_exam_session e = exam("site-a", "S1", NOW + HOUR);
+	struct store_write w = {.op = STORE_EXAM_CREATE,
+	                        .actor = "t",
+	                        .now_ms = NOW,
+	                        .clock = queued_clock,
+	                        .exams = &e,
+	                        .nexams = 1};
+	assert_int_equal(write_wait(x, &w), 0);
+	struct store_exam_session up = exam("site-a", "S1", NOW + 3 * HOUR);
+	up.id = e.id;
+	w = (struct store_write){.op = STORE_EXAM_UPDATE,
+	                         .actor = "t",
+	                         .now_ms = NOW + 10,
+	                         .clock = ran_2ms_later,
+	                         .exams = &up,
+	                         .nexams = 1};
+	assert_int_equal(write_wait(x, &w), 0);
+	assert_int_equal(w.now_ms, NOW + 12);
+	assert_int_equal(read_wait(x, store_exam_get(x->st, e.id, on_read, x)), 0);
+	assert_int_equal(x->got[0].updated_ms, NOW + 12);
+	for (int op = 0; op < 2; op++) {
+		w = (struct store_write){.op = op ? STORE_EXAM_CANCEL : STORE_EXAM_UPDATE,
+		                         .actor = "t",
+		                         .now_ms = NOW + 3 * HOUR - 1,
+		                         .clock = ran_2ms_later,
+		                         .exams = &up,
+		                         .nexams = 1};
+		assert_int_equal(write_wait(x, &w), -EALREADY);
+	}
+	/* A create queued 1 ms before its start and run after: in the past. */
+	struct store_exam_session c = exam("site-a", "S2", NOW + 5 * HOUR);
+	w = (struct store_write){.op = STORE_EXAM_CREATE,
+	                         .actor = "t",
+	                         .now_ms = NOW + 5 * HOUR - 1,
+	                         .clock = ran_2ms_later,
+	                         .exams = &c,
+	                         .nexams = 1};
+	assert_int_equal(write_wait(x, &w), -ETIMEDOUT);
+	close_h(x);
+	assert_int_equal(count_sql(x, "SELECT count(*) FROM exam_session_changes WHERE action ="
+	                              " 'update' AND at_ms = 1764000000012"),
+	                 1);
+	assert_int_equal(count_sql(x, "SELECT count(*) FROM exam_session_changes"), 2);
+}
+
 static void late_changes_are_refused(void **state)
 {
 	struct ctx *x = *state;
 	open_h(x);
 	struct store_exam_session e = exam("site-a", "S1", NOW + HOUR);
-	struct store_write w = {
-	    .op = STORE_EXAM_CREATE, .actor = "org:1 (a)", .now_ms = NOW, .exams = &e, .nexams = 1};
+	struct store_write w = {.op = STORE_EXAM_CREATE,
+	                        .actor = "org:1 (a)",
+	                        .now_ms = NOW,
+	                        .clock = queued_clock,
+	                        .exams = &e,
+	                        .nexams = 1};
 	assert_int_equal(write_wait(x, &w), 0);
 	int64_t id = e.id;
 
@@ -374,6 +454,7 @@ static void late_changes_are_refused(void **state)
 	w = (struct store_write){.op = STORE_EXAM_UPDATE,
 	                         .actor = "org:1 (a)",
 	                         .now_ms = NOW + 1,
+	                         .clock = queued_clock,
 	                         .exams = &up,
 	                         .nexams = 1};
 	assert_int_equal(write_wait(x, &w), 0);
@@ -386,6 +467,7 @@ static void late_changes_are_refused(void **state)
 	w = (struct store_write){.op = STORE_EXAM_CANCEL,
 	                         .actor = "org:2 (b)",
 	                         .now_ms = NOW + 2,
+	                         .clock = queued_clock,
 	                         .scope_org = "org-b",
 	                         .exams = &up,
 	                         .nexams = 1};
@@ -395,6 +477,7 @@ static void late_changes_are_refused(void **state)
 	w = (struct store_write){.op = STORE_EXAM_UPDATE,
 	                         .actor = "org:1 (a)",
 	                         .now_ms = NOW + 2 * HOUR,
+	                         .clock = queued_clock,
 	                         .exams = &up,
 	                         .nexams = 1};
 	up.start_ms = NOW + 5 * HOUR;
@@ -404,6 +487,7 @@ static void late_changes_are_refused(void **state)
 	w = (struct store_write){.op = STORE_EXAM_CANCEL,
 	                         .actor = "org:1 (a)",
 	                         .now_ms = NOW + 3 * HOUR,
+	                         .clock = queued_clock,
 	                         .exams = &up,
 	                         .nexams = 1};
 	assert_int_equal(write_wait(x, &w), -EALREADY);
@@ -415,6 +499,7 @@ static void late_changes_are_refused(void **state)
 	w = (struct store_write){.op = STORE_EXAM_CANCEL,
 	                         .actor = "org:1 (a)",
 	                         .now_ms = NOW + 5,
+	                         .clock = queued_clock,
 	                         .exams = &up,
 	                         .nexams = 1};
 	assert_int_equal(write_wait(x, &w), 0);
@@ -428,6 +513,7 @@ static void late_changes_are_refused(void **state)
 	w = (struct store_write){.op = STORE_EXAM_UPDATE,
 	                         .actor = "org:1 (a)",
 	                         .now_ms = NOW + 6,
+	                         .clock = queued_clock,
 	                         .exams = &up,
 	                         .nexams = 1};
 	assert_int_equal(write_wait(x, &w), -ECANCELED);
@@ -484,8 +570,12 @@ static void version_3_database_migrates_in_place(void **state)
 	                 0);
 	open_h(x);
 	struct store_exam_session e = exam("site-a", "S1", NOW + HOUR);
-	struct store_write w = {
-	    .op = STORE_EXAM_CREATE, .actor = "t", .now_ms = NOW, .exams = &e, .nexams = 1};
+	struct store_write w = {.op = STORE_EXAM_CREATE,
+	                        .actor = "t",
+	                        .now_ms = NOW,
+	                        .clock = queued_clock,
+	                        .exams = &e,
+	                        .nexams = 1};
 	assert_int_equal(write_wait(x, &w), 0);
 	close_h(x);
 	assert_int_equal(count_sql(x, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
@@ -510,6 +600,7 @@ int main(void)
 	const struct CMUnitTest store[] = {
 	    cmocka_unit_test_setup_teardown(create_is_all_or_nothing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(late_changes_are_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(the_write_runs_at_the_writers_time, setup, teardown),
 	    cmocka_unit_test_setup_teardown(version_3_database_migrates_in_place, setup, teardown),
 	};
 	int failed = cmocka_run_group_tests_name("exams: plan parser", parser, NULL, NULL);
