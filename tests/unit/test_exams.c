@@ -176,6 +176,36 @@ static void errors_are_bounded_but_counted(void **state)
 	free(csv);
 }
 
+/* A plan at the 100,000-row bound: every (org, code) checked against all before it (by a
+ * hash: a scan was 5e9 comparisons), the same code under two orgs is no duplicate, and a
+ * duplicate far apart still names the line of the first. */
+static void duplicates_found_in_a_full_plan(void **state)
+{
+	(void)state;
+	const size_t rows = 100000;
+	char *csv = malloc(rows * 80 + 100);
+	assert_non_null(csv);
+	size_t len = (size_t)sprintf(csv, "org,site,id,occupation,level,start,end,rooms\n");
+	for (size_t i = 0; i + 1 < rows; i++)
+		len += (size_t)sprintf(csv + len,
+		                       "%s,s,S%zu,x,y,2026-12-01 09:00,2026-12-01 11:00,A\n",
+		                       i % 2 ? "o2" : "o1", i / 2);
+	struct exams_in *in;
+	size_t n;
+	struct exams_errs errs = {0};
+	assert_int_equal(exams_csv_parse("p.csv", csv, len, NULL, &in, &n, &errs), 0);
+	assert_int_equal(n, rows - 1);
+	free(in);
+	/* The last row repeats o1's S7, on line 16 (row 14 of the data, after the header). */
+	len += (size_t)sprintf(csv + len, "o1,s,S7,x,y,2026-12-01 09:00,2026-12-01 11:00,A\n");
+	assert_int_equal(exams_csv_parse("p.csv", csv, len, NULL, &in, &n, &errs), -EINVAL);
+	print_errors(&errs);
+	assert_int_equal(errs.total, 1);
+	assert_true(has_error(&errs, "p.csv:100001: id: \"S7\" already on line 16"));
+	exams_errs_free(&errs);
+	free(csv);
+}
+
 /* --- the store --------------------------------------------------------------------------- */
 
 struct ctx {
@@ -596,6 +626,7 @@ int main(void)
 	    cmocka_unit_test(chinese_header_and_bom_parse),
 	    cmocka_unit_test(every_error_names_its_line_and_column),
 	    cmocka_unit_test(errors_are_bounded_but_counted),
+	    cmocka_unit_test(duplicates_found_in_a_full_plan),
 	};
 	const struct CMUnitTest store[] = {
 	    cmocka_unit_test_setup_teardown(create_is_all_or_nothing, setup, teardown),
