@@ -343,7 +343,8 @@ static int seen_grow(struct csv_state *st)
 	st->seen_cap = cap;
 	for (size_t i = 0; i < oldcap; i++)
 		if (old[i])
-			*seen_slot(st, st->rows[old[i] - 1].org, st->rows[old[i] - 1].code) = old[i];
+			*seen_slot(st, st->rows[old[i] - 1].org, st->rows[old[i] - 1].code) =
+			    old[i];
 	free(old);
 	return 0;
 }

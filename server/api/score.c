@@ -25,9 +25,9 @@
 /* The report has no script and no external resource (its style is inline, its links are
  * ours): a policy that allows nothing else keeps a string that slipped through escaping
  * inert, and nosniff keeps the CSV and JSON views from being read as HTML. */
-#define REPORT_HTML_HEADERS                                                                 \
-	"Content-Security-Policy: default-src 'none'; style-src 'unsafe-inline'; "           \
-	"img-src 'self'\r\n"                                                                  \
+#define REPORT_HTML_HEADERS                                                                        \
+	"Content-Security-Policy: default-src 'none'; style-src 'unsafe-inline'; "                 \
+	"img-src 'self'\r\n"                                                                       \
 	"X-Content-Type-Options: nosniff\r\n"
 
 enum score_view { VIEW_ORG, VIEW_SITE, VIEW_RANKING, VIEW_PUBLISH, VIEW_HTML, VIEW_CSV };
@@ -586,8 +586,9 @@ static void on_inputs(void *ud, const struct store_reply *r)
 	 * visible is refused, or a city's share would stand as the whole org's score. */
 	if (x->view == VIEW_PUBLISH && (v.nexams == 0 || v.nexams < r->nexams)) {
 		if (v.nexams == 0)
-			conn_respond_error(x->c, 404, "no such org",
-			                   "no session of this org in the period within your scope");
+			conn_respond_error(
+			    x->c, 404, "no such org",
+			    "no session of this org in the period within your scope");
 		else
 			conn_respond_error(x->c, 409, "conflict",
 			                   "some of this org's sessions in the period are outside "
@@ -1126,8 +1127,7 @@ void api_score_published(struct api *a, struct conn *c, const struct http_reques
 		if (got == 0)
 			continue;
 		long long n = got > 0 && v[0] >= '0' && v[0] <= '9' ? strtoll(v, &end, 10) : -1;
-		int bad = got < 0 || !end || *end || n < 1 ||
-		          (i == 0 ? n > PUBLISHED_PAGE_MAX : 0);
+		int bad = got < 0 || !end || *end || n < 1 || (i == 0 ? n > PUBLISHED_PAGE_MAX : 0);
 		if (bad) {
 			snprintf(why, sizeof(why), "query parameter %s: %s", keys[i],
 			         i == 0 ? "a whole number from 1 to 100"

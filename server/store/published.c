@@ -271,8 +271,7 @@ int published_add(struct published *p, const struct published_row *row, publishe
 	return submit(p, j);
 }
 
-int published_list(struct published *p, const struct published_query *q, published_cb cb,
-                   void *ud)
+int published_list(struct published *p, const struct published_query *q, published_cb cb, void *ud)
 {
 	if (q->limit < 1 || q->limit > PUBLISHED_PAGE_MAX)
 		return -EINVAL;

@@ -42,7 +42,6 @@ struct published_query {
 #define PUBLISHED_PAGE_MAX 100
 /* cb gets at most limit + 1 rows: one more than the page says another page follows.
  * -EINVAL for a limit outside 1..PUBLISHED_PAGE_MAX. */
-int published_list(struct published *p, const struct published_query *q, published_cb cb,
-                   void *ud);
+int published_list(struct published *p, const struct published_query *q, published_cb cb, void *ud);
 
 #endif

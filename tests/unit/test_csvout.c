@@ -26,8 +26,8 @@ static void row_is(const char *const *f, size_t n, const char *want)
 static void test_csvout_formulas_become_text(void **st)
 {
 	(void)st;
-	const char *const f[] = {"=HYPERLINK(\"http://x\",\"y\")", "+1+1", "-2+3", "@SUM(A1)",
-	                         "\tcmd", "\rcmd"};
+	const char *const f[] = {
+	    "=HYPERLINK(\"http://x\",\"y\")", "+1+1", "-2+3", "@SUM(A1)", "\tcmd", "\rcmd"};
 	row_is(f, 6,
 	       "\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\",\"'+1+1\",\"'-2+3\",\"'@SUM(A1)\","
 	       "\"'\tcmd\",\"'\rcmd\"\r\n");

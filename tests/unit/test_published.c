@@ -85,7 +85,8 @@ static void test_published_rows_are_kept_as_written_and_frozen(void **st)
 	assert_int_equal(g.status, 0);
 	assert_int_equal(g.n, 1);
 	memset(&g, 0, sizeof(g));
-	assert_int_equal(published_list(p, &(struct published_query){.org = "O1", .limit = 10}, on_rows, &g), 0);
+	assert_int_equal(
+	    published_list(p, &(struct published_query){.org = "O1", .limit = 10}, on_rows, &g), 0);
 	wait_calls(&loop, &g, 1);
 	assert_int_equal(g.n, 2);
 	assert_int_equal(g.scores[0], 5); /* newest first */
@@ -103,11 +104,11 @@ static void test_published_rows_are_kept_as_written_and_frozen(void **st)
 	assert_int_equal(g.n, 2);
 	assert_int_equal(g.ids[0], newest);
 	memset(&g, 0, sizeof(g));
-	assert_int_equal(published_list(p,
-	                                &(struct published_query){
-	                                    .org = "O1", .before_id = newest, .limit = 1},
-	                                on_rows, &g),
-	                 0);
+	assert_int_equal(
+	    published_list(p,
+	                   &(struct published_query){.org = "O1", .before_id = newest, .limit = 1},
+	                   on_rows, &g),
+	    0);
 	wait_calls(&loop, &g, 1);
 	assert_int_equal(g.n, 1); /* the last page: nothing past it */
 	assert_int_equal(g.ids[0], older);
@@ -126,8 +127,9 @@ static void test_published_rows_are_kept_as_written_and_frozen(void **st)
 	wait_calls(&loop, &g, 1);
 	memset(&g, 0, sizeof(g));
 	assert_int_equal(
-	    published_list(p, &(struct published_query){.org = "O1", .scope_city = "jinan", .limit = 5},
-	                   on_rows, &g),
+	    published_list(
+	        p, &(struct published_query){.org = "O1", .scope_city = "jinan", .limit = 5},
+	        on_rows, &g),
 	    0);
 	wait_calls(&loop, &g, 1);
 	assert_int_equal(g.n, 1);
@@ -155,7 +157,8 @@ static void test_published_rows_are_kept_as_written_and_frozen(void **st)
 	/* Reopened: still there. */
 	assert_int_equal(published_open(&loop, path, &p, err, sizeof(err)), 0);
 	memset(&g, 0, sizeof(g));
-	assert_int_equal(published_list(p, &(struct published_query){.org = "O1", .limit = 10}, on_rows, &g), 0);
+	assert_int_equal(
+	    published_list(p, &(struct published_query){.org = "O1", .limit = 10}, on_rows, &g), 0);
 	wait_calls(&loop, &g, 1);
 	assert_int_equal(g.n, 3);
 	assert_int_equal(g.scores[2], 3);
