@@ -188,8 +188,10 @@ static const char *set_json(struct exams_in *e, enum exams_field f, const cJSON 
 			if (!cJSON_IsString(r))
 				return "expected an array of room names";
 			size_t n = strlen(r->valuestring);
-			if (strchr(r->valuestring, ','))
-				return "a room name holds a comma";
+			/* The full-width comma splits a list as the CSV import reads one, so a
+			 * name holding it would come back as two rooms. */
+			if (strchr(r->valuestring, ',') || strstr(r->valuestring, "\xef\xbc\x8c"))
+				return "a room name holds a comma (, or \xef\xbc\x8c)";
 			if (len + n + 2 > sizeof(text))
 				return "the room list is longer than 1023 bytes";
 			if (k++)
@@ -201,7 +203,8 @@ static const char *set_json(struct exams_in *e, enum exams_field f, const cJSON 
 			return "expected at least one room (or \"*\")";
 	} else if (f == EXAMS_F_CANDIDATES && cJSON_IsNumber(v)) {
 		double d = v->valuedouble;
-		if (d != (double)(long long)d)
+		/* Range first: a cast of a double long long cannot hold (1e300) is undefined. */
+		if (!(d >= 0 && d <= 100000) || d != (double)(long long)d)
 			return "expected a whole number 0-100000";
 		snprintf(text, sizeof(text), "%lld", (long long)d);
 	} else if (cJSON_IsString(v)) {

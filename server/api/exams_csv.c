@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -298,8 +299,55 @@ struct csv_state {
 	int cur_bad;
 	struct exams_in *rows;
 	size_t nrows, cap;
+	/* (org, code) of the rows so far, for the duplicate check: open addressing, each slot
+	 * a row index + 1 (0 = free), kept under half full. */
+	uint32_t *seen;
+	size_t seen_cap;
 	int nomem;
 };
+
+static uint64_t org_code_hash(const char *org, const char *code)
+{
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+	for (const char *p = org; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	h = (h ^ 0xff) * 1099511628211ULL; /* a separator no UTF-8 text holds */
+	for (const char *p = code; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	return h;
+}
+
+/* The slot of (org, code): the row holding it, or the free slot where it would go. */
+static uint32_t *seen_slot(struct csv_state *st, const char *org, const char *code)
+{
+	size_t mask = st->seen_cap - 1, i = (size_t)org_code_hash(org, code) & mask;
+	for (;; i = (i + 1) & mask) {
+		uint32_t *s = &st->seen[i];
+		if (!*s || (strcmp(st->rows[*s - 1].code, code) == 0 &&
+		            strcmp(st->rows[*s - 1].org, org) == 0))
+			return s;
+	}
+}
+
+/* Room for one more row in the table: 0, or -ENOMEM. */
+static int seen_grow(struct csv_state *st)
+{
+	if ((st->nrows + 1) * 2 <= st->seen_cap)
+		return 0;
+	size_t cap = st->seen_cap ? st->seen_cap * 2 : 256;
+	uint32_t *old = st->seen, *t = calloc(cap, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	size_t oldcap = st->seen_cap;
+	st->seen = t;
+	st->seen_cap = cap;
+	for (size_t i = 0; i < oldcap; i++)
+		if (old[i])
+			*seen_slot(st, st->rows[old[i] - 1].org, st->rows[old[i] - 1].code) =
+			    old[i];
+	free(old);
+	return 0;
+}
 
 static int header_field(const char *v)
 {
@@ -429,15 +477,20 @@ static void on_row(int c, void *ud)
 		st->cur_bad = 1;
 	}
 	/* The same session twice in one plan: the second would fail the whole import later
-	 * on the store's UNIQUE(org, code) with a less helpful message. */
-	for (size_t i = 0; i < st->nrows && !st->cur_bad; i++)
-		if (strcmp(st->rows[i].code, e->code) == 0 &&
-		    strcmp(st->rows[i].org, e->org) == 0) {
+	 * on the store's UNIQUE(org, code) with a less helpful message.
+	 * A hash of the rows so far, not a scan of them: 100,000 rows stay linear. */
+	uint32_t *slot = NULL;
+	if (!st->cur_bad && st->nrows < CSV_MAX_ROWS) {
+		if (seen_grow(st)) {
+			st->nomem = 1;
+			st->cur_bad = 1;
+		} else if (*(slot = seen_slot(st, e->org, e->code))) {
 			exams_errs_add(st->errs, "%s:%u: %s: \"%s\" already on line %u", st->name,
 			               st->row_line, col_label(st, EXAMS_F_ID), e->code,
-			               st->rows[i].line);
+			               st->rows[*slot - 1].line);
 			st->cur_bad = 1;
 		}
+	}
 	if (!st->cur_bad) {
 		if (st->nrows >= CSV_MAX_ROWS) {
 			if (st->nrows == CSV_MAX_ROWS)
@@ -454,8 +507,10 @@ static void on_row(int c, void *ud)
 				st->cap = cap;
 			}
 		}
-		if (st->nrows < st->cap)
+		if (st->nrows < st->cap) {
 			st->rows[st->nrows++] = *e;
+			*slot = (uint32_t)st->nrows;
+		}
 	}
 	memset(&st->cur, 0, sizeof(st->cur));
 	st->cur_bad = 0;
@@ -517,6 +572,7 @@ int exams_csv_parse(const char *name, const char *data, size_t len, const char *
 		failed = 1;
 	}
 	csv_free(&p);
+	free(st.seen);
 	if (!st.header_done)
 		exams_errs_add(errs, "%s:1: the file is empty (expected a header row)", name);
 	if (st.nomem) {

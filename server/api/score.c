@@ -6,7 +6,6 @@
  * authz_site_visible per session: what a principal may not see is left out, so another
  * city's org or site answers exactly as one without sessions does. */
 #include <cjson/cJSON.h>
-#include <csv.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,12 +14,21 @@
 #include "api_int.h"
 #include "conf.h"
 #include "credit.h"
+#include "csvout.h"
 #include "published.h"
 #include "score.h"
 #include "vtime.h"
 
 /* A response is built whole before it goes (as sites.c does); this bounds one. */
 #define RESPONSE_MAX (64u << 20)
+
+/* The report has no script and no external resource (its style is inline, its links are
+ * ours): a policy that allows nothing else keeps a string that slipped through escaping
+ * inert, and nosniff keeps the CSV and JSON views from being read as HTML. */
+#define REPORT_HTML_HEADERS                                                                        \
+	"Content-Security-Policy: default-src 'none'; style-src 'unsafe-inline'; "                 \
+	"img-src 'self'\r\n"                                                                       \
+	"X-Content-Type-Options: nosniff\r\n"
 
 enum score_view { VIEW_ORG, VIEW_SITE, VIEW_RANKING, VIEW_PUBLISH, VIEW_HTML, VIEW_CSV };
 
@@ -50,6 +58,7 @@ struct score_ctx {
 	int crit;
 	cJSON *exam_json, *credits_json;
 	struct rank_acc *rank; /* ranking: the sums so far */
+	size_t limit;          /* published: the page's length */
 };
 
 static void ctx_free(struct score_ctx *x)
@@ -125,6 +134,16 @@ static int query_get(const char *q, const char *key, char *out, size_t outlen)
 	return 0;
 }
 
+/* Accepted times, as exams_time_parse accepts a session's: 2000-01-01 to the end of 2200
+ * (UTC; the few hours' zone difference does not matter at the edges of two centuries). */
+#define SCORE_TIME_MIN_MS 946684800000LL  /* 2000-01-01T00:00:00Z */
+#define SCORE_TIME_END_MS 7289654400000LL /* 2201-01-01T00:00:00Z */
+/* The longest period a view reads: an assessment looks back 5 years at most; 5 calendar years
+ * hold at most 1827 days (two leap days), and one more day lets "from 2021-01-01 to
+ * 2026-01-01" include its last day whatever the zone. Longer would tie a reader up for the
+ * whole province's history. */
+#define SCORE_PERIOD_MAX_MS (1828LL * 86400000)
+
 /* from and to: both required (a score is always of a stated period), to after from. On
  * failure the 400 is sent and -1 returned. */
 static int period(struct conn *c, const struct http_request *req, int64_t *from, int64_t *to)
@@ -144,9 +163,24 @@ static int period(struct conn *c, const struct http_request *req, int64_t *from,
 			return -1;
 		}
 	}
+	for (int i = 0; i < 2; i++) {
+		if (*dst[i] < SCORE_TIME_MIN_MS || *dst[i] >= SCORE_TIME_END_MS) {
+			char why[120];
+			snprintf(why, sizeof(why),
+			         "query parameter %s: outside the years 2000 to 2200", keys[i]);
+			conn_respond_error(c, 400, "bad request", why);
+			return -1;
+		}
+	}
 	if (*to <= *from) {
 		conn_respond_error(c, 400, "bad request",
 		                   "query parameters: to must be after from");
+		return -1;
+	}
+	if (*to - *from > SCORE_PERIOD_MAX_MS) {
+		conn_respond_error(c, 400, "bad request",
+		                   "query parameter to: the period from from to to is longer than "
+		                   "5 years and a day");
 		return -1;
 	}
 	return 0;
@@ -180,9 +214,9 @@ static int visible_filter(const struct authz_principal *who, const struct store_
 		int ok = authz_site_visible(who, e->site, e->org, e->city);
 		if (ok)
 			v->exams[v->nexams++] = *e;
-		/* Credits come grouped by exam in the exams' order. */
-		while (k < r->ncredits && r->credits[k].exam_id != e->id)
-			k++;
+		/* Credits come grouped by exam in the exams' order, and a session without any
+		 * has no group: take only the run at k that is this session's, never search
+		 * ahead (that would skip every later session's credits). */
 		for (; k < r->ncredits && r->credits[k].exam_id == e->id; k++)
 			if (ok)
 				v->credits[v->ncredits++] = r->credits[k];
@@ -375,12 +409,17 @@ static void html_timeline(struct vw_buf *b, const struct score_ctx *x, const str
 			x0 = left;
 		if (w < 2)
 			w = 2; /* a 2 h session in a year is thinner than a pixel */
-		for (int c = 0; c < SCORE_NCRIT; c++)
+		for (int c = 0; c < SCORE_NCRIT; c++) {
+			/* The code is the organisation's own text: escaped like every string
+			 * from the store (a <title> ends at "</title>" like any element). */
 			vw_buf_printf(b,
 			              "<rect x=\"%.1f\" y=\"%d\" width=\"%.1f\" height=\"14\" "
-			              "fill=\"%s\"><title>%s %s %.1f%%</title></rect>",
-			              x0, c * lane + 4, w, frac_color(s->frac[c], r), s->exam->code,
-			              score_criterion_name(c), 100 * s->frac[c]);
+			              "fill=\"%s\"><title>",
+			              x0, c * lane + 4, w, frac_color(s->frac[c], r));
+			html_esc(b, s->exam->code);
+			vw_buf_printf(b, " %s %.1f%%</title></rect>", score_criterion_name(c),
+			              100 * s->frac[c]);
+		}
 	}
 	char a[SCORE_LOCAL_LEN], z[SCORE_LOCAL_LEN];
 	score_format_local(x->from_ms, a);
@@ -412,8 +451,9 @@ static void report_html(struct vw_buf *b, const struct score_ctx *x, const struc
 	               "</style></head><body>");
 	vw_buf_puts(b, "<h1>社会培训评价组织评估 — 项目 3.6</h1><p>组织：");
 	html_esc(b, x->org);
-	vw_buf_printf(b, "<br>期间：%.19s 至 %.19s（北京时间）<br>评分细则版本：%s</p>", a, z,
-	              r->version);
+	vw_buf_printf(b, "<br>期间：%.19s 至 %.19s（北京时间）<br>评分细则版本：", a, z);
+	html_esc(b, r->version);
+	vw_buf_puts(b, "</p>");
 	vw_buf_puts(b, "<table><tr><th>项目</th><th>内容</th><th>得分（0–5）</th></tr>"
 	               "<tr><td>3.6</td><td>接入监管服务平台：现场网络连接顺畅、视频画面清晰、"
 	               "评价现场全覆盖、影像资料有保存</td><td class=\"score\">");
@@ -475,21 +515,6 @@ static void report_html(struct vw_buf *b, const struct score_ctx *x, const struc
 	               "计算方法见 docs/SCORE.md；同一证据可由任何人复算。</p></body></html>");
 }
 
-static void csv_field(struct vw_buf *b, const char *v, int last)
-{
-	size_t n = strlen(v), need = csv_write(NULL, 0, v, n);
-	if (vw_buf_reserve(b, need + 2) == 0) {
-		b->len += csv_write(b->data + b->len, need, v, n);
-		vw_buf_puts(b, last ? "\r\n" : ",");
-	}
-}
-
-static void csv_row(struct vw_buf *b, const char *const *f, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		csv_field(b, f[i], i + 1 == n);
-}
-
 static void report_csv(struct vw_buf *b, const struct score_rubric *r,
                        const struct score_result *res)
 {
@@ -498,7 +523,7 @@ static void report_csv(struct vw_buf *b, const struct score_rubric *r,
 	    "session_id",   "code",          "site",        "start",         "end",
 	    "duration_min", "connected_pct", "network_pct", "picture_pct",   "floor_pct",
 	    "records_pct",  "score",         "weakest",     "rubric_version"};
-	csv_row(b, head, sizeof(head) / sizeof(head[0]));
+	csvout_row(b, head, sizeof(head) / sizeof(head[0]));
 	char num[SCORE_NCRIT + 3][32];
 	for (size_t i = 0; i <= res->nsessions; i++) {
 		int total = i == res->nsessions; /* the last row: the whole period */
@@ -532,7 +557,7 @@ static void report_csv(struct vw_buf *b, const struct score_rubric *r,
 		                     num[7],
 		                     w >= 0 ? score_criterion_name(w) : "",
 		                     r->version};
-		csv_row(b, row, sizeof(row) / sizeof(row[0]));
+		csvout_row(b, row, sizeof(row) / sizeof(row[0]));
 	}
 }
 
@@ -556,6 +581,23 @@ static void on_inputs(void *ud, const struct store_reply *r)
 		ctx_free(x);
 		return;
 	}
+	/* A published score is the org's: none of its sessions in the period visible answers as
+	 * an org that does not exist (as another scope's evidence does), and a part of them
+	 * visible is refused, or a city's share would stand as the whole org's score. */
+	if (x->view == VIEW_PUBLISH && (v.nexams == 0 || v.nexams < r->nexams)) {
+		if (v.nexams == 0)
+			conn_respond_error(
+			    x->c, 404, "no such org",
+			    "no session of this org in the period within your scope");
+		else
+			conn_respond_error(x->c, 409, "conflict",
+			                   "some of this org's sessions in the period are outside "
+			                   "your scope: only a principal who sees all of them may "
+			                   "publish its score");
+		visible_free(&v);
+		ctx_free(x);
+		return;
+	}
 	if (score_compute(rub, v.exams, v.nexams, v.credits, v.ncredits, 1, &res)) {
 		visible_free(&v);
 		conn_respond_error(x->c, 500, "internal", "out of memory");
@@ -573,7 +615,8 @@ static void on_inputs(void *ud, const struct store_reply *r)
 		if (b.err)
 			conn_respond_error(x->c, 507, "response too large", NULL);
 		else if (x->view == VIEW_HTML)
-			conn_respond_typed(x->c, 200, HTTP_CT_HTML, NULL, b.data, b.len);
+			conn_respond_typed(x->c, 200, HTTP_CT_HTML, REPORT_HTML_HEADERS, b.data,
+			                   b.len);
 		else if (http_attachment_header(disp, sizeof(disp), "report.csv") == 0)
 			conn_respond_typed(x->c, 200, HTTP_CT_CSV, disp, b.data, b.len);
 		else
@@ -674,9 +717,16 @@ static void on_published(void *ud, int status, const struct published_row *rows,
 		cJSON *d = cJSON_CreateObject();
 		cJSON_AddStringToObject(d, "org", x->org);
 		cJSON *arr = cJSON_AddArrayToObject(d, "published");
-		for (size_t i = 0; i < n; i++)
+		/* The store filtered by scope already (so a page is full); this stays as the
+		 * last word on who sees what. */
+		size_t shown = n < x->limit ? n : x->limit;
+		for (size_t i = 0; i < shown; i++)
 			if (published_visible(&x->who, &rows[i]))
 				cJSON_AddItemToArray(arr, published_json(&rows[i]));
+		if (n > x->limit) /* one row more than the page: another page follows */
+			cJSON_AddNumberToObject(d, "next_before", (double)rows[shown - 1].id);
+		else
+			cJSON_AddNullToObject(d, "next_before");
 		respond_json(x->c, 200, d);
 		cJSON_Delete(d);
 	}
@@ -824,6 +874,15 @@ static void on_ranking(void *ud, const struct store_reply *r)
 		return;
 	}
 	acc->win_from += RANK_WINDOW_MS;
+	if (acc->win_from < x->to_ms && conn_peer_gone(x->c)) {
+		/* Nobody is waiting: the remaining windows would only hold the reader. The
+		 * answer owed is dropped by conn (the peer is gone) and releases c. */
+		log_info("event=ranking_abandoned peer=%s at_ms=%lld to_ms=%lld", conn_peer(x->c),
+		         (long long)acc->win_from, (long long)x->to_ms);
+		conn_respond_error(x->c, 503, "client gone", NULL);
+		ctx_free(x);
+		return;
+	}
 	if (acc->win_from < x->to_ms) {
 		rank_read(x); /* the next window: one read at a time, never a burst */
 		return;
@@ -984,7 +1043,11 @@ static void queue_inputs(struct score_ctx *x, int with_credits)
 		q.org = x->org;
 	if (x->site[0])
 		q.site = x->site;
-	if (x->who.person.role == AUTH_CITY)
+	/* Publishing reads the org's every session in the period, so on_inputs can tell a
+	 * whole org from the part of it this principal sees. */
+	if (x->view == VIEW_PUBLISH)
+		;
+	else if (x->who.person.role == AUTH_CITY)
 		q.city = x->who.person.city;
 	else if (x->city[0])
 		q.city = x->city;
@@ -1049,17 +1112,50 @@ void api_score_publish(struct api *a, struct conn *c, const struct http_request 
 void api_score_published(struct api *a, struct conn *c, const struct http_request *req,
                          const struct router_match *m, const struct authz_principal *who)
 {
-	(void)req;
 	const char *org = router_param(m, "org");
 	if (!org) {
 		conn_respond_error(c, 404, "not found", NULL);
 		return;
 	}
+	/* A page at a time, newest first: an org published monthly for years is still one
+	 * bounded read. before= is the next_before of the page before. */
+	struct published_query q = {.org = org, .limit = 20};
+	static const char *const keys[2] = {"limit", "before"};
+	for (int i = 0; i < 2; i++) {
+		char v[32], why[120], *end = NULL;
+		int got = query_get(req->query, keys[i], v, sizeof(v));
+		if (got == 0)
+			continue;
+		long long n = got > 0 && v[0] >= '0' && v[0] <= '9' ? strtoll(v, &end, 10) : -1;
+		int bad = got < 0 || !end || *end || n < 1 || (i == 0 ? n > PUBLISHED_PAGE_MAX : 0);
+		if (bad) {
+			snprintf(why, sizeof(why), "query parameter %s: %s", keys[i],
+			         i == 0 ? "a whole number from 1 to 100"
+			                : "a published id (a page's next_before)");
+			conn_respond_error(c, 400, "bad request", why);
+			return;
+		}
+		if (i == 0)
+			q.limit = (size_t)n;
+		else
+			q.before_id = n;
+	}
 	struct score_ctx *x = ctx_new(a, c, who, VIEW_ORG);
 	if (!x)
 		return;
 	snprintf(x->org, sizeof(x->org), "%s", org);
-	int rc = a->published ? published_list(a->published, org, on_published, x) : -ESHUTDOWN;
+	x->limit = q.limit;
+	/* published_visible's rules, as the store's filter: a city reads what it published;
+	 * an org only its own (another org's list reads empty, as one never published). */
+	if (who->kind == AUTHZ_PERSON && who->person.role == AUTH_CITY)
+		q.scope_city = who->person.city;
+	if (who->kind != AUTHZ_PERSON ||
+	    (who->person.role != AUTH_PROVINCE && who->person.role != AUTH_CITY &&
+	     !(who->person.role == AUTH_ORG && strcmp(who->person.org, org) == 0))) {
+		on_published(x, 0, NULL, 0);
+		return;
+	}
+	int rc = a->published ? published_list(a->published, &q, on_published, x) : -ESHUTDOWN;
 	if (rc) {
 		conn_respond_error(c, 503, "published scores unavailable", NULL);
 		ctx_free(x);

@@ -1,13 +1,13 @@
 /* GET /api/v1/sites, /api/v1/sites.csv and /api/v1/sites/{site}: the read API, scoped by
  * authz_site_visible (province all, city its city, org its org). */
 #include <cjson/cJSON.h>
-#include <csv.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api_int.h"
 #include "conf.h"
+#include "csvout.h"
 #include "vtime.h"
 
 /* A read response is built whole before it is sent; this bounds what one can cost. */
@@ -208,17 +208,7 @@ void api_site_get(struct api *a, struct conn *c, const struct http_request *req,
 	read_or_respond(x ? store_get_site(a->store, site, on_site, x) : -ENOMEM, x, c);
 }
 
-/* --- CSV --------------------------------------------------------------------------------- */
-
-/* One field, quoted by libcsv (csv_write doubles embedded quotes), never by hand. */
-static void csv_field(struct vw_buf *b, const char *v, int last)
-{
-	size_t n = strlen(v), need = csv_write(NULL, 0, v, n);
-	if (vw_buf_reserve(b, need + 2) == 0) {
-		b->len += csv_write(b->data + b->len, need, v, n);
-		vw_buf_puts(b, last ? "\r\n" : ",");
-	}
-}
+/* --- CSV (fields by csvout: libcsv quoting, formula-safe) --------------------------------- */
 
 static void on_sites_csv(void *ud, const struct store_reply *r)
 {
@@ -229,8 +219,7 @@ static void on_sites_csv(void *ud, const struct store_reply *r)
 	vw_buf_puts(&b, HTTP_CSV_BOM);
 	static const char *const head[] = {
 	    "site", "org", "city", "last_report", "cameras_ok", "cameras_degraded", "cameras_down"};
-	for (size_t i = 0; i < sizeof(head) / sizeof(head[0]); i++)
-		csv_field(&b, head[i], i + 1 == sizeof(head) / sizeof(head[0]));
+	csvout_row(&b, head, sizeof(head) / sizeof(head[0]));
 	const struct store_site *s;
 	for (size_t k = 0; (s = next_visible(x, r, &k, &b));) {
 		char iso[VW_ISO_LEN], ok[24], deg[24], down[24];
@@ -239,8 +228,7 @@ static void on_sites_csv(void *ud, const struct store_reply *r)
 		snprintf(deg, sizeof(deg), "%lld", (long long)s->degraded);
 		snprintf(down, sizeof(down), "%lld", (long long)s->down);
 		const char *row[] = {s->site, s->org, s->city, iso, ok, deg, down};
-		for (size_t i = 0; i < sizeof(row) / sizeof(row[0]); i++)
-			csv_field(&b, row[i], i + 1 == sizeof(row) / sizeof(row[0]));
+		csvout_row(&b, row, sizeof(row) / sizeof(row[0]));
 	}
 	reply_finish(x, &b, "sites.csv");
 }

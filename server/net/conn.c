@@ -750,6 +750,11 @@ const char *conn_peer(const struct conn *c)
 	return c->peer;
 }
 
+int conn_peer_gone(const struct conn *c)
+{
+	return c->tls == NULL;
+}
+
 /* --- server ------------------------------------------------------------------------------ */
 
 void conn_server_set_limits(struct conn_server *s, const struct conn_limits *lim)

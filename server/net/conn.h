@@ -113,5 +113,8 @@ void conn_respond_error(struct conn *c, int status, const char *error, const cha
 /* The TLS identity and peer address, copied at handshake: valid while c is. */
 const struct tls_identity *conn_identity(const struct conn *c);
 const char *conn_peer(const struct conn *c);
+/* 1 once the peer has closed or the connection was closed under a dispatched request (the
+ * answer owed will be dropped): a handler reading in steps may stop early. */
+int conn_peer_gone(const struct conn *c);
 
 #endif

@@ -1304,11 +1304,20 @@ int auth_site_conflict(struct auth *a, const char *site, const char *org, const 
 
 int auth_site_place(struct auth *a, const char *site, char org[65], char city[129])
 {
+	/* What can still report for the site decides, as auth_site_conflict counts it: a live
+	 * certificate (newest first); else an agent seen in use whose certificate is neither
+	 * revoked nor known to have expired; else an enrollment token still pending (unused,
+	 * unexpired). An expired token, or a used one whose certificate is gone, says nothing:
+	 * revoking a site's certificates is how it moves to another org. */
 	sqlite3_stmt *st =
 	    prep(a, "SELECT org, city FROM (SELECT org, city, 0 AS pass, issued_ms AS at FROM certs"
 	            " WHERE site = ?1 AND not_after_ms > ?2"
 	            " AND serial NOT IN (SELECT serial FROM revocations)"
-	            " UNION ALL SELECT org, city, 1, created_ms FROM enroll_tokens WHERE site = ?1)"
+	            " UNION ALL SELECT org, city, 1, first_seen_ms FROM agents WHERE site = ?1"
+	            " AND serial NOT IN (SELECT serial FROM revocations)"
+	            " AND serial NOT IN (SELECT serial FROM certs WHERE not_after_ms <= ?2)"
+	            " UNION ALL SELECT org, city, 2, created_ms FROM enroll_tokens WHERE site = ?1"
+	            " AND used_ms IS NULL AND expires_ms > ?2)"
 	            " ORDER BY pass, at DESC LIMIT 1");
 	if (!st)
 		return -EIO;

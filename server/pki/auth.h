@@ -168,8 +168,9 @@ int auth_cert_issued(struct auth *a, const char *serial, const char *site, const
 int auth_site_conflict(struct auth *a, const char *site, const char *org, const char *city,
                        char *what, size_t wl);
 /* Where a site belongs as enrollment recorded it (exam sessions take org and city from
- * here, never from a request): its newest current certificate, else its newest enrollment
- * token, used or not. 0 with org/city filled, -ENOENT when the site is unknown, -EIO. */
+ * here, never from a request): its newest live certificate, else its newest agent seen in
+ * use (certificate not revoked, not known expired), else its newest pending enrollment token
+ * (unused, unexpired). 0 with org/city filled, -ENOENT when none says, -EIO. */
 int auth_site_place(struct auth *a, const char *site, char org[65], char city[129]);
 /* Every revocation, for the CRL. *out is malloc'ed (free it), *n entries. */
 int auth_revoked_list(struct auth *a, struct auth_revoked **out, size_t *n);

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <sqlite3.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,11 @@ static const char *const migrations[] = {
     "CREATE INDEX published_scores_org ON published_scores(org, published_ms);"
     "CREATE TRIGGER published_scores_frozen BEFORE UPDATE ON published_scores"
     " BEGIN SELECT RAISE(ABORT, 'a published score is never changed'); END;",
+    /* 2: nor taken back: a deleted row would be a published score that silently went away.
+     * Pages run newest first per org by id (an index on org orders by rowid within it). */
+    "CREATE TRIGGER published_scores_kept BEFORE DELETE ON published_scores"
+    " BEGIN SELECT RAISE(ABORT, 'a published score is never deleted'); END;"
+    "CREATE INDEX published_scores_org_id ON published_scores(org, id);",
 };
 
 #define PUBLISHED_JOBS_MAX 64
@@ -44,7 +50,9 @@ enum { JOB_ADD, JOB_LIST };
 struct job {
 	int op, status;
 	struct published_row in; /* JOB_ADD: strings owned (strdup) */
-	char *org;               /* JOB_LIST */
+	char *org, *scope_city;  /* JOB_LIST (scope_city NULL: any) */
+	int64_t before_id;
+	size_t limit;
 	struct published_row *rows;
 	size_t nrows;
 	char **strs; /* every string of rows, owned */
@@ -64,6 +72,7 @@ static void job_free(struct job *j)
 	free((char *)j->in.actor);
 	free((char *)j->in.doc);
 	free(j->org);
+	free(j->scope_city);
 	for (size_t i = 0; i < j->nstrs; i++)
 		free(j->strs[i]);
 	free(j->strs);
@@ -119,12 +128,20 @@ static int insert(sqlite3 *db, struct job *j)
 static int list(sqlite3 *db, struct job *j)
 {
 	sqlite3_stmt *st = NULL;
+	/* limit + 1 rows: the one past the page tells the caller there is a next page. */
 	const char *sql = "SELECT id, org, scope_city, from_ms, to_ms, published_ms, score,"
 	                  " rubric_version, rubric_text, actor, doc FROM published_scores"
-	                  " WHERE org = ?1 ORDER BY published_ms DESC, id DESC";
+	                  " WHERE org = ?1 AND (?2 IS NULL OR scope_city = ?2) AND id < ?3"
+	                  " ORDER BY id DESC LIMIT ?4";
 	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
 		return -EIO;
 	sqlite3_bind_text(st, 1, j->org, -1, SQLITE_STATIC);
+	if (j->scope_city)
+		sqlite3_bind_text(st, 2, j->scope_city, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 2);
+	sqlite3_bind_int64(st, 3, j->before_id > 0 ? j->before_id : INT64_MAX);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)j->limit + 1);
 	int step, rc = 0;
 	size_t cap = 0;
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
@@ -254,13 +271,18 @@ int published_add(struct published *p, const struct published_row *row, publishe
 	return submit(p, j);
 }
 
-int published_list(struct published *p, const char *org, published_cb cb, void *ud)
+int published_list(struct published *p, const struct published_query *q, published_cb cb, void *ud)
 {
+	if (q->limit < 1 || q->limit > PUBLISHED_PAGE_MAX)
+		return -EINVAL;
 	struct job *j = calloc(1, sizeof(*j));
-	if (!j || !(j->org = strdup(org))) {
-		free(j);
+	if (!j || !(j->org = strdup(q->org)) ||
+	    (q->scope_city && !(j->scope_city = strdup(q->scope_city)))) {
+		job_free(j);
 		return -ENOMEM;
 	}
+	j->before_id = q->before_id;
+	j->limit = q->limit;
 	j->op = JOB_LIST;
 	j->cb = cb;
 	j->ud = ud;

@@ -32,7 +32,16 @@ int published_open(uv_loop_t *loop, const char *path, struct published **out, ch
 void published_close(struct published *p); /* accepts NULL; answers queued jobs first */
 /* Stores a copy of row; cb gets the stored row (its id set). 0 or -EAGAIN/-ENOMEM. */
 int published_add(struct published *p, const struct published_row *row, published_cb cb, void *ud);
-/* Every published score of org, newest first. */
-int published_list(struct published *p, const char *org, published_cb cb, void *ud);
+/* One page of an org's published scores, newest first (by id: ids grow with publication). */
+struct published_query {
+	const char *org;
+	const char *scope_city; /* NULL: any; else only those published in that scope */
+	int64_t before_id;      /* 0: from the newest; else only ids below it (the cursor) */
+	size_t limit;           /* 1..PUBLISHED_PAGE_MAX */
+};
+#define PUBLISHED_PAGE_MAX 100
+/* cb gets at most limit + 1 rows: one more than the page says another page follows.
+ * -EINVAL for a limit outside 1..PUBLISHED_PAGE_MAX. */
+int published_list(struct published *p, const struct published_query *q, published_cb cb, void *ud);
 
 #endif

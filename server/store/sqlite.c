@@ -2185,6 +2185,9 @@ static int sq_exam_write(void *p, struct store_write *w)
 		log_error("event=store_begin_failed error=\"%s\"", sqlite3_errmsg(s->wdb));
 		return w->status = rc;
 	}
+	/* Now that no other writer can run: a change queued a moment before the start and
+	 * run after it is late, and is refused as one. */
+	w->now_ms = w->clock ? w->clock(w) : vw_now_ms();
 	rc = w->op == STORE_EXAM_CREATE ? exam_create(s, w) : exam_change(s, w);
 	if (!rc && vw_db_exec(s->wdb, "COMMIT", NULL, 0)) {
 		log_error("event=store_commit_failed error=\"%s\"", sqlite3_errmsg(s->wdb));

@@ -188,7 +188,12 @@ enum store_write_op {
 struct store_write {
 	enum store_write_op op;
 	const char *actor; /* who, for exam_session_changes */
+	/* The time the write runs: the store sets it right after BEGIN IMMEDIATE, from clock
+	 * (NULL: vw_now_ms), so the started/past checks, updated_ms and the audit row use the
+	 * writer's time, not the time the write was queued (it may wait behind group commits).
+	 * A test clock may derive it from the value the submitter left here. */
 	int64_t now_ms;
+	int64_t (*clock)(const struct store_write *w);
 	/* update/cancel: the session must be of this org / city ("" = any), so a principal
 	 * cannot change what it cannot see. */
 	const char *scope_org, *scope_city;

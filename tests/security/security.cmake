@@ -45,3 +45,6 @@ vw_security_test(security_epochs test_epochs)
 # Review D3: a site keeps one org and city; the CLI and ingest refuse another.
 vw_security_test(security_jurisdiction test_jurisdiction)
 vw_security_test(security_exams test_exams)
+# The score's API under hostile data and askers (issue 11's review): markup and formula
+# session codes, publishing a partly visible org, unbounded periods, published pages.
+vw_security_test(security_score test_score_security)

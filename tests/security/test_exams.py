@@ -107,6 +107,20 @@ class ExamSessions(IntegrationTest):
         st, body, _ = self.get(self.org_a, "/api/v1/sessions")
         self.assertEqual([x["ref"] for x in body["sessions"]], [ref])
 
+    def test_numbers_and_room_names_are_checked_before_use(self):
+        # A candidates count no integer holds, and a room holding a full-width comma (the
+        # CSV import splits on it, so it would come back as two rooms): 422 naming the field.
+        for field, value in (("candidates", 1e300), ("candidates", -1), ("candidates", 2.5),
+                             ("rooms", ["A101，A102"]), ("rooms", ["A101,A102"])):
+            st, body, _ = self.post(self.org_a, session("site-a", "N1", self.tomorrow,
+                                                        **{field: value}))
+            self.assertEqual((st, body.get("field")), (422, field), (field, value, body))
+        self.assertEqual(query(self.srv.db, "SELECT count(*) FROM exam_sessions"), [(0,)])
+        st, body, _ = self.post(self.org_a, session("site-a", "N1", self.tomorrow,
+                                                    candidates=100000, rooms=["A101", "甲"]))
+        self.assertEqual(st, 201, body)
+        self.assertEqual(body["sessions"][0]["rooms"], ["A101", "甲"])
+
     def test_city_and_province_scope(self):
         for tok, site, code in ((self.org_a, "site-a", "A1"), (self.org_b, "site-b", "B1"),
                                 (self.province, "site-c", "C1")):

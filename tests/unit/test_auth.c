@@ -267,6 +267,52 @@ static void test_revocations_by_site(void **state)
 	auth_close(a);
 }
 
+/* A site's org is what can still report for it: a live certificate, then an agent seen in
+ * use, then a pending enrollment token; never an expired token. */
+static void test_site_place_prefers_what_can_still_report(void **state)
+{
+	(void)state;
+	struct auth *a = open_db();
+	char org[65], city[129], tok[AUTH_TOKEN_LEN], id[AUTH_ID_LEN], err[256];
+	int64_t expires;
+	int n;
+	assert_int_equal(auth_enroll_create(a, "site-p", NULL, "org-old", "jinan", 1, "test", tok,
+	                                    id, &expires, err, sizeof(err)),
+	                 0);
+	while (vw_now_ms() <= expires) /* a 1 ms lifetime: poll the clock past it */
+		;
+	assert_int_equal(auth_site_place(a, "site-p", org, city), -ENOENT);
+	assert_int_equal(auth_enroll_create(a, "site-p", NULL, "org-tok", "qingdao", 3600000,
+	                                    "test", tok, id, &expires, err, sizeof(err)),
+	                 0);
+	assert_int_equal(auth_site_place(a, "site-p", org, city), 0);
+	assert_string_equal(org, "org-tok");
+	assert_string_equal(city, "qingdao");
+	/* An agent in use outranks a token, newer or not. */
+	assert_int_equal(auth_agent_seen(a, "DD04", "site-p", "org-agent", "jinan", "127.0.0.1:1"),
+	                 0);
+	assert_int_equal(auth_site_place(a, "site-p", org, city), 0);
+	assert_string_equal(org, "org-agent");
+	/* A live certificate outranks both; revoked, it says nothing, nor does its agent. */
+	assert_int_equal(
+	    auth_cert_record(a, "EE05", "site-p", "org-cert", "jinan", vw_now_ms() + 86400000, "t"),
+	    0);
+	assert_int_equal(auth_site_place(a, "site-p", org, city), 0);
+	assert_string_equal(org, "org-cert");
+	assert_int_equal(auth_revoke_serial(a, "EE05", "test", &n), 0);
+	assert_int_equal(auth_site_place(a, "site-p", org, city), 0);
+	assert_string_equal(org, "org-agent");
+	assert_int_equal(auth_revoke_serial(a, "DD04", "test", &n), 0);
+	assert_int_equal(auth_site_place(a, "site-p", org, city), 0);
+	assert_string_equal(org, "org-tok");
+	/* An agent whose certificate is on record as expired says nothing either. */
+	assert_int_equal(auth_cert_record(a, "FF06", "site-q", "org-gone", "jinan", 1, "t"), 0);
+	assert_int_equal(auth_agent_seen(a, "FF06", "site-q", "org-gone", "jinan", "127.0.0.1:2"),
+	                 0);
+	assert_int_equal(auth_site_place(a, "site-q", org, city), -ENOENT);
+	auth_close(a);
+}
+
 static char *csr_pem(EVP_PKEY *key, const char *cn)
 {
 	X509_REQ *req = X509_REQ_new();
@@ -360,6 +406,8 @@ int main(void)
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_audit_append_only_and_chained, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_revocations_by_site, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_site_place_prefers_what_can_still_report, setup,
+	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_ca_signs_csr_with_the_given_subject_and_writes_crl,
 	                                    setup, teardown),
 	};

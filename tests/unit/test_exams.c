@@ -176,6 +176,36 @@ static void errors_are_bounded_but_counted(void **state)
 	free(csv);
 }
 
+/* A plan at the 100,000-row bound: every (org, code) checked against all before it (by a
+ * hash: a scan was 5e9 comparisons), the same code under two orgs is no duplicate, and a
+ * duplicate far apart still names the line of the first. */
+static void duplicates_found_in_a_full_plan(void **state)
+{
+	(void)state;
+	const size_t rows = 100000;
+	char *csv = malloc(rows * 80 + 100);
+	assert_non_null(csv);
+	size_t len = (size_t)sprintf(csv, "org,site,id,occupation,level,start,end,rooms\n");
+	for (size_t i = 0; i + 1 < rows; i++)
+		len += (size_t)sprintf(csv + len,
+		                       "%s,s,S%zu,x,y,2026-12-01 09:00,2026-12-01 11:00,A\n",
+		                       i % 2 ? "o2" : "o1", i / 2);
+	struct exams_in *in;
+	size_t n;
+	struct exams_errs errs = {0};
+	assert_int_equal(exams_csv_parse("p.csv", csv, len, NULL, &in, &n, &errs), 0);
+	assert_int_equal(n, rows - 1);
+	free(in);
+	/* The last row repeats o1's S7, on line 16 (row 14 of the data, after the header). */
+	len += (size_t)sprintf(csv + len, "o1,s,S7,x,y,2026-12-01 09:00,2026-12-01 11:00,A\n");
+	assert_int_equal(exams_csv_parse("p.csv", csv, len, NULL, &in, &n, &errs), -EINVAL);
+	print_errors(&errs);
+	assert_int_equal(errs.total, 1);
+	assert_true(has_error(&errs, "p.csv:100001: id: \"S7\" already on line 16"));
+	exams_errs_free(&errs);
+	free(csv);
+}
+
 /* --- the store --------------------------------------------------------------------------- */
 
 struct ctx {
@@ -289,6 +319,19 @@ static int64_t count_sql(struct ctx *x, const char *sql)
 #define NOW 1764000000000LL /* 2025-11-24: every session below is after it */
 #define HOUR 3600000LL
 
+/* The store's clock for these tests: the time the submitter queued the write at, so a test
+ * says when each write runs. */
+static int64_t queued_clock(const struct store_write *w)
+{
+	return w->now_ms;
+}
+
+/* A writer that got to the write 2 ms after it was queued (behind a group commit). */
+static int64_t ran_2ms_later(const struct store_write *w)
+{
+	return w->now_ms + 2;
+}
+
 static struct store_exam_session exam(const char *site, const char *code, int64_t start)
 {
 	return (struct store_exam_session){.org = "org-a",
@@ -311,8 +354,12 @@ static void create_is_all_or_nothing(void **state)
 	struct store_exam_session e[3] = {exam("site-a", "S1", NOW + 10 * HOUR),
 	                                  exam("site-b", "S2", NOW + 20 * HOUR),
 	                                  exam("site-a", "S1", NOW + 30 * HOUR)};
-	struct store_write w = {
-	    .op = STORE_EXAM_CREATE, .actor = "test", .now_ms = NOW, .exams = e, .nexams = 3};
+	struct store_write w = {.op = STORE_EXAM_CREATE,
+	                        .actor = "test",
+	                        .now_ms = NOW,
+	                        .clock = queued_clock,
+	                        .exams = e,
+	                        .nexams = 3};
 	assert_int_equal(write_wait(x, &w), -EEXIST);
 	assert_int_equal(w.bad, 2);
 	assert_string_equal(w.err, "the organisation already has a session S1");
@@ -324,13 +371,21 @@ static void create_is_all_or_nothing(void **state)
 	assert_int_equal(x->value, 0);
 	/* A session starting now is in the past for a plan. */
 	struct store_exam_session late = exam("site-a", "S9", NOW);
-	w = (struct store_write){
-	    .op = STORE_EXAM_CREATE, .actor = "test", .now_ms = NOW, .exams = &late, .nexams = 1};
+	w = (struct store_write){.op = STORE_EXAM_CREATE,
+	                         .actor = "test",
+	                         .now_ms = NOW,
+	                         .clock = queued_clock,
+	                         .exams = &late,
+	                         .nexams = 1};
 	assert_int_equal(write_wait(x, &w), -ETIMEDOUT);
 
 	/* Without the collision both go in, each with an audit row and a version step. */
-	w = (struct store_write){
-	    .op = STORE_EXAM_CREATE, .actor = "test", .now_ms = NOW, .exams = e, .nexams = 2};
+	w = (struct store_write){.op = STORE_EXAM_CREATE,
+	                         .actor = "test",
+	                         .now_ms = NOW,
+	                         .clock = queued_clock,
+	                         .exams = e,
+	                         .nexams = 2};
 	assert_int_equal(write_wait(x, &w), 0);
 	assert_true(e[0].id > 0 && e[1].id > 0 && e[0].id != e[1].id);
 	assert_int_equal(read_wait(x, store_exam_list(x->st, &q, on_read, x)), 0);
@@ -357,13 +412,68 @@ static void create_is_all_or_nothing(void **state)
 	assert_int_equal(count_sql(x, "SELECT count(*) FROM exam_session_changes"), 2);
 }
 
+/* The late-change check and the audit use the time the write runs, not the one it was queued
+ * at: a change queued 1 ms before the start and run 1 ms after it is late. */
+static void the_write_runs_at_the_writers_time(void **state)
+{
+	struct ctx *x = *state;
+	open_h(x);
+	struct store_exam_session e = exam("site-a", "S1", NOW + HOUR);
+	struct store_write w = {.op = STORE_EXAM_CREATE,
+	                        .actor = "t",
+	                        .now_ms = NOW,
+	                        .clock = queued_clock,
+	                        .exams = &e,
+	                        .nexams = 1};
+	assert_int_equal(write_wait(x, &w), 0);
+	struct store_exam_session up = exam("site-a", "S1", NOW + 3 * HOUR);
+	up.id = e.id;
+	w = (struct store_write){.op = STORE_EXAM_UPDATE,
+	                         .actor = "t",
+	                         .now_ms = NOW + 10,
+	                         .clock = ran_2ms_later,
+	                         .exams = &up,
+	                         .nexams = 1};
+	assert_int_equal(write_wait(x, &w), 0);
+	assert_int_equal(w.now_ms, NOW + 12);
+	assert_int_equal(read_wait(x, store_exam_get(x->st, e.id, on_read, x)), 0);
+	assert_int_equal(x->got[0].updated_ms, NOW + 12);
+	for (int op = 0; op < 2; op++) {
+		w = (struct store_write){.op = op ? STORE_EXAM_CANCEL : STORE_EXAM_UPDATE,
+		                         .actor = "t",
+		                         .now_ms = NOW + 3 * HOUR - 1,
+		                         .clock = ran_2ms_later,
+		                         .exams = &up,
+		                         .nexams = 1};
+		assert_int_equal(write_wait(x, &w), -EALREADY);
+	}
+	/* A create queued 1 ms before its start and run after: in the past. */
+	struct store_exam_session c = exam("site-a", "S2", NOW + 5 * HOUR);
+	w = (struct store_write){.op = STORE_EXAM_CREATE,
+	                         .actor = "t",
+	                         .now_ms = NOW + 5 * HOUR - 1,
+	                         .clock = ran_2ms_later,
+	                         .exams = &c,
+	                         .nexams = 1};
+	assert_int_equal(write_wait(x, &w), -ETIMEDOUT);
+	close_h(x);
+	assert_int_equal(count_sql(x, "SELECT count(*) FROM exam_session_changes WHERE action ="
+	                              " 'update' AND at_ms = 1764000000012"),
+	                 1);
+	assert_int_equal(count_sql(x, "SELECT count(*) FROM exam_session_changes"), 2);
+}
+
 static void late_changes_are_refused(void **state)
 {
 	struct ctx *x = *state;
 	open_h(x);
 	struct store_exam_session e = exam("site-a", "S1", NOW + HOUR);
-	struct store_write w = {
-	    .op = STORE_EXAM_CREATE, .actor = "org:1 (a)", .now_ms = NOW, .exams = &e, .nexams = 1};
+	struct store_write w = {.op = STORE_EXAM_CREATE,
+	                        .actor = "org:1 (a)",
+	                        .now_ms = NOW,
+	                        .clock = queued_clock,
+	                        .exams = &e,
+	                        .nexams = 1};
 	assert_int_equal(write_wait(x, &w), 0);
 	int64_t id = e.id;
 
@@ -374,6 +484,7 @@ static void late_changes_are_refused(void **state)
 	w = (struct store_write){.op = STORE_EXAM_UPDATE,
 	                         .actor = "org:1 (a)",
 	                         .now_ms = NOW + 1,
+	                         .clock = queued_clock,
 	                         .exams = &up,
 	                         .nexams = 1};
 	assert_int_equal(write_wait(x, &w), 0);
@@ -386,6 +497,7 @@ static void late_changes_are_refused(void **state)
 	w = (struct store_write){.op = STORE_EXAM_CANCEL,
 	                         .actor = "org:2 (b)",
 	                         .now_ms = NOW + 2,
+	                         .clock = queued_clock,
 	                         .scope_org = "org-b",
 	                         .exams = &up,
 	                         .nexams = 1};
@@ -395,6 +507,7 @@ static void late_changes_are_refused(void **state)
 	w = (struct store_write){.op = STORE_EXAM_UPDATE,
 	                         .actor = "org:1 (a)",
 	                         .now_ms = NOW + 2 * HOUR,
+	                         .clock = queued_clock,
 	                         .exams = &up,
 	                         .nexams = 1};
 	up.start_ms = NOW + 5 * HOUR;
@@ -404,6 +517,7 @@ static void late_changes_are_refused(void **state)
 	w = (struct store_write){.op = STORE_EXAM_CANCEL,
 	                         .actor = "org:1 (a)",
 	                         .now_ms = NOW + 3 * HOUR,
+	                         .clock = queued_clock,
 	                         .exams = &up,
 	                         .nexams = 1};
 	assert_int_equal(write_wait(x, &w), -EALREADY);
@@ -415,6 +529,7 @@ static void late_changes_are_refused(void **state)
 	w = (struct store_write){.op = STORE_EXAM_CANCEL,
 	                         .actor = "org:1 (a)",
 	                         .now_ms = NOW + 5,
+	                         .clock = queued_clock,
 	                         .exams = &up,
 	                         .nexams = 1};
 	assert_int_equal(write_wait(x, &w), 0);
@@ -428,6 +543,7 @@ static void late_changes_are_refused(void **state)
 	w = (struct store_write){.op = STORE_EXAM_UPDATE,
 	                         .actor = "org:1 (a)",
 	                         .now_ms = NOW + 6,
+	                         .clock = queued_clock,
 	                         .exams = &up,
 	                         .nexams = 1};
 	assert_int_equal(write_wait(x, &w), -ECANCELED);
@@ -485,8 +601,12 @@ static void version_3_database_migrates_in_place(void **state)
 	                 0);
 	open_h(x);
 	struct store_exam_session e = exam("site-a", "S1", NOW + HOUR);
-	struct store_write w = {
-	    .op = STORE_EXAM_CREATE, .actor = "t", .now_ms = NOW, .exams = &e, .nexams = 1};
+	struct store_write w = {.op = STORE_EXAM_CREATE,
+	                        .actor = "t",
+	                        .now_ms = NOW,
+	                        .clock = queued_clock,
+	                        .exams = &e,
+	                        .nexams = 1};
 	assert_int_equal(write_wait(x, &w), 0);
 	close_h(x);
 	assert_int_equal(count_sql(x, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
@@ -507,10 +627,12 @@ int main(void)
 	    cmocka_unit_test(chinese_header_and_bom_parse),
 	    cmocka_unit_test(every_error_names_its_line_and_column),
 	    cmocka_unit_test(errors_are_bounded_but_counted),
+	    cmocka_unit_test(duplicates_found_in_a_full_plan),
 	};
 	const struct CMUnitTest store[] = {
 	    cmocka_unit_test_setup_teardown(create_is_all_or_nothing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(late_changes_are_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(the_write_runs_at_the_writers_time, setup, teardown),
 	    cmocka_unit_test_setup_teardown(version_3_database_migrates_in_place, setup, teardown),
 	};
 	int failed = cmocka_run_group_tests_name("exams: plan parser", parser, NULL, NULL);

@@ -1,6 +1,7 @@
 /* published: a published score is stored with its rubric and document on the module's
- * worker, read back newest first per org, survives a reopen, and can never be changed in
- * place (the table's trigger refuses an UPDATE). */
+ * worker, read back newest first per org a page at a time (limit, before= cursor, the
+ * city's own), survives a reopen, and can never be changed in place or deleted (the table's
+ * triggers refuse an UPDATE and a DELETE). */
 /* cmocka.h needs these first. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include <errno.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,7 +85,8 @@ static void test_published_rows_are_kept_as_written_and_frozen(void **st)
 	assert_int_equal(g.status, 0);
 	assert_int_equal(g.n, 1);
 	memset(&g, 0, sizeof(g));
-	assert_int_equal(published_list(p, "O1", on_rows, &g), 0);
+	assert_int_equal(
+	    published_list(p, &(struct published_query){.org = "O1", .limit = 10}, on_rows, &g), 0);
 	wait_calls(&loop, &g, 1);
 	assert_int_equal(g.n, 2);
 	assert_int_equal(g.scores[0], 5); /* newest first */
@@ -91,6 +94,46 @@ static void test_published_rows_are_kept_as_written_and_frozen(void **st)
 	assert_int_equal(g.scores[1], 3);
 	assert_string_equal(g.versions[1], "3334d40b6acd");
 	assert_string_equal(g.docs[1], "{\"score\":3}");
+	int64_t newest = g.ids[0], older = g.ids[1];
+
+	/* Pages: limit rows plus one when another page follows; before= goes on from there. */
+	memset(&g, 0, sizeof(g));
+	assert_int_equal(
+	    published_list(p, &(struct published_query){.org = "O1", .limit = 1}, on_rows, &g), 0);
+	wait_calls(&loop, &g, 1);
+	assert_int_equal(g.n, 2);
+	assert_int_equal(g.ids[0], newest);
+	memset(&g, 0, sizeof(g));
+	assert_int_equal(
+	    published_list(p,
+	                   &(struct published_query){.org = "O1", .before_id = newest, .limit = 1},
+	                   on_rows, &g),
+	    0);
+	wait_calls(&loop, &g, 1);
+	assert_int_equal(g.n, 1); /* the last page: nothing past it */
+	assert_int_equal(g.ids[0], older);
+	assert_int_equal(
+	    published_list(p, &(struct published_query){.org = "O1", .limit = 101}, on_rows, &g),
+	    -EINVAL);
+	assert_int_equal(
+	    published_list(p, &(struct published_query){.org = "O1", .limit = 0}, on_rows, &g),
+	    -EINVAL);
+	/* A city's page holds what it published only, so its pages are full. */
+	struct published_row city = a;
+	city.scope_city = "jinan";
+	city.score = 1;
+	memset(&g, 0, sizeof(g));
+	assert_int_equal(published_add(p, &city, on_rows, &g), 0);
+	wait_calls(&loop, &g, 1);
+	memset(&g, 0, sizeof(g));
+	assert_int_equal(
+	    published_list(
+	        p, &(struct published_query){.org = "O1", .scope_city = "jinan", .limit = 5},
+	        on_rows, &g),
+	    0);
+	wait_calls(&loop, &g, 1);
+	assert_int_equal(g.n, 1);
+	assert_int_equal(g.scores[0], 1);
 	published_close(p);
 	uv_run(&loop, UV_RUN_DEFAULT);
 
@@ -102,15 +145,23 @@ static void test_published_rows_are_kept_as_written_and_frozen(void **st)
 	    sqlite3_exec(db, "UPDATE published_scores SET score = 5", NULL, NULL, &msg), SQLITE_OK);
 	assert_non_null(strstr(msg, "never changed"));
 	sqlite3_free(msg);
+	msg = NULL;
+	/* Nor take one back. */
+	assert_int_not_equal(sqlite3_exec(db, "DELETE FROM published_scores", NULL, NULL, &msg),
+	                     SQLITE_OK);
+	assert_non_null(msg);
+	assert_non_null(strstr(msg, "never deleted"));
+	sqlite3_free(msg);
 	sqlite3_close(db);
 
 	/* Reopened: still there. */
 	assert_int_equal(published_open(&loop, path, &p, err, sizeof(err)), 0);
 	memset(&g, 0, sizeof(g));
-	assert_int_equal(published_list(p, "O1", on_rows, &g), 0);
+	assert_int_equal(
+	    published_list(p, &(struct published_query){.org = "O1", .limit = 10}, on_rows, &g), 0);
 	wait_calls(&loop, &g, 1);
-	assert_int_equal(g.n, 2);
-	assert_int_equal(g.scores[1], 3);
+	assert_int_equal(g.n, 3);
+	assert_int_equal(g.scores[2], 3);
 	published_close(p);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	assert_int_equal(uv_loop_close(&loop), 0);
