@@ -977,8 +977,8 @@ struct rollup_mem {
 	int64_t mark;         /* last results.id rolled into memory */
 	int64_t flushed_mark; /* ... and persisted: pruning stays below it */
 	int64_t pruned_id, pruned_ts;
-	int64_t legacy_id;    /* results up to this id predate migration 6 (see W_NEW_RESULTS) */
-	int64_t none_ix;      /* the site "" of holds whose agent is not in rollup_agents */
+	int64_t legacy_id; /* results up to this id predate migration 6 (see W_NEW_RESULTS) */
+	int64_t none_ix;   /* the site "" of holds whose agent is not in rollup_agents */
 	int64_t last_flush_ms;
 	int64_t next_tail_ms; /* no open hold's bound passes before this (a lower bound) */
 	uint64_t pending;     /* results rolled since the last flush */
@@ -1467,8 +1467,7 @@ fail:
 /* The site of an agent the job has not seen yet (a new agent, or one known from holds only),
  * from its agents row: an agent's site never changes (UNIQUE(site, agent) names the row), so
  * it is read once, not joined to every result. -ENOENT when the row is missing. */
-static int agent_site(struct sqlite_be *s, struct rollup_mem *m, int64_t agent_id,
-                      struct rent *a)
+static int agent_site(struct sqlite_be *s, struct rollup_mem *m, int64_t agent_id, struct rent *a)
 {
 	sqlite3_stmt *st = s->w[W_AGENT_SITE];
 	sqlite3_bind_int64(st, 1, agent_id);
