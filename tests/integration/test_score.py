@@ -11,10 +11,10 @@ when the rubric changes (SIGHUP).
 """
 
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -23,13 +23,14 @@ from harness import (SERVER, TIMEOUT_SCALE, IntegrationTest, get_json,  # noqa: 
                      https_request, main, reader_token, wait_for)
 
 SITE, ORG, CITY = "site-s1", "org-s1", "city-01"
+SHANGHAI = timezone(timedelta(hours=8))
 ROOM = "hall-1"
 CRITERIA = ("connected", "network", "picture", "floor", "records")
 COUNTS = {"connected": {"ok", "degraded"}, "records": {"ok", "degraded"},
           "network": {"ok"}, "picture": {"ok"}, "floor": {"ok"}}
 
 # Upper bounds on a loaded 2-core machine, not expected durations.
-LEAD_S = 10       # from inserting the session to its start: the agent is up and reporting
+LEAD_S = 10       # from entering the session to its start: the agent is up and reporting
 SESSION_S = 40    # the session's length
 STOP_AT_S = 18    # the back camera stops this long after the start
 SETTLE_DEADLINE = 120 * TIMEOUT_SCALE
@@ -37,6 +38,11 @@ SETTLE_DEADLINE = 120 * TIMEOUT_SCALE
 
 def now_ms():
     return int(time.time() * 1000)
+
+
+def iso_local(ms):
+    """RFC 3339 in Asia/Shanghai (UTC+8, no DST), as a venue's plan writes times."""
+    return datetime.fromtimestamp(ms / 1000, SHANGHAI).isoformat()
 
 
 def recompute(ev):
@@ -82,23 +88,21 @@ class Score(IntegrationTest):
         # the slowest default cadence); the agent here checks every few seconds.
         conf = h.server_config(state, name="srv.ini", extra="[score]\nsettle = 10s\n")
         h.ca_init(conf)
-        srv = h.start_server(conf, state)  # migrates the store
-        srv.proc.stop()
-
-        # The session, entered as the organisation would, written while the server is down.
-        start = now_ms() + LEAD_S * 1000
-        end = start + SESSION_S * 1000
-        db = sqlite3.connect(str(srv.db))
-        db.execute("INSERT INTO exam_sessions(org, city, site, code, occupation, level, start_ms,"
-                   " end_ms, rooms, candidates, created_ms, updated_ms)"
-                   " VALUES(?, ?, ?, 'S-0001', '电工', '四级', ?, ?, ?, 30, ?, ?)",
-                   (ORG, CITY, SITE, start, end, ROOM, now_ms(), now_ms()))
-        db.commit()
-        exam_id = db.execute("SELECT id FROM exam_sessions WHERE code = 'S-0001'").fetchone()[0]
-        db.close()
-
         srv = h.start_server(conf, state)
         pki = h.ca_issue(conf, SITE, ORG, city=CITY)
+
+        # The session, entered at the collector as the organisation's plan would be (the
+        # site's org and city come from its enrollment, not from the request).
+        start = (now_ms() // 1000 + LEAD_S) * 1000
+        end = start + SESSION_S * 1000
+        body = {"site": SITE, "id": "S-0001", "occupation": "电工", "level": "四级",
+                "start": iso_local(start), "end": iso_local(end), "rooms": [ROOM],
+                "candidates": 30}
+        st, reply = https_request(srv.port, srv.ca, "POST", "/api/v1/sessions", body,
+                                  token=reader_token(srv))
+        self.assertEqual(st, 201, reply)
+        exam_id = reply["sessions"][0]["ref"]
+        self.assertEqual(reply["sessions"][0]["org"], ORG, reply)
         aconf = h.agent_config("agent.ini", SITE, ORG, h.path("agent-state"), srv.url, pki, [
             ("front", f"rtsp://127.0.0.1:{front_port}/ok", ROOM),
             ("back", f"rtsp://127.0.0.1:{back_port}/ok", ROOM),
