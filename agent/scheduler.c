@@ -141,7 +141,14 @@ static void *worker_main(void *arg)
 			if (se)
 				snprintf(j->one.session, sizeof(j->one.session), "%s", se->id);
 			sessions_view_put(&v);
-			vw_result_set_metric(&j->one, VW_M_INTERVAL_MS, (double)j->interval_ms);
+			/* The camera's next check starts its interval after this one ends (timers
+			 * re-arm on completion), so the time between two results is the interval
+			 * plus this check's own length: that is the cadence the collector's
+			 * staleness bound (2 x interval_ms) must cover, or a 2.5 s check at a 2 s
+			 * session cadence would leave a gap after every result. */
+			int64_t took = vw_now_ms() - j->one.ts_ms;
+			vw_result_set_metric(&j->one, VW_M_INTERVAL_MS,
+			                     (double)(j->interval_ms + (took > 0 ? took : 0)));
 			j->results = &j->one;
 			j->n = 1;
 		} else {

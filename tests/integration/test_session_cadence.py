@@ -37,6 +37,16 @@ def stream_rows(srv, target):
     return [(ts, sess or "", json.loads(m)) for ts, sess, m in rows]
 
 
+def assert_cadence(test, metrics, interval_ms, ctx):
+    """interval_ms is the camera's interval plus the check's own length (the next check starts
+    an interval after this one ends): at least the interval, and less than the interval plus
+    the 30 s that separate the two cadences here — whatever a loaded machine makes of a check."""
+    got = metrics.get("interval_ms")
+    test.assertIsNotNone(got, ctx)
+    test.assertGreaterEqual(got, interval_ms, ctx)
+    test.assertLess(got, interval_ms + INTERVAL_MS // 2, ctx)
+
+
 class SessionCadence(IntegrationTest):
 
     def test_session_created_at_the_collector_changes_the_cadence(self):
@@ -60,7 +70,7 @@ class SessionCadence(IntegrationTest):
         first = wait_for(lambda: stream_rows(srv, "front"), REPORT_DEADLINE,
                          "the first stream result of front at the collector")
         self.assertEqual(first[0][1], "", first)
-        self.assertEqual(first[0][2].get("interval_ms"), INTERVAL_MS, first)
+        assert_cadence(self, first[0][2], INTERVAL_MS, first)
 
         start = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=LEAD_S)
         end = start + timedelta(minutes=10)
@@ -86,7 +96,7 @@ class SessionCadence(IntegrationTest):
         start_ms = int(start.timestamp() * 1000)
         for ts, _, metrics in rows:
             self.assertGreaterEqual(ts, start_ms, rows)
-            self.assertEqual(metrics.get("interval_ms"), SESSION_INTERVAL_MS, rows)
+            assert_cadence(self, metrics, SESSION_INTERVAL_MS, rows)
         gaps = [b[0] - a[0] for a, b in zip(rows, rows[1:])]
         # 2 s ± 10 % jitter plus a check's duration: far below the 60 s outside sessions.
         self.assertLess(max(gaps), INTERVAL_MS // 2, gaps)
@@ -101,7 +111,7 @@ class SessionCadence(IntegrationTest):
         front = [r for r in results if r.get("kind") == "stream" and r.get("target") == "front"]
         self.assertEqual(len(front), 1, results)
         self.assertEqual(front[0].get("session"), CODE, front)
-        self.assertEqual(front[0]["metrics"].get("interval_ms"), SESSION_INTERVAL_MS, front)
+        assert_cadence(self, front[0]["metrics"], SESSION_INTERVAL_MS, front)
 
 
 if __name__ == "__main__":
