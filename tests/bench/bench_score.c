@@ -139,7 +139,7 @@ static int gen(const char *dir, long venues, long years, long cameras)
 				int64_t start = T0_MS + w * 7 * DAY_MS +
 				                (k ? 4 * DAY_MS + 14 * HOUR_MS : 9 * HOUR_MS);
 				int64_t dur = 3 * HOUR_MS, end = start + dur;
-				char code[48];
+				char code[96];
 				snprintf(code, sizeof(code), "%s-%04ld-%d", site, w, k);
 				id++;
 				sqlite3_bind_int64(ses, 1, id);
