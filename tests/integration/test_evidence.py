@@ -162,11 +162,13 @@ def run_once(h, conf, timeout, name="once", args=("--once",), netns=None):
     return out, took
 
 
-def warm_mounts(port, names, deadline_s=40 * TIMEOUT_SCALE):
+def warm_mounts(port, names, deadline_s=40 * TIMEOUT_SCALE, creds=None):
     """Read one frame from each camd mount, retrying until it comes, before a test relies on a
     check's verdict: now and then the first client of a freshly started file mount gets the
     DESCRIBE answer and then no packets (a camd start-up race not yet found), which a check
-    rightly reports as no_video. The tests judge the agent, not that race."""
+    rightly reports as no_video. The tests judge the agent, not that race. creds: mount name ->
+    "user:password" for the mounts that ask for them."""
+    creds = creds or {}
     end = time.monotonic() + deadline_s
     pending = list(names)
     while pending:
@@ -174,7 +176,8 @@ def warm_mounts(port, names, deadline_s=40 * TIMEOUT_SCALE):
             raise AssertionError(f"camd mounts never delivered a frame: {pending}")
         procs = {n: subprocess.Popen(
             [FFMPEG, "-v", "quiet", "-nostdin", "-rtsp_transport", "tcp", "-timeout", "4000000",
-             "-i", f"rtsp://127.0.0.1:{port}/{n}", "-frames:v", "1", "-f", "null", "-"],
+             "-i", f"rtsp://{creds[n] + '@' if n in creds else ''}127.0.0.1:{port}/{n}",
+             "-frames:v", "1", "-f", "null", "-"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for n in pending}
         pending = []
         for n, p in procs.items():
@@ -372,6 +375,8 @@ class PictureFaults(IntegrationTest):
         names = ["ok", "black", "frozen", "blurred", "dark", "bright", "lowres", "lowfps", "h265"]
         _, port = h.start_camd(config=camd_config(clips, names, auth=["ok"]))
         warm_mounts(port, names)
+        # auth_cred reads the auth_ok mount with the right credentials: warmed like the rest.
+        warm_mounts(port, ["auth_ok"], creds={"auth_ok": "viewer:secret"})
         hanging = Hostile(hang)
         self.addCleanup(hanging.stop)
         srv = h.setup_server()

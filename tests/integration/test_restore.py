@@ -106,9 +106,12 @@ class Restore(IntegrationTest):
         mark = self._mark(srv, 2)
         self.assertEqual(stored, list(range(first, mark + 1)))
         pending = [r[0] for r in query(outbox, "SELECT seq FROM outbox ORDER BY seq")]
-        self.assertTrue(all(s > mark for s in pending), pending)
+        # A row at or below the mark may still wait in the outbox: the agent was stopped
+        # between the collector's commit and its own release of the acked rows. It is then
+        # one the collector stored (a resend is skipped as a duplicate), never one it lacks.
+        self.assertTrue(all(s > mark or s in stored for s in pending), (pending, mark))
         next_seq = query(outbox, "SELECT value FROM meta WHERE key = 'next_seq'")[0][0]
-        self.assertEqual(stored + pending, list(range(first, next_seq)))
+        self.assertEqual(sorted(set(stored) | set(pending)), list(range(first, next_seq)))
         # The new epoch's seqs below its first are a recorded gap, in the open.
         if first > 1:
             self.assertEqual(query(srv.db, "SELECT first_seq, last_seq FROM seq_gaps"
