@@ -953,7 +953,8 @@ struct rsum_ref {
 };
 /* used and h come first: a probe reads one cache line, and with the key's ints and a short
  * name in that line too, a hit usually costs one miss (perf showed rtab_get's time on the
- * probe's load of used, 192 bytes into a 64-byte-aligned slot's third line before). */
+ * probe's load of used, which sat after the 96-byte key: a probe and its compare touched
+ * two lines). */
 struct rent {
 	uint64_t h; /* rkey_hash(&k) */
 	int used, dirty;
