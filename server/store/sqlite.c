@@ -944,11 +944,25 @@ struct rkey {
 	char kind[16];
 	char name[VW_NAME_MAX];
 };
+/* A sum this hold last added to, so the hold's next result finds it without a lookup:
+ * valid while its table's gen is unchanged (a resize moves entries, a flush clears them).
+ * The hold's kind and target complete the sum's key, so (k.a, k.b) identify it. */
+struct rsum_ref {
+	struct rent *e;
+	uint64_t gen;
+};
+/* used and h come first: a probe reads one cache line, and with the key's ints and a short
+ * name in that line too, a hit usually costs one miss (perf showed rtab_get's time on the
+ * probe's load of used, which sat after the 96-byte key: a probe and its compare touched
+ * two lines). */
 struct rent {
-	struct rkey k;
 	uint64_t h; /* rkey_hash(&k) */
 	int used, dirty;
+	struct rkey k;
 	int64_t site_ix;             /* holds and agents: index into rollup_mem.sites */
+	int ncls, cls[2];            /* holds: result_classes(k.kind, k.name); ncls -1 = unset */
+	struct rsum_ref day_ref;     /* holds: the last local-day sum credited */
+	struct rsum_ref exam_ref[2]; /* holds: the last session sum, per class */
 	struct credit_state cs;      /* holds */
 	int64_t ms[VW_STATUS_COUNT]; /* credits and days */
 	int64_t results;             /* credits and days */
@@ -957,6 +971,7 @@ struct rent {
 struct rtab {
 	struct rent *v;
 	size_t cap, n; /* cap a power of two, n < 0.7 cap */
+	uint64_t gen;  /* bumped whenever entries move or go: a resize, a clear */
 };
 
 struct exam_at {
@@ -983,6 +998,7 @@ struct rollup_mem {
 	int64_t next_tail_ms; /* no open hold's bound passes before this (a lower bound) */
 	uint64_t pending;     /* results rolled since the last flush */
 	struct rtab holds, credits, days, agents, site_ix;
+	struct rsum_ref last_agent; /* results come in batches of one agent: its entry */
 	struct site_exams *sites;
 	size_t nsites, capsites;
 	/* exam_sessions changes: bumped by the writer connection's temp triggers (any module
@@ -1035,6 +1051,7 @@ static struct rent *rtab_get(struct rtab *t, const struct rkey *k)
 		free(t->v);
 		t->v = v;
 		t->cap = cap;
+		t->gen++;
 	}
 	uint64_t h = rkey_hash(k);
 	struct rent *e = rtab_slot(t->v, t->cap, k, h);
@@ -1044,6 +1061,7 @@ static struct rent *rtab_get(struct rtab *t, const struct rkey *k)
 		e->h = h;
 		e->used = 1;
 		e->site_ix = -1;
+		e->ncls = -1;
 		t->n++;
 	}
 	return e;
@@ -1054,6 +1072,7 @@ static void rtab_clear(struct rtab *t)
 	if (t->v)
 		memset(t->v, 0, t->cap * sizeof(*t->v));
 	t->n = 0;
+	t->gen++;
 }
 
 static void rtab_free(struct rtab *t)
@@ -1242,16 +1261,23 @@ static int site_exams(struct sqlite_be *s, struct rollup_mem *m, int64_t ix, int
 struct roll_target {
 	int64_t agent_id, site_ix;
 	const char *kind, *target;
+	struct rent *hold; /* the target's hold: its sum refs and classes */
 };
 
-static int sum_add(struct rtab *t, int64_t a, int64_t b, const char *kind, const char *name,
-                   const int64_t ms[VW_STATUS_COUNT], int64_t results)
+/* ref is the hold's reference for this sum's kind of key: a hit skips the hash lookup (one
+ * per result on the days table and per session class otherwise), a miss looks up and
+ * remembers. */
+static int sum_add(struct rtab *t, struct rsum_ref *ref, int64_t a, int64_t b, const char *kind,
+                   const char *name, const int64_t ms[VW_STATUS_COUNT], int64_t results)
 {
-	struct rkey k;
-	rkey_set(&k, a, b, kind, name);
-	struct rent *e = rtab_get(t, &k);
-	if (!e)
-		return -ENOMEM;
+	struct rent *e = ref->e;
+	if (!e || ref->gen != t->gen || e->k.a != a || e->k.b != b) {
+		struct rkey k;
+		rkey_set(&k, a, b, kind, name);
+		if (!(e = rtab_get(t, &k)))
+			return -ENOMEM;
+		*ref = (struct rsum_ref){e, t->gen}; /* after rtab_get: a resize bumps gen */
+	}
 	for (int i = 0; i < VW_STATUS_COUNT; i++)
 		e->ms[i] += ms[i];
 	e->results += results;
@@ -1272,8 +1298,12 @@ static int credit_apply(struct sqlite_be *s, struct rollup_mem *m, const struct 
 	}
 	if (hi <= lo)
 		return 0;
-	int rc = 0, cls[2];
-	size_t ncls = result_classes(t->kind, t->target, cls);
+	struct rent *h = t->hold;
+	if (h->ncls < 0)
+		h->ncls = (int)result_classes(t->kind, t->target, h->cls);
+	int rc = 0;
+	const int *cls = h->cls;
+	size_t ncls = (size_t)h->ncls;
 	if (ncls) {
 		const struct site_exams *se;
 		if ((rc = site_exams(s, m, t->site_ix, lo, now_ms, &se)) != 0)
@@ -1302,8 +1332,8 @@ static int credit_apply(struct sqlite_be *s, struct rollup_mem *m, const struct 
 			if (!ms[0] && !ms[1] && !ms[2] && !results)
 				continue;
 			for (size_t c = 0; c < ncls && !rc; c++)
-				rc =
-				    sum_add(&m->credits, e->id, cls[c], "", t->target, ms, results);
+				rc = sum_add(&m->credits, &h->exam_ref[c], e->id, cls[c], "",
+				             t->target, ms, results);
 		}
 	}
 	/* Local days: a hold is at most 2 x a day-long cadence, so a handful. */
@@ -1322,7 +1352,8 @@ static int credit_apply(struct sqlite_be *s, struct rollup_mem *m, const struct 
 		if (!any)
 			continue;
 		ndays++;
-		rc = sum_add(&m->days, t->agent_id, d, t->kind, t->target, ms, results);
+		rc =
+		    sum_add(&m->days, &h->day_ref, t->agent_id, d, t->kind, t->target, ms, results);
 	}
 	return rc;
 }
@@ -1488,10 +1519,13 @@ static int roll_result(struct sqlite_be *s, struct rollup_mem *m, int64_t agent_
                        int64_t stale_ms, int64_t now_ms)
 {
 	struct rkey k;
-	rkey_set(&k, agent_id, 0, "", "");
-	struct rent *a = rtab_get(&m->agents, &k);
-	if (!a)
-		return -ENOMEM;
+	struct rent *a = m->last_agent.e;
+	if (!a || m->last_agent.gen != m->agents.gen || a->k.a != agent_id) {
+		rkey_set(&k, agent_id, 0, "", "");
+		if (!(a = rtab_get(&m->agents, &k)))
+			return -ENOMEM;
+		m->last_agent = (struct rsum_ref){a, m->agents.gen};
+	}
 	if (a->site_ix < 0 || a->site_ix == m->none_ix) {
 		int rc = agent_site(s, m, agent_id, a);
 		if (rc == -ENOENT) {
@@ -1512,7 +1546,7 @@ static int roll_result(struct sqlite_be *s, struct rollup_mem *m, int64_t agent_
 	h->dirty = 1;
 	struct credit_span sp[2];
 	size_t n = credit_next(&h->cs, status, ts_ms, stale_ms, now_ms, sp);
-	struct roll_target t = {agent_id, a->site_ix, h->k.kind, h->k.name};
+	struct roll_target t = {agent_id, a->site_ix, h->k.kind, h->k.name, h};
 	if (h->cs.ts_ms + h->cs.stale_ms < m->next_tail_ms)
 		m->next_tail_ms = h->cs.ts_ms + h->cs.stale_ms;
 	return credit_apply(s, m, &t, sp, n, 1, ts_ms, now_ms);
@@ -1540,7 +1574,7 @@ static int roll_tails(struct sqlite_be *s, struct rollup_mem *m, int64_t now_ms)
 		if (credit_advance(&h->cs, now_ms, sp) == 0)
 			continue;
 		h->dirty = 1;
-		struct roll_target t = {h->k.a, h->site_ix, h->k.kind, h->k.name};
+		struct roll_target t = {h->k.a, h->site_ix, h->k.kind, h->k.name, h};
 		rc = credit_apply(s, m, &t, sp, 1, 0, 0, now_ms);
 	}
 	if (!rc)

@@ -761,6 +761,54 @@ static void results_from_before_the_column_keep_their_cadence(void **state)
 	                 1);
 }
 
+/* The job remembers, in each target's hold, the day and session sums it last added to, and
+ * the last agent's entry. 1000 targets grow the sums' tables (and move their entries)
+ * while earlier targets' holds still point into them; every target's second result must
+ * still land in the same sums as its first. One batch, so one slice reads all of it and no
+ * flush (which clears the sums) comes between the two rounds. */
+static void sums_survive_their_tables_growing(void **state)
+{
+	struct ctx *x = *state;
+	open_h(x);
+	add_exam(x, 1, "site-1", "2025-0001", T0 - H, T0 + H, "*", 0);
+	enum { TARGETS = 1000 };
+	struct store_batch *b = store_batch_create();
+	assert_non_null(b);
+	snprintf(b->site, sizeof(b->site), "site-1");
+	snprintf(b->agent, sizeof(b->agent), "a");
+	snprintf(b->org, sizeof(b->org), "org-1");
+	snprintf(b->city, sizeof(b->city), "Jinan");
+	b->received_ms = x->received_ms;
+	for (int round = 0; round < 2; round++)
+		for (int i = 0; i < TARGETS; i++) {
+			char target[32];
+			snprintf(target, sizeof(target), "cam-%04d", i);
+			struct vw_result r;
+			vw_result_init(&r, VW_KIND_STREAM, target);
+			r.seq = ++x->seq;
+			r.ts_ms = T0 + round * MINUTE;
+			r.status = VW_STATUS_OK;
+			vw_result_set_metric_name(&r, "interval_ms", 60000);
+			assert_int_equal(store_batch_add(b, &r), 0);
+		}
+	x->b = b;
+	flush(x);
+	wait_job(x, x->sent, 0);
+	close_h(x);
+	assert_int_equal(x->sent, 2 * TARGETS);
+	/* Each target: [T0, T0 + 1 min) up to its next result, then that one's hold of
+	 * 2 x its 60 s cadence: 3 minutes ok, 2 results, in one local day and one session. */
+	assert_int_equal(sql_value(x, "SELECT count(*) FROM rollup_days"), TARGETS);
+	assert_int_equal(sql_value(x, "SELECT count(*) FROM rollup_days"
+	                              " WHERE ok_ms = 180000 AND results = 2"),
+	                 TARGETS);
+	assert_int_equal(sql_value(x, "SELECT count(*) FROM exam_credits WHERE exam_id = 1"),
+	                 TARGETS);
+	assert_int_equal(sql_value(x, "SELECT count(*) FROM exam_credits WHERE exam_id = 1"
+	                              " AND ok_ms = 180000 AND results = 2"),
+	                 TARGETS);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -777,6 +825,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(cadence_is_stored_in_its_column, setup, teardown),
 	    cmocka_unit_test_setup_teardown(results_from_before_the_column_keep_their_cadence,
 	                                    setup, teardown),
+	    cmocka_unit_test_setup_teardown(sums_survive_their_tables_growing, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
