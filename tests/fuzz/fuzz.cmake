@@ -25,7 +25,8 @@ if(VW_FUZZ AND CMAKE_C_COMPILER_ID STREQUAL "Clang")
   list(TRANSFORM _vw_fuzz_srcs PREPEND "${PROJECT_SOURCE_DIR}/")
   add_library(vwfuzzlib STATIC ${_vw_fuzz_srcs})
   # The server's folders by role, as vwserver has them (CMakeLists.txt).
-  set(_vw_fuzz_inc common server server/net server/api server/store server/pki server/cli agent)
+  set(_vw_fuzz_inc common server server/net server/api server/store server/pki server/cli
+      server/core agent)
   list(TRANSFORM _vw_fuzz_inc PREPEND "${PROJECT_SOURCE_DIR}/")
   target_include_directories(vwfuzzlib PUBLIC ${_vw_fuzz_inc})
   # clang's -Wstring-concatenation flags store.c's SQL table (strings split across lines
