@@ -26,6 +26,25 @@ static const struct vw_conf_key agent_keys[] = {
      "threads that open and read camera streams (blocking media work)"},
     {"log_level", VW_CONF_ENUM, KEY(agent_section, log_level), "info", 0, 0, 0,
      "debug|info|warn|error", "least severe log level written (order of enum vw_log_level)"},
+    /* issue 16 C: 30 min, the issue's figure — a supervisor sees the picture a verdict is
+     * about (a change always carries one) and a recent look at a healthy camera, at ~48
+     * small JPEGs a camera a day. */
+    {"thumbnail_interval", VW_CONF_DURATION, KEY(agent_section, thumbnail_interval_ms), "30m",
+     VW_CONF_OFF, 1000, 86400000, NULL,
+     "a camera's result carries a small JPEG of the analysed picture (<= 320 px wide, <= 30 KB) "
+     "when its status or faults change, and otherwise at most this often; off: never. The "
+     "pictures show candidates: the collector serves them only to those who may read the "
+     "site"},
+    {"metrics_file", VW_CONF_STR, KEY(agent_section, metrics_file), "", 0, 0, 0, NULL,
+     "Prometheus text file of the agent's metrics, rewritten atomically (mode 0644: it holds "
+     "counts and no secrets, and node_exporter reads it as another user) after checks and "
+     "uploads and at least every metrics_interval; put it in node_exporter's textfile "
+     "collector directory, usually /var/lib/prometheus/node-exporter/venuewatch-agent.prom; "
+     "empty: no metrics file"},
+    /* 15 s: Prometheus's default scrape interval, so the outbox age a scrape reads is
+     * never more than one scrape old. */
+    {"metrics_interval", VW_CONF_DURATION, KEY(agent_section, metrics_interval_ms), "15s", 0, 1000,
+     3600000, NULL, "longest time between two rewrites of metrics_file"},
 };
 
 static const struct vw_conf_key collector_keys[] = {
@@ -291,6 +310,16 @@ static int check_references(struct vw_conf_errors *errs, const char *path,
 	if (cfg->collector.url && strncmp(cfg->collector.url, "https://", 8) != 0) {
 		vw_conf_error(errs, path, cfg->collector.line,
 		              "[collector] url: must be https:// (results travel over mutual TLS)");
+		n++;
+	}
+	if (cfg->agent.metrics_file && cfg->agent.metrics_file[0] &&
+	    (cfg->agent.metrics_file[0] != '/' ||
+	     cfg->agent.metrics_file[strlen(cfg->agent.metrics_file) - 1] == '/')) {
+		/* A relative path would follow the service's working directory; a directory
+		 * cannot be replaced by a file. */
+		vw_conf_error(errs, path, cfg->agent.line,
+		              "[agent] metrics_file: '%s' must be an absolute path of a file",
+		              cfg->agent.metrics_file);
 		n++;
 	}
 	if (cfg->agent.site && !vw_conf_id_valid(cfg->agent.site)) {

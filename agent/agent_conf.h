@@ -19,6 +19,11 @@ struct agent_section {
 	long check_timeout_ms;    /* hard deadline of one check */
 	long workers;             /* media worker threads */
 	int log_level;            /* enum vw_log_level */
+	/* issue 16 C: a camera's result carries a JPEG of its picture when its status or faults
+	 * change, and otherwise at most this often; 0 = off */
+	long thumbnail_interval_ms;
+	char *metrics_file;       /* Prometheus textfile; "" = none */
+	long metrics_interval_ms; /* longest time between two rewrites of it */
 	int line;
 };
 

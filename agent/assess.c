@@ -108,6 +108,14 @@ void assess_set_connected(struct assess *a, int connected)
 	a->connected = connected;
 }
 
+size_t assess_cameras_down(const struct assess *a)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < a->cfg->cameras.n; i++)
+		n += a->cams[i].stream == VW_STATUS_DOWN;
+	return n;
+}
+
 double assess_camera_kbps(const struct assess *a)
 {
 	double sum = 0;

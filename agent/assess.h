@@ -21,6 +21,8 @@ void assess_observe(struct assess *a, const struct vw_result *results, size_t n)
 void assess_set_connected(struct assess *a, int connected);
 /* Sum of the cameras' latest measured bitrates, kbit/s. */
 double assess_camera_kbps(const struct assess *a);
+/* Cameras whose latest stream check said down (the service status line). */
+size_t assess_cameras_down(const struct assess *a);
 /* Coverage results for every room whose cameras have all reported, then one assessment;
  * returns how many were written to out (at most rooms + 1). */
 size_t assess_emit(struct assess *a, int64_t now_ms, struct vw_result *out, size_t max);

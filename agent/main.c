@@ -17,10 +17,12 @@
 #include "cli.h"
 #include "enroll.h"
 #include "log.h"
+#include "metrics.h"
 #include "outbox.h"
 #include "probe_network.h"
 #include "probe_stream.h"
 #include "scheduler.h"
+#include "sdnotify.h"
 #include "sessions.h"
 #include "sessions_fetch.h"
 #include "status.h"
@@ -38,9 +40,11 @@ struct agent {
 	struct assess *as;
 	struct sessions *ss;
 	struct sessions_fetch *sf;
+	struct metrics *m; /* NULL without [agent] metrics_file or in --once */
 	uv_timer_t assess_timer;
 	int once_left; /* --once: parts still running (scheduler, network probe) */
 	uv_signal_t sigint, sigterm, sighup;
+	struct sdnotify sdn; /* systemd: READY, STATUS, WATCHDOG, STOPPING */
 	int pending_closes;
 	int stopping;
 	int lock_fd;
@@ -56,12 +60,13 @@ static void usage(FILE *out)
 	    "       venuewatch-agent -c FILE status\n"
 	    "       venuewatch-agent -c FILE reference CAMERA\n"
 	    "       venuewatch-agent -c FILE enroll --token TOKEN|-\n"
-	    "       venuewatch-agent --help-config\n"
+	    "       venuewatch-agent --help-config | --help-man [--help-config]\n"
 	    "\n"
 	    "  -c, --config FILE   agent configuration (INI)\n"
 	    "      --check-config  validate the configuration and exit (errors as file:line)\n"
 	    "      --once          check every camera once, print JSON lines, do not upload\n"
 	    "      --help-config   print every option with its default and meaning\n"
+	    "      --help-man      the commands (with --help-config: the options) as man(7)\n"
 	    "  status              print this venue's current health from the local database\n"
 	    "  reference CAMERA    check CAMERA now and keep its picture as the reference view;\n"
 	    "                      later checks report camera_moved when the view differs\n"
@@ -86,15 +91,30 @@ static void on_signal_closed(uv_handle_t *h)
 	on_closed(h->data);
 }
 
+/* The scheduler delivered its last results: the metrics file gets their counts, then
+ * closes. */
+static void on_sched_closed(void *arg)
+{
+	struct agent *a = arg;
+	if (a->m) {
+		a->pending_closes++;
+		metrics_stop(a->m, on_closed, a);
+	}
+	on_closed(a);
+}
+
 static void agent_stop(struct agent *a)
 {
 	if (a->stopping)
 		return;
 	a->stopping = 1;
 	log_info("event=stopping");
+	sdnotify_stopping(&a->sdn);
+	a->pending_closes++;
+	sdnotify_close(&a->sdn, on_closed, a);
 	/* Scheduler first: running checks finish and their results are committed. */
 	a->pending_closes++;
-	scheduler_stop(a->sched, on_closed, a);
+	scheduler_stop(a->sched, on_sched_closed, a);
 	if (a->np) {
 		a->pending_closes++;
 		netprobe_stop(a->np, on_closed, a);
@@ -135,10 +155,24 @@ static void on_sighup(uv_signal_t *h, int signum)
 		uplink_resume(a->up);
 }
 
+/* The line `systemctl status` shows: what venue staff ask first. */
+static void agent_status(void *ud, char *buf, size_t len)
+{
+	struct agent *a = ud;
+	int up = a->up ? uplink_connected(a->up) : -1;
+	snprintf(buf, len, "%zu cameras, %zu down, outbox %lld, %s", a->cfg.cameras.n,
+	         assess_cameras_down(a->as), a->ob ? (long long)outbox_pending(a->ob) : 0LL,
+	         a->stopping ? "stopping"
+	         : up == 1   ? "uploading"
+	         : up == 0   ? "collector unreachable"
+	                     : "connecting");
+}
+
 static void on_results(void *arg, struct vw_result *results, size_t n)
 {
 	struct agent *a = arg;
 	assess_observe(a->as, results, n);
+	metrics_observe(a->m, results, n);
 	int rc = outbox_append(a->ob, results, n);
 	if (rc) {
 		/* Not committed means not taken: say so loudly, with the count. */
@@ -274,6 +308,7 @@ static const struct vw_cli_opt global_opts[] = {
     {"check-config", 0, NULL, "validate the configuration and exit (errors as file:line)"},
     {"once", 0, NULL, "check every camera once, print JSON lines, do not upload"},
     {"help-config", 0, NULL, "print every option with its default and meaning"},
+    {"help-man", 0, NULL, "print the commands (with --help-config: the options) as man(7) source"},
     {"help", 'h', NULL, "this text"},
 };
 static const struct vw_cli_opt enroll_opts[] = {
@@ -311,6 +346,14 @@ int main(int argc, char **argv)
 		return 0;
 	if (prc != VW_CLI_OK)
 		return 2;
+	/* The man pages' generated parts (scripts/man-pages.sh). */
+	if (vw_cli_flag(&g, "help-man")) {
+		if (vw_cli_flag(&g, "help-config"))
+			vw_conf_print_man(&agent_conf_schema, stdout);
+		else
+			vw_cli_print_man(&agent_cli, stdout);
+		return 0;
+	}
 	if (vw_cli_flag(&g, "help-config")) {
 		vw_conf_print_reference(&agent_conf_schema, stdout);
 		return 0;
@@ -386,6 +429,10 @@ int main(int argc, char **argv)
 			log_error("event=start_failed outbox=\"%s\"", err);
 			goto fail;
 		}
+		if (sdnotify_init(&a.sdn, &a.loop, agent_status, &a)) {
+			log_error("event=start_failed err=\"sd_notify timers\"");
+			goto fail;
+		}
 		if (uplink_create(&a.loop, a.cu, &a.cfg, a.ob, &a.up)) {
 			log_error("event=start_failed err=\"uplink\"");
 			goto fail;
@@ -407,6 +454,12 @@ int main(int argc, char **argv)
 		a.exit_code = 1;
 		agent_stop(&a);
 	}
+	if (!once && !a.stopping && a.cfg.agent.metrics_file[0]) {
+		if (metrics_create(&a.loop, &a.cfg, &a.m))
+			log_error("event=metrics_unavailable err=\"out of memory\"");
+		else
+			metrics_attach(a.m, a.ob, a.up);
+	}
 	uv_signal_init(&a.loop, &a.sigint);
 	uv_signal_init(&a.loop, &a.sigterm);
 	uv_signal_init(&a.loop, &a.sighup);
@@ -421,16 +474,25 @@ int main(int argc, char **argv)
 			scheduler_run_once(a.sched, on_once_done, &a);
 			netprobe_run_once(a.np, on_once_done, &a);
 		} else {
-			log_info("event=started site=%s cameras=%zu pending=%lld next_seq=%lld",
+			log_info("event=started site=%s cameras=%zu pending=%lld next_seq=%lld "
+			         "watchdog_ms=%llu",
 			         a.cfg.agent.site, a.cfg.cameras.n, (long long)outbox_pending(a.ob),
-			         (long long)outbox_next_seq(a.ob));
+			         (long long)outbox_next_seq(a.ob),
+			         (unsigned long long)sdnotify_watchdog_ms(&a.sdn));
 			scheduler_start(a.sched);
 			netprobe_start(a.np);
 			uv_timer_start(&a.assess_timer, on_assess_timer,
 			               (uint64_t)a.cfg.agent.interval_ms, 0);
 			uplink_kick(a.up); /* a backlog from the last run goes first */
+			metrics_start(a.m);
 			if (a.sf)
 				sessions_fetch_start(a.sf);
+			/* The outbox is open and the loop runs next: Type=notify's start is done.
+			 */
+			int nrc = sdnotify_ready(&a.sdn);
+			if (nrc)
+				log_warn("event=sd_notify_failed what=ready err=\"%s\"",
+				         strerror(-nrc));
 		}
 	}
 	uv_run(&a.loop, UV_RUN_DEFAULT);
@@ -438,6 +500,7 @@ int main(int argc, char **argv)
 		log_warn("event=loop_not_closed");
 	scheduler_destroy(&a.sched); /* its workers are joined: no view is held any more */
 	netprobe_destroy(&a.np);
+	metrics_destroy(&a.m);
 	sessions_fetch_destroy(&a.sf);
 	uplink_destroy(&a.up);
 	curluv_destroy(&a.cu);
@@ -456,6 +519,7 @@ fail:
 		uplink_stop(a.up, NULL, NULL);
 	if (a.sf)
 		sessions_fetch_stop(a.sf, NULL, NULL);
+	sdnotify_close(&a.sdn, NULL, NULL);
 	if (a.cu) { /* its timer is open: close it and let the loop run the close */
 		curluv_close(a.cu, NULL, NULL);
 		uv_close((uv_handle_t *)&a.assess_timer, NULL);

@@ -57,6 +57,12 @@ int64_t outbox_oldest_seq(struct outbox *ob);
 int64_t outbox_next_seq(const struct outbox *ob);
 int64_t outbox_pending(struct outbox *ob); /* rows waiting for an ack */
 int64_t outbox_bytes(const struct outbox *ob);
-int64_t outbox_dropped_total(const struct outbox *ob);
+int64_t outbox_dropped_total(const struct outbox *ob); /* persisted: survives restarts */
+/* The check time (UTC ms) of the oldest row still held, 0 when none. */
+int64_t outbox_oldest_ts_ms(struct outbox *ob);
+/* Since outbox_open (for the agent's metrics): results that could not be committed at all
+ * (a full disk even after the ballast went), and rows released by acks. */
+int64_t outbox_unstored_total(const struct outbox *ob);
+int64_t outbox_acked_total(const struct outbox *ob);
 
 #endif

@@ -35,6 +35,7 @@ struct picture {
 	AVFilterContext *src, *sink;
 	AVFrame *frame, *filtered;
 	AVFrame *last; /* the last analysed (scaled, gray) picture: reference and comparison */
+	AVFrame *shot; /* the last decoded keyframe as decoded (colour, full size): thumbnail */
 	int64_t t0_ms; /* frames are stamped with arrival time: RTP's first ones carry none */
 	struct picture_opts o;
 	int graph_failed;
@@ -78,7 +79,8 @@ struct picture *picture_create(const AVStream *st, const struct picture_opts *o,
 	p->frame = av_frame_alloc();
 	p->filtered = av_frame_alloc();
 	p->last = av_frame_alloc();
-	if (!p->dec || !p->frame || !p->filtered || !p->last)
+	p->shot = av_frame_alloc();
+	if (!p->dec || !p->frame || !p->filtered || !p->last || !p->shot)
 		goto nomem;
 	if (avcodec_parameters_to_context(p->dec, st->codecpar) < 0)
 		goto nomem;
@@ -227,6 +229,11 @@ static void drain_decoder(struct picture *p)
 			log_debug("event=picture_graph_failed");
 		}
 		p->frame->pts = vw_mono_ms() - p->t0_ms;
+		/* A reference, not a copy: the decoder's buffer is kept until the next keyframe
+		 * or the end of the check, for a thumbnail of what the verdict is about. */
+		av_frame_unref(p->shot);
+		if (av_frame_ref(p->shot, p->frame) < 0)
+			av_frame_unref(p->shot);
 		if (p->graph && av_buffersrc_add_frame_flags(p->src, p->frame, 0) >= 0)
 			drain_graph(p);
 		av_frame_unref(p->frame);
@@ -247,6 +254,11 @@ int picture_feed(struct picture *p, const AVPacket *pkt)
 int picture_frames(const struct picture *p)
 {
 	return p->decoded;
+}
+
+const AVFrame *picture_last_frame(const struct picture *p)
+{
+	return p->shot->data[0] ? p->shot : NULL;
 }
 
 /* ---- the reference view (camera_moved) ---- */
@@ -471,6 +483,7 @@ void picture_destroy(struct picture **pp)
 	av_frame_free(&p->frame);
 	av_frame_free(&p->filtered);
 	av_frame_free(&p->last);
+	av_frame_free(&p->shot);
 	free(p);
 	*pp = NULL;
 }

@@ -86,6 +86,8 @@ static void report_target(struct net_target *t)
 	struct vw_result r;
 	vw_result_init(&r, VW_KIND_NETWORK, t->name);
 	r.ts_ms = vw_now_ms() - (vw_mono_ms() - t->started_ms); /* when the round began */
+	/* The whole round (every sample and the gaps between them) is this target's check. */
+	vw_result_set_metric(&r, VW_M_CHECK_MS, (double)(vw_mono_ms() - t->started_ms));
 	double ok_rtt[NET_MAX_SAMPLES];
 	int nok = 0, lost = 0;
 	double min_rtt = INFINITY;

@@ -492,6 +492,7 @@ int recording_scan_run(struct recording_scan *rs, int64_t now_ms, struct vw_resu
 		const char *tail = mark + strlen("{camera}");
 		if (len <= 0 || (size_t)len >= sizeof(path))
 			continue;
+		int64_t t0 = vw_mono_ms();
 		struct walk w = {.rs = rs,
 		                 .camera = name,
 		                 .tail = tail,
@@ -515,7 +516,9 @@ int recording_scan_run(struct recording_scan *rs, int64_t now_ms, struct vw_resu
 		if (w.new_segments)
 			log_debug("event=recording_scan camera=%s new=%d corrupt=%d", name,
 			          w.new_segments, w.corrupt_new);
-		judge_camera(rs, cam, name, now_ms, &out[(*n)++]);
+		judge_camera(rs, cam, name, now_ms, &out[*n]);
+		/* This camera's share of the scan: the agent's check-duration histogram. */
+		vw_result_set_metric(&out[(*n)++], VW_M_CHECK_MS, (double)(vw_mono_ms() - t0));
 	}
 	judge_disk(rs, now_ms, &out[(*n)++]);
 	if (sqlite3_exec(rs->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {

@@ -14,6 +14,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "agent_conf.h"
 #include "log.h"
@@ -358,6 +359,41 @@ static int save_reference(const struct probe_stream_req *req, const struct pictu
 	return rc;
 }
 
+static int64_t thread_cpu_us(void)
+{
+	struct timespec ts;
+	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts))
+		return 0;
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* The analysed keyframe as the result's thumbnail, when one is due. A thumbnail that cannot
+ * be made costs the result nothing: it goes without one, and the log says why. */
+static void attach_thumbnail(const struct probe_stream_req *req, const struct picture *pic,
+                             struct vw_result *r)
+{
+	const AVFrame *f = pic ? picture_last_frame(pic) : NULL;
+	if (!f || !req->thumb_memory ||
+	    !thumb_due(req->thumb_memory, r, r->mono_ms, req->thumb_interval_ms))
+		return;
+	uint8_t *jpeg = NULL;
+	size_t len = 0;
+	struct thumb_stats st = {0};
+	int64_t c0 = thread_cpu_us();
+	int rc = thumb_encode(f, VW_THUMB_MAX_WIDTH, VW_THUMB_MAX_BYTES, &jpeg, &len, &st);
+	int64_t cpu_us = thread_cpu_us() - c0;
+	if (rc) {
+		log_warn("event=thumbnail_failed camera=%s err=%d", req->name, rc);
+		return;
+	}
+	r->thumb = jpeg;
+	r->thumb_len = len;
+	/* The encode's own CPU (docs/API.md "Thumbnails", tests/bench/thumb_cost.sh). */
+	log_debug("event=thumbnail camera=%s bytes=%zu width=%d height=%d qscale=%d attempts=%d "
+	          "cpu_us=%lld",
+	          req->name, len, st.width, st.height, st.qscale, st.attempts, (long long)cpu_us);
+}
+
 /* save: store the picture as the reference (and do not compare against the old one). */
 static int run(const struct probe_stream_req *req, struct vw_result *r, int save)
 {
@@ -542,6 +578,8 @@ done:
 	r->status = judge(r);
 	if (save && refpath[0])
 		saved = save_reference(req, pic, r, refpath);
+	if (!save)
+		attach_thumbnail(req, pic, r);
 	picture_destroy(&pic);
 	vw_result_set_metric(r, VW_M_CHECK_MS, (double)(vw_mono_ms() - t0));
 	av_packet_free(&pkt);

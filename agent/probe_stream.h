@@ -10,6 +10,7 @@
 
 #include "picture.h"
 #include "result.h"
+#include "thumb.h"
 
 struct probe_stream_req {
 	const char *name; /* camera name: the result's target */
@@ -22,9 +23,15 @@ struct probe_stream_req {
 	double min_fps, min_bitrate_kbps;
 	const char *state_dir;   /* holds reference/<camera>.pgm; NULL: no camera_moved check */
 	const char *credentials; /* file with user:password, read per check; NULL or "": none */
+	/* Picture evidence (issue 16): when thumb_interval_ms > 0 and thumb_due(thumb_memory,
+	 * ...) says so, the analysed keyframe becomes out->thumb, a JPEG (thumb.h bounds) that
+	 * the caller frees. 0 or no memory: never. */
+	int64_t thumb_interval_ms;
+	const struct thumb_memory *thumb_memory;
 };
 
-/* Fills out (a stream result) and returns 0; a failing camera is a result, not an error. */
+/* Fills out (a stream result) and returns 0; a failing camera is a result, not an error.
+ * out->thumb, when set, is malloc'd and the caller's to free. */
 int probe_stream_run(const struct probe_stream_req *req, struct vw_result *out);
 /* One check like probe_stream_run that stores the picture as the camera's reference view
  * (`venuewatch-agent reference CAMERA`). Returns 0 once stored; -ENODATA when the camera

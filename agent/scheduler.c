@@ -18,6 +18,9 @@ struct sched_camera {
 	uv_timer_t timer;
 	int in_flight;
 	int last_status; /* -1 before the first result: logs only changes */
+	/* What its results said, for when the next one carries a thumbnail (loop thread; the
+	 * job works on a copy taken when it was queued). */
+	struct thumb_memory thumb;
 };
 
 /* A camera check (cam set, one result) or a recording scan (cam NULL, many results). */
@@ -27,7 +30,9 @@ struct sched_job {
 	struct vw_result *results;
 	size_t n;
 	int64_t interval_ms;  /* the target's cadence at this check: metric interval_ms */
-	struct vw_result one; /* a camera check's result lives here */
+	struct vw_result one; /* a camera check's result lives here; one.thumb is the job's */
+	/* The camera's thumbnail memory, as it was when the job was queued. */
+	struct thumb_memory thumb;
 };
 
 struct job_queue {
@@ -132,6 +137,8 @@ static void *worker_main(void *arg)
 		if (j->cam) {
 			struct probe_stream_req req;
 			scheduler_fill_req(s->cfg, j->cam->conf, &req);
+			req.thumb_interval_ms = s->cfg->agent.thumbnail_interval_ms;
+			req.thumb_memory = &j->thumb;
 			probe_stream_run(&req, &j->one);
 			/* The session is the one running when the check began. */
 			struct sessions_view v;
@@ -206,6 +213,8 @@ static void deliver(struct scheduler *s)
 		if (j->cam) {
 			j->cam->in_flight = 0;
 			log_change(j->cam, &j->one);
+			thumb_remember(&j->cam->thumb, &j->one, j->one.mono_ms,
+			               j->one.thumb != NULL);
 		} else {
 			s->rec_in_flight = 0;
 		}
@@ -223,6 +232,7 @@ static void deliver(struct scheduler *s)
 		struct sched_job *next = list->next;
 		if (list->results != &list->one)
 			free(list->results);
+		free((void *)list->one.thumb); /* committed with its row by now, or lost with it */
 		free(list);
 		list = next;
 	}
@@ -255,6 +265,7 @@ static int enqueue(struct sched_camera *cam, uint64_t interval_ms)
 		return -ENOMEM;
 	j->cam = cam;
 	j->interval_ms = (int64_t)interval_ms;
+	j->thumb = cam->thumb;
 	cam->in_flight = 1;
 	pthread_mutex_lock(&s->mu);
 	push(&s->todo, j);

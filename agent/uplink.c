@@ -10,6 +10,7 @@
 #include <zlib.h>
 
 #include "log.h"
+#include "sessions.h"
 #include "vtime.h"
 
 #define UPLINK_BACKOFF_MIN_MS 500
@@ -59,6 +60,7 @@ struct uplink {
 	int failures;
 	int connected;     /* -1 unknown, else whether the last request was acknowledged */
 	int epoch_renewed; /* this run drew a new epoch (collector ahead of the outbox) */
+	uint64_t outcomes[UPLINK_OUTCOME_COUNT]; /* upload attempts by how they ended */
 	uint64_t rng;
 	void (*closed_cb)(void *);
 	void *closed_arg;
@@ -66,6 +68,28 @@ struct uplink {
 };
 
 static void send_batch(struct uplink *up);
+
+/* The label values of venuewatch_agent_uploads_total (docs/METRICS.md). */
+static const char *const outcome_names[UPLINK_OUTCOME_COUNT] = {
+    [UPLINK_ACKED] = "acked",
+    [UPLINK_PARTIAL] = "partial",
+    [UPLINK_REFUSED] = "refused",
+    [UPLINK_HTTP_ERROR] = "http_error",
+    [UPLINK_TRANSPORT_ERROR] = "transport_error",
+    [UPLINK_BAD_ACK] = "bad_ack",
+    [UPLINK_EPOCH_RENEWED] = "epoch_renewed",
+    [UPLINK_LOCAL_ERROR] = "local_error",
+};
+
+const char *uplink_outcome_name(enum uplink_outcome o)
+{
+	return (unsigned)o < UPLINK_OUTCOME_COUNT ? outcome_names[o] : "unknown";
+}
+
+uint64_t uplink_outcome_count(const struct uplink *up, enum uplink_outcome o)
+{
+	return up && (unsigned)o < UPLINK_OUTCOME_COUNT ? up->outcomes[o] : 0;
+}
 
 static uint64_t next_rand(struct uplink *up)
 {
@@ -270,10 +294,13 @@ static void handle_response(struct uplink *up, CURLcode cc)
 	if (cc != CURLE_OK) {
 		snprintf(reason, sizeof(reason), "%s: %s", curl_easy_strerror(cc),
 		         up->errbuf[0] ? up->errbuf : "-");
-		if (tls_refusal(cc, up->errbuf))
+		if (tls_refusal(cc, up->errbuf)) {
+			up->outcomes[UPLINK_REFUSED]++;
 			refuse(up, reason);
-		else
+		} else {
+			up->outcomes[UPLINK_TRANSPORT_ERROR]++;
 			backoff(up, reason);
+		}
 		return;
 	}
 	curl_easy_getinfo(up->easy, CURLINFO_RESPONSE_CODE, &code);
@@ -285,10 +312,13 @@ static void handle_response(struct uplink *up, CURLcode cc)
 		/* 401/403: not this agent, or not for this site. 400/413/415: the collector
 		 * cannot take this batch as it is; resending it unchanged would fail forever, and
 		 * dropping it would lose evidence, so both stop and alarm. 408/429/5xx retry. */
-		if (code == 401 || code == 403 || code == 400 || code == 413 || code == 415)
+		if (code == 401 || code == 403 || code == 400 || code == 413 || code == 415) {
+			up->outcomes[UPLINK_REFUSED]++;
 			refuse(up, reason);
-		else
+		} else {
+			up->outcomes[UPLINK_HTTP_ERROR]++;
 			backoff(up, reason);
+		}
 		return;
 	}
 	int64_t ack = 0;
@@ -309,11 +339,13 @@ static void handle_response(struct uplink *up, CURLcode cc)
 	}
 	if (prc == -EBADMSG) {
 		/* Nothing in the reply can be trusted: release nothing, try the batch again. */
+		up->outcomes[UPLINK_BAD_ACK]++;
 		backoff(up, why);
 		return;
 	}
 	if (prc == -ESTALE) {
 		/* The mark is per epoch: one for another epoch says nothing about our rows. */
+		up->outcomes[UPLINK_BAD_ACK]++;
 		backoff(up, why);
 		return;
 	}
@@ -329,6 +361,7 @@ static void handle_response(struct uplink *up, CURLcode cc)
 		snprintf(old, sizeof(old), "%s", outbox_epoch(up->ob));
 		if (outbox_renew_epoch(up->ob) == 0) {
 			up->epoch_renewed = 1;
+			up->outcomes[UPLINK_EPOCH_RENEWED]++;
 			log_warn(
 			    "event=outbox_epoch_renewed old=%s new=%s reason=collector_ahead "
 			    "collector_mark=%lld next_seq=%lld pending=%lld pending_from_seq=%lld",
@@ -350,6 +383,7 @@ static void handle_response(struct uplink *up, CURLcode cc)
 		         "only up to %lld: outbox reset, or another agent uses this site's "
 		         "certificate",
 		         (long long)ack, peer, (long long)outbox_next_seq(up->ob) - 1);
+		up->outcomes[UPLINK_REFUSED]++;
 		refuse(up, reason);
 		return;
 	}
@@ -363,6 +397,7 @@ static void handle_response(struct uplink *up, CURLcode cc)
 	if (ack > up->acked_seq) {
 		int rc = outbox_ack(up->ob, ack);
 		if (rc) {
+			up->outcomes[UPLINK_LOCAL_ERROR]++;
 			backoff(up, "outbox ack failed");
 			return;
 		}
@@ -376,6 +411,7 @@ static void handle_response(struct uplink *up, CURLcode cc)
 	set_status(up, "ok", "");
 	log_debug("event=uploaded count=%zu acked_seq=%lld", up->batch_count, (long long)ack);
 	up->state = UP_IDLE;
+	up->outcomes[ack < up->batch_last_seq ? UPLINK_PARTIAL : UPLINK_ACKED]++;
 	if (ack < up->batch_last_seq) {
 		/* The server stored less than we sent (e.g. a seq gap it will not skip): go on
 		 * from its ack after a pause rather than spin. */
@@ -418,6 +454,21 @@ static int gzip_body(struct uplink *up)
 	return 0;
 }
 
+int64_t uplink_cadence_ms(const struct agent_conf *cfg)
+{
+	int64_t now = vw_now_ms(), cadence = cfg->agent.interval_ms;
+	struct sessions_view v;
+	sessions_view_get(cfg, &v);
+	for (size_t i = 0; i < v.n; i++)
+		if (v.items[i].start_ms <= now && now < v.items[i].end_ms) {
+			cadence = cfg->agent.session_interval_ms;
+			break;
+		}
+	sessions_view_put(&v);
+	/* The collector takes 1 s to 1 day (ingest.c). */
+	return cadence < 1000 ? 1000 : cadence > 86400000 ? 86400000 : cadence;
+}
+
 static void send_batch(struct uplink *up)
 {
 	if (up->state != UP_IDLE)
@@ -434,6 +485,9 @@ static void send_batch(struct uplink *up)
 		vw_buf_puts(&up->body, ",\"epoch\":");
 		vw_buf_json_str(&up->body, outbox_epoch(up->ob));
 	}
+	/* issue 16 (A): how often results come from here now, so the collector calls the site
+	 * silent after [feed] silent_after (3 x this) without a batch. */
+	vw_buf_printf(&up->body, ",\"cadence_ms\":%lld", (long long)uplink_cadence_ms(up->cfg));
 	vw_buf_puts(&up->body, ",\"results\":");
 	size_t count;
 	int64_t last;
@@ -441,12 +495,14 @@ static void send_batch(struct uplink *up)
 	                     (size_t)up->cfg->collector.batch_max_bytes, &up->body, &count, &last);
 	vw_buf_puts(&up->body, "}");
 	if (rc || up->body.err) {
+		up->outcomes[UPLINK_LOCAL_ERROR]++;
 		backoff(up, "cannot read the outbox");
 		return;
 	}
 	if (!count)
 		return; /* nothing to send: stay idle until kicked */
 	if (gzip_body(up)) {
+		up->outcomes[UPLINK_LOCAL_ERROR]++;
 		backoff(up, "cannot compress the batch");
 		return;
 	}
@@ -456,6 +512,7 @@ static void send_batch(struct uplink *up)
 	curl_easy_setopt(up->easy, CURLOPT_POSTFIELDS, up->gz.data);
 	curl_easy_setopt(up->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)up->gz.len);
 	if (curluv_add(up->cu, up->easy, on_done, up)) {
+		up->outcomes[UPLINK_LOCAL_ERROR]++;
 		backoff(up, "cannot start the request");
 		return;
 	}

@@ -20,6 +20,26 @@
 
 struct uplink;
 
+/* How an upload attempt ended (venuewatch_agent_uploads_total{outcome}): acked (every row
+ * sent acknowledged), partial (fewer), refused (stops uploads, see above), http_error
+ * (408/429/5xx and other retried codes), transport_error (connect, TLS, timeout),
+ * bad_ack (a 200 whose reply cannot be used, or names another epoch), epoch_renewed
+ * (collector ahead of this outbox), local_error (outbox or compression failed here). */
+enum uplink_outcome {
+	UPLINK_ACKED,
+	UPLINK_PARTIAL,
+	UPLINK_REFUSED,
+	UPLINK_HTTP_ERROR,
+	UPLINK_TRANSPORT_ERROR,
+	UPLINK_BAD_ACK,
+	UPLINK_EPOCH_RENEWED,
+	UPLINK_LOCAL_ERROR,
+	UPLINK_OUTCOME_COUNT
+};
+const char *uplink_outcome_name(enum uplink_outcome o);
+/* Attempts that ended with o since uplink_create (0 for a NULL uplink). Loop thread. */
+uint64_t uplink_outcome_count(const struct uplink *up, enum uplink_outcome o);
+
 int uplink_create(uv_loop_t *loop, struct curluv *cu, const struct agent_conf *cfg,
                   struct outbox *ob, struct uplink **out);
 /* The collector's TLS settings (mutual TLS, TLS 1.2+, https only) on an easy handle. */
@@ -40,6 +60,9 @@ void uplink_destroy(struct uplink **up);
  * when N is beyond what this outbox produced; -EBADMSG when the reply is not JSON or N is
  * missing, not a number, negative, fractional or above 2^53-1. why gets the reason for the
  * log. Pure: any thread. */
+/* issue 16 (A): the batch's "cadence_ms": the camera check interval in force now (the
+ * in-session one while any exam session runs), clamped to 1 s .. 1 day. Any thread. */
+int64_t uplink_cadence_ms(const struct agent_conf *cfg);
 int uplink_parse_ack(const char *body, size_t len, int64_t next_seq, const char *epoch,
                      int64_t *ack, char *why, size_t wl);
 

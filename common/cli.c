@@ -1,4 +1,5 @@
 #include "cli.h"
+#include "roff.h"
 
 #include <string.h>
 
@@ -118,7 +119,13 @@ static int parse_opts(const struct vw_cli *c, const struct vw_cli_cmd *cmd, int 
 			}
 			val = argv[++(*i)];
 		}
+		if (into->ngiven == VW_CLI_GIVEN_MAX) {
+			where(c, cmd, stderr);
+			fprintf(stderr, "more than %d options\n", VW_CLI_GIVEN_MAX);
+			return VW_CLI_USAGE;
+		}
 		into->val[idx] = o->arg ? val : "";
+		into->given[into->ngiven++] = (struct vw_cli_given){idx, into->val[idx]};
 	}
 	return VW_CLI_OK;
 }
@@ -214,6 +221,39 @@ void vw_cli_usage_lines(const struct vw_cli *c, FILE *out)
 	for (size_t k = 0; k < c->ncmds; k++)
 		fprintf(out, "       %s %s %s%s%s\n", c->prog, c->global_usage, c->cmds[k].name,
 		        c->cmds[k].usage[0] ? " " : "", c->cmds[k].usage);
+}
+
+static void man_opts(const struct vw_cli_opt *o, size_t n, FILE *out)
+{
+	for (size_t i = 0; i < n; i++) {
+		char lhs[96];
+		snprintf(lhs, sizeof(lhs), "%s%s%s--%s%s%s", o[i].short_name ? "-" : "",
+		         o[i].short_name ? (char[2]){o[i].short_name, 0} : "",
+		         o[i].short_name ? ", " : "", o[i].name, o[i].arg ? " " : "",
+		         o[i].arg ? o[i].arg : "");
+		fputs(".TP\n", out);
+		vw_roff_req(out, "B", lhs);
+		vw_roff_text(out, o[i].help);
+		fputc('\n', out);
+	}
+}
+
+void vw_cli_print_man(const struct vw_cli *c, FILE *out)
+{
+	vw_roff_req(out, "SS", "Global options");
+	man_opts(c->gopts, c->ngopts, out);
+	for (size_t k = 0; k < c->ncmds; k++) {
+		const struct vw_cli_cmd *cmd = &c->cmds[k];
+		char line[512];
+		snprintf(line, sizeof(line), "%s %s %s%s%s", c->prog, c->global_usage, cmd->name,
+		         cmd->usage[0] ? " " : "", cmd->usage);
+		vw_roff_req(out, "SS", cmd->name);
+		vw_roff_req(out, "B", line);
+		fputs(".PP\n", out);
+		vw_roff_text(out, cmd->help && cmd->help[0] ? cmd->help : "");
+		fputc('\n', out);
+		man_opts(cmd->opts, cmd->nopts, out);
+	}
 }
 
 void vw_cli_cmd_help(const struct vw_cli *c, const struct vw_cli_cmd *cmd, FILE *out)

@@ -10,6 +10,7 @@
 #include <stdio.h>
 
 #define VW_CLI_OPTS_MAX 16
+#define VW_CLI_GIVEN_MAX 64 /* options on one command line */
 /* The length of an option table, refused at compile time when it holds more options than a
  * vw_cli_vals can (the parser would otherwise have to drop the rest). Use it for nopts. */
 #define VW_CLI_NOPTS(a)                                                                            \
@@ -31,7 +32,14 @@ struct vw_cli_vals {
 	const struct vw_cli_opt *opts;
 	size_t nopts;
 	const char *val[VW_CLI_OPTS_MAX]; /* the last value given; flags: "" when given */
-	char **pos;                       /* positional arguments, in order */
+	/* Every option as given, in order (opt indexes opts): for options that repeat and pair
+	 * up (draw commit's --source NAME --expected TIME ...). */
+	struct vw_cli_given {
+		size_t opt;
+		const char *val;
+	} given[VW_CLI_GIVEN_MAX];
+	size_t ngiven;
+	char **pos; /* positional arguments, in order */
 	int npos;
 };
 
@@ -68,6 +76,9 @@ int vw_cli_parse(const struct vw_cli *c, int argc, char **argv, struct vw_cli_va
 /* The value of option name (NULL when not given); vw_cli_flag: 1 when given. */
 const char *vw_cli_str(const struct vw_cli_vals *v, const char *name);
 int vw_cli_flag(const struct vw_cli_vals *v, const char *name);
+/* The global options and every command with its usage line, help and options as man(7)
+ * source (the COMMANDS section of venuewatch-agent(8) and venuewatch-server(8)). */
+void vw_cli_print_man(const struct vw_cli *c, FILE *out);
 /* One "       PROG GLOBAL NAME USAGE" line per command, for a program's --help. */
 void vw_cli_usage_lines(const struct vw_cli *c, FILE *out);
 /* A command's usage line, help and options (what "NAME --help" prints). */

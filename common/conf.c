@@ -1,4 +1,5 @@
 #include "conf.h"
+#include "roff.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -109,6 +110,11 @@ static int parse_duration(const char *v, long long *ms)
 	static const char *const units[] = {"s", "ms", "sec", "m", "min", "h", NULL};
 	static const long long scale[] = {1000, 1, 1000, 60000, 60000, 3600000};
 	return parse_scaled(v, units, scale, ms);
+}
+
+int vw_conf_parse_duration(const char *v, long long *ms)
+{
+	return parse_duration(v, ms);
 }
 
 static int parse_size(const char *v, long long *bytes)
@@ -564,6 +570,44 @@ void vw_conf_print_reference(const struct vw_conf_schema *schema, FILE *out)
 				fprintf(out, "#   range: %lld..%lld\n", k->min, k->max);
 			fprintf(out, "%s%s = %s\n", k->def ? ";" : "", k->name,
 			        k->def ? k->def : "");
+		}
+	}
+}
+
+void vw_conf_print_man(const struct vw_conf_schema *schema, FILE *out)
+{
+	for (size_t si = 0; si < schema->nsections; si++) {
+		const struct vw_conf_section *s = &schema->sections[si];
+		char head[96];
+		snprintf(head, sizeof(head), "[%s%s]", s->name, s->named ? " NAME" : "");
+		vw_roff_req(out, "SS", head);
+		vw_roff_text(out, s->help);
+		fputc('\n', out);
+		for (size_t i = 0; i < s->nkeys; i++) {
+			const struct vw_conf_key *k = &s->keys[i];
+			fputs(".TP\n", out);
+			vw_roff_req(out, "B", k->name);
+			fputc('(', out);
+			vw_roff_text(out, type_name(k));
+			if (k->flags & VW_CONF_OFF)
+				fputs(" or off", out);
+			if (k->flags & VW_CONF_REQUIRED)
+				fputs(", required", out);
+			if (k->def && k->def[0]) {
+				fputs("; default \\fB", out);
+				vw_roff_text(out, k->def);
+				fputs("\\fR", out);
+			} else if (k->def) {
+				fputs("; default empty", out);
+			}
+			if (k->min || k->max)
+				fprintf(out, "; range %lld..%lld%s", k->min, k->max,
+				        k->type == VW_CONF_DURATION ? " ms"
+				        : k->type == VW_CONF_SIZE   ? " bytes"
+				                                    : "");
+			fputs(")\n.br\n", out);
+			vw_roff_text(out, k->help);
+			fputc('\n', out);
 		}
 	}
 }

@@ -81,6 +81,9 @@ void vw_conf_free(const struct vw_conf_schema *schema, void *cfg);
 /* Writes the reference (every section and key with type, default and help) as an
  * annotated example INI file. */
 void vw_conf_print_reference(const struct vw_conf_schema *schema, FILE *out);
+/* The same reference as man(7) source: a .SS per section, a .TP per key (the body of the
+ * CONFIGURATION section of venuewatch-agent.ini(5) and venuewatch-server.ini(5)). */
+void vw_conf_print_man(const struct vw_conf_schema *schema, FILE *out);
 
 /* An identifier safe in paths, URLs and logs: [A-Za-z0-9._-], 1..63 chars, not starting with '.'.
  */
@@ -88,5 +91,8 @@ int vw_conf_id_valid(const char *s);
 
 /* Helpers for cross-section checks. */
 #define VW_CONF_ITEM(list, type, i) (&((type *)(list).items)[i])
+
+/* A duration as the config's own keys take it ("15s", "500ms", "2m", "1h"): 0 or -1. */
+int vw_conf_parse_duration(const char *v, long long *ms);
 
 #endif

@@ -95,6 +95,136 @@ static const char *const metric_names[VW_M_COUNT] = {
     [VW_M_INTERVAL_MS] = "interval_ms",
 };
 
+/* --- labels (issue 16, A) ---------------------------------------------------------------
+ * Chinese as the bureaus' and vendors' own screens say it (视频质量诊断: 信号丢失, 画面冻结,
+ * 图像模糊, 亮度异常 ...). A code added to fault_names without a label here is caught by
+ * tests/unit/test_result.c. */
+static const struct vw_label fault_labels[] = {
+    {"unreachable", "无法连接", "Unreachable"},
+    {"auth_failed", "认证失败", "Authentication failed"},
+    {"no_video", "无视频信号", "No video"},
+    {"timeout", "响应超时", "Timed out"},
+    {"protocol_error", "协议错误", "Protocol error"},
+    {"buffer_overflow", "缓存溢出（部分结果丢失）", "Buffer overflow (results dropped)"},
+    {"clock_skew", "时钟偏差", "Clock skew"},
+    {"black", "黑屏", "Black picture"},
+    {"frozen", "画面冻结", "Frozen picture"},
+    {"blurred", "图像模糊", "Blurred picture"},
+    {"too_dark", "画面过暗", "Too dark"},
+    {"too_bright", "画面过亮", "Too bright"},
+    {"low_resolution", "分辨率不足", "Resolution too low"},
+    {"low_fps", "帧率不足", "Frame rate too low"},
+    {"low_bitrate", "码率过低", "Bitrate too low"},
+    {"recording_missing", "录像缺失", "Recording missing"},
+    {"recording_gap", "录像中断", "Gap in recording"},
+    {"retention_short", "录像保存天数不足", "Recordings kept too briefly"},
+    {"recording_corrupt", "录像文件损坏", "Corrupt recording"},
+    {"disk_low", "存储空间不足", "Disk nearly full"},
+    {"room_uncovered", "考场覆盖不足", "Room not covered"},
+    {"high_rtt", "网络延迟过高", "High latency"},
+    {"packet_loss", "网络丢包", "Packet loss"},
+    {"tls_error", "加密连接失败", "TLS error"},
+    {"uplink_insufficient", "上行带宽不足", "Uplink insufficient"},
+    {"camera_moved", "摄像机位置变动", "Camera moved"},
+    /* Codes outside the enum: the assessment's unmet criteria (agent/assess.c) and the
+     * collector's own site_silent. */
+    {"not_connected", "未接入监管平台", "Not connected to the platform"},
+    {"network_not_smooth", "网络连接不顺畅", "Network not smooth"},
+    {"picture_not_clear", "视频画面不清晰", "Picture not clear"},
+    {"floor_not_covered", "评价现场未全覆盖", "Exam floor not fully covered"},
+    {"records_not_kept", "影像资料未保存", "Recordings not kept"},
+    {VW_FAULT_SITE_SILENT, "站点失联", "Site silent"},
+};
+static const struct vw_label kind_labels[] = {
+    {"stream", "视频", "Camera"},
+    {"network", "网络", "Network"},
+    {"recording", "录像", "Recording"},
+    {"coverage", "考场覆盖", "Room coverage"},
+    {"assessment", "3.6项评估", "Item 3.6 assessment"},
+    {"buffer", "缓存", "Buffer"},
+    {"site", "考点", "Site"},
+};
+static const struct vw_label status_labels[] = {
+    {"ok", "正常", "OK"},         {"degraded", "降级", "Degraded"}, {"down", "故障", "Down"},
+    {"silent", "失联", "Silent"}, {"unknown", "未知", "Unknown"},
+};
+static const struct vw_label severity_labels[] = {
+    {"minor", "一般", "Minor"},
+    {"major", "严重", "Major"},
+    {"critical", "紧急", "Critical"},
+};
+const char *const vw_label_group_names[VW_LABEL_GROUPS] = {"faults", "kinds", "statuses",
+                                                           "severities"};
+
+#define NLAB(a) (sizeof(a) / sizeof((a)[0]))
+
+const struct vw_label *vw_labels(enum vw_label_group g, size_t *n)
+{
+	switch (g) {
+	case VW_LABEL_FAULTS:
+		*n = NLAB(fault_labels);
+		return fault_labels;
+	case VW_LABEL_KINDS:
+		*n = NLAB(kind_labels);
+		return kind_labels;
+	case VW_LABEL_STATUSES:
+		*n = NLAB(status_labels);
+		return status_labels;
+	case VW_LABEL_SEVERITIES:
+		*n = NLAB(severity_labels);
+		return severity_labels;
+	default:
+		*n = 0;
+		return NULL;
+	}
+}
+
+const struct vw_label *vw_label_find(enum vw_label_group g, const char *code)
+{
+	size_t n;
+	const struct vw_label *v = vw_labels(g, &n);
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(v[i].code, code) == 0)
+			return &v[i];
+	return NULL;
+}
+
+int vw_labels_json(struct vw_buf *b)
+{
+	vw_buf_puts(b, "{");
+	for (int g = 0; g < VW_LABEL_GROUPS; g++) {
+		size_t n;
+		const struct vw_label *v = vw_labels((enum vw_label_group)g, &n);
+		vw_buf_printf(b, "%s\"%s\":{", g ? "," : "", vw_label_group_names[g]);
+		for (size_t i = 0; i < n; i++) {
+			vw_buf_printf(b, "%s\"%s\":{\"zh\":", i ? "," : "", v[i].code);
+			vw_buf_json_str(b, v[i].zh);
+			vw_buf_puts(b, ",\"en\":");
+			vw_buf_json_str(b, v[i].en);
+			vw_buf_puts(b, "}");
+		}
+		vw_buf_puts(b, "}");
+	}
+	/* The contract's "outcomes" (inspection outcomes) have no codes yet. */
+	vw_buf_puts(b, ",\"outcomes\":{}}");
+	return b->err;
+}
+
+int vw_labels_markdown(struct vw_buf *b)
+{
+	static const char *const titles[VW_LABEL_GROUPS] = {"Fault codes", "Kinds", "Statuses",
+	                                                    "Severities"};
+	for (int g = 0; g < VW_LABEL_GROUPS; g++) {
+		size_t n;
+		const struct vw_label *v = vw_labels((enum vw_label_group)g, &n);
+		vw_buf_printf(b, "%s**%s** (`%s`)\n\n| code | zh-CN | en |\n|---|---|---|\n",
+		              g ? "\n" : "", titles[g], vw_label_group_names[g]);
+		for (size_t i = 0; i < n; i++)
+			vw_buf_printf(b, "| `%s` | %s | %s |\n", v[i].code, v[i].zh, v[i].en);
+	}
+	return b->err;
+}
+
 const char *vw_kind_name(enum vw_kind k)
 {
 	return k < VW_KIND_COUNT ? kind_names[k] : "?";

@@ -126,7 +126,40 @@ struct vw_result {
 	char faults[VW_MAX_FAULTS][VW_NAME_MAX];
 	unsigned nmetrics;
 	struct vw_metric metrics[VW_MAX_METRICS];
+	/* Stream kind only: a JPEG of the analysed picture (issue 16), or NULL. Borrowed, never
+	 * owned by the result: on the agent the scheduler's job holds it until the outbox has
+	 * committed it (a BLOB beside the row), on the server the batch's arena. Not part of
+	 * vw_result_encode: the outbox adds it to the upload as "thumbnail" (base64). */
+	const unsigned char *thumb;
+	size_t thumb_len;
 };
+
+/* issue 16 (A): the fault code the collector itself raises (never an agent's). */
+#define VW_FAULT_SITE_SILENT "site_silent"
+
+/* Labels for people (zh-CN and English) of every code the API shows: fault codes (the
+ * agent's table, the assessment's criteria, site_silent), kinds (and "site"), statuses
+ * (and "silent", "unknown"), severities. One table, shared by GET /api/v1/labels, the
+ * docs (docs/API.md, generated) and the dashboard. */
+struct vw_label {
+	const char *code, *zh, *en;
+};
+enum vw_label_group {
+	VW_LABEL_FAULTS,
+	VW_LABEL_KINDS,
+	VW_LABEL_STATUSES,
+	VW_LABEL_SEVERITIES,
+	VW_LABEL_GROUPS
+};
+extern const char *const vw_label_group_names[VW_LABEL_GROUPS]; /* "faults", ... */
+/* The group's labels and their count. */
+const struct vw_label *vw_labels(enum vw_label_group g, size_t *n);
+/* The label of code in group, or NULL. */
+const struct vw_label *vw_label_find(enum vw_label_group g, const char *code);
+/* The whole table as the labels JSON document (GET /api/v1/labels). */
+int vw_labels_json(struct vw_buf *b);
+/* The same as Markdown tables, one per group (docs/API.md, scripts/labels-docs.sh). */
+int vw_labels_markdown(struct vw_buf *b);
 
 const char *vw_kind_name(enum vw_kind k);
 const char *vw_status_name(enum vw_status s);

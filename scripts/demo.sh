@@ -11,8 +11,9 @@
 # It enters an exam session at the collector that starts 30 s later and runs two hours (the
 # agent fetches it and checks faster while it runs), waits for the first results, prints curl
 # commands for the sites API and for item 3.6's score and report (with a province bearer
-# token, made once and kept in demo-state/province.token), and runs until Ctrl-C, which stops
-# everything it started.
+# token, made once and kept in demo-state/province.token), then the dashboard's URL (the
+# web/ build that setup.sh made, served from [web] root) and the token to paste on its login
+# page, and runs until Ctrl-C, which stops everything it started.
 #
 # State lives in ./demo-state (CA, certificates, databases, logs) and is reused by the next run;
 # delete that directory to start over. VW_DEMO_PORT picks another first port to try.
@@ -126,12 +127,20 @@ say "cameras on rtsp://127.0.0.1:$CAM_PORT/{hall-1-front,hall-1-back}; stopped c
 
 # ---- server ----
 PORT=$(free_port "${VW_DEMO_PORT:-8443}")
+WEB_ROOT=$ROOT/build/web # the dashboard, built by cmake's web target (setup.sh ran npm ci)
+WEB_CONF=""
+if [[ -s $WEB_ROOT/index.html ]]; then
+	WEB_CONF=$'[web]\nroot = '"$WEB_ROOT"
+else
+	say "the dashboard was not built (no $WEB_ROOT/index.html): node/npm missing? the API still runs"
+fi
 cat >"$STATE/server.ini" <<EOF
 ; written by scripts/demo.sh
 [server]
 listen = 127.0.0.1:$PORT
 state_dir = $STATE/server
 hostnames = localhost,127.0.0.1
+$WEB_CONF
 EOF
 if [[ ! -s $STATE/server/pki/ca.crt ]]; then
 	say "creating the demo CA"
@@ -259,6 +268,16 @@ echo
 say "its answer now:"
 "${CURL[@]}" | "$PY" -m json.tool
 echo
+if [[ -n $WEB_CONF ]]; then
+	say "the dashboard (zh-CN; English at the top right): open this in a browser on this machine,"
+	say "accept the demo CA's certificate (or import $STATE/server/pki/ca.crt), and paste the token:"
+	echo
+	echo "  https://127.0.0.1:$PORT/"
+	echo "  $TOKEN"
+	echo
+	say "(the token goes in the login form, never in a URL: the server refuses tokens in URLs)"
+	echo
+fi
 say "logs in $STATE/logs/; Ctrl-C stops camd, the server and the agent"
 # Until Ctrl-C, or until one of them exits: then stop the rest.
 set +e

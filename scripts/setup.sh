@@ -35,12 +35,23 @@ PACKAGES=(
 	# demo and tests
 	openssl curl sqlite3 ca-certificates iproute2 nftables
 	# TLS peers for tests/security/test_tls_interop.py: GnuTLS, Chromium (BoringSSL) and
-	# certutil to trust the test CA in Chromium's NSS database
+	# certutil to trust the test CA in Chromium's NSS database; Chromium also runs the
+	# dashboard's browser tests (tests/browser, driven by playwright-core from web/node_modules)
 	gnutls-bin chromium libnss3-tools
+	# a CJK font, so the browser tests' screenshots of the zh-CN dashboard show Chinese
+	fonts-wqy-microhei
 	# tests under load (tests/stress.sh)
 	stress-ng
 	# benchmarks (tests/bench: /usr/bin/time -v for CPU and peak RSS)
 	time
+	# operations (issue 14): the Debian packages (debhelper, lintian), sd_notify (libsystemd),
+	# clean roots to install into and boot (debootstrap, systemd-nspawn), promtool (prometheus)
+	# for the metrics, groff and mandoc to check the man pages
+	debhelper devscripts dpkg-dev fakeroot lintian libsystemd-dev debootstrap
+	systemd-container prometheus groff mandoc man-db
+	# the agent's metrics file read by real peers: node_exporter's textfile collector and
+	# the Prometheus client library's own text parser (tests/integration/test_agent_metrics.py)
+	prometheus-node-exporter python3-prometheus-client
 )
 
 missing=()
@@ -62,6 +73,22 @@ else
 	"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
 	"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
 		"${missing[@]}"
+fi
+
+# The dashboard's npm packages (web/package-lock.json, exact versions; `npm ci` installs exactly
+# those and never rewrites the lock). Node 20 comes with the machine image; without it (or npm)
+# the C build still works and says the dashboard was not built. Skipped when node_modules
+# already holds what the lock file names.
+if command -v node >/dev/null && command -v npm >/dev/null; then
+	# npm ls fails when a package of the lock file is missing or of another version.
+	if ! (cd "$ROOT/web" && [[ -e node_modules/.package-lock.json ]] && npm ls --all >/dev/null 2>&1); then
+		echo "setup: npm ci in web/ (node $(node --version))"
+		(cd "$ROOT/web" && npm ci --no-audit --no-fund)
+	else
+		echo "setup: web/node_modules is current"
+	fi
+else
+	echo "setup: node/npm not found: the dashboard (web/) will not be built" >&2
 fi
 
 if ((NO_BUILD == 0)); then

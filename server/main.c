@@ -14,12 +14,21 @@
 #include "api.h"
 #include "auth.h"
 #include "ca.h"
+#include "calendar.h"
+#include "capture.h"
 #include "cli.h"
 #include "conn.h"
+#include "draw_cli.h"
 #include "events.h"
 #include "ingest.h"
+#include "inspect.h"
+#include "labels.h"
 #include "log.h"
+#include "metrics.h"
+#include "notify.h"
 #include "published.h"
+#include "result.h"
+#include "sdnotify.h"
 #include "seen.h"
 #include "server_conf.h"
 #include "session.h"
@@ -27,6 +36,7 @@
 #include "static.h"
 #include "store.h"
 #include "tls.h"
+#include "vtime.h"
 
 /* Batches decoded or waiting for a commit, all connections together; their memory is
  * bounded separately (the same budget as request bodies). */
@@ -54,6 +64,14 @@ struct server {
 	struct web_static *web; /* [web] root; NULL = no dashboard */
 	/* <state_dir>/scores.db: published item-3.6 scores */
 	struct published *published;
+	/* <state_dir>/inspect.db: registers, draws, inspections (issue 12) */
+	struct inspect *inspect;
+	struct capture *capture;        /* issue 12 D: remote checks' evidence */
+	struct notify *notify;          /* issue 16 D: [notify NAME] sinks */
+	struct metrics_sources metrics; /* issue 14: what GET /metrics reads */
+	struct sdnotify sdn;            /* systemd: READY, STATUS, WATCHDOG, RELOADING, STOPPING */
+	uint64_t status_rows;           /* rows stored at the last status line, for results/s */
+	uint64_t status_at_ms;          /* uv_now of it */
 	int stopping;
 };
 
@@ -61,6 +79,8 @@ static const struct vw_cli_opt global_opts[] = {
     {"config", 'c', "FILE", "configuration file (INI; see --help-config)"},
     {"check-config", 0, NULL, "validate the configuration and exit (errors as file:line)"},
     {"help-config", 0, NULL, "print every configuration key with its default and exit"},
+    {"help-labels", 0, NULL, "print the zh/en labels of every code as Markdown tables and exit"},
+    {"help-man", 0, NULL, "print the commands (with --help-config: the keys) as man(7) source"},
     {"help", 'h', NULL, "this text"},
 };
 static const struct vw_cli server_cli = {
@@ -75,11 +95,13 @@ static void usage(const struct vw_cli *cli, FILE *out)
 	fprintf(out, "usage: venuewatch-server -c FILE [--check-config]\n");
 	vw_cli_usage_lines(cli, out);
 	fprintf(out,
-	        "       venuewatch-server --help-config | --help\n"
+	        "       venuewatch-server --help-config | --help-labels | --help-man "
+	        "[--help-config] | --help\n"
 	        "\n"
 	        "  -c, --config FILE   configuration file (INI; see --help-config)\n"
 	        "      --check-config  validate the configuration and exit (errors as file:line)\n"
 	        "      --help-config   print every configuration key with its default and exit\n"
+	        "      --help-man      the commands (with --help-config: the keys) as man(7)\n"
 	        "  COMMAND --help      what a command does and its options\n"
 	        "\n"
 	        "Signals: SIGTERM/SIGINT stop accepting, finish in-flight commits, exit 0.\n");
@@ -102,7 +124,15 @@ static void on_drained(void *ud)
 {
 	struct server *s = ud;
 	/* No connection is left, so no request waits on the store: its queue is empty or
-	 * about to be committed by the writer, which store_close joins. */
+	 * about to be committed by the writer, which store_close joins. The notifier first:
+	 * its transfers end (what was in flight stays pending) and it queues no more writes. */
+	notify_close(s->notify);
+	/* Inspections' jobs first: their answers may still read the store. The capture stops
+	 * queueing jobs before inspect.db closes. */
+	capture_destroy(s->capture);
+	s->capture = NULL;
+	inspect_close(s->inspect);
+	s->inspect = NULL;
 	store_close(s->store);
 	s->store = NULL;
 	signer_stop(s->signer);
@@ -113,6 +143,7 @@ static void on_drained(void *ud)
 	s->session = NULL;
 	published_close(s->published);
 	s->published = NULL;
+	sdnotify_close(&s->sdn, NULL, NULL);
 	uv_close((uv_handle_t *)&s->sigint, on_handle_closed);
 	uv_close((uv_handle_t *)&s->sigterm, on_handle_closed);
 	uv_close((uv_handle_t *)&s->sighup, on_handle_closed);
@@ -137,6 +168,7 @@ static void on_signal(uv_signal_t *h, int signum)
 		return;
 	}
 	s->stopping = 1;
+	sdnotify_stopping(&s->sdn);
 	log_info("event=shutdown signal=%s connections=%zu",
 	         signum == SIGINT ? "SIGINT" : "SIGTERM", conn_server_count(s->conns));
 	tls_server_stop(s->tls);
@@ -220,6 +252,9 @@ static void on_sighup(uv_signal_t *h, int signum)
 	char err[512], key[64];
 	(void)signum;
 	log_info("event=reload signal=SIGHUP");
+	/* systemctl reload returns at the READY=1 below, once the reload is done (or failed:
+	 * the previous configuration stays, and the log says why). */
+	sdnotify_reloading(&s->sdn);
 	if (server_conf_load(&nc, s->cfg.path, &errs)) {
 		log_error("event=reload_failed config=%s errors=%d kept=previous "
 		          "hint=run_check_config",
@@ -227,6 +262,24 @@ static void on_sighup(uv_signal_t *h, int signum)
 	} else {
 		s->cfg.server.log_level = nc.server.log_level;
 		vw_log_set_level((enum vw_log_level)nc.server.log_level);
+		/* [feed] applies at once: the next tick counts silence with the new bound. */
+		if (nc.feed_silent_ms != s->cfg.feed_silent_ms ||
+		    nc.feed_silent_factor != s->cfg.feed_silent_factor ||
+		    nc.feed.event_retention_ms != s->cfg.feed.event_retention_ms) {
+			struct events_feed_opts fo = {.silent_ms = nc.feed_silent_ms,
+			                              .silent_factor = nc.feed_silent_factor,
+			                              .event_retention_ms =
+			                                  nc.feed.event_retention_ms};
+			if (events_start_feed(s->events, &fo) == 0) {
+				s->cfg.feed_silent_ms = nc.feed_silent_ms;
+				s->cfg.feed_silent_factor = nc.feed_silent_factor;
+				s->cfg.feed.event_retention_ms = nc.feed.event_retention_ms;
+				log_info("event=feed_applied silent_ms=%lld silent_factor=%g "
+				         "event_retention_ms=%ld",
+				         nc.feed_silent_ms, nc.feed_silent_factor,
+				         nc.feed.event_retention_ms);
+			}
+		}
 		struct limits_section old = s->cfg.limits, neu = nc.limits;
 		old.line = neu.line = 0;
 		if (memcmp(&old, &neu, sizeof(old)) != 0) {
@@ -254,12 +307,46 @@ static void on_sighup(uv_signal_t *h, int signum)
 			api_set_score(s->api, &nc.rubric, s->published);
 			log_info("event=rubric_applied version=%s", nc.rubric.version);
 		}
+		/* issue 14: a new [metrics] allow list for the scrapes from now on. */
+		{
+			struct metrics_allow ma;
+			if (metrics_allow_parse(nc.metrics.allow, &ma, err, sizeof(err)) == 0)
+				api_set_metrics(s->api, &s->metrics, &ma);
+		}
+		/* issue 12 B: new risk grades check the writes from now on. */
+		{
+			struct inspect_labels risk;
+			if (inspect_labels_parse(nc.inspection.risk_grades, &risk, err,
+			                         sizeof(err)) == 0)
+				api_set_risk_grades(s->api, &risk);
+		}
+		if (notify_reload(s->notify, &nc, err, sizeof(err)))
+			log_error("event=reload_failed what=notify error=\"%s\"", err);
 		if (server_conf_restart_needed(&s->cfg, &nc, key, sizeof(key)))
 			log_warn("event=reload_partial changed=%s hint=restart_to_apply", key);
 	}
 	server_conf_free(&nc);
 	if (tls_server_reload(s->tls, err, sizeof(err)))
 		log_error("event=reload_failed error=\"%s\" kept=previous", err);
+	sdnotify_ready(&s->sdn);
+}
+
+/* The line `systemctl status` shows. results/s: rows stored since the last line. */
+static void server_status(void *ud, char *buf, size_t len)
+{
+	struct server *s = ud;
+	struct store_stats st;
+	uint64_t now = uv_now(&s->loop);
+	store_get_stats(s->store, &st);
+	double rate = 0;
+	if (s->status_at_ms && now > s->status_at_ms)
+		rate = (double)(st.rows_stored - s->status_rows) * 1000.0 /
+		       (double)(now - s->status_at_ms);
+	s->status_rows = st.rows_stored;
+	s->status_at_ms = now;
+	snprintf(buf, len, "%zu connections, %zu event streams, %.0f results/s%s",
+	         conn_server_count(s->conns), events_subscribers(s->events), rate,
+	         s->stopping ? ", stopping" : "");
 }
 
 static int run(struct server *s)
@@ -283,7 +370,11 @@ static int run(struct server *s)
 	                           .dir = cfg->server.state_dir,
 	                           .durability = STORE_DURABLE_FULL,
 	                           .raw_retention_ms = cfg->store.raw_retention_ms,
+	                           .thumb_retention_ms = cfg->store.thumb_retention_ms
+	                                                     ? cfg->store.thumb_retention_ms
+	                                                     : cfg->store.raw_retention_ms,
 	                           .default_stale_ms = cfg->rubric.default_stale_ms};
+	so.thumb_access_retention_ms = cfg->store.thumb_access_retention_ms; /* issue 16 C */
 	if ((rc = store_open(&so, &s->store, err, sizeof(err))) != 0) {
 		log_error("event=start_failed store=%s error=\"%s\"", cfg->store_backend, err);
 		goto fail;
@@ -345,14 +436,71 @@ static int run(struct server *s)
 		}
 	}
 	api_set_score(s->api, &cfg->rubric, s->published);
+	{
+		char path[4200];
+		snprintf(path, sizeof(path), "%s/inspect.db", cfg->server.state_dir);
+		if ((rc = inspect_open(&s->loop, path, &s->inspect, err, sizeof(err))) != 0) {
+			log_error("event=start_failed inspect_db=%s error=\"%s\"", path, err);
+			goto fail;
+		}
+	}
+	api_set_inspect(s->api, s->inspect);
+	{
+		struct inspect_labels risk; /* issue 12 B: checked by server_conf_load */
+		if (inspect_labels_parse(cfg->inspection.risk_grades, &risk, err, sizeof(err)) == 0)
+			api_set_risk_grades(s->api, &risk);
+	}
+	{
+		/* issue 12 E: the results' deadline ([inspection] holidays, result_due_days). */
+		struct calendar cal;
+		if ((rc = calendar_load(cfg->inspection.holidays, &cal, err, sizeof(err))) != 0) {
+			log_error("event=start_failed what=holidays error=\"%s\"", err);
+			goto fail;
+		}
+		size_t ndays = cal.n;
+		if ((rc = api_set_publication(s->api, &cal, cfg->inspection.result_due_days,
+		                              cfg->inspection.outcomes)) != 0) {
+			calendar_free(&cal);
+			log_error("event=start_failed what=publication error=%s", strerror(-rc));
+			goto fail;
+		}
+		log_info("event=holidays_loaded days=%zu result_due_days=%ld", ndays,
+		         cfg->inspection.result_due_days);
+	}
+	/* issue 12 D: remote checks' capture every [inspection] capture_every. */
+	if ((rc = capture_create(&s->loop, s->store, s->inspect, cfg->inspection.capture_every_ms,
+	                         api_site_render, &s->capture)) != 0) {
+		log_error("event=start_failed error=capture:%s", strerror(-rc));
+		goto fail;
+	}
+	api_set_capture(s->api, s->capture, cfg->inspection.outcomes);
 	log_info("event=rubric version=%s", cfg->rubric.version);
 	if ((rc = events_create(&s->loop, (size_t)cfg->limits.stream_queue_bytes, &s->events))) {
 		log_error("event=start_failed error=%s", uv_err_name(rc));
 		goto fail;
 	}
 	api_set_events(s->api, s->events);
+	/* issue 16 D: every stored problem event reaches the notifier too (events_add_sink). */
+	if ((rc = notify_create(&s->loop, s->store, cfg, &s->notify, err, sizeof(err))) != 0 ||
+	    (rc = events_add_sink(s->events, notify_on_event, s->notify)) != 0 ||
+	    (rc = notify_start(s->notify)) != 0) {
+		log_error("event=start_failed what=notify error=\"%s\"",
+		          rc == -EINVAL ? err : uv_err_name(rc));
+		goto fail;
+	}
 	events_set_session(s->events, s->session);
 	ingest_set_on_commit(s->ingest, events_on_commit, s->events);
+	/* issue 16 (A): stored events (problems, status changes) reach the hub in id order,
+	 * and from it the streams and every sink; the feed's timer finds silent sites. */
+	store_set_event_cb(s->store, events_on_stored, s->events);
+	events_set_store(s->events, s->store);
+	struct events_feed_opts fo = {.silent_ms = cfg->feed_silent_ms,
+	                              .silent_factor = cfg->feed_silent_factor,
+	                              .event_retention_ms = cfg->feed.event_retention_ms};
+	if ((rc = events_start_feed(s->events, &fo)) != 0) {
+		log_error("event=start_failed feed=%d", rc);
+		goto fail;
+	}
 	if (cfg->web.root[0]) {
 		if (static_open(&s->loop, cfg->web.root, &s->web, err, sizeof(err))) {
 			log_error("event=start_failed error=\"%s\"", err);
@@ -382,10 +530,27 @@ static int run(struct server *s)
 		log_error("event=start_failed error=\"%s\" hint=run_ca_init", err);
 		goto fail;
 	}
+	/* issue 14: every source is known now; the allow list was checked with the config. */
+	s->metrics = (struct metrics_sources){.tls = s->tls,
+	                                      .conns = s->conns,
+	                                      .ingest = s->ingest,
+	                                      .store = s->store,
+	                                      .events = s->events,
+	                                      .notify = s->notify,
+	                                      .start_time_ms = vw_now_ms()};
+	{
+		struct metrics_allow ma;
+		metrics_allow_parse(cfg->metrics.allow, &ma, err, sizeof(err));
+		api_set_metrics(s->api, &s->metrics, &ma);
+	}
 	int port;
 	if ((rc = tls_server_listen(s->tls, cfg->listen_host, cfg->listen_port, &port)) != 0) {
 		log_error("event=start_failed listen=%s error=%s", cfg->server.listen,
 		          uv_err_name(rc));
+		goto fail;
+	}
+	if ((rc = sdnotify_init(&s->sdn, &s->loop, server_status, s)) != 0) {
+		log_error("event=start_failed what=sd_notify error=%s", uv_err_name(rc));
 		goto fail;
 	}
 	uv_signal_init(&s->loop, &s->sigint);
@@ -397,13 +562,18 @@ static int run(struct server *s)
 	uv_signal_init(&s->loop, &s->sighup);
 	s->sighup.data = s;
 	uv_signal_start(&s->sighup, on_sighup, SIGHUP);
-	log_info("event=listening addr=%s port=%d", cfg->listen_host, port);
+	log_info("event=listening addr=%s port=%d watchdog_ms=%llu", cfg->listen_host, port,
+	         (unsigned long long)sdnotify_watchdog_ms(&s->sdn));
+	/* Listening, the signer running, the store open: Type=notify's start is done. */
+	if ((rc = sdnotify_ready(&s->sdn)) != 0)
+		log_warn("event=sd_notify_failed what=ready error=\"%s\"", strerror(-rc));
 
 	uv_run(&s->loop, UV_RUN_DEFAULT);
 
 	tls_server_destroy(s->tls);
 	conn_server_destroy(s->conns);
 	events_destroy(s->events);
+	notify_destroy(s->notify);
 	static_destroy(s->web);
 	api_destroy(s->api);
 	auth_close(s->auth);
@@ -415,15 +585,19 @@ static int run(struct server *s)
 fail:
 	/* Start-up failed before the loop ran: close what was opened, let the loop free it. */
 	tls_server_destroy(s->tls);
+	notify_close(s->notify);
 	store_close(s->store);
 	signer_stop(s->signer);
 	seen_destroy(s->seen);
 	session_destroy(s->session);
 	published_close(s->published);
+	capture_destroy(s->capture);
+	inspect_close(s->inspect);
 	events_close(s->events);
 	uv_run(&s->loop, UV_RUN_DEFAULT);
 	conn_server_destroy(s->conns);
 	events_destroy(s->events);
+	notify_destroy(s->notify);
 	static_destroy(s->web);
 	api_destroy(s->api);
 	auth_close(s->auth);
@@ -444,14 +618,35 @@ int main(int argc, char **argv)
 		return 0;
 	if (prc != VW_CLI_OK)
 		return 2;
+	/* The man pages' generated parts (scripts/man-pages.sh). */
+	if (vw_cli_flag(&g, "help-man")) {
+		if (vw_cli_flag(&g, "help-config"))
+			vw_conf_print_man(&server_conf_schema, stdout);
+		else
+			vw_cli_print_man(&cli, stdout);
+		return 0;
+	}
 	if (vw_cli_flag(&g, "help-config")) {
 		vw_conf_print_reference(&server_conf_schema, stdout);
 		return 0;
+	}
+	if (vw_cli_flag(&g, "help-labels")) {
+		/* docs/API.md's label tables are this output (scripts/labels-docs.sh). */
+		struct vw_buf b;
+		vw_buf_init(&b, 1u << 20);
+		int lrc = vw_labels_markdown(&b);
+		if (!lrc)
+			fwrite(b.data, 1, b.len, stdout);
+		vw_buf_free(&b);
+		return lrc ? 1 : 0;
 	}
 	if (vw_cli_flag(&g, "help")) {
 		usage(&cli, stdout);
 		return 0;
 	}
+	/* A published draw is checked by anyone, without this server's configuration. */
+	if (cmd && cmd->run == draw_cmd_verify)
+		return cmd->run(NULL, cmd, &cv);
 	const char *path = vw_cli_str(&g, "config");
 	int check_only = vw_cli_flag(&g, "check-config");
 	if (!path || (cmd && check_only)) {
@@ -471,7 +666,14 @@ int main(int argc, char **argv)
 	}
 	vw_log_set_level((enum vw_log_level)s.cfg.server.log_level);
 	int rc;
-	if (check_only) {
+	struct calendar hol;
+	char herr[512];
+	if (check_only && calendar_load(s.cfg.inspection.holidays, &hol, herr, sizeof(herr)) != 0) {
+		/* issue 12 E: the holidays file is read at start; a bad one is named here */
+		fprintf(stderr, "%s: [inspection] holidays: %s\n", path, herr);
+		rc = 1;
+	} else if (check_only) {
+		calendar_free(&hol);
 		printf("%s: ok (listen %s, state_dir %s, pki %s)\n", path, s.cfg.server.listen,
 		       s.cfg.server.state_dir, s.cfg.pki_dir);
 		rc = 0;

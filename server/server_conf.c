@@ -1,8 +1,13 @@
 #include "server_conf.h"
 
+#include "labels.h"
+#include "metrics.h"
+#include "notify_msg.h"
+
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,6 +95,9 @@ static const struct vw_conf_key web_keys[] = {
      3600000, NULL,
      "an open event stream's token or session is checked again this often (revoked, "
      "logged out, idle or expired: the stream ends)"},
+    {"public_url", VW_CONF_STR, KEY(web_section, public_url), "", 0, 0, 0, NULL,
+     "the dashboard's address as people reach it (https://name[:port]); notifications then "
+     "link to a site's page (<public_url>/sites/SITE). Empty = no link"},
 };
 
 /* The store's backend by name; its files (for sqlite: venuewatch.db) live in state_dir, so a
@@ -106,6 +114,21 @@ static const struct vw_conf_key store_keys[] = {
      "batches, once "
      "the rollup job has credited them (a target's latest result stays); scores, which "
      "read the rollups, do not change. Evidence rows older than this are gone"},
+    /* issue 16 C: the pictures show candidates (personal information): kept no longer than
+     * the results they illustrate unless a province decides on less. */
+    {"thumbnail_retention", VW_CONF_DURATION, KEY(store_section, thumb_retention_ms), "0", 0, 0,
+     3650LL * 86400000, NULL,
+     "camera thumbnails (picture evidence) that arrived longer ago than this are deleted, "
+     "in small batches; 0: the same as raw_retention. They are personal information: "
+     "keep them no longer than needed"},
+    /* issue 16 C: the access log names people and when they looked at candidates' pictures:
+     * personal information too, kept for a bounded time (PIPL-style practice), never for
+     * ever. */
+    {"thumbnail_access_retention", VW_CONF_DURATION, KEY(store_section, thumb_access_retention_ms),
+     "8760h", 0, 86400000, 3650LL * 86400000, NULL,
+     "records of who was shown which camera thumbnail (table thumbnail_access) older than "
+     "this are deleted, in small batches; 8760h is 365 days. The log is personal "
+     "information itself: keep it only as long as complaints and audits need it"},
 };
 
 /* issue 11 and DOMAIN.md: 5 when the weakest criterion holds >= 99 % of exam-session time,
@@ -132,6 +155,89 @@ static const struct vw_conf_key score_keys[] = {
      "how long after a session's end its figures count as provisional (they may still change)"},
 };
 
+/* issue 16 (A). GB/T 28181-2022 marks a device offline after 3 missed keepalives: a
+ * site is silent after 3 of its upload cadences without a batch. A week of events covers a
+ * dashboard left closed over a weekend and holiday. */
+static const struct vw_conf_key feed_keys[] = {
+    {"silent_after", VW_CONF_STR, KEY(feed_section, silent_after), "3x", 0, 0, 0, NULL,
+     "a site from which no batch came for this long has a site_silent problem: Nx = N "
+     "times the cadence its agent last reported (cadence_ms; 60 s when it never said), "
+     "or a duration such as 90s"},
+    {"event_retention", VW_CONF_DURATION, KEY(feed_section, event_retention_ms), "168h", 0, 60000,
+     3650LL * 86400000, NULL,
+     "(168h = 7 days) stored events (problems, status changes) older than this are pruned; "
+     "an event stream resuming from before it is told to reload"},
+};
+
+/* issue 16 D: [notify NAME]. The defaults retry for about an hour (10 attempts, 10 s
+ * doubling to 10 min), long enough to outlast a robot's or a proxy's restart; 20/min is
+ * DingTalk's own limit for one robot (it answers errcode 130101 beyond it). */
+static const struct vw_conf_key notify_keys[] = {
+    {"type", VW_CONF_ENUM, KEY(notify_section, type), NULL, VW_CONF_REQUIRED, 0, 0, NOTIFY_TYPES,
+     "webhook = a JSON POST of the problem and the message; dingtalk / wecom = the robot's "
+     "markdown message (DingTalk 钉钉 or WeCom 企业微信 group robot)"},
+    {"url", VW_CONF_STR, KEY(notify_section, url), NULL, VW_CONF_REQUIRED, 0, 0, NULL,
+     "where messages are POSTed (http:// or https://); for the robots the webhook address "
+     "with its access_token / key (never logged)"},
+    {"secret", VW_CONF_STR, KEY(notify_section, secret), "", 0, 0, 0, NULL,
+     "dingtalk: the robot's signing secret (加签, SEC...); empty = unsigned"},
+    {"secret_file", VW_CONF_STR, KEY(notify_section, secret_file), "", 0, 0, 0, NULL,
+     "dingtalk: a file holding the signing secret instead (read at start and on SIGHUP)"},
+    {"min_severity", VW_CONF_ENUM, KEY(notify_section, min_severity), "major", 0, 0, 0,
+     NOTIFY_SEVERITIES, "problems of at least this severity are sent"},
+    {"scope", VW_CONF_STR, KEY(notify_section, scope), "province", 0, 0, 0, NULL,
+     "whose problems: province (all), city:NAME, org:NAME or site:NAME"},
+    {"events", VW_CONF_STR, KEY(notify_section, events), "opened,closed", 0, 0, 0, NULL,
+     "which of a problem's events are sent: opened, closed, acked, updated (comma-separated)"},
+    {"rate", VW_CONF_STR, KEY(notify_section, rate), "20/min", 0, 0, 0, NULL,
+     "at most this many messages (N/min, N/h or N/s; off = no limit); more wait in the "
+     "queue"},
+    {"burst", VW_CONF_INT, KEY(notify_section, burst), "5", 0, 1, 1000, NULL,
+     "messages that may go at once before rate applies"},
+    {"ca", VW_CONF_STR, KEY(notify_section, ca), "", 0, 0, 0, NULL,
+     "CA file to verify an https receiver with; empty = the system's CAs"},
+    {"timeout", VW_CONF_DURATION, KEY(notify_section, timeout_ms), "10s", 0, 100, 600000, NULL,
+     "one delivery attempt, connect to reply; a receiver that does not answer in time "
+     "counts as a failure"},
+    {"retry_first", VW_CONF_DURATION, KEY(notify_section, retry_first_ms), "10s", 0, 100, 3600000,
+     NULL, "wait after the first failure; doubled after each next one, with jitter"},
+    {"retry_max", VW_CONF_DURATION, KEY(notify_section, retry_max_ms), "10m", 0, 100, 86400000,
+     NULL, "longest wait between attempts"},
+    {"attempts", VW_CONF_INT, KEY(notify_section, attempts), "10", 0, 1, 1000, NULL,
+     "attempts before a message is given up as failed"},
+    {"queue", VW_CONF_INT, KEY(notify_section, queue), "256", 0, 1, 100000, NULL,
+     "messages waiting for this sink at most; more are recorded as suppressed and counted in "
+     "the sink's next message"},
+};
+
+/* issue 12 B: [inspection]. Three grades and three outcomes as market-supervision and HRSS
+ * inspection lists name them; 20 working days is the market-supervision practice for
+ * publishing a result (DOMAIN.md). */
+static const struct vw_conf_key inspection_keys[] = {
+    {"risk_grades", VW_CONF_STR, KEY(inspection_section, risk_grades), INSPECT_RISK_GRADES_DEFAULT,
+     0, 0, 0, NULL,
+     "the targets' risk grades as id:label, comma-separated, highest risk first (ids "
+     "[a-z0-9_], at most 16); a target's risk is one of the ids (CSV: the id or the label)"},
+    {"outcomes", VW_CONF_STR, KEY(inspection_section, outcomes), INSPECT_OUTCOMES_DEFAULT, 0, 0, 0,
+     NULL, "an inspection's possible outcomes as id:label, comma-separated (at most 16)"},
+    {"holidays", VW_CONF_STR, KEY(inspection_section, holidays), "", 0, 0, 0, NULL,
+     "a CSV of YYYY-MM-DD,holiday|workday,name (national holidays and make-up working days) "
+     "for the results' deadline; empty = only weekends are rest days"},
+    {"result_due_days", VW_CONF_INT, KEY(inspection_section, result_due_days), "20", 0, 1, 365,
+     NULL, "an inspection's result is due for publication this many working days after it"},
+    {"capture_every", VW_CONF_DURATION, KEY(inspection_section, capture_every_ms), "30s", 0, 1000,
+     3600000, NULL,
+     "how often remote checks look for a started slot to capture the site's live status"},
+};
+
+/* issue 14: who may scrape GET /metrics without the metrics role's token. */
+static const struct vw_conf_key metrics_keys[] = {
+    {"allow", VW_CONF_STR, KEY(metrics_section, allow), "", 0, 0, 0, NULL,
+     "comma-separated peer addresses or CIDRs (127.0.0.1, ::1, 10.0.0.0/8) that may read "
+     "GET /metrics without a token; empty = only with a metrics token ('token create "
+     "--role metrics')"},
+};
+
 #define NKEYS(a) (sizeof(a) / sizeof((a)[0]))
 
 static const struct vw_conf_section sections[] = {
@@ -148,6 +254,18 @@ static const struct vw_conf_section sections[] = {
     {"score", 0, score_keys, NKEYS(score_keys), offsetof(struct server_conf, score), 0, 0,
      KEY(score_section, line), 0,
      "The item-3.6 rubric: percent of exam-session time to score steps (docs/SCORE.md)."},
+    {"feed", 0, feed_keys, NKEYS(feed_keys), offsetof(struct server_conf, feed), 0, 0,
+     KEY(feed_section, line), 0,
+     "The live feed: problems, site silence and the stored events behind /api/v1/events."},
+    {"notify", 1, notify_keys, NKEYS(notify_keys), offsetof(struct server_conf, notify),
+     sizeof(struct notify_section), KEY(notify_section, name), KEY(notify_section, line), 0,
+     "A notification sink: problems sent to a webhook, a DingTalk or a WeCom robot "
+     "(docs/API.md \"Notifications\")."},
+    {"inspection", 0, inspection_keys, NKEYS(inspection_keys),
+     offsetof(struct server_conf, inspection), 0, 0, KEY(inspection_section, line), 0,
+     "Double-random inspections (双随机、一公开): risk grades, outcomes, the results' deadline."},
+    {"metrics", 0, metrics_keys, NKEYS(metrics_keys), offsetof(struct server_conf, metrics), 0, 0,
+     KEY(metrics_section, line), 0, "GET /metrics, the Prometheus exposition (docs/API.md)."},
 };
 
 const struct vw_conf_schema server_conf_schema = {sections, NKEYS(sections)};
@@ -270,6 +388,110 @@ static char *join_path(const char *dir, const char *name)
 	return p;
 }
 
+/* [feed] silent_after: "Nx" (1 <= N <= 100) or a duration of 1 s to 1 day. */
+static int parse_silent_after(struct server_conf *cfg, struct vw_conf_errors *errs)
+{
+	const char *v = cfg->feed.silent_after ? cfg->feed.silent_after : "3x";
+	size_t n = strlen(v);
+	cfg->feed_silent_ms = 0;
+	cfg->feed_silent_factor = 0;
+	if (n >= 2 && (v[n - 1] == 'x' || v[n - 1] == 'X')) {
+		char num[32], *end;
+		if (n - 1 < sizeof(num)) {
+			memcpy(num, v, n - 1);
+			num[n - 1] = '\0';
+			double f = strtod(num, &end);
+			if (*end == '\0' && end != num && f >= 1 && f <= 100) {
+				cfg->feed_silent_factor = f;
+				return 0;
+			}
+		}
+	} else {
+		long long ms;
+		if (vw_conf_parse_duration(v, &ms) == 0 && ms >= 1000 && ms <= 86400000) {
+			cfg->feed_silent_ms = ms;
+			return 0;
+		}
+	}
+	vw_conf_error(errs, cfg->path, cfg->feed.line,
+	              "[feed] silent_after: expected Nx (1 to 100 times the cadence) or a duration "
+	              "of 1s to 24h, got '%s'",
+	              v);
+	return 1;
+}
+
+/* issue 16 D: each [notify NAME]'s values that the table cannot check, and its secret. */
+static int check_notify(struct server_conf *cfg, const char *path, struct vw_conf_errors *errs)
+{
+	int bad = 0;
+	char why[256];
+	for (size_t i = 0; i < cfg->notify.n; i++) {
+		struct notify_section *n = VW_CONF_ITEM(cfg->notify, struct notify_section, i);
+		struct notify_scope sc;
+		unsigned mask;
+		double rate;
+		/* A required key that is missing was reported already; its value is NULL. */
+		if (!n->url || !n->scope || !n->events || !n->rate || !n->secret || !n->secret_file)
+			continue;
+		if (strncmp(n->url, "http://", 7) != 0 && strncmp(n->url, "https://", 8) != 0) {
+			vw_conf_error(errs, path, n->line,
+			              "[notify %s] url: expected http:// or https://", n->name);
+			bad++;
+		}
+		if (notify_scope_parse(n->scope, &sc, why, sizeof(why))) {
+			vw_conf_error(errs, path, n->line, "[notify %s] %s", n->name, why);
+			bad++;
+		}
+		if (notify_events_parse(n->events, &mask, why, sizeof(why))) {
+			vw_conf_error(errs, path, n->line, "[notify %s] events: %s", n->name, why);
+			bad++;
+		}
+		if (notify_rate_parse(n->rate, &rate, why, sizeof(why))) {
+			vw_conf_error(errs, path, n->line, "[notify %s] %s", n->name, why);
+			bad++;
+		}
+		if (n->retry_max_ms < n->retry_first_ms) {
+			vw_conf_error(errs, path, n->line,
+			              "[notify %s] retry_max: shorter than retry_first", n->name);
+			bad++;
+		}
+		if (n->secret[0] && n->secret_file[0]) {
+			vw_conf_error(errs, path, n->line,
+			              "[notify %s] secret and secret_file: set one, not both",
+			              n->name);
+			bad++;
+		} else if (n->secret_file[0]) {
+			/* The first line, as the agent reads a camera's credentials file. */
+			char line[512] = "";
+			FILE *f = fopen(n->secret_file, "r");
+			int ok = f && fgets(line, sizeof(line), f) != NULL;
+			int err = errno;
+			if (f)
+				fclose(f);
+			line[strcspn(line, "\r\n")] = '\0';
+			if (!ok || !line[0]) {
+				vw_conf_error(errs, path, n->line, "[notify %s] secret_file %s: %s",
+				              n->name, n->secret_file,
+				              !f ? strerror(err) : "empty first line");
+				bad++;
+			} else if (!(n->secret_value = strdup(line))) {
+				bad++;
+			}
+			OPENSSL_cleanse(line, sizeof(line));
+		} else if (!(n->secret_value = strdup(n->secret))) {
+			bad++;
+		}
+		if (n->type != NOTIFY_DINGTALK && (n->secret[0] || n->secret_file[0])) {
+			vw_conf_error(
+			    errs, path, n->line,
+			    "[notify %s] secret: only a dingtalk robot signs its messages",
+			    n->name);
+			bad++;
+		}
+	}
+	return bad;
+}
+
 static int finish(struct server_conf *cfg, const char *path, int rc, struct vw_conf_errors *errs)
 {
 	cfg->path = path;
@@ -302,9 +524,29 @@ static int finish(struct server_conf *cfg, const char *path, int rc, struct vw_c
 	                                    .step2_pct = cfg->score.step2,
 	                                    .default_stale_ms = cfg->score.default_stale_ms,
 	                                    .settle_ms = cfg->score.settle_ms};
+	rc += check_notify(cfg, path, errs);
 	char why[256];
 	if (score_rubric_finish(&cfg->rubric, why, sizeof(why))) {
 		vw_conf_error(errs, path, cfg->score.line, "%s", why);
+		rc++;
+	}
+	if (parse_silent_after(cfg, errs))
+		rc++;
+	struct inspect_labels lab;
+	if (cfg->inspection.risk_grades &&
+	    inspect_labels_parse(cfg->inspection.risk_grades, &lab, why, sizeof(why))) {
+		vw_conf_error(errs, path, cfg->inspection.line, "[inspection] risk_grades: %s",
+		              why);
+		rc++;
+	}
+	if (cfg->inspection.outcomes &&
+	    inspect_labels_parse(cfg->inspection.outcomes, &lab, why, sizeof(why))) {
+		vw_conf_error(errs, path, cfg->inspection.line, "[inspection] outcomes: %s", why);
+		rc++;
+	}
+	struct metrics_allow ma;
+	if (metrics_allow_parse(cfg->metrics.allow, &ma, why, sizeof(why))) {
+		vw_conf_error(errs, path, cfg->metrics.line, "[metrics] allow: %s", why);
 		rc++;
 	}
 	if (rc)
@@ -360,6 +602,13 @@ void server_conf_free(struct server_conf *cfg)
 {
 	if (!cfg)
 		return;
+	for (size_t i = 0; i < cfg->notify.n; i++) {
+		struct notify_section *n = VW_CONF_ITEM(cfg->notify, struct notify_section, i);
+		if (n->secret_value)
+			OPENSSL_cleanse(n->secret_value, strlen(n->secret_value));
+		free(n->secret_value);
+		n->secret_value = NULL;
+	}
 	vw_conf_free(&server_conf_schema, cfg);
 	free(cfg->pki_dir);
 	free(cfg->db_path);

@@ -42,12 +42,22 @@ struct web_section {
 	long session_idle_ms;
 	long session_lifetime_ms;
 	long stream_recheck_ms;
+	char *public_url; /* issue 16 D: "" = no dashboard link in notifications */
+	int line;
+};
+
+/* issue 14: GET /metrics. */
+struct metrics_section {
+	char *allow; /* peers let in without a token: addresses/CIDRs; "" = token only */
 	int line;
 };
 
 struct store_section {
 	int backend; /* index into the choices: 0 = sqlite */
 	long raw_retention_ms;
+	long thumb_retention_ms; /* issue 16 C: 0 = raw_retention_ms */
+	/* issue 16 C: thumbnail_access rows older than this are pruned */
+	long thumb_access_retention_ms;
 	int line;
 };
 
@@ -59,6 +69,46 @@ struct score_section {
 	int line;
 };
 
+/* issue 16 (A): the live feed (problems, silence, events). */
+struct feed_section {
+	char *silent_after; /* "3x" (times the site's cadence) or a duration */
+	long event_retention_ms;
+	int line;
+};
+
+/* issue 16 D: one [notify NAME] sink (server/notify/notify.h). */
+struct notify_section {
+	char *name;
+	int type; /* enum notify_type */
+	char *url;
+	char *secret;
+	char *secret_file;
+	int min_severity; /* enum notify_severity */
+	char *scope;
+	char *events;
+	char *rate;
+	long burst;
+	char *ca;
+	long timeout_ms;
+	long retry_first_ms, retry_max_ms;
+	long attempts;
+	long queue;
+	int line;
+	/* Derived by server_conf_load: secret_file's contents when set (else secret). */
+	char *secret_value;
+};
+
+/* issue 12 B: [inspection] (双随机、一公开). The id:label lists are checked here with
+ * inspect_labels_parse; the modules that use them parse them again (a few hundred bytes). */
+struct inspection_section {
+	char *risk_grades; /* id:label list, first = highest risk */
+	char *outcomes;    /* id:label list of inspection outcomes */
+	char *holidays;    /* CSV path, "" = weekends only */
+	long result_due_days;
+	long capture_every_ms;
+	int line;
+};
+
 struct server_conf {
 	const char *path;
 	struct server_section server;
@@ -67,6 +117,10 @@ struct server_conf {
 	struct web_section web;
 	struct store_section store;
 	struct score_section score;
+	struct feed_section feed;
+	struct vw_conf_list notify;           /* issue 16 D: struct notify_section */
+	struct inspection_section inspection; /* issue 12 B */
+	struct metrics_section metrics;       /* issue 14 */
 	/* Derived by server_conf_load once the file is valid. */
 	char listen_host[64];
 	int listen_port;
@@ -76,6 +130,9 @@ struct server_conf {
 	char *auth_db_path; /* <state_dir>/auth.db: tokens, certificates, audit (see auth.h) */
 	char *crl_path;     /* <pki_dir>/ca.crl */
 	struct score_rubric rubric; /* [score], with its version */
+	/* [feed] silent_after: a fixed bound (ms > 0), or factor x the site's cadence. */
+	long long feed_silent_ms;
+	double feed_silent_factor;
 };
 
 extern const struct vw_conf_schema server_conf_schema;

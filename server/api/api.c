@@ -10,6 +10,7 @@
 #include "ca.h"
 #include "conf.h"
 #include "events.h"
+#include "inspections.h"
 #include "log.h"
 #include "session.h"
 #include "static.h"
@@ -26,6 +27,14 @@ struct api *api_create(struct store *store, struct ingest *ingest)
 		a->store = store;
 		a->ingest = ingest;
 		score_rubric_default(&a->rubric);
+		snprintf(a->outcomes, sizeof(a->outcomes), "%s", INSPECTIONS_OUTCOMES_DEFAULT);
+		a->result_due_days = 20; /* until api_set_publication: [inspection]'s default */
+		inspect_labels_parse("clear:未发现问题,rectify:责令整改,refer:移交处理",
+		                     &a->outcome_labels, NULL, 0);
+		char err[128];
+		if (inspect_labels_parse(INSPECT_RISK_GRADES_DEFAULT, &a->risk_grades, err,
+		                         sizeof(err)))
+			log_error("event=bug what=risk_grades_default error=\"%s\"", err);
 	}
 	return a;
 }
@@ -35,6 +44,9 @@ void api_destroy(struct api *a)
 	if (!a)
 		return;
 	free(a->pki_dir);
+	vw_buf_free(&a->sites_body);
+	vw_buf_free(&a->metrics_body);
+	calendar_free(&a->calendar);
 	free(a);
 }
 
@@ -79,6 +91,34 @@ void api_set_session(struct api *a, struct session *session)
 void api_set_events(struct api *a, struct events *events)
 {
 	a->events = events;
+}
+
+void api_set_inspect(struct api *a, struct inspect *inspect)
+{
+	a->inspect = inspect;
+}
+
+int api_set_publication(struct api *a, struct calendar *cal, long result_due_days,
+                        const char *outcomes)
+{
+	struct inspect_labels l = {0};
+	char err[128];
+	/* server_conf_load checked it already: a failure here is a caller's bug */
+	if (outcomes && outcomes[0] && inspect_labels_parse(outcomes, &l, err, sizeof(err)))
+		return -EINVAL;
+	a->outcome_labels = l;
+	calendar_free(&a->calendar);
+	a->calendar = *cal;
+	*cal = (struct calendar){0};
+	a->result_due_days = result_due_days;
+	return 0;
+}
+
+void api_set_capture(struct api *a, struct capture *capture, const char *outcomes)
+{
+	a->capture = capture;
+	snprintf(a->outcomes, sizeof(a->outcomes), "%s",
+	         outcomes ? outcomes : INSPECTIONS_OUTCOMES_DEFAULT);
 }
 
 void api_set_score(struct api *a, const struct score_rubric *rubric, struct published *published)
@@ -133,24 +173,29 @@ static void post_enroll(struct api *a, struct conn *c, const struct http_request
 static void get_events(struct api *a, struct conn *c, const struct http_request *req,
                        const struct router_match *m, const struct authz_principal *who)
 {
-	(void)req, (void)m;
+	(void)m;
 	if (!a->events) {
 		conn_respond_error(c, 503, "event stream unavailable", NULL);
 		return;
 	}
-	events_subscribe(a->events, c, who);
+	events_subscribe(a->events, c, who, req->last_event_id);
 }
 
 /* The route table: every path the collector answers, who may ask, and the handler. A GET
  * route answers HEAD too; a path with no route for the method gets 405 and Allow. */
 static const struct router_route routes[] = {
     {HTTP_VERB_GET, "/healthz", AUTHZ_ANON, get_healthz},
+    /* issue 14: the Prometheus scrape — the metrics role only (no other role reads it, and
+     * that role reads nothing else), or a [metrics] allow address without a credential. */
+    {HTTP_VERB_GET, "/metrics", AUTHZ_METRICS, api_metrics_get},
     {HTTP_VERB_POST, "/api/v1/ingest", AUTHZ_AGENT_CERT, post_ingest},
     {HTTP_VERB_POST, "/api/v1/speedtest", AUTHZ_AGENT_CERT, post_speedtest},
     {HTTP_VERB_POST, "/api/v1/enroll", AUTHZ_ANON, post_enroll},
     {HTTP_VERB_GET, "/api/v1/sites", AUTHZ_SITE_READERS, api_sites_list},
     {HTTP_VERB_GET, "/api/v1/sites.csv", AUTHZ_SITE_READERS, api_sites_csv},
-    {HTTP_VERB_GET, "/api/v1/sites/{site}", AUTHZ_SITE_READERS, api_site_get},
+    /* issue 12 D: the per-site routes also admit an inspector, for the sites of his
+     * inspections only (authz_site_grant in each handler). */
+    {HTTP_VERB_GET, "/api/v1/sites/{site}", AUTHZ_SITE_READERS | AUTHZ_INSPECTOR, api_site_get},
     {HTTP_VERB_GET, "/api/v1/events", AUTHZ_SITE_READERS, get_events},
     /* Exam sessions (exams.c): planned by the org for its own sites, or by the city or
      * province; agents read their own site's. */
@@ -167,13 +212,79 @@ static const struct router_route routes[] = {
     {HTTP_VERB_GET, "/api/v1/orgs/{org}/score/published", AUTHZ_SITE_READERS, api_score_published},
     {HTTP_VERB_GET, "/api/v1/orgs/{org}/report.html", AUTHZ_SITE_READERS, api_score_report_html},
     {HTTP_VERB_GET, "/api/v1/orgs/{org}/report.csv", AUTHZ_SITE_READERS, api_score_report_csv},
-    {HTTP_VERB_GET, "/api/v1/sites/{site}/score", AUTHZ_SITE_READERS, api_score_site},
+    {HTTP_VERB_GET, "/api/v1/sites/{site}/score", AUTHZ_SITE_READERS | AUTHZ_INSPECTOR,
+     api_score_site},
     {HTTP_VERB_GET, "/api/v1/score/ranking", AUTHZ_SITE_READERS, api_score_ranking},
     {HTTP_VERB_GET, "/api/v1/evidence/{id}", AUTHZ_SITE_READERS, api_evidence_get},
+    /* issue 16 E: a site's history (api/history.c). */
+    {HTTP_VERB_GET, "/api/v1/sites/{site}/history", AUTHZ_SITE_READERS | AUTHZ_INSPECTOR,
+     api_site_history},
+    /* issue 16 (A, api/problems.c): problems and their ack (the supervisors', never the
+     * org's own), and the labels of every code, which anyone may read (no site data). */
+    {HTTP_VERB_GET, "/api/v1/problems", AUTHZ_SITE_READERS, api_problems_list},
+    {HTTP_VERB_POST, "/api/v1/problems/{id}/ack", AUTHZ_PROVINCE | AUTHZ_CITY, api_problem_ack},
+    {HTTP_VERB_GET, "/api/v1/labels", AUTHZ_ANON, api_labels_get},
+    /* issue 16 C: picture evidence (api/thumbs.c). Personal information: the site's readers
+     * only, never public, every access recorded. */
+    {HTTP_VERB_GET, "/api/v1/sites/{site}/cameras/{camera}/thumbnail",
+     AUTHZ_SITE_READERS | AUTHZ_INSPECTOR, api_thumbnail_get},
+    /* Issue 16 D: notification delivery state (notifications.c), for the supervisors. */
+    {HTTP_VERB_GET, "/api/v1/notifications", AUTHZ_PROVINCE | AUTHZ_CITY, api_notifications_list},
+    /* Issue 12 C: the double-random draws (api/draws.c); a city's are its city's only. */
+    {HTTP_VERB_POST, "/api/v1/draws", AUTHZ_PROVINCE | AUTHZ_CITY, api_draws_post},
+    {HTTP_VERB_GET, "/api/v1/draws", AUTHZ_PROVINCE | AUTHZ_CITY, api_draws_list},
+    {HTTP_VERB_GET, "/api/v1/draws/{id}", AUTHZ_PROVINCE | AUTHZ_CITY, api_draw_get},
+    {HTTP_VERB_GET, "/api/v1/draws/{id}/document", AUTHZ_PROVINCE | AUTHZ_CITY, api_draw_document},
+    {HTTP_VERB_POST, "/api/v1/draws/{id}/commit", AUTHZ_PROVINCE | AUTHZ_CITY, api_draw_commit},
+    {HTTP_VERB_POST, "/api/v1/draws/{id}/execute", AUTHZ_PROVINCE | AUTHZ_CITY, api_draw_execute},
+    {HTTP_VERB_POST, "/api/v1/draws/{id}/replace", AUTHZ_PROVINCE | AUTHZ_CITY, api_draw_replace},
+    {HTTP_VERB_POST, "/api/v1/draws/{id}/publish", AUTHZ_PROVINCE | AUTHZ_CITY, api_draw_publish},
+    /* issue 12 D: inspections (api/inspections.c). The inspectors record and confirm; the
+     * bureau (city in scope, province) publishes. */
+    {HTTP_VERB_GET, "/api/v1/inspections", AUTHZ_PROVINCE | AUTHZ_CITY | AUTHZ_INSPECTOR,
+     api_inspections_list},
+    {HTTP_VERB_GET, "/api/v1/inspections/{id}", AUTHZ_PROVINCE | AUTHZ_CITY | AUTHZ_INSPECTOR,
+     api_inspection_get},
+    {HTTP_VERB_GET, "/api/v1/inspections/{id}/evidence/{eid}",
+     AUTHZ_PROVINCE | AUTHZ_CITY | AUTHZ_INSPECTOR, api_inspection_evidence},
+    {HTTP_VERB_POST, "/api/v1/inspections/{id}/result", AUTHZ_INSPECTOR, api_inspection_result},
+    {HTTP_VERB_POST, "/api/v1/inspections/{id}/confirm", AUTHZ_INSPECTOR, api_inspection_confirm},
+    {HTTP_VERB_POST, "/api/v1/inspections/{id}/publish", AUTHZ_PROVINCE | AUTHZ_CITY,
+     api_inspection_publish},
+    {HTTP_VERB_POST, "/api/v1/inspections/{id}/capture", AUTHZ_INSPECTOR, api_inspection_capture},
+    /* Issue 12 C: the double-random draws (api/draws.c); a city's are its city's only. */
+    {HTTP_VERB_POST, "/api/v1/draws", AUTHZ_PROVINCE | AUTHZ_CITY, api_draws_post},
+    {HTTP_VERB_GET, "/api/v1/draws", AUTHZ_PROVINCE | AUTHZ_CITY, api_draws_list},
+    {HTTP_VERB_GET, "/api/v1/draws/{id}", AUTHZ_PROVINCE | AUTHZ_CITY, api_draw_get},
+    {HTTP_VERB_GET, "/api/v1/draws/{id}/document", AUTHZ_PROVINCE | AUTHZ_CITY, api_draw_document},
+    {HTTP_VERB_POST, "/api/v1/draws/{id}/commit", AUTHZ_PROVINCE | AUTHZ_CITY, api_draw_commit},
+    {HTTP_VERB_POST, "/api/v1/draws/{id}/execute", AUTHZ_PROVINCE | AUTHZ_CITY, api_draw_execute},
+    {HTTP_VERB_POST, "/api/v1/draws/{id}/replace", AUTHZ_PROVINCE | AUTHZ_CITY, api_draw_replace},
+    {HTTP_VERB_POST, "/api/v1/draws/{id}/publish", AUTHZ_PROVINCE | AUTHZ_CITY, api_draw_publish},
+    /* issue 12 B: the registers (registers.c); "changes" before {register}, which also
+     * takes "targets.csv" (the export). */
+    {HTTP_VERB_GET, "/api/v1/registers/changes", AUTHZ_PROVINCE | AUTHZ_CITY,
+     api_registers_changes},
+    {HTTP_VERB_GET, "/api/v1/registers/{register}", AUTHZ_PROVINCE | AUTHZ_CITY, api_registers_get},
+    {HTTP_VERB_POST, "/api/v1/registers/{register}", AUTHZ_PROVINCE | AUTHZ_CITY,
+     api_registers_post},
+    {HTTP_VERB_POST, "/api/v1/registers/{register}/import", AUTHZ_PROVINCE | AUTHZ_CITY,
+     api_registers_import},
+    {HTTP_VERB_DELETE, "/api/v1/registers/{register}/{key}", AUTHZ_PROVINCE | AUTHZ_CITY,
+     api_registers_delete},
     /* The dashboard's login: the token is the credential (session.c checks it). */
     {HTTP_VERB_POST, "/api/v1/session", AUTHZ_ANON, session_post},
     {HTTP_VERB_GET, "/api/v1/session", AUTHZ_PEOPLE, session_get},
     {HTTP_VERB_DELETE, "/api/v1/session", AUTHZ_PEOPLE, session_delete},
+    /* issue 12 E: 一公开 (public.c) — anyone, no login; only what publication.c whitelists. */
+    {HTTP_VERB_GET, "/public", AUTHZ_ANON, api_public_redirect},
+    {HTTP_VERB_GET, "/public/", AUTHZ_ANON, api_public_index},
+    {HTTP_VERB_GET, "/public/draws/{id}", AUTHZ_ANON, api_public_draw},
+    {HTTP_VERB_GET, "/public/results.csv", AUTHZ_ANON, api_public_results_csv},
+    {HTTP_VERB_GET, "/public/api/draws", AUTHZ_ANON, api_public_draws_json},
+    {HTTP_VERB_GET, "/public/api/draws/{id}", AUTHZ_ANON, api_public_draw_json},
+    {HTTP_VERB_GET, "/public/api/draws/{id}/document", AUTHZ_ANON, api_public_document},
+    {HTTP_VERB_GET, "/public/api/results", AUTHZ_ANON, api_public_results_json},
 };
 
 static void method_not_allowed(struct conn *c, unsigned allow)
@@ -217,7 +328,12 @@ void api_handle(void *ud, struct conn *c, const struct http_request *req)
 		return;
 	}
 	struct authz_principal who;
-	int deny = authz_identify(a, c, req, m.route->roles, &who);
+	unsigned roles = m.route->roles;
+	/* An allowed address's scrape is anonymous; authz_identify still refuses a token in
+	 * its URL. */
+	if ((roles & AUTHZ_METRICS) && api_metrics_peer_allowed(a, c, req))
+		roles = AUTHZ_ANON;
+	int deny = authz_identify(a, c, req, roles, &who);
 	if (deny) {
 		authz_respond(c, deny, m.route->roles, &who);
 		return;

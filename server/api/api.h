@@ -34,6 +34,27 @@ struct events;
 struct web_static;
 struct score_rubric;
 struct published;
+struct inspect;
+/* issue 12: the inspections' records (NULL: their routes answer 503). */
+void api_set_inspect(struct api *a, struct inspect *inspect);
+/* issue 12 E: the results' deadline for /public/ and the inspections' due dates — cal's days
+ * (taken over: the api frees them; cal is left empty), result_due_days, and the outcomes'
+ * id:label list (parsed; server_conf_load checked it). 0 or -EINVAL. */
+struct calendar;
+int api_set_publication(struct api *a, struct calendar *cal, long result_due_days,
+                        const char *outcomes);
+/* issue 12 D: the remote checks' capture (manual captures answer 503 without it) and the
+ * [inspection] outcomes a result may name (copied; NULL keeps the default); the site
+ * renderer the capture keeps the status evidence with (GET /api/v1/sites/{site}'s JSON). */
+struct capture;
+struct vw_buf;
+struct store_reply;
+void api_set_capture(struct api *a, struct capture *capture, const char *outcomes);
+void api_site_render(struct vw_buf *b, const struct store_reply *r);
+/* issue 12 B: the risk grades targets are checked against (default
+ * INSPECT_RISK_GRADES_DEFAULT); copied. */
+struct inspect_labels;
+void api_set_risk_grades(struct api *a, const struct inspect_labels *risk);
 /* The [score] rubric (copied) and the published scores (NULL: publishing answers 503). */
 void api_set_score(struct api *a, const struct score_rubric *rubric, struct published *published);
 void api_set_events(struct api *a, struct events *events);
@@ -41,6 +62,12 @@ void api_set_web(struct api *a, struct web_static *web);
 /* The dashboard's sessions (session.h); NULL: cookies are refused. Borrowed. */
 struct session;
 void api_set_session(struct api *a, struct session *session);
+/* issue 14: GET /metrics's sources (borrowed; NULL: 503) and the [metrics] allow list
+ * (copied; NULL: token only). */
+struct metrics_sources;
+struct metrics_allow;
+void api_set_metrics(struct api *a, const struct metrics_sources *src,
+                     const struct metrics_allow *allow);
 /* The conn_handler: ud is the struct api. */
 void api_handle(void *ud, struct conn *c, const struct http_request *req);
 

@@ -7,6 +7,8 @@
 #include <strings.h>
 
 #include "api_int.h"
+#include "inspect.h"
+#include "inspections.h"
 #include "log.h"
 #include "seen.h"
 #include "session.h"
@@ -24,6 +26,8 @@ unsigned authz_role_bit(enum auth_role r)
 		return AUTHZ_INSPECTOR;
 	case AUTH_PUBLIC:
 		return AUTHZ_PUBLIC;
+	case AUTH_METRICS:
+		return AUTHZ_METRICS;
 	}
 	return 0; /* a role this build does not know admits nothing */
 }
@@ -362,7 +366,7 @@ int authz_identify(struct api *a, const struct conn *c, const struct http_reques
 		return 0;
 	if (roles & AUTHZ_AGENT_CERT)
 		return identify_agent(a, c, req, who);
-	if (roles & AUTHZ_PEOPLE)
+	if (roles & (AUTHZ_PEOPLE | AUTHZ_METRICS))
 		return identify_person(a, c, req, roles, who);
 	return 403; /* a route that admits nobody: fail closed */
 }
@@ -432,12 +436,41 @@ int authz_site_visible(const struct authz_principal *who, const char *site, cons
 		case AUTH_ORG:
 			return same(who->person.org, org);
 		case AUTH_INSPECTOR:
+			return same(who->site_grant, site);
 		case AUTH_PUBLIC:
+		case AUTH_METRICS:
 			return 0;
 		}
 		return 0;
 	case AUTHZ_ANONYMOUS:
 		break;
 	}
+	return 0;
+}
+
+int authz_site_grant_or_refuse(struct api *a, struct conn *c, struct authz_principal *who,
+                               const char *site)
+{
+	int rc = authz_site_grant(a, who, site);
+	if (rc == -ENOENT)
+		conn_respond_error(c, 404, "no such site", NULL);
+	else if (rc)
+		conn_respond_error(c, 503, "inspections unavailable", NULL);
+	return rc;
+}
+
+int authz_site_grant(struct api *a, struct authz_principal *who, const char *site)
+{
+	if (who->kind != AUTHZ_PERSON || who->person.role != AUTH_INSPECTOR)
+		return 0;
+	who->site_grant[0] = '\0';
+	if (!site || !site[0] || strlen(site) >= sizeof(who->site_grant))
+		return -ENOENT;
+	int rc = a->inspect ? inspections_sees_site(a->inspect, who->person.inspector, site) : -EIO;
+	if (rc < 0)
+		return -EIO; /* fail closed */
+	if (!rc)
+		return -ENOENT;
+	snprintf(who->site_grant, sizeof(who->site_grant), "%s", site);
 	return 0;
 }

@@ -25,10 +25,13 @@ enum authz_kind { AUTHZ_ANONYMOUS, AUTHZ_AGENT, AUTHZ_PERSON };
 #define AUTHZ_ORG (1u << 4)
 #define AUTHZ_INSPECTOR (1u << 5)
 #define AUTHZ_PUBLIC (1u << 6)
+/* issue 14: the metrics role's bit, on GET /metrics only. Not among AUTHZ_PEOPLE: a route
+ * must name it to admit a scraper (no dashboard login, no site data: fail closed). */
+#define AUTHZ_METRICS (1u << 7)
 #define AUTHZ_PEOPLE (AUTHZ_PROVINCE | AUTHZ_CITY | AUTHZ_ORG | AUTHZ_INSPECTOR | AUTHZ_PUBLIC)
-/* The roles that read site data. public reads only published material, and nothing is
- * published yet; inspectors read the targets a draw assigns them, and there are no draws
- * yet: both are refused rather than given a view they were never granted. */
+/* The roles that read site data. public reads only published material (/public/). Inspectors
+ * read only the sites their inspections assign them, on the per-site routes that add
+ * AUTHZ_INSPECTOR and ask authz_site_grant — never lists, events or problems. */
 #define AUTHZ_SITE_READERS (AUTHZ_PROVINCE | AUTHZ_CITY | AUTHZ_ORG)
 
 struct authz_principal {
@@ -36,6 +39,9 @@ struct authz_principal {
 	struct tls_identity agent;    /* AUTHZ_AGENT */
 	struct auth_principal person; /* AUTHZ_PERSON */
 	int by_session;               /* the person came by the cookie: sess is theirs */
+	/* issue 12 D: the one site an inspector's request may read, granted by
+	 * authz_site_grant from his inspections (authz_site_visible shows him nothing else). */
+	char site_grant[64];
 	struct auth_session sess;
 	/* After a refusal: the detail for the answer (static text), and whether to clear a
 	 * session cookie the browser should stop sending. */
@@ -74,5 +80,15 @@ int authz_bearer(const struct http_request *req, char *out, size_t outlen);
  * matches empty: a token or a site without a city (or org) matches nothing. */
 int authz_site_visible(const struct authz_principal *who, const char *site, const char *org,
                        const char *city);
+/* issue 12 D: the per-site routes' gate for the inspector role, asked by every handler of a
+ * route that admits AUTHZ_INSPECTOR before it reads the store: for an inspector, whether an
+ * inspection he is an active member of, in state assigned or recorded, covers site
+ * (inspections_sees_site on inspect_reader); granted, who->site_grant = site and
+ * authz_site_visible shows him that site only. 0 go on (every other principal: a no-op),
+ * -ENOENT not his (answer 404, as for a site that does not exist), -EIO (503). */
+int authz_site_grant(struct api *a, struct authz_principal *who, const char *site);
+/* authz_site_grant, answering the refusal itself (404 or 503): non-zero means answered. */
+int authz_site_grant_or_refuse(struct api *a, struct conn *c, struct authz_principal *who,
+                               const char *site);
 
 #endif

@@ -466,7 +466,7 @@ void api_exams_post(struct api *a, struct conn *c, const struct http_request *re
 
 /* key's value in the query string, percent-decoded ('+' stays '+', so an offset such as
  * +08:00 may be written as it is). 1 found, 0 absent, -1 too long or malformed. */
-static int query_get(const char *q, const char *key, char *out, size_t outlen)
+int api_query_get(const char *q, const char *key, char *out, size_t outlen)
 {
 	size_t kl = strlen(key);
 	for (const char *p = q; *p;) {
@@ -498,7 +498,7 @@ static int query_get(const char *q, const char *key, char *out, size_t outlen)
 }
 
 /* A query time: RFC 3339, local "YYYY-MM-DD HH:MM", or a local date (its midnight). */
-static int query_time(const char *v, int64_t *ms)
+int api_query_time(const char *v, int64_t *ms)
 {
 	if (exams_time_parse(v, ms) == 0)
 		return 0;
@@ -554,7 +554,7 @@ void api_exams_list(struct api *a, struct conn *c, const struct http_request *re
 	              {"to", to, sizeof(to)},
 	              {"cancelled", cancelled, sizeof(cancelled)}};
 	for (size_t i = 0; i < sizeof(params) / sizeof(params[0]); i++)
-		if (query_get(req->query, params[i].key, params[i].out, params[i].n) < 0) {
+		if (api_query_get(req->query, params[i].key, params[i].out, params[i].n) < 0) {
 			respond_field(c, 400, "malformed or too long", params[i].key, -1);
 			return;
 		}
@@ -564,9 +564,10 @@ void api_exams_list(struct api *a, struct conn *c, const struct http_request *re
 		return;
 	}
 	struct store_exam_query q = {.site = site, .org = org};
-	if ((from[0] && query_time(from, &q.from_ms)) || (to[0] && query_time(to, &q.to_ms))) {
+	if ((from[0] && api_query_time(from, &q.from_ms)) ||
+	    (to[0] && api_query_time(to, &q.to_ms))) {
 		respond_field(c, 400, "expected a time (2026-12-01, 2026-12-01 09:00 or RFC 3339)",
-		              from[0] && query_time(from, &q.from_ms) ? "from" : "to", -1);
+		              from[0] && api_query_time(from, &q.from_ms) ? "from" : "to", -1);
 		return;
 	}
 	if (from[0] && !to[0])

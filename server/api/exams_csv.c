@@ -303,7 +303,7 @@ struct csv_state {
 	const char *name;
 	const char *default_org;
 	struct exams_errs *errs;
-	unsigned line, row_line; /* the line being fed, the line the current row began on */
+	unsigned row_line; /* the line the current row began on (exams_csv_feed sets it) */
 	int header_done;
 	int col_field[CSV_MAX_COLS]; /* column -> enum exams_field, -1 = ignored */
 	char col_name[CSV_MAX_COLS][64];
@@ -541,58 +541,78 @@ static size_t strcspn_n(const char *p, size_t n)
 	return n;
 }
 
+int exams_csv_utf8(const char *name, const char *what, const char *data, size_t len,
+                   struct exams_errs *errs)
+{
+	size_t bad_at;
+	if (!vw_utf8_check(data, len, &bad_at))
+		return 0;
+	unsigned line = 1;
+	for (size_t i = 0; i < bad_at; i++)
+		line +=
+		    data[i] == '\n' || (data[i] == '\r' && (i + 1 >= len || data[i + 1] != '\n'));
+	exams_errs_add(errs, "%s:%u: not valid UTF-8 (byte %zu): save %s as UTF-8", name, line,
+	               bad_at + 1, what);
+	return -EINVAL;
+}
+
+int exams_csv_feed(const char *name, const char *data, size_t len,
+                   void (*field_cb)(void *, size_t, void *), void (*row_cb)(int, void *), void *ud,
+                   unsigned *row_line, struct exams_errs *errs)
+{
+	struct csv_parser p;
+	if (csv_init(&p, CSV_STRICT | CSV_STRICT_FINI | CSV_APPEND_NULL))
+		return -ENOMEM;
+	/* Fed a line at a time, so the line a row begins on is known: libcsv keeps its state
+	 * across calls (a quoted field may span lines), and pstate 0 is its ROW_NOT_BEGUN. */
+	size_t off = 0;
+	unsigned line = 1;
+	int failed = 0;
+	*row_line = 1;
+	while (off < len && !failed) {
+		/* A line ends at LF, CRLF, or a bare CR (libcsv ends rows at each). */
+		size_t chunk = strcspn_n(data + off, len - off);
+		if (p.pstate == 0)
+			*row_line = line;
+		if (csv_parse(&p, data + off, chunk, field_cb, row_cb, ud) != chunk) {
+			exams_errs_add(errs,
+			               "%s:%u: %s (a quote inside an unquoted field, or a "
+			               "quoted field not closed)",
+			               name, line, csv_strerror(csv_error(&p)));
+			failed = 1;
+		}
+		off += chunk;
+		line++;
+	}
+	if (!failed && csv_fini(&p, field_cb, row_cb, ud)) {
+		exams_errs_add(errs, "%s:%u: a quoted field is not closed", name, *row_line);
+		failed = 1;
+	}
+	csv_free(&p);
+	return failed ? -EINVAL : 0;
+}
+
 int exams_csv_parse(const char *name, const char *data, size_t len, const char *default_org,
                     struct exams_in **out, size_t *n, struct exams_errs *errs)
 {
 	*out = NULL;
 	*n = 0;
-	struct csv_state st = {.name = name, .default_org = default_org, .errs = errs, .line = 1};
-	struct csv_parser p;
-	if (csv_init(&p, CSV_STRICT | CSV_STRICT_FINI | CSV_APPEND_NULL))
-		return -ENOMEM;
-	size_t bad_at;
-	if (vw_utf8_check(data, len, &bad_at)) {
-		unsigned line = 1;
-		for (size_t i = 0; i < bad_at; i++)
-			line += data[i] == '\n' ||
-			        (data[i] == '\r' && (i + 1 >= len || data[i + 1] != '\n'));
-		exams_errs_add(errs, "%s:%u: not valid UTF-8 (byte %zu): save the plan as UTF-8",
-		               name, line, bad_at + 1);
-		csv_free(&p);
+	if (exams_csv_utf8(name, "the plan", data, len, errs))
 		return -EINVAL;
-	}
-	/* Fed a line at a time, so the line a row begins on is known: libcsv keeps its state
-	 * across calls (a quoted field may span lines), and pstate 0 is its ROW_NOT_BEGUN. */
-	size_t off = 0;
-	int failed = 0;
-	while (off < len && !failed) {
-		/* A line ends at LF, CRLF, or a bare CR (libcsv ends rows at each). */
-		size_t chunk = strcspn_n(data + off, len - off);
-		if (p.pstate == 0)
-			st.row_line = st.line;
-		if (csv_parse(&p, data + off, chunk, on_field, on_row, &st) != chunk) {
-			exams_errs_add(errs,
-			               "%s:%u: %s (a quote inside an unquoted field, or a "
-			               "quoted field not closed)",
-			               name, st.line, csv_strerror(csv_error(&p)));
-			failed = 1;
-		}
-		off += chunk;
-		st.line++;
-	}
-	if (!failed && csv_fini(&p, on_field, on_row, &st)) {
-		exams_errs_add(errs, "%s:%u: a quoted field is not closed", name, st.row_line);
-		failed = 1;
-	}
-	csv_free(&p);
+	struct csv_state st = {.name = name, .default_org = default_org, .errs = errs};
+	int rc = exams_csv_feed(name, data, len, on_field, on_row, &st, &st.row_line, errs);
 	free(st.seen);
+	if (rc == -ENOMEM) {
+		free(st.rows);
+		return rc;
+	}
 	if (!st.header_done)
 		exams_errs_add(errs, "%s:1: the file is empty (expected a header row)", name);
 	if (st.nomem) {
 		free(st.rows);
 		return -ENOMEM;
 	}
-	if (errs->total || failed) {
+	if (errs->total || rc) {
 		free(st.rows);
 		return -EINVAL;
 	}

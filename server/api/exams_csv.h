@@ -72,4 +72,15 @@ void exams_errs_free(struct exams_errs *e);
 int exams_csv_parse(const char *name, const char *data, size_t len, const char *default_org,
                     struct exams_in **out, size_t *n, struct exams_errs *errs);
 
+/* The parts of the parser other importers share (issue 12: the registers' CSV). data as
+ * UTF-8: 0, or -EINVAL with "name:line: not valid UTF-8 (byte N): save <what> as UTF-8".
+ * feed: libcsv (strict) over data a line at a time, calling field_cb/row_cb with ud, with
+ * *row_line the line the row being read began on (1-based); 0, -EINVAL with the syntax
+ * error in errs (a quote out of place, a quoted field never closed), -ENOMEM. */
+int exams_csv_utf8(const char *name, const char *what, const char *data, size_t len,
+                   struct exams_errs *errs);
+int exams_csv_feed(const char *name, const char *data, size_t len,
+                   void (*field_cb)(void *, size_t, void *), void (*row_cb)(int, void *), void *ud,
+                   unsigned *row_line, struct exams_errs *errs);
+
 #endif

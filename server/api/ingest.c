@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +25,34 @@ struct ingest {
 	size_t batch_bytes; /* decoded batches between decode and commit */
 	ingest_commit_fn on_commit;
 	void *on_commit_ud;
+	struct ingest_stats stats;
 };
+
+const char *const ingest_outcome_names[INGEST_OUTCOMES] = {"stored", "invalid", "refused", "busy",
+                                                           "failed"};
+/* Seconds, from a LAN's few milliseconds to a loaded writer's group commit behind a slow
+ * disk; the agent's own upload timeout is far above the last bound. */
+const double ingest_ack_bounds[INGEST_ACK_BOUNDS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                     0.1,   0.25,   0.5,   1,    2.5,   5};
+
+const struct ingest_stats *ingest_get_stats(const struct ingest *in)
+{
+	return &in->stats;
+}
+
+static void count_answer(struct ingest *in, int status, int store_failed)
+{
+	enum ingest_outcome o;
+	if (status == 0 || status == 200)
+		o = INGEST_STORED;
+	else if (status == 400 || status == 413)
+		o = INGEST_INVALID;
+	else if (status == 401 || status == 403)
+		o = INGEST_REFUSED;
+	else
+		o = store_failed ? INGEST_FAILED : INGEST_BUSY;
+	in->stats.batches[o]++;
+}
 
 struct job {
 	uv_work_t work;
@@ -40,6 +68,8 @@ struct job {
 	char error[32];
 	char detail[256];
 	int64_t t0;
+	uint64_t t0_ns;   /* uv_hrtime at hand-over, for the ack latency */
+	int store_failed; /* a 503 the store gave (counted as failed, not busy) */
 };
 
 int ingest_gunzip(const char *in, size_t len, size_t max, struct vw_buf *out)
@@ -121,9 +151,86 @@ static size_t find_nul(const char *body, size_t len)
 	return len;
 }
 
+int ingest_thumb_decode(const char *b64, size_t n, unsigned char *out, size_t *outlen, char *why,
+                        size_t wl)
+{
+	/* Bounded before any work: 30 KB encode to 40,960 characters. */
+	if (n > 4 * ((INGEST_THUMB_MAX + 2) / 3)) {
+		snprintf(why, wl, "more than %d bytes once decoded", INGEST_THUMB_MAX);
+		return -E2BIG;
+	}
+	if (n == 0 || n % 4) {
+		snprintf(why, wl, "not base64 (length %zu is not a positive multiple of 4)", n);
+		return -EINVAL;
+	}
+	/* EVP_DecodeBlock skips white space at either end and takes '=' anywhere as data:
+	 * the alphabet is checked here, padding only as the last one or two characters. */
+	size_t pad = b64[n - 1] == '=' ? (b64[n - 2] == '=' ? 2 : 1) : 0;
+	for (size_t i = 0; i < n - pad; i++) {
+		unsigned char c = (unsigned char)b64[i];
+		if (!isalnum(c) && c != '+' && c != '/') {
+			snprintf(why, wl, "not base64 (character %zu)", i);
+			return -EINVAL;
+		}
+	}
+	int got = EVP_DecodeBlock(out, (const unsigned char *)b64, (int)n);
+	if (got < 0 || (size_t)got < pad) {
+		snprintf(why, wl, "not base64");
+		return -EINVAL;
+	}
+	size_t len = (size_t)got - pad; /* EVP_DecodeBlock counts padding as zero bytes */
+	if (len > INGEST_THUMB_MAX) {
+		snprintf(why, wl, "more than %d bytes once decoded", INGEST_THUMB_MAX);
+		return -E2BIG;
+	}
+	/* A JPEG starts with SOI and a marker (FF D8 FF) and ends with EOI (FF D9): anything
+	 * else is not served as image/jpeg to a supervisor's browser. */
+	if (len < 5 || out[0] != 0xff || out[1] != 0xd8 || out[2] != 0xff || out[len - 2] != 0xff ||
+	    out[len - 1] != 0xd9) {
+		snprintf(why, wl, "not a JPEG (no SOI/EOI markers)");
+		return -EINVAL;
+	}
+	*outlen = len;
+	return 0;
+}
+
+/* A result's "thumbnail", if any, decoded into *buf (allocated on first use) and attached
+ * to r. i names the result for the error. */
+static int take_thumbnail(const cJSON *item, struct vw_result *r, unsigned char **buf, size_t i,
+                          char *error, size_t errlen, char *detail, size_t detlen)
+{
+	const cJSON *t = cJSON_GetObjectItemCaseSensitive(item, "thumbnail");
+	if (!t || cJSON_IsNull(t))
+		return 0;
+	char why[96];
+	int rc = -EINVAL;
+	if (!cJSON_IsString(t)) {
+		snprintf(why, sizeof(why), "must be a base64 string");
+	} else if (r->kind != VW_KIND_STREAM) {
+		snprintf(why, sizeof(why), "only stream results carry one");
+	} else if (!*buf && !(*buf = malloc(INGEST_THUMB_MAX + 3))) {
+		snprintf(error, errlen, "out of memory");
+		detail[0] = '\0';
+		return -ENOMEM;
+	} else {
+		size_t len = 0;
+		rc = ingest_thumb_decode(t->valuestring, strlen(t->valuestring), *buf, &len, why,
+		                         sizeof(why));
+		if (!rc) {
+			r->thumb = *buf;
+			r->thumb_len = len;
+			return 0;
+		}
+	}
+	snprintf(error, errlen, "invalid result");
+	snprintf(detail, detlen, "results[%zu]: field 'thumbnail': %s", i, why);
+	return -EINVAL; /* also for -E2BIG: a bad field, not a body too large (400, not 413) */
+}
+
 int ingest_decode(const char *body, size_t len, struct store_batch *b, char *error, size_t errlen,
                   char *detail, size_t detlen)
 {
+	unsigned char *thumb = NULL;
 	const char *end = NULL;
 	int rc = -EINVAL;
 	/* cJSON limits nesting depth (CJSON_NESTING_LIMIT), so a hostile body cannot exhaust
@@ -190,6 +297,19 @@ int ingest_decode(const char *body, size_t len, struct store_batch *b, char *err
 		}
 		snprintf(b->epoch, sizeof(b->epoch), "%s", epoch->valuestring);
 	}
+	/* issue 16 (A): the agent's upload cadence, optional; [feed] silent_after = "3x" is
+	 * counted in it. 1 s to 1 day: anything else is a broken agent, refused by name. */
+	const cJSON *cadence = cJSON_GetObjectItemCaseSensitive(root, "cadence_ms");
+	if (cadence && !cJSON_IsNull(cadence)) {
+		double v = cJSON_IsNumber(cadence) ? cadence->valuedouble : -1;
+		if (!(v >= 1000 && v <= 86400000) || v != (double)(int64_t)v) {
+			rc = bad(error, errlen, "invalid batch", detail, detlen,
+			         "field 'cadence_ms': %s",
+			         "must be an integer from 1000 to 86400000");
+			goto out;
+		}
+		b->cadence_ms = (int64_t)v;
+	}
 	const cJSON *results = cJSON_GetObjectItemCaseSensitive(root, "results");
 	if (!cJSON_IsArray(results)) {
 		rc = bad(error, errlen, "invalid batch", detail, detlen, "field 'results': %s",
@@ -230,6 +350,10 @@ int ingest_decode(const char *body, size_t len, struct store_batch *b, char *err
 			rc = -EINVAL;
 			goto out;
 		}
+		if ((rc = take_thumbnail(item, r, &thumb, i, error, errlen, detail, detlen)) != 0) {
+			free(r);
+			goto out;
+		}
 		if ((rc = store_batch_add(b, r)) != 0) {
 			snprintf(error, errlen, "out of memory");
 			detail[0] = '\0';
@@ -242,6 +366,7 @@ int ingest_decode(const char *body, size_t len, struct store_batch *b, char *err
 	store_batch_sort(b);
 	rc = 0;
 out:
+	free(thumb);
 	cJSON_Delete(root);
 	return rc;
 }
@@ -261,6 +386,7 @@ static void log_token(const char *in, char *out, size_t n)
 
 static void finish(struct job *j, int status, const char *error, const char *detail)
 {
+	count_answer(j->in, status, j->store_failed);
 	if (error)
 		conn_respond_error(j->conn, status, error, detail);
 	j->in->inflight--;
@@ -297,6 +423,7 @@ static void on_committed(struct store_batch *b)
 	if (b->status) {
 		log_warn("event=ingest_failed site=%s agent=%s rows=%zu error=%d", b->site,
 		         b->agent, b->nrows, b->status);
+		j->store_failed = 1;
 		finish(j, 503, "store unavailable", NULL);
 		return;
 	}
@@ -313,6 +440,11 @@ static void on_committed(struct store_batch *b)
 	if (j->in->on_commit)
 		j->in->on_commit(j->in->on_commit_ud, b);
 	conn_respond(j->conn, 200, NULL, body, (size_t)n);
+	struct ingest_stats *st = &j->in->stats;
+	st->results_stored += b->stored;
+	st->results_duplicate += b->nrows - b->stored;
+	vw_prom_hist_observe(&st->ack_seconds, ingest_ack_bounds, INGEST_ACK_BOUNDS,
+	                     (double)(uv_hrtime() - j->t0_ns) / 1e9);
 	finish(j, 0, NULL, NULL);
 }
 
@@ -347,6 +479,7 @@ static void decode_done(uv_work_t *w, int status)
 	struct store_batch *b = j->batch;
 	const struct tls_identity *id = conn_identity(j->conn);
 	if (status == UV_ECANCELED) {
+		j->store_failed = 1;
 		finish(j, 503, "shutting down", NULL);
 		return;
 	}
@@ -397,10 +530,12 @@ static void decode_done(uv_work_t *w, int status)
 	b->done = on_committed;
 	b->data = j;
 	int rc = store_submit(j->in->store, b);
-	if (rc == -EAGAIN)
+	if (rc == -EAGAIN) {
 		finish(j, 503, "server busy", NULL);
-	else if (rc)
+	} else if (rc) {
+		j->store_failed = 1;
 		finish(j, 503, "shutting down", NULL);
+	}
 }
 
 void ingest_set_on_commit(struct ingest *in, ingest_commit_fn fn, void *ud)
@@ -413,16 +548,19 @@ void ingest_handle(struct ingest *in, struct conn *c, const struct http_request 
 {
 	const struct tls_identity *id = conn_identity(c);
 	if (!id->verified) {
+		count_answer(in, 401, 0);
 		conn_respond_error(c, 401, "client certificate required", NULL);
 		return;
 	}
 	if (!id->site[0]) {
 		log_warn("event=ingest_refused peer=%s cert_site=- reason=no_site_in_certificate",
 		         conn_peer(c));
+		count_answer(in, 403, 0);
 		conn_respond_error(c, 403, "client certificate names no site", NULL);
 		return;
 	}
 	if (in->inflight >= in->lim.max_inflight) {
+		count_answer(in, 503, 0);
 		conn_respond_error(c, 503, "server busy", NULL);
 		return;
 	}
@@ -431,6 +569,7 @@ void ingest_handle(struct ingest *in, struct conn *c, const struct http_request 
 		j->batch = store_batch_create();
 	if (!j || !j->batch) {
 		free(j);
+		count_answer(in, 503, 0);
 		conn_respond_error(c, 503, "server busy", NULL);
 		return;
 	}
@@ -441,6 +580,7 @@ void ingest_handle(struct ingest *in, struct conn *c, const struct http_request 
 	j->gzip = req->gzip;
 	j->max_plain = in->lim.max_body_bytes;
 	j->t0 = vw_mono_ms();
+	j->t0_ns = uv_hrtime();
 	j->work.data = j;
 	in->inflight++;
 	/* JSON decoding of a large batch takes milliseconds: off the loop it goes. */

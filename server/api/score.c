@@ -350,7 +350,7 @@ static cJSON *score_doc(const struct score_ctx *x, const struct score_rubric *ru
 
 /* --- report ---------------------------------------------------------------------------------- */
 
-static void html_esc(struct vw_buf *b, const char *s)
+void api_html_esc(struct vw_buf *b, const char *s)
 {
 	for (; s && *s; s++) {
 		switch (*s) {
@@ -395,7 +395,7 @@ static void html_timeline(struct vw_buf *b, const struct score_ctx *x, const str
 	              W, H, W, H);
 	for (int c = 0; c < SCORE_NCRIT; c++) {
 		vw_buf_printf(b, "<text x=\"0\" y=\"%d\" font-size=\"11\">", c * lane + 15);
-		html_esc(b, score_criterion_label_zh(c));
+		api_html_esc(b, score_criterion_label_zh(c));
 		vw_buf_printf(b,
 		              "</text><line x1=\"%d\" x2=\"%d\" y1=\"%d\" y2=\"%d\" "
 		              "stroke=\"#ddd\"/>",
@@ -416,7 +416,7 @@ static void html_timeline(struct vw_buf *b, const struct score_ctx *x, const str
 			              "<rect x=\"%.1f\" y=\"%d\" width=\"%.1f\" height=\"14\" "
 			              "fill=\"%s\"><title>",
 			              x0, c * lane + 4, w, frac_color(s->frac[c], r));
-			html_esc(b, s->exam->code);
+			api_html_esc(b, s->exam->code);
 			vw_buf_printf(b, " %s %.1f%%</title></rect>", score_criterion_name(c),
 			              100 * s->frac[c]);
 		}
@@ -439,7 +439,7 @@ static void report_html(struct vw_buf *b, const struct score_ctx *x, const struc
 	score_format_local(x->to_ms, z);
 	vw_buf_puts(b, "<!DOCTYPE html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\">"
 	               "<title>评估报告 项目 3.6 — ");
-	html_esc(b, x->org);
+	api_html_esc(b, x->org);
 	vw_buf_puts(b, "</title><style>"
 	               "body{font-family:'Noto Sans CJK SC','Source Han Sans SC','Microsoft YaHei',"
 	               "sans-serif;margin:2em;color:#222}"
@@ -450,9 +450,9 @@ static void report_html(struct vw_buf *b, const struct score_ctx *x, const struc
 	               "table,svg{page-break-inside:avoid}.noprint{display:none}}"
 	               "</style></head><body>");
 	vw_buf_puts(b, "<h1>社会培训评价组织评估 — 项目 3.6</h1><p>组织：");
-	html_esc(b, x->org);
+	api_html_esc(b, x->org);
 	vw_buf_printf(b, "<br>期间：%.19s 至 %.19s（北京时间）<br>评分细则版本：", a, z);
-	html_esc(b, r->version);
+	api_html_esc(b, r->version);
 	vw_buf_puts(b, "</p>");
 	vw_buf_puts(b, "<table><tr><th>项目</th><th>内容</th><th>得分（0–5）</th></tr>"
 	               "<tr><td>3.6</td><td>接入监管服务平台：现场网络连接顺畅、视频画面清晰、"
@@ -465,7 +465,7 @@ static void report_html(struct vw_buf *b, const struct score_ctx *x, const struc
 	               "<tr><th>指标</th><th>达标时间占比</th><th>未达标（分钟）</th></tr>");
 	for (int c = 0; c < SCORE_NCRIT; c++) {
 		vw_buf_puts(b, "<tr><td>");
-		html_esc(b, score_criterion_label_zh(c));
+		api_html_esc(b, score_criterion_label_zh(c));
 		vw_buf_printf(b, "</td><td>%.2f%%</td><td>%.1f</td></tr>", 100 * res->frac[c],
 		              res->unmet_ms[c] / 60000.0);
 	}
@@ -476,9 +476,9 @@ static void report_html(struct vw_buf *b, const struct score_ctx *x, const struc
 	for (size_t i = 0; i < res->nworst[SCORE_PICTURE]; i++) {
 		const struct score_reason *w = &res->worst[SCORE_PICTURE][i];
 		vw_buf_puts(b, "<tr><td>");
-		html_esc(b, w->site);
+		api_html_esc(b, w->site);
 		vw_buf_puts(b, "</td><td>");
-		html_esc(b, w->target);
+		api_html_esc(b, w->target);
 		vw_buf_printf(b, "</td><td>%.1f</td><td>%lld</td></tr>", w->unmet_ms / 60000.0,
 		              (long long)w->sessions);
 	}
@@ -487,7 +487,7 @@ static void report_html(struct vw_buf *b, const struct score_ctx *x, const struc
 	            "</th><th>时间</th>");
 	for (int c = 0; c < SCORE_NCRIT; c++) {
 		vw_buf_puts(b, "<th>");
-		html_esc(b, score_criterion_label_zh(c));
+		api_html_esc(b, score_criterion_label_zh(c));
 		vw_buf_puts(b, "</th>");
 	}
 	vw_buf_puts(b, "<th>得分</th></tr>");
@@ -497,13 +497,13 @@ static void report_html(struct vw_buf *b, const struct score_ctx *x, const struc
 		score_format_local(s->exam->start_ms, st);
 		score_format_local(s->exam->end_ms, en);
 		vw_buf_puts(b, "<tr><td>");
-		html_esc(b, s->exam->code);
+		api_html_esc(b, s->exam->code);
 		vw_buf_puts(b, "</td><td>");
-		html_esc(b, s->exam->site);
+		api_html_esc(b, s->exam->site);
 		vw_buf_puts(b, "</td><td>");
-		html_esc(b, s->exam->occupation);
+		api_html_esc(b, s->exam->occupation);
 		vw_buf_puts(b, " ");
-		html_esc(b, s->exam->level);
+		api_html_esc(b, s->exam->level);
 		vw_buf_printf(b, "</td><td>%.16s–%.5s</td>", st, en + 11);
 		for (int c = 0; c < SCORE_NCRIT; c++)
 			vw_buf_printf(b, "<td><a href=\"/api/v1/evidence/%lld-%s\">%.1f%%</a></td>",
@@ -1171,6 +1171,10 @@ void api_score_site(struct api *a, struct conn *c, const struct http_request *re
 		conn_respond_error(c, 404, "no such site", NULL);
 		return;
 	}
+	struct authz_principal granted = *who; /* issue 12 D: an inspector's one site */
+	if (authz_site_grant_or_refuse(a, c, &granted, site))
+		return;
+	who = &granted;
 	if (period(c, req, &from, &to))
 		return;
 	struct score_ctx *x = ctx_new(a, c, who, VIEW_SITE);
@@ -1235,4 +1239,27 @@ void api_evidence_get(struct api *a, struct conn *c, const struct http_request *
 		respond_store_error(c, rc);
 		ctx_free(x);
 	}
+}
+
+/* issue 12 D: an inspection's 3.6 evidence snapshot at recording — its slot's session as GET
+ * .../score shows a session (criteria, fractions, evidence links) with the rubric and when it
+ * was taken. r is store_score_exam's reply. malloc'd JSON text, or NULL (no such session,
+ * out of memory). */
+char *api_score_session_snapshot(struct api *a, const struct store_reply *r, int64_t now_ms)
+{
+	if (r->status || r->nexams != 1)
+		return NULL;
+	struct score_result res;
+	if (score_compute(&a->rubric, r->exams, 1, r->credits, r->ncredits, 1, &res))
+		return NULL;
+	cJSON *d = cJSON_CreateObject();
+	cJSON_AddItemToObject(d, "rubric", rubric_json(&a->rubric));
+	cJSON_AddItemToObject(d, "session", session_json(&a->rubric, &res.sessions[0]));
+	char iso[VW_ISO_LEN];
+	vw_time_iso(now_ms, iso);
+	cJSON_AddStringToObject(d, "taken", iso);
+	score_result_free(&res);
+	char *out = cJSON_PrintUnformatted(d);
+	cJSON_Delete(d);
+	return out;
 }

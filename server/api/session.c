@@ -151,6 +151,10 @@ static void whoami(struct vw_buf *b, const struct auth_principal *p,
 		vw_buf_puts(b, key[i]);
 		vw_buf_json_str(b, val[i]);
 	}
+	if (p->role == AUTH_INSPECTOR) { /* issue 12 D: whose inspections are his */
+		vw_buf_puts(b, ",\"inspector\":");
+		vw_buf_json_str(b, p->inspector);
+	}
 	vw_time_iso(p->expires_ms, iso);
 	vw_buf_printf(b, ",\"token_expires\":\"%s\"", iso);
 	if (sess) {

@@ -1,4 +1,5 @@
 #include "admin.h"
+#include "register_cli.h"
 #include "score_cli.h"
 
 #include <errno.h>
@@ -12,6 +13,7 @@
 #include "cli.h"
 #include "conf.h"
 #include "crashpoint.h"
+#include "draw_cli.h"
 #include "exams_cli.h"
 #include "log.h"
 #include "signer.h"
@@ -364,7 +366,7 @@ static int cmd_token_create(void *ctx, const struct vw_cli_cmd *cmd, const struc
 	(void)cmd;
 	const char *role_s = vw_cli_str(v, "role"), *city = vw_cli_str(v, "city");
 	const char *name = vw_cli_str(v, "name"), *org = vw_cli_str(v, "org");
-	const char *ttl = vw_cli_str(v, "ttl");
+	const char *ttl = vw_cli_str(v, "ttl"), *inspector = vw_cli_str(v, "inspector");
 	enum auth_role role;
 	int64_t ttl_ms = AUTH_TOKEN_TTL_DEFAULT_MS;
 	if (ttl && (auth_parse_ttl(ttl, &ttl_ms) || ttl_ms > TOKEN_TTL_MAX_MS)) {
@@ -375,8 +377,8 @@ static int cmd_token_create(void *ctx, const struct vw_cli_cmd *cmd, const struc
 		return 2;
 	}
 	if (auth_role_parse(role_s, &role)) {
-		fprintf(stderr,
-		        "token create: --role province|city|org|inspector|public is required\n");
+		fprintf(stderr, "token create: --role province|city|org|inspector|public|metrics "
+		                "is required\n");
 		return 2;
 	}
 	if (city && !ca_name_valid(city)) {
@@ -397,8 +399,9 @@ static int cmd_token_create(void *ctx, const struct vw_cli_cmd *cmd, const struc
 	char actor[96], token[AUTH_TOKEN_LEN], id[AUTH_ID_LEN], err[512];
 	auth_cli_actor(actor, sizeof(actor));
 	/* A province token has no city: it reads every city's sites. */
-	int rc = auth_token_create(au, role, role == AUTH_PROVINCE ? "" : city, org, name, ttl_ms,
-	                           actor, token, id, err, sizeof(err));
+	int rc =
+	    auth_token_create(au, role, role == AUTH_PROVINCE || role == AUTH_METRICS ? "" : city,
+	                      org, inspector, name, ttl_ms, actor, token, id, err, sizeof(err));
 	auth_close(au);
 	if (rc) {
 		fprintf(stderr, "token create: %s\n", err);
@@ -486,9 +489,10 @@ static const struct vw_cli_opt revoke_opts[] = {
     {"serial", 0, "HEX", "one certificate by its serial"},
 };
 static const struct vw_cli_opt token_opts[] = {
-    {"role", 0, "ROLE", "province, city, org, inspector or public"},
+    {"role", 0, "ROLE", "province, city, org, inspector, public, or metrics (GET /metrics only)"},
     {"city", 0, "C", "the city a city or inspector token is limited to"},
     {"org", 0, "O", "the organisation an org token is limited to"},
+    {"inspector", 0, "ID", "an inspector token's id in the inspectors' register (required)"},
     {"name", 0, "N", "who holds the token (shown in 'token list' and the audit log)"},
     {"ttl", 0, "90d", "how long the token stays valid: 12h, 30d, 365d (at most 730d)"},
 };
@@ -600,7 +604,9 @@ const struct vw_cli_cmd admin_cmds[] = {
      "within " CRL_POLL_HINT ".",
      revoke_opts, VW_CLI_NOPTS(revoke_opts), 0, 0, cmd_revoke},
     {"token create",
-     "--role province|city|org|inspector|public [--city C] [--org O] --name N [--ttl 90d]",
+     "--role province|city|org|inspector|public|metrics [--city C] [--org O] [--inspector ID] "
+     "--name N "
+     "[--ttl 90d]",
      "Print a new bearer token for a person (shown once).", token_opts, VW_CLI_NOPTS(token_opts), 0,
      0, cmd_token_create},
     {"token revoke", "ID", "Revoke a person's token by its id; its dashboard sessions end too.",
@@ -621,6 +627,45 @@ const struct vw_cli_cmd admin_cmds[] = {
      "Print an organisation's item-3.6 score for a period as the API computes it;\n"
      "--explain shows every step (docs/SCORE.md).",
      score_cli_opts, SCORE_CLI_NOPTS, 0, 0, score_cli_run},
+    /* issue 12 C: draws (draw_cli.c) */
+    {"draw create", "--id ID --plan plan.json [--actor NAME]",
+     "Create a draw from its plan (docs/DRAW.md \"Plan\"): state created.", draw_create_opts,
+     DRAW_CREATE_NOPTS, 0, 0, draw_cmd_create},
+    {"draw commit",
+     "ID --source NAME --expected TIME [--form F] [--source ...] [--replacement-source NAME "
+     "--expected TIME ...] --secret-out FILE",
+     "Freeze the registers' snapshot and the public randomness to be used; make the bureau's\n"
+     "secret (written to FILE, mode 0600) and store only its commitment. Prints the manifest\n"
+     "hash to publish.",
+     draw_commit_opts, DRAW_COMMIT_NOPTS, 1, 1, draw_cmd_commit},
+    {"draw execute", "ID --value V [--value V ...] --secret-file FILE",
+     "Enter the public values (in declared order) and the secret: the draw is made, with its\n"
+     "inspections on the window's exam sessions.",
+     draw_execute_opts, DRAW_EXECUTE_NOPTS, 1, 1, draw_cmd_execute},
+    {"draw replace", "ID --seq N --out I --reason R --value V",
+     "Replace inspector I of inspection N; the next declared replacement value picks who.",
+     draw_replace_opts, DRAW_REPLACE_NOPTS, 1, 1, draw_cmd_replace},
+    {"draw publish", "ID", "Publish an executed draw's document.", draw_publish_opts,
+     DRAW_PUBLISH_NOPTS, 1, 1, draw_cmd_publish},
+    {"draw show", "ID", "Print the draw as JSON (plan, manifest, document, log).", NULL, 0, 1, 1,
+     draw_cmd_show},
+    {"draw export", "ID [--out FILE]", "Write the draw's document (the file draw verify reads).",
+     draw_export_opts, DRAW_EXPORT_NOPTS, 1, 1, draw_cmd_export},
+    {"draw verify", "FILE [--manifest-sha256 H] [--private FILE]",
+     "Recompute a published draw from FILE alone, offline (no -c needed): exit 0 matches,\n"
+     "1 does not (the first mismatch is named), 2 usage or I/O.",
+     draw_verify_opts, DRAW_VERIFY_NOPTS, 1, 1, draw_cmd_verify},
+    /* issue 12 B: the registers (一单两库) */
+    {"register import", "--kind targets|inspectors|items --file F [--actor NAME]",
+     "Import a register from CSV: every row or none; rows equal to the stored ones change\n"
+     "nothing; every error as file:line: column: what (docs/API.md, Registers).",
+     register_import_opts, REGISTER_IMPORT_NOPTS, 0, 0, register_cmd_import},
+    {"register list", "--kind targets|inspectors|items [--city C]",
+     "List a register as a table (key, city, version, name).", register_list_opts,
+     REGISTER_LIST_NOPTS, 0, 0, register_cmd_list},
+    {"register export", "--kind targets|inspectors|items [--city C]",
+     "Print a register as CSV in the import's own columns.", register_list_opts,
+     REGISTER_LIST_NOPTS, 0, 0, register_cmd_export},
     {"signer", "", "Internal: the CA key's process, started by the server itself (not for people).",
      NULL, 0, 0, 0, cmd_signer},
 };

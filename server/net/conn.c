@@ -272,6 +272,7 @@ static void stream_abort(struct conn *c)
 {
 	conn_stream_end_cb cb = c->stream_on_end;
 	c->stream_on_end = NULL;
+	c->body_wait = NULL; /* on_end tells the stream's writer; a waiter is not woken */
 	if (cb)
 		cb(c->stream_ud, c);
 	close_conn(c);
@@ -341,7 +342,8 @@ static void on_drain(struct tls_conn *t)
 		c->idle_ms = vw_mono_ms(); /* the peer reads: progress */
 		arm(c);
 	}
-	if (c->out_held > PIPELINE_PAUSE)
+	/* A stream's writer (conn_stream_wait) hears at a quarter of its queue bound. */
+	if (c->out_held > (c->state == S_STREAM ? c->stream_max / 4 : PIPELINE_PAUSE))
 		return;
 	if (c->body_wait) {
 		body_wake(c);
@@ -698,6 +700,7 @@ int conn_stream_write(struct conn *c, const void *data, size_t len)
 		log_warn("event=stream_dropped peer=%s reason=slow queued=%zu dropped_total=%llu",
 		         c->peer, queued, (unsigned long long)c->srv->streams_dropped);
 		c->stream_on_end = NULL;
+		c->body_wait = NULL;
 		close_conn(c);
 		return -ENOBUFS;
 	}
@@ -705,9 +708,26 @@ int conn_stream_write(struct conn *c, const void *data, size_t len)
 	if (rc) {
 		log_debug("event=stream_closed peer=%s reason=write_failed error=%d", c->peer, rc);
 		c->stream_on_end = NULL;
+		c->body_wait = NULL;
 		close_conn(c);
 	}
 	return rc;
+}
+
+size_t conn_stream_room(const struct conn *c)
+{
+	if (c->state != S_STREAM || !c->tls)
+		return 0;
+	size_t queued = tls_conn_write_queue(c->tls), half = c->stream_max / 2;
+	return queued < half ? half - queued : 0;
+}
+
+void conn_stream_wait(struct conn *c, conn_writable_cb cb, void *ud)
+{
+	c->body_wait = cb;
+	c->body_wait_ud = ud;
+	if (c->tls && tls_conn_write_queue(c->tls) <= c->stream_max / 4)
+		body_wake(c);
 }
 
 void conn_stream_end(struct conn *c)
@@ -715,6 +735,7 @@ void conn_stream_end(struct conn *c)
 	if (c->state != S_STREAM)
 		return;
 	c->stream_on_end = NULL;
+	c->body_wait = NULL; /* the writer ends it: nobody waits */
 	close_conn(c);
 }
 

@@ -106,6 +106,12 @@ int conn_stream_start(struct conn *c, int status, const char *content_type, cons
  * reason=slow), and on_end is NOT called (the caller knows). Other negative: the write
  * failed and the stream is ended the same way. */
 int conn_stream_write(struct conn *c, const void *data, size_t len);
+/* Bytes that may still be queued before the unsent backlog reaches half of queue_max: a
+ * writer with much to send (an event stream's backlog) sends that much, then waits. */
+size_t conn_stream_room(const struct conn *c);
+/* cb once the backlog is at or below a quarter of queue_max (at once when it is already).
+ * Not called when the stream ends: on_end (or the writer's own end) says that. */
+void conn_stream_wait(struct conn *c, conn_writable_cb cb, void *ud);
 /* Ends the stream from the server's side (no on_end). */
 void conn_stream_end(struct conn *c);
 /* {"error":error[,"detail":detail]} */

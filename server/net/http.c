@@ -20,6 +20,7 @@ enum hdr {
 	H_AUTHORIZATION,
 	H_ACCEPT_ENCODING,
 	H_IF_NONE_MATCH,
+	H_LAST_EVENT_ID, /* issue 16 (A): SSE resume */
 	H_ORIGIN,
 	H_SEC_FETCH_SITE,
 	H_COOKIE, /* scanned as it streams (cookie_byte): only our session cookie is kept */
@@ -76,6 +77,9 @@ struct http_reader {
 	unsigned n_cl, n_te, n_host, n_ce, n_expect, n_auth, n_inm;
 	char ae[VALUE_MAX_], inm[VALUE_MAX_];
 	int inm_over, accept_gzip;
+	char leid[VALUE_MAX_];
+	unsigned n_leid;
+	int leid_over;
 	char auth[VALUE_MAX_]; /* "Bearer vwt_" + 43 characters fits */
 	int auth_over;
 	char host[HOST_MAX_], origin[HOST_MAX_], fetch_site[VALUE_MAX_];
@@ -225,6 +229,7 @@ static int name_done(struct http_reader *r)
 	    {"authorization", H_AUTHORIZATION},
 	    {"accept-encoding", H_ACCEPT_ENCODING},
 	    {"if-none-match", H_IF_NONE_MATCH},
+	    {"last-event-id", H_LAST_EVENT_ID},
 	    {"origin", H_ORIGIN},
 	    {"sec-fetch-site", H_SEC_FETCH_SITE},
 	    {"cookie", H_COOKIE},
@@ -270,6 +275,9 @@ static int name_done(struct http_reader *r)
 		break;
 	case H_IF_NONE_MATCH:
 		r->n_inm++;
+		break;
+	case H_LAST_EVENT_ID:
+		r->n_leid++;
 		break;
 	case H_ORIGIN:
 		r->n_origin++; /* two are no origin at all (head_done) */
@@ -422,6 +430,9 @@ static int line_done(struct http_reader *r)
 	case H_IF_NONE_MATCH:
 		take(r, r->inm, sizeof(r->inm), &r->inm_over);
 		break;
+	case H_LAST_EVENT_ID:
+		take(r, r->leid, sizeof(r->leid), &r->leid_over);
+		break;
 	case H_HOST:
 		take(r, r->host, sizeof(r->host), &r->host_over);
 		break;
@@ -480,6 +491,7 @@ static int head_done(struct http_reader *r)
 	/* Our ETags are short; a longer or repeated If-None-Match cannot match one, and a
 	 * full response is always a correct answer to it. */
 	q->if_none_match = r->inm_over || r->n_inm > 1 ? "" : r->inm;
+	q->last_event_id = r->leid_over || r->n_leid > 1 ? "invalid" : r->leid;
 	q->accept_gzip = r->accept_gzip;
 	q->host = r->host_over ? "" : r->host;
 	/* Repeated or too long: no origin we could match, so a state-changing request that
@@ -755,6 +767,10 @@ static void start_request(struct http_reader *r)
 	r->ae[0] = r->inm[0] = '\0';
 	r->inm_over = r->accept_gzip = 0;
 	r->req.if_none_match = "";
+	r->req.last_event_id = "";
+	r->leid[0] = '\0';
+	r->n_leid = 0;
+	r->leid_over = 0;
 	r->auth[0] = '\0';
 	r->auth_over = 0;
 	r->cl[0] = r->te[0] = r->expect[0] = r->ce[0] = '\0';

@@ -38,10 +38,13 @@ struct http_request {
 	int keep_alive;      /* the client allows another request on this connection */
 	int expect_continue; /* "Expect: 100-continue": send 100 before reading the body */
 	int chunked;
-	int gzip;                   /* "Content-Encoding: gzip": the body is still compressed */
-	int64_t content_length;     /* -1 when absent */
-	const char *authorization;  /* the Authorization header's value, "" when absent */
-	const char *if_none_match;  /* If-None-Match's value, "" when absent or too long */
+	int gzip;                  /* "Content-Encoding: gzip": the body is still compressed */
+	int64_t content_length;    /* -1 when absent */
+	const char *authorization; /* the Authorization header's value, "" when absent */
+	const char *if_none_match; /* If-None-Match's value, "" when absent or too long */
+	/* Last-Event-ID's value (SSE resume, issue 16), "" when absent, "invalid" when
+	 * repeated or too long. */
+	const char *last_event_id;
 	int accept_gzip;            /* Accept-Encoding names gzip (or *) with a q above 0 */
 	const char *host;           /* Host's value, "" when absent or too long */
 	const char *origin;         /* Origin's value; "invalid" when repeated or too long */

@@ -89,6 +89,7 @@ struct tls_server {
 	size_t max_conns, nconns;
 	uint64_t handshake_timeout_ms;
 	struct vw_log_limit refused_log, cap_log;
+	struct tls_stats stats; /* plain increments: loop thread */
 	char readbuf[READ_BUF];
 	char plainbuf[PLAIN_BUF];
 };
@@ -380,6 +381,35 @@ static void read_identity(struct tls_conn *c)
 	}
 }
 
+/* The reasons are few (verify_reason's, OpenSSL's reason strings): a linear look-up over at
+ * most TLS_STATS_REASONS, on a refusal only. The last slot is "other", so the table (and
+ * the metric's label set) stays bounded whatever a client makes OpenSSL say. */
+static void count_refusal(struct tls_stats *st, const char *reason)
+{
+	st->handshakes_failed++;
+	size_t i;
+	for (i = 0; i < st->nreasons; i++)
+		if (strcmp(st->reason[i], reason) == 0)
+			break;
+	if (i == st->nreasons) {
+		if (st->nreasons == TLS_STATS_REASONS - 1) {
+			snprintf(st->reason[i], sizeof(st->reason[i]), "other");
+			st->nreasons++;
+		} else if (st->nreasons < TLS_STATS_REASONS - 1) {
+			snprintf(st->reason[i], sizeof(st->reason[i]), "%.47s", reason);
+			st->nreasons++;
+		} else {
+			i = TLS_STATS_REASONS - 1; /* "other" */
+		}
+	}
+	st->refused[i]++;
+}
+
+const struct tls_stats *tls_server_stats(const struct tls_server *s)
+{
+	return &s->stats;
+}
+
 static void refuse(struct tls_conn *c, int ssl_err)
 {
 	struct tls_server *s = c->srv;
@@ -395,6 +425,7 @@ static void refuse(struct tls_conn *c, int ssl_err)
 		reason = "handshake_failed";
 	}
 	ERR_clear_error();
+	count_refusal(&s->stats, reason);
 	unsigned suppressed = 0;
 	if (vw_log_limit_ok(&s->refused_log, vw_mono_ms(), &suppressed))
 		log_warn("event=tls_refused peer=%s reason=%s cert_cn=%s serial=%s suppressed=%u",
@@ -501,6 +532,7 @@ static void handshake(struct tls_conn *c)
 	}
 	c->state = C_OPEN;
 	uv_timer_stop(&c->timer);
+	c->srv->stats.handshakes_ok++;
 	read_identity(c);
 	log_debug("event=tls_open peer=%s version=%s resumed=%d verified=%d site=%s", c->peer,
 	          SSL_get_version(c->ssl), SSL_session_reused(c->ssl), c->id.verified,
@@ -687,6 +719,7 @@ static void on_connection(uv_stream_t *listener, int status)
 		}
 		uv_accept(listener, (uv_stream_t *)t);
 		uv_close((uv_handle_t *)t, on_refused_closed);
+		s->stats.refused_max_connections++;
 		unsigned suppressed = 0;
 		if (vw_log_limit_ok(&s->cap_log, vw_mono_ms(), &suppressed))
 			log_warn("event=conn_refused reason=max_connections max=%zu suppressed=%u",
@@ -705,6 +738,7 @@ static void on_connection(uv_stream_t *listener, int status)
 	uv_timer_init(s->loop, &c->timer);
 	c->handles_open = 2;
 	s->nconns++;
+	s->stats.accepted++;
 	c->next = s->conns;
 	if (s->conns)
 		s->conns->prev = c;

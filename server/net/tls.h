@@ -65,6 +65,17 @@ void tls_server_stop(struct tls_server *s);
  * Accepts NULL. */
 void tls_server_destroy(struct tls_server *s);
 size_t tls_server_connections(const struct tls_server *s);
+/* What the handshakes came to since start, for GET /metrics (issue 14): accepts, handshakes
+ * done and refused, and the refusals by the reason event=tls_refused logs (the first
+ * TLS_STATS_REASONS distinct ones; later new ones count under "other"). Loop thread. */
+#define TLS_STATS_REASONS 16
+struct tls_stats {
+	uint64_t accepted, handshakes_ok, handshakes_failed, refused_max_connections;
+	size_t nreasons;
+	char reason[TLS_STATS_REASONS][48];
+	uint64_t refused[TLS_STATS_REASONS];
+};
+const struct tls_stats *tls_server_stats(const struct tls_server *s);
 /* A new connection cap and handshake deadline (a reload): for accepts from now on; no
  * connection is closed. */
 void tls_server_set_limits(struct tls_server *s, size_t max_connections,

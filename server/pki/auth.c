@@ -52,12 +52,12 @@ struct auth {
 
 static const char *const stmt_sql[S_COUNT] = {
     [S_TOKEN_BY_HASH] =
-        "SELECT id, role, city, name, revoked_ms, org, expires_ms, last_used_ms FROM tokens "
-        "WHERE hash = ?",
+        "SELECT id, role, city, name, revoked_ms, org, expires_ms, last_used_ms, inspector "
+        "FROM tokens WHERE hash = ?",
     /* The token's columns in S_TOKEN_BY_HASH's order, then the session's. */
     [S_SESSION_BY_HASH] =
         "SELECT t.id, t.role, t.city, t.name, t.revoked_ms, t.org, t.expires_ms, t.last_used_ms,"
-        " s.created_ms, s.last_seen_ms, s.expires_ms FROM sessions s"
+        " t.inspector, s.created_ms, s.last_seen_ms, s.expires_ms FROM sessions s"
         " JOIN tokens t ON t.id = s.token_id WHERE s.hash = ?",
     [S_AGENT_GET] = "SELECT 1 FROM agents WHERE serial = ?",
     [S_AGENT_PUT] = "INSERT OR IGNORE INTO agents(serial, site, org, city, first_seen_ms, peer) "
@@ -112,6 +112,9 @@ _Static_assert(AUTH_TOKEN_TTL_DEFAULT_MS == 7776000000LL, "schema_v3 uses the de
  * tokens made before name none, and "" means agent = site (ca_sign_csr). */
 static const char schema_v4[] =
     "ALTER TABLE enroll_tokens ADD COLUMN agent TEXT NOT NULL DEFAULT '';";
+/* v4 -> v5 (issue 12 D): an inspector token is bound to his id in the inspectors' register
+ * (inspect.db): what he may see follows the inspections he is assigned to. */
+static const char schema_v5[] = "ALTER TABLE tokens ADD COLUMN inspector TEXT NOT NULL DEFAULT '';";
 
 static int db_fail(struct auth *a, char *err, size_t errlen, const char *what)
 {
@@ -175,7 +178,8 @@ int auth_open(const char *path, struct auth **out, char *err, size_t errlen)
 	                                       .busy_ms = BUSY_MS,
 	                                       .synchronous = "FULL",
 	                                       .wal = 1};
-	static const char *const migrations[] = {schema_v1, schema_v2, schema_v3, schema_v4};
+	static const char *const migrations[] = {schema_v1, schema_v2, schema_v3, schema_v4,
+	                                         schema_v5};
 	_Static_assert(sizeof(migrations) / sizeof(migrations[0]) == AUTH_SCHEMA_VERSION,
 	               "a migration per schema version");
 	char why[512];
@@ -213,7 +217,8 @@ void auth_close(struct auth *a)
 
 /* --- small pieces ------------------------------------------------------------------------ */
 
-static const char *const role_names[] = {"province", "city", "inspector", "public", "org"};
+static const char *const role_names[] = {"province", "city", "inspector",
+                                         "public",   "org",  "metrics"};
 
 int auth_role_parse(const char *s, enum auth_role *out)
 {
@@ -688,7 +693,7 @@ ascii:
 }
 
 int auth_token_create(struct auth *a, enum auth_role role, const char *city, const char *org,
-                      const char *name, int64_t ttl_ms, const char *actor,
+                      const char *inspector, const char *name, int64_t ttl_ms, const char *actor,
                       char token[AUTH_TOKEN_LEN], char id[AUTH_ID_LEN], char *err, size_t errlen)
 {
 	if (ttl_ms < 0) {
@@ -713,6 +718,18 @@ int auth_token_create(struct auth *a, enum auth_role role, const char *city, con
 		         auth_role_name(role));
 		return -EINVAL;
 	}
+	if (role == AUTH_INSPECTOR && (!inspector || !vw_conf_id_valid(inspector))) {
+		snprintf(err, errlen,
+		         "--inspector is required for inspector tokens: his id in the inspectors' "
+		         "register (%s)",
+		         inspector && inspector[0] ? "not a valid id" : "missing");
+		return -EINVAL;
+	}
+	if (role != AUTH_INSPECTOR && inspector && inspector[0]) {
+		snprintf(err, errlen, "--inspector applies to inspector tokens only, not %s",
+		         auth_role_name(role));
+		return -EINVAL;
+	}
 	if (!name || !name[0]) {
 		snprintf(err, errlen, "--name is required (who holds the token)");
 		return -EINVAL;
@@ -725,7 +742,7 @@ int auth_token_create(struct auth *a, enum auth_role role, const char *city, con
 		return db_fail(a, err, errlen, "cannot lock the database");
 	sqlite3_stmt *st =
 	    prep(a, "INSERT INTO tokens(id, hash, role, city, name, created_ms, org, "
-	            "expires_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+	            "expires_ms, inspector) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
 	int rc = st ? 0 : -EIO;
 	int64_t now = vw_now_ms();
 	char exp[VW_ISO_LEN];
@@ -739,6 +756,7 @@ int auth_token_create(struct auth *a, enum auth_role role, const char *city, con
 		sqlite3_bind_int64(st, 6, now);
 		sqlite3_bind_text(st, 7, org ? org : "", -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 8, now + ttl_ms);
+		sqlite3_bind_text(st, 9, inspector ? inspector : "", -1, SQLITE_STATIC);
 		rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
 		sqlite3_finalize(st);
 	}
@@ -747,6 +765,9 @@ int auth_token_create(struct auth *a, enum auth_role role, const char *city, con
 	if (role == AUTH_ORG)
 		snprintf(detail, sizeof(detail), "role=%s city=%s org=%s expires=%s name=%s",
 		         auth_role_name(role), city && city[0] ? city : "-", org, exp, qname);
+	else if (role == AUTH_INSPECTOR)
+		snprintf(detail, sizeof(detail), "role=%s city=%s inspector=%s expires=%s name=%s",
+		         auth_role_name(role), city, inspector, exp, qname);
 	else
 		snprintf(detail, sizeof(detail), "role=%s city=%s expires=%s name=%s",
 		         auth_role_name(role), city && city[0] ? city : "-", exp, qname);
@@ -759,7 +780,7 @@ int auth_token_create(struct auth *a, enum auth_role role, const char *city, con
 	return 0;
 }
 
-/* A token's row (S_TOKEN_BY_HASH's columns 0-7) into out: 0 while it is live. */
+/* A token's row (S_TOKEN_BY_HASH's columns 0-8) into out: 0 while it is live. */
 static int token_row(sqlite3_stmt *st, int64_t now, struct auth_principal *out)
 {
 	memset(out, 0, sizeof(*out));
@@ -769,6 +790,7 @@ static int token_row(sqlite3_stmt *st, int64_t now, struct auth_principal *out)
 	snprintf(out->org, sizeof(out->org), "%s", col(st, 5));
 	out->expires_ms = sqlite3_column_int64(st, 6);
 	out->last_used_ms = sqlite3_column_int64(st, 7); /* NULL reads as 0: never */
+	snprintf(out->inspector, sizeof(out->inspector), "%s", col(st, 8));
 	if (auth_role_parse(col(st, 1), &out->role))
 		return -EIO; /* a role this build does not know: fail closed */
 	if (sqlite3_column_type(st, 4) != SQLITE_NULL)
@@ -978,9 +1000,9 @@ int auth_session_check(struct auth *a, const char *sid, int64_t idle_ms, struct 
 	if (step == SQLITE_ROW) {
 		int64_t now = vw_now_ms();
 		rc = token_row(st, now, out);
-		s->created_ms = sqlite3_column_int64(st, 8);
-		s->last_seen_ms = sqlite3_column_int64(st, 9);
-		s->expires_ms = sqlite3_column_int64(st, 10);
+		s->created_ms = sqlite3_column_int64(st, 9);
+		s->last_seen_ms = sqlite3_column_int64(st, 10);
+		s->expires_ms = sqlite3_column_int64(st, 11);
 		if (!rc && (now >= s->expires_ms || now >= s->last_seen_ms + idle_ms))
 			rc = -ETIMEDOUT;
 	} else {
@@ -996,12 +1018,13 @@ int auth_recheck(struct auth *a, const char *token_id, const unsigned char *hash
 {
 	/* Prepared per call: a stream is rechecked once a minute, not once a request. */
 	sqlite3_stmt *st =
-	    hash ? prep(a,
-	                "SELECT t.id, t.role, t.city, t.name, t.revoked_ms, t.org, t.expires_ms,"
-	                " t.last_used_ms, s.created_ms, s.last_seen_ms, s.expires_ms FROM sessions"
-	                " s JOIN tokens t ON t.id = s.token_id WHERE s.hash = ? AND t.id = ?")
-	         : prep(a, "SELECT id, role, city, name, revoked_ms, org, expires_ms, last_used_ms "
-	                   "FROM tokens WHERE id = ?");
+	    hash
+	        ? prep(a, "SELECT t.id, t.role, t.city, t.name, t.revoked_ms, t.org, t.expires_ms,"
+	                  " t.last_used_ms, t.inspector, s.created_ms, s.last_seen_ms, s.expires_ms"
+	                  " FROM sessions"
+	                  " s JOIN tokens t ON t.id = s.token_id WHERE s.hash = ? AND t.id = ?")
+	        : prep(a, "SELECT id, role, city, name, revoked_ms, org, expires_ms, last_used_ms, "
+	                  "inspector FROM tokens WHERE id = ?");
 	memset(s, 0, sizeof(*s));
 	memset(out, 0, sizeof(*out));
 	if (!st)
@@ -1018,9 +1041,9 @@ int auth_recheck(struct auth *a, const char *token_id, const unsigned char *hash
 		int64_t now = vw_now_ms();
 		rc = token_row(st, now, out);
 		if (hash) {
-			s->created_ms = sqlite3_column_int64(st, 8);
-			s->last_seen_ms = sqlite3_column_int64(st, 9);
-			s->expires_ms = sqlite3_column_int64(st, 10);
+			s->created_ms = sqlite3_column_int64(st, 9);
+			s->last_seen_ms = sqlite3_column_int64(st, 10);
+			s->expires_ms = sqlite3_column_int64(st, 11);
 			if (!rc && (now >= s->expires_ms || now >= s->last_seen_ms + idle_ms))
 				rc = -ETIMEDOUT;
 		}

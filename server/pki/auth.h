@@ -13,8 +13,8 @@
 #include <stdio.h>
 
 /* 2: tokens.org (the org role); 3: tokens.expires_ms and last_used_ms, sessions;
- * 4: enroll_tokens.agent */
-#define AUTH_SCHEMA_VERSION 4
+ * 4: enroll_tokens.agent; 5: tokens.inspector (issue 12 D) */
+#define AUTH_SCHEMA_VERSION 5
 #define AUTH_ID_LEN 17      /* public id of a token: 16 hex digits + NUL */
 #define AUTH_TOKEN_LEN 48   /* "vwt_" / "vwe_" + 43 base64url characters + NUL */
 #define AUTH_SERIAL_LEN 48  /* certificate serial in hex (128 bits = 32 digits) + NUL */
@@ -25,14 +25,18 @@
 #define AUTH_TOKEN_TTL_DEFAULT_MS (90LL * 86400000)
 
 /* org: a 社评组织's own staff — reads and manages only its own org's sites. */
-enum auth_role { AUTH_PROVINCE, AUTH_CITY, AUTH_INSPECTOR, AUTH_PUBLIC, AUTH_ORG };
+/* metrics (issue 14): a scraper's (Prometheus) — GET /metrics and nothing else. Roles are
+ * stored by name (TEXT), so a new one needs no migration; an older build refuses a row it
+ * does not know (auth_token_check: -EIO, fail closed). */
+enum auth_role { AUTH_PROVINCE, AUTH_CITY, AUTH_INSPECTOR, AUTH_PUBLIC, AUTH_ORG, AUTH_METRICS };
 
 /* A person's verified token. */
 struct auth_principal {
 	enum auth_role role;
 	char id[AUTH_ID_LEN];
 	char city[129];
-	char org[65]; /* the org an org token is bound to; "" for other roles */
+	char org[65];       /* the org an org token is bound to; "" for other roles */
+	char inspector[65]; /* the inspectors' register id an inspector token is bound to */
 	char name[129];
 	int64_t expires_ms;   /* the token's expiry */
 	int64_t last_used_ms; /* as last recorded (0: never), to decide whether to record again */
@@ -77,9 +81,10 @@ void auth_cli_actor(char *out, size_t outlen);
 
 /* Creates a token and writes it (once) to token; id receives its public id. city is
  * required for city and inspector tokens, org (a valid id) for org tokens and refused for
+ * the others, inspector (a valid id: the register's) for inspector tokens and refused for
  * the others. It expires ttl_ms from now (0: AUTH_TOKEN_TTL_DEFAULT_MS). Audited. */
 int auth_token_create(struct auth *a, enum auth_role role, const char *city, const char *org,
-                      const char *name, int64_t ttl_ms, const char *actor,
+                      const char *inspector, const char *name, int64_t ttl_ms, const char *actor,
                       char token[AUTH_TOKEN_LEN], char id[AUTH_ID_LEN], char *err, size_t errlen);
 /* 0 and *out for a live token; -ENOENT unknown (or malformed), -EKEYREVOKED revoked,
  * -EKEYEXPIRED expired, -EIO when the database cannot answer (callers fail closed). */

@@ -4,6 +4,7 @@
  * (store_backend.h); nothing SQLite leaves this file.
  * Threads: open/close on the store_open/store_close caller; the write connection on the
  * writer thread only; each read connection on one reader thread. */
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
 #include <sqlite3.h>
@@ -33,6 +34,22 @@
 #define TOTALS_COLS(c)                                                                             \
 	" " c "_ok_ms INTEGER NOT NULL DEFAULT 0, " c "_degraded_ms INTEGER NOT NULL DEFAULT 0,"   \
 	" " c "_down_ms INTEGER NOT NULL DEFAULT 0, " c "_targets INTEGER NOT NULL DEFAULT 0,"
+/* issue 16 E: agent_health's columns, one triple per enum store_health in its order. */
+#define HEALTH_CLASSES(X)                                                                          \
+	X(connected) X(network) X(stream) X(recording) X(coverage) X(assessment) X(buffer)
+#define HC_DEF(c)                                                                                  \
+	", " #c "_ok INTEGER NOT NULL DEFAULT 0, " #c "_degraded INTEGER NOT NULL DEFAULT 0, " #c  \
+	"_down INTEGER NOT NULL DEFAULT 0"
+#define HC_NAMES(c) ", " #c "_ok, " #c "_degraded, " #c "_down"
+#define HC_Q(c) ", ?, ?, ?"
+#define HC_ADD(c)                                                                                  \
+	", " #c "_ok = " #c "_ok + excluded." #c "_ok, " #c "_degraded = " #c                      \
+	"_degraded + excluded." #c "_degraded, " #c "_down = " #c "_down + excluded." #c "_down"
+#define HC_COL(c) ", h." #c "_ok, h." #c "_degraded, h." #c "_down"
+/* A class's three counts from latest, for the backfill: pred selects its rows. */
+#define HC_FILL(pred)                                                                              \
+	", sum(" pred " AND status = 'ok'), sum(" pred " AND status = 'degraded'), sum(" pred      \
+	" AND status = 'down')"
 static const char *const migrations[] = {
     /* 1 */
     "CREATE TABLE agents("
@@ -208,6 +225,129 @@ static const char *const migrations[] = {
     "UPDATE rollup_mark SET legacy_id = (SELECT coalesce(max(id), 0) FROM results)"
     " WHERE id = 1;"
     "DROP INDEX rollup_state_open;",
+    /* 7 — issue 16 (A): problems, persisted events, silence. A problem is one spell of a
+     * target's latest status away from ok (at most one open per (site, agent, kind,
+     * target): the partial unique index, which also finds the open ones); the writer opens,
+     * updates and closes them in the batch's own transaction, from the change of latest.
+     * events keeps what the SSE stream sent, by id (AUTOINCREMENT: an id is never reused,
+     * even after every row was pruned), for Last-Event-ID; feed_mark.events_pruned_id is
+     * how far pruning reached. feed_sites is each site's last batch and cadence, and its
+     * open site_silent problem. Targets not ok at the upgrade get their problem here,
+     * starting at their latest result (when the spell began is not known). */
+    "CREATE TABLE problems("
+    " id INTEGER PRIMARY KEY,"
+    " site TEXT NOT NULL, org TEXT NOT NULL, city TEXT NOT NULL,"
+    " agent TEXT NOT NULL, kind TEXT NOT NULL, target TEXT NOT NULL,"
+    " status TEXT NOT NULL," /* the current non-ok status */
+    " worst TEXT NOT NULL,"
+    " severity TEXT NOT NULL,"
+    " faults TEXT NOT NULL," /* JSON array, the union while open */
+    " start_ms INTEGER NOT NULL,"
+    " end_ms INTEGER," /* NULL while open */
+    " in_session INTEGER NOT NULL DEFAULT 0,"
+    " ack_by TEXT, ack_ms INTEGER, ack_message TEXT);"
+    "CREATE UNIQUE INDEX problems_open ON problems(site, agent, kind, target)"
+    " WHERE end_ms IS NULL;"
+    "CREATE INDEX problems_site_end ON problems(site, end_ms);"
+    "CREATE INDEX problems_start ON problems(start_ms, id);"
+    /* A city's or an org's problems newest first, without walking the province's. */
+    "CREATE INDEX problems_city_start ON problems(city, start_ms, id);"
+    "CREATE INDEX problems_org_start ON problems(org, start_ms, id);"
+    "CREATE TABLE events("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " ts_ms INTEGER NOT NULL, type TEXT NOT NULL,"
+    " site TEXT NOT NULL, org TEXT NOT NULL, city TEXT NOT NULL,"
+    " data TEXT NOT NULL);"
+    /* A city's or an org's stream resumes from these: its backlog reads its own rows only. */
+    "CREATE INDEX events_city ON events(city, id);"
+    "CREATE INDEX events_org ON events(org, id);"
+    "CREATE TABLE feed_mark("
+    " id INTEGER PRIMARY KEY CHECK(id = 1),"
+    " events_pruned_id INTEGER NOT NULL);"
+    "INSERT INTO feed_mark VALUES(1, 0);"
+    "CREATE TABLE feed_sites("
+    " site TEXT PRIMARY KEY, org TEXT NOT NULL, city TEXT NOT NULL,"
+    " last_batch_ms INTEGER NOT NULL,"
+    " cadence_ms INTEGER NOT NULL DEFAULT 0,"
+    " silent_id INTEGER) WITHOUT ROWID;"
+    "INSERT INTO feed_sites(site, org, city, last_batch_ms)"
+    " SELECT site, org, city, max(last_report_ms) FROM agents GROUP BY site;"
+    "INSERT INTO problems(site, org, city, agent, kind, target, status, worst, severity,"
+    " faults, start_ms)"
+    " SELECT a.site, a.org, a.city, a.agent, l.kind, l.target, l.status, l.status,"
+    " CASE l.status WHEN 'down' THEN 'major' ELSE 'minor' END, r.faults, r.ts_ms"
+    " FROM latest l JOIN agents a ON a.id = l.agent_id JOIN results r ON r.id = l.result_id"
+    " WHERE l.status <> 'ok';",
+    /* 8: issue 16 (C): picture evidence. thumbnails holds the JPEG a stream result carried
+     * (<= 30 KB, checked at ingest), written in the batch's commit; served newest-first per
+     * (site, camera) from thumbnails_target_ts, which also gives a site page each camera's
+     * newest one with a single seek; pruned by arrival (received_ms rises with id, like
+     * results'). thumbnail_access records every picture served: who, which site and camera,
+     * the time asked for and the picture's own. */
+    "CREATE TABLE thumbnails("
+    " id INTEGER PRIMARY KEY,"
+    " site TEXT NOT NULL,"
+    " agent TEXT NOT NULL,"
+    " target TEXT NOT NULL,"
+    " ts_ms INTEGER NOT NULL,"
+    " seq INTEGER NOT NULL,"
+    " received_ms INTEGER NOT NULL,"
+    " jpeg BLOB NOT NULL);"
+    "CREATE INDEX thumbnails_target_ts ON thumbnails(site, target, ts_ms);"
+    "CREATE TABLE thumbnail_access("
+    " id INTEGER PRIMARY KEY,"
+    " at_ms INTEGER NOT NULL,"
+    " actor TEXT NOT NULL,"
+    " site TEXT NOT NULL,"
+    " camera TEXT NOT NULL,"
+    " asked_ms INTEGER," /* NULL: the newest was asked for */
+    " thumb_ts_ms INTEGER NOT NULL,"
+    " peer TEXT NOT NULL);",
+    /* 9 — issue 16 (D): notifications. One row per (sink, problem, dedup_key), the unique key
+     * that makes a message go out once however often its event is seen: dedup_key is the
+     * event ('opened', 'closed', 'acked') — one of each a problem — or 'updated:<event id>',
+     * since a problem changes any number of times and each change is news. The problem's
+     * site, org and city for the API's scope, its JSON to make the message from after a
+     * restart. */
+    "CREATE TABLE notifications("
+    " id INTEGER PRIMARY KEY,"
+    " sink TEXT NOT NULL,"
+    " problem_id INTEGER NOT NULL,"
+    " event_id INTEGER NOT NULL,"
+    " event TEXT NOT NULL,"
+    " site TEXT NOT NULL,"
+    " org TEXT NOT NULL,"
+    " city TEXT NOT NULL,"
+    " state TEXT NOT NULL CHECK(state IN ('pending', 'sent', 'failed', 'suppressed')),"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " last_error TEXT NOT NULL DEFAULT '',"
+    " next_attempt_ms INTEGER NOT NULL DEFAULT 0,"
+    " sent_ms INTEGER NOT NULL DEFAULT 0,"
+    " created_ms INTEGER NOT NULL,"
+    " data TEXT NOT NULL,"
+    " dedup_key TEXT NOT NULL,"
+    " UNIQUE(sink, problem_id, dedup_key));"
+    "CREATE INDEX notifications_state ON notifications(state, id);"
+    "CREATE INDEX notifications_city ON notifications(city, id);"
+    "CREATE INDEX notifications_event ON notifications(event_id);"
+    /* what pruning walks: rows done with, oldest first */
+    "CREATE INDEX notifications_done ON notifications(created_ms) WHERE state <> 'pending';",
+    /* 10 — issue 16 E: what the sites overview shows per site — its status and the 3.6 criteria
+     * — from counts the writer keeps as latest changes (as agents.cam_* for cameras), one
+     * row per agent: the overview of a province reads 3,000 rows, never latest's ~10^5 or
+     * results. Filled here from latest for the targets already known. (A site's history
+     * reads results_agent_ts; an index by target would double the writer's commit CPU,
+     * docs/BENCHMARKS.md "Feed".) */
+    "CREATE TABLE agent_health(agent_id INTEGER PRIMARY KEY" HEALTH_CLASSES(
+        HC_DEF) ");"
+                "INSERT INTO agent_health(agent_id" HEALTH_CLASSES(
+                    HC_NAMES) ")"
+                              " SELECT agent_id" HC_FILL(
+                                  "(kind = 'network' AND target = 'collector')")
+                                  HC_FILL("kind = 'network'") HC_FILL("kind = 'stream'")
+                                      HC_FILL("kind = 'recording'") HC_FILL("kind = 'coverage'")
+                                          HC_FILL("kind = 'assessment'") HC_FILL(
+                                              "kind = 'buffer'") " FROM latest GROUP BY agent_id;",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 _Static_assert(NMIGRATIONS == STORE_SCHEMA_VERSION, "a migration per schema version");
@@ -245,6 +385,30 @@ enum wstmt {
 	W_PRUNE_STOP,
 	W_PRUNE_TS,
 	W_PRUNE,
+	W_HEALTH, /* issue 16 E */
+	/* issue 16 (A): problems, events, silence */
+	W_PROB_OPEN,
+	W_PROB_NEW,
+	W_PROB_SET,
+	W_PROB_CLOSE,
+	W_PROB_GET,
+	W_PROB_ACK,
+	W_IN_SESSION,
+	W_EVENT,
+	W_FEED_SITE,
+	W_FEED_SILENT_SET,
+	W_FEED_DUE,
+	W_PROB_ESCALATE,
+	W_EVENTS_PRUNE_TO,
+	W_EVENTS_PRUNE,
+	W_EVENTS_MARK,
+	W_EVENTS_MARK_GET,
+	W_THUMB,         /* issue 16 C */
+	W_THUMB_OLDEST,  /* issue 16 C */
+	W_THUMB_PRUNE,   /* issue 16 C */
+	W_ACCESS,        /* issue 16 C */
+	W_ACCESS_OLDEST, /* issue 16 C */
+	W_ACCESS_PRUNE,  /* issue 16 C */
 	W_COUNT
 };
 #define TOTALS_ADD(c)                                                                              \
@@ -253,6 +417,10 @@ enum wstmt {
 	"_targets + ?5,"                                                                           \
 	" updated_ms = ?6 WHERE exam_id = ?1"
 static const char *const wsql[W_COUNT] = {
+    /* ?1 the agent, then the changes of its counts in enum store_health order. */
+    [W_HEALTH] = "INSERT INTO agent_health(agent_id" HEALTH_CLASSES(
+        HC_NAMES) ") VALUES(?" HEALTH_CLASSES(HC_Q) ") ON CONFLICT(agent_id) DO UPDATE SET "
+                                                    "agent_id = agent_id" HEALTH_CLASSES(HC_ADD),
     [W_AGENT] = "INSERT INTO agents(site, agent, org, city, last_report_ms)"
                 " VALUES(?1, ?2, ?3, ?4, ?5)"
                 " ON CONFLICT(site, agent) DO UPDATE SET org = excluded.org,"
@@ -347,6 +515,67 @@ static const char *const wsql[W_COUNT] = {
     [W_PRUNE] = "DELETE FROM results WHERE id > ?1 AND id <= ?2 AND id <> coalesce("
                 "(SELECT l.result_id FROM latest l WHERE l.agent_id = results.agent_id"
                 " AND l.kind = results.kind AND l.target = results.target), 0)",
+    /* issue 16 (A). problems_open (the partial unique index) answers these lookups. */
+    [W_PROB_OPEN] = "SELECT id, worst, faults, in_session FROM problems"
+                    " WHERE site = ?1 AND agent = ?2 AND kind = ?3 AND target = ?4"
+                    " AND end_ms IS NULL",
+    [W_PROB_NEW] = "INSERT INTO problems(site, org, city, agent, kind, target, status, worst,"
+                   " severity, faults, start_ms, in_session)"
+                   " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10, ?11)",
+    [W_PROB_SET] = "UPDATE problems SET status = ?2, worst = ?3, severity = ?4, faults = ?5,"
+                   " in_session = ?6 WHERE id = ?1",
+    [W_PROB_CLOSE] = "UPDATE problems SET end_ms = ?2, in_session = max(in_session, ?3)"
+                     " WHERE id = ?1",
+    [W_PROB_GET] = "SELECT id, site, org, city, agent, kind, target, status, worst, severity,"
+                   " faults, start_ms, coalesce(end_ms, 0), in_session, ack_by,"
+                   " coalesce(ack_ms, 0), ack_message FROM problems WHERE id = ?1",
+    [W_PROB_ACK] = "UPDATE problems SET ack_by = ?2, ack_ms = ?3, ack_message = ?4"
+                   " WHERE id = ?1",
+    /* A running (or, for ?2 < ?3, overlapping) session of the site not cancelled. */
+    [W_IN_SESSION] = "SELECT 1 FROM exam_sessions INDEXED BY exam_sessions_site_end"
+                     " WHERE site = ?1 AND end_ms > ?2 AND start_ms <= ?3"
+                     " AND cancelled_ms IS NULL LIMIT 1",
+    [W_EVENT] = "INSERT INTO events(ts_ms, type, site, org, city, data)"
+                " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+    /* Once per batch: the site was heard from; its open site_silent problem, if any. */
+    [W_FEED_SITE] = "INSERT INTO feed_sites(site, org, city, last_batch_ms, cadence_ms)"
+                    " VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(site) DO UPDATE SET"
+                    " org = excluded.org, city = excluded.city,"
+                    " last_batch_ms = max(last_batch_ms, excluded.last_batch_ms),"
+                    " cadence_ms = CASE WHEN excluded.cadence_ms > 0 THEN excluded.cadence_ms"
+                    " ELSE cadence_ms END RETURNING silent_id",
+    [W_FEED_SILENT_SET] = "UPDATE feed_sites SET silent_id = ?2 WHERE site = ?1",
+    /* Sites silent past their bound (store.h STORE_FEED_TICK): a scan of one row per
+     * site, once a tick (3000 sites: well under a millisecond). */
+    [W_FEED_DUE] = "SELECT site, org, city, last_batch_ms FROM feed_sites"
+                   " WHERE silent_id IS NULL AND max(last_batch_ms, ?2) + CASE WHEN ?3 > 0"
+                   " THEN ?3 ELSE CAST(?4 * CASE WHEN cadence_ms > 0 THEN cadence_ms"
+                   " ELSE 60000 END AS INTEGER) END <= ?1 ORDER BY site LIMIT 1000",
+    [W_PROB_ESCALATE] = "SELECT p.id FROM problems p WHERE p.end_ms IS NULL"
+                        " AND p.in_session = 0 AND EXISTS(SELECT 1 FROM exam_sessions e"
+                        " WHERE e.site = p.site AND e.cancelled_ms IS NULL"
+                        " AND e.start_ms <= ?1 AND e.end_ms > ?1) ORDER BY p.id LIMIT 1000",
+    /* The writer's clock stamps events, so ts_ms rises with id: what is old enough is a
+     * prefix of the ids. */
+    [W_EVENTS_PRUNE_TO] = "SELECT max(id) FROM (SELECT id FROM events WHERE id > ?1"
+                          " AND ts_ms < ?2 ORDER BY id LIMIT 2000)",
+    [W_EVENTS_PRUNE] = "DELETE FROM events WHERE id > ?1 AND id <= ?2",
+    [W_EVENTS_MARK] = "UPDATE feed_mark SET events_pruned_id = ?1 WHERE id = 1",
+    [W_EVENTS_MARK_GET] = "SELECT events_pruned_id FROM feed_mark WHERE id = 1",
+    [W_THUMB] = "INSERT INTO thumbnails(site, agent, target, ts_ms, seq, received_ms, jpeg)"
+                " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    /* Arrival order is id order: the first row tells whether anything is due at all. */
+    [W_THUMB_OLDEST] = "SELECT received_ms FROM thumbnails ORDER BY id LIMIT 1",
+    [W_THUMB_PRUNE] = "DELETE FROM thumbnails WHERE id IN"
+                      " (SELECT id FROM thumbnails ORDER BY id LIMIT ?2) AND received_ms < ?1",
+    /* One access record; prepared once, run for every queued access in one transaction. */
+    [W_ACCESS] = "INSERT INTO thumbnail_access(at_ms, actor, site, camera, asked_ms,"
+                 " thumb_ts_ms, peer) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    /* The writer stamps at_ms as it commits, so id order is (nearly) at_ms order: the
+     * rowid alone finds the oldest and bounds each delete, no index needed. */
+    [W_ACCESS_OLDEST] = "SELECT at_ms FROM thumbnail_access ORDER BY id LIMIT 1",
+    [W_ACCESS_PRUNE] = "DELETE FROM thumbnail_access WHERE id IN"
+                       " (SELECT id FROM thumbnail_access ORDER BY id LIMIT ?2) AND at_ms < ?1",
 };
 
 enum rstmt {
@@ -365,6 +594,21 @@ enum rstmt {
 	R_EXAM,
 	R_EV_TARGETS,
 	R_EV_ROWS,
+	/* issue 16 E */
+	R_RUNNING,
+	R_RUNNING_SITE,
+	R_HIST_AGENTS,
+	R_OPEN_PROBLEMS,
+	R_OPEN_PROBLEMS_SITE,
+	R_EVENTS_AFTER, /* issue 16 (A) */
+	R_EVENTS_CITY,
+	R_EVENTS_ORG,
+	R_PROBLEMS_CITY,
+	R_PROBLEMS_ORG,
+	R_PROBLEMS_SITE,
+	R_EVENTS_MARKS,
+	R_PROBLEMS,
+	R_THUMB, /* issue 16 C */
 	R_COUNT
 };
 /* A session lasts at most STORE_EXAM_MAX_MS, so one overlapping [from, to) starts after
@@ -372,6 +616,18 @@ enum rstmt {
  * every session since the first (3 years of a province: 936k rows per read otherwise). */
 #define STORE_EXAM_MAX_SQL "86400000"
 _Static_assert(STORE_EXAM_MAX_MS == 86400000, "STORE_EXAM_MAX_SQL spells STORE_EXAM_MAX_MS");
+/* issue 16 (A): R_PROBLEMS's filters after an equality on where (R_PROBLEMS_CITY, _ORG, _SITE). */
+#define PROBLEMS(where)                                                                            \
+	"SELECT id, site, org, city, agent, kind, target, status, worst, severity, faults,"        \
+	" start_ms, coalesce(end_ms, 0), in_session, ack_by, coalesce(ack_ms, 0), ack_message"     \
+	" FROM problems WHERE " where " AND (?1 = 0 OR (?1 = 1 AND end_ms IS NULL)"                \
+	" OR (?1 = 2 AND end_ms IS NOT NULL))"                                                     \
+	" AND (?2 IS NULL OR city = ?2) AND (?3 IS NULL OR site = ?3)"                             \
+	" AND (?4 IS NULL OR org = ?4)"                                                            \
+	" AND (?5 = 0 OR end_ms IS NULL OR end_ms > ?5)"                                           \
+	" AND (?6 = 0 OR start_ms < ?6)"                                                           \
+	" AND (?8 = 0 OR start_ms < ?7 OR (start_ms = ?7 AND id < ?8))"                            \
+	" ORDER BY start_ms DESC, id DESC LIMIT ?9"
 /* Sessions overlapping [?1, ?2) that are not cancelled, with their totals (a session no
  * result touched has no totals row: zeros), by start then id. ?3..?5 = org, city, site. */
 #define TOTALS_SEL(c)                                                                              \
@@ -387,16 +643,23 @@ _Static_assert(STORE_EXAM_MAX_MS == 86400000, "STORE_EXAM_MAX_SQL spells STORE_E
 	                    " AND e.start_ms > ?1 - " STORE_EXAM_MAX_SQL                           \
 	                    " AND (?3 IS NULL OR e.org = ?3) AND (?4 IS NULL OR e.city = ?4)"      \
 	                    " AND (?5 IS NULL OR e.site = ?5) ORDER BY e.start_ms, e.id"
-#define SITE_SUMMARY(where)                                                                        \
-	"SELECT site, org, city, max(last_report_ms), sum(cam_ok), sum(cam_degraded),"             \
-	" sum(cam_down) FROM agents " where " GROUP BY site ORDER BY site"
+/* One row per agent, by site: the reader sums a site's agents in C (site_next) — SQLite's
+ * sum() over these 24 columns cost 5x the read itself on 3,000 sites. */
+#define SITE_ROWS(where)                                                                           \
+	"SELECT a.site, a.org, a.city, a.last_report_ms, a.cam_ok, a.cam_degraded, "               \
+	"a.cam_down" HEALTH_CLASSES(                                                               \
+	    HC_COL) " FROM agents a LEFT JOIN agent_health h ON h.agent_id = a.id " where          \
+	            " ORDER BY a.site"
 static const char *const rsql[R_COUNT] = {
     /* Every agent row of a site holds the same org and city (check_site_place refuses a
      * certificate naming others), so the bare columns are the site's. */
-    [R_SITES] = SITE_SUMMARY(""),
-    [R_SITE] = SITE_SUMMARY("WHERE site = ?1"),
+    [R_SITES] = SITE_ROWS(""),
+    [R_SITE] = SITE_ROWS("WHERE a.site = ?1"),
+    /* A camera's newest thumbnail: one seek of thumbnails_target_ts (issue 16 C). */
     [R_TARGETS] = "SELECT a.agent, l.kind, l.target, r.status, r.session, r.codec, r.faults,"
-                  " r.metrics, r.ts_ms, r.seq"
+                  " r.metrics, r.ts_ms, r.seq, CASE WHEN l.kind = 'stream' THEN"
+                  " (SELECT max(t.ts_ms) FROM thumbnails t WHERE t.site = a.site"
+                  " AND t.target = l.target) END"
                   " FROM agents a JOIN latest l ON l.agent_id = a.id"
                   " JOIN results r ON r.id = l.result_id"
                   " WHERE a.site = ?1 ORDER BY l.kind, l.target, a.agent",
@@ -428,14 +691,74 @@ static const char *const rsql[R_COUNT] = {
                   " JOIN results r INDEXED BY results_agent_ts ON r.agent_id = a.id"
                   " AND r.kind = ?2 AND r.target = ?3 AND r.ts_ms >= ?4 AND r.ts_ms < ?5"
                   " WHERE a.site = ?1 ORDER BY r.seq, a.agent",
+    /* issue 16 E. Sites with an exam session running at ?1 (not cancelled): a session lasts
+     * at most STORE_EXAM_MAX_MS, so exam_sessions_start ranges over a day of starts. */
+    [R_RUNNING] = "SELECT DISTINCT site FROM exam_sessions INDEXED BY exam_sessions_start"
+                  " WHERE start_ms <= ?1 AND start_ms > ?1 - " STORE_EXAM_MAX_SQL
+                  " AND end_ms > ?1 AND cancelled_ms IS NULL ORDER BY site",
+    [R_RUNNING_SITE] = "SELECT 1 FROM exam_sessions INDEXED BY exam_sessions_site"
+                       " WHERE site = ?2 AND start_ms <= ?1 AND start_ms > ?1 - " STORE_EXAM_MAX_SQL
+                       " AND end_ms > ?1 AND cancelled_ms IS NULL LIMIT 1",
+    [R_HIST_AGENTS] = "SELECT id, agent FROM agents WHERE site = ?1 ORDER BY agent",
+    /* Open problems per site (the feed's problems_open index: by site, open ones only);
+     * silent = one of them is the site's site_silent (kind "site"). */
+    [R_OPEN_PROBLEMS] =
+        "SELECT site, count(*), max(kind = 'site') FROM problems"
+        " INDEXED BY problems_open WHERE end_ms IS NULL GROUP BY site ORDER BY site",
+    [R_OPEN_PROBLEMS_SITE] = "SELECT count(*), coalesce(max(kind = 'site'), 0) FROM problems"
+                             " INDEXED BY problems_open WHERE site = ?1 AND end_ms IS NULL",
+    /* issue 16 (A) */
+    [R_EVENTS_AFTER] = "SELECT id, ts_ms, type, site, org, city, data FROM events"
+                       " WHERE id > ?1 ORDER BY id LIMIT ?2",
+    /* A scope's rows only (events_city, events_org): a resume never pages through
+     * another scope's week. */
+    [R_EVENTS_CITY] = "SELECT id, ts_ms, type, site, org, city, data FROM events"
+                      " WHERE city = ?3 AND id > ?1 ORDER BY id LIMIT ?2",
+    [R_EVENTS_ORG] = "SELECT id, ts_ms, type, site, org, city, data FROM events"
+                     " WHERE org = ?3 AND id > ?1 ORDER BY id LIMIT ?2",
+    /* R_PROBLEMS (below) with a named city, org or site: that one's own index (an equality
+     * first, so the planner takes it) instead of walking the province's problems_start. */
+    [R_PROBLEMS_CITY] = PROBLEMS("city = ?2"),
+    [R_PROBLEMS_ORG] = PROBLEMS("org = ?4"),
+    [R_PROBLEMS_SITE] = PROBLEMS("site = ?3"),
+    [R_EVENTS_MARKS] = "SELECT (SELECT events_pruned_id FROM feed_mark WHERE id = 1),"
+                       " coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)",
+    /* Newest start first (problems_start, backwards), paged by (start_ms, id). The
+     * filters are checked on the way; problems are few beside results (a spell each). */
+    [R_PROBLEMS] = "SELECT id, site, org, city, agent, kind, target, status, worst, severity,"
+                   " faults, start_ms, coalesce(end_ms, 0), in_session, ack_by,"
+                   " coalesce(ack_ms, 0), ack_message FROM problems"
+                   " WHERE (?1 = 0 OR (?1 = 1 AND end_ms IS NULL)"
+                   " OR (?1 = 2 AND end_ms IS NOT NULL))"
+                   " AND (?2 IS NULL OR city = ?2) AND (?3 IS NULL OR site = ?3)"
+                   " AND (?4 IS NULL OR org = ?4)"
+                   " AND (?5 = 0 OR end_ms IS NULL OR end_ms > ?5)"
+                   " AND (?6 = 0 OR start_ms < ?6)"
+                   " AND (?8 = 0 OR start_ms < ?7 OR (start_ms = ?7 AND id < ?8))"
+                   " ORDER BY start_ms DESC, id DESC LIMIT ?9",
+    [R_THUMB] = "SELECT agent, ts_ms, seq, jpeg FROM thumbnails"
+                " WHERE site = ?1 AND target = ?2 AND ts_ms <= ?3 ORDER BY ts_ms DESC, id DESC"
+                " LIMIT 1",
 };
+
+/* issue 16 E: one agent's stream of a site's history, newest first by (ts_ms, id), from
+ * results_agent_ts in its own order (rowid is the index's last column): ?1 agent, ?2 ts_ms
+ * >= from, ?3/?4 the upper bound (ts_ms, id), exclusive. Kind and target are checked by the
+ * reader as rows go by (site_history), so it can bound what one page examines. */
+static const char hist_sql[] =
+    "SELECT id, kind, target, status, session, codec, faults, metrics, ts_ms, seq FROM results"
+    " INDEXED BY results_agent_ts"
+    " WHERE agent_id = ?1 AND ts_ms >= ?2 AND ts_ms <= ?3 AND (ts_ms < ?3 OR id < ?4)"
+    " ORDER BY ts_ms DESC, id DESC";
 
 struct sqlite_be {
 	char *path;
 	sqlite3 *wdb; /* the writer thread's, once started */
 	sqlite3_stmt *w[W_COUNT];
 	int64_t raw_retention_ms, default_stale_ms; /* store_options' */
-	int64_t flush_ms;                           /* store_options' rollup_flush_ms */
+	int64_t thumb_retention_ms;                 /* store_options' (issue 16 C) */
+	int64_t access_retention_ms; /* store_options' thumb_access_retention_ms (issue 16 C) */
+	int64_t flush_ms;            /* store_options' rollup_flush_ms */
 	struct rollup_mem *job; /* the rollup job's memory (writer thread; NULL until loaded) */
 	uint64_t exams_gen;     /* bumped by the writer connection's exam_sessions triggers */
 };
@@ -446,6 +769,10 @@ struct sqlite_rd {
 	struct sqlite_be *be;
 	sqlite3 *db; /* read-only, one reader thread */
 	sqlite3_stmt *r[R_COUNT];
+	/* issue 16 E: history streams, one per agent of the site read, prepared once each
+	 * and kept. */
+	sqlite3_stmt **hist;
+	size_t nhist;
 };
 
 /* --- open ------------------------------------------------------------------------------- */
@@ -481,6 +808,8 @@ static int sq_open(const struct store_options *o, void **out, char *err, size_t 
 	}
 	snprintf(s->path, n, "%s/" DB_FILE, o->dir);
 	s->raw_retention_ms = o->raw_retention_ms;
+	s->thumb_retention_ms = o->thumb_retention_ms;
+	s->access_retention_ms = o->thumb_access_retention_ms;
 	s->default_stale_ms =
 	    o->default_stale_ms > 0 ? o->default_stale_ms : STORE_DEFAULT_STALE_MS;
 	s->flush_ms = o->rollup_flush_ms > 0 ? o->rollup_flush_ms : STORE_ROLLUP_FLUSH_MS;
@@ -587,6 +916,21 @@ static int insert_result(struct sqlite_be *s, const struct store_batch *b,
 		sqlite3_bind_int64(st, 14, (int64_t)iv);
 	else
 		sqlite3_bind_double(st, 14, iv);
+	return step_done(s, st);
+}
+
+/* issue 16 C: the row's picture, in the batch's transaction. */
+static int insert_thumb(struct sqlite_be *s, const struct store_batch *b,
+                        const struct store_row *row)
+{
+	sqlite3_stmt *st = s->w[W_THUMB];
+	sqlite3_bind_text(st, 1, b->site, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, b->agent, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, store_batch_str(b, row->target), -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, row->ts_ms);
+	sqlite3_bind_int64(st, 5, row->seq);
+	sqlite3_bind_int64(st, 6, b->received_ms);
+	sqlite3_bind_blob(st, 7, b->arena.data + row->thumb, (int)row->thumb_len, SQLITE_STATIC);
 	return step_done(s, st);
 }
 
@@ -746,6 +1090,536 @@ static int check_site_place(struct sqlite_be *s, const struct store_batch *b)
 	return rc;
 }
 
+/* issue 16 E: which agent_health class a result counts in (network target "collector"
+ * counts in connected as well). */
+static const enum store_health kind_health[VW_KIND_COUNT] = {
+    [VW_KIND_STREAM] = STORE_H_STREAM,         [VW_KIND_NETWORK] = STORE_H_NETWORK,
+    [VW_KIND_RECORDING] = STORE_H_RECORDING,   [VW_KIND_COVERAGE] = STORE_H_COVERAGE,
+    [VW_KIND_ASSESSMENT] = STORE_H_ASSESSMENT, [VW_KIND_BUFFER] = STORE_H_BUFFER,
+};
+
+/* Moves one target from its old latest status (-1: new target) to row's; 1 if a count
+ * changed. */
+static int health_move(int64_t health[STORE_H_COUNT][VW_STATUS_COUNT], const struct store_row *row,
+                       const char *target, int old)
+{
+	if (old == (int)row->status || row->kind >= VW_KIND_COUNT || row->status >= VW_STATUS_COUNT)
+		return 0;
+	enum store_health cls[2] = {kind_health[row->kind], STORE_H_COUNT};
+	if (row->kind == VW_KIND_NETWORK && strcmp(target, "collector") == 0)
+		cls[1] = STORE_H_CONNECTED;
+	for (int i = 0; i < 2 && cls[i] < STORE_H_COUNT; i++) {
+		if (old >= 0)
+			health[cls[i]][old]--;
+		health[cls[i]][row->status]++;
+	}
+	return 1;
+}
+
+/* --- issue 16 (A): problems and events, in the writer's transaction ----------------------
+ * Only changes write: a row whose target's latest status stays ok costs the one lookup of
+ * its old status in latest (a primary-key probe of the page the upsert then writes). */
+
+enum { SEV_MINOR, SEV_MAJOR, SEV_CRITICAL };
+static const char *const severity_names[] = {"minor", "major", "critical"};
+
+/* degraded -> minor, down (or site_silent) -> major; one step up in an exam session. */
+static const char *problem_severity(const char *worst, int in_session)
+{
+	int sev = strcmp(worst, "down") == 0 ? SEV_MAJOR : SEV_MINOR;
+	return severity_names[sev + (in_session ? 1 : 0)];
+}
+
+/* One row into events, and a copy with its id into out (published after the commit). */
+static int emit_event(struct sqlite_be *s, struct store_events *out, int64_t ts_ms,
+                      const char *type, const char *site, const char *org, const char *city,
+                      const char *data)
+{
+	sqlite3_stmt *st = s->w[W_EVENT];
+	sqlite3_bind_int64(st, 1, ts_ms);
+	sqlite3_bind_text(st, 2, type, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, site, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, org, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, city, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, data, -1, SQLITE_STATIC);
+	int rc = step_done(s, st);
+	if (rc)
+		return rc;
+	struct store_event ev = {
+	    sqlite3_last_insert_rowid(s->wdb), ts_ms, type, site, org, city, data};
+	return store_events_add(out, &ev);
+}
+
+static void problem_row(sqlite3_stmt *st, struct store_problem *p)
+{
+	p->id = sqlite3_column_int64(st, 0);
+	p->site = col_text(st, 1);
+	p->org = col_text(st, 2);
+	p->city = col_text(st, 3);
+	p->agent = col_text(st, 4);
+	p->kind = col_text(st, 5);
+	p->target = col_text(st, 6);
+	p->status = col_text(st, 7);
+	p->worst = col_text(st, 8);
+	p->severity = col_text(st, 9);
+	p->faults = col_text(st, 10);
+	p->start_ms = sqlite3_column_int64(st, 11);
+	p->end_ms = sqlite3_column_int64(st, 12);
+	p->in_session = sqlite3_column_int(st, 13);
+	p->ack_by = sqlite3_column_type(st, 14) == SQLITE_NULL ? NULL : col_text(st, 14);
+	p->ack_ms = sqlite3_column_int64(st, 15);
+	p->ack_message = sqlite3_column_type(st, 16) == SQLITE_NULL ? NULL : col_text(st, 16);
+}
+
+/* The problem as it now stands, as an event of type (problem_opened, ...). */
+static int emit_problem(struct sqlite_be *s, struct store_events *out, int64_t ts_ms,
+                        const char *type, int64_t id)
+{
+	sqlite3_stmt *st = s->w[W_PROB_GET];
+	sqlite3_bind_int64(st, 1, id);
+	int found, rc = step_row(s, st, &found);
+	if (rc)
+		return rc;
+	if (!found) {
+		sqlite3_reset(st);
+		return -EIO;
+	}
+	struct store_problem p;
+	problem_row(st, &p);
+	struct vw_buf d;
+	vw_buf_init(&d, 1u << 20);
+	rc = store_problem_json(&d, &p, ts_ms);
+	if (!rc)
+		rc = emit_event(s, out, ts_ms, type, p.site, p.org, p.city, vw_buf_cstr(&d));
+	vw_buf_free(&d);
+	sqlite3_reset(st);
+	return rc;
+}
+
+/* 1 when a session of the site, not cancelled, overlaps [from, to]. */
+static int site_in_session(struct sqlite_be *s, const char *site, int64_t from, int64_t to,
+                           int *yes)
+{
+	sqlite3_stmt *st = s->w[W_IN_SESSION];
+	sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, from);
+	sqlite3_bind_int64(st, 3, to);
+	int rc = step_row(s, st, yes);
+	sqlite3_reset(st);
+	return rc;
+}
+
+/* The status event's data: {"site","org","city","agent","kind","target","from","to",
+ * "faults","ts"}; from NULL = first seen. */
+static int emit_status(struct sqlite_be *s, struct store_events *out, int64_t ev_ms,
+                       const char *site, const char *org, const char *city, const char *agent,
+                       const char *kind, const char *target, const char *from, const char *to,
+                       const char *faults, int64_t ts_ms)
+{
+	struct vw_buf d;
+	vw_buf_init(&d, 1u << 20);
+	char ts[VW_ISO_LEN];
+	vw_time_iso(ts_ms, ts);
+	vw_buf_puts(&d, "{\"site\":");
+	vw_buf_json_str(&d, site);
+	vw_buf_puts(&d, ",\"org\":");
+	vw_buf_json_str(&d, org);
+	vw_buf_puts(&d, ",\"city\":");
+	vw_buf_json_str(&d, city);
+	vw_buf_puts(&d, ",\"agent\":");
+	vw_buf_json_str(&d, agent);
+	vw_buf_puts(&d, ",\"kind\":");
+	vw_buf_json_str(&d, kind);
+	vw_buf_puts(&d, ",\"target\":");
+	vw_buf_json_str(&d, target);
+	vw_buf_puts(&d, ",\"from\":");
+	if (from)
+		vw_buf_json_str(&d, from);
+	else
+		vw_buf_puts(&d, "null");
+	vw_buf_puts(&d, ",\"to\":");
+	vw_buf_json_str(&d, to);
+	vw_buf_printf(&d, ",\"faults\":%s,\"ts\":\"%s\"}", faults[0] ? faults : "[]", ts);
+	int rc =
+	    d.err ? d.err : emit_event(s, out, ev_ms, "status", site, org, city, vw_buf_cstr(&d));
+	vw_buf_free(&d);
+	return rc;
+}
+
+/* The union of two fault arrays (ours: codes of [a-z0-9_]), old's order first. */
+static int faults_union(const char *old, const char *add, struct vw_buf *out, int *added)
+{
+	*added = 0;
+	cJSON *a = cJSON_Parse(old), *b = cJSON_Parse(add);
+	int rc = 0;
+	if (!a)
+		a = cJSON_CreateArray();
+	if (!a) {
+		cJSON_Delete(b);
+		return -ENOMEM;
+	}
+	const cJSON *f;
+	cJSON_ArrayForEach(f, b)
+	{
+		if (!cJSON_IsString(f))
+			continue;
+		int have = 0;
+		const cJSON *g;
+		cJSON_ArrayForEach(g, a)
+		{
+			if (cJSON_IsString(g) && strcmp(g->valuestring, f->valuestring) == 0)
+				have = 1;
+		}
+		if (!have && cJSON_GetArraySize(a) < 64) {
+			cJSON_AddItemToArray(a, cJSON_CreateString(f->valuestring));
+			(*added)++;
+		}
+	}
+	char *txt = cJSON_PrintUnformatted(a);
+	if (!txt || vw_buf_puts(out, txt))
+		rc = -ENOMEM;
+	free(txt);
+	cJSON_Delete(a);
+	cJSON_Delete(b);
+	return rc;
+}
+
+static int status_rank(const char *st)
+{
+	return strcmp(st, "down") == 0 ? 2 : strcmp(st, "degraded") == 0 ? 1 : 0;
+}
+
+/* One stored row whose target's latest status was old (NULL: first seen): a change writes
+ * a status event and opens, updates or closes the target's problem. An unchanged non-ok
+ * status updates the problem only when it brings new fault codes. */
+static int feed_row(struct sqlite_be *s, struct store_batch *b, const struct store_row *row,
+                    const char *old)
+{
+	const char *kind = vw_kind_name((enum vw_kind)row->kind);
+	const char *status = vw_status_name((enum vw_status)row->status);
+	const char *target = store_batch_str(b, row->target);
+	const char *faults = store_batch_str(b, row->faults);
+	int changed = !old || strcmp(old, status) != 0;
+	int ok = row->status == VW_STATUS_OK;
+	if (!changed && ok)
+		return 0;
+	int rc;
+	if (changed && (old || !ok) &&
+	    (rc = emit_status(s, &b->events, b->received_ms, b->site, b->org, b->city, b->agent,
+	                      kind, target, old, status, faults, row->ts_ms)) != 0)
+		return rc;
+	sqlite3_stmt *st = s->w[W_PROB_OPEN];
+	sqlite3_bind_text(st, 1, b->site, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, b->agent, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, kind, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, target, -1, SQLITE_STATIC);
+	int found;
+	if ((rc = step_row(s, st, &found)) != 0)
+		return rc;
+	int64_t id = found ? sqlite3_column_int64(st, 0) : 0;
+	char worst[16] = "";
+	int in_session = found ? sqlite3_column_int(st, 3) : 0, added = 0;
+	struct vw_buf fu;
+	vw_buf_init(&fu, 1u << 16);
+	if (found) {
+		snprintf(worst, sizeof(worst), "%s", col_text(st, 1));
+		rc = faults_union(col_text(st, 2), faults, &fu, &added);
+	}
+	sqlite3_reset(st);
+	if (rc)
+		goto out;
+
+	if (ok) { /* closes the spell */
+		if (!found)
+			goto out;
+		int overlap = 0;
+		if (!in_session &&
+		    (rc = site_in_session(s, b->site, row->ts_ms, row->ts_ms, &overlap)) != 0)
+			goto out;
+		st = s->w[W_PROB_CLOSE];
+		sqlite3_bind_int64(st, 1, id);
+		sqlite3_bind_int64(st, 2, row->ts_ms);
+		sqlite3_bind_int(st, 3, overlap);
+		if (!(rc = step_done(s, st)))
+			rc = emit_problem(s, &b->events, b->received_ms, "problem_closed", id);
+		goto out;
+	}
+	if (!found) {
+		if ((rc = site_in_session(s, b->site, row->ts_ms, row->ts_ms, &in_session)) != 0)
+			goto out;
+		st = s->w[W_PROB_NEW];
+		sqlite3_bind_text(st, 1, b->site, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, b->org, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, b->city, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, b->agent, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 5, kind, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 6, target, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 7, status, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 8, problem_severity(status, in_session), -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 9, faults[0] ? faults : "[]", -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 10, row->ts_ms);
+		sqlite3_bind_int(st, 11, in_session);
+		if (!(rc = step_done(s, st)))
+			rc = emit_problem(s, &b->events, b->received_ms, "problem_opened",
+			                  sqlite3_last_insert_rowid(s->wdb));
+		goto out;
+	}
+	/* Still open: a new status (degraded <-> down) or new fault codes. */
+	if (!changed && !added)
+		goto out;
+	const char *nworst = status_rank(status) > status_rank(worst) ? status : worst;
+	st = s->w[W_PROB_SET];
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, nworst, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, problem_severity(nworst, in_session), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, vw_buf_cstr(&fu), -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 6, in_session);
+	if ((rc = step_done(s, st)) == 0)
+		rc = emit_problem(s, &b->events, b->received_ms, "problem_updated", id);
+out:
+	vw_buf_free(&fu);
+	return rc;
+}
+
+/* Once per batch: the site is heard from (feed_sites), which closes its site_silent. */
+static int feed_site(struct sqlite_be *s, struct store_batch *b)
+{
+	sqlite3_stmt *st = s->w[W_FEED_SITE];
+	sqlite3_bind_text(st, 1, b->site, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, b->org, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, b->city, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, b->received_ms);
+	sqlite3_bind_int64(st, 5, b->cadence_ms > 0 ? b->cadence_ms : 0);
+	int found, rc = step_row(s, st, &found);
+	if (rc)
+		return rc;
+	int64_t silent =
+	    found && sqlite3_column_type(st, 0) != SQLITE_NULL ? sqlite3_column_int64(st, 0) : 0;
+	if ((rc = step_done(s, st)) != 0 || !silent) /* RETURNING ends at its next step */
+		return rc;
+	st = s->w[W_FEED_SILENT_SET];
+	sqlite3_bind_text(st, 1, b->site, -1, SQLITE_STATIC);
+	sqlite3_bind_null(st, 2);
+	if ((rc = step_done(s, st)) != 0)
+		return rc;
+	st = s->w[W_PROB_CLOSE];
+	sqlite3_bind_int64(st, 1, silent);
+	sqlite3_bind_int64(st, 2, b->received_ms);
+	sqlite3_bind_int(st, 3, 0);
+	if ((rc = step_done(s, st)) != 0)
+		return rc;
+	log_info("event=site_heard_again site=%s agent=%s problem=%lld", b->site, b->agent,
+	         (long long)silent);
+	if ((rc = emit_status(s, &b->events, b->received_ms, b->site, b->org, b->city, "", "site",
+	                      "", "down", "ok", "[]", b->received_ms)) != 0)
+		return rc;
+	return emit_problem(s, &b->events, b->received_ms, "problem_closed", silent);
+}
+
+/* STORE_FEED_TICK: sites silent past their bound get a site_silent problem; open problems
+ * that a session now overlaps move one severity up; old events are pruned. */
+static int feed_tick(struct sqlite_be *s, struct store_write *w)
+{
+	int64_t now = w->now_ms;
+	int rc = 0, step;
+	sqlite3_stmt *st = s->w[W_FEED_DUE];
+	sqlite3_bind_int64(st, 1, now);
+	sqlite3_bind_int64(st, 2, w->since_ms);
+	sqlite3_bind_int64(st, 3, w->silent_ms);
+	sqlite3_bind_double(st, 4, w->silent_factor > 0 ? w->silent_factor : 3);
+	/* Copied out first: the statement cannot stay open across the inserts. */
+	struct due {
+		char site[64], org[65], city[129];
+		int64_t last;
+	} *due = NULL;
+	size_t ndue = 0, cap = 0;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		if (ndue == cap) {
+			cap = cap ? cap * 2 : 8;
+			struct due *v = realloc(due, cap * sizeof(*v));
+			if (!v) {
+				rc = -ENOMEM;
+				break;
+			}
+			due = v;
+		}
+		struct due *d = &due[ndue++];
+		snprintf(d->site, sizeof(d->site), "%s", col_text(st, 0));
+		snprintf(d->org, sizeof(d->org), "%s", col_text(st, 1));
+		snprintf(d->city, sizeof(d->city), "%s", col_text(st, 2));
+		d->last = sqlite3_column_int64(st, 3);
+	}
+	if (!rc && step != SQLITE_DONE) {
+		log_error("event=store_write_failed error=\"%s\"", sqlite3_errmsg(s->wdb));
+		rc = sqlite_errno(step);
+	}
+	sqlite3_reset(st);
+	for (size_t i = 0; !rc && i < ndue; i++) {
+		struct due *d = &due[i];
+		int in_session = 0;
+		if ((rc = site_in_session(s, d->site, d->last, now, &in_session)) != 0)
+			break;
+		st = s->w[W_PROB_NEW];
+		sqlite3_bind_text(st, 1, d->site, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, d->org, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, d->city, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, "", -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 5, "site", -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 6, "", -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 7, "down", -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 8, problem_severity("down", in_session), -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 9, "[\"site_silent\"]", -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 10, d->last);
+		sqlite3_bind_int(st, 11, in_session);
+		if ((rc = step_done(s, st)) != 0)
+			break;
+		int64_t id = sqlite3_last_insert_rowid(s->wdb);
+		st = s->w[W_FEED_SILENT_SET];
+		sqlite3_bind_text(st, 1, d->site, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, id);
+		if ((rc = step_done(s, st)) != 0)
+			break;
+		log_warn("event=site_silent site=%s org=%s city=\"%s\" last_batch_ms=%lld "
+		         "silent_s=%lld problem=%lld",
+		         d->site, d->org, d->city, (long long)d->last,
+		         (long long)((now - d->last) / 1000), (long long)id);
+		if ((rc = emit_status(s, &w->events, now, d->site, d->org, d->city, "", "site", "",
+		                      "ok", "down", "[\"site_silent\"]", now)) != 0 ||
+		    (rc = emit_problem(s, &w->events, now, "problem_opened", id)) != 0)
+			break;
+	}
+	free(due);
+	if (rc)
+		return rc;
+
+	/* Open problems a session now overlaps: in_session, one severity up. */
+	int64_t ids[1000];
+	size_t nids = 0;
+	st = s->w[W_PROB_ESCALATE];
+	sqlite3_bind_int64(st, 1, now);
+	while ((step = sqlite3_step(st)) == SQLITE_ROW && nids < 1000)
+		ids[nids++] = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	if (step != SQLITE_ROW && step != SQLITE_DONE)
+		return sqlite_errno(step);
+	for (size_t i = 0; i < nids; i++) {
+		st = s->w[W_PROB_GET];
+		sqlite3_bind_int64(st, 1, ids[i]);
+		int found;
+		if ((rc = step_row(s, st, &found)) != 0)
+			return rc;
+		char status[16] = "", worst[16] = "", faults[1024] = "[]";
+		if (found) {
+			snprintf(status, sizeof(status), "%s", col_text(st, 7));
+			snprintf(worst, sizeof(worst), "%s", col_text(st, 8));
+			snprintf(faults, sizeof(faults), "%s", col_text(st, 10));
+		}
+		sqlite3_reset(st);
+		if (!found)
+			continue;
+		st = s->w[W_PROB_SET];
+		sqlite3_bind_int64(st, 1, ids[i]);
+		sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, worst, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, problem_severity(worst, 1), -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 5, faults, -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 6, 1);
+		if ((rc = step_done(s, st)) != 0 ||
+		    (rc = emit_problem(s, &w->events, now, "problem_updated", ids[i])) != 0)
+			return rc;
+	}
+
+	/* Events past the retention, a slice a tick. */
+	if (w->event_retention_ms > 0) {
+		int64_t pruned = 0, to = 0;
+		int found;
+		st = s->w[W_EVENTS_MARK_GET];
+		if ((rc = step_row(s, st, &found)) != 0)
+			return rc;
+		pruned = found ? sqlite3_column_int64(st, 0) : 0;
+		sqlite3_reset(st);
+		st = s->w[W_EVENTS_PRUNE_TO];
+		sqlite3_bind_int64(st, 1, pruned);
+		sqlite3_bind_int64(st, 2, now - w->event_retention_ms);
+		if ((rc = step_row(s, st, &found)) != 0)
+			return rc;
+		to = found ? sqlite3_column_int64(st, 0) : 0;
+		sqlite3_reset(st);
+		if (to > pruned) {
+			st = s->w[W_EVENTS_PRUNE];
+			sqlite3_bind_int64(st, 1, pruned);
+			sqlite3_bind_int64(st, 2, to);
+			if ((rc = step_done(s, st)) != 0)
+				return rc;
+			st = s->w[W_EVENTS_MARK];
+			sqlite3_bind_int64(st, 1, to);
+			if ((rc = step_done(s, st)) != 0)
+				return rc;
+		}
+	}
+	return 0;
+}
+
+/* STORE_PROBLEM_ACK: once, by a person in scope. */
+static int feed_ack(struct sqlite_be *s, struct store_write *w)
+{
+	sqlite3_stmt *st = s->w[W_PROB_GET];
+	sqlite3_bind_int64(st, 1, w->problem_id);
+	int found, rc = step_row(s, st, &found);
+	if (rc)
+		return rc;
+	if (found) {
+		struct store_problem p;
+		problem_row(st, &p);
+		if ((w->scope_org && w->scope_org[0] && strcmp(p.org, w->scope_org) != 0) ||
+		    (w->scope_city && w->scope_city[0] && strcmp(p.city, w->scope_city) != 0))
+			found = 0;
+		else if (p.ack_by)
+			rc = -EALREADY;
+		snprintf(w->site, sizeof(w->site), "%s", p.site);
+	}
+	sqlite3_reset(st);
+	if (!found) {
+		snprintf(w->err, sizeof(w->err), "no such problem");
+		return -ENOENT;
+	}
+	if (rc) {
+		snprintf(w->err, sizeof(w->err), "problem %lld is already acknowledged",
+		         (long long)w->problem_id);
+		return rc;
+	}
+	st = s->w[W_PROB_ACK];
+	sqlite3_bind_int64(st, 1, w->problem_id);
+	sqlite3_bind_text(st, 2, w->ack_by ? w->ack_by : "", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, w->now_ms);
+	sqlite3_bind_text(st, 4, w->ack_message ? w->ack_message : "", -1, SQLITE_STATIC);
+	if ((rc = step_done(s, st)) != 0)
+		return rc;
+	return emit_problem(s, &w->events, w->now_ms, "problem_acked", w->problem_id);
+}
+
+/* The feed's writes, each one transaction (as an exam write). */
+static int feed_write(struct sqlite_be *s, struct store_write *w)
+{
+	int rc = vw_db_exec(s->wdb, "BEGIN IMMEDIATE", NULL, 0);
+	if (rc) {
+		log_error("event=store_begin_failed error=\"%s\"", sqlite3_errmsg(s->wdb));
+		return w->status = rc;
+	}
+	w->now_ms = w->clock ? w->clock(w) : vw_now_ms();
+	rc = w->op == STORE_PROBLEM_ACK ? feed_ack(s, w) : feed_tick(s, w);
+	if (!rc && vw_db_exec(s->wdb, "COMMIT", NULL, 0)) {
+		log_error("event=store_commit_failed error=\"%s\"", sqlite3_errmsg(s->wdb));
+		rc = -EIO;
+	}
+	if (rc) {
+		vw_db_exec(s->wdb, "ROLLBACK", NULL, 0);
+		store_events_clear(&w->events);
+	}
+	return w->status = rc;
+}
+
 static int apply_batch(struct sqlite_be *s, struct store_batch *b)
 {
 	int64_t agent_id, agent_high, ord = 0, high = 0;
@@ -757,13 +1631,17 @@ static int apply_batch(struct sqlite_be *s, struct store_batch *b)
 		rc = check_new_epoch(s, b, agent_id);
 	if (!rc)
 		rc = upsert_epoch(s, b, agent_id, &ord, &high);
+	if (!rc)
+		rc = feed_site(s, b);
 	if (rc)
 		return rc;
 	sqlite3_stmt *st;
 
 	int64_t last = high;
 	size_t stored = 0;
-	int64_t cams[VW_STATUS_COUNT] = {0}; /* change in this agent's cameras per status */
+	/* change in this agent's targets per class and status (cameras: agents.cam_*) */
+	int64_t health[STORE_H_COUNT][VW_STATUS_COUNT] = {{0}};
+	int health_moved = 0;
 	for (size_t i = 0; i < b->nrows; i++) {
 		const struct store_row *row = &b->rows[i];
 		if (row->seq <= last)
@@ -779,28 +1657,32 @@ static int apply_batch(struct sqlite_be *s, struct store_batch *b)
 		if ((rc = insert_result(s, b, row, agent_id, ord)) != 0)
 			return rc;
 		int64_t result_id = sqlite3_last_insert_rowid(s->wdb);
+		if (row->thumb_len && (rc = insert_thumb(s, b, row)) != 0)
+			return rc;
 
-		if (row->kind == VW_KIND_STREAM) {
-			/* The camera leaves its old status count and joins the new one. */
-			st = s->w[W_OLD_STATUS];
-			sqlite3_bind_int64(st, 1, agent_id);
-			sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
-			sqlite3_bind_text(st, 3, target, -1, SQLITE_STATIC);
-			rc = sqlite3_step(st);
-			if (rc == SQLITE_ROW) {
-				enum vw_status old;
-				if (vw_status_parse((const char *)sqlite3_column_text(st, 0),
-				                    &old) == 0)
-					cams[old]--;
-			}
-			sqlite3_reset(st);
-			if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-				log_error("event=store_write_failed error=\"%s\"",
-				          sqlite3_errmsg(s->wdb));
-				return sqlite_errno(rc);
-			}
-			cams[row->status]++;
+		/* The target's status in latest before this row: a camera leaves its old
+		 * status count and joins the new one, and a change is a status event and a
+		 * problem opened, updated or closed (feed_row). */
+		st = s->w[W_OLD_STATUS];
+		sqlite3_bind_int64(st, 1, agent_id);
+		sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, target, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+		int has_old = rc == SQLITE_ROW;
+		enum vw_status old = VW_STATUS_OK;
+		if (has_old && vw_status_parse((const char *)sqlite3_column_text(st, 0), &old))
+			has_old = 0;
+		sqlite3_reset(st);
+		if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+			log_error("event=store_write_failed error=\"%s\"", sqlite3_errmsg(s->wdb));
+			return sqlite_errno(rc);
 		}
+		/* issue 16 E: every class's counts (cameras: agents.cam_*, from the same) */
+		health_moved |= health_move(health, row, target, has_old ? (int)old : -1);
+		if ((!has_old || old != (enum vw_status)row->status ||
+		     row->status != VW_STATUS_OK) &&
+		    (rc = feed_row(s, b, row, has_old ? vw_status_name(old) : NULL)) != 0)
+			return rc;
 		st = s->w[W_LATEST];
 		sqlite3_bind_int64(st, 1, agent_id);
 		sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
@@ -816,11 +1698,21 @@ static int apply_batch(struct sqlite_be *s, struct store_batch *b)
 		st = s->w[W_HIGH];
 		sqlite3_bind_int64(st, 1, agent_id);
 		sqlite3_bind_int64(st, 2, last);
-		sqlite3_bind_int64(st, 3, cams[VW_STATUS_OK]);
-		sqlite3_bind_int64(st, 4, cams[VW_STATUS_DEGRADED]);
-		sqlite3_bind_int64(st, 5, cams[VW_STATUS_DOWN]);
+		sqlite3_bind_int64(st, 3, health[STORE_H_STREAM][VW_STATUS_OK]);
+		sqlite3_bind_int64(st, 4, health[STORE_H_STREAM][VW_STATUS_DEGRADED]);
+		sqlite3_bind_int64(st, 5, health[STORE_H_STREAM][VW_STATUS_DOWN]);
 		if ((rc = step_done(s, st)) != 0)
 			return rc;
+		if (health_moved) {
+			st = s->w[W_HEALTH];
+			sqlite3_bind_int64(st, 1, agent_id);
+			for (int h = 0; h < STORE_H_COUNT; h++)
+				for (int k = 0; k < VW_STATUS_COUNT; k++)
+					sqlite3_bind_int64(st, 2 + h * VW_STATUS_COUNT + k,
+					                   health[h][k]);
+			if ((rc = step_done(s, st)) != 0)
+				return rc;
+		}
 		st = s->w[W_EPOCH_HIGH];
 		sqlite3_bind_int64(st, 1, agent_id);
 		sqlite3_bind_text(st, 2, b->epoch, -1, SQLITE_STATIC);
@@ -851,8 +1743,10 @@ static int sq_commit(void *p, struct store_batch *list)
 			continue;
 		}
 		b->status = apply_batch(s, b);
-		if (b->status)
+		if (b->status) {
 			vw_db_exec(s->wdb, "ROLLBACK TO batch", NULL, 0);
+			store_events_clear(&b->events); /* rolled back with it */
+		}
 		vw_db_exec(s->wdb, "RELEASE batch", NULL, 0);
 	}
 	if (!rc && vw_db_exec(s->wdb, "COMMIT", NULL, 0)) {
@@ -861,8 +1755,10 @@ static int sq_commit(void *p, struct store_batch *list)
 		rc = -EIO;
 	}
 	if (rc)
-		for (struct store_batch *b = list; b; b = b->next)
+		for (struct store_batch *b = list; b; b = b->next) {
 			b->status = rc;
+			store_events_clear(&b->events);
+		}
 	return rc;
 }
 
@@ -1740,6 +2636,41 @@ static int rollup_prune(struct sqlite_be *s, int64_t now_ms, size_t *deleted)
 	return 0;
 }
 
+/* issue 16 C: rows older than retention_ms (column read by `oldest`, compared by `prune`),
+ * oldest first, at most THUMB_PRUNE_BATCH per call in a transaction of their own; *deleted
+ * says how many. Caught up, it costs one read of the table's first row. Used for the
+ * pictures (thumbnails, by arrival) and for their access log (thumbnail_access, by at_ms). */
+#define THUMB_PRUNE_BATCH 500
+static int bounded_prune(struct sqlite_be *s, int64_t now_ms, int64_t retention_ms,
+                         enum wstmt oldest_q, enum wstmt prune_q, const char *what, size_t *deleted)
+{
+	*deleted = 0;
+	if (retention_ms <= 0)
+		return 0;
+	int64_t cutoff = now_ms - retention_ms, oldest = 0;
+	int found, rc;
+	if ((rc = int64_query(s, s->w[oldest_q], &oldest, &found)) != 0 || !found ||
+	    oldest >= cutoff)
+		return rc;
+	if ((rc = vw_db_exec(s->wdb, "BEGIN IMMEDIATE", NULL, 0)) != 0)
+		return rc;
+	sqlite3_stmt *st = s->w[prune_q];
+	sqlite3_bind_int64(st, 1, cutoff);
+	sqlite3_bind_int(st, 2, THUMB_PRUNE_BATCH);
+	if ((rc = step_done(s, st)) == 0)
+		*deleted = (size_t)sqlite3_changes(s->wdb);
+	if (!rc && vw_db_exec(s->wdb, "COMMIT", NULL, 0))
+		rc = -EIO;
+	if (rc) {
+		vw_db_exec(s->wdb, "ROLLBACK", NULL, 0);
+		*deleted = 0;
+		return rc;
+	}
+	if (*deleted)
+		log_info("event=%s_pruned rows=%zu", what, *deleted);
+	return 0;
+}
+
 /* One slice: up to ROLLUP_SLICE new results in id order into memory, a flush when one is
  * due, and one prune batch. Returns 1 when more is waiting, 0 when caught up. */
 static int sq_rollup(void *p, int64_t now_ms, struct store_stats *out)
@@ -1790,11 +2721,18 @@ static int sq_rollup(void *p, int64_t now_ms, struct store_stats *out)
 		if ((rc = rollup_flush(s, now_ms, out)) != 0)
 			return rc;
 	}
-	size_t deleted = 0;
+	size_t deleted = 0, thumbs = 0, accesses = 0;
 	if ((rc = rollup_prune(s, now_ms, &deleted)) != 0)
 		return rc;
 	out->rows_pruned += deleted;
-	return rolled == ROLLUP_SLICE || deleted > 0;
+	if ((rc = bounded_prune(s, now_ms, s->thumb_retention_ms, W_THUMB_OLDEST, W_THUMB_PRUNE,
+	                        "thumbnails", &thumbs)) != 0)
+		return rc;
+	if ((rc = bounded_prune(s, now_ms, s->access_retention_ms, W_ACCESS_OLDEST, W_ACCESS_PRUNE,
+	                        "thumbnail_access", &accesses)) != 0)
+		return rc;
+	return rolled == ROLLUP_SLICE || deleted > 0 || thumbs == THUMB_PRUNE_BATCH ||
+	       accesses == THUMB_PRUNE_BATCH;
 }
 
 /* At close (writer thread joined): what memory holds beyond the last flush is written. */
@@ -1817,6 +2755,9 @@ static void sq_reader_close(void *p)
 	if (!rd)
 		return;
 	vw_db_finalize_all(rd->r, R_COUNT);
+	for (size_t i = 0; i < rd->nhist; i++)
+		sqlite3_finalize(rd->hist[i]);
+	free(rd->hist);
 	sqlite3_close(rd->db);
 	free(rd);
 }
@@ -1853,15 +2794,69 @@ static const char *col_text(sqlite3_stmt *st, int i)
 	return t ? (const char *)t : "";
 }
 
-static void read_site_row(sqlite3_stmt *st, struct store_site *out)
+/* A site summed over its agents' rows (SITE_ROWS), its strings copied out of the row. */
+struct site_acc {
+	char site[64], org[65], city[129];
+	struct store_site s;
+	int have, done;
+};
+
+static void acc_start(struct site_acc *a, sqlite3_stmt *st)
 {
-	out->site = col_text(st, 0);
-	out->org = col_text(st, 1);
-	out->city = col_text(st, 2);
-	out->last_report_ms = sqlite3_column_int64(st, 3);
-	out->ok = sqlite3_column_int64(st, 4);
-	out->degraded = sqlite3_column_int64(st, 5);
-	out->down = sqlite3_column_int64(st, 6);
+	snprintf(a->site, sizeof(a->site), "%s", col_text(st, 0));
+	snprintf(a->org, sizeof(a->org), "%s", col_text(st, 1));
+	snprintf(a->city, sizeof(a->city), "%s", col_text(st, 2));
+	memset(&a->s, 0, sizeof(a->s));
+	a->have = 1;
+}
+
+static void acc_add(struct site_acc *a, sqlite3_stmt *st)
+{
+	int64_t last = sqlite3_column_int64(st, 3);
+	if (last > a->s.last_report_ms)
+		a->s.last_report_ms = last;
+	a->s.ok += sqlite3_column_int64(st, 4);
+	a->s.degraded += sqlite3_column_int64(st, 5);
+	a->s.down += sqlite3_column_int64(st, 6);
+	for (int h = 0; h < STORE_H_COUNT; h++)
+		for (int k = 0; k < VW_STATUS_COUNT; k++)
+			a->s.health[h][k] += sqlite3_column_int64(st, 7 + h * VW_STATUS_COUNT + k);
+}
+
+static int read_failed(struct sqlite_rd *rd, sqlite3_stmt *st);
+
+/* The next site of st (rows by site) in *out: 1, or 0 when there is none left, or -EIO. The
+ * row that starts the following site waits in a. */
+static int site_next(struct sqlite_rd *rd, sqlite3_stmt *st, struct site_acc *a,
+                     struct site_acc *out)
+{
+	while (!a->done) {
+		int step = sqlite3_step(st);
+		if (step == SQLITE_DONE) {
+			a->done = 1;
+			break;
+		}
+		if (step != SQLITE_ROW)
+			return read_failed(rd, st);
+		if (a->have && strcmp(col_text(st, 0), a->site) != 0) {
+			*out = *a;
+			acc_start(a, st);
+			acc_add(a, st);
+			goto emit;
+		}
+		if (!a->have)
+			acc_start(a, st);
+		acc_add(a, st);
+	}
+	if (!a->have)
+		return 0;
+	*out = *a;
+	a->have = 0;
+emit:
+	out->s.site = out->site;
+	out->s.org = out->org;
+	out->s.city = out->city;
+	return 1;
 }
 
 static int read_failed(struct sqlite_rd *rd, sqlite3_stmt *st)
@@ -1871,23 +2866,159 @@ static int read_failed(struct sqlite_rd *rd, sqlite3_stmt *st)
 	return -EIO;
 }
 
+/* issue 16 E: per-site marks read in one statement — the sites with an exam session running
+ * now (R_RUNNING: site), or with open problems (R_OPEN_PROBLEMS: site, count, silent) —
+ * sorted (strcmp) for the list to look each site up. Names in one malloc'd block. */
+struct site_marks {
+	char **site;
+	int64_t *count;
+	int *silent;
+	size_t n;
+};
+
+static void marks_free(struct site_marks *m)
+{
+	if (m->n)
+		free(m->site[0]);
+	free(m->site);
+	free(m->count);
+	free(m->silent);
+	memset(m, 0, sizeof(*m));
+}
+
+static int marks_load(struct sqlite_rd *rd, sqlite3_stmt *st, struct site_marks *out)
+{
+	struct vw_buf names;
+	vw_buf_init(&names, STORE_REPLY_MAX);
+	size_t n = 0, cap = 0;
+	int64_t *count = NULL;
+	int *silent = NULL;
+	int step, rc = 0;
+	memset(out, 0, sizeof(*out));
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		if (n == cap) {
+			cap = cap ? cap * 2 : 64;
+			int64_t *c = realloc(count, cap * sizeof(*c));
+			if (c)
+				count = c;
+			int *sl = realloc(silent, cap * sizeof(*sl));
+			if (sl)
+				silent = sl;
+			if (!c || !sl) {
+				rc = -ENOMEM;
+				break;
+			}
+		}
+		const char *site = col_text(st, 0);
+		vw_buf_append(&names, site, strlen(site) + 1);
+		int cols = sqlite3_column_count(st);
+		count[n] = cols > 1 ? sqlite3_column_int64(st, 1) : 1;
+		silent[n] = cols > 2 ? sqlite3_column_int(st, 2) : 0;
+		n++;
+	}
+	if (!rc && step != SQLITE_DONE && step != SQLITE_ROW)
+		rc = read_failed(rd, st);
+	sqlite3_reset(st);
+	if (!rc && names.err)
+		rc = names.err;
+	if (!rc && n) {
+		char *block = (char *)names.data;
+		names.data = NULL; /* the block is out->site[0]'s now */
+		if (!(out->site = malloc(n * sizeof(*out->site)))) {
+			free(block);
+			rc = -ENOMEM;
+		} else {
+			for (size_t i = 0; i < n; i++, block += strlen(block) + 1)
+				out->site[i] = block;
+			out->count = count, out->silent = silent, out->n = n;
+			count = NULL, silent = NULL;
+			/* ORDER BY site (BINARY: strcmp's order), which marks_find relies on */
+			for (size_t i = 1; i < n; i++)
+				if (strcmp(out->site[i - 1], out->site[i]) > 0) {
+					rc = -EIO; /* not by site: a plan changed under us */
+					log_error("event=store_read_failed error=\"site marks out "
+					          "of order\"");
+					break;
+				}
+		}
+	}
+	free(count);
+	free(silent);
+	vw_buf_free(&names);
+	return rc;
+}
+
+/* The index of site in m, or -1. */
+static long marks_find(const struct site_marks *m, const char *site)
+{
+	size_t lo = 0, hi = m->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(m->site[mid], site);
+		if (!c)
+			return (long)mid;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -1;
+}
+
 static int sq_list_sites(void *p, struct store_fill *f)
 {
 	struct sqlite_rd *rd = p;
+	/* One read transaction: the summaries, sessions and problems agree. */
+	if (vw_db_exec(rd->db, "BEGIN", NULL, 0))
+		return -EIO;
+	struct site_marks run = {0}, probs = {0};
+	sqlite3_bind_int64(rd->r[R_RUNNING], 1, vw_now_ms());
+	int rc = marks_load(rd, rd->r[R_RUNNING], &run);
+	if (!rc)
+		rc = marks_load(rd, rd->r[R_OPEN_PROBLEMS], &probs);
 	sqlite3_stmt *st = rd->r[R_SITES];
-	int rc, step;
-	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-		struct store_site site;
-		read_site_row(st, &site);
-		if ((rc = store_fill_site(f, &site)) != 0) {
-			sqlite3_reset(st);
-			return rc;
+	struct site_acc acc = {0}, site;
+	int got = 0;
+	while (!rc && (got = site_next(rd, st, &acc, &site)) == 1) {
+		site.s.in_session = marks_find(&run, site.site) >= 0;
+		long k = marks_find(&probs, site.site);
+		if (k >= 0) {
+			site.s.open_problems = probs.count[k];
+			site.s.silent = probs.silent[k];
 		}
+		rc = store_fill_site(f, &site.s);
 	}
-	if (step != SQLITE_DONE)
-		return read_failed(rd, st);
+	if (!rc && got < 0)
+		rc = got;
 	sqlite3_reset(st);
-	return 0;
+	marks_free(&run);
+	marks_free(&probs);
+	vw_db_exec(rd->db, "COMMIT", NULL, 0);
+	return rc;
+}
+
+/* One site's in_session, open problems and silence, into s. */
+static int site_marks_one(struct sqlite_rd *rd, const char *site, struct store_site *s)
+{
+	sqlite3_stmt *run = rd->r[R_RUNNING_SITE];
+	sqlite3_bind_int64(run, 1, vw_now_ms());
+	sqlite3_bind_text(run, 2, site, -1, SQLITE_TRANSIENT);
+	int step = sqlite3_step(run);
+	s->in_session = step == SQLITE_ROW;
+	int rc = step == SQLITE_ROW || step == SQLITE_DONE ? 0 : read_failed(rd, run);
+	sqlite3_reset(run);
+	if (rc)
+		return rc;
+	sqlite3_stmt *pr = rd->r[R_OPEN_PROBLEMS_SITE];
+	sqlite3_bind_text(pr, 1, site, -1, SQLITE_TRANSIENT);
+	if ((step = sqlite3_step(pr)) == SQLITE_ROW) {
+		s->open_problems = sqlite3_column_int64(pr, 0);
+		s->silent = sqlite3_column_int(pr, 1);
+	} else {
+		rc = read_failed(rd, pr);
+	}
+	sqlite3_reset(pr);
+	return rc;
 }
 
 static int sq_get_site(void *p, const char *site, struct store_fill *f)
@@ -1899,19 +3030,18 @@ static int sq_get_site(void *p, const char *site, struct store_fill *f)
 	int rc = 0;
 	sqlite3_stmt *st = rd->r[R_SITE];
 	sqlite3_bind_text(st, 1, site, -1, SQLITE_TRANSIENT);
-	int step = sqlite3_step(st);
-	if (step == SQLITE_DONE) {
-		sqlite3_reset(st);
-		rc = -ENOENT;
+	struct site_acc acc = {0}, one;
+	int got = site_next(rd, st, &acc, &one);
+	sqlite3_reset(st);
+	if (got <= 0) {
+		rc = got < 0 ? got : -ENOENT;
 		goto out;
 	}
-	if (step != SQLITE_ROW) {
-		rc = read_failed(rd, st);
-		goto out;
-	}
-	struct store_site summary;
-	read_site_row(st, &summary);
-	rc = store_fill_site(f, &summary);
+	struct store_site summary = one.s;
+	int step;
+	rc = site_marks_one(rd, site, &summary);
+	if (!rc)
+		rc = store_fill_site(f, &summary);
 	sqlite3_reset(st);
 	if (rc)
 		goto out;
@@ -1930,6 +3060,7 @@ static int sq_get_site(void *p, const char *site, struct store_fill *f)
 		    .metrics = col_text(st, 7),
 		    .ts_ms = sqlite3_column_int64(st, 8),
 		    .seq = sqlite3_column_int64(st, 9),
+		    .thumb_ts_ms = sqlite3_column_int64(st, 10), /* NULL: 0 */
 		};
 		if ((rc = store_fill_target(f, &t)) != 0)
 			break;
@@ -2208,9 +3339,76 @@ static int exam_change(struct sqlite_be *s, struct store_write *w)
 	return rc;
 }
 
+/* issue 16 C: the thumbnail_access rows of every STORE_THUMB_ACCESS request in list (the
+ * first one only when one_only), in ONE transaction with the cached W_ACCESS: a venue page's
+ * 40 tiles, or a token looping on one picture, cost the writer one commit per run of its
+ * write queue instead of one each. Each request's status is the commit's: any failure rolls
+ * all of them back and every one answers 503 (fail closed). */
+static int thumb_access_rows(struct sqlite_be *s, struct store_write *list, int one_only)
+{
+	int rc = vw_db_exec(s->wdb, "BEGIN IMMEDIATE", NULL, 0);
+	if (rc)
+		log_error("event=store_begin_failed error=\"%s\"", sqlite3_errmsg(s->wdb));
+	int began = !rc;
+	size_t n = 0;
+	for (struct store_write *w = list; w && !rc; w = one_only ? NULL : w->next) {
+		if (w->op != STORE_THUMB_ACCESS)
+			continue;
+		const struct store_thumb_access *a = w->access;
+		if (!a) {
+			w->status = -EINVAL; /* a caller's bug; the others' rows still go */
+			continue;
+		}
+		w->now_ms = w->clock ? w->clock(w) : vw_now_ms();
+		sqlite3_stmt *st = s->w[W_ACCESS];
+		sqlite3_bind_int64(st, 1, a->at_ms ? a->at_ms : w->now_ms);
+		sqlite3_bind_text(st, 2, a->actor ? a->actor : "", -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, a->site ? a->site : "", -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, a->camera ? a->camera : "", -1, SQLITE_STATIC);
+		if (a->asked_ms)
+			sqlite3_bind_int64(st, 5, a->asked_ms);
+		else
+			sqlite3_bind_null(st, 5);
+		sqlite3_bind_int64(st, 6, a->thumb_ts_ms);
+		sqlite3_bind_text(st, 7, a->peer ? a->peer : "", -1, SQLITE_STATIC);
+		rc = step_done(s, st);
+		n++;
+	}
+	if (began && !rc && vw_db_exec(s->wdb, "COMMIT", NULL, 0)) {
+		log_error("event=store_commit_failed error=\"%s\"", sqlite3_errmsg(s->wdb));
+		rc = -EIO;
+	}
+	if (rc && began)
+		vw_db_exec(s->wdb, "ROLLBACK", NULL, 0);
+	if (rc)
+		log_error("event=thumbnail_access_failed requests=%zu err=%d", n, rc);
+	for (struct store_write *w = list; w; w = one_only ? NULL : w->next) {
+		if (w->op != STORE_THUMB_ACCESS || w->status == -EINVAL)
+			continue;
+		w->status = rc;
+		if (rc)
+			snprintf(w->err, sizeof(w->err), "the access could not be recorded");
+	}
+	return rc;
+}
+
+static int sq_thumb_access(void *p, struct store_write *list)
+{
+	return thumb_access_rows(p, list, 0);
+}
+static int notify_put(struct sqlite_be *s, struct store_write *w);
+
 static int sq_exam_write(void *p, struct store_write *w)
 {
 	struct sqlite_be *s = p;
+	if (w->op == STORE_PROBLEM_ACK || w->op == STORE_FEED_TICK)
+		return feed_write(s, w);
+	if (w->op == STORE_THUMB_ACCESS) {
+		thumb_access_rows(s, w, 1);
+		return w->status;
+	}
+	if (w->op == STORE_NOTIFY_PUT)
+		return w->status = notify_put(s, w);
 	if (!w->nexams)
 		return w->status = -EINVAL;
 	int rc = vw_db_exec(s->wdb, "BEGIN IMMEDIATE", NULL, 0);
@@ -2584,6 +3782,537 @@ out:
 	return rc;
 }
 
+/* --- issue 16 E: site history ------------------------------------------------------------ */
+
+const char *store_sqlite_history_sql(void)
+{
+	return hist_sql;
+}
+
+/* One stream of the merge: its statement, stepped to its current row (has_row). */
+struct hist_stream {
+	sqlite3_stmt *st;
+	const char *agent;
+	int has_row;
+};
+
+/* The reader's n-th kept statement, prepared on first use. */
+static sqlite3_stmt *hist_stmt(struct sqlite_rd *rd, size_t n)
+{
+	if (n < rd->nhist)
+		return rd->hist[n];
+	sqlite3_stmt **p = realloc(rd->hist, (n + 1) * sizeof(*p));
+	if (!p)
+		return NULL;
+	rd->hist = p;
+	if (sqlite3_prepare_v3(rd->db, hist_sql, -1, SQLITE_PREPARE_PERSISTENT, &p[n], NULL) !=
+	    SQLITE_OK) {
+		log_error("event=store_prepare_failed error=\"%s\"", sqlite3_errmsg(rd->db));
+		return NULL;
+	}
+	rd->nhist = n + 1;
+	return p[n];
+}
+
+static int hist_step(struct sqlite_rd *rd, struct hist_stream *h)
+{
+	int step = sqlite3_step(h->st);
+	h->has_row = step == SQLITE_ROW;
+	return step == SQLITE_ROW || step == SQLITE_DONE ? 0 : read_failed(rd, h->st);
+}
+
+/* The site's agents (id, name), names copied into arena. */
+struct hist_agents {
+	int64_t *id;
+	char **name;
+	size_t n;
+	struct vw_buf arena;
+};
+
+static int hist_agents_load(struct sqlite_rd *rd, const char *site, struct hist_agents *a)
+{
+	sqlite3_stmt *st = rd->r[R_HIST_AGENTS];
+	sqlite3_bind_text(st, 1, site, -1, SQLITE_TRANSIENT);
+	size_t cap = 0;
+	int step, rc = 0;
+	vw_buf_init(&a->arena, 1u << 20);
+	size_t *off = NULL;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		if (a->n == cap) {
+			cap = cap ? cap * 2 : 4;
+			int64_t *ids = realloc(a->id, cap * sizeof(*ids));
+			if (ids)
+				a->id = ids;
+			size_t *o = realloc(off, cap * sizeof(*o));
+			if (o)
+				off = o;
+			if (!ids || !o) {
+				rc = -ENOMEM;
+				break;
+			}
+		}
+		const char *name = col_text(st, 1);
+		a->id[a->n] = sqlite3_column_int64(st, 0);
+		off[a->n++] = a->arena.len;
+		vw_buf_append(&a->arena, name, strlen(name) + 1);
+	}
+	if (!rc && step != SQLITE_DONE && step != SQLITE_ROW)
+		rc = read_failed(rd, st);
+	sqlite3_reset(st);
+	if (!rc && a->arena.err)
+		rc = a->arena.err;
+	if (!rc && a->n && !(a->name = malloc(a->n * sizeof(*a->name))))
+		rc = -ENOMEM;
+	for (size_t i = 0; !rc && i < a->n; i++)
+		a->name[i] = a->arena.data + off[i];
+	free(off);
+	return rc;
+}
+
+static void hist_agents_free(struct hist_agents *a)
+{
+	free(a->id);
+	free(a->name);
+	vw_buf_free(&a->arena);
+}
+
+/* Binds stream h's bounds and reads its first row. */
+static int hist_start(struct sqlite_rd *rd, struct hist_stream *h,
+                      const struct store_history_query *q, int64_t agent_id)
+{
+	int64_t hi_ts = INT64_MAX, hi_id = INT64_MAX;
+	if (q->to_ms)
+		hi_ts = q->to_ms - 1;
+	if (q->before_id && q->before_ts_ms <= hi_ts) {
+		hi_ts = q->before_ts_ms;
+		hi_id = q->before_id;
+	}
+	sqlite3_stmt *st = h->st;
+	sqlite3_bind_int64(st, 1, agent_id);
+	sqlite3_bind_int64(st, 2, q->from_ms ? q->from_ms : INT64_MIN);
+	sqlite3_bind_int64(st, 3, hi_ts);
+	sqlite3_bind_int64(st, 4, hi_id);
+	return hist_step(rd, h);
+}
+
+/* A page newest first: one stream per agent of the site runs down results_agent_ts in
+ * (ts, id) order and the merge takes the newest current row each time, checking kind and
+ * target as it goes. It stops at limit rows (the next match, when there is one, says a next
+ * page exists) or after scan_max rows examined: a filter that matches rarely then gets a
+ * short page whose cursor continues from the last row examined, so no request walks a whole
+ * history. */
+static int sq_site_history(void *p, const struct store_history_query *q, struct store_fill *f,
+                           int64_t *next_ts, int64_t *next_id)
+{
+	struct sqlite_rd *rd = p;
+	*next_ts = *next_id = 0;
+	if (vw_db_exec(rd->db, "BEGIN", NULL, 0))
+		return -EIO;
+	struct hist_agents ag = {0};
+	struct hist_stream *hs = NULL;
+	size_t nh = 0;
+	int rc = hist_agents_load(rd, q->site, &ag);
+	if (!rc && !ag.n)
+		rc = -ENOENT;
+	if (rc)
+		goto out;
+	/* The site's summary first (org, city): the API checks the asker's scope with it. */
+	sqlite3_stmt *sum = rd->r[R_SITE];
+	sqlite3_bind_text(sum, 1, q->site, -1, SQLITE_TRANSIENT);
+	struct site_acc acc = {0}, one;
+	int got = site_next(rd, sum, &acc, &one);
+	rc = got < 0 ? got : got == 0 ? -ENOENT : store_fill_site(f, &one.s);
+	sqlite3_reset(sum);
+	if (rc)
+		goto out;
+	if (!(hs = calloc(ag.n, sizeof(*hs)))) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; !rc && i < ag.n; i++) {
+		hs[i].agent = ag.name[i];
+		if (!(hs[i].st = hist_stmt(rd, i)))
+			rc = -EIO;
+		else
+			nh = i + 1, rc = hist_start(rd, &hs[i], q, ag.id[i]);
+	}
+	long scan_max = q->scan_max > 0 ? q->scan_max : STORE_HISTORY_SCAN_MAX;
+	long examined = 0;
+	int taken = 0;
+	int64_t last_ts = 0, last_id = 0; /* the last row examined */
+	int64_t page_ts = 0, page_id = 0; /* the last row taken */
+	while (!rc) {
+		struct hist_stream *best = NULL;
+		int64_t bts = 0, bid = 0;
+		for (size_t i = 0; i < nh; i++) {
+			if (!hs[i].has_row)
+				continue;
+			int64_t ts = sqlite3_column_int64(hs[i].st, 8),
+			        id = sqlite3_column_int64(hs[i].st, 0);
+			if (!best || ts > bts || (ts == bts && id > bid))
+				best = &hs[i], bts = ts, bid = id;
+		}
+		if (!best)
+			break; /* every stream ran out: no next page */
+		if (examined == scan_max) {
+			*next_ts = last_ts,
+			*next_id = last_id; /* continue after the last examined */
+			break;
+		}
+		examined++;
+		sqlite3_stmt *st = best->st;
+		if ((!q->kind || strcmp(col_text(st, 1), q->kind) == 0) &&
+		    (!q->target || strcmp(col_text(st, 2), q->target) == 0)) {
+			if (taken == q->limit) {
+				/* a row beyond the page: the next page starts after its last row */
+				*next_ts = page_ts, *next_id = page_id;
+				break;
+			}
+			struct store_target t = {
+			    .agent = best->agent,
+			    .kind = col_text(st, 1),
+			    .target = col_text(st, 2),
+			    .status = col_text(st, 3),
+			    .session = col_text(st, 4),
+			    .codec = col_text(st, 5),
+			    .faults = col_text(st, 6),
+			    .metrics = col_text(st, 7),
+			    .ts_ms = bts,
+			    .seq = sqlite3_column_int64(st, 9),
+			};
+			if ((rc = store_fill_target(f, &t)) != 0)
+				break;
+			taken++;
+			page_ts = bts, page_id = bid;
+		}
+		last_ts = bts, last_id = bid;
+		rc = hist_step(rd, best);
+	}
+out:
+	for (size_t i = 0; i < nh; i++) {
+		sqlite3_reset(hs[i].st);
+		sqlite3_clear_bindings(hs[i].st);
+	}
+	free(hs);
+	hist_agents_free(&ag);
+	vw_db_exec(rd->db, "COMMIT", NULL, 0);
+	return rc;
+}
+
+/* --- issue 16 (A): events and problems (reader threads) ---------------------------------- */
+
+static int sq_events_after(void *p, const struct store_events_query *q, struct store_fill *f,
+                           int64_t *pruned_id, int64_t *last_id)
+{
+	struct sqlite_rd *rd = p;
+	/* One snapshot: the marks and the rows agree. */
+	if (vw_db_exec(rd->db, "BEGIN", NULL, 0))
+		return -EIO;
+	int rc = 0, step;
+	sqlite3_stmt *st = rd->r[R_EVENTS_MARKS];
+	if ((step = sqlite3_step(st)) != SQLITE_ROW) {
+		rc = read_failed(rd, st);
+		goto out;
+	}
+	*pruned_id = sqlite3_column_int64(st, 0);
+	*last_id = sqlite3_column_int64(st, 1);
+	sqlite3_reset(st);
+	st = rd->r[q->org ? R_EVENTS_ORG : q->city ? R_EVENTS_CITY : R_EVENTS_AFTER];
+	sqlite3_bind_int64(st, 1, q->after_id);
+	sqlite3_bind_int64(st, 2, (int64_t)q->limit);
+	if (q->org || q->city)
+		sqlite3_bind_text(st, 3, q->org ? q->org : q->city, -1, SQLITE_TRANSIENT);
+	size_t bytes = 0;
+	while ((q->max_bytes == 0 || bytes < q->max_bytes) &&
+	       (step = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_event ev = {sqlite3_column_int64(st, 0),
+		                         sqlite3_column_int64(st, 1),
+		                         col_text(st, 2),
+		                         col_text(st, 3),
+		                         col_text(st, 4),
+		                         col_text(st, 5),
+		                         col_text(st, 6)};
+		bytes += strlen(ev.data);
+		if ((rc = store_fill_event(f, &ev)) != 0)
+			break;
+	}
+	if (!rc && step != SQLITE_DONE && step != SQLITE_ROW)
+		rc = read_failed(rd, st);
+	sqlite3_reset(st);
+out:
+	vw_db_exec(rd->db, "COMMIT", NULL, 0);
+	return rc;
+}
+
+/* issue 16 C: the site's summary and one picture, from one snapshot. */
+static int sq_thumbnail(void *p, const char *site, const char *camera, int64_t at_ms,
+                        struct store_fill *f)
+{
+	struct sqlite_rd *rd = p;
+	if (vw_db_exec(rd->db, "BEGIN", NULL, 0))
+		return -EIO;
+	int rc = 0;
+	sqlite3_stmt *st = rd->r[R_SITE];
+	sqlite3_bind_text(st, 1, site, -1, SQLITE_TRANSIENT);
+	struct site_acc acc = {0}, one;
+	int step = site_next(rd, st, &acc, &one);
+	sqlite3_reset(st);
+	if (step <= 0) {
+		rc = step < 0 ? step : -ENOENT;
+		goto out;
+	}
+	rc = store_fill_site(f, &one.s);
+	if (rc)
+		goto out;
+	st = rd->r[R_THUMB];
+	sqlite3_bind_text(st, 1, site, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 2, camera, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 3, at_ms > 0 ? at_ms : INT64_MAX);
+	step = sqlite3_step(st);
+	if (step == SQLITE_ROW)
+		rc = store_fill_thumb(f, sqlite3_column_blob(st, 3),
+		                      (size_t)sqlite3_column_bytes(st, 3), col_text(st, 0),
+		                      sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 2));
+	else if (step != SQLITE_DONE)
+		rc = read_failed(rd, st);
+	sqlite3_reset(st);
+out:
+	vw_db_exec(rd->db, "COMMIT", NULL, 0);
+	return rc;
+}
+
+static void bind_opt(sqlite3_stmt *st, int i, const char *v)
+{
+	if (v && v[0])
+		sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+static int sq_problems_list(void *p, const struct store_problem_query *q, int64_t now_ms,
+                            struct store_fill *f)
+{
+	struct sqlite_rd *rd = p;
+	/* The narrowest index the query names (store.c makes "" NULL). */
+	sqlite3_stmt *st = rd->r[q->site   ? R_PROBLEMS_SITE
+	                         : q->city ? R_PROBLEMS_CITY
+	                         : q->org  ? R_PROBLEMS_ORG
+	                                   : R_PROBLEMS];
+	sqlite3_bind_int(st, 1, q->state);
+	bind_opt(st, 2, q->city);
+	bind_opt(st, 3, q->site);
+	bind_opt(st, 4, q->org);
+	sqlite3_bind_int64(st, 5, q->from_ms);
+	sqlite3_bind_int64(st, 6, q->to_ms);
+	sqlite3_bind_int64(st, 7, q->before_start_ms);
+	sqlite3_bind_int64(st, 8, q->before_id);
+	sqlite3_bind_int64(st, 9, (int64_t)q->limit);
+	int rc = 0, step;
+	struct vw_buf d;
+	vw_buf_init(&d, 1u << 20);
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_problem pr;
+		problem_row(st, &pr);
+		vw_buf_reset(&d);
+		if ((rc = store_problem_json(&d, &pr, now_ms)) != 0)
+			break;
+		struct store_event ev = {pr.id,  pr.start_ms, "problem",      pr.site,
+		                         pr.org, pr.city,     vw_buf_cstr(&d)};
+		if ((rc = store_fill_event(f, &ev)) != 0)
+			break;
+	}
+	vw_buf_free(&d);
+	if (!rc && step != SQLITE_DONE)
+		rc = read_failed(rd, st);
+	sqlite3_reset(st);
+	return rc;
+}
+
+/* --- issue 16 D: notifications ---------------------------------------------------------- */
+
+/* STORE_NOTIFY_PUT: every row of w->notes in one transaction. */
+static int notify_put(struct sqlite_be *s, struct store_write *w)
+{
+	static const char ins[] =
+	    "INSERT INTO notifications(sink, problem_id, event_id, event, site, org, city, state,"
+	    " attempts, last_error, next_attempt_ms, sent_ms, created_ms, data, dedup_key)"
+	    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,"
+	    " CASE ?4 WHEN 'updated' THEN 'updated:' || ?3 ELSE ?4 END)"
+	    " ON CONFLICT(sink, problem_id, dedup_key) DO NOTHING RETURNING id";
+	/* Whether the sink was told the problem opened (or is being told): what a closed or
+	 * acked row with if_opened needs. The unique key's index answers it. */
+	static const char told[] = "SELECT 1 FROM notifications WHERE sink = ?1 AND problem_id = ?2"
+	                           " AND dedup_key = 'opened' AND state IN ('pending', 'sent')";
+	static const char upd[] = "UPDATE notifications SET state = ?2, attempts = ?3,"
+	                          " last_error = ?4, next_attempt_ms = ?5, sent_ms = ?6"
+	                          " WHERE id = ?1";
+	sqlite3_stmt *si = NULL, *su = NULL, *so = NULL;
+	unsigned char *was_new = calloc(w->nnotes ? w->nnotes : 1, 1);
+	if (!was_new)
+		return -ENOMEM;
+	for (size_t i = 0; i < w->nnotes; i++)
+		was_new[i] = w->notes[i].id == 0;
+	int rc = vw_db_exec(s->wdb, "BEGIN IMMEDIATE", NULL, 0);
+	if (rc) {
+		free(was_new);
+		return rc;
+	}
+	if (sqlite3_prepare_v2(s->wdb, ins, -1, &si, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(s->wdb, upd, -1, &su, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(s->wdb, told, -1, &so, NULL) != SQLITE_OK) {
+		rc = -EIO;
+		goto out;
+	}
+	for (size_t i = 0; i < w->nnotes && !rc; i++) {
+		struct store_notification *n = &w->notes[i];
+		n->unannounced = 0;
+		if (!n->id && n->if_opened) {
+			sqlite3_reset(so);
+			sqlite3_bind_text(so, 1, n->sink, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(so, 2, n->problem_id);
+			int step = sqlite3_step(so);
+			sqlite3_reset(so);
+			if (step == SQLITE_DONE) {
+				n->unannounced = 1; /* never told it opened: no row */
+				continue;
+			}
+			if (step != SQLITE_ROW) {
+				rc = sqlite_errno(step);
+				break;
+			}
+		}
+		sqlite3_stmt *st = n->id ? su : si;
+		sqlite3_reset(st);
+		if (n->id) {
+			sqlite3_bind_int64(st, 1, n->id);
+			sqlite3_bind_text(st, 2, n->state, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(st, 3, n->attempts);
+			sqlite3_bind_text(st, 4, n->last_error ? n->last_error : "", -1,
+			                  SQLITE_STATIC);
+			sqlite3_bind_int64(st, 5, n->next_attempt_ms);
+			sqlite3_bind_int64(st, 6, n->sent_ms);
+		} else {
+			sqlite3_bind_text(st, 1, n->sink, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(st, 2, n->problem_id);
+			sqlite3_bind_int64(st, 3, n->event_id);
+			sqlite3_bind_text(st, 4, n->event, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 5, n->site, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 6, n->org ? n->org : "", -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 7, n->city ? n->city : "", -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 8, n->state, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(st, 9, n->attempts);
+			sqlite3_bind_text(st, 10, n->last_error ? n->last_error : "", -1,
+			                  SQLITE_STATIC);
+			sqlite3_bind_int64(st, 11, n->next_attempt_ms);
+			sqlite3_bind_int64(st, 12, n->sent_ms);
+			sqlite3_bind_int64(st, 13, n->created_ms);
+			sqlite3_bind_text(st, 14, n->data ? n->data : "{}", -1, SQLITE_STATIC);
+		}
+		int step = sqlite3_step(st);
+		if (step == SQLITE_ROW && !n->id)
+			n->id = sqlite3_column_int64(st, 0);
+		else if (step != SQLITE_DONE)
+			rc = sqlite_errno(step);
+		if (step == SQLITE_ROW)
+			step = sqlite3_step(st); /* RETURNING: run the statement to its end */
+	}
+	/* Rows done with (sent, failed, suppressed) live as long as raw results: a few of the
+	 * oldest go with each write, so the table stays bounded without a job of its own. */
+	if (!rc && s->raw_retention_ms > 0) {
+		sqlite3_stmt *pr = NULL;
+		if (sqlite3_prepare_v2(s->wdb,
+		                       "DELETE FROM notifications WHERE id IN (SELECT id FROM"
+		                       " notifications WHERE state <> 'pending' AND created_ms < ?1"
+		                       " ORDER BY created_ms LIMIT 16)",
+		                       -1, &pr, NULL) != SQLITE_OK) {
+			rc = -EIO;
+		} else {
+			sqlite3_bind_int64(pr, 1, vw_now_ms() - s->raw_retention_ms);
+			if (sqlite3_step(pr) != SQLITE_DONE)
+				rc = -EIO;
+		}
+		sqlite3_finalize(pr);
+	}
+out:
+	if (rc)
+		log_error("event=store_write_failed what=notifications error=\"%s\"",
+		          sqlite3_errmsg(s->wdb));
+	sqlite3_finalize(si);
+	sqlite3_finalize(su);
+	sqlite3_finalize(so);
+	if (!rc && vw_db_exec(s->wdb, "COMMIT", NULL, 0))
+		rc = -EIO;
+	if (rc) {
+		vw_db_exec(s->wdb, "ROLLBACK", NULL, 0);
+		for (size_t i = 0; was_new && i < w->nnotes; i++)
+			if (was_new[i])
+				w->notes[i].id = 0; /* rolled back: not inserted after all */
+	}
+	free(was_new);
+	return rc;
+}
+
+static int sq_notify_list(void *p, const struct store_notify_query *q, struct store_fill *f,
+                          int64_t *max_event_id)
+{
+	struct sqlite_rd *rd = p;
+	sqlite3_stmt *mx = NULL;
+	*max_event_id = 0;
+	if (sqlite3_prepare_v2(rd->db, "SELECT coalesce(max(event_id), 0) FROM notifications", -1,
+	                       &mx, NULL) != SQLITE_OK) {
+		log_error("event=store_read_failed error=\"%s\"", sqlite3_errmsg(rd->db));
+		return -EIO;
+	}
+	if (sqlite3_step(mx) == SQLITE_ROW)
+		*max_event_id = sqlite3_column_int64(mx, 0);
+	sqlite3_finalize(mx);
+	char sql[512];
+	snprintf(sql, sizeof(sql),
+	         "SELECT id, sink, event, problem_id, event_id, site, org, city, state, attempts,"
+	         " last_error, next_attempt_ms, sent_ms, created_ms, data FROM notifications"
+	         " WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR city = ?2)"
+	         " ORDER BY id %s LIMIT ?3",
+	         q->oldest_first ? "ASC" : "DESC");
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(rd->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		log_error("event=store_read_failed error=\"%s\"", sqlite3_errmsg(rd->db));
+		return -EIO;
+	}
+	if (q->state)
+		sqlite3_bind_text(st, 1, q->state, -1, SQLITE_STATIC);
+	if (q->city)
+		sqlite3_bind_text(st, 2, q->city, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)q->limit);
+	int step, rc = 0;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_notification n = {
+		    .id = sqlite3_column_int64(st, 0),
+		    .sink = col_text(st, 1),
+		    .event = col_text(st, 2),
+		    .problem_id = sqlite3_column_int64(st, 3),
+		    .event_id = sqlite3_column_int64(st, 4),
+		    .site = col_text(st, 5),
+		    .org = col_text(st, 6),
+		    .city = col_text(st, 7),
+		    .state = col_text(st, 8),
+		    .attempts = sqlite3_column_int64(st, 9),
+		    .last_error = col_text(st, 10),
+		    .next_attempt_ms = sqlite3_column_int64(st, 11),
+		    .sent_ms = sqlite3_column_int64(st, 12),
+		    .created_ms = sqlite3_column_int64(st, 13),
+		    .data = col_text(st, 14),
+		};
+		if ((rc = store_fill_notification(f, &n)) != 0)
+			break;
+	}
+	if (!rc && step != SQLITE_DONE) {
+		log_error("event=store_read_failed error=\"%s\"", sqlite3_errmsg(rd->db));
+		rc = -EIO;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
 const struct store_ops store_sqlite_ops = {
     .name = "sqlite",
     .open = sq_open,
@@ -2604,4 +4333,10 @@ const struct store_ops store_sqlite_ops = {
     .score_inputs = sq_score_inputs,
     .score_evidence = sq_score_evidence,
     .score_exam = sq_score_exam,
+    .site_history = sq_site_history,
+    .events_after = sq_events_after,
+    .problems_list = sq_problems_list,
+    .thumbnail = sq_thumbnail,
+    .notify_list = sq_notify_list,
+    .thumb_access = sq_thumb_access,
 };

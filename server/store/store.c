@@ -36,12 +36,12 @@ const char store_backend_names[] = "sqlite";
 
 /* Offsets into the arena while it may still grow; pointers only once the read is done. */
 struct fill_site {
+	struct store_site s; /* string pointers unset */
 	uint32_t site, org, city;
-	int64_t last_report_ms, ok, degraded, down;
 };
 struct fill_target {
 	uint32_t agent, kind, target, status, session, codec, faults, metrics;
-	int64_t ts_ms, seq;
+	int64_t ts_ms, seq, thumb_ts_ms;
 };
 
 struct fill_session {
@@ -56,6 +56,14 @@ struct fill_credit {
 	struct store_credit c; /* target unset */
 	uint32_t target;
 };
+struct fill_event {
+	int64_t id, ts_ms;
+	uint32_t type, site, org, city, data;
+};
+struct fill_note {                   /* issue 16 D */
+	struct store_notification n; /* strings unset */
+	uint32_t sink, event, site, org, city, state, last_error, data;
+};
 
 struct store_fill {
 	struct vw_buf arena;
@@ -69,6 +77,14 @@ struct store_fill {
 	size_t nexams, cap_exams;
 	struct fill_credit *credits;
 	size_t ncredits, cap_credits;
+	struct fill_event *events; /* issue 16 (A) */
+	size_t nevents, cap_events;
+	/* issue 16 C: store_thumbnail's picture (offset and bytes in the arena) */
+	int has_thumb;
+	uint32_t thumb, thumb_len, thumb_agent;
+	int64_t thumb_ts_ms, thumb_seq;
+	struct fill_note *notes; /* issue 16 D: store_notify_list */
+	size_t nnotes, cap_notes;
 };
 
 enum read_op {
@@ -81,7 +97,12 @@ enum read_op {
 	RD_EXAMS,
 	RD_EXAM,
 	RD_EXAM_VERSION,
-	RD_SCORE_EXAM
+	RD_SCORE_EXAM,
+	RD_EVENTS,   /* issue 16 (A) */
+	RD_PROBLEMS, /* issue 16 (A) */
+	RD_THUMB,    /* issue 16 C */
+	RD_NOTIFY,   /* issue 16 D */
+	RD_HISTORY,  /* issue 16 E */
 };
 
 struct read_req {
@@ -99,12 +120,24 @@ struct read_req {
 	int64_t exam_id;
 	int cls, has_target;
 	char target[VW_NAME_MAX + 1];
+	int64_t at_ms; /* RD_THUMB (issue 16 C), with site and target */
+	/* RD_HISTORY: the query, its strings pointing at site, target and hkind. */
+	struct store_history_query hist;
+	char hkind[16];
 	struct store_fill fill;
 	struct store_site *sites; /* built from fill once the read is done */
 	struct store_target *targets;
 	struct store_exam_session *sessions;
 	struct store_exam *exams;
 	struct store_credit *credits;
+	/* issue 16 (A): RD_EVENTS (evq), RD_PROBLEMS (probq); strings copied to org, city */
+	struct store_events_query evq;
+	struct store_problem_query probq;
+	struct store_event *events;
+	/* RD_NOTIFY: the query, its strings pointing into the copies */
+	struct store_notify_query nq;
+	char nq_state[16];
+	struct store_notification *notes;
 	struct store_reply reply;
 	struct read_req *next;
 };
@@ -116,7 +149,9 @@ static size_t fill_bytes(const struct store_fill *f)
 	       f->cap_targets * (sizeof(struct fill_target) + sizeof(struct store_target)) +
 	       f->cap_sessions * (sizeof(struct fill_session) + sizeof(struct store_exam_session)) +
 	       f->cap_exams * (sizeof(struct fill_exam) + sizeof(struct store_exam)) +
-	       f->cap_credits * (sizeof(struct fill_credit) + sizeof(struct store_credit));
+	       f->cap_credits * (sizeof(struct fill_credit) + sizeof(struct store_credit)) +
+	       f->cap_events * (sizeof(struct fill_event) + sizeof(struct store_event)) +
+	       f->cap_notes * (sizeof(struct fill_note) + sizeof(struct store_notification));
 }
 
 static uint32_t fill_str(struct store_fill *f, const char *s)
@@ -156,13 +191,10 @@ int store_fill_site(struct store_fill *f, const struct store_site *site)
 	if (grow((void **)&f->sites, &f->cap_sites, f->nsites, sizeof(*f->sites)))
 		return -ENOMEM;
 	struct fill_site *o = &f->sites[f->nsites];
+	o->s = *site;
 	o->site = fill_str(f, site->site);
 	o->org = fill_str(f, site->org);
 	o->city = fill_str(f, site->city);
-	o->last_report_ms = site->last_report_ms;
-	o->ok = site->ok;
-	o->degraded = site->degraded;
-	o->down = site->down;
 	return fill_commit(f, &f->nsites);
 }
 
@@ -181,7 +213,27 @@ int store_fill_target(struct store_fill *f, const struct store_target *t)
 	o->metrics = fill_str(f, t->metrics);
 	o->ts_ms = t->ts_ms;
 	o->seq = t->seq;
+	o->thumb_ts_ms = t->thumb_ts_ms;
 	return fill_commit(f, &f->ntargets);
+}
+
+int store_fill_thumb(struct store_fill *f, const void *jpeg, size_t len, const char *agent,
+                     int64_t ts_ms, int64_t seq)
+{
+	if (len > UINT32_MAX)
+		return -E2BIG;
+	f->thumb_agent = fill_str(f, agent);
+	f->thumb = (uint32_t)f->arena.len;
+	vw_buf_append(&f->arena, jpeg, len);
+	f->thumb_len = (uint32_t)len;
+	f->thumb_ts_ms = ts_ms;
+	f->thumb_seq = seq;
+	if (f->arena.err)
+		return f->arena.err;
+	if (fill_bytes(f) > STORE_REPLY_MAX)
+		return -E2BIG;
+	f->has_thumb = 1;
+	return 0;
 }
 
 int store_fill_exam_session(struct store_fill *f, const struct store_exam_session *e)
@@ -232,6 +284,61 @@ int store_fill_credit(struct store_fill *f, const struct store_credit *c)
 	return fill_commit(f, &f->ncredits);
 }
 
+int store_fill_event(struct store_fill *f, const struct store_event *ev)
+{
+	if (grow((void **)&f->events, &f->cap_events, f->nevents, sizeof(*f->events)))
+		return -ENOMEM;
+	struct fill_event *o = &f->events[f->nevents];
+	o->id = ev->id;
+	o->ts_ms = ev->ts_ms;
+	o->type = fill_str(f, ev->type);
+	o->site = fill_str(f, ev->site);
+	o->org = fill_str(f, ev->org);
+	o->city = fill_str(f, ev->city);
+	o->data = fill_str(f, ev->data);
+	return fill_commit(f, &f->nevents);
+}
+
+int store_fill_notification(struct store_fill *f, const struct store_notification *n)
+{
+	if (grow((void **)&f->notes, &f->cap_notes, f->nnotes, sizeof(*f->notes)))
+		return -ENOMEM;
+	struct fill_note *o = &f->notes[f->nnotes];
+	o->n = *n;
+	o->sink = fill_str(f, n->sink);
+	o->event = fill_str(f, n->event);
+	o->site = fill_str(f, n->site);
+	o->org = fill_str(f, n->org);
+	o->city = fill_str(f, n->city);
+	o->state = fill_str(f, n->state);
+	o->last_error = fill_str(f, n->last_error);
+	o->data = fill_str(f, n->data);
+	return fill_commit(f, &f->nnotes);
+}
+
+static int reply_build_notes(struct read_req *q)
+{
+	struct store_fill *f = &q->fill;
+	const char *a = f->arena.data;
+	if (f->nnotes && !(q->notes = calloc(f->nnotes, sizeof(*q->notes))))
+		return -ENOMEM;
+	for (size_t i = 0; i < f->nnotes; i++) {
+		const struct fill_note *o = &f->notes[i];
+		q->notes[i] = o->n;
+		q->notes[i].sink = a + o->sink;
+		q->notes[i].event = a + o->event;
+		q->notes[i].site = a + o->site;
+		q->notes[i].org = a + o->org;
+		q->notes[i].city = a + o->city;
+		q->notes[i].state = a + o->state;
+		q->notes[i].last_error = a + o->last_error;
+		q->notes[i].data = a + o->data;
+	}
+	q->reply.notifications = q->notes;
+	q->reply.nnotifications = f->nnotes;
+	return 0;
+}
+
 /* Reader thread, after the read: the arena no longer moves, so pointers can be made. */
 static int reply_build(struct read_req *q)
 {
@@ -266,15 +373,24 @@ static int reply_build(struct read_req *q)
 	q->reply.ncredits = f->ncredits;
 	for (size_t i = 0; i < f->nsites; i++) {
 		const struct fill_site *o = &f->sites[i];
-		q->sites[i] =
-		    (struct store_site){a + o->site, a + o->org,  a + o->city, o->last_report_ms,
-		                        o->ok,       o->degraded, o->down};
+		q->sites[i] = o->s;
+		q->sites[i].site = a + o->site;
+		q->sites[i].org = a + o->org;
+		q->sites[i].city = a + o->city;
 	}
 	for (size_t i = 0; i < f->ntargets; i++) {
 		const struct fill_target *o = &f->targets[i];
-		q->targets[i] = (struct store_target){
-		    a + o->agent, a + o->kind,   a + o->target,  a + o->status, a + o->session,
-		    a + o->codec, a + o->faults, a + o->metrics, o->ts_ms,      o->seq};
+		q->targets[i] = (struct store_target){a + o->agent,  a + o->kind,    a + o->target,
+		                                      a + o->status, a + o->session, a + o->codec,
+		                                      a + o->faults, a + o->metrics, o->ts_ms,
+		                                      o->seq,        o->thumb_ts_ms};
+	}
+	if (f->has_thumb) {
+		q->reply.thumb = (const unsigned char *)a + f->thumb;
+		q->reply.thumb_len = f->thumb_len;
+		q->reply.thumb_agent = a + f->thumb_agent;
+		q->reply.thumb_ts_ms = f->thumb_ts_ms;
+		q->reply.thumb_seq = f->thumb_seq;
 	}
 	if (f->nsessions && !(q->sessions = calloc(f->nsessions, sizeof(*q->sessions))))
 		return -ENOMEM;
@@ -292,7 +408,17 @@ static int reply_build(struct read_req *q)
 	q->reply.nsites = f->nsites;
 	q->reply.targets = q->targets;
 	q->reply.ntargets = f->ntargets;
-	return 0;
+	if (f->nevents && !(q->events = calloc(f->nevents, sizeof(*q->events))))
+		return -ENOMEM;
+	for (size_t i = 0; i < f->nevents; i++) {
+		const struct fill_event *o = &f->events[i];
+		q->events[i] =
+		    (struct store_event){o->id,      o->ts_ms,    a + o->type, a + o->site,
+		                         a + o->org, a + o->city, a + o->data};
+	}
+	q->reply.events = q->events;
+	q->reply.nevents = f->nevents;
+	return reply_build_notes(q);
 }
 
 static void read_free(struct read_req *q)
@@ -308,6 +434,10 @@ static void read_free(struct read_req *q)
 	free(q->targets);
 	free(q->exams);
 	free(q->credits);
+	free(q->fill.events);
+	free(q->events);
+	free(q->fill.notes);
+	free(q->notes);
 	free(q);
 }
 
@@ -331,6 +461,7 @@ void store_batch_destroy(struct store_batch *b)
 {
 	if (!b)
 		return;
+	store_events_clear(&b->events);
 	vw_buf_free(&b->arena);
 	free(b->rows);
 	free(b);
@@ -377,6 +508,12 @@ int store_batch_add(struct store_batch *b, const struct vw_result *r)
 	row->metrics = (uint32_t)b->arena.len;
 	vw_result_encode_metrics(r, &b->arena);
 	vw_buf_append(&b->arena, "", 1);
+	row->thumb = row->thumb_len = 0;
+	if (r->thumb && r->thumb_len && r->thumb_len <= UINT32_MAX) {
+		row->thumb = (uint32_t)b->arena.len;
+		row->thumb_len = (uint32_t)r->thumb_len;
+		vw_buf_append(&b->arena, r->thumb, r->thumb_len);
+	}
 	if (b->arena.err)
 		return b->arena.err;
 	b->nrows++;
@@ -439,6 +576,12 @@ struct store {
 	struct read_req *rd_head, *rd_tail; /* answered, waiting for the loop */
 	int stopping;
 	struct store_stats stats;
+	/* issue 16 (A): every stored event goes to event_cb in id order (loop thread); the
+	 * writer numbers each group commit and each write (commit_seq, writer thread only),
+	 * and deliver() hands batches and writes back in that order. */
+	store_event_fn event_cb;
+	void *event_ud;
+	uint64_t commit_seq;
 };
 
 static void free_store(struct store *s)
@@ -531,6 +674,11 @@ static void commit_group(struct store *s, struct store_batch *list, uint64_t *ro
 	          (long long)(vw_mono_ms() - t0), rc);
 }
 
+/* Seconds: a group commit on an idle SSD takes about a millisecond (fsync), a loaded one
+ * behind a slow disk hundreds. */
+const double store_commit_bounds[STORE_COMMIT_BOUNDS] = {0.001, 0.0025, 0.005, 0.01, 0.025,
+                                                         0.05,  0.1,    0.25,  0.5,  1};
+
 static void count_commit(struct store *s, struct store_batch *list, uint64_t rows, uint64_t skipped,
                          uint64_t gaps)
 {
@@ -553,8 +701,20 @@ static void run_writes(struct store *s)
 	s->w_head = s->w_tail = NULL;
 	s->writes_queued = 0;
 	uv_mutex_unlock(&s->mu);
-	for (struct store_write *w = list; w; w = w->next)
-		s->ops->write(s->be, w);
+	/* issue 16 C: the queued thumbnail accesses all in one transaction (each answered
+	 * with that commit's outcome), so pictures opened at once cost one commit. */
+	int folded = 0;
+	for (struct store_write *w = list; w && s->ops->thumb_access && !folded; w = w->next)
+		folded = w->op == STORE_THUMB_ACCESS;
+	if (folded)
+		s->ops->thumb_access(s->be, list);
+	for (struct store_write *w = list; w; w = w->next) {
+		if (!folded || w->op != STORE_THUMB_ACCESS)
+			s->ops->write(s->be, w);
+		w->commit_no = ++s->commit_seq;
+		if (w->status)
+			store_events_clear(&w->events); /* rolled back: never published */
+	}
 	uv_mutex_lock(&s->mu);
 	if (s->wd_tail)
 		s->wd_tail->next = list;
@@ -623,11 +783,20 @@ static void writer_main(void *arg)
 		uv_mutex_unlock(&s->mu);
 
 		if (list) {
-			uint64_t rows, skipped, gaps, c0 = thread_cpu_ns();
+			uint64_t rows, skipped, gaps, c0 = thread_cpu_ns(), w0 = uv_hrtime();
 			commit_group(s, list, &rows, &skipped, &gaps);
+			double wall = (double)(uv_hrtime() - w0) / 1e9;
+			uint64_t no = ++s->commit_seq;
+			for (struct store_batch *b = list; b; b = b->next) {
+				b->commit_no = no;
+				if (b->status)
+					store_events_clear(&b->events);
+			}
 			uint64_t cpu = thread_cpu_ns() - c0;
 			uv_mutex_lock(&s->mu);
 			s->stats.commit_cpu_ns += cpu;
+			vw_prom_hist_observe(&s->stats.commit_seconds, store_commit_bounds,
+			                     STORE_COMMIT_BOUNDS, wall);
 			if (s->d_tail)
 				s->d_tail->next = list;
 			else
@@ -681,6 +850,23 @@ static void run_read(struct reader *r, struct read_req *q)
 	case RD_SCORE_EXAM:
 		rc = ops->score_exam(r->conn, q->exam_id, &q->fill);
 		break;
+	case RD_HISTORY:
+		rc = ops->site_history(r->conn, &q->hist, &q->fill, &q->reply.next_ts_ms,
+		                       &q->reply.next_id);
+		break;
+	case RD_EVENTS:
+		rc = ops->events_after(r->conn, &q->evq, &q->fill, &q->reply.events_pruned_id,
+		                       &q->reply.events_last_id);
+		break;
+	case RD_PROBLEMS:
+		rc = ops->problems_list(r->conn, &q->probq, vw_now_ms(), &q->fill);
+		break;
+	case RD_THUMB:
+		rc = ops->thumbnail(r->conn, q->site, q->target, q->at_ms, &q->fill);
+		break;
+	case RD_NOTIFY:
+		rc = ops->notify_list(r->conn, &q->nq, &q->fill, &q->reply.value);
+		break;
 	default:
 		rc = ops->count_results(r->conn, &q->reply.value);
 		break;
@@ -726,6 +912,57 @@ static void reader_main(void *arg)
 
 /* --- the loop side ---------------------------------------------------------------------- */
 
+static void publish_events(struct store *s, const struct store_events *e)
+{
+	if (s->event_cb)
+		for (size_t i = 0; i < e->n; i++)
+			s->event_cb(s->event_ud, &e->v[i]);
+}
+
+void store_set_event_cb(struct store *s, store_event_fn fn, void *ud)
+{
+	s->event_cb = fn;
+	s->event_ud = ud;
+}
+
+/* One malloc per event: the struct's strings follow it. */
+int store_events_add(struct store_events *e, const struct store_event *ev)
+{
+	if (e->n == e->cap) {
+		size_t cap = e->cap ? e->cap * 2 : 8;
+		struct store_event *v = realloc(e->v, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		e->v = v;
+		e->cap = cap;
+	}
+	const char *src[5] = {ev->type, ev->site, ev->org, ev->city, ev->data};
+	size_t len[5], total = 0;
+	for (int i = 0; i < 5; i++)
+		total += (len[i] = strlen(src[i] ? src[i] : "")) + 1;
+	char *p = malloc(total);
+	if (!p)
+		return -ENOMEM;
+	const char *dst[5];
+	for (int i = 0; i < 5; i++) {
+		memcpy(p, src[i] ? src[i] : "", len[i] + 1);
+		dst[i] = p;
+		p += len[i] + 1;
+	}
+	e->v[e->n++] =
+	    (struct store_event){ev->id, ev->ts_ms, dst[0], dst[1], dst[2], dst[3], dst[4]};
+	return 0;
+}
+
+void store_events_clear(struct store_events *e)
+{
+	for (size_t i = 0; i < e->n; i++)
+		free((char *)e->v[i].type); /* the block's start */
+	free(e->v);
+	e->v = NULL;
+	e->n = e->cap = 0;
+}
+
 /* Loop thread: committed batches in commit order, then answered reads; the reply memory
  * goes as soon as its callback returns. */
 static void deliver(struct store *s)
@@ -738,17 +975,22 @@ static void deliver(struct store *s)
 	s->d_head = s->d_tail = NULL;
 	s->rd_head = s->rd_tail = NULL;
 	uv_mutex_unlock(&s->mu);
-	while (b) {
-		struct store_batch *next = b->next;
-		b->next = NULL;
-		b->done(b); /* may free b */
-		b = next;
-	}
-	while (w) {
-		struct store_write *next = w->next;
-		w->next = NULL;
-		w->done(w); /* may free w */
-		w = next;
+	/* Batches and writes in the order the writer committed them, so that their events
+	 * reach event_cb in id order. */
+	while (b || w) {
+		if (b && (!w || b->commit_no <= w->commit_no)) {
+			struct store_batch *next = b->next;
+			b->next = NULL;
+			publish_events(s, &b->events);
+			b->done(b); /* may free b */
+			b = next;
+		} else {
+			struct store_write *next = w->next;
+			w->next = NULL;
+			publish_events(s, &w->events);
+			w->done(w); /* may free w */
+			w = next;
+		}
 	}
 	while (q) {
 		struct read_req *next = q->next;
@@ -1109,6 +1351,24 @@ int store_bench_raw(struct store *s, const struct store_batch *b)
 	return s->ops->raw(s->be, b);
 }
 
+int store_thumbnail(struct store *s, const char *site, const char *camera, int64_t at_ms,
+                    store_read_cb cb, void *ud)
+{
+	struct read_req tmp;
+	const char *unused;
+	if (copy_id(tmp.site, sizeof(tmp.site), site, &unused) ||
+	    copy_id(tmp.target, sizeof(tmp.target), camera, &unused))
+		return s->started && !s->stopping ? -EINVAL : -ESHUTDOWN;
+	int rc;
+	struct read_req *q = read_new(s, RD_THUMB, cb, ud, &rc);
+	if (!q)
+		return rc;
+	copy_id(q->site, sizeof(q->site), site, &unused);
+	copy_id(q->target, sizeof(q->target), camera, &unused);
+	q->at_ms = at_ms;
+	return read_queue(s, q);
+}
+
 int store_score_exam(struct store *s, int64_t exam_id, store_read_cb cb, void *ud)
 {
 	int rc;
@@ -1117,4 +1377,147 @@ int store_score_exam(struct store *s, int64_t exam_id, store_read_cb cb, void *u
 		return rc;
 	q->exam_id = exam_id;
 	return read_queue(s, q);
+}
+
+/* --- issue 16 E: site history ------------------------------------------------------------ */
+
+int store_site_history(struct store *s, const struct store_history_query *hq, store_read_cb cb,
+                       void *ud)
+{
+	if (!hq->site || hq->limit < 1 || hq->limit > STORE_HISTORY_MAX)
+		return -EINVAL;
+	struct read_req tmp;
+	const char *unused;
+	if (copy_id(tmp.site, sizeof(tmp.site), hq->site, &unused) ||
+	    copy_id(tmp.target, sizeof(tmp.target), hq->target, &unused) ||
+	    copy_id(tmp.hkind, sizeof(tmp.hkind), hq->kind, &unused))
+		return -EINVAL;
+	int rc;
+	struct read_req *q = read_new(s, RD_HISTORY, cb, ud, &rc);
+	if (!q)
+		return rc;
+	q->hist = *hq;
+	copy_id(q->site, sizeof(q->site), hq->site, &q->hist.site);
+	copy_id(q->target, sizeof(q->target), hq->target, &q->hist.target);
+	copy_id(q->hkind, sizeof(q->hkind), hq->kind, &q->hist.kind);
+	return read_queue(s, q);
+}
+/* --- issue 16 (A): events and problems ---------------------------------------------------- */
+
+int store_events_after(struct store *s, int64_t after_id, size_t limit, store_read_cb cb, void *ud)
+{
+	struct store_events_query q = {.after_id = after_id, .limit = limit};
+	return store_events_scoped(s, &q, cb, ud);
+}
+
+int store_events_scoped(struct store *s, const struct store_events_query *qr, store_read_cb cb,
+                        void *ud)
+{
+	const char *org = qr->org && qr->org[0] ? qr->org : NULL;
+	const char *city = qr->city && qr->city[0] ? qr->city : NULL;
+	if (qr->limit < 1 || qr->limit > 10000 || qr->after_id < 0 || (org && city))
+		return -EINVAL;
+	int rc;
+	struct read_req *q = read_new(s, RD_EVENTS, cb, ud, &rc);
+	if (!q)
+		return rc;
+	q->evq = *qr;
+	if ((rc = copy_id(q->org, sizeof(q->org), org, &q->evq.org)) != 0 ||
+	    (rc = copy_id(q->city, sizeof(q->city), city, &q->evq.city)) != 0) {
+		read_free(q);
+		return rc;
+	}
+	return read_queue(s, q);
+}
+
+int store_problems_list(struct store *s, const struct store_problem_query *qr, store_read_cb cb,
+                        void *ud)
+{
+	if (qr->limit < 1 || qr->limit > 1000)
+		return -EINVAL;
+	int rc;
+	struct read_req *q = read_new(s, RD_PROBLEMS, cb, ud, &rc);
+	if (!q)
+		return rc;
+	q->probq = *qr;
+	const char *org = qr->org && qr->org[0] ? qr->org : NULL;
+	const char *city = qr->city && qr->city[0] ? qr->city : NULL;
+	const char *site = qr->site && qr->site[0] ? qr->site : NULL;
+	if ((rc = copy_id(q->org, sizeof(q->org), org, &q->probq.org)) != 0 ||
+	    (rc = copy_id(q->city, sizeof(q->city), city, &q->probq.city)) != 0 ||
+	    (rc = copy_id(q->site, sizeof(q->site), site, &q->probq.site)) != 0) {
+		read_free(q);
+		return rc;
+	}
+	return read_queue(s, q);
+}
+
+/* --- issue 16 D: notifications ---------------------------------------------------------- */
+
+int store_notify_list(struct store *s, const struct store_notify_query *nq, store_read_cb cb,
+                      void *ud)
+{
+	if (!nq->limit)
+		return -EINVAL;
+	int rc;
+	struct read_req *q = read_new(s, RD_NOTIFY, cb, ud, &rc);
+	if (!q)
+		return rc;
+	q->nq = *nq;
+	if ((rc = copy_id(q->nq_state, sizeof(q->nq_state), nq->state, &q->nq.state)) != 0 ||
+	    (rc = copy_id(q->city, sizeof(q->city), nq->city, &q->nq.city)) != 0) {
+		read_free(q);
+		return rc;
+	}
+	return read_queue(s, q);
+}
+
+int store_problem_json(struct vw_buf *b, const struct store_problem *p, int64_t now_ms)
+{
+	char start[VW_ISO_LEN], end[VW_ISO_LEN];
+	vw_time_iso(p->start_ms, start);
+	int64_t until = p->end_ms ? p->end_ms : now_ms;
+	int64_t dur = until > p->start_ms ? (until - p->start_ms) / 1000 : 0;
+	vw_buf_printf(b, "{\"id\":%lld,\"site\":", (long long)p->id);
+	vw_buf_json_str(b, p->site);
+	vw_buf_puts(b, ",\"org\":");
+	vw_buf_json_str(b, p->org);
+	vw_buf_puts(b, ",\"city\":");
+	vw_buf_json_str(b, p->city);
+	vw_buf_puts(b, ",\"agent\":");
+	vw_buf_json_str(b, p->agent);
+	vw_buf_puts(b, ",\"kind\":");
+	vw_buf_json_str(b, p->kind);
+	vw_buf_puts(b, ",\"target\":");
+	vw_buf_json_str(b, p->target);
+	vw_buf_printf(b, ",\"state\":\"%s\",\"status\":", p->end_ms ? "closed" : "open");
+	vw_buf_json_str(b, p->status);
+	vw_buf_puts(b, ",\"worst\":");
+	vw_buf_json_str(b, p->worst);
+	vw_buf_puts(b, ",\"severity\":");
+	vw_buf_json_str(b, p->severity);
+	/* The store's own array text (vw_result_encode_faults, codes of [a-z0-9_]). */
+	vw_buf_printf(
+	    b, ",\"faults\":%s,\"start\":\"%s\",\"end\":", p->faults[0] ? p->faults : "[]", start);
+	if (p->end_ms) {
+		vw_time_iso(p->end_ms, end);
+		vw_buf_printf(b, "\"%s\"", end);
+	} else {
+		vw_buf_puts(b, "null");
+	}
+	vw_buf_printf(b, ",\"duration_s\":%lld,\"in_session\":%s,\"ack\":", (long long)dur,
+	              p->in_session ? "true" : "false");
+	if (p->ack_by) {
+		char at[VW_ISO_LEN];
+		vw_time_iso(p->ack_ms, at);
+		vw_buf_puts(b, "{\"by\":");
+		vw_buf_json_str(b, p->ack_by);
+		vw_buf_printf(b, ",\"at\":\"%s\",\"message\":", at);
+		vw_buf_json_str(b, p->ack_message ? p->ack_message : "");
+		vw_buf_puts(b, "}");
+	} else {
+		vw_buf_puts(b, "null");
+	}
+	vw_buf_puts(b, "}");
+	return b->err;
 }

@@ -14,9 +14,10 @@
 #include <uv.h>
 
 #include "buf.h"
+#include "prom.h"
 #include "result.h"
 
-#define STORE_SCHEMA_VERSION 6
+#define STORE_SCHEMA_VERSION 10
 
 /* One result, compact: strings live in the batch's arena (offsets, NUL-terminated). */
 struct store_row {
@@ -26,7 +27,24 @@ struct store_row {
 	/* The VW_M_INTERVAL_MS metric (the agent's cadence when it checked), 0 when absent:
 	 * results.interval_ms, which the rollup job reads instead of parsing metrics. */
 	double interval_ms;
+	/* issue 16 C: the result's JPEG thumbnail in the arena (offset, bytes); 0, 0: none.
+	 * Stored in table thumbnails in the same commit as the row. */
+	uint32_t thumb, thumb_len;
 };
+
+/* issue 16 (A): one stored event (the events table): id is its store id, monotonic, the
+ * SSE id. data is one line of JSON. Strings live as long as the list holding it. */
+struct store_event {
+	int64_t id, ts_ms;
+	const char *type, *site, *org, *city, *data;
+};
+struct store_events {
+	struct store_event *v;
+	size_t n, cap;
+};
+/* Appends a copy (strings copied) with the given id. 0 or -ENOMEM. */
+int store_events_add(struct store_events *e, const struct store_event *ev);
+void store_events_clear(struct store_events *e); /* frees the copies; e stays usable */
 
 struct store_batch {
 	/* Set by the submitter. */
@@ -43,6 +61,9 @@ struct store_batch {
 	 * received_ms; a batch that would open one more fails with -EDQUOT and stores nothing.
 	 * 0 = no bound. */
 	long new_epochs_max;
+	/* issue 16 (A): the agent's upload cadence as its batch said ("cadence_ms"; 0 =
+	 * not said), which [feed] silent_after = "3x" multiplies. */
+	int64_t cadence_ms;
 	struct store_row *rows; /* sorted by seq (store_batch_sort) */
 	size_t nrows, cap;
 	struct vw_buf arena;
@@ -54,6 +75,11 @@ struct store_batch {
 	int64_t acked_seq; /* the high-water mark of (site, agent, epoch) after the commit */
 	size_t stored;     /* rows written; the rest were at or below the mark */
 	size_t gap_seqs;   /* seqs skipped over (recorded as gaps), see sqlite.c */
+	/* issue 16 (A): the events this batch's commit stored (status changes, problems),
+	 * in id order; valid during done, freed by store_batch_destroy. Empty when the
+	 * batch failed: nothing of a rolled-back batch is ever published. */
+	struct store_events events;
+	uint64_t commit_no; /* store-internal: delivery in commit order */
 	struct store_batch *next;
 };
 
@@ -83,6 +109,12 @@ struct store_options {
 	/* How often the job wakes when no batch comes, to close the holds of silent targets;
 	 * 0 = 2 s; < 0 = the job does not run at all (measurements of ingest alone). */
 	int64_t rollup_tick_ms;
+	/* issue 16 C: thumbnails that arrived longer ago than this are pruned by the job's
+	 * slices (0 = kept for ever). */
+	int64_t thumb_retention_ms;
+	/* issue 16 C: thumbnail_access rows older than this are pruned by the job's slices
+	 * (0 = kept for ever). */
+	int64_t thumb_access_retention_ms;
 	/* How often the job writes what it rolled in memory (its holds, credits and mark, in
 	 * one transaction); scores see new credits that much later. 0 = STORE_ROLLUP_FLUSH_MS. */
 	int64_t rollup_flush_ms;
@@ -116,7 +148,12 @@ struct store_stats {
 	uint64_t rows_rolled, rows_pruned, rollup_slices, rollup_flushes;
 	/* writer thread CPU (CLOCK_THREAD_CPUTIME_ID) in group commits and in the job */
 	uint64_t commit_cpu_ns, rollup_cpu_ns;
+	/* issue 14: each group commit's wall time (the writer's, under the lock it already
+	 * takes to hand the batches back), for GET /metrics */
+	struct vw_prom_hist commit_seconds;
 };
+#define STORE_COMMIT_BOUNDS 10
+extern const double store_commit_bounds[STORE_COMMIT_BOUNDS];
 void store_get_stats(struct store *s, struct store_stats *out); /* loop thread */
 
 /* --- reads (asynchronous) ----------------------------------------------------------------
@@ -125,15 +162,36 @@ void store_get_stats(struct store *s, struct store_stats *out); /* loop thread *
  * Retry-After) or -ESHUTDOWN (not started, or closing). The reply and every string in it
  * are valid only during the callback. */
 
+/* issue 16 E: what a site's latest results say per class, for its status and criteria. */
+enum store_health {
+	STORE_H_CONNECTED, /* network target "collector" */
+	STORE_H_NETWORK,   /* every network target (collector included) */
+	STORE_H_STREAM,
+	STORE_H_RECORDING,
+	STORE_H_COVERAGE,
+	STORE_H_ASSESSMENT,
+	STORE_H_BUFFER,
+	STORE_H_COUNT
+};
 struct store_site {
 	const char *site, *org, *city;
 	int64_t last_report_ms;
 	int64_t ok, degraded, down; /* cameras: latest stream result per target */
+	/* issue 16 E: targets per class and latest status (enum store_health x enum
+	 * vw_status), summed over the site's agents; whether an exam session of the site is
+	 * running (not cancelled) at the time of the read; its open problems and whether one
+	 * of them is site_silent. */
+	int64_t health[STORE_H_COUNT][VW_STATUS_COUNT];
+	int in_session, silent;
+	int64_t open_problems;
 };
 struct store_target {
 	const char *agent, *kind, *target, *status, *session, *codec;
 	const char *faults, *metrics; /* JSON text as stored */
 	int64_t ts_ms, seq;
+	/* issue 16 C: the check time of the target's newest thumbnail (stream targets of
+	 * store_get_site), 0 when it has none. */
+	int64_t thumb_ts_ms;
 };
 
 struct store_reply {
@@ -152,6 +210,25 @@ struct store_reply {
 	size_t nexams;
 	const struct store_credit *credits;
 	size_t ncredits;
+	/* issue 16 E: store_site_history's next page starts before (next_ts_ms, next_id);
+	 * next_id 0 = this was the last page. */
+	int64_t next_ts_ms, next_id;
+	/* issue 16 (A): store_events_after (events by id; events_pruned_id = the highest id
+	 * pruned, events_last_id = the highest id stored) and store_problems_list (one item
+	 * per problem: id = the problem's, ts_ms = its start, type "problem", data = its
+	 * JSON as of the read). */
+	const struct store_event *events;
+	size_t nevents;
+	int64_t events_pruned_id, events_last_id;
+	/* issue 16 C: store_thumbnail's JPEG (NULL when none) with its check time, agent and
+	 * seq; sites[0] is the site's summary (org and city, for the scope check). */
+	const unsigned char *thumb;
+	size_t thumb_len;
+	int64_t thumb_ts_ms, thumb_seq;
+	const char *thumb_agent;
+	/* issue 16 D: store_notify_list */
+	const struct store_notification *notifications;
+	size_t nnotifications;
 };
 typedef void (*store_read_cb)(void *ud, const struct store_reply *r);
 
@@ -173,6 +250,12 @@ enum store_write_op {
 	STORE_EXAM_UPDATE, /* exams[0] by id: new occupation, level, start, end, rooms,
 	                    * candidates (org, city, site, code stay) */
 	STORE_EXAM_CANCEL, /* exams[0] by id */
+	/* issue 16 (A): problems and silence (no exams[]). */
+	STORE_PROBLEM_ACK, /* problem_id, by ack_by with ack_message; scope_org/city apply */
+	STORE_FEED_TICK,   /* silence detection, exam-session escalation, event pruning */
+	/* issue 16 C: one row of thumbnail_access, from access */
+	STORE_THUMB_ACCESS,
+	STORE_NOTIFY_PUT, /* issue 16 D: notes[] (see "notifications" below) */
 };
 
 /* A write request: queued like a batch, run by the writer thread between group commits,
@@ -208,7 +291,27 @@ struct store_write {
 	/* create sets each exams[i].id. update/cancel: the site whose version moved, for
 	 * the log (copied from the stored row). */
 	char site[64];
+	/* --- issue 16 (A) --- */
+	/* STORE_PROBLEM_ACK: -ENOENT no such problem in scope, -EALREADY acked before. */
+	int64_t problem_id;
+	const char *ack_by, *ack_message;
+	/* STORE_FEED_TICK: a site is silent when no batch came for silent_ms (> 0), else for
+	 * silent_factor x its last cadence_ms (60 s when it never said), counted from its
+	 * last batch or since_ms (this server's start: a collector that was down heard
+	 * nobody), whichever is later. Events older than event_retention_ms are pruned
+	 * (0 = kept). */
+	int64_t silent_ms, since_ms, event_retention_ms;
+	double silent_factor;
+	/* Set by the store: the events the write stored, as on a batch (ack: its
+	 * problem_acked, whose data is the problem's JSON). */
+	struct store_events events;
+	uint64_t commit_no; /* store-internal */
+	/* issue 16 C: STORE_THUMB_ACCESS's row (strings the submitter's until done). */
+	const struct store_thumb_access *access;
 	struct store_write *next;
+	/* issue 16 D: STORE_NOTIFY_PUT's rows (exams unused). */
+	struct store_notification *notes;
+	size_t nnotes;
 };
 
 /* Queues w; -EAGAIN when the batch queue is full, -ESHUTDOWN when not started or closing. */
@@ -293,6 +396,130 @@ int store_score_evidence(struct store *s, int64_t exam_id, int cls, const char *
  * there is none or it was cancelled) with its totals, r->credits its credits. The API
  * needs it to check the asker's scope before it shows a session's evidence. */
 int store_score_exam(struct store *s, int64_t exam_id, store_read_cb cb, void *ud);
+
+/* --- issue 16 E: site history ------------------------------------------------------------
+ * A site's stored results, newest first by (ts_ms, results.id), one page at a time: each
+ * agent's rows are read from results_agent_ts in that order and the streams merged, kind and
+ * target checked on the way. A page examines at most scan_max rows, so a filter that
+ * matches rarely gets a short page (fewer than limit rows) with a cursor that continues. */
+#define STORE_HISTORY_MAX 1000
+/* ~10 ms of a reader's time (docs/BENCHMARKS.md "Feed"). */
+#define STORE_HISTORY_SCAN_MAX 20000
+struct store_history_query {
+	const char *site;
+	const char *kind, *target; /* NULL = any */
+	int64_t from_ms, to_ms;    /* ts_ms in [from, to); 0 = unbounded on that side */
+	/* The cursor: only rows before (before_ts_ms, before_id); before_id 0 = from the newest. */
+	int64_t before_ts_ms, before_id;
+	int limit;     /* 1..STORE_HISTORY_MAX */
+	long scan_max; /* rows one page may examine; 0 = STORE_HISTORY_SCAN_MAX */
+};
+/* The site's summary in r->sites[0] (its org and city, for the asker's scope); rows in
+ * r->targets (agent, kind, target, status, session, codec, faults, metrics, ts_ms, seq), the
+ * next page in r->next_ts_ms / r->next_id (next_id 0: no more rows). -ENOENT: the site never
+ * reported; -EINVAL: a bad query (limit, a string too long). */
+int store_site_history(struct store *s, const struct store_history_query *q, store_read_cb cb,
+                       void *ud);
+/* --- issue 16 A: problems, persisted events, silence --------------------------------- */
+/* Called on the loop thread for every stored event, in id order, after its commit and
+ * before the done of the batch or write that made it. One callback (the hub, events.c). */
+typedef void (*store_event_fn)(void *ud, const struct store_event *ev);
+void store_set_event_cb(struct store *s, store_event_fn fn, void *ud);
+
+/* A problem row (table problems, docs/API.md "Problems"). */
+struct store_problem {
+	int64_t id;
+	const char *site, *org, *city, *agent, *kind, *target, *status, *worst, *severity;
+	const char *faults;       /* JSON array text */
+	int64_t start_ms, end_ms; /* end_ms 0 = open */
+	int in_session;
+	const char *ack_by, *ack_message; /* NULL = not acked */
+	int64_t ack_ms;
+};
+/* The problem's JSON object (one line), duration_s up to now_ms while open. */
+int store_problem_json(struct vw_buf *b, const struct store_problem *p, int64_t now_ms);
+
+/* Events with id > after_id, by id, at most limit (1..10000). */
+int store_events_after(struct store *s, int64_t after_id, size_t limit, store_read_cb cb, void *ud);
+/* One stream's backlog page, narrowed in SQL to its reader's scope (the events_city and
+ * events_org indexes), so a resume never reads another scope's rows: events with
+ * id > after_id, by id, at most limit (1..10000) rows, and — max_bytes > 0 — ending with
+ * the row that takes the sum of the rows' strlen(data) to max_bytes or beyond. A page is
+ * full (there may be more) when it holds limit rows or reached max_bytes. org or city (at
+ * most one; NULL or "" = every scope) must equal the row's. -EINVAL for both. */
+struct store_events_query {
+	int64_t after_id;
+	size_t limit, max_bytes;
+	const char *org, *city;
+};
+int store_events_scoped(struct store *s, const struct store_events_query *q, store_read_cb cb,
+                        void *ud);
+struct store_problem_query {
+	int state;                     /* 0 all, 1 open, 2 closed */
+	const char *city, *site, *org; /* NULL or "" = any (the principal's scope included) */
+	int64_t from_ms, to_ms;        /* problems overlapping [from, to); 0 = unbounded */
+	size_t limit;                  /* 1..1000 */
+	/* Paging: problems after (before_start_ms, before_id) in (start desc, id desc);
+	 * before_id 0 = the first page. */
+	int64_t before_start_ms, before_id;
+};
+int store_problems_list(struct store *s, const struct store_problem_query *q, store_read_cb cb,
+                        void *ud);
+/* --- issue 16 C: picture evidence (thumbnails) ------------------------------------------
+ * Ingest stores a result's JPEG in table thumbnails in the batch's own commit; the rollup
+ * job's slices prune those that arrived longer ago than store_options.thumb_retention_ms.
+ * Every one served is recorded first (STORE_THUMB_ACCESS, thumbnail_access): pictures of an
+ * exam room show candidates, so who looked at which camera when is kept, for
+ * thumb_access_retention_ms. The writer commits all queued accesses in one transaction. */
+struct store_thumb_access {
+	int64_t at_ms;             /* when it was served (the writer sets it if 0) */
+	const char *actor;         /* "city:<token id> (<holder>)": role, token id and name */
+	const char *site, *camera; /* what was asked for */
+	int64_t asked_ms;          /* ?at= (0: the latest) */
+	int64_t thumb_ts_ms;       /* the check time of the picture served */
+	const char *peer;          /* the client's address */
+};
+/* The newest thumbnail of (site, camera) checked at or before at_ms (0 = the newest of all)
+ * in r->thumb (NULL when there is none), with the site's summary in r->sites[0]; -ENOENT
+ * when the site never reported. */
+int store_thumbnail(struct store *s, const char *site, const char *camera, int64_t at_ms,
+                    store_read_cb cb, void *ud);
+
+/* --- issue 16 D: notifications ------------------------------------------------------------
+ * One row per (sink, problem, dedup key): the delivery state of a [notify NAME] message
+ * (server/notify/notify.c), written by STORE_NOTIFY_PUT write requests and read back by
+ * the API and by the notifier at start (its pending ones). */
+struct store_notification {
+	int64_t id; /* 0 in a PUT: insert; the store sets it, or leaves 0 for a duplicate */
+	const char *sink, *event; /* event: opened|closed|acked|updated */
+	int64_t problem_id, event_id;
+	const char *site, *org, *city; /* the problem's, for scope */
+	const char *state;             /* pending|sent|failed|suppressed */
+	int64_t attempts;
+	const char *last_error;  /* "" = none */
+	int64_t next_attempt_ms; /* 0 = none */
+	int64_t sent_ms;         /* 0 = not sent */
+	int64_t created_ms;
+	const char *data; /* the problem JSON the message is made from */
+	int if_opened;    /* PUT insert: only if the sink's 'opened' row of the problem is there
+	                   * and pending or sent (closed/acked: only after an announced opening) */
+	int unannounced;  /* PUT reply: not inserted because if_opened found no such row */
+};
+/* A PUT row with id = 0 is inserted unless its key is already there (then its id stays 0:
+ * a duplicate) or if_opened finds no opening (id 0, unannounced 1). The key is (sink,
+ * problem_id, event) for opened/closed/acked and (sink, problem_id, event_id) for updated:
+ * every change of a problem is its own message. One with an id updates that row's state,
+ * attempts, last_error, next_attempt_ms and sent_ms. All rows of one write in one
+ * transaction. */
+struct store_notify_query {
+	const char *state; /* NULL = any */
+	const char *city;  /* NULL = any; else the problem's city */
+	size_t limit;      /* 1..; rows */
+	int oldest_first;  /* 0: newest (id) first */
+};
+/* Rows in r->notifications; r->value = the highest event_id of any row (0: none). */
+int store_notify_list(struct store *s, const struct store_notify_query *q, store_read_cb cb,
+                      void *ud);
 
 /* --- measurements only --------------------------------------------------------------------
  * The backend's own write path without the writer thread, on the caller's thread, before

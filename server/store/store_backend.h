@@ -19,6 +19,11 @@ int store_fill_target(struct store_fill *f, const struct store_target *t);
 int store_fill_exam_session(struct store_fill *f, const struct store_exam_session *e);
 int store_fill_exam(struct store_fill *f, const struct store_exam *e);
 int store_fill_credit(struct store_fill *f, const struct store_credit *c);
+int store_fill_event(struct store_fill *f, const struct store_event *ev); /* issue 16 (A) */
+/* issue 16 C: store_thumbnail's answer (the picture is copied). */
+int store_fill_thumb(struct store_fill *f, const void *jpeg, size_t len, const char *agent,
+                     int64_t ts_ms, int64_t seq);
+int store_fill_notification(struct store_fill *f, const struct store_notification *n); /* 16 D */
 
 struct store_ops {
 	const char *name;
@@ -60,8 +65,31 @@ struct store_ops {
 	                      struct store_fill *f, int64_t *pruned);
 	/* One session (not cancelled) and its credits; none filled when there is none. */
 	int (*score_exam)(void *rd, int64_t exam_id, struct store_fill *f);
+	/* issue 16 E: one page of a site's history into targets; the next page's start in
+	 * *next_ts / *next_id (0 = none). -ENOENT: no such site. */
+	int (*site_history)(void *rd, const struct store_history_query *q, struct store_fill *f,
+	                    int64_t *next_ts, int64_t *next_id);
+	/* issue 16 (A): events with id > after_id by id (at most limit), and the highest id
+	 * pruned and stored; problems matching q, each as an event (store.h). */
+	int (*events_after)(void *rd, const struct store_events_query *q, struct store_fill *f,
+	                    int64_t *pruned_id, int64_t *last_id);
+	int (*problems_list)(void *rd, const struct store_problem_query *q, int64_t now_ms,
+	                     struct store_fill *f);
+	/* issue 16 C: the site's summary and its newest thumbnail of camera checked at or
+	 * before at_ms (0: any); -ENOENT when the site never reported. */
+	int (*thumbnail)(void *rd, const char *site, const char *camera, int64_t at_ms,
+	                 struct store_fill *f);
+	/* issue 16 D: notifications (writes go through write, op STORE_NOTIFY_PUT). */
+	int (*notify_list)(void *rd, const struct store_notify_query *q, struct store_fill *f,
+	                   int64_t *max_event_id);
+	/* issue 16 C: every STORE_THUMB_ACCESS request of list (others skipped) in one
+	 * transaction, each request's status set to the commit's; NULL: each by write. */
+	int (*thumb_access)(void *be, struct store_write *list);
 };
 
 extern const struct store_ops store_sqlite_ops;
+/* issue 16 E: the SQL of a history stream (one agent's rows in (ts, id) order), for the
+ * unit test that checks its query plan ranges over an index in that order. */
+const char *store_sqlite_history_sql(void);
 
 #endif

@@ -11,6 +11,11 @@
  *                                       with "rollup", the rollup job runs between the
  *                                       commits as in the server (without, ingest alone)
  *
+ * BENCH_FLAP=N (environment): every camera is down, with a fault, at one check in N (and
+ * ok again at the next), so 2 results in N change their target's status: each change is a
+ * status event and a problem opened or closed in the commit (issue 16's feed). Unset: every
+ * result ok, as before.
+ *
  * Prints one line: mode=.. rows=.. seconds=.. rows_per_s=.. commits=.. */
 #include <errno.h>
 #include <stdio.h>
@@ -20,6 +25,8 @@
 
 #include "store.h"
 #include "vtime.h"
+
+static long flap; /* BENCH_FLAP, read once in main */
 
 static void make_result(struct vw_result *r, long k)
 {
@@ -42,6 +49,10 @@ static void make_result(struct vw_result *r, long k)
 	vw_result_set_metric(r, VW_M_LUMA_MEAN, 112.4);
 	vw_result_set_metric(r, VW_M_LUMA_STDDEV, 41.7);
 	vw_result_set_metric(r, VW_M_BLUR, 2.31);
+	if (flap > 0 && ((k / 200) + k % 200) % flap == 0) {
+		r->status = VW_STATUS_DOWN;
+		vw_result_add_fault(r, VW_FAULT_TIMEOUT);
+	}
 }
 
 static int open_fresh(const char *dir, enum store_durability d, int rollup, struct store **st)
@@ -188,6 +199,8 @@ static int run_group(const char *dir, long rows, long batch, int agents, int ful
 
 int main(int argc, char **argv)
 {
+	const char *fl = getenv("BENCH_FLAP");
+	flap = fl ? strtol(fl, NULL, 10) : 0;
 	if (argc >= 4 && strcmp(argv[1], "raw") == 0)
 		return run_raw(argv[2], strtol(argv[3], NULL, 10));
 	if (argc >= 7 && strcmp(argv[1], "group") == 0)

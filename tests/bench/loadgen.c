@@ -1,7 +1,7 @@
 /* loadgen: load generator for the collector, acting as many venue agents at once.
  *
  *   loadgen ingest --port P --ca CA --certs DIR [--conns 1000] [--batches 4] [--batch 500]
- *                  [--server-pid PID] [--ceiling-dir DIR]
+ *                  [--server-pid PID] [--ceiling-dir DIR] [--flap-per-mille N]
  *   loadgen idle   --port P --ca CA --certs DIR [--conns 10000] [--hold 10] [--server-pid PID]
  *
  * ingest: --conns mutual-TLS keep-alive connections, connection i presenting the certificate
@@ -12,7 +12,8 @@
  * seq. Reports results/s, ack latency p50/p99, server CPU and RSS from /proc/PID. With
  * --ceiling-dir, then writes the same rows into a fresh store there through the store's own
  * write path (store_bench_commit) with no network, TLS, HTTP or JSON: the ceiling, and the
- * ratio.
+ * ratio. --flap-per-mille: camera results not ok per 1000 (default 50; each is a status
+ * change, so events and problems, when the feed is on).
  *
  * idle: opens --conns connections (at most 200 handshakes at a time), each sends one GET
  * /healthz (so the server counts it as keep-alive idle, not as a slow first request) and
@@ -97,7 +98,10 @@ static struct {
 	const char *host, *ca, *certs, *ceiling_dir;
 	int port, conns, batches, batch, hold_s, gen_threads;
 	long server_pid;
-} opt = {"127.0.0.1", NULL, NULL, NULL, 0, 0, 4, 500, 10, 2, 0};
+	/* issue 16 (sse_bench): --flap-per-mille N, results not ok per 1000 (default 50: 4 %
+	 * degraded, 1 % down, each a status change twice, so an event and a problem). */
+	int flap;
+} opt = {"127.0.0.1", NULL, NULL, NULL, 0, 0, 4, 500, 10, 2, 0, 50};
 
 static SSL_CTX *ctx;
 static struct site *sites;
@@ -215,10 +219,10 @@ static void make_result(int site, int64_t seq, struct vw_result *r)
 		vw_result_set_metric(r, VW_M_LUMA_MEAN, 90 + (double)(h % 60));
 		vw_result_set_metric(r, VW_M_LUMA_STDDEV, 30 + (double)(h % 20));
 		vw_result_set_metric(r, VW_M_BLUR, 2.5 + (double)(h % 10) / 10.0);
-		if (h % 100 < 4) {
+		if (h % 1000 < (uint64_t)opt.flap * 4 / 5) {
 			r->status = VW_STATUS_DEGRADED;
 			vw_result_add_fault(r, VW_FAULT_LOW_FPS);
-		} else if (h % 100 < 5) {
+		} else if (h % 1000 < (uint64_t)opt.flap) {
 			r->status = VW_STATUS_DOWN;
 			r->nmetrics = 0;
 			vw_result_add_fault(r, VW_FAULT_TIMEOUT);
@@ -940,7 +944,8 @@ static void usage(void)
 	fprintf(stderr,
 	        "usage: loadgen ingest|idle --port P --ca CA.crt --certs DIR [--host 127.0.0.1]\n"
 	        "         [--conns N] [--batches N] [--batch N] [--hold SECONDS]\n"
-	        "         [--server-pid PID] [--ceiling-dir DIR] [--gen-threads N]\n");
+	        "         [--server-pid PID] [--ceiling-dir DIR] [--gen-threads N]\n"
+	        "         [--flap-per-mille N]\n");
 	exit(2);
 }
 
@@ -961,6 +966,7 @@ int main(int argc, char **argv)
 	    {"server-pid", required_argument, NULL, 's'},
 	    {"ceiling-dir", required_argument, NULL, 'D'},
 	    {"gen-threads", required_argument, NULL, 'g'},
+	    {"flap-per-mille", required_argument, NULL, 'f'},
 	    {NULL, 0, NULL, 0},
 	};
 	int o;
@@ -999,6 +1005,11 @@ int main(int argc, char **argv)
 			break;
 		case 'g':
 			opt.gen_threads = atoi(optarg);
+			break;
+		case 'f':
+			opt.flap = atoi(optarg);
+			if (opt.flap < 0 || opt.flap > 1000)
+				usage();
 			break;
 		default:
 			usage();

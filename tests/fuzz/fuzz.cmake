@@ -1,6 +1,7 @@
 # libFuzzer targets for the parsers of outside input (HTTP request framing, the ingest JSON and
-# gzip decoder, the INI config parser, the exam-session plan CSV). include()d from
-# tests/CMakeLists.txt, so CMAKE_CURRENT_SOURCE_DIR is tests/. Built only with clang and -DVW_FUZZ=ON:
+# gzip decoder, the INI config parser, the exam-session plan CSV, the registers' CSV, the
+# holidays CSV). include()d from tests/CMakeLists.txt, so CMAKE_CURRENT_SOURCE_DIR is tests/.
+# Built only with clang and -DVW_FUZZ=ON:
 #   cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DVW_FUZZ=ON
 #   cmake --build build-fuzz --target fuzzers && ctest --test-dir build-fuzz -L fuzz
 # tests/fuzz/run.sh NAME [SECONDS] runs one target on its seed corpus (see tests/fuzz/README).
@@ -26,18 +27,18 @@ if(VW_FUZZ AND CMAKE_C_COMPILER_ID STREQUAL "Clang")
   add_library(vwfuzzlib STATIC ${_vw_fuzz_srcs})
   # The server's folders by role, as vwserver has them (CMakeLists.txt).
   set(_vw_fuzz_inc common server server/net server/api server/store server/pki server/cli
-      server/core agent)
+      server/core server/notify server/inspect agent)
   list(TRANSFORM _vw_fuzz_inc PREPEND "${PROJECT_SOURCE_DIR}/")
   target_include_directories(vwfuzzlib PUBLIC ${_vw_fuzz_inc})
   # clang's -Wstring-concatenation flags store.c's SQL table (strings split across lines
   # inside an array initialiser, on purpose); gcc, the project's compiler, has no such warning.
   target_compile_options(vwfuzzlib PRIVATE ${_vw_fuzz_flags} -Wno-string-concatenation)
-  target_link_libraries(vwfuzzlib PUBLIC PkgConfig::CJSON PkgConfig::INIH PkgConfig::UV
+  target_link_libraries(vwfuzzlib PUBLIC PkgConfig::CJSON PkgConfig::INIH PkgConfig::UV PkgConfig::CURL
                         PkgConfig::SSL PkgConfig::SQLITE PkgConfig::ZLIB ${HTTP_PARSER_LIB}
                         ${CSV_LIB} Threads::Threads m)
 
   add_custom_target(fuzzers)
-  foreach(name http ingest conf sessions_csv)
+  foreach(name http ingest conf sessions_csv registers_csv draw_verify holidays_csv) # draw_verify: issue 12 A
     add_executable(fuzz_${name} fuzz/fuzz_${name}.c)
     target_compile_options(fuzz_${name} PRIVATE ${_vw_fuzz_flags})
     target_link_options(fuzz_${name} PRIVATE -fsanitize=fuzzer,address,undefined)

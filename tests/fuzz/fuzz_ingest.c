@@ -32,6 +32,11 @@ static void decode(const char *body, size_t len)
 					abort();
 				(void)strlen(store_batch_str(b, offs[k]));
 			}
+			/* a thumbnail (issue 16 C) lies in the arena, bounded, a JPEG */
+			if (r->thumb_len && ((size_t)r->thumb + r->thumb_len > b->arena.len ||
+			                     r->thumb_len > INGEST_THUMB_MAX ||
+			                     (unsigned char)b->arena.data[r->thumb] != 0xff))
+				abort();
 		}
 	} else if (rc != -EINVAL && rc != -ENOMEM) {
 		abort();

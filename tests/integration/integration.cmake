@@ -45,3 +45,30 @@ vw_integration_test(integration_restore test_restore)
 vw_integration_test(integration_session_cadence test_session_cadence)
 # Item 3.6's score: a stopped camera in the served score, recomputed from its evidence alone.
 vw_integration_test(integration_score test_score)
+# Issue 16 (A): problems, SSE resume after a restart, site_silent, scope, ack.
+vw_integration_test(integration_feed test_feed)
+# Issue 16 C: picture evidence — a black camera's thumbnail, served to its readers only, logged.
+vw_integration_test(integration_thumbnails test_thumbnails)
+# Issue 16 D: [notify NAME] sinks against a loopback webhook / DingTalk / WeCom receiver.
+vw_integration_test(integration_notify test_notify)
+# Issue 12 C: a city draw through its states (API + CLI), verify on the exported document.
+vw_integration_test(integration_draws test_draws)
+
+# issue 12 E: 一公开 — anonymous /public/ pages, CSV and JSON; nothing private; due dates.
+vw_integration_test(integration_public test_public)
+set_tests_properties(integration_public PROPERTIES LABELS "integration;security")
+# Issue 12 D: results, confirmation, publication, the 3.6 snapshot and remote capture.
+vw_integration_test(integration_inspections test_inspections)
+# Issue 12 B: the registers — JSON and CSV writes, field/line errors, city scope, export round trip.
+vw_integration_test(integration_registers test_registers)
+# Issue 12: a city's double-random inspection end to end — registers and sessions by CSV,
+# draw, remote-check capture with a real agent and cameras, results, /public/, verify.
+vw_integration_test(integration_inspection_e2e test_inspection_e2e)
+# Issue 14: the agent's textfile metrics read by promtool, the Prometheus client's parser and
+# node_exporter's textfile collector; the collector stopped and back (budget: 60 s).
+vw_integration_test(integration_agent_metrics test_agent_metrics)
+math(EXPR VW_AGENT_METRICS_TIMEOUT "120 * ${VW_INTEGRATION_TIMEOUT_SCALE}")
+set_tests_properties(integration_agent_metrics PROPERTIES TIMEOUT ${VW_AGENT_METRICS_TIMEOUT})
+# Issue 14: the collector's GET /metrics — promtool on the scrape, values after an upload, a
+# refused TLS client and an open stream; the metrics role and [metrics] allow (budget: 60 s).
+vw_integration_test(integration_metrics test_metrics)

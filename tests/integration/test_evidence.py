@@ -396,7 +396,8 @@ class PictureFaults(IntegrationTest):
         res, _ = run_once(h, conf, timeout=90)
         runs_output = h.last_run.stdout() + h.last_run.stderr()
 
-        streams = res.get("stream", {})
+        streams = dict(res.get("stream", {}))
+        first = dict(streams)  # the run whose coverage and assessment are checked below
         self.assertEqual(set(streams), {c[0] for c in cams})
         # camd (GStreamer) now and then serves one client of a mount badly — no packets after
         # DESCRIBE, or a burst of late timestamps that reads as low fps (seen in CI, a
@@ -407,6 +408,15 @@ class PictureFaults(IntegrationTest):
         if wrong:
             print(f"note: second check for {wrong}: {[streams[c] for c in wrong]}",
                   file=sys.stderr)
+            # From a fresh camd: one instance's looped H.265 file was seen to jump its
+            # timestamps at the loop the same way for every client (fps 17.43 twice), so a
+            # second look at the same instance proves nothing about the agent.
+            _, port2 = h.start_camd(config=camd_config(clips, names, auth=["ok"]))
+            warm_mounts(port2, names)
+            warm_mounts(port2, ["auth_ok"], creds={"auth_ok": "viewer:secret"})
+            cams2 = [tuple(v.replace(f":{port}/", f":{port2}/") if isinstance(v, str) else v
+                           for v in c) for c in cams]
+            conf = agent_ini(h, "faults", cams2, {"hall": 2, "lab": 2}, srv.url, pki)
             again, _ = run_once(h, conf, timeout=90, name="once-2")
             runs_output += h.last_run.stdout() + h.last_run.stderr()
             for cam in wrong:
@@ -439,14 +449,16 @@ class PictureFaults(IntegrationTest):
         cov = res["coverage"]
         self.assertEqual(faults(cov["lab"]), [])
         self.assertEqual(cov["lab"]["status"], "ok")
-        ok_in_hall = sum(1 for c in cams if c[2] == "hall" and streams[c[0]]["status"] == "ok")
+        # Counted from the same run as the coverage (a camera checked again from a fresh camd
+        # may have a different verdict there).
+        ok_in_hall = sum(1 for c in cams if c[2] == "hall" and first[c[0]]["status"] == "ok")
         self.assertEqual(cov["hall"]["metrics"]["cameras_ok"], ok_in_hall)
         self.assertEqual(faults(cov["hall"]), [] if ok_in_hall >= 2 else ["room_uncovered"])
 
         # The assessment follows from the rows above.
         a = res["assessment"][SITE]["metrics"]
-        n_ok = sum(1 for r in streams.values() if r["status"] == "ok")
-        self.assertAlmostEqual(a["picture_clear_fraction"], n_ok / len(streams), delta=0.0006)
+        n_ok = sum(1 for r in first.values() if r["status"] == "ok")
+        self.assertAlmostEqual(a["picture_clear_fraction"], n_ok / len(first), delta=0.0006)
         self.assertEqual(a["picture_clear"], 0)
         self.assertEqual(a["floor_covered_fraction"], 0.5 if ok_in_hall < 2 else 1)
         self.assertEqual(a["connected"], 1, res.get("network"))  # the collector answered

@@ -83,10 +83,12 @@ def enroll_token(h, server, site, org=ORG, city="jinan", ttl=None):
     return p.stdout().strip()
 
 
-def people_token(h, server, role, city=None, name="tester"):
+def people_token(h, server, role, city=None, name="tester", inspector=None):
     args = ["token", "create", "--role", role, "--name", name]
     if city:
         args += ["--city", city]
+    if role == "inspector":  # issue 12 D: bound to his id in the inspectors' register
+        args += ["--inspector", inspector or "I-none"]
     p = cli(h, server, *args, name="token-create")
     token = p.stdout().strip()
     assert token.startswith("vwt_"), p.tail()

@@ -38,6 +38,8 @@ vw_security_test(security_store_reads test_store_reads)
 # UTF-8 at every string boundary, range-checked numbers, Host on HTTP/1.1, private files
 # under umask 000 (issue 10, item 7).
 vw_security_test(security_input test_input)
+# issue 16 E: a site's history, scoped and with its parameters checked.
+vw_security_test(security_history test_history)
 # Pipelined large GETs that are never read: memory bounded by the output budget.
 vw_security_test(security_static_flood test_static_flood)
 # Review D2: new epochs per agent are logged and bounded ([limits] new_epochs_per_day).
@@ -48,3 +50,5 @@ vw_security_test(security_exams test_exams)
 # The score's API under hostile data and askers (issue 11's review): markup and formula
 # session codes, publishing a partly visible org, unbounded periods, published pages.
 vw_security_test(security_score test_score_security)
+# Issue 12 D: an inspector sees his inspections and, while they run, their orgs' sites only.
+vw_security_test(security_inspector_scope test_inspector_scope)

@@ -174,6 +174,8 @@ class Tokens(Base):
                              "ALTER TABLE tokens DROP COLUMN last_used_ms;"
                              # schema 4's column too: a schema-2 file never had it
                              "ALTER TABLE enroll_tokens DROP COLUMN agent;"
+                             # and schema 5's (issue 12 D)
+                             "ALTER TABLE tokens DROP COLUMN inspector;"
                              "PRAGMA user_version=2;")
         finally:
             db.close()

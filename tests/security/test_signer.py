@@ -13,6 +13,7 @@ import re
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -112,8 +113,16 @@ class KeyOutOfTheNetworkProcess(IntegrationTest):
             fd = os.open(self.key, os.O_WRONLY)  # returns once a reader has opened it
             try:
                 key = str(self.key.resolve())
-                for who, pid in (("server", srv.proc.pid), ("signer", signer_pid(srv))):
-                    holders[who] = key in open_files(pid)
+                # Our open returns once the reader is in its open(2), which may not yet have
+                # put the fd in its table (a busy machine schedules it later): look until
+                # someone holds it, with a deadline.
+                deadline = time.monotonic() + 20
+                while True:
+                    for who, pid in (("server", srv.proc.pid), ("signer", signer_pid(srv))):
+                        holders[who] = key in open_files(pid)
+                    if any(holders.values()) or time.monotonic() > deadline:
+                        break
+                    time.sleep(0.05)
                 os.write(fd, text)
             finally:
                 os.close(fd)

@@ -5,3 +5,5 @@ vw_unit_test(test_uplink vwagent)
 vw_unit_test(test_probe_stream vwagent)
 vw_unit_test(test_assess vwagent)
 vw_unit_test(test_agent_sessions vwagent)
+vw_unit_test(test_thumb vwagent) # issue 16 C
+vw_unit_test(test_metrics vwagent) # issue 14: the agent's textfile metrics

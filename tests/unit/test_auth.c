@@ -75,11 +75,11 @@ static void test_people_tokens(void **state)
 	struct auth *a = open_db();
 	char tok[AUTH_TOKEN_LEN], id[AUTH_ID_LEN], err[256];
 	struct auth_principal who;
-	assert_int_equal(
-	    auth_token_create(a, AUTH_CITY, "", NULL, "x", 0, "test", tok, id, err, sizeof(err)),
-	    -EINVAL);
-	assert_int_equal(auth_token_create(a, AUTH_CITY, "jinan", NULL, "Jinan bureau", 0, "test",
-	                                   tok, id, err, sizeof(err)),
+	assert_int_equal(auth_token_create(a, AUTH_CITY, "", NULL, NULL, "x", 0, "test", tok, id,
+	                                   err, sizeof(err)),
+	                 -EINVAL);
+	assert_int_equal(auth_token_create(a, AUTH_CITY, "jinan", NULL, NULL, "Jinan bureau", 0,
+	                                   "test", tok, id, err, sizeof(err)),
 	                 0);
 	assert_int_equal(strncmp(tok, "vwt_", 4), 0);
 	assert_int_equal(strlen(tok), 47);
@@ -91,17 +91,17 @@ static void test_people_tokens(void **state)
 
 	/* An org token is bound to its org; the org belongs to no other role. */
 	char otok[AUTH_TOKEN_LEN], oid[AUTH_ID_LEN];
-	assert_int_equal(
-	    auth_token_create(a, AUTH_ORG, "", NULL, "x", 0, "test", otok, oid, err, sizeof(err)),
-	    -EINVAL);
-	assert_int_equal(auth_token_create(a, AUTH_ORG, "", "bad org", "x", 0, "test", otok, oid,
+	assert_int_equal(auth_token_create(a, AUTH_ORG, "", NULL, NULL, "x", 0, "test", otok, oid,
 	                                   err, sizeof(err)),
 	                 -EINVAL);
-	assert_int_equal(auth_token_create(a, AUTH_CITY, "jinan", "org-a", "x", 0, "test", otok,
+	assert_int_equal(auth_token_create(a, AUTH_ORG, "", "bad org", NULL, "x", 0, "test", otok,
 	                                   oid, err, sizeof(err)),
 	                 -EINVAL);
-	assert_int_equal(auth_token_create(a, AUTH_ORG, "", "org-a", "Org A staff", 0, "test", otok,
-	                                   oid, err, sizeof(err)),
+	assert_int_equal(auth_token_create(a, AUTH_CITY, "jinan", "org-a", NULL, "x", 0, "test",
+	                                   otok, oid, err, sizeof(err)),
+	                 -EINVAL);
+	assert_int_equal(auth_token_create(a, AUTH_ORG, "", "org-a", NULL, "Org A staff", 0, "test",
+	                                   otok, oid, err, sizeof(err)),
 	                 0);
 	struct auth_principal ow;
 	assert_int_equal(auth_token_check(a, otok, &ow), 0);
@@ -111,6 +111,28 @@ static void test_people_tokens(void **state)
 	assert_int_equal(auth_role_parse("org", &r), 0);
 	assert_int_equal(r, AUTH_ORG);
 	assert_string_equal(auth_role_name(AUTH_ORG), "org");
+
+	/* issue 12 D: an inspector token names his register id; no other role takes one. */
+	char itok[AUTH_TOKEN_LEN], iid[AUTH_ID_LEN];
+	assert_int_equal(auth_token_create(a, AUTH_INSPECTOR, "jinan", NULL, NULL, "x", 0, "test",
+	                                   itok, iid, err, sizeof(err)),
+	                 -EINVAL);
+	assert_non_null(strstr(err, "--inspector"));
+	assert_int_equal(auth_token_create(a, AUTH_INSPECTOR, "jinan", NULL, "bad id", "x", 0,
+	                                   "test", itok, iid, err, sizeof(err)),
+	                 -EINVAL);
+	assert_int_equal(auth_token_create(a, AUTH_CITY, "jinan", NULL, "I001", "x", 0, "test",
+	                                   itok, iid, err, sizeof(err)),
+	                 -EINVAL);
+	assert_int_equal(auth_token_create(a, AUTH_INSPECTOR, "jinan", NULL, "I001", "Zhang", 0,
+	                                   "test", itok, iid, err, sizeof(err)),
+	                 0);
+	struct auth_principal iw;
+	assert_int_equal(auth_token_check(a, itok, &iw), 0);
+	assert_int_equal(iw.role, AUTH_INSPECTOR);
+	assert_string_equal(iw.inspector, "I001");
+	assert_string_equal(iw.city, "jinan");
+	assert_string_equal(ow.inspector, "");
 
 	char forged[AUTH_TOKEN_LEN];
 	snprintf(forged, sizeof(forged), "%s", tok);

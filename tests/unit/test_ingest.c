@@ -64,6 +64,12 @@ static void good_batch_is_sorted_and_leaves_agent_to_the_certificate(void **stat
 	assert_int_equal(
 	    decode("{\"site\":\"s1\",\"epoch\":null,\"results\":[]}", &b, error, detail), 0);
 	assert_string_equal(b->epoch, "");
+	assert_int_equal(b->cadence_ms, 0); /* not said: [feed] silent_after assumes 60 s */
+	store_batch_destroy(b);
+	/* issue 16 (A): the agent's cadence, for site silence. */
+	assert_int_equal(
+	    decode("{\"site\":\"s1\",\"cadence_ms\":15000,\"results\":[]}", &b, error, detail), 0);
+	assert_int_equal(b->cadence_ms, 15000);
 	store_batch_destroy(b);
 }
 
@@ -107,6 +113,15 @@ static void bad_input_names_what_is_wrong(void **state)
 	    /* an epoch is exactly what an outbox draws: 32 lower-case hex digits */
 	    {"{\"site\":\"s\",\"epoch\":\"\",\"results\":[]}", "invalid batch", "field 'epoch'", 1},
 	    {"{\"site\":\"s\",\"epoch\":7,\"results\":[]}", "invalid batch", "field 'epoch'", 1},
+	    /* a cadence is 1 s to 1 day, in whole ms */
+	    {"{\"site\":\"s\",\"cadence_ms\":999,\"results\":[]}", "invalid batch",
+	     "field 'cadence_ms'", 1},
+	    {"{\"site\":\"s\",\"cadence_ms\":\"15000\",\"results\":[]}", "invalid batch",
+	     "field 'cadence_ms'", 1},
+	    {"{\"site\":\"s\",\"cadence_ms\":1500.5,\"results\":[]}", "invalid batch",
+	     "field 'cadence_ms'", 1},
+	    {"{\"site\":\"s\",\"cadence_ms\":1e300,\"results\":[]}", "invalid batch",
+	     "field 'cadence_ms'", 1},
 	    {"{\"site\":\"s\",\"epoch\":\"0123456789ABCDEF0123456789ABCDEF\",\"results\":[]}",
 	     "invalid batch", "field 'epoch'", 1},
 	    {"{\"site\":\"s\",\"epoch\":\"0123456789abcdef0123456789abcdef0\",\"results\":[]}",

@@ -158,6 +158,11 @@ static void overflow_drops_oldest_and_says_so(void **state)
 	assert_true(reported <= outbox_dropped_total(ob));
 	assert_int_equal(newest_total, outbox_dropped_total(ob));
 	assert_int_equal((int64_t)n + outbox_dropped_total(ob), produced);
+	/* The pending count (kept in memory for the metrics) follows the drops exactly. */
+	assert_int_equal(outbox_pending(ob), (int64_t)n);
+	assert_int_equal(outbox_ack(ob, seqs[n / 2]), 0);
+	assert_int_equal(outbox_pending(ob), (int64_t)(n - n / 2 - 1));
+	assert_int_equal(outbox_acked_total(ob), (int64_t)(n / 2 + 1));
 	cJSON_Delete(arr);
 	vw_buf_free(&b);
 	free(seqs);

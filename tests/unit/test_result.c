@@ -166,10 +166,59 @@ static void fractional_metrics_round_trip_exactly(void **state)
 	}
 }
 
+/* issue 16 (A): every code the API can show has a zh and en label, once; the JSON the
+ * labels route serves parses and holds them all. */
+static void every_code_has_a_label(void **state)
+{
+	(void)state;
+	for (int f = 0; f < VW_FAULT_COUNT; f++)
+		if (!vw_label_find(VW_LABEL_FAULTS, vw_fault_name((enum vw_fault)f)))
+			fail_msg("fault %s has no label", vw_fault_name((enum vw_fault)f));
+	static const char *const extra[] = {"not_connected",     "network_not_smooth",
+	                                    "picture_not_clear", "floor_not_covered",
+	                                    "records_not_kept",  VW_FAULT_SITE_SILENT};
+	for (size_t i = 0; i < sizeof(extra) / sizeof(extra[0]); i++)
+		assert_non_null(vw_label_find(VW_LABEL_FAULTS, extra[i]));
+	for (int k = 0; k < VW_KIND_COUNT; k++)
+		assert_non_null(vw_label_find(VW_LABEL_KINDS, vw_kind_name((enum vw_kind)k)));
+	assert_non_null(vw_label_find(VW_LABEL_KINDS, "site"));
+	for (int st = 0; st < VW_STATUS_COUNT; st++)
+		assert_non_null(
+		    vw_label_find(VW_LABEL_STATUSES, vw_status_name((enum vw_status)st)));
+	assert_non_null(vw_label_find(VW_LABEL_STATUSES, "silent"));
+	assert_non_null(vw_label_find(VW_LABEL_SEVERITIES, "critical"));
+	assert_string_equal(vw_label_find(VW_LABEL_FAULTS, "frozen")->zh, "画面冻结");
+	assert_string_equal(vw_label_find(VW_LABEL_FAULTS, "black")->zh, "黑屏");
+	assert_null(vw_label_find(VW_LABEL_FAULTS, "no_such_code"));
+
+	struct vw_buf b;
+	vw_buf_init(&b, 1u << 20);
+	assert_int_equal(vw_labels_json(&b), 0);
+	cJSON *doc = cJSON_Parse(vw_buf_cstr(&b));
+	assert_non_null(doc);
+	for (int g = 0; g < VW_LABEL_GROUPS; g++) {
+		size_t n;
+		const struct vw_label *v = vw_labels((enum vw_label_group)g, &n);
+		const cJSON *grp = cJSON_GetObjectItemCaseSensitive(doc, vw_label_group_names[g]);
+		/* Each code once: the object has as many members as the table has rows. */
+		assert_int_equal((size_t)cJSON_GetArraySize(grp), n);
+		for (size_t i = 0; i < n; i++) {
+			const cJSON *e = cJSON_GetObjectItemCaseSensitive(grp, v[i].code);
+			assert_string_equal(cJSON_GetObjectItem(e, "zh")->valuestring, v[i].zh);
+			assert_string_equal(cJSON_GetObjectItem(e, "en")->valuestring, v[i].en);
+			assert_true(vw_code_valid(v[i].code));
+		}
+	}
+	assert_non_null(cJSON_GetObjectItemCaseSensitive(doc, "outcomes"));
+	cJSON_Delete(doc);
+	vw_buf_free(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(encode_then_decode_round_trips),
+	    cmocka_unit_test(every_code_has_a_label),
 	    cmocka_unit_test(fractional_metrics_round_trip_exactly),
 	    cmocka_unit_test(decode_names_the_bad_field),
 	    cmocka_unit_test(iso_time_round_trips_and_rejects_junk),

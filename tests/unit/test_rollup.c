@@ -721,9 +721,17 @@ static void results_from_before_the_column_keep_their_cadence(void **state)
 	close_h(x);
 	char sql[2048];
 	snprintf(sql, sizeof(sql),
-	         /* back to schema 5 */
+	         /* back to schema 5 (undoing issue 16 E's migration first) */
+	         "DROP TABLE agent_health;"
+	         /* back to schema 5 (7 first: issue 16's feed tables) */
+	         "DROP TABLE problems; DROP TABLE events; DROP TABLE feed_mark;"
+	         " DROP TABLE feed_sites;"
+	         /* and issue 16 D's */
+	         "DROP TABLE notifications;"
 	         "ALTER TABLE results DROP COLUMN interval_ms;"
 	         "ALTER TABLE rollup_mark DROP COLUMN legacy_id;"
+	         /* issue 16 C's migration 8 */
+	         "DROP TABLE thumbnails; DROP TABLE thumbnail_access;"
 	         "CREATE INDEX rollup_state_open ON rollup_state(ts_ms + stale_ms)"
 	         " WHERE until_ms < ts_ms + stale_ms;"
 	         "INSERT INTO agents(id, site, agent, org, city, high_seq)"

@@ -93,6 +93,9 @@ static void every_error_names_file_and_line(void **state)
 	     "s.ini:4: [limits] max_connections: value -1 out of range"},
 	    {"[server]\nstate_dir = s\nstate_dir = t\n",
 	     "s.ini:3: [server]: key 'state_dir' set twice"},
+	    /* a [notify] without its url is an error, not a crash (found by fuzz_conf) */
+	    {"[server]\nstate_dir = s\n[notify z]\ntype = webhook\n",
+	     "s.ini:3: [notify z]: missing required key 'url'"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct server_conf cfg;

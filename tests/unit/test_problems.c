@@ -1,0 +1,665 @@
+/* problems: the feed's problems and stored events (issue 16, part A), through store.h with
+ * real SQLite files, the real writer and reader threads and a real loop. A target's latest
+ * status leaving ok opens a problem in the batch's own transaction, a new status or new
+ * fault codes update it, ok closes it; every change is a stored event with a monotonic id,
+ * delivered to the store's event callback in id order; a rolled-back batch leaves neither.
+ * Silence is the feed tick's (a write), closed by the site's next batch; acks happen once,
+ * in scope; the backlog read and the problems list page as the API needs. */
+/* cmocka.h needs these first. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+#include <cmocka.h>
+
+#include "store.h"
+#include "testdir.h"
+#include "vtime.h"
+
+#define MINUTE 60000LL
+
+struct ev {
+	int64_t id;
+	char type[32], site[64];
+	cJSON *data;
+};
+
+struct ctx {
+	char dir[64];
+	struct store_options opt;
+	uv_loop_t loop;
+	struct store *st;
+	int done;
+	int64_t seq;
+	struct ev evs[256];
+	size_t nevs;
+	/* a read's reply, copied */
+	int rstatus;
+	size_t rn;
+	struct ev rev[64];
+	int64_t pruned_id, last_id;
+	int reads_done;
+};
+
+static void on_event(void *ud, const struct store_event *e)
+{
+	struct ctx *x = ud;
+	assert_true(x->nevs < 256);
+	struct ev *v = &x->evs[x->nevs++];
+	v->id = e->id;
+	snprintf(v->type, sizeof(v->type), "%s", e->type);
+	snprintf(v->site, sizeof(v->site), "%s", e->site);
+	v->data = cJSON_Parse(e->data);
+	assert_non_null(v->data);
+}
+
+static void evs_free(struct ctx *x)
+{
+	for (size_t i = 0; i < x->nevs; i++)
+		cJSON_Delete(x->evs[i].data);
+	x->nevs = 0;
+	for (size_t i = 0; i < x->rn; i++)
+		cJSON_Delete(x->rev[i].data);
+	x->rn = 0;
+}
+
+static int setup(void **state)
+{
+	struct ctx *x = calloc(1, sizeof(*x));
+	if (!x || testdir_make(x->dir, sizeof(x->dir), "problems")) {
+		free(x);
+		return -1;
+	}
+	x->opt.backend = "sqlite";
+	x->opt.dir = x->dir;
+	x->opt.rollup_tick_ms = -1; /* the job is not what this tests */
+	*state = x;
+	return 0;
+}
+
+static void open_h(struct ctx *x)
+{
+	char err[256];
+	assert_int_equal(uv_loop_init(&x->loop), 0);
+	if (store_open(&x->opt, &x->st, err, sizeof(err)))
+		fail_msg("store_open: %s", err);
+	store_set_event_cb(x->st, on_event, x);
+	assert_int_equal(store_start(x->st, &x->loop, 64), 0);
+}
+
+static void close_h(struct ctx *x)
+{
+	store_close(x->st);
+	uv_run(&x->loop, UV_RUN_DEFAULT);
+	assert_int_equal(uv_loop_close(&x->loop), 0);
+	x->st = NULL;
+}
+
+static int teardown(void **state)
+{
+	struct ctx *x = *state;
+	if (x->st)
+		close_h(x);
+	evs_free(x);
+	int rc = testdir_remove(x->dir);
+	free(x);
+	return rc;
+}
+
+static int64_t sql_value(struct ctx *x, const char *sql)
+{
+	char path[128];
+	snprintf(path, sizeof(path), "%s/venuewatch.db", x->dir);
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	int64_t v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (sqlite3_exec(db, "SELECT 1", NULL, NULL, NULL) != SQLITE_OK)
+		fail_msg("db");
+	sqlite3_close(db);
+	return v;
+}
+
+static void sql_exec(struct ctx *x, const char *sql)
+{
+	char path[128];
+	snprintf(path, sizeof(path), "%s/venuewatch.db", x->dir);
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	char *msg = NULL;
+	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+		fail_msg("%s: %s", sql, msg);
+	sqlite3_close(db);
+}
+
+static void on_done(struct store_batch *b)
+{
+	struct ctx *x = b->data;
+	x->done++;
+}
+
+/* One batch of one result of site (org / city) from agent a; returns the batch status. */
+static int send_place(struct ctx *x, const char *site, const char *org, const char *city,
+                      const char *target, enum vw_status status, const char *fault, int64_t ts,
+                      int64_t received)
+{
+	struct store_batch *b = store_batch_create();
+	assert_non_null(b);
+	snprintf(b->site, sizeof(b->site), "%s", site);
+	snprintf(b->agent, sizeof(b->agent), "a");
+	snprintf(b->org, sizeof(b->org), "%s", org);
+	snprintf(b->city, sizeof(b->city), "%s", city);
+	b->received_ms = received;
+	b->cadence_ms = 15000;
+	struct vw_result r;
+	vw_result_init(&r, VW_KIND_STREAM, target);
+	r.seq = ++x->seq;
+	r.ts_ms = ts;
+	r.status = status;
+	if (fault)
+		vw_result_add_fault_name(&r, fault);
+	assert_int_equal(store_batch_add(b, &r), 0);
+	store_batch_sort(b);
+	b->done = on_done;
+	b->data = x;
+	int want = x->done + 1;
+	assert_int_equal(store_submit(x->st, b), 0);
+	while (x->done < want)
+		uv_run(&x->loop, UV_RUN_ONCE);
+	int rc = b->status;
+	/* Valid during done only: the store cleared a failed batch's events. */
+	if (rc)
+		assert_int_equal(b->events.n, 0);
+	store_batch_destroy(b);
+	return rc;
+}
+
+static int send_city(struct ctx *x, const char *site, const char *city, const char *target,
+                     enum vw_status status, const char *fault, int64_t ts, int64_t received)
+{
+	return send_place(x, site, "org-1", city, target, status, fault, ts, received);
+}
+
+static int send1(struct ctx *x, const char *target, enum vw_status status, const char *fault,
+                 int64_t ts)
+{
+	return send_city(x, "site-1", "Jinan", target, status, fault, ts, ts);
+}
+
+static void on_write(struct store_write *w)
+{
+	struct ctx *x = w->data;
+	x->done++;
+}
+
+static int write_now(struct ctx *x, struct store_write *w)
+{
+	w->done = on_write;
+	w->data = x;
+	int want = x->done + 1;
+	assert_int_equal(store_write_submit(x->st, w), 0);
+	while (x->done < want)
+		uv_run(&x->loop, UV_RUN_ONCE);
+	store_events_clear(&w->events);
+	return w->status;
+}
+
+static const char *jstr(const cJSON *o, const char *k)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static int64_t jint(const cJSON *o, const char *k)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+	return cJSON_IsNumber(v) ? (int64_t)v->valuedouble : -1;
+}
+
+static void assert_ids_rise(struct ctx *x)
+{
+	for (size_t i = 1; i < x->nevs; i++)
+		assert_true(x->evs[i].id > x->evs[i - 1].id);
+}
+
+static void change_opens_updates_and_closes_a_problem(void **state)
+{
+	struct ctx *x = *state;
+	open_h(x);
+	int64_t t = vw_now_ms() - 10 * MINUTE;
+	assert_int_equal(send1(x, "cam1", VW_STATUS_OK, NULL, t), 0);
+	assert_int_equal(send1(x, "cam1", VW_STATUS_OK, NULL, t + 1000), 0);
+	assert_int_equal(x->nevs, 0); /* first seen ok, then unchanged: nothing to say */
+
+	assert_int_equal(send1(x, "cam1", VW_STATUS_DOWN, "black", t + 2000), 0);
+	assert_int_equal(x->nevs, 2);
+	assert_string_equal(x->evs[0].type, "status");
+	assert_string_equal(jstr(x->evs[0].data, "from"), "ok");
+	assert_string_equal(jstr(x->evs[0].data, "to"), "down");
+	assert_string_equal(x->evs[1].type, "problem_opened");
+	const cJSON *p = x->evs[1].data;
+	assert_string_equal(jstr(p, "state"), "open");
+	assert_string_equal(jstr(p, "severity"), "major");
+	assert_string_equal(jstr(p, "target"), "cam1");
+	assert_string_equal(jstr(p, "city"), "Jinan");
+	assert_true(cJSON_IsNull(cJSON_GetObjectItem(p, "end")));
+	int64_t id = jint(p, "id");
+
+	/* Same status, same fault: nothing. Same status, a new fault: updated (union). */
+	assert_int_equal(send1(x, "cam1", VW_STATUS_DOWN, "black", t + 3000), 0);
+	assert_int_equal(x->nevs, 2);
+	assert_int_equal(send1(x, "cam1", VW_STATUS_DOWN, "frozen", t + 4000), 0);
+	assert_int_equal(x->nevs, 3);
+	assert_string_equal(x->evs[2].type, "problem_updated");
+	const cJSON *f = cJSON_GetObjectItem(x->evs[2].data, "faults");
+	assert_int_equal(cJSON_GetArraySize(f), 2);
+	/* degraded: a status change, the worst stays down. */
+	assert_int_equal(send1(x, "cam1", VW_STATUS_DEGRADED, NULL, t + 5000), 0);
+	assert_int_equal(x->nevs, 5);
+	assert_string_equal(x->evs[4].type, "problem_updated");
+	assert_string_equal(jstr(x->evs[4].data, "status"), "degraded");
+	assert_string_equal(jstr(x->evs[4].data, "worst"), "down");
+	assert_int_equal(jint(x->evs[4].data, "id"), id);
+	/* ok closes it, after 4 s. */
+	assert_int_equal(send1(x, "cam1", VW_STATUS_OK, NULL, t + 6000), 0);
+	assert_int_equal(x->nevs, 7);
+	assert_string_equal(x->evs[5].type, "status");
+	assert_string_equal(x->evs[6].type, "problem_closed");
+	assert_string_equal(jstr(x->evs[6].data, "state"), "closed");
+	assert_int_equal(jint(x->evs[6].data, "duration_s"), 4);
+	assert_ids_rise(x);
+	assert_int_equal(sql_value(x, "SELECT count(*) FROM problems"), 1);
+	assert_int_equal(sql_value(x, "SELECT count(*) FROM events"), 7);
+	/* A second spell is a second problem. */
+	assert_int_equal(send1(x, "cam1", VW_STATUS_DEGRADED, "blurred", t + 7000), 0);
+	assert_int_equal(sql_value(x, "SELECT count(*) FROM problems WHERE end_ms IS NULL"), 1);
+	assert_int_equal(sql_value(x, "SELECT count(*) FROM problems"), 2);
+	assert_string_equal(jstr(x->evs[x->nevs - 1].data, "severity"), "minor");
+}
+
+static void first_seen_down_opens_and_survives_restart(void **state)
+{
+	struct ctx *x = *state;
+	open_h(x);
+	int64_t t = vw_now_ms() - MINUTE;
+	assert_int_equal(send1(x, "cam9", VW_STATUS_DOWN, "unreachable", t), 0);
+	assert_int_equal(x->nevs, 2);
+	assert_true(cJSON_IsNull(cJSON_GetObjectItem(x->evs[0].data, "from")));
+	int64_t last = x->evs[1].id;
+	close_h(x);
+	evs_free(x);
+	open_h(x);
+	/* Still open after a restart: the next ok closes that same problem, and ids go on. */
+	assert_int_equal(send1(x, "cam9", VW_STATUS_OK, NULL, t + 1000), 0);
+	assert_int_equal(x->nevs, 2);
+	assert_string_equal(x->evs[1].type, "problem_closed");
+	assert_true(x->evs[0].id > last);
+}
+
+static void exam_session_raises_severity(void **state)
+{
+	struct ctx *x = *state;
+	open_h(x);
+	int64_t now = vw_now_ms();
+	char sql[512];
+	snprintf(sql, sizeof(sql),
+	         "INSERT INTO exam_sessions(org, city, site, code, occupation, level, start_ms,"
+	         " end_ms, rooms, created_ms, updated_ms) VALUES('org-1', 'Jinan', 'site-1', 'x1',"
+	         " '电工', '四级', %lld, %lld, '*', 1, 1)",
+	         (long long)(now - 10 * MINUTE), (long long)(now + 10 * MINUTE));
+	sql_exec(x, sql);
+	/* A cancelled one at another site changes nothing there. */
+	snprintf(sql, sizeof(sql),
+	         "INSERT INTO exam_sessions(org, city, site, code, occupation, level, start_ms,"
+	         " end_ms, rooms, created_ms, updated_ms, cancelled_ms) VALUES('org-1', 'Jinan',"
+	         " 'site-2', 'x2', '电工', '四级', %lld, %lld, '*', 1, 1, 1)",
+	         (long long)(now - 10 * MINUTE), (long long)(now + 10 * MINUTE));
+	sql_exec(x, sql);
+	assert_int_equal(send1(x, "cam1", VW_STATUS_DOWN, "black", now), 0);
+	assert_string_equal(jstr(x->evs[1].data, "severity"), "critical");
+	assert_true(cJSON_IsTrue(cJSON_GetObjectItem(x->evs[1].data, "in_session")));
+	assert_int_equal(
+	    send_city(x, "site-2", "Jinan", "cam1", VW_STATUS_DEGRADED, NULL, now, now), 0);
+	assert_string_equal(jstr(x->evs[3].data, "severity"), "minor");
+	assert_true(cJSON_IsFalse(cJSON_GetObjectItem(x->evs[3].data, "in_session")));
+}
+
+static void refused_batch_leaves_no_problem_and_no_event(void **state)
+{
+	struct ctx *x = *state;
+	open_h(x);
+	int64_t t = vw_now_ms();
+	assert_int_equal(send1(x, "cam1", VW_STATUS_OK, NULL, t), 0);
+	/* The same site from another city: refused (-EPERM) and rolled back. */
+	assert_int_equal(
+	    send_city(x, "site-1", "Qingdao", "cam1", VW_STATUS_DOWN, "black", t + 1, t), -EPERM);
+	assert_int_equal(x->nevs, 0);
+	assert_int_equal(sql_value(x, "SELECT count(*) FROM problems"), 0);
+	assert_int_equal(sql_value(x, "SELECT count(*) FROM events"), 0);
+}
+
+static void silent_site_opens_site_silent_and_its_batch_closes_it(void **state)
+{
+	struct ctx *x = *state;
+	open_h(x);
+	int64_t now = vw_now_ms();
+	/* Heard from 100 s ago with a 15 s cadence: 3 x = 45 s, so silent. site-2 reported
+	 * just now. */
+	assert_int_equal(
+	    send_city(x, "site-1", "Jinan", "cam1", VW_STATUS_OK, NULL, now - 100000, now - 100000),
+	    0);
+	assert_int_equal(send_city(x, "site-2", "Jinan", "cam1", VW_STATUS_OK, NULL, now, now), 0);
+	struct store_write w = {.op = STORE_FEED_TICK, .silent_factor = 3, .since_ms = 0};
+	assert_int_equal(write_now(x, &w), 0);
+	assert_int_equal(x->nevs, 2);
+	assert_string_equal(x->evs[0].type, "status");
+	assert_string_equal(jstr(x->evs[0].data, "kind"), "site");
+	assert_string_equal(x->evs[1].type, "problem_opened");
+	assert_string_equal(x->evs[1].site, "site-1");
+	const cJSON *f = cJSON_GetObjectItem(x->evs[1].data, "faults");
+	assert_string_equal(cJSON_GetArrayItem(f, 0)->valuestring, "site_silent");
+	assert_string_equal(jstr(x->evs[1].data, "kind"), "site");
+	/* A second tick does not open it again, nor does a restarted store's. */
+	struct store_write w2 = {.op = STORE_FEED_TICK, .silent_factor = 3};
+	assert_int_equal(write_now(x, &w2), 0);
+	assert_int_equal(x->nevs, 2);
+	close_h(x);
+	open_h(x);
+	struct store_write w2b = {.op = STORE_FEED_TICK, .silent_factor = 3};
+	assert_int_equal(write_now(x, &w2b), 0);
+	assert_int_equal(x->nevs, 2);
+	/* Silence counts from since_ms (the server's start) at the earliest. */
+	assert_int_equal(sql_value(x, "SELECT count(*) FROM problems WHERE target = ''"), 1);
+	/* The next batch closes it, in its own commit. */
+	assert_int_equal(send_city(x, "site-1", "Jinan", "cam1", VW_STATUS_OK, NULL, now, now), 0);
+	assert_int_equal(x->nevs, 4);
+	assert_string_equal(x->evs[3].type, "problem_closed");
+	assert_int_equal(
+	    sql_value(x, "SELECT count(*) FROM feed_sites WHERE silent_id IS NOT NULL"), 0);
+	/* A server that just started (since_ms = now) gives every site its whole bound. */
+	sql_exec(x, "UPDATE feed_sites SET last_batch_ms = 1");
+	struct store_write w3 = {.op = STORE_FEED_TICK, .silent_factor = 3, .since_ms = now};
+	assert_int_equal(write_now(x, &w3), 0);
+	assert_int_equal(x->nevs, 4);
+	/* A fixed bound applies whatever the cadence. */
+	struct store_write w4 = {.op = STORE_FEED_TICK, .silent_ms = 1000, .since_ms = 0};
+	assert_int_equal(write_now(x, &w4), 0);
+	assert_int_equal(x->nevs, 8); /* both sites */
+}
+
+static void ack_once_in_scope(void **state)
+{
+	struct ctx *x = *state;
+	open_h(x);
+	int64_t t = vw_now_ms();
+	assert_int_equal(send1(x, "cam1", VW_STATUS_DOWN, "black", t), 0);
+	int64_t id = jint(x->evs[1].data, "id");
+	struct store_write w = {.op = STORE_PROBLEM_ACK,
+	                        .problem_id = id,
+	                        .ack_by = "张三",
+	                        .ack_message = "已通知考点",
+	                        .scope_city = "Qingdao"};
+	assert_int_equal(write_now(x, &w), -ENOENT); /* another city's: as if none */
+	assert_int_equal(x->nevs, 2);
+	struct store_write w2 = {.op = STORE_PROBLEM_ACK,
+	                         .problem_id = id,
+	                         .ack_by = "张三",
+	                         .ack_message = "已通知考点",
+	                         .scope_city = "Jinan"};
+	assert_int_equal(write_now(x, &w2), 0);
+	assert_int_equal(x->nevs, 3);
+	assert_string_equal(x->evs[2].type, "problem_acked");
+	const cJSON *ack = cJSON_GetObjectItem(x->evs[2].data, "ack");
+	assert_string_equal(jstr(ack, "by"), "张三");
+	assert_string_equal(jstr(ack, "message"), "已通知考点");
+	struct store_write w3 = {.op = STORE_PROBLEM_ACK, .problem_id = id, .ack_by = "李四"};
+	assert_int_equal(write_now(x, &w3), -EALREADY);
+	struct store_write w4 = {.op = STORE_PROBLEM_ACK, .problem_id = id + 100, .ack_by = "李四"};
+	assert_int_equal(write_now(x, &w4), -ENOENT);
+	assert_int_equal(x->nevs, 3);
+}
+
+static void on_read(void *ud, const struct store_reply *r)
+{
+	struct ctx *x = ud;
+	x->reads_done++;
+	x->rstatus = r->status;
+	x->pruned_id = r->events_pruned_id;
+	x->last_id = r->events_last_id;
+	for (size_t i = 0; i < x->rn; i++)
+		cJSON_Delete(x->rev[i].data);
+	x->rn = 0;
+	for (size_t i = 0; i < r->nevents && i < 64; i++) {
+		struct ev *v = &x->rev[x->rn++];
+		v->id = r->events[i].id;
+		snprintf(v->type, sizeof(v->type), "%s", r->events[i].type);
+		snprintf(v->site, sizeof(v->site), "%s", r->events[i].site);
+		v->data = cJSON_Parse(r->events[i].data);
+		assert_non_null(v->data);
+	}
+}
+
+static void wait_read(struct ctx *x, int rc)
+{
+	assert_int_equal(rc, 0);
+	int want = x->reads_done + 1;
+	while (x->reads_done < want)
+		uv_run(&x->loop, UV_RUN_ONCE);
+}
+
+static void backlog_and_list_read_what_was_stored(void **state)
+{
+	struct ctx *x = *state;
+	open_h(x);
+	int64_t t = vw_now_ms() - 10 * MINUTE;
+	for (int i = 0; i < 5; i++) {
+		char cam[16];
+		snprintf(cam, sizeof(cam), "cam%d", i);
+		assert_int_equal(send1(x, cam, VW_STATUS_DOWN, "black", t + i * 1000), 0);
+	}
+	assert_int_equal(send1(x, "cam0", VW_STATUS_OK, NULL, t + 9000), 0);
+	assert_int_equal(x->nevs, 12);
+	int64_t mid = x->evs[5].id;
+	wait_read(x, store_events_after(x->st, mid, 100, on_read, x));
+	assert_int_equal(x->rstatus, 0);
+	assert_int_equal(x->rn, 6);
+	assert_int_equal(x->rev[0].id, x->evs[6].id);
+	assert_int_equal(x->last_id, x->evs[11].id);
+	assert_int_equal(x->pruned_id, 0);
+	/* Paged by the limit. */
+	wait_read(x, store_events_after(x->st, 0, 4, on_read, x));
+	assert_int_equal(x->rn, 4);
+	assert_int_equal(x->rev[3].id, x->evs[3].id);
+
+	/* Open problems newest first, two a page. */
+	struct store_problem_query q = {.state = 1, .limit = 2};
+	wait_read(x, store_problems_list(x->st, &q, on_read, x));
+	assert_int_equal(x->rn, 2);
+	assert_string_equal(jstr(x->rev[0].data, "target"), "cam4");
+	assert_string_equal(jstr(x->rev[1].data, "target"), "cam3");
+	q.before_start_ms = t + 3000;
+	q.before_id = x->rev[1].id;
+	wait_read(x, store_problems_list(x->st, &q, on_read, x));
+	assert_int_equal(x->rn, 2);
+	assert_string_equal(jstr(x->rev[0].data, "target"), "cam2");
+	struct store_problem_query closed = {.state = 2, .limit = 10};
+	wait_read(x, store_problems_list(x->st, &closed, on_read, x));
+	assert_int_equal(x->rn, 1);
+	assert_string_equal(jstr(x->rev[0].data, "target"), "cam0");
+	struct store_problem_query other = {.state = 0, .city = "Qingdao", .limit = 10};
+	wait_read(x, store_problems_list(x->st, &other, on_read, x));
+	assert_int_equal(x->rn, 0);
+	/* Overlapping [from, to): cam0 ran t .. t + 9 s. */
+	struct store_problem_query win = {.from_ms = t + 9500, .to_ms = t + 20000, .limit = 10};
+	wait_read(x, store_problems_list(x->st, &win, on_read, x));
+	assert_int_equal(x->rn, 4);
+
+	/* Pruning: every event is older than a 1 min retention (stamped at t .. t + 9 s). */
+	struct store_write w = {
+	    .op = STORE_FEED_TICK, .silent_ms = 86400000, .event_retention_ms = MINUTE};
+	assert_int_equal(write_now(x, &w), 0);
+	wait_read(x, store_events_after(x->st, 0, 100, on_read, x));
+	assert_int_equal(x->rn, 0);
+	assert_int_equal(x->pruned_id, x->evs[11].id);
+	assert_int_equal(x->last_id, x->evs[11].id);
+}
+
+/* The query plan of sql (the store's statement shape) names index. */
+static void plan_uses(struct ctx *x, const char *sql, const char *index)
+{
+	char path[128];
+	snprintf(path, sizeof(path), "%s/venuewatch.db", x->dir);
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	char q[1024];
+	snprintf(q, sizeof(q), "EXPLAIN QUERY PLAN %s", sql);
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(db, q, -1, &st, NULL) != SQLITE_OK)
+		fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+	char plan[1024] = "";
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const char *d = (const char *)sqlite3_column_text(st, 3);
+		snprintf(plan + strlen(plan), sizeof(plan) - strlen(plan), "%s; ", d ? d : "");
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	if (!strstr(plan, index))
+		fail_msg("%s: plan '%s' does not use %s", sql, plan, index);
+}
+
+/* A resume's backlog and a problems list read their own scope's rows in SQL: a city's or
+ * an org's never sees (or pages through) another's, "\x01" names no scope, and a page ends
+ * at max_bytes of data. */
+static void scoped_reads_read_their_own_scope_only(void **state)
+{
+	struct ctx *x = *state;
+	open_h(x);
+	int64_t t = vw_now_ms() - 10 * MINUTE;
+	static const struct {
+		const char *site, *org, *city;
+		int cams;
+	} places[] = {{"site-jn", "org-1", "Jinan", 3},
+	              {"site-qd", "org-1", "Qingdao", 2},
+	              {"site-wh", "org-2", "Weihai", 2}};
+	for (size_t p = 0; p < 3; p++)
+		for (int i = 0; i < places[p].cams; i++) {
+			char cam[16];
+			snprintf(cam, sizeof(cam), "cam%d", i);
+			int64_t ts = t + (int64_t)(p * 10 + (size_t)i) * 1000;
+			assert_int_equal(send_place(x, places[p].site, places[p].org,
+			                            places[p].city, cam, VW_STATUS_DOWN, "black",
+			                            ts, ts),
+			                 0);
+		}
+	assert_int_equal(x->nevs, 14); /* a status and a problem_opened per camera */
+
+	struct store_events_query q = {.limit = 100, .city = "Jinan"};
+	wait_read(x, store_events_scoped(x->st, &q, on_read, x));
+	assert_int_equal(x->rstatus, 0);
+	assert_int_equal(x->rn, 6);
+	for (size_t i = 0; i < x->rn; i++)
+		assert_string_equal(x->rev[i].site, "site-jn");
+	assert_int_equal(x->last_id, x->evs[13].id); /* the marks are the whole table's */
+	q = (struct store_events_query){.limit = 100, .org = "org-2"};
+	wait_read(x, store_events_scoped(x->st, &q, on_read, x));
+	assert_int_equal(x->rn, 4);
+	for (size_t i = 0; i < x->rn; i++)
+		assert_string_equal(x->rev[i].site, "site-wh");
+	q = (struct store_events_query){.limit = 100, .org = "org-1"};
+	wait_read(x, store_events_scoped(x->st, &q, on_read, x));
+	assert_int_equal(x->rn, 10);
+	q = (struct store_events_query){.limit = 100, .city = "\x01"};
+	wait_read(x, store_events_scoped(x->st, &q, on_read, x));
+	assert_int_equal(x->rn, 0);
+	/* Paged after an id, by rows and by bytes: one byte of data ends a page at its row. */
+	q = (struct store_events_query){.limit = 2, .city = "Qingdao"};
+	wait_read(x, store_events_scoped(x->st, &q, on_read, x));
+	assert_int_equal(x->rn, 2);
+	q.after_id = x->rev[1].id;
+	q.limit = 100;
+	q.max_bytes = 1;
+	wait_read(x, store_events_scoped(x->st, &q, on_read, x));
+	assert_int_equal(x->rn, 1);
+	assert_true(x->rev[0].id > q.after_id);
+	assert_string_equal(x->rev[0].site, "site-qd");
+	q = (struct store_events_query){.limit = 10, .org = "org-1", .city = "Jinan"};
+	assert_int_equal(store_events_scoped(x->st, &q, on_read, x), -EINVAL);
+	plan_uses(x,
+	          "SELECT id, data FROM events WHERE city = 'x' AND id > 0 ORDER BY id LIMIT 500",
+	          "events_city");
+	plan_uses(x, "SELECT id, data FROM events WHERE org = 'x' AND id > 0 ORDER BY id LIMIT 500",
+	          "events_org");
+
+	/* Problems: narrowed by the city's, the org's or the site's own index. */
+	struct store_problem_query pq = {.limit = 10, .city = "Jinan"};
+	wait_read(x, store_problems_list(x->st, &pq, on_read, x));
+	assert_int_equal(x->rn, 3);
+	for (size_t i = 0; i < x->rn; i++)
+		assert_string_equal(x->rev[i].site, "site-jn");
+	pq = (struct store_problem_query){.limit = 10, .org = "org-2"};
+	wait_read(x, store_problems_list(x->st, &pq, on_read, x));
+	assert_int_equal(x->rn, 2);
+	assert_string_equal(x->rev[0].site, "site-wh");
+	pq = (struct store_problem_query){.limit = 10, .org = "org-1", .city = "Qingdao"};
+	wait_read(x, store_problems_list(x->st, &pq, on_read, x));
+	assert_int_equal(x->rn, 2);
+	assert_string_equal(x->rev[0].site, "site-qd");
+	pq = (struct store_problem_query){.limit = 10, .city = "\x01"};
+	wait_read(x, store_problems_list(x->st, &pq, on_read, x));
+	assert_int_equal(x->rn, 0);
+	pq = (struct store_problem_query){.limit = 10, .org = "\x01"};
+	wait_read(x, store_problems_list(x->st, &pq, on_read, x));
+	assert_int_equal(x->rn, 0);
+	/* A page of a city, then the next from its cursor: still that city's only. */
+	pq = (struct store_problem_query){.limit = 2, .city = "Jinan"};
+	wait_read(x, store_problems_list(x->st, &pq, on_read, x));
+	assert_int_equal(x->rn, 2);
+	pq.before_id = x->rev[1].id;
+	pq.before_start_ms = t + 1000; /* cam1 of Jinan started at t + 1 s */
+	wait_read(x, store_problems_list(x->st, &pq, on_read, x));
+	assert_int_equal(x->rn, 1);
+	assert_string_equal(x->rev[0].site, "site-jn");
+	assert_string_equal(jstr(x->rev[0].data, "target"), "cam0");
+	plan_uses(x,
+	          "SELECT id FROM problems WHERE city = 'x' AND (0 = 0 OR start_ms < 5)"
+	          " ORDER BY start_ms DESC, id DESC LIMIT 100",
+	          "problems_city_start");
+	plan_uses(x,
+	          "SELECT id FROM problems WHERE org = 'x' AND (0 = 0 OR start_ms < 5)"
+	          " ORDER BY start_ms DESC, id DESC LIMIT 100",
+	          "problems_org_start");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(change_opens_updates_and_closes_a_problem, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(first_seen_down_opens_and_survives_restart, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(exam_session_raises_severity, setup, teardown),
+	    cmocka_unit_test_setup_teardown(refused_batch_leaves_no_problem_and_no_event, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(silent_site_opens_site_silent_and_its_batch_closes_it,
+	                                    setup, teardown),
+	    cmocka_unit_test_setup_teardown(ack_once_in_scope, setup, teardown),
+	    cmocka_unit_test_setup_teardown(backlog_and_list_read_what_was_stored, setup, teardown),
+	    cmocka_unit_test_setup_teardown(scoped_reads_read_their_own_scope_only, setup,
+	                                    teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
