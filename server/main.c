@@ -344,7 +344,19 @@ static void server_status(void *ud, char *buf, size_t len)
 		       (double)(now - s->status_at_ms);
 	s->status_rows = st.rows_stored;
 	s->status_at_ms = now;
-	snprintf(buf, len, "%zu connections, %zu event streams, %.0f results/s%s",
+	/* issue 14: the sites as the dashboard shows them, from the store writer's count */
+	const struct store_feed_counts *f = &st.feed;
+	int64_t sites = 0, open = 0;
+	for (int i = 0; i < STORE_SITE_STATES; i++)
+		sites += f->sites[i];
+	for (int k = 0; k < STORE_PROBLEM_KINDS; k++)
+		for (int v = 0; v < STORE_SEVERITIES; v++)
+			open += f->problems[k][v];
+	snprintf(buf, len,
+	         "%lld sites, %lld down, %lld silent, %lld problems open, %zu connections, "
+	         "%zu event streams, %.0f results/s%s",
+	         (long long)sites, (long long)f->sites[STORE_SITE_DOWN],
+	         (long long)f->sites[STORE_SITE_SILENT], (long long)open,
 	         conn_server_count(s->conns), events_subscribers(s->events), rate,
 	         s->stopping ? ", stopping" : "");
 }

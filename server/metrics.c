@@ -94,6 +94,28 @@ static void render_store(struct store *s, struct vw_buf *b)
 	counter(b, "venuewatch_server_store_reads_refused_total",
 	        "store reads refused because too many were in flight (answered 503)",
 	        st.reads_refused);
+	if (st.feed.at_ms <= 0)
+		return; /* not counted yet: the store's first feed tick (a second) counts them */
+	/* issue 14: kept by the store's writer in its feed tick (store.h), not scanned here. */
+	static const char sites[] = "venuewatch_server_sites";
+	vw_prom_family(b, sites, "gauge",
+	               "sites heard from, by status as the dashboard shows it: silent (no batch "
+	               "within silent_after), else the worst of its open problems, else ok");
+	for (int i = 0; i < STORE_SITE_STATES; i++)
+		vw_prom_sample(b, sites,
+		               &(struct vw_prom_label){"status", store_site_state_names[i]}, 1,
+		               (double)st.feed.sites[i]);
+	static const char probs[] = "venuewatch_server_problems_open";
+	vw_prom_family(b, probs, "gauge",
+	               "problems open now, by kind (a result kind, or site for site_silent) and "
+	               "severity");
+	for (int k = 0; k < STORE_PROBLEM_KINDS; k++)
+		for (int v = 0; v < STORE_SEVERITIES; v++) {
+			struct vw_prom_label l[2] = {
+			    {"kind", k < VW_KIND_COUNT ? vw_kind_name((enum vw_kind)k) : "site"},
+			    {"severity", store_severity_names[v]}};
+			vw_prom_sample(b, probs, l, 2, (double)st.feed.problems[k][v]);
+		}
 }
 
 static void render_events(const struct events *ev, struct vw_buf *b)

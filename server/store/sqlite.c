@@ -403,12 +403,14 @@ enum wstmt {
 	W_EVENTS_PRUNE,
 	W_EVENTS_MARK,
 	W_EVENTS_MARK_GET,
-	W_THUMB,         /* issue 16 C */
-	W_THUMB_OLDEST,  /* issue 16 C */
-	W_THUMB_PRUNE,   /* issue 16 C */
-	W_ACCESS,        /* issue 16 C */
-	W_ACCESS_OLDEST, /* issue 16 C */
-	W_ACCESS_PRUNE,  /* issue 16 C */
+	W_THUMB,            /* issue 16 C */
+	W_THUMB_OLDEST,     /* issue 16 C */
+	W_THUMB_PRUNE,      /* issue 16 C */
+	W_ACCESS,           /* issue 16 C */
+	W_ACCESS_OLDEST,    /* issue 16 C */
+	W_ACCESS_PRUNE,     /* issue 16 C */
+	W_FEED_COUNT_OPEN,  /* issue 14 */
+	W_FEED_COUNT_SITES, /* issue 14 */
 	W_COUNT
 };
 #define TOTALS_ADD(c)                                                                              \
@@ -551,6 +553,11 @@ static const char *const wsql[W_COUNT] = {
                    " WHERE silent_id IS NULL AND max(last_batch_ms, ?2) + CASE WHEN ?3 > 0"
                    " THEN ?3 ELSE CAST(?4 * CASE WHEN cadence_ms > 0 THEN cadence_ms"
                    " ELSE 60000 END AS INTEGER) END <= ?1 ORDER BY site LIMIT 1000",
+    /* issue 14: the open problems, site by site (the partial index holds only those, in
+     * site order: no sort), and the sites heard from, for /metrics (feed_count). */
+    [W_FEED_COUNT_OPEN] = "SELECT site, kind, status, severity FROM problems"
+                          " INDEXED BY problems_open WHERE end_ms IS NULL ORDER BY site",
+    [W_FEED_COUNT_SITES] = "SELECT count(*) FROM feed_sites",
     [W_PROB_ESCALATE] = "SELECT p.id FROM problems p WHERE p.end_ms IS NULL"
                         " AND p.in_session = 0 AND EXISTS(SELECT 1 FROM exam_sessions e"
                         " WHERE e.site = p.site AND e.cancelled_ms IS NULL"
@@ -761,6 +768,10 @@ struct sqlite_be {
 	int64_t flush_ms;            /* store_options' rollup_flush_ms */
 	struct rollup_mem *job; /* the rollup job's memory (writer thread; NULL until loaded) */
 	uint64_t exams_gen;     /* bumped by the writer connection's exam_sessions triggers */
+	/* issue 14: a problem opened, changed or closed since the last feed_count (writer
+	 * thread; 1 at open, so the first tick counts) */
+	int feed_dirty;
+	int64_t feed_nsites; /* feed_sites' rows at the last feed_count */
 };
 static void rollup_close(struct sqlite_be *s);
 static int exams_hook_install(struct sqlite_be *s, char *why, size_t whylen);
@@ -851,6 +862,7 @@ static int sq_open(const struct store_options *o, void **out, char *err, size_t 
 		snprintf(err, errlen, "%s: %s", path, why);
 		goto fail;
 	}
+	s->feed_dirty = 1;
 	*out = s;
 	return 0;
 fail:
@@ -1121,7 +1133,7 @@ static int health_move(int64_t health[STORE_H_COUNT][VW_STATUS_COUNT], const str
  * its old status in latest (a primary-key probe of the page the upsert then writes). */
 
 enum { SEV_MINOR, SEV_MAJOR, SEV_CRITICAL };
-static const char *const severity_names[] = {"minor", "major", "critical"};
+#define severity_names store_severity_names
 
 /* degraded -> minor, down (or site_silent) -> major; one step up in an exam session. */
 static const char *problem_severity(const char *worst, int in_session)
@@ -1332,6 +1344,7 @@ static int feed_row(struct sqlite_be *s, struct store_batch *b, const struct sto
 	if (ok) { /* closes the spell */
 		if (!found)
 			goto out;
+		s->feed_dirty = 1;
 		int overlap = 0;
 		if (!in_session &&
 		    (rc = site_in_session(s, b->site, row->ts_ms, row->ts_ms, &overlap)) != 0)
@@ -1345,6 +1358,7 @@ static int feed_row(struct sqlite_be *s, struct store_batch *b, const struct sto
 		goto out;
 	}
 	if (!found) {
+		s->feed_dirty = 1;
 		if ((rc = site_in_session(s, b->site, row->ts_ms, row->ts_ms, &in_session)) != 0)
 			goto out;
 		st = s->w[W_PROB_NEW];
@@ -1367,6 +1381,7 @@ static int feed_row(struct sqlite_be *s, struct store_batch *b, const struct sto
 	/* Still open: a new status (degraded <-> down) or new fault codes. */
 	if (!changed && !added)
 		goto out;
+	s->feed_dirty = 1;
 	const char *nworst = status_rank(status) > status_rank(worst) ? status : worst;
 	st = s->w[W_PROB_SET];
 	sqlite3_bind_int64(st, 1, id);
@@ -1398,6 +1413,7 @@ static int feed_site(struct sqlite_be *s, struct store_batch *b)
 	    found && sqlite3_column_type(st, 0) != SQLITE_NULL ? sqlite3_column_int64(st, 0) : 0;
 	if ((rc = step_done(s, st)) != 0 || !silent) /* RETURNING ends at its next step */
 		return rc;
+	s->feed_dirty = 1;
 	st = s->w[W_FEED_SILENT_SET];
 	sqlite3_bind_text(st, 1, b->site, -1, SQLITE_STATIC);
 	sqlite3_bind_null(st, 2);
@@ -1415,6 +1431,55 @@ static int feed_site(struct sqlite_be *s, struct store_batch *b)
 	                      "", "down", "ok", "[]", b->received_ms)) != 0)
 		return rc;
 	return emit_problem(s, &b->events, b->received_ms, "problem_closed", silent);
+}
+
+/* issue 14: the open problems by kind and severity, and the sites by status (store.h
+ * struct store_feed_counts), into c. One walk of the open problems in site order (the
+ * partial index problems_open: only open ones); nsites = feed_sites' rows. */
+static int feed_count(struct sqlite_be *s, int64_t now, int64_t nsites, struct store_feed_counts *c)
+{
+	memset(c, 0, sizeof(*c));
+	sqlite3_stmt *st = s->w[W_FEED_COUNT_OPEN];
+	char site[64] = "";
+	int worst = -1, step; /* the site's: enum store_site_state */
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *row_site = col_text(st, 0), *kind = col_text(st, 1);
+		const char *status = col_text(st, 2), *sev = col_text(st, 3);
+		if (worst >= 0 && strcmp(site, row_site) != 0) {
+			c->sites[worst]++;
+			worst = -1;
+		}
+		snprintf(site, sizeof(site), "%s", row_site);
+		enum vw_kind k;
+		int ki = strcmp(kind, "site") == 0      ? VW_KIND_COUNT
+		         : vw_kind_parse(kind, &k) == 0 ? (int)k
+		                                        : -1;
+		int si = -1;
+		for (int i = 0; i < STORE_SEVERITIES; i++)
+			if (strcmp(sev, store_severity_names[i]) == 0)
+				si = i;
+		if (ki >= 0 && si >= 0)
+			c->problems[ki][si]++;
+		int state = ki == VW_KIND_COUNT           ? STORE_SITE_SILENT
+		            : strcmp(status, "down") == 0 ? STORE_SITE_DOWN
+		                                          : STORE_SITE_DEGRADED;
+		if (state > worst)
+			worst = state;
+	}
+	sqlite3_reset(st);
+	if (step != SQLITE_DONE) {
+		log_error("event=store_write_failed error=\"%s\"", sqlite3_errmsg(s->wdb));
+		return sqlite_errno(step);
+	}
+	if (worst >= 0)
+		c->sites[worst]++;
+	int64_t bad =
+	    c->sites[STORE_SITE_DEGRADED] + c->sites[STORE_SITE_DOWN] + c->sites[STORE_SITE_SILENT];
+	/* A problem of a site that feed_sites lacks cannot be (both are written in the batch's
+	 * transaction), but the gauge never goes negative on it. */
+	c->sites[STORE_SITE_OK] = nsites > bad ? nsites - bad : 0;
+	c->at_ms = now > 0 ? now : 1;
+	return 0;
 }
 
 /* STORE_FEED_TICK: sites silent past their bound get a site_silent problem; open problems
@@ -1455,6 +1520,8 @@ static int feed_tick(struct sqlite_be *s, struct store_write *w)
 		rc = sqlite_errno(step);
 	}
 	sqlite3_reset(st);
+	if (ndue)
+		s->feed_dirty = 1;
 	for (size_t i = 0; !rc && i < ndue; i++) {
 		struct due *d = &due[i];
 		int in_session = 0;
@@ -1503,6 +1570,8 @@ static int feed_tick(struct sqlite_be *s, struct store_write *w)
 	sqlite3_reset(st);
 	if (step != SQLITE_ROW && step != SQLITE_DONE)
 		return sqlite_errno(step);
+	if (nids)
+		s->feed_dirty = 1; /* severities move */
 	for (size_t i = 0; i < nids; i++) {
 		st = s->w[W_PROB_GET];
 		sqlite3_bind_int64(st, 1, ids[i]);
@@ -1558,6 +1627,21 @@ static int feed_tick(struct sqlite_be *s, struct store_write *w)
 				return rc;
 		}
 	}
+
+	/* issue 14: /metrics' counts, recounted only when a problem moved or a site was added
+	 * (a count of feed_sites, one row per site, is the cheap part). */
+	int found;
+	st = s->w[W_FEED_COUNT_SITES];
+	if ((rc = step_row(s, st, &found)) != 0)
+		return rc;
+	int64_t nsites = found ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_reset(st);
+	if (!s->feed_dirty && nsites == s->feed_nsites)
+		return 0;
+	if ((rc = feed_count(s, now, nsites, &w->feed)) != 0)
+		return rc;
+	s->feed_dirty = 0;
+	s->feed_nsites = nsites;
 	return 0;
 }
 
@@ -1616,6 +1700,8 @@ static int feed_write(struct sqlite_be *s, struct store_write *w)
 	if (rc) {
 		vw_db_exec(s->wdb, "ROLLBACK", NULL, 0);
 		store_events_clear(&w->events);
+		w->feed.at_ms = 0;
+		s->feed_dirty = 1; /* what was counted may be what rolled back */
 	}
 	return w->status = rc;
 }

@@ -712,6 +712,11 @@ static void run_writes(struct store *s)
 		if (!folded || w->op != STORE_THUMB_ACCESS)
 			s->ops->write(s->be, w);
 		w->commit_no = ++s->commit_seq;
+		if (w->op == STORE_FEED_TICK && !w->status && w->feed.at_ms > 0) {
+			uv_mutex_lock(&s->mu);
+			s->stats.feed = w->feed;
+			uv_mutex_unlock(&s->mu);
+		}
 		if (w->status)
 			store_events_clear(&w->events); /* rolled back: never published */
 	}
@@ -1112,6 +1117,9 @@ void store_close(struct store *s)
 	         (unsigned long long)t->commit_cpu_ns, (unsigned long long)t->rollup_cpu_ns);
 	uv_close((uv_handle_t *)&s->async, on_async_closed);
 }
+
+const char *const store_site_state_names[STORE_SITE_STATES] = {"ok", "degraded", "down", "silent"};
+const char *const store_severity_names[STORE_SEVERITIES] = {"minor", "major", "critical"};
 
 void store_get_stats(struct store *s, struct store_stats *out)
 {

@@ -141,6 +141,30 @@ int store_submit(struct store *s, struct store_batch *b);
  * handle's close callback. Accepts NULL. */
 void store_close(struct store *s);
 
+/* issue 14: what GET /metrics says of the feed, counted by the writer in a feed tick from
+ * the open problems (the partial index problems_open holds only those) and feed_sites, and
+ * only when a problem or site changed since the last count: a gauge read from the stats,
+ * never a scan per scrape. A site's status is the dashboard's (api/sites.c site_status):
+ * silent while its site_silent problem is open, else the worst status of its open
+ * problems, else ok. */
+enum store_site_state {
+	STORE_SITE_OK,
+	STORE_SITE_DEGRADED,
+	STORE_SITE_DOWN,
+	STORE_SITE_SILENT,
+	STORE_SITE_STATES
+};
+extern const char *const store_site_state_names[STORE_SITE_STATES];
+/* Problem kinds: the result kinds (enum vw_kind), then "site" (site_silent). */
+#define STORE_PROBLEM_KINDS (VW_KIND_COUNT + 1)
+#define STORE_SEVERITIES 3
+extern const char *const store_severity_names[STORE_SEVERITIES]; /* minor, major, critical */
+struct store_feed_counts {
+	int64_t at_ms;
+	int64_t sites[STORE_SITE_STATES];
+	int64_t problems[STORE_PROBLEM_KINDS][STORE_SEVERITIES];
+};
+
 struct store_stats {
 	uint64_t commits, batches, rows_stored, rows_skipped, gap_seqs;
 	uint64_t reads, reads_refused; /* completed; refused with -EAGAIN */
@@ -151,6 +175,9 @@ struct store_stats {
 	/* issue 14: each group commit's wall time (the writer's, under the lock it already
 	 * takes to hand the batches back), for GET /metrics */
 	struct vw_prom_hist commit_seconds;
+	/* issue 14: the open problems and sites by status, as of the last STORE_FEED_TICK
+	 * that recounted them (feed.at_ms; 0 = not counted yet). */
+	struct store_feed_counts feed;
 };
 #define STORE_COMMIT_BOUNDS 10
 extern const double store_commit_bounds[STORE_COMMIT_BOUNDS];
@@ -305,6 +332,8 @@ struct store_write {
 	/* Set by the store: the events the write stored, as on a batch (ack: its
 	 * problem_acked, whose data is the problem's JSON). */
 	struct store_events events;
+	/* STORE_FEED_TICK, set by the store: feed.at_ms > 0 when the tick recounted them. */
+	struct store_feed_counts feed;
 	uint64_t commit_no; /* store-internal */
 	/* issue 16 C: STORE_THUMB_ACCESS's row (strings the submitter's until done). */
 	const struct store_thumb_access *access;

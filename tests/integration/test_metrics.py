@@ -2,7 +2,8 @@
 """The collector's GET /metrics (issue 14), read by a real peer: promtool checks the
 exposition; the values move after an upload (batches, results, the ack histogram), after a
 client the TLS handshake refuses (refusals by reason) and while an event stream is open (the
-subscriber gauge). Access: no token 401, a city token 403, the metrics token 200 (and 403 on
+subscriber gauge); sites by status and problems open follow a camera going down and coming back,
+a second site and that site's silence. Access: no token 401, a city token 403, the metrics token 200 (and 403 on
 /api/v1/sites), a [metrics] allow address without a token 200, any other address 401."""
 
 import http.client
@@ -60,7 +61,10 @@ class MetricsTest(IntegrationTest):
     def test_metrics_scrape_access_and_values(self):
         h = self.h
         state = h.path("srv")
-        conf = h.server_config(state, extra=f"\n[metrics]\nallow = {ALLOWED}, ::1\n")
+        # silent_after counts in the cadence each site's batches carry: site-m says an hour,
+        # site-q a second, so only site-q falls silent while the test runs.
+        conf = h.server_config(state, extra=f"\n[metrics]\nallow = {ALLOWED}, ::1\n"
+                                            "\n[feed]\nsilent_after = 3x\n")
         h.ca_init(conf)
         srv = h.start_server(conf, state)
         mtok = token(srv, "metrics")
@@ -96,7 +100,7 @@ class MetricsTest(IntegrationTest):
         result = {"seq": 1, "ts": "2026-11-26T19:11:18.123Z", "mono_ms": 1000, "kind": "stream",
                   "target": "cam-m", "status": "ok", "codec": "h264", "faults": [],
                   "metrics": {"width": 1280, "height": 720, "fps": 25}}
-        batch = {"site": "site-m", "agent": "m-1", "results": [result]}
+        batch = {"site": "site-m", "agent": "m-1", "cadence_ms": 3600_000, "results": [result]}
         for _ in range(2):  # the second is a resend: a duplicate, not stored again
             status, body = https_request(srv.port, srv.ca, "POST", "/api/v1/ingest", batch,
                                          own.cert, own.key)
@@ -119,6 +123,56 @@ class MetricsTest(IntegrationTest):
         self.assertGreaterEqual(value(after, "venuewatch_server_store_commit_seconds_count"), 1)
         self.assertGreater(value(after, "venuewatch_server_connections_accepted_total"),
                            value(first, "venuewatch_server_connections_accepted_total"))
+
+        # --- sites by status and problems open, counted by the store's writer ---
+        def feed(sites, problems):
+            """Waits until /metrics shows these sites by status and problems open (kind,
+            severity) -> n, every other series 0; returns the text."""
+            got = {}
+
+            def check():
+                body = text()
+                got["body"] = body
+                for st in ("ok", "degraded", "down", "silent"):
+                    if value(body, f'venuewatch_server_sites{{status="{st}"}}') != \
+                            sites.get(st, 0):
+                        return False
+                for kind in ("stream", "network", "recording", "coverage", "assessment",
+                             "buffer", "site"):
+                    for sev in ("minor", "major", "critical"):
+                        series = (f'venuewatch_server_problems_open{{kind="{kind}",'
+                                  f'severity="{sev}"}}')
+                        if value(body, series) != problems.get((kind, sev), 0):
+                            return False
+                return True
+            wait_for(check, 15 * TIMEOUT_SCALE,
+                     f"sites {sites} and problems {problems} in /metrics")
+            return got["body"]
+
+        feed({"ok": 1}, {})
+        seq = [1]
+
+        def upload(site, agent, ident, status, faults, cadence_ms, target="cam-m"):
+            seq[0] += 1
+            r = dict(result, seq=seq[0], target=target, status=status, faults=faults)
+            b = {"site": site, "agent": agent, "cadence_ms": cadence_ms, "results": [r]}
+            st, body = https_request(srv.port, srv.ca, "POST", "/api/v1/ingest", b,
+                                     ident.cert, ident.key)
+            self.assertEqual(st, 200, body)
+
+        upload("site-m", "m-1", own, "down", ["no_video"], 3600_000)
+        feed({"down": 1}, {("stream", "major"): 1})
+        upload("site-m", "m-1", own, "degraded", ["low_fps"], 3600_000, target="cam-n")
+        feed({"down": 1}, {("stream", "major"): 1, ("stream", "minor"): 1})
+        other = h.ca_issue(srv.conf, "site-q", ORG, city=CITY, agent="q-1")
+        upload("site-q", "q-1", other, "ok", [], 1000)
+        upload("site-m", "m-1", own, "ok", [], 3600_000)
+        # site-q said a 1 s cadence and then nothing: silent after 3 s, and while it is, a
+        # silent site is counted as silent only.
+        feed({"degraded": 1, "silent": 1}, {("stream", "minor"): 1, ("site", "major"): 1})
+        upload("site-m", "m-1", own, "ok", [], 3600_000, target="cam-n")
+        upload("site-q", "q-1", other, "ok", [], 3600_000)
+        feed({"ok": 2}, {})
 
         # --- a client certificate from another CA: refused in the handshake, counted ---
         evil = make_self_signed(h, "pki-evil", "site-m")

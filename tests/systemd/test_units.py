@@ -209,7 +209,8 @@ transport = tcp
         assert root.show("venuewatch-server", "ActiveState") == "active"
         assert root.show("venuewatch-server", "Type") == "notify"
         status = root.show("venuewatch-server", "StatusText")
-        assert re.match(r"\d+ connections, \d+ event streams, \d+ results/s", status), status
+        assert re.match(r"\d+ sites, \d+ down, \d+ silent, \d+ problems open, \d+ connections, "
+                        r"\d+ event streams, \d+ results/s", status), status
         with socket.create_connection(("127.0.0.1", port), timeout=10):
             pass  # it listens
         log(f"server StatusText: {status}")
