@@ -29,6 +29,9 @@ vw_integration_test(integration_e2e test_e2e)
 
 # Item 3.6's evidence: every picture fault, hostile cameras, recordings, camera_moved, coverage.
 vw_integration_test(integration_evidence test_evidence)
+# camd itself: every first client of a fresh camd gets packets (a healthy camera never reads
+# as no_video because of the test server).
+vw_integration_test(integration_camd test_camd)
 # high_rtt / packet_loss through network namespaces; skipped (77) where they cannot be made.
 vw_integration_test(integration_evidence_net test_evidence_net)
 set_tests_properties(integration_evidence_net PROPERTIES SKIP_RETURN_CODE 77)

@@ -184,7 +184,7 @@ class Encoder:
         self._lock = threading.Lock()  # the subscriber table
         self._state_lock = threading.Lock()  # starting and stopping the pipeline
         self._idle_since = time.monotonic()
-        self._subs = {}  # appsrc → timestamp offset, None until its first keyframe
+        self._subs = {}  # appsrc → its anchor (see _on_sample), None until its first keyframe
         self._running = False
         bus = self.pipeline.get_bus()
         bus.add_signal_watch()  # dispatched on the main loop
@@ -233,25 +233,35 @@ class Encoder:
         ts = buf.pts if buf.pts != Gst.CLOCK_TIME_NONE else buf.dts
         with self._lock:
             targets = []
-            for src, offset in self._subs.items():
-                if offset is None:
-                    # A new client starts at a keyframe, as with a real camera, and its clock
-                    # starts there: encoder time + offset = the client pipeline's running time.
+            for src, anchor in self._subs.items():
+                if anchor is None:
+                    # A new client starts at a keyframe, as with a real camera. Its anchor
+                    # is the clock time of that frame less the encoder's timestamp, so
+                    # encoder time + anchor = the clock time a frame belongs to. Only once
+                    # the appsrc is PLAYING: going to PLAYING, a pipeline hands its clock
+                    # to every element first and each its base time only as that element
+                    # changes state (GStreamer's design/gstpipeline.md). A frame placed in
+                    # that gap on a fresh appsrc's base time of 0 lay the machine's uptime
+                    # in the future: the client's sink held every packet, and a check got
+                    # none in its window (a healthy camera read as no_video, now and then).
                     clock = src.get_clock()
-                    if not keyframe or clock is None or ts == Gst.CLOCK_TIME_NONE:
+                    if (not keyframe or clock is None or ts == Gst.CLOCK_TIME_NONE
+                            or src.get_state(0)[1] != Gst.State.PLAYING):
                         continue
-                    offset = clock.get_time() - src.get_base_time() - ts
-                    self._subs[src] = offset
+                    anchor = clock.get_time() - ts
+                    self._subs[src] = anchor
                     src.set_caps(sample.get_caps())
-                targets.append((src, offset))
+                targets.append((src, anchor))
         gone = []
-        for src, offset in targets:
-            # The encoder's own timestamps, shifted: frame spacing is the source's, as a
-            # camera's RTP timestamps come from its capture clock, not from the network.
+        for src, anchor in targets:
+            # The encoder's own timestamps on the client's clock: frame spacing is the
+            # source's, as a camera's RTP timestamps come from its capture clock, not from
+            # the network. The base time is read at each push, not kept: a pipeline that
+            # pauses and plays again (gst-rtsp-server does around PLAY) gets a new one.
             if ts == Gst.CLOCK_TIME_NONE:
                 continue  # an untimed buffer cannot be placed on the client's clock
             out = buf.copy()  # shares the memory, not the bytes
-            out.pts = max(0, ts + offset)
+            out.pts = max(0, ts + anchor - src.get_base_time())
             out.dts = Gst.CLOCK_TIME_NONE
             if src.emit("push-buffer", out) in (Gst.FlowReturn.FLUSHING, Gst.FlowReturn.EOS):
                 gone.append(src)  # its client's pipeline has stopped (missed 'unprepared')
