@@ -75,3 +75,5 @@ set_tests_properties(integration_agent_metrics PROPERTIES TIMEOUT ${VW_AGENT_MET
 # Issue 14: the collector's GET /metrics — promtool on the scrape, values after an upload, a
 # refused TLS client and an open stream; the metrics role and [metrics] allow (budget: 60 s).
 vw_integration_test(integration_metrics test_metrics)
+# A real Prometheus scrapes it over TLS with the metrics token; a wrong token is a 401.
+vw_integration_test(integration_prometheus test_prometheus)
