@@ -3,7 +3,8 @@
 collector's GET /metrics over HTTPS as docs/zh-CN/bureau.md tells a bureau to configure it:
 scheme https, the CA file, the metrics token from a credentials file. The target is up, our
 families are queryable with the values an upload gave them, and a second job with a token the
-collector never issued is down with the 401 in its lastError."""
+collector never issued is down with the 401 in its lastError. Every query of the Grafana
+dashboard in docs/grafana/ passes promtool and evaluates to series in that Prometheus."""
 
 import json
 import os
@@ -14,7 +15,7 @@ import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (SERVER, TIMEOUT_SCALE, IntegrationTest, https_request, main,  # noqa: E402
+from harness import (REPO, SERVER, TIMEOUT_SCALE, IntegrationTest, https_request, main,  # noqa: E402
                      wait_for)
 
 PROMETHEUS = "/usr/bin/prometheus"
@@ -87,6 +88,25 @@ class PrometheusScrape(IntegrationTest):
         self.assertEqual(
             sample('venuewatch_server_ingest_results_total{outcome="stored"}'), 1)
         self.assertEqual(sample("venuewatch_server_ingest_ack_seconds_count"), 1)
+
+        # The Grafana dashboard (docs/grafana/): every panel's query is valid PromQL that
+        # promtool accepts and this Prometheus evaluates to series of ours (TLS refusals
+        # excepted: none happened, so that family has no series yet).
+        dash = json.loads((REPO / "docs" / "grafana" / "venuewatch-collector.json").read_text())
+        exprs = [tg["expr"] for p in dash["panels"] for tg in p["targets"]]
+        self.assertGreaterEqual(len(exprs), 10)
+        rules = h.write("dashboard-rules.yml", "groups:\n  - name: dashboard\n    rules:\n" + "".join(
+            f"      - record: dashboard:q{i}\n        expr: {json.dumps(e)}\n"
+            for i, e in enumerate(exprs)))
+        chk = subprocess.run(["/usr/bin/promtool", "check", "rules", str(rules)],
+                             capture_output=True, text=True, timeout=60 * TIMEOUT_SCALE)
+        self.assertEqual(chk.returncode, 0, chk.stdout + chk.stderr)
+
+        def evaluates(e):
+            d = api("query", query=e)
+            return d is not None and (bool(d["result"]) or "tls_refusals" in e)
+        for e in exprs:
+            wait_for(lambda: evaluates(e), 30 * TIMEOUT_SCALE, f"the dashboard's {e!r}")
 
         def intruder():
             d = api("targets")
