@@ -32,3 +32,4 @@ vw_unit_test(test_draws vwserver) # issue 12 C: the draws' state machine
 # issue 12 E: the working-day calendar (reads config/holidays-cn.csv from the source tree).
 vw_unit_test(test_calendar vwserver)
 target_compile_definitions(test_calendar PRIVATE VW_SOURCE_DIR="${CMAKE_SOURCE_DIR}")
+vw_unit_test(test_prom vwserver) # issue 14: the exposition writer and the [metrics] allow list
