@@ -30,7 +30,9 @@ for tool in dpkg-buildpackage dh dpkg-parsechangelog; do
 		exit 2
 	}
 done
-[[ -e $TREE/web/node_modules/.package-lock.json ]] || {
+# A tree without web/ (only the older version tests/packaging builds, from before the
+# dashboard) packages a server without one.
+[[ ! -d $TREE/web || -e $TREE/web/node_modules/.package-lock.json ]] || {
 	echo "package: $TREE/web/node_modules is missing: the dashboard cannot be built (npm ci in web/)" >&2
 	exit 2
 }
@@ -51,7 +53,7 @@ mkdir -p "$stage"
 # The working tree as it is (uncommitted edits included), without builds and node_modules.
 tar -C "$TREE" --exclude=./.git --exclude='./build*' --exclude='./obj-*' \
 	--exclude=./web/node_modules --exclude=./demo-state -cf - . | tar -C "$stage" -xf -
-ln -s "$TREE/web/node_modules" "$stage/web/node_modules"
+[[ ! -d $TREE/web ]] || ln -s "$TREE/web/node_modules" "$stage/web/node_modules"
 
 echo "package: dpkg-buildpackage $version in $stage (log: $OUT/build-$version.log)"
 if ! (cd "$stage" && DEB_BUILD_OPTIONS="parallel=2 ${DEB_BUILD_OPTIONS:-}" \

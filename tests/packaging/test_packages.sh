@@ -20,9 +20,10 @@ set -euo pipefail
 
 SRC=$(cd "${1:?usage: test_packages.sh SRC BUILD}" && pwd)
 BUILD=$(mkdir -p "${2:?usage: test_packages.sh SRC BUILD}" && cd "$2" && pwd)
-# The older version: the last commit before issue 12's auth migration 5 (d77f790), whose
-# auth.db is at schema 4; everything else it needs is overlaid from this tree.
-OLD_COMMIT=4d8475e4b839b5604db6359feafd041ded658d66
+# The older version: the last commit on main before issues 16, 12 and 14 landed (issue 11's
+# last fix): auth.db at schema 4 (before migration 5), the store before the feed's
+# migrations, no inspect.db, no dashboard. Everything else it needs is overlaid from this tree.
+OLD_COMMIT=e3187b3dbf80b4b5b0ff4c085189c831d9561e90
 SCALE=${VW_TIMEOUT_SCALE:-1}
 WORK=$BUILD/packaging
 ROOTFS=$WORK/root
@@ -159,19 +160,29 @@ if ((VW_PKG_REUSE == 0)); then
 	# dashboard's install) and the install block of CMakeLists.txt; its test suite is left out of
 	# the build (it has no VW_TESTS switch).
 	cp -a "$SRC/debian" "$old/"
-	cp "$SRC/web/web.cmake" "$old/web/web.cmake"
-	cmp -s "$SRC/web/package-lock.json" "$old/web/package-lock.json" ||
-		fail "web/package-lock.json changed since $OLD_COMMIT: web/node_modules cannot build its dashboard"
-	ln -s "$SRC/web/node_modules" "$old/web/node_modules"
 	install_block=$(sed -n '/^# Installed layout/,/^if(VW_TESTS)/p' "$SRC/CMakeLists.txt" | sed '$d')
 	[[ -n $install_block ]] || fail "no '# Installed layout' block in $SRC/CMakeLists.txt"
-	sed -i -e '/^add_subdirectory(tests)/d' -e 's|^include(web/web.cmake)|include(GNUInstallDirs)\n&|' \
-		"$old/CMakeLists.txt"
-	grep -qx 'include(GNUInstallDirs)' "$old/CMakeLists.txt" || fail "$OLD_COMMIT's CMakeLists.txt has no include(web/web.cmake)"
-	printf '%s\n' "$install_block" >>"$old/CMakeLists.txt"
+	sed -i '/^add_subdirectory(tests)/d' "$old/CMakeLists.txt"
 	# Its configs are this tree's (the packaged paths) with one line more, so that the upgrade
 	# meets a conffile changed both by the package and by the operator.
 	cp "$SRC"/config/*.example.ini "$old/config/"
+	if [[ -d $old/web ]]; then
+		cp "$SRC/web/web.cmake" "$old/web/web.cmake"
+		cmp -s "$SRC/web/package-lock.json" "$old/web/package-lock.json" ||
+			fail "web/package-lock.json changed since $OLD_COMMIT: web/node_modules cannot build its dashboard"
+		ln -s "$SRC/web/node_modules" "$old/web/node_modules"
+		sed -i 's|^include(web/web.cmake)|include(GNUInstallDirs)\n&|' "$old/CMakeLists.txt"
+	else
+		# Older than the dashboard: a server package without one, and a server.ini without
+		# the [web] section that version would refuse as unknown.
+		printf 'include(GNUInstallDirs)\n' >>"$old/CMakeLists.txt"
+		sed -i '/usr\/share\/venuewatch\/web/d' "$old"/debian/*.install
+		sed -i '/^\[web\]/,/^\[/{/^\[web\]/d;/^\[/!d}' "$old/config/server.example.ini"
+		! grep -q '^\[web\]\|^root = ' "$old/config/server.example.ini" ||
+			fail "cannot take [web] out of the older server.ini"
+	fi
+	grep -qx 'include(GNUInstallDirs)' "$old/CMakeLists.txt" || fail "$OLD_COMMIT's CMakeLists.txt: cannot add include(GNUInstallDirs)"
+	printf '%s\n' "$install_block" >>"$old/CMakeLists.txt"
 	for f in "$old"/config/*.example.ini; do
 		sed -i "1a ; (packaged by venuewatch $old_version)" "$f"
 	done
@@ -221,8 +232,13 @@ stop_server
 state=/var/lib/venuewatch-server
 declare -A before
 for db in venuewatch auth inspect; do
-	[[ -f $ROOTFS$state/$db.db ]] || fail "the old server made no $state/$db.db"
-	before[$db]=$(user_version "$state/$db.db")
+	if [[ -f $ROOTFS$state/$db.db ]]; then
+		before[$db]=$(user_version "$state/$db.db")
+	elif [[ $db == inspect ]]; then
+		before[$db]=0 # older than issue 12: the upgrade creates it
+	else
+		fail "the old server made no $state/$db.db"
+	fi
 done
 echo "old schema: venuewatch.db ${before[venuewatch]}, auth.db ${before[auth]}, inspect.db ${before[inspect]}"
 
