@@ -136,6 +136,44 @@ static const struct vw_conf_key recordings_keys[] = {
      NULL, "free space (percent) below which the recording disk is disk_low"},
     {"disk_min_days", VW_CONF_INT, KEY(recordings_section, disk_min_days), "3", 0, 0, 3650, NULL,
      "forecast days until full (at the observed write rate) below which: disk_low"},
+    /* Issue 15.2: recordings kept on an NVR, proven by playing them back. */
+    {"playback_url", VW_CONF_STR, KEY(recordings_section, playback_url), "", 0, 0, 0, NULL,
+     "the recorder's playback URL for every camera: {camera} (the camera's recording_name), "
+     "then strftime fields for the sampled time in UTC (%% for a literal %), e.g. "
+     "rtsp://nvr/Streaming/tracks/{camera}?starttime=%Y%m%dT%H%M%SZ; a camera's own "
+     "playback_url wins; empty: cameras without one are checked on disk (root)"},
+    {"playback_credentials", VW_CONF_STR, KEY(recordings_section, playback_credentials), "", 0, 0,
+     0, NULL, "file whose first line is user:password for the recorder (keep it mode 0600)"},
+    /* Hourly: a recorder that stops or prunes early is seen within the hour, at two short
+     * reads per camera per hour besides the sessions'. */
+    {"playback_interval", VW_CONF_DURATION, KEY(recordings_section, playback_interval_ms), "1h", 0,
+     1000, 86400000, NULL,
+     "how often playback is sampled: the newest recording and the oldest that must be kept "
+     "each time, each finished exam session once"},
+    /* Three points (early, middle, late) find a recorder that stopped for a part of the
+     * session without reading the whole of it. */
+    {"playback_samples", VW_CONF_INT, KEY(recordings_section, playback_samples), "3", 0, 1, 60,
+     NULL, "points sampled, evenly spread, inside each finished exam session"},
+    {"playback_read", VW_CONF_DURATION, KEY(recordings_section, playback_read_ms), "2s", 0, 200,
+     60000, NULL, "stream time read (and a keyframe decoded) at each sampled point"},
+    {"playback_max_reads", VW_CONF_INT, KEY(recordings_section, playback_max_reads), "30", 0, 2,
+     10000, NULL,
+     "reads per round at most, all cameras together; sessions left over wait for the next round"},
+    /* 1 Mbit/s: a tenth of a modest 10 Mbit/s venue uplink, and a small share of what an NVR
+     * streams to its own monitors. */
+    {"playback_max_kbps", VW_CONF_INT, KEY(recordings_section, playback_max_kbps), "1000", 0, 8,
+     10000000, NULL,
+     "average rate of the playback reads over a round: the agent pauses between reads so as "
+     "not to take more of the uplink or the recorder"},
+    /* A recorder writes its index a little behind live; the newest sample is taken this far
+     * back. */
+    {"playback_lag", VW_CONF_DURATION, KEY(recordings_section, playback_lag_ms), "5m", 0, 0,
+     86400000, NULL,
+     "the newest sample is taken this long before now; sessions are sampled once they ended "
+     "this long ago"},
+    {"retention_margin", VW_CONF_DURATION, KEY(recordings_section, retention_margin_ms), "1h", 0, 0,
+     86400000, NULL,
+     "the retention sample is at now - retention_days + this: recorders prune in steps"},
 };
 
 static const struct vw_conf_key network_keys[] = {
@@ -198,7 +236,11 @@ static const struct vw_conf_key camera_keys[] = {
     {"credentials", VW_CONF_STR, KEY(camera_conf, credentials), "", 0, 0, 0, NULL,
      "file whose first line is user:password for the stream (keep it mode 0600)"},
     {"recording_name", VW_CONF_STR, KEY(camera_conf, recording_name), "", 0, 0, 0, NULL,
-     "this camera's {camera} in [recordings] pattern (default: the camera's name)"},
+     "this camera's {camera} in [recordings] pattern and playback_url (default: the camera's "
+     "name)"},
+    {"playback_url", VW_CONF_STR, KEY(camera_conf, playback_url), "", 0, 0, 0, NULL,
+     "this camera's recordings played back from the recorder: strftime fields for the sampled "
+     "time in UTC, as [recordings] playback_url (which it overrides)"},
 };
 
 static const struct vw_conf_section sections[] = {
@@ -229,6 +271,46 @@ static const struct vw_conf_section sections[] = {
 };
 
 const struct vw_conf_schema agent_conf_schema = {sections, sizeof(sections) / sizeof(sections[0])};
+
+/* A playback URL must name a time: without a strftime field every sample would ask the
+ * recorder for the same thing and prove nothing about the session it stands for. */
+static int check_playback_url(struct vw_conf_errors *errs, const char *path, int line,
+                              const char *where, const char *url)
+{
+	if (!url || !url[0])
+		return 0;
+	int has_field = 0;
+	for (const char *p = url; *p; p++) {
+		if (*p != '%')
+			continue;
+		if (p[1] != '%' && p[1])
+			has_field = 1;
+		p++;
+	}
+	if (!strstr(url, "://")) {
+		vw_conf_error(errs, path, line, "%s playback_url: expected scheme://..., got '%s'",
+		              where, url);
+		return 1;
+	}
+	if (!has_field) {
+		vw_conf_error(
+		    errs, path, line,
+		    "%s playback_url: no strftime field (e.g. %%Y%%m%%dT%%H%%M%%SZ) for the "
+		    "sampled time in '%s'",
+		    where, url);
+		return 1;
+	}
+	return 0;
+}
+
+const char *agent_conf_playback_url(const struct agent_conf *c, const struct camera_conf *cam)
+{
+	if (cam->playback_url && cam->playback_url[0])
+		return cam->playback_url;
+	if (c->recordings.playback_url && c->recordings.playback_url[0])
+		return c->recordings.playback_url;
+	return NULL;
+}
 
 static int check_references(struct vw_conf_errors *errs, const char *path,
                             const struct agent_conf *cfg)
@@ -293,6 +375,14 @@ static int check_references(struct vw_conf_errors *errs, const char *path,
 			}
 			free(copy);
 		}
+	}
+	n += check_playback_url(errs, path, cfg->recordings.line, "[recordings]",
+	                        cfg->recordings.playback_url);
+	for (size_t i = 0; i < cfg->cameras.n; i++) {
+		const struct camera_conf *cam = agent_conf_camera(cfg, i);
+		char where[300];
+		snprintf(where, sizeof(where), "[camera %s]", cam->name);
+		n += check_playback_url(errs, path, cam->line, where, cam->playback_url);
 	}
 	const char *mark =
 	    cfg->recordings.pattern ? strstr(cfg->recordings.pattern, "{camera}") : NULL;

@@ -66,6 +66,16 @@ struct recordings_section {
 	long settle_ms; /* a segment modified more recently is still being written */
 	long disk_min_free_pct;
 	long disk_min_days;
+	/* Issue 15.2: playback from the recorder (NVR) */
+	char *playback_url;         /* template for every camera; "" = none */
+	char *playback_credentials; /* file with user:password; "" = none */
+	long playback_interval_ms;  /* one round of samples */
+	long playback_samples;      /* points per finished exam session */
+	long playback_read_ms;      /* stream time read per point */
+	long playback_max_reads;    /* per round, all cameras */
+	long playback_max_kbps;     /* average read rate over a round */
+	long playback_lag_ms;       /* the newest sample is this long before now */
+	long retention_margin_ms;   /* the retention sample: now - retention_days + this */
 	int line;
 };
 
@@ -108,6 +118,7 @@ struct camera_conf {
 	long min_width, min_height, min_fps; /* 0: as in [picture] */
 	char *recording_name; /* {camera} in the recordings pattern; "" = the camera's name */
 	char *credentials;    /* file holding user:password; "" = none */
+	char *playback_url;   /* this camera's playback template; "" = [recordings]' */
 	int line;
 };
 
@@ -150,6 +161,9 @@ const struct session_conf *agent_conf_session_at(const struct agent_conf *c, con
                                                  int64_t now_ms);
 const struct session_conf *agent_conf_session_find(const struct session_conf *items, size_t n,
                                                    const char *room, int64_t now_ms);
+
+/* The camera's playback URL template (its own, else [recordings]'), or NULL: checked on disk. */
+const char *agent_conf_playback_url(const struct agent_conf *c, const struct camera_conf *cam);
 
 static inline struct room_conf *agent_conf_room(const struct agent_conf *c, size_t i)
 {

@@ -485,6 +485,8 @@ int recording_scan_run(struct recording_scan *rs, int64_t now_ms, struct vw_resu
 	sqlite3_exec(rs->db, "BEGIN", NULL, NULL, NULL);
 	for (size_t i = 0; i < cfg->cameras.n; i++) {
 		const struct camera_conf *cam = agent_conf_camera(cfg, i);
+		if (agent_conf_playback_url(cfg, cam))
+			continue; /* recorded on the NVR: probe_playback proves it */
 		const char *name = cam->recording_name[0] ? cam->recording_name : cam->name;
 		char path[PATH_MAX];
 		int len = snprintf(path, sizeof(path), "%s/%.*s%s", cfg->recordings.root,

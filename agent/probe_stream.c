@@ -23,14 +23,9 @@
 /* Largest single FFmpeg allocation: 4K frames fit (12.4 MB for 4:2:0) with room to spare. */
 #define PROBE_MAX_ALLOC (32u << 20)
 
-struct deadline {
-	int64_t limit_ms; /* the interrupt callback aborts any blocking call past this */
-	int hit;
-};
-
 static int interrupt_cb(void *opaque)
 {
-	struct deadline *d = opaque;
+	struct probe_deadline *d = opaque;
 	if (vw_mono_ms() >= d->limit_ms) {
 		d->hit = 1;
 		return 1;
@@ -289,12 +284,10 @@ static int host_resolves(const char *url)
 	return rc == 0;
 }
 
-static void classify_open_error(struct vw_result *r, int err, const struct deadline *d)
+static enum vw_fault open_error_fault(int err, const struct probe_deadline *d)
 {
-	if (d->hit || err == AVERROR_EXIT || err == AVERROR(ETIMEDOUT)) {
-		vw_result_add_fault(r, VW_FAULT_TIMEOUT);
-		return;
-	}
+	if (d->hit || err == AVERROR_EXIT || err == AVERROR(ETIMEDOUT))
+		return VW_FAULT_TIMEOUT;
 	switch (err) {
 	case AVERROR(ECONNREFUSED):
 	case AVERROR(EHOSTUNREACH):
@@ -302,20 +295,67 @@ static void classify_open_error(struct vw_result *r, int err, const struct deadl
 	case AVERROR(EHOSTDOWN):
 	case AVERROR(ECONNRESET):
 	case AVERROR(EADDRNOTAVAIL):
-		vw_result_add_fault(r, VW_FAULT_UNREACHABLE);
-		return;
+		return VW_FAULT_UNREACHABLE;
 	case AVERROR_HTTP_UNAUTHORIZED:
 	case AVERROR_HTTP_FORBIDDEN:
 	case AVERROR(EACCES):
-		vw_result_add_fault(r, VW_FAULT_AUTH_FAILED);
-		return;
+		return VW_FAULT_AUTH_FAILED;
 	case AVERROR_STREAM_NOT_FOUND:
 	case AVERROR_HTTP_NOT_FOUND:
-		vw_result_add_fault(r, VW_FAULT_NO_VIDEO);
-		return;
+		return VW_FAULT_NO_VIDEO;
 	default:
-		vw_result_add_fault(r, VW_FAULT_PROTOCOL);
+		return VW_FAULT_PROTOCOL;
 	}
+}
+
+int probe_stream_open(const struct probe_stream_open_req *req, struct probe_deadline *d,
+                      struct AVFormatContext **out, enum vw_fault *fault)
+{
+	AVFormatContext *fmt = NULL;
+	AVDictionary *opts = NULL;
+	char authurl[2048];
+	const char *url = req->url;
+	int err;
+	*out = NULL;
+	if (!host_resolves(req->url)) {
+		*fault = VW_FAULT_UNREACHABLE;
+		return AVERROR(EHOSTUNREACH);
+	}
+	if (req->credentials && req->credentials[0]) {
+		if (url_with_credentials(req->url, req->credentials, authurl, sizeof(authurl))) {
+			log_warn("event=credentials_unusable camera=%s file=%s", req->name,
+			         req->credentials);
+			*fault = VW_FAULT_AUTH_FAILED;
+			return AVERROR(EACCES);
+		}
+		url = authurl;
+	}
+	if (!(fmt = avformat_alloc_context())) {
+		*fault = VW_FAULT_PROTOCOL;
+		err = AVERROR(ENOMEM);
+		goto out;
+	}
+	fmt->interrupt_callback.callback = interrupt_cb;
+	fmt->interrupt_callback.opaque = d;
+	/* Parameters come from the first frames; a small probe keeps the check cheap. */
+	fmt->probesize = 1 << 20;
+	fmt->max_analyze_duration = (int64_t)req->window_ms * 1000;
+	char us[32];
+	snprintf(us, sizeof(us), "%ld", req->timeout_ms * 1000);
+	av_dict_set(&opts, "rtsp_transport", req->transport == VW_TRANSPORT_UDP ? "udp" : "tcp", 0);
+	av_dict_set(&opts, "timeout", us, 0);        /* RTSP/TCP socket I/O, microseconds */
+	av_dict_set(&opts, "rw_timeout", us, 0);     /* other protocols */
+	av_dict_set(&opts, "max_redirects", "3", 0); /* HTTP: no endless redirect chains */
+	err = avformat_open_input(&fmt, url, NULL, &opts);
+	if (err < 0)
+		*fault = open_error_fault(err, d); /* fmt freed by avformat_open_input */
+	else
+		*out = fmt;
+out:
+	av_dict_free(&opts);
+	if (url == authurl)
+		explicit_bzero(authurl, sizeof(authurl));
+	return err < 0 ? err : 0;
 }
 
 /* down: no usable picture at all. degraded: a picture, but not a clear one. */
@@ -399,14 +439,11 @@ static int run(const struct probe_stream_req *req, struct vw_result *r, int save
 {
 	vw_result_init(r, VW_KIND_STREAM, req->name);
 	int64_t t0 = vw_mono_ms();
-	struct deadline d = {.limit_ms = t0 + req->timeout_ms};
+	struct probe_deadline d = {.limit_ms = t0 + req->timeout_ms};
 	AVFormatContext *fmt = NULL;
-	AVDictionary *opts = NULL;
 	AVPacket *pkt = NULL;
 	struct picture *pic = NULL;
 	int err, saved = -ENODATA;
-	char authurl[2048];
-	const char *url = req->url;
 	struct picture_opts popts = req->picture;
 	char refpath[4096] = "";
 	popts.reference = NULL;
@@ -415,42 +452,24 @@ static int run(const struct probe_stream_req *req, struct vw_result *r, int save
 	    !save)
 		popts.reference = refpath;
 
-	if (!host_resolves(req->url)) {
-		vw_result_add_fault(r, VW_FAULT_UNREACHABLE);
-		goto done;
-	}
-	if (req->credentials && req->credentials[0]) {
-		if (url_with_credentials(req->url, req->credentials, authurl, sizeof(authurl))) {
-			log_warn("event=credentials_unusable camera=%s file=%s", req->name,
-			         req->credentials);
-			vw_result_add_fault(r, VW_FAULT_AUTH_FAILED);
-			goto done;
-		}
-		url = authurl;
-	}
-	fmt = avformat_alloc_context();
 	pkt = av_packet_alloc();
-	if (!fmt || !pkt) {
+	if (!pkt) {
 		vw_result_add_fault(r, VW_FAULT_PROTOCOL);
 		goto done;
 	}
-	fmt->interrupt_callback.callback = interrupt_cb;
-	fmt->interrupt_callback.opaque = &d;
-	/* Parameters come from the first frames; a small probe keeps the check cheap. */
-	fmt->probesize = 1 << 20;
-	fmt->max_analyze_duration = (int64_t)req->window_ms * 1000;
-	char us[32];
-	snprintf(us, sizeof(us), "%ld", req->timeout_ms * 1000);
-	av_dict_set(&opts, "rtsp_transport", req->transport == VW_TRANSPORT_UDP ? "udp" : "tcp", 0);
-	av_dict_set(&opts, "timeout", us, 0);        /* RTSP/TCP socket I/O, microseconds */
-	av_dict_set(&opts, "rw_timeout", us, 0);     /* other protocols */
-	av_dict_set(&opts, "max_redirects", "3", 0); /* HTTP: no endless redirect chains */
-
-	err = avformat_open_input(&fmt, url, NULL, &opts);
+	const struct probe_stream_open_req oreq = {
+	    .name = req->name,
+	    .url = req->url,
+	    .credentials = req->credentials,
+	    .transport = req->transport,
+	    .timeout_ms = req->timeout_ms,
+	    .window_ms = req->window_ms,
+	};
+	enum vw_fault fault;
+	err = probe_stream_open(&oreq, &d, &fmt, &fault);
 	vw_result_set_metric(r, VW_M_OPEN_MS, (double)(vw_mono_ms() - t0));
 	if (err < 0) {
-		classify_open_error(r, err, &d);
-		fmt = NULL; /* freed by avformat_open_input on failure */
+		vw_result_add_fault(r, fault);
 		goto done;
 	}
 	/* RTSP describes its streams in the SDP, so the costly stream-info probe (it decodes
@@ -534,7 +553,7 @@ static int run(const struct probe_stream_req *req, struct vw_result *r, int save
 		char msg[AV_ERROR_MAX_STRING_SIZE] = "";
 		av_strerror(read_err, msg, sizeof(msg));
 		log_debug("event=stream_interrupted camera=%s err=\"%s\"", req->name, msg);
-		classify_open_error(r, read_err, &d);
+		vw_result_add_fault(r, open_error_fault(read_err, &d));
 		goto done;
 	}
 	double span = first_ts != AV_NOPTS_VALUE && last_ts > first_ts
@@ -584,8 +603,6 @@ done:
 	vw_result_set_metric(r, VW_M_CHECK_MS, (double)(vw_mono_ms() - t0));
 	av_packet_free(&pkt);
 	avformat_close_input(&fmt);
-	av_dict_free(&opts);
-	explicit_bzero(authurl, sizeof(authurl));
 	return save ? saved : 0;
 }
 

@@ -7,6 +7,7 @@
 #define VW_PROBE_STREAM_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "picture.h"
 #include "result.h"
@@ -29,6 +30,32 @@ struct probe_stream_req {
 	int64_t thumb_interval_ms;
 	const struct thumb_memory *thumb_memory;
 };
+
+/* The deadline a check runs under: probe_stream_open's interrupt callback aborts any
+ * blocking libav* call once vw_mono_ms() passes limit_ms, and sets hit. */
+struct probe_deadline {
+	int64_t limit_ms;
+	int hit;
+};
+
+/* What probe_stream_open needs: a camera's stream, or a recorder's playback of it. */
+struct probe_stream_open_req {
+	const char *name;        /* for logs */
+	const char *url;         /* may hold credentials: never logged as is */
+	const char *credentials; /* file with user:password; NULL or "": none */
+	int transport;           /* enum vw_transport */
+	long timeout_ms;         /* socket I/O timeout */
+	long window_ms;          /* longest stream-info analysis */
+};
+
+struct AVFormatContext;
+/* Opens req->url as every check does (our DNS check first, credentials from their file,
+ * timeouts, redirect cap, the deadline's interrupt callback on d). 0 with *out open (the
+ * caller closes it with avformat_close_input), or a negative AVERROR with *out NULL and
+ * *fault saying why: unreachable, auth_failed, timeout, no_video (404 / no such stream),
+ * protocol. d must outlive *out. */
+int probe_stream_open(const struct probe_stream_open_req *req, struct probe_deadline *d,
+                      struct AVFormatContext **out, enum vw_fault *fault);
 
 /* Fills out (a stream result) and returns 0; a failing camera is a result, not an error.
  * out->thumb, when set, is malloc'd and the caller's to free. */

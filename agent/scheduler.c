@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "probe_playback.h"
 #include "probe_recording.h"
 #include "probe_stream.h"
 #include "sessions.h"
@@ -29,6 +30,7 @@ struct sched_job {
 	struct sched_camera *cam;
 	struct vw_result *results;
 	size_t n;
+	int playback;         /* with cam NULL: a playback round rather than a recording scan */
 	int64_t interval_ms;  /* the target's cadence at this check: metric interval_ms */
 	struct vw_result one; /* a camera check's result lives here; one.thumb is the job's */
 	/* The camera's thumbnail memory, as it was when the job was queued. */
@@ -56,6 +58,10 @@ struct scheduler {
 	uv_timer_t rec_timer;
 	struct recording_scan *rec; /* NULL when recordings are not checked */
 	int rec_in_flight;
+	uv_timer_t pb_timer;
+	struct playback *pb; /* NULL when no camera is played back from a recorder */
+	int pb_in_flight;
+	int pb_cancel; /* set (atomically) at stop: ends a round's pauses */
 	scheduler_result_cb result_cb;
 	void *result_arg;
 
@@ -158,6 +164,16 @@ static void *worker_main(void *arg)
 			                     (double)(j->interval_ms + (took > 0 ? took : 0)));
 			j->results = &j->one;
 			j->n = 1;
+		} else if (j->playback) {
+			size_t max = playback_max_results(s->cfg);
+			j->results = calloc(max, sizeof(*j->results));
+			if (j->results)
+				playback_run(s->pb, vw_now_ms(), &s->pb_cancel, j->results, max,
+				             &j->n);
+			for (size_t k = 0; j->results && k < j->n; k++)
+				vw_result_set_metric(
+				    &j->results[k], VW_M_INTERVAL_MS,
+				    (double)s->cfg->recordings.playback_interval_ms);
 		} else {
 			size_t max = recording_scan_max_results(s->cfg);
 			j->results = calloc(max, sizeof(*j->results));
@@ -200,12 +216,10 @@ static void deliver(struct scheduler *s)
 	s->done.head = s->done.tail = NULL;
 	pthread_mutex_unlock(&s->mu);
 
-	size_t n = 0, ncam = 0;
-	int list_had_rec = 0;
+	size_t n = 0, njobs = 0;
 	for (struct sched_job *j = list; j; j = j->next) {
 		n += j->n;
-		ncam += j->cam ? 1 : 0;
-		list_had_rec |= !j->cam;
+		njobs++;
 	}
 	struct vw_result *batch = n ? malloc(n * sizeof(*batch)) : NULL;
 	size_t i = 0;
@@ -215,6 +229,8 @@ static void deliver(struct scheduler *s)
 			log_change(j->cam, &j->one);
 			thumb_remember(&j->cam->thumb, &j->one, j->one.mono_ms,
 			               j->one.thumb != NULL);
+		} else if (j->playback) {
+			s->pb_in_flight = 0;
 		} else {
 			s->rec_in_flight = 0;
 		}
@@ -236,7 +252,7 @@ static void deliver(struct scheduler *s)
 		free(list);
 		list = next;
 	}
-	n = ncam + (list_had_rec ? 1 : 0); /* run_once counts jobs */
+	n = njobs; /* run_once counts jobs */
 	if (s->once_cb) {
 		s->once_left = s->once_left > n ? s->once_left - n : 0;
 		if (!s->once_left) {
@@ -321,6 +337,22 @@ static void on_rec_timer(uv_timer_t *t)
 	pthread_mutex_unlock(&s->mu);
 }
 
+static void on_pb_timer(uv_timer_t *t)
+{
+	struct scheduler *s = t->data;
+	if (s->pb_in_flight)
+		return; /* a round paced to its bandwidth share is still running */
+	struct sched_job *j = calloc(1, sizeof(*j));
+	if (!j)
+		return;
+	j->playback = 1;
+	s->pb_in_flight = 1;
+	pthread_mutex_lock(&s->mu);
+	push(&s->todo, j);
+	pthread_cond_signal(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+}
+
 static void on_timer(uv_timer_t *t)
 {
 	struct sched_camera *cam = t->data;
@@ -374,7 +406,11 @@ int scheduler_create(uv_loop_t *loop, const struct agent_conf *cfg, scheduler_re
 	s->async.data = s;
 	uv_timer_init(loop, &s->rec_timer);
 	s->rec_timer.data = s;
-	s->open_handles = 2;
+	uv_timer_init(loop, &s->pb_timer);
+	s->pb_timer.data = s;
+	s->open_handles = 3;
+	if (playback_create(cfg, &s->pb))
+		log_error("event=playback_unavailable err=no_memory");
 	if (cfg->recordings.root && cfg->recordings.root[0]) {
 		char err[512];
 		if (recording_scan_open(cfg, &s->rec, err, sizeof(err)))
@@ -417,6 +453,9 @@ int scheduler_start(struct scheduler *s)
 	if (s->rec) /* first scan soon, then at its own cadence */
 		uv_timer_start(&s->rec_timer, on_rec_timer, 1000,
 		               (uint64_t)s->cfg->recordings.scan_interval_ms);
+	if (s->pb) /* first round soon, then at its own cadence */
+		uv_timer_start(&s->pb_timer, on_pb_timer, 1000,
+		               (uint64_t)s->cfg->recordings.playback_interval_ms);
 	for (size_t i = 0; i < s->ncams; i++) {
 		/* Spread the first checks over one interval (but start soon: a few seconds). */
 		uint64_t first = next_rand(s) % (interval < 5000 ? interval : 5000);
@@ -429,9 +468,11 @@ int scheduler_run_once(struct scheduler *s, scheduler_done_cb done_cb, void *arg
 {
 	s->once_cb = done_cb;
 	s->once_arg = arg;
-	s->once_left = s->ncams + (s->rec ? 1 : 0);
+	s->once_left = s->ncams + (s->rec ? 1 : 0) + (s->pb ? 1 : 0);
 	if (s->rec)
 		on_rec_timer(&s->rec_timer);
+	if (s->pb)
+		on_pb_timer(&s->pb_timer);
 	if (!s->once_left) {
 		s->once_cb = NULL;
 		done_cb(arg);
@@ -467,6 +508,8 @@ void scheduler_stop(struct scheduler *s, scheduler_done_cb closed_cb, void *arg)
 	for (size_t i = 0; i < s->ncams; i++)
 		uv_timer_stop(&s->cams[i].timer);
 	uv_timer_stop(&s->rec_timer);
+	uv_timer_stop(&s->pb_timer);
+	__atomic_store_n(&s->pb_cancel, 1, __ATOMIC_RELAXED);
 	pthread_mutex_lock(&s->mu);
 	s->stopping = 1;
 	struct sched_job *j;
@@ -484,6 +527,7 @@ void scheduler_stop(struct scheduler *s, scheduler_done_cb closed_cb, void *arg)
 	deliver(s);
 	uv_close((uv_handle_t *)&s->async, on_own_closed);
 	uv_close((uv_handle_t *)&s->rec_timer, on_own_closed);
+	uv_close((uv_handle_t *)&s->pb_timer, on_own_closed);
 	for (size_t i = 0; i < s->ncams; i++)
 		uv_close((uv_handle_t *)&s->cams[i].timer, on_cam_closed);
 }
@@ -496,6 +540,7 @@ void scheduler_destroy(struct scheduler **sp)
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->cv);
 	recording_scan_close(&s->rec);
+	playback_destroy(&s->pb);
 	free(s->cams);
 	free(s->threads);
 	free(s);
