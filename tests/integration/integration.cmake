@@ -77,3 +77,7 @@ set_tests_properties(integration_agent_metrics PROPERTIES TIMEOUT ${VW_AGENT_MET
 vw_integration_test(integration_metrics test_metrics)
 # A real Prometheus scrapes it over TLS with the metrics token; a wrong token is a 401.
 vw_integration_test(integration_prometheus test_prometheus)
+
+# Issue 15.2: NVR recordings proven by playback against a real RTSP playback server
+# (tests/tools/playbackd.py): a hole, a short retention, a healthy camera, bounded reads.
+vw_integration_test(integration_playback test_playback)

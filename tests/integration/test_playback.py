@@ -1,0 +1,122 @@
+"""Recordings kept on an NVR, proven by playback (issue 15.2).
+
+A real RTSP playback server (tests/tools/playbackd.py, gst-rtsp-server) serves short MP4s made
+with ffmpeg here, indexed by time, and answers 404 for a time nothing covers (a hole) or older
+than a camera's retention. `venuewatch-agent --once` samples each camera through its
+playback_url template: the healthy camera has no fault, the hole inside the exam session is a
+recording_gap, the short retention a retention_short, and the reads the server counted are
+exactly the planned samples — and no more than playback_max_reads when that is lower.
+"""
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import AGENT, REPO, SYSTEM_PYTHON, TIMEOUT_SCALE, IntegrationTest, main  # noqa: E402
+
+PLAYBACKD = str(REPO / "tests" / "tools" / "playbackd.py")
+FFMPEG = shutil.which("ffmpeg") or "/usr/bin/ffmpeg"
+HOUR = 3600
+DAY = 86400
+SAMPLES = 3  # playback_samples: points per session
+
+
+def iso(t):
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+class Playback(IntegrationTest):
+    def setUp(self):
+        super().setUp()
+        h = self.h
+        clip = h.path("clip.mp4")
+        # 4 s of a small picture, a keyframe a second: each recording stands for its span.
+        subprocess.run([FFMPEG, "-v", "error", "-nostdin", "-y", "-f", "lavfi", "-i",
+                        "testsrc2=s=160x120:r=5", "-t", "4", "-c:v", "libx264", "-preset",
+                        "ultrafast", "-g", "5", "-bf", "0", "-pix_fmt", "yuv420p", str(clip)],
+                       check=True, timeout=120 * TIMEOUT_SCALE)
+        now = int(time.time())
+        self.now = now
+        # The exam session: three hours ago to one hour ago; samples at -2h40, -2h, -1h20.
+        self.sess = (now - 3 * HOUR, now - HOUR)
+        whole = [{"start": iso(now - 2 * DAY), "end": iso(now + HOUR), "file": str(clip)}]
+        holed = [{"start": iso(now - 2 * DAY), "end": iso(now - 2 * HOUR - 600), "file": str(clip)},
+                 {"start": iso(now - 2 * HOUR + 600), "end": iso(now + HOUR), "file": str(clip)}]
+        index = {"cameras": {
+            "pb-ok": {"keep_s": 2 * DAY, "recordings": whole},
+            "pb-gap": {"keep_s": 2 * DAY, "recordings": holed},
+            # Keeps half a day where the policy asks for one.
+            "pb-short": {"keep_s": DAY // 2, "recordings": whole},
+        }}
+        self.log = h.path("requests.jsonl")
+        p = h.start("playbackd", [SYSTEM_PYTHON, PLAYBACKD, "--port", "0", "--index",
+                                  str(h.write("index.json", json.dumps(index))),
+                                  "--log", str(self.log)])
+        self.port = int(p.wait_for_output(r"^READY port=(\d+)$", 20 * TIMEOUT_SCALE,
+                                          stream="stdout", what="playbackd READY").group(1))
+
+    def conf(self, name, extra=""):
+        h = self.h
+        lines = ["[agent]", "site = site-1", "org = org-1",
+                 f"state_dir = {h.path(name + '-state')}", "check_timeout = 5s", "",
+                 "[collector]", f"url = https://127.0.0.1:{h.closed_port()}",
+                 f"ca = {h.path('none.crt')}", f"cert = {h.path('none.crt')}",
+                 f"key = {h.path('none.key')}", "",
+                 "[recordings]", "retention_days = 1",
+                 f"playback_url = rtsp://127.0.0.1:{self.port}/playback/{{camera}}"
+                 "?starttime=%Y%m%dT%H%M%SZ",
+                 f"playback_samples = {SAMPLES}", "playback_read = 1s", extra, "",
+                 "[room hall]", "min_cameras = 1", "",
+                 "[session exam-1]", f"start = {iso(self.sess[0])}", f"end = {iso(self.sess[1])}",
+                 "rooms = hall", ""]
+        for cam in ("pb-ok", "pb-gap", "pb-short"):
+            # The live stream is not what is checked here: a closed port is enough.
+            lines += [f"[camera {cam}]", "room = hall",
+                      f"url = rtsp://127.0.0.1:{h.closed_port()}/live", ""]
+        return h.write(name + ".ini", "\n".join(lines))
+
+    def run_once(self, conf):
+        p = self.h.run("once", [AGENT, "-c", str(conf), "--once"], timeout=120 * TIMEOUT_SCALE)
+        rec = {}
+        for line in p.stdout().splitlines():
+            r = json.loads(line)
+            if r["kind"] == "recording":
+                rec[r["target"]] = r
+        return rec
+
+    def requests(self):
+        if not self.log.exists():
+            return []
+        return [json.loads(line) for line in self.log.read_text().splitlines()]
+
+    def test_hole_and_short_retention_are_found_and_healthy_camera_is_ok(self):
+        rec = self.run_once(self.conf("a"))
+        self.assertEqual(sorted(rec), ["pb-gap", "pb-ok", "pb-short"], rec)
+        self.assertEqual(rec["pb-ok"]["faults"], [], rec["pb-ok"])
+        self.assertEqual(rec["pb-ok"]["status"], "ok")
+        self.assertEqual(rec["pb-gap"]["faults"], ["recording_gap"], rec["pb-gap"])
+        self.assertEqual(rec["pb-gap"]["session"], "exam-1")
+        self.assertEqual(rec["pb-gap"]["metrics"]["gap_count"], 1)
+        self.assertEqual(rec["pb-short"]["faults"], ["retention_short"], rec["pb-short"])
+        # Bounded: the newest, the retention point and the session's points, per camera.
+        reqs = self.requests()
+        for cam in rec:
+            mine = [r for r in reqs if r["camera"] == cam]
+            self.assertEqual(len(mine), 2 + SAMPLES, mine)
+            self.assertEqual(rec[cam]["metrics"]["samples"], 2 + SAMPLES)
+        self.assertEqual([r["status"] for r in reqs if r["camera"] == "pb-gap"].count(404), 1)
+
+    def test_reads_per_round_never_exceed_playback_max_reads(self):
+        rec = self.run_once(self.conf("b", "playback_max_reads = 4"))
+        reqs = self.requests()
+        self.assertEqual(len(reqs), 4, reqs)
+        self.assertEqual(sum(r["metrics"]["samples"] for r in rec.values()), 4, rec)
+
+
+if __name__ == "__main__":
+    main()
