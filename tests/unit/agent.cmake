@@ -7,3 +7,4 @@ vw_unit_test(test_assess vwagent)
 vw_unit_test(test_agent_sessions vwagent)
 vw_unit_test(test_thumb vwagent) # issue 16 C
 vw_unit_test(test_metrics vwagent) # issue 14: the agent's textfile metrics
+vw_unit_test(test_probe_playback vwagent) # issue 15.2: playback URLs and their config errors
