@@ -22,8 +22,15 @@ static const struct vw_conf_key agent_keys[] = {
      86400000, NULL, "the same while an exam session runs in the camera's room"},
     {"check_timeout", VW_CONF_DURATION, KEY(agent_section, check_timeout_ms), "10s", 0, 500, 300000,
      NULL, "hard deadline of one camera check, connect to verdict"},
-    {"workers", VW_CONF_INT, KEY(agent_section, workers), "4", 0, 1, 256, NULL,
-     "threads that open and read camera streams (blocking media work)"},
+    {"workers", VW_CONF_INT, KEY(agent_section, workers), "0", 0, 0, 256, NULL,
+     "threads that open and read camera streams (blocking media work); 0: sized from the "
+     "cameras' cadence and their measured check time (see workers_max), shown by `status`"},
+    /* 32: a running check holds ~11 MiB (a 1080p keyframe decoder and its frames,
+     * measured: tests/bench/cadence64.sh), so the cap bounds the pool's memory near 400 MiB;
+     * 64 cameras at the 15 s session cadence keep ~9 busy and get 13. */
+    {"workers_max", VW_CONF_INT, KEY(agent_section, workers_max), "32", 0, 1, 256, NULL,
+     "the most threads workers = 0 grows to; a cadence that needs more is logged "
+     "(event=workers_short) and shown by `status`"},
     {"log_level", VW_CONF_ENUM, KEY(agent_section, log_level), "info", 0, 0, 0,
      "debug|info|warn|error", "least severe log level written (order of enum vw_log_level)"},
     /* issue 16 C: 30 min, the issue's figure — a supervisor sees the picture a verdict is
@@ -223,8 +230,13 @@ static const struct vw_conf_key camera_keys[] = {
      "stream URL (rtsp://, rtmp://, http(s)://...); credentials are masked in logs"},
     {"transport", VW_CONF_ENUM, KEY(camera_conf, transport), "tcp", 0, 0, 0, "tcp|udp",
      "RTSP transport"},
-    {"window", VW_CONF_DURATION, KEY(camera_conf, window_ms), "2s", 0, 200, 60000, NULL,
-     "how long to read the stream for fps and bitrate"},
+    /* 1 s: a check reads on past the window until two keyframes were analysed anyway, so
+     * fps and bitrate still span a whole GOP; 2 s made each check ~0.7 s longer, and a
+     * check's length is what holds a worker and its decoder's ~11 MiB
+     * (tests/bench/cadence64.sh). */
+    {"window", VW_CONF_DURATION, KEY(camera_conf, window_ms), "1s", 0, 200, 60000, NULL,
+     "how long to read the stream for fps and bitrate (at least; the check reads on until "
+     "two keyframes were analysed)"},
     {"min_width", VW_CONF_INT, KEY(camera_conf, min_width), "0", 0, 0, 16384, NULL,
      "overrides [picture] min_width for this camera (0: keep)"},
     {"min_height", VW_CONF_INT, KEY(camera_conf, min_height), "0", 0, 0, 16384, NULL,

@@ -17,7 +17,8 @@ struct agent_section {
 	long interval_ms;         /* cadence of each camera's check */
 	long session_interval_ms; /* the same during an exam session */
 	long check_timeout_ms;    /* hard deadline of one check */
-	long workers;             /* media worker threads */
+	long workers;             /* media worker threads; 0: sized by the scheduler */
+	long workers_max;         /* the most the scheduler sizes them to */
 	int log_level;            /* enum vw_log_level */
 	/* issue 16 C: a camera's result carries a JPEG of its picture when its status or faults
 	 * change, and otherwise at most this often; 0 = off */

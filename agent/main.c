@@ -50,6 +50,7 @@ struct agent {
 	int lock_fd;
 	int64_t once_seq;
 	int exit_code;
+	char workers_said[256]; /* the worker pool as `status` last showed it */
 };
 
 static void usage(FILE *out)
@@ -181,6 +182,12 @@ static void on_results(void *arg, struct vw_result *results, size_t n)
 	}
 	log_debug("event=results_stored count=%zu last_seq=%lld", n, (long long)results[n - 1].seq);
 	uplink_kick(a->up);
+	/* The pool's size and what it was sized from, for `status` (only when it changed: a
+	 * write per batch would double the outbox's commits). */
+	char w[sizeof(a->workers_said)];
+	if (a->sched && !scheduler_workers(a->sched, w, sizeof(w)) && strcmp(w, a->workers_said) &&
+	    !outbox_set_status(a->ob, "workers", w))
+		memcpy(a->workers_said, w, sizeof(w));
 }
 
 static void on_once_results(void *arg, struct vw_result *results, size_t n)

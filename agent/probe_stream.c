@@ -8,6 +8,8 @@
 #include <libavutil/mem.h>
 #include <math.h>
 #include <netdb.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -221,67 +223,165 @@ void probe_stream_mask_url(const char *url, char *out, size_t outlen)
 	probe_stream_mask_log(url, out, outlen);
 }
 
-/* url with the user:password from the credentials file as its userinfo (replacing any).
- * The caller wipes out. -EACCES when the file cannot be used: the camera then cannot be
- * authenticated, which is what the check reports. */
-static int url_with_credentials(const char *url, const char *file, char *out, size_t outlen)
+/* The parts of a URL as libavformat itself splits them (av_url_split: userinfo up to the
+ * last '@' before the first '/', '?' or '#'; brackets of an IPv6 literal removed). */
+struct url_parts {
+	char proto[32], auth[256], host[256], path[2048];
+	int port; /* -1: none given */
+};
+
+static void url_split(const char *url, struct url_parts *u)
 {
-	char cred[256] = "";
+	av_url_split(u->proto, sizeof(u->proto), u->auth, sizeof(u->auth), u->host, sizeof(u->host),
+	             &u->port, u->path, sizeof(u->path), url);
+}
+
+/* proto://[auth@]host[:port]path into out; an IPv6 host gets its brackets back. */
+static int url_join(const struct url_parts *u, const char *auth, const char *host, char *out,
+                    size_t outlen)
+{
+	char port[16] = "";
+	if (u->port >= 0)
+		snprintf(port, sizeof(port), ":%d", u->port);
+	int v6 = strchr(host, ':') != NULL;
+	size_t n =
+	    (size_t)snprintf(out, outlen, "%s://%s%s%s%s%s%s%s", u->proto, auth, auth[0] ? "@" : "",
+	                     v6 ? "[" : "", host, v6 ? "]" : "", port, u->path);
+	return n < outlen ? 0 : -ENAMETOOLONG;
+}
+
+/* The user:password from the credentials file as the URL's userinfo (replacing any).
+ * The caller wipes cred. -EACCES when the file cannot be used: the camera then cannot be
+ * authenticated, which is what the check reports. */
+static int read_credentials(const char *file, char *cred, size_t len)
+{
 	FILE *f = fopen(file, "r");
 	if (!f)
 		return -EACCES;
-	int ok = fgets(cred, sizeof(cred), f) != NULL;
+	int ok = fgets(cred, (int)len, f) != NULL;
 	fclose(f);
 	cred[strcspn(cred, "\r\n")] = '\0';
 	/* libavformat splits userinfo at the last '@' and the first '/': such characters
 	 * would send the wrong secret, so they are refused rather than guessed at. */
-	const char *scheme = strstr(url, "://");
-	int rc = -EACCES;
-	if (ok && cred[0] && strchr(cred, ':') && !cred[strcspn(cred, "@/ ")] && scheme) {
-		const char *host = scheme + 3, *slash = strchr(host, '/'), *at = strchr(host, '@');
-		if (at && (!slash || at < slash))
-			host = at + 1;
-		rc = (size_t)snprintf(out, outlen, "%.*s%s@%s", (int)(scheme + 3 - url), url, cred,
-		                      host) < outlen
-		         ? 0
-		         : -ENAMETOOLONG;
-	}
-	explicit_bzero(cred, sizeof(cred));
-	return rc;
+	return ok && cred[0] && strchr(cred, ':') && !cred[strcspn(cred, "@/ ")] ? 0 : -EACCES;
 }
 
-/* Resolve the host ourselves first: libavformat folds a DNS failure into EIO, which we
- * could not tell apart from a broken stream. */
-static int host_resolves(const char *url)
-{
+/* One getaddrinfo_a request. Both the check and glibc's completion notice hold a
+ * reference: a request the check gave up on (its deadline passed while the resolver hung)
+ * is freed by the notice when glibc finally finishes it, never under a running lookup. */
+struct resolve {
+	struct gaicb cb;
+	struct addrinfo hints;
 	char host[256];
-	const char *p = strstr(url, "://");
-	if (!p)
-		return 1; /* a file or device: nothing to resolve */
-	p += 3;
-	const char *end = p + strcspn(p, "/?#");
-	const char *at = memchr(p, '@', (size_t)(end - p));
-	if (at)
-		p = at + 1;
-	size_t n;
-	if (*p == '[') {
-		const char *rb = memchr(p, ']', (size_t)(end - p));
-		if (!rb)
-			return 0;
-		p++;
-		n = (size_t)(rb - p);
-	} else {
-		n = strcspn(p, ":/?#");
+	atomic_int refs;
+};
+
+static void resolve_unref(struct resolve *q)
+{
+	if (atomic_fetch_sub(&q->refs, 1) != 1)
+		return;
+	if (q->cb.ar_result)
+		freeaddrinfo(q->cb.ar_result);
+	free(q);
+}
+
+static void resolve_done(union sigval sv)
+{
+	resolve_unref(sv.sival_ptr);
+}
+
+/* Resolves host before limit_ms (CLOCK_MONOTONIC, vw_mono_ms): the numeric address of its
+ * first answer into addr. 0, -ENOENT (no such host), -ETIMEDOUT (the resolver did not answer
+ * in time) or -ENOMEM. getaddrinfo would block a worker for as long as the resolver hangs
+ * (resolv.conf's timeout times attempts, per name server), past the check's deadline;
+ * FFmpeg's tcp and rtsp open call plain getaddrinfo too, outside its interrupt callback. */
+static int resolve_host(const char *host, int64_t limit_ms, char *addr, size_t addrlen)
+{
+	struct resolve *q = calloc(1, sizeof(*q));
+	if (!q)
+		return -ENOMEM;
+	snprintf(q->host, sizeof(q->host), "%s", host);
+	q->hints.ai_socktype = SOCK_STREAM;
+	q->cb.ar_name = q->host;
+	q->cb.ar_request = &q->hints;
+	atomic_init(&q->refs, 2);
+	struct sigevent sev = {.sigev_notify = SIGEV_THREAD,
+	                       .sigev_notify_function = resolve_done,
+	                       .sigev_value.sival_ptr = q};
+	struct gaicb *list[1] = {&q->cb};
+	if (getaddrinfo_a(GAI_NOWAIT, list, 1, &sev)) {
+		free(q);
+		return -ENOMEM;
 	}
-	if (n == 0 || n >= sizeof(host))
-		return 0;
-	memcpy(host, p, n);
-	host[n] = '\0';
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
-	int rc = getaddrinfo(host, NULL, &hints, &res);
-	if (res)
-		freeaddrinfo(res);
-	return rc == 0;
+	int rc;
+	while ((rc = gai_error(&q->cb)) == EAI_INPROGRESS) {
+		int64_t left = limit_ms - vw_mono_ms();
+		if (left <= 0)
+			break;
+		struct timespec ts = {.tv_sec = left / 1000, .tv_nsec = (left % 1000) * 1000000};
+		gai_suspend((const struct gaicb *const *)list, 1, &ts);
+	}
+	if (rc == EAI_INPROGRESS) {
+		/* A request glibc had queued but not started (it runs 20 lookups at once) is
+		 * dequeued by gai_cancel without a notice: its reference is dropped here. One in
+		 * progress, or done meanwhile, still gets its notice, which drops it. */
+		if (gai_cancel(&q->cb) == EAI_CANCELED)
+			resolve_unref(q);
+		resolve_unref(q);
+		return -ETIMEDOUT;
+	}
+	int out = -ENOENT;
+	/* One address goes to libavformat, which can no longer fall back to the next: an IPv4
+	 * one when there is one ("localhost" sorts ::1 first; cameras are IPv4 almost always). */
+	const struct addrinfo *pick = rc == 0 ? q->cb.ar_result : NULL;
+	for (const struct addrinfo *a = pick; a; a = a->ai_next)
+		if (a->ai_family == AF_INET) {
+			pick = a;
+			break;
+		}
+	if (pick && !getnameinfo(pick->ai_addr, pick->ai_addrlen, addr, (socklen_t)addrlen, NULL, 0,
+	                         NI_NUMERICHOST))
+		out = 0;
+	else if (rc == EAI_MEMORY)
+		out = -ENOMEM;
+	resolve_unref(q);
+	return out;
+}
+
+/* The URL the check opens: the configured one with the credentials file's userinfo, and for
+ * RTSP with the host already resolved, within the deadline (see resolve_host): a name
+ * libavformat resolves itself is resolved without a bound. HTTP(S) keeps its name (virtual
+ * hosts, TLS); its name was resolved within the deadline just before, so a resolver that
+ * hangs outright fails the check here, in time. libavformat would fold a DNS failure into
+ * EIO too, which could not be told apart from a broken stream.
+ * 0, or -ENOENT / -ETIMEDOUT (resolution), -EACCES (credentials), -ENAMETOOLONG. */
+static int url_for_check(const struct probe_stream_open_req *req, int64_t limit_ms, char *out,
+                         size_t outlen)
+{
+	struct url_parts u;
+	char cred[256] = "", addr[NI_MAXHOST];
+	int rc = 0;
+	url_split(req->url, &u);
+	if (!u.proto[0]) {
+		/* a file or device: nothing to resolve, no userinfo to put */
+		rc = (size_t)snprintf(out, outlen, "%s", req->url) < outlen ? 0 : -ENAMETOOLONG;
+		goto done;
+	}
+	if (!u.host[0]) {
+		rc = -ENOENT;
+		goto done;
+	}
+	if ((rc = resolve_host(u.host, limit_ms, addr, sizeof(addr))))
+		goto done;
+	if (req->credentials && req->credentials[0] &&
+	    (rc = read_credentials(req->credentials, cred, sizeof(cred))))
+		goto done;
+	rc = url_join(&u, cred[0] ? cred : u.auth, strcasecmp(u.proto, "rtsp") == 0 ? addr : u.host,
+	              out, outlen);
+done:
+	explicit_bzero(cred, sizeof(cred));
+	explicit_bzero(&u, sizeof(u));
+	return rc;
 }
 
 static enum vw_fault open_error_fault(int err, const struct probe_deadline *d)
@@ -313,22 +413,18 @@ int probe_stream_open(const struct probe_stream_open_req *req, struct probe_dead
 {
 	AVFormatContext *fmt = NULL;
 	AVDictionary *opts = NULL;
-	char authurl[2048];
-	const char *url = req->url;
+	char url[2048];
 	int err;
 	*out = NULL;
-	if (!host_resolves(req->url)) {
-		*fault = VW_FAULT_UNREACHABLE;
-		return AVERROR(EHOSTUNREACH);
-	}
-	if (req->credentials && req->credentials[0]) {
-		if (url_with_credentials(req->url, req->credentials, authurl, sizeof(authurl))) {
+	if ((err = url_for_check(req, d->limit_ms, url, sizeof(url)))) {
+		if (err == -EACCES)
 			log_warn("event=credentials_unusable camera=%s file=%s", req->name,
 			         req->credentials);
-			*fault = VW_FAULT_AUTH_FAILED;
-			return AVERROR(EACCES);
-		}
-		url = authurl;
+		*fault = err == -EACCES         ? VW_FAULT_AUTH_FAILED
+		         : err == -ETIMEDOUT    ? VW_FAULT_TIMEOUT
+		         : err == -ENAMETOOLONG ? VW_FAULT_PROTOCOL
+		                                : VW_FAULT_UNREACHABLE;
+		goto out;
 	}
 	if (!(fmt = avformat_alloc_context())) {
 		*fault = VW_FAULT_PROTOCOL;
@@ -353,8 +449,7 @@ int probe_stream_open(const struct probe_stream_open_req *req, struct probe_dead
 		*out = fmt;
 out:
 	av_dict_free(&opts);
-	if (url == authurl)
-		explicit_bzero(authurl, sizeof(authurl));
+	explicit_bzero(url, sizeof(url));
 	return err < 0 ? err : 0;
 }
 

@@ -49,7 +49,7 @@ struct probe_stream_open_req {
 };
 
 struct AVFormatContext;
-/* Opens req->url as every check does (our DNS check first, credentials from their file,
+/* Opens req->url as every check does (the host resolved within d's deadline first, credentials from their file,
  * timeouts, redirect cap, the deadline's interrupt callback on d). 0 with *out open (the
  * caller closes it with avformat_close_input), or a negative AVERROR with *out NULL and
  * *fault saying why: unreachable, auth_failed, timeout, no_video (404 / no such stream),

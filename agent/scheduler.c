@@ -19,6 +19,9 @@ struct sched_camera {
 	uv_timer_t timer;
 	int in_flight;
 	int last_status; /* -1 before the first result: logs only changes */
+	/* Worker sizing (loop thread): the camera's recent check length and its cadence now. */
+	double check_ms;    /* moving average of its checks' check_ms */
+	double interval_ms; /* the cadence its last timer was armed with */
 	/* What its results said, for when the next one carries a thumbnail (loop thread; the
 	 * job works on a copy taken when it was queued). */
 	struct thumb_memory thumb;
@@ -47,7 +50,11 @@ struct scheduler {
 	struct sched_camera *cams;
 	size_t ncams;
 	pthread_t *threads;
-	size_t nthreads;
+	size_t nthreads;    /* running workers (grown by the loop thread only) */
+	size_t max_threads; /* threads[] capacity: workers, or workers_max when sizing */
+	int sizing;         /* workers = 0: nthreads follows the load */
+	double busy;        /* workers the cadence keeps busy: sum of check_ms / interval_ms */
+	int short_logged;   /* event=workers_short said once per shortage */
 
 	pthread_mutex_t mu; /* guards todo, done, stopping */
 	pthread_cond_t cv;
@@ -191,6 +198,83 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
+/* Auto-sizing (workers = 0). A camera keeps check_ms / interval_ms of one worker busy; the
+ * pool is sized so that this load fills VW_SCHED_UTIL of it. At full use every check would
+ * wait for a free worker and the cadence would stretch by the wait; at 70 % a check rarely
+ * waits (checks are spread by the timers' jitter), and 64 cameras of ~3 s checks at the 15 s
+ * session cadence need 13 busy, so 19 workers. Threads only grow: an idle one costs its stack's
+ * touched pages, and the next session needs them back. */
+#define VW_SCHED_UTIL 0.7
+/* Before a camera's first result its check is assumed to be its read window plus a second
+ * for the first keyframe (cameras send one every 1-2 s). */
+#define VW_SCHED_FIRST_KEY_MS 1000
+/* The old fixed default, kept as the floor: a --once cycle runs every camera at once, and a
+ * small venue loses nothing to 4 idle threads. */
+#define VW_SCHED_MIN_WORKERS 4
+
+static void *worker_main(void *arg);
+
+size_t scheduler_workers_for(double busy, size_t min, size_t max)
+{
+	double want = busy / VW_SCHED_UTIL;
+	size_t n = want >= (double)max ? max : (size_t)want + (want > (double)(size_t)want);
+	return n < min ? (min < max ? min : max) : n;
+}
+
+/* Loop thread: start workers until the load fits (never past max_threads). */
+static void resize(struct scheduler *s)
+{
+	if (!s->sizing || s->stopping)
+		return;
+	double busy = 0;
+	for (size_t i = 0; i < s->ncams; i++)
+		if (s->cams[i].interval_ms > 0)
+			busy += s->cams[i].check_ms / s->cams[i].interval_ms;
+	s->busy = busy;
+	size_t want = scheduler_workers_for(busy, VW_SCHED_MIN_WORKERS, s->max_threads);
+	while (s->nthreads < want) {
+		if (pthread_create(&s->threads[s->nthreads], NULL, worker_main, s)) {
+			log_warn("event=worker_not_started workers=%zu", s->nthreads);
+			break;
+		}
+		s->nthreads++;
+		log_debug("event=worker_started workers=%zu busy=%.1f", s->nthreads, busy);
+	}
+	/* More than all the workers busy: checks queue and the cadence cannot hold. */
+	if (busy > (double)s->max_threads) {
+		if (!s->short_logged)
+			log_warn("event=workers_short busy=%.1f workers_max=%zu", busy,
+			         s->max_threads);
+		s->short_logged = 1;
+	} else {
+		s->short_logged = 0;
+	}
+}
+
+int scheduler_workers(const struct scheduler *s, char *out, size_t outlen)
+{
+	double check = 0;
+	size_t measured = 0;
+	for (size_t i = 0; i < s->ncams; i++)
+		if (s->cams[i].last_status >= 0) {
+			check += s->cams[i].check_ms;
+			measured++;
+		}
+	int n;
+	if (!s->sizing)
+		n = snprintf(out, outlen, "%zu (fixed by workers =)", s->nthreads);
+	else
+		n = snprintf(out, outlen,
+		             "%zu of at most %zu, sized for %zu cameras: checks take %.1f s on "
+		             "average, %.1f workers busy at the current cadence%s",
+		             s->nthreads, s->max_threads, s->ncams,
+		             measured ? check / (double)measured / 1000 : 0, s->busy,
+		             s->busy > (double)s->max_threads
+		                 ? " (too few: raise workers_max or the cadence's interval)"
+		                 : "");
+	return n >= 0 && (size_t)n < outlen ? 0 : -ENAMETOOLONG;
+}
+
 static void log_change(struct sched_camera *cam, const struct vw_result *r)
 {
 	if (cam->last_status == (int)r->status)
@@ -216,16 +300,24 @@ static void deliver(struct scheduler *s)
 	s->done.head = s->done.tail = NULL;
 	pthread_mutex_unlock(&s->mu);
 
-	size_t n = 0, njobs = 0;
+	size_t n = 0, njobs = 0, ncam = 0;
 	for (struct sched_job *j = list; j; j = j->next) {
 		n += j->n;
 		njobs++;
+		ncam += j->cam ? 1 : 0;
 	}
 	struct vw_result *batch = n ? malloc(n * sizeof(*batch)) : NULL;
 	size_t i = 0;
 	for (struct sched_job *j = list; j; j = j->next) {
 		if (j->cam) {
+			double ms;
 			j->cam->in_flight = 0;
+			/* A quarter of the newest check: one slow check (a reconnecting camera)
+			 * moves the sizing, a run of them moves it fully within a few rounds. */
+			if (vw_result_get_metric(&j->one, vw_metric_name(VW_M_CHECK_MS), &ms))
+				j->cam->check_ms = j->cam->last_status < 0
+				                       ? ms
+				                       : j->cam->check_ms * 0.75 + ms * 0.25;
 			log_change(j->cam, &j->one);
 			thumb_remember(&j->cam->thumb, &j->one, j->one.mono_ms,
 			               j->one.thumb != NULL);
@@ -244,6 +336,8 @@ static void deliver(struct scheduler *s)
 	if (batch && n)
 		s->result_cb(s->result_arg, batch, n);
 	free(batch);
+	if (ncam)
+		resize(s);
 	while (list) {
 		struct sched_job *next = list->next;
 		if (list->results != &list->one)
@@ -322,6 +416,13 @@ static uint64_t camera_interval(struct scheduler *s, const struct sched_camera *
 	return (uint64_t)interval;
 }
 
+/* A first delay uniform over the interval: cameras armed at one moment stay spread over it
+ * at every later check (each re-arms when it fires). */
+static uint64_t spread(struct scheduler *s, uint64_t interval)
+{
+	return next_rand(s) % (interval ? interval : 1);
+}
+
 static void on_rec_timer(uv_timer_t *t)
 {
 	struct scheduler *s = t->data;
@@ -359,6 +460,10 @@ static void on_timer(uv_timer_t *t)
 	struct scheduler *s = cam->s;
 	/* The cadence until the next check is the one this check's result stands for. */
 	uint64_t interval = camera_interval(s, cam);
+	if ((double)interval != cam->interval_ms) {
+		cam->interval_ms = (double)interval;
+		resize(s); /* a session began (or ended): the load changed */
+	}
 	if (enqueue(cam, interval))
 		log_warn("event=check_not_queued camera=%s err=no_memory", cam->conf->name);
 	uv_timer_start(t, on_timer, jittered(s, interval), 0);
@@ -372,7 +477,10 @@ void scheduler_sessions_changed(struct scheduler *s)
 		struct sched_camera *cam = &s->cams[i];
 		if (!uv_is_active((uv_handle_t *)&cam->timer))
 			continue; /* not started (--once) */
-		uint64_t next = jittered(s, camera_interval(s, cam));
+		/* Anywhere in the new interval, not all of them one interval from now: armed
+		 * together, 64 cameras would fire within the jitter's 3 s every 15 s and queue
+		 * for the workers (cadence64.sh: gaps of 17.8 s at a 15 s cadence). */
+		uint64_t next = spread(s, camera_interval(s, cam));
 		/* Only sooner: a session that went away slows the camera at its next check. */
 		if (next < uv_timer_get_due_in(&cam->timer)) {
 			log_debug("event=check_rescheduled camera=%s in_ms=%llu", cam->conf->name,
@@ -395,8 +503,11 @@ int scheduler_create(uv_loop_t *loop, const struct agent_conf *cfg, scheduler_re
 	s->rng = (uint64_t)vw_now_ms() * 2654435761u ^ (uint64_t)getpid() ^ 0x9e3779b97f4a7c15ull;
 	s->ncams = cfg->cameras.n;
 	s->cams = calloc(s->ncams ? s->ncams : 1, sizeof(*s->cams));
-	s->nthreads = (size_t)cfg->agent.workers;
-	s->threads = calloc(s->nthreads, sizeof(*s->threads));
+	s->sizing = cfg->agent.workers == 0;
+	s->max_threads = (size_t)(s->sizing ? cfg->agent.workers_max : cfg->agent.workers);
+	s->nthreads = s->sizing ? scheduler_workers_for(0, VW_SCHED_MIN_WORKERS, s->max_threads)
+	                        : s->max_threads;
+	s->threads = calloc(s->max_threads, sizeof(*s->threads));
 	if (!s->cams || !s->threads)
 		goto fail;
 	pthread_mutex_init(&s->mu, NULL);
@@ -421,6 +532,7 @@ int scheduler_create(uv_loop_t *loop, const struct agent_conf *cfg, scheduler_re
 		cam->s = s;
 		cam->conf = agent_conf_camera(cfg, i);
 		cam->last_status = -1;
+		cam->check_ms = (double)(cam->conf->window_ms + VW_SCHED_FIRST_KEY_MS);
 		uv_timer_init(loop, &cam->timer);
 		cam->timer.data = cam;
 		s->open_handles++;
@@ -457,10 +569,17 @@ int scheduler_start(struct scheduler *s)
 		uv_timer_start(&s->pb_timer, on_pb_timer, 1000,
 		               (uint64_t)s->cfg->recordings.playback_interval_ms);
 	for (size_t i = 0; i < s->ncams; i++) {
-		/* Spread the first checks over one interval (but start soon: a few seconds). */
-		uint64_t first = next_rand(s) % (interval < 5000 ? interval : 5000);
+		/* Spread the first checks over the interval, but start soon: within 5 s or,
+		 * when a session's cadence is in force, over that interval (the checks stay
+		 * spread, see spread). */
+		uint64_t cam_interval = camera_interval(s, &s->cams[i]);
+		uint64_t first = spread(s, cam_interval < interval ? cam_interval
+		                           : interval < 5000       ? interval
+		                                                   : 5000);
+		s->cams[i].interval_ms = (double)cam_interval;
 		uv_timer_start(&s->cams[i].timer, on_timer, first, 0);
 	}
+	resize(s); /* a session already running: its cadence's workers from the start */
 	return 0;
 }
 
@@ -523,8 +642,8 @@ void scheduler_stop(struct scheduler *s, scheduler_done_cb closed_cb, void *arg)
 	/* Each running check ends by its deadline, so this join is bounded. */
 	for (size_t i = 0; i < s->nthreads; i++)
 		pthread_join(s->threads[i], NULL);
+	deliver(s); /* stopping: no resize; nthreads still says what ran, for `status` */
 	s->nthreads = 0;
-	deliver(s);
 	uv_close((uv_handle_t *)&s->async, on_own_closed);
 	uv_close((uv_handle_t *)&s->rec_timer, on_own_closed);
 	uv_close((uv_handle_t *)&s->pb_timer, on_own_closed);

@@ -2,7 +2,8 @@
  * thread, jittered cadence), a pool of media worker threads of its own (so blocking
  * libavformat work never occupies libuv's threadpool), and the queue + uv_async_t that
  * brings results back to the loop thread, where result_cb receives them in batches.
- * A camera is never queued twice: a slow or hung one delays only itself. */
+ * A camera is never queued twice: a slow or hung one delays only itself. With workers = 0
+ * the pool grows with the load the cadence puts on it (see scheduler_workers_for). */
 #ifndef VW_SCHEDULER_H
 #define VW_SCHEDULER_H
 
@@ -34,6 +35,12 @@ void scheduler_destroy(struct scheduler **s);
 /* The exam sessions in force changed (loop thread): a camera whose next check is later
  * than its new cadence allows is checked sooner. */
 void scheduler_sessions_changed(struct scheduler *s);
+/* The worker pool for people (`status`): its size and, when sized (workers = 0), what it is
+ * sized from. Loop thread. 0 or -ENAMETOOLONG. */
+int scheduler_workers(const struct scheduler *s, char *out, size_t outlen);
+/* Workers for a load of busy workers (sum over cameras of check time / cadence), so that it
+ * fills 70 % of them; at least min, at most max. */
+size_t scheduler_workers_for(double busy, size_t min, size_t max);
 /* The check request for one camera: its settings over the [picture] defaults. */
 void scheduler_fill_req(const struct agent_conf *cfg, const struct camera_conf *c,
                         struct probe_stream_req *req);

@@ -69,7 +69,7 @@ int status_print(const struct agent_conf *cfg, FILE *out)
 	fprintf(out, "venuewatch site %s (org %s)\n", cfg->agent.site, cfg->agent.org);
 
 	const char *uplink = "unknown", *detail = "";
-	char ubuf[64] = "", dbuf[512] = "";
+	char ubuf[64] = "", dbuf[512] = "", wbuf[256] = "";
 	if (sqlite3_prepare_v2(db, "SELECT key, value FROM status", -1, &st, NULL) == SQLITE_OK) {
 		while (sqlite3_step(st) == SQLITE_ROW) {
 			const char *k = (const char *)sqlite3_column_text(st, 0);
@@ -78,6 +78,8 @@ int status_print(const struct agent_conf *cfg, FILE *out)
 				snprintf(ubuf, sizeof(ubuf), "%s", v), uplink = ubuf;
 			else if (strcmp(k, "uplink_detail") == 0)
 				snprintf(dbuf, sizeof(dbuf), "%s", v), detail = dbuf;
+			else if (strcmp(k, "workers") == 0)
+				snprintf(wbuf, sizeof(wbuf), "%s", v);
 		}
 	}
 	sqlite3_finalize(st);
@@ -107,7 +109,10 @@ int status_print(const struct agent_conf *cfg, FILE *out)
 		fprintf(out, ", oldest ");
 		print_age(out, oldest);
 	}
-	fprintf(out, "\nresults dropped (buffer full): %lld\n\n", (long long)dropped);
+	fprintf(out, "\nresults dropped (buffer full): %lld\n", (long long)dropped);
+	if (wbuf[0])
+		fprintf(out, "camera check workers: %s\n", wbuf);
+	fputc('\n', out);
 
 	fprintf(out, "  %-10s %-20s %-12s %-8s %-28s %s\n", "KIND", "TARGET", "ROOM", "STATUS",
 	        "FAULTS", "CHECKED");

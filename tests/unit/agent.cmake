@@ -3,6 +3,7 @@ vw_unit_test(test_result vwcommon)
 vw_unit_test(test_outbox vwagent)
 vw_unit_test(test_uplink vwagent)
 vw_unit_test(test_probe_stream vwagent)
+vw_unit_test(test_scheduler vwagent) # issue 15: workers sized from the cadence
 vw_unit_test(test_assess vwagent)
 vw_unit_test(test_agent_sessions vwagent)
 vw_unit_test(test_thumb vwagent) # issue 16 C

@@ -1,10 +1,24 @@
 /* FFmpeg's log lines on their way into ours: camera credentials never pass, in any of the
- * forms libavformat prints them (URL userinfo, RTSP request dumps at debug/trace). */
+ * forms libavformat prints them (URL userinfo, RTSP request dumps at debug/trace). And a
+ * camera's host name is resolved within the check's deadline, however long the resolver
+ * hangs. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "probe_stream.h"
@@ -90,6 +104,85 @@ static void userinfo_with_separators_and_query_secrets_are_masked(void **state)
 	assert_string_equal(out, "rtsp://***@h/c?pwd=***");
 }
 
+/* The resolver test's child: its own network (loopback only) and mount namespace, with a
+ * resolv.conf naming a server on loopback that takes every query and never answers, and a
+ * resolver told to wait 30 s per try, 3 tries. Exit codes: 0 ok, 77 no namespaces here
+ * (skip), 1.. what failed. */
+#define HUNG_RESOLVER_TIMEOUT_S 30
+static int hung_resolver_child(void)
+{
+	if (unshare(CLONE_NEWNS | CLONE_NEWNET))
+		return 77;
+	if (mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL))
+		return 77;
+	char conf[] = "/tmp/vw-test-resolv.XXXXXX";
+	int fd = mkstemp(conf);
+	if (fd < 0)
+		return 2;
+	dprintf(fd, "nameserver 127.0.0.1\noptions timeout:%d attempts:3\n",
+	        HUNG_RESOLVER_TIMEOUT_S);
+	close(fd);
+	int bound = mount(conf, "/etc/resolv.conf", NULL, MS_BIND, NULL);
+	unlink(conf);
+	if (bound)
+		return 77;
+	int s = socket(AF_INET, SOCK_DGRAM, 0);
+	struct ifreq ifr = {0};
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
+	if (s < 0 || ioctl(s, SIOCGIFFLAGS, &ifr))
+		return 3;
+	ifr.ifr_flags |= IFF_UP;
+	if (ioctl(s, SIOCSIFFLAGS, &ifr))
+		return 3;
+	/* The silent DNS server: bound, so queries are neither refused nor answered. */
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(53)};
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(s, (struct sockaddr *)&a, sizeof(a)))
+		return 4;
+
+	probe_stream_global_init();
+	struct probe_stream_req req = {.name = "front",
+	                               .url = "rtsp://camera.hung-resolver.test:554/live",
+	                               .timeout_ms = 1000,
+	                               .window_ms = 500};
+	picture_opts_default(&req.picture);
+	struct vw_result r;
+	probe_stream_run(&req, &r);
+	double ms = -1;
+	vw_result_get_metric(&r, "check_ms", &ms);
+	fprintf(stderr, "hung resolver: status=%s faults=%u first=%s check_ms=%.0f\n",
+	        vw_status_name(r.status), r.nfaults, r.nfaults ? r.faults[0] : "-", ms);
+	if (!vw_result_has_fault(&r, "timeout") || r.status != VW_STATUS_DOWN)
+		return 5;
+	/* Ended by the check's deadline, not by the resolver giving up (30 s at the least). */
+	if (ms < 0 || ms >= HUNG_RESOLVER_TIMEOUT_S * 1000)
+		return 6;
+	/* A numeric host never asks the resolver: a closed port is unreachable, not a timeout. */
+	req.url = "rtsp://127.0.0.1:1/live";
+	probe_stream_run(&req, &r);
+	fprintf(stderr, "numeric host: status=%s first=%s\n", vw_status_name(r.status),
+	        r.nfaults ? r.faults[0] : "-");
+	if (!vw_result_has_fault(&r, "unreachable"))
+		return 7;
+	return 0;
+}
+
+static void hung_resolver_does_not_hold_the_check_past_its_deadline(void **state)
+{
+	(void)state;
+	fflush(NULL);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(hung_resolver_child());
+	int st = 0;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	if (WEXITSTATUS(st) == 77)
+		skip(); /* no mount or network namespaces (not root, or a locked-down container) */
+	assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -97,6 +190,7 @@ int main(void)
 	    cmocka_unit_test(authorization_lines_are_cut),
 	    cmocka_unit_test(quotes_and_controls_cannot_break_the_log_line),
 	    cmocka_unit_test(userinfo_with_separators_and_query_secrets_are_masked),
+	    cmocka_unit_test(hung_resolver_does_not_hold_the_check_past_its_deadline),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
