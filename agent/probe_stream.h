@@ -49,11 +49,11 @@ struct probe_stream_open_req {
 };
 
 struct AVFormatContext;
-/* Opens req->url as every check does (the host resolved within d's deadline first, credentials from their file,
- * timeouts, redirect cap, the deadline's interrupt callback on d). 0 with *out open (the
- * caller closes it with avformat_close_input), or a negative AVERROR with *out NULL and
- * *fault saying why: unreachable, auth_failed, timeout, no_video (404 / no such stream),
- * protocol. d must outlive *out. */
+/* Opens req->url as every check does (the host resolved within d's deadline first, credentials from
+ * their file, timeouts, redirect cap, the deadline's interrupt callback on d). 0 with *out open
+ * (the caller closes it with avformat_close_input), or a negative AVERROR with *out NULL and *fault
+ * saying why: unreachable, auth_failed, timeout, no_video (404 / no such stream), protocol. d must
+ * outlive *out. */
 int probe_stream_open(const struct probe_stream_open_req *req, struct probe_deadline *d,
                       struct AVFormatContext **out, enum vw_fault *fault);
 
