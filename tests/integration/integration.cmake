@@ -35,6 +35,10 @@ vw_integration_test(integration_camd test_camd)
 # high_rtt / packet_loss through network namespaces; skipped (77) where they cannot be made.
 vw_integration_test(integration_evidence_net test_evidence_net)
 set_tests_properties(integration_evidence_net PROPERTIES SKIP_RETURN_CODE 77)
+# Issue 15.5: a camera name the resolver never answers fails by the check's deadline, the whole
+# agent in a mount namespace with its own resolv.conf; skipped (77) where one cannot be made.
+vw_integration_test(integration_resolver_deadline test_resolver_deadline)
+set_tests_properties(integration_resolver_deadline PROPERTIES SKIP_RETURN_CODE 77)
 
 # Camera credentials never reach a log or the outbox, with FFmpeg at trace (issue 10, item 6).
 vw_integration_test(integration_credentials test_credentials)
