@@ -5,7 +5,7 @@ Run with Debian's /usr/bin/python3 (it has PyGObject); needs gir1.2-gst-rtsp-ser
 GStreamer plugins (base, good, bad, ugly).
 
     /usr/bin/python3 tests/tools/camd.py --port 0 [--mount SPEC ...] [--config FILE.json]
-                                         [--auth USER:PASSWORD]
+                                         [--auth USER:PASSWORD] [--control FILE.json]
 
 Listens on 127.0.0.1 only. Once it accepts connections it prints exactly one line
 `READY port=N` on stdout, then serves until SIGTERM or SIGINT.
@@ -29,6 +29,12 @@ on.
     {"behaviours": {"slow": {"video": "videotestsrc is-live=true pattern=ball", "fps": 5}},
      "mounts": ["ok", "slow:cam9"]}
 A behaviour's keys are the fields of Behaviour below.
+
+--control FILE.json switches mounts at run time, as a camera that goes black or off does: on
+SIGUSR1 camd reads {"PATH": "BEHAVIOUR" | null, ...} and serves PATH with that behaviour from the
+next client on (null: unmounted, so DESCRIBE gets 404), then prints `SWITCHED count=K n=N` on
+stdout (K counts the switches, so a caller can wait for its own).
+Clients already playing keep what they had, as a reconnecting checker sees the change.
 """
 
 import argparse
@@ -317,6 +323,32 @@ def parse_mounts(specs, behaviours):
     return out
 
 
+def apply_control(path, table, behaviours, encoders):
+    """Mount PATH → behaviour (or unmount) per the control file; returns how many it applied.
+    Main loop only (encoders and the mount table are created and changed there)."""
+    with open(path) as f:
+        doc = json.load(f)
+    if not isinstance(doc, dict):
+        raise ValueError(f"{path}: expected an object of PATH: BEHAVIOUR | null")
+    for mount, name in doc.items():
+        if name is not None and name not in behaviours:
+            raise ValueError(f"{path}: {mount}: unknown behaviour {name!r}")
+    for mount, name in doc.items():
+        mount = "/" + mount.lstrip("/")
+        table.remove_factory(mount)
+        if name is None:
+            continue
+        b = behaviours[name]
+        if name not in encoders:
+            encoders[name] = Encoder(name, b)
+        factory = CameraFactory(b, encoders[name])
+        permit(factory, b.auth)
+        table.add_factory(mount, factory)
+    print("camd: switched " + " ".join(f"{m}={n or '-'}" for m, n in doc.items()),
+          file=sys.stderr, flush=True)
+    return len(doc)
+
+
 def make_auth(user=AUTH_USER, password=AUTH_PASSWORD):
     """Basic auth: user gets role 'viewer'; a client without credentials, 'anonymous'."""
     auth = GstRtspServer.RTSPAuth()
@@ -354,6 +386,8 @@ def main():
     ap.add_argument("--auth", metavar="USER:PASSWORD",
                     help=f"credentials of auth=True behaviours (default {AUTH_USER}:{AUTH_PASSWORD});"
                          " a test picks a unique password so it can search logs for it")
+    ap.add_argument("--control", metavar="FILE.json",
+                    help="on SIGUSR1, switch mounts as this file says (see above)")
     args = ap.parse_args()
     user, password = AUTH_USER, AUTH_PASSWORD
     if args.auth is not None:
@@ -406,6 +440,21 @@ def main():
                                          for e in encoders.values()] and GLib.SOURCE_CONTINUE)
     for sig in (signal.SIGTERM, signal.SIGINT):
         GLib.unix_signal_add(GLib.PRIORITY_HIGH, sig, lambda *_: (loop.quit(), False)[1])
+
+    switches = [0]
+
+    def on_control(*_):
+        # A bad file is reported and changes nothing: the caller waits for SWITCHED.
+        try:
+            n = apply_control(args.control, table, behaviours, encoders)
+            switches[0] += 1
+            print(f"SWITCHED count={switches[0]} n={n}", flush=True)
+        except (OSError, ValueError, GLib.Error) as e:
+            print(f"camd: --control: {e}", file=sys.stderr, flush=True)
+        return GLib.SOURCE_CONTINUE
+
+    if args.control:
+        GLib.unix_signal_add(GLib.PRIORITY_HIGH, signal.SIGUSR1, on_control)
     loop.run()
     for enc in encoders.values():
         enc.stop()
