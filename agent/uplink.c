@@ -4,6 +4,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <math.h>
+#include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +66,9 @@ struct uplink {
 	void (*closed_cb)(void *);
 	void *closed_arg;
 	char errbuf[CURL_ERROR_SIZE];
+	/* The fatal TLS alert the collector sent during this request (its description,
+	 * RFC 8446 6.2), or -1: recorded by OpenSSL's info callback on the connection. */
+	int tls_alert;
 };
 
 static void send_batch(struct uplink *up);
@@ -203,21 +207,48 @@ static void refuse(struct uplink *up, const char *reason)
 }
 
 /* A TLS alert that names our certificate: the collector refused who we are. curl folds
- * these into one error code, so the alert text in its error buffer is all there is. */
-static int tls_refusal(CURLcode cc, const char *msg)
+ * every handshake failure into one result code (CURLE_SSL_CONNECT_ERROR, or with TLS 1.3,
+ * where the server's verdict on our certificate arrives after our Finished, RECV/SEND_ERROR),
+ * so the alert itself comes from OpenSSL (on_tls_info). A connection that fails without
+ * such an alert (reset, timeout, the collector's own certificate refused by us) retries. */
+static int tls_refusal(CURLcode cc, int alert)
 {
-	static const char *const alerts[] = {
-	    "certificate revoked", "bad certificate",         "unknown ca",
-	    "certificate expired", "unsupported certificate", "access denied",
-	    "certificate required"};
 	if (cc == CURLE_SSL_CERTPROBLEM)
 		return 1; /* our own certificate or key cannot be loaded */
 	if (cc != CURLE_SSL_CONNECT_ERROR && cc != CURLE_RECV_ERROR && cc != CURLE_SEND_ERROR)
 		return 0;
-	for (size_t i = 0; i < sizeof(alerts) / sizeof(alerts[0]); i++)
-		if (strstr(msg, alerts[i]))
-			return 1;
-	return 0;
+	switch (alert) {
+	case SSL_AD_BAD_CERTIFICATE:
+	case SSL_AD_UNSUPPORTED_CERTIFICATE:
+	case SSL_AD_CERTIFICATE_REVOKED:
+	case SSL_AD_CERTIFICATE_EXPIRED:
+	case SSL_AD_UNKNOWN_CA:
+	case SSL_AD_ACCESS_DENIED:
+	case SSL_AD_CERTIFICATE_REQUIRED:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* OpenSSL's info callback: keeps the description of a fatal alert the peer sent. */
+static void on_tls_info(const SSL *ssl, int where, int ret)
+{
+	if (!(where & SSL_CB_READ_ALERT) || (ret >> 8) != SSL3_AL_FATAL)
+		return;
+	struct uplink *up = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
+	if (up)
+		up->tls_alert = ret & 0xff;
+}
+
+/* curl builds an SSL_CTX for every new connection (its OpenSSL backend) and hands it here
+ * before the handshake. */
+static CURLcode on_ssl_ctx(CURL *e, void *ctx, void *arg)
+{
+	(void)e;
+	SSL_CTX_set_app_data((SSL_CTX *)ctx, arg);
+	SSL_CTX_set_info_callback((SSL_CTX *)ctx, on_tls_info);
+	return CURLE_OK;
 }
 
 static void report_skew(struct uplink *up)
@@ -294,7 +325,7 @@ static void handle_response(struct uplink *up, CURLcode cc)
 	if (cc != CURLE_OK) {
 		snprintf(reason, sizeof(reason), "%s: %s", curl_easy_strerror(cc),
 		         up->errbuf[0] ? up->errbuf : "-");
-		if (tls_refusal(cc, up->errbuf)) {
+		if (tls_refusal(cc, up->tls_alert)) {
 			up->outcomes[UPLINK_REFUSED]++;
 			refuse(up, reason);
 		} else {
@@ -476,6 +507,7 @@ static void send_batch(struct uplink *up)
 	vw_buf_reset(&up->body);
 	vw_buf_reset(&up->response);
 	up->errbuf[0] = '\0';
+	up->tls_alert = -1;
 	/* No "agent": the collector takes it from our certificate (its UID), which is what a
 	 * venue machine is. The epoch is the outbox's: a resend after a crash carries the same
 	 * one, since it lives in outbox.db with the rows. */
@@ -614,6 +646,17 @@ int uplink_create(uv_loop_t *loop, struct curluv *cu, const struct agent_conf *c
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, up);
 	uplink_tls_setopt(e, cfg);
+	/* Only curl's OpenSSL backend takes an SSL_CTX callback; built on another, refusals
+	 * would read as transport errors and be retried forever, so the agent will not start. */
+	if (curl_easy_setopt(e, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_SSL_CTX_DATA, up) != CURLE_OK) {
+		log_error("event=uplink_unavailable reason=\"libcurl is not built with OpenSSL\"");
+		curl_slist_free_all(up->headers);
+		curl_easy_cleanup(up->easy); /* before the share it uses */
+		curl_share_cleanup(up->share);
+		free(up);
+		return -ENOTSUP;
+	}
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, cfg->collector.timeout_ms);
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, cfg->collector.timeout_ms / 2);
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);

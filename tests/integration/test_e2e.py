@@ -170,7 +170,10 @@ class Identity(IntegrationTest):
         for name, pki in (("nocert", nocert),
                           ("selfsigned", {"ca": good.ca, "cert": self_signed.cert,
                                           "key": self_signed.key}),
-                          ("othersite", other)):
+                          ("othersite", other),
+                          # trusts another CA: it refuses the collector, not the reverse
+                          ("wrongca", {"ca": self_signed.cert, "cert": good.cert,
+                                       "key": good.key})):
             conf = h.agent_config(f"{name}.ini", SITE, ORG, h.path(f"{name}-state"), srv.url,
                                   pki, [(f"evil-{name}", cam)])
             impostors[name] = h.start_agent(conf, name=f"agent-{name}")
@@ -183,6 +186,16 @@ class Identity(IntegrationTest):
                      REPORT_DEADLINE, f"agent-{name} to attempt an upload")
         self.assertRegex(impostors["othersite"].stderr(), r"\b403\b",
                          "the other-site agent should log the server's 403")
+        # How each failure is classified (issue 15.5: by curl's result code and the TLS alert
+        # OpenSSL received, not by error text). Refused in the handshake (the collector's
+        # alert names our certificate), by a key we cannot load, or by a 403: uploads stop.
+        for name in ("selfsigned", "nocert", "othersite"):
+            wait_for(lambda name=name: "event=upload_refused" in impostors[name].stderr(),
+                     REPORT_DEADLINE, f"agent-{name} to stop uploading as refused")
+        # The collector's certificate refused by the agent is no verdict on the agent: retry.
+        wrongca = impostors["wrongca"].stderr()
+        self.assertIn("event=upload_failed", wrongca)
+        self.assertNotIn("event=upload_refused", wrongca)
 
         targets = site_targets(srv, SITE)
         evil = [t for t in targets if t.startswith("evil-")]
