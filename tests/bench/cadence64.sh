@@ -14,7 +14,8 @@
 # Targets: every gap <= 15 s + 10 % jitter (16.5 s); peak RSS <= 150 MiB; CPU <= 25 % of one
 # core; CPU per check <= 0.35 x ffprobe's.
 # Usage: tests/bench/cadence64.sh [BUILD_DIR]   (default build; a Release build)
-# Env: CAMS=64 DURATION=600 WORKERS= (empty: the agent's default) PAR=4 KEEP=1 keeps tmp.
+# Env: CAMS=64 DURATION=600 WORKERS= WINDOW= (empty: the agent's defaults) PAR=4, KEEP=1 keeps
+# tmp.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(cd "${1:-$repo/build}" && pwd)
@@ -24,6 +25,7 @@ agent=$build/venuewatch-agent
 CAMS=${CAMS:-64}
 DURATION=${DURATION:-600}
 WORKERS=${WORKERS:-}
+WINDOW=${WINDOW:-}
 PAR=${PAR:-4}
 for b in "$agent" /usr/bin/time ffmpeg ffprobe python3; do
 	command -v "$b" >/dev/null || { echo "cadence64: $b missing" >&2; exit 2; }
@@ -55,7 +57,9 @@ start=$(date -u -d '-1 hour' +%FT%TZ) end=$(date -u -d '+1 day' +%FT%TZ)
 	printf 'key = %s/none\n\n[room hall]\nmin_cameras = 2\n\n' "$tmp"
 	printf '[session bench]\nstart = %s\nend = %s\nrooms = hall\n\n' "$start" "$end"
 	for i in $(seq 1 "$CAMS"); do
-		printf '[camera cam%d]\nroom = hall\nurl = rtsp://127.0.0.1:%s/cam%d\n\n' "$i" "$port" "$i"
+		printf '[camera cam%d]\nroom = hall\nurl = rtsp://127.0.0.1:%s/cam%d\n' "$i" "$port" "$i"
+		[ -n "$WINDOW" ] && printf 'window = %s\n' "$WINDOW"
+		echo
 	done
 } >"$tmp/agent.ini"
 camd_cpu0=$(awk '{print $14 + $15}' "/proc/$camd_pid/stat")
