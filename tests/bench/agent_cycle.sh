@@ -34,9 +34,7 @@ cleanup() {
 trap cleanup EXIT
 
 # 1. The stream, once.
-ffmpeg -v error -nostdin -y -f lavfi -t 4 -i testsrc2=s=1920x1080:r=25 -pix_fmt yuv420p \
-	-c:v libx264 -preset veryfast -bf 0 -g 25 -b:v 4000k -minrate 4000k -maxrate 4000k \
-	-bufsize 2000k -x264-params nal-hrd=cbr -f h264 "$tmp/cam1080.h264"
+camd_stream_1080p "$tmp/cam1080.h264"
 
 # 2. N mounts of it.
 camd_serve agent_cycle "$tmp/cam1080.h264" "$CAMS"

@@ -41,9 +41,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-ffmpeg -v error -nostdin -y -f lavfi -t 4 -i testsrc2=s=1920x1080:r=25 -pix_fmt yuv420p \
-	-c:v libx264 -preset veryfast -bf 0 -g 25 -b:v 4000k -minrate 4000k -maxrate 4000k \
-	-bufsize 2000k -x264-params nal-hrd=cbr -f h264 "$tmp/cam1080.h264"
+camd_stream_1080p "$tmp/cam1080.h264"
 camd_serve cadence64 "$tmp/cam1080.h264" "$CAMS"
 ffprobe -v error -rtsp_transport tcp "rtsp://127.0.0.1:$port/cam1" >/dev/null 2>&1 || true
 
