@@ -295,7 +295,16 @@ static int check_playback_url(struct vw_conf_errors *errs, const char *path, int
 	for (const char *p = url; *p; p++) {
 		if (*p != '%')
 			continue;
-		if (p[1] != '%' && p[1])
+		if (!p[1]) {
+			/* strftime leaves a lone trailing % undefined: refuse it here. */
+			vw_conf_error(
+			    errs, path, line,
+			    "%s playback_url: ends in a lone %% (write %%%% for a literal "
+			    "one) in '%s'",
+			    where, url);
+			return 1;
+		}
+		if (p[1] != '%')
 			has_field = 1;
 		p++;
 	}

@@ -72,12 +72,24 @@ static void test_template_without_a_time_field_is_an_error_with_its_line(void **
 	assert_int_equal(load("", "playback_url = rtsp://nvr/{camera}?t=%Y%m%dT%H%M%SZ", &errs), 0);
 }
 
+/* Found by fuzz_conf: a template ending in a lone % was read one byte past its end. */
+static void test_template_ending_in_a_lone_percent_is_an_error(void **state)
+{
+	(void)state;
+	struct vw_conf_errors errs;
+	assert_int_not_equal(load("playback_url = rtsp://nvr/front?t=%Y%", "", &errs), 0);
+	assert_non_null(strstr(errs.text, "[camera front] playback_url: ends in a lone %"));
+	assert_int_not_equal(load("", "playback_url = %", &errs), 0);
+	assert_int_equal(load("", "playback_url = rtsp://nvr/{camera}?t=%Y%%", &errs), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_url_has_the_sampled_time_in_utc_and_the_camera),
 	    cmocka_unit_test(test_camera_name_is_not_read_as_a_time_field),
 	    cmocka_unit_test(test_url_that_does_not_fit_is_refused),
+	    cmocka_unit_test(test_template_ending_in_a_lone_percent_is_an_error),
 	    cmocka_unit_test(test_template_without_a_time_field_is_an_error_with_its_line),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
