@@ -119,6 +119,22 @@ static const struct vw_conf_key picture_keys[] = {
     {"moved_ssim", VW_CONF_DOUBLE, KEY(picture_section, moved_ssim), "0.5", 0, 0, 1, NULL,
      "similarity to the camera's reference view (`venuewatch-agent reference CAMERA`) "
      "below this: camera_moved"},
+    /* Immerkaer's noise estimate at 320 wide: healthy test scenes 0.03-0.44, dim with sensor
+     * noise 0.41. No test stream shows snow yet (see docs/BENCHMARKS.md / issue note). */
+    {"noise", VW_CONF_DOUBLE, KEY(picture_section, noise), "3", 0, 0, 255, NULL,
+     "estimated noise (standard deviation of 8-bit luma at 320 wide) above this: noisy (snow)"},
+    /* Mean chroma's distance from grey: 0-2.6 on bars, grey and testsrc2 scenes, 26.8 on a
+     * tinted room, 51.8 on testsrc's colour fields (kept apart by the share, see picture.c). */
+    {"color_cast", VW_CONF_DOUBLE, KEY(picture_section, color_cast), "20", 0, 0, 182, NULL,
+     "distance of the mean chroma from grey (8-bit units) above this, and most of the "
+     "picture's colour: color_cast"},
+    /* Healthy test scenes 1.6-3.0, bands 16 rows apart of amplitude 40 at 720p: 22. */
+    {"stripes", VW_CONF_DOUBLE, KEY(picture_section, stripes), "8", 0, 0, 255, NULL,
+     "mean luma swing of rows or columns against their neighbours above this: striped"},
+    /* Largest same-level group of detail-free blocks: healthy 6-25%, three-quarters covered 75%. */
+    {"occluded_pct", VW_CONF_DOUBLE, KEY(picture_section, occluded_pct), "50", 0, 1, 100, NULL,
+     "percent of the picture's blocks without detail at or above this (the rest a scene): "
+     "occluded"},
 };
 
 static const struct vw_conf_key recordings_keys[] = {

@@ -53,6 +53,7 @@ struct picture_section {
 	long freeze_noise_db;
 	long analysis_frames;
 	double moved_ssim;
+	double noise, color_cast, stripes, occluded_pct;
 	int line;
 };
 

@@ -28,6 +28,30 @@
 #define PICTURE_VIEW_WIDTH 80
 /* A reference larger than this is not one we wrote. */
 #define PICTURE_REF_MAX_DIM 4096
+/* A reference file larger than this is not one we wrote (a 4096x4096 PGM and its header). */
+#define PICTURE_REF_MAX_BYTES (4096 * 4096 + 64)
+/* Occlusion is judged on a grid of blocks (8x6 at 320 wide: 40x30 pixels each, about the
+ * size of a face at the back of a room). */
+#define PICTURE_GRID_X 8
+#define PICTURE_GRID_Y 6
+/* A block whose luma spread is below this has no detail: a cover, a hand, a cloth on the
+ * lens (a cover with sensor noise measured below 1 at 320 wide). */
+#define PICTURE_BLOCK_FLAT_STDDEV 3.0
+/* Flat blocks within this luma of each other are one cover. Measured share of the largest
+ * such group: 75% for a view three-quarters covered; 6-25% on healthy scenes (testsrc's colour
+ * fields 25%; counting every flat block regardless of level gave them 81%). */
+#define PICTURE_COVER_LEVEL 6.0
+/* Stripes are rows (columns) whose mean luma swings against the mean of the rows around
+ * them; 4 on each side (a window of 9 rows at 320 wide, 36 rows at 720p) keeps fine
+ * interference lines and leaves a scene's few edges (desks, windows) as single steps. */
+#define PICTURE_STRIPE_RADIUS 4
+/* Pictures taller than this at 320 wide (portrait or odd shapes) are not judged for stripes. */
+#define PICTURE_PROFILE_MAX 1024
+/* color_cast only when the tint is most of the colour: a colourful scene's mean chroma
+ * can be off grey too, but then its pixels' own saturation is larger. Measured cast /
+ * saturation: 0.60 on testsrc's colour fields (healthy), 0.75 on a muted scene tinted orange,
+ * 0-0.03 on bars, grey and testsrc2 scenes (tests/integration/test_vqd.py). Thin margin. */
+#define PICTURE_CAST_SHARE 0.7
 
 struct picture {
 	AVCodecContext *dec;
@@ -43,9 +67,14 @@ struct picture {
 	int analysed; /* frames out of the filter graph */
 	int width, height;
 	/* accumulated from the filters' frame metadata */
-	double luma_sum, luma_sq_sum, blur_sum;
+	double yavg_sum, luma_sq_sum, blur_sum;
+	double uavg_sum, vavg_sum, sat_sum;
 	long long luma_n;
+	int stats_n; /* frames with signalstats' metadata */
 	int blur_n;
+	/* accumulated from our own pass over the luma plane (see luma_pass) */
+	double stripes_sum, flat_blocks_sum, noise_sum;
+	int stripes_n, noise_n;
 	int in_black, black_frames;
 	int in_freeze, freeze_seen, frozen_frames;
 };
@@ -59,6 +88,10 @@ void picture_opts_default(struct picture_opts *o)
 	o->freeze_noise_db = -50;
 	o->reference = NULL;
 	o->moved_ssim = 0.5;
+	o->noise = 3;
+	o->color_cast = 20;
+	o->stripes = 8;
+	o->occluded_pct = 50;
 }
 
 struct picture *picture_create(const AVStream *st, const struct picture_opts *o, char *err,
@@ -123,9 +156,12 @@ static int build_graph(struct picture *p, const AVFrame *f)
 	 * defaults), reported per frame (d=0). freezedetect: consecutive analysed frames
 	 * that differ less than the noise floor; d small because we see keyframes only.
 	 * freezedetect comes before signalstats: behind it (FFmpeg 5.1) it called a dim but
-	 * moving picture frozen at any noise floor (tests/integration/test_evidence.py). */
+	 * moving picture frozen at any noise floor (tests/integration/test_evidence.py).
+	 * signalstats sees colour (yuv420p) for its chroma statistics. Its outlier count
+	 * (stat=tout) is not our noise measure: snow over a scene measured 0.06%, the scene
+	 * alone 0.02%, once scaled to 320 wide. */
 	snprintf(desc, sizeof(desc),
-	         "scale=w=%d:h=-2:flags=area,format=gray,freezedetect=n=%gdB:d=0.01,"
+	         "scale=w=%d:h=-2:flags=area,format=yuv420p,freezedetect=n=%gdB:d=0.01,"
 	         "signalstats,blackdetect=d=0:pic_th=0.98:pix_th=0.10,blurdetect",
 	         PICTURE_ANALYSIS_WIDTH, p->o.freeze_noise_db);
 	out = avfilter_inout_alloc();
@@ -155,26 +191,124 @@ static double meta(const AVFrame *f, const char *key, int *found)
 	return e ? strtod(e->value, NULL) : 0;
 }
 
-static void take_filtered(struct picture *p, const AVFrame *f)
+/* Mean absolute swing of a profile (row or column means) against the mean of its
+ * neighbourhood: fine periodic lines score their amplitude, a scene's edges little. */
+static double profile_swing(const double *v, int n)
 {
-	int found;
-	p->analysed++;
-	double yavg = meta(f, "lavfi.signalstats.YAVG", &found);
-	(void)yavg;
-	/* Mean and spread of the scaled luma plane. No FFmpeg filter reports the standard
-	 * deviation, so this one sum is ours; signalstats' YAVG agrees with the mean. */
+	if (n < 2 * PICTURE_STRIPE_RADIUS + 1)
+		return 0;
+	double swing = 0;
+	for (int i = 0; i < n; i++) {
+		int a = i - PICTURE_STRIPE_RADIUS < 0 ? 0 : i - PICTURE_STRIPE_RADIUS;
+		int b = i + PICTURE_STRIPE_RADIUS >= n ? n - 1 : i + PICTURE_STRIPE_RADIUS;
+		double m = 0;
+		for (int j = a; j <= b; j++)
+			m += v[j];
+		swing += fabs(v[i] - m / (b - a + 1));
+	}
+	return swing / n;
+}
+
+/* Our one pass over the scaled luma plane. FFmpeg's filters report whole-frame statistics
+ * only: none gives the spread (signalstats has the mean, not the deviation), regional
+ * statistics (occlusion: blocks without detail), or the row and column profiles stripes show
+ * in (signalstats' VREP counts repeated lines, an analogue capture's dropouts, not bands). A
+ * filter chain per block or a transposed profile graph would cost more than this sum. */
+static void luma_pass(struct picture *p, const AVFrame *f)
+{
+	double rows[PICTURE_PROFILE_MAX], cols[PICTURE_ANALYSIS_WIDTH];
+	double bs[PICTURE_GRID_Y][PICTURE_GRID_X] = {{0}},
+	       bsq[PICTURE_GRID_Y][PICTURE_GRID_X] = {{0}};
+	int profile = f->height <= PICTURE_PROFILE_MAX && f->width <= PICTURE_ANALYSIS_WIDTH;
 	const uint8_t *row = f->data[0];
-	double s = 0, sq = 0;
-	for (int y = 0; y < f->height; y++, row += f->linesize[0]) {
+	const ptrdiff_t ls = f->linesize[0];
+	double sq = 0, lap = 0;
+	if (profile)
+		memset(cols, 0, sizeof(cols));
+	for (int y = 0; y < f->height; y++, row += ls) {
+		double rs = 0;
+		int by = y * PICTURE_GRID_Y / f->height;
+		/* Noise: Immerkaer's estimate (Fast Noise Variance Estimation, CVIU 1996), the
+		 * 3x3 mask that cancels edges and gradients, summed over interior pixels. */
+		if (y >= 2)
+			for (int x = 2; x < f->width; x++) {
+				const uint8_t *a = row - 2 * ls + x - 2, *b = row - ls + x - 2,
+				              *c = row + x - 2;
+				lap += abs(a[0] - 2 * a[1] + a[2] - 2 * (b[0] - 2 * b[1] + b[2]) +
+				           c[0] - 2 * c[1] + c[2]);
+			}
 		for (int x = 0; x < f->width; x++) {
 			double v = row[x];
-			s += v;
+			int bx = x * PICTURE_GRID_X / f->width;
+			rs += v;
 			sq += v * v;
+			bs[by][bx] += v;
+			bsq[by][bx] += v * v;
+			if (profile)
+				cols[x] += v;
 		}
+		if (profile)
+			rows[y] = rs / f->width;
 	}
-	p->luma_sum += s;
 	p->luma_sq_sum += sq;
 	p->luma_n += (long long)f->width * f->height;
+	if (f->width > 2 && f->height > 2) {
+		p->noise_sum += sqrt(M_PI / 2) * lap / (6.0 * (f->width - 2) * (f->height - 2));
+		p->noise_n++;
+	}
+	if (profile) {
+		for (int x = 0; x < f->width; x++)
+			cols[x] /= f->height;
+		double sr = profile_swing(rows, f->height), sc = profile_swing(cols, f->width);
+		p->stripes_sum += sr > sc ? sr : sc;
+		p->stripes_n++;
+	}
+	double level[PICTURE_GRID_X * PICTURE_GRID_Y];
+	int flat = 0;
+	for (int by = 0; by < PICTURE_GRID_Y; by++) {
+		for (int bx = 0; bx < PICTURE_GRID_X; bx++) {
+			/* the block's pixel count, as the integer grid split them */
+			double n =
+			    (double)(((by + 1) * f->height + PICTURE_GRID_Y - 1) / PICTURE_GRID_Y -
+			             (by * f->height + PICTURE_GRID_Y - 1) / PICTURE_GRID_Y) *
+			    (double)(((bx + 1) * f->width + PICTURE_GRID_X - 1) / PICTURE_GRID_X -
+			             (bx * f->width + PICTURE_GRID_X - 1) / PICTURE_GRID_X);
+			if (n < 1)
+				continue;
+			double m = bs[by][bx] / n, var = bsq[by][bx] / n - m * m;
+			if (sqrt(var > 0 ? var : 0) < PICTURE_BLOCK_FLAT_STDDEV)
+				level[flat++] = m;
+		}
+	}
+	/* A cover is one surface: its blocks share a level. A scene's plain areas (walls, a
+	 * board, a test pattern's colour fields) are many surfaces at many levels. */
+	int cover = 0;
+	for (int i = 0; i < flat; i++) {
+		int same = 0;
+		for (int j = 0; j < flat; j++)
+			same += fabs(level[i] - level[j]) <= PICTURE_COVER_LEVEL;
+		if (same > cover)
+			cover = same;
+	}
+	p->flat_blocks_sum += (double)cover / (PICTURE_GRID_X * PICTURE_GRID_Y);
+}
+
+static void take_filtered(struct picture *p, const AVFrame *f)
+{
+	int found, fu, fv, fs;
+	p->analysed++;
+	double yavg = meta(f, "lavfi.signalstats.YAVG", &found);
+	double uavg = meta(f, "lavfi.signalstats.UAVG", &fu);
+	double vavg = meta(f, "lavfi.signalstats.VAVG", &fv);
+	double sat = meta(f, "lavfi.signalstats.SATAVG", &fs);
+	if (found && fu && fv && fs) {
+		p->yavg_sum += yavg;
+		p->uavg_sum += uavg;
+		p->vavg_sum += vavg;
+		p->sat_sum += sat;
+		p->stats_n++;
+	}
+	luma_pass(p, f);
 
 	double blur = meta(f, "lavfi.blur", &found);
 	if (found && isfinite(blur)) { /* NaN on a featureless (flat) frame: no edges to judge */
@@ -263,35 +397,49 @@ const AVFrame *picture_last_frame(const struct picture *p)
 
 /* ---- the reference view (camera_moved) ---- */
 
-/* Reads a binary PGM (P5, 8 bit) as written by picture_save_reference. */
+/* Reads the reference (a binary PGM, as picture_save_reference writes it) with FFmpeg's pgm
+ * decoder. The file is read whole: it is small, and bounded before it is read. */
 static int load_pgm(const char *path, AVFrame **out)
 {
+	AVCodecContext *dec = NULL;
+	AVPacket *pkt = NULL;
+	AVFrame *fr = NULL;
 	FILE *f = fopen(path, "rb");
+	int rc;
 	if (!f)
 		return -errno;
-	int w = 0, h = 0, maxval = 0, rc = -EINVAL;
-	AVFrame *fr = NULL;
-	if (fscanf(f, "P5 %d %d %d", &w, &h, &maxval) != 3 || fgetc(f) == EOF || maxval != 255 ||
-	    w < 16 || h < 16 || w > PICTURE_REF_MAX_DIM || h > PICTURE_REF_MAX_DIM)
+	rc = -EINVAL;
+	if (fseek(f, 0, SEEK_END) < 0)
+		goto out;
+	long size = ftell(f);
+	if (size <= 0 || size > PICTURE_REF_MAX_BYTES || fseek(f, 0, SEEK_SET) < 0)
 		goto out;
 	rc = AVERROR(ENOMEM);
-	if (!(fr = av_frame_alloc()))
+	const AVCodec *codec = avcodec_find_decoder(AV_CODEC_ID_PGM);
+	if (!codec) {
+		rc = -ENOSYS;
 		goto out;
-	fr->format = AV_PIX_FMT_GRAY8;
-	fr->width = w;
-	fr->height = h;
-	if (av_frame_get_buffer(fr, 0) < 0)
+	}
+	if (!(pkt = av_packet_alloc()) || av_new_packet(pkt, (int)size) < 0 ||
+	    !(fr = av_frame_alloc()) || !(dec = avcodec_alloc_context3(codec)))
 		goto out;
 	rc = -EINVAL;
-	for (int y = 0; y < h; y++)
-		if (fread(fr->data[0] + (size_t)y * (size_t)fr->linesize[0], 1, (size_t)w, f) !=
-		    (size_t)w)
-			goto out;
+	if (fread(pkt->data, 1, (size_t)size, f) != (size_t)size)
+		goto out;
+	if ((rc = avcodec_open2(dec, codec, NULL)) < 0 ||
+	    (rc = avcodec_send_packet(dec, pkt)) < 0 || (rc = avcodec_receive_frame(dec, fr)) < 0)
+		goto out;
+	rc = -EINVAL;
+	if (fr->format != AV_PIX_FMT_GRAY8 || fr->width < 16 || fr->height < 16 ||
+	    fr->width > PICTURE_REF_MAX_DIM || fr->height > PICTURE_REF_MAX_DIM)
+		goto out;
 	rc = 0;
 	*out = fr;
 	fr = NULL;
 out:
 	av_frame_free(&fr);
+	av_packet_free(&pkt);
+	avcodec_free_context(&dec);
 	fclose(f);
 	return rc;
 }
@@ -375,31 +523,67 @@ out:
 	return rc;
 }
 
-/* The luma plane as a binary PGM (P5): what load_pgm reads back. */
-static int put_pgm(FILE *out, const void *arg)
+static int put_packet(FILE *out, const void *arg)
 {
-	const AVFrame *f = arg;
-	int ok = fprintf(out, "P5\n%d %d\n255\n", f->width, f->height) > 0;
-	for (int y = 0; ok && y < f->height; y++)
-		ok = fwrite(f->data[0] + (size_t)y * (size_t)f->linesize[0], 1, (size_t)f->width,
-		            out) == (size_t)f->width;
-	return ok;
+	const AVPacket *pkt = arg;
+	return fwrite(pkt->data, 1, (size_t)pkt->size, out) == (size_t)pkt->size;
+}
+
+/* The luma plane encoded by FFmpeg's pgm encoder: a binary PGM (P5) any viewer opens. */
+static int encode_pgm(const AVFrame *f, AVPacket *pkt)
+{
+	const AVCodec *codec = avcodec_find_encoder(AV_CODEC_ID_PGM);
+	AVCodecContext *enc = NULL;
+	AVFrame *gray = NULL;
+	int rc = -ENOSYS;
+	if (!codec)
+		goto out;
+	rc = AVERROR(ENOMEM);
+	if (!(enc = avcodec_alloc_context3(codec)) || !(gray = av_frame_alloc()))
+		goto out;
+	enc->width = f->width;
+	enc->height = f->height;
+	enc->pix_fmt = AV_PIX_FMT_GRAY8;
+	enc->time_base = (AVRational){1, 1};
+	/* plane 0 of the analysed picture, borrowed (the encoder copies what it keeps) */
+	gray->format = AV_PIX_FMT_GRAY8;
+	gray->width = f->width;
+	gray->height = f->height;
+	gray->data[0] = f->data[0];
+	gray->linesize[0] = f->linesize[0];
+	if ((rc = avcodec_open2(enc, codec, NULL)) < 0 || (rc = avcodec_send_frame(enc, gray)) < 0)
+		goto out;
+	rc = avcodec_receive_packet(enc, pkt);
+out:
+	av_frame_free(&gray);
+	avcodec_free_context(&enc);
+	return rc;
 }
 
 int picture_save_reference(const struct picture *p, const char *path)
 {
 	const AVFrame *f = p->last;
-	/* The graph hands out 8-bit luma in plane 0 (gray, or a full-range YUV that a filter
-	 * asked for); that plane is the reference. */
+	/* The graph hands out 8-bit YUV (or gray): plane 0 is the luma, and the reference. */
 	const AVPixFmtDescriptor *d = av_pix_fmt_desc_get(f->format);
 	if (!f->data[0] || !d || d->comp[0].depth != 8 || (d->flags & AV_PIX_FMT_FLAG_RGB))
 		return -ENODATA;
-	/* Replaced whole: a crash mid-write must not leave a torn reference that every later
-	 * check would compare against. 0600: a picture of an exam room is the venue's own. */
+	AVPacket *pkt = av_packet_alloc();
+	if (!pkt)
+		return -ENOMEM;
+	int rc = encode_pgm(f, pkt);
+	if (rc < 0) {
+		log_warn("event=reference_encode_failed path=%s err=%d", path, rc);
+		av_packet_free(&pkt);
+		return rc;
+	}
+	/* Replaced whole, fsync'd before and after the rename (vw_file_replace): a crash
+	 * mid-write must not leave a torn reference that every later check would compare
+	 * against. 0600: a picture of an exam room is the venue's own. */
 	char err[256];
-	int rc = vw_file_replace(path, 0600, put_pgm, f, err, sizeof(err));
+	rc = vw_file_replace(path, 0600, put_packet, pkt, err, sizeof(err));
 	if (rc)
 		log_warn("event=reference_write_failed path=%s error=\"%s\"", path, err);
+	av_packet_free(&pkt);
 	return rc;
 }
 
@@ -429,6 +613,37 @@ static void judge_view(struct picture *p, struct vw_result *r)
 		vw_result_add_fault(r, VW_FAULT_CAMERA_MOVED);
 }
 
+/* The vendors' video-quality faults (VQD: snow, colour cast, stripes, occlusion), judged
+ * only on a picture whose exposure is fine: a black, dark or blown-out picture has that as
+ * its fault, and its flat or noisy look says nothing more. */
+static void judge_vqd(struct picture *p, struct vw_result *r, double stddev)
+{
+	double noise = p->noise_n ? p->noise_sum / p->noise_n : 0;
+	double du = p->uavg_sum / p->stats_n - 128, dv = p->vavg_sum / p->stats_n - 128;
+	double cast = sqrt(du * du + dv * dv), sat = p->sat_sum / p->stats_n;
+	double stripes = p->stripes_n ? p->stripes_sum / p->stripes_n : 0;
+	double occluded = p->flat_blocks_sum / p->analysed * 100;
+	vw_result_set_metric(r, VW_M_NOISE, round(noise * 100) / 100);
+	vw_result_set_metric(r, VW_M_COLOR_CAST, round(cast * 10) / 10);
+	vw_result_set_metric(r, VW_M_SATURATION, round(sat * 10) / 10);
+	vw_result_set_metric(r, VW_M_STRIPES, round(stripes * 100) / 100);
+	vw_result_set_metric(r, VW_M_OCCLUDED_PCT, round(occluded));
+	if (vw_result_has_fault(r, vw_fault_name(VW_FAULT_BLACK)) ||
+	    vw_result_has_fault(r, vw_fault_name(VW_FAULT_TOO_DARK)) ||
+	    vw_result_has_fault(r, vw_fault_name(VW_FAULT_TOO_BRIGHT)))
+		return;
+	if (noise > p->o.noise)
+		vw_result_add_fault(r, VW_FAULT_NOISY);
+	if (cast > p->o.color_cast && cast >= PICTURE_CAST_SHARE * sat)
+		vw_result_add_fault(r, VW_FAULT_COLOR_CAST);
+	if (stripes > p->o.stripes)
+		vw_result_add_fault(r, VW_FAULT_STRIPED);
+	/* Occluded: much of the picture without detail while the rest has it; a picture
+	 * without detail anywhere (a lens cap in light) is not a scene partly covered. */
+	if (occluded >= p->o.occluded_pct && occluded < 100 && stddev >= PICTURE_FLAT_STDDEV)
+		vw_result_add_fault(r, VW_FAULT_OCCLUDED);
+}
+
 void picture_report(struct picture *p, struct vw_result *r)
 {
 	/* Flush: the last keyframe may still sit in the decoder or the graph. */
@@ -442,9 +657,11 @@ void picture_report(struct picture *p, struct vw_result *r)
 		vw_result_set_metric(r, VW_M_WIDTH, p->width);
 		vw_result_set_metric(r, VW_M_HEIGHT, p->height);
 	}
-	if (!p->analysed)
+	if (!p->analysed || !p->stats_n || !p->luma_n)
 		return;
-	double mean = p->luma_sum / (double)p->luma_n;
+	/* The mean is signalstats' YAVG (every analysed frame has the same size, so the mean
+	 * of the frames' means is the mean of their pixels). */
+	double mean = p->yavg_sum / p->stats_n;
 	double var = p->luma_sq_sum / (double)p->luma_n - mean * mean;
 	double stddev = sqrt(var > 0 ? var : 0);
 	vw_result_set_metric(r, VW_M_LUMA_MEAN, round(mean * 10) / 10);
@@ -470,6 +687,7 @@ void picture_report(struct picture *p, struct vw_result *r)
 		else if (p->blur_n && p->blur_sum / p->blur_n > p->o.blur_max)
 			vw_result_add_fault(r, VW_FAULT_BLURRED);
 	}
+	judge_vqd(p, r, stddev);
 	judge_view(p, r);
 }
 

@@ -1,9 +1,9 @@
 /* picture: is the picture usable? Decodes keyframes only (a bounded number) of one video
- * stream and analyses scaled-down luma with FFmpeg's own filters — signalstats (brightness),
- * blackdetect, freezedetect, blurdetect, and ssim against the camera's reference snapshot —
- * then turns their per-frame metadata into metrics and fault codes. Runs on a media worker
- * thread inside one stream check; no shared state. The reference is a PGM file (320 wide,
- * viewable) written by picture_save_reference and only read during checks. */
+ * stream and analyses a scaled-down picture with FFmpeg's own filters — signalstats
+ * (brightness, chroma, outliers), blackdetect, freezedetect, blurdetect, and ssim against the
+ * camera's reference snapshot — then turns their per-frame metadata into metrics and fault
+ * codes. Runs on a media worker thread inside one stream check; no shared state. The
+ * reference is a PGM file (320 wide, viewable), written and read by FFmpeg's pgm codec. */
 #ifndef VW_PICTURE_H
 #define VW_PICTURE_H
 
@@ -20,6 +20,10 @@ struct picture_opts {
 	double freeze_noise_db; /* freezedetect noise tolerance */
 	const char *reference;  /* reference snapshot (PGM); NULL or "": no camera_moved check */
 	double moved_ssim;      /* similarity to the reference below this: camera_moved */
+	double noise;           /* estimated noise sigma (8-bit luma) above: noisy */
+	double color_cast;      /* mean chroma's distance from grey above: color_cast */
+	double stripes;         /* row/column luma swing above: striped */
+	double occluded_pct;    /* share of detail-free blocks (%) at or above: occluded */
 };
 
 void picture_opts_default(struct picture_opts *o);

@@ -132,6 +132,10 @@ void scheduler_fill_req(const struct agent_conf *cfg, const struct camera_conf *
 	req->picture.blur_max = pc->blur_max;
 	req->picture.freeze_noise_db = (double)pc->freeze_noise_db;
 	req->picture.moved_ssim = pc->moved_ssim;
+	req->picture.noise = pc->noise;
+	req->picture.color_cast = pc->color_cast;
+	req->picture.stripes = pc->stripes;
+	req->picture.occluded_pct = pc->occluded_pct;
 	req->state_dir = cfg->agent.state_dir; /* the camera's reference view, if taken */
 	req->credentials = c->credentials;
 }

@@ -41,6 +41,10 @@ static const char *const fault_names[VW_FAULT_COUNT] = {
     [VW_FAULT_TLS_ERROR] = "tls_error",
     [VW_FAULT_UPLINK_INSUFFICIENT] = "uplink_insufficient",
     [VW_FAULT_CAMERA_MOVED] = "camera_moved",
+    [VW_FAULT_NOISY] = "noisy",
+    [VW_FAULT_COLOR_CAST] = "color_cast",
+    [VW_FAULT_STRIPED] = "striped",
+    [VW_FAULT_OCCLUDED] = "occluded",
 };
 /* Units are in the name, so a number never needs a separate unit field. */
 static const char *const metric_names[VW_M_COUNT] = {
@@ -93,6 +97,15 @@ static const char *const metric_names[VW_M_COUNT] = {
     /* The cadence the target was checked at (camera interval incl. session cadence,
      * recording scan, network round): the collector holds a result for at most twice it. */
     [VW_M_INTERVAL_MS] = "interval_ms",
+    /* estimated noise (standard deviation, 8-bit luma) at 320 wide */
+    [VW_M_NOISE] = "noise",
+    /* distance of the mean chroma from grey, 8-bit units, and the mean saturation (SATAVG) */
+    [VW_M_COLOR_CAST] = "color_cast",
+    [VW_M_SATURATION] = "saturation",
+    /* mean luma swing of rows (or columns) against their neighbourhood, 8-bit units */
+    [VW_M_STRIPES] = "stripes",
+    /* percent of the picture's blocks without any detail */
+    [VW_M_OCCLUDED_PCT] = "occluded_pct",
 };
 
 /* --- labels (issue 16, A) ---------------------------------------------------------------
@@ -126,6 +139,10 @@ static const struct vw_label fault_labels[] = {
     {"tls_error", "加密连接失败", "TLS error"},
     {"uplink_insufficient", "上行带宽不足", "Uplink insufficient"},
     {"camera_moved", "摄像机位置变动", "Camera moved"},
+    {"noisy", "雪花噪声", "Noisy picture (snow)"},
+    {"color_cast", "画面偏色", "Colour cast"},
+    {"striped", "条纹干扰", "Stripes or interference"},
+    {"occluded", "画面遮挡", "Picture occluded"},
     /* Codes outside the enum: the assessment's unmet criteria (agent/assess.c) and the
      * collector's own site_silent. */
     {"not_connected", "未接入监管平台", "Not connected to the platform"},

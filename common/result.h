@@ -58,6 +58,10 @@ enum vw_fault {
 	VW_FAULT_TLS_ERROR,
 	VW_FAULT_UPLINK_INSUFFICIENT, /* measured uplink below what the cameras need */
 	VW_FAULT_CAMERA_MOVED,        /* the view differs from the camera's reference snapshot */
+	VW_FAULT_NOISY,               /* snow / noise over the picture (雪花、噪声) */
+	VW_FAULT_COLOR_CAST,          /* the whole picture tinted one colour (偏色) */
+	VW_FAULT_STRIPED,             /* lines or bands across the picture (条纹、干扰) */
+	VW_FAULT_OCCLUDED,            /* a large part covered, the rest still a scene (遮挡) */
 	VW_FAULT_COUNT
 };
 
@@ -105,6 +109,11 @@ enum vw_metric_id {
 	VW_M_REQUIRED_KBPS,
 	VW_M_VIEW_SIMILARITY,
 	VW_M_INTERVAL_MS,
+	VW_M_NOISE,
+	VW_M_COLOR_CAST,
+	VW_M_SATURATION,
+	VW_M_STRIPES,
+	VW_M_OCCLUDED_PCT,
 	VW_M_COUNT
 };
 

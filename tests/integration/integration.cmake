@@ -29,6 +29,8 @@ vw_integration_test(integration_e2e test_e2e)
 
 # Item 3.6's evidence: every picture fault, hostile cameras, recordings, camera_moved, coverage.
 vw_integration_test(integration_evidence test_evidence)
+# Issue 15: the vendors' VQD faults (colour cast, stripes, occlusion) and healthy look-alikes.
+vw_integration_test(integration_vqd test_vqd)
 # camd itself: every first client of a fresh camd gets packets (a healthy camera never reads
 # as no_video because of the test server).
 vw_integration_test(integration_camd test_camd)
