@@ -59,7 +59,10 @@ struct picture {
 	AVFilterContext *src, *sink;
 	AVFrame *frame, *filtered;
 	AVFrame *last; /* the last analysed (scaled, gray) picture: reference and comparison */
-	AVFrame *shot; /* the last decoded keyframe as decoded (colour, full size): thumbnail */
+	/* The thumbnail's source: the last keyframe that decoded, kept compressed (~0.1 MiB at
+	 * 1080p, not a 3 MiB picture) and decoded again only when a thumbnail is due. */
+	AVPacket *shot_pkt;
+	AVFrame *shot; /* shot_pkt decoded (colour, full size), once asked for */
 	int64_t t0_ms; /* frames are stamped with arrival time: RTP's first ones carry none */
 	struct picture_opts o;
 	int graph_failed;
@@ -113,7 +116,8 @@ struct picture *picture_create(const AVStream *st, const struct picture_opts *o,
 	p->filtered = av_frame_alloc();
 	p->last = av_frame_alloc();
 	p->shot = av_frame_alloc();
-	if (!p->dec || !p->frame || !p->filtered || !p->last || !p->shot)
+	p->shot_pkt = av_packet_alloc();
+	if (!p->dec || !p->frame || !p->filtered || !p->last || !p->shot || !p->shot_pkt)
 		goto nomem;
 	if (avcodec_parameters_to_context(p->dec, st->codecpar) < 0)
 		goto nomem;
@@ -363,11 +367,6 @@ static void drain_decoder(struct picture *p)
 			log_debug("event=picture_graph_failed");
 		}
 		p->frame->pts = vw_mono_ms() - p->t0_ms;
-		/* A reference, not a copy: the decoder's buffer is kept until the next keyframe
-		 * or the end of the check, for a thumbnail of what the verdict is about. */
-		av_frame_unref(p->shot);
-		if (av_frame_ref(p->shot, p->frame) < 0)
-			av_frame_unref(p->shot);
 		if (p->graph && av_buffersrc_add_frame_flags(p->src, p->frame, 0) >= 0)
 			drain_graph(p);
 		av_frame_unref(p->frame);
@@ -380,8 +379,20 @@ int picture_feed(struct picture *p, const AVPacket *pkt)
 		return 1;
 	if (!(pkt->flags & AV_PKT_FLAG_KEY))
 		return 0; /* never even parsed: the decoder would discard it anyway */
-	if (avcodec_send_packet(p->dec, pkt) >= 0)
+	/* Each keyframe decoded on its own: drained at once, then the decoder flushed. Nothing
+	 * waits in a reorder queue for a later keyframe, and the decoder holds no reference
+	 * picture (a full-size frame and its tables, ~4 MiB at 1080p) between keyframes, so
+	 * a check peaks at one picture, not two (docs/BENCHMARKS.md, cadence at 64 cameras).
+	 * A keyframe is intra-coded: the flush loses nothing it needs. */
+	int before = p->decoded;
+	if (avcodec_send_packet(p->dec, pkt) >= 0 && avcodec_send_packet(p->dec, NULL) >= 0)
 		drain_decoder(p);
+	avcodec_flush_buffers(p->dec);
+	if (p->decoded > before) {
+		av_packet_unref(p->shot_pkt);
+		if (av_packet_ref(p->shot_pkt, pkt) < 0)
+			av_packet_unref(p->shot_pkt);
+	}
 	return p->decoded >= p->o.max_frames;
 }
 
@@ -390,8 +401,16 @@ int picture_frames(const struct picture *p)
 	return p->decoded;
 }
 
-const AVFrame *picture_last_frame(const struct picture *p)
+const AVFrame *picture_last_frame(struct picture *p)
 {
+	if (p->shot->data[0] || !p->shot_pkt->size)
+		return p->shot->data[0] ? p->shot : NULL;
+	/* The same decoder, the same keyframe: the picture the verdict was made on. */
+	avcodec_flush_buffers(p->dec);
+	if (avcodec_send_packet(p->dec, p->shot_pkt) >= 0 && avcodec_send_packet(p->dec, NULL) >= 0)
+		while (!p->shot->data[0] && avcodec_receive_frame(p->dec, p->shot) >= 0)
+			;
+	avcodec_flush_buffers(p->dec);
 	return p->shot->data[0] ? p->shot : NULL;
 }
 
@@ -646,9 +665,8 @@ static void judge_vqd(struct picture *p, struct vw_result *r, double stddev)
 
 void picture_report(struct picture *p, struct vw_result *r)
 {
-	/* Flush: the last keyframe may still sit in the decoder or the graph. */
-	if (avcodec_send_packet(p->dec, NULL) >= 0)
-		drain_decoder(p);
+	/* Flush: the last keyframe may still sit in the graph (the decoder holds none:
+	 * picture_feed drains it at every keyframe). */
 	if (p->graph && av_buffersrc_add_frame_flags(p->src, NULL, 0) >= 0)
 		drain_graph(p);
 
@@ -702,6 +720,7 @@ void picture_destroy(struct picture **pp)
 	av_frame_free(&p->filtered);
 	av_frame_free(&p->last);
 	av_frame_free(&p->shot);
+	av_packet_free(&p->shot_pkt);
 	free(p);
 	*pp = NULL;
 }

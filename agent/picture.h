@@ -37,9 +37,10 @@ struct picture *picture_create(const AVStream *st, const struct picture_opts *o,
  * once enough frames were analysed (the caller may stop reading), 0 to go on. */
 int picture_feed(struct picture *p, const AVPacket *pkt);
 int picture_frames(const struct picture *p);
-/* The last decoded keyframe as the decoder gave it (colour, the camera's size), or NULL when
- * none was decoded; valid until the next picture_feed or picture_destroy. */
-const AVFrame *picture_last_frame(const struct picture *p);
+/* The last decoded keyframe as the decoder gives it (colour, the camera's size), or NULL when
+ * none was decoded; decoded again from its packet on the first call, so call it only when
+ * the picture is needed, after the last picture_feed. Valid until picture_destroy. */
+const AVFrame *picture_last_frame(struct picture *p);
 /* Flushes and writes metrics (luma_mean, luma_stddev, blur, frozen, ...) and faults. */
 void picture_report(struct picture *p, struct vw_result *r);
 void picture_destroy(struct picture **p);

@@ -504,12 +504,14 @@ static int64_t thread_cpu_us(void)
 
 /* The analysed keyframe as the result's thumbnail, when one is due. A thumbnail that cannot
  * be made costs the result nothing: it goes without one, and the log says why. */
-static void attach_thumbnail(const struct probe_stream_req *req, const struct picture *pic,
+static void attach_thumbnail(const struct probe_stream_req *req, struct picture *pic,
                              struct vw_result *r)
 {
-	const AVFrame *f = pic ? picture_last_frame(pic) : NULL;
-	if (!f || !req->thumb_memory ||
+	if (!pic || !req->thumb_memory ||
 	    !thumb_due(req->thumb_memory, r, r->mono_ms, req->thumb_interval_ms))
+		return;
+	const AVFrame *f = picture_last_frame(pic);
+	if (!f)
 		return;
 	uint8_t *jpeg = NULL;
 	size_t len = 0;
