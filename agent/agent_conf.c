@@ -119,9 +119,11 @@ static const struct vw_conf_key picture_keys[] = {
     {"moved_ssim", VW_CONF_DOUBLE, KEY(picture_section, moved_ssim), "0.5", 0, 0, 1, NULL,
      "similarity to the camera's reference view (`venuewatch-agent reference CAMERA`) "
      "below this: camera_moved"},
-    /* Immerkaer's noise estimate at 320 wide: healthy test scenes 0.03-0.44, dim with sensor
-     * noise 0.41. No test stream shows snow yet (see docs/BENCHMARKS.md / issue note). */
-    {"noise", VW_CONF_DOUBLE, KEY(picture_section, noise), "3", 0, 0, 255, NULL,
+    /* Immerkaer's noise estimate at 320 wide (tests/integration/test_vqd.py): healthy test
+     * scenes 0.03-0.44 at 1500 kbit/s, the dim room with sensor noise 0.41 there, 0.7-1.1 at
+     * 4000 kbit/s, 1.6 at near-lossless rates (crf 18, 90 Mbit/s), 3.0 with twice its sensor
+     * noise at such rates; analogue snow at 4000 kbit/s 10.7 (6.2 at 3000). */
+    {"noise", VW_CONF_DOUBLE, KEY(picture_section, noise), "4", 0, 0, 255, NULL,
      "estimated noise (standard deviation of 8-bit luma at 320 wide) above this: noisy (snow)"},
     /* Mean chroma's distance from grey: 0-2.6 on bars, grey and testsrc2 scenes, 26.8 on a
      * tinted room, 51.8 on testsrc's colour fields (kept apart by the share, see picture.c). */

@@ -4,10 +4,11 @@
     /usr/bin/python3 tests/integration/test_vqd.py [-k PATTERN]
 
 - Each fault stream (made once with the ffmpeg CLI, served by camd from its file) yields exactly
-  its code: color_cast, striped, occluded (noisy: no stream yet, see FAULT_STREAMS).
+  its code: noisy, color_cast, striped, occluded.
 - Healthy streams that look like the faults to a careless check — a moving scene, a dim but fine
-  room with sensor noise, a still scene with a ticking on-screen clock, a colourful one (bars),
-  a grey one, a room with people walking — yield none of them, over several rounds of checks.
+  room with sensor noise (also at the snow clip's higher bit rate), a still scene with a ticking
+  on-screen clock, a colourful one (bars), a grey one, a room with people walking — yield none of
+  them, over several rounds of checks.
   VW_VQD_ROUNDS sets the rounds (default 2); every check's metrics go to stderr, the record the
   thresholds in agent/agent_conf.c were chosen from.
 
@@ -26,18 +27,30 @@ from harness import IntegrationTest, main  # noqa: E402
 from test_evidence import CBR, WALKER, agent_ini, faults, ffmpeg, run_once, warm_mounts  # noqa: E402
 
 VQD = ("noisy", "color_cast", "striped", "occluded")
-# noisy has no fault stream yet: snow made with ffmpeg's noise filter (alls=60) does not survive
-# x264 at 1500 kbit/s (measured noise 0.44, the clean scene's 0.43). Healthy streams must still
-# not be called noisy.
-FAULT_STREAMS = ("color_cast", "striped", "occluded")
+FAULT_STREAMS = VQD
 ROUNDS = int(os.environ.get("VW_VQD_ROUNDS", "2"))
 
 SCENE = "testsrc2=s=1280x720:r=25"  # moving, sharp, lit
 CLOCK = ("drawtext=text='%{pts\\:hms}':fontsize=64:fontcolor=white:box=1:boxcolor=black"
          ":x=900:y=40")
-# name: (lavfi source, filters); 1280x720, 25 fps, a keyframe a second, CBR like a camera.
+# The camera's bit rate for the snow clip. Snow of single pixels does not survive x264 at a
+# camera's rates (measured with tests/integration's clips, keyframes at 320 wide): ffmpeg's noise
+# alls=60 over the scene 0.63 on the first keyframe, 0.51 on the next at 1500 kbit/s, 0.68-0.73
+# at 4000 (the clean scene 0.50); at full 1280 width 0.49 (clean 0.65). CBR starves the keyframes
+# after the first. Grains 4 pixels wide survive at 4000 kbit/s (11.7-13.2; 0.65-0.86 at 1500).
+SNOW_CBR = ["-b:v", "4000k", "-minrate", "4000k", "-maxrate", "4000k", "-bufsize", "2000k",
+            "-x264-params", "nal-hrd=cbr"]
+# name: (lavfi source, filters[, encoder args]); 1280x720, 25 fps, a keyframe a second, CBR
+# (1500 kbit/s unless given) like a camera.
 CLIPS = {
     # Faults.
+    # Analogue interference snow: an analogue camera's picture (its luma bandwidth-limited, so
+    # the grain is several pixels wide once the encoder box scales it to 720p: 4 here) under
+    # noise new every frame, added to the scene (grainmerge: the grey 128 adds nothing), at a
+    # 4 Mbit/s camera's rate.
+    "noisy": (SCENE, "null[bg];color=c=gray:s=320x180:r=25,format=yuv420p,"
+              "noise=alls=40:allf=t+u,scale=1280:720:flags=neighbor[n];"
+              "[bg][n]blend=all_mode=grainmerge:shortest=1", SNOW_CBR),
     # White balance gone: a grey card comes out orange.
     # A room's colours are muted (saturation ~30 of testsrc2's ~110): the scene muted, then
     # tinted.
@@ -53,6 +66,9 @@ CLIPS = {
     "scene": (SCENE, ""),
     # A dim room, lit enough (mean luma ~60), with the noise a sensor adds in low light.
     "dim": (SCENE, "eq=contrast=0.7:brightness=-0.2,noise=alls=10:allf=t"),
+    # The dim room from a camera at the snow clip's rate: more of its sensor noise survives,
+    # and it is still not snow.
+    "dim_4m": (SCENE, "eq=contrast=0.7:brightness=-0.2,noise=alls=10:allf=t", SNOW_CBR),
     # A still view with an on-screen clock ticking (cameras burn one in).
     "clock": ("smptehdbars=s=1280x720:r=25", CLOCK + WALKER),
     # Colour bars (strongly coloured, hard edges) with a box walking across.
@@ -63,16 +79,16 @@ CLIPS = {
     "room": ("testsrc=s=2560x1440:r=25", "crop=1280:720:0:0" + WALKER),
 }
 FAULTY = {n: [n] for n in FAULT_STREAMS}
-HEALTHY = ["scene", "dim", "clock", "colourful", "grey", "room"]
+HEALTHY = ["scene", "dim", "dim_4m", "clock", "colourful", "grey", "room"]
 
 
 def make_clips():
     d = Path(tempfile.mkdtemp(prefix="vw-vqd-clips-"))
-    for name, (src, filters) in CLIPS.items():
+    for name, (src, filters, *enc) in CLIPS.items():
         graph = f"[0:v]{filters or 'null'},scale=1280:720,format=yuv420p[v]"
         ffmpeg("-f", "lavfi", "-t", 2, "-i", src, "-filter_complex", graph, "-map", "[v]",
-               "-c:v", "libx264", "-bf", "0", "-preset", "ultrafast", "-g", 25, *CBR,
-               "-f", "h264", d / f"{name}.h264")
+               "-c:v", "libx264", "-bf", "0", "-preset", "ultrafast", "-g", 25,
+               *(enc[0] if enc else CBR), "-f", "h264", d / f"{name}.h264")
     return d
 
 
