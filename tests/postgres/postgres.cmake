@@ -1,0 +1,8 @@
+# PostgreSQL tests (ctest label postgres): each runs beside its own throw-away PostgreSQL 15
+# started by tests/tools/pg.sh (initdb in a temporary directory, an unprivileged user, a
+# unix socket on a run-time port). Skipped (77) only where the PostgreSQL binaries are
+# absent; scripts/setup.sh installs them. include()d from tests/CMakeLists.txt.
+set(VW_PG_SH ${CMAKE_CURRENT_SOURCE_DIR}/tools/pg.sh)
+
+add_test(NAME pg_harness COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/postgres/test_pg_harness.sh)
+set_tests_properties(pg_harness PROPERTIES LABELS postgres TIMEOUT 120 SKIP_RETURN_CODE 77)
