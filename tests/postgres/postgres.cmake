@@ -6,3 +6,9 @@ set(VW_PG_SH ${CMAKE_CURRENT_SOURCE_DIR}/tools/pg.sh)
 
 add_test(NAME pg_harness COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/postgres/test_pg_harness.sh)
 set_tests_properties(pg_harness PROPERTIES LABELS postgres TIMEOUT 120 SKIP_RETURN_CODE 77)
+
+# The store contract (tests/unit/test_store.c) a second time, on PostgreSQL, then the
+# PostgreSQL backend's own promises (partitions, retention, two collectors on one database).
+add_test(NAME test_store_postgresql COMMAND bash ${VW_PG_SH} $<TARGET_FILE:test_store> postgresql)
+set_tests_properties(test_store_postgresql PROPERTIES LABELS postgres TIMEOUT 300
+                     SKIP_RETURN_CODE 77)
