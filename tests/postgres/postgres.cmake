@@ -12,3 +12,12 @@ set_tests_properties(pg_harness PROPERTIES LABELS postgres TIMEOUT 120 SKIP_RETU
 add_test(NAME test_store_postgresql COMMAND bash ${VW_PG_SH} $<TARGET_FILE:test_store> postgresql)
 set_tests_properties(test_store_postgresql PROPERTIES LABELS postgres TIMEOUT 300
                      SKIP_RETURN_CODE 77)
+
+# A real venuewatch-server on PostgreSQL and a real agent uploading to it: every released
+# result stored once, the site read back through the API (tests/integration/harness.py).
+add_test(NAME integration_pg_collector
+         COMMAND bash ${VW_PG_SH} ${VW_INTEGRATION_PYTHON}
+                 ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_pg_collector.py)
+set_tests_properties(integration_pg_collector PROPERTIES
+  ENVIRONMENT "VW_AGENT=$<TARGET_FILE:venuewatch-agent>;VW_SERVER=$<TARGET_FILE:venuewatch-server>;VW_TIMEOUT_SCALE=${VW_INTEGRATION_TIMEOUT_SCALE}"
+  LABELS postgres TIMEOUT ${VW_INTEGRATION_TIMEOUT} RUN_SERIAL TRUE SKIP_RETURN_CODE 77)
