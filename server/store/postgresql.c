@@ -20,6 +20,9 @@
 #include "vtime.h"
 
 #define DAY_MS ((int64_t)86400000)
+/* One batch's COPY text may reach this: [limits] max_body_bytes goes up to 1 GiB, and the
+ * text of a row is about its JSON's size. PQputCopyData takes an int, so below 2 GiB. */
+#define COPY_BUF_MAX ((size_t)1536 << 20)
 /* Partitions made before they are needed: a batch never waits on DDL at midnight, and a
  * collector started late in the day already has tomorrow's. */
 #define PARTS_AHEAD 2
@@ -106,7 +109,9 @@ static const char *const migrations[] = {
     " codec text,"
     " faults text NOT NULL,"
     " metrics text NOT NULL,"
-    " PRIMARY KEY(agent_id, kind, target));"
+    /* every commit rewrites latest's rows: half of each page free lets those updates
+     * stay on their page (HOT, no index entry each) */
+    " PRIMARY KEY(agent_id, kind, target)) WITH (fillfactor = 50);"
     /* seqs an agent never sent (sqlite.c's migration 2 says why the mark moves on) */
     "CREATE TABLE seq_gaps("
     " agent_id bigint NOT NULL,"
@@ -581,8 +586,8 @@ static int pg_open(const struct store_options *o, void **out, char *err, size_t 
 	dsn_describe(o->dsn, s->where, sizeof(s->where));
 	s->durable_normal = o->durability == STORE_DURABLE_NORMAL;
 	s->raw_retention_ms = o->raw_retention_ms;
-	vw_buf_init(&s->copy, 0);
-	vw_buf_init(&s->stage, 0);
+	vw_buf_init(&s->copy, COPY_BUF_MAX);
+	vw_buf_init(&s->stage, COPY_BUF_MAX);
 	/* The final UPDATE of a batch's agent row: its columns are this file's constants. */
 	size_t len = (size_t)snprintf(
 	    s->agent_update, sizeof(s->agent_update),
@@ -971,8 +976,6 @@ static int apply_batch(struct pg_be *s, struct store_batch *b)
 	int64_t health[STORE_H_COUNT][VW_STATUS_COUNT] = {{0}};
 	int64_t last = high;
 	size_t stored = 0;
-	vw_buf_reset(&s->copy);
-	vw_buf_reset(&s->stage);
 	int loaded = 0;
 	for (size_t i = 0; i < b->nrows; i++) {
 		const struct store_row *row = &b->rows[i];
@@ -997,17 +1000,15 @@ static int apply_batch(struct pg_be *s, struct store_batch *b)
 		last = row->seq;
 		stored++;
 	}
-	if (stored) {
-		for (size_t k = 0; k < t.cap; k++)
-			if (t.v[k].name && t.v[k].last >= 0)
-				stage_row(&s->stage, b, &b->rows[t.v[k].last], agent_id, ord);
-		if ((rc = copy_in(s->w, "copy_results", "COPY results(" RESULT_COLS ") FROM STDIN",
-		                  &s->copy)) != 0 ||
-		    (rc = copy_in(s->w, "copy_latest",
-		                  "COPY latest_stage(" LATEST_COLS ") FROM STDIN", &s->stage)) !=
-		        0 ||
-		    (rc = pg_run(s->w, "store_write_failed", "latest_put", 0, NULL, NULL)) != 0)
-			goto out;
+	/* the rows wait in s->copy and s->stage for the group's COPY (group_flush) */
+	for (size_t k = 0; stored && k < t.cap; k++)
+		if (t.v[k].name && t.v[k].last >= 0)
+			stage_row(&s->stage, b, &b->rows[t.v[k].last], agent_id, ord);
+	if ((rc = s->copy.err ? s->copy.err : s->stage.err) != 0) {
+		log_error("event=store_write_failed backend=postgresql step=copy_buffer site=%s "
+		          "agent=%s error=\"%s\"",
+		          b->site, b->agent, strerror(-rc));
+		goto out;
 	}
 	/* the agent row: place, last report, mark and counts */
 	struct ints n;
@@ -1061,9 +1062,42 @@ static int writer_ready(struct pg_be *s)
 	return rc;
 }
 
+/* A group's COPY text is sent once it passes this, before the next batch: the buffers stay
+ * far below COPY_BUF_MAX however many batches a group holds. */
+#define GROUP_FLUSH_BYTES (8u << 20)
+
+/* The group's rows so far: results by one COPY, latest by one COPY into the stage and one
+ * upsert from it. Per group rather than per batch: a COPY's fixed cost (and the stage's
+ * dead rows, which a DELETE within one transaction scans again) is paid once. */
+static int group_flush(struct pg_be *s)
+{
+	int rc = 0;
+	if (s->copy.len)
+		rc = copy_in(s->w, "copy_results", "COPY results(" RESULT_COLS ") FROM STDIN",
+		             &s->copy);
+	if (!rc && s->stage.len &&
+	    !(rc = copy_in(s->w, "copy_latest", "COPY latest_stage(" LATEST_COLS ") FROM STDIN",
+	                   &s->stage)))
+		rc = pg_run(s->w, "store_write_failed", "latest_put", 0, NULL, NULL);
+	vw_buf_reset(&s->copy);
+	vw_buf_reset(&s->stage);
+	return rc;
+}
+
+/* Whether an earlier batch of the group since the last flush is from b's agent: its rows
+ * must reach latest before b reads the agent's old statuses (and the stage holds one row
+ * per target). */
+static int agent_repeats(const struct store_batch *from, const struct store_batch *b)
+{
+	for (const struct store_batch *a = from; a && a != b; a = a->next)
+		if (strcmp(a->site, b->site) == 0 && strcmp(a->agent, b->agent) == 0)
+			return 1;
+	return 0;
+}
+
 /* One transaction for the group, a savepoint per batch (one bad batch does not sink the
- * others); a batch's acks are final only when COMMIT returned: the core hands them back
- * after this returns. */
+ * others: its rows leave the COPY buffers with it); a batch's acks are final only when
+ * COMMIT returned: the core hands them back after this returns. */
 static int pg_commit(void *p, struct store_batch *list)
 {
 	struct pg_be *s = p;
@@ -1072,20 +1106,38 @@ static int pg_commit(void *p, struct store_batch *list)
 		rc = parts_ensure(s, b->received_ms);
 	if (!rc)
 		rc = pg_exec(s->w, "store_begin_failed", "BEGIN");
+	vw_buf_reset(&s->copy);
+	vw_buf_reset(&s->stage);
+	struct store_batch *since = list; /* the first batch not flushed yet */
 	for (struct store_batch *b = list; b; b = b->next) {
 		b->status = rc;
 		if (rc)
 			continue;
+		if (agent_repeats(since, b) || s->copy.len > GROUP_FLUSH_BYTES) {
+			if ((rc = group_flush(s)) != 0) {
+				b->status = rc;
+				continue;
+			}
+			since = b;
+		}
 		if (pg_exec(s->w, "store_write_failed", "SAVEPOINT batch")) {
 			b->status = -EIO;
 			continue;
 		}
+		size_t copy_len = s->copy.len, stage_len = s->stage.len;
 		b->status = apply_batch(s, b);
-		if (b->status && pg_exec(s->w, "store_write_failed", "ROLLBACK TO SAVEPOINT batch"))
-			rc = -EIO; /* the transaction is lost: every batch fails below */
+		if (b->status) {
+			/* what came before b was whole (else its batch failed here before) */
+			s->copy.len = copy_len, s->copy.err = 0;
+			s->stage.len = stage_len, s->stage.err = 0;
+			if (pg_exec(s->w, "store_write_failed", "ROLLBACK TO SAVEPOINT batch"))
+				rc = -EIO; /* the transaction is lost: every batch fails below */
+		}
 		if (!rc && pg_exec(s->w, "store_write_failed", "RELEASE SAVEPOINT batch"))
 			rc = -EIO;
 	}
+	if (!rc)
+		rc = group_flush(s);
 	if (!rc && (rc = pg_exec(s->w, "store_commit_failed", "COMMIT")) != 0)
 		pg_exec(s->w, "store_commit_failed", "ROLLBACK");
 	else if (rc)
