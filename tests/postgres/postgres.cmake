@@ -21,3 +21,9 @@ add_test(NAME integration_pg_collector
 set_tests_properties(integration_pg_collector PROPERTIES
   ENVIRONMENT "VW_AGENT=$<TARGET_FILE:venuewatch-agent>;VW_SERVER=$<TARGET_FILE:venuewatch-server>;VW_TIMEOUT_SCALE=${VW_INTEGRATION_TIMEOUT_SCALE}"
   LABELS postgres TIMEOUT ${VW_INTEGRATION_TIMEOUT} RUN_SERIAL TRUE SKIP_RETURN_CODE 77)
+
+# Exam sessions (tests/unit/test_exams.c's store tests) on PostgreSQL: create all or none,
+# late changes refused at the writer's time, the audit rows and the site's version.
+add_test(NAME test_exams_postgresql COMMAND bash ${VW_PG_SH} $<TARGET_FILE:test_exams> postgresql)
+set_tests_properties(test_exams_postgresql PROPERTIES LABELS postgres TIMEOUT 300
+                     SKIP_RETURN_CODE 77)

@@ -13,7 +13,6 @@
 #include <stdint.h>
 
 #include <errno.h>
-#include <libpq-fe.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +22,7 @@
 
 #include "store.h"
 #include "testdir.h"
+#include "testpg.h"
 #include "vtime.h"
 
 /* --- backends under test ------------------------------------------------------------------ */
@@ -59,47 +59,12 @@ static int sqlite_remove(struct ctx *x)
 	return testdir_remove(x->dir);
 }
 
-/* PostgreSQL: a fresh database per test in the server tests/tools/pg.sh started (its DSN
- * and password file in the environment); the password reaches libpq only through the
- * store's password_file. */
-static PGconn *pg_admin(void)
-{
-	char dsn[512];
-	snprintf(dsn, sizeof(dsn), "%s dbname=postgres", getenv("VW_PG_DSN"));
-	const char *keys[] = {"dbname", "passfile", NULL};
-	const char *vals[] = {dsn, getenv("VW_PG_PASSFILE"), NULL};
-	PGconn *c = PQconnectdbParams(keys, vals, 1);
-	if (PQstatus(c) != CONNECTION_OK) {
-		fprintf(stderr, "postgresql: %s", PQerrorMessage(c));
-		PQfinish(c);
-		return NULL;
-	}
-	return c;
-}
-
-static int pg_admin_exec(const char *sql)
-{
-	PGconn *c = pg_admin();
-	if (!c)
-		return -1;
-	PGresult *r = PQexec(c, sql);
-	int rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : -1;
-	if (rc)
-		fprintf(stderr, "postgresql: %s: %s", sql, PQresultErrorMessage(r));
-	PQclear(r);
-	PQfinish(c);
-	return rc;
-}
-
+/* PostgreSQL: a fresh database per test (testpg.h); the password reaches libpq only through
+ * the store's password_file. */
 static int pg_make(struct ctx *x)
 {
-	static int n;
-	snprintf(x->db, sizeof(x->db), "vw_store_%d_%d", (int)getpid(), ++n);
-	char sql[128];
-	snprintf(sql, sizeof(sql), "CREATE DATABASE %s", x->db);
-	if (pg_admin_exec(sql))
+	if (testpg_make("store", x->db, sizeof(x->db), x->dsn, sizeof(x->dsn)))
 		return -1;
-	snprintf(x->dsn, sizeof(x->dsn), "%s dbname=%s", getenv("VW_PG_DSN"), x->db);
 	x->opt.backend = "postgresql";
 	x->opt.dsn = x->dsn;
 	x->opt.password_file = getenv("VW_PG_PASSFILE");
@@ -108,9 +73,7 @@ static int pg_make(struct ctx *x)
 
 static int pg_remove(struct ctx *x)
 {
-	char sql[128];
-	snprintf(sql, sizeof(sql), "DROP DATABASE %s WITH (FORCE)", x->db);
-	return pg_admin_exec(sql);
+	return testpg_remove(x->db);
 }
 
 static const struct backend backends[] = {
@@ -996,37 +959,19 @@ static void sqlite_counters_match_latest(void **state)
 
 /* --- the PostgreSQL backend's own promises ------------------------------------------------- */
 
-static PGconn *pg_conn(struct ctx *x)
-{
-	const char *keys[] = {"dbname", "passfile", NULL};
-	const char *vals[] = {x->dsn, getenv("VW_PG_PASSFILE"), NULL};
-	PGconn *c = PQconnectdbParams(keys, vals, 1);
-	if (PQstatus(c) != CONNECTION_OK)
-		fail_msg("postgresql: %s", PQerrorMessage(c));
-	return c;
-}
-
 /* The first column of the first row of sql (-1: no row). */
 static int64_t pg_value(struct ctx *x, const char *sql)
 {
-	PGconn *c = pg_conn(x);
-	PGresult *r = PQexec(c, sql);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK)
-		fail_msg("%s: %s", sql, PQresultErrorMessage(r));
-	int64_t v = PQntuples(r) ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : -1;
-	PQclear(r);
-	PQfinish(c);
+	int64_t v = -1;
+	if (testpg_query(x->dsn, sql, &v))
+		fail_msg("postgresql: %s failed", sql);
 	return v;
 }
 
 static void pg_sql(struct ctx *x, const char *sql)
 {
-	PGconn *c = pg_conn(x);
-	PGresult *r = PQexec(c, sql);
-	if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
-		fail_msg("%s: %s", sql, PQresultErrorMessage(r));
-	PQclear(r);
-	PQfinish(c);
+	if (testpg_query(x->dsn, sql, NULL))
+		fail_msg("postgresql: %s failed", sql);
 }
 
 static void pg_gaps_are_recorded(void **state)
