@@ -28,6 +28,9 @@ PACKAGES=(
 	libsqlite3-dev libhttp-parser-dev libcjson-dev libinih-dev libcsv-dev
 	# unit tests
 	libcmocka-dev
+	# the PostgreSQL store backend (libpq) and the real PostgreSQL 15 its tests start
+	# (tests/tools/pg.sh; ctest label postgres)
+	libpq-dev postgresql-15
 	# test cameras (tests/tools/camd.py runs under Debian's python3 with gi)
 	gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good
 	gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools

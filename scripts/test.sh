@@ -25,7 +25,7 @@ run_suite build
 
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DVW_SANITIZE=ON >/dev/null
 cmake --build build-asan -j"$jobs"
-run_suite build-asan -L 'unit|integration|security'
+run_suite build-asan -L 'unit|integration|security|postgres'
 
 # libFuzzer targets (clang only): a short run of each on its seed corpus (ctest label fuzz,
 # VW_FUZZ_SECONDS each). Only the fuzz targets are built here; the gcc builds above cover the rest.

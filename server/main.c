@@ -380,6 +380,8 @@ static int run(struct server *s)
 	}
 	struct store_options so = {.backend = cfg->store_backend,
 	                           .dir = cfg->server.state_dir,
+	                           .dsn = cfg->store.dsn,
+	                           .password_file = cfg->store.password_file,
 	                           .durability = STORE_DURABLE_FULL,
 	                           .raw_retention_ms = cfg->store.raw_retention_ms,
 	                           .thumb_retention_ms = cfg->store.thumb_retention_ms

@@ -7,10 +7,12 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <libpq-fe.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define KEY(sect, field_) offsetof(struct sect, field_)
 
@@ -101,11 +103,22 @@ static const struct vw_conf_key web_keys[] = {
 };
 
 /* The store's backend by name; its files (for sqlite: venuewatch.db) live in state_dir, so a
- * config without [store] opens the same database as before the section existed. */
-static const char *const store_backends[] = {"sqlite"};
+ * config without [store] opens the same database as before the section existed. The order
+ * is enum store_backend_id's. */
+static const char *const store_backends[] = {"sqlite", "postgresql"};
 static const struct vw_conf_key store_keys[] = {
-    {"backend", VW_CONF_ENUM, KEY(store_section, backend), "sqlite", 0, 0, 0, "sqlite",
-     "where results are kept: sqlite = <state_dir>/venuewatch.db (WAL)"},
+    {"backend", VW_CONF_ENUM, KEY(store_section, backend), "sqlite", 0, 0, 0, "sqlite|postgresql",
+     "where results are kept: sqlite = <state_dir>/venuewatch.db (WAL), one collector; "
+     "postgresql = the database dsn names (issue 13: several collectors may share it)"},
+    /* The password is never part of the config text: configs get copied into tickets and
+     * logs, and libpq reads a password file itself (passfile=, or PGPASSFILE). */
+    {"dsn", VW_CONF_STR, KEY(store_section, dsn), "", 0, 0, 0, NULL,
+     "backend = postgresql: the libpq connection string (\"host=db1 port=5432 dbname=vw "
+     "user=vw\" or a postgresql:// URI) without a password; required there, refused with "
+     "sqlite"},
+    {"password_file", VW_CONF_STR, KEY(store_section, password_file), "", 0, 0, 0, NULL,
+     "backend = postgresql: a libpq password file (hostname:port:database:username:password "
+     "lines, mode 0600) for dsn; empty = libpq's own (PGPASSFILE, else ~/.pgpass)"},
     /* 90 days: the collector's own window for evidence and history; the score reads the
      * rollups, which are kept for years (the form is evaluated every three). */
     {"raw_retention", VW_CONF_DURATION, KEY(store_section, raw_retention_ms), "2160h", 0, 3600000,
@@ -492,6 +505,60 @@ static int check_notify(struct server_conf *cfg, const char *path, struct vw_con
 	return bad;
 }
 
+/* [store]: dsn and password_file belong to postgresql; a dsn is checked by libpq's own parser
+ * (PQconninfoParse: the keywords and URI form libpq will accept at connect), and one carrying
+ * a password is refused — the secret would sit in the config and in every log line that
+ * quotes it. */
+static int check_store(struct server_conf *cfg, const char *path, struct vw_conf_errors *errs)
+{
+	struct store_section *st = &cfg->store;
+	int line = st->line, bad = 0;
+	if (!st->dsn || !st->password_file)
+		return 0; /* out of memory: reported by the loader */
+	if (st->backend != STORE_BACKEND_POSTGRESQL) {
+		if (st->dsn[0] || st->password_file[0]) {
+			vw_conf_error(errs, path, line,
+			              "[store] %s: only for backend = postgresql (backend is %s)",
+			              st->dsn[0] ? "dsn" : "password_file",
+			              store_backends[st->backend]);
+			bad++;
+		}
+		return bad;
+	}
+	if (!st->dsn[0]) {
+		vw_conf_error(errs, path, line, "[store] dsn: required with backend = postgresql");
+		return 1;
+	}
+	char *why = NULL;
+	PQconninfoOption *opts = PQconninfoParse(st->dsn, &why);
+	if (!opts) {
+		/* libpq's message names the keyword or the URI part it could not take */
+		vw_conf_error(errs, path, line, "[store] dsn: %s",
+		              why ? strtok(why, "\n") : "out of memory");
+		PQfreemem(why);
+		return 1;
+	}
+	for (PQconninfoOption *o = opts; o->keyword; o++)
+		if (o->val && o->val[0] && strcmp(o->keyword, "password") == 0) {
+			vw_conf_error(errs, path, line,
+			              "[store] dsn: carries a password; put it in password_file "
+			              "(or PGPASSFILE) instead");
+			bad++;
+		} else if (o->val && strcmp(o->keyword, "passfile") == 0 && st->password_file[0]) {
+			vw_conf_error(
+			    errs, path, line,
+			    "[store] dsn: passfile= and password_file: set one, not both");
+			bad++;
+		}
+	PQconninfoFree(opts);
+	if (st->password_file[0] && access(st->password_file, R_OK) != 0) {
+		vw_conf_error(errs, path, line, "[store] password_file %s: %s", st->password_file,
+		              strerror(errno));
+		bad++;
+	}
+	return bad;
+}
+
 static int finish(struct server_conf *cfg, const char *path, int rc, struct vw_conf_errors *errs)
 {
 	cfg->path = path;
@@ -544,6 +611,7 @@ static int finish(struct server_conf *cfg, const char *path, int rc, struct vw_c
 		vw_conf_error(errs, path, cfg->inspection.line, "[inspection] outcomes: %s", why);
 		rc++;
 	}
+	rc += check_store(cfg, path, errs);
 	struct metrics_allow ma;
 	if (metrics_allow_parse(cfg->metrics.allow, &ma, why, sizeof(why))) {
 		vw_conf_error(errs, path, cfg->metrics.line, "[metrics] allow: %s", why);
@@ -592,6 +660,8 @@ int server_conf_restart_needed(const struct server_conf *old, const struct serve
 		key = "web.root"; /* the root's directory fd is opened once, at start */
 	else if (old->store.backend != new_->store.backend)
 		key = "store.backend";
+	else if (strcmp(old->store.dsn, new_->store.dsn) != 0)
+		key = "store.dsn"; /* the connections are opened once, at start */
 	if (!key)
 		return 0;
 	snprintf(out, outlen, "%s", key);

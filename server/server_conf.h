@@ -52,8 +52,13 @@ struct metrics_section {
 	int line;
 };
 
+enum store_backend_id { STORE_BACKEND_SQLITE, STORE_BACKEND_POSTGRESQL };
 struct store_section {
-	int backend; /* index into the choices: 0 = sqlite */
+	int backend; /* enum store_backend_id (the choices' index) */
+	/* issue 13, backend = postgresql: libpq's connection string (never a password: refused
+	 * at load) and the libpq password file for it ("" = libpq's default) */
+	char *dsn;
+	char *password_file;
 	long raw_retention_ms;
 	long thumb_retention_ms; /* issue 16 C: 0 = raw_retention_ms */
 	/* issue 16 C: thumbnail_access rows older than this are pruned */

@@ -457,6 +457,8 @@ static int read_sessions(struct server_conf *cfg, struct draws_job *j)
 	struct cli_store cs = {.j = j};
 	struct store_options so = {.backend = cfg->store_backend,
 	                           .dir = cfg->server.state_dir,
+	                           .dsn = cfg->store.dsn,
+	                           .password_file = cfg->store.password_file,
 	                           .durability = STORE_DURABLE_FULL,
 	                           .readers = 1};
 	if (store_open(&so, &cs.s, err, sizeof(err))) {

@@ -41,6 +41,8 @@ static int cli_store_open(struct server_conf *cfg, struct cli_store *cs)
 	memset(cs, 0, sizeof(*cs));
 	struct store_options so = {.backend = cfg->store_backend,
 	                           .dir = cfg->server.state_dir,
+	                           .dsn = cfg->store.dsn,
+	                           .password_file = cfg->store.password_file,
 	                           .durability = STORE_DURABLE_FULL,
 	                           .readers = 1};
 	if (store_open(&so, &cs->s, err, sizeof(err))) {

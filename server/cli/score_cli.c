@@ -190,6 +190,8 @@ int score_cli_run(void *ctx, const struct vw_cli_cmd *cmd, const struct vw_cli_v
 	}
 	struct store_options so = {.backend = cfg->store_backend,
 	                           .dir = cfg->server.state_dir,
+	                           .dsn = cfg->store.dsn,
+	                           .password_file = cfg->store.password_file,
 	                           .durability = STORE_DURABLE_FULL,
 	                           .raw_retention_ms = cfg->store.raw_retention_ms,
 	                           .default_stale_ms = cfg->rubric.default_stale_ms,

@@ -29,8 +29,8 @@
  * query. */
 #define DEFAULT_ROLLUP_TICK_MS 2000
 
-static const struct store_ops *const backends[] = {&store_sqlite_ops};
-const char store_backend_names[] = "sqlite";
+static const struct store_ops *const backends[] = {&store_sqlite_ops, &store_postgresql_ops};
+const char store_backend_names[] = "sqlite|postgresql";
 
 /* --- replies ---------------------------------------------------------------------------- */
 

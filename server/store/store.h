@@ -99,6 +99,9 @@ enum store_durability { STORE_DURABLE_FULL, STORE_DURABLE_NORMAL };
 struct store_options {
 	const char *backend; /* "sqlite" (NULL = "sqlite"); see store_backend_names */
 	const char *dir;     /* where an embedded backend keeps its files (the state dir) */
+	/* issue 13, "postgresql": libpq's connection string, without a password (refused),
+	 * and the libpq password file for it (NULL or "" = PGPASSFILE, else ~/.pgpass). */
+	const char *dsn, *password_file;
 	enum store_durability durability;
 	unsigned readers;   /* reader threads, each with its own connection; 0 = 2 */
 	unsigned max_reads; /* reads queued or running at once; more get -EAGAIN; 0 = 64 */

@@ -88,6 +88,7 @@ struct store_ops {
 };
 
 extern const struct store_ops store_sqlite_ops;
+extern const struct store_ops store_postgresql_ops; /* issue 13 */
 /* issue 16 E: the SQL of a history stream (one agent's rows in (ts, id) order), for the
  * unit test that checks its query plan ranges over an index in that order. */
 const char *store_sqlite_history_sql(void);

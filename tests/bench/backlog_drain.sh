@@ -33,12 +33,12 @@ trap cleanup EXIT
 
 # The fixtures are built here, against the build's own libraries, so the shipped tree has no
 # bench targets to keep compiling.
-libs=$(pkg-config --libs libuv libcurl openssl sqlite3 libcjson inih libavformat libavcodec \
+libs=$(pkg-config --libs libuv libcurl openssl sqlite3 libpq libcjson inih libavformat libavcodec \
 	libavfilter libavutil zlib)
 cc -O2 -D_GNU_SOURCE -I"$repo/agent" -I"$repo/common" -o "$tmp/fill_outbox" \
 	"$repo/tests/bench/fill_outbox.c" "$build/libvwagent.a" "$build/libvwcommon.a" $libs \
 	-lhttp_parser -lm -lpthread
-cc -O2 -D_GNU_SOURCE -I"$repo/server/store" -I"$repo/common" -o "$tmp/bench_store" \
+cc -O2 -D_GNU_SOURCE -I"$repo/server/store" -I"$repo/common" $(pkg-config --cflags libpq) -o "$tmp/bench_store" \
 	"$repo/tests/bench/bench_store.c" "$build/libvwserver.a" "$build/libvwcommon.a" $libs \
 	-lhttp_parser -lm -lpthread
 

@@ -16,8 +16,13 @@
  * status event and a problem opened or closed in the commit (issue 16's feed). Unset: every
  * result ok, as before.
  *
+ * BENCH_PG_DSN=DSN (environment, issue 13): the PostgreSQL backend on that database instead
+ * (DIR unused; its store tables are dropped first, so the run starts empty; the password from
+ * PGPASSFILE). tests/bench/store_pg.sh runs both modes beside a throw-away PostgreSQL.
+ *
  * Prints one line: mode=.. rows=.. seconds=.. rows_per_s=.. commits=.. */
 #include <errno.h>
+#include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,16 +60,34 @@ static void make_result(struct vw_result *r, long k)
 	}
 }
 
+/* An empty PostgreSQL store: the tables the backend made last run dropped. */
+static int pg_fresh(const char *dsn)
+{
+	PGconn *c = PQconnectdb(dsn);
+	PGresult *r = PQexec(c, "DROP TABLE IF EXISTS results, latest, agents, epochs, seq_gaps,"
+	                        " schema_version CASCADE");
+	int rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : -1;
+	if (rc)
+		fprintf(stderr, "bench_store: %s", PQerrorMessage(c));
+	PQclear(r);
+	PQfinish(c);
+	return rc;
+}
+
 static int open_fresh(const char *dir, enum store_durability d, int rollup, struct store **st)
 {
 	char err[512], path[4096];
+	const char *pg = getenv("BENCH_PG_DSN");
+	if (pg && pg_fresh(pg))
+		return -1;
 	/* A fresh store: the backend keeps venuewatch.db (and its WAL) in dir. */
 	static const char *const suffix[] = {"", "-wal", "-shm"};
 	for (int i = 0; i < 3; i++) {
 		snprintf(path, sizeof(path), "%s/venuewatch.db%s", dir, suffix[i]);
 		remove(path);
 	}
-	struct store_options so = {.backend = "sqlite",
+	struct store_options so = {.backend = pg ? "postgresql" : "sqlite",
+	                           .dsn = pg,
 	                           .dir = dir,
 	                           .durability = d,
 	                           .readers = 1,

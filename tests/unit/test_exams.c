@@ -20,6 +20,7 @@
 #include "exams_csv.h"
 #include "store.h"
 #include "testdir.h"
+#include "testpg.h"
 #include "vtime.h"
 
 /* --- the parser -------------------------------------------------------------------------- */
@@ -210,6 +211,7 @@ static void duplicates_found_in_a_full_plan(void **state)
 
 struct ctx {
 	char dir[64];
+	char db[64], dsn[512]; /* issue 13, postgresql: this test's own database ("" = sqlite) */
 	struct store_options opt;
 	uv_loop_t loop;
 	struct store *st;
@@ -231,12 +233,27 @@ static int setup(void **state)
 	return 0;
 }
 
+/* issue 13: the same tests on PostgreSQL (testpg.h), under tests/tools/pg.sh. */
+static int setup_pg(void **state)
+{
+	if (setup(state))
+		return -1;
+	struct ctx *x = *state;
+	if (testpg_make("exams", x->db, sizeof(x->db), x->dsn, sizeof(x->dsn)))
+		return -1;
+	x->opt.backend = "postgresql";
+	x->opt.dsn = x->dsn;
+	x->opt.password_file = getenv("VW_PG_PASSFILE");
+	return 0;
+}
+
 static int teardown(void **state)
 {
 	struct ctx *x = *state;
+	int rc = x->db[0] ? testpg_remove(x->db) : 0;
 	testdir_remove(x->dir);
 	free(x);
-	return 0;
+	return rc;
 }
 
 static void open_h(struct ctx *x)
@@ -303,6 +320,11 @@ static int read_wait(struct ctx *x, int rc)
 
 static int64_t count_sql(struct ctx *x, const char *sql)
 {
+	if (x->db[0]) {
+		int64_t v = -1;
+		assert_int_equal(testpg_query(x->dsn, sql, &v), 0);
+		return v;
+	}
 	char path[128];
 	snprintf(path, sizeof(path), "%s/venuewatch.db", x->dir);
 	sqlite3 *db;
@@ -620,8 +642,25 @@ static void version_3_database_migrates_in_place(void **state)
 	                 1);
 }
 
-int main(void)
+/* No argument: the parser and the store on SQLite. "postgresql" (ctest
+ * test_exams_postgresql, under tests/tools/pg.sh): the store's tests on PostgreSQL, all but
+ * SQLite's own migration. */
+int main(int argc, char **argv)
 {
+	if (argc > 1 && strcmp(argv[1], "postgresql") == 0) {
+		if (!getenv("VW_PG_DSN")) {
+			fprintf(stderr, "test_exams postgresql: no VW_PG_DSN (run it under "
+			                "tests/tools/pg.sh)\n");
+			return 1;
+		}
+		const struct CMUnitTest pg[] = {
+		    cmocka_unit_test_setup_teardown(create_is_all_or_nothing, setup_pg, teardown),
+		    cmocka_unit_test_setup_teardown(late_changes_are_refused, setup_pg, teardown),
+		    cmocka_unit_test_setup_teardown(the_write_runs_at_the_writers_time, setup_pg,
+		                                    teardown),
+		};
+		return cmocka_run_group_tests_name("exams: postgresql store", pg, NULL, NULL);
+	}
 	const struct CMUnitTest parser[] = {
 	    cmocka_unit_test(local_times_are_shanghai),
 	    cmocka_unit_test(chinese_header_and_bom_parse),

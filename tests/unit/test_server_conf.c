@@ -96,6 +96,23 @@ static void every_error_names_file_and_line(void **state)
 	    /* a [notify] without its url is an error, not a crash (found by fuzz_conf) */
 	    {"[server]\nstate_dir = s\n[notify z]\ntype = webhook\n",
 	     "s.ini:3: [notify z]: missing required key 'url'"},
+	    /* issue 13: [store] dsn belongs to postgresql, is required there, is libpq's syntax
+	     * and never holds the password */
+	    {"[server]\nstate_dir = s\n[store]\nbackend = postgresql\n",
+	     "s.ini:3: [store] dsn: required with backend = postgresql"},
+	    {"[server]\nstate_dir = s\n[store]\ndsn = host=db\n",
+	     "s.ini:3: [store] dsn: only for backend = postgresql (backend is sqlite)"},
+	    {"[server]\nstate_dir = s\n[store]\nbackend = postgresql\ndsn = host=db pasword=x\n",
+	     "s.ini:3: [store] dsn: invalid connection option \"pasword\""},
+	    {"[server]\nstate_dir = s\n[store]\nbackend = postgresql\n"
+	     "dsn = host=db password=hunter2\n",
+	     "s.ini:3: [store] dsn: carries a password; put it in password_file"},
+	    {"[server]\nstate_dir = s\n[store]\nbackend = postgresql\n"
+	     "dsn = postgresql://vw:hunter2@db/vw\n",
+	     "s.ini:3: [store] dsn: carries a password"},
+	    {"[server]\nstate_dir = s\n[store]\nbackend = postgresql\ndsn = host=db\n"
+	     "password_file = /nonexistent/pgpass\n",
+	     "s.ini:3: [store] password_file /nonexistent/pgpass: No such file"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct server_conf cfg;
@@ -132,6 +149,23 @@ static void score_rubric_from_config(void **state)
 	server_conf_free(&cfg);
 }
 
+/* issue 13: a PostgreSQL store's dsn and password file reach the store as given. */
+static void postgresql_store_keys(void **state)
+{
+	(void)state;
+	struct server_conf cfg;
+	struct vw_conf_errors errs;
+	int rc = load("[server]\nstate_dir = s\n[store]\nbackend = postgresql\n"
+	              "dsn = host=/run/postgresql dbname=vw user=vw\npassword_file = /dev/null\n",
+	              &cfg, &errs);
+	if (rc)
+		fail_msg("%s", errs.text);
+	assert_string_equal(cfg.store_backend, "postgresql");
+	assert_string_equal(cfg.store.dsn, "host=/run/postgresql dbname=vw user=vw");
+	assert_string_equal(cfg.store.password_file, "/dev/null");
+	server_conf_free(&cfg);
+}
+
 static void listen_forms(void **state)
 {
 	(void)state;
@@ -155,6 +189,7 @@ int main(void)
 	    cmocka_unit_test(values_parse),
 	    cmocka_unit_test(every_error_names_file_and_line),
 	    cmocka_unit_test(listen_forms),
+	    cmocka_unit_test(postgresql_store_keys),
 	    cmocka_unit_test(score_rubric_from_config),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

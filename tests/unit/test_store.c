@@ -22,6 +22,7 @@
 
 #include "store.h"
 #include "testdir.h"
+#include "testpg.h"
 #include "vtime.h"
 
 /* --- backends under test ------------------------------------------------------------------ */
@@ -37,6 +38,7 @@ struct backend {
 struct ctx {
 	const struct backend *be;
 	char dir[64];
+	char db[64], dsn[512]; /* postgresql: this test's own database */
 	struct store_options opt;
 	uv_loop_t loop;
 	struct store *st;
@@ -57,8 +59,26 @@ static int sqlite_remove(struct ctx *x)
 	return testdir_remove(x->dir);
 }
 
+/* PostgreSQL: a fresh database per test (testpg.h); the password reaches libpq only through
+ * the store's password_file. */
+static int pg_make(struct ctx *x)
+{
+	if (testpg_make("store", x->db, sizeof(x->db), x->dsn, sizeof(x->dsn)))
+		return -1;
+	x->opt.backend = "postgresql";
+	x->opt.dsn = x->dsn;
+	x->opt.password_file = getenv("VW_PG_PASSFILE");
+	return 0;
+}
+
+static int pg_remove(struct ctx *x)
+{
+	return testpg_remove(x->db);
+}
+
 static const struct backend backends[] = {
     {"sqlite", sqlite_make, sqlite_remove},
+    {"postgresql", pg_make, pg_remove},
 };
 
 static int setup(void **state)
@@ -937,6 +957,190 @@ static void sqlite_counters_match_latest(void **state)
 	assert_int_equal(sql_value(x, "SELECT count(*) FROM latest"), 2);
 }
 
+/* --- the PostgreSQL backend's own promises ------------------------------------------------- */
+
+/* The first column of the first row of sql (-1: no row). */
+static int64_t pg_value(struct ctx *x, const char *sql)
+{
+	int64_t v = -1;
+	if (testpg_query(x->dsn, sql, &v))
+		fail_msg("postgresql: %s failed", sql);
+	return v;
+}
+
+static void pg_sql(struct ctx *x, const char *sql)
+{
+	if (testpg_query(x->dsn, sql, NULL))
+		fail_msg("postgresql: %s failed", sql);
+}
+
+static void pg_gaps_are_recorded(void **state)
+{
+	struct ctx *x = *state;
+	open_h(x);
+	static const int64_t s1_5[] = {1, 2, 3, 4, 5}, s12_16[] = {12, 13, 14, 16};
+	store_batch_destroy(commit(x, batch("site-1", "a", s1_5, 5, "cam1", VW_STATUS_OK)));
+	store_batch_destroy(commit(x, batch("site-1", "a", s12_16, 4, "cam1", VW_STATUS_OK)));
+	close_h(x);
+	assert_int_equal(pg_value(x, "SELECT count(*) FROM seq_gaps"), 2);
+	assert_int_equal(pg_value(x, "SELECT first_seq FROM seq_gaps ORDER BY first_seq"), 6);
+	assert_int_equal(pg_value(x, "SELECT last_seq FROM seq_gaps ORDER BY first_seq"), 11);
+}
+
+/* results is natively partitioned by arrival day, the days ahead made at open, and a
+ * row lands in its arrival day's partition. */
+static void pg_results_are_partitioned_by_arrival_day(void **state)
+{
+	struct ctx *x = *state;
+	open_h(x);
+	static const int64_t s[] = {1, 2, 3};
+	struct store_batch *b = batch("site-1", "a", s, 3, "cam1", VW_STATUS_OK);
+	int64_t day = b->received_ms / 86400000;
+	store_batch_destroy(commit(x, b));
+	close_h(x);
+	assert_int_equal(pg_value(x, "SELECT count(*) FROM pg_partitioned_table p JOIN pg_class c"
+	                             " ON c.oid = p.partrelid WHERE c.relname = 'results'"
+	                             " AND p.partstrat = 'r'"),
+	                 1);
+	assert_true(pg_value(x, "SELECT count(*) FROM pg_inherits"
+	                        " WHERE inhparent = 'results'::regclass") >= 3);
+	char sql[256];
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) FROM results WHERE tableoid = (SELECT i.inhrelid FROM"
+	         " pg_inherits i WHERE i.inhparent = 'results'::regclass AND"
+	         " pg_get_expr((SELECT relpartbound FROM pg_class WHERE oid = i.inhrelid),"
+	         " i.inhrelid) LIKE '%%(''%lld'')%%')",
+	         (long long)(day * 86400000));
+	assert_int_equal(pg_value(x, sql), 3);
+}
+
+static void tick_cb(uv_timer_t *t)
+{
+	(void)t;
+}
+
+/* Retention drops whole partitions of days that arrived before raw_retention: the old
+ * day's rows go with their partition (no DELETE), today's stay, and latest still shows
+ * the target. */
+static void pg_retention_drops_whole_partitions(void **state)
+{
+	struct ctx *x = *state;
+	x->opt.rollup_tick_ms = -1; /* no job while the old rows go in */
+	open_h(x);
+	static const int64_t s_old[] = {1, 2}, s_new[] = {3, 4, 5};
+	struct store_batch *b = batch("site-1", "a", s_old, 2, "cam1", VW_STATUS_OK);
+	b->received_ms -= 5 * 86400000LL;
+	store_batch_destroy(commit(x, b));
+	store_batch_destroy(commit(x, batch("site-1", "a", s_new, 3, "cam1", VW_STATUS_DOWN)));
+	assert_int_equal(count(x), 5);
+	int64_t parts = pg_value(x, "SELECT count(*) FROM pg_inherits"
+	                            " WHERE inhparent = 'results'::regclass");
+	close_h(x);
+
+	x->opt.rollup_tick_ms = 20;
+	x->opt.raw_retention_ms = 2 * 86400000LL;
+	open_h(x);
+	/* the job runs on its own tick: poll, with a deadline, never a fixed sleep */
+	int64_t deadline = vw_mono_ms() + 60000, n;
+	while ((n = count(x)) != 3 && vw_mono_ms() < deadline) {
+		uv_timer_t t; /* 20 ms between reads */
+		uv_timer_init(&x->loop, &t);
+		uv_timer_start(&t, tick_cb, 20, 0);
+		uv_run(&x->loop, UV_RUN_ONCE);
+		uv_close((uv_handle_t *)&t, NULL);
+		uv_run(&x->loop, UV_RUN_NOWAIT);
+	}
+	assert_int_equal(n, 3);
+	struct got g;
+	assert_int_equal(get_site(x, "site-1", &g), 0);
+	assert_string_equal(g.statuses[0], "stream/cam1=down#5");
+	close_h(x);
+	assert_int_equal(pg_value(x, "SELECT count(*) FROM pg_inherits"
+	                             " WHERE inhparent = 'results'::regclass"),
+	                 parts - 1);
+}
+
+static void pg_newer_schema_is_refused(void **state)
+{
+	struct ctx *x = *state;
+	pg_sql(x, "CREATE TABLE schema_version(version integer NOT NULL);"
+	          "INSERT INTO schema_version VALUES(99)");
+	struct store *st = NULL;
+	char err[512];
+	assert_int_equal(store_open(&x->opt, &st, err, sizeof(err)), -EPROTO);
+	assert_non_null(strstr(err, "newer"));
+	assert_non_null(strstr(err, x->db)); /* which database */
+	assert_null(st);
+}
+
+/* A password in the dsn is refused, and the error does not repeat it. */
+static void pg_password_in_dsn_is_refused(void **state)
+{
+	struct ctx *x = *state;
+	char dsn[600];
+	snprintf(dsn, sizeof(dsn), "%s password=hunter2", x->dsn);
+	x->opt.dsn = dsn;
+	struct store *st = NULL;
+	char err[512] = "";
+	assert_int_equal(store_open(&x->opt, &st, err, sizeof(err)), -EINVAL);
+	assert_null(st);
+	assert_non_null(strstr(err, "password file"));
+	assert_null(strstr(err, "hunter2"));
+	/* and without the password file the server refuses the connection: the file is
+	 * what carried the password */
+	x->opt.dsn = x->dsn;
+	x->opt.password_file = "/dev/null";
+	char env[] = "PGPASSFILE=/dev/null";
+	putenv(env);
+	assert_int_equal(store_open(&x->opt, &st, err, sizeof(err)), -ECONNREFUSED);
+	assert_non_null(strstr(err, x->db));
+	unsetenv("PGPASSFILE");
+}
+
+/* Two collectors on one database, the same batches submitted to both at once (an agent's
+ * retries reaching both): every (agent, seq) is stored once, both ack the mark. */
+static void two_collectors_never_store_a_seq_twice(void **state)
+{
+	struct ctx *x = *state;
+	char err[512];
+	open_h(x);
+	struct store *other;
+	if (store_open(&x->opt, &other, err, sizeof(err)))
+		fail_msg("store_open: %s", err);
+	assert_int_equal(store_start(other, &x->loop, 64), 0);
+	enum { ROUNDS = 30, ROWS = 20 };
+	size_t stored = 0;
+	for (int round = 0; round < ROUNDS; round++) {
+		int64_t seqs[ROWS];
+		for (int i = 0; i < ROWS; i++)
+			seqs[i] = round * ROWS + i + 1;
+		struct store_batch *b[2];
+		for (int k = 0; k < 2; k++) {
+			b[k] = batch("site-1", "a", seqs, ROWS, "cam1", VW_STATUS_OK);
+			b[k]->done = on_done;
+			b[k]->data = x;
+		}
+		int want = x->done + 2;
+		assert_int_equal(store_submit(x->st, b[0]), 0);
+		assert_int_equal(store_submit(other, b[1]), 0);
+		while (x->done < want)
+			uv_run(&x->loop, UV_RUN_ONCE);
+		for (int k = 0; k < 2; k++) {
+			assert_int_equal(b[k]->status, 0);
+			assert_int_equal(b[k]->acked_seq, (round + 1) * ROWS);
+			stored += b[k]->stored;
+			store_batch_destroy(b[k]);
+		}
+		assert_int_equal(stored, (size_t)(round + 1) * ROWS);
+	}
+	store_close(other);
+	assert_int_equal(count(x), ROUNDS * ROWS);
+	close_h(x);
+	assert_int_equal(pg_value(x, "SELECT count(*) FROM (SELECT agent_id, epoch, seq FROM"
+	                             " results GROUP BY 1, 2, 3 HAVING count(*) > 1) d"),
+	                 0);
+}
+
 /* --- running -------------------------------------------------------------------------------- */
 
 #define T(f, be) cmocka_unit_test_prestate_setup_teardown(f, setup, teardown, (void *)(be))
@@ -964,11 +1168,33 @@ static int run_contract(const struct backend *be)
 	return _cmocka_run_group_tests(name, tests, sizeof(tests) / sizeof(tests[0]), NULL, NULL);
 }
 
-int main(void)
+/* No argument: the contract on SQLite and SQLite's own tests. "postgresql" (under
+ * tests/tools/pg.sh, ctest test_store_postgresql): the same contract on PostgreSQL, then
+ * its own tests. */
+int main(int argc, char **argv)
 {
 	int failed = 0;
-	for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++)
-		failed += run_contract(&backends[i]);
+	if (argc > 1 && strcmp(argv[1], "postgresql") == 0) {
+		if (!getenv("VW_PG_DSN")) {
+			fprintf(stderr, "test_store postgresql: no VW_PG_DSN (run it under "
+			                "tests/tools/pg.sh)\n");
+			return 1;
+		}
+		const struct backend *pg = &backends[1];
+		failed += run_contract(pg);
+		const struct CMUnitTest pg_tests[] = {
+		    T(pg_gaps_are_recorded, pg),
+		    T(pg_results_are_partitioned_by_arrival_day, pg),
+		    T(pg_retention_drops_whole_partitions, pg),
+		    T(pg_newer_schema_is_refused, pg),
+		    T(pg_password_in_dsn_is_refused, pg),
+		    T(two_collectors_never_store_a_seq_twice, pg),
+		};
+		failed +=
+		    cmocka_run_group_tests_name("store: postgresql backend", pg_tests, NULL, NULL);
+		return failed;
+	}
+	failed += run_contract(&backends[0]);
 	const struct backend *sq = &backends[0];
 	const struct CMUnitTest sqlite_tests[] = {
 	    cmocka_unit_test(unknown_backend_is_refused),

@@ -1,0 +1,29 @@
+# PostgreSQL tests (ctest label postgres): each runs beside its own throw-away PostgreSQL 15
+# started by tests/tools/pg.sh (initdb in a temporary directory, an unprivileged user, a
+# unix socket on a run-time port). Skipped (77) only where the PostgreSQL binaries are
+# absent; scripts/setup.sh installs them. include()d from tests/CMakeLists.txt.
+set(VW_PG_SH ${CMAKE_CURRENT_SOURCE_DIR}/tools/pg.sh)
+
+add_test(NAME pg_harness COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/postgres/test_pg_harness.sh)
+set_tests_properties(pg_harness PROPERTIES LABELS postgres TIMEOUT 120 SKIP_RETURN_CODE 77)
+
+# The store contract (tests/unit/test_store.c) a second time, on PostgreSQL, then the
+# PostgreSQL backend's own promises (partitions, retention, two collectors on one database).
+add_test(NAME test_store_postgresql COMMAND bash ${VW_PG_SH} $<TARGET_FILE:test_store> postgresql)
+set_tests_properties(test_store_postgresql PROPERTIES LABELS postgres TIMEOUT 300
+                     SKIP_RETURN_CODE 77)
+
+# A real venuewatch-server on PostgreSQL and a real agent uploading to it: every released
+# result stored once, the site read back through the API (tests/integration/harness.py).
+add_test(NAME integration_pg_collector
+         COMMAND bash ${VW_PG_SH} ${VW_INTEGRATION_PYTHON}
+                 ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_pg_collector.py)
+set_tests_properties(integration_pg_collector PROPERTIES
+  ENVIRONMENT "VW_AGENT=$<TARGET_FILE:venuewatch-agent>;VW_SERVER=$<TARGET_FILE:venuewatch-server>;VW_TIMEOUT_SCALE=${VW_INTEGRATION_TIMEOUT_SCALE}"
+  LABELS postgres TIMEOUT ${VW_INTEGRATION_TIMEOUT} RUN_SERIAL TRUE SKIP_RETURN_CODE 77)
+
+# Exam sessions (tests/unit/test_exams.c's store tests) on PostgreSQL: create all or none,
+# late changes refused at the writer's time, the audit rows and the site's version.
+add_test(NAME test_exams_postgresql COMMAND bash ${VW_PG_SH} $<TARGET_FILE:test_exams> postgresql)
+set_tests_properties(test_exams_postgresql PROPERTIES LABELS postgres TIMEOUT 300
+                     SKIP_RETURN_CODE 77)
