@@ -3,6 +3,7 @@
 #include "labels.h"
 #include "metrics.h"
 #include "notify_msg.h"
+#include "pg_dsn.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -536,7 +537,9 @@ static int check_store(struct server_conf *cfg, const char *path, struct vw_conf
 	if (!opts) {
 		/* libpq's message names the keyword or the URI part it could not take */
 		vw_conf_error(errs, path, line, "[store] dsn: %s",
-		              why ? strtok(why, "\n") : "out of memory");
+		              !why                        ? "out of memory"
+		              : pg_dsn_may_quote(st->dsn) ? strtok(why, "\n")
+		                                          : PG_DSN_UNQUOTED);
 		PQfreemem(why);
 		return 1;
 	}

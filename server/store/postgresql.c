@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "pg_dsn.h"
 #include "store_backend.h"
 #include "vtime.h"
 
@@ -26,6 +27,9 @@
 /* Partitions made before they are needed: a batch never waits on DDL at midnight, and a
  * collector started late in the day already has tomorrow's. */
 #define PARTS_AHEAD 2
+/* Days of partitions made at once to keep the cached range whole (an arrival far from it,
+ * a test's or a tool's old timestamps, starts a new range instead). */
+#define PARTS_FILL_MAX 31
 /* pg_advisory_xact_lock keys: the collectors sharing a database serialize their migrations
  * and their partition DDL on these (any constants unique to this schema: "vwmg" and "vwpt"
  * in ASCII, as decimal text for the SQL). */
@@ -417,7 +421,9 @@ static int dsn_check(const char *dsn, char *err, size_t errlen)
 	if (!opts) {
 		char msg[256];
 		snprintf(err, errlen, "postgresql store: dsn: %s",
-		         why ? one_line(why, msg, sizeof(msg)) : "out of memory");
+		         !why                    ? "out of memory"
+		         : pg_dsn_may_quote(dsn) ? one_line(why, msg, sizeof(msg))
+		                                 : PG_DSN_UNQUOTED);
 		PQfreemem(why);
 		return -EINVAL;
 	}
@@ -460,6 +466,15 @@ static void notice_log(void *arg, const char *msg)
 	          one_line(msg, line, sizeof(line)));
 }
 
+/* The session's settings: UTF-8 (what the agents send) and UTC. A PQreset opens a new
+ * session without them, so every reset runs this again. */
+static int session_setup(PGconn *c)
+{
+	if (PQsetClientEncoding(c, "UTF8") != 0)
+		return -EIO;
+	return pg_exec(c, "store_open_failed", "SET TIME ZONE 'UTC'");
+}
+
 /* A connection of dsn: UTC, UTF-8 (what the agents send), and the statements it runs. */
 static int pg_connect(struct pg_be *s, const char *role, PGconn **out, char *err, size_t errlen)
 {
@@ -488,8 +503,7 @@ static int pg_connect(struct pg_be *s, const char *role, PGconn **out, char *err
 		PQfinish(c);
 		return -EPROTO;
 	}
-	if (PQsetClientEncoding(c, "UTF8") != 0 ||
-	    pg_exec(c, "store_open_failed", "SET TIME ZONE 'UTC'") != 0) {
+	if (session_setup(c) != 0) {
 		snprintf(err, errlen, "postgresql store (%s): session set-up: %s", s->where,
 		         one_line(PQerrorMessage(c), msg, sizeof(msg)));
 		PQfinish(c);
@@ -535,6 +549,7 @@ static int migrate(struct pg_be *s, char *err, size_t errlen)
 	}
 	for (int v = have; v < NMIGRATIONS; v++) {
 		const char *vals[1] = {i64s(&t, 0, v + 1)};
+		r = NULL; /* a failed migration leaves no result of this pass to clear */
 		if ((rc = pg_exec(c, "store_migrate_failed", migrations[v])) != 0 ||
 		    (r = PQexecParams(c, "INSERT INTO schema_version VALUES($1)", 1, NULL, vals,
 		                      NULL, NULL, 0),
@@ -602,10 +617,15 @@ static int parts_make(struct pg_be *s, int64_t from, int64_t to)
 		pg_exec(c, "store_partition_failed", "ROLLBACK");
 		return rc;
 	}
-	if (from < s->parts_from || s->parts_until <= s->parts_from)
+	/* The cache stays one range with no hole: joined to it, or in its place. */
+	int have = s->parts_until > s->parts_from;
+	if (have && from <= s->parts_until && to >= s->parts_from) {
+		s->parts_from = from < s->parts_from ? from : s->parts_from;
+		s->parts_until = to > s->parts_until ? to : s->parts_until;
+	} else {
 		s->parts_from = from;
-	if (to > s->parts_until)
 		s->parts_until = to;
+	}
 	return 0;
 }
 
@@ -613,10 +633,17 @@ static int parts_make(struct pg_be *s, int64_t from, int64_t to)
 static int parts_ensure(struct pg_be *s, int64_t received_ms)
 {
 	int64_t day = day_of(received_ms);
-	if (day >= s->parts_from && day < s->parts_until)
+	int have = s->parts_until > s->parts_from;
+	if (have && day >= s->parts_from && day < s->parts_until)
 		return 0;
-	if (day < s->parts_from)
-		return parts_make(s, day, day + 1); /* an old arrival time (a test's, a tool's) */
+	/* Days between the known range and this one are made too, so that the range the
+	 * cache says exists has no hole (a day in a hole would never be made, and every COPY
+	 * into it would fail), up to PARTS_FILL_MAX days; past that the range starts anew. */
+	if (have && day < s->parts_from)
+		return parts_make(s, day,
+		                  s->parts_from - day <= PARTS_FILL_MAX ? s->parts_from : day + 1);
+	if (have && day - s->parts_until <= PARTS_FILL_MAX)
+		return parts_make(s, s->parts_until, day + 1 + PARTS_AHEAD);
 	return parts_make(s, day, day + 1 + PARTS_AHEAD);
 }
 
@@ -1131,7 +1158,7 @@ static int writer_ready(struct pg_be *s)
 		return 0;
 	PQreset(s->w);
 	char err[256];
-	if (PQstatus(s->w) != CONNECTION_OK) {
+	if (PQstatus(s->w) != CONNECTION_OK || session_setup(s->w) != 0) {
 		pg_fail(s->w, NULL, "store_reconnect_failed", "reset");
 		return -ENOTCONN;
 	}
@@ -1180,6 +1207,21 @@ static int agent_repeats(const struct store_batch *from, const struct store_batc
 	return 0;
 }
 
+/* COMMIT of a transaction that had failed is answered "ROLLBACK", with no error: the acks
+ * hang on the command tag, not only on the status. */
+static int commit_checked(PGconn *c)
+{
+	PGresult *r = PQexec(c, "COMMIT");
+	if (PQresultStatus(r) != PGRES_COMMAND_OK)
+		return pg_fail(c, r, "store_commit_failed", "COMMIT");
+	int ok = strcmp(PQcmdStatus(r), "COMMIT") == 0;
+	if (!ok)
+		log_error("event=store_commit_failed backend=postgresql step=COMMIT "
+		          "error=\"the transaction had failed: rolled back\"");
+	PQclear(r);
+	return ok ? 0 : -EIO;
+}
+
 /* One transaction for the group, a savepoint per batch (one bad batch does not sink the
  * others: its rows leave the COPY buffers with it); a batch's acks are final only when
  * COMMIT returned: the core hands them back after this returns. */
@@ -1206,7 +1248,8 @@ static int pg_commit(void *p, struct store_batch *list)
 			since = b;
 		}
 		if (pg_exec(s->w, "store_write_failed", "SAVEPOINT batch")) {
-			b->status = -EIO;
+			b->status = rc =
+			    -EIO; /* the transaction is lost: every batch fails below */
 			continue;
 		}
 		size_t copy_len = s->copy.len, stage_len = s->stage.len;
@@ -1223,7 +1266,7 @@ static int pg_commit(void *p, struct store_batch *list)
 	}
 	if (!rc)
 		rc = group_flush(s);
-	if (!rc && (rc = pg_exec(s->w, "store_commit_failed", "COMMIT")) != 0)
+	if (!rc && (rc = commit_checked(s->w)) != 0)
 		pg_exec(s->w, "store_commit_failed", "ROLLBACK");
 	else if (rc)
 		pg_exec(s->w, "store_commit_failed", "ROLLBACK");
@@ -1294,13 +1337,24 @@ static int pg_rollup(void *p, int64_t now_ms, struct store_stats *out)
 		int64_t day = (int64_t)timegm(&tm) / 86400;
 		if ((day + 1) * DAY_MS > cutoff)
 			continue;
-		if (due++) /* one per call: the writer goes back to ingest in between */
-			break;
 		part_name(day, name, sizeof(name));
+		if (strcmp(name, PQgetvalue(r, i, 0)) != 0)
+			continue; /* "results_2025+1231" and the like: not a name we made */
+		if (due++)        /* one per call: the writer goes back to ingest in between */
+			break;
+		/* DROP locks all of results (ACCESS EXCLUSIVE): behind a long read it would
+		 * queue every collector's ingest behind it. Given up after 2 s instead; the
+		 * next slice tries again. */
 		snprintf(sql, sizeof(sql), "DROP TABLE IF EXISTS %s", name);
-		if ((rc = pg_exec(s->w, "store_prune_failed", sql)) == 0)
+		if ((rc = pg_exec(s->w, "store_prune_failed", "BEGIN")) == 0 &&
+		    (rc = pg_exec(s->w, "store_prune_failed", "SET LOCAL lock_timeout = '2s'")) ==
+		        0 &&
+		    (rc = pg_exec(s->w, "store_prune_failed", sql)) == 0 &&
+		    (rc = pg_exec(s->w, "store_prune_failed", "COMMIT")) == 0)
 			log_info("event=store_partition_dropped backend=postgresql partition=%s",
 			         name);
+		else
+			pg_exec(s->w, "store_prune_failed", "ROLLBACK");
 	}
 	PQclear(r);
 	if (rc)
@@ -1346,7 +1400,7 @@ static int reader_ready(struct pg_rd *rd)
 		return 0;
 	PQreset(rd->c);
 	char err[256];
-	if (PQstatus(rd->c) != CONNECTION_OK ||
+	if (PQstatus(rd->c) != CONNECTION_OK || session_setup(rd->c) != 0 ||
 	    prepare_all(rd->c, rstmts, R_NSTMTS, err, sizeof(err), rd->be->where) != 0) {
 		pg_fail(rd->c, NULL, "store_reconnect_failed", "reader");
 		return -ENOTCONN;

@@ -62,7 +62,8 @@ port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0));
 password=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
 
 mkdir "$dir/data" "$dir/run"
-printf '%s\n' "$password" >"$dir/pwfile"
+# The password files are 0600 from their first byte (umask in a subshell), not after.
+(umask 077 && printf '%s\n' "$password" >"$dir/pwfile")
 if ((EUID == 0)); then
 	chown "$PG_USER" "$dir/data" "$dir/run" "$dir/pwfile"
 fi
@@ -77,7 +78,7 @@ rm -f "$dir/pwfile"
 
 # hostname:port:database:username:password (libpq's format); for a socket outside libpq's
 # default directory the host field is the directory, as the DSN names it.
-printf '%s:%s:*:%s:%s\n' "$dir/run" "$port" "$PG_USER" "$password" >"$dir/pgpass"
+(umask 077 && printf '%s:%s:*:%s:%s\n' "$dir/run" "$port" "$PG_USER" "$password" >"$dir/pgpass")
 chmod 0600 "$dir/pgpass"
 export VW_PG_DSN="host=$dir/run port=$port user=$PG_USER"
 export VW_PG_PASSFILE="$dir/pgpass" PGPASSFILE="$dir/pgpass" VW_PG_BIN="$PG_BIN"
