@@ -5,7 +5,8 @@ with ffmpeg here, indexed by time, and answers 404 for a time nothing covers (a 
 than a camera's retention. `venuewatch-agent --once` samples each camera through its
 playback_url template: the healthy camera has no fault, the hole inside the exam session is a
 recording_gap, the short retention a retention_short, and the reads the server counted are
-exactly the planned samples — and no more than playback_max_reads when that is lower.
+exactly the planned samples — and no more than playback_max_reads when that is lower. A session
+recorded as a file that plays but holds no keyframe is recording_corrupt.
 """
 
 import json
@@ -40,6 +41,22 @@ class Playback(IntegrationTest):
                         "testsrc2=s=160x120:r=5", "-t", "4", "-c:v", "libx264", "-preset",
                         "ultrafast", "-g", "5", "-bf", "0", "-pix_fmt", "yuv420p", str(clip)],
                        check=True, timeout=120 * TIMEOUT_SCALE)
+        self.clip = clip
+        # The same picture with one keyframe only, then that keyframe's slices (NAL type 5,
+        # IDR) cut out by FFmpeg's filter_units: the MP4 still demuxes and gst-rtsp-server
+        # still answers DESCRIBE/PLAY and streams it (SPS/PPS ride in the SDP), but no frame in
+        # it is a keyframe, so the agent's decoder (skip_frame = non-key) never yields a
+        # picture — a recording that is there and does not decode.
+        whole_gop = h.path("onekey.mp4")
+        nokey = h.path("nokey.mp4")
+        subprocess.run([FFMPEG, "-v", "error", "-nostdin", "-y", "-f", "lavfi", "-i",
+                        "testsrc2=s=160x120:r=5", "-t", "4", "-c:v", "libx264", "-preset",
+                        "ultrafast", "-g", "1000", "-sc_threshold", "0", "-bf", "0",
+                        "-pix_fmt", "yuv420p", str(whole_gop)],
+                       check=True, timeout=120 * TIMEOUT_SCALE)
+        subprocess.run([FFMPEG, "-v", "error", "-nostdin", "-y", "-i", str(whole_gop), "-c",
+                        "copy", "-bsf:v", "filter_units=remove_types=5", str(nokey)],
+                       check=True, timeout=120 * TIMEOUT_SCALE)
         now = int(time.time())
         self.now = now
         # The exam session: three hours ago to one hour ago; samples at -2h40, -2h, -1h20.
@@ -52,6 +69,11 @@ class Playback(IntegrationTest):
             "pb-gap": {"keep_s": 2 * DAY, "recordings": holed},
             # Keeps half a day where the policy asks for one.
             "pb-short": {"keep_s": DAY // 2, "recordings": whole},
+            # Sound before and after; the exam session itself was recorded without a keyframe.
+            "pb-bad": {"keep_s": 2 * DAY, "recordings": [
+                {"start": iso(now - 2 * DAY), "end": iso(self.sess[0]), "file": str(clip)},
+                {"start": iso(self.sess[0]), "end": iso(self.sess[1]), "file": str(nokey)},
+                {"start": iso(self.sess[1]), "end": iso(now + HOUR), "file": str(clip)}]},
         }}
         self.log = h.path("requests.jsonl")
         p = h.start("playbackd", [SYSTEM_PYTHON, PLAYBACKD, "--port", "0", "--index",
@@ -60,7 +82,7 @@ class Playback(IntegrationTest):
         self.port = int(p.wait_for_output(r"^READY port=(\d+)$", 20 * TIMEOUT_SCALE,
                                           stream="stdout", what="playbackd READY").group(1))
 
-    def conf(self, name, extra=""):
+    def conf(self, name, extra="", cams=("pb-ok", "pb-gap", "pb-short")):
         h = self.h
         lines = ["[agent]", "site = site-1", "org = org-1",
                  f"state_dir = {h.path(name + '-state')}", "check_timeout = 5s", "",
@@ -74,7 +96,7 @@ class Playback(IntegrationTest):
                  "[room hall]", "min_cameras = 1", "",
                  "[session exam-1]", f"start = {iso(self.sess[0])}", f"end = {iso(self.sess[1])}",
                  "rooms = hall", ""]
-        for cam in ("pb-ok", "pb-gap", "pb-short"):
+        for cam in cams:
             # The live stream is not what is checked here: a closed port is enough.
             lines += [f"[camera {cam}]", "room = hall",
                       f"url = rtsp://127.0.0.1:{h.closed_port()}/live", ""]
@@ -116,6 +138,18 @@ class Playback(IntegrationTest):
         reqs = self.requests()
         self.assertEqual(len(reqs), 4, reqs)
         self.assertEqual(sum(r["metrics"]["samples"] for r in rec.values()), 4, rec)
+
+    def test_session_recorded_without_a_keyframe_is_recording_corrupt(self):
+        rec = self.run_once(self.conf("c", cams=("pb-ok", "pb-bad")))
+        self.assertEqual(sorted(rec), ["pb-bad", "pb-ok"], rec)
+        self.assertEqual(rec["pb-ok"]["faults"], [], rec["pb-ok"])
+        self.assertEqual(rec["pb-ok"]["metrics"]["corrupt_count"], 0, rec["pb-ok"])
+        self.assertEqual(rec["pb-bad"]["faults"], ["recording_corrupt"], rec["pb-bad"])
+        self.assertEqual(rec["pb-bad"]["status"], "degraded", rec["pb-bad"])
+        # Each of the session's points played (200) and none decoded.
+        self.assertEqual(rec["pb-bad"]["metrics"]["corrupt_count"], SAMPLES, rec["pb-bad"])
+        bad = [r for r in self.requests() if r["camera"] == "pb-bad"]
+        self.assertEqual([r["status"] for r in bad], [200] * (2 + SAMPLES), bad)
 
 
 if __name__ == "__main__":
