@@ -6,7 +6,9 @@ than a camera's retention. `venuewatch-agent --once` samples each camera through
 playback_url template: the healthy camera has no fault, the hole inside the exam session is a
 recording_gap, the short retention a retention_short, and the reads the server counted are
 exactly the planned samples — and no more than playback_max_reads when that is lower. A session
-recorded as a file that plays but holds no keyframe is recording_corrupt.
+recorded as a file that plays but holds no keyframe is recording_corrupt, and a low
+playback_max_kbps spreads the reads so that, by the server's own DESCRIBE times, the bytes
+already read never run ahead of the limit.
 """
 
 import json
@@ -22,6 +24,7 @@ from harness import AGENT, REPO, SYSTEM_PYTHON, TIMEOUT_SCALE, IntegrationTest, 
 
 PLAYBACKD = str(REPO / "tests" / "tools" / "playbackd.py")
 FFMPEG = shutil.which("ffmpeg") or "/usr/bin/ffmpeg"
+FFPROBE = shutil.which("ffprobe") or "/usr/bin/ffprobe"
 HOUR = 3600
 DAY = 86400
 SAMPLES = 3  # playback_samples: points per session
@@ -150,6 +153,36 @@ class Playback(IntegrationTest):
         self.assertEqual(rec["pb-bad"]["metrics"]["corrupt_count"], SAMPLES, rec["pb-bad"])
         bad = [r for r in self.requests() if r["camera"] == "pb-bad"]
         self.assertEqual([r["status"] for r in bad], [200] * (2 + SAMPLES), bad)
+
+    def first_second_bytes(self):
+        """Bytes of the clip's video frames in its first second: a sample reads at least these
+        (it reads on until a frame 1 s after the first, and counts that one too)."""
+        out = subprocess.run([FFPROBE, "-v", "error", "-select_streams", "v:0", "-show_packets",
+                              "-show_entries", "packet=pts_time,size", "-of", "json",
+                              str(self.clip)], check=True, capture_output=True, text=True,
+                             timeout=60 * TIMEOUT_SCALE).stdout
+        return sum(int(p["size"]) for p in json.loads(out)["packets"]
+                   if float(p["pts_time"]) < 1.0)
+
+    def test_low_playback_max_kbps_spreads_reads_to_keep_the_round_under_it(self):
+        per_read = self.first_second_bytes()
+        # A limit at which one sample's bytes take 3 s to earn: longer than a read of 1 s of
+        # media lasts, so only pauses between the reads can keep to it.
+        kbps = max(8, per_read * 8 // 3000)
+        rec = self.run_once(self.conf("d", f"playback_max_kbps = {kbps}", cams=("pb-ok",)))
+        self.assertEqual(rec["pb-ok"]["faults"], [], rec["pb-ok"])
+        reqs = self.requests()
+        self.assertEqual([r["status"] for r in reqs], [200] * (2 + SAMPLES), reqs)
+        t = [r["t"] for r in reqs]
+        for k in range(1, len(t)):
+            # Before read k the agent has read at least k * per_read bytes; at kbps (bits per
+            # ms) it may start read k no sooner than that many bits / kbps after the round began,
+            # and the first DESCRIBE came after the round began. The bound leaves out the frame
+            # at 1 s each read also counts, which covers the first read's connect.
+            least_s = k * per_read * 8 / kbps / 1000
+            self.assertGreaterEqual(t[k] - t[0], least_s,
+                                    f"read {k} came {t[k] - t[0]:.2f} s after the first; "
+                                    f"{k * per_read} bytes at {kbps} kbit/s need {least_s:.2f} s")
 
 
 if __name__ == "__main__":
