@@ -29,8 +29,9 @@ opens whose video is H.264, e.g. short low-res MP4s made with the ffmpeg CLI at 
 A file stands for its whole [start, end) span however long it is (tests keep clips a few
 seconds long and let each stand for an hour): the agent reads a few seconds per sample.
 
---log appends one JSON line per DESCRIBE: {"camera", "starttime", "status"} (200 or 404), so a
-test counts the playback reads the agent made.
+--log appends one JSON line per DESCRIBE: {"camera", "starttime", "status", "t"}: status 200 or
+404, t the server's CLOCK_MONOTONIC seconds when the DESCRIBE arrived, so a test counts the
+playback reads the agent made and sees how they were spread in time.
 """
 
 import argparse
@@ -39,6 +40,7 @@ import json
 import signal
 import sys
 import threading
+import time
 import urllib.parse
 
 import gi
@@ -138,7 +140,7 @@ class Playback:
         i = self.find(camera, ctx.uri.query) if camera else None
         start = urllib.parse.parse_qs(ctx.uri.query or "").get("starttime", [""])[0]
         self.log.write({"camera": camera, "starttime": start,
-                        "status": 404 if i is None else 200})
+                        "status": 404 if i is None else 200, "t": time.monotonic()})
         return GstRtsp.RTSPStatusCode.NOT_FOUND if i is None else GstRtsp.RTSPStatusCode.OK
 
 
