@@ -34,7 +34,7 @@ if(VW_FUZZ AND CMAKE_C_COMPILER_ID STREQUAL "Clang")
   # inside an array initialiser, on purpose); gcc, the project's compiler, has no such warning.
   target_compile_options(vwfuzzlib PRIVATE ${_vw_fuzz_flags} -Wno-string-concatenation)
   target_link_libraries(vwfuzzlib PUBLIC PkgConfig::CJSON PkgConfig::INIH PkgConfig::UV PkgConfig::CURL
-                        PkgConfig::SSL PkgConfig::SQLITE PkgConfig::ZLIB ${HTTP_PARSER_LIB}
+                        PkgConfig::SSL PkgConfig::SQLITE PkgConfig::PQ PkgConfig::ZLIB ${HTTP_PARSER_LIB}
                         ${CSV_LIB} Threads::Threads m)
 
   add_custom_target(fuzzers)
