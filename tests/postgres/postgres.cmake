@@ -27,3 +27,11 @@ set_tests_properties(integration_pg_collector PROPERTIES
 add_test(NAME test_exams_postgresql COMMAND bash ${VW_PG_SH} $<TARGET_FILE:test_exams> postgresql)
 set_tests_properties(test_exams_postgresql PROPERTIES LABELS postgres TIMEOUT 300
                      SKIP_RETURN_CODE 77)
+
+# issue 16 (A) on PostgreSQL (tests/unit/test_problems.c): problems opened, updated and closed
+# in the batch's commit, events with rising ids, silence, acks, the backlog and problems list,
+# and the scoped reads on their indexes.
+add_test(NAME test_problems_postgresql
+         COMMAND bash ${VW_PG_SH} $<TARGET_FILE:test_problems> postgresql)
+set_tests_properties(test_problems_postgresql PROPERTIES LABELS postgres TIMEOUT 300
+                     SKIP_RETURN_CODE 77)
