@@ -6,7 +6,7 @@
  * Threads: open/close on the store_open/store_close caller; the write connection on the
  * writer thread only; each read connection on one reader thread.
  * Not yet here (each returns -ENOSYS, so the core answers it cleanly): scores and rollups,
- * history, thumbnails, notifications. */
+ * history, notifications. */
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -208,6 +208,31 @@ static const char *const migrations[] = {
     " SELECT a.site, a.org, a.city, a.agent, l.kind, l.target, l.status, l.status,"
     " CASE l.status WHEN 'down' THEN 'major' ELSE 'minor' END, l.faults, l.ts_ms"
     " FROM latest l JOIN agents a ON a.id = l.agent_id WHERE l.status <> 'ok';",
+    /* 4: issue 16 (C) picture evidence, as sqlite.c's migration 8 says it: the JPEG a
+     * stream result carried, written in the batch's commit, served newest-first per (site,
+     * camera) from thumbnails_target_ts, pruned by arrival in bounded batches (oldest id
+     * first: received_ms rises with id); and who was shown which picture. Not partitioned:
+     * a picture is pruned after days, not kept for years like results, and a bounded
+     * DELETE from the front of the id index stays cheap at that size. */
+    "CREATE TABLE thumbnails("
+    " id bigserial PRIMARY KEY,"
+    " site text NOT NULL,"
+    " agent text NOT NULL,"
+    " target text NOT NULL,"
+    " ts_ms bigint NOT NULL,"
+    " seq bigint NOT NULL,"
+    " received_ms bigint NOT NULL,"
+    " jpeg bytea NOT NULL);"
+    "CREATE INDEX thumbnails_target_ts ON thumbnails(site, target, ts_ms);"
+    "CREATE TABLE thumbnail_access("
+    " id bigserial PRIMARY KEY,"
+    " at_ms bigint NOT NULL,"
+    " actor text NOT NULL,"
+    " site text NOT NULL,"
+    " camera text NOT NULL,"
+    " asked_ms bigint," /* NULL: the newest was asked for */
+    " thumb_ts_ms bigint NOT NULL,"
+    " peer text NOT NULL);",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -331,6 +356,17 @@ static const struct pg_stmt fstmts[] = {
     {"events_mark", "UPDATE feed_mark SET events_pruned_id = greatest(events_pruned_id, $1)"
                     " WHERE id = 1"},
     {"events_mark_get", "SELECT events_pruned_id FROM feed_mark WHERE id = 1"},
+    /* issue 16 (C); $7 is sent in binary (the picture's bytes as they are) */
+    {"thumb", "INSERT INTO thumbnails(site, agent, target, ts_ms, seq, received_ms, jpeg)"
+              " VALUES($1, $2, $3, $4, $5, $6, $7)"},
+    {"thumb_oldest", "SELECT received_ms FROM thumbnails ORDER BY id LIMIT 1"},
+    {"thumb_prune", "DELETE FROM thumbnails WHERE id IN"
+                    " (SELECT id FROM thumbnails ORDER BY id LIMIT $2) AND received_ms < $1"},
+    {"access", "INSERT INTO thumbnail_access(at_ms, actor, site, camera, asked_ms,"
+               " thumb_ts_ms, peer) VALUES($1, $2, $3, $4, $5, $6, $7)"},
+    {"access_oldest", "SELECT at_ms FROM thumbnail_access ORDER BY id LIMIT 1"},
+    {"access_prune", "DELETE FROM thumbnail_access WHERE id IN"
+                     " (SELECT id FROM thumbnail_access ORDER BY id LIMIT $2) AND at_ms < $1"},
 };
 #define F_NSTMTS (sizeof(fstmts) / sizeof(fstmts[0]))
 
@@ -370,8 +406,12 @@ static const struct pg_stmt rstmts[] = {
     {"sites", SITE_SUMMARY("")},
     {"site", SITE_SUMMARY("WHERE site = $1")},
     /* strcmp's order, as sqlite.c's BINARY collation gives it */
+    /* issue 16 (C): a camera's newest picture time, one seek of thumbnails_target_ts */
     {"targets", "SELECT a.agent, l.kind, l.target, l.status, l.session, l.codec, l.faults,"
-                " l.metrics, l.ts_ms, l.seq FROM agents a JOIN latest l ON l.agent_id = a.id"
+                " l.metrics, l.ts_ms, l.seq, CASE WHEN l.kind = 'stream' THEN"
+                " (SELECT max(t.ts_ms) FROM thumbnails t WHERE t.site = a.site"
+                " AND t.target = l.target) END"
+                " FROM agents a JOIN latest l ON l.agent_id = a.id"
                 " WHERE a.site = $1"
                 " ORDER BY l.kind COLLATE \"C\", l.target COLLATE \"C\", a.agent COLLATE \"C\""},
     {"high", "SELECT e.high_seq FROM agents a JOIN epochs e ON e.agent_id = a.id"
@@ -413,6 +453,8 @@ static const struct pg_stmt rstmts[] = {
     {"problems_city", PROBLEMS("city = $2")},
     {"problems_org", PROBLEMS("org = $4")},
     {"problems_site", PROBLEMS("site = $3")},
+    {"thumb", "SELECT agent, ts_ms, seq, jpeg FROM thumbnails WHERE site = $1 AND target = $2"
+              " AND ts_ms <= $3 ORDER BY ts_ms DESC, id DESC LIMIT 1"},
 };
 enum {
 	R_SITES,
@@ -435,6 +477,7 @@ enum {
 	R_PROBLEMS_CITY,
 	R_PROBLEMS_ORG,
 	R_PROBLEMS_SITE,
+	R_THUMB,
 	R_NSTMTS
 };
 _Static_assert(sizeof(rstmts) / sizeof(rstmts[0]) == R_NSTMTS, "one name per statement");
@@ -445,6 +488,7 @@ struct pg_be {
 	PGconn *w;            /* the writer's (the store_open caller's until started) */
 	int durable_normal;
 	int64_t raw_retention_ms;
+	int64_t thumb_retention_ms, access_retention_ms; /* store_options' (issue 16 C) */
 	/* Days [parts_from, parts_until) whose partitions this collector made or found. */
 	int64_t parts_from, parts_until;
 	struct vw_buf copy, stage; /* COPY text of a batch's results and latest rows */
@@ -853,6 +897,8 @@ static int pg_open(const struct store_options *o, void **out, char *err, size_t 
 	dsn_describe(o->dsn, s->where, sizeof(s->where));
 	s->durable_normal = o->durability == STORE_DURABLE_NORMAL;
 	s->raw_retention_ms = o->raw_retention_ms;
+	s->thumb_retention_ms = o->thumb_retention_ms;
+	s->access_retention_ms = o->thumb_access_retention_ms;
 	s->feed_dirty = 1; /* nothing counted yet */
 	vw_buf_init(&s->copy, COPY_BUF_MAX);
 	vw_buf_init(&s->stage, COPY_BUF_MAX);
@@ -1544,6 +1590,27 @@ static int feed_site(struct pg_be *s, struct store_batch *b)
 	return emit_problem(s, &b->events, b->received_ms, "problem_closed", silent);
 }
 
+/* issue 16 C: the row's picture, in the batch's transaction (its bytes as a binary
+ * parameter: no escaping of 30 KB into text and back). */
+static int insert_thumb(struct pg_be *s, const struct store_batch *b, const struct store_row *row)
+{
+	struct ints t;
+	const char *vals[7] = {b->site,
+	                       b->agent,
+	                       store_batch_str(b, row->target),
+	                       i64s(&t, 0, row->ts_ms),
+	                       i64s(&t, 1, row->seq),
+	                       i64s(&t, 2, b->received_ms),
+	                       (const char *)b->arena.data + row->thumb};
+	int lens[7] = {0, 0, 0, 0, 0, 0, (int)row->thumb_len};
+	int fmts[7] = {0, 0, 0, 0, 0, 0, 1};
+	PGresult *r = PQexecPrepared(s->w, "thumb", 7, vals, lens, fmts, 0);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK)
+		return pg_fail(s->w, r, "store_write_failed", "thumb");
+	PQclear(r);
+	return 0;
+}
+
 static int apply_batch(struct pg_be *s, struct store_batch *b)
 {
 	int64_t agent_id = 0, ord = 0, high = 0;
@@ -1578,6 +1645,8 @@ static int apply_batch(struct pg_be *s, struct store_batch *b)
 			rc = -ENOMEM;
 			goto out;
 		}
+		if (row->thumb_len && (rc = insert_thumb(s, b, row)) != 0)
+			goto out;
 		health_move(health, row, target, e->status);
 		/* a change, or a status still not ok: the feed's (feed_row) */
 		if ((e->status != (int)row->status || row->status != VW_STATUS_OK) &&
@@ -1786,19 +1855,14 @@ fail:
 	return rc;
 }
 
-/* Retention, between group commits: the oldest partition whose every row arrived longer
- * ago than raw_retention is dropped, one per call (1 = another may be due). The rollups a
- * score needs are not on PostgreSQL yet, so nothing here waits for them: with this backend
- * raw_retention is the whole of what is kept. */
-static int pg_rollup(void *p, int64_t now_ms, struct store_stats *out)
+/* Retention: the oldest partition whose every row arrived longer ago than raw_retention is
+ * dropped, one per call (1 = another may be due). With this backend raw_retention is the
+ * whole of what is kept (no rollups yet). */
+static int parts_prune(struct pg_be *s, int64_t now_ms)
 {
-	struct pg_be *s = p;
-	(void)out;
 	if (s->raw_retention_ms <= 0)
 		return 0;
-	int rc = writer_ready(s);
-	if (rc)
-		return rc;
+	int rc = 0;
 	PGresult *r = PQexec(s->w, "SELECT c.relname FROM pg_inherits i"
 	                           " JOIN pg_class c ON c.oid = i.inhrelid"
 	                           " WHERE i.inhparent = 'results'::regclass ORDER BY c.relname");
@@ -1840,6 +1904,60 @@ static int pg_rollup(void *p, int64_t now_ms, struct store_stats *out)
 	if (rc)
 		return rc;
 	return due > 1;
+}
+
+/* issue 16 C: rows older than retention_ms (column read by `oldest`, compared by `prune`),
+ * oldest first, at most THUMB_PRUNE_BATCH per call in a transaction of their own (sqlite.c's
+ * bounded_prune); *deleted says how many. Caught up, it costs one read of the first row. */
+#define THUMB_PRUNE_BATCH 500
+static int bounded_prune(struct pg_be *s, int64_t now_ms, int64_t retention_ms, const char *oldest,
+                         const char *prune, const char *what, int64_t *deleted)
+{
+	*deleted = 0;
+	if (retention_ms <= 0)
+		return 0;
+	int64_t cutoff = now_ms - retention_ms;
+	PGresult *r = NULL;
+	int rc = pg_run(s->w, "store_prune_failed", oldest, 0, NULL, &r);
+	if (rc)
+		return rc;
+	int due = PQntuples(r) == 1 && val_i64(r, 0, 0) < cutoff;
+	PQclear(r);
+	if (!due)
+		return 0;
+	struct ints t;
+	const char *vals[2] = {i64s(&t, 0, cutoff), i64s(&t, 1, THUMB_PRUNE_BATCH)};
+	/* autocommit: the DELETE is its own transaction */
+	PGresult *d = PQexecPrepared(s->w, prune, 2, vals, NULL, NULL, 0);
+	if (PQresultStatus(d) != PGRES_COMMAND_OK)
+		return pg_fail(s->w, d, "store_prune_failed", prune);
+	*deleted = strtoll(PQcmdTuples(d), NULL, 10);
+	PQclear(d);
+	if (*deleted)
+		log_info("event=%s_pruned backend=postgresql rows=%" PRId64, what, *deleted);
+	return 0;
+}
+
+/* Between group commits: a partition past raw_retention dropped, and a batch of old
+ * pictures and of old access records deleted; 1 when more of either may be due. The
+ * rollups a score needs are not on PostgreSQL yet, so nothing here waits for them. */
+static int pg_rollup(void *p, int64_t now_ms, struct store_stats *out)
+{
+	struct pg_be *s = p;
+	(void)out;
+	int rc = writer_ready(s);
+	if (rc)
+		return rc;
+	int more = parts_prune(s, now_ms);
+	if (more < 0)
+		return more;
+	int64_t thumbs = 0, accesses = 0;
+	if ((rc = bounded_prune(s, now_ms, s->thumb_retention_ms, "thumb_oldest", "thumb_prune",
+	                        "thumbnails", &thumbs)) != 0 ||
+	    (rc = bounded_prune(s, now_ms, s->access_retention_ms, "access_oldest", "access_prune",
+	                        "thumbnail_access", &accesses)) != 0)
+		return rc;
+	return more || thumbs == THUMB_PRUNE_BATCH || accesses == THUMB_PRUNE_BATCH;
 }
 
 /* --- readers ------------------------------------------------------------------------------ */
@@ -1963,6 +2081,38 @@ out:
 	return rc;
 }
 
+/* The site's summary (in_session, open problems and silence too) into f, in the caller's
+ * read transaction; -ENOENT when the site never reported. */
+static int site_summary(struct pg_rd *rd, const char *site, struct store_fill *f)
+{
+	const char *vals[1] = {site};
+	PGresult *r = NULL, *rr = NULL;
+	int rc = rd_run(rd, R_SITE, 1, vals, &r);
+	if (rc)
+		return rc;
+	if (PQntuples(r) == 0) {
+		PQclear(r);
+		return -ENOENT;
+	}
+	struct store_site st;
+	site_row(r, 0, &st);
+	struct ints now;
+	const char *run[3] = {i64s(&now, 0, vw_now_ms()), i64s(&now, 1, STORE_EXAM_MAX_MS), site};
+	if ((rc = rd_run(rd, R_RUNNING_SITE, 3, run, &rr)) != 0)
+		goto out;
+	st.in_session = PQntuples(rr) > 0;
+	PQclear(rr);
+	if ((rc = rd_run(rd, R_OPEN_PROBLEMS_SITE, 1, vals, &rr)) != 0)
+		goto out;
+	st.open_problems = val_i64(rr, 0, 0);
+	st.silent = val_i64(rr, 0, 1) > 0;
+	PQclear(rr);
+	rc = store_fill_site(f, &st);
+out:
+	PQclear(r); /* st's strings lived in it until here */
+	return rc;
+}
+
 static int pg_get_site(void *p, const char *site, struct store_fill *f)
 {
 	struct pg_rd *rd = p;
@@ -1975,29 +2125,8 @@ static int pg_get_site(void *p, const char *site, struct store_fill *f)
 		return rc;
 	const char *vals[1] = {site};
 	PGresult *r = NULL;
-	if ((rc = rd_run(rd, R_SITE, 1, vals, &r)) != 0)
+	if ((rc = site_summary(rd, site, f)) != 0)
 		goto out;
-	if (PQntuples(r) == 0) {
-		rc = -ENOENT;
-		goto out;
-	}
-	struct store_site st;
-	site_row(r, 0, &st);
-	struct ints now;
-	const char *run[3] = {i64s(&now, 0, vw_now_ms()), i64s(&now, 1, STORE_EXAM_MAX_MS), site};
-	PGresult *rr = NULL;
-	if ((rc = rd_run(rd, R_RUNNING_SITE, 3, run, &rr)) != 0)
-		goto out;
-	st.in_session = PQntuples(rr) > 0;
-	PQclear(rr);
-	if ((rc = rd_run(rd, R_OPEN_PROBLEMS_SITE, 1, vals, &rr)) != 0)
-		goto out;
-	st.open_problems = val_i64(rr, 0, 0);
-	st.silent = val_i64(rr, 0, 1) > 0;
-	PQclear(rr);
-	if ((rc = store_fill_site(f, &st)) != 0)
-		goto out;
-	PQclear(r);
 	if ((rc = rd_run(rd, R_TARGETS, 1, vals, &r)) != 0) {
 		r = NULL;
 		goto out;
@@ -2014,9 +2143,44 @@ static int pg_get_site(void *p, const char *site, struct store_fill *f)
 		    .metrics = PQgetvalue(r, i, 7),
 		    .ts_ms = val_i64(r, i, 8),
 		    .seq = val_i64(r, i, 9),
-		    /* thumbnails are not on PostgreSQL yet */
+		    .thumb_ts_ms = val_i64(r, i, 10), /* NULL: 0 */
 		};
 		rc = store_fill_target(f, &t);
+	}
+out:
+	PQclear(r);
+	pg_exec(rd->c, "store_read_failed", "COMMIT");
+	return rc;
+}
+
+/* issue 16 C: the site's summary and one picture, from one snapshot. */
+static int pg_thumbnail(void *p, const char *site, const char *camera, int64_t at_ms,
+                        struct store_fill *f)
+{
+	struct pg_rd *rd = p;
+	int rc = reader_ready(rd);
+	if (!rc)
+		rc = pg_exec(rd->c, "store_read_failed",
+		             "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+	if (rc)
+		return rc;
+	PGresult *r = NULL;
+	if ((rc = site_summary(rd, site, f)) != 0)
+		goto out;
+	struct ints t;
+	const char *vals[3] = {site, camera, i64s(&t, 0, at_ms > 0 ? at_ms : INT64_MAX)};
+	if ((rc = rd_run(rd, R_THUMB, 3, vals, &r)) != 0) {
+		r = NULL;
+		goto out;
+	}
+	if (PQntuples(r) == 1) {
+		size_t len = 0;
+		unsigned char *jpeg =
+		    PQunescapeBytea((const unsigned char *)PQgetvalue(r, 0, 3), &len);
+		rc = jpeg ? store_fill_thumb(f, jpeg, len, PQgetvalue(r, 0, 0), val_i64(r, 0, 1),
+		                             val_i64(r, 0, 2))
+		          : -ENOMEM;
+		PQfreemem(jpeg);
 	}
 out:
 	PQclear(r);
@@ -2454,13 +2618,69 @@ static int feed_write(struct pg_be *s, struct store_write *w)
 	return w->status = rc;
 }
 
-/* Exam sessions' and the feed's writes; thumbnails' and notifications' are not on
+/* issue 16 C: the thumbnail_access rows of every STORE_THUMB_ACCESS request in list (the
+ * first one only when one_only) in one transaction; each request's status is the
+ * commit's (any failure rolls all of them back: fail closed), sqlite.c's thumb_access_rows. */
+static int thumb_access_rows(struct pg_be *s, struct store_write *list, int one_only)
+{
+	int rc = writer_ready(s);
+	if (!rc)
+		rc = pg_exec(s->w, "store_begin_failed", "BEGIN");
+	int began = !rc;
+	size_t n = 0;
+	for (struct store_write *w = list; w && !rc; w = one_only ? NULL : w->next) {
+		if (w->op != STORE_THUMB_ACCESS)
+			continue;
+		const struct store_thumb_access *a = w->access;
+		if (!a) {
+			w->status = -EINVAL; /* a caller's bug; the others' rows still go */
+			continue;
+		}
+		w->now_ms = w->clock ? w->clock(w) : vw_now_ms();
+		struct ints t;
+		const char *vals[7] = {i64s(&t, 0, a->at_ms ? a->at_ms : w->now_ms),
+		                       a->actor ? a->actor : "",
+		                       a->site ? a->site : "",
+		                       a->camera ? a->camera : "",
+		                       a->asked_ms ? i64s(&t, 1, a->asked_ms) : NULL,
+		                       i64s(&t, 2, a->thumb_ts_ms),
+		                       a->peer ? a->peer : ""};
+		rc = pg_run(s->w, "store_write_failed", "access", 7, vals, NULL);
+		n++;
+	}
+	if (began && !rc)
+		rc = commit_checked(s->w);
+	if (rc && began)
+		pg_exec(s->w, "store_commit_failed", "ROLLBACK");
+	if (rc)
+		log_error("event=thumbnail_access_failed backend=postgresql requests=%zu err=%d", n,
+		          rc);
+	for (struct store_write *w = list; w; w = one_only ? NULL : w->next) {
+		if (w->op != STORE_THUMB_ACCESS || w->status == -EINVAL)
+			continue;
+		w->status = rc;
+		if (rc)
+			snprintf(w->err, sizeof(w->err), "the access could not be recorded");
+	}
+	return rc;
+}
+
+static int pg_thumb_access(void *p, struct store_write *list)
+{
+	return thumb_access_rows(p, list, 0);
+}
+
+/* Exam sessions', the feed's and thumbnail accesses' writes; notifications' are not on
  * PostgreSQL yet (-ENOSYS). */
 static int pg_write(void *p, struct store_write *w)
 {
 	struct pg_be *s = p;
 	if (w->op == STORE_PROBLEM_ACK || w->op == STORE_FEED_TICK)
 		return feed_write(s, w);
+	if (w->op == STORE_THUMB_ACCESS) {
+		thumb_access_rows(s, w, 1);
+		return w->status;
+	}
 	if (w->op != STORE_EXAM_CREATE && w->op != STORE_EXAM_UPDATE &&
 	    w->op != STORE_EXAM_CANCEL) {
 		snprintf(w->err, sizeof(w->err), "not implemented on the postgresql store yet");
@@ -2665,13 +2885,6 @@ static int pg_site_history(void *p, const struct store_history_query *q, struct 
 	return -ENOSYS;
 }
 
-static int pg_thumbnail(void *p, const char *site, const char *camera, int64_t at_ms,
-                        struct store_fill *f)
-{
-	(void)p, (void)site, (void)camera, (void)at_ms, (void)f;
-	return -ENOSYS;
-}
-
 static int pg_notify_list(void *p, const struct store_notify_query *q, struct store_fill *f,
                           int64_t *max_event_id)
 {
@@ -2704,5 +2917,5 @@ const struct store_ops store_postgresql_ops = {
     .problems_list = pg_problems_list,
     .thumbnail = pg_thumbnail,
     .notify_list = pg_notify_list,
-    .thumb_access = NULL, /* each access goes to write: -ENOSYS */
+    .thumb_access = pg_thumb_access,
 };

@@ -35,3 +35,11 @@ add_test(NAME test_problems_postgresql
          COMMAND bash ${VW_PG_SH} $<TARGET_FILE:test_problems> postgresql)
 set_tests_properties(test_problems_postgresql PROPERTIES LABELS postgres TIMEOUT 300
                      SKIP_RETURN_CODE 77)
+
+# issue 16 (C) on PostgreSQL (tests/unit/test_thumbs.c): the picture committed with its row
+# and read back, each camera's newest on the site page, accesses recorded (queued ones in one
+# transaction), and old pictures and access records pruned by the job.
+add_test(NAME test_thumbs_postgresql
+         COMMAND bash ${VW_PG_SH} $<TARGET_FILE:test_thumbs> postgresql)
+set_tests_properties(test_thumbs_postgresql PROPERTIES LABELS postgres TIMEOUT 300
+                     SKIP_RETURN_CODE 77)
