@@ -6,7 +6,7 @@
  * Threads: open/close on the store_open/store_close caller; the write connection on the
  * writer thread only; each read connection on one reader thread.
  * Not yet here (each returns -ENOSYS, so the core answers it cleanly): scores and rollups,
- * history, notifications. */
+ * notifications. */
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -455,6 +455,15 @@ static const struct pg_stmt rstmts[] = {
     {"problems_site", PROBLEMS("site = $3")},
     {"thumb", "SELECT agent, ts_ms, seq, jpeg FROM thumbnails WHERE site = $1 AND target = $2"
               " AND ts_ms <= $3 ORDER BY ts_ms DESC, id DESC LIMIT 1"},
+    /* issue 16 E: the site's agents, and one agent's stream of its history newest first by
+     * (ts_ms, id) from results_agent_ts (sqlite.c's hist_sql), a chunk at a time: $2 ts_ms
+     * >= from, $3/$4 the upper bound (ts_ms, id), exclusive. Not bounded by the partition
+     * key: an agent's check times say nothing sure of arrival (an outbox may hold days), so
+     * each partition's index is ranged instead. */
+    {"hist_agents", "SELECT id, agent FROM agents WHERE site = $1 ORDER BY agent COLLATE \"C\""},
+    {"hist", "SELECT id, kind, target, status, session, codec, faults, metrics, ts_ms, seq"
+             " FROM results WHERE agent_id = $1 AND ts_ms >= $2 AND ts_ms <= $3"
+             " AND (ts_ms < $3 OR id < $4) ORDER BY ts_ms DESC, id DESC LIMIT $5"},
 };
 enum {
 	R_SITES,
@@ -478,6 +487,8 @@ enum {
 	R_PROBLEMS_ORG,
 	R_PROBLEMS_SITE,
 	R_THUMB,
+	R_HIST_AGENTS,
+	R_HIST,
 	R_NSTMTS
 };
 _Static_assert(sizeof(rstmts) / sizeof(rstmts[0]) == R_NSTMTS, "one name per statement");
@@ -2765,6 +2776,164 @@ static int pg_exam_version(void *p, const char *site, int64_t *out)
 	return 0;
 }
 
+/* --- issue 16 E: site history ------------------------------------------------------------ */
+
+/* Rows one stream fetches at a time: a page examines at most scan_max rows in all, so a
+ * stream's chunk need not be larger than that (plus the one that says a next page exists). */
+#define HIST_CHUNK 500
+
+/* One agent's stream of the merge: its current chunk and row in it. */
+struct hist_stream {
+	int64_t agent_id;
+	const char *agent;
+	PGresult *r;
+	int row, done; /* done: the last chunk was short, nothing after it */
+};
+
+/* The stream's next row (h->row < PQntuples(h->r) after, or none left). */
+static int hist_next(struct pg_rd *rd, struct hist_stream *h, const struct store_history_query *q,
+                     long chunk)
+{
+	if (h->r && ++h->row < PQntuples(h->r))
+		return 0;
+	int64_t hi_ts = INT64_MAX, hi_id = INT64_MAX;
+	if (h->r) {
+		int n = PQntuples(h->r);
+		if (h->done || n == 0)
+			return 0;
+		hi_ts = val_i64(h->r, n - 1, 8);
+		hi_id = val_i64(h->r, n - 1, 0);
+	} else {
+		if (q->to_ms)
+			hi_ts = q->to_ms - 1;
+		if (q->before_id && q->before_ts_ms <= hi_ts) {
+			hi_ts = q->before_ts_ms;
+			hi_id = q->before_id;
+		}
+	}
+	struct ints t, u;
+	const char *vals[5] = {i64s(&t, 0, h->agent_id),
+	                       i64s(&t, 1, q->from_ms ? q->from_ms : INT64_MIN), i64s(&t, 2, hi_ts),
+	                       i64s(&t, 3, hi_id), i64s(&u, 0, chunk)};
+	PQclear(h->r);
+	h->r = NULL;
+	h->row = 0;
+	int rc = rd_run(rd, R_HIST, 5, vals, &h->r);
+	if (rc)
+		return rc;
+	h->done = PQntuples(h->r) < chunk;
+	return 0;
+}
+
+static int hist_has(const struct hist_stream *h)
+{
+	return h->r && h->row < PQntuples(h->r);
+}
+
+/* A page newest first, as sqlite.c's sq_site_history: one stream per agent of the site
+ * runs down results_agent_ts in (ts, id) order and the merge takes the newest current row
+ * each time, checking kind and target as it goes; it stops at limit rows (the next match
+ * says a next page exists) or after scan_max rows examined (the cursor then continues from
+ * the last row examined). */
+static int pg_site_history(void *p, const struct store_history_query *q, struct store_fill *f,
+                           int64_t *next_ts, int64_t *next_id)
+{
+	struct pg_rd *rd = p;
+	*next_ts = *next_id = 0;
+	int rc = reader_ready(rd);
+	if (!rc)
+		rc = pg_exec(rd->c, "store_read_failed",
+		             "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+	if (rc)
+		return rc;
+	const char *vals[1] = {q->site};
+	PGresult *ag = NULL;
+	struct hist_stream *hs = NULL;
+	int nh = 0;
+	if ((rc = rd_run(rd, R_HIST_AGENTS, 1, vals, &ag)) != 0) {
+		ag = NULL;
+		goto out;
+	}
+	if (!PQntuples(ag)) {
+		rc = -ENOENT;
+		goto out;
+	}
+	/* The site's summary first (org, city): the API checks the asker's scope with it. */
+	if ((rc = site_summary(rd, q->site, f)) != 0)
+		goto out;
+	if (!(hs = calloc((size_t)PQntuples(ag), sizeof(*hs)))) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	long scan_max = q->scan_max > 0 ? q->scan_max : STORE_HISTORY_SCAN_MAX;
+	long chunk = scan_max + 1 < HIST_CHUNK ? scan_max + 1 : HIST_CHUNK;
+	for (int i = 0; !rc && i < PQntuples(ag); i++) {
+		hs[i].agent_id = val_i64(ag, i, 0);
+		hs[i].agent = PQgetvalue(ag, i, 1);
+		nh = i + 1;
+		rc = hist_next(rd, &hs[i], q, chunk);
+	}
+	long examined = 0;
+	int taken = 0;
+	int64_t last_ts = 0, last_id = 0; /* the last row examined */
+	int64_t page_ts = 0, page_id = 0; /* the last row taken */
+	while (!rc) {
+		struct hist_stream *best = NULL;
+		int64_t bts = 0, bid = 0;
+		for (int i = 0; i < nh; i++) {
+			if (!hist_has(&hs[i]))
+				continue;
+			int64_t ts = val_i64(hs[i].r, hs[i].row, 8),
+			        id = val_i64(hs[i].r, hs[i].row, 0);
+			if (!best || ts > bts || (ts == bts && id > bid))
+				best = &hs[i], bts = ts, bid = id;
+		}
+		if (!best)
+			break; /* every stream ran out: no next page */
+		if (examined == scan_max) {
+			*next_ts = last_ts,
+			*next_id = last_id; /* continue after the last examined */
+			break;
+		}
+		examined++;
+		const PGresult *r = best->r;
+		int i = best->row;
+		if ((!q->kind || strcmp(PQgetvalue(r, i, 1), q->kind) == 0) &&
+		    (!q->target || strcmp(PQgetvalue(r, i, 2), q->target) == 0)) {
+			if (taken == q->limit) {
+				/* a row beyond the page: the next page starts after its last row */
+				*next_ts = page_ts, *next_id = page_id;
+				break;
+			}
+			struct store_target t = {
+			    .agent = best->agent,
+			    .kind = PQgetvalue(r, i, 1),
+			    .target = PQgetvalue(r, i, 2),
+			    .status = PQgetvalue(r, i, 3),
+			    .session = PQgetvalue(r, i, 4),
+			    .codec = PQgetvalue(r, i, 5),
+			    .faults = PQgetvalue(r, i, 6),
+			    .metrics = PQgetvalue(r, i, 7),
+			    .ts_ms = bts,
+			    .seq = val_i64(r, i, 9),
+			};
+			if ((rc = store_fill_target(f, &t)) != 0)
+				break;
+			taken++;
+			page_ts = bts, page_id = bid;
+		}
+		last_ts = bts, last_id = bid;
+		rc = hist_next(rd, best, q, chunk);
+	}
+out:
+	for (int i = 0; i < nh; i++)
+		PQclear(hs[i].r);
+	free(hs);
+	PQclear(ag);
+	pg_exec(rd->c, "store_read_failed", "COMMIT");
+	return rc;
+}
+
 /* --- issue 16 (A): events and problems (reader threads) ---------------------------------- */
 
 static int pg_events_after(void *p, const struct store_events_query *q, struct store_fill *f,
@@ -2875,13 +3044,6 @@ static int pg_score_evidence(void *p, int64_t exam_id, int cls, const char *targ
 static int pg_score_exam(void *p, int64_t exam_id, struct store_fill *f)
 {
 	(void)p, (void)exam_id, (void)f;
-	return -ENOSYS;
-}
-
-static int pg_site_history(void *p, const struct store_history_query *q, struct store_fill *f,
-                           int64_t *next_ts, int64_t *next_id)
-{
-	(void)p, (void)q, (void)f, (void)next_ts, (void)next_id;
 	return -ENOSYS;
 }
 

@@ -43,3 +43,10 @@ add_test(NAME test_thumbs_postgresql
          COMMAND bash ${VW_PG_SH} $<TARGET_FILE:test_thumbs> postgresql)
 set_tests_properties(test_thumbs_postgresql PROPERTIES LABELS postgres TIMEOUT 300
                      SKIP_RETURN_CODE 77)
+
+# issue 16 (E) on PostgreSQL (tests/unit/test_history.c): history pages newest first by the
+# cursor, bounded scans, the per-class counts, in_session, and the stream's index plan.
+add_test(NAME test_history_postgresql
+         COMMAND bash ${VW_PG_SH} $<TARGET_FILE:test_history> postgresql)
+set_tests_properties(test_history_postgresql PROPERTIES LABELS postgres TIMEOUT 300
+                     SKIP_RETURN_CODE 77)
