@@ -5,8 +5,7 @@
  * thread. Implements store_ops (store_backend.h); nothing of libpq leaves this file.
  * Threads: open/close on the store_open/store_close caller; the write connection on the
  * writer thread only; each read connection on one reader thread.
- * Not yet here (each returns -ENOSYS, so the core answers it cleanly): scores and rollups,
- * notifications. */
+ * Not yet here (each returns -ENOSYS, so the core answers it cleanly): scores and rollups. */
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -233,6 +232,31 @@ static const char *const migrations[] = {
     " asked_ms bigint," /* NULL: the newest was asked for */
     " thumb_ts_ms bigint NOT NULL,"
     " peer text NOT NULL);",
+    /* 5: issue 16 (D) notifications, as sqlite.c's migration 9 says them: one row per
+     * (sink, problem, dedup_key), so a message goes out once however often its event is
+     * seen (by any collector: the unique key is the database's). */
+    "CREATE TABLE notifications("
+    " id bigserial PRIMARY KEY,"
+    " sink text NOT NULL,"
+    " problem_id bigint NOT NULL,"
+    " event_id bigint NOT NULL,"
+    " event text NOT NULL,"
+    " site text NOT NULL,"
+    " org text NOT NULL,"
+    " city text NOT NULL,"
+    " state text NOT NULL CHECK(state IN ('pending', 'sent', 'failed', 'suppressed')),"
+    " attempts bigint NOT NULL DEFAULT 0,"
+    " last_error text NOT NULL DEFAULT '',"
+    " next_attempt_ms bigint NOT NULL DEFAULT 0,"
+    " sent_ms bigint NOT NULL DEFAULT 0,"
+    " created_ms bigint NOT NULL,"
+    " data text NOT NULL,"
+    " dedup_key text NOT NULL,"
+    " UNIQUE(sink, problem_id, dedup_key));"
+    "CREATE INDEX notifications_state ON notifications(state, id);"
+    "CREATE INDEX notifications_city ON notifications(city, id);"
+    "CREATE INDEX notifications_event ON notifications(event_id);"
+    "CREATE INDEX notifications_done ON notifications(created_ms) WHERE state <> 'pending';",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -367,6 +391,22 @@ static const struct pg_stmt fstmts[] = {
     {"access_oldest", "SELECT at_ms FROM thumbnail_access ORDER BY id LIMIT 1"},
     {"access_prune", "DELETE FROM thumbnail_access WHERE id IN"
                      " (SELECT id FROM thumbnail_access ORDER BY id LIMIT $2) AND at_ms < $1"},
+    /* issue 16 (D): sqlite.c's notify_put statements */
+    {"notify_ins", "INSERT INTO notifications(sink, problem_id, event_id, event, site, org, city,"
+                   " state, attempts, last_error, next_attempt_ms, sent_ms, created_ms, data,"
+                   " dedup_key) VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,"
+                   " $14, CASE $4::text WHEN 'updated' THEN 'updated:' || $3::bigint"
+                   " ELSE $4::text END)"
+                   " ON CONFLICT (sink, problem_id, dedup_key) DO NOTHING RETURNING id"},
+    /* whether the sink was told the problem opened (or is being told) */
+    {"notify_told", "SELECT 1 FROM notifications WHERE sink = $1 AND problem_id = $2"
+                    " AND dedup_key = 'opened' AND state IN ('pending', 'sent')"},
+    {"notify_upd", "UPDATE notifications SET state = $2, attempts = $3, last_error = $4,"
+                   " next_attempt_ms = $5, sent_ms = $6 WHERE id = $1"},
+    /* rows done with live as long as raw results: a few of the oldest go with each write */
+    {"notify_prune", "DELETE FROM notifications WHERE id IN (SELECT id FROM notifications"
+                     " WHERE state <> 'pending' AND created_ms < $1 ORDER BY created_ms"
+                     " LIMIT 16)"},
 };
 #define F_NSTMTS (sizeof(fstmts) / sizeof(fstmts[0]))
 
@@ -402,6 +442,12 @@ _Static_assert(sizeof(wstmts) / sizeof(wstmts[0]) == W_NSTMTS, "one name per sta
 	" AND ($8::bigint = 0 OR start_ms < $7::bigint OR (start_ms = $7::bigint"                  \
 	" AND id < $8::bigint))"                                                                   \
 	" ORDER BY start_ms DESC, id DESC LIMIT $9"
+/* issue 16 (D): notifications by id; $1 state, $2 city (NULL = any), $3 limit */
+#define NOTIFY_LIST(order)                                                                         \
+	"SELECT id, sink, event, problem_id, event_id, site, org, city, state, attempts,"          \
+	" last_error, next_attempt_ms, sent_ms, created_ms, data FROM notifications"               \
+	" WHERE ($1::text IS NULL OR state = $1::text) AND ($2::text IS NULL OR city = $2::text)"  \
+	" ORDER BY id " order " LIMIT $3"
 static const struct pg_stmt rstmts[] = {
     {"sites", SITE_SUMMARY("")},
     {"site", SITE_SUMMARY("WHERE site = $1")},
@@ -461,6 +507,10 @@ static const struct pg_stmt rstmts[] = {
      * key: an agent's check times say nothing sure of arrival (an outbox may hold days), so
      * each partition's index is ranged instead. */
     {"hist_agents", "SELECT id, agent FROM agents WHERE site = $1 ORDER BY agent COLLATE \"C\""},
+    /* issue 16 (D) */
+    {"notify_max", "SELECT coalesce(max(event_id), 0) FROM notifications"},
+    {"notify_asc", NOTIFY_LIST("ASC")},
+    {"notify_desc", NOTIFY_LIST("DESC")},
     {"hist", "SELECT id, kind, target, status, session, codec, faults, metrics, ts_ms, seq"
              " FROM results WHERE agent_id = $1 AND ts_ms >= $2 AND ts_ms <= $3"
              " AND (ts_ms < $3 OR id < $4) ORDER BY ts_ms DESC, id DESC LIMIT $5"},
@@ -488,6 +538,9 @@ enum {
 	R_PROBLEMS_SITE,
 	R_THUMB,
 	R_HIST_AGENTS,
+	R_NOTIFY_MAX,
+	R_NOTIFY_ASC,
+	R_NOTIFY_DESC,
 	R_HIST,
 	R_NSTMTS
 };
@@ -2681,11 +2734,95 @@ static int pg_thumb_access(void *p, struct store_write *list)
 	return thumb_access_rows(p, list, 0);
 }
 
-/* Exam sessions', the feed's and thumbnail accesses' writes; notifications' are not on
- * PostgreSQL yet (-ENOSYS). */
+/* issue 16 D, STORE_NOTIFY_PUT: every row of w->notes (store.h says what each does) in one
+ * transaction, sqlite.c's notify_put. */
+static int notify_rows(struct pg_be *s, struct store_write *w)
+{
+	int rc = 0;
+	for (size_t i = 0; i < w->nnotes && !rc; i++) {
+		struct store_notification *n = &w->notes[i];
+		n->unannounced = 0;
+		struct ints t, u, v;
+		PGresult *r = NULL;
+		if (!n->id && n->if_opened) {
+			const char *told[2] = {n->sink, i64s(&t, 0, n->problem_id)};
+			if ((rc = pg_run(s->w, "store_write_failed", "notify_told", 2, told, &r)) !=
+			    0)
+				break;
+			int found = PQntuples(r) > 0;
+			PQclear(r);
+			if (!found) {
+				n->unannounced = 1; /* never told it opened: no row */
+				continue;
+			}
+		}
+		if (n->id) {
+			const char *up[6] = {i64s(&t, 0, n->id),
+			                     n->state,
+			                     i64s(&t, 1, n->attempts),
+			                     n->last_error ? n->last_error : "",
+			                     i64s(&t, 2, n->next_attempt_ms),
+			                     i64s(&t, 3, n->sent_ms)};
+			rc = pg_run(s->w, "store_write_failed", "notify_upd", 6, up, NULL);
+			continue;
+		}
+		const char *ins[14] = {n->sink,
+		                       i64s(&t, 0, n->problem_id),
+		                       i64s(&t, 1, n->event_id),
+		                       n->event,
+		                       n->site,
+		                       n->org ? n->org : "",
+		                       n->city ? n->city : "",
+		                       n->state,
+		                       i64s(&t, 2, n->attempts),
+		                       n->last_error ? n->last_error : "",
+		                       i64s(&t, 3, n->next_attempt_ms),
+		                       i64s(&u, 0, n->sent_ms),
+		                       i64s(&v, 0, n->created_ms),
+		                       n->data ? n->data : "{}"};
+		if ((rc = pg_run(s->w, "store_write_failed", "notify_ins", 14, ins, &r)) != 0)
+			break;
+		n->id = PQntuples(r) == 1 ? val_i64(r, 0, 0) : 0; /* 0: a duplicate */
+		PQclear(r);
+	}
+	if (!rc && s->raw_retention_ms > 0) {
+		struct ints t;
+		const char *cut[1] = {i64s(&t, 0, vw_now_ms() - s->raw_retention_ms)};
+		rc = pg_run(s->w, "store_write_failed", "notify_prune", 1, cut, NULL);
+	}
+	return rc;
+}
+
+static int notify_put(struct pg_be *s, struct store_write *w)
+{
+	unsigned char *was_new = calloc(w->nnotes ? w->nnotes : 1, 1);
+	if (!was_new)
+		return -ENOMEM;
+	for (size_t i = 0; i < w->nnotes; i++)
+		was_new[i] = w->notes[i].id == 0;
+	int rc = writer_ready(s);
+	if (!rc)
+		rc = pg_exec(s->w, "store_begin_failed", "BEGIN");
+	if (!rc && !(rc = notify_rows(s, w)))
+		rc = commit_checked(s->w);
+	if (rc) {
+		log_error("event=store_write_failed backend=postgresql what=notifications error=%d",
+		          rc);
+		pg_exec(s->w, "store_commit_failed", "ROLLBACK");
+		for (size_t i = 0; i < w->nnotes; i++)
+			if (was_new[i])
+				w->notes[i].id = 0; /* rolled back: not inserted after all */
+	}
+	free(was_new);
+	return rc;
+}
+
+/* Exam sessions', the feed's, thumbnail accesses' and notifications' writes. */
 static int pg_write(void *p, struct store_write *w)
 {
 	struct pg_be *s = p;
+	if (w->op == STORE_NOTIFY_PUT)
+		return w->status = notify_put(s, w);
 	if (w->op == STORE_PROBLEM_ACK || w->op == STORE_FEED_TICK)
 		return feed_write(s, w);
 	if (w->op == STORE_THUMB_ACCESS) {
@@ -2694,7 +2831,7 @@ static int pg_write(void *p, struct store_write *w)
 	}
 	if (w->op != STORE_EXAM_CREATE && w->op != STORE_EXAM_UPDATE &&
 	    w->op != STORE_EXAM_CANCEL) {
-		snprintf(w->err, sizeof(w->err), "not implemented on the postgresql store yet");
+		snprintf(w->err, sizeof(w->err), "not a write this store knows");
 		return w->status = -ENOSYS;
 	}
 	if (!w->nexams)
@@ -3047,11 +3184,45 @@ static int pg_score_exam(void *p, int64_t exam_id, struct store_fill *f)
 	return -ENOSYS;
 }
 
+/* --- issue 16 D: notifications ---------------------------------------------------------- */
+
 static int pg_notify_list(void *p, const struct store_notify_query *q, struct store_fill *f,
                           int64_t *max_event_id)
 {
-	(void)p, (void)q, (void)f, (void)max_event_id;
-	return -ENOSYS;
+	struct pg_rd *rd = p;
+	*max_event_id = 0;
+	PGresult *r = NULL;
+	int rc = rd_run(rd, R_NOTIFY_MAX, 0, NULL, &r);
+	if (rc)
+		return rc;
+	*max_event_id = val_i64(r, 0, 0);
+	PQclear(r);
+	struct ints t;
+	const char *vals[3] = {q->state, q->city, i64s(&t, 0, (int64_t)q->limit)};
+	if ((rc = rd_run(rd, q->oldest_first ? R_NOTIFY_ASC : R_NOTIFY_DESC, 3, vals, &r)) != 0)
+		return rc;
+	for (int i = 0; !rc && i < PQntuples(r); i++) {
+		struct store_notification n = {
+		    .id = val_i64(r, i, 0),
+		    .sink = PQgetvalue(r, i, 1),
+		    .event = PQgetvalue(r, i, 2),
+		    .problem_id = val_i64(r, i, 3),
+		    .event_id = val_i64(r, i, 4),
+		    .site = PQgetvalue(r, i, 5),
+		    .org = PQgetvalue(r, i, 6),
+		    .city = PQgetvalue(r, i, 7),
+		    .state = PQgetvalue(r, i, 8),
+		    .attempts = val_i64(r, i, 9),
+		    .last_error = PQgetvalue(r, i, 10),
+		    .next_attempt_ms = val_i64(r, i, 11),
+		    .sent_ms = val_i64(r, i, 12),
+		    .created_ms = val_i64(r, i, 13),
+		    .data = PQgetvalue(r, i, 14),
+		};
+		rc = store_fill_notification(f, &n);
+	}
+	PQclear(r);
+	return rc;
 }
 
 const struct store_ops store_postgresql_ops = {

@@ -50,3 +50,10 @@ add_test(NAME test_history_postgresql
          COMMAND bash ${VW_PG_SH} $<TARGET_FILE:test_history> postgresql)
 set_tests_properties(test_history_postgresql PROPERTIES LABELS postgres TIMEOUT 300
                      SKIP_RETURN_CODE 77)
+
+# issue 16 (D) on PostgreSQL (tests/unit/test_notify.c's store test): the notifier's rows keyed
+# by (sink, problem, event), closings only where the opening was told, the queue bound at start.
+add_test(NAME test_notify_postgresql
+         COMMAND bash ${VW_PG_SH} $<TARGET_FILE:test_notify> postgresql)
+set_tests_properties(test_notify_postgresql PROPERTIES LABELS postgres TIMEOUT 300
+                     SKIP_RETURN_CODE 77)
