@@ -365,7 +365,10 @@ static const struct pg_stmt fstmts[] = {
                  " WHERE silent_id IS NULL AND greatest(last_batch_ms, $2::bigint) +"
                  " CASE WHEN $3::bigint > 0 THEN $3::bigint ELSE trunc($4::float8 *"
                  " CASE WHEN cadence_ms > 0 THEN cadence_ms ELSE 60000 END)::bigint END"
-                 " <= $1::bigint ORDER BY site COLLATE \"C\" LIMIT 1000"},
+                 " <= $1::bigint ORDER BY site COLLATE \"C\" LIMIT 1000"
+                 /* two collectors' ticks: the second waits for the first's commit, then
+                  * finds the rows it silenced no longer due (re-checked under the lock) */
+                 " FOR UPDATE"},
     {"feed_count_open", "SELECT site, kind, status, severity FROM problems"
                         " WHERE end_ms IS NULL ORDER BY site COLLATE \"C\""},
     {"feed_count_sites", "SELECT count(*) FROM feed_sites"},

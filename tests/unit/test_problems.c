@@ -40,6 +40,7 @@ struct ctx {
 	struct store_options opt;
 	uv_loop_t loop;
 	struct store *st;
+	struct store *other; /* a second collector's, closed by teardown on a failure too */
 	int done;
 	int64_t seq;
 	struct ev evs[256];
@@ -123,6 +124,8 @@ static void close_h(struct ctx *x)
 static int teardown(void **state)
 {
 	struct ctx *x = *state;
+	if (x->other)
+		store_close(x->other);
 	if (x->st)
 		close_h(x);
 	evs_free(x);
@@ -724,6 +727,59 @@ static void pg_scoped_reads_use_their_indexes(void **state)
 	             "problems_org_start");
 }
 
+/* issue 13: two collectors on one database. Their events' ids are one sequence of the
+ * database's, never handed out twice, and the backlog read on either holds both's; their
+ * feed ticks at once open a silent site's site_silent once. */
+static void pg_two_collectors_share_the_feed(void **state)
+{
+	struct ctx *x = *state;
+	char err[256];
+	open_h(x);
+	if (store_open(&x->opt, &x->other, err, sizeof(err)))
+		fail_msg("store_open: %s", err);
+	struct store *other = x->other;
+	store_set_event_cb(other, on_event, x);
+	assert_int_equal(store_start(other, &x->loop, 64), 0);
+	int64_t now = vw_now_ms();
+	struct store *mine = x->st;
+	for (int i = 0; i < 10; i++) {
+		char site[16];
+		snprintf(site, sizeof(site), "site-%d", i);
+		x->st = i % 2 ? other : mine; /* send_place submits to x->st */
+		int rc = send_city(x, site, "Jinan", "cam1", VW_STATUS_DOWN, "black", now - 100000,
+		                   now - 100000);
+		x->st = mine;
+		assert_int_equal(rc, 0);
+	}
+	assert_int_equal(x->nevs, 20);
+	for (size_t i = 0; i < x->nevs; i++)
+		for (size_t j = i + 1; j < x->nevs; j++)
+			assert_true(x->evs[i].id != x->evs[j].id);
+	wait_read(x, store_events_after(x->st, 0, 100, on_read, x));
+	assert_int_equal(x->rn, 20);
+	for (size_t i = 1; i < x->rn; i++)
+		assert_true(x->rev[i].id > x->rev[i - 1].id);
+	/* every site silent (heard 100 s ago, 15 s cadence): both ticks at once */
+	struct store_write w[2] = {{.op = STORE_FEED_TICK, .silent_factor = 3},
+	                           {.op = STORE_FEED_TICK, .silent_factor = 3}};
+	int want = x->done + 2;
+	for (int k = 0; k < 2; k++) {
+		w[k].done = on_write;
+		w[k].data = x;
+		assert_int_equal(store_write_submit(k ? other : mine, &w[k]), 0);
+	}
+	while (x->done < want)
+		uv_run(&x->loop, UV_RUN_ONCE);
+	assert_int_equal(w[0].status, 0);
+	assert_int_equal(w[1].status, 0);
+	store_events_clear(&w[0].events);
+	store_events_clear(&w[1].events);
+	assert_int_equal(sql_value(x, "SELECT count(*) FROM problems WHERE kind = 'site'"), 10);
+	assert_int_equal(x->nevs, 40);
+	store_close(other);
+	x->other = NULL;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc > 1 && strcmp(argv[1], "postgresql") == 0) {
@@ -743,6 +799,7 @@ int main(int argc, char **argv)
 		    PG(backlog_and_list_read_what_was_stored),
 		    PG(scoped_reads_read_their_own_scope_only),
 		    PG(pg_scoped_reads_use_their_indexes),
+		    PG(pg_two_collectors_share_the_feed),
 		};
 		return cmocka_run_group_tests_name("problems: postgresql store", pg, NULL, NULL);
 	}
