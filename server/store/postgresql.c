@@ -5,8 +5,8 @@
  * thread. Implements store_ops (store_backend.h); nothing of libpq leaves this file.
  * Threads: open/close on the store_open/store_close caller; the write connection on the
  * writer thread only; each read connection on one reader thread.
- * Not yet here (each returns -ENOSYS, so the core answers it cleanly): scores and rollups,
- * history, problems and events, thumbnails, notifications. */
+ * Not yet here (each returns -ENOSYS, so the core answers it cleanly): scores and rollups. */
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
@@ -158,6 +158,105 @@ static const char *const migrations[] = {
     "CREATE TABLE site_versions("
     " site text PRIMARY KEY,"
     " sessions bigint NOT NULL);",
+    /* 3: issue 16 (A) problems, events and silence, as sqlite.c's migration 7 says them.
+     * One difference: an event's id is not a sequence's. feed_mark.events_last_id is
+     * bumped under its row lock in the transaction that stores the event, so ids become
+     * visible in commit order across collectors (a sequence hands out 11 to one that
+     * commits before another's 10, and a stream resumed after 11 never sees 10), and a
+     * rolled-back id is never counted as stored. Targets not ok at the upgrade get their
+     * problem from latest, starting at their latest result. */
+    "CREATE TABLE problems("
+    " id bigserial PRIMARY KEY,"
+    " site text NOT NULL, org text NOT NULL, city text NOT NULL,"
+    " agent text NOT NULL, kind text NOT NULL, target text NOT NULL,"
+    " status text NOT NULL,"
+    " worst text NOT NULL,"
+    " severity text NOT NULL,"
+    " faults text NOT NULL,"
+    " start_ms bigint NOT NULL,"
+    " end_ms bigint,"
+    " in_session integer NOT NULL DEFAULT 0,"
+    " ack_by text, ack_ms bigint, ack_message text);"
+    "CREATE UNIQUE INDEX problems_open ON problems(site, agent, kind, target)"
+    " WHERE end_ms IS NULL;"
+    "CREATE INDEX problems_site_end ON problems(site, end_ms);"
+    "CREATE INDEX problems_start ON problems(start_ms, id);"
+    "CREATE INDEX problems_city_start ON problems(city, start_ms, id);"
+    "CREATE INDEX problems_org_start ON problems(org, start_ms, id);"
+    "CREATE TABLE events("
+    " id bigint PRIMARY KEY,"
+    " ts_ms bigint NOT NULL, type text NOT NULL,"
+    " site text NOT NULL, org text NOT NULL, city text NOT NULL,"
+    " data text NOT NULL);"
+    "CREATE INDEX events_city ON events(city, id);"
+    "CREATE INDEX events_org ON events(org, id);"
+    "CREATE TABLE feed_mark("
+    " id integer PRIMARY KEY CHECK(id = 1),"
+    " events_pruned_id bigint NOT NULL,"
+    " events_last_id bigint NOT NULL);"
+    "INSERT INTO feed_mark VALUES(1, 0, 0);"
+    "CREATE TABLE feed_sites("
+    " site text PRIMARY KEY, org text NOT NULL, city text NOT NULL,"
+    " last_batch_ms bigint NOT NULL,"
+    " cadence_ms bigint NOT NULL DEFAULT 0,"
+    " silent_id bigint);"
+    "INSERT INTO feed_sites(site, org, city, last_batch_ms)"
+    " SELECT site, max(org), max(city), max(last_report_ms) FROM agents GROUP BY site;"
+    "INSERT INTO problems(site, org, city, agent, kind, target, status, worst, severity,"
+    " faults, start_ms)"
+    " SELECT a.site, a.org, a.city, a.agent, l.kind, l.target, l.status, l.status,"
+    " CASE l.status WHEN 'down' THEN 'major' ELSE 'minor' END, l.faults, l.ts_ms"
+    " FROM latest l JOIN agents a ON a.id = l.agent_id WHERE l.status <> 'ok';",
+    /* 4: issue 16 (C) picture evidence, as sqlite.c's migration 8 says it: the JPEG a
+     * stream result carried, written in the batch's commit, served newest-first per (site,
+     * camera) from thumbnails_target_ts, pruned by arrival in bounded batches (oldest id
+     * first: received_ms rises with id); and who was shown which picture. Not partitioned:
+     * a picture is pruned after days, not kept for years like results, and a bounded
+     * DELETE from the front of the id index stays cheap at that size. */
+    "CREATE TABLE thumbnails("
+    " id bigserial PRIMARY KEY,"
+    " site text NOT NULL,"
+    " agent text NOT NULL,"
+    " target text NOT NULL,"
+    " ts_ms bigint NOT NULL,"
+    " seq bigint NOT NULL,"
+    " received_ms bigint NOT NULL,"
+    " jpeg bytea NOT NULL);"
+    "CREATE INDEX thumbnails_target_ts ON thumbnails(site, target, ts_ms);"
+    "CREATE TABLE thumbnail_access("
+    " id bigserial PRIMARY KEY,"
+    " at_ms bigint NOT NULL,"
+    " actor text NOT NULL,"
+    " site text NOT NULL,"
+    " camera text NOT NULL,"
+    " asked_ms bigint," /* NULL: the newest was asked for */
+    " thumb_ts_ms bigint NOT NULL,"
+    " peer text NOT NULL);",
+    /* 5: issue 16 (D) notifications, as sqlite.c's migration 9 says them: one row per
+     * (sink, problem, dedup_key), so a message goes out once however often its event is
+     * seen (by any collector: the unique key is the database's). */
+    "CREATE TABLE notifications("
+    " id bigserial PRIMARY KEY,"
+    " sink text NOT NULL,"
+    " problem_id bigint NOT NULL,"
+    " event_id bigint NOT NULL,"
+    " event text NOT NULL,"
+    " site text NOT NULL,"
+    " org text NOT NULL,"
+    " city text NOT NULL,"
+    " state text NOT NULL CHECK(state IN ('pending', 'sent', 'failed', 'suppressed')),"
+    " attempts bigint NOT NULL DEFAULT 0,"
+    " last_error text NOT NULL DEFAULT '',"
+    " next_attempt_ms bigint NOT NULL DEFAULT 0,"
+    " sent_ms bigint NOT NULL DEFAULT 0,"
+    " created_ms bigint NOT NULL,"
+    " data text NOT NULL,"
+    " dedup_key text NOT NULL,"
+    " UNIQUE(sink, problem_id, dedup_key));"
+    "CREATE INDEX notifications_state ON notifications(state, id);"
+    "CREATE INDEX notifications_city ON notifications(city, id);"
+    "CREATE INDEX notifications_event ON notifications(event_id);"
+    "CREATE INDEX notifications_done ON notifications(created_ms) WHERE state <> 'pending';",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -226,6 +325,94 @@ static const struct pg_stmt xstmts[] = {
 };
 #define X_NSTMTS (sizeof(xstmts) / sizeof(xstmts[0]))
 
+/* issue 16 (A): the feed's writes (sqlite.c's W_PROB_* and W_FEED_*), by the same names
+ * as there. Parameters are cast where their use alone would leave their type open. */
+#define PROBLEM_COLS                                                                               \
+	"id, site, org, city, agent, kind, target, status, worst, severity, faults, start_ms,"     \
+	" coalesce(end_ms, 0), in_session, ack_by, coalesce(ack_ms, 0), ack_message"
+static const struct pg_stmt fstmts[] = {
+    /* problems_open (the partial unique index) answers it */
+    {"prob_open", "SELECT id, worst, faults, in_session FROM problems WHERE site = $1"
+                  " AND agent = $2 AND kind = $3 AND target = $4 AND end_ms IS NULL"},
+    {"prob_new", "INSERT INTO problems(site, org, city, agent, kind, target, status, worst,"
+                 " severity, faults, start_ms, in_session)"
+                 " VALUES($1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10, $11) RETURNING id"},
+    {"prob_set", "UPDATE problems SET status = $2, worst = $3, severity = $4, faults = $5,"
+                 " in_session = $6 WHERE id = $1"},
+    {"prob_close", "UPDATE problems SET end_ms = $2, in_session = greatest(in_session, $3)"
+                   " WHERE id = $1"},
+    {"prob_get", "SELECT " PROBLEM_COLS " FROM problems WHERE id = $1"},
+    /* the row lock: two collectors acking one problem, the second finds it acked */
+    {"prob_get_lock", "SELECT " PROBLEM_COLS " FROM problems WHERE id = $1 FOR UPDATE"},
+    {"prob_ack", "UPDATE problems SET ack_by = $2, ack_ms = $3, ack_message = $4 WHERE id = $1"},
+    {"in_session", "SELECT 1 FROM exam_sessions WHERE site = $1 AND end_ms > $2"
+                   " AND start_ms <= $3 AND cancelled_ms IS NULL LIMIT 1"},
+    /* the next id under feed_mark's row lock (migration 3 says why) */
+    {"event", "WITH n AS (UPDATE feed_mark SET events_last_id = events_last_id + 1"
+              " WHERE id = 1 RETURNING events_last_id)"
+              " INSERT INTO events(id, ts_ms, type, site, org, city, data)"
+              " SELECT events_last_id, $1::bigint, $2::text, $3::text, $4::text, $5::text,"
+              " $6::text FROM n RETURNING id"},
+    {"feed_site", "INSERT INTO feed_sites(site, org, city, last_batch_ms, cadence_ms)"
+                  " VALUES($1, $2, $3, $4, $5) ON CONFLICT (site) DO UPDATE SET"
+                  " org = excluded.org, city = excluded.city,"
+                  " last_batch_ms = greatest(feed_sites.last_batch_ms, excluded.last_batch_ms),"
+                  " cadence_ms = CASE WHEN excluded.cadence_ms > 0 THEN excluded.cadence_ms"
+                  " ELSE feed_sites.cadence_ms END RETURNING silent_id"},
+    {"feed_silent_set", "UPDATE feed_sites SET silent_id = $2 WHERE site = $1"},
+    /* trunc: sqlite.c's CAST AS INTEGER truncates, ::bigint would round */
+    {"feed_due", "SELECT site, org, city, last_batch_ms FROM feed_sites"
+                 " WHERE silent_id IS NULL AND greatest(last_batch_ms, $2::bigint) +"
+                 " CASE WHEN $3::bigint > 0 THEN $3::bigint ELSE trunc($4::float8 *"
+                 " CASE WHEN cadence_ms > 0 THEN cadence_ms ELSE 60000 END)::bigint END"
+                 " <= $1::bigint ORDER BY site COLLATE \"C\" LIMIT 1000"
+                 /* two collectors' ticks: the second waits for the first's commit, then
+                  * finds the rows it silenced no longer due (re-checked under the lock) */
+                 " FOR UPDATE"},
+    {"feed_count_open", "SELECT site, kind, status, severity FROM problems"
+                        " WHERE end_ms IS NULL ORDER BY site COLLATE \"C\""},
+    {"feed_count_sites", "SELECT count(*) FROM feed_sites"},
+    {"prob_escalate", "SELECT p.id FROM problems p WHERE p.end_ms IS NULL"
+                      " AND p.in_session = 0 AND EXISTS(SELECT 1 FROM exam_sessions e"
+                      " WHERE e.site = p.site AND e.cancelled_ms IS NULL"
+                      " AND e.start_ms <= $1 AND e.end_ms > $1) ORDER BY p.id LIMIT 1000"},
+    /* the events' ts_ms rises with id (the writers' clocks stamp them): a prefix */
+    {"events_prune_to", "SELECT max(id) FROM (SELECT id FROM events WHERE id > $1"
+                        " AND ts_ms < $2 ORDER BY id LIMIT 2000) t"},
+    {"events_prune", "DELETE FROM events WHERE id > $1 AND id <= $2"},
+    {"events_mark", "UPDATE feed_mark SET events_pruned_id = greatest(events_pruned_id, $1)"
+                    " WHERE id = 1"},
+    {"events_mark_get", "SELECT events_pruned_id FROM feed_mark WHERE id = 1"},
+    /* issue 16 (C); $7 is sent in binary (the picture's bytes as they are) */
+    {"thumb", "INSERT INTO thumbnails(site, agent, target, ts_ms, seq, received_ms, jpeg)"
+              " VALUES($1, $2, $3, $4, $5, $6, $7)"},
+    {"thumb_oldest", "SELECT received_ms FROM thumbnails ORDER BY id LIMIT 1"},
+    {"thumb_prune", "DELETE FROM thumbnails WHERE id IN"
+                    " (SELECT id FROM thumbnails ORDER BY id LIMIT $2) AND received_ms < $1"},
+    {"access", "INSERT INTO thumbnail_access(at_ms, actor, site, camera, asked_ms,"
+               " thumb_ts_ms, peer) VALUES($1, $2, $3, $4, $5, $6, $7)"},
+    {"access_oldest", "SELECT at_ms FROM thumbnail_access ORDER BY id LIMIT 1"},
+    {"access_prune", "DELETE FROM thumbnail_access WHERE id IN"
+                     " (SELECT id FROM thumbnail_access ORDER BY id LIMIT $2) AND at_ms < $1"},
+    /* issue 16 (D): sqlite.c's notify_put statements */
+    {"notify_ins", "INSERT INTO notifications(sink, problem_id, event_id, event, site, org, city,"
+                   " state, attempts, last_error, next_attempt_ms, sent_ms, created_ms, data,"
+                   " dedup_key) VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,"
+                   " $14, CASE $4::text WHEN 'updated' THEN 'updated:' || $3::bigint"
+                   " ELSE $4::text END)"
+                   " ON CONFLICT (sink, problem_id, dedup_key) DO NOTHING RETURNING id"},
+    /* whether the sink was told the problem opened (or is being told) */
+    {"notify_told", "SELECT 1 FROM notifications WHERE sink = $1 AND problem_id = $2"
+                    " AND dedup_key = 'opened' AND state IN ('pending', 'sent')"},
+    {"notify_upd", "UPDATE notifications SET state = $2, attempts = $3, last_error = $4,"
+                   " next_attempt_ms = $5, sent_ms = $6 WHERE id = $1"},
+    /* rows done with live as long as raw results: a few of the oldest go with each write */
+    {"notify_prune", "DELETE FROM notifications WHERE id IN (SELECT id FROM notifications"
+                     " WHERE state <> 'pending' AND created_ms < $1 ORDER BY created_ms"
+                     " LIMIT 16)"},
+};
+#define F_NSTMTS (sizeof(fstmts) / sizeof(fstmts[0]))
+
 enum {
 	W_SITE_PLACE,
 	W_AGENT_NEW,
@@ -246,12 +433,34 @@ _Static_assert(sizeof(wstmts) / sizeof(wstmts[0]) == W_NSTMTS, "one name per sta
 	"SELECT site, max(org), max(city), max(last_report_ms), sum(cam_ok), sum(cam_degraded),"   \
 	" sum(cam_down)" HEALTH_SUMS " FROM agents " where                                         \
 	" GROUP BY site ORDER BY site COLLATE \"C\""
+/* issue 16 (A): a problems list; $2..$4 city, site, org (NULL = any) */
+#define PROBLEMS(where)                                                                            \
+	"SELECT " PROBLEM_COLS " FROM problems WHERE " where                                       \
+	" AND ($1::int = 0 OR ($1::int = 1 AND end_ms IS NULL)"                                    \
+	" OR ($1::int = 2 AND end_ms IS NOT NULL))"                                                \
+	" AND ($2::text IS NULL OR city = $2::text) AND ($3::text IS NULL OR site = $3::text)"     \
+	" AND ($4::text IS NULL OR org = $4::text)"                                                \
+	" AND ($5::bigint = 0 OR end_ms IS NULL OR end_ms > $5::bigint)"                           \
+	" AND ($6::bigint = 0 OR start_ms < $6::bigint)"                                           \
+	" AND ($8::bigint = 0 OR start_ms < $7::bigint OR (start_ms = $7::bigint"                  \
+	" AND id < $8::bigint))"                                                                   \
+	" ORDER BY start_ms DESC, id DESC LIMIT $9"
+/* issue 16 (D): notifications by id; $1 state, $2 city (NULL = any), $3 limit */
+#define NOTIFY_LIST(order)                                                                         \
+	"SELECT id, sink, event, problem_id, event_id, site, org, city, state, attempts,"          \
+	" last_error, next_attempt_ms, sent_ms, created_ms, data FROM notifications"               \
+	" WHERE ($1::text IS NULL OR state = $1::text) AND ($2::text IS NULL OR city = $2::text)"  \
+	" ORDER BY id " order " LIMIT $3"
 static const struct pg_stmt rstmts[] = {
     {"sites", SITE_SUMMARY("")},
     {"site", SITE_SUMMARY("WHERE site = $1")},
     /* strcmp's order, as sqlite.c's BINARY collation gives it */
+    /* issue 16 (C): a camera's newest picture time, one seek of thumbnails_target_ts */
     {"targets", "SELECT a.agent, l.kind, l.target, l.status, l.session, l.codec, l.faults,"
-                " l.metrics, l.ts_ms, l.seq FROM agents a JOIN latest l ON l.agent_id = a.id"
+                " l.metrics, l.ts_ms, l.seq, CASE WHEN l.kind = 'stream' THEN"
+                " (SELECT max(t.ts_ms) FROM thumbnails t WHERE t.site = a.site"
+                " AND t.target = l.target) END"
+                " FROM agents a JOIN latest l ON l.agent_id = a.id"
                 " WHERE a.site = $1"
                 " ORDER BY l.kind COLLATE \"C\", l.target COLLATE \"C\", a.agent COLLATE \"C\""},
     {"high", "SELECT e.high_seq FROM agents a JOIN epochs e ON e.agent_id = a.id"
@@ -272,6 +481,42 @@ static const struct pg_stmt rstmts[] = {
                 " ORDER BY 1"},
     {"running_site", "SELECT 1 FROM exam_sessions WHERE site = $3 AND start_ms <= $1"
                      " AND start_ms > $1 - $2 AND end_ms > $1 AND cancelled_ms IS NULL LIMIT 1"},
+    /* issue 16 (A): open problems per site (problems_open holds only those); silent = one
+     * of them is the site's site_silent (kind "site") */
+    {"open_problems", "SELECT site COLLATE \"C\", count(*),"
+                      " max(CASE WHEN kind = 'site' THEN 1 ELSE 0 END) FROM problems"
+                      " WHERE end_ms IS NULL GROUP BY 1 ORDER BY 1"},
+    {"open_problems_site", "SELECT count(*), coalesce(max(CASE WHEN kind = 'site' THEN 1"
+                           " ELSE 0 END), 0) FROM problems WHERE site = $1 AND end_ms IS NULL"},
+    {"events_marks", "SELECT events_pruned_id, events_last_id FROM feed_mark WHERE id = 1"},
+    {"events_after", "SELECT id, ts_ms, type, site, org, city, data FROM events"
+                     " WHERE id > $1 ORDER BY id LIMIT $2"},
+    /* a scope's rows only (events_city, events_org) */
+    {"events_city", "SELECT id, ts_ms, type, site, org, city, data FROM events"
+                    " WHERE city = $3 AND id > $1 ORDER BY id LIMIT $2"},
+    {"events_org", "SELECT id, ts_ms, type, site, org, city, data FROM events"
+                   " WHERE org = $3 AND id > $1 ORDER BY id LIMIT $2"},
+    /* newest start first, paged by (start_ms, id); an equality on the city, org or site
+     * named lets the planner take that one's index (sqlite.c's R_PROBLEMS_*) */
+    {"problems", PROBLEMS("true")},
+    {"problems_city", PROBLEMS("city = $2")},
+    {"problems_org", PROBLEMS("org = $4")},
+    {"problems_site", PROBLEMS("site = $3")},
+    {"thumb", "SELECT agent, ts_ms, seq, jpeg FROM thumbnails WHERE site = $1 AND target = $2"
+              " AND ts_ms <= $3 ORDER BY ts_ms DESC, id DESC LIMIT 1"},
+    /* issue 16 E: the site's agents, and one agent's stream of its history newest first by
+     * (ts_ms, id) from results_agent_ts (sqlite.c's hist_sql), a chunk at a time: $2 ts_ms
+     * >= from, $3/$4 the upper bound (ts_ms, id), exclusive. Not bounded by the partition
+     * key: an agent's check times say nothing sure of arrival (an outbox may hold days), so
+     * each partition's index is ranged instead. */
+    {"hist_agents", "SELECT id, agent FROM agents WHERE site = $1 ORDER BY agent COLLATE \"C\""},
+    /* issue 16 (D) */
+    {"notify_max", "SELECT coalesce(max(event_id), 0) FROM notifications"},
+    {"notify_asc", NOTIFY_LIST("ASC")},
+    {"notify_desc", NOTIFY_LIST("DESC")},
+    {"hist", "SELECT id, kind, target, status, session, codec, faults, metrics, ts_ms, seq"
+             " FROM results WHERE agent_id = $1 AND ts_ms >= $2 AND ts_ms <= $3"
+             " AND (ts_ms < $3 OR id < $4) ORDER BY ts_ms DESC, id DESC LIMIT $5"},
 };
 enum {
 	R_SITES,
@@ -284,6 +529,22 @@ enum {
 	R_EXAM_VERSION,
 	R_RUNNING,
 	R_RUNNING_SITE,
+	R_OPEN_PROBLEMS,
+	R_OPEN_PROBLEMS_SITE,
+	R_EVENTS_MARKS,
+	R_EVENTS_AFTER,
+	R_EVENTS_CITY,
+	R_EVENTS_ORG,
+	R_PROBLEMS,
+	R_PROBLEMS_CITY,
+	R_PROBLEMS_ORG,
+	R_PROBLEMS_SITE,
+	R_THUMB,
+	R_HIST_AGENTS,
+	R_NOTIFY_MAX,
+	R_NOTIFY_ASC,
+	R_NOTIFY_DESC,
+	R_HIST,
 	R_NSTMTS
 };
 _Static_assert(sizeof(rstmts) / sizeof(rstmts[0]) == R_NSTMTS, "one name per statement");
@@ -294,10 +555,14 @@ struct pg_be {
 	PGconn *w;            /* the writer's (the store_open caller's until started) */
 	int durable_normal;
 	int64_t raw_retention_ms;
+	int64_t thumb_retention_ms, access_retention_ms; /* store_options' (issue 16 C) */
 	/* Days [parts_from, parts_until) whose partitions this collector made or found. */
 	int64_t parts_from, parts_until;
 	struct vw_buf copy, stage; /* COPY text of a batch's results and latest rows */
 	char agent_update[2048];   /* the batch's final UPDATE of its agent row */
+	/* issue 14: a problem or site moved since the last feed_count (1 at open) */
+	int feed_dirty;
+	int64_t feed_nsites; /* feed_sites' rows at the last feed_count */
 };
 
 struct pg_rd {
@@ -656,8 +921,9 @@ static int writer_session(struct pg_be *s, char *err, size_t errlen)
 	if (rc)
 		snprintf(err, errlen, "postgresql store (%s): the latest stage: see the log",
 		         s->where);
-	else if (!(rc = prepare_all(s->w, wstmts, W_NSTMTS, err, errlen, s->where)))
-		rc = prepare_all(s->w, xstmts, X_NSTMTS, err, errlen, s->where);
+	else if (!(rc = prepare_all(s->w, wstmts, W_NSTMTS, err, errlen, s->where)) &&
+	         !(rc = prepare_all(s->w, xstmts, X_NSTMTS, err, errlen, s->where)))
+		rc = prepare_all(s->w, fstmts, F_NSTMTS, err, errlen, s->where);
 	/* NORMAL: an acknowledged batch may be lost to a crash of the database (never to one of
 	 * the collector); for measurements only, as with SQLite. */
 	if (!rc && s->durable_normal)
@@ -698,6 +964,9 @@ static int pg_open(const struct store_options *o, void **out, char *err, size_t 
 	dsn_describe(o->dsn, s->where, sizeof(s->where));
 	s->durable_normal = o->durability == STORE_DURABLE_NORMAL;
 	s->raw_retention_ms = o->raw_retention_ms;
+	s->thumb_retention_ms = o->thumb_retention_ms;
+	s->access_retention_ms = o->thumb_access_retention_ms;
+	s->feed_dirty = 1; /* nothing counted yet */
 	vw_buf_init(&s->copy, COPY_BUF_MAX);
 	vw_buf_init(&s->stage, COPY_BUF_MAX);
 	/* The final UPDATE of a batch's agent row: its columns are this file's constants. */
@@ -1073,6 +1342,342 @@ static int load_latest(struct pg_be *s, int64_t agent_id, struct tgts *t)
 	return rc;
 }
 
+/* --- issue 16 (A): problems and events, in the writer's transaction ----------------------
+ * sqlite.c's rules, statement for statement (its comments say why); only changes write. */
+
+enum { SEV_MINOR, SEV_MAJOR, SEV_CRITICAL };
+
+/* degraded -> minor, down (or site_silent) -> major; one step up in an exam session. */
+static const char *problem_severity(const char *worst, int in_session)
+{
+	int sev = strcmp(worst, "down") == 0 ? SEV_MAJOR : SEV_MINOR;
+	return store_severity_names[sev + (in_session ? 1 : 0)];
+}
+
+/* One row into events, and a copy with its id into out (published after the commit). */
+static int emit_event(struct pg_be *s, struct store_events *out, int64_t ts_ms, const char *type,
+                      const char *site, const char *org, const char *city, const char *data)
+{
+	struct ints t;
+	const char *vals[6] = {i64s(&t, 0, ts_ms), type, site, org, city, data};
+	PGresult *r = NULL;
+	int rc = pg_run(s->w, "store_write_failed", "event", 6, vals, &r);
+	if (rc)
+		return rc;
+	int64_t id = PQntuples(r) == 1 ? val_i64(r, 0, 0) : 0;
+	PQclear(r);
+	if (!id) {
+		log_error("event=store_write_failed backend=postgresql step=event "
+		          "error=\"no feed_mark row: the schema is damaged\"");
+		return -EIO;
+	}
+	struct store_event ev = {id, ts_ms, type, site, org, city, data};
+	return store_events_add(out, &ev);
+}
+
+/* Row i of PROBLEM_COLS (strings point into r). */
+static void problem_row(const PGresult *r, int i, struct store_problem *p)
+{
+	p->id = val_i64(r, i, 0);
+	p->site = PQgetvalue(r, i, 1);
+	p->org = PQgetvalue(r, i, 2);
+	p->city = PQgetvalue(r, i, 3);
+	p->agent = PQgetvalue(r, i, 4);
+	p->kind = PQgetvalue(r, i, 5);
+	p->target = PQgetvalue(r, i, 6);
+	p->status = PQgetvalue(r, i, 7);
+	p->worst = PQgetvalue(r, i, 8);
+	p->severity = PQgetvalue(r, i, 9);
+	p->faults = PQgetvalue(r, i, 10);
+	p->start_ms = val_i64(r, i, 11);
+	p->end_ms = val_i64(r, i, 12);
+	p->in_session = (int)val_i64(r, i, 13);
+	p->ack_by = PQgetisnull(r, i, 14) ? NULL : PQgetvalue(r, i, 14);
+	p->ack_ms = val_i64(r, i, 15);
+	p->ack_message = PQgetisnull(r, i, 16) ? NULL : PQgetvalue(r, i, 16);
+}
+
+/* The problem as it now stands, as an event of type (problem_opened, ...). */
+static int emit_problem(struct pg_be *s, struct store_events *out, int64_t ts_ms, const char *type,
+                        int64_t id)
+{
+	struct ints t;
+	const char *vals[1] = {i64s(&t, 0, id)};
+	PGresult *r = NULL;
+	int rc = pg_run(s->w, "store_write_failed", "prob_get", 1, vals, &r);
+	if (rc)
+		return rc;
+	if (PQntuples(r) != 1) {
+		PQclear(r);
+		return -EIO;
+	}
+	struct store_problem p;
+	problem_row(r, 0, &p);
+	struct vw_buf d;
+	vw_buf_init(&d, 1u << 20);
+	rc = store_problem_json(&d, &p, ts_ms);
+	if (!rc)
+		rc = emit_event(s, out, ts_ms, type, p.site, p.org, p.city, vw_buf_cstr(&d));
+	vw_buf_free(&d);
+	PQclear(r);
+	return rc;
+}
+
+/* 1 in *yes when a session of the site, not cancelled, overlaps [from, to]. */
+static int site_in_session(struct pg_be *s, const char *site, int64_t from, int64_t to, int *yes)
+{
+	struct ints t;
+	const char *vals[3] = {site, i64s(&t, 0, from), i64s(&t, 1, to)};
+	PGresult *r = NULL;
+	int rc = pg_run(s->w, "store_write_failed", "in_session", 3, vals, &r);
+	if (rc)
+		return rc;
+	*yes = PQntuples(r) > 0;
+	PQclear(r);
+	return 0;
+}
+
+/* The status event's data (sqlite.c's emit_status: the same keys); from NULL = first
+ * seen. */
+static int emit_status(struct pg_be *s, struct store_events *out, int64_t ev_ms, const char *site,
+                       const char *org, const char *city, const char *agent, const char *kind,
+                       const char *target, const char *from, const char *to, const char *faults,
+                       int64_t ts_ms)
+{
+	struct vw_buf d;
+	vw_buf_init(&d, 1u << 20);
+	char ts[VW_ISO_LEN];
+	vw_time_iso(ts_ms, ts);
+	vw_buf_puts(&d, "{\"site\":");
+	vw_buf_json_str(&d, site);
+	vw_buf_puts(&d, ",\"org\":");
+	vw_buf_json_str(&d, org);
+	vw_buf_puts(&d, ",\"city\":");
+	vw_buf_json_str(&d, city);
+	vw_buf_puts(&d, ",\"agent\":");
+	vw_buf_json_str(&d, agent);
+	vw_buf_puts(&d, ",\"kind\":");
+	vw_buf_json_str(&d, kind);
+	vw_buf_puts(&d, ",\"target\":");
+	vw_buf_json_str(&d, target);
+	vw_buf_puts(&d, ",\"from\":");
+	if (from)
+		vw_buf_json_str(&d, from);
+	else
+		vw_buf_puts(&d, "null");
+	vw_buf_puts(&d, ",\"to\":");
+	vw_buf_json_str(&d, to);
+	vw_buf_printf(&d, ",\"faults\":%s,\"ts\":\"%s\"}", faults[0] ? faults : "[]", ts);
+	int rc =
+	    d.err ? d.err : emit_event(s, out, ev_ms, "status", site, org, city, vw_buf_cstr(&d));
+	vw_buf_free(&d);
+	return rc;
+}
+
+/* The union of two fault arrays (codes of [a-z0-9_]), old's order first; *added = how many
+ * of add's were new. */
+static int faults_union(const char *old, const char *add, struct vw_buf *out, int *added)
+{
+	*added = 0;
+	cJSON *a = cJSON_Parse(old), *b = cJSON_Parse(add);
+	int rc = 0;
+	if (!a)
+		a = cJSON_CreateArray();
+	if (!a) {
+		cJSON_Delete(b);
+		return -ENOMEM;
+	}
+	const cJSON *f;
+	cJSON_ArrayForEach(f, b)
+	{
+		if (!cJSON_IsString(f))
+			continue;
+		int have = 0;
+		const cJSON *g;
+		cJSON_ArrayForEach(g, a)
+		{
+			if (cJSON_IsString(g) && strcmp(g->valuestring, f->valuestring) == 0)
+				have = 1;
+		}
+		if (!have && cJSON_GetArraySize(a) < 64) {
+			cJSON_AddItemToArray(a, cJSON_CreateString(f->valuestring));
+			(*added)++;
+		}
+	}
+	char *txt = cJSON_PrintUnformatted(a);
+	if (!txt || vw_buf_puts(out, txt))
+		rc = -ENOMEM;
+	free(txt);
+	cJSON_Delete(a);
+	cJSON_Delete(b);
+	return rc;
+}
+
+static int status_rank(const char *st)
+{
+	return strcmp(st, "down") == 0 ? 2 : strcmp(st, "degraded") == 0 ? 1 : 0;
+}
+
+/* A new problem row; its id in *id. */
+static int problem_new(struct pg_be *s, const char *site, const char *org, const char *city,
+                       const char *agent, const char *kind, const char *target, const char *status,
+                       const char *faults, int64_t start_ms, int in_session, int64_t *id)
+{
+	struct ints t;
+	const char *vals[11] = {site,
+	                        org,
+	                        city,
+	                        agent,
+	                        kind,
+	                        target,
+	                        status,
+	                        problem_severity(status, in_session),
+	                        faults,
+	                        i64s(&t, 0, start_ms),
+	                        i64s(&t, 1, in_session)};
+	PGresult *r = NULL;
+	int rc = pg_run(s->w, "store_write_failed", "prob_new", 11, vals, &r);
+	if (rc)
+		return rc;
+	*id = PQntuples(r) == 1 ? val_i64(r, 0, 0) : 0;
+	PQclear(r);
+	return *id ? 0 : -EIO;
+}
+
+static int problem_set(struct pg_be *s, int64_t id, const char *status, const char *worst,
+                       const char *faults, int in_session)
+{
+	struct ints t;
+	const char *vals[6] = {i64s(&t, 0, id), status,
+	                       worst,           problem_severity(worst, in_session),
+	                       faults,          i64s(&t, 1, in_session)};
+	return pg_run(s->w, "store_write_failed", "prob_set", 6, vals, NULL);
+}
+
+static int problem_close(struct pg_be *s, int64_t id, int64_t end_ms, int in_session)
+{
+	struct ints t;
+	const char *vals[3] = {i64s(&t, 0, id), i64s(&t, 1, end_ms), i64s(&t, 2, in_session)};
+	return pg_run(s->w, "store_write_failed", "prob_close", 3, vals, NULL);
+}
+
+/* One stored row whose target's status was old (NULL: first seen): a change writes a
+ * status event and opens, updates or closes the target's problem; an unchanged non-ok
+ * status updates it only when it brings new fault codes (sqlite.c's feed_row). */
+static int feed_row(struct pg_be *s, struct store_batch *b, const struct store_row *row,
+                    const char *old)
+{
+	const char *kind = vw_kind_name((enum vw_kind)row->kind);
+	const char *status = vw_status_name((enum vw_status)row->status);
+	const char *target = store_batch_str(b, row->target);
+	const char *faults = store_batch_str(b, row->faults);
+	int changed = !old || strcmp(old, status) != 0;
+	int ok = row->status == VW_STATUS_OK;
+	if (!changed && ok)
+		return 0;
+	int rc;
+	if (changed && (old || !ok) &&
+	    (rc = emit_status(s, &b->events, b->received_ms, b->site, b->org, b->city, b->agent,
+	                      kind, target, old, status, faults, row->ts_ms)) != 0)
+		return rc;
+	const char *key[4] = {b->site, b->agent, kind, target};
+	PGresult *r = NULL;
+	if ((rc = pg_run(s->w, "store_write_failed", "prob_open", 4, key, &r)) != 0)
+		return rc;
+	int found = PQntuples(r) > 0;
+	int64_t id = found ? val_i64(r, 0, 0) : 0;
+	char worst[16] = "";
+	int in_session = found ? (int)val_i64(r, 0, 3) : 0, added = 0;
+	struct vw_buf fu;
+	vw_buf_init(&fu, 1u << 16);
+	if (found) {
+		snprintf(worst, sizeof(worst), "%s", PQgetvalue(r, 0, 1));
+		rc = faults_union(PQgetvalue(r, 0, 2), faults, &fu, &added);
+	}
+	PQclear(r);
+	if (rc)
+		goto out;
+	if (ok) { /* closes the spell */
+		if (!found)
+			goto out;
+		s->feed_dirty = 1;
+		int overlap = 0;
+		if (!in_session &&
+		    (rc = site_in_session(s, b->site, row->ts_ms, row->ts_ms, &overlap)) != 0)
+			goto out;
+		if (!(rc = problem_close(s, id, row->ts_ms, overlap)))
+			rc = emit_problem(s, &b->events, b->received_ms, "problem_closed", id);
+		goto out;
+	}
+	if (!found) {
+		s->feed_dirty = 1;
+		if ((rc = site_in_session(s, b->site, row->ts_ms, row->ts_ms, &in_session)) != 0 ||
+		    (rc = problem_new(s, b->site, b->org, b->city, b->agent, kind, target, status,
+		                      faults[0] ? faults : "[]", row->ts_ms, in_session, &id)) != 0)
+			goto out;
+		rc = emit_problem(s, &b->events, b->received_ms, "problem_opened", id);
+		goto out;
+	}
+	/* Still open: a new status (degraded <-> down) or new fault codes. */
+	if (!changed && !added)
+		goto out;
+	s->feed_dirty = 1;
+	const char *nworst = status_rank(status) > status_rank(worst) ? status : worst;
+	if ((rc = problem_set(s, id, status, nworst, vw_buf_cstr(&fu), in_session)) == 0)
+		rc = emit_problem(s, &b->events, b->received_ms, "problem_updated", id);
+out:
+	vw_buf_free(&fu);
+	return rc;
+}
+
+/* Once per batch: the site is heard from (feed_sites), which closes its site_silent. */
+static int feed_site(struct pg_be *s, struct store_batch *b)
+{
+	struct ints t;
+	const char *vals[5] = {b->site, b->org, b->city, i64s(&t, 0, b->received_ms),
+	                       i64s(&t, 1, b->cadence_ms > 0 ? b->cadence_ms : 0)};
+	PGresult *r = NULL;
+	int rc = pg_run(s->w, "store_write_failed", "feed_site", 5, vals, &r);
+	if (rc)
+		return rc;
+	int64_t silent = PQntuples(r) == 1 ? val_i64(r, 0, 0) : 0;
+	PQclear(r);
+	if (!silent)
+		return 0;
+	s->feed_dirty = 1;
+	const char *clear[2] = {b->site, NULL};
+	if ((rc = pg_run(s->w, "store_write_failed", "feed_silent_set", 2, clear, NULL)) != 0 ||
+	    (rc = problem_close(s, silent, b->received_ms, 0)) != 0)
+		return rc;
+	log_info("event=site_heard_again site=%s agent=%s problem=%" PRId64, b->site, b->agent,
+	         silent);
+	if ((rc = emit_status(s, &b->events, b->received_ms, b->site, b->org, b->city, "", "site",
+	                      "", "down", "ok", "[]", b->received_ms)) != 0)
+		return rc;
+	return emit_problem(s, &b->events, b->received_ms, "problem_closed", silent);
+}
+
+/* issue 16 C: the row's picture, in the batch's transaction (its bytes as a binary
+ * parameter: no escaping of 30 KB into text and back). */
+static int insert_thumb(struct pg_be *s, const struct store_batch *b, const struct store_row *row)
+{
+	struct ints t;
+	const char *vals[7] = {b->site,
+	                       b->agent,
+	                       store_batch_str(b, row->target),
+	                       i64s(&t, 0, row->ts_ms),
+	                       i64s(&t, 1, row->seq),
+	                       i64s(&t, 2, b->received_ms),
+	                       (const char *)b->arena.data + row->thumb};
+	int lens[7] = {0, 0, 0, 0, 0, 0, (int)row->thumb_len};
+	int fmts[7] = {0, 0, 0, 0, 0, 0, 1};
+	PGresult *r = PQexecPrepared(s->w, "thumb", 7, vals, lens, fmts, 0);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK)
+		return pg_fail(s->w, r, "store_write_failed", "thumb");
+	PQclear(r);
+	return 0;
+}
+
 static int apply_batch(struct pg_be *s, struct store_batch *b)
 {
 	int64_t agent_id = 0, ord = 0, high = 0;
@@ -1082,6 +1687,8 @@ static int apply_batch(struct pg_be *s, struct store_batch *b)
 		rc = agent_lock(s, b, &agent_id);
 	if (!rc)
 		rc = epoch_get(s, b, agent_id, &ord, &high);
+	if (!rc)
+		rc = feed_site(s, b);
 	if (rc)
 		return rc;
 	struct tgts t = {0};
@@ -1105,7 +1712,15 @@ static int apply_batch(struct pg_be *s, struct store_batch *b)
 			rc = -ENOMEM;
 			goto out;
 		}
+		if (row->thumb_len && (rc = insert_thumb(s, b, row)) != 0)
+			goto out;
 		health_move(health, row, target, e->status);
+		/* a change, or a status still not ok: the feed's (feed_row) */
+		if ((e->status != (int)row->status || row->status != VW_STATUS_OK) &&
+		    (rc = feed_row(s, b, row,
+		                   e->status >= 0 ? vw_status_name((enum vw_status)e->status)
+		                                  : NULL)) != 0)
+			goto out;
 		e->status = row->status;
 		e->last = (long)i;
 		copy_row(&s->copy, b, row, agent_id, ord);
@@ -1255,6 +1870,7 @@ static int pg_commit(void *p, struct store_batch *list)
 		size_t copy_len = s->copy.len, stage_len = s->stage.len;
 		b->status = apply_batch(s, b);
 		if (b->status) {
+			store_events_clear(&b->events); /* rolled back with it */
 			/* what came before b was whole (else its batch failed here before) */
 			s->copy.len = copy_len, s->copy.err = 0;
 			s->stage.len = stage_len, s->stage.err = 0;
@@ -1306,19 +1922,14 @@ fail:
 	return rc;
 }
 
-/* Retention, between group commits: the oldest partition whose every row arrived longer
- * ago than raw_retention is dropped, one per call (1 = another may be due). The rollups a
- * score needs are not on PostgreSQL yet, so nothing here waits for them: with this backend
- * raw_retention is the whole of what is kept. */
-static int pg_rollup(void *p, int64_t now_ms, struct store_stats *out)
+/* Retention: the oldest partition whose every row arrived longer ago than raw_retention is
+ * dropped, one per call (1 = another may be due). With this backend raw_retention is the
+ * whole of what is kept (no rollups yet). */
+static int parts_prune(struct pg_be *s, int64_t now_ms)
 {
-	struct pg_be *s = p;
-	(void)out;
 	if (s->raw_retention_ms <= 0)
 		return 0;
-	int rc = writer_ready(s);
-	if (rc)
-		return rc;
+	int rc = 0;
 	PGresult *r = PQexec(s->w, "SELECT c.relname FROM pg_inherits i"
 	                           " JOIN pg_class c ON c.oid = i.inhrelid"
 	                           " WHERE i.inhparent = 'results'::regclass ORDER BY c.relname");
@@ -1360,6 +1971,60 @@ static int pg_rollup(void *p, int64_t now_ms, struct store_stats *out)
 	if (rc)
 		return rc;
 	return due > 1;
+}
+
+/* issue 16 C: rows older than retention_ms (column read by `oldest`, compared by `prune`),
+ * oldest first, at most THUMB_PRUNE_BATCH per call in a transaction of their own (sqlite.c's
+ * bounded_prune); *deleted says how many. Caught up, it costs one read of the first row. */
+#define THUMB_PRUNE_BATCH 500
+static int bounded_prune(struct pg_be *s, int64_t now_ms, int64_t retention_ms, const char *oldest,
+                         const char *prune, const char *what, int64_t *deleted)
+{
+	*deleted = 0;
+	if (retention_ms <= 0)
+		return 0;
+	int64_t cutoff = now_ms - retention_ms;
+	PGresult *r = NULL;
+	int rc = pg_run(s->w, "store_prune_failed", oldest, 0, NULL, &r);
+	if (rc)
+		return rc;
+	int due = PQntuples(r) == 1 && val_i64(r, 0, 0) < cutoff;
+	PQclear(r);
+	if (!due)
+		return 0;
+	struct ints t;
+	const char *vals[2] = {i64s(&t, 0, cutoff), i64s(&t, 1, THUMB_PRUNE_BATCH)};
+	/* autocommit: the DELETE is its own transaction */
+	PGresult *d = PQexecPrepared(s->w, prune, 2, vals, NULL, NULL, 0);
+	if (PQresultStatus(d) != PGRES_COMMAND_OK)
+		return pg_fail(s->w, d, "store_prune_failed", prune);
+	*deleted = strtoll(PQcmdTuples(d), NULL, 10);
+	PQclear(d);
+	if (*deleted)
+		log_info("event=%s_pruned backend=postgresql rows=%" PRId64, what, *deleted);
+	return 0;
+}
+
+/* Between group commits: a partition past raw_retention dropped, and a batch of old
+ * pictures and of old access records deleted; 1 when more of either may be due. The
+ * rollups a score needs are not on PostgreSQL yet, so nothing here waits for them. */
+static int pg_rollup(void *p, int64_t now_ms, struct store_stats *out)
+{
+	struct pg_be *s = p;
+	(void)out;
+	int rc = writer_ready(s);
+	if (rc)
+		return rc;
+	int more = parts_prune(s, now_ms);
+	if (more < 0)
+		return more;
+	int64_t thumbs = 0, accesses = 0;
+	if ((rc = bounded_prune(s, now_ms, s->thumb_retention_ms, "thumb_oldest", "thumb_prune",
+	                        "thumbnails", &thumbs)) != 0 ||
+	    (rc = bounded_prune(s, now_ms, s->access_retention_ms, "access_oldest", "access_prune",
+	                        "thumbnail_access", &accesses)) != 0)
+		return rc;
+	return more || thumbs == THUMB_PRUNE_BATCH || accesses == THUMB_PRUNE_BATCH;
 }
 
 /* --- readers ------------------------------------------------------------------------------ */
@@ -1428,24 +2093,23 @@ static void site_row(const PGresult *r, int i, struct store_site *st)
 	for (int h = 0; h < STORE_H_COUNT; h++)
 		for (int k = 0; k < VW_STATUS_COUNT; k++)
 			st->health[h][k] = val_i64(r, i, 7 + h * VW_STATUS_COUNT + k);
-	/* in_session: the caller's (exam sessions); open_problems and silent come from
-	 * problems, which this backend does not hold yet: they read 0 */
+	/* in_session, open_problems and silent: the caller's (exam sessions, problems) */
 }
 
-/* Whether site is among the first column of r (sorted by strcmp: COLLATE "C"). */
+/* The row of r whose first column is site (r sorted by strcmp: COLLATE "C"), or -1. */
 static int sorted_has(const PGresult *r, const char *site)
 {
 	int lo = 0, hi = PQntuples(r);
 	while (lo < hi) {
 		int mid = lo + (hi - lo) / 2, c = strcmp(PQgetvalue(r, mid, 0), site);
 		if (!c)
-			return 1;
+			return mid;
 		if (c < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	return 0;
+	return -1;
 }
 
 static int pg_list_sites(void *p, struct store_fill *f)
@@ -1460,20 +2124,59 @@ static int pg_list_sites(void *p, struct store_fill *f)
 		return rc;
 	struct ints t;
 	const char *vals[2] = {i64s(&t, 0, vw_now_ms()), i64s(&t, 1, STORE_EXAM_MAX_MS)};
-	PGresult *run = NULL, *r = NULL;
+	PGresult *run = NULL, *r = NULL, *probs = NULL;
 	if ((rc = rd_run(rd, R_RUNNING, 2, vals, &run)) != 0 ||
+	    (rc = rd_run(rd, R_OPEN_PROBLEMS, 0, NULL, &probs)) != 0 ||
 	    (rc = rd_run(rd, R_SITES, 0, NULL, &r)) != 0)
 		goto out;
 	for (int i = 0; !rc && i < PQntuples(r); i++) {
 		struct store_site st;
 		site_row(r, i, &st);
-		st.in_session = sorted_has(run, st.site);
+		st.in_session = sorted_has(run, st.site) >= 0;
+		int k = sorted_has(probs, st.site);
+		if (k >= 0) {
+			st.open_problems = val_i64(probs, k, 1);
+			st.silent = val_i64(probs, k, 2) > 0;
+		}
 		rc = store_fill_site(f, &st);
 	}
 out:
 	PQclear(run);
+	PQclear(probs);
 	PQclear(r);
 	pg_exec(rd->c, "store_read_failed", "COMMIT");
+	return rc;
+}
+
+/* The site's summary (in_session, open problems and silence too) into f, in the caller's
+ * read transaction; -ENOENT when the site never reported. */
+static int site_summary(struct pg_rd *rd, const char *site, struct store_fill *f)
+{
+	const char *vals[1] = {site};
+	PGresult *r = NULL, *rr = NULL;
+	int rc = rd_run(rd, R_SITE, 1, vals, &r);
+	if (rc)
+		return rc;
+	if (PQntuples(r) == 0) {
+		PQclear(r);
+		return -ENOENT;
+	}
+	struct store_site st;
+	site_row(r, 0, &st);
+	struct ints now;
+	const char *run[3] = {i64s(&now, 0, vw_now_ms()), i64s(&now, 1, STORE_EXAM_MAX_MS), site};
+	if ((rc = rd_run(rd, R_RUNNING_SITE, 3, run, &rr)) != 0)
+		goto out;
+	st.in_session = PQntuples(rr) > 0;
+	PQclear(rr);
+	if ((rc = rd_run(rd, R_OPEN_PROBLEMS_SITE, 1, vals, &rr)) != 0)
+		goto out;
+	st.open_problems = val_i64(rr, 0, 0);
+	st.silent = val_i64(rr, 0, 1) > 0;
+	PQclear(rr);
+	rc = store_fill_site(f, &st);
+out:
+	PQclear(r); /* st's strings lived in it until here */
 	return rc;
 }
 
@@ -1489,24 +2192,8 @@ static int pg_get_site(void *p, const char *site, struct store_fill *f)
 		return rc;
 	const char *vals[1] = {site};
 	PGresult *r = NULL;
-	if ((rc = rd_run(rd, R_SITE, 1, vals, &r)) != 0)
+	if ((rc = site_summary(rd, site, f)) != 0)
 		goto out;
-	if (PQntuples(r) == 0) {
-		rc = -ENOENT;
-		goto out;
-	}
-	struct store_site st;
-	site_row(r, 0, &st);
-	struct ints now;
-	const char *run[3] = {i64s(&now, 0, vw_now_ms()), i64s(&now, 1, STORE_EXAM_MAX_MS), site};
-	PGresult *rr = NULL;
-	if ((rc = rd_run(rd, R_RUNNING_SITE, 3, run, &rr)) != 0)
-		goto out;
-	st.in_session = PQntuples(rr) > 0;
-	PQclear(rr);
-	if ((rc = store_fill_site(f, &st)) != 0)
-		goto out;
-	PQclear(r);
 	if ((rc = rd_run(rd, R_TARGETS, 1, vals, &r)) != 0) {
 		r = NULL;
 		goto out;
@@ -1523,9 +2210,44 @@ static int pg_get_site(void *p, const char *site, struct store_fill *f)
 		    .metrics = PQgetvalue(r, i, 7),
 		    .ts_ms = val_i64(r, i, 8),
 		    .seq = val_i64(r, i, 9),
-		    /* thumbnails are not on PostgreSQL yet */
+		    .thumb_ts_ms = val_i64(r, i, 10), /* NULL: 0 */
 		};
 		rc = store_fill_target(f, &t);
+	}
+out:
+	PQclear(r);
+	pg_exec(rd->c, "store_read_failed", "COMMIT");
+	return rc;
+}
+
+/* issue 16 C: the site's summary and one picture, from one snapshot. */
+static int pg_thumbnail(void *p, const char *site, const char *camera, int64_t at_ms,
+                        struct store_fill *f)
+{
+	struct pg_rd *rd = p;
+	int rc = reader_ready(rd);
+	if (!rc)
+		rc = pg_exec(rd->c, "store_read_failed",
+		             "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+	if (rc)
+		return rc;
+	PGresult *r = NULL;
+	if ((rc = site_summary(rd, site, f)) != 0)
+		goto out;
+	struct ints t;
+	const char *vals[3] = {site, camera, i64s(&t, 0, at_ms > 0 ? at_ms : INT64_MAX)};
+	if ((rc = rd_run(rd, R_THUMB, 3, vals, &r)) != 0) {
+		r = NULL;
+		goto out;
+	}
+	if (PQntuples(r) == 1) {
+		size_t len = 0;
+		unsigned char *jpeg =
+		    PQunescapeBytea((const unsigned char *)PQgetvalue(r, 0, 3), &len);
+		rc = jpeg ? store_fill_thumb(f, jpeg, len, PQgetvalue(r, 0, 0), val_i64(r, 0, 1),
+		                             val_i64(r, 0, 2))
+		          : -ENOMEM;
+		PQfreemem(jpeg);
 	}
 out:
 	PQclear(r);
@@ -1736,14 +2458,383 @@ static int exam_change(struct pg_be *s, struct store_write *w)
 	return rc;
 }
 
-/* Exam sessions' writes; the feed's, thumbnails' and notifications' are not on PostgreSQL
- * yet (-ENOSYS). */
+/* --- issue 16 (A): the feed's writes (STORE_FEED_TICK, STORE_PROBLEM_ACK) ------------------ */
+
+/* issue 14: the open problems by kind and severity, and the sites by status, into c (sqlite.c's
+ * feed_count); nsites = feed_sites' rows. */
+static int feed_count(struct pg_be *s, int64_t now, int64_t nsites, struct store_feed_counts *c)
+{
+	memset(c, 0, sizeof(*c));
+	PGresult *r = NULL;
+	int rc = pg_run(s->w, "store_write_failed", "feed_count_open", 0, NULL, &r);
+	if (rc)
+		return rc;
+	const char *site = "";
+	int worst = -1; /* the site's: enum store_site_state */
+	for (int i = 0; i < PQntuples(r); i++) {
+		const char *row_site = PQgetvalue(r, i, 0), *kind = PQgetvalue(r, i, 1);
+		const char *status = PQgetvalue(r, i, 2), *sev = PQgetvalue(r, i, 3);
+		if (worst >= 0 && strcmp(site, row_site) != 0) {
+			c->sites[worst]++;
+			worst = -1;
+		}
+		site = row_site;
+		enum vw_kind k;
+		int ki = strcmp(kind, "site") == 0      ? VW_KIND_COUNT
+		         : vw_kind_parse(kind, &k) == 0 ? (int)k
+		                                        : -1;
+		int si = -1;
+		for (int j = 0; j < STORE_SEVERITIES; j++)
+			if (strcmp(sev, store_severity_names[j]) == 0)
+				si = j;
+		if (ki >= 0 && si >= 0)
+			c->problems[ki][si]++;
+		int state = ki == VW_KIND_COUNT           ? STORE_SITE_SILENT
+		            : strcmp(status, "down") == 0 ? STORE_SITE_DOWN
+		                                          : STORE_SITE_DEGRADED;
+		if (state > worst)
+			worst = state;
+	}
+	PQclear(r);
+	if (worst >= 0)
+		c->sites[worst]++;
+	int64_t bad =
+	    c->sites[STORE_SITE_DEGRADED] + c->sites[STORE_SITE_DOWN] + c->sites[STORE_SITE_SILENT];
+	c->sites[STORE_SITE_OK] = nsites > bad ? nsites - bad : 0;
+	c->at_ms = now > 0 ? now : 1;
+	return 0;
+}
+
+/* Sites silent past their bound get a site_silent problem. */
+static int feed_silence(struct pg_be *s, struct store_write *w)
+{
+	int64_t now = w->now_ms;
+	struct ints t;
+	char factor[32];
+	snprintf(factor, sizeof(factor), "%.17g", w->silent_factor > 0 ? w->silent_factor : 3);
+	const char *vals[4] = {i64s(&t, 0, now), i64s(&t, 1, w->since_ms),
+	                       i64s(&t, 2, w->silent_ms), factor};
+	PGresult *r = NULL;
+	int rc = pg_run(s->w, "store_write_failed", "feed_due", 4, vals, &r);
+	if (rc)
+		return rc;
+	if (PQntuples(r))
+		s->feed_dirty = 1;
+	for (int i = 0; !rc && i < PQntuples(r); i++) {
+		const char *site = PQgetvalue(r, i, 0), *org = PQgetvalue(r, i, 1);
+		const char *city = PQgetvalue(r, i, 2);
+		int64_t last = val_i64(r, i, 3), id = 0;
+		int in_session = 0;
+		if ((rc = site_in_session(s, site, last, now, &in_session)) != 0 ||
+		    (rc = problem_new(s, site, org, city, "", "site", "", "down",
+		                      "[\"site_silent\"]", last, in_session, &id)) != 0)
+			break;
+		struct ints u;
+		const char *set[2] = {site, i64s(&u, 0, id)};
+		if ((rc = pg_run(s->w, "store_write_failed", "feed_silent_set", 2, set, NULL)) != 0)
+			break;
+		log_warn("event=site_silent site=%s org=%s city=\"%s\" last_batch_ms=%" PRId64
+		         " silent_s=%" PRId64 " problem=%" PRId64,
+		         site, org, city, last, (now - last) / 1000, id);
+		if ((rc = emit_status(s, &w->events, now, site, org, city, "", "site", "", "ok",
+		                      "down", "[\"site_silent\"]", now)) != 0 ||
+		    (rc = emit_problem(s, &w->events, now, "problem_opened", id)) != 0)
+			break;
+	}
+	PQclear(r);
+	return rc;
+}
+
+/* Open problems a session now overlaps: in_session, one severity up. */
+static int feed_escalate(struct pg_be *s, struct store_write *w)
+{
+	struct ints t;
+	const char *vals[1] = {i64s(&t, 0, w->now_ms)};
+	PGresult *ids = NULL;
+	int rc = pg_run(s->w, "store_write_failed", "prob_escalate", 1, vals, &ids);
+	if (rc)
+		return rc;
+	if (PQntuples(ids))
+		s->feed_dirty = 1; /* severities move */
+	for (int i = 0; !rc && i < PQntuples(ids); i++) {
+		int64_t id = val_i64(ids, i, 0);
+		const char *one[1] = {PQgetvalue(ids, i, 0)};
+		PGresult *r = NULL;
+		if ((rc = pg_run(s->w, "store_write_failed", "prob_get", 1, one, &r)) != 0)
+			break;
+		if (PQntuples(r) == 1) {
+			struct store_problem p;
+			problem_row(r, 0, &p);
+			rc = problem_set(s, id, p.status, p.worst, p.faults, 1);
+		}
+		int had = PQntuples(r) == 1;
+		PQclear(r);
+		if (!rc && had)
+			rc = emit_problem(s, &w->events, w->now_ms, "problem_updated", id);
+	}
+	PQclear(ids);
+	return rc;
+}
+
+/* Events past the retention, a slice a tick. */
+static int feed_prune(struct pg_be *s, struct store_write *w)
+{
+	if (w->event_retention_ms <= 0)
+		return 0;
+	PGresult *r = NULL;
+	int rc = pg_run(s->w, "store_write_failed", "events_mark_get", 0, NULL, &r);
+	if (rc)
+		return rc;
+	int64_t pruned = PQntuples(r) ? val_i64(r, 0, 0) : 0;
+	PQclear(r);
+	struct ints t;
+	const char *vals[2] = {i64s(&t, 0, pruned), i64s(&t, 1, w->now_ms - w->event_retention_ms)};
+	if ((rc = pg_run(s->w, "store_write_failed", "events_prune_to", 2, vals, &r)) != 0)
+		return rc;
+	int64_t to = PQntuples(r) ? val_i64(r, 0, 0) : 0;
+	PQclear(r);
+	if (to <= pruned)
+		return 0;
+	vals[1] = i64s(&t, 1, to);
+	if ((rc = pg_run(s->w, "store_write_failed", "events_prune", 2, vals, NULL)) != 0)
+		return rc;
+	return pg_run(s->w, "store_write_failed", "events_mark", 1, vals + 1, NULL);
+}
+
+/* STORE_FEED_TICK: silence, escalation, pruning, then the counts when something moved. */
+static int feed_tick(struct pg_be *s, struct store_write *w)
+{
+	int rc = feed_silence(s, w);
+	if (!rc)
+		rc = feed_escalate(s, w);
+	if (!rc)
+		rc = feed_prune(s, w);
+	if (rc)
+		return rc;
+	PGresult *r = NULL;
+	if ((rc = pg_run(s->w, "store_write_failed", "feed_count_sites", 0, NULL, &r)) != 0)
+		return rc;
+	int64_t nsites = PQntuples(r) ? val_i64(r, 0, 0) : 0;
+	PQclear(r);
+	if (!s->feed_dirty && nsites == s->feed_nsites)
+		return 0;
+	if ((rc = feed_count(s, w->now_ms, nsites, &w->feed)) != 0)
+		return rc;
+	s->feed_dirty = 0;
+	s->feed_nsites = nsites;
+	return 0;
+}
+
+/* STORE_PROBLEM_ACK: once, by a person in scope; the problem's row is locked, so a second
+ * collector's ack of it waits and then finds it acked. */
+static int feed_ack(struct pg_be *s, struct store_write *w)
+{
+	struct ints t;
+	const char *vals[1] = {i64s(&t, 0, w->problem_id)};
+	PGresult *r = NULL;
+	int rc = pg_run(s->w, "store_write_failed", "prob_get_lock", 1, vals, &r);
+	if (rc)
+		return rc;
+	int found = PQntuples(r) == 1;
+	if (found) {
+		struct store_problem p;
+		problem_row(r, 0, &p);
+		if ((w->scope_org && w->scope_org[0] && strcmp(p.org, w->scope_org) != 0) ||
+		    (w->scope_city && w->scope_city[0] && strcmp(p.city, w->scope_city) != 0))
+			found = 0;
+		else if (p.ack_by)
+			rc = -EALREADY;
+		snprintf(w->site, sizeof(w->site), "%s", p.site);
+	}
+	PQclear(r);
+	if (!found) {
+		snprintf(w->err, sizeof(w->err), "no such problem");
+		return -ENOENT;
+	}
+	if (rc) {
+		snprintf(w->err, sizeof(w->err), "problem %" PRId64 " is already acknowledged",
+		         w->problem_id);
+		return rc;
+	}
+	struct ints u;
+	const char *ack[4] = {vals[0], w->ack_by ? w->ack_by : "", i64s(&u, 0, w->now_ms),
+	                      w->ack_message ? w->ack_message : ""};
+	if ((rc = pg_run(s->w, "store_write_failed", "prob_ack", 4, ack, NULL)) != 0)
+		return rc;
+	return emit_problem(s, &w->events, w->now_ms, "problem_acked", w->problem_id);
+}
+
+/* The feed's writes, each one transaction (as an exam write). */
+static int feed_write(struct pg_be *s, struct store_write *w)
+{
+	int rc = writer_ready(s);
+	if (!rc)
+		rc = pg_exec(s->w, "store_begin_failed", "BEGIN");
+	if (rc)
+		return w->status = rc;
+	w->now_ms = w->clock ? w->clock(w) : vw_now_ms();
+	rc = w->op == STORE_PROBLEM_ACK ? feed_ack(s, w) : feed_tick(s, w);
+	if (!rc)
+		rc = commit_checked(s->w);
+	if (rc) {
+		pg_exec(s->w, "store_commit_failed", "ROLLBACK");
+		store_events_clear(&w->events);
+		w->feed.at_ms = 0;
+		s->feed_dirty = 1; /* what was counted may be what rolled back */
+	}
+	return w->status = rc;
+}
+
+/* issue 16 C: the thumbnail_access rows of every STORE_THUMB_ACCESS request in list (the
+ * first one only when one_only) in one transaction; each request's status is the
+ * commit's (any failure rolls all of them back: fail closed), sqlite.c's thumb_access_rows. */
+static int thumb_access_rows(struct pg_be *s, struct store_write *list, int one_only)
+{
+	int rc = writer_ready(s);
+	if (!rc)
+		rc = pg_exec(s->w, "store_begin_failed", "BEGIN");
+	int began = !rc;
+	size_t n = 0;
+	for (struct store_write *w = list; w && !rc; w = one_only ? NULL : w->next) {
+		if (w->op != STORE_THUMB_ACCESS)
+			continue;
+		const struct store_thumb_access *a = w->access;
+		if (!a) {
+			w->status = -EINVAL; /* a caller's bug; the others' rows still go */
+			continue;
+		}
+		w->now_ms = w->clock ? w->clock(w) : vw_now_ms();
+		struct ints t;
+		const char *vals[7] = {i64s(&t, 0, a->at_ms ? a->at_ms : w->now_ms),
+		                       a->actor ? a->actor : "",
+		                       a->site ? a->site : "",
+		                       a->camera ? a->camera : "",
+		                       a->asked_ms ? i64s(&t, 1, a->asked_ms) : NULL,
+		                       i64s(&t, 2, a->thumb_ts_ms),
+		                       a->peer ? a->peer : ""};
+		rc = pg_run(s->w, "store_write_failed", "access", 7, vals, NULL);
+		n++;
+	}
+	if (began && !rc)
+		rc = commit_checked(s->w);
+	if (rc && began)
+		pg_exec(s->w, "store_commit_failed", "ROLLBACK");
+	if (rc)
+		log_error("event=thumbnail_access_failed backend=postgresql requests=%zu err=%d", n,
+		          rc);
+	for (struct store_write *w = list; w; w = one_only ? NULL : w->next) {
+		if (w->op != STORE_THUMB_ACCESS || w->status == -EINVAL)
+			continue;
+		w->status = rc;
+		if (rc)
+			snprintf(w->err, sizeof(w->err), "the access could not be recorded");
+	}
+	return rc;
+}
+
+static int pg_thumb_access(void *p, struct store_write *list)
+{
+	return thumb_access_rows(p, list, 0);
+}
+
+/* issue 16 D, STORE_NOTIFY_PUT: every row of w->notes (store.h says what each does) in one
+ * transaction, sqlite.c's notify_put. */
+static int notify_rows(struct pg_be *s, struct store_write *w)
+{
+	int rc = 0;
+	for (size_t i = 0; i < w->nnotes && !rc; i++) {
+		struct store_notification *n = &w->notes[i];
+		n->unannounced = 0;
+		struct ints t, u, v;
+		PGresult *r = NULL;
+		if (!n->id && n->if_opened) {
+			const char *told[2] = {n->sink, i64s(&t, 0, n->problem_id)};
+			if ((rc = pg_run(s->w, "store_write_failed", "notify_told", 2, told, &r)) !=
+			    0)
+				break;
+			int found = PQntuples(r) > 0;
+			PQclear(r);
+			if (!found) {
+				n->unannounced = 1; /* never told it opened: no row */
+				continue;
+			}
+		}
+		if (n->id) {
+			const char *up[6] = {i64s(&t, 0, n->id),
+			                     n->state,
+			                     i64s(&t, 1, n->attempts),
+			                     n->last_error ? n->last_error : "",
+			                     i64s(&t, 2, n->next_attempt_ms),
+			                     i64s(&t, 3, n->sent_ms)};
+			rc = pg_run(s->w, "store_write_failed", "notify_upd", 6, up, NULL);
+			continue;
+		}
+		const char *ins[14] = {n->sink,
+		                       i64s(&t, 0, n->problem_id),
+		                       i64s(&t, 1, n->event_id),
+		                       n->event,
+		                       n->site,
+		                       n->org ? n->org : "",
+		                       n->city ? n->city : "",
+		                       n->state,
+		                       i64s(&t, 2, n->attempts),
+		                       n->last_error ? n->last_error : "",
+		                       i64s(&t, 3, n->next_attempt_ms),
+		                       i64s(&u, 0, n->sent_ms),
+		                       i64s(&v, 0, n->created_ms),
+		                       n->data ? n->data : "{}"};
+		if ((rc = pg_run(s->w, "store_write_failed", "notify_ins", 14, ins, &r)) != 0)
+			break;
+		n->id = PQntuples(r) == 1 ? val_i64(r, 0, 0) : 0; /* 0: a duplicate */
+		PQclear(r);
+	}
+	if (!rc && s->raw_retention_ms > 0) {
+		struct ints t;
+		const char *cut[1] = {i64s(&t, 0, vw_now_ms() - s->raw_retention_ms)};
+		rc = pg_run(s->w, "store_write_failed", "notify_prune", 1, cut, NULL);
+	}
+	return rc;
+}
+
+static int notify_put(struct pg_be *s, struct store_write *w)
+{
+	unsigned char *was_new = calloc(w->nnotes ? w->nnotes : 1, 1);
+	if (!was_new)
+		return -ENOMEM;
+	for (size_t i = 0; i < w->nnotes; i++)
+		was_new[i] = w->notes[i].id == 0;
+	int rc = writer_ready(s);
+	if (!rc)
+		rc = pg_exec(s->w, "store_begin_failed", "BEGIN");
+	if (!rc && !(rc = notify_rows(s, w)))
+		rc = commit_checked(s->w);
+	if (rc) {
+		log_error("event=store_write_failed backend=postgresql what=notifications error=%d",
+		          rc);
+		pg_exec(s->w, "store_commit_failed", "ROLLBACK");
+		for (size_t i = 0; i < w->nnotes; i++)
+			if (was_new[i])
+				w->notes[i].id = 0; /* rolled back: not inserted after all */
+	}
+	free(was_new);
+	return rc;
+}
+
+/* Exam sessions', the feed's, thumbnail accesses' and notifications' writes. */
 static int pg_write(void *p, struct store_write *w)
 {
 	struct pg_be *s = p;
+	if (w->op == STORE_NOTIFY_PUT)
+		return w->status = notify_put(s, w);
+	if (w->op == STORE_PROBLEM_ACK || w->op == STORE_FEED_TICK)
+		return feed_write(s, w);
+	if (w->op == STORE_THUMB_ACCESS) {
+		thumb_access_rows(s, w, 1);
+		return w->status;
+	}
 	if (w->op != STORE_EXAM_CREATE && w->op != STORE_EXAM_UPDATE &&
 	    w->op != STORE_EXAM_CANCEL) {
-		snprintf(w->err, sizeof(w->err), "not implemented on the postgresql store yet");
+		snprintf(w->err, sizeof(w->err), "not a write this store knows");
 		return w->status = -ENOSYS;
 	}
 	if (!w->nexams)
@@ -1825,6 +2916,253 @@ static int pg_exam_version(void *p, const char *site, int64_t *out)
 	return 0;
 }
 
+/* --- issue 16 E: site history ------------------------------------------------------------ */
+
+/* Rows one stream fetches at a time: a page examines at most scan_max rows in all, so a
+ * stream's chunk need not be larger than that (plus the one that says a next page exists). */
+#define HIST_CHUNK 500
+
+/* One agent's stream of the merge: its current chunk and row in it. */
+struct hist_stream {
+	int64_t agent_id;
+	const char *agent;
+	PGresult *r;
+	int row, done; /* done: the last chunk was short, nothing after it */
+};
+
+/* The stream's next row (h->row < PQntuples(h->r) after, or none left). */
+static int hist_next(struct pg_rd *rd, struct hist_stream *h, const struct store_history_query *q,
+                     long chunk)
+{
+	if (h->r && ++h->row < PQntuples(h->r))
+		return 0;
+	int64_t hi_ts = INT64_MAX, hi_id = INT64_MAX;
+	if (h->r) {
+		int n = PQntuples(h->r);
+		if (h->done || n == 0)
+			return 0;
+		hi_ts = val_i64(h->r, n - 1, 8);
+		hi_id = val_i64(h->r, n - 1, 0);
+	} else {
+		if (q->to_ms)
+			hi_ts = q->to_ms - 1;
+		if (q->before_id && q->before_ts_ms <= hi_ts) {
+			hi_ts = q->before_ts_ms;
+			hi_id = q->before_id;
+		}
+	}
+	struct ints t, u;
+	const char *vals[5] = {i64s(&t, 0, h->agent_id),
+	                       i64s(&t, 1, q->from_ms ? q->from_ms : INT64_MIN), i64s(&t, 2, hi_ts),
+	                       i64s(&t, 3, hi_id), i64s(&u, 0, chunk)};
+	PQclear(h->r);
+	h->r = NULL;
+	h->row = 0;
+	int rc = rd_run(rd, R_HIST, 5, vals, &h->r);
+	if (rc)
+		return rc;
+	h->done = PQntuples(h->r) < chunk;
+	return 0;
+}
+
+static int hist_has(const struct hist_stream *h)
+{
+	return h->r && h->row < PQntuples(h->r);
+}
+
+/* A page newest first, as sqlite.c's sq_site_history: one stream per agent of the site
+ * runs down results_agent_ts in (ts, id) order and the merge takes the newest current row
+ * each time, checking kind and target as it goes; it stops at limit rows (the next match
+ * says a next page exists) or after scan_max rows examined (the cursor then continues from
+ * the last row examined). */
+static int pg_site_history(void *p, const struct store_history_query *q, struct store_fill *f,
+                           int64_t *next_ts, int64_t *next_id)
+{
+	struct pg_rd *rd = p;
+	*next_ts = *next_id = 0;
+	int rc = reader_ready(rd);
+	if (!rc)
+		rc = pg_exec(rd->c, "store_read_failed",
+		             "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+	if (rc)
+		return rc;
+	const char *vals[1] = {q->site};
+	PGresult *ag = NULL;
+	struct hist_stream *hs = NULL;
+	int nh = 0;
+	if ((rc = rd_run(rd, R_HIST_AGENTS, 1, vals, &ag)) != 0) {
+		ag = NULL;
+		goto out;
+	}
+	if (!PQntuples(ag)) {
+		rc = -ENOENT;
+		goto out;
+	}
+	/* The site's summary first (org, city): the API checks the asker's scope with it. */
+	if ((rc = site_summary(rd, q->site, f)) != 0)
+		goto out;
+	if (!(hs = calloc((size_t)PQntuples(ag), sizeof(*hs)))) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	long scan_max = q->scan_max > 0 ? q->scan_max : STORE_HISTORY_SCAN_MAX;
+	long chunk = scan_max + 1 < HIST_CHUNK ? scan_max + 1 : HIST_CHUNK;
+	for (int i = 0; !rc && i < PQntuples(ag); i++) {
+		hs[i].agent_id = val_i64(ag, i, 0);
+		hs[i].agent = PQgetvalue(ag, i, 1);
+		nh = i + 1;
+		rc = hist_next(rd, &hs[i], q, chunk);
+	}
+	long examined = 0;
+	int taken = 0;
+	int64_t last_ts = 0, last_id = 0; /* the last row examined */
+	int64_t page_ts = 0, page_id = 0; /* the last row taken */
+	while (!rc) {
+		struct hist_stream *best = NULL;
+		int64_t bts = 0, bid = 0;
+		for (int i = 0; i < nh; i++) {
+			if (!hist_has(&hs[i]))
+				continue;
+			int64_t ts = val_i64(hs[i].r, hs[i].row, 8),
+			        id = val_i64(hs[i].r, hs[i].row, 0);
+			if (!best || ts > bts || (ts == bts && id > bid))
+				best = &hs[i], bts = ts, bid = id;
+		}
+		if (!best)
+			break; /* every stream ran out: no next page */
+		if (examined == scan_max) {
+			*next_ts = last_ts,
+			*next_id = last_id; /* continue after the last examined */
+			break;
+		}
+		examined++;
+		const PGresult *r = best->r;
+		int i = best->row;
+		if ((!q->kind || strcmp(PQgetvalue(r, i, 1), q->kind) == 0) &&
+		    (!q->target || strcmp(PQgetvalue(r, i, 2), q->target) == 0)) {
+			if (taken == q->limit) {
+				/* a row beyond the page: the next page starts after its last row */
+				*next_ts = page_ts, *next_id = page_id;
+				break;
+			}
+			struct store_target t = {
+			    .agent = best->agent,
+			    .kind = PQgetvalue(r, i, 1),
+			    .target = PQgetvalue(r, i, 2),
+			    .status = PQgetvalue(r, i, 3),
+			    .session = PQgetvalue(r, i, 4),
+			    .codec = PQgetvalue(r, i, 5),
+			    .faults = PQgetvalue(r, i, 6),
+			    .metrics = PQgetvalue(r, i, 7),
+			    .ts_ms = bts,
+			    .seq = val_i64(r, i, 9),
+			};
+			if ((rc = store_fill_target(f, &t)) != 0)
+				break;
+			taken++;
+			page_ts = bts, page_id = bid;
+		}
+		last_ts = bts, last_id = bid;
+		rc = hist_next(rd, best, q, chunk);
+	}
+out:
+	for (int i = 0; i < nh; i++)
+		PQclear(hs[i].r);
+	free(hs);
+	PQclear(ag);
+	pg_exec(rd->c, "store_read_failed", "COMMIT");
+	return rc;
+}
+
+/* --- issue 16 (A): events and problems (reader threads) ---------------------------------- */
+
+static int pg_events_after(void *p, const struct store_events_query *q, struct store_fill *f,
+                           int64_t *pruned_id, int64_t *last_id)
+{
+	struct pg_rd *rd = p;
+	/* One snapshot: the marks and the rows agree. */
+	int rc = reader_ready(rd);
+	if (!rc)
+		rc = pg_exec(rd->c, "store_read_failed",
+		             "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+	if (rc)
+		return rc;
+	PGresult *r = NULL;
+	if ((rc = rd_run(rd, R_EVENTS_MARKS, 0, NULL, &r)) != 0)
+		goto out;
+	*pruned_id = PQntuples(r) ? val_i64(r, 0, 0) : 0;
+	*last_id = PQntuples(r) ? val_i64(r, 0, 1) : 0;
+	PQclear(r);
+	r = NULL;
+	struct ints t;
+	const char *vals[3] = {i64s(&t, 0, q->after_id), i64s(&t, 1, (int64_t)q->limit),
+	                       q->org ? q->org : q->city};
+	int stmt = q->org ? R_EVENTS_ORG : q->city ? R_EVENTS_CITY : R_EVENTS_AFTER;
+	if ((rc = rd_run(rd, stmt, q->org || q->city ? 3 : 2, vals, &r)) != 0) {
+		r = NULL;
+		goto out;
+	}
+	size_t bytes = 0;
+	for (int i = 0; !rc && i < PQntuples(r) && (q->max_bytes == 0 || bytes < q->max_bytes);
+	     i++) {
+		struct store_event ev = {val_i64(r, i, 0),    val_i64(r, i, 1),
+		                         PQgetvalue(r, i, 2), PQgetvalue(r, i, 3),
+		                         PQgetvalue(r, i, 4), PQgetvalue(r, i, 5),
+		                         PQgetvalue(r, i, 6)};
+		bytes += strlen(ev.data);
+		rc = store_fill_event(f, &ev);
+	}
+out:
+	PQclear(r);
+	pg_exec(rd->c, "store_read_failed", "COMMIT");
+	return rc;
+}
+
+static const char *opt_str(const char *v)
+{
+	return v && v[0] ? v : NULL;
+}
+
+static int pg_problems_list(void *p, const struct store_problem_query *q, int64_t now_ms,
+                            struct store_fill *f)
+{
+	struct pg_rd *rd = p;
+	/* The narrowest index the query names (store.c makes "" NULL). */
+	int stmt = q->site   ? R_PROBLEMS_SITE
+	           : q->city ? R_PROBLEMS_CITY
+	           : q->org  ? R_PROBLEMS_ORG
+	                     : R_PROBLEMS;
+	struct ints t, u;
+	const char *vals[9] = {i64s(&t, 0, q->state),
+	                       opt_str(q->city),
+	                       opt_str(q->site),
+	                       opt_str(q->org),
+	                       i64s(&t, 1, q->from_ms),
+	                       i64s(&t, 2, q->to_ms),
+	                       i64s(&t, 3, q->before_start_ms),
+	                       i64s(&u, 0, q->before_id),
+	                       i64s(&u, 1, (int64_t)q->limit)};
+	PGresult *r = NULL;
+	int rc = rd_run(rd, stmt, 9, vals, &r);
+	if (rc)
+		return rc;
+	struct vw_buf d;
+	vw_buf_init(&d, 1u << 20);
+	for (int i = 0; !rc && i < PQntuples(r); i++) {
+		struct store_problem pr;
+		problem_row(r, i, &pr);
+		vw_buf_reset(&d);
+		if ((rc = store_problem_json(&d, &pr, now_ms)) != 0)
+			break;
+		struct store_event ev = {pr.id,  pr.start_ms, "problem",      pr.site,
+		                         pr.org, pr.city,     vw_buf_cstr(&d)};
+		rc = store_fill_event(f, &ev);
+	}
+	vw_buf_free(&d);
+	PQclear(r);
+	return rc;
+}
+
 /* --- not on PostgreSQL yet ------------------------------------------------------------------
  * Each says so (-ENOSYS) rather than answer from nothing: the core hands the status to its
  * caller, the API answers with an error, and nothing reads as "no sessions" or "no
@@ -1849,39 +3187,45 @@ static int pg_score_exam(void *p, int64_t exam_id, struct store_fill *f)
 	return -ENOSYS;
 }
 
-static int pg_site_history(void *p, const struct store_history_query *q, struct store_fill *f,
-                           int64_t *next_ts, int64_t *next_id)
-{
-	(void)p, (void)q, (void)f, (void)next_ts, (void)next_id;
-	return -ENOSYS;
-}
-
-static int pg_events_after(void *p, const struct store_events_query *q, struct store_fill *f,
-                           int64_t *pruned_id, int64_t *last_id)
-{
-	(void)p, (void)q, (void)f, (void)pruned_id, (void)last_id;
-	return -ENOSYS;
-}
-
-static int pg_problems_list(void *p, const struct store_problem_query *q, int64_t now_ms,
-                            struct store_fill *f)
-{
-	(void)p, (void)q, (void)now_ms, (void)f;
-	return -ENOSYS;
-}
-
-static int pg_thumbnail(void *p, const char *site, const char *camera, int64_t at_ms,
-                        struct store_fill *f)
-{
-	(void)p, (void)site, (void)camera, (void)at_ms, (void)f;
-	return -ENOSYS;
-}
+/* --- issue 16 D: notifications ---------------------------------------------------------- */
 
 static int pg_notify_list(void *p, const struct store_notify_query *q, struct store_fill *f,
                           int64_t *max_event_id)
 {
-	(void)p, (void)q, (void)f, (void)max_event_id;
-	return -ENOSYS;
+	struct pg_rd *rd = p;
+	*max_event_id = 0;
+	PGresult *r = NULL;
+	int rc = rd_run(rd, R_NOTIFY_MAX, 0, NULL, &r);
+	if (rc)
+		return rc;
+	*max_event_id = val_i64(r, 0, 0);
+	PQclear(r);
+	struct ints t;
+	const char *vals[3] = {q->state, q->city, i64s(&t, 0, (int64_t)q->limit)};
+	if ((rc = rd_run(rd, q->oldest_first ? R_NOTIFY_ASC : R_NOTIFY_DESC, 3, vals, &r)) != 0)
+		return rc;
+	for (int i = 0; !rc && i < PQntuples(r); i++) {
+		struct store_notification n = {
+		    .id = val_i64(r, i, 0),
+		    .sink = PQgetvalue(r, i, 1),
+		    .event = PQgetvalue(r, i, 2),
+		    .problem_id = val_i64(r, i, 3),
+		    .event_id = val_i64(r, i, 4),
+		    .site = PQgetvalue(r, i, 5),
+		    .org = PQgetvalue(r, i, 6),
+		    .city = PQgetvalue(r, i, 7),
+		    .state = PQgetvalue(r, i, 8),
+		    .attempts = val_i64(r, i, 9),
+		    .last_error = PQgetvalue(r, i, 10),
+		    .next_attempt_ms = val_i64(r, i, 11),
+		    .sent_ms = val_i64(r, i, 12),
+		    .created_ms = val_i64(r, i, 13),
+		    .data = PQgetvalue(r, i, 14),
+		};
+		rc = store_fill_notification(f, &n);
+	}
+	PQclear(r);
+	return rc;
 }
 
 const struct store_ops store_postgresql_ops = {
@@ -1909,5 +3253,5 @@ const struct store_ops store_postgresql_ops = {
     .problems_list = pg_problems_list,
     .thumbnail = pg_thumbnail,
     .notify_list = pg_notify_list,
-    .thumb_access = NULL, /* each access goes to write: -ENOSYS */
+    .thumb_access = pg_thumb_access,
 };

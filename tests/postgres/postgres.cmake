@@ -27,3 +27,33 @@ set_tests_properties(integration_pg_collector PROPERTIES
 add_test(NAME test_exams_postgresql COMMAND bash ${VW_PG_SH} $<TARGET_FILE:test_exams> postgresql)
 set_tests_properties(test_exams_postgresql PROPERTIES LABELS postgres TIMEOUT 300
                      SKIP_RETURN_CODE 77)
+
+# issue 16 (A) on PostgreSQL (tests/unit/test_problems.c): problems opened, updated and closed
+# in the batch's commit, events with rising ids, silence, acks, the backlog and problems list,
+# and the scoped reads on their indexes.
+add_test(NAME test_problems_postgresql
+         COMMAND bash ${VW_PG_SH} $<TARGET_FILE:test_problems> postgresql)
+set_tests_properties(test_problems_postgresql PROPERTIES LABELS postgres TIMEOUT 300
+                     SKIP_RETURN_CODE 77)
+
+# issue 16 (C) on PostgreSQL (tests/unit/test_thumbs.c): the picture committed with its row
+# and read back, each camera's newest on the site page, accesses recorded (queued ones in one
+# transaction), and old pictures and access records pruned by the job.
+add_test(NAME test_thumbs_postgresql
+         COMMAND bash ${VW_PG_SH} $<TARGET_FILE:test_thumbs> postgresql)
+set_tests_properties(test_thumbs_postgresql PROPERTIES LABELS postgres TIMEOUT 300
+                     SKIP_RETURN_CODE 77)
+
+# issue 16 (E) on PostgreSQL (tests/unit/test_history.c): history pages newest first by the
+# cursor, bounded scans, the per-class counts, in_session, and the stream's index plan.
+add_test(NAME test_history_postgresql
+         COMMAND bash ${VW_PG_SH} $<TARGET_FILE:test_history> postgresql)
+set_tests_properties(test_history_postgresql PROPERTIES LABELS postgres TIMEOUT 300
+                     SKIP_RETURN_CODE 77)
+
+# issue 16 (D) on PostgreSQL (tests/unit/test_notify.c's store test): the notifier's rows keyed
+# by (sink, problem, event), closings only where the opening was told, the queue bound at start.
+add_test(NAME test_notify_postgresql
+         COMMAND bash ${VW_PG_SH} $<TARGET_FILE:test_notify> postgresql)
+set_tests_properties(test_notify_postgresql PROPERTIES LABELS postgres TIMEOUT 300
+                     SKIP_RETURN_CODE 77)

@@ -24,10 +24,12 @@
 #include "store.h"
 #include "store_backend.h"
 #include "testdir.h"
+#include "testpg.h"
 #include "vtime.h"
 
 struct ctx {
 	char dir[64];
+	char db[64], dsn[512]; /* issue 13, postgresql: this test's own database ("" = sqlite) */
 	struct store_options opt;
 	uv_loop_t loop;
 	struct store *st;
@@ -48,10 +50,26 @@ static int setup(void **state)
 	return 0;
 }
 
+/* issue 13: the same tests on PostgreSQL (testpg.h), under tests/tools/pg.sh. */
+static int setup_pg(void **state)
+{
+	if (setup(state))
+		return -1;
+	struct ctx *x = *state;
+	if (testpg_make("history", x->db, sizeof(x->db), x->dsn, sizeof(x->dsn)))
+		return -1;
+	x->opt.backend = "postgresql";
+	x->opt.dsn = x->dsn;
+	x->opt.password_file = getenv("VW_PG_PASSFILE");
+	return 0;
+}
+
 static int teardown(void **state)
 {
 	struct ctx *x = *state;
 	int rc = testdir_remove(x->dir);
+	if (x->db[0] && testpg_remove(x->db))
+		rc = -1;
 	free(x);
 	return rc;
 }
@@ -478,6 +496,9 @@ static void health_counts_follow_latest(void **state)
 		}
 	}
 	close_h(x);
+	if (x->db[0])
+		return; /* what follows is SQLite's migration 10 (PostgreSQL had the counts from 1)
+		         */
 
 	/* The migration's backfill from latest gives the same counts: undo it and reopen. */
 	char path[128];
@@ -594,10 +615,101 @@ static void running_sessions_mark_their_site(void **state)
 	close_h(x);
 }
 
+/* issue 13: a PostgreSQL history stream ranges backwards over each partition's
+ * results_agent_ts (an index scan, never a sequential scan of results nor a sort of the
+ * agent's whole history: a page costs its own rows). */
+static void pg_history_reads_range_over_an_index(void **state)
+{
+	struct ctx *x = *state;
+	open_h(x);
+	struct store_batch *b = batch_for("site-1", "a0", "Jinan");
+	add(b, 1, 1700000000000LL, VW_KIND_STREAM, "cam1", VW_STATUS_OK);
+	commit(x, b);
+	close_h(x);
+	PGconn *c = testpg_connect(x->dsn);
+	assert_non_null(c);
+	/* the planner's choice as if results were large: no sequential scans */
+	PGresult *r = PQexec(c, "SET enable_seqscan = off; SET enable_bitmapscan = off;"
+	                        " SET plan_cache_mode = force_generic_plan");
+	assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+	PQclear(r);
+	r = PQexec(c, "PREPARE h AS SELECT id, kind, target, status, session, codec, faults,"
+	              " metrics, ts_ms, seq FROM results WHERE agent_id = $1 AND ts_ms >= $2"
+	              " AND ts_ms <= $3 AND (ts_ms < $3 OR id < $4)"
+	              " ORDER BY ts_ms DESC, id DESC LIMIT $5");
+	assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+	PQclear(r);
+	r = PQexec(c, "EXPLAIN EXECUTE h(1, 0, 9223372036854775807, 9223372036854775807, 500)");
+	assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+	char plan[4096] = "";
+	for (int i = 0; i < PQntuples(r); i++)
+		snprintf(plan + strlen(plan), sizeof(plan) - strlen(plan), "%s; ",
+		         PQgetvalue(r, i, 0));
+	PQclear(r);
+	PQfinish(c);
+	if (!strstr(plan, "Index Scan Backward") || !strstr(plan, "agent_id_ts_ms_idx") ||
+	    strstr(plan, "Seq Scan") || strstr(plan, "  Sort  ") || strstr(plan, "; Sort"))
+		fail_msg("history plan: %s", plan);
+}
+
+/* issue 13: PostgreSQL reads each agent's stream a chunk (500 rows) at a time: a page longer
+ * than a chunk, from two agents whose rows interleave, continues each stream exactly where
+ * its chunk ended. */
+static void pg_pages_longer_than_a_chunk(void **state)
+{
+	struct ctx *x = *state;
+	open_h(x);
+	static struct model m;
+	m.n = 0;
+	int64_t seq[2] = {0, 0};
+	for (int round = 0; round < 4; round++) { /* 960 rows per agent, ROWS_MAX in all */
+		int a = round % 2;
+		char agent[8];
+		snprintf(agent, sizeof(agent), "a%d", a);
+		struct store_batch *b = batch_for("site-1", agent, "Jinan");
+		for (int k = 0; k < 480; k++) {
+			int64_t ts = 1700000000000LL + (int64_t)k * 1000 + a; /* interleaved */
+			add(b, ++seq[a], ts, VW_KIND_STREAM, "cam1", VW_STATUS_OK);
+			struct row *r = &m.r[m.n];
+			r->id = (int64_t)m.n;
+			m.n++;
+			snprintf(r->agent, sizeof(r->agent), "%s", agent);
+			snprintf(r->target, sizeof(r->target), "cam1");
+			r->kind = "stream";
+			r->ts = ts;
+			r->seq = seq[a];
+		}
+		commit(x, b);
+	}
+	struct store_history_query q = {.site = "site-1", .limit = STORE_HISTORY_MAX};
+	check_paged(x, &m, q, NULL, NULL, 0, 0);
+	close_h(x);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
-int main(void)
+/* No argument: SQLite. "postgresql" (ctest test_history_postgresql, under tests/tools/pg.sh):
+ * the same on PostgreSQL, but for SQLite's own query plan. */
+int main(int argc, char **argv)
 {
+	if (argc > 1 && strcmp(argv[1], "postgresql") == 0) {
+		if (!getenv("VW_PG_DSN")) {
+			fprintf(stderr, "test_history postgresql: no VW_PG_DSN (run it under "
+			                "tests/tools/pg.sh)\n");
+			return 1;
+		}
+#define PG(f) cmocka_unit_test_setup_teardown(f, setup_pg, teardown)
+		const struct CMUnitTest pg[] = {
+		    PG(pages_follow_the_cursor_newest_first),
+		    PG(bounds_and_unknown_sites_are_refused),
+		    PG(health_counts_follow_latest),
+		    PG(running_sessions_mark_their_site),
+		    PG(pg_history_reads_range_over_an_index),
+		    PG(pg_pages_longer_than_a_chunk),
+		};
+		return cmocka_run_group_tests_name("site history: postgresql store", pg, NULL,
+		                                   NULL);
+	}
 	const struct CMUnitTest tests[] = {
 	    T(pages_follow_the_cursor_newest_first), T(bounds_and_unknown_sites_are_refused),
 	    T(history_reads_range_over_an_index),    T(health_counts_follow_latest),

@@ -18,6 +18,7 @@
 #include "server_conf.h"
 #include "store.h"
 #include "testdir.h"
+#include "testpg.h"
 
 /* Every string of the NULL-ended wants is somewhere in text. */
 static void assert_all_in(const char *text, const char *const *wants)
@@ -386,8 +387,13 @@ static void notify_sections_are_checked_with_file_and_line(void **state)
  * loopback port nobody listens on, so every attempt fails at once and the rows stay
  * pending (retry_first is an hour): what is checked is which rows the notifier makes. */
 
+/* issue 13: 1 when main runs the store tests on PostgreSQL ("postgresql", under
+ * tests/tools/pg.sh): each then gets its own database. */
+static int on_pg;
+
 struct nctx {
 	char dir[64];
+	char db[64], dsn[512]; /* postgresql: the test's own database */
 	uv_loop_t loop;
 	uv_timer_t tick;
 	struct store *st;
@@ -456,6 +462,11 @@ static void notifier_up(struct nctx *x, const char *sinks)
 {
 	char ini[2048], err[256];
 	struct store_options opt = {.backend = "sqlite", .dir = x->dir, .rollup_tick_ms = -1};
+	if (on_pg) {
+		opt.backend = "postgresql";
+		opt.dsn = x->dsn;
+		opt.password_file = getenv("VW_PG_PASSFILE");
+	}
 	if (store_open(&opt, &x->st, err, sizeof(err)))
 		fail_msg("store_open: %s", err);
 	assert_int_equal(store_start(x->st, &x->loop, 64), 0);
@@ -516,6 +527,9 @@ static void the_notifier_keys_updates_and_closes_only_what_it_announced(void **s
 	struct nctx *x = calloc(1, sizeof(*x));
 	assert_non_null(x);
 	assert_int_equal(testdir_make(x->dir, sizeof(x->dir), "notify"), 0);
+	if (on_pg)
+		assert_int_equal(
+		    testpg_make("notify", x->db, sizeof(x->db), x->dsn, sizeof(x->dsn)), 0);
 	assert_int_equal(uv_loop_init(&x->loop), 0);
 	uv_timer_init(&x->loop, &x->tick);
 	char conf[2048];
@@ -615,11 +629,27 @@ static void the_notifier_keys_updates_and_closes_only_what_it_announced(void **s
 	uv_run(&x->loop, UV_RUN_DEFAULT);
 	assert_int_equal(uv_loop_close(&x->loop), 0);
 	assert_int_equal(testdir_remove(x->dir), 0);
+	if (on_pg)
+		assert_int_equal(testpg_remove(x->db), 0);
 	free(x);
 }
 
-int main(void)
+/* No argument: everything on SQLite. "postgresql" (ctest test_notify_postgresql, under
+ * tests/tools/pg.sh): the notifier with a real store, on PostgreSQL. */
+int main(int argc, char **argv)
 {
+	if (argc > 1 && strcmp(argv[1], "postgresql") == 0) {
+		if (!getenv("VW_PG_DSN")) {
+			fprintf(stderr, "test_notify postgresql: no VW_PG_DSN (run it under "
+			                "tests/tools/pg.sh)\n");
+			return 1;
+		}
+		on_pg = 1;
+		const struct CMUnitTest pg[] = {
+		    cmocka_unit_test(the_notifier_keys_updates_and_closes_only_what_it_announced),
+		};
+		return cmocka_run_group_tests_name("notify: postgresql store", pg, NULL, NULL);
+	}
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(dingtalk_sign_matches_the_documented_algorithm),
 	    cmocka_unit_test(a_problem_parses_and_bad_ones_name_the_field),

@@ -1,6 +1,7 @@
 /* problems: the feed's problems and stored events (issue 16, part A), through store.h with
- * real SQLite files, the real writer and reader threads and a real loop. A target's latest
- * status leaving ok opens a problem in the batch's own transaction, a new status or new
+ * real SQLite files (or, with the argument "postgresql" under tests/tools/pg.sh, a real
+ * PostgreSQL database: issue 13), the real writer and reader threads and a real loop. A target's
+ * latest status leaving ok opens a problem in the batch's own transaction, a new status or new
  * fault codes update it, ok closes it; every change is a stored event with a monotonic id,
  * delivered to the store's event callback in id order; a rolled-back batch leaves neither.
  * Silence is the feed tick's (a write), closed by the site's next batch; acks happen once,
@@ -22,6 +23,7 @@
 
 #include "store.h"
 #include "testdir.h"
+#include "testpg.h"
 #include "vtime.h"
 
 #define MINUTE 60000LL
@@ -34,9 +36,11 @@ struct ev {
 
 struct ctx {
 	char dir[64];
+	char db[64], dsn[512]; /* issue 13, postgresql: this test's own database ("" = sqlite) */
 	struct store_options opt;
 	uv_loop_t loop;
 	struct store *st;
+	struct store *other; /* a second collector's, closed by teardown on a failure too */
 	int done;
 	int64_t seq;
 	struct ev evs[256];
@@ -85,6 +89,20 @@ static int setup(void **state)
 	return 0;
 }
 
+/* issue 13: the same tests on PostgreSQL (testpg.h), under tests/tools/pg.sh. */
+static int setup_pg(void **state)
+{
+	if (setup(state))
+		return -1;
+	struct ctx *x = *state;
+	if (testpg_make("problems", x->db, sizeof(x->db), x->dsn, sizeof(x->dsn)))
+		return -1;
+	x->opt.backend = "postgresql";
+	x->opt.dsn = x->dsn;
+	x->opt.password_file = getenv("VW_PG_PASSFILE");
+	return 0;
+}
+
 static void open_h(struct ctx *x)
 {
 	char err[256];
@@ -106,16 +124,26 @@ static void close_h(struct ctx *x)
 static int teardown(void **state)
 {
 	struct ctx *x = *state;
+	if (x->other)
+		store_close(x->other);
 	if (x->st)
 		close_h(x);
 	evs_free(x);
 	int rc = testdir_remove(x->dir);
+	if (x->db[0] && testpg_remove(x->db))
+		rc = -1;
 	free(x);
 	return rc;
 }
 
+/* One value of sql, on whichever store the test runs (the SQL is the same on both). */
 static int64_t sql_value(struct ctx *x, const char *sql)
 {
+	if (x->db[0]) {
+		int64_t v = -1;
+		assert_int_equal(testpg_query(x->dsn, sql, &v), 0);
+		return v;
+	}
 	char path[128];
 	snprintf(path, sizeof(path), "%s/venuewatch.db", x->dir);
 	sqlite3 *db;
@@ -135,6 +163,10 @@ static int64_t sql_value(struct ctx *x, const char *sql)
 
 static void sql_exec(struct ctx *x, const char *sql)
 {
+	if (x->db[0]) {
+		assert_int_equal(testpg_query(x->dsn, sql, NULL), 0);
+		return;
+	}
 	char path[128];
 	snprintf(path, sizeof(path), "%s/venuewatch.db", x->dir);
 	sqlite3 *db;
@@ -521,6 +553,8 @@ static void backlog_and_list_read_what_was_stored(void **state)
 /* The query plan of sql (the store's statement shape) names index. */
 static void plan_uses(struct ctx *x, const char *sql, const char *index)
 {
+	if (x->db[0])
+		return; /* SQLite's plan; PostgreSQL's: pg_scoped_reads_use_their_indexes */
 	char path[128];
 	snprintf(path, sizeof(path), "%s/venuewatch.db", x->dir);
 	sqlite3 *db;
@@ -644,8 +678,131 @@ static void scoped_reads_read_their_own_scope_only(void **state)
 	          "problems_org_start");
 }
 
-int main(void)
+/* issue 13: the PostgreSQL backend's scoped reads take the city's, org's or site's own index
+ * (the planner's choice, on tables analysed with these rows: few rows would make a whole
+ * scan cheaper than any index, so the tables are padded first). */
+static void pg_plan_uses(struct ctx *x, const char *sql, const char *index)
 {
+	PGconn *c = testpg_connect(x->dsn);
+	assert_non_null(c);
+	char q[1024];
+	snprintf(q, sizeof(q), "EXPLAIN %s", sql);
+	PGresult *r = PQexec(c, q);
+	assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+	char plan[2048] = "";
+	for (int i = 0; i < PQntuples(r); i++)
+		snprintf(plan + strlen(plan), sizeof(plan) - strlen(plan), "%s; ",
+		         PQgetvalue(r, i, 0));
+	PQclear(r);
+	PQfinish(c);
+	if (!strstr(plan, index))
+		fail_msg("%s: plan '%s' does not use %s", sql, plan, index);
+}
+
+static void pg_scoped_reads_use_their_indexes(void **state)
+{
+	struct ctx *x = *state;
+	open_h(x);
+	/* 20,000 events and problems of 200 cities: a city is 1/200 of either */
+	sql_exec(x,
+	         "INSERT INTO events(id, ts_ms, type, site, org, city, data)"
+	         " SELECT g, g, 'status', 's' || (g % 200), 'o' || (g % 200), 'c' || (g % 200),"
+	         " '{}' FROM generate_series(1, 20000) g;"
+	         "INSERT INTO problems(site, org, city, agent, kind, target, status, worst,"
+	         " severity, faults, start_ms, end_ms) SELECT 's' || (g % 200), 'o' || (g % 200),"
+	         " 'c' || (g % 200), 'a', 'stream', 'cam' || g, 'down', 'down', 'major', '[]', g,"
+	         " g + 1 FROM generate_series(1, 20000) g;"
+	         "ANALYZE events; ANALYZE problems");
+	pg_plan_uses(x, "SELECT id FROM events WHERE city = 'c7' AND id > 0 ORDER BY id LIMIT 500",
+	             "events_city");
+	pg_plan_uses(x, "SELECT id FROM events WHERE org = 'o7' AND id > 0 ORDER BY id LIMIT 500",
+	             "events_org");
+	pg_plan_uses(x,
+	             "SELECT id FROM problems WHERE city = 'c7' ORDER BY start_ms DESC, id DESC"
+	             " LIMIT 100",
+	             "problems_city_start");
+	pg_plan_uses(x,
+	             "SELECT id FROM problems WHERE org = 'o7' ORDER BY start_ms DESC, id DESC"
+	             " LIMIT 100",
+	             "problems_org_start");
+}
+
+/* issue 13: two collectors on one database. Their events' ids are one sequence of the
+ * database's, never handed out twice, and the backlog read on either holds both's; their
+ * feed ticks at once open a silent site's site_silent once. */
+static void pg_two_collectors_share_the_feed(void **state)
+{
+	struct ctx *x = *state;
+	char err[256];
+	open_h(x);
+	if (store_open(&x->opt, &x->other, err, sizeof(err)))
+		fail_msg("store_open: %s", err);
+	struct store *other = x->other;
+	store_set_event_cb(other, on_event, x);
+	assert_int_equal(store_start(other, &x->loop, 64), 0);
+	int64_t now = vw_now_ms();
+	struct store *mine = x->st;
+	for (int i = 0; i < 10; i++) {
+		char site[16];
+		snprintf(site, sizeof(site), "site-%d", i);
+		x->st = i % 2 ? other : mine; /* send_place submits to x->st */
+		int rc = send_city(x, site, "Jinan", "cam1", VW_STATUS_DOWN, "black", now - 100000,
+		                   now - 100000);
+		x->st = mine;
+		assert_int_equal(rc, 0);
+	}
+	assert_int_equal(x->nevs, 20);
+	for (size_t i = 0; i < x->nevs; i++)
+		for (size_t j = i + 1; j < x->nevs; j++)
+			assert_true(x->evs[i].id != x->evs[j].id);
+	wait_read(x, store_events_after(x->st, 0, 100, on_read, x));
+	assert_int_equal(x->rn, 20);
+	for (size_t i = 1; i < x->rn; i++)
+		assert_true(x->rev[i].id > x->rev[i - 1].id);
+	/* every site silent (heard 100 s ago, 15 s cadence): both ticks at once */
+	struct store_write w[2] = {{.op = STORE_FEED_TICK, .silent_factor = 3},
+	                           {.op = STORE_FEED_TICK, .silent_factor = 3}};
+	int want = x->done + 2;
+	for (int k = 0; k < 2; k++) {
+		w[k].done = on_write;
+		w[k].data = x;
+		assert_int_equal(store_write_submit(k ? other : mine, &w[k]), 0);
+	}
+	while (x->done < want)
+		uv_run(&x->loop, UV_RUN_ONCE);
+	assert_int_equal(w[0].status, 0);
+	assert_int_equal(w[1].status, 0);
+	store_events_clear(&w[0].events);
+	store_events_clear(&w[1].events);
+	assert_int_equal(sql_value(x, "SELECT count(*) FROM problems WHERE kind = 'site'"), 10);
+	assert_int_equal(x->nevs, 40);
+	store_close(other);
+	x->other = NULL;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc > 1 && strcmp(argv[1], "postgresql") == 0) {
+		if (!getenv("VW_PG_DSN")) {
+			fprintf(stderr, "test_problems postgresql: no VW_PG_DSN (run it under "
+			                "tests/tools/pg.sh)\n");
+			return 1;
+		}
+#define PG(f) cmocka_unit_test_setup_teardown(f, setup_pg, teardown)
+		const struct CMUnitTest pg[] = {
+		    PG(change_opens_updates_and_closes_a_problem),
+		    PG(first_seen_down_opens_and_survives_restart),
+		    PG(exam_session_raises_severity),
+		    PG(refused_batch_leaves_no_problem_and_no_event),
+		    PG(silent_site_opens_site_silent_and_its_batch_closes_it),
+		    PG(ack_once_in_scope),
+		    PG(backlog_and_list_read_what_was_stored),
+		    PG(scoped_reads_read_their_own_scope_only),
+		    PG(pg_scoped_reads_use_their_indexes),
+		    PG(pg_two_collectors_share_the_feed),
+		};
+		return cmocka_run_group_tests_name("problems: postgresql store", pg, NULL, NULL);
+	}
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(change_opens_updates_and_closes_a_problem, setup,
 	                                    teardown),

@@ -3,7 +3,8 @@
  * the picture committed with its row, read back newest-at-or-before a time with the site's
  * summary, each camera's newest time on the site page, every access recorded by the writer,
  * and pictures older than the retention pruned by the job while younger ones stay. Real
- * SQLite files, real writer and reader threads, a real loop. */
+ * SQLite files (or, with the argument "postgresql" under tests/tools/pg.sh, a real PostgreSQL
+ * database: issue 13), real writer and reader threads, a real loop. */
 /* cmocka.h needs these first. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,6 +22,7 @@
 #include "ingest.h"
 #include "store.h"
 #include "testdir.h"
+#include "testpg.h"
 #include "vtime.h"
 
 static const unsigned char JPEG[] = {0xff, 0xd8, 0xff, 0xe0, 0, 16, 'J', 'F', 'I', 'F', 0xff, 0xd9};
@@ -123,6 +125,7 @@ static void batch_errors_name_the_result(void **state)
 
 struct ctx {
 	char dir[64];
+	char db[64], dsn[512]; /* issue 13, postgresql: this test's own database ("" = sqlite) */
 	struct store_options opt;
 	uv_loop_t loop;
 	struct store *st;
@@ -154,10 +157,26 @@ static int setup(void **state)
 	return 0;
 }
 
+/* issue 13: the same tests on PostgreSQL (testpg.h), under tests/tools/pg.sh. */
+static int setup_pg(void **state)
+{
+	if (setup(state))
+		return -1;
+	struct ctx *x = *state;
+	if (testpg_make("thumbs", x->db, sizeof(x->db), x->dsn, sizeof(x->dsn)))
+		return -1;
+	x->opt.backend = "postgresql";
+	x->opt.dsn = x->dsn;
+	x->opt.password_file = getenv("VW_PG_PASSFILE");
+	return 0;
+}
+
 static int teardown(void **state)
 {
 	struct ctx *x = *state;
 	int rc = testdir_remove(x->dir);
+	if (x->db[0] && testpg_remove(x->db))
+		rc = -1;
 	free(x);
 	return rc;
 }
@@ -259,8 +278,14 @@ static void on_site(void *ud, const struct store_reply *r)
 	x->done++;
 }
 
+/* One value of sql, on whichever store the test runs (the SQL is the same on both). */
 static int64_t sql_value(struct ctx *x, const char *sql)
 {
+	if (x->db[0]) {
+		int64_t v = -1;
+		assert_int_equal(testpg_query(x->dsn, sql, &v), 0);
+		return v;
+	}
 	char path[128];
 	snprintf(path, sizeof(path), "%s/venuewatch.db", x->dir);
 	sqlite3 *db;
@@ -494,8 +519,28 @@ static void old_pictures_are_pruned_young_ones_stay(void **state)
 	close_h(x);
 }
 
-int main(void)
+/* No argument: the decoder and the store on SQLite. "postgresql" (ctest
+ * test_thumbs_postgresql, under tests/tools/pg.sh): the store's tests on PostgreSQL, all but
+ * no_access_retention_keeps_them, which watches SQLite's rollup job go by (the rollups are not
+ * on PostgreSQL yet). */
+int main(int argc, char **argv)
 {
+	if (argc > 1 && strcmp(argv[1], "postgresql") == 0) {
+		if (!getenv("VW_PG_DSN")) {
+			fprintf(stderr, "test_thumbs postgresql: no VW_PG_DSN (run it under "
+			                "tests/tools/pg.sh)\n");
+			return 1;
+		}
+#define PG(f) cmocka_unit_test_setup_teardown(f, setup_pg, teardown)
+		const struct CMUnitTest pg[] = {
+		    PG(stored_with_its_row_and_read_back),
+		    PG(every_access_is_recorded),
+		    PG(old_pictures_are_pruned_young_ones_stay),
+		    PG(queued_accesses_are_committed_together),
+		    PG(old_accesses_are_pruned_young_ones_stay),
+		};
+		return cmocka_run_group_tests_name("thumbs: postgresql store", pg, NULL, NULL);
+	}
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(decode_accepts_a_jpeg),
 	    cmocka_unit_test(decode_refuses_what_is_not_a_small_jpeg),
