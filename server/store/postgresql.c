@@ -2353,20 +2353,13 @@ static int exam_changed(struct pg_be *s, const struct store_write *w, int64_t id
 	return rc;
 }
 
-static int exam_refuse(struct store_write *w, size_t i, int rc, const char *fmt, const char *a)
-{
-	w->bad = i;
-	snprintf(w->err, sizeof(w->err), fmt, a);
-	return rc;
-}
-
 static int exam_create(struct pg_be *s, struct store_write *w)
 {
 	for (size_t i = 0; i < w->nexams; i++) {
 		struct store_exam_session *e = &w->exams[i];
-		if (e->start_ms <= w->now_ms)
-			return exam_refuse(w, i, -ETIMEDOUT, "session %s starts in the past",
-			                   e->code);
+		int refused = store_exam_check_new(w, i);
+		if (refused)
+			return refused;
 		struct ints t, u;
 		const char *vals[11] = {e->org,
 		                        e->city,
@@ -2386,8 +2379,8 @@ static int exam_create(struct pg_be *s, struct store_write *w)
 		int64_t id = PQntuples(r) ? val_i64(r, 0, 0) : 0;
 		PQclear(r);
 		if (!id)
-			return exam_refuse(w, i, -EEXIST,
-			                   "the organisation already has a session %s", e->code);
+			return store_exam_refuse(
+			    w, i, -EEXIST, "the organisation already has a session %s", e->code);
 		e->id = id;
 		e->created_ms = e->updated_ms = w->now_ms;
 		e->cancelled_ms = 0;
@@ -2410,34 +2403,13 @@ static int exam_change(struct pg_be *s, struct store_write *w)
 		return rc;
 	if (!PQntuples(r)) {
 		PQclear(r);
-		return exam_refuse(w, 0, -ENOENT, "no such session%s", "");
+		return store_exam_refuse(w, 0, -ENOENT, "no such session%s", "");
 	}
-	struct store_exam_session old;
+	struct store_exam_session old, now;
 	exam_row(r, 0, &old);
 	snprintf(w->site, sizeof(w->site), "%s", old.site);
-	if (old.cancelled_ms)
-		rc = exam_refuse(w, 0, -ECANCELED, "session %s was cancelled", old.code);
-	else if (w->now_ms >= old.start_ms)
-		rc = exam_refuse(w, 0, -EALREADY,
-		                 "session %s has already started: it can no longer be changed or "
-		                 "cancelled",
-		                 old.code);
-	else if (w->op == STORE_EXAM_UPDATE && e->start_ms <= w->now_ms)
-		rc = exam_refuse(w, 0, -ETIMEDOUT, "the new start of session %s is in the past",
-		                 old.code);
+	rc = store_exam_change(w, &old, &now);
 	if (!rc) {
-		struct store_exam_session now = old;
-		if (w->op == STORE_EXAM_UPDATE) {
-			now.occupation = e->occupation;
-			now.level = e->level;
-			now.rooms = e->rooms;
-			now.start_ms = e->start_ms;
-			now.end_ms = e->end_ms;
-			now.candidates = e->candidates;
-		} else {
-			now.cancelled_ms = w->now_ms;
-		}
-		now.updated_ms = w->now_ms;
 		struct ints a, b;
 		const char *up[9] = {vals[0],
 		                     now.occupation,

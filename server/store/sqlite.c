@@ -3300,20 +3300,13 @@ static int exam_changed(struct sqlite_be *s, const struct store_write *w, int64_
 	return rc;
 }
 
-static int exam_refuse(struct store_write *w, size_t i, int rc, const char *fmt, const char *a)
-{
-	w->bad = i;
-	snprintf(w->err, sizeof(w->err), fmt, a);
-	return rc;
-}
-
 static int exam_create(struct sqlite_be *s, struct store_write *w)
 {
 	for (size_t i = 0; i < w->nexams; i++) {
 		struct store_exam_session *e = &w->exams[i];
-		if (e->start_ms <= w->now_ms)
-			return exam_refuse(w, i, -ETIMEDOUT, "session %s starts in the past",
-			                   e->code);
+		int refused = store_exam_check_new(w, i);
+		if (refused)
+			return refused;
 		sqlite3_stmt *st =
 		    wprep(s, "INSERT INTO exam_sessions(org, city, site, code,"
 		             " occupation, level, start_ms, end_ms, rooms, candidates,"
@@ -3344,8 +3337,8 @@ static int exam_create(struct sqlite_be *s, struct store_write *w)
 		if (err)
 			return err;
 		if (!id)
-			return exam_refuse(w, i, -EEXIST,
-			                   "the organisation already has a session %s", e->code);
+			return store_exam_refuse(
+			    w, i, -EEXIST, "the organisation already has a session %s", e->code);
 		e->id = id;
 		e->created_ms = e->updated_ms = w->now_ms;
 		e->cancelled_ms = 0;
@@ -3372,37 +3365,16 @@ static int exam_change(struct sqlite_be *s, struct store_write *w)
 		sqlite3_finalize(st);
 		if (step != SQLITE_DONE)
 			return -EIO;
-		return exam_refuse(w, 0, -ENOENT, "no such session%s", "");
+		return store_exam_refuse(w, 0, -ENOENT, "no such session%s", "");
 	}
-	struct store_exam_session old;
+	struct store_exam_session old, now;
 	exam_row(st, &old);
 	snprintf(w->site, sizeof(w->site), "%s", old.site);
-	if (old.cancelled_ms)
-		rc = exam_refuse(w, 0, -ECANCELED, "session %s was cancelled", old.code);
-	else if (w->now_ms >= old.start_ms)
-		rc = exam_refuse(w, 0, -EALREADY,
-		                 "session %s has already started: it can no longer be changed or "
-		                 "cancelled",
-		                 old.code);
-	else if (w->op == STORE_EXAM_UPDATE && e->start_ms <= w->now_ms)
-		rc = exam_refuse(w, 0, -ETIMEDOUT, "the new start of session %s is in the past",
-		                 old.code);
+	rc = store_exam_change(w, &old, &now);
 	if (rc) {
 		sqlite3_finalize(st);
 		return rc;
 	}
-	struct store_exam_session now = old;
-	if (w->op == STORE_EXAM_UPDATE) {
-		now.occupation = e->occupation;
-		now.level = e->level;
-		now.rooms = e->rooms;
-		now.start_ms = e->start_ms;
-		now.end_ms = e->end_ms;
-		now.candidates = e->candidates;
-	} else {
-		now.cancelled_ms = w->now_ms;
-	}
-	now.updated_ms = w->now_ms;
 	sqlite3_stmt *up = wprep(s, "UPDATE exam_sessions SET occupation = ?2, level = ?3,"
 	                            " rooms = ?4, start_ms = ?5, end_ms = ?6, candidates = ?7,"
 	                            " cancelled_ms = nullif(?8, 0), updated_ms = ?9 WHERE id = ?1");

@@ -1293,6 +1293,53 @@ int store_write_submit(struct store *s, struct store_write *w)
 	return rc;
 }
 
+int store_exam_refuse(struct store_write *w, size_t i, int rc, const char *fmt, const char *a)
+{
+	w->bad = i;
+	snprintf(w->err, sizeof(w->err), fmt, a);
+	return rc;
+}
+
+int store_exam_check_new(struct store_write *w, size_t i)
+{
+	const struct store_exam_session *e = &w->exams[i];
+	if (e->start_ms <= w->now_ms)
+		return store_exam_refuse(w, i, -ETIMEDOUT, "session %s starts in the past",
+		                         e->code);
+	return 0;
+}
+
+/* A session is changed or cancelled only before it starts (issue 11): once candidates sit,
+ * what was announced is what is scored and inspected. A cancelled session stays so. */
+int store_exam_change(struct store_write *w, const struct store_exam_session *old,
+                      struct store_exam_session *now)
+{
+	const struct store_exam_session *e = &w->exams[0];
+	if (old->cancelled_ms)
+		return store_exam_refuse(w, 0, -ECANCELED, "session %s was cancelled", old->code);
+	if (w->now_ms >= old->start_ms)
+		return store_exam_refuse(w, 0, -EALREADY,
+		                         "session %s has already started: it can no longer be "
+		                         "changed or cancelled",
+		                         old->code);
+	if (w->op == STORE_EXAM_UPDATE && e->start_ms <= w->now_ms)
+		return store_exam_refuse(w, 0, -ETIMEDOUT,
+		                         "the new start of session %s is in the past", old->code);
+	*now = *old;
+	if (w->op == STORE_EXAM_UPDATE) {
+		now->occupation = e->occupation;
+		now->level = e->level;
+		now->rooms = e->rooms;
+		now->start_ms = e->start_ms;
+		now->end_ms = e->end_ms;
+		now->candidates = e->candidates;
+	} else {
+		now->cancelled_ms = w->now_ms;
+	}
+	now->updated_ms = w->now_ms;
+	return 0;
+}
+
 int store_write_now(struct store *s, struct store_write *w)
 {
 	if (s->started)

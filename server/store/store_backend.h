@@ -25,6 +25,20 @@ int store_fill_thumb(struct store_fill *f, const void *jpeg, size_t len, const c
                      int64_t ts_ms, int64_t seq);
 int store_fill_notification(struct store_fill *f, const struct store_notification *n); /* 16 D */
 
+/* The exam-session write rules (issue 11), one copy for every backend: each backend calls
+ * them inside its write transaction, after it set w->now_ms, and only stores what they
+ * allow. Each refusal sets w->bad and w->err and returns the status to answer with. */
+/* Records a refusal of w->exams[i]: fmt has one %s, a. Returns rc. */
+int store_exam_refuse(struct store_write *w, size_t i, int rc, const char *fmt, const char *a);
+/* STORE_EXAM_CREATE, before inserting w->exams[i]: -ETIMEDOUT when it starts in the past. */
+int store_exam_check_new(struct store_write *w, size_t i);
+/* STORE_EXAM_UPDATE / STORE_EXAM_CANCEL of the stored row old (locked, in scope): -ECANCELED,
+ * -EALREADY (started), -ETIMEDOUT (update to a start in the past); else 0 and *now = the
+ * row to store (old with the update's fields, or cancelled), its strings old's or
+ * w->exams[0]'s. */
+int store_exam_change(struct store_write *w, const struct store_exam_session *old,
+                      struct store_exam_session *now);
+
 struct store_ops {
 	const char *name;
 	/* Opens (creating or migrating) the store; be is the backend's own object. */
