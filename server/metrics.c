@@ -94,6 +94,15 @@ static void render_store(struct store *s, struct vw_buf *b)
 	counter(b, "venuewatch_server_store_reads_refused_total",
 	        "store reads refused because too many were in flight (answered 503)",
 	        st.reads_refused);
+	struct store_avail av;
+	store_get_avail(s, &av);
+	gauge(
+	    b, "venuewatch_server_store_up",
+	    "1 while the store's writer has a working database connection (0: ingest answers 503)",
+	    av.up);
+	gauge(b, "venuewatch_server_store_reconnect_attempts",
+	      "failed reconnect attempts of the store's writer since its connection was lost",
+	      (double)av.attempts);
 	if (st.feed.at_ms <= 0)
 		return; /* not counted yet: the store's first feed tick (a second) counts them */
 	/* issue 14: kept by the store's writer in its feed tick (store.h), not scanned here. */

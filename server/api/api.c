@@ -3,6 +3,7 @@
 #include <cjson/cJSON.h>
 #include <ctype.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -137,9 +138,33 @@ void api_set_web(struct api *a, struct web_static *web)
 static void get_healthz(struct api *a, struct conn *c, const struct http_request *req,
                         const struct router_match *m, const struct authz_principal *who)
 {
-	(void)a, (void)req, (void)m, (void)who;
+	(void)req, (void)m, (void)who;
 	static const char ok[] = "{\"status\":\"ok\"}";
-	conn_respond(c, 200, NULL, ok, sizeof(ok) - 1);
+	struct store_avail av;
+	store_get_avail(a->store, &av);
+	if (av.up) {
+		conn_respond(c, 200, NULL, ok, sizeof(ok) - 1);
+		return;
+	}
+	/* issue 13: a collector without its database cannot take results: 503, so that a load
+	 * balancer sends agents elsewhere. Anonymous callers get the state, never the
+	 * database's address or libpq's error (they are in the log). */
+	cJSON *o = cJSON_CreateObject(), *st = cJSON_AddObjectToObject(o, "store");
+	cJSON_AddStringToObject(o, "status", "store_unavailable");
+	cJSON_AddBoolToObject(st, "up", 0);
+	cJSON_AddNumberToObject(st, "down_since_ms", (double)av.down_since_ms);
+	cJSON_AddNumberToObject(st, "retry_in_ms", (double)av.retry_in_ms);
+	cJSON_AddNumberToObject(st, "failed_attempts", (double)av.attempts);
+	char *body = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	if (!body) {
+		conn_respond_error(c, 503, "store unavailable", NULL);
+		return;
+	}
+	char ra[40];
+	snprintf(ra, sizeof(ra), "Retry-After: %d\r\n", store_avail_retry_s(&av));
+	conn_respond(c, 503, ra, body, strlen(body));
+	cJSON_free(body);
 }
 
 static void post_ingest(struct api *a, struct conn *c, const struct http_request *req,

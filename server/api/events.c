@@ -68,7 +68,8 @@ struct events {
 	struct events_feed_opts feed;
 	uv_timer_t feed_timer;
 	int feed_started, tick_inflight;
-	int64_t since_ms; /* the feed's start: silence is counted from here at the earliest */
+	int64_t since_ms;     /* the feed's start: silence is counted from here at the earliest */
+	int tick_unavailable; /* the last tick failed with -ENOTCONN (logged once) */
 	struct store_write *tick;
 	/* resumes: with a slot (reading), queued for one; the timer of deadlines and turns */
 	size_t resumes_active, resumes_waiting;
@@ -812,8 +813,13 @@ static void on_tick_done(struct store_write *w)
 {
 	struct events *h = w->data;
 	h->tick_inflight = 0;
-	if (w->status)
+	/* While the database is away every tick fails at once: said when it starts, not once
+	 * a second (the store logs its reconnect attempts). */
+	if (w->status == -ENOTCONN && !h->tick_unavailable)
+		log_warn("event=feed_tick_failed error=%d reason=store_unavailable", w->status);
+	else if (w->status && w->status != -ENOTCONN)
 		log_warn("event=feed_tick_failed error=%d", w->status);
+	h->tick_unavailable = w->status == -ENOTCONN;
 	store_events_clear(&w->events); /* published by the store before this */
 }
 
@@ -828,7 +834,7 @@ static void on_feed_timer(uv_timer_t *t)
 	w->actor = "feed";
 	w->silent_ms = h->feed.silent_ms;
 	w->silent_factor = h->feed.silent_factor;
-	w->since_ms = h->since_ms;
+	w->since_ms = h->since_ms; /* the store raises it past an outage of its own */
 	w->event_retention_ms = h->feed.event_retention_ms;
 	w->done = on_tick_done;
 	w->data = h;

@@ -424,6 +424,19 @@ static void on_committed(struct store_batch *b)
 		log_warn("event=ingest_failed site=%s agent=%s rows=%zu error=%d", b->site,
 		         b->agent, b->nrows, b->status);
 		j->store_failed = 1;
+		struct store_avail av;
+		store_get_avail(j->in->store, &av);
+		if (b->status == -ENOTCONN || !av.up) {
+			/* issue 13: the agent keeps the batch and comes back when the store will
+			 * have tried its database again, not before (or tries another collector).
+			 */
+			conn_respond_error_after(j->conn, 503, "store unavailable",
+			                         "the collector's database does not answer; the "
+			                         "agent keeps its results and sends them again",
+			                         store_avail_retry_s(&av));
+			finish(j, 503, NULL, NULL);
+			return;
+		}
 		finish(j, 503, "store unavailable", NULL);
 		return;
 	}

@@ -746,6 +746,12 @@ uint64_t conn_server_streams_dropped(const struct conn_server *s)
 
 void conn_respond_error(struct conn *c, int status, const char *error, const char *detail)
 {
+	conn_respond_error_after(c, status, error, detail, 1);
+}
+
+void conn_respond_error_after(struct conn *c, int status, const char *error, const char *detail,
+                              int retry_after_s)
+{
 	struct vw_buf b;
 	vw_buf_init(&b, 0);
 	vw_buf_puts(&b, "{\"error\":");
@@ -755,10 +761,14 @@ void conn_respond_error(struct conn *c, int status, const char *error, const cha
 		vw_buf_json_str(&b, detail);
 	}
 	vw_buf_puts(&b, "}");
-	if (b.err)
+	if (b.err) {
 		conn_respond(c, 500, NULL, "{\"error\":\"internal\"}", 20);
-	else
-		conn_respond(c, status, status == 503 ? "Retry-After: 1\r\n" : NULL, b.data, b.len);
+	} else {
+		char ra[40];
+		snprintf(ra, sizeof(ra), "Retry-After: %d\r\n",
+		         retry_after_s > 0 ? retry_after_s : 1);
+		conn_respond(c, status, status == 503 ? ra : NULL, b.data, b.len);
+	}
 	vw_buf_free(&b);
 }
 

@@ -116,6 +116,10 @@ void conn_stream_wait(struct conn *c, conn_writable_cb cb, void *ud);
 void conn_stream_end(struct conn *c);
 /* {"error":error[,"detail":detail]} */
 void conn_respond_error(struct conn *c, int status, const char *error, const char *detail);
+/* The same with Retry-After: retry_after_s (> 0) on a 503, where conn_respond_error
+ * says 1. */
+void conn_respond_error_after(struct conn *c, int status, const char *error, const char *detail,
+                              int retry_after_s);
 /* The TLS identity and peer address, copied at handshake: valid while c is. */
 const struct tls_identity *conn_identity(const struct conn *c);
 const char *conn_peer(const struct conn *c);

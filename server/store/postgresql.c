@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "pg_dsn.h"
@@ -549,6 +550,20 @@ enum {
 };
 _Static_assert(sizeof(rstmts) / sizeof(rstmts[0]) == R_NSTMTS, "one name per statement");
 
+/* issue 13: a connection that broke is reset at its next use, at once the first time (a
+ * database restart then costs at most the one request that found it gone); each failed
+ * reset doubles the wait before the next, from RETRY_MIN_MS to RETRY_MAX_MS, with +-25 %
+ * jitter so that collectors do not come back in step. Meanwhile the connection's users fail
+ * at once with -ENOTCONN: no request waits on the network for a database that is away. */
+#define RETRY_MIN_MS 250
+#define RETRY_MAX_MS 30000
+struct pg_retry {
+	int64_t wait_ms;  /* 0: the next reset is immediate */
+	int64_t at_mono;  /* no reset before this */
+	int64_t attempts; /* failed resets since the connection was lost */
+	uint64_t rng;
+};
+
 struct pg_be {
 	char *dsn, *passfile; /* for every connection; passfile NULL = libpq's default */
 	char where[256];      /* the dsn without secrets, for errors and logs */
@@ -563,11 +578,19 @@ struct pg_be {
 	/* issue 14: a problem or site moved since the last feed_count (1 at open) */
 	int feed_dirty;
 	int64_t feed_nsites; /* feed_sites' rows at the last feed_count */
+	/* issue 13: the writer's reconnects while the database is away (writer_ready). */
+	struct pg_retry wretry;
+	uv_mutex_t avail_mu; /* avail is read by the loop thread (pg_avail) */
+	struct store_avail avail;
+	int64_t retry_at_mono; /* avail's retry_in_ms, as a monotonic time */
+	int w_unset;           /* connected, but its session could not be set up again */
 };
 
 struct pg_rd {
 	struct pg_be *be;
 	PGconn *c;
+	struct pg_retry retry; /* its own: a reader never waits on the writer's state */
+	int unset;             /* connected, but its session could not be set up again */
 };
 
 /* --- connections and errors ------------------------------------------------------------- */
@@ -627,6 +650,17 @@ static int pg_exec(PGconn *c, const char *event, const char *sql)
 		return 0;
 	}
 	return pg_fail(c, r, event, sql);
+}
+
+/* Ends a failed transaction: ROLLBACK, unless there is none to end (BEGIN never ran) or no
+ * connection to send it on (the failure was the connection: the server rolled it back),
+ * which would only add a second error line per request while the database is away. */
+static void pg_rollback(PGconn *c, const char *event)
+{
+	PGTransactionStatusType t = PQtransactionStatus(c);
+	if (t == PQTRANS_IDLE || t == PQTRANS_UNKNOWN)
+		return;
+	pg_exec(c, event, "ROLLBACK");
 }
 
 /* A prepared statement with text parameters; *out gets the rows (caller clears) or NULL
@@ -743,10 +777,19 @@ static int session_setup(PGconn *c)
 /* A connection of dsn: UTC, UTF-8 (what the agents send), and the statements it runs. */
 static int pg_connect(struct pg_be *s, const char *role, PGconn **out, char *err, size_t errlen)
 {
-	const char *keys[4] = {"dbname", "application_name", NULL, NULL};
-	const char *vals[4] = {s->dsn, role, NULL, NULL};
+	/* Before the dsn, so that its own values win: a database host that vanished is found
+	 * in seconds, not after the kernel's two-hour keepalive or TCP's minutes of SYNs. */
+	const char *keys[9] = {"connect_timeout",
+	                       "keepalives_idle",
+	                       "keepalives_interval",
+	                       "keepalives_count",
+	                       "dbname",
+	                       "application_name",
+	                       NULL,
+	                       NULL};
+	const char *vals[9] = {"5", "10", "5", "3", s->dsn, role, NULL, NULL};
 	if (s->passfile)
-		keys[2] = "passfile", vals[2] = s->passfile;
+		keys[6] = "passfile", vals[6] = s->passfile;
 	/* expand_dbname: dsn is a whole connection string; what follows it overrides it */
 	PGconn *c = PQconnectdbParams(keys, vals, 1);
 	char msg[512];
@@ -837,7 +880,7 @@ static int migrate(struct pg_be *s, char *err, size_t errlen)
 	}
 	return 0;
 fail:
-	pg_exec(c, "store_open_failed", "ROLLBACK");
+	pg_rollback(c, "store_open_failed");
 	return rc;
 }
 
@@ -879,7 +922,7 @@ static int parts_make(struct pg_be *s, int64_t from, int64_t to)
 	if (!rc)
 		rc = pg_exec(c, "store_partition_failed", "COMMIT");
 	if (rc) {
-		pg_exec(c, "store_partition_failed", "ROLLBACK");
+		pg_rollback(c, "store_partition_failed");
 		return rc;
 	}
 	/* The cache stays one range with no hole: joined to it, or in its place. */
@@ -941,6 +984,7 @@ static void pg_close(void *p)
 	free(s->passfile);
 	vw_buf_free(&s->copy);
 	vw_buf_free(&s->stage);
+	uv_mutex_destroy(&s->avail_mu);
 	free(s);
 }
 
@@ -954,6 +998,10 @@ static int pg_open(const struct store_options *o, void **out, char *err, size_t 
 	if (rc)
 		return rc;
 	struct pg_be *s = calloc(1, sizeof(*s));
+	if (s && uv_mutex_init(&s->avail_mu) != 0) {
+		free(s);
+		s = NULL;
+	}
 	if (!s || !(s->dsn = strdup(o->dsn)) ||
 	    (o->password_file && o->password_file[0] &&
 	     !(s->passfile = strdup(o->password_file)))) {
@@ -967,6 +1015,8 @@ static int pg_open(const struct store_options *o, void **out, char *err, size_t 
 	s->thumb_retention_ms = o->thumb_retention_ms;
 	s->access_retention_ms = o->thumb_access_retention_ms;
 	s->feed_dirty = 1; /* nothing counted yet */
+	s->avail.up = 1;
+	s->wretry.rng = (uint64_t)vw_now_ms() ^ ((uint64_t)(uintptr_t)s << 16) ^ (uint64_t)getpid();
 	vw_buf_init(&s->copy, COPY_BUF_MAX);
 	vw_buf_init(&s->stage, COPY_BUF_MAX);
 	/* The final UPDATE of a batch's agent row: its columns are this file's constants. */
@@ -1764,28 +1814,116 @@ out:
 	return rc;
 }
 
-/* A lost connection is tried again once, between groups: libpq's PQreset reconnects with
- * the same parameters, and the session (statements, stage) is made again. Backoff and
- * 503s while the database is away are issue 13's later part. */
+/* Whether a reset of the connection of r may run now: at once the first time, then after
+ * r's backoff. */
+static int retry_due(const struct pg_retry *r)
+{
+	return r->wait_ms == 0 || vw_mono_ms() >= r->at_mono;
+}
+
+/* A reset failed: the next waits twice as long (RETRY_MIN_MS .. RETRY_MAX_MS, +-25 %). */
+static void retry_failed(struct pg_retry *r)
+{
+	r->attempts++;
+	r->wait_ms = r->wait_ms ? r->wait_ms * 2 : RETRY_MIN_MS;
+	if (r->wait_ms > RETRY_MAX_MS)
+		r->wait_ms = RETRY_MAX_MS;
+	r->rng ^= r->rng << 13;
+	r->rng ^= r->rng >> 7;
+	r->rng ^= r->rng << 17;
+	int64_t quarter = r->wait_ms / 4;
+	int64_t jitter = quarter ? (int64_t)(r->rng % (uint64_t)(2 * quarter + 1)) - quarter : 0;
+	r->at_mono = vw_mono_ms() + r->wait_ms + jitter;
+}
+
+static void avail_set(struct pg_be *s, int up, const char *why)
+{
+	uv_mutex_lock(&s->avail_mu);
+	if (up) {
+		memset(&s->avail, 0, sizeof(s->avail));
+		s->avail.up = 1;
+		s->avail.up_since_ms = vw_now_ms();
+	} else {
+		if (s->avail.up)
+			s->avail.down_since_ms = vw_now_ms();
+		s->avail.up = 0;
+		s->avail.attempts = s->wretry.attempts;
+		s->retry_at_mono = s->wretry.at_mono;
+		snprintf(s->avail.why, sizeof(s->avail.why), "%s", why);
+	}
+	uv_mutex_unlock(&s->avail_mu);
+}
+
+static void pg_avail(void *p, struct store_avail *out)
+{
+	struct pg_be *s = p;
+	uv_mutex_lock(&s->avail_mu);
+	*out = s->avail;
+	if (!out->up) {
+		int64_t left = s->retry_at_mono - vw_mono_ms();
+		out->retry_in_ms = left > 0 ? left : 0;
+	}
+	uv_mutex_unlock(&s->avail_mu);
+}
+
+/* The writer's connection, made again if it broke (retry_due): libpq's PQreset reconnects
+ * with the same parameters, then the session (settings, statements, stage) is made again.
+ * -ENOTCONN while the database is away, at once between attempts. */
 static int writer_ready(struct pg_be *s)
 {
-	if (PQstatus(s->w) == CONNECTION_OK)
+	if (PQstatus(s->w) == CONNECTION_OK && !s->w_unset)
 		return 0;
-	PQreset(s->w);
-	char err[256];
-	if (PQstatus(s->w) != CONNECTION_OK || session_setup(s->w) != 0) {
-		pg_fail(s->w, NULL, "store_reconnect_failed", "reset");
+	if (!retry_due(&s->wretry))
 		return -ENOTCONN;
-	}
-	int rc = writer_session(s, err, sizeof(err));
+	PQreset(s->w);
+	s->w_unset = 0;
+	char err[256], msg[192];
+	int rc = PQstatus(s->w) == CONNECTION_OK ? session_setup(s->w) : -ENOTCONN;
+	if (!rc)
+		rc = writer_session(s, err, sizeof(err));
 	if (!rc) {
 		PGresult *r = PQprepare(s->w, "agent_update", s->agent_update, 0, NULL);
 		rc = PQresultStatus(r) == PGRES_COMMAND_OK
 		         ? (PQclear(r), 0)
 		         : pg_fail(s->w, r, "store_reconnect_failed", "agent_update");
 	}
-	if (!rc)
-		log_warn("event=store_reconnected backend=postgresql db=\"%s\"", s->where);
+	if (rc) {
+		one_line(PQerrorMessage(s->w), msg, sizeof(msg));
+		retry_failed(&s->wretry);
+		avail_set(s, 0, msg[0] ? msg : "the session could not be set up again");
+		log_warn(
+		    "event=store_reconnect_failed backend=postgresql db=\"%s\" attempt=%" PRId64
+		    " next_in_ms=%" PRId64 " error=\"%s\"",
+		    s->where, s->wretry.attempts, s->wretry.at_mono - vw_mono_ms(), msg);
+		/* A session half set up is no session: the next attempt starts from a reset. */
+		s->w_unset = PQstatus(s->w) == CONNECTION_OK;
+		return -ENOTCONN;
+	}
+	int64_t attempts = s->wretry.attempts;
+	s->wretry.wait_ms = 0;
+	s->wretry.attempts = 0;
+	avail_set(s, 1, NULL);
+	log_warn("event=store_reconnected backend=postgresql db=\"%s\" failed_attempts=%" PRId64,
+	         s->where, attempts);
+	return 0;
+}
+
+/* writer_ready, the partitions the batches of list need, and BEGIN. A connection that
+ * broke while idle (the database restarted) is found only when used: that first failure
+ * gets one immediate reset and a second try, so a restart costs no request at all. */
+static int writer_begin(struct pg_be *s, const struct store_batch *list)
+{
+	int rc = 0;
+	for (int tries = 0; tries < 2; tries++) {
+		int was_ok = PQstatus(s->w) == CONNECTION_OK && !s->w_unset;
+		rc = writer_ready(s);
+		for (const struct store_batch *b = list; !rc && b; b = b->next)
+			rc = parts_ensure(s, b->received_ms);
+		if (!rc)
+			rc = pg_exec(s->w, "store_begin_failed", "BEGIN");
+		if (rc != -ENOTCONN || !was_ok)
+			break;
+	}
 	return rc;
 }
 
@@ -1843,11 +1981,7 @@ static int commit_checked(PGconn *c)
 static int pg_commit(void *p, struct store_batch *list)
 {
 	struct pg_be *s = p;
-	int rc = writer_ready(s);
-	for (struct store_batch *b = list; !rc && b; b = b->next)
-		rc = parts_ensure(s, b->received_ms);
-	if (!rc)
-		rc = pg_exec(s->w, "store_begin_failed", "BEGIN");
+	int rc = writer_begin(s, list);
 	vw_buf_reset(&s->copy);
 	vw_buf_reset(&s->stage);
 	struct store_batch *since = list; /* the first batch not flushed yet */
@@ -1883,9 +2017,9 @@ static int pg_commit(void *p, struct store_batch *list)
 	if (!rc)
 		rc = group_flush(s);
 	if (!rc && (rc = commit_checked(s->w)) != 0)
-		pg_exec(s->w, "store_commit_failed", "ROLLBACK");
+		pg_rollback(s->w, "store_commit_failed");
 	else if (rc)
-		pg_exec(s->w, "store_commit_failed", "ROLLBACK");
+		pg_rollback(s->w, "store_commit_failed");
 	if (rc)
 		for (struct store_batch *b = list; b; b = b->next) {
 			b->status = rc;
@@ -1918,7 +2052,7 @@ static int pg_raw(void *p, const struct store_batch *b)
 		goto fail;
 	return 0;
 fail:
-	pg_exec(s->w, "store_commit_failed", "ROLLBACK");
+	pg_rollback(s->w, "store_commit_failed");
 	return rc;
 }
 
@@ -1965,7 +2099,7 @@ static int parts_prune(struct pg_be *s, int64_t now_ms)
 			log_info("event=store_partition_dropped backend=postgresql partition=%s",
 			         name);
 		else
-			pg_exec(s->w, "store_prune_failed", "ROLLBACK");
+			pg_rollback(s->w, "store_prune_failed");
 	}
 	PQclear(r);
 	if (rc)
@@ -2047,6 +2181,7 @@ static int pg_reader_open(void *p, void **out, char *err, size_t errlen)
 		return -ENOMEM;
 	}
 	rd->be = s;
+	rd->retry.rng = (uint64_t)vw_now_ms() ^ (uint64_t)(uintptr_t)rd;
 	int rc = pg_connect(s, "venuewatch-server reader", &rd->c, err, errlen);
 	if (!rc)
 		rc = prepare_all(rd->c, rstmts, R_NSTMTS, err, errlen, s->where);
@@ -2058,18 +2193,25 @@ static int pg_reader_open(void *p, void **out, char *err, size_t errlen)
 	return 0;
 }
 
-/* A reader whose connection broke is reset once before its read (see writer_ready). */
+/* A reader whose connection broke is reset before its read, with its own backoff (see
+ * writer_ready): while the database is away a read fails at once (503). */
 static int reader_ready(struct pg_rd *rd)
 {
-	if (PQstatus(rd->c) == CONNECTION_OK)
+	if (PQstatus(rd->c) == CONNECTION_OK && !rd->unset)
 		return 0;
+	if (!retry_due(&rd->retry))
+		return -ENOTCONN;
 	PQreset(rd->c);
 	char err[256];
-	if (PQstatus(rd->c) != CONNECTION_OK || session_setup(rd->c) != 0 ||
+	rd->unset = PQstatus(rd->c) == CONNECTION_OK;
+	if (!rd->unset || session_setup(rd->c) != 0 ||
 	    prepare_all(rd->c, rstmts, R_NSTMTS, err, sizeof(err), rd->be->where) != 0) {
+		retry_failed(&rd->retry);
 		pg_fail(rd->c, NULL, "store_reconnect_failed", "reader");
 		return -ENOTCONN;
 	}
+	rd->unset = 0;
+	rd->retry.wait_ms = rd->retry.attempts = 0;
 	return 0;
 }
 
@@ -2639,17 +2781,20 @@ static int feed_ack(struct pg_be *s, struct store_write *w)
 /* The feed's writes, each one transaction (as an exam write). */
 static int feed_write(struct pg_be *s, struct store_write *w)
 {
-	int rc = writer_ready(s);
-	if (!rc)
-		rc = pg_exec(s->w, "store_begin_failed", "BEGIN");
+	int rc = writer_begin(s, NULL);
 	if (rc)
 		return w->status = rc;
 	w->now_ms = w->clock ? w->clock(w) : vw_now_ms();
+	/* A site is silent when IT stopped reporting, not while our database was away and its
+	 * agent held its results: silence counts from the reconnect at the earliest (which may
+	 * have been writer_begin's just now, after the tick was queued). */
+	if (s->avail.up_since_ms > w->since_ms)
+		w->since_ms = s->avail.up_since_ms;
 	rc = w->op == STORE_PROBLEM_ACK ? feed_ack(s, w) : feed_tick(s, w);
 	if (!rc)
 		rc = commit_checked(s->w);
 	if (rc) {
-		pg_exec(s->w, "store_commit_failed", "ROLLBACK");
+		pg_rollback(s->w, "store_commit_failed");
 		store_events_clear(&w->events);
 		w->feed.at_ms = 0;
 		s->feed_dirty = 1; /* what was counted may be what rolled back */
@@ -2662,9 +2807,7 @@ static int feed_write(struct pg_be *s, struct store_write *w)
  * commit's (any failure rolls all of them back: fail closed), sqlite.c's thumb_access_rows. */
 static int thumb_access_rows(struct pg_be *s, struct store_write *list, int one_only)
 {
-	int rc = writer_ready(s);
-	if (!rc)
-		rc = pg_exec(s->w, "store_begin_failed", "BEGIN");
+	int rc = writer_begin(s, NULL);
 	int began = !rc;
 	size_t n = 0;
 	for (struct store_write *w = list; w && !rc; w = one_only ? NULL : w->next) {
@@ -2690,7 +2833,7 @@ static int thumb_access_rows(struct pg_be *s, struct store_write *list, int one_
 	if (began && !rc)
 		rc = commit_checked(s->w);
 	if (rc && began)
-		pg_exec(s->w, "store_commit_failed", "ROLLBACK");
+		pg_rollback(s->w, "store_commit_failed");
 	if (rc)
 		log_error("event=thumbnail_access_failed backend=postgresql requests=%zu err=%d", n,
 		          rc);
@@ -2775,15 +2918,13 @@ static int notify_put(struct pg_be *s, struct store_write *w)
 		return -ENOMEM;
 	for (size_t i = 0; i < w->nnotes; i++)
 		was_new[i] = w->notes[i].id == 0;
-	int rc = writer_ready(s);
-	if (!rc)
-		rc = pg_exec(s->w, "store_begin_failed", "BEGIN");
+	int rc = writer_begin(s, NULL);
 	if (!rc && !(rc = notify_rows(s, w)))
 		rc = commit_checked(s->w);
 	if (rc) {
 		log_error("event=store_write_failed backend=postgresql what=notifications error=%d",
 		          rc);
-		pg_exec(s->w, "store_commit_failed", "ROLLBACK");
+		pg_rollback(s->w, "store_commit_failed");
 		for (size_t i = 0; i < w->nnotes; i++)
 			if (was_new[i])
 				w->notes[i].id = 0; /* rolled back: not inserted after all */
@@ -2811,9 +2952,7 @@ static int pg_write(void *p, struct store_write *w)
 	}
 	if (!w->nexams)
 		return w->status = -EINVAL;
-	int rc = writer_ready(s);
-	if (!rc)
-		rc = pg_exec(s->w, "store_begin_failed", "BEGIN");
+	int rc = writer_begin(s, NULL);
 	if (rc)
 		return w->status = rc;
 	/* The time the write runs (store.h): read after BEGIN, like sqlite.c after BEGIN
@@ -2823,7 +2962,7 @@ static int pg_write(void *p, struct store_write *w)
 	if (!rc && (rc = pg_exec(s->w, "store_commit_failed", "COMMIT")) != 0)
 		snprintf(w->err, sizeof(w->err), "the change could not be committed");
 	if (rc) {
-		pg_exec(s->w, "store_commit_failed", "ROLLBACK");
+		pg_rollback(s->w, "store_commit_failed");
 		if (w->op == STORE_EXAM_CREATE)
 			for (size_t i = 0; i < w->nexams; i++)
 				w->exams[i].id = 0; /* all or none: none */
@@ -3226,4 +3365,5 @@ const struct store_ops store_postgresql_ops = {
     .thumbnail = pg_thumbnail,
     .notify_list = pg_notify_list,
     .thumb_access = pg_thumb_access,
+    .avail = pg_avail,
 };

@@ -1293,6 +1293,20 @@ int store_write_submit(struct store *s, struct store_write *w)
 	return rc;
 }
 
+void store_get_avail(struct store *s, struct store_avail *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->up = 1;
+	if (s && s->ops->avail)
+		s->ops->avail(s->be, out);
+}
+
+int store_avail_retry_s(const struct store_avail *a)
+{
+	int64_t s = a->up ? 1 : a->retry_in_ms / 1000 + 1;
+	return s < 1 ? 1 : s > 60 ? 60 : (int)s;
+}
+
 int store_exam_refuse(struct store_write *w, size_t i, int rc, const char *fmt, const char *a)
 {
 	w->bad = i;

@@ -186,6 +186,24 @@ struct store_stats {
 extern const double store_commit_bounds[STORE_COMMIT_BOUNDS];
 void store_get_stats(struct store *s, struct store_stats *out); /* loop thread */
 
+/* issue 13: whether the store's database answers, as its writer last found it. An embedded
+ * store is always up; a database server can be away: then batches and writes fail at once
+ * with -ENOTCONN (no wait on the network) and the writer tries to reconnect with backoff. */
+struct store_avail {
+	int up;                /* 0 while the writer has no working connection */
+	int64_t down_since_ms; /* wall clock, when it was lost; 0 when up */
+	int64_t retry_in_ms;   /* until the writer's next reconnect attempt (0 = at its next use) */
+	int64_t attempts;      /* reconnect attempts that failed since it was lost */
+	/* when it last came back (wall clock; 0 = never lost): the feed tick counts silence
+	 * from here at the earliest, since agents held their results while it was away */
+	int64_t up_since_ms;
+	char why[192]; /* the last connection error, one line, no secrets */
+};
+void store_get_avail(struct store *s, struct store_avail *out); /* loop thread */
+/* The Retry-After (seconds, 1..60) to give a client while the store is away: just past its
+ * next reconnect attempt. */
+int store_avail_retry_s(const struct store_avail *a);
+
 /* --- reads (asynchronous) ----------------------------------------------------------------
  * Each read returns 0 when queued — its callback then runs exactly once, later, on the loop
  * thread, never from inside the call — or -EAGAIN (max_reads in flight: answer 503 with
@@ -328,8 +346,8 @@ struct store_write {
 	/* STORE_FEED_TICK: a site is silent when no batch came for silent_ms (> 0), else for
 	 * silent_factor x its last cadence_ms (60 s when it never said), counted from its
 	 * last batch or since_ms (this server's start: a collector that was down heard
-	 * nobody), whichever is later. Events older than event_retention_ms are pruned
-	 * (0 = kept). */
+	 * nobody; a store whose database was away raises it to the reconnect), whichever is
+	 * later. Events older than event_retention_ms are pruned (0 = kept). */
 	int64_t silent_ms, since_ms, event_retention_ms;
 	double silent_factor;
 	/* Set by the store: the events the write stored, as on a batch (ack: its

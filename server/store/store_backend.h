@@ -99,6 +99,9 @@ struct store_ops {
 	/* issue 16 C: every STORE_THUMB_ACCESS request of list (others skipped) in one
 	 * transaction, each request's status set to the commit's; NULL: each by write. */
 	int (*thumb_access)(void *be, struct store_write *list);
+	/* issue 13, optional (NULL = always up): the connection's state (store_get_avail), from
+	 * the loop thread while the writer runs: the backend guards it itself. */
+	void (*avail)(void *be, struct store_avail *out);
 };
 
 extern const struct store_ops store_sqlite_ops;

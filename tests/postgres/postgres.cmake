@@ -22,6 +22,16 @@ set_tests_properties(integration_pg_collector PROPERTIES
   ENVIRONMENT "VW_AGENT=$<TARGET_FILE:venuewatch-agent>;VW_SERVER=$<TARGET_FILE:venuewatch-server>;VW_TIMEOUT_SCALE=${VW_INTEGRATION_TIMEOUT_SCALE}"
   LABELS postgres TIMEOUT ${VW_INTEGRATION_TIMEOUT} RUN_SERIAL TRUE SKIP_RETURN_CODE 77)
 
+# The database stopped during ingest and started again (VW_PG_CTL): /healthz, reads and
+# ingest answer 503 + Retry-After at once, the writer reconnects with backoff, the agent's
+# backlog lands exactly once, and the outage opens no site_silent problem.
+add_test(NAME integration_pg_outage
+         COMMAND bash ${VW_PG_SH} ${VW_INTEGRATION_PYTHON}
+                 ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_pg_outage.py)
+set_tests_properties(integration_pg_outage PROPERTIES
+  ENVIRONMENT "VW_AGENT=$<TARGET_FILE:venuewatch-agent>;VW_SERVER=$<TARGET_FILE:venuewatch-server>;VW_TIMEOUT_SCALE=${VW_INTEGRATION_TIMEOUT_SCALE}"
+  LABELS postgres TIMEOUT ${VW_INTEGRATION_TIMEOUT} RUN_SERIAL TRUE SKIP_RETURN_CODE 77)
+
 # Exam sessions (tests/unit/test_exams.c's store tests) on PostgreSQL: create all or none,
 # late changes refused at the writer's time, the audit rows and the site's version.
 add_test(NAME test_exams_postgresql COMMAND bash ${VW_PG_SH} $<TARGET_FILE:test_exams> postgresql)

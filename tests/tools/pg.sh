@@ -12,6 +12,8 @@
 #   VW_PG_DSN          "host=<dir> port=<port> user=vwpg" (no dbname: callers add theirs)
 #   VW_PG_PASSFILE     the libpq password file (PGPASSFILE is set to it too)
 #   VW_PG_BIN          the PostgreSQL binaries' directory
+#   VW_PG_CTL          a script running this server's pg_ctl (as its user, same options):
+#                      "$VW_PG_CTL stop -m fast", "$VW_PG_CTL start" (tests of an outage)
 # The server is stopped and the directory removed on exit, whatever the command did; the
 # command's exit status is pg.sh's. Exit 77 (ctest's skip) only when the binaries are absent.
 set -euo pipefail
@@ -72,16 +74,26 @@ fi
 	{ cat "$dir/initdb.log" >&2; exit 1; }
 rm -f "$dir/pwfile"
 # fsync stays on: the store's ack-after-commit is what the tests check, on a real commit.
-"${as_pg[@]}" "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/run/server.log" -w -t 60 \
-	-o "-c listen_addresses='' -c unix_socket_directories='$dir/run' -p $port -c max_connections=200" \
-	start >/dev/null || { cat "$dir/run/server.log" >&2; exit 1; }
+# The one way this server is controlled, here and by tests (VW_PG_CTL): start takes the
+# options; stop, restart and status pass theirs through.
+{
+	printf '#!/usr/bin/env bash\nset -euo pipefail\n'
+	printf 'cmd=$1; shift\n'
+	printf 'opts=()\n[[ $cmd == start || $cmd == restart ]] && opts=(-l %q -o %q)\n' \
+		"$dir/run/server.log" \
+		"-c listen_addresses='' -c unix_socket_directories='$dir/run' -p $port -c max_connections=200"
+	printf 'exec %s %q -D %q -w -t 60 "${opts[@]}" "$cmd" "$@"\n' \
+		"$( ((EUID == 0)) && printf 'runuser -u %q --' "$PG_USER")" "$PG_BIN/pg_ctl" "$dir/data"
+} >"$dir/pgctl"
+chmod 0755 "$dir/pgctl"
+"$dir/pgctl" start >/dev/null || { cat "$dir/run/server.log" >&2; exit 1; }
 
 # hostname:port:database:username:password (libpq's format); for a socket outside libpq's
 # default directory the host field is the directory, as the DSN names it.
 (umask 077 && printf '%s:%s:*:%s:%s\n' "$dir/run" "$port" "$PG_USER" "$password" >"$dir/pgpass")
 chmod 0600 "$dir/pgpass"
 export VW_PG_DSN="host=$dir/run port=$port user=$PG_USER"
-export VW_PG_PASSFILE="$dir/pgpass" PGPASSFILE="$dir/pgpass" VW_PG_BIN="$PG_BIN"
+export VW_PG_PASSFILE="$dir/pgpass" PGPASSFILE="$dir/pgpass" VW_PG_BIN="$PG_BIN" VW_PG_CTL="$dir/pgctl"
 set +e
 "$@"
 rc=$?

@@ -13,10 +13,12 @@
 #include <stdint.h>
 
 #include <errno.h>
+#include <inttypes.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <uv.h>
 #include <cmocka.h>
 
@@ -1173,6 +1175,99 @@ static void two_collectors_never_store_a_seq_twice(void **state)
 	                 0);
 }
 
+/* issue 13: the database refuses this store's connections (ALLOW_CONNECTIONS false, its
+ * sessions terminated) and then takes them again. Meanwhile batches fail with -ENOTCONN
+ * and store nothing, store_get_avail says down with a growing count of failed attempts and
+ * a wait within the bound, reads fail too; afterwards the writer reconnects by itself and
+ * the next batches are stored and acked. */
+static void pg_admin(struct ctx *x, const char *fmt)
+{
+	char admin[512], sql[256];
+	snprintf(admin, sizeof(admin), "%s dbname=postgres", getenv("VW_PG_DSN"));
+	snprintf(sql, sizeof(sql), fmt, x->db);
+	if (testpg_query(admin, sql, NULL))
+		fail_msg("postgresql: %s failed", sql);
+}
+
+static int submit_status(struct ctx *x, int64_t seq)
+{
+	struct store_batch *b = batch("site-1", "a", &seq, 1, "cam1", VW_STATUS_OK);
+	b->done = on_done;
+	b->data = x;
+	int want = x->done + 1;
+	assert_int_equal(store_submit(x->st, b), 0);
+	while (x->done < want)
+		uv_run(&x->loop, UV_RUN_ONCE);
+	int rc = b->status;
+	store_batch_destroy(b);
+	return rc;
+}
+
+static void pg_lost_database_fails_fast_and_reconnects(void **state)
+{
+	struct ctx *x = *state;
+	open_h(x);
+	struct store_avail av;
+	store_get_avail(x->st, &av);
+	assert_true(av.up);
+	assert_int_equal(av.up_since_ms, 0);
+	assert_int_equal(submit_status(x, 1), 0);
+
+	pg_admin(x, "ALTER DATABASE %s ALLOW_CONNECTIONS false");
+	pg_admin(x, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '%s'");
+	/* The first batch finds the connection gone, resets it at once, is refused again. */
+	assert_int_equal(submit_status(x, 2), -ENOTCONN);
+	store_get_avail(x->st, &av);
+	assert_false(av.up);
+	assert_true(av.down_since_ms > 0);
+	assert_true(av.attempts >= 1);
+	assert_true(av.retry_in_ms <= 30000 * 5 / 4);
+	assert_true(strlen(av.why) > 0);
+	/* The attempts back off and keep failing; each batch is refused and stores nothing. */
+	int64_t seq = 3, t0 = vw_mono_ms();
+	while (av.attempts < 3) {
+		if (vw_mono_ms() - t0 > 60000)
+			fail_msg("3 reconnect attempts not seen in 60 s (%" PRId64 ")",
+			         av.attempts);
+		assert_int_equal(submit_status(x, seq++), -ENOTCONN);
+		store_get_avail(x->st, &av);
+		assert_false(av.up);
+		usleep(50000);
+	}
+	/* Reads fail while it is away; they do not hang. */
+	struct got g = {0};
+	assert_int_not_equal(READ(x, &g, store_count_results(x->st, on_reply, &g)), 0);
+
+	pg_admin(x, "ALTER DATABASE %s ALLOW_CONNECTIONS true");
+	int rc;
+	t0 = vw_mono_ms();
+	while ((rc = submit_status(x, seq)) == -ENOTCONN) {
+		if (vw_mono_ms() - t0 > 90000)
+			fail_msg("the store did not reconnect within 90 s");
+		usleep(50000);
+	}
+	assert_int_equal(rc, 0);
+	store_get_avail(x->st, &av);
+	assert_true(av.up);
+	assert_true(av.up_since_ms > 0);
+	assert_int_equal(av.attempts, 0);
+	/* Stored: seq 1 and the one after the reconnect; the refused ones are not (the agent
+	 * keeps them); the mark is the last acked seq. */
+	t0 = vw_mono_ms();
+	for (;;) { /* a reader resets on its own backoff */
+		memset(&g, 0, sizeof(g));
+		if (READ(x, &g, store_count_results(x->st, on_reply, &g)) == 0) {
+			assert_int_equal(g.value, 2);
+			break;
+		}
+		if (vw_mono_ms() - t0 > 90000)
+			fail_msg("reads still failing 90 s after the reconnect (%d)", g.status);
+		usleep(50000);
+	}
+	close_h(x);
+	assert_int_equal(pg_value(x, "SELECT count(*) FROM results"), 2);
+}
+
 /* --- running -------------------------------------------------------------------------------- */
 
 #define T(f, be) cmocka_unit_test_prestate_setup_teardown(f, setup, teardown, (void *)(be))
@@ -1222,6 +1317,7 @@ int main(int argc, char **argv)
 		    T(pg_newer_schema_is_refused, pg),
 		    T(pg_password_in_dsn_is_refused, pg),
 		    T(two_collectors_never_store_a_seq_twice, pg),
+		    T(pg_lost_database_fails_fast_and_reconnects, pg),
 		};
 		failed +=
 		    cmocka_run_group_tests_name("store: postgresql backend", pg_tests, NULL, NULL);
