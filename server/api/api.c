@@ -137,9 +137,22 @@ void api_set_web(struct api *a, struct web_static *web)
 static void get_healthz(struct api *a, struct conn *c, const struct http_request *req,
                         const struct router_match *m, const struct authz_principal *who)
 {
-	(void)a, (void)req, (void)m, (void)who;
-	static const char ok[] = "{\"status\":\"ok\"}";
-	conn_respond(c, 200, NULL, ok, sizeof(ok) - 1);
+	(void)req, (void)m, (void)who;
+	/* issue 13: and which singleton jobs' leases this collector holds (all, on sqlite) */
+	char body[256];
+	size_t len = (size_t)snprintf(body, sizeof(body), "{\"status\":\"ok\"");
+	if (a->store) {
+		struct store_lease held[STORE_LEASES];
+		store_leases(a->store, held);
+		len += (size_t)snprintf(body + len, sizeof(body) - len, ",\"leases\":{");
+		for (int i = 0; i < STORE_LEASES; i++)
+			len += (size_t)snprintf(body + len, sizeof(body) - len, "%s\"%s\":%s",
+			                        i ? "," : "", store_lease_names[i],
+			                        held[i].held ? "true" : "false");
+		len += (size_t)snprintf(body + len, sizeof(body) - len, "}");
+	}
+	len += (size_t)snprintf(body + len, sizeof(body) - len, "}");
+	conn_respond(c, 200, NULL, body, len < sizeof(body) ? len : sizeof(body) - 1);
 }
 
 static void post_ingest(struct api *a, struct conn *c, const struct http_request *req,

@@ -85,6 +85,8 @@ struct store_ops {
 	/* issue 16 C: every STORE_THUMB_ACCESS request of list (others skipped) in one
 	 * transaction, each request's status set to the commit's; NULL: each by write. */
 	int (*thumb_access)(void *be, struct store_write *list);
+	/* issue 13: the leases held (any thread); NULL: every one, always (one collector). */
+	void (*leases)(void *be, struct store_lease out[STORE_LEASES]);
 };
 
 extern const struct store_ops store_sqlite_ops;

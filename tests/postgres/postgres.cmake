@@ -57,3 +57,10 @@ add_test(NAME test_notify_postgresql
          COMMAND bash ${VW_PG_SH} $<TARGET_FILE:test_notify> postgresql)
 set_tests_properties(test_notify_postgresql PROPERTIES LABELS postgres TIMEOUT 300
                      SKIP_RETURN_CODE 77)
+
+# issue 13 (tests/unit/test_pg_lease.c): the singleton jobs' leases — take, renew, expiry by the
+# database's clock, a stale epoch's write refused by the fence, two keepers handing over.
+add_executable(test_pg_lease unit/test_pg_lease.c)
+target_link_libraries(test_pg_lease PRIVATE PkgConfig::CMOCKA vwserver)
+add_test(NAME test_pg_lease COMMAND bash ${VW_PG_SH} $<TARGET_FILE:test_pg_lease>)
+set_tests_properties(test_pg_lease PROPERTIES LABELS postgres TIMEOUT 300 SKIP_RETURN_CODE 77)
