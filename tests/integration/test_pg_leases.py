@@ -17,6 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import TIMEOUT_SCALE, IntegrationTest, https_request, main, wait_for  # noqa: E402
+from test_metrics import ALLOWED, PROMTOOL, scrape, value  # noqa: E402
 
 LEASES = ("feed", "notify", "rollup")
 TTL_S, RENEW_S = 3, 1
@@ -69,6 +70,9 @@ dsn = {dsn}
 password_file = {os.environ["VW_PG_PASSFILE"]}
 lease_ttl = {TTL_S}s
 lease_renew = {RENEW_S}s
+
+[metrics]
+allow = {ALLOWED}
 """)
         h.ca_init(conf)
         srv = h.start_server(conf, state)
@@ -120,8 +124,9 @@ lease_renew = {RENEW_S}s
             two.proc.send(signal.SIGCONT)
         # Resumed: it learns it lost the leases (renewal refused, or fenced at its tick)...
         for name in ("feed", "notify"):
-            two.proc.wait_for_output(rf"event=lease_lost lease={name} holder={re.escape(two.holder)}"
-                                     r" epoch=2", TAKEOVER_S)
+            two.proc.wait_for_output(
+                rf"event=lease_lost lease={name} holder={re.escape(two.holder)} epoch=2",
+                TAKEOVER_S)
         wait_for(lambda: site_problems(dsn, "s-2") == 1, 30 * TIMEOUT_SCALE, "s-2 silent")
         # ...and does not act: s-2's silence is three's alone, though two ticked meanwhile.
         wait_for(lambda: leases(two) == {n: False for n in LEASES}, TAKEOVER_S,
@@ -131,6 +136,16 @@ lease_renew = {RENEW_S}s
         self.assertEqual(site_problems(dsn, "s-2"), 1)
         self.assert_one_holder(two, three)
         self.assertEqual(psql(dsn, "SELECT min(epoch) || ',' || max(epoch) FROM leases"), "3,3")
+        # /metrics says the same, in a form promtool (a peer we did not write) accepts.
+        for srv, want in ((two, 0), (three, 1)):
+            status, text, _ = scrape(srv, source=ALLOWED)
+            self.assertEqual(status, 200, text)
+            chk = subprocess.run([PROMTOOL, "check", "metrics"], input=text, capture_output=True,
+                                 text=True, timeout=60 * TIMEOUT_SCALE)
+            self.assertEqual(chk.returncode, 0, f"promtool: {chk.stdout}{chk.stderr}")
+            for name in LEASES:
+                self.assertEqual(value(text, f'venuewatch_server_lease_held{{name="{name}"}}'),
+                                 want)
 
 
 if __name__ == "__main__":
