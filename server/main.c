@@ -389,6 +389,8 @@ static int run(struct server *s)
 	                                                     : cfg->store.raw_retention_ms,
 	                           .default_stale_ms = cfg->rubric.default_stale_ms};
 	so.thumb_access_retention_ms = cfg->store.thumb_access_retention_ms; /* issue 16 C */
+	so.lease_ttl_ms = cfg->store.lease_ttl_ms;                           /* issue 13 */
+	so.lease_renew_ms = cfg->store.lease_renew_ms;
 	if ((rc = store_open(&so, &s->store, err, sizeof(err))) != 0) {
 		log_error("event=start_failed store=%s error=\"%s\"", cfg->store_backend, err);
 		goto fail;

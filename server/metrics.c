@@ -103,6 +103,16 @@ static void render_store(struct store *s, struct vw_buf *b)
 	gauge(b, "venuewatch_server_store_reconnect_attempts",
 	      "failed reconnect attempts of the store's writer since its connection was lost",
 	      (double)av.attempts);
+	/* issue 13: which singleton jobs run here (on sqlite, all of them, always) */
+	struct store_lease held[STORE_LEASES];
+	store_leases(s, held);
+	static const char lease[] = "venuewatch_server_lease_held";
+	vw_prom_family(b, lease, "gauge",
+	               "1 for each singleton job's lease this collector holds now (silence "
+	               "detection: feed; notifications: notify; rollups: rollup), else 0");
+	for (int i = 0; i < STORE_LEASES; i++)
+		vw_prom_sample(b, lease, &(struct vw_prom_label){"name", store_lease_names[i]}, 1,
+		               held[i].held ? 1 : 0);
 	if (st.feed.at_ms <= 0)
 		return; /* not counted yet: the store's first feed tick (a second) counts them */
 	/* issue 14: kept by the store's writer in its feed tick (store.h), not scanned here. */

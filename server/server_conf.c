@@ -146,6 +146,16 @@ static const struct vw_conf_key store_keys[] = {
      "records of who was shown which camera thumbnail (table thumbnail_access) older than "
      "this are deleted, in small batches; 8760h is 365 days. The log is personal "
      "information itself: keep it only as long as complaints and audits need it"},
+    /* issue 13: store.h's STORE_LEASE_TTL_MS and STORE_LEASE_RENEW_MS say why 15 s and 5 s. */
+    {"lease_ttl", VW_CONF_DURATION, KEY(store_section, lease_ttl_ms), "15s", 0, 1000, 3600000, NULL,
+     "backend = postgresql: the collectors sharing the database run each singleton job "
+     "(silence detection, notifications, rollups) on one of them at a time, under a lease "
+     "that expires this long after its holder's last renewal (by the database's clock); a "
+     "collector that died or stalled is replaced after about lease_ttl + lease_renew"},
+    {"lease_renew", VW_CONF_DURATION, KEY(store_section, lease_renew_ms), "5s", 0, 100, 600000,
+     NULL,
+     "backend = postgresql: how often a collector renews (or tries to take) the leases; "
+     "shorter than lease_ttl (a third of it lets two renewals fail)"},
 };
 
 /* issue 11 and DOMAIN.md: 5 when the weakest criterion holds >= 99 % of exam-session time,
@@ -532,6 +542,13 @@ static int check_store(struct server_conf *cfg, const char *path, struct vw_conf
 	if (!st->dsn[0]) {
 		vw_conf_error(errs, path, line, "[store] dsn: required with backend = postgresql");
 		return 1;
+	}
+	if (st->lease_renew_ms >= st->lease_ttl_ms) {
+		vw_conf_error(
+		    errs, path, line,
+		    "[store] lease_renew (%ld ms) must be shorter than lease_ttl (%ld ms)",
+		    st->lease_renew_ms, st->lease_ttl_ms);
+		bad++;
 	}
 	char *why = NULL;
 	PQconninfoOption *opts = PQconninfoParse(st->dsn, &why);

@@ -63,6 +63,8 @@ struct store_section {
 	long thumb_retention_ms; /* issue 16 C: 0 = raw_retention_ms */
 	/* issue 16 C: thumbnail_access rows older than this are pruned */
 	long thumb_access_retention_ms;
+	/* issue 13, backend = postgresql: the singleton jobs' leases */
+	long lease_ttl_ms, lease_renew_ms;
 	int line;
 };
 

@@ -139,31 +139,37 @@ static void get_healthz(struct api *a, struct conn *c, const struct http_request
                         const struct router_match *m, const struct authz_principal *who)
 {
 	(void)req, (void)m, (void)who;
-	static const char ok[] = "{\"status\":\"ok\"}";
+	/* issue 13: which singleton jobs' leases this collector holds (all, on sqlite); and a
+	 * collector without its database cannot take results: 503, so that a load balancer
+	 * sends agents elsewhere. Anonymous callers get the state, never the database's
+	 * address or libpq's error (they are in the log). */
 	struct store_avail av;
 	store_get_avail(a->store, &av);
-	if (av.up) {
-		conn_respond(c, 200, NULL, ok, sizeof(ok) - 1);
-		return;
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "status", av.up ? "ok" : "store_unavailable");
+	if (!av.up) {
+		cJSON *st = cJSON_AddObjectToObject(o, "store");
+		cJSON_AddBoolToObject(st, "up", 0);
+		cJSON_AddNumberToObject(st, "down_since_ms", (double)av.down_since_ms);
+		cJSON_AddNumberToObject(st, "retry_in_ms", (double)av.retry_in_ms);
+		cJSON_AddNumberToObject(st, "failed_attempts", (double)av.attempts);
 	}
-	/* issue 13: a collector without its database cannot take results: 503, so that a load
-	 * balancer sends agents elsewhere. Anonymous callers get the state, never the
-	 * database's address or libpq's error (they are in the log). */
-	cJSON *o = cJSON_CreateObject(), *st = cJSON_AddObjectToObject(o, "store");
-	cJSON_AddStringToObject(o, "status", "store_unavailable");
-	cJSON_AddBoolToObject(st, "up", 0);
-	cJSON_AddNumberToObject(st, "down_since_ms", (double)av.down_since_ms);
-	cJSON_AddNumberToObject(st, "retry_in_ms", (double)av.retry_in_ms);
-	cJSON_AddNumberToObject(st, "failed_attempts", (double)av.attempts);
+	if (a->store) {
+		struct store_lease held[STORE_LEASES];
+		store_leases(a->store, held);
+		cJSON *l = cJSON_AddObjectToObject(o, "leases");
+		for (int i = 0; i < STORE_LEASES; i++)
+			cJSON_AddBoolToObject(l, store_lease_names[i], held[i].held);
+	}
 	char *body = cJSON_PrintUnformatted(o);
 	cJSON_Delete(o);
 	if (!body) {
-		conn_respond_error(c, 503, "store unavailable", NULL);
+		conn_respond_error(c, 503, "out of memory", NULL);
 		return;
 	}
 	char ra[40];
 	snprintf(ra, sizeof(ra), "Retry-After: %d\r\n", store_avail_retry_s(&av));
-	conn_respond(c, 503, ra, body, strlen(body));
+	conn_respond(c, av.up ? 200 : 503, av.up ? NULL : ra, body, strlen(body));
 	cJSON_free(body);
 }
 

@@ -219,6 +219,20 @@ static void on_written(struct store_write *w)
 	struct note *nt = wr->note;
 	struct notify *n = nt->n;
 	nt->writing = 0;
+	if (w->status == -ESTALE) {
+		/* issue 13: another collector holds the notify lease, and it is the one that
+		 * tells (a note is sent only once its row is in): this one lets the note go. */
+		n->stats.fenced++;
+		log_info("event=notify_fenced sink=%s problem=%lld notify_event=%s", nt->sink_name,
+		         (long long)nt->row.problem_id, nt->event_word);
+		if (!strcmp(nt->row.state, "suppressed") && nt->sink && nt->sink->suppressed > 0)
+			nt->sink->suppressed--;
+		free(wr);
+		note_free(nt);
+		if (!n->closing)
+			kick(n);
+		return;
+	}
 	if (w->status) {
 		if (!n->closing)
 			log_warn(

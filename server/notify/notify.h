@@ -38,6 +38,7 @@ void notify_destroy(struct notify *n); /* accepts NULL */
 struct notify_stats {
 	uint64_t queued, sent, failed, suppressed, attempts, duplicates;
 	uint64_t unannounced; /* closed/acked/updated not made: the opening was never told */
+	uint64_t fenced;      /* issue 13: not written: another collector holds the lease */
 };
 void notify_get_stats(const struct notify *n, struct notify_stats *out);
 

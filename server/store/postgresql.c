@@ -18,6 +18,7 @@
 
 #include "log.h"
 #include "pg_dsn.h"
+#include "pg_lease.h"
 #include "store_backend.h"
 #include "vtime.h"
 
@@ -258,6 +259,8 @@ static const char *const migrations[] = {
     "CREATE INDEX notifications_city ON notifications(city, id);"
     "CREATE INDEX notifications_event ON notifications(event_id);"
     "CREATE INDEX notifications_done ON notifications(created_ms) WHERE state <> 'pending';",
+    /* 6: the singleton jobs' leases (pg_lease.h) */
+    PG_LEASE_TABLE_SQL,
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -577,7 +580,8 @@ struct pg_be {
 	char agent_update[2048];   /* the batch's final UPDATE of its agent row */
 	/* issue 14: a problem or site moved since the last feed_count (1 at open) */
 	int feed_dirty;
-	int64_t feed_nsites; /* feed_sites' rows at the last feed_count */
+	int64_t feed_nsites;    /* feed_sites' rows at the last feed_count */
+	struct pg_lease *lease; /* issue 13: the singleton jobs' leases */
 	/* issue 13: the writer's reconnects while the database is away (writer_ready). */
 	struct pg_retry wretry;
 	uv_mutex_t avail_mu; /* avail is read by the loop thread (pg_avail) */
@@ -979,6 +983,7 @@ static void pg_close(void *p)
 	struct pg_be *s = p;
 	if (!s)
 		return;
+	pg_lease_destroy(s->lease);
 	PQfinish(s->w);
 	free(s->dsn);
 	free(s->passfile);
@@ -1055,6 +1060,12 @@ static int pg_open(const struct store_options *o, void **out, char *err, size_t 
 		         s->where);
 		goto fail;
 	}
+	if ((rc = pg_lease_create(s->dsn, s->passfile,
+	                          o->lease_ttl_ms > 0 ? o->lease_ttl_ms : STORE_LEASE_TTL_MS,
+	                          o->lease_renew_ms > 0 ? o->lease_renew_ms : STORE_LEASE_RENEW_MS,
+	                          &s->lease, err, errlen)) != 0 ||
+	    (rc = pg_lease_start(s->lease)) != 0)
+		goto fail;
 	log_info("event=store_open backend=postgresql db=\"%s\" schema_version=%d", s->where,
 	         NMIGRATIONS);
 	*out = s;
@@ -2715,15 +2726,19 @@ static int feed_prune(struct pg_be *s, struct store_write *w)
 	return pg_run(s->w, "store_write_failed", "events_mark", 1, vals + 1, NULL);
 }
 
-/* STORE_FEED_TICK: silence, escalation, pruning, then the counts when something moved. */
+/* STORE_FEED_TICK: silence, escalation, pruning, then the counts when something moved.
+ * The first three are the feed lease's (issue 13): only its holder does them; every
+ * collector counts (its own /metrics). */
 static int feed_tick(struct pg_be *s, struct store_write *w)
 {
-	int rc = feed_silence(s, w);
+	int rc = pg_lease_fence(s->lease, s->w, STORE_LEASE_FEED);
+	if (!rc)
+		rc = feed_silence(s, w);
 	if (!rc)
 		rc = feed_escalate(s, w);
 	if (!rc)
 		rc = feed_prune(s, w);
-	if (rc)
+	if (rc && rc != -ESTALE)
 		return rc;
 	PGresult *r = NULL;
 	if ((rc = pg_run(s->w, "store_write_failed", "feed_count_sites", 0, NULL, &r)) != 0)
@@ -2919,9 +2934,17 @@ static int notify_put(struct pg_be *s, struct store_write *w)
 	for (size_t i = 0; i < w->nnotes; i++)
 		was_new[i] = w->notes[i].id == 0;
 	int rc = writer_begin(s, NULL);
+	/* issue 13: the notify lease's holder alone writes (and so sends) notifications */
+	if (!rc && (rc = pg_lease_fence(s->lease, s->w, STORE_LEASE_NOTIFY)) == -ESTALE)
+		snprintf(w->err, sizeof(w->err), "this collector does not hold the notify lease");
 	if (!rc && !(rc = notify_rows(s, w)))
 		rc = commit_checked(s->w);
-	if (rc) {
+	if (rc == -ESTALE) {
+		pg_rollback(s->w, "store_commit_failed");
+		for (size_t i = 0; i < w->nnotes; i++)
+			if (was_new[i])
+				w->notes[i].id = 0;
+	} else if (rc) {
 		log_error("event=store_write_failed backend=postgresql what=notifications error=%d",
 		          rc);
 		pg_rollback(s->w, "store_commit_failed");
@@ -3300,6 +3323,11 @@ static int pg_score_exam(void *p, int64_t exam_id, struct store_fill *f)
 
 /* --- issue 16 D: notifications ---------------------------------------------------------- */
 
+static void pg_leases(void *p, struct store_lease out[STORE_LEASES])
+{
+	pg_lease_view(((struct pg_be *)p)->lease, out);
+}
+
 static int pg_notify_list(void *p, const struct store_notify_query *q, struct store_fill *f,
                           int64_t *max_event_id)
 {
@@ -3366,4 +3394,5 @@ const struct store_ops store_postgresql_ops = {
     .notify_list = pg_notify_list,
     .thumb_access = pg_thumb_access,
     .avail = pg_avail,
+    .leases = pg_leases,
 };

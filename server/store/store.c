@@ -1128,6 +1128,18 @@ void store_get_stats(struct store *s, struct store_stats *out)
 	uv_mutex_unlock(&s->mu);
 }
 
+const char *const store_lease_names[STORE_LEASES] = {"feed", "notify", "rollup"};
+
+void store_leases(struct store *s, struct store_lease out[STORE_LEASES])
+{
+	if (s->ops->leases) {
+		s->ops->leases(s->be, out);
+		return;
+	}
+	for (int i = 0; i < STORE_LEASES; i++)
+		out[i] = (struct store_lease){.held = 1, .epoch = 0};
+}
+
 /* --- reads ------------------------------------------------------------------------------ */
 
 /* The request for op, or NULL with *rc set (-ESHUTDOWN, -EAGAIN, -ENOMEM). */

@@ -121,8 +121,24 @@ struct store_options {
 	/* How often the job writes what it rolled in memory (its holds, credits and mark, in
 	 * one transaction); scores see new credits that much later. 0 = STORE_ROLLUP_FLUSH_MS. */
 	int64_t rollup_flush_ms;
+	/* issue 13, "postgresql": the singleton jobs' leases (store_lease_names) expire this
+	 * long after their last renewal, renewed every lease_renew_ms; 0 = the defaults. */
+	int64_t lease_ttl_ms, lease_renew_ms;
 };
 #define STORE_ROLLUP_FLUSH_MS 5000
+/* 15 s / 5 s: two renewals may fail (a busy database, a GC pause) before a lease is lost;
+ * a dead collector's jobs move to another within TTL + one renewal, about 20 s. */
+#define STORE_LEASE_TTL_MS 15000
+#define STORE_LEASE_RENEW_MS 5000
+
+/* issue 13: the jobs that run on exactly one collector at a time, each under a lease of the
+ * same name (server/store/pg_lease.h). On sqlite one collector owns the file: always held. */
+enum store_lease_id { STORE_LEASE_FEED, STORE_LEASE_NOTIFY, STORE_LEASE_ROLLUP, STORE_LEASES };
+extern const char *const store_lease_names[STORE_LEASES]; /* feed, notify, rollup */
+struct store_lease {
+	int held;
+	int64_t epoch; /* the fencing token held (0: none, or sqlite's: no token) */
+};
 /* [score] default_stale's default: 2 x the agent's default 60 s in-session camera cadence. */
 #define STORE_DEFAULT_STALE_MS 120000
 
@@ -185,6 +201,8 @@ struct store_stats {
 #define STORE_COMMIT_BOUNDS 10
 extern const double store_commit_bounds[STORE_COMMIT_BOUNDS];
 void store_get_stats(struct store *s, struct store_stats *out); /* loop thread */
+/* issue 13: the leases this collector holds (any thread). */
+void store_leases(struct store *s, struct store_lease out[STORE_LEASES]);
 
 /* issue 13: whether the store's database answers, as its writer last found it. An embedded
  * store is always up; a database server can be away: then batches and writes fail at once

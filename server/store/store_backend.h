@@ -102,6 +102,8 @@ struct store_ops {
 	/* issue 13, optional (NULL = always up): the connection's state (store_get_avail), from
 	 * the loop thread while the writer runs: the backend guards it itself. */
 	void (*avail)(void *be, struct store_avail *out);
+	/* issue 13: the leases held (any thread); NULL: every one, always (one collector). */
+	void (*leases)(void *be, struct store_lease out[STORE_LEASES]);
 };
 
 extern const struct store_ops store_sqlite_ops;

@@ -67,3 +67,19 @@ add_test(NAME test_notify_postgresql
          COMMAND bash ${VW_PG_SH} $<TARGET_FILE:test_notify> postgresql)
 set_tests_properties(test_notify_postgresql PROPERTIES LABELS postgres TIMEOUT 300
                      SKIP_RETURN_CODE 77)
+
+# issue 13 (tests/unit/test_pg_lease.c): the singleton jobs' leases — take, renew, expiry by the
+# database's clock, a stale epoch's write refused by the fence, two keepers handing over.
+add_executable(test_pg_lease unit/test_pg_lease.c)
+target_link_libraries(test_pg_lease PRIVATE PkgConfig::CMOCKA vwserver)
+add_test(NAME test_pg_lease COMMAND bash ${VW_PG_SH} $<TARGET_FILE:test_pg_lease>)
+set_tests_properties(test_pg_lease PROPERTIES LABELS postgres TIMEOUT 300 SKIP_RETURN_CODE 77)
+
+# issue 13: two real collectors on one database — one holder per lease, take-over after kill -9
+# and after a SIGSTOP past the TTL, the resumed one fenced (tests/integration/test_pg_leases.py).
+add_test(NAME integration_pg_leases
+         COMMAND bash ${VW_PG_SH} ${VW_INTEGRATION_PYTHON}
+                 ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_pg_leases.py)
+set_tests_properties(integration_pg_leases PROPERTIES
+  ENVIRONMENT "VW_AGENT=$<TARGET_FILE:venuewatch-agent>;VW_SERVER=$<TARGET_FILE:venuewatch-server>;VW_TIMEOUT_SCALE=${VW_INTEGRATION_TIMEOUT_SCALE}"
+  LABELS postgres TIMEOUT ${VW_INTEGRATION_TIMEOUT} RUN_SERIAL TRUE SKIP_RETURN_CODE 77)

@@ -634,6 +634,72 @@ static void the_notifier_keys_updates_and_closes_only_what_it_announced(void **s
 	free(x);
 }
 
+/* issue 13, PostgreSQL only: two collectors on one database; the second does not hold the
+ * notify lease (the first took it at open), so its notification write is refused whole
+ * (-ESTALE, nothing stored, the note's id back to 0), and the holder's goes in. */
+static void only_the_notify_lease_holder_writes_notifications(void **state)
+{
+	(void)state;
+	struct nctx *x = calloc(1, sizeof(*x));
+	assert_non_null(x);
+	assert_int_equal(testpg_make("notify", x->db, sizeof(x->db), x->dsn, sizeof(x->dsn)), 0);
+	assert_int_equal(uv_loop_init(&x->loop), 0);
+	char err[256];
+	struct store_options opt = {.backend = "postgresql",
+	                            .dsn = x->dsn,
+	                            .password_file = getenv("VW_PG_PASSFILE"),
+	                            .rollup_tick_ms = -1};
+	struct store *st[2];
+	for (int i = 0; i < 2; i++) {
+		if (store_open(&opt, &st[i], err, sizeof(err)))
+			fail_msg("store_open: %s", err);
+		assert_int_equal(store_start(st[i], &x->loop, 64), 0);
+	}
+	struct store_lease held[2][STORE_LEASES];
+	store_leases(st[0], held[0]);
+	store_leases(st[1], held[1]);
+	assert_int_equal(held[0][STORE_LEASE_NOTIFY].held, 1);
+	assert_int_equal(held[1][STORE_LEASE_NOTIFY].held, 0);
+	struct store_notification note[2];
+	struct store_write w[2];
+	for (int i = 1; i >= 0; i--) { /* the non-holder first */
+		note[i] = (struct store_notification){.sink = "major",
+		                                      .event = "opened",
+		                                      .problem_id = 7,
+		                                      .event_id = 1,
+		                                      .site = "S1",
+		                                      .state = "pending",
+		                                      .created_ms = 1,
+		                                      .data = "{}"};
+		w[i] = (struct store_write){.op = STORE_NOTIFY_PUT,
+		                            .actor = "test",
+		                            .notes = &note[i],
+		                            .nnotes = 1,
+		                            .done = on_put,
+		                            .data = x};
+		int want = x->done + 1;
+		assert_int_equal(store_write_submit(st[i], &w[i]), 0);
+		while (x->done < want)
+			uv_run(&x->loop, UV_RUN_ONCE);
+		if (i == 1) {
+			int64_t n = -1;
+			assert_int_equal(
+			    testpg_query(x->dsn, "SELECT count(*) FROM notifications", &n), 0);
+			assert_int_equal(n, 0);
+		}
+	}
+	assert_int_equal(w[1].status, -ESTALE);
+	assert_int_equal(note[1].id, 0);
+	assert_int_equal(w[0].status, 0);
+	assert_true(note[0].id > 0);
+	store_close(st[0]);
+	store_close(st[1]);
+	uv_run(&x->loop, UV_RUN_DEFAULT);
+	assert_int_equal(uv_loop_close(&x->loop), 0);
+	assert_int_equal(testpg_remove(x->db), 0);
+	free(x);
+}
+
 /* No argument: everything on SQLite. "postgresql" (ctest test_notify_postgresql, under
  * tests/tools/pg.sh): the notifier with a real store, on PostgreSQL. */
 int main(int argc, char **argv)
@@ -647,6 +713,7 @@ int main(int argc, char **argv)
 		on_pg = 1;
 		const struct CMUnitTest pg[] = {
 		    cmocka_unit_test(the_notifier_keys_updates_and_closes_only_what_it_announced),
+		    cmocka_unit_test(only_the_notify_lease_holder_writes_notifications),
 		};
 		return cmocka_run_group_tests_name("notify: postgresql store", pg, NULL, NULL);
 	}

@@ -729,7 +729,8 @@ static void pg_scoped_reads_use_their_indexes(void **state)
 
 /* issue 13: two collectors on one database. Their events' ids are one sequence of the
  * database's, never handed out twice, and the backlog read on either holds both's; their
- * feed ticks at once open a silent site's site_silent once. */
+ * feed ticks at once open a silent site's site_silent once, and only the feed lease's holder
+ * (issue 13) does. */
 static void pg_two_collectors_share_the_feed(void **state)
 {
 	struct ctx *x = *state;
@@ -759,6 +760,16 @@ static void pg_two_collectors_share_the_feed(void **state)
 	assert_int_equal(x->rn, 20);
 	for (size_t i = 1; i < x->rn; i++)
 		assert_true(x->rev[i].id > x->rev[i - 1].id);
+	/* issue 13: the feed lease is mine (taken at open): other's tick alone detects nothing */
+	struct store_write lone = {
+	    .op = STORE_FEED_TICK, .silent_factor = 3, .done = on_write, .data = x};
+	int lone_done = x->done + 1;
+	assert_int_equal(store_write_submit(other, &lone), 0);
+	while (x->done < lone_done)
+		uv_run(&x->loop, UV_RUN_ONCE);
+	assert_int_equal(lone.status, 0);
+	store_events_clear(&lone.events);
+	assert_int_equal(sql_value(x, "SELECT count(*) FROM problems WHERE kind = 'site'"), 0);
 	/* every site silent (heard 100 s ago, 15 s cadence): both ticks at once */
 	struct store_write w[2] = {{.op = STORE_FEED_TICK, .silent_factor = 3},
 	                           {.op = STORE_FEED_TICK, .silent_factor = 3}};

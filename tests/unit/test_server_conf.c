@@ -110,6 +110,10 @@ static void every_error_names_file_and_line(void **state)
 	    {"[server]\nstate_dir = s\n[store]\nbackend = postgresql\n"
 	     "dsn = postgresql://vw:hunter2@db/vw\n",
 	     "s.ini:3: [store] dsn: carries a password"},
+	    /* issue 13: a lease renewed no sooner than it expires would lapse between renewals */
+	    {"[server]\nstate_dir = s\n[store]\nbackend = postgresql\ndsn = host=db\n"
+	     "lease_ttl = 5s\nlease_renew = 5s\n",
+	     "s.ini:3: [store] lease_renew (5000 ms) must be shorter than lease_ttl (5000 ms)"},
 	    /* libpq's reason for a URI it cannot parse quotes the URI, password and all */
 	    {"[server]\nstate_dir = s\n[store]\nbackend = postgresql\n"
 	     "dsn = postgresql://vw:S3cretPW@[::1/vw\n",
