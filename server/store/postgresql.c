@@ -352,11 +352,12 @@ static const struct pg_stmt fstmts[] = {
     {"in_session", "SELECT 1 FROM exam_sessions WHERE site = $1 AND end_ms > $2"
                    " AND start_ms <= $3 AND cancelled_ms IS NULL LIMIT 1"},
     /* the next id under feed_mark's row lock (migration 3 says why) */
-    {"event", "WITH n AS (UPDATE feed_mark SET events_last_id = events_last_id + 1"
-              " WHERE id = 1 RETURNING events_last_id)"
-              " INSERT INTO events(id, ts_ms, type, site, org, city, data)"
-              " SELECT events_last_id, $1::bigint, $2::text, $3::text, $4::text, $5::text,"
-              " $6::text FROM n RETURNING id"},
+    /* the ids under feed_mark's row lock (migration 3 says why), taken once per
+     * transaction at its first event and written back once before COMMIT (emit_event) */
+    {"event", "INSERT INTO events(id, ts_ms, type, site, org, city, data)"
+              " VALUES($7, $1, $2, $3, $4, $5, $6)"},
+    {"event_lock", "SELECT events_last_id FROM feed_mark WHERE id = 1 FOR UPDATE"},
+    {"event_last", "UPDATE feed_mark SET events_last_id = $1 WHERE id = 1"},
     {"feed_site", "INSERT INTO feed_sites(site, org, city, last_batch_ms, cadence_ms)"
                   " VALUES($1, $2, $3, $4, $5) ON CONFLICT (site) DO UPDATE SET"
                   " org = excluded.org, city = excluded.city,"
@@ -588,6 +589,15 @@ struct pg_be {
 	struct store_avail avail;
 	int64_t retry_at_mono; /* avail's retry_in_ms, as a monotonic time */
 	int w_unset;           /* connected, but its session could not be set up again */
+	/* Event ids in the writer's open transaction (emit_event). feed_mark is locked at the
+	 * transaction's first event and written once before its COMMIT: an UPDATE of that one
+	 * row per event left a version per event in one transaction, each UPDATE walking
+	 * them all (a group with 3,000 status changes took 80 s, tests/bench/scale_bench.sh). */
+	int in_batch;         /* pg_commit is inside a batch's savepoint */
+	int ev_locked;        /* feed_mark is row-locked by this transaction */
+	int ev_lock_in_batch; /* ... inside the current batch's savepoint (it goes with it) */
+	int64_t ev_base;      /* events_last_id when locked */
+	int64_t ev_last;      /* the last id handed out */
 };
 
 struct pg_rd {
@@ -1419,19 +1429,28 @@ static const char *problem_severity(const char *worst, int in_session)
 static int emit_event(struct pg_be *s, struct store_events *out, int64_t ts_ms, const char *type,
                       const char *site, const char *org, const char *city, const char *data)
 {
-	struct ints t;
-	const char *vals[6] = {i64s(&t, 0, ts_ms), type, site, org, city, data};
-	PGresult *r = NULL;
-	int rc = pg_run(s->w, "store_write_failed", "event", 6, vals, &r);
-	if (rc)
-		return rc;
-	int64_t id = PQntuples(r) == 1 ? val_i64(r, 0, 0) : 0;
-	PQclear(r);
-	if (!id) {
-		log_error("event=store_write_failed backend=postgresql step=event "
-		          "error=\"no feed_mark row: the schema is damaged\"");
-		return -EIO;
+	int rc = 0;
+	if (!s->ev_locked) {
+		PGresult *r = NULL;
+		if ((rc = pg_run(s->w, "store_write_failed", "event_lock", 0, NULL, &r)) != 0)
+			return rc;
+		if (PQntuples(r) != 1) {
+			PQclear(r);
+			log_error("event=store_write_failed backend=postgresql step=event "
+			          "error=\"no feed_mark row: the schema is damaged\"");
+			return -EIO;
+		}
+		s->ev_base = s->ev_last = val_i64(r, 0, 0);
+		PQclear(r);
+		s->ev_locked = 1;
+		s->ev_lock_in_batch = s->in_batch;
 	}
+	struct ints t, u;
+	int64_t id = s->ev_last + 1;
+	const char *vals[7] = {i64s(&t, 0, ts_ms), type, site, org, city, data, i64s(&u, 0, id)};
+	if ((rc = pg_run(s->w, "store_write_failed", "event", 7, vals, NULL)) != 0)
+		return rc;
+	s->ev_last = id;
 	struct store_event ev = {id, ts_ms, type, site, org, city, data};
 	return store_events_add(out, &ev);
 }
@@ -1925,6 +1944,7 @@ static int writer_ready(struct pg_be *s)
 static int writer_begin(struct pg_be *s, const struct store_batch *list)
 {
 	int rc = 0;
+	s->ev_locked = s->ev_lock_in_batch = s->in_batch = 0; /* a new transaction */
 	for (int tries = 0; tries < 2; tries++) {
 		int was_ok = PQstatus(s->w) == CONNECTION_OK && !s->w_unset;
 		rc = writer_ready(s);
@@ -1986,6 +2006,20 @@ static int commit_checked(PGconn *c)
 	return ok ? 0 : -EIO;
 }
 
+/* COMMIT of a transaction that may have handed out event ids: the last one written to
+ * feed_mark first (once), and the id state reset whatever the outcome. */
+static int commit_events(struct pg_be *s)
+{
+	int rc = 0;
+	if (s->ev_locked && s->ev_last > s->ev_base) {
+		struct ints t;
+		const char *vals[1] = {i64s(&t, 0, s->ev_last)};
+		rc = pg_run(s->w, "store_write_failed", "event_last", 1, vals, NULL);
+	}
+	s->ev_locked = 0;
+	return rc ? rc : commit_checked(s->w);
+}
+
 /* One transaction for the group, a savepoint per batch (one bad batch does not sink the
  * others: its rows leave the COPY buffers with it); a batch's acks are final only when
  * COMMIT returned: the core hands them back after this returns. */
@@ -2013,9 +2047,16 @@ static int pg_commit(void *p, struct store_batch *list)
 			continue;
 		}
 		size_t copy_len = s->copy.len, stage_len = s->stage.len;
+		int64_t ev_last = s->ev_last;
+		s->in_batch = 1;
 		b->status = apply_batch(s, b);
+		s->in_batch = 0;
 		if (b->status) {
 			store_events_clear(&b->events); /* rolled back with it */
+			/* its ids are free again; a lock it took went with its savepoint */
+			s->ev_last = ev_last;
+			if (s->ev_lock_in_batch)
+				s->ev_locked = 0;
 			/* what came before b was whole (else its batch failed here before) */
 			s->copy.len = copy_len, s->copy.err = 0;
 			s->stage.len = stage_len, s->stage.err = 0;
@@ -2024,10 +2065,11 @@ static int pg_commit(void *p, struct store_batch *list)
 		}
 		if (!rc && pg_exec(s->w, "store_write_failed", "RELEASE SAVEPOINT batch"))
 			rc = -EIO;
+		s->ev_lock_in_batch = 0; /* released into the group's transaction */
 	}
 	if (!rc)
 		rc = group_flush(s);
-	if (!rc && (rc = commit_checked(s->w)) != 0)
+	if (!rc && (rc = commit_events(s)) != 0)
 		pg_rollback(s->w, "store_commit_failed");
 	else if (rc)
 		pg_rollback(s->w, "store_commit_failed");
@@ -2807,7 +2849,7 @@ static int feed_write(struct pg_be *s, struct store_write *w)
 		w->since_ms = s->avail.up_since_ms;
 	rc = w->op == STORE_PROBLEM_ACK ? feed_ack(s, w) : feed_tick(s, w);
 	if (!rc)
-		rc = commit_checked(s->w);
+		rc = commit_events(s);
 	if (rc) {
 		pg_rollback(s->w, "store_commit_failed");
 		store_events_clear(&w->events);
