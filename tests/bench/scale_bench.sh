@@ -153,7 +153,7 @@ for run in $(seq 1 "$RUNS"); do
 	stop_servers
 	# Every acked (agent, seq) once: per agent, the rows at or below its ack are exactly
 	# seqs 1..ack (count and distinct count both equal the ack).
-	psql "$VW_PG_DSN dbname=vw_scale" -XAtq -v ON_ERROR_STOP=1 <<EOF | sed 's/^/phase=verify /'
+	verify=$(psql "$VW_PG_DSN dbname=vw_scale" -XAtq -v ON_ERROR_STOP=1 <<EOF
 CREATE TEMP TABLE acked(site text, seq bigint);
 \copy acked FROM '$tmp/acked.tsv'
 SELECT 'agents=' || count(*) || ' acked_results=' || sum(k.seq)
@@ -164,6 +164,9 @@ LEFT JOIN agents a ON a.site = k.site AND a.agent = k.site
 LEFT JOIN LATERAL (SELECT count(*) n, count(DISTINCT (r.epoch, r.seq)) d FROM results r
                    WHERE r.agent_id = a.id AND r.seq BETWEEN 1 AND k.seq) x ON true;
 EOF
+)
+	echo "phase=verify $verify"
+	[[ $verify == *" agents_wrong=0" ]] || rc=1
 	bad=$(psql_do vw_scale "SELECT count(*) FROM (SELECT agent_id, epoch, seq FROM results
 		GROUP BY 1, 2, 3 HAVING count(*) > 1) d")
 	echo "phase=verify duplicates=$bad"
