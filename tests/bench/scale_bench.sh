@@ -190,7 +190,7 @@ if [[ " $MODES " == *" sqlite "* ]]; then
 	commit_figures "$port" sqlite
 	stop_servers
 	sqlite3 "$tmp/sqlite/venuewatch.db" "SELECT 'phase=size db=sqlite rows=' || count(*) ||
-		' file_bytes_per_row=' || (SELECT page_count * page_size FROM pragma_page_count(),
-		pragma_page_size()) / max(count(*), 1) FROM results"
+		' file_bytes_per_row=' || ((SELECT page_count * page_size FROM pragma_page_count(),
+		pragma_page_size()) / max(count(*), 1)) FROM results"
 fi
 exit $rc
