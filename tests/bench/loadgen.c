@@ -1,7 +1,9 @@
 /* loadgen: load generator for the collector, acting as many venue agents at once.
  *
- *   loadgen ingest --port P --ca CA --certs DIR [--conns 1000] [--batches 4] [--batch 500]
- *                  [--server-pid PID] [--ceiling-dir DIR] [--flap-per-mille N]
+ *   loadgen ingest --port P[,P...] --ca CA --certs DIR [--conns 1000] [--batches 4]
+ *                  [--batch 500] [--server-pid PID[,PID...]] [--ceiling-dir DIR]
+ *                  [--ceiling-pg DSN [--ceiling-streams N]] [--acked-out FILE]
+ *                  [--flap-per-mille N]
  *   loadgen idle   --port P --ca CA --certs DIR [--conns 10000] [--hold 10] [--server-pid PID]
  *
  * ingest: --conns mutual-TLS keep-alive connections, connection i presenting the certificate
@@ -14,6 +16,15 @@
  * write path (store_bench_commit) with no network, TLS, HTTP or JSON: the ceiling, and the
  * ratio. --flap-per-mille: camera results not ok per 1000 (default 50; each is a status
  * change, so events and problems, when the feed is on).
+ *
+ * Several collectors (issue 13, tests/bench/scale_bench.sh): --port takes a list and
+ * connection i goes to port i mod n (every agent its own site, agent id and seqs, sticky to
+ * one collector); --server-pid a list in the same order (their CPU summed). --acked-out
+ * writes "site<TAB>last acked seq" per agent, for checking the database afterwards.
+ * --ceiling-pg: the ceiling on PostgreSQL instead, the same rows by the backend's own raw
+ * COPY (store_bench_raw: one batch, one COPY, one commit, durability full) into a fresh
+ * schema in that database, --ceiling-streams connections at once (default: one per port,
+ * as many writers as the collectors had).
  *
  * idle: opens --conns connections (at most 200 handshakes at a time), each sends one GET
  * /healthz (so the server counts it as keep-alive idle, not as a slow first request) and
@@ -47,6 +58,7 @@
 #include "buf.h"
 #include "result.h"
 #include "store.h"
+#include "vtime.h"
 
 #define MAX_HANDSHAKING 200 /* connects in flight: the server's backlog is 511 */
 #define IN_MAX 4096         /* a response: head + {"acked_seq":N} */
@@ -77,6 +89,7 @@ struct conn {
 	SSL *ssl;
 	enum state st;
 	int site;
+	int port;   /* the collector it sticks to */
 	int events; /* current epoll interest */
 	struct body *bodies;
 	int nbodies, next; /* next body to send */
@@ -85,7 +98,8 @@ struct conn {
 	char in[IN_MAX];
 	size_t in_len;
 	int64_t t_send, retry_at;
-	int probe; /* the /healthz prober (idle mode) */
+	int64_t acked_through; /* the last seq the collector acknowledged */
+	int probe;             /* the /healthz prober (idle mode) */
 };
 
 struct site {
@@ -94,14 +108,20 @@ struct site {
 	EVP_PKEY *key;
 };
 
+#define MAX_SERVERS 8
+
 static struct {
-	const char *host, *ca, *certs, *ceiling_dir;
+	const char *host, *ca, *certs, *ceiling_dir, *ceiling_pg, *acked_out;
 	int port, conns, batches, batch, hold_s, gen_threads;
 	long server_pid;
+	int ports[MAX_SERVERS], nports;
+	long server_pids[MAX_SERVERS];
+	int npids, ceiling_streams;
 	/* issue 16 (sse_bench): --flap-per-mille N, results not ok per 1000 (default 50: 4 %
 	 * degraded, 1 % down, each a status change twice, so an event and a problem). */
 	int flap;
-} opt = {"127.0.0.1", NULL, NULL, NULL, 0, 0, 4, 500, 10, 2, 0, 50};
+} opt = {
+    .host = "127.0.0.1", .batches = 4, .batch = 500, .hold_s = 10, .gen_threads = 2, .flap = 50};
 
 static SSL_CTX *ctx;
 static struct site *sites;
@@ -362,7 +382,7 @@ static void conn_start(struct conn *c)
 		die("socket");
 	int one = 1;
 	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)opt.port)};
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)c->port)};
 	inet_pton(AF_INET, opt.host, &sa.sin_addr);
 	c->events = 0;
 	c->st = ST_CONNECT;
@@ -448,6 +468,8 @@ static void on_response(struct conn *c, int status, const char *body)
 			acked = strtoll(a + 12, NULL, 10);
 		if (acked != bd->last_seq)
 			ack_mismatch++;
+		else
+			c->acked_through = bd->last_seq;
 		push(&lat, &nlat, &lat_cap, t);
 		rows_acked += bd->rows;
 		requests_ok++;
@@ -687,10 +709,12 @@ static void connect_all(struct conn *all, int n, int64_t deadline)
 		while (started < n && handshaking < MAX_HANDSHAKING)
 			conn_start(&all[started++]);
 		loop_once(10);
-		if (opt.server_pid && kill((pid_t)opt.server_pid, 0) != 0) {
-			fprintf(stderr, "loadgen: the server is gone\n");
-			exit(1);
-		}
+		for (int i = 0; i < opt.npids; i++)
+			if (kill((pid_t)opt.server_pids[i], 0) != 0) {
+				fprintf(stderr, "loadgen: the server %ld is gone\n",
+				        opt.server_pids[i]);
+				exit(1);
+			}
 	}
 }
 
@@ -766,6 +790,103 @@ static double run_ceiling(size_t *rows_out)
 	return (double)rows / ((double)timed / 1e9);
 }
 
+/* The ceiling on PostgreSQL (issue 13): the same rows, regenerated, by the backend's raw
+ * COPY (store_bench_raw: the agent row it needs, one COPY of one batch, COMMIT; no lock,
+ * mark, latest, feed or counts) into the database dsn names, whose store tables the caller
+ * left empty. `streams` threads, each its own store (its own connection), take the agents
+ * i = k mod streams, as the collectors' writers did. Durability full, as the collectors'.
+ * Each thread times only its store calls; the rate is rows over the slowest thread's time. */
+struct ceil_job {
+	int k, streams;
+	struct store *st;
+	int64_t timed_ns;
+	size_t rows;
+};
+
+static void *ceil_thread(void *arg)
+{
+	struct ceil_job *j = arg;
+	struct vw_result *r = malloc(sizeof(*r));
+	if (!r)
+		die("malloc");
+	for (int b = 0; b < opt.batches; b++)
+		for (int i = j->k; i < opt.conns; i += j->streams) {
+			struct store_batch *sb = store_batch_create();
+			if (!sb)
+				die("store_batch_create");
+			snprintf(sb->site, sizeof(sb->site), "%s", sites[conns[i].site].name);
+			snprintf(sb->agent, sizeof(sb->agent), "%s", sb->site);
+			/* the collector's clock, as ingest stamps it: today's partition */
+			sb->received_ms = vw_now_ms();
+			for (int k = 0; k < opt.batch; k++) {
+				make_result(conns[i].site, (int64_t)b * opt.batch + 1 + k, r);
+				if (store_batch_add(sb, r))
+					die("store_batch_add");
+			}
+			int64_t t0 = now_ns();
+			int rc = store_bench_raw(j->st, sb);
+			j->timed_ns += now_ns() - t0;
+			if (rc) {
+				fprintf(stderr, "loadgen: ceiling COPY: %s\n", strerror(-rc));
+				exit(1);
+			}
+			j->rows += sb->nrows;
+			store_batch_destroy(sb);
+		}
+	free(r);
+	return NULL;
+}
+
+static double run_ceiling_pg(int streams, size_t *rows_out)
+{
+	struct ceil_job jobs[16];
+	pthread_t th[16];
+	char err[512];
+	for (int k = 0; k < streams; k++) {
+		struct store_options so = {.backend = "postgresql",
+		                           .dsn = opt.ceiling_pg,
+		                           .durability = STORE_DURABLE_FULL,
+		                           .readers = 1,
+		                           .rollup_tick_ms = -1};
+		jobs[k] = (struct ceil_job){.k = k, .streams = streams};
+		if (store_open(&so, &jobs[k].st, err, sizeof(err)) != 0) {
+			fprintf(stderr, "loadgen: ceiling store: %s\n", err);
+			exit(1);
+		}
+	}
+	for (int k = 0; k < streams; k++)
+		pthread_create(&th[k], NULL, ceil_thread, &jobs[k]);
+	int64_t slowest = 1;
+	size_t rows = 0;
+	for (int k = 0; k < streams; k++) {
+		pthread_join(th[k], NULL);
+		slowest = jobs[k].timed_ns > slowest ? jobs[k].timed_ns : slowest;
+		rows += jobs[k].rows;
+		store_close(jobs[k].st);
+	}
+	*rows_out = rows;
+	return (double)rows / ((double)slowest / 1e9);
+}
+
+/* "site<TAB>last acked seq" per agent (0: nothing acked), for the caller to hold the
+ * database to: every acked seq stored once, nothing above the ack. */
+static void write_acked(const char *path)
+{
+	FILE *f = fopen(path, "w");
+	if (!f)
+		die(path);
+	for (int i = 0; i < opt.conns; i++) {
+		struct conn *c = &conns[i];
+		long long seq = c->next > 0 ? (long long)c->bodies[c->next - 1].last_seq : 0;
+		/* a batch answered other than 200 moved next on too: count only acked ones */
+		if (c->acked_through < seq)
+			seq = c->acked_through;
+		fprintf(f, "%s\t%lld\n", sites[c->site].name, seq);
+	}
+	if (fclose(f) != 0)
+		die(path);
+}
+
 /* --- modes ------------------------------------------------------------------------------ */
 
 static int mode_ingest(void)
@@ -781,6 +902,7 @@ static int mode_ingest(void)
 	for (int i = 0; i < opt.conns; i++) {
 		conns[i].fd = -1;
 		conns[i].site = i;
+		conns[i].port = opt.ports[i % opt.nports];
 		conns[i].nbodies = opt.batches;
 		conns[i].bodies = calloc((size_t)opt.batches, sizeof(struct body));
 		if (!conns[i].bodies)
@@ -813,8 +935,9 @@ static int mode_ingest(void)
 		return 1;
 	fflush(stdout);
 
-	struct proc_sample p0, p1;
-	proc_sample(opt.server_pid, &p0);
+	struct proc_sample p0[MAX_SERVERS], p1[MAX_SERVERS];
+	for (int i = 0; i < opt.npids; i++)
+		proc_sample(opt.server_pids[i], &p0[i]);
 	struct rusage ru0, ru1;
 	getrusage(RUSAGE_SELF, &ru0);
 	go = 1;
@@ -830,7 +953,8 @@ static int mode_ingest(void)
 		retry_due(conns, opt.conns);
 	}
 	double secs = (double)(now_ns() - start) / 1e9;
-	proc_sample(opt.server_pid, &p1);
+	for (int i = 0; i < opt.npids; i++)
+		proc_sample(opt.server_pids[i], &p1[i]);
 	getrusage(RUSAGE_SELF, &ru1);
 	double self_cpu = (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec) +
 	                  (double)(ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) +
@@ -845,11 +969,22 @@ static int mode_ingest(void)
 	    pct_ms(lat, nlat, 0.50), pct_ms(lat, nlat, 0.99), pct_ms(lat, nlat, 1.0),
 	    (unsigned long long)status_503, (unsigned long long)status_other,
 	    (unsigned long long)ack_mismatch, failed);
-	if (opt.server_pid)
-		printf("phase=server cpu_s=%.2f cpu_pct=%.0f rss_mib=%.1f peak_rss_mib=%.1f "
-		       "loadgen_cpu_pct=%.0f\n",
-		       p1.cpu_s - p0.cpu_s, 100.0 * (p1.cpu_s - p0.cpu_s) / secs,
-		       (double)p1.rss_kb / 1024, (double)p1.hwm_kb / 1024, 100.0 * self_cpu / secs);
+	if (opt.npids) {
+		/* cpu: all the servers together; memory: the largest (each is one process) */
+		double cpu = 0;
+		long rss = 0, hwm = 0;
+		for (int i = 0; i < opt.npids; i++) {
+			cpu += p1[i].cpu_s - p0[i].cpu_s;
+			rss = p1[i].rss_kb > rss ? p1[i].rss_kb : rss;
+			hwm = p1[i].hwm_kb > hwm ? p1[i].hwm_kb : hwm;
+		}
+		printf("phase=server servers=%d cpu_s=%.2f cpu_pct=%.0f rss_mib=%.1f "
+		       "peak_rss_mib=%.1f loadgen_cpu_pct=%.0f\n",
+		       opt.npids, cpu, 100.0 * cpu / secs, (double)rss / 1024, (double)hwm / 1024,
+		       100.0 * self_cpu / secs);
+	}
+	if (opt.acked_out)
+		write_acked(opt.acked_out);
 	fflush(stdout);
 	int rc = failed || ack_mismatch || status_other || requests_ok == 0 ? 1 : 0;
 	for (int i = 0; i < opt.conns; i++) {
@@ -860,7 +995,14 @@ static int mode_ingest(void)
 		conns[i].fd = -1;
 		conns[i].ssl = NULL;
 	}
-	if (opt.ceiling_dir) {
+	if (opt.ceiling_pg) {
+		size_t rows;
+		int streams = opt.ceiling_streams ? opt.ceiling_streams : opt.nports;
+		double ceil = run_ceiling_pg(streams, &rows);
+		printf("phase=ceiling backend=postgresql streams=%d rows=%zu results_per_s=%.0f "
+		       "ratio=%.2f\n",
+		       streams, rows, ceil, rate / ceil);
+	} else if (opt.ceiling_dir) {
 		size_t rows;
 		double ceil = run_ceiling(&rows);
 		printf("phase=ceiling rows=%zu results_per_s=%.0f ratio=%.2f\n", rows, ceil,
@@ -878,6 +1020,7 @@ static int mode_idle(void)
 	for (int i = 0; i <= opt.conns; i++) {
 		conns[i].fd = -1;
 		conns[i].site = i % nsites;
+		conns[i].port = opt.ports[i % opt.nports];
 	}
 	struct conn *probe = &conns[opt.conns];
 	probe->probe = 1;
@@ -939,13 +1082,29 @@ static int mode_idle(void)
 	return idle < opt.conns ? 1 : 0;
 }
 
+/* "A,B,C" into v (at most max): the count, or -1 when an item is not a positive number. */
+static int parse_list(const char *arg, long *v, int max)
+{
+	int n = 0;
+	for (const char *p = arg; *p;) {
+		char *end;
+		long x = strtol(p, &end, 10);
+		if (end == p || x <= 0 || n == max || (*end && *end != ','))
+			return -1;
+		v[n++] = x;
+		p = *end ? end + 1 : end;
+	}
+	return n;
+}
+
 static void usage(void)
 {
 	fprintf(stderr,
-	        "usage: loadgen ingest|idle --port P --ca CA.crt --certs DIR [--host 127.0.0.1]\n"
-	        "         [--conns N] [--batches N] [--batch N] [--hold SECONDS]\n"
-	        "         [--server-pid PID] [--ceiling-dir DIR] [--gen-threads N]\n"
-	        "         [--flap-per-mille N]\n");
+	        "usage: loadgen ingest|idle --port P[,P...] --ca CA.crt --certs DIR\n"
+	        "         [--host 127.0.0.1] [--conns N] [--batches N] [--batch N]\n"
+	        "         [--hold SECONDS] [--server-pid PID[,PID...]] [--ceiling-dir DIR]\n"
+	        "         [--ceiling-pg DSN [--ceiling-streams N]] [--acked-out FILE]\n"
+	        "         [--gen-threads N] [--flap-per-mille N]\n");
 	exit(2);
 }
 
@@ -967,6 +1126,9 @@ int main(int argc, char **argv)
 	    {"ceiling-dir", required_argument, NULL, 'D'},
 	    {"gen-threads", required_argument, NULL, 'g'},
 	    {"flap-per-mille", required_argument, NULL, 'f'},
+	    {"ceiling-pg", required_argument, NULL, 'P'},
+	    {"ceiling-streams", required_argument, NULL, 'S'},
+	    {"acked-out", required_argument, NULL, 'o'},
 	    {NULL, 0, NULL, 0},
 	};
 	int o;
@@ -976,9 +1138,15 @@ int main(int argc, char **argv)
 		case 'h':
 			opt.host = optarg;
 			break;
-		case 'p':
-			opt.port = atoi(optarg);
+		case 'p': {
+			long v[MAX_SERVERS];
+			if ((opt.nports = parse_list(optarg, v, MAX_SERVERS)) < 1)
+				usage();
+			for (int i = 0; i < opt.nports; i++)
+				opt.ports[i] = (int)v[i];
+			opt.port = opt.ports[0];
 			break;
+		}
 		case 'a':
 			opt.ca = optarg;
 			break;
@@ -998,7 +1166,20 @@ int main(int argc, char **argv)
 			opt.hold_s = atoi(optarg);
 			break;
 		case 's':
-			opt.server_pid = atol(optarg);
+			if ((opt.npids = parse_list(optarg, opt.server_pids, MAX_SERVERS)) < 1)
+				usage();
+			opt.server_pid = opt.server_pids[0];
+			break;
+		case 'P':
+			opt.ceiling_pg = optarg;
+			break;
+		case 'S':
+			opt.ceiling_streams = atoi(optarg);
+			if (opt.ceiling_streams < 1 || opt.ceiling_streams > 16)
+				usage();
+			break;
+		case 'o':
+			opt.acked_out = optarg;
 			break;
 		case 'D':
 			opt.ceiling_dir = optarg;
