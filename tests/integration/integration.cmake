@@ -88,5 +88,5 @@ vw_integration_test(integration_prometheus test_prometheus)
 # (tests/tools/playbackd.py): a hole, a short retention, a healthy camera, bounded reads.
 vw_integration_test(integration_playback test_playback)
 # Issue 13: several [collector] urls — an unreachable first collector, uploads move to the
-# second, logged and shown by `status` (the two-collector PostgreSQL case is not here yet).
+# second, logged and shown by `status` (two collectors on PostgreSQL: integration_failover_pg).
 vw_integration_test(integration_failover test_failover)
