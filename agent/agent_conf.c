@@ -1,9 +1,11 @@
 #include "agent_conf.h"
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "failover.h"
 #include "vtime.h"
 
 #define KEY(sect, field_) offsetof(struct sect, field_)
@@ -56,13 +58,20 @@ static const struct vw_conf_key agent_keys[] = {
 
 static const struct vw_conf_key collector_keys[] = {
     {"url", VW_CONF_STR, KEY(collector_section, url), NULL, VW_CONF_REQUIRED, 0, 0, NULL,
-     "base URL of the collector, https://host:port"},
+     "base URL of the collector, https://host:port; or several, comma-separated (at most 8): "
+     "the agent sticks to one and moves to the next on a connection error or a 503"},
     {"ca", VW_CONF_STR, KEY(collector_section, ca), NULL, VW_CONF_REQUIRED, 0, 0, NULL,
      "CA certificate that signed the collector's certificate (PEM)"},
     {"cert", VW_CONF_STR, KEY(collector_section, cert), NULL, VW_CONF_REQUIRED, 0, 0, NULL,
      "this agent's client certificate (PEM)"},
     {"key", VW_CONF_STR, KEY(collector_section, key), NULL, VW_CONF_REQUIRED, 0, 0, NULL,
      "this agent's private key (PEM); never leaves the venue"},
+    /* 5 min: long enough that a flapping primary does not pull venues back and forth every
+     * batch, short enough that load returns to it well within an exam session. */
+    {"failback_after", VW_CONF_DURATION, KEY(collector_section, failback_after_ms), "5m", 0, 1000,
+     86400000, NULL,
+     "with several urls: how long after the first one failed the agent tries it again "
+     "(and stays there if it answers)"},
     {"timeout", VW_CONF_DURATION, KEY(collector_section, timeout_ms), "30s", 0, 1000, 600000, NULL,
      "deadline of one upload request"},
     {"batch_max", VW_CONF_INT, KEY(collector_section, batch_max), "500", 0, 1, 100000, NULL,
@@ -351,8 +360,7 @@ const char *agent_conf_playback_url(const struct agent_conf *c, const struct cam
 	return NULL;
 }
 
-static int check_references(struct vw_conf_errors *errs, const char *path,
-                            const struct agent_conf *cfg)
+static int check_references(struct vw_conf_errors *errs, const char *path, struct agent_conf *cfg)
 {
 	int n = 0;
 	for (size_t i = 0; i < cfg->cameras.n; i++) {
@@ -436,10 +444,39 @@ static int check_references(struct vw_conf_errors *errs, const char *path,
 		              "[recordings] pattern: {camera} must be a directory ({camera}/...)");
 		n++;
 	}
-	if (cfg->collector.url && strncmp(cfg->collector.url, "https://", 8) != 0) {
-		vw_conf_error(errs, path, cfg->collector.line,
-		              "[collector] url: must be https:// (results travel over mutual TLS)");
-		n++;
+	if (cfg->collector.url) {
+		int k =
+		    failover_split(cfg->collector.url, cfg->collector.urls,
+		                   sizeof(cfg->collector.urls) / sizeof(cfg->collector.urls[0]));
+		if (k < 0) {
+			vw_conf_error(errs, path, cfg->collector.line, "[collector] url: %s",
+			              k == -E2BIG    ? "more than 8 URLs"
+			              : k == -EINVAL ? "no URL given"
+			                             : "out of memory");
+			n++;
+		} else {
+			cfg->collector.nurls = (size_t)k;
+		}
+		for (size_t i = 0; i < cfg->collector.nurls; i++) {
+			const char *u = cfg->collector.urls[i];
+			if (strncmp(u, "https://", 8) != 0 || !u[8]) {
+				vw_conf_error(
+				    errs, path, cfg->collector.line,
+				    "[collector] url: URL %zu '%s' must be https://host:port "
+				    "(results travel over mutual TLS)",
+				    i + 1, u);
+				n++;
+			}
+			for (size_t j = 0; j < i; j++)
+				if (strcmp(cfg->collector.urls[j], u) == 0) {
+					vw_conf_error(
+					    errs, path, cfg->collector.line,
+					    "[collector] url: URL %zu '%s' is listed twice", i + 1,
+					    u);
+					n++;
+					break;
+				}
+		}
 	}
 	if (cfg->agent.metrics_file && cfg->agent.metrics_file[0] &&
 	    (cfg->agent.metrics_file[0] != '/' ||
@@ -519,5 +556,8 @@ const struct session_conf *agent_conf_session_at(const struct agent_conf *c, con
 
 void agent_conf_free(struct agent_conf *cfg)
 {
+	for (size_t i = 0; i < cfg->collector.nurls; i++)
+		free(cfg->collector.urls[i]);
+	cfg->collector.nurls = 0;
 	vw_conf_free(&agent_conf_schema, cfg);
 }

@@ -6,6 +6,8 @@
 
 #include <stdint.h>
 
+#include <stddef.h>
+
 #include "conf.h"
 
 enum vw_transport { VW_TRANSPORT_TCP, VW_TRANSPORT_UDP };
@@ -29,7 +31,11 @@ struct agent_section {
 };
 
 struct collector_section {
-	char *url;
+	char *url; /* as written: one URL or a comma-separated list */
+	/* The list split by agent_conf_load (urls[0] the primary), freed by agent_conf_free. */
+	char *urls[8];
+	size_t nurls;
+	long failback_after_ms; /* back to urls[0] this long after it failed */
 	char *ca;
 	char *cert;
 	char *key;

@@ -141,7 +141,8 @@ static int post(const struct agent_conf *cfg, const char *body, struct vw_buf *r
                 char *err, size_t errlen)
 {
 	char url[2048];
-	const char *base = cfg->collector.url;
+	/* The primary collector (with several [collector] urls only the uplink fails over). */
+	const char *base = cfg->collector.urls[0];
 	size_t bl = strlen(base);
 	bl = bl && base[bl - 1] == '/' ? bl - 1 : bl;
 	if ((size_t)snprintf(url, sizeof(url), "%.*s/api/v1/enroll", (int)bl, base) >=

@@ -200,6 +200,14 @@ int metrics_render(struct metrics *m, struct vw_buf *b)
 	gauge(b, "venuewatch_agent_uplink_connected",
 	      "1 when the last upload was acknowledged by the collector, else 0.",
 	      m->up && uplink_connected(m->up) == 1 ? 1 : 0);
+	vw_prom_family(b, "venuewatch_agent_collector", "gauge",
+	               "The [collector] url uploads go to now; always 1.");
+	l[0] = (struct vw_prom_label){"url", m->up ? uplink_collector(m->up) : ""};
+	vw_prom_sample(b, "venuewatch_agent_collector", l, 1, 1);
+	vw_prom_family(b, "venuewatch_agent_collector_switches_total", "counter",
+	               "Times the uplink moved to another collector (failover or failback).");
+	vw_prom_sample(b, "venuewatch_agent_collector_switches_total", NULL, 0,
+	               (double)uplink_switches(m->up));
 	gauge(b, "venuewatch_agent_start_time_seconds",
 	      "When this agent process started (Unix time).", (double)(m->start_ms / 1000));
 	vw_prom_family(b, "venuewatch_agent_build_info", "gauge", "The agent's version; always 1.");

@@ -348,7 +348,8 @@ int netprobe_create(uv_loop_t *loop, struct curluv *cu, const struct agent_conf 
 	np->open_handles = 2;
 
 	char url[NET_URL_MAX];
-	const char *base = cfg->collector.url;
+	/* The primary collector (with several [collector] urls only the uplink fails over). */
+	const char *base = cfg->collector.urls[0];
 	size_t bl = strlen(base);
 	bl = bl && base[bl - 1] == '/' ? bl - 1 : bl;
 	int rc = 0;

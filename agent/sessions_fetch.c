@@ -137,7 +137,8 @@ int sessions_fetch_create(uv_loop_t *loop, struct curluv *cu, const struct agent
 	f->changed_cb = changed_cb;
 	f->changed_arg = arg;
 	vw_buf_init(&f->body, FETCH_BODY_MAX);
-	const char *base = cfg->collector.url;
+	/* The primary collector (with several [collector] urls only the uplink fails over). */
+	const char *base = cfg->collector.urls[0];
 	size_t bl = strlen(base);
 	snprintf(f->url, sizeof(f->url), "%.*s/api/v1/agent/sessions",
 	         (int)(bl && base[bl - 1] == '/' ? bl - 1 : bl), base);

@@ -69,7 +69,7 @@ int status_print(const struct agent_conf *cfg, FILE *out)
 	fprintf(out, "venuewatch site %s (org %s)\n", cfg->agent.site, cfg->agent.org);
 
 	const char *uplink = "unknown", *detail = "";
-	char ubuf[64] = "", dbuf[512] = "", wbuf[256] = "";
+	char ubuf[64] = "", dbuf[512] = "", wbuf[256] = "", cbuf[1024] = "";
 	if (sqlite3_prepare_v2(db, "SELECT key, value FROM status", -1, &st, NULL) == SQLITE_OK) {
 		while (sqlite3_step(st) == SQLITE_ROW) {
 			const char *k = (const char *)sqlite3_column_text(st, 0);
@@ -78,6 +78,8 @@ int status_print(const struct agent_conf *cfg, FILE *out)
 				snprintf(ubuf, sizeof(ubuf), "%s", v), uplink = ubuf;
 			else if (strcmp(k, "uplink_detail") == 0)
 				snprintf(dbuf, sizeof(dbuf), "%s", v), detail = dbuf;
+			else if (strcmp(k, "collector") == 0)
+				snprintf(cbuf, sizeof(cbuf), "%s", v);
 			else if (strcmp(k, "workers") == 0)
 				snprintf(wbuf, sizeof(wbuf), "%s", v);
 		}
@@ -103,6 +105,8 @@ int status_print(const struct agent_conf *cfg, FILE *out)
 
 	fprintf(out, "upload to collector: %s%s%s%s\n", uplink, detail[0] ? " (" : "", detail,
 	        detail[0] ? ")" : "");
+	if (cbuf[0])
+		fprintf(out, "collector in use: %s\n", cbuf);
 	fprintf(out, "waiting to upload: %lld result%s", (long long)pending,
 	        pending == 1 ? "" : "s");
 	if (oldest >= 0) {

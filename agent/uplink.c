@@ -10,6 +10,7 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "failover.h"
 #include "log.h"
 #include "sessions.h"
 #include "vtime.h"
@@ -45,6 +46,8 @@ struct uplink {
 	int handles_open;       /* retry_timer, cert_poll: closed_cb after both close */
 	enum uplink_state state;
 	char url[1024];
+	struct failover fo; /* which of [collector] urls; see failover.h */
+	uint64_t switches;  /* collector changes since start */
 	struct vw_buf body; /* JSON batch */
 	struct vw_buf gz;   /* the same, gzip-compressed: what goes on the wire */
 	struct vw_buf response;
@@ -72,6 +75,38 @@ struct uplink {
 };
 
 static void send_batch(struct uplink *up);
+
+/* Points the request at the current collector and tells `status` which one it is. */
+static void set_url(struct uplink *up)
+{
+	const char *base = up->cfg->collector.urls[up->fo.cur];
+	size_t bl = strlen(base);
+	snprintf(up->url, sizeof(up->url), "%.*s/api/v1/ingest",
+	         (int)(bl && base[bl - 1] == '/' ? bl - 1 : bl), base);
+	if (up->easy)
+		curl_easy_setopt(up->easy, CURLOPT_URL, up->url);
+	outbox_set_status(up->ob, "collector", base);
+}
+
+/* Failures another collector may not share: it could not be reached, the connection
+ * broke, or the TLS handshake failed (a refusal of our certificate was sorted out before).
+ * By curl's result code, never its text. */
+static int connection_failure(CURLcode cc)
+{
+	switch (cc) {
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_OPERATION_TIMEDOUT:
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SEND_ERROR:
+	case CURLE_RECV_ERROR:
+	case CURLE_GOT_NOTHING:
+		return 1;
+	default:
+		return 0;
+	}
+}
 
 /* The label values of venuewatch_agent_uploads_total (docs/METRICS.md). */
 static const char *const outcome_names[UPLINK_OUTCOME_COUNT] = {
@@ -318,6 +353,32 @@ static void backoff(struct uplink *up, const char *reason)
 	uv_timer_start(&up->retry_timer, on_retry, (uint64_t)delay, 0);
 }
 
+/* A connection failure or a 503: this collector backs off on its own, the next one is
+ * tried (with one URL: the same one, after its backoff). */
+static void fail_over(struct uplink *up, const char *reason, long retry_after_ms)
+{
+	size_t from = up->fo.cur;
+	long delay = failover_failed(&up->fo, vw_mono_ms(), retry_after_ms, next_rand(up));
+	up->failures++;
+	up->state = UP_BACKOFF;
+	up->connected = 0;
+	set_status(up, "retrying", reason);
+	if (up->fo.cur != from) {
+		up->switches++;
+		log_warn("event=collector_switch from=%s to=%s reason=\"%s\" pending_from_seq=%lld "
+		         "retry_in_ms=%ld",
+		         up->cfg->collector.urls[from], up->cfg->collector.urls[up->fo.cur], reason,
+		         (long long)outbox_oldest_seq(up->ob), delay);
+		set_url(up);
+	} else {
+		log_warn("event=upload_failed url=%s reason=\"%s\" pending_from_seq=%lld "
+		         "retry_in_ms=%ld failures=%d",
+		         up->cfg->collector.urls[from], reason,
+		         (long long)outbox_oldest_seq(up->ob), delay, up->failures);
+	}
+	uv_timer_start(&up->retry_timer, on_retry, (uint64_t)delay, 0);
+}
+
 static void handle_response(struct uplink *up, CURLcode cc)
 {
 	long code = 0;
@@ -328,6 +389,9 @@ static void handle_response(struct uplink *up, CURLcode cc)
 		if (tls_refusal(cc, up->tls_alert)) {
 			up->outcomes[UPLINK_REFUSED]++;
 			refuse(up, reason);
+		} else if (connection_failure(cc)) {
+			up->outcomes[UPLINK_TRANSPORT_ERROR]++;
+			fail_over(up, reason, -1);
 		} else {
 			up->outcomes[UPLINK_TRANSPORT_ERROR]++;
 			backoff(up, reason);
@@ -337,6 +401,21 @@ static void handle_response(struct uplink *up, CURLcode cc)
 	curl_easy_getinfo(up->easy, CURLINFO_RESPONSE_CODE, &code);
 	if (up->skew_ms || code)
 		report_skew(up);
+	if (code == 503) {
+		/* The collector is up but cannot store (its database is away): another one
+		 * sharing the database may, and this one said when to come back. */
+		curl_off_t ra = -1;
+		if (curl_easy_getinfo(up->easy, CURLINFO_RETRY_AFTER, &ra) != CURLE_OK || ra <= 0)
+			ra = -1;
+		snprintf(reason, sizeof(reason), "HTTP 503: %.200s",
+		         up->response.len ? vw_buf_cstr(&up->response) : "");
+		up->outcomes[UPLINK_HTTP_ERROR]++;
+		fail_over(up, reason, ra > 0 ? (long)(ra > 3600 ? 3600000 : ra * 1000) : -1);
+		return;
+	}
+	/* It answered: whatever the reply, it is reachable (other 4xx/5xx would be the same
+	 * at any collector, so they are no reason to move). */
+	failover_succeeded(&up->fo);
 	if (code != 200) {
 		snprintf(reason, sizeof(reason), "HTTP %ld: %.200s", code,
 		         up->response.len ? vw_buf_cstr(&up->response) : "");
@@ -504,6 +583,12 @@ static void send_batch(struct uplink *up)
 {
 	if (up->state != UP_IDLE)
 		return;
+	if (failover_failback(&up->fo, vw_mono_ms())) {
+		up->switches++;
+		log_info("event=collector_switch to=%s reason=failback",
+		         up->cfg->collector.urls[0]);
+		set_url(up);
+	}
 	vw_buf_reset(&up->body);
 	vw_buf_reset(&up->response);
 	up->errbuf[0] = '\0';
@@ -576,6 +661,16 @@ void uplink_kick(struct uplink *up)
 		send_batch(up);
 }
 
+const char *uplink_collector(const struct uplink *up)
+{
+	return up ? up->cfg->collector.urls[up->fo.cur] : "";
+}
+
+uint64_t uplink_switches(const struct uplink *up)
+{
+	return up ? up->switches : 0;
+}
+
 int uplink_connected(const struct uplink *up)
 {
 	return up->connected;
@@ -614,10 +709,9 @@ int uplink_create(uv_loop_t *loop, struct curluv *cu, const struct agent_conf *c
 	vw_buf_init(&up->gz, 64u << 20);
 	/* Whatever is still in the outbox was never acknowledged. */
 	up->acked_seq = 0;
-	const char *base = cfg->collector.url;
-	size_t bl = strlen(base);
-	snprintf(up->url, sizeof(up->url), "%.*s/api/v1/ingest",
-	         (int)(bl && base[bl - 1] == '/' ? bl - 1 : bl), base);
+	failover_init(&up->fo, cfg->collector.nurls, cfg->collector.failback_after_ms,
+	              UPLINK_BACKOFF_MIN_MS, cfg->collector.retry_max_ms);
+	set_url(up);
 
 	up->easy = curl_easy_init();
 	up->headers = curl_slist_append(NULL, "Content-Type: application/json");

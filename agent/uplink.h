@@ -49,6 +49,9 @@ void uplink_kick(struct uplink *up);
 /* 1 when the last upload reached the collector and was acknowledged, 0 when it did not,
  * -1 before the first attempt ended. */
 int uplink_connected(const struct uplink *up);
+/* The [collector] url in use now, and how often it changed since start. Loop thread. */
+const char *uplink_collector(const struct uplink *up);
+uint64_t uplink_switches(const struct uplink *up);
 /* After an operator's SIGHUP: retry now, also when refused or backing off. */
 void uplink_resume(struct uplink *up);
 /* Aborts any request (its rows stay in the outbox), closes handles; closed_cb follows. */

@@ -87,3 +87,6 @@ vw_integration_test(integration_prometheus test_prometheus)
 # Issue 15.2: NVR recordings proven by playback against a real RTSP playback server
 # (tests/tools/playbackd.py): a hole, a short retention, a healthy camera, bounded reads.
 vw_integration_test(integration_playback test_playback)
+# Issue 13: several [collector] urls — an unreachable first collector, uploads move to the
+# second, logged and shown by `status` (two collectors on PostgreSQL: integration_failover_pg).
+vw_integration_test(integration_failover test_failover)

@@ -83,3 +83,12 @@ add_test(NAME integration_pg_leases
 set_tests_properties(integration_pg_leases PROPERTIES
   ENVIRONMENT "VW_AGENT=$<TARGET_FILE:venuewatch-agent>;VW_SERVER=$<TARGET_FILE:venuewatch-server>;VW_TIMEOUT_SCALE=${VW_INTEGRATION_TIMEOUT_SCALE}"
   LABELS postgres TIMEOUT ${VW_INTEGRATION_TIMEOUT} RUN_SERIAL TRUE SKIP_RETURN_CODE 77)
+
+# Issue 13: two collectors on one PostgreSQL and an agent with both URLs: kill -9 of the one
+# in use moves the agent to the other, each seq stored once; failback to the first.
+add_test(NAME integration_failover_pg
+         COMMAND bash ${VW_PG_SH} ${VW_INTEGRATION_PYTHON}
+                 ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_failover_pg.py)
+set_tests_properties(integration_failover_pg PROPERTIES
+  ENVIRONMENT "VW_AGENT=$<TARGET_FILE:venuewatch-agent>;VW_SERVER=$<TARGET_FILE:venuewatch-server>;VW_TIMEOUT_SCALE=${VW_INTEGRATION_TIMEOUT_SCALE}"
+  LABELS postgres TIMEOUT ${VW_INTEGRATION_TIMEOUT} RUN_SERIAL TRUE SKIP_RETURN_CODE 77)

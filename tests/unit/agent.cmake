@@ -2,6 +2,7 @@ vw_unit_test(test_conf vwagent)
 vw_unit_test(test_result vwcommon)
 vw_unit_test(test_outbox vwagent)
 vw_unit_test(test_uplink vwagent)
+vw_unit_test(test_failover vwagent) # issue 13: collector URL lists and failover
 vw_unit_test(test_probe_stream vwagent)
 vw_unit_test(test_scheduler vwagent) # issue 15: workers sized from the cadence
 vw_unit_test(test_assess vwagent)

@@ -95,7 +95,7 @@ static void every_error_names_file_and_line(void **state)
 	     "t.ini: missing required section [collector]"},
 	    {"[agent]\nsite = s\norg = o\nstate_dir = d\n[collector]\nurl = http://h\nca = c\ncert "
 	     "= c\nkey = k\n",
-	     "t.ini:5: [collector] url: must be https://"},
+	     "t.ini:5: [collector] url: URL 1 'http://h' must be https://"},
 	    {"[agent]\nsite = a/b\norg = o\nstate_dir = d\n",
 	     "t.ini:1: [agent] site: 'a/b' may use only"},
 	    {"[agent]\nsite = s\nthis line has no equals sign\n", "t.ini:3: syntax error"},

@@ -1,0 +1,44 @@
+#!/usr/bin/python3
+"""Several [collector] urls (issue 13): the first collector cannot be reached (nothing listens
+on its port), so the agent moves to the second, says so in its log and its status, and the
+second acknowledges its results.
+
+    VW_AGENT=... VW_SERVER=... /usr/bin/python3 tests/integration/test_failover.py
+"""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import AGENT, TIMEOUT_SCALE, IntegrationTest, main, wait_for  # noqa: E402
+
+SITE, ORG = "site-fo", "org-fo"
+
+
+class Failover(IntegrationTest):
+
+    def test_an_unreachable_first_collector_sends_uploads_to_the_second(self):
+        h = self.h
+        srv = h.setup_server()
+        pki = h.ca_issue(srv.conf, SITE, ORG)
+        venue = h.path("venue")
+        dead = f"https://127.0.0.1:{h.closed_port()}"
+        camera = f"rtsp://127.0.0.1:{h.closed_port()}/front"
+        aconf = h.agent_config("agent.ini", SITE, ORG, venue, f"{dead}, {srv.url}", pki,
+                               [("front", camera)], interval="1s", check_timeout="1s")
+        agent = h.start_agent(aconf)
+        agent.wait_for_output(rf"event=collector_switch from={dead} to={srv.url}",
+                              30 * TIMEOUT_SCALE)
+
+        def status():
+            return h.run("status", [AGENT, "-c", aconf, "status"]).stdout()
+
+        wait_for(lambda: f"collector in use: {srv.url}" in status(), 30 * TIMEOUT_SCALE,
+                 "status names the second collector")
+        wait_for(lambda: "upload to collector: ok" in status(), 30 * TIMEOUT_SCALE,
+                 "the second collector acknowledged uploads")
+
+
+if __name__ == "__main__":
+    main()
