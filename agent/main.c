@@ -450,6 +450,8 @@ int main(int argc, char **argv)
 			log_error("event=start_failed err=\"sessions fetch\"");
 			goto fail;
 		}
+		if (a.sf)
+			sessions_fetch_follow(a.sf, uplink_collector_of, a.up);
 	}
 	if (netprobe_create(&a.loop, a.cu, &a.cfg, once ? on_once_results : on_results, need_kbps,
 	                    &a, &a.np))

@@ -27,6 +27,9 @@ struct sessions_fetch {
 	int last_failed; /* logs a failing collector once, and its recovery */
 	struct vw_buf body;
 	char url[1024];
+	/* issue 13: the collector the uplink uses now (NULL: the first url), asked each poll */
+	const char *(*collector)(void *arg);
+	void *collector_arg;
 	char errbuf[CURL_ERROR_SIZE];
 	void (*closed_cb)(void *);
 	void *closed_arg;
@@ -100,6 +103,21 @@ static void on_done(CURL *easy, CURLcode cc, void *arg)
 		handle(f, cc);
 }
 
+/* The sessions path of the collector at base (a [collector] url). */
+static void set_url(struct sessions_fetch *f, const char *base)
+{
+	size_t bl = strlen(base);
+	snprintf(f->url, sizeof(f->url), "%.*s/api/v1/agent/sessions",
+	         (int)(bl && base[bl - 1] == '/' ? bl - 1 : bl), base);
+	curl_easy_setopt(f->easy, CURLOPT_URL, f->url);
+}
+
+void sessions_fetch_follow(struct sessions_fetch *f, const char *(*collector)(void *arg), void *arg)
+{
+	f->collector = collector;
+	f->collector_arg = arg;
+}
+
 static void on_timer(uv_timer_t *t)
 {
 	struct sessions_fetch *f = t->data;
@@ -114,6 +132,8 @@ static void on_timer(uv_timer_t *t)
 		f->headers = curl_slist_append(NULL, h);
 	}
 	curl_easy_setopt(f->easy, CURLOPT_HTTPHEADER, f->headers);
+	if (f->collector)
+		set_url(f, f->collector(f->collector_arg));
 	vw_buf_reset(&f->body);
 	f->errbuf[0] = '\0';
 	if (curluv_add(f->cu, f->easy, on_done, f)) {
@@ -137,18 +157,13 @@ int sessions_fetch_create(uv_loop_t *loop, struct curluv *cu, const struct agent
 	f->changed_cb = changed_cb;
 	f->changed_arg = arg;
 	vw_buf_init(&f->body, FETCH_BODY_MAX);
-	/* The primary collector (with several [collector] urls only the uplink fails over). */
-	const char *base = cfg->collector.urls[0];
-	size_t bl = strlen(base);
-	snprintf(f->url, sizeof(f->url), "%.*s/api/v1/agent/sessions",
-	         (int)(bl && base[bl - 1] == '/' ? bl - 1 : bl), base);
 	f->easy = curl_easy_init();
 	if (!f->easy) {
 		free(f);
 		return -ENOMEM;
 	}
 	CURL *e = f->easy;
-	curl_easy_setopt(e, CURLOPT_URL, f->url);
+	set_url(f, cfg->collector.urls[0]); /* until sessions_fetch_follow */
 	curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, f);

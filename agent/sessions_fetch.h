@@ -19,6 +19,10 @@ int sessions_fetch_create(uv_loop_t *loop, struct curluv *cu, const struct agent
                           struct sessions *ss, void (*changed_cb)(void *), void *arg,
                           struct sessions_fetch **out);
 /* First request now, then every sessions_poll. */
+/* issue 13: each poll asks collector(arg) which [collector] url to use (the uplink's, so
+ * that the sessions come from the collector the results go to, and fail over with them). */
+void sessions_fetch_follow(struct sessions_fetch *f, const char *(*collector)(void *arg),
+                           void *arg);
 void sessions_fetch_start(struct sessions_fetch *f);
 /* Aborts a request in flight; closed_cb once the timer is closed. */
 void sessions_fetch_stop(struct sessions_fetch *f, void (*closed_cb)(void *), void *arg);

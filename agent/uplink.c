@@ -666,6 +666,11 @@ const char *uplink_collector(const struct uplink *up)
 	return up ? up->cfg->collector.urls[up->fo.cur] : "";
 }
 
+const char *uplink_collector_of(void *up)
+{
+	return uplink_collector(up);
+}
+
 uint64_t uplink_switches(const struct uplink *up)
 {
 	return up ? up->switches : 0;

@@ -51,6 +51,8 @@ void uplink_kick(struct uplink *up);
 int uplink_connected(const struct uplink *up);
 /* The [collector] url in use now, and how often it changed since start. Loop thread. */
 const char *uplink_collector(const struct uplink *up);
+/* The same, for a callback (sessions_fetch_follow): up is a struct uplink. */
+const char *uplink_collector_of(void *up);
 uint64_t uplink_switches(const struct uplink *up);
 /* After an operator's SIGHUP: retry now, also when refused or backing off. */
 void uplink_resume(struct uplink *up);

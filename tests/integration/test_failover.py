@@ -27,6 +27,8 @@ class Failover(IntegrationTest):
         camera = f"rtsp://127.0.0.1:{h.closed_port()}/front"
         aconf = h.agent_config("agent.ini", SITE, ORG, venue, f"{dead}, {srv.url}", pki,
                                [("front", camera)], interval="1s", check_timeout="1s")
+        aconf.write_text(aconf.read_text().replace("[collector]\n",
+                                                   "[collector]\nsessions_poll = 1s\n"))
         agent = h.start_agent(aconf)
         agent.wait_for_output(rf"event=collector_switch from={dead} to={srv.url}",
                               30 * TIMEOUT_SCALE)
@@ -38,6 +40,10 @@ class Failover(IntegrationTest):
                  "status names the second collector")
         wait_for(lambda: "upload to collector: ok" in status(), 30 * TIMEOUT_SCALE,
                  "the second collector acknowledged uploads")
+        # The exam sessions come from the collector the results go to: the first answer
+        # (kept in sessions.json) can only have come from the second.
+        wait_for(lambda: (venue / "sessions.json").exists(), 30 * TIMEOUT_SCALE,
+                 "the sessions fetched from the second collector")
 
 
 if __name__ == "__main__":
