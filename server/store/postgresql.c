@@ -3436,5 +3436,6 @@ const struct store_ops store_postgresql_ops = {
     .notify_list = pg_notify_list,
     .thumb_access = pg_thumb_access,
     .avail = pg_avail,
+    .shared = 1,
     .leases = pg_leases,
 };

@@ -582,6 +582,12 @@ struct store {
 	store_event_fn event_cb;
 	void *event_ud;
 	uint64_t commit_seq;
+	/* issue 13: a store several collectors write (ops->shared): event_cb gets every
+	 * collector's events, read back by id from the store (follow_read), never this one's
+	 * straight from its commits, so that the order stays the store's id order. */
+	uv_timer_t follow_timer;
+	int follow_on, following, follow_known, follow_failed, handles_open;
+	int64_t follow_after; /* the last id handed to event_cb */
 };
 
 static void free_store(struct store *s)
@@ -917,8 +923,24 @@ static void reader_main(void *arg)
 
 /* --- the loop side ---------------------------------------------------------------------- */
 
+static void follow_read(struct store *s);
+
 static void publish_events(struct store *s, const struct store_events *e)
 {
+	if (s->follow_on && e->n) {
+		/* Our own, straight away, when nothing of another collector's lies between them
+		 * and what event_cb last got (ids are contiguous: a rolled-back id is reused);
+		 * else read the store from there, ours included, to keep the id order. */
+		int64_t first = e->v[0].id, last = e->v[e->n - 1].id;
+		if (s->follow_known && first != s->follow_after + 1) {
+			follow_read(s);
+			return;
+		}
+		if (s->follow_known && last <= s->follow_after)
+			return; /* a follow read delivered them already */
+		s->follow_after = last;
+		s->follow_known = 1;
+	}
 	if (s->event_cb)
 		for (size_t i = 0; i < e->n; i++)
 			s->event_cb(s->event_ud, &e->v[i]);
@@ -1037,6 +1059,14 @@ static void on_start_failed_closed(uv_handle_t *h)
 		free_store(s);
 }
 
+/* issue 13: the follow mode of a shared store (below). */
+/* Enough for a second of a province's status changes per read; a full page reads on. */
+#define FOLLOW_PAGE 256
+/* How often the events table is read when nothing of ours was committed: a problem
+ * ingested by another collector reaches this one's streams and notifier that much later. */
+#define FOLLOW_MS 500
+static void on_follow_timer(uv_timer_t *t);
+
 int store_start(struct store *s, uv_loop_t *loop, size_t queue_max)
 {
 	s->loop = loop;
@@ -1055,6 +1085,12 @@ int store_start(struct store *s, uv_loop_t *loop, size_t queue_max)
 		s->readers[i].running = 1;
 	}
 	s->started = 1;
+	if (s->ops->shared && uv_timer_init(loop, &s->follow_timer) == 0) {
+		s->follow_timer.data = s;
+		s->follow_on = 1;
+		uv_timer_start(&s->follow_timer, on_follow_timer, 0, FOLLOW_MS);
+		uv_unref((uv_handle_t *)&s->follow_timer); /* the async handle keeps the loop */
+	}
 	return 0;
 fail:
 	stop_threads(s);
@@ -1089,7 +1125,63 @@ int store_submit(struct store *s, struct store_batch *b)
 
 static void on_async_closed(uv_handle_t *h)
 {
-	free_store(h->data);
+	struct store *s = h->data;
+	if (--s->handles_open == 0)
+		free_store(s);
+}
+
+/* --- issue 13: the events of every collector writing a shared store ----------------------- */
+
+static void on_follow(void *ud, const struct store_reply *r)
+{
+	struct store *s = ud;
+	s->following = 0;
+	if (r->status) {
+		if (r->status != -ESHUTDOWN && !s->follow_failed)
+			log_warn("event=events_follow_failed error=%d", r->status);
+		s->follow_failed = 1;
+		return;
+	}
+	if (s->follow_failed)
+		log_info("event=events_follow_resumed after_id=%lld", (long long)s->follow_after);
+	s->follow_failed = 0;
+	if (!s->follow_known) { /* the first read: from the store's newest id on */
+		s->follow_after = r->events_last_id;
+		s->follow_known = 1;
+		return;
+	}
+	if (!r->nevents)
+		return; /* (also the first read's answer after our own commit set the start) */
+	if (r->events_pruned_id > s->follow_after) {
+		log_warn("event=events_follow_skipped from_id=%lld to_id=%lld reason=pruned",
+		         (long long)s->follow_after, (long long)r->events_pruned_id);
+		s->follow_after = r->events_pruned_id;
+	}
+	for (size_t i = 0; i < r->nevents; i++) {
+		const struct store_event *ev = &r->events[i];
+		if (ev->id <= s->follow_after)
+			continue;
+		s->follow_after = ev->id;
+		if (s->event_cb)
+			s->event_cb(s->event_ud, ev);
+	}
+	if (r->nevents == FOLLOW_PAGE)
+		follow_read(s);
+}
+
+static void follow_read(struct store *s)
+{
+	if (!s->follow_on || s->following || !s->started || s->stopping)
+		return;
+	int rc = s->follow_known ? store_events_after(s, s->follow_after, FOLLOW_PAGE, on_follow, s)
+	                         : store_events_after(s, INT64_MAX, 1, on_follow, s);
+	if (!rc)
+		s->following = 1; /* -EAGAIN: reads are full, the timer tries again */
+}
+
+static void on_follow_timer(uv_timer_t *t)
+{
+	follow_read(t->data);
 }
 
 void store_close(struct store *s)
@@ -1115,6 +1207,11 @@ void store_close(struct store *s)
 	         (unsigned long long)t->rows_rolled, (unsigned long long)t->rows_pruned,
 	         (unsigned long long)t->rollup_slices, (unsigned long long)t->rollup_flushes,
 	         (unsigned long long)t->commit_cpu_ns, (unsigned long long)t->rollup_cpu_ns);
+	s->handles_open = 1;
+	if (s->follow_on) {
+		s->handles_open++;
+		uv_close((uv_handle_t *)&s->follow_timer, on_async_closed);
+	}
 	uv_close((uv_handle_t *)&s->async, on_async_closed);
 }
 

@@ -41,6 +41,9 @@ int store_exam_change(struct store_write *w, const struct store_exam_session *ol
 
 struct store_ops {
 	const char *name;
+	/* issue 13: several collectors may write this store at once (a database server): the
+	 * core then hands event_cb the events read back from the store, all collectors'. */
+	int shared;
 	/* Opens (creating or migrating) the store; be is the backend's own object. */
 	int (*open)(const struct store_options *o, void **be, char *err, size_t errlen);
 	/* After every reader is closed. */
