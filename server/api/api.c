@@ -139,7 +139,8 @@ static void get_healthz(struct api *a, struct conn *c, const struct http_request
                         const struct router_match *m, const struct authz_principal *who)
 {
 	(void)req, (void)m, (void)who;
-	/* issue 13: which singleton jobs' leases this collector holds (all, on sqlite); and a
+	/* issue 13: which singleton jobs' leases this collector holds (on a store several
+	 * collectors share; alone, it holds them all and says only "ok"); and a
 	 * collector without its database cannot take results: 503, so that a load balancer
 	 * sends agents elsewhere. Anonymous callers get the state, never the database's
 	 * address or libpq's error (they are in the log). */
@@ -154,7 +155,7 @@ static void get_healthz(struct api *a, struct conn *c, const struct http_request
 		cJSON_AddNumberToObject(st, "retry_in_ms", (double)av.retry_in_ms);
 		cJSON_AddNumberToObject(st, "failed_attempts", (double)av.attempts);
 	}
-	if (a->store) {
+	if (a->store && store_shared(a->store)) { /* alone on its store: nothing to say */
 		struct store_lease held[STORE_LEASES];
 		store_leases(a->store, held);
 		cJSON *l = cJSON_AddObjectToObject(o, "leases");

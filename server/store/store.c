@@ -1227,6 +1227,11 @@ void store_get_stats(struct store *s, struct store_stats *out)
 
 const char *const store_lease_names[STORE_LEASES] = {"feed", "notify", "rollup"};
 
+int store_shared(const struct store *s)
+{
+	return s->ops->shared;
+}
+
 void store_leases(struct store *s, struct store_lease out[STORE_LEASES])
 {
 	if (s->ops->leases) {

@@ -202,6 +202,9 @@ struct store_stats {
 extern const double store_commit_bounds[STORE_COMMIT_BOUNDS];
 void store_get_stats(struct store *s, struct store_stats *out); /* loop thread */
 /* issue 13: the leases this collector holds (any thread). */
+/* issue 13: whether several collectors may write this store (its backend is a database
+ * server); the core then follows every collector's events (store.c follow_read). */
+int store_shared(const struct store *s);
 void store_leases(struct store *s, struct store_lease out[STORE_LEASES]);
 
 /* issue 13: whether the store's database answers, as its writer last found it. An embedded
