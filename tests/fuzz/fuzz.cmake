@@ -19,10 +19,10 @@ if(VW_FUZZ AND CMAKE_C_COMPILER_ID STREQUAL "Clang")
   # The code under test, compiled again with coverage instrumentation and sanitizers; the
   # project's own libraries stay as they are so the rest of this build is unaffected.
   # The same sources as vwcommon and vwserver (read from those targets, so a new file is
-  # picked up), plus the agent's config tables for fuzz_conf.
+  # picked up), plus the agent's config tables for fuzz_conf and the url list they parse.
   get_target_property(_vw_common_srcs vwcommon SOURCES)
   get_target_property(_vw_server_srcs vwserver SOURCES)
-  set(_vw_fuzz_srcs ${_vw_common_srcs} ${_vw_server_srcs} agent/agent_conf.c)
+  set(_vw_fuzz_srcs ${_vw_common_srcs} ${_vw_server_srcs} agent/agent_conf.c agent/failover.c)
   list(TRANSFORM _vw_fuzz_srcs PREPEND "${PROJECT_SOURCE_DIR}/")
   add_library(vwfuzzlib STATIC ${_vw_fuzz_srcs})
   # The server's folders by role, as vwserver has them (CMakeLists.txt).
