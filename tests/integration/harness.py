@@ -411,6 +411,16 @@ def get_json(server, path):
     return body
 
 
+def psql(dsn, sql):
+    """One statement through psql on dsn (the PostgreSQL of tests/tools/pg.sh): its rows as
+    unaligned text, stripped; a failure raises with psql's message."""
+    out = subprocess.run(["psql", dsn, "-XAtqc", sql], capture_output=True, text=True,
+                         timeout=30 * TIMEOUT_SCALE, stdin=subprocess.DEVNULL)
+    if out.returncode != 0:
+        raise AssertionError(f"psql {sql!r}: {out.stderr}")
+    return out.stdout.strip()
+
+
 def query(db, sql, args=()):
     """Rows from a SQLite database another process is writing (read-only, WAL-safe)."""
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)

@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import (AGENT, SERVER, TIMEOUT_SCALE, IntegrationTest, main,  # noqa: E402
                      query, wait_for)
-from test_pg_collector import psql  # noqa: E402
+from harness import psql  # noqa: E402
 
 SITE, ORG = "site-fo", "org-fo"
 

@@ -9,24 +9,15 @@ password never shows in the server's output.
 """
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import (AGENT, SERVER, TIMEOUT_SCALE, IntegrationTest, get_json,  # noqa: E402
+from harness import (psql, AGENT, SERVER, TIMEOUT_SCALE, IntegrationTest, get_json,  # noqa: E402
                      main, query, site_targets, wait_for)
 
 SITE, ORG = "site-pg", "org-pg"
-
-
-def psql(dsn, sql):
-    out = subprocess.run(["psql", dsn, "-XAtqc", sql], capture_output=True, text=True,
-                         timeout=30 * TIMEOUT_SCALE, stdin=subprocess.DEVNULL)
-    if out.returncode != 0:
-        raise AssertionError(f"psql {sql!r}: {out.stderr}")
-    return out.stdout.strip()
 
 
 class PgCollector(IntegrationTest):

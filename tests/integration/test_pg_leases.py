@@ -16,7 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import TIMEOUT_SCALE, IntegrationTest, https_request, main, wait_for  # noqa: E402
+from harness import (psql, TIMEOUT_SCALE, IntegrationTest, https_request, main,  # noqa: E402
+                     wait_for)
 from test_metrics import ALLOWED, PROMTOOL, scrape, value  # noqa: E402
 
 LEASES = ("feed", "notify", "rollup")
@@ -24,14 +25,6 @@ TTL_S, RENEW_S = 3, 1
 # Take-over within TTL + renew by the lease's own clock; the deadline adds a busy machine's
 # slack (the scale) on top, never a tighter bound.
 TAKEOVER_S = (TTL_S + RENEW_S) * 5 * TIMEOUT_SCALE
-
-
-def psql(dsn, sql):
-    out = subprocess.run(["psql", dsn, "-XAtqc", sql], capture_output=True, text=True,
-                         timeout=30 * TIMEOUT_SCALE, stdin=subprocess.DEVNULL)
-    if out.returncode != 0:
-        raise AssertionError(f"psql {sql!r}: {out.stderr}")
-    return out.stdout.strip()
 
 
 def leases(srv):

@@ -24,19 +24,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import (AGENT, SERVER, TIMEOUT_SCALE, IntegrationTest, main, query,  # noqa: E402
+from harness import (psql, AGENT, SERVER, TIMEOUT_SCALE, IntegrationTest, main, query,  # noqa: E402
                      reader_token, wait_for)
 
 SITE, ORG = "site-outage", "org-pg"
 SILENT_AFTER_S = 10
-
-
-def psql(dsn, sql):
-    out = subprocess.run(["psql", dsn, "-XAtqc", sql], capture_output=True, text=True,
-                         timeout=30 * TIMEOUT_SCALE, stdin=subprocess.DEVNULL)
-    if out.returncode != 0:
-        raise AssertionError(f"psql {sql!r}: {out.stderr}")
-    return out.stdout.strip()
 
 
 def pg_ctl(*args):
