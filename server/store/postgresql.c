@@ -1899,43 +1899,69 @@ static void pg_avail(void *p, struct store_avail *out)
 /* The writer's connection, made again if it broke (retry_due): libpq's PQreset reconnects
  * with the same parameters, then the session (settings, statements, stage) is made again.
  * -ENOTCONN while the database is away, at once between attempts. */
-static int writer_ready(struct pg_be *s)
+/* A connection that broke (or whose session was left half set up, *unset), reset once its
+ * backoff is due and set up again — session_setup, then setup(ud). 0: it was fine; 1: reset
+ * and ready (the backoff cleared); -ENOTCONN: not yet, or the reset failed (then the backoff
+ * moved on, and *unset says the next attempt must reset a connected session again). Writer
+ * and readers share it, each with its own pg_retry. */
+static int conn_reset(PGconn *c, struct pg_retry *rt, int *unset, int (*setup)(void *), void *ud)
 {
-	if (PQstatus(s->w) == CONNECTION_OK && !s->w_unset)
+	if (PQstatus(c) == CONNECTION_OK && !*unset)
 		return 0;
-	if (!retry_due(&s->wretry))
+	if (!retry_due(rt))
 		return -ENOTCONN;
-	PQreset(s->w);
-	s->w_unset = 0;
-	char err[256], msg[192];
-	int rc = PQstatus(s->w) == CONNECTION_OK ? session_setup(s->w) : -ENOTCONN;
+	PQreset(c);
+	*unset = 0;
+	int rc = PQstatus(c) == CONNECTION_OK ? session_setup(c) : -ENOTCONN;
 	if (!rc)
-		rc = writer_session(s, err, sizeof(err));
+		rc = setup(ud);
+	if (rc) {
+		retry_failed(rt);
+		*unset = PQstatus(c) == CONNECTION_OK;
+		return -ENOTCONN;
+	}
+	rt->wait_ms = rt->attempts = 0;
+	return 1;
+}
+
+/* What the writer sets up on a new session beyond session_setup (conn_reset's setup). */
+static int writer_setup(void *ud)
+{
+	struct pg_be *s = ud;
+	char err[256];
+	int rc = writer_session(s, err, sizeof(err));
 	if (!rc) {
 		PGresult *r = PQprepare(s->w, "agent_update", s->agent_update, 0, NULL);
 		rc = PQresultStatus(r) == PGRES_COMMAND_OK
 		         ? (PQclear(r), 0)
 		         : pg_fail(s->w, r, "store_reconnect_failed", "agent_update");
 	}
-	if (rc) {
+	return rc;
+}
+
+static int writer_ready(struct pg_be *s)
+{
+	int64_t failed = s->wretry.attempts;
+	int rc = conn_reset(s->w, &s->wretry, &s->w_unset, writer_setup, s);
+	if (rc == 0)
+		return 0;
+	if (rc == 1) {
+		avail_set(s, 1, NULL);
+		log_warn(
+		    "event=store_reconnected backend=postgresql db=\"%s\" failed_attempts=%" PRId64,
+		    s->where, failed);
+		return 0;
+	}
+	if (failed != s->wretry.attempts) { /* a reset was tried, and failed */
+		char msg[192];
 		one_line(PQerrorMessage(s->w), msg, sizeof(msg));
-		retry_failed(&s->wretry);
 		avail_set(s, 0, msg[0] ? msg : "the session could not be set up again");
 		log_warn(
 		    "event=store_reconnect_failed backend=postgresql db=\"%s\" attempt=%" PRId64
 		    " next_in_ms=%" PRId64 " error=\"%s\"",
 		    s->where, s->wretry.attempts, s->wretry.at_mono - vw_mono_ms(), msg);
-		/* A session half set up is no session: the next attempt starts from a reset. */
-		s->w_unset = PQstatus(s->w) == CONNECTION_OK;
-		return -ENOTCONN;
 	}
-	int64_t attempts = s->wretry.attempts;
-	s->wretry.wait_ms = 0;
-	s->wretry.attempts = 0;
-	avail_set(s, 1, NULL);
-	log_warn("event=store_reconnected backend=postgresql db=\"%s\" failed_attempts=%" PRId64,
-	         s->where, attempts);
-	return 0;
+	return -ENOTCONN;
 }
 
 /* writer_ready, the partitions the batches of list need, and BEGIN. A connection that
@@ -2248,24 +2274,20 @@ static int pg_reader_open(void *p, void **out, char *err, size_t errlen)
 
 /* A reader whose connection broke is reset before its read, with its own backoff (see
  * writer_ready): while the database is away a read fails at once (503). */
+static int reader_setup(void *ud)
+{
+	struct pg_rd *rd = ud;
+	char err[256];
+	return prepare_all(rd->c, rstmts, R_NSTMTS, err, sizeof(err), rd->be->where);
+}
+
 static int reader_ready(struct pg_rd *rd)
 {
-	if (PQstatus(rd->c) == CONNECTION_OK && !rd->unset)
-		return 0;
-	if (!retry_due(&rd->retry))
-		return -ENOTCONN;
-	PQreset(rd->c);
-	char err[256];
-	rd->unset = PQstatus(rd->c) == CONNECTION_OK;
-	if (!rd->unset || session_setup(rd->c) != 0 ||
-	    prepare_all(rd->c, rstmts, R_NSTMTS, err, sizeof(err), rd->be->where) != 0) {
-		retry_failed(&rd->retry);
+	int64_t failed = rd->retry.attempts;
+	int rc = conn_reset(rd->c, &rd->retry, &rd->unset, reader_setup, rd);
+	if (rc == -ENOTCONN && failed != rd->retry.attempts)
 		pg_fail(rd->c, NULL, "store_reconnect_failed", "reader");
-		return -ENOTCONN;
-	}
-	rd->unset = 0;
-	rd->retry.wait_ms = rd->retry.attempts = 0;
-	return 0;
+	return rc < 0 ? rc : 0;
 }
 
 static int rd_run(struct pg_rd *rd, int stmt, int n, const char *const *vals, PGresult **out)
