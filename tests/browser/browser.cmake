@@ -27,3 +27,16 @@ set_tests_properties(browser_inspections PROPERTIES
   LABELS browser
   TIMEOUT 900
   RUN_SERIAL TRUE)
+
+# issue 13: live events across collectors. Two collectors on one PostgreSQL (tests/tools/pg.sh);
+# the agent uploads to A, Chromium watches B's venue page: the stopped camera and its problem
+# show there live.
+add_test(NAME browser_fanout_pg
+         COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tools/pg.sh ${VW_INTEGRATION_PYTHON}
+                 ${CMAKE_CURRENT_SOURCE_DIR}/browser/test_fanout.py)
+set_tests_properties(browser_fanout_pg PROPERTIES
+  ENVIRONMENT "VW_AGENT=$<TARGET_FILE:venuewatch-agent>;VW_SERVER=$<TARGET_FILE:venuewatch-server>;VW_TIMEOUT_SCALE=${VW_INTEGRATION_TIMEOUT_SCALE};VW_WEB_ROOT=${CMAKE_BINARY_DIR}/web"
+  LABELS browser
+  TIMEOUT 900
+  RUN_SERIAL TRUE
+  SKIP_RETURN_CODE 77)
