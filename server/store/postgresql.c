@@ -1748,7 +1748,8 @@ static int feed_load(struct pg_be *s, struct feed *f, const struct store_batch *
 		p->ack_ms = val_i64(r, i, 12);
 		p->ack_message = PQgetisnull(r, i, 13) ? NULL : strdup(PQgetvalue(r, i, 13));
 		if (!p->org || !p->city || !p->target || !p->faults ||
-		    (!PQgetisnull(r, i, 11) && !p->ack_by) || (!PQgetisnull(r, i, 13) && !p->ack_message))
+		    (!PQgetisnull(r, i, 11) && !p->ack_by) ||
+		    (!PQgetisnull(r, i, 13) && !p->ack_message))
 			rc = -ENOMEM;
 	}
 	PQclear(r);
@@ -1758,8 +1759,8 @@ static int feed_load(struct pg_be *s, struct feed *f, const struct store_batch *
 /* 1 in *yes when a session of the batch's site, not cancelled, holds ts (start <= ts <
  * end, the in_session statement's test with from = to = ts); the site's sessions over the
  * batch's check times are read at the first call. */
-static int feed_in_session(struct pg_be *s, struct feed *f, const struct store_batch *b,
-                           int64_t ts, int *yes)
+static int feed_in_session(struct pg_be *s, struct feed *f, const struct store_batch *b, int64_t ts,
+                           int *yes)
 {
 	if (!f->sessions_loaded) {
 		int64_t lo = INT64_MAX, hi = INT64_MIN;
@@ -1850,8 +1851,8 @@ static int feed_row(struct pg_be *s, struct feed *f, struct store_batch *b, stru
 		vw_buf_init(&d, 1u << 20);
 		if (!ev)
 			rc = -ENOMEM;
-		else if (!(rc = status_json(&d, b->site, b->org, b->city, b->agent, kind, target, old,
-		                            status, faults, row->ts_ms))) {
+		else if (!(rc = status_json(&d, b->site, b->org, b->city, b->agent, kind, target,
+		                            old, status, faults, row->ts_ms))) {
 			ev->type = "status";
 			if (!(ev->data = strdup(vw_buf_cstr(&d))))
 				rc = -ENOMEM;
@@ -1894,7 +1895,8 @@ static int feed_row(struct pg_be *s, struct feed *f, struct store_batch *b, stru
 		f->nnew++;
 		e->prob = (long)(f->np - 1);
 		if (!(p->target = strdup(target)) || !(p->org = strdup(b->org)) ||
-		    !(p->city = strdup(b->city)) || !(p->faults = strdup(faults[0] ? faults : "[]")))
+		    !(p->city = strdup(b->city)) ||
+		    !(p->faults = strdup(faults[0] ? faults : "[]")))
 			return -ENOMEM;
 		return feed_ev_problem(f, "problem_opened", (size_t)e->prob);
 	}
@@ -1915,8 +1917,7 @@ static int feed_row(struct pg_be *s, struct feed *f, struct store_batch *b, stru
 	if (status_rank(status) > status_rank(p->worst))
 		snprintf(p->worst, sizeof(p->worst), "%s", status);
 	snprintf(p->status, sizeof(p->status), "%s", status);
-	snprintf(p->severity, sizeof(p->severity), "%s",
-	         problem_severity(p->worst, p->in_session));
+	snprintf(p->severity, sizeof(p->severity), "%s", problem_severity(p->worst, p->in_session));
 	p->dirty = 1;
 	rc = feed_ev_problem(f, "problem_updated", (size_t)e->prob);
 out:
@@ -1964,8 +1965,9 @@ static int feed_arrays_run(struct pg_be *s, const char *stmt, int nfixed, const 
 	for (int i = 0; i < narr; i++) {
 		vals[nfixed + i] = arr_end(&arr[i]);
 		if (arr[i].err) {
-			log_error("event=store_write_failed backend=postgresql step=%s error=\"%s\"",
-			          stmt, strerror(-arr[i].err));
+			log_error(
+			    "event=store_write_failed backend=postgresql step=%s error=\"%s\"",
+			    stmt, strerror(-arr[i].err));
 			return arr[i].err;
 		}
 	}
@@ -2045,22 +2047,32 @@ static int feed_end(struct pg_be *s, struct feed *f, struct store_batch *b)
 	for (size_t i = 0; !rc && i < f->ne; i++) {
 		const struct fev *e = &f->e[i];
 		if (e->data) {
-			rc = emit_event(&b->events, b->received_ms, e->type, b->site, b->org, b->city,
-			                e->data);
+			rc = emit_event(&b->events, b->received_ms, e->type, b->site, b->org,
+			                b->city, e->data);
 			continue;
 		}
 		const struct fprob *p = &f->p[e->prob];
-		struct store_problem sp = {
-		    .id = p->id,         .site = b->site,         .org = p->org,
-		    .city = p->city,     .agent = b->agent,       .kind = p->kind,
-		    .target = p->target, .status = e->status,     .worst = e->worst,
-		    .severity = e->severity, .faults = e->faults, .start_ms = p->start_ms,
-		    .end_ms = e->end_ms, .in_session = e->in_session, .ack_by = p->ack_by,
-		    .ack_message = p->ack_message, .ack_ms = p->ack_ms};
+		struct store_problem sp = {.id = p->id,
+		                           .site = b->site,
+		                           .org = p->org,
+		                           .city = p->city,
+		                           .agent = b->agent,
+		                           .kind = p->kind,
+		                           .target = p->target,
+		                           .status = e->status,
+		                           .worst = e->worst,
+		                           .severity = e->severity,
+		                           .faults = e->faults,
+		                           .start_ms = p->start_ms,
+		                           .end_ms = e->end_ms,
+		                           .in_session = e->in_session,
+		                           .ack_by = p->ack_by,
+		                           .ack_message = p->ack_message,
+		                           .ack_ms = p->ack_ms};
 		vw_buf_reset(&d);
 		if (!(rc = store_problem_json(&d, &sp, b->received_ms)))
-			rc = emit_event(&b->events, b->received_ms, e->type, b->site, p->org, p->city,
-			                vw_buf_cstr(&d));
+			rc = emit_event(&b->events, b->received_ms, e->type, b->site, p->org,
+			                p->city, vw_buf_cstr(&d));
 	}
 	vw_buf_free(&d);
 	return rc;
@@ -2087,8 +2099,8 @@ static int feed_site(struct pg_be *s, struct store_batch *b)
 		return rc;
 	log_info("event=site_heard_again site=%s agent=%s problem=%" PRId64, b->site, b->agent,
 	         silent);
-	if ((rc = emit_status(&b->events, b->received_ms, b->site, b->org, b->city, "", "site",
-	                      "", "down", "ok", "[]", b->received_ms)) != 0)
+	if ((rc = emit_status(&b->events, b->received_ms, b->site, b->org, b->city, "", "site", "",
+	                      "down", "ok", "[]", b->received_ms)) != 0)
 		return rc;
 	return emit_problem(s, &b->events, b->received_ms, "problem_closed", silent);
 }
@@ -2416,8 +2428,10 @@ static int events_flush(struct pg_be *s, struct store_batch *list, struct store_
 		if (!b)
 			break;
 	}
-	rc = copy_in(s->w, "copy_events", "COPY events(id, ts_ms, type, site, org, city, data)"
-	                                  " FROM STDIN", &s->copy);
+	rc = copy_in(s->w, "copy_events",
+	             "COPY events(id, ts_ms, type, site, org, city, data)"
+	             " FROM STDIN",
+	             &s->copy);
 	vw_buf_reset(&s->copy);
 	return rc;
 }
