@@ -335,9 +335,11 @@ static const struct pg_stmt xstmts[] = {
 	"id, site, org, city, agent, kind, target, status, worst, severity, faults, start_ms,"     \
 	" coalesce(end_ms, 0), in_session, ack_by, coalesce(ack_ms, 0), ack_message"
 static const struct pg_stmt fstmts[] = {
-    /* problems_open (the partial unique index) answers it */
-    {"prob_open", "SELECT id, worst, faults, in_session FROM problems WHERE site = $1"
-                  " AND agent = $2 AND kind = $3 AND target = $4 AND end_ms IS NULL"},
+    /* issue 13: a batch's agent's open problems, read once for the batch (problems_open,
+     * the partial unique index, answers it by its prefix) */
+    {"prob_of_agent", "SELECT id, org, city, kind, target, status, worst, severity, faults,"
+                      " start_ms, in_session, ack_by, coalesce(ack_ms, 0), ack_message"
+                      " FROM problems WHERE site = $1 AND agent = $2 AND end_ms IS NULL"},
     {"prob_new", "INSERT INTO problems(site, org, city, agent, kind, target, status, worst,"
                  " severity, faults, start_ms, in_session)"
                  " VALUES($1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10, $11) RETURNING id"},
@@ -345,19 +347,38 @@ static const struct pg_stmt fstmts[] = {
                  " in_session = $6 WHERE id = $1"},
     {"prob_close", "UPDATE problems SET end_ms = $2, in_session = greatest(in_session, $3)"
                    " WHERE id = $1"},
+    /* issue 13: a batch's problem writes, one statement each (feed_end): the ids of those it
+     * opened, in order; the final state of those it changed; those it opened */
+    {"prob_ids", "SELECT nextval(pg_get_serial_sequence('problems', 'id'))"
+                 " FROM generate_series(1, $1::int) ORDER BY 1"},
+    {"prob_put", "UPDATE problems p SET status = u.status, worst = u.worst,"
+                 " severity = u.severity, faults = u.faults, end_ms = nullif(u.end_ms, 0),"
+                 " in_session = greatest(p.in_session, u.in_session)"
+                 " FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[],"
+                 " $6::bigint[], $7::int[]) AS u(id, status, worst, severity, faults, end_ms,"
+                 " in_session) WHERE p.id = u.id"},
+    {"prob_add", "INSERT INTO problems(id, site, org, city, agent, kind, target, status, worst,"
+                 " severity, faults, start_ms, end_ms, in_session)"
+                 " SELECT u.id, $1, $2, $3, $4, u.kind, u.target, u.status, u.worst,"
+                 " u.severity, u.faults, u.start_ms, nullif(u.end_ms, 0), u.in_session"
+                 " FROM unnest($5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[],"
+                 " $10::text[], $11::text[], $12::bigint[], $13::bigint[], $14::int[])"
+                 " AS u(id, kind, target, status, worst, severity, faults, start_ms, end_ms,"
+                 " in_session)"},
     {"prob_get", "SELECT " PROBLEM_COLS " FROM problems WHERE id = $1"},
     /* the row lock: two collectors acking one problem, the second finds it acked */
     {"prob_get_lock", "SELECT " PROBLEM_COLS " FROM problems WHERE id = $1 FOR UPDATE"},
     {"prob_ack", "UPDATE problems SET ack_by = $2, ack_ms = $3, ack_message = $4 WHERE id = $1"},
     {"in_session", "SELECT 1 FROM exam_sessions WHERE site = $1 AND end_ms > $2"
                    " AND start_ms <= $3 AND cancelled_ms IS NULL LIMIT 1"},
-    /* the next id under feed_mark's row lock (migration 3 says why) */
-    /* the ids under feed_mark's row lock (migration 3 says why), taken once per
-     * transaction at its first event and written back once before COMMIT (emit_event) */
-    {"event", "INSERT INTO events(id, ts_ms, type, site, org, city, data)"
-              " VALUES($7, $1, $2, $3, $4, $5, $6)"},
-    {"event_lock", "SELECT events_last_id FROM feed_mark WHERE id = 1 FOR UPDATE"},
-    {"event_last", "UPDATE feed_mark SET events_last_id = $1 WHERE id = 1"},
+    /* issue 13: the site's sessions over a batch's check times, read once for the batch */
+    {"sessions_of", "SELECT start_ms, end_ms FROM exam_sessions WHERE site = $1"
+                    " AND end_ms > $2 AND start_ms <= $3 AND cancelled_ms IS NULL"},
+    /* A transaction's events take their ids just before its COMMIT (events_flush): n of
+     * them, under feed_mark's row lock (migration 3 says why) held to the COMMIT, so ids
+     * become visible in commit order and a rolled-back one is never counted. */
+    {"events_take", "UPDATE feed_mark SET events_last_id = events_last_id + $1 WHERE id = 1"
+                    " RETURNING events_last_id"},
     {"feed_site", "INSERT INTO feed_sites(site, org, city, last_batch_ms, cadence_ms)"
                   " VALUES($1, $2, $3, $4, $5) ON CONFLICT (site) DO UPDATE SET"
                   " org = excluded.org, city = excluded.city,"
@@ -589,15 +610,6 @@ struct pg_be {
 	struct store_avail avail;
 	int64_t retry_at_mono; /* avail's retry_in_ms, as a monotonic time */
 	int w_unset;           /* connected, but its session could not be set up again */
-	/* Event ids in the writer's open transaction (emit_event). feed_mark is locked at the
-	 * transaction's first event and written once before its COMMIT: an UPDATE of that one
-	 * row per event left a version per event in one transaction, each UPDATE walking
-	 * them all (a group with 3,000 status changes took 80 s, tests/bench/scale_bench.sh). */
-	int in_batch;         /* pg_commit is inside a batch's savepoint */
-	int ev_locked;        /* feed_mark is row-locked by this transaction */
-	int ev_lock_in_batch; /* ... inside the current batch's savepoint (it goes with it) */
-	int64_t ev_base;      /* events_last_id when locked */
-	int64_t ev_last;      /* the last id handed out */
 };
 
 struct pg_rd {
@@ -1196,6 +1208,7 @@ struct tgt {
 	uint8_t kind;
 	int status; /* enum vw_status */
 	long last;
+	long prob; /* its open problem in the batch's feed (struct feed), -1: none (issue 13) */
 	char *name;
 };
 struct tgts {
@@ -1246,6 +1259,7 @@ static struct tgt *tgts_get(struct tgts *t, uint8_t kind, const char *name)
 	t->v[k].kind = kind;
 	t->v[k].status = -1;
 	t->v[k].last = -1;
+	t->v[k].prob = -1;
 	t->n++;
 	return &t->v[k];
 }
@@ -1425,33 +1439,12 @@ static const char *problem_severity(const char *worst, int in_session)
 	return store_severity_names[sev + (in_session ? 1 : 0)];
 }
 
-/* One row into events, and a copy with its id into out (published after the commit). */
-static int emit_event(struct pg_be *s, struct store_events *out, int64_t ts_ms, const char *type,
-                      const char *site, const char *org, const char *city, const char *data)
+/* An event of the open transaction into out: its id is taken, and the row written, by
+ * events_flush before the COMMIT (published after it). */
+static int emit_event(struct store_events *out, int64_t ts_ms, const char *type, const char *site,
+                      const char *org, const char *city, const char *data)
 {
-	int rc = 0;
-	if (!s->ev_locked) {
-		PGresult *r = NULL;
-		if ((rc = pg_run(s->w, "store_write_failed", "event_lock", 0, NULL, &r)) != 0)
-			return rc;
-		if (PQntuples(r) != 1) {
-			PQclear(r);
-			log_error("event=store_write_failed backend=postgresql step=event "
-			          "error=\"no feed_mark row: the schema is damaged\"");
-			return -EIO;
-		}
-		s->ev_base = s->ev_last = val_i64(r, 0, 0);
-		PQclear(r);
-		s->ev_locked = 1;
-		s->ev_lock_in_batch = s->in_batch;
-	}
-	struct ints t, u;
-	int64_t id = s->ev_last + 1;
-	const char *vals[7] = {i64s(&t, 0, ts_ms), type, site, org, city, data, i64s(&u, 0, id)};
-	if ((rc = pg_run(s->w, "store_write_failed", "event", 7, vals, NULL)) != 0)
-		return rc;
-	s->ev_last = id;
-	struct store_event ev = {id, ts_ms, type, site, org, city, data};
+	struct store_event ev = {0, ts_ms, type, site, org, city, data};
 	return store_events_add(out, &ev);
 }
 
@@ -1497,7 +1490,7 @@ static int emit_problem(struct pg_be *s, struct store_events *out, int64_t ts_ms
 	vw_buf_init(&d, 1u << 20);
 	rc = store_problem_json(&d, &p, ts_ms);
 	if (!rc)
-		rc = emit_event(s, out, ts_ms, type, p.site, p.org, p.city, vw_buf_cstr(&d));
+		rc = emit_event(out, ts_ms, type, p.site, p.org, p.city, vw_buf_cstr(&d));
 	vw_buf_free(&d);
 	PQclear(r);
 	return rc;
@@ -1517,39 +1510,46 @@ static int site_in_session(struct pg_be *s, const char *site, int64_t from, int6
 	return 0;
 }
 
-/* The status event's data (sqlite.c's emit_status: the same keys); from NULL = first
+/* The status event's data into d (sqlite.c's emit_status: the same keys); from NULL = first
  * seen. */
-static int emit_status(struct pg_be *s, struct store_events *out, int64_t ev_ms, const char *site,
-                       const char *org, const char *city, const char *agent, const char *kind,
-                       const char *target, const char *from, const char *to, const char *faults,
-                       int64_t ts_ms)
+static int status_json(struct vw_buf *d, const char *site, const char *org, const char *city,
+                       const char *agent, const char *kind, const char *target, const char *from,
+                       const char *to, const char *faults, int64_t ts_ms)
+{
+	char ts[VW_ISO_LEN];
+	vw_time_iso(ts_ms, ts);
+	vw_buf_puts(d, "{\"site\":");
+	vw_buf_json_str(d, site);
+	vw_buf_puts(d, ",\"org\":");
+	vw_buf_json_str(d, org);
+	vw_buf_puts(d, ",\"city\":");
+	vw_buf_json_str(d, city);
+	vw_buf_puts(d, ",\"agent\":");
+	vw_buf_json_str(d, agent);
+	vw_buf_puts(d, ",\"kind\":");
+	vw_buf_json_str(d, kind);
+	vw_buf_puts(d, ",\"target\":");
+	vw_buf_json_str(d, target);
+	vw_buf_puts(d, ",\"from\":");
+	if (from)
+		vw_buf_json_str(d, from);
+	else
+		vw_buf_puts(d, "null");
+	vw_buf_puts(d, ",\"to\":");
+	vw_buf_json_str(d, to);
+	vw_buf_printf(d, ",\"faults\":%s,\"ts\":\"%s\"}", faults[0] ? faults : "[]", ts);
+	return d->err;
+}
+
+static int emit_status(struct store_events *out, int64_t ev_ms, const char *site, const char *org,
+                       const char *city, const char *agent, const char *kind, const char *target,
+                       const char *from, const char *to, const char *faults, int64_t ts_ms)
 {
 	struct vw_buf d;
 	vw_buf_init(&d, 1u << 20);
-	char ts[VW_ISO_LEN];
-	vw_time_iso(ts_ms, ts);
-	vw_buf_puts(&d, "{\"site\":");
-	vw_buf_json_str(&d, site);
-	vw_buf_puts(&d, ",\"org\":");
-	vw_buf_json_str(&d, org);
-	vw_buf_puts(&d, ",\"city\":");
-	vw_buf_json_str(&d, city);
-	vw_buf_puts(&d, ",\"agent\":");
-	vw_buf_json_str(&d, agent);
-	vw_buf_puts(&d, ",\"kind\":");
-	vw_buf_json_str(&d, kind);
-	vw_buf_puts(&d, ",\"target\":");
-	vw_buf_json_str(&d, target);
-	vw_buf_puts(&d, ",\"from\":");
-	if (from)
-		vw_buf_json_str(&d, from);
-	else
-		vw_buf_puts(&d, "null");
-	vw_buf_puts(&d, ",\"to\":");
-	vw_buf_json_str(&d, to);
-	vw_buf_printf(&d, ",\"faults\":%s,\"ts\":\"%s\"}", faults[0] ? faults : "[]", ts);
-	int rc =
-	    d.err ? d.err : emit_event(s, out, ev_ms, "status", site, org, city, vw_buf_cstr(&d));
+	int rc = status_json(&d, site, org, city, agent, kind, target, from, to, faults, ts_ms);
+	if (!rc)
+		rc = emit_event(out, ev_ms, "status", site, org, city, vw_buf_cstr(&d));
 	vw_buf_free(&d);
 	return rc;
 }
@@ -1641,12 +1641,201 @@ static int problem_close(struct pg_be *s, int64_t id, int64_t end_ms, int in_ses
 	return pg_run(s->w, "store_write_failed", "prob_close", 3, vals, NULL);
 }
 
-/* One stored row whose target's status was old (NULL: first seen): a change writes a
- * status event and opens, updates or closes the target's problem; an unchanged non-ok
- * status updates it only when it brings new fault codes (sqlite.c's feed_row). */
-static int feed_row(struct pg_be *s, struct store_batch *b, const struct store_row *row,
-                    const char *old)
+/* --- issue 13: a batch's feed, worked out in memory ----------------------------------------
+ * sqlite.c's feed_row runs a few statements per status change (the status event, the
+ * problem's lookup, its write, the read back for its event): on PostgreSQL each is a round
+ * trip inside the group's transaction, ~5 per change, and with 5 % of results not ok they
+ * were most of a group's time (ratio 0.14 to the raw COPY, tests/bench/scale_bench.sh). So
+ * here a batch reads its agent's open problems once and its site's exam sessions once (each
+ * only when a row needs them), applies feed_row's rules to them in memory, row by row, and
+ * at its end writes what changed: the ids of the problems it opened (one statement), the
+ * changed ones (one UPDATE from arrays), the opened ones (one INSERT from arrays), all
+ * inside the batch's savepoint; its events wait in b->events for events_flush. The rows
+ * and the events are those the statements gave, in the same order. */
+
+/* A problem of the batch's agent, as it stands after the batch's rows so far. */
+struct fprob {
+	int64_t id;       /* 0 while fresh, until feed_end takes its id */
+	int fresh;        /* opened by this batch: inserted by feed_end */
+	int dirty;        /* changed: written by feed_end */
+	const char *kind; /* vw_kind_name's */
+	char *target, *org, *city, *faults, *ack_by, *ack_message;
+	char status[16], worst[16], severity[16];
+	int64_t start_ms, end_ms, ack_ms;
+	int in_session;
+};
+/* An event of the batch, in order: a status event's data, or a problem's as it stood. */
+struct fev {
+	const char *type;
+	char *data; /* status: its JSON; NULL: the problem's, rendered by feed_end */
+	size_t prob;
+	char status[16], worst[16], severity[16];
+	char *faults;
+	int64_t end_ms;
+	int in_session;
+};
+struct feed {
+	int loaded, sessions_loaded;
+	struct fprob *p;
+	size_t np, capp, nnew;
+	struct fev *e;
+	size_t ne, cape;
+	int64_t *sess; /* [start, end) of the site's sessions, pairs */
+	size_t nsess;
+};
+
+static void feed_free(struct feed *f)
 {
+	for (size_t i = 0; i < f->np; i++) {
+		struct fprob *p = &f->p[i];
+		free(p->target), free(p->org), free(p->city), free(p->faults);
+		free(p->ack_by), free(p->ack_message);
+	}
+	for (size_t i = 0; i < f->ne; i++)
+		free(f->e[i].data), free(f->e[i].faults);
+	free(f->p), free(f->e), free(f->sess);
+	memset(f, 0, sizeof(*f));
+}
+
+/* A new slot at the end of f->p (zeroed); NULL: out of memory. */
+static struct fprob *feed_prob_new(struct feed *f)
+{
+	if (f->np == f->capp) {
+		size_t cap = f->capp ? f->capp * 2 : 16;
+		struct fprob *v = realloc(f->p, cap * sizeof(*v));
+		if (!v)
+			return NULL;
+		f->p = v, f->capp = cap;
+	}
+	struct fprob *p = &f->p[f->np++];
+	memset(p, 0, sizeof(*p));
+	return p;
+}
+
+/* The agent's open problems, each on its target's entry of t (made when absent: status -1
+ * counts as unseen, as an absent entry does). */
+static int feed_load(struct pg_be *s, struct feed *f, const struct store_batch *b, struct tgts *t)
+{
+	const char *key[2] = {b->site, b->agent};
+	PGresult *r = NULL;
+	int rc = pg_run(s->w, "store_write_failed", "prob_of_agent", 2, key, &r);
+	if (rc)
+		return rc;
+	f->loaded = 1;
+	for (int i = 0; !rc && i < PQntuples(r); i++) {
+		enum vw_kind kind;
+		if (vw_kind_parse(PQgetvalue(r, i, 3), &kind))
+			continue; /* not a kind of this build: no row of it reaches this batch */
+		struct fprob *p = feed_prob_new(f);
+		struct tgt *e = p ? tgts_get(t, (uint8_t)kind, PQgetvalue(r, i, 4)) : NULL;
+		if (!e) {
+			rc = -ENOMEM;
+			break;
+		}
+		e->prob = (long)(f->np - 1);
+		p->id = val_i64(r, i, 0);
+		p->kind = vw_kind_name(kind);
+		p->org = strdup(PQgetvalue(r, i, 1));
+		p->city = strdup(PQgetvalue(r, i, 2));
+		p->target = strdup(PQgetvalue(r, i, 4));
+		snprintf(p->status, sizeof(p->status), "%s", PQgetvalue(r, i, 5));
+		snprintf(p->worst, sizeof(p->worst), "%s", PQgetvalue(r, i, 6));
+		snprintf(p->severity, sizeof(p->severity), "%s", PQgetvalue(r, i, 7));
+		p->faults = strdup(PQgetvalue(r, i, 8));
+		p->start_ms = val_i64(r, i, 9);
+		p->in_session = (int)val_i64(r, i, 10);
+		p->ack_by = PQgetisnull(r, i, 11) ? NULL : strdup(PQgetvalue(r, i, 11));
+		p->ack_ms = val_i64(r, i, 12);
+		p->ack_message = PQgetisnull(r, i, 13) ? NULL : strdup(PQgetvalue(r, i, 13));
+		if (!p->org || !p->city || !p->target || !p->faults ||
+		    (!PQgetisnull(r, i, 11) && !p->ack_by) ||
+		    (!PQgetisnull(r, i, 13) && !p->ack_message))
+			rc = -ENOMEM;
+	}
+	PQclear(r);
+	return rc;
+}
+
+/* 1 in *yes when a session of the batch's site, not cancelled, holds ts (start <= ts <
+ * end, the in_session statement's test with from = to = ts); the site's sessions over the
+ * batch's check times are read at the first call. */
+static int feed_in_session(struct pg_be *s, struct feed *f, const struct store_batch *b, int64_t ts,
+                           int *yes)
+{
+	if (!f->sessions_loaded) {
+		int64_t lo = INT64_MAX, hi = INT64_MIN;
+		for (size_t i = 0; i < b->nrows; i++) {
+			if (b->rows[i].ts_ms < lo)
+				lo = b->rows[i].ts_ms;
+			if (b->rows[i].ts_ms > hi)
+				hi = b->rows[i].ts_ms;
+		}
+		struct ints t;
+		const char *vals[3] = {b->site, i64s(&t, 0, lo), i64s(&t, 1, hi)};
+		PGresult *r = NULL;
+		int rc = pg_run(s->w, "store_write_failed", "sessions_of", 3, vals, &r);
+		if (rc)
+			return rc;
+		int n = PQntuples(r);
+		if (n && !(f->sess = malloc((size_t)n * 2 * sizeof(*f->sess)))) {
+			PQclear(r);
+			return -ENOMEM;
+		}
+		for (int i = 0; i < n; i++) {
+			f->sess[2 * i] = val_i64(r, i, 0);
+			f->sess[2 * i + 1] = val_i64(r, i, 1);
+		}
+		f->nsess = (size_t)n;
+		f->sessions_loaded = 1;
+		PQclear(r);
+	}
+	*yes = 0;
+	for (size_t i = 0; i < f->nsess && !*yes; i++)
+		*yes = f->sess[2 * i] <= ts && f->sess[2 * i + 1] > ts;
+	return 0;
+}
+
+/* The next event slot (zeroed); NULL: out of memory. */
+static struct fev *feed_ev_new(struct feed *f)
+{
+	if (f->ne == f->cape) {
+		size_t cap = f->cape ? f->cape * 2 : 16;
+		struct fev *v = realloc(f->e, cap * sizeof(*v));
+		if (!v)
+			return NULL;
+		f->e = v, f->cape = cap;
+	}
+	struct fev *e = &f->e[f->ne++];
+	memset(e, 0, sizeof(*e));
+	return e;
+}
+
+/* Problem k's event of type, as k now stands (its data rendered by feed_end, once k has
+ * its id). */
+static int feed_ev_problem(struct feed *f, const char *type, size_t k)
+{
+	struct fev *e = feed_ev_new(f);
+	if (!e)
+		return -ENOMEM;
+	const struct fprob *p = &f->p[k];
+	e->type = type;
+	e->prob = k;
+	memcpy(e->status, p->status, sizeof(e->status));
+	memcpy(e->worst, p->worst, sizeof(e->worst));
+	memcpy(e->severity, p->severity, sizeof(e->severity));
+	e->end_ms = p->end_ms;
+	e->in_session = p->in_session;
+	return (e->faults = strdup(p->faults)) ? 0 : -ENOMEM;
+}
+
+/* One stored row whose target (entry e of the batch's targets) had status e->status (-1:
+ * first seen): a change gives a status event and opens, updates or closes the target's
+ * problem; an unchanged non-ok status updates it only when it brings new fault codes
+ * (sqlite.c's feed_row, rule for rule). */
+static int feed_row(struct pg_be *s, struct feed *f, struct store_batch *b, struct tgt *e,
+                    const struct store_row *row)
+{
+	const char *old = e->status >= 0 ? vw_status_name((enum vw_status)e->status) : NULL;
 	const char *kind = vw_kind_name((enum vw_kind)row->kind);
 	const char *status = vw_status_name((enum vw_status)row->status);
 	const char *target = store_batch_str(b, row->target);
@@ -1655,58 +1844,237 @@ static int feed_row(struct pg_be *s, struct store_batch *b, const struct store_r
 	int ok = row->status == VW_STATUS_OK;
 	if (!changed && ok)
 		return 0;
-	int rc;
-	if (changed && (old || !ok) &&
-	    (rc = emit_status(s, &b->events, b->received_ms, b->site, b->org, b->city, b->agent,
-	                      kind, target, old, status, faults, row->ts_ms)) != 0)
-		return rc;
-	const char *key[4] = {b->site, b->agent, kind, target};
-	PGresult *r = NULL;
-	if ((rc = pg_run(s->w, "store_write_failed", "prob_open", 4, key, &r)) != 0)
-		return rc;
-	int found = PQntuples(r) > 0;
-	int64_t id = found ? val_i64(r, 0, 0) : 0;
-	char worst[16] = "";
-	int in_session = found ? (int)val_i64(r, 0, 3) : 0, added = 0;
-	struct vw_buf fu;
-	vw_buf_init(&fu, 1u << 16);
-	if (found) {
-		snprintf(worst, sizeof(worst), "%s", PQgetvalue(r, 0, 1));
-		rc = faults_union(PQgetvalue(r, 0, 2), faults, &fu, &added);
+	int rc = 0;
+	if (changed && (old || !ok)) {
+		struct fev *ev = feed_ev_new(f);
+		struct vw_buf d;
+		vw_buf_init(&d, 1u << 20);
+		if (!ev)
+			rc = -ENOMEM;
+		else if (!(rc = status_json(&d, b->site, b->org, b->city, b->agent, kind, target,
+		                            old, status, faults, row->ts_ms))) {
+			ev->type = "status";
+			if (!(ev->data = strdup(vw_buf_cstr(&d))))
+				rc = -ENOMEM;
+		}
+		vw_buf_free(&d);
+		if (rc)
+			return rc;
 	}
-	PQclear(r);
-	if (rc)
-		goto out;
+	struct fprob *p = e->prob >= 0 ? &f->p[e->prob] : NULL;
 	if (ok) { /* closes the spell */
-		if (!found)
-			goto out;
+		if (!p)
+			return 0;
 		s->feed_dirty = 1;
 		int overlap = 0;
-		if (!in_session &&
-		    (rc = site_in_session(s, b->site, row->ts_ms, row->ts_ms, &overlap)) != 0)
-			goto out;
-		if (!(rc = problem_close(s, id, row->ts_ms, overlap)))
-			rc = emit_problem(s, &b->events, b->received_ms, "problem_closed", id);
-		goto out;
+		if (!p->in_session && (rc = feed_in_session(s, f, b, row->ts_ms, &overlap)) != 0)
+			return rc;
+		p->end_ms = row->ts_ms;
+		if (overlap)
+			p->in_session = 1;
+		p->dirty = 1;
+		size_t k = (size_t)e->prob;
+		e->prob = -1;
+		return feed_ev_problem(f, "problem_closed", k);
 	}
-	if (!found) {
+	if (!p) {
 		s->feed_dirty = 1;
-		if ((rc = site_in_session(s, b->site, row->ts_ms, row->ts_ms, &in_session)) != 0 ||
-		    (rc = problem_new(s, b->site, b->org, b->city, b->agent, kind, target, status,
-		                      faults[0] ? faults : "[]", row->ts_ms, in_session, &id)) != 0)
-			goto out;
-		rc = emit_problem(s, &b->events, b->received_ms, "problem_opened", id);
-		goto out;
+		int in_session = 0;
+		if ((rc = feed_in_session(s, f, b, row->ts_ms, &in_session)) != 0)
+			return rc;
+		if (!(p = feed_prob_new(f)))
+			return -ENOMEM;
+		p->dirty = p->fresh = 1;
+		p->kind = kind;
+		snprintf(p->status, sizeof(p->status), "%s", status);
+		snprintf(p->worst, sizeof(p->worst), "%s", status);
+		snprintf(p->severity, sizeof(p->severity), "%s",
+		         problem_severity(status, in_session));
+		p->start_ms = row->ts_ms;
+		p->in_session = in_session;
+		f->nnew++;
+		e->prob = (long)(f->np - 1);
+		if (!(p->target = strdup(target)) || !(p->org = strdup(b->org)) ||
+		    !(p->city = strdup(b->city)) ||
+		    !(p->faults = strdup(faults[0] ? faults : "[]")))
+			return -ENOMEM;
+		return feed_ev_problem(f, "problem_opened", (size_t)e->prob);
 	}
 	/* Still open: a new status (degraded <-> down) or new fault codes. */
-	if (!changed && !added)
+	struct vw_buf fu;
+	vw_buf_init(&fu, 1u << 16);
+	int added = 0;
+	if ((rc = faults_union(p->faults, faults, &fu, &added)) != 0 || (!changed && !added))
 		goto out;
 	s->feed_dirty = 1;
-	const char *nworst = status_rank(status) > status_rank(worst) ? status : worst;
-	if ((rc = problem_set(s, id, status, nworst, vw_buf_cstr(&fu), in_session)) == 0)
-		rc = emit_problem(s, &b->events, b->received_ms, "problem_updated", id);
+	char *nf = strdup(vw_buf_cstr(&fu));
+	if (!nf) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	free(p->faults);
+	p->faults = nf;
+	if (status_rank(status) > status_rank(p->worst))
+		snprintf(p->worst, sizeof(p->worst), "%s", status);
+	snprintf(p->status, sizeof(p->status), "%s", status);
+	snprintf(p->severity, sizeof(p->severity), "%s", problem_severity(p->worst, p->in_session));
+	p->dirty = 1;
+	rc = feed_ev_problem(f, "problem_updated", (size_t)e->prob);
 out:
 	vw_buf_free(&fu);
+	return rc;
+}
+
+/* PostgreSQL's array literal text, one element at a time (the "Array Value Input" rules:
+ * each text element in double quotes, " and \ escaped, so any text goes as it is). */
+static void arr_str(struct vw_buf *a, const char *v)
+{
+	vw_buf_puts(a, a->len ? ",\"" : "{\"");
+	const char *run = v;
+	for (const char *q = v; *q; q++)
+		if (*q == '"' || *q == '\\') {
+			vw_buf_append(a, run, (size_t)(q - run));
+			vw_buf_append(a, "\\", 1);
+			run = q;
+		}
+	vw_buf_puts(a, run);
+	vw_buf_append(a, "\"", 1);
+}
+
+static void arr_i64(struct vw_buf *a, int64_t v)
+{
+	vw_buf_printf(a, "%c%" PRId64, a->len ? ',' : '{', v);
+}
+
+/* The array's closing brace ("{}" when empty); its text. */
+static const char *arr_end(struct vw_buf *a)
+{
+	vw_buf_puts(a, a->len ? "}" : "{}");
+	return vw_buf_cstr(a);
+}
+
+/* Ten arrays at most (prob_add's), for one statement's parameters. */
+#define FEED_ARRAYS 10
+
+static int feed_arrays_run(struct pg_be *s, const char *stmt, int nfixed, const char **fixed,
+                           struct vw_buf *arr, int narr)
+{
+	const char *vals[4 + FEED_ARRAYS];
+	for (int i = 0; i < nfixed; i++)
+		vals[i] = fixed[i];
+	for (int i = 0; i < narr; i++) {
+		vals[nfixed + i] = arr_end(&arr[i]);
+		if (arr[i].err) {
+			log_error(
+			    "event=store_write_failed backend=postgresql step=%s error=\"%s\"",
+			    stmt, strerror(-arr[i].err));
+			return arr[i].err;
+		}
+	}
+	return pg_run(s->w, "store_write_failed", stmt, nfixed + narr, vals, NULL);
+}
+
+/* The batch's end: ids for the problems it opened, its problem writes, and its events (in
+ * order) into b->events. */
+static int feed_end(struct pg_be *s, struct feed *f, struct store_batch *b)
+{
+	int rc = 0;
+	if (f->nnew) {
+		struct ints t;
+		const char *vals[1] = {i64s(&t, 0, (int64_t)f->nnew)};
+		PGresult *r = NULL;
+		if ((rc = pg_run(s->w, "store_write_failed", "prob_ids", 1, vals, &r)) != 0)
+			return rc;
+		size_t got = (size_t)PQntuples(r), k = 0;
+		for (size_t i = 0; i < f->np && k < got; i++)
+			if (f->p[i].fresh)
+				f->p[i].id = val_i64(r, (int)k++, 0);
+		PQclear(r);
+		if (k != f->nnew) {
+			log_error("event=store_write_failed backend=postgresql step=prob_ids "
+			          "error=\"%zu ids for %zu problems\" site=%s agent=%s",
+			          got, f->nnew, b->site, b->agent);
+			return -EIO;
+		}
+	}
+	struct vw_buf arr[FEED_ARRAYS];
+	for (int i = 0; i < FEED_ARRAYS; i++)
+		vw_buf_init(&arr[i], COPY_BUF_MAX);
+	/* the changed ones first: a problem closed here frees its target's place in
+	 * problems_open for one this batch opened after it */
+	size_t n = 0;
+	for (size_t i = 0; i < f->np; i++) {
+		const struct fprob *p = &f->p[i];
+		if (!p->dirty || p->fresh)
+			continue;
+		arr_i64(&arr[0], p->id);
+		arr_str(&arr[1], p->status);
+		arr_str(&arr[2], p->worst);
+		arr_str(&arr[3], p->severity);
+		arr_str(&arr[4], p->faults);
+		arr_i64(&arr[5], p->end_ms);
+		arr_i64(&arr[6], p->in_session);
+		n++;
+	}
+	if (n)
+		rc = feed_arrays_run(s, "prob_put", 0, NULL, arr, 7);
+	for (int i = 0; i < FEED_ARRAYS; i++)
+		vw_buf_reset(&arr[i]);
+	if (!rc && f->nnew) {
+		for (size_t i = 0; i < f->np; i++) {
+			const struct fprob *p = &f->p[i];
+			if (!p->fresh)
+				continue;
+			arr_i64(&arr[0], p->id);
+			arr_str(&arr[1], p->kind);
+			arr_str(&arr[2], p->target);
+			arr_str(&arr[3], p->status);
+			arr_str(&arr[4], p->worst);
+			arr_str(&arr[5], p->severity);
+			arr_str(&arr[6], p->faults);
+			arr_i64(&arr[7], p->start_ms);
+			arr_i64(&arr[8], p->end_ms);
+			arr_i64(&arr[9], p->in_session);
+		}
+		const char *fixed[4] = {b->site, b->org, b->city, b->agent};
+		rc = feed_arrays_run(s, "prob_add", 4, fixed, arr, 10);
+	}
+	for (int i = 0; i < FEED_ARRAYS; i++)
+		vw_buf_free(&arr[i]);
+	/* the events, each problem's as it stood then (now with its id) */
+	struct vw_buf d;
+	vw_buf_init(&d, 1u << 20);
+	for (size_t i = 0; !rc && i < f->ne; i++) {
+		const struct fev *e = &f->e[i];
+		if (e->data) {
+			rc = emit_event(&b->events, b->received_ms, e->type, b->site, b->org,
+			                b->city, e->data);
+			continue;
+		}
+		const struct fprob *p = &f->p[e->prob];
+		struct store_problem sp = {.id = p->id,
+		                           .site = b->site,
+		                           .org = p->org,
+		                           .city = p->city,
+		                           .agent = b->agent,
+		                           .kind = p->kind,
+		                           .target = p->target,
+		                           .status = e->status,
+		                           .worst = e->worst,
+		                           .severity = e->severity,
+		                           .faults = e->faults,
+		                           .start_ms = p->start_ms,
+		                           .end_ms = e->end_ms,
+		                           .in_session = e->in_session,
+		                           .ack_by = p->ack_by,
+		                           .ack_message = p->ack_message,
+		                           .ack_ms = p->ack_ms};
+		vw_buf_reset(&d);
+		if (!(rc = store_problem_json(&d, &sp, b->received_ms)))
+			rc = emit_event(&b->events, b->received_ms, e->type, b->site, p->org,
+			                p->city, vw_buf_cstr(&d));
+	}
+	vw_buf_free(&d);
 	return rc;
 }
 
@@ -1731,8 +2099,8 @@ static int feed_site(struct pg_be *s, struct store_batch *b)
 		return rc;
 	log_info("event=site_heard_again site=%s agent=%s problem=%" PRId64, b->site, b->agent,
 	         silent);
-	if ((rc = emit_status(s, &b->events, b->received_ms, b->site, b->org, b->city, "", "site",
-	                      "", "down", "ok", "[]", b->received_ms)) != 0)
+	if ((rc = emit_status(&b->events, b->received_ms, b->site, b->org, b->city, "", "site", "",
+	                      "down", "ok", "[]", b->received_ms)) != 0)
 		return rc;
 	return emit_problem(s, &b->events, b->received_ms, "problem_closed", silent);
 }
@@ -1772,6 +2140,7 @@ static int apply_batch(struct pg_be *s, struct store_batch *b)
 	if (rc)
 		return rc;
 	struct tgts t = {0};
+	struct feed f = {0};
 	int64_t health[STORE_H_COUNT][VW_STATUS_COUNT] = {{0}};
 	int64_t last = high;
 	size_t stored = 0;
@@ -1788,6 +2157,14 @@ static int apply_batch(struct pg_be *s, struct store_batch *b)
 			goto out;
 		const char *target = store_batch_str(b, row->target);
 		struct tgt *e = tgts_get(&t, row->kind, target);
+		/* a change, or a status still not ok: the feed's (feed_row), which needs the
+		 * agent's open problems (loading them may move t's entries: e again) */
+		int feed = e && (e->status != (int)row->status || row->status != VW_STATUS_OK);
+		if (feed && !f.loaded) {
+			if ((rc = feed_load(s, &f, b, &t)) != 0)
+				goto out;
+			e = tgts_get(&t, row->kind, target);
+		}
 		if (!e) {
 			rc = -ENOMEM;
 			goto out;
@@ -1795,11 +2172,7 @@ static int apply_batch(struct pg_be *s, struct store_batch *b)
 		if (row->thumb_len && (rc = insert_thumb(s, b, row)) != 0)
 			goto out;
 		health_move(health, row, target, e->status);
-		/* a change, or a status still not ok: the feed's (feed_row) */
-		if ((e->status != (int)row->status || row->status != VW_STATUS_OK) &&
-		    (rc = feed_row(s, b, row,
-		                   e->status >= 0 ? vw_status_name((enum vw_status)e->status)
-		                                  : NULL)) != 0)
+		if (feed && (rc = feed_row(s, &f, b, e, row)) != 0)
 			goto out;
 		e->status = row->status;
 		e->last = (long)i;
@@ -1807,6 +2180,8 @@ static int apply_batch(struct pg_be *s, struct store_batch *b)
 		last = row->seq;
 		stored++;
 	}
+	if ((f.ne || f.nnew) && (rc = feed_end(s, &f, b)) != 0)
+		goto out;
 	/* the rows wait in s->copy and s->stage for the group's COPY (group_flush) */
 	for (size_t k = 0; stored && k < t.cap; k++)
 		if (t.v[k].name && t.v[k].last >= 0)
@@ -1840,6 +2215,7 @@ static int apply_batch(struct pg_be *s, struct store_batch *b)
 	b->acked_seq = last;
 	b->stored = stored;
 out:
+	feed_free(&f);
 	tgts_free(&t);
 	return rc;
 }
@@ -1970,7 +2346,6 @@ static int writer_ready(struct pg_be *s)
 static int writer_begin(struct pg_be *s, const struct store_batch *list)
 {
 	int rc = 0;
-	s->ev_locked = s->ev_lock_in_batch = s->in_batch = 0; /* a new transaction */
 	for (int tries = 0; tries < 2; tries++) {
 		int was_ok = PQstatus(s->w) == CONNECTION_OK && !s->w_unset;
 		rc = writer_ready(s);
@@ -2032,18 +2407,59 @@ static int commit_checked(PGconn *c)
 	return ok ? 0 : -EIO;
 }
 
-/* COMMIT of a transaction that may have handed out event ids: the last one written to
- * feed_mark first (once), and the id state reset whatever the outcome. */
-static int commit_events(struct pg_be *s)
+/* issue 13: the events of the open transaction (those of the batches of list that stand,
+ * then one's), in that order, take their ids and are written, just before its COMMIT: one
+ * UPDATE of feed_mark takes n ids under its row lock (held to the COMMIT, so another
+ * collector's ids come wholly before or after these: rising in commit order, no gap), one
+ * COPY writes the rows. Before, the lock was taken at a group's first event and held
+ * through the rest of its batches, and each event was a round trip of its own. */
+static int events_flush(struct pg_be *s, struct store_batch *list, struct store_events *one)
 {
-	int rc = 0;
-	if (s->ev_locked && s->ev_last > s->ev_base) {
-		struct ints t;
-		const char *vals[1] = {i64s(&t, 0, s->ev_last)};
-		rc = pg_run(s->w, "store_write_failed", "event_last", 1, vals, NULL);
+	size_t n = one ? one->n : 0;
+	for (struct store_batch *b = list; b; b = b->next)
+		if (!b->status)
+			n += b->events.n;
+	if (!n)
+		return 0;
+	struct ints t;
+	const char *vals[1] = {i64s(&t, 0, (int64_t)n)};
+	PGresult *r = NULL;
+	int rc = pg_run(s->w, "store_write_failed", "events_take", 1, vals, &r);
+	if (rc)
+		return rc;
+	if (PQntuples(r) != 1) {
+		PQclear(r);
+		log_error("event=store_write_failed backend=postgresql step=events_take "
+		          "error=\"no feed_mark row: the schema is damaged\"");
+		return -EIO;
 	}
-	s->ev_locked = 0;
-	return rc ? rc : commit_checked(s->w);
+	int64_t id = val_i64(r, 0, 0) - (int64_t)n;
+	PQclear(r);
+	vw_buf_reset(&s->copy);
+	for (struct store_batch *b = list;; b = b->next) {
+		struct store_events *e = b ? &b->events : one;
+		if (b && b->status)
+			continue;
+		for (size_t i = 0; e && i < e->n; i++) {
+			struct store_event *ev = &e->v[i];
+			ev->id = ++id;
+			copy_i64(&s->copy, ev->id, 0);
+			copy_i64(&s->copy, ev->ts_ms, 0);
+			copy_field(&s->copy, ev->type, 0);
+			copy_field(&s->copy, ev->site, 0);
+			copy_field(&s->copy, ev->org, 0);
+			copy_field(&s->copy, ev->city, 0);
+			copy_field(&s->copy, ev->data, 1);
+		}
+		if (!b)
+			break;
+	}
+	rc = copy_in(s->w, "copy_events",
+	             "COPY events(id, ts_ms, type, site, org, city, data)"
+	             " FROM STDIN",
+	             &s->copy);
+	vw_buf_reset(&s->copy);
+	return rc;
 }
 
 /* One transaction for the group, a savepoint per batch (one bad batch does not sink the
@@ -2073,16 +2489,10 @@ static int pg_commit(void *p, struct store_batch *list)
 			continue;
 		}
 		size_t copy_len = s->copy.len, stage_len = s->stage.len;
-		int64_t ev_last = s->ev_last;
-		s->in_batch = 1;
 		b->status = apply_batch(s, b);
-		s->in_batch = 0;
 		if (b->status) {
-			store_events_clear(&b->events); /* rolled back with it */
-			/* its ids are free again; a lock it took went with its savepoint */
-			s->ev_last = ev_last;
-			if (s->ev_lock_in_batch)
-				s->ev_locked = 0;
+			/* rolled back with it: its events never take ids (events_flush) */
+			store_events_clear(&b->events);
 			/* what came before b was whole (else its batch failed here before) */
 			s->copy.len = copy_len, s->copy.err = 0;
 			s->stage.len = stage_len, s->stage.err = 0;
@@ -2091,13 +2501,14 @@ static int pg_commit(void *p, struct store_batch *list)
 		}
 		if (!rc && pg_exec(s->w, "store_write_failed", "RELEASE SAVEPOINT batch"))
 			rc = -EIO;
-		s->ev_lock_in_batch = 0; /* released into the group's transaction */
 	}
 	if (!rc)
 		rc = group_flush(s);
-	if (!rc && (rc = commit_events(s)) != 0)
-		pg_rollback(s->w, "store_commit_failed");
-	else if (rc)
+	if (!rc)
+		rc = events_flush(s, list, NULL);
+	if (!rc)
+		rc = commit_checked(s->w);
+	if (rc)
 		pg_rollback(s->w, "store_commit_failed");
 	if (rc)
 		for (struct store_batch *b = list; b; b = b->next) {
@@ -2725,7 +3136,7 @@ static int feed_silence(struct pg_be *s, struct store_write *w)
 		log_warn("event=site_silent site=%s org=%s city=\"%s\" last_batch_ms=%" PRId64
 		         " silent_s=%" PRId64 " problem=%" PRId64,
 		         site, org, city, last, (now - last) / 1000, id);
-		if ((rc = emit_status(s, &w->events, now, site, org, city, "", "site", "", "ok",
+		if ((rc = emit_status(&w->events, now, site, org, city, "", "site", "", "ok",
 		                      "down", "[\"site_silent\"]", now)) != 0 ||
 		    (rc = emit_problem(s, &w->events, now, "problem_opened", id)) != 0)
 			break;
@@ -2871,7 +3282,9 @@ static int feed_write(struct pg_be *s, struct store_write *w)
 		w->since_ms = s->avail.up_since_ms;
 	rc = w->op == STORE_PROBLEM_ACK ? feed_ack(s, w) : feed_tick(s, w);
 	if (!rc)
-		rc = commit_events(s);
+		rc = events_flush(s, NULL, &w->events);
+	if (!rc)
+		rc = commit_checked(s->w);
 	if (rc) {
 		pg_rollback(s->w, "store_commit_failed");
 		store_events_clear(&w->events);

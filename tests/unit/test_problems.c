@@ -824,6 +824,246 @@ static void pg_two_collectors_share_the_feed(void **state)
 	x->other = NULL;
 }
 
+/* issue 13: many status changes of many targets in one group commit (the backend works a
+ * batch's feed out in memory and writes it by one statement per kind, and the group's
+ * events by one write before its COMMIT), with one batch of the group rolled back to its
+ * savepoint by a real failure of the database (a trigger refuses its last problem): the
+ * others' problems and events are what one statement per change gave, their event ids rise
+ * with no gap in the group's order, and the failed batch leaves no row, problem change,
+ * event or id behind (sent again, it is stored whole, its ids next). */
+struct spec {
+	const char *target;
+	enum vw_status status;
+	const char *fault;
+};
+
+static struct store_batch *spec_batch(const char *site, const char *agent, int64_t *seq,
+                                      const struct spec *v, size_t n, int64_t t)
+{
+	struct store_batch *b = store_batch_create();
+	assert_non_null(b);
+	snprintf(b->site, sizeof(b->site), "%s", site);
+	snprintf(b->agent, sizeof(b->agent), "%s", agent);
+	snprintf(b->org, sizeof(b->org), "org-1");
+	snprintf(b->city, sizeof(b->city), "Jinan");
+	b->received_ms = t + 60000;
+	b->cadence_ms = 15000;
+	for (size_t i = 0; i < n; i++) {
+		struct vw_result r;
+		vw_result_init(&r, VW_KIND_STREAM, v[i].target);
+		r.seq = ++*seq;
+		r.ts_ms = t + *seq * 1000;
+		r.status = v[i].status;
+		if (v[i].fault)
+			vw_result_add_fault_name(&r, v[i].fault);
+		assert_int_equal(store_batch_add(b, &r), 0);
+	}
+	store_batch_sort(b);
+	return b;
+}
+
+/* b's events' types, space-separated, and each id one more than the one before (from
+ * *last, which moves on). */
+static void assert_events(const struct store_batch *b, const char *types, int64_t *last)
+{
+	char got[512] = "";
+	size_t len = 0;
+	for (size_t i = 0; i < b->events.n; i++) {
+		len += (size_t)snprintf(got + len, sizeof(got) - len, "%s%s", i ? " " : "",
+		                        b->events.v[i].type);
+		if (b->events.v[i].id != *last + 1)
+			fail_msg("%s/%s event %zu (%s): id %lld after %lld", b->site, b->agent, i,
+			         b->events.v[i].type, (long long)b->events.v[i].id,
+			         (long long)*last);
+		*last = b->events.v[i].id;
+	}
+	assert_string_equal(got, types);
+}
+
+static cJSON *ev_json(const struct store_batch *b, size_t i)
+{
+	assert_true(i < b->events.n);
+	cJSON *j = cJSON_Parse(b->events.v[i].data);
+	assert_non_null(j);
+	return j;
+}
+
+static void group_of_many_changes_with_a_batch_rolled_back(void **state)
+{
+	struct ctx *x = *state;
+	char err[256];
+	assert_int_equal(uv_loop_init(&x->loop), 0);
+	if (store_open(&x->opt, &x->st, err, sizeof(err)))
+		fail_msg("store_open: %s", err);
+	int64_t t = vw_now_ms() - 30 * MINUTE, seq[3] = {0, 0, 0};
+	static const char *const sites[3] = {"site-1", "site-2", "site-3"};
+	/* Group 1: three agents, each with cam1, cam2 down, cam3 ok and cam4 degraded. */
+	static const struct spec first[] = {{"cam1", VW_STATUS_DOWN, "black"},
+	                                    {"cam2", VW_STATUS_DOWN, "black"},
+	                                    {"cam3", VW_STATUS_OK, NULL},
+	                                    {"cam4", VW_STATUS_DEGRADED, "low_fps"}};
+	struct store_batch *g1[3];
+	for (int i = 0; i < 3; i++) {
+		g1[i] = spec_batch(sites[i], "a", &seq[i], first, 4, t);
+		if (i)
+			g1[i - 1]->next = g1[i];
+	}
+	assert_int_equal(store_bench_commit(x->st, g1[0]), 0);
+	int64_t last = 0;
+	for (int i = 0; i < 3; i++)
+		assert_events(g1[i],
+		              "status problem_opened status problem_opened status problem_opened",
+		              &last);
+	int64_t cam1_first = -1;
+	{
+		cJSON *j = ev_json(g1[0], 1);
+		cam1_first = jint(j, "id");
+		cJSON_Delete(j);
+	}
+	/* The database refuses site-2's poison problem: that batch fails in the middle of the
+	 * next group. */
+	if (x->db[0])
+		sql_exec(
+		    x, "CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN"
+		       " IF NEW.target = 'poison' THEN RAISE EXCEPTION 'poisoned problem'; END IF;"
+		       " RETURN NEW; END$$;"
+		       " CREATE TRIGGER poison BEFORE INSERT OR UPDATE ON problems FOR EACH ROW"
+		       " EXECUTE FUNCTION poison()");
+	else
+		sql_exec(x,
+		         "CREATE TRIGGER poison BEFORE INSERT ON problems"
+		         " WHEN NEW.target = 'poison' BEGIN SELECT RAISE(ABORT, 'poisoned'); END");
+	static const struct spec s1a[] = {
+	    {"cam1", VW_STATUS_DOWN, "frozen"},      /* new fault: updated */
+	    {"cam1", VW_STATUS_DEGRADED, NULL},      /* status: updated, worst stays down */
+	    {"cam1", VW_STATUS_OK, NULL},            /* closed */
+	    {"cam1", VW_STATUS_DEGRADED, "blurred"}, /* a second spell: opened */
+	    {"cam2", VW_STATUS_OK, NULL},            /* closed */
+	    {"cam3", VW_STATUS_DOWN, "black"},       /* opened */
+	    {"cam5", VW_STATUS_OK, NULL},            /* first seen ok: nothing */
+	};
+	static const struct spec s2[] = {
+	    {"cam1", VW_STATUS_OK, NULL},
+	    {"cam2", VW_STATUS_DOWN, "frozen"},
+	    {"cam3", VW_STATUS_DOWN, "black"},
+	    {"poison", VW_STATUS_DOWN, "black"},
+	};
+	static const struct spec s3[] = {
+	    {"cam1", VW_STATUS_OK, NULL},
+	    {"cam4", VW_STATUS_DOWN, "timeout"}, /* degraded -> down: worst down, major */
+	};
+	static const struct spec s1b[] = {
+	    {"cam3", VW_STATUS_OK, NULL}, /* closes what s1a opened in this same group */
+	    {"cam1", VW_STATUS_OK, NULL}, /* closes the second spell */
+	};
+	int64_t seq2 = seq[1];
+	struct store_batch *b1 = spec_batch("site-1", "a", &seq[0], s1a, 7, t);
+	struct store_batch *b2 = spec_batch("site-2", "a", &seq[1], s2, 4, t);
+	struct store_batch *b3 = spec_batch("site-3", "a", &seq[2], s3, 2, t);
+	struct store_batch *b4 = spec_batch("site-1", "a", &seq[0], s1b, 2, t);
+	b1->next = b2, b2->next = b3, b3->next = b4;
+	assert_int_not_equal(store_bench_commit(x->st, b1), 0); /* b2's status */
+	assert_int_equal(b1->status, 0);
+	assert_int_not_equal(b2->status, 0);
+	assert_int_equal(b3->status, 0);
+	assert_int_equal(b4->status, 0);
+	assert_int_equal(b2->events.n, 0);
+	assert_events(b1,
+	              "problem_updated status problem_updated status problem_closed status "
+	              "problem_opened status problem_closed status problem_opened",
+	              &last);
+	assert_events(b3, "status problem_closed status problem_updated", &last);
+	assert_events(b4, "status problem_closed status problem_closed", &last);
+	/* each problem event as the problem stood at that row */
+	cJSON *j = ev_json(b1, 0);
+	assert_int_equal(jint(j, "id"), cam1_first);
+	assert_string_equal(jstr(j, "status"), "down");
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "faults")), 2);
+	cJSON_Delete(j);
+	j = ev_json(b1, 2);
+	assert_string_equal(jstr(j, "status"), "degraded");
+	assert_string_equal(jstr(j, "worst"), "down");
+	assert_string_equal(jstr(j, "state"), "open");
+	cJSON_Delete(j);
+	j = ev_json(b1, 4);
+	assert_int_equal(jint(j, "id"), cam1_first);
+	assert_string_equal(jstr(j, "state"), "closed");
+	assert_string_equal(jstr(j, "status"), "degraded");
+	cJSON_Delete(j);
+	j = ev_json(b1, 6);
+	int64_t cam1_second = jint(j, "id");
+	assert_true(cam1_second > cam1_first);
+	assert_string_equal(jstr(j, "state"), "open");
+	assert_string_equal(jstr(j, "severity"), "minor");
+	assert_string_equal(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "faults"), 0)->valuestring,
+	                    "blurred");
+	cJSON_Delete(j);
+	j = ev_json(b1, 10);
+	int64_t cam3_id = jint(j, "id");
+	assert_true(cam3_id > cam1_second);
+	cJSON_Delete(j);
+	j = ev_json(b3, 3);
+	assert_string_equal(jstr(j, "worst"), "down");
+	assert_string_equal(jstr(j, "severity"), "major");
+	cJSON_Delete(j);
+	j = ev_json(b4, 1);
+	assert_int_equal(jint(j, "id"), cam3_id);
+	assert_string_equal(jstr(j, "state"), "closed");
+	cJSON_Delete(j);
+	j = ev_json(b4, 3);
+	assert_int_equal(jint(j, "id"), cam1_second);
+	cJSON_Delete(j);
+	/* the stored rows: the events with no gap; the problems as the events say */
+	assert_int_equal(sql_value(x, "SELECT count(*) FROM events"), last);
+	assert_int_equal(sql_value(x, "SELECT max(id) - min(id) + 1 FROM events"), last);
+	if (x->db[0])
+		assert_int_equal(sql_value(x, "SELECT events_last_id FROM feed_mark"), last);
+	assert_int_equal(sql_value(x, "SELECT count(*) FROM problems"), 3 + 3 + 2 + 3);
+	assert_int_equal(sql_value(x, "SELECT count(*) FROM problems WHERE site = 'site-1'"
+	                              " AND end_ms IS NULL"),
+	                 1); /* cam4 */
+	assert_int_equal(
+	    sql_value(x, "SELECT count(*) FROM problems WHERE site = 'site-1'"
+	                 " AND target = 'cam1' AND end_ms IS NOT NULL AND worst = 'down'"
+	                 " AND status = 'degraded' AND faults = '[\"black\",\"frozen\"]'"),
+	    1);
+	assert_int_equal(
+	    sql_value(x, "SELECT count(*) FROM problems WHERE site = 'site-3'"
+	                 " AND target = 'cam4' AND end_ms IS NULL AND worst = 'down'"
+	                 " AND severity = 'major' AND faults = '[\"low_fps\",\"timeout\"]'"),
+	    1);
+	/* site-2 as group 1 left it: no row, problem change or event of its batch */
+	assert_int_equal(sql_value(x, "SELECT count(*) FROM problems WHERE site = 'site-2'"
+	                              " AND end_ms IS NULL AND faults = '[\"black\"]'"
+	                              " AND target IN ('cam1', 'cam2')"),
+	                 2);
+	assert_int_equal(sql_value(x, "SELECT count(*) FROM problems WHERE site = 'site-2'"), 3);
+	assert_int_equal(sql_value(x, "SELECT count(*) FROM events WHERE site = 'site-2'"), 6);
+	assert_int_equal(sql_value(x, "SELECT count(*) FROM results r JOIN agents a"
+	                              " ON a.id = r.agent_id WHERE a.site = 'site-2'"),
+	                 4);
+	/* Sent again once the database takes it: stored whole, its ids next. */
+	sql_exec(x, x->db[0] ? "DROP TRIGGER poison ON problems" : "DROP TRIGGER poison");
+	seq[1] = seq2;
+	struct store_batch *again = spec_batch("site-2", "a", &seq[1], s2, 4, t);
+	assert_int_equal(store_bench_commit(x->st, again), 0);
+	assert_int_equal(again->stored, 4);
+	assert_events(again,
+	              "status problem_closed problem_updated status problem_opened status "
+	              "problem_opened",
+	              &last);
+	assert_int_equal(sql_value(x, "SELECT count(*) FROM problems WHERE site = 'site-2'"), 5);
+	for (int i = 0; i < 3; i++)
+		store_batch_destroy(g1[i]);
+	store_batch_destroy(b1);
+	store_batch_destroy(b2);
+	store_batch_destroy(b3);
+	store_batch_destroy(b4);
+	store_batch_destroy(again);
+	assert_int_equal(store_start(x->st, &x->loop, 8), 0);
+	close_h(x);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc > 1 && strcmp(argv[1], "postgresql") == 0) {
@@ -844,6 +1084,7 @@ int main(int argc, char **argv)
 		    PG(scoped_reads_read_their_own_scope_only),
 		    PG(pg_scoped_reads_use_their_indexes),
 		    PG(pg_two_collectors_share_the_feed),
+		    PG(group_of_many_changes_with_a_batch_rolled_back),
 		};
 		return cmocka_run_group_tests_name("problems: postgresql store", pg, NULL, NULL);
 	}
@@ -860,6 +1101,8 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(ack_once_in_scope, setup, teardown),
 	    cmocka_unit_test_setup_teardown(backlog_and_list_read_what_was_stored, setup, teardown),
 	    cmocka_unit_test_setup_teardown(scoped_reads_read_their_own_scope_only, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(group_of_many_changes_with_a_batch_rolled_back, setup,
 	                                    teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
