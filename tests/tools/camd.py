@@ -45,12 +45,8 @@ import threading
 import time
 from dataclasses import dataclass, fields
 
-import gi
-
-gi.require_version("Gst", "1.0")
-gi.require_version("GstRtsp", "1.0")
-gi.require_version("GstRtspServer", "1.0")
-from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
+import gstwrap
+from gstwrap import GLib, Gst, GstRtsp, GstRtspServer
 
 # Credentials of behaviours with auth=True (RTSP basic auth).
 AUTH_USER = "viewer"
@@ -396,6 +392,7 @@ def main():
             ap.error("--auth: expected USER:PASSWORD, both non-empty")
 
     Gst.init(None)
+    gstwrap.bind()  # before any GStreamer thread runs Python code
     behaviours = dict(BEHAVIOURS)
     specs = list(args.mount)
     if args.config:

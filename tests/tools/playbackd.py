@@ -43,12 +43,8 @@ import threading
 import time
 import urllib.parse
 
-import gi
-
-gi.require_version("Gst", "1.0")
-gi.require_version("GstRtsp", "1.0")
-gi.require_version("GstRtspServer", "1.0")
-from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
+import gstwrap
+from gstwrap import GLib, Gst, GstRtsp, GstRtspServer
 
 # Threads serving RTSP clients (each blocks in DESCRIBE until its media has prerolled).
 MAX_CLIENT_THREADS = 64
@@ -168,6 +164,7 @@ def main():
     ap.add_argument("--log", help="append one JSON line per DESCRIBE here")
     args = ap.parse_args()
     Gst.init(None)
+    gstwrap.bind()  # before any GStreamer thread runs Python code
     try:
         index = Index(args.index)
     except (OSError, ValueError, KeyError) as e:
