@@ -1110,6 +1110,81 @@ static void two_collectors_roll_each_result_once(void **state)
 /* No argument: SQLite. "postgresql" (ctest test_rollup_postgresql, under tests/tools/pg.sh):
  * the same job on PostgreSQL, all but SQLite's own migrations and its row pruning (retention
  * there drops whole days: pruning_drops_rolled_days). */
+/* The feed writes every second, more often than the job's tick: the tick is a deadline,
+ * so an idle collector's job still rolls and flushes (it never ran between writes: each
+ * write pushed the wait back, and the scale benchmark's backlog stayed unrolled). */
+struct ticker {
+	struct ctx *x;
+	struct store_write w;
+	int inflight;
+	uint64_t writes;
+};
+
+static void on_tick_write(struct store_write *w)
+{
+	struct ticker *k = w->data;
+	k->inflight = 0;
+	k->writes++;
+	store_events_clear(&w->events);
+}
+
+static void on_ticker(uv_timer_t *t)
+{
+	struct ticker *k = t->data;
+	struct store_stats st;
+	store_get_stats(k->x->st, &st);
+	if (st.rows_rolled >= k->x->sent) {
+		uv_timer_stop(t);
+		uv_close((uv_handle_t *)t, NULL);
+		return;
+	}
+	if (k->inflight)
+		return;
+	memset(&k->w, 0, sizeof(k->w));
+	k->w.op = STORE_FEED_TICK;
+	k->w.actor = "feed";
+	k->w.silent_factor = 3;
+	k->w.since_ms = k->x->received_ms;
+	k->w.done = on_tick_write;
+	k->w.data = k;
+	if (store_write_submit(k->x->st, &k->w) == 0)
+		k->inflight = 1;
+}
+
+static void job_runs_between_writes_faster_than_its_tick(void **state)
+{
+	struct ctx *x = *state;
+	x->opt.rollup_tick_ms = 300;
+	x->opt.rollup_flush_ms = 3000; /* so the slice after the commit flushes nothing */
+	open_h(x);
+	int64_t t0 = vw_now_ms() - 3600000;
+	for (int i = 0; i < 200; i++)
+		result(x, VW_KIND_STREAM, "cam-1", t0 + i * 1000, VW_STATUS_OK, 1000);
+	flush(x);
+	struct ticker k = {x, {0}, 0, 0};
+	uv_timer_t t;
+	uv_timer_init(&x->loop, &t);
+	t.data = &k;
+	uv_timer_start(&t, on_ticker, 0, 50);
+	int64_t deadline = vw_mono_ms() + 20000;
+	while (!uv_is_closing((uv_handle_t *)&t) && vw_mono_ms() < deadline)
+		uv_run(&x->loop, UV_RUN_ONCE);
+	if (!uv_is_closing((uv_handle_t *)&t)) {
+		uv_timer_stop(&t);
+		uv_close((uv_handle_t *)&t, NULL);
+	}
+	while (k.inflight)
+		uv_run(&x->loop, UV_RUN_ONCE);
+	uv_run(&x->loop, UV_RUN_NOWAIT);
+	struct store_stats st;
+	store_get_stats(x->st, &st);
+	if (st.rows_rolled < x->sent)
+		fail_msg("rolled %llu of %zu in 20 s beside %llu writes",
+		         (unsigned long long)st.rows_rolled, x->sent, (unsigned long long)k.writes);
+	assert_true(k.writes > 0);
+	close_h(x);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc > 1 && strcmp(argv[1], "postgresql") == 0) {
@@ -1136,6 +1211,8 @@ int main(int argc, char **argv)
 		    cmocka_unit_test_setup_teardown(pruning_drops_rolled_days, setup_pg, teardown),
 		    cmocka_unit_test_setup_teardown(two_collectors_roll_each_result_once, setup_pg,
 		                                    teardown),
+		    cmocka_unit_test_setup_teardown(job_runs_between_writes_faster_than_its_tick,
+		                                    setup_pg, teardown),
 		};
 		return cmocka_run_group_tests_name("rollup: postgresql store", pg, NULL, NULL);
 	}
@@ -1154,6 +1231,8 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(results_from_before_the_column_keep_their_cadence,
 	                                    setup, teardown),
 	    cmocka_unit_test_setup_teardown(sums_survive_their_tables_growing, setup, teardown),
+	    cmocka_unit_test_setup_teardown(job_runs_between_writes_faster_than_its_tick, setup,
+	                                    teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
