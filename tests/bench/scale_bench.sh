@@ -201,6 +201,13 @@ EOF
 			FROM pg_partition_tree('results')) / greatest(count(*), 1)) ||
 			' database_bytes=' || pg_database_size('$db') FROM results"
 	done
+	# The rollup tables the score reads, kept for years (SCALE.md's storage estimate): rows
+	# and bytes (heap, TOAST, indexes) per row of each.
+	for t in rollup_days exam_credits rollup_state rollup_agents; do
+		psql_do vw_scale "SELECT 'phase=size table=$t rows=' || count(*) || ' bytes=' ||
+			pg_total_relation_size('$t') || ' bytes_per_row=' ||
+			round(pg_total_relation_size('$t') / greatest(count(*), 1)) FROM $t"
+	done
 done
 
 if [[ " $MODES " == *" sqlite "* ]]; then
