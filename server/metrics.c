@@ -91,6 +91,13 @@ static void render_store(struct store *s, struct vw_buf *b)
 	               "a group commit's wall time in the writer thread");
 	vw_prom_hist_write(b, "venuewatch_server_store_commit_seconds", NULL, 0,
 	                   store_commit_bounds, STORE_COMMIT_BOUNDS, &st.commit_seconds);
+	/* issue 13: how far the rollup job got (on PostgreSQL, the rollup lease's holder only) */
+	counter(b, "venuewatch_server_store_rows_rolled_total",
+	        "results the rollup job credited to sessions and days, in committed flushes",
+	        st.rows_rolled);
+	counter(b, "venuewatch_server_store_rows_pruned_total",
+	        "raw results deleted past [store] raw_retention (SQLite; PostgreSQL drops days)",
+	        st.rows_pruned);
 	counter(b, "venuewatch_server_store_reads_refused_total",
 	        "store reads refused because too many were in flight (answered 503)",
 	        st.reads_refused);

@@ -110,10 +110,10 @@ static const char *const store_backends[] = {"sqlite", "postgresql"};
 static const struct vw_conf_key store_keys[] = {
     {"backend", VW_CONF_ENUM, KEY(store_section, backend), "sqlite", 0, 0, 0, "sqlite|postgresql",
      "where results are kept: sqlite = <state_dir>/venuewatch.db (WAL), one collector; "
-     "postgresql = the database dsn names (issue 13, in progress: ingest, sites, exam "
-     "sessions, the live feed (problems, events, silence), thumbnails, site history and "
-     "notifications work, and several collectors may share it; scores and their rollups are "
-     "not served on it yet)"},
+     "postgresql = the database dsn names (issue 13): results, sites, exam sessions, the "
+     "live feed, thumbnails, history, notifications, rollups and scores, shared by several "
+     "collectors (auth.db, inspect.db and scores.db stay files of each collector's state_dir: "
+     "docs/SCALE.md)"},
     /* The password is never part of the config text: configs get copied into tickets and
      * logs, and libpq reads a password file itself (passfile=, or PGPASSFILE). */
     {"dsn", VW_CONF_STR, KEY(store_section, dsn), "", 0, 0, 0, NULL,

@@ -4,8 +4,8 @@
  * by day of arrival (retention drops whole partitions), and one connection per reader
  * thread. Implements store_ops (store_backend.h); nothing of libpq leaves this file.
  * Threads: open/close on the store_open/store_close caller; the write connection on the
- * writer thread only; each read connection on one reader thread.
- * Not yet here (each returns -ENOSYS, so the core answers it cleanly): scores and rollups. */
+ * writer thread only; each read connection on one reader thread. The rollup job (rollup.c's)
+ * runs on the writer connection of the rollup lease's holder (pg_rollup). */
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -19,6 +19,7 @@
 #include "log.h"
 #include "pg_dsn.h"
 #include "pg_lease.h"
+#include "rollup.h"
 #include "store_backend.h"
 #include "vtime.h"
 
@@ -40,6 +41,10 @@
 
 /* issue 16 E: agents' per-class counts (enum store_health x ok/degraded/down, in that order),
  * as sqlite.c's agent_health keeps them. */
+/* exam_totals' columns per class (sqlite.c's) */
+#define TOTALS_COLS(c)                                                                             \
+	" " c "_ok_ms bigint NOT NULL DEFAULT 0, " c "_degraded_ms bigint NOT NULL DEFAULT 0,"     \
+	" " c "_down_ms bigint NOT NULL DEFAULT 0, " c "_targets bigint NOT NULL DEFAULT 0,"
 #define HEALTH_CLASSES(X)                                                                          \
 	X(connected) X(network) X(stream) X(recording) X(coverage) X(assessment) X(buffer)
 #define HC_DEF(c)                                                                                  \
@@ -261,6 +266,66 @@ static const char *const migrations[] = {
     "CREATE INDEX notifications_done ON notifications(created_ms) WHERE state <> 'pending';",
     /* 6: the singleton jobs' leases (pg_lease.h) */
     PG_LEASE_TABLE_SQL,
+    /* 7: rollups, as sqlite.c's migrations 5 and 6 say them (the job is rollup.c's, run
+     * under the rollup lease). Two differences. The job reads results by id below a
+     * horizon (pg_rollup says why), so results gets an index on id, made on every
+     * partition; pruning drops whole days (pruned_ts_ms: check times before it may be
+     * gone). And sessions written by any collector, or by hand, move exam_gen (a
+     * statement trigger, in the writer's transaction), which the job reads in the snapshot
+     * it reads results in: a result it sees is never credited with a stale session list. */
+    "CREATE INDEX results_id ON results(id);"
+    "CREATE TABLE rollup_mark("
+    " id integer PRIMARY KEY CHECK(id = 1),"
+    " result_id bigint NOT NULL,"
+    " at_ms bigint NOT NULL,"
+    " pruned_ts_ms bigint NOT NULL);"
+    "INSERT INTO rollup_mark VALUES(1, 0, 0, 0);"
+    "CREATE TABLE rollup_state("
+    " agent_id bigint NOT NULL,"
+    " kind text NOT NULL,"
+    " target text NOT NULL,"
+    " status integer NOT NULL,"
+    " ts_ms bigint NOT NULL,"
+    " stale_ms bigint NOT NULL,"
+    " until_ms bigint NOT NULL,"
+    " PRIMARY KEY(agent_id, kind, target));"
+    "CREATE TABLE rollup_agents("
+    " agent_id bigint PRIMARY KEY,"
+    " site text NOT NULL,"
+    " last_ts_ms bigint NOT NULL);"
+    "CREATE INDEX rollup_agents_site ON rollup_agents(site);"
+    "CREATE TABLE exam_credits("
+    " exam_id bigint NOT NULL,"
+    " cls integer NOT NULL,"
+    " target text NOT NULL,"
+    " ok_ms bigint NOT NULL DEFAULT 0,"
+    " degraded_ms bigint NOT NULL DEFAULT 0,"
+    " down_ms bigint NOT NULL DEFAULT 0,"
+    " results bigint NOT NULL DEFAULT 0,"
+    " PRIMARY KEY(exam_id, cls, target));"
+    "CREATE TABLE exam_totals("
+    " exam_id bigint PRIMARY KEY," TOTALS_COLS("connected") TOTALS_COLS("network")
+        TOTALS_COLS("stream") TOTALS_COLS("recording") TOTALS_COLS(
+            "coverage") " updated_ms bigint NOT NULL DEFAULT 0);"
+                        "CREATE TABLE rollup_days("
+                        " agent_id bigint NOT NULL,"
+                        " kind text NOT NULL,"
+                        " target text NOT NULL,"
+                        " day bigint NOT NULL," /* days since 1970-01-01, Asia/Shanghai */
+                        " ok_ms bigint NOT NULL DEFAULT 0,"
+                        " degraded_ms bigint NOT NULL DEFAULT 0,"
+                        " down_ms bigint NOT NULL DEFAULT 0,"
+                        " results bigint NOT NULL DEFAULT 0,"
+                        " PRIMARY KEY(agent_id, kind, target, day));"
+                        "CREATE TABLE exam_gen("
+                        " id integer PRIMARY KEY CHECK(id = 1),"
+                        " gen bigint NOT NULL);"
+                        "INSERT INTO exam_gen VALUES(1, 0);"
+                        "CREATE FUNCTION vw_exams_changed() RETURNS trigger LANGUAGE plpgsql AS"
+                        " $$BEGIN UPDATE exam_gen SET gen = gen + 1 WHERE id = 1; RETURN NULL; "
+                        "END$$;"
+                        "CREATE TRIGGER exams_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE"
+                        " ON exam_sessions FOR EACH STATEMENT EXECUTE FUNCTION vw_exams_changed();",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -439,6 +504,87 @@ static const struct pg_stmt fstmts[] = {
 };
 #define F_NSTMTS (sizeof(fstmts) / sizeof(fstmts[0]))
 
+/* issue 13: the rollup job's (pg_rollup): sqlite.c's W_MARK_*, W_NEW_RESULTS, W_STATE_*,
+ * W_AGENT*, W_EXAMS_SITE, W_CREDIT_*, W_TOTALS_* and W_DAY_ADD. A flush writes each table
+ * with one statement of arrays (one row per key: the job's sums are keyed so). */
+#define TOTALS_SUM(c, n)                                                                           \
+	", coalesce(sum(ok) FILTER (WHERE cls = " n "), 0),"                                       \
+	" coalesce(sum(deg) FILTER (WHERE cls = " n "), 0),"                                       \
+	" coalesce(sum(down) FILTER (WHERE cls = " n "), 0),"                                      \
+	" coalesce(sum(fresh) FILTER (WHERE cls = " n "), 0)"
+#define TOTALS_NAMES(c) ", " c "_ok_ms, " c "_degraded_ms, " c "_down_ms, " c "_targets"
+#define TOTALS_UPD(c)                                                                              \
+	", " c "_ok_ms = t." c "_ok_ms + excluded." c "_ok_ms, " c "_degraded_ms = t." c           \
+	"_degraded_ms + excluded." c "_degraded_ms, " c "_down_ms = t." c "_down_ms + excluded." c \
+	"_down_ms, " c "_targets = t." c "_targets + excluded." c "_targets"
+_Static_assert(STORE_CLASS_CONNECTED == 0 && STORE_CLASS_NETWORK == 1 && STORE_CLASS_STREAM == 2 &&
+                   STORE_CLASS_RECORDING == 3 && STORE_CLASS_COVERAGE == 4,
+               "roll_credits spells the classes' numbers");
+static const struct pg_stmt jstmts[] = {
+    {"roll_mark_get", "SELECT result_id FROM rollup_mark WHERE id = 1"},
+    {"roll_mark_set", "UPDATE rollup_mark SET result_id = $1, at_ms = $2 WHERE id = 1"},
+    {"roll_agents_load", "SELECT agent_id, site, last_ts_ms FROM rollup_agents"},
+    {"roll_state_load", "SELECT agent_id, kind, target, status, ts_ms, stale_ms, until_ms"
+                        " FROM rollup_state"},
+    /* the horizon's two halves, in this order (pg_rollup) */
+    {"roll_seq", "SELECT coalesce(pg_sequence_last_value("
+                 "pg_get_serial_sequence('results', 'id')::regclass), 0)"},
+    {"roll_snap", "SELECT pg_snapshot_xmin(s)::text::bigint, pg_snapshot_xmax(s)::text::bigint"
+                  " FROM pg_current_snapshot() s"},
+    {"roll_gen", "SELECT gen FROM exam_gen WHERE id = 1"},
+    /* results_id on each partition; no bound on received_ms: a backlog arrives late */
+    {"roll_new", "SELECT id, agent_id, kind, target, status, ts_ms, interval_ms FROM results"
+                 " WHERE id > $1 AND id <= $2 ORDER BY id LIMIT $3"},
+    {"roll_agent_site", "SELECT site FROM agents WHERE id = $1"},
+    {"roll_exams_site", "SELECT id, start_ms, end_ms, rooms FROM exam_sessions"
+                        " WHERE site = $1 AND end_ms > $2 ORDER BY start_ms, id"},
+    {"roll_holds", "INSERT INTO rollup_state(agent_id, kind, target, status, ts_ms, stale_ms,"
+                   " until_ms) SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[],"
+                   " $4::int[], $5::bigint[], $6::bigint[], $7::bigint[])"
+                   " ON CONFLICT (agent_id, kind, target) DO UPDATE SET status = excluded.status,"
+                   " ts_ms = excluded.ts_ms, stale_ms = excluded.stale_ms,"
+                   " until_ms = excluded.until_ms"},
+    {"roll_agents", "INSERT INTO rollup_agents(agent_id, site, last_ts_ms)"
+                    " SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[])"
+                    " ON CONFLICT (agent_id) DO UPDATE SET site = excluded.site,"
+                    " last_ts_ms = greatest(rollup_agents.last_ts_ms, excluded.last_ts_ms)"},
+    {"roll_days",
+     "INSERT INTO rollup_days AS d(agent_id, kind, target, day, ok_ms,"
+     " degraded_ms, down_ms, results) SELECT * FROM unnest($1::bigint[],"
+     " $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[],"
+     " $7::bigint[], $8::bigint[])"
+     " ON CONFLICT (agent_id, kind, target, day) DO UPDATE SET"
+     " ok_ms = d.ok_ms + excluded.ok_ms,"
+     " degraded_ms = d.degraded_ms + excluded.degraded_ms,"
+     " down_ms = d.down_ms + excluded.down_ms, results = d.results + excluded.results"},
+    /* A session's totals count the targets credited in it: a credit row new in this
+     * flush adds one (fresh, read before the INSERT: a WITH's parts share one snapshot). */
+    {"roll_credits",
+     "WITH u AS (SELECT * FROM unnest($2::bigint[], $3::int[], $4::text[], $5::bigint[],"
+     " $6::bigint[], $7::bigint[], $8::bigint[]) AS u(exam_id, cls, target, ok, deg, down, n)),"
+     " f AS (SELECT u.*, CASE WHEN EXISTS(SELECT 1 FROM exam_credits c WHERE c.exam_id ="
+     " u.exam_id AND c.cls = u.cls AND c.target = u.target) THEN 0 ELSE 1 END AS fresh FROM u),"
+     " c AS (INSERT INTO exam_credits AS c(exam_id, cls, target, ok_ms, degraded_ms, down_ms,"
+     " results) SELECT exam_id, cls, target, ok, deg, down, n FROM u"
+     " ON CONFLICT (exam_id, cls, target) DO UPDATE SET ok_ms = c.ok_ms + excluded.ok_ms,"
+     " degraded_ms = c.degraded_ms + excluded.degraded_ms,"
+     " down_ms = c.down_ms + excluded.down_ms, results = c.results + excluded.results)"
+     " INSERT INTO exam_totals AS t(exam_id" TOTALS_NAMES("connected") TOTALS_NAMES("network")
+         TOTALS_NAMES("stream") TOTALS_NAMES("recording") TOTALS_NAMES(
+             "coverage") ", updated_ms) SELECT exam_id" TOTALS_SUM("connected", "0")
+             TOTALS_SUM("network", "1") TOTALS_SUM("stream", "2") TOTALS_SUM("recording", "3")
+                 TOTALS_SUM(
+                     "coverage",
+                     "4") ", $1::bigint FROM f GROUP BY exam_id ON CONFLICT (exam_id) DO UPDATE SET"
+                          " updated_ms = excluded.updated_ms" TOTALS_UPD("connected")
+                              TOTALS_UPD("network") TOTALS_UPD("stream") TOTALS_UPD("recording")
+                                  TOTALS_UPD("coverage")},
+    /* retention: a day's partition goes only when the job rolled every row of it */
+    {"roll_pruned", "UPDATE rollup_mark SET pruned_ts_ms = greatest(pruned_ts_ms, $1)"
+                    " WHERE id = 1"},
+};
+#define J_NSTMTS (sizeof(jstmts) / sizeof(jstmts[0]))
+
 enum {
 	W_SITE_PLACE,
 	W_AGENT_NEW,
@@ -477,6 +623,26 @@ _Static_assert(sizeof(wstmts) / sizeof(wstmts[0]) == W_NSTMTS, "one name per sta
 	" last_error, next_attempt_ms, sent_ms, created_ms, data FROM notifications"               \
 	" WHERE ($1::text IS NULL OR state = $1::text) AND ($2::text IS NULL OR city = $2::text)"  \
 	" ORDER BY id " order " LIMIT $3"
+/* issue 13: sessions overlapping [$1, $2) not cancelled, with their totals (sqlite.c's
+ * EXAMS): $3..$5 org, city, site (NULL = any); $6 the earliest start that can overlap
+ * ($1 - the longest session, saturated in C: bigint arithmetic here would overflow). */
+#define TOTALS_SEL(c)                                                                              \
+	", coalesce(t." c "_ok_ms, 0), coalesce(t." c "_degraded_ms, 0),"                          \
+	" coalesce(t." c "_down_ms, 0), coalesce(t." c "_targets, 0)"
+#define SCORED_EXAMS(where)                                                                        \
+	"SELECT e.id, e.org, e.city, e.site, e.code, e.occupation, e.level, e.rooms, e.start_ms,"  \
+	" e.end_ms, e.candidates" TOTALS_SEL("connected") TOTALS_SEL("network")                    \
+	    TOTALS_SEL("stream") TOTALS_SEL("recording")                                           \
+	        TOTALS_SEL("coverage") " FROM exam_sessions e LEFT JOIN exam_totals t ON "         \
+	                               "t.exam_id = e.id WHERE " where                             \
+	                               " AND e.cancelled_ms IS NULL AND e.start_ms < $2::bigint "  \
+	                               "AND e.end_ms > $1::bigint"                                 \
+	                               " AND e.start_ms > $6::bigint"                              \
+	                               " AND ($3::text IS NULL OR e.org = $3::text) AND "          \
+	                               "($4::text IS NULL OR e.city = $4::text)"                   \
+	                               " AND ($5::text IS NULL OR e.site = $5::text) AND "         \
+	                               "($7::bigint IS NULL OR e.id = $7::bigint)"                 \
+	                               " ORDER BY e.start_ms, e.id"
 static const struct pg_stmt rstmts[] = {
     {"sites", SITE_SUMMARY("")},
     {"site", SITE_SUMMARY("WHERE site = $1")},
@@ -543,6 +709,30 @@ static const struct pg_stmt rstmts[] = {
     {"hist", "SELECT id, kind, target, status, session, codec, faults, metrics, ts_ms, seq"
              " FROM results WHERE agent_id = $1 AND ts_ms >= $2 AND ts_ms <= $3"
              " AND (ts_ms < $3 OR id < $4) ORDER BY ts_ms DESC, id DESC LIMIT $5"},
+    /* issue 13: the score's reads (sqlite.c's R_ROLLED, R_EXAMS_*, R_CREDITS, R_EXAM,
+     * R_EV_*). rolled: a site's rolled_to, sorted for rolled_to()'s search. */
+    {"rolled", "SELECT site COLLATE \"C\", min(last_ts_ms) FROM rollup_agents GROUP BY 1"
+               " ORDER BY 1"},
+    {"score_site", SCORED_EXAMS("e.site = $5")},
+    {"score_org", SCORED_EXAMS("e.org = $3")},
+    {"score_city", SCORED_EXAMS("e.city = $4")},
+    {"score_all", SCORED_EXAMS("true")},
+    {"score_one", SCORED_EXAMS("e.id = $7")},
+    {"credits", "SELECT cls, target, ok_ms, degraded_ms, down_ms, results FROM exam_credits"
+                " WHERE exam_id = $1 ORDER BY cls, target COLLATE \"C\""},
+    {"ev_exam", "SELECT e.site, e.rooms, e.start_ms, e.end_ms,"
+                " (SELECT coalesce(max(st.stale_ms), 0) FROM rollup_state st"
+                " JOIN agents a ON a.id = st.agent_id WHERE a.site = e.site),"
+                " (SELECT pruned_ts_ms FROM rollup_mark WHERE id = 1)"
+                " FROM exam_sessions e WHERE e.id = $1"},
+    {"ev_targets", "SELECT DISTINCT st.target COLLATE \"C\" FROM agents a"
+                   " JOIN rollup_state st ON st.agent_id = a.id AND st.kind = $2"
+                   " WHERE a.site = $1 AND ($3::text IS NULL OR st.target = $3::text)"
+                   " ORDER BY 1"},
+    {"ev_rows", "SELECT a.agent, r.kind, r.target, r.status, r.session, r.codec, r.faults,"
+                " r.metrics, r.ts_ms, r.seq FROM agents a JOIN results r ON r.agent_id = a.id"
+                " AND r.kind = $2 AND r.target = $3 AND r.ts_ms >= $4 AND r.ts_ms < $5"
+                " WHERE a.site = $1 ORDER BY r.seq, a.agent COLLATE \"C\""},
 };
 enum {
 	R_SITES,
@@ -571,6 +761,16 @@ enum {
 	R_NOTIFY_ASC,
 	R_NOTIFY_DESC,
 	R_HIST,
+	R_ROLLED,
+	R_SCORE_SITE,
+	R_SCORE_ORG,
+	R_SCORE_CITY,
+	R_SCORE_ALL,
+	R_SCORE_ONE,
+	R_CREDITS,
+	R_EV_EXAM,
+	R_EV_TARGETS,
+	R_EV_ROWS,
 	R_NSTMTS
 };
 _Static_assert(sizeof(rstmts) / sizeof(rstmts[0]) == R_NSTMTS, "one name per statement");
@@ -587,6 +787,21 @@ struct pg_retry {
 	int64_t at_mono;  /* no reset before this */
 	int64_t attempts; /* failed resets since the connection was lost */
 	uint64_t rng;
+};
+
+/* issue 13: the rollup job here (pg_rollup). A flush's arrays, per statement: roll_holds' 7,
+ * roll_credits' 7, roll_days' 8, roll_agents' 3. */
+enum { RA_HOLD = 0, RA_CREDIT = 7, RA_DAY = 14, RA_AGENT = 22, RA_COUNT = 25 };
+struct pg_roll {
+	struct rollup_mem *job; /* rollup.c's memory; NULL until loaded under the lease */
+	int64_t epoch;          /* the rollup lease's epoch it was loaded under */
+	int64_t safe_id;        /* every result id at or below it committed, or never will */
+	/* ids at or below pend_id are safe once every transaction id below pend_xmax ended
+	 * (pend_xmax 0: none waiting) */
+	int64_t pend_id, pend_xmax;
+	int64_t gen; /* exam_gen when the sessions cache was read */
+	int64_t now_ms;
+	struct vw_buf a[RA_COUNT];
 };
 
 struct pg_be {
@@ -610,6 +825,8 @@ struct pg_be {
 	struct store_avail avail;
 	int64_t retry_at_mono; /* avail's retry_in_ms, as a monotonic time */
 	int w_unset;           /* connected, but its session could not be set up again */
+	int64_t default_stale_ms, flush_ms; /* store_options' (the rollup job) */
+	struct pg_roll roll;
 };
 
 struct pg_rd {
@@ -991,8 +1208,9 @@ static int writer_session(struct pg_be *s, char *err, size_t errlen)
 		snprintf(err, errlen, "postgresql store (%s): the latest stage: see the log",
 		         s->where);
 	else if (!(rc = prepare_all(s->w, wstmts, W_NSTMTS, err, errlen, s->where)) &&
-	         !(rc = prepare_all(s->w, xstmts, X_NSTMTS, err, errlen, s->where)))
-		rc = prepare_all(s->w, fstmts, F_NSTMTS, err, errlen, s->where);
+	         !(rc = prepare_all(s->w, xstmts, X_NSTMTS, err, errlen, s->where)) &&
+	         !(rc = prepare_all(s->w, fstmts, F_NSTMTS, err, errlen, s->where)))
+		rc = prepare_all(s->w, jstmts, J_NSTMTS, err, errlen, s->where);
 	/* NORMAL: an acknowledged batch may be lost to a crash of the database (never to one of
 	 * the collector); for measurements only, as with SQLite. */
 	if (!rc && s->durable_normal)
@@ -1000,13 +1218,18 @@ static int writer_session(struct pg_be *s, char *err, size_t errlen)
 	return rc;
 }
 
+static void roll_close(struct pg_be *s);
+
 static void pg_close(void *p)
 {
 	struct pg_be *s = p;
 	if (!s)
 		return;
+	roll_close(s);
 	pg_lease_destroy(s->lease);
 	PQfinish(s->w);
+	for (int i = 0; i < RA_COUNT; i++)
+		vw_buf_free(&s->roll.a[i]);
 	free(s->dsn);
 	free(s->passfile);
 	vw_buf_free(&s->copy);
@@ -1041,6 +1264,11 @@ static int pg_open(const struct store_options *o, void **out, char *err, size_t 
 	s->raw_retention_ms = o->raw_retention_ms;
 	s->thumb_retention_ms = o->thumb_retention_ms;
 	s->access_retention_ms = o->thumb_access_retention_ms;
+	s->default_stale_ms =
+	    o->default_stale_ms > 0 ? o->default_stale_ms : STORE_DEFAULT_STALE_MS;
+	s->flush_ms = o->rollup_flush_ms > 0 ? o->rollup_flush_ms : STORE_ROLLUP_FLUSH_MS;
+	for (int i = 0; i < RA_COUNT; i++)
+		vw_buf_init(&s->roll.a[i], COPY_BUF_MAX);
 	s->feed_dirty = 1; /* nothing counted yet */
 	s->avail.up = 1;
 	s->wretry.rng = (uint64_t)vw_now_ms() ^ ((uint64_t)(uintptr_t)s << 16) ^ (uint64_t)getpid();
@@ -2546,10 +2774,10 @@ fail:
 	return rc;
 }
 
-/* Retention: the oldest partition whose every row arrived longer ago than raw_retention is
- * dropped, one per call (1 = another may be due). With this backend raw_retention is the
- * whole of what is kept (no rollups yet). */
-static int parts_prune(struct pg_be *s, int64_t now_ms)
+/* Retention: the oldest partition whose every row arrived longer ago than raw_retention,
+ * and was rolled, is dropped, one per call (1 = another may be due). rolled_id: the rollup
+ * job's persisted mark (rows at or below it are in the rollups scores read). */
+static int parts_prune(struct pg_be *s, int64_t now_ms, int64_t rolled_id)
 {
 	if (s->raw_retention_ms <= 0)
 		return 0;
@@ -2561,7 +2789,7 @@ static int parts_prune(struct pg_be *s, int64_t now_ms)
 		return pg_fail(s->w, r, "store_prune_failed", "partitions");
 	int64_t cutoff = now_ms - s->raw_retention_ms;
 	int due = 0;
-	char sql[128], name[64];
+	char sql[160], name[64];
 	for (int i = 0; i < PQntuples(r) && !rc; i++) {
 		int y, m, d;
 		char tail;
@@ -2579,16 +2807,41 @@ static int parts_prune(struct pg_be *s, int64_t now_ms)
 			break;
 		/* DROP locks all of results (ACCESS EXCLUSIVE): behind a long read it would
 		 * queue every collector's ingest behind it. Given up after 2 s instead; the
-		 * next slice tries again. */
-		snprintf(sql, sizeof(sql), "DROP TABLE IF EXISTS %s", name);
+		 * next slice tries again. The partition's rows are checked rolled under that
+		 * lock, so none can join them between the check and the DROP. */
+		struct ints t;
+		const char *pv[1] = {i64s(&t, 0, (day + 1) * DAY_MS)};
+		PGresult *mx = NULL;
+		snprintf(sql, sizeof(sql), "LOCK TABLE results IN ACCESS EXCLUSIVE MODE");
 		if ((rc = pg_exec(s->w, "store_prune_failed", "BEGIN")) == 0 &&
 		    (rc = pg_exec(s->w, "store_prune_failed", "SET LOCAL lock_timeout = '2s'")) ==
 		        0 &&
-		    (rc = pg_exec(s->w, "store_prune_failed", sql)) == 0 &&
-		    (rc = pg_exec(s->w, "store_prune_failed", "COMMIT")) == 0)
+		    (rc = pg_exec(s->w, "store_prune_failed", sql)) == 0) {
+			snprintf(sql, sizeof(sql), "SELECT coalesce(max(id), 0) FROM %s", name);
+			mx = PQexec(s->w, sql);
+			if (PQresultStatus(mx) != PGRES_TUPLES_OK)
+				rc = pg_fail(s->w, mx, "store_prune_failed", "partition_max"),
+				mx = NULL;
+		}
+		int64_t top = mx ? val_i64(mx, 0, 0) : 0;
+		PQclear(mx);
+		if (!rc && top > rolled_id) {
+			/* not rolled yet: kept until it is (the job is behind, or not running) */
+			pg_rollback(s->w, "store_prune_failed");
+			due = 0;
+			break;
+		}
+		snprintf(sql, sizeof(sql), "DROP TABLE IF EXISTS %s", name);
+		if (!rc && (rc = pg_exec(s->w, "store_prune_failed", sql)) == 0 &&
+		    (rc = pg_run(s->w, "store_prune_failed", "roll_pruned", 1, pv, NULL)) == 0 &&
+		    (rc = pg_exec(s->w, "store_prune_failed", "COMMIT")) == 0) {
 			log_info("event=store_partition_dropped backend=postgresql partition=%s",
 			         name);
-		else
+			/* the oldest goes first: the range of known days loses its front (a row
+			 * that still arrives for that day makes it again) */
+			if (day >= s->parts_from && day < s->parts_until)
+				s->parts_from = day + 1;
+		} else
 			pg_rollback(s->w, "store_prune_failed");
 	}
 	PQclear(r);
@@ -2629,17 +2882,326 @@ static int bounded_prune(struct pg_be *s, int64_t now_ms, int64_t retention_ms, 
 	return 0;
 }
 
-/* Between group commits: a partition past raw_retention dropped, and a batch of old
- * pictures and of old access records deleted; 1 when more of either may be due. The
- * rollups a score needs are not on PostgreSQL yet, so nothing here waits for them. */
+/* --- issue 13: the rollup job --------------------------------------------------------------
+ * rollup.c's job, run by the holder of the rollup lease between group commits. sqlite.c
+ * reads new results by id: one writer, so ids become visible in their order. Here a
+ * sequence hands out ids to several collectors' transactions, which commit in any order: a
+ * cursor past 11 would never see a 10 committed after it. So the job reads only up to a
+ * horizon every transaction that could hold a lower id has passed: it reads the sequence's
+ * last id L, then the snapshot's xmax X (the first transaction id not yet assigned). Every id
+ * at or below L was taken by a transaction with an id below X (ingest locks its agent row,
+ * which assigns its transaction id, before its COPY takes ids), so once the oldest running
+ * transaction is at or past X (snapshot xmin >= X), every id at or below L has committed or
+ * never will. Nothing is added to ingest: no lock, no counter row. */
+
+#define ROLL_SLICE 5000
+
+static void roll_drop(struct pg_be *s)
+{
+	rollup_mem_free(s->roll.job);
+	s->roll.job = NULL;
+}
+
+static int jrun(struct pg_be *s, const char *name, int n, const char *const *vals, PGresult **out)
+{
+	return pg_run(s->w, "rollup_failed", name, n, vals, out);
+}
+
+static int jio_agent_site(void *db, int64_t agent_id, char *site, size_t n)
+{
+	struct pg_be *s = db;
+	struct ints t;
+	const char *v[1] = {i64s(&t, 0, agent_id)};
+	PGresult *r = NULL;
+	int rc = jrun(s, "roll_agent_site", 1, v, &r);
+	if (rc)
+		return rc;
+	rc = PQntuples(r) ? 0 : -ENOENT;
+	if (!rc)
+		snprintf(site, n, "%s", PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return rc;
+}
+
+static int jio_site_exams(void *db, const char *site, int64_t from, struct rollup_exams *out)
+{
+	struct pg_be *s = db;
+	struct ints t;
+	const char *v[2] = {site, i64s(&t, 0, from)};
+	PGresult *r = NULL;
+	int rc = jrun(s, "roll_exams_site", 2, v, &r);
+	for (int i = 0; !rc && i < PQntuples(r); i++)
+		rc = rollup_exams_add(out, val_i64(r, i, 0), val_i64(r, i, 1), val_i64(r, i, 2),
+		                      PQgetvalue(r, i, 3));
+	PQclear(r);
+	return rc;
+}
+
+static int jio_put_hold(void *db, int64_t agent_id, const char *kind, const char *target,
+                        const struct credit_state *cs)
+{
+	struct vw_buf *a = ((struct pg_be *)db)->roll.a + RA_HOLD;
+	arr_i64(&a[0], agent_id);
+	arr_str(&a[1], kind);
+	arr_str(&a[2], target);
+	arr_i64(&a[3], cs->status);
+	arr_i64(&a[4], cs->ts_ms);
+	arr_i64(&a[5], cs->stale_ms);
+	arr_i64(&a[6], cs->until_ms);
+	return 0;
+}
+
+static int jio_put_credit(void *db, int64_t exam_id, int cls, const char *target,
+                          const int64_t ms[VW_STATUS_COUNT], int64_t results)
+{
+	struct vw_buf *a = ((struct pg_be *)db)->roll.a + RA_CREDIT;
+	arr_i64(&a[0], exam_id);
+	arr_i64(&a[1], cls);
+	arr_str(&a[2], target);
+	for (int i = 0; i < VW_STATUS_COUNT; i++)
+		arr_i64(&a[3 + i], ms[i]);
+	arr_i64(&a[6], results);
+	return 0;
+}
+
+static int jio_put_day(void *db, int64_t agent_id, const char *kind, const char *target,
+                       int64_t day, const int64_t ms[VW_STATUS_COUNT], int64_t results)
+{
+	struct vw_buf *a = ((struct pg_be *)db)->roll.a + RA_DAY;
+	arr_i64(&a[0], agent_id);
+	arr_str(&a[1], kind);
+	arr_str(&a[2], target);
+	arr_i64(&a[3], day);
+	for (int i = 0; i < VW_STATUS_COUNT; i++)
+		arr_i64(&a[4 + i], ms[i]);
+	arr_i64(&a[7], results);
+	return 0;
+}
+
+static int jio_put_agent(void *db, int64_t agent_id, const char *site, int64_t ts_ms)
+{
+	struct vw_buf *a = ((struct pg_be *)db)->roll.a + RA_AGENT;
+	arr_i64(&a[0], agent_id);
+	arr_str(&a[1], site);
+	arr_i64(&a[2], ts_ms);
+	return 0;
+}
+
+static void jio(struct pg_be *s, struct rollup_io *io)
+{
+	*io = (struct rollup_io){
+	    s,           jio_agent_site, jio_site_exams, jio_put_hold, jio_put_credit,
+	    jio_put_day, jio_put_agent};
+}
+
+/* The persisted job (mark, agents, holds) into fresh memory, in one snapshot. */
+static int roll_load(struct pg_be *s, int64_t epoch)
+{
+	struct rollup_mem *m = rollup_mem_new();
+	if (!m)
+		return -ENOMEM;
+	PGresult *r = NULL;
+	int rc = pg_exec(s->w, "rollup_failed", "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+	if (!rc && !(rc = jrun(s, "roll_mark_get", 0, NULL, &r))) {
+		struct rollup_pos *pos = rollup_pos(m);
+		pos->mark = pos->flushed_mark = PQntuples(r) ? val_i64(r, 0, 0) : 0;
+		PQclear(r);
+	}
+	if (!rc && !(rc = jrun(s, "roll_agents_load", 0, NULL, &r))) {
+		for (int i = 0; !rc && i < PQntuples(r); i++)
+			rc = rollup_load_agent(m, val_i64(r, i, 0), PQgetvalue(r, i, 1),
+			                       val_i64(r, i, 2));
+		PQclear(r);
+	}
+	if (!rc && !(rc = jrun(s, "roll_state_load", 0, NULL, &r))) {
+		for (int i = 0; !rc && i < PQntuples(r); i++) {
+			struct credit_state cs = {1, (int)val_i64(r, i, 3), val_i64(r, i, 4),
+			                          val_i64(r, i, 5), val_i64(r, i, 6)};
+			rc = rollup_load_hold(m, val_i64(r, i, 0), PQgetvalue(r, i, 1),
+			                      PQgetvalue(r, i, 2), &cs);
+		}
+		PQclear(r);
+	}
+	if (!rc)
+		rc = pg_exec(s->w, "rollup_failed", "COMMIT");
+	if (rc) {
+		pg_rollback(s->w, "rollup_failed");
+		rollup_mem_free(m);
+		log_error("event=rollup_failed backend=postgresql step=load error=%d", rc);
+		return rc;
+	}
+	s->roll.job = m;
+	s->roll.epoch = epoch;
+	s->roll.safe_id = rollup_pos(m)->mark;
+	s->roll.pend_xmax = 0;
+	s->roll.gen = -1;
+	log_info("event=rollup_loaded backend=postgresql mark=%" PRId64 " lease_epoch=%" PRId64,
+	         rollup_pos(m)->mark, epoch);
+	return 0;
+}
+
+/* Moves safe_id on (the comment above the section says how). Autocommit, two statements in
+ * this order: L first, then a snapshot taken after it. */
+static int roll_horizon(struct pg_be *s)
+{
+	PGresult *r = NULL;
+	int rc = jrun(s, "roll_seq", 0, NULL, &r);
+	if (rc)
+		return rc;
+	int64_t last = val_i64(r, 0, 0);
+	PQclear(r);
+	if ((rc = jrun(s, "roll_snap", 0, NULL, &r)) != 0)
+		return rc;
+	int64_t xmin = val_i64(r, 0, 0), xmax = val_i64(r, 0, 1);
+	PQclear(r);
+	struct pg_roll *j = &s->roll;
+	if (j->pend_xmax && xmin >= j->pend_xmax) {
+		j->safe_id = j->pend_id > j->safe_id ? j->pend_id : j->safe_id;
+		j->pend_xmax = 0;
+	}
+	if (xmin >= xmax) { /* nothing running: every id taken so far is settled */
+		j->safe_id = last > j->safe_id ? last : j->safe_id;
+		j->pend_xmax = 0;
+	} else if (!j->pend_xmax && last > j->safe_id) {
+		j->pend_id = last;
+		j->pend_xmax = xmax;
+	}
+	return 0;
+}
+
+/* Up to ROLL_SLICE results past the mark and at or below safe_id into memory, in one
+ * snapshot with exam_gen (migration 7 says why). *rolled = how many. */
+static int roll_slice(struct pg_be *s, int64_t now_ms, size_t *rolled)
+{
+	struct rollup_mem *m = s->roll.job;
+	struct rollup_pos *pos = rollup_pos(m);
+	*rolled = 0;
+	if (pos->mark >= s->roll.safe_id)
+		return 0;
+	struct rollup_io io;
+	jio(s, &io);
+	PGresult *r = NULL;
+	int rc = pg_exec(s->w, "rollup_failed", "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+	if (!rc && !(rc = jrun(s, "roll_gen", 0, NULL, &r))) {
+		int64_t gen = PQntuples(r) ? val_i64(r, 0, 0) : 0;
+		PQclear(r);
+		if (gen != s->roll.gen) {
+			rollup_exams_changed(m);
+			s->roll.gen = gen;
+		}
+	}
+	struct ints t;
+	const char *v[3] = {i64s(&t, 0, pos->mark), i64s(&t, 1, s->roll.safe_id),
+	                    i64s(&t, 2, ROLL_SLICE)};
+	if (!rc && !(rc = jrun(s, "roll_new", 3, v, &r))) {
+		for (int i = 0; !rc && i < PQntuples(r); i++) {
+			enum vw_status status;
+			if (vw_status_parse(PQgetvalue(r, i, 4), &status) != 0)
+				status = VW_STATUS_DOWN; /* the writer stores only known names */
+			double interval = strtod(PQgetvalue(r, i, 6), NULL);
+			if ((rc = rollup_result(m, &io, val_i64(r, i, 1), PQgetvalue(r, i, 2),
+			                        PQgetvalue(r, i, 3), (int)status, val_i64(r, i, 5),
+			                        credit_stale_ms(interval, s->default_stale_ms),
+			                        now_ms)) != 0)
+				break;
+			pos->mark = val_i64(r, i, 0);
+			pos->pending++;
+			(*rolled)++;
+		}
+		PQclear(r);
+	}
+	if (!rc)
+		rc = pg_exec(s->w, "rollup_failed", "COMMIT");
+	if (rc)
+		pg_rollback(s->w, "rollup_failed");
+	return rc;
+}
+
+/* What memory holds beyond the last flush, and the mark, in one transaction fenced by the
+ * rollup lease: a collector that lost it writes nothing. */
+static int roll_flush(struct pg_be *s, int64_t now_ms, struct store_stats *out)
+{
+	struct rollup_mem *m = s->roll.job;
+	struct rollup_pos *pos = rollup_pos(m);
+	struct rollup_io io;
+	jio(s, &io);
+	for (int i = 0; i < RA_COUNT; i++)
+		vw_buf_reset(&s->roll.a[i]);
+	size_t holds = 0;
+	int rc = rollup_tails(m, &io, now_ms);
+	if (!rc)
+		rc = rollup_write(m, &io, &holds);
+	if (!rc)
+		rc = pg_exec(s->w, "rollup_failed", "BEGIN");
+	if (!rc)
+		rc = pg_lease_fence(s->lease, s->w, STORE_LEASE_ROLLUP);
+	struct ints t;
+	const char *now[1] = {i64s(&t, 0, now_ms)};
+	static const struct {
+		const char *stmt;
+		int first, n, fixed;
+	} tables[] = {{"roll_holds", RA_HOLD, 7, 0},
+	              {"roll_credits", RA_CREDIT, 7, 1},
+	              {"roll_days", RA_DAY, 8, 0},
+	              {"roll_agents", RA_AGENT, 3, 0}};
+	for (size_t i = 0; !rc && i < sizeof(tables) / sizeof(tables[0]); i++)
+		if (s->roll.a[tables[i].first].len)
+			rc = feed_arrays_run(s, tables[i].stmt, tables[i].fixed, now,
+			                     &s->roll.a[tables[i].first], tables[i].n);
+	const char *mv[2] = {i64s(&t, 1, pos->mark), now[0]};
+	if (!rc)
+		rc = jrun(s, "roll_mark_set", 2, mv, NULL);
+	if (!rc)
+		rc = commit_checked(s->w);
+	if (rc) {
+		pg_rollback(s->w, "rollup_failed");
+		log_error("event=rollup_failed backend=postgresql step=flush mark=%" PRId64
+		          " error=%d",
+		          pos->mark, rc);
+		roll_drop(s); /* reloaded from the database when next due */
+		return rc;
+	}
+	log_debug("event=rollup_flush backend=postgresql results=%llu holds=%zu mark=%" PRId64,
+	          (unsigned long long)pos->pending, holds, pos->mark);
+	out->rows_rolled += pos->pending;
+	out->rollup_flushes++;
+	rollup_written(m, now_ms);
+	return 0;
+}
+
+/* Between group commits, by the rollup lease's holder only: one slice of the job (and a
+ * flush when due), a partition past raw_retention that is rolled dropped, and a batch of
+ * old pictures and of old access records deleted. 1 when more may be due. */
 static int pg_rollup(void *p, int64_t now_ms, struct store_stats *out)
 {
 	struct pg_be *s = p;
-	(void)out;
 	int rc = writer_ready(s);
 	if (rc)
 		return rc;
-	int more = parts_prune(s, now_ms);
+	struct store_lease held[STORE_LEASES];
+	pg_lease_view(s->lease, held);
+	const struct store_lease *l = &held[STORE_LEASE_ROLLUP];
+	if (!l->held) {
+		roll_drop(s); /* another collector's job moves the tables meanwhile */
+		return 0;
+	}
+	if (s->roll.job && s->roll.epoch != l->epoch)
+		roll_drop(s); /* lost and taken again: what another holder wrote is read */
+	if (!s->roll.job && (rc = roll_load(s, l->epoch)) != 0)
+		return rc;
+	size_t rolled = 0;
+	if ((rc = roll_horizon(s)) != 0 || (rc = roll_slice(s, now_ms, &rolled)) != 0) {
+		log_error("event=rollup_failed backend=postgresql step=roll mark=%" PRId64
+		          " error=%d",
+		          rollup_pos(s->roll.job)->mark, rc);
+		roll_drop(s); /* memory may hold half a result: start again from the last flush */
+		return rc;
+	}
+	out->rollup_slices++;
+	if (rollup_flush_due(s->roll.job, now_ms, s->flush_ms) &&
+	    (rc = roll_flush(s, now_ms, out)) != 0)
+		return rc;
+	int more = s->roll.job ? parts_prune(s, now_ms, rollup_pos(s->roll.job)->flushed_mark) : 0;
 	if (more < 0)
 		return more;
 	int64_t thumbs = 0, accesses = 0;
@@ -2648,7 +3210,22 @@ static int pg_rollup(void *p, int64_t now_ms, struct store_stats *out)
 	    (rc = bounded_prune(s, now_ms, s->access_retention_ms, "access_oldest", "access_prune",
 	                        "thumbnail_access", &accesses)) != 0)
 		return rc;
-	return more || thumbs == THUMB_PRUNE_BATCH || accesses == THUMB_PRUNE_BATCH;
+	return rolled == ROLL_SLICE || more || thumbs == THUMB_PRUNE_BATCH ||
+	       accesses == THUMB_PRUNE_BATCH;
+}
+
+/* At close (writer thread joined): what memory holds beyond the last flush is written, if
+ * the lease is still this collector's (the fence says). */
+static void roll_close(struct pg_be *s)
+{
+	if (!s->roll.job)
+		return;
+	struct store_stats st = {0};
+	int64_t now = vw_now_ms();
+	if (PQstatus(s->w) == CONNECTION_OK &&
+	    (rollup_pos(s->roll.job)->pending || rollup_flush_due(s->roll.job, now, 0)))
+		roll_flush(s, now, &st);
+	roll_drop(s);
 }
 
 /* --- readers ------------------------------------------------------------------------------ */
@@ -3774,28 +4351,210 @@ static int pg_problems_list(void *p, const struct store_problem_query *q, int64_
 	return rc;
 }
 
-/* --- not on PostgreSQL yet ------------------------------------------------------------------
- * Each says so (-ENOSYS) rather than answer from nothing: the core hands the status to its
- * caller, the API answers with an error, and nothing reads as "no sessions" or "no
- * problems" that were simply never stored here. */
+/* --- issue 13: the score's reads (reader threads) ----------------------------------------- */
+
+/* A site's rolled_to from R_ROLLED's rows (sorted by strcmp's order): 0 when none. */
+static int64_t rolled_to(const PGresult *r, const char *site)
+{
+	int lo = 0, hi = r ? PQntuples(r) : 0;
+	while (lo < hi) {
+		int mid = lo + (hi - lo) / 2, c = strcmp(PQgetvalue(r, mid, 0), site);
+		if (c == 0)
+			return val_i64(r, mid, 1);
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return 0;
+}
+
+static int read_credits(struct pg_rd *rd, int64_t exam_id, struct store_fill *f)
+{
+	struct ints t;
+	const char *v[1] = {i64s(&t, 0, exam_id)};
+	PGresult *r = NULL;
+	int rc = rd_run(rd, R_CREDITS, 1, v, &r);
+	for (int i = 0; !rc && i < PQntuples(r); i++) {
+		struct store_credit c = {
+		    .exam_id = exam_id,
+		    .cls = (int)val_i64(r, i, 0),
+		    .target = PQgetvalue(r, i, 1),
+		    .ok_ms = val_i64(r, i, 2),
+		    .degraded_ms = val_i64(r, i, 3),
+		    .down_ms = val_i64(r, i, 4),
+		    .results = val_i64(r, i, 5),
+		};
+		rc = store_fill_credit(f, &c);
+	}
+	PQclear(r);
+	return rc;
+}
+
+/* Row i of a SCORED_EXAMS statement (strings point into r). */
+static void scored_exam_row(const PGresult *r, int i, struct store_exam *e)
+{
+	*e = (struct store_exam){
+	    .id = val_i64(r, i, 0),
+	    .org = PQgetvalue(r, i, 1),
+	    .city = PQgetvalue(r, i, 2),
+	    .site = PQgetvalue(r, i, 3),
+	    .code = PQgetvalue(r, i, 4),
+	    .occupation = PQgetvalue(r, i, 5),
+	    .level = PQgetvalue(r, i, 6),
+	    .rooms = PQgetvalue(r, i, 7),
+	    .start_ms = val_i64(r, i, 8),
+	    .end_ms = val_i64(r, i, 9),
+	    .candidates = val_i64(r, i, 10),
+	};
+	for (int c = 0; c < STORE_CLASS_COUNT; c++) {
+		e->ok_ms[c] = val_i64(r, i, 11 + 4 * c);
+		e->degraded_ms[c] = val_i64(r, i, 12 + 4 * c);
+		e->down_ms[c] = val_i64(r, i, 13 + 4 * c);
+		e->ntargets[c] = val_i64(r, i, 14 + 4 * c);
+	}
+}
+
+/* A read of several statements in one snapshot (totals, credits and rolled_to agree). */
+static int rd_begin(struct pg_rd *rd)
+{
+	int rc = reader_ready(rd);
+	return rc ? rc
+	          : pg_exec(rd->c, "store_read_failed",
+	                    "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+}
+
+static void rd_end(struct pg_rd *rd)
+{
+	if (pg_exec(rd->c, "store_read_failed", "COMMIT"))
+		pg_rollback(rd->c, "store_read_failed");
+}
+
+/* The sessions of stmt (a SCORED_EXAMS) with vals, each with its rolled_to and (with
+ * credits) its credits. */
+static int scored_exams(struct pg_rd *rd, int stmt, const char *const vals[7], int credits,
+                        struct store_fill *f)
+{
+	PGresult *rv = NULL, *r = NULL;
+	int rc = rd_begin(rd);
+	if (rc)
+		return rc;
+	if (!(rc = rd_run(rd, R_ROLLED, 0, NULL, &rv)) && !(rc = rd_run(rd, stmt, 7, vals, &r)))
+		for (int i = 0; !rc && i < PQntuples(r); i++) {
+			struct store_exam e;
+			scored_exam_row(r, i, &e);
+			e.rolled_to_ms = rolled_to(rv, e.site);
+			if (!(rc = store_fill_exam(f, &e)) && credits)
+				rc = read_credits(rd, e.id, f);
+		}
+	PQclear(r);
+	PQclear(rv);
+	rd_end(rd);
+	return rc;
+}
 
 static int pg_score_inputs(void *p, const struct store_score_query *q, struct store_fill *f)
 {
-	(void)p, (void)q, (void)f;
-	return -ENOSYS;
+	/* the most selective index the query allows; the other names filter */
+	int which = q->site   ? R_SCORE_SITE
+	            : q->org  ? R_SCORE_ORG
+	            : q->city ? R_SCORE_CITY
+	                      : R_SCORE_ALL;
+	struct ints t;
+	int64_t earliest =
+	    q->from_ms > INT64_MIN + STORE_EXAM_MAX_MS ? q->from_ms - STORE_EXAM_MAX_MS : INT64_MIN;
+	const char *vals[7] = {i64s(&t, 0, q->from_ms),
+	                       i64s(&t, 1, q->to_ms),
+	                       q->org,
+	                       q->city,
+	                       q->site,
+	                       i64s(&t, 2, earliest),
+	                       NULL};
+	return scored_exams(p, which, vals, q->with_credits, f);
 }
 
+/* One session by id, as pg_score_inputs reads each (store_score_exam). */
+static int pg_score_exam(void *p, int64_t exam_id, struct store_fill *f)
+{
+	struct ints t;
+	const char *vals[7] = {i64s(&t, 0, INT64_MIN), i64s(&t, 1, INT64_MAX), NULL, NULL, NULL,
+	                       i64s(&t, 2, INT64_MIN), i64s(&t, 3, exam_id)};
+	return scored_exams(p, R_SCORE_ONE, vals, 1, f);
+}
+
+static const char *const class_kind[STORE_CLASS_COUNT] = {
+    [STORE_CLASS_CONNECTED] = "network", [STORE_CLASS_NETWORK] = "network",
+    [STORE_CLASS_STREAM] = "stream",     [STORE_CLASS_RECORDING] = "recording",
+    [STORE_CLASS_COVERAGE] = "coverage",
+};
+
+/* A session's raw results of one class (sqlite.c's sq_score_evidence): target by target,
+ * the site's agents merged by seq. */
 static int pg_score_evidence(void *p, int64_t exam_id, int cls, const char *target,
                              struct store_fill *f, int64_t *pruned)
 {
-	(void)p, (void)exam_id, (void)cls, (void)target, (void)f, (void)pruned;
-	return -ENOSYS;
-}
-
-static int pg_score_exam(void *p, int64_t exam_id, struct store_fill *f)
-{
-	(void)p, (void)exam_id, (void)f;
-	return -ENOSYS;
+	struct pg_rd *rd = p;
+	if (cls < 0 || cls >= STORE_CLASS_COUNT)
+		return -EINVAL;
+	if (cls == STORE_CLASS_CONNECTED) {
+		if (target && strcmp(target, "collector") != 0)
+			return 0; /* the class has no other target */
+		target = "collector";
+	}
+	struct ints t;
+	const char *ev[1] = {i64s(&t, 0, exam_id)};
+	PGresult *e = NULL, *tt = NULL;
+	int rc = rd_begin(rd);
+	if (rc)
+		return rc;
+	if ((rc = rd_run(rd, R_EV_EXAM, 1, ev, &e)) != 0)
+		goto out;
+	if (!PQntuples(e)) {
+		rc = -ENOENT;
+		goto out;
+	}
+	const char *site = PQgetvalue(e, 0, 0), *rooms = PQgetvalue(e, 0, 1);
+	int64_t start = val_i64(e, 0, 2), end = val_i64(e, 0, 3);
+	/* a result checked up to the longest staleness before the start still holds into it */
+	int64_t stale = val_i64(e, 0, 4), pruned_ts = val_i64(e, 0, 5);
+	if (stale < rd->be->default_stale_ms)
+		stale = rd->be->default_stale_ms;
+	*pruned = start - stale < pruned_ts;
+	const char *tv[3] = {site, class_kind[cls], target};
+	if ((rc = rd_run(rd, R_EV_TARGETS, 3, tv, &tt)) != 0)
+		goto out;
+	for (int i = 0; !rc && i < PQntuples(tt); i++) {
+		const char *one = PQgetvalue(tt, i, 0);
+		if (cls == STORE_CLASS_COVERAGE && !credit_room_listed(rooms, one))
+			continue;
+		struct ints b;
+		const char *rv[5] = {site, class_kind[cls], one, i64s(&b, 0, start - stale),
+		                     i64s(&b, 1, end)};
+		PGresult *r = NULL;
+		if ((rc = rd_run(rd, R_EV_ROWS, 5, rv, &r)) != 0)
+			break;
+		for (int k = 0; !rc && k < PQntuples(r); k++) {
+			struct store_target x = {
+			    .agent = PQgetvalue(r, k, 0),
+			    .kind = PQgetvalue(r, k, 1),
+			    .target = PQgetvalue(r, k, 2),
+			    .status = PQgetvalue(r, k, 3),
+			    .session = PQgetvalue(r, k, 4), /* NULL reads "" */
+			    .codec = PQgetvalue(r, k, 5),
+			    .faults = PQgetvalue(r, k, 6),
+			    .metrics = PQgetvalue(r, k, 7),
+			    .ts_ms = val_i64(r, k, 8),
+			    .seq = val_i64(r, k, 9),
+			};
+			rc = store_fill_target(f, &x);
+		}
+		PQclear(r);
+	}
+out:
+	PQclear(tt);
+	PQclear(e);
+	rd_end(rd);
+	return rc;
 }
 
 /* --- issue 16 D: notifications ---------------------------------------------------------- */

@@ -15,6 +15,7 @@
 #include "credit.h"
 #include "db.h"
 #include "log.h"
+#include "rollup.h"
 #include "store_backend.h"
 #include "vtime.h"
 
@@ -758,6 +759,18 @@ static const char hist_sql[] =
     " WHERE agent_id = ?1 AND ts_ms >= ?2 AND ts_ms <= ?3 AND (ts_ms < ?3 OR id < ?4)"
     " ORDER BY ts_ms DESC, id DESC";
 
+/* The job's memory is rollup.c's (rollup.h); what stays here is how it finds new results
+ * (by id: one writer, so ids become visible in order), its SQL and its transactions. */
+struct sq_roll {
+	int64_t pruned_id, pruned_ts;
+	int64_t legacy_id; /* results up to this id predate migration 6 (see W_NEW_RESULTS) */
+	/* exam_sessions changes: bumped by the writer connection's temp triggers (any module
+	 * writing sessions on it) and by other connections' commits (PRAGMA data_version). */
+	uint64_t cache_gen; /* the sqlite_be exams_gen the cache was read at */
+	int64_t data_version;
+	int64_t now_ms; /* the flush's, for exam_totals.updated_ms */
+};
+
 struct sqlite_be {
 	char *path;
 	sqlite3 *wdb; /* the writer thread's, once started */
@@ -767,6 +780,7 @@ struct sqlite_be {
 	int64_t access_retention_ms; /* store_options' thumb_access_retention_ms (issue 16 C) */
 	int64_t flush_ms;            /* store_options' rollup_flush_ms */
 	struct rollup_mem *job; /* the rollup job's memory (writer thread; NULL until loaded) */
+	struct sq_roll roll;    /* the job's own state here, beside its memory */
 	uint64_t exams_gen;     /* bumped by the writer connection's exam_sessions triggers */
 	/* issue 14: a problem opened, changed or closed since the last feed_count (writer
 	 * thread; 1 at open, so the first tick counts) */
@@ -1881,257 +1895,6 @@ fail:
 #define ROLLUP_TAILS 5000
 #define PRUNE_BATCH 2000
 
-/* The classes one result of kind/target is credited to (at most 2). */
-static size_t result_classes(const char *kind, const char *target, int cls[2])
-{
-	if (strcmp(kind, "network") == 0) {
-		cls[0] = STORE_CLASS_NETWORK;
-		if (strcmp(target, "collector") != 0)
-			return 1;
-		cls[1] = STORE_CLASS_CONNECTED;
-		return 2;
-	}
-	static const struct {
-		const char *kind;
-		int cls;
-	} map[] = {{"stream", STORE_CLASS_STREAM},
-	           {"recording", STORE_CLASS_RECORDING},
-	           {"coverage", STORE_CLASS_COVERAGE}};
-	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
-		if (strcmp(kind, map[i].kind) == 0) {
-			cls[0] = map[i].cls;
-			return 1;
-		}
-	return 0;
-}
-
-/* The job's memory (writer thread; sq_close frees it): every target's hold, loaded once from
- * rollup_state, and what was credited since the last flush, summed per (session, class,
- * target) and per (agent, kind, target, local day). Rolling a result touches memory only;
- * a flush writes the dirty holds, the sums, the agents' check times and the mark in ONE
- * transaction every rollup_flush_ms (or ROLLUP_FLUSH_ROWS results), so what is persisted
- * is always a state the job was in: after a crash it resumes from the persisted mark with
- * the persisted holds, and nothing is counted twice or lost. Per result that leaves a
- * hash lookup and a few additions; per flush, one write per dirty row. */
-#define ROLLUP_FLUSH_ROWS 250000
-/* Sessions of a site are cached from this long before the job's clock on (and further back
- * when a late backlog asks): a hold starting before the cached range reloads the site. */
-#define EXAMS_CACHE_BACK_MS (2 * CREDIT_DAY_MS)
-
-/* One key shape for every table: holds (agent, 0, kind, target), session credits (exam,
- * class, "", target), day credits (agent, day, kind, target), agents (agent, 0, "", ""),
- * sites (0, 0, "", site). */
-struct rkey {
-	int64_t a, b;
-	char kind[16];
-	char name[VW_NAME_MAX];
-};
-/* A sum this hold last added to, so the hold's next result finds it without a lookup:
- * valid while its table's gen is unchanged (a resize moves entries, a flush clears them).
- * The hold's kind and target complete the sum's key, so (k.a, k.b) identify it. */
-struct rsum_ref {
-	struct rent *e;
-	uint64_t gen;
-};
-/* used and h come first: a probe reads one cache line, and with the key's ints and a short
- * name in that line too, a hit usually costs one miss (perf showed rtab_get's time on the
- * probe's load of used, which sat after the 96-byte key: a probe and its compare touched
- * two lines). */
-struct rent {
-	uint64_t h; /* rkey_hash(&k) */
-	int used, dirty;
-	struct rkey k;
-	int64_t site_ix;             /* holds and agents: index into rollup_mem.sites */
-	int ncls, cls[2];            /* holds: result_classes(k.kind, k.name); ncls -1 = unset */
-	struct rsum_ref day_ref;     /* holds: the last local-day sum credited */
-	struct rsum_ref exam_ref[2]; /* holds: the last session sum, per class */
-	struct credit_state cs;      /* holds */
-	int64_t ms[VW_STATUS_COUNT]; /* credits and days */
-	int64_t results;             /* credits and days */
-	int64_t ts_ms;               /* agents: last check time rolled */
-};
-struct rtab {
-	struct rent *v;
-	size_t cap, n; /* cap a power of two, n < 0.7 cap */
-	uint64_t gen;  /* bumped whenever entries move or go: a resize, a clear */
-};
-
-struct exam_at {
-	int64_t id, start_ms, end_ms;
-	char *rooms;
-};
-/* A site's sessions with end_ms > from_ms (loaded = 0: none read yet, or invalidated). */
-struct site_exams {
-	char site[64];
-	int loaded;
-	int64_t from_ms;
-	size_t n;
-	struct exam_at *v;
-};
-
-struct rollup_mem {
-	int loaded;
-	int64_t mark;         /* last results.id rolled into memory */
-	int64_t flushed_mark; /* ... and persisted: pruning stays below it */
-	int64_t pruned_id, pruned_ts;
-	int64_t legacy_id; /* results up to this id predate migration 6 (see W_NEW_RESULTS) */
-	int64_t none_ix;   /* the site "" of holds whose agent is not in rollup_agents */
-	int64_t last_flush_ms;
-	int64_t next_tail_ms; /* no open hold's bound passes before this (a lower bound) */
-	uint64_t pending;     /* results rolled since the last flush */
-	struct rtab holds, credits, days, agents, site_ix;
-	struct rsum_ref last_agent; /* results come in batches of one agent: its entry */
-	struct site_exams *sites;
-	size_t nsites, capsites;
-	/* exam_sessions changes: bumped by the writer connection's temp triggers (any module
-	 * writing sessions on it) and by other connections' commits (PRAGMA data_version). */
-	uint64_t cache_gen; /* the sqlite_be exams_gen the cache was read at */
-	int64_t data_version;
-	size_t exam_loads; /* sites' sessions read from the database (tests) */
-};
-
-static uint64_t rkey_hash(const struct rkey *k)
-{
-	uint64_t h = 1469598103934665603ULL;
-	h = (h ^ (uint64_t)k->a) * 1099511628211ULL;
-	h = (h ^ (uint64_t)k->b) * 1099511628211ULL;
-	for (const char *p = k->kind; *p; p++)
-		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-	h = (h ^ 0xff) * 1099511628211ULL;
-	for (const char *p = k->name; *p; p++)
-		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-	h ^= h >> 33; /* fmix64: FNV's low bits are weak for the table's mask */
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	return h;
-}
-
-static int rkey_eq(const struct rkey *x, const struct rkey *y)
-{
-	return x->a == y->a && x->b == y->b && strcmp(x->kind, y->kind) == 0 &&
-	       strcmp(x->name, y->name) == 0;
-}
-
-static struct rent *rtab_slot(struct rent *v, size_t cap, const struct rkey *k, uint64_t h)
-{
-	for (size_t i = h & (cap - 1);; i = (i + 1) & (cap - 1))
-		if (!v[i].used || (v[i].h == h && rkey_eq(&v[i].k, k)))
-			return &v[i];
-}
-
-/* The entry of k; a new zeroed one when absent; NULL when out of memory. */
-static struct rent *rtab_get(struct rtab *t, const struct rkey *k)
-{
-	if ((t->n + 1) * 10 >= t->cap * 7) {
-		size_t cap = t->cap ? t->cap * 2 : 1024;
-		struct rent *v = calloc(cap, sizeof(*v));
-		if (!v)
-			return NULL;
-		for (size_t i = 0; i < t->cap; i++)
-			if (t->v[i].used)
-				*rtab_slot(v, cap, &t->v[i].k, t->v[i].h) = t->v[i];
-		free(t->v);
-		t->v = v;
-		t->cap = cap;
-		t->gen++;
-	}
-	uint64_t h = rkey_hash(k);
-	struct rent *e = rtab_slot(t->v, t->cap, k, h);
-	if (!e->used) {
-		memset(e, 0, sizeof(*e));
-		e->k = *k;
-		e->h = h;
-		e->used = 1;
-		e->site_ix = -1;
-		e->ncls = -1;
-		t->n++;
-	}
-	return e;
-}
-
-static void rtab_clear(struct rtab *t)
-{
-	if (t->v)
-		memset(t->v, 0, t->cap * sizeof(*t->v));
-	t->n = 0;
-	t->gen++;
-}
-
-static void rtab_free(struct rtab *t)
-{
-	free(t->v);
-	*t = (struct rtab){0};
-}
-
-/* Copies at most n - 1 bytes and terminates (names longer than the store keeps are cut
- * the same way everywhere). Per result this runs a few times: no snprintf. */
-static void name_copy(char *dst, const char *src, size_t n)
-{
-	size_t i = 0;
-	for (; i + 1 < n && src[i]; i++)
-		dst[i] = src[i];
-	dst[i] = 0;
-}
-
-static void rkey_set(struct rkey *k, int64_t a, int64_t b, const char *kind, const char *name)
-{
-	k->a = a;
-	k->b = b;
-	name_copy(k->kind, kind, sizeof(k->kind));
-	name_copy(k->name, name, sizeof(k->name));
-}
-
-static void site_exams_drop(struct site_exams *se)
-{
-	for (size_t i = 0; i < se->n; i++)
-		free(se->v[i].rooms);
-	free(se->v);
-	se->v = NULL;
-	se->n = 0;
-	se->loaded = 0;
-}
-
-static void rollup_mem_free(struct rollup_mem *m)
-{
-	if (!m)
-		return;
-	rtab_free(&m->holds);
-	rtab_free(&m->credits);
-	rtab_free(&m->days);
-	rtab_free(&m->agents);
-	rtab_free(&m->site_ix);
-	for (size_t i = 0; i < m->nsites; i++)
-		site_exams_drop(&m->sites[i]);
-	free(m->sites);
-	free(m);
-}
-
-/* The index of site in m->sites, added when new; -ENOMEM. */
-static int64_t site_intern(struct rollup_mem *m, const char *site)
-{
-	struct rkey k;
-	rkey_set(&k, 0, 0, "", site);
-	struct rent *e = rtab_get(&m->site_ix, &k);
-	if (!e)
-		return -ENOMEM;
-	if (e->dirty) /* dirty = interned */
-		return e->site_ix;
-	if (m->nsites == m->capsites) {
-		size_t cap = m->capsites ? m->capsites * 2 : 64;
-		struct site_exams *v = realloc(m->sites, cap * sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		m->sites = v;
-		m->capsites = cap;
-	}
-	struct site_exams *se = &m->sites[m->nsites];
-	memset(se, 0, sizeof(*se));
-	snprintf(se->site, sizeof(se->site), "%s", site);
-	e->dirty = 1;
-	e->site_ix = (int64_t)m->nsites++;
-	return e->site_ix;
-}
-
 /* The temp triggers' function: a session of this store changed on the writer connection. */
 static void exams_changed_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
@@ -2164,7 +1927,7 @@ static int exams_hook_install(struct sqlite_be *s, char *why, size_t whylen)
 	           : 0;
 }
 
-static int exams_check_changed(struct sqlite_be *s, struct rollup_mem *m)
+static int exams_check_changed(struct sqlite_be *s)
 {
 	int64_t v = 0;
 	int found, rc = step_row(s, s->w[W_DATA_VERSION], &found);
@@ -2173,176 +1936,59 @@ static int exams_check_changed(struct sqlite_be *s, struct rollup_mem *m)
 	if (found)
 		v = sqlite3_column_int64(s->w[W_DATA_VERSION], 0);
 	sqlite3_reset(s->w[W_DATA_VERSION]);
-	if (v != m->data_version) {
-		m->data_version = v;
+	if (v != s->roll.data_version) {
+		s->roll.data_version = v;
 		s->exams_gen++;
 	}
-	if (m->cache_gen != s->exams_gen) {
-		for (size_t i = 0; i < m->nsites; i++)
-			site_exams_drop(&m->sites[i]);
-		m->cache_gen = s->exams_gen;
+	if (s->roll.cache_gen != s->exams_gen) {
+		rollup_exams_changed(s->job);
+		s->roll.cache_gen = s->exams_gen;
 	}
 	return 0;
 }
 
-/* The site's sessions that a span starting at lo can overlap (cancelled ones too: what is
- * added to a session is taken back from the same one; reads leave them out). */
-static int site_exams(struct sqlite_be *s, struct rollup_mem *m, int64_t ix, int64_t lo,
-                      int64_t now_ms, const struct site_exams **out)
+/* --- the job's callbacks (rollup_io) --- */
+
+static int io_site_exams(void *db, const char *site, int64_t from, struct rollup_exams *out)
 {
-	struct site_exams *se = &m->sites[ix];
-	*out = se;
-	if (se->loaded && lo >= se->from_ms)
-		return 0;
-	int64_t from = now_ms - EXAMS_CACHE_BACK_MS;
-	if (lo < from)
-		from = lo;
-	if (se->loaded && se->from_ms < from)
-		from = se->from_ms;
-	site_exams_drop(se);
+	struct sqlite_be *s = db;
 	sqlite3_stmt *st = s->w[W_EXAMS_SITE];
-	sqlite3_bind_text(st, 1, se->site, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 1, site, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, from);
-	size_t cap = 0;
-	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (se->n == cap) {
-			cap = cap ? cap * 2 : 8;
-			struct exam_at *v = realloc(se->v, cap * sizeof(*v));
-			if (!v) {
-				sqlite3_reset(st);
-				site_exams_drop(se);
-				return -ENOMEM;
-			}
-			se->v = v;
-		}
-		struct exam_at *e = &se->v[se->n];
-		e->id = sqlite3_column_int64(st, 0);
-		e->start_ms = sqlite3_column_int64(st, 1);
-		e->end_ms = sqlite3_column_int64(st, 2);
-		if (!(e->rooms = strdup(col_text(st, 3)))) {
-			sqlite3_reset(st);
-			site_exams_drop(se);
-			return -ENOMEM;
-		}
-		se->n++;
-	}
+	int rc, added = 0;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW && !added)
+		added =
+		    rollup_exams_add(out, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1),
+		                     sqlite3_column_int64(st, 2), col_text(st, 3));
 	sqlite3_reset(st);
+	if (added)
+		return added;
 	if (rc != SQLITE_DONE) {
 		log_error("event=store_write_failed error=\"%s\"", sqlite3_errmsg(s->wdb));
-		site_exams_drop(se);
 		return sqlite_errno(rc);
 	}
-	se->loaded = 1;
-	se->from_ms = from;
-	m->exam_loads++;
 	return 0;
 }
 
-/* What one step of the job works on: the target whose spans are being credited. */
-struct roll_target {
-	int64_t agent_id, site_ix;
-	const char *kind, *target;
-	struct rent *hold; /* the target's hold: its sum refs and classes */
-};
-
-/* ref is the hold's reference for this sum's kind of key: a hit skips the hash lookup (one
- * per result on the days table and per session class otherwise), a miss looks up and
- * remembers. */
-static int sum_add(struct rtab *t, struct rsum_ref *ref, int64_t a, int64_t b, const char *kind,
-                   const char *name, const int64_t ms[VW_STATUS_COUNT], int64_t results)
+/* An agent's site never changes (UNIQUE(site, agent) names the row): read once per agent. */
+static int io_agent_site(void *db, int64_t agent_id, char *site, size_t n)
 {
-	struct rent *e = ref->e;
-	if (!e || ref->gen != t->gen || e->k.a != a || e->k.b != b) {
-		struct rkey k;
-		rkey_set(&k, a, b, kind, name);
-		if (!(e = rtab_get(t, &k)))
-			return -ENOMEM;
-		*ref = (struct rsum_ref){e, t->gen}; /* after rtab_get: a resize bumps gen */
-	}
-	for (int i = 0; i < VW_STATUS_COUNT; i++)
-		e->ms[i] += ms[i];
-	e->results += results;
-	return 0;
-}
-
-/* Everything one step of a target changes (credit_next's or credit_advance's spans, and
- * with count the result itself at ts_ms), added to the in-memory sums of the sessions and
- * local days it overlaps. */
-static int credit_apply(struct sqlite_be *s, struct rollup_mem *m, const struct roll_target *t,
-                        const struct credit_span *sp, size_t nsp, int count, int64_t ts_ms,
-                        int64_t now_ms)
-{
-	int64_t lo = count ? ts_ms : INT64_MAX, hi = count ? ts_ms + 1 : INT64_MIN;
-	for (size_t i = 0; i < nsp; i++) {
-		lo = sp[i].from_ms < lo ? sp[i].from_ms : lo;
-		hi = sp[i].to_ms > hi ? sp[i].to_ms : hi;
-	}
-	if (hi <= lo)
-		return 0;
-	struct rent *h = t->hold;
-	if (h->ncls < 0)
-		h->ncls = (int)result_classes(t->kind, t->target, h->cls);
-	int rc = 0;
-	const int *cls = h->cls;
-	size_t ncls = (size_t)h->ncls;
-	if (ncls) {
-		const struct site_exams *se;
-		if ((rc = site_exams(s, m, t->site_ix, lo, now_ms, &se)) != 0)
-			return rc;
-		enum { MAX_AT = 64 };
-		size_t nhit = 0;
-		for (size_t j = 0; j < se->n && !rc; j++) {
-			const struct exam_at *e = &se->v[j];
-			if (e->end_ms <= lo || e->start_ms >= hi)
-				continue;
-			if (nhit == MAX_AT) {
-				log_warn("event=rollup_sessions_capped site=%s from_ms=%lld max=%d",
-				         se->site, (long long)lo, MAX_AT);
-				break;
-			}
-			if (cls[0] == STORE_CLASS_COVERAGE &&
-			    !credit_room_listed(e->rooms, t->target))
-				continue;
-			nhit++;
-			int64_t ms[VW_STATUS_COUNT] = {0},
-			        results = count && ts_ms >= e->start_ms && ts_ms < e->end_ms;
-			for (size_t i = 0; i < nsp; i++)
-				ms[sp[i].status] +=
-				    sp[i].sign * credit_overlap(sp[i].from_ms, sp[i].to_ms,
-				                                e->start_ms, e->end_ms);
-			if (!ms[0] && !ms[1] && !ms[2] && !results)
-				continue;
-			for (size_t c = 0; c < ncls && !rc; c++)
-				rc = sum_add(&m->credits, &h->exam_ref[c], e->id, cls[c], "",
-				             t->target, ms, results);
-		}
-	}
-	/* Local days: a hold is at most 2 x a day-long cadence, so a handful. */
-	enum { MAX_DAYS = 8 };
-	size_t ndays = 0;
-	for (int64_t d = credit_local_day(lo);
-	     !rc && credit_day_start_ms(d) < hi && ndays < MAX_DAYS; d++) {
-		int64_t a = credit_day_start_ms(d), b = credit_day_start_ms(d + 1);
-		int64_t ms[VW_STATUS_COUNT] = {0}, results = count && ts_ms >= a && ts_ms < b;
-		int any = (int)results;
-		for (size_t i = 0; i < nsp; i++) {
-			int64_t v = credit_overlap(sp[i].from_ms, sp[i].to_ms, a, b);
-			ms[sp[i].status] += sp[i].sign * v;
-			any |= v != 0;
-		}
-		if (!any)
-			continue;
-		ndays++;
-		rc =
-		    sum_add(&m->days, &h->day_ref, t->agent_id, d, t->kind, t->target, ms, results);
-	}
+	struct sqlite_be *s = db;
+	sqlite3_stmt *st = s->w[W_AGENT_SITE];
+	sqlite3_bind_int64(st, 1, agent_id);
+	int found, rc = step_row(s, st, &found);
+	if (!rc && !found)
+		rc = -ENOENT;
+	if (!rc)
+		snprintf(site, n, "%s", col_text(st, 0));
+	sqlite3_reset(st);
 	return rc;
 }
 
-static int credit_exam(struct sqlite_be *s, int64_t exam_id, int cls, const char *target,
-                       const int64_t ms[VW_STATUS_COUNT], int64_t results, int64_t now_ms)
+static int io_put_credit(void *db, int64_t exam_id, int cls, const char *target,
+                         const int64_t ms[VW_STATUS_COUNT], int64_t results)
 {
+	struct sqlite_be *s = db;
 	sqlite3_stmt *st = s->w[W_CREDIT_ADD];
 	sqlite3_bind_int64(st, 1, exam_id);
 	sqlite3_bind_int(st, 2, cls);
@@ -2374,99 +2020,98 @@ static int credit_exam(struct sqlite_be *s, int64_t exam_id, int cls, const char
 	for (int i = 0; i < VW_STATUS_COUNT; i++)
 		sqlite3_bind_int64(st, 2 + i, ms[i]);
 	sqlite3_bind_int64(st, 5, fresh);
-	sqlite3_bind_int64(st, 6, now_ms);
+	sqlite3_bind_int64(st, 6, s->roll.now_ms);
 	return step_done(s, st);
 }
 
-static int credit_day(struct sqlite_be *s, const struct rent *d)
+static int io_put_day(void *db, int64_t agent_id, const char *kind, const char *target, int64_t day,
+                      const int64_t ms[VW_STATUS_COUNT], int64_t results)
 {
+	struct sqlite_be *s = db;
 	sqlite3_stmt *st = s->w[W_DAY_ADD];
-	sqlite3_bind_int64(st, 1, d->k.a);
-	sqlite3_bind_text(st, 2, d->k.kind, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, d->k.name, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 4, d->k.b);
+	sqlite3_bind_int64(st, 1, agent_id);
+	sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, target, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, day);
 	for (int i = 0; i < VW_STATUS_COUNT; i++)
-		sqlite3_bind_int64(st, 5 + i, d->ms[i]);
-	sqlite3_bind_int64(st, 8, d->results);
+		sqlite3_bind_int64(st, 5 + i, ms[i]);
+	sqlite3_bind_int64(st, 8, results);
 	return step_done(s, st);
 }
 
-static int put_state(struct sqlite_be *s, const struct rent *h)
+static int io_put_hold(void *db, int64_t agent_id, const char *kind, const char *target,
+                       const struct credit_state *cs)
 {
+	struct sqlite_be *s = db;
 	sqlite3_stmt *st = s->w[W_STATE_PUT];
-	sqlite3_bind_int64(st, 1, h->k.a);
-	sqlite3_bind_text(st, 2, h->k.kind, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, h->k.name, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 4, h->cs.status);
-	sqlite3_bind_int64(st, 5, h->cs.ts_ms);
-	sqlite3_bind_int64(st, 6, h->cs.stale_ms);
-	sqlite3_bind_int64(st, 7, h->cs.until_ms);
+	sqlite3_bind_int64(st, 1, agent_id);
+	sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, target, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 4, cs->status);
+	sqlite3_bind_int64(st, 5, cs->ts_ms);
+	sqlite3_bind_int64(st, 6, cs->stale_ms);
+	sqlite3_bind_int64(st, 7, cs->until_ms);
 	return step_done(s, st);
+}
+
+static int io_put_agent(void *db, int64_t agent_id, const char *site, int64_t ts_ms)
+{
+	struct sqlite_be *s = db;
+	sqlite3_stmt *st = s->w[W_AGENT_SEEN];
+	sqlite3_bind_int64(st, 1, agent_id);
+	sqlite3_bind_text(st, 2, site, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, ts_ms);
+	return step_done(s, st);
+}
+
+static void roll_io(struct sqlite_be *s, struct rollup_io *io)
+{
+	*io = (struct rollup_io){
+	    s, io_agent_site, io_site_exams, io_put_hold, io_put_credit, io_put_day, io_put_agent};
 }
 
 /* Reads the persisted job: mark, agents, holds. Memory then equals the last flush. */
 static int rollup_load(struct sqlite_be *s)
 {
-	struct rollup_mem *m = calloc(1, sizeof(*m));
+	struct rollup_mem *m = rollup_mem_new();
 	if (!m)
 		return -ENOMEM;
-	m->data_version = -1;
+	struct rollup_pos *pos = rollup_pos(m);
+	s->roll = (struct sq_roll){.data_version = -1, .cache_gen = s->exams_gen};
 	int rc = 0, found;
 	sqlite3_stmt *st = s->w[W_MARK_GET];
 	if ((rc = step_row(s, st, &found)) != 0)
 		goto fail;
 	if (found) {
-		m->mark = m->flushed_mark = sqlite3_column_int64(st, 0);
-		m->pruned_id = sqlite3_column_int64(st, 1);
-		m->pruned_ts = sqlite3_column_int64(st, 2);
-		m->legacy_id = sqlite3_column_int64(st, 3);
+		pos->mark = pos->flushed_mark = sqlite3_column_int64(st, 0);
+		s->roll.pruned_id = sqlite3_column_int64(st, 1);
+		s->roll.pruned_ts = sqlite3_column_int64(st, 2);
+		s->roll.legacy_id = sqlite3_column_int64(st, 3);
 	}
 	sqlite3_reset(st);
 	st = s->w[W_AGENTS_LOAD];
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct rkey k;
-		rkey_set(&k, sqlite3_column_int64(st, 0), 0, "", "");
-		struct rent *e = rtab_get(&m->agents, &k);
-		int64_t ix = e ? site_intern(m, col_text(st, 1)) : -ENOMEM;
-		if (ix < 0) {
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if (rollup_load_agent(m, sqlite3_column_int64(st, 0), col_text(st, 1),
+		                      sqlite3_column_int64(st, 2))) {
 			rc = SQLITE_NOMEM;
 			break;
 		}
-		e->site_ix = ix;
-		e->ts_ms = sqlite3_column_int64(st, 2);
-	}
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE)
 		goto fail_sql;
-	int64_t none = site_intern(m, ""); /* a hold whose agent row is missing */
-	if (none < 0) {
-		rc = SQLITE_NOMEM;
-		goto fail_sql;
-	}
-	m->none_ix = none;
 	st = s->w[W_STATE_LOAD];
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct rkey k, ak;
-		rkey_set(&k, sqlite3_column_int64(st, 0), 0, col_text(st, 1), col_text(st, 2));
-		struct rent *e = rtab_get(&m->holds, &k);
-		rkey_set(&ak, k.a, 0, "", "");
-		struct rent *a = e ? rtab_get(&m->agents, &ak) : NULL;
-		if (!a) {
+		struct credit_state cs = {1, sqlite3_column_int(st, 3), sqlite3_column_int64(st, 4),
+		                          sqlite3_column_int64(st, 5), sqlite3_column_int64(st, 6)};
+		if (rollup_load_hold(m, sqlite3_column_int64(st, 0), col_text(st, 1),
+		                     col_text(st, 2), &cs)) {
 			rc = SQLITE_NOMEM;
 			break;
 		}
-		if (a->site_ix < 0)
-			a->site_ix = none;
-		e->site_ix = a->site_ix;
-		e->cs =
-		    (struct credit_state){1, sqlite3_column_int(st, 3), sqlite3_column_int64(st, 4),
-		                          sqlite3_column_int64(st, 5), sqlite3_column_int64(st, 6)};
 	}
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE)
 		goto fail_sql;
-	m->last_flush_ms = vw_now_ms();
-	m->loaded = 1;
 	s->job = m;
 	return 0;
 fail_sql:
@@ -2474,93 +2119,6 @@ fail_sql:
 	rc = sqlite_errno(rc);
 fail:
 	rollup_mem_free(m);
-	return rc;
-}
-
-/* The site of an agent the job has not seen yet (a new agent, or one known from holds only),
- * from its agents row: an agent's site never changes (UNIQUE(site, agent) names the row), so
- * it is read once, not joined to every result. -ENOENT when the row is missing. */
-static int agent_site(struct sqlite_be *s, struct rollup_mem *m, int64_t agent_id, struct rent *a)
-{
-	sqlite3_stmt *st = s->w[W_AGENT_SITE];
-	sqlite3_bind_int64(st, 1, agent_id);
-	int found, rc = step_row(s, st, &found);
-	int64_t ix = rc ? rc : found ? site_intern(m, col_text(st, 0)) : -ENOENT;
-	sqlite3_reset(st);
-	if (ix < 0)
-		return (int)ix;
-	a->site_ix = ix;
-	return 0;
-}
-
-/* One new result: settles its target's previous hold and credits the new one up to now.
- * A result whose agent has no agents row (never written so; the join this replaced left
- * such rows out too) is skipped. */
-static int roll_result(struct sqlite_be *s, struct rollup_mem *m, int64_t agent_id,
-                       const char *kind, const char *target, int status, int64_t ts_ms,
-                       int64_t stale_ms, int64_t now_ms)
-{
-	struct rkey k;
-	struct rent *a = m->last_agent.e;
-	if (!a || m->last_agent.gen != m->agents.gen || a->k.a != agent_id) {
-		rkey_set(&k, agent_id, 0, "", "");
-		if (!(a = rtab_get(&m->agents, &k)))
-			return -ENOMEM;
-		m->last_agent = (struct rsum_ref){a, m->agents.gen};
-	}
-	if (a->site_ix < 0 || a->site_ix == m->none_ix) {
-		int rc = agent_site(s, m, agent_id, a);
-		if (rc == -ENOENT) {
-			log_warn("event=rollup_agent_missing agent_id=%lld", (long long)agent_id);
-			return 0;
-		}
-		if (rc)
-			return rc;
-	}
-	if (ts_ms > a->ts_ms)
-		a->ts_ms = ts_ms;
-	a->dirty = 1;
-	rkey_set(&k, agent_id, 0, kind, target);
-	struct rent *h = rtab_get(&m->holds, &k);
-	if (!h)
-		return -ENOMEM;
-	h->site_ix = a->site_ix;
-	h->dirty = 1;
-	struct credit_span sp[2];
-	size_t n = credit_next(&h->cs, status, ts_ms, stale_ms, now_ms, sp);
-	struct roll_target t = {agent_id, a->site_ix, h->k.kind, h->k.name, h};
-	if (h->cs.ts_ms + h->cs.stale_ms < m->next_tail_ms)
-		m->next_tail_ms = h->cs.ts_ms + h->cs.stale_ms;
-	return credit_apply(s, m, &t, sp, n, 1, ts_ms, now_ms);
-}
-
-/* Holds whose bound passed with no next result (a silent target), credited to their end.
- * A hold still within its bound is settled by its target's next result instead. Runs at
- * each flush: an open hold's credit is read from the flushed sums only anyway. */
-static int roll_tails(struct sqlite_be *s, struct rollup_mem *m, int64_t now_ms)
-{
-	int64_t next = INT64_MAX;
-	int rc = 0;
-	for (size_t i = 0; i < m->holds.cap && !rc; i++) {
-		struct rent *h = &m->holds.v[i];
-		if (!h->used || !h->cs.has)
-			continue;
-		int64_t bound = h->cs.ts_ms + h->cs.stale_ms;
-		if (h->cs.until_ms >= bound)
-			continue;
-		if (bound > now_ms) {
-			next = bound < next ? bound : next;
-			continue;
-		}
-		struct credit_span sp[1];
-		if (credit_advance(&h->cs, now_ms, sp) == 0)
-			continue;
-		h->dirty = 1;
-		struct roll_target t = {h->k.a, h->site_ix, h->k.kind, h->k.name, h};
-		rc = credit_apply(s, m, &t, sp, 1, 0, 0, now_ms);
-	}
-	if (!rc)
-		m->next_tail_ms = next;
 	return rc;
 }
 
@@ -2623,44 +2181,25 @@ static int prune_batch(struct sqlite_be *s, int64_t now_ms, int64_t rolled_id, i
 static int rollup_flush(struct sqlite_be *s, int64_t now_ms, struct store_stats *out)
 {
 	struct rollup_mem *m = s->job;
-	int rc = roll_tails(s, m, now_ms);
+	struct rollup_pos *pos = rollup_pos(m);
+	struct rollup_io io;
+	roll_io(s, &io);
+	size_t holds = 0;
+	int rc = rollup_tails(m, &io, now_ms);
 	if (rc)
 		goto drop;
 	if ((rc = vw_db_exec(s->wdb, "BEGIN IMMEDIATE", NULL, 0)) != 0) {
 		log_error("event=rollup_failed step=begin error=\"%s\"", sqlite3_errmsg(s->wdb));
 		goto drop;
 	}
-	size_t holds = 0;
-	for (size_t i = 0; i < m->holds.cap && !rc; i++)
-		if (m->holds.v[i].used && m->holds.v[i].dirty) {
-			rc = put_state(s, &m->holds.v[i]);
-			holds++;
-		}
-	for (size_t i = 0; i < m->credits.cap && !rc; i++) {
-		const struct rent *c = &m->credits.v[i];
-		if (c->used)
-			rc = credit_exam(s, c->k.a, (int)c->k.b, c->k.name, c->ms, c->results,
-			                 now_ms);
-	}
-	for (size_t i = 0; i < m->days.cap && !rc; i++)
-		if (m->days.v[i].used)
-			rc = credit_day(s, &m->days.v[i]);
-	for (size_t i = 0; i < m->agents.cap && !rc; i++) {
-		const struct rent *a = &m->agents.v[i];
-		if (!a->used || !a->dirty)
-			continue;
-		sqlite3_stmt *st = s->w[W_AGENT_SEEN];
-		sqlite3_bind_int64(st, 1, a->k.a);
-		sqlite3_bind_text(st, 2, m->sites[a->site_ix].site, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 3, a->ts_ms);
-		rc = step_done(s, st);
-	}
+	s->roll.now_ms = now_ms;
+	rc = rollup_write(m, &io, &holds);
 	if (!rc) {
 		sqlite3_stmt *st = s->w[W_MARK_SET];
-		sqlite3_bind_int64(st, 1, m->mark);
+		sqlite3_bind_int64(st, 1, pos->mark);
 		sqlite3_bind_int64(st, 2, now_ms);
-		sqlite3_bind_int64(st, 3, m->pruned_id);
-		sqlite3_bind_int64(st, 4, m->pruned_ts);
+		sqlite3_bind_int64(st, 3, s->roll.pruned_id);
+		sqlite3_bind_int64(st, 4, s->roll.pruned_ts);
 		rc = step_done(s, st);
 	}
 	if (!rc && vw_db_exec(s->wdb, "COMMIT", NULL, 0))
@@ -2669,22 +2208,14 @@ static int rollup_flush(struct sqlite_be *s, int64_t now_ms, struct store_stats 
 		vw_db_exec(s->wdb, "ROLLBACK", NULL, 0);
 		goto drop;
 	}
-	for (size_t i = 0; i < m->holds.cap; i++)
-		m->holds.v[i].dirty = 0;
-	for (size_t i = 0; i < m->agents.cap; i++)
-		m->agents.v[i].dirty = 0;
-	rtab_clear(&m->credits);
-	rtab_clear(&m->days);
 	log_debug("event=rollup_flush results=%llu holds=%zu mark=%lld",
-	          (unsigned long long)m->pending, holds, (long long)m->mark);
-	out->rows_rolled += m->pending;
+	          (unsigned long long)pos->pending, holds, (long long)pos->mark);
+	out->rows_rolled += pos->pending;
 	out->rollup_flushes++;
-	m->pending = 0;
-	m->flushed_mark = m->mark;
-	m->last_flush_ms = now_ms;
+	rollup_written(m, now_ms);
 	return 0;
 drop:
-	log_error("event=rollup_failed step=flush mark=%lld error=%d", (long long)m->mark, rc);
+	log_error("event=rollup_failed step=flush mark=%lld error=%d", (long long)pos->mark, rc);
 	rollup_mem_free(m);
 	s->job = NULL;
 	return rc;
@@ -2693,16 +2224,16 @@ drop:
 /* Pruning, in its own small transaction: only results whose credits are persisted. */
 static int rollup_prune(struct sqlite_be *s, int64_t now_ms, size_t *deleted)
 {
-	struct rollup_mem *m = s->job;
+	const struct rollup_pos *pos = rollup_pos(s->job);
 	*deleted = 0;
-	if (s->raw_retention_ms <= 0 || m->pruned_id >= m->flushed_mark)
+	if (s->raw_retention_ms <= 0 || s->roll.pruned_id >= pos->flushed_mark)
 		return 0;
 	int rc = vw_db_exec(s->wdb, "BEGIN IMMEDIATE", NULL, 0);
 	if (rc)
 		return rc;
-	int64_t id = m->pruned_id, ts = m->pruned_ts;
-	if ((rc = prune_batch(s, now_ms, m->flushed_mark, &id, &ts, deleted)) == 0 &&
-	    id != m->pruned_id) {
+	int64_t id = s->roll.pruned_id, ts = s->roll.pruned_ts;
+	if ((rc = prune_batch(s, now_ms, pos->flushed_mark, &id, &ts, deleted)) == 0 &&
+	    id != s->roll.pruned_id) {
 		sqlite3_stmt *st = s->w[W_PRUNE_MARK];
 		sqlite3_bind_int64(st, 1, id);
 		sqlite3_bind_int64(st, 2, ts);
@@ -2715,8 +2246,8 @@ static int rollup_prune(struct sqlite_be *s, int64_t now_ms, size_t *deleted)
 		*deleted = 0;
 		return rc;
 	}
-	m->pruned_id = id;
-	m->pruned_ts = ts;
+	s->roll.pruned_id = id;
+	s->roll.pruned_ts = ts;
 	if (*deleted)
 		log_info("event=results_pruned rows=%zu up_to_id=%lld", *deleted, (long long)id);
 	return 0;
@@ -2766,12 +2297,15 @@ static int sq_rollup(void *p, int64_t now_ms, struct store_stats *out)
 	if (!s->job && (rc = rollup_load(s)) != 0)
 		return rc;
 	struct rollup_mem *m = s->job;
-	if ((rc = exams_check_changed(s, m)) != 0)
+	struct rollup_pos *pos = rollup_pos(m);
+	if ((rc = exams_check_changed(s)) != 0)
 		return rc;
+	struct rollup_io io;
+	roll_io(s, &io);
 	sqlite3_stmt *st = s->w[W_NEW_RESULTS];
-	sqlite3_bind_int64(st, 1, m->mark);
+	sqlite3_bind_int64(st, 1, pos->mark);
 	sqlite3_bind_int(st, 2, ROLLUP_SLICE);
-	sqlite3_bind_int64(st, 3, m->legacy_id);
+	sqlite3_bind_int64(st, 3, s->roll.legacy_id);
 	size_t rolled = 0;
 	int step;
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
@@ -2779,12 +2313,13 @@ static int sq_rollup(void *p, int64_t now_ms, struct store_stats *out)
 		if (vw_status_parse(col_text(st, 4), &status) != 0)
 			status = VW_STATUS_DOWN; /* the writer stores only known names */
 		double interval = sqlite3_column_double(st, 6); /* NULL (legacy, no metric): 0 */
-		if ((rc = roll_result(s, m, sqlite3_column_int64(st, 1), col_text(st, 2),
-		                      col_text(st, 3), (int)status, sqlite3_column_int64(st, 5),
-		                      credit_stale_ms(interval, s->default_stale_ms), now_ms)) != 0)
+		if ((rc = rollup_result(m, &io, sqlite3_column_int64(st, 1), col_text(st, 2),
+		                        col_text(st, 3), (int)status, sqlite3_column_int64(st, 5),
+		                        credit_stale_ms(interval, s->default_stale_ms), now_ms)) !=
+		    0)
 			break;
-		m->mark = sqlite3_column_int64(st, 0);
-		m->pending++;
+		pos->mark = sqlite3_column_int64(st, 0);
+		pos->pending++;
 		rolled++;
 	}
 	sqlite3_reset(st);
@@ -2794,19 +2329,15 @@ static int sq_rollup(void *p, int64_t now_ms, struct store_stats *out)
 	}
 	if (rc) {
 		/* Memory may hold half a result: start again from the last flush. */
-		log_error("event=rollup_failed step=roll mark=%lld error=%d", (long long)m->mark,
+		log_error("event=rollup_failed step=roll mark=%lld error=%d", (long long)pos->mark,
 		          rc);
 		rollup_mem_free(m);
 		s->job = NULL;
 		return rc;
 	}
 	out->rollup_slices++;
-	int64_t since = now_ms - m->last_flush_ms;
-	if ((m->pending && (since >= s->flush_ms || m->pending >= ROLLUP_FLUSH_ROWS)) ||
-	    (now_ms >= m->next_tail_ms && since >= s->flush_ms)) {
-		if ((rc = rollup_flush(s, now_ms, out)) != 0)
-			return rc;
-	}
+	if (rollup_flush_due(m, now_ms, s->flush_ms) && (rc = rollup_flush(s, now_ms, out)) != 0)
+		return rc;
 	size_t deleted = 0, thumbs = 0, accesses = 0;
 	if ((rc = rollup_prune(s, now_ms, &deleted)) != 0)
 		return rc;
@@ -2827,8 +2358,9 @@ static void rollup_close(struct sqlite_be *s)
 	if (!s->job)
 		return;
 	struct store_stats st = {0};
-	if (s->job->pending || s->job->next_tail_ms <= vw_now_ms())
-		rollup_flush(s, vw_now_ms(), &st);
+	int64_t now = vw_now_ms();
+	if (rollup_pos(s->job)->pending || rollup_flush_due(s->job, now, 0))
+		rollup_flush(s, now, &st);
 	rollup_mem_free(s->job);
 	s->job = NULL;
 }

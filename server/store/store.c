@@ -770,17 +770,20 @@ static void writer_main(void *arg)
 	struct store *s = arg;
 	int job = s->ops->rollup && s->rollup_tick_ms > 0;
 	int more = job; /* the job may be behind at start (a migrated or restarted store) */
+	uint64_t tick_ns = job ? (uint64_t)s->rollup_tick_ms * 1000000u : 0, next_job = 0;
 	uv_mutex_lock(&s->mu);
 	for (;;) {
 		/* Batches first; the job runs between group commits, at once while it is behind
 		 * and otherwise every tick. People's write requests (store_write_submit) go
-		 * before either: each is one short transaction. */
+		 * before either: each is one short transaction. The tick is a deadline, not a
+		 * wait: the feed's own write every second must not push the job back each time
+		 * (it did, and an idle collector's job then never ran). */
 		if (!s->q_head && !s->w_head && !s->stopping && !more) {
-			if (job)
-				uv_cond_timedwait(&s->cond, &s->mu,
-				                  (uint64_t)s->rollup_tick_ms * 1000000u);
-			else
+			uint64_t now = uv_hrtime();
+			if (!job)
 				uv_cond_wait(&s->cond, &s->mu);
+			else if (now < next_job)
+				uv_cond_timedwait(&s->cond, &s->mu, next_job - now);
 		}
 		if (s->w_head) {
 			run_writes(s);
@@ -818,8 +821,10 @@ static void writer_main(void *arg)
 			uv_async_send(&s->async);
 		}
 		/* A failed slice (-EBUSY, -EIO) is retried at the next tick, not in a spin. */
-		if (job)
+		if (job && (list || more || uv_hrtime() >= next_job)) {
 			more = rollup_slice(s) > 0;
+			next_job = uv_hrtime() + tick_ns;
+		}
 		uv_mutex_lock(&s->mu);
 	}
 	uv_mutex_unlock(&s->mu);

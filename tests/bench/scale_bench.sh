@@ -112,6 +112,27 @@ start_server() { # CONF: sets port and pid
 	exit 1
 }
 
+# issue 13: the rollup job (on the rollup lease's holder) ran beside ingest and the ceiling;
+# how far it got when loadgen returned, and how long after that it caught up with every row
+# (polled, 300 s at most).
+rollup_figures() {
+	local t0 left rolled=0 k
+	t0=$(date +%s.%N)
+	left=$(psql_do vw_scale "SELECT (SELECT coalesce(max(id), 0) FROM results) - result_id FROM rollup_mark")
+	local at_return=$left
+	while ((left > 0)); do
+		(($(date +%s) - ${t0%.*} > 300)) && break
+		sleep 0.5
+		left=$(psql_do vw_scale "SELECT (SELECT coalesce(max(id), 0) FROM results) - result_id FROM rollup_mark")
+	done
+	for k in $(seq 1 "$COLLECTORS"); do
+		rolled=$((rolled + $(curl -sS --cacert "$tmp/pki/ca.crt" "https://127.0.0.1:${ports[k - 1]}/metrics" |
+			awk '/^venuewatch_server_store_rows_rolled_total / { printf "%d", $2 }')))
+	done
+	echo "phase=rollup unrolled_at_loadgen_return=$at_return unrolled_now=$left" \
+		"caught_up_after_s=$(awk -v a="$(date +%s.%N)" -v b="$t0" 'BEGIN { printf "%.1f", a - b }') rows_rolled_total=$rolled"
+}
+
 stop_servers() {
 	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
 	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
@@ -150,6 +171,7 @@ for run in $(seq 1 "$RUNS"); do
 		--certs "$tmp/agents" --conns "$CONNS" --batches "$BATCHES" --batch "$BATCH" --flap-per-mille "$FLAP" \
 		--acked-out "$tmp/acked.tsv" --ceiling-pg "$VW_PG_DSN dbname=vw_ceiling" || rc=$?
 	for k in $(seq 1 "$COLLECTORS"); do commit_figures "${ports[k - 1]}" "pg$k"; done
+	rollup_figures
 	stop_servers
 	# Every acked (agent, seq) once: per agent, the rows at or below its ack are exactly
 	# seqs 1..ack (count and distinct count both equal the ack).
@@ -178,6 +200,13 @@ EOF
 			' bytes_per_row=' || round((SELECT sum(pg_total_relation_size(relid))
 			FROM pg_partition_tree('results')) / greatest(count(*), 1)) ||
 			' database_bytes=' || pg_database_size('$db') FROM results"
+	done
+	# The rollup tables the score reads, kept for years (SCALE.md's storage estimate): rows
+	# and bytes (heap, TOAST, indexes) per row of each.
+	for t in rollup_days exam_credits rollup_state rollup_agents; do
+		psql_do vw_scale "SELECT 'phase=size table=$t rows=' || count(*) || ' bytes=' ||
+			pg_total_relation_size('$t') || ' bytes_per_row=' ||
+			round(pg_total_relation_size('$t') / greatest(count(*), 1)) FROM $t"
 	done
 done
 

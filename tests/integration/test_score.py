@@ -8,8 +8,13 @@ Proves: the served picture fraction reflects the stopped camera; a recomputation
 exported evidence alone (GET /api/v1/evidence/...) gives the very figures served; another
 city's supervisor sees the org as one without sessions; a published score keeps its rubric
 when the rubric changes (SIGHUP).
+
+With VW_SCORE_BACKEND=postgresql (ctest integration_score_pg, under tests/tools/pg.sh) the
+collector and the CLI run on PostgreSQL instead (issue 13): the same proofs of its rollup job
+and score reads.
 """
 
+import os
 import signal
 import subprocess
 import sys
@@ -20,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import (SERVER, TIMEOUT_SCALE, IntegrationTest, get_json,  # noqa: E402
-                     https_request, main, reader_token, wait_for)
+                     https_request, main, psql, reader_token, wait_for)
 
 SITE, ORG, CITY = "site-s1", "org-s1", "city-01"
 SHANGHAI = timezone(timedelta(hours=8))
@@ -77,6 +82,17 @@ def recompute(ev):
     return held, targets
 
 
+def store_section():
+    """[store] for the backend under test: "" (the SQLite default), or a fresh PostgreSQL
+    database on the server tests/tools/pg.sh started."""
+    if os.environ.get("VW_SCORE_BACKEND") != "postgresql":
+        return ""
+    base = os.environ["VW_PG_DSN"]
+    psql(f"{base} dbname=postgres", "CREATE DATABASE vw_score")
+    return (f"[store]\nbackend = postgresql\ndsn = {base} dbname=vw_score\n"
+            f"password_file = {os.environ['VW_PG_PASSFILE']}\n")
+
+
 class Score(IntegrationTest):
 
     def test_stopped_camera_lowers_picture_and_evidence_recomputes_the_served_score(self):
@@ -84,11 +100,14 @@ class Score(IntegrationTest):
         _, front_port = h.start_camd("ok")
         back_camd, back_port = h.start_camd("ok")
         state = h.path("srv")
+        store = store_section()
         # Figures count as final [score] settle after the session's end (1 h by default, for
         # the slowest default cadence); the agent here checks every few seconds.
-        conf = h.server_config(state, name="srv.ini", extra="[score]\nsettle = 10s\n")
+        conf = h.server_config(state, name="srv.ini", extra="[score]\nsettle = 10s\n" + store)
         h.ca_init(conf)
         srv = h.start_server(conf, state)
+        if store:
+            srv.proc.wait_for_output(r"event=store_open backend=postgresql", 10 * TIMEOUT_SCALE)
         pki = h.ca_issue(conf, SITE, ORG, city=CITY)
 
         # The session, entered at the collector as the organisation's plan would be (the
@@ -254,7 +273,7 @@ class Score(IntegrationTest):
         # The CLI computes what the API served, and --explain shows the steps; --config
         # scores under another file's rubric without touching the server's.
         srv.proc.stop()
-        base = h.server_config(state, name="base.ini")
+        base = h.server_config(state, name="base.ini", extra=store)
         out = h.run("score-cli", [SERVER, "-c", base, "score", "--org", ORG, "--from",
                                   str(start - 3600_000), "--to", str(end + 3600_000),
                                   "--explain"]).stdout()

@@ -92,3 +92,21 @@ add_test(NAME integration_failover_pg
 set_tests_properties(integration_failover_pg PROPERTIES
   ENVIRONMENT "VW_AGENT=$<TARGET_FILE:venuewatch-agent>;VW_SERVER=$<TARGET_FILE:venuewatch-server>;VW_TIMEOUT_SCALE=${VW_INTEGRATION_TIMEOUT_SCALE}"
   LABELS postgres TIMEOUT ${VW_INTEGRATION_TIMEOUT} RUN_SERIAL TRUE SKIP_RETURN_CODE 77)
+
+# issue 13 (tests/unit/test_rollup.c): the rollup job (rollup.c's) on PostgreSQL under the rollup
+# lease, reading results below its commit horizon: credits by the rule worked out by hand, a
+# late backlog, a silent target, a crash between flushes, a session added while it runs, and
+# the score's reads; and retention dropping only days the job has rolled.
+add_test(NAME test_rollup_postgresql COMMAND bash ${VW_PG_SH} $<TARGET_FILE:test_rollup> postgresql)
+set_tests_properties(test_rollup_postgresql PROPERTIES LABELS postgres TIMEOUT 300
+                     SKIP_RETURN_CODE 77)
+
+# issue 13: item 3.6 end to end (tests/integration/test_score.py) with the collector and the CLI
+# on PostgreSQL: real cameras and agent, the served score recomputed from its evidence, the
+# ranking, the reports, scopes, publication and the rubric's change.
+add_test(NAME integration_score_pg
+         COMMAND bash ${VW_PG_SH} ${VW_INTEGRATION_PYTHON}
+                 ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_score.py)
+set_tests_properties(integration_score_pg PROPERTIES
+  ENVIRONMENT "VW_SCORE_BACKEND=postgresql;VW_AGENT=$<TARGET_FILE:venuewatch-agent>;VW_SERVER=$<TARGET_FILE:venuewatch-server>;VW_TIMEOUT_SCALE=${VW_INTEGRATION_TIMEOUT_SCALE}"
+  LABELS postgres TIMEOUT ${VW_INTEGRATION_TIMEOUT} RUN_SERIAL TRUE SKIP_RETURN_CODE 77)

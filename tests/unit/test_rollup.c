@@ -22,6 +22,7 @@
 
 #include "store.h"
 #include "testdir.h"
+#include "testpg.h"
 #include "vtime.h"
 
 #define S 1000LL
@@ -33,6 +34,7 @@
 
 struct ctx {
 	char dir[64];
+	char db[64], dsn[512]; /* issue 13, postgresql: this test's own database ("" = sqlite) */
 	struct store_options opt;
 	uv_loop_t loop;
 	struct store *st;
@@ -41,6 +43,7 @@ struct ctx {
 	struct store_batch *b; /* being filled */
 	int64_t received_ms;
 	size_t sent;
+	const char *agent; /* result()'s agent: "a" unless a test says */
 };
 
 static int setup(void **state)
@@ -60,10 +63,32 @@ static int setup(void **state)
 	return 0;
 }
 
+/* issue 13: the same job on PostgreSQL (testpg.h), under tests/tools/pg.sh. Short leases:
+ * a child that dies holding the rollup lease (crash_between_flushes_counts_nothing_twice)
+ * frees it for the next store in a second. */
+static int setup_pg(void **state)
+{
+	if (setup(state))
+		return -1;
+	struct ctx *x = *state;
+	if (testpg_make("rollup", x->db, sizeof(x->db), x->dsn, sizeof(x->dsn)))
+		return -1;
+	x->opt.backend = "postgresql";
+	x->opt.dsn = x->dsn;
+	x->opt.password_file = getenv("VW_PG_PASSFILE");
+	x->opt.lease_ttl_ms = 1000;
+	x->opt.lease_renew_ms = 200;
+	return 0;
+}
+
+static int (*setup_any)(void **state) = setup;
+
 static int teardown(void **state)
 {
 	struct ctx *x = *state;
-	int rc = testdir_remove(x->dir);
+	int rc = x->db[0] ? testpg_remove(x->db) : 0;
+	if (testdir_remove(x->dir))
+		rc = -1;
 	free(x);
 	return rc;
 }
@@ -97,6 +122,10 @@ static sqlite3 *db_h(struct ctx *x)
 
 static void sql_exec(struct ctx *x, const char *sql)
 {
+	if (x->db[0]) {
+		assert_int_equal(testpg_query(x->dsn, sql, NULL), 0);
+		return;
+	}
 	sqlite3 *db = db_h(x);
 	char *msg = NULL;
 	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
@@ -106,6 +135,11 @@ static void sql_exec(struct ctx *x, const char *sql)
 
 static int64_t sql_value(struct ctx *x, const char *sql)
 {
+	if (x->db[0]) {
+		int64_t v = 0;
+		assert_int_equal(testpg_query(x->dsn, sql, &v), 0);
+		return v;
+	}
 	sqlite3 *db = db_h(x);
 	sqlite3_stmt *st;
 	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
@@ -163,7 +197,7 @@ static void result(struct ctx *x, enum vw_kind kind, const char *target, int64_t
 		x->b = store_batch_create();
 		assert_non_null(x->b);
 		snprintf(x->b->site, sizeof(x->b->site), "site-1");
-		snprintf(x->b->agent, sizeof(x->b->agent), "a");
+		snprintf(x->b->agent, sizeof(x->b->agent), "%s", x->agent ? x->agent : "a");
 		snprintf(x->b->org, sizeof(x->b->org), "org-1");
 		snprintf(x->b->city, sizeof(x->b->city), "Jinan");
 		x->b->received_ms = x->received_ms;
@@ -587,6 +621,30 @@ static char *rollup_dump(struct ctx *x)
 	size_t len = 0, cap = 1 << 16;
 	char *out = calloc(1, cap);
 	assert_non_null(out);
+	if (x->db[0]) {
+		/* the same texts in PostgreSQL's words: string_agg, and an alias per subquery */
+		PGconn *c = testpg_connect(x->dsn);
+		assert_non_null(c);
+		for (size_t i = 0; i < sizeof(q) / sizeof(q[0]); i++) {
+			char sql[1024];
+			const char *from = strstr(q[i], " FROM (");
+			if (from)
+				snprintf(sql, sizeof(sql),
+				         "SELECT string_agg(v, ';' ORDER BY v)%s q", from);
+			else
+				snprintf(sql, sizeof(sql), "%s", q[i]);
+			PGresult *r = PQexec(c, sql);
+			if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+				fail_msg("%s: %s", sql, PQresultErrorMessage(r));
+			int n = snprintf(out + len, cap - len, "%s\n",
+			                 PQgetisnull(r, 0, 0) ? "(none)" : PQgetvalue(r, 0, 0));
+			assert_true(n > 0 && (size_t)n < cap - len);
+			len += (size_t)n;
+			PQclear(r);
+		}
+		PQfinish(c);
+		return out;
+	}
 	sqlite3 *db = db_h(x);
 	for (size_t i = 0; i < sizeof(q) / sizeof(q[0]); i++) {
 		sqlite3_stmt *st;
@@ -621,7 +679,7 @@ static void crash_between_flushes_counts_nothing_twice(void **state)
 
 	struct ctx *x;
 	void *st2 = NULL;
-	assert_int_equal(setup(&st2), 0);
+	assert_int_equal(setup_any(&st2), 0);
 	x = st2;
 	pid_t pid = fork();
 	assert_true(pid >= 0);
@@ -817,8 +875,347 @@ static void sums_survive_their_tables_growing(void **state)
 	                 TARGETS);
 }
 
-int main(void)
+/* issue 13, PostgreSQL only: ids come from one sequence, and two collectors' transactions
+ * commit in any order. Here a transaction takes an id for agent b's result and stays open
+ * (as a slow collector's would) while agent a's later results commit and the job runs
+ * several slices; then it commits. Its result must be rolled all the same: a cursor that
+ * had moved past its id would never read it. */
+static void ids_committed_out_of_order_are_all_rolled(void **state)
 {
+	struct ctx *x = *state;
+	open_h(x);
+	add_exam(x, 1, "site-1", "2025-0001", T0 - H, T0 + 2 * H, "*", 0);
+	struct store_batch *b = store_batch_create();
+	assert_non_null(b);
+	snprintf(b->site, sizeof(b->site), "site-1");
+	snprintf(b->agent, sizeof(b->agent), "b");
+	snprintf(b->org, sizeof(b->org), "org-1");
+	snprintf(b->city, sizeof(b->city), "Jinan");
+	b->received_ms = x->received_ms;
+	struct vw_result r;
+	vw_result_init(&r, VW_KIND_STREAM, "camB");
+	r.seq = 1;
+	r.ts_ms = T0;
+	r.status = VW_STATUS_OK;
+	vw_result_set_metric_name(&r, "interval_ms", 60000);
+	assert_int_equal(store_batch_add(b, &r), 0);
+	x->b = b;
+	flush(x);
+	wait_job(x, x->sent, 0);
+
+	/* as ingest does: the agent row locked (the transaction's id assigned), then an id */
+	PGconn *c = testpg_connect(x->dsn);
+	assert_non_null(c);
+	char sql[1024];
+	snprintf(sql, sizeof(sql),
+	         "BEGIN; SELECT id FROM agents WHERE site = 'site-1' AND agent = 'b' FOR UPDATE;"
+	         " INSERT INTO results(agent_id, epoch, seq, ts_ms, mono_ms, kind, target, status,"
+	         " faults, metrics, received_ms, interval_ms) SELECT a.id, e.ord, 2, %lld, 0,"
+	         " 'stream', 'camB', 'ok', '', '{}', %lld, 60000 FROM agents a JOIN epochs e"
+	         " ON e.agent_id = a.id WHERE a.site = 'site-1' AND a.agent = 'b'",
+	         (long long)(T0 + MINUTE), (long long)x->received_ms);
+	PGresult *res = PQexec(c, sql);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+		fail_msg("%s", PQresultErrorMessage(res));
+	PQclear(res);
+
+	for (int64_t m = 0; m < 40; m++)
+		result(x, VW_KIND_STREAM, "cam1", T0 + m * MINUTE, VW_STATUS_OK, 60000);
+	flush(x);
+	struct store_stats st;
+	store_get_stats(x->st, &st);
+	uint64_t slices = st.rollup_slices;
+	int64_t deadline = vw_mono_ms() + 20000;
+	while (st.rollup_slices < slices + 5) {
+		if (vw_mono_ms() > deadline)
+			fail_msg("the job ran no slices");
+		uv_sleep(20);
+		store_get_stats(x->st, &st);
+	}
+	res = PQexec(c, "COMMIT");
+	assert_int_equal(PQresultStatus(res), PGRES_COMMAND_OK);
+	PQclear(res);
+	PQfinish(c);
+	wait_job(x, x->sent + 1, 0);
+	close_h(x);
+	assert_int_equal(sql_value(x, "SELECT results FROM rollup_days WHERE target = 'camB'"), 2);
+	assert_int_equal(sql_value(x, "SELECT results FROM exam_credits WHERE target = 'camB'"), 2);
+	assert_int_equal(sql_value(x, "SELECT result_id FROM rollup_mark"),
+	                 sql_value(x, "SELECT max(id) FROM results"));
+}
+
+/* issue 13, PostgreSQL only: retention drops a whole day of arrivals, and only once the job
+ * has rolled (and flushed) every row of it. Results that arrived 200 days ago, with a 90-day
+ * retention from the first open on: their day stays while the job cannot roll them, then
+ * goes, and the score's inputs are those of a store that kept everything; evidence then
+ * says its window was pruned. */
+static void pruning_drops_rolled_days(void **state)
+{
+	struct ctx *keep = *state;
+	keep->received_ms = vw_now_ms() - 200 * DAY;
+	open_h(keep);
+	feed_day(keep);
+	wait_job(keep, keep->sent, 0);
+	struct store_score_query q = {
+	    .org = "org-1", .from_ms = T0 - DAY, .to_ms = T0 + DAY, .with_credits = 1};
+	struct inputs want, got;
+	read_inputs(keep, &q, &want);
+	close_h(keep);
+	assert_true(want.ncredits > 0);
+
+	void *st2 = NULL;
+	assert_int_equal(setup_any(&st2), 0);
+	struct ctx *x = st2;
+	x->received_ms = keep->received_ms;
+	x->opt.raw_retention_ms = 90 * DAY;
+	open_h(x);
+	/* A transaction left open meanwhile holds the job's horizon (as a slow collector's
+	 * would): the results are in, not rolled, and their day must stay while it is open. */
+	PGconn *c = testpg_connect(x->dsn);
+	assert_non_null(c);
+	PGresult *res = PQexec(c, "BEGIN; SELECT txid_current()");
+	assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
+	PQclear(res);
+	feed_day(x);
+	struct store_stats st;
+	store_get_stats(x->st, &st);
+	uint64_t slices = st.rollup_slices;
+	int64_t deadline = vw_mono_ms() + 20000;
+	while (st.rollup_slices < slices + 5) {
+		if (vw_mono_ms() > deadline)
+			fail_msg("the job ran no slices");
+		uv_sleep(20);
+		store_get_stats(x->st, &st);
+	}
+	assert_int_equal(sql_value(x, "SELECT count(*) FROM results"), (int64_t)x->sent);
+	res = PQexec(c, "COMMIT");
+	assert_int_equal(PQresultStatus(res), PGRES_COMMAND_OK);
+	PQclear(res);
+	PQfinish(c);
+	deadline = vw_mono_ms() + 20000;
+	while (sql_value(x, "SELECT count(*) FROM results") > 0) {
+		if (vw_mono_ms() > deadline)
+			fail_msg("the day past retention was not dropped");
+		uv_sleep(20);
+	}
+	wait_job(x, x->sent, 0);
+	read_inputs(x, &q, &got);
+	assert_int_equal(got.nexams, want.nexams);
+	assert_int_equal(got.ncredits, want.ncredits);
+	assert_memory_equal(got.exams, want.exams, want.nexams * sizeof(want.exams[0]));
+	assert_memory_equal(got.credits, want.credits, want.ncredits * sizeof(want.credits[0]));
+	assert_memory_equal(got.ctargets, want.ctargets, sizeof(want.ctargets));
+	struct inputs ev;
+	memset(&ev, 0, sizeof(ev));
+	wait_inputs(x, &ev,
+	            store_score_evidence(x->st, 1, STORE_CLASS_STREAM, "cam1", on_inputs, &ev));
+	assert_int_equal(ev.value, 1);
+	assert_int_equal(ev.ntargets, 0);
+	close_h(x);
+	assert_int_equal(teardown(&st2), 0);
+}
+
+/* The rollup lease's holder, of x and y: x, y or NULL. */
+static struct ctx *rollup_holder(struct ctx *x, struct ctx *y)
+{
+	struct store_lease lx[STORE_LEASES], ly[STORE_LEASES];
+	store_leases(x->st, lx);
+	store_leases(y->st, ly);
+	assert_false(lx[STORE_LEASE_ROLLUP].held && ly[STORE_LEASE_ROLLUP].held);
+	return lx[STORE_LEASE_ROLLUP].held ? x : ly[STORE_LEASE_ROLLUP].held ? y : NULL;
+}
+
+/* Polls (20 s at most) until the stores' flushed rows, together, reach rolled. */
+static void wait_rolled_by_either(struct ctx *x, struct ctx *y, uint64_t rolled)
+{
+	int64_t deadline = vw_mono_ms() + 20000;
+	for (;;) {
+		struct store_stats a = {0}, b = {0};
+		if (x->st)
+			store_get_stats(x->st, &a);
+		if (y->st)
+			store_get_stats(y->st, &b);
+		if (a.rows_rolled + b.rows_rolled >= rolled)
+			return;
+		if (vw_mono_ms() > deadline)
+			fail_msg("the collectors rolled %llu of %llu rows in 20 s",
+			         (unsigned long long)(a.rows_rolled + b.rows_rolled),
+			         (unsigned long long)rolled);
+		uv_sleep(20);
+	}
+}
+
+/* issue 13, PostgreSQL only: two collectors on one database, each ingesting its own agent.
+ * Only the rollup lease's holder rolls, so every result is credited once; when the holder
+ * goes, the other takes the lease over (a new epoch), resumes from the persisted mark and
+ * rolls what arrives after, still once each. */
+static void two_collectors_roll_each_result_once(void **state)
+{
+	struct ctx *x = *state, *y;
+	void *st2 = NULL;
+	assert_int_equal(setup(&st2), 0); /* a directory of its own; x's database */
+	y = st2;
+	y->opt.backend = x->opt.backend;
+	y->opt.dsn = x->dsn;
+	y->opt.password_file = x->opt.password_file;
+	y->opt.lease_ttl_ms = x->opt.lease_ttl_ms;
+	y->opt.lease_renew_ms = x->opt.lease_renew_ms;
+	y->agent = "b";
+	open_h(x);
+	open_h(y);
+	add_exam(x, 1, "site-1", "2025-0001", T0, T0 + 2 * H, "*", 0);
+	for (int64_t m = 0; m < 60; m++) {
+		result(x, VW_KIND_STREAM, "cam-a", T0 + m * MINUTE, VW_STATUS_OK, 60000);
+		result(y, VW_KIND_STREAM, "cam-b", T0 + m * MINUTE, VW_STATUS_OK, 60000);
+	}
+	flush(x);
+	flush(y);
+	wait_rolled_by_either(x, y, 120);
+	struct ctx *holder = rollup_holder(x, y), *other = holder == x ? y : x;
+	assert_non_null(holder);
+	struct store_lease before[STORE_LEASES];
+	store_leases(holder->st, before);
+	struct store_stats hs;
+	store_get_stats(holder->st, &hs);
+	assert_int_equal(hs.rows_rolled, 120); /* the holder rolled both agents' results */
+	close_h(holder);
+
+	/* the second hour through the one left: it takes the lease when the holder's expires */
+	for (int64_t m = 60; m < 120; m++)
+		result(other, VW_KIND_STREAM, other == x ? "cam-a" : "cam-b", T0 + m * MINUTE,
+		       VW_STATUS_OK, 60000);
+	flush(other);
+	int64_t deadline = vw_mono_ms() + 20000;
+	struct store_lease now[STORE_LEASES];
+	for (store_leases(other->st, now); !now[STORE_LEASE_ROLLUP].held;
+	     store_leases(other->st, now)) {
+		if (vw_mono_ms() > deadline)
+			fail_msg("the rollup lease was not taken over");
+		uv_sleep(20);
+	}
+	assert_true(now[STORE_LEASE_ROLLUP].epoch > before[STORE_LEASE_ROLLUP].epoch);
+	wait_job(other, 60, 0);
+	close_h(other);
+	/* each target: its 60 or 120 results, credited once, 09:00 to its last hold's end */
+	assert_int_equal(sql_value(x, "SELECT results FROM exam_credits WHERE target = 'cam-a'"),
+	                 other == x ? 120 : 60);
+	assert_int_equal(sql_value(x, "SELECT results FROM exam_credits WHERE target = 'cam-b'"),
+	                 other == y ? 120 : 60);
+	assert_int_equal(sql_value(x, "SELECT sum(results) FROM rollup_days"), 180);
+	assert_int_equal(sql_value(x, "SELECT result_id FROM rollup_mark"),
+	                 sql_value(x, "SELECT max(id) FROM results"));
+	assert_int_equal(teardown(&st2), 0);
+}
+
+/* No argument: SQLite. "postgresql" (ctest test_rollup_postgresql, under tests/tools/pg.sh):
+ * the same job on PostgreSQL, all but SQLite's own migrations and its row pruning (retention
+ * there drops whole days: pruning_drops_rolled_days). */
+/* The feed writes every second, more often than the job's tick: the tick is a deadline,
+ * so an idle collector's job still rolls and flushes (it never ran between writes: each
+ * write pushed the wait back, and the scale benchmark's backlog stayed unrolled). */
+struct ticker {
+	struct ctx *x;
+	struct store_write w;
+	int inflight;
+	uint64_t writes;
+};
+
+static void on_tick_write(struct store_write *w)
+{
+	struct ticker *k = w->data;
+	k->inflight = 0;
+	k->writes++;
+	store_events_clear(&w->events);
+}
+
+static void on_ticker(uv_timer_t *t)
+{
+	struct ticker *k = t->data;
+	struct store_stats st;
+	store_get_stats(k->x->st, &st);
+	if (st.rows_rolled >= k->x->sent) {
+		uv_timer_stop(t);
+		uv_close((uv_handle_t *)t, NULL);
+		return;
+	}
+	if (k->inflight)
+		return;
+	memset(&k->w, 0, sizeof(k->w));
+	k->w.op = STORE_FEED_TICK;
+	k->w.actor = "feed";
+	k->w.silent_factor = 3;
+	k->w.since_ms = k->x->received_ms;
+	k->w.done = on_tick_write;
+	k->w.data = k;
+	if (store_write_submit(k->x->st, &k->w) == 0)
+		k->inflight = 1;
+}
+
+static void job_runs_between_writes_faster_than_its_tick(void **state)
+{
+	struct ctx *x = *state;
+	x->opt.rollup_tick_ms = 300;
+	x->opt.rollup_flush_ms = 3000; /* so the slice after the commit flushes nothing */
+	open_h(x);
+	int64_t t0 = vw_now_ms() - 3600000;
+	for (int i = 0; i < 200; i++)
+		result(x, VW_KIND_STREAM, "cam-1", t0 + i * 1000, VW_STATUS_OK, 1000);
+	flush(x);
+	struct ticker k = {x, {0}, 0, 0};
+	uv_timer_t t;
+	uv_timer_init(&x->loop, &t);
+	t.data = &k;
+	uv_timer_start(&t, on_ticker, 0, 50);
+	int64_t deadline = vw_mono_ms() + 20000;
+	while (!uv_is_closing((uv_handle_t *)&t) && vw_mono_ms() < deadline)
+		uv_run(&x->loop, UV_RUN_ONCE);
+	if (!uv_is_closing((uv_handle_t *)&t)) {
+		uv_timer_stop(&t);
+		uv_close((uv_handle_t *)&t, NULL);
+	}
+	while (k.inflight)
+		uv_run(&x->loop, UV_RUN_ONCE);
+	uv_run(&x->loop, UV_RUN_NOWAIT);
+	struct store_stats st;
+	store_get_stats(x->st, &st);
+	if (st.rows_rolled < x->sent)
+		fail_msg("rolled %llu of %zu in 20 s beside %llu writes",
+		         (unsigned long long)st.rows_rolled, x->sent, (unsigned long long)k.writes);
+	assert_true(k.writes > 0);
+	close_h(x);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc > 1 && strcmp(argv[1], "postgresql") == 0) {
+		if (!getenv("VW_PG_DSN")) {
+			fprintf(stderr, "test_rollup postgresql: no VW_PG_DSN (run it under "
+			                "tests/tools/pg.sh)\n");
+			return 1;
+		}
+		setup_any = setup_pg;
+		const struct CMUnitTest pg[] = {
+		    cmocka_unit_test_setup_teardown(credits_follow_the_rule, setup_pg, teardown),
+		    cmocka_unit_test_setup_teardown(backlog_counts_at_check_time, setup_pg,
+		                                    teardown),
+		    cmocka_unit_test_setup_teardown(silent_target_is_credited_to_its_bound,
+		                                    setup_pg, teardown),
+		    cmocka_unit_test_setup_teardown(crash_between_flushes_counts_nothing_twice,
+		                                    setup_pg, teardown),
+		    cmocka_unit_test_setup_teardown(session_added_later_is_credited, setup_pg,
+		                                    teardown),
+		    cmocka_unit_test_setup_teardown(sums_survive_their_tables_growing, setup_pg,
+		                                    teardown),
+		    cmocka_unit_test_setup_teardown(ids_committed_out_of_order_are_all_rolled,
+		                                    setup_pg, teardown),
+		    cmocka_unit_test_setup_teardown(pruning_drops_rolled_days, setup_pg, teardown),
+		    cmocka_unit_test_setup_teardown(two_collectors_roll_each_result_once, setup_pg,
+		                                    teardown),
+		    cmocka_unit_test_setup_teardown(job_runs_between_writes_faster_than_its_tick,
+		                                    setup_pg, teardown),
+		};
+		return cmocka_run_group_tests_name("rollup: postgresql store", pg, NULL, NULL);
+	}
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(credits_follow_the_rule, setup, teardown),
 	    cmocka_unit_test_setup_teardown(backlog_counts_at_check_time, setup, teardown),
@@ -834,6 +1231,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(results_from_before_the_column_keep_their_cadence,
 	                                    setup, teardown),
 	    cmocka_unit_test_setup_teardown(sums_survive_their_tables_growing, setup, teardown),
+	    cmocka_unit_test_setup_teardown(job_runs_between_writes_faster_than_its_tick, setup,
+	                                    teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
