@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Several [collector] urls (issue 13): the first collector cannot be reached (nothing listens
 on its port), so the agent moves to the second, says so in its log and its status, and the
-second acknowledges its results.
+second acknowledges its results. The network to the collector is then measured to the second
+(the first being away says nothing of the venue's network): reachable, with collector_index 1.
 
     VW_AGENT=... VW_SERVER=... /usr/bin/python3 tests/integration/test_failover.py
 """
@@ -11,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import AGENT, TIMEOUT_SCALE, IntegrationTest, main, wait_for  # noqa: E402
+from harness import AGENT, TIMEOUT_SCALE, IntegrationTest, main, query, wait_for  # noqa: E402
 
 SITE, ORG = "site-fo", "org-fo"
 
@@ -44,6 +45,19 @@ class Failover(IntegrationTest):
         # (kept in sessions.json) can only have come from the second.
         wait_for(lambda: (venue / "sessions.json").exists(), 30 * TIMEOUT_SCALE,
                  "the sessions fetched from the second collector")
+        agent.wait_for_output(rf"event=network_probe_collector from={dead} to={srv.url}",
+                              30 * TIMEOUT_SCALE)
+
+        def measured():
+            rows = query(srv.db, "SELECT status, json_extract(metrics, '$.collector_index'), faults, metrics"
+                         " FROM results WHERE kind = 'network' AND target = 'collector'"
+                         " ORDER BY id DESC LIMIT 1")
+            return rows[0] if rows and rows[0][1] == 1 else None
+
+        wait_for(measured, 60 * TIMEOUT_SCALE, "a network result measured to the second")
+        # The second answers: reachable (ok, or degraded only by a loaded machine's delays).
+        status, _, faults, metrics = measured()
+        self.assertNotEqual(status, "down", (faults, metrics))
 
 
 if __name__ == "__main__":
