@@ -59,7 +59,8 @@ static const struct vw_conf_key agent_keys[] = {
 static const struct vw_conf_key collector_keys[] = {
     {"url", VW_CONF_STR, KEY(collector_section, url), NULL, VW_CONF_REQUIRED, 0, 0, NULL,
      "base URL of the collector, https://host:port; or several, comma-separated (at most 8): "
-     "the agent sticks to one and moves to the next on a connection error or a 503"},
+     "the agent sticks to one and moves to the next on a connection error or a 503; the "
+     "exam sessions, the network check and the uplink test follow the one in use"},
     {"ca", VW_CONF_STR, KEY(collector_section, ca), NULL, VW_CONF_REQUIRED, 0, 0, NULL,
      "CA certificate that signed the collector's certificate (PEM)"},
     {"cert", VW_CONF_STR, KEY(collector_section, cert), NULL, VW_CONF_REQUIRED, 0, 0, NULL,

@@ -137,12 +137,11 @@ static int check_cert(const char *pem, EVP_PKEY *key, char *err, size_t errlen)
 	return 0;
 }
 
-static int post(const struct agent_conf *cfg, const char *body, struct vw_buf *resp, long *status,
-                char *err, size_t errlen)
+/* One POST /api/v1/enroll to the collector at base. -ECONNREFUSED when it gave no answer. */
+static int post(const struct agent_conf *cfg, const char *base, const char *body,
+                struct vw_buf *resp, long *status, char *err, size_t errlen)
 {
 	char url[2048];
-	/* The primary collector (with several [collector] urls only the uplink fails over). */
-	const char *base = cfg->collector.urls[0];
 	size_t bl = strlen(base);
 	bl = bl && base[bl - 1] == '/' ? bl - 1 : bl;
 	if ((size_t)snprintf(url, sizeof(url), "%.*s/api/v1/enroll", (int)bl, base) >=
@@ -184,6 +183,36 @@ static int post(const struct agent_conf *cfg, const char *body, struct vw_buf *r
 	return 0;
 }
 
+/* issue 13: with several [collector] urls, each in turn until one answers other than 503 (its
+ * answer is the enrollment's; a refusal is not retried elsewhere). A token is known only to
+ * the collector that made it (auth.db is each collector's own), so *used says which one
+ * answered, for the message. */
+static int post_any(const struct agent_conf *cfg, const char *body, struct vw_buf *resp,
+                    long *status, const char **used, char *err, size_t errlen)
+{
+	int rc = -ECONNREFUSED;
+	size_t off = 0;
+	err[0] = '\0';
+	for (size_t i = 0; i < cfg->collector.nurls; i++) {
+		char one[2600];
+		vw_buf_reset(resp);
+		*status = 0;
+		*used = cfg->collector.urls[i];
+		rc = post(cfg, *used, body, resp, status, one, sizeof(one));
+		if (rc == 0 && *status != 503)
+			return 0;
+		if (rc == 0) {
+			snprintf(one, sizeof(one), "%s answered 503 (unavailable)", *used);
+			rc = -EAGAIN;
+		}
+		if (cfg->collector.nurls > 1)
+			log_warn("event=enroll_collector_failed url=%s error=\"%s\"", *used, one);
+		int n = snprintf(err + off, errlen - off, "%s%s", off ? "; " : "", one);
+		off = n < 0 || (size_t)n >= errlen - off ? errlen - 1 : off + (size_t)n;
+	}
+	return rc;
+}
+
 int enroll_run(const struct agent_conf *cfg, const char *token_arg, char *err, size_t errlen)
 {
 	char token[TOKEN_MAX];
@@ -210,16 +239,21 @@ int enroll_run(const struct agent_conf *cfg, const char *token_arg, char *err, s
 		rc = -ENOMEM;
 		goto cleanup;
 	}
-	if ((rc = post(cfg, body, &resp, &status, err, errlen)) != 0)
+	const char *used = cfg->collector.urls[0];
+	if ((rc = post_any(cfg, body, &resp, &status, &used, err, errlen)) != 0)
 		goto cleanup;
 	root = cJSON_ParseWithLength(resp.data ? resp.data : "", resp.len);
 	const cJSON *jerr = cJSON_GetObjectItemCaseSensitive(root, "error");
 	const cJSON *jdet = cJSON_GetObjectItemCaseSensitive(root, "detail");
 	if (status != 200) {
-		snprintf(err, errlen, "the collector refused the enrollment (HTTP %ld): %s%s%s",
-		         status, cJSON_IsString(jerr) ? jerr->valuestring : "no reason given",
-		         cJSON_IsString(jdet) ? ": " : "",
-		         cJSON_IsString(jdet) ? jdet->valuestring : "");
+		snprintf(
+		    err, errlen, "the collector at %s refused the enrollment (HTTP %ld): %s%s%s%s",
+		    used, status, cJSON_IsString(jerr) ? jerr->valuestring : "no reason given",
+		    cJSON_IsString(jdet) ? ": " : "", cJSON_IsString(jdet) ? jdet->valuestring : "",
+		    cfg->collector.nurls > 1 && cJSON_IsString(jdet) &&
+		            strstr(jdet->valuestring, "unknown")
+		        ? " (a token is known only to the collector that made it)"
+		        : "");
 		rc = -EACCES;
 		goto cleanup;
 	}

@@ -456,6 +456,8 @@ int main(int argc, char **argv)
 	if (netprobe_create(&a.loop, a.cu, &a.cfg, once ? on_once_results : on_results, need_kbps,
 	                    &a, &a.np))
 		log_warn("event=network_probe_unavailable");
+	if (a.np && a.up)
+		netprobe_follow(a.np, uplink_collector_of, a.up);
 	if (scheduler_create(&a.loop, &a.cfg, once ? on_once_results : on_results, &a, &a.sched)) {
 		log_error("event=start_failed err=\"scheduler\"");
 		if (!a.sched)

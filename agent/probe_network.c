@@ -22,6 +22,7 @@ struct net_target {
 	char name[VW_NAME_MAX];
 	char url[NET_URL_MAX];
 	int is_collector;
+	const char *base; /* is_collector: the [collector] url measured (follow_collector) */
 	CURL *easy;
 	uv_timer_t gap_timer;
 	int running, done;
@@ -53,6 +54,11 @@ struct netprobe {
 	void *once_arg;
 	void (*closed_cb)(void *);
 	void *closed_arg;
+	/* issue 13: the collector measured is the uplink's current one (netprobe_follow);
+	 * up_base is the [collector] url the uplink test points at. */
+	const char *(*collector)(void *arg);
+	void *collector_arg;
+	const char *up_base;
 };
 
 static size_t discard_cb(char *p, size_t size, size_t n, void *u)
@@ -78,6 +84,49 @@ static int cmp_double(const void *a, const void *b)
 }
 
 static uint64_t round_interval(struct netprobe *np);
+
+/* base (a [collector] url, a trailing slash or not) + path into out. */
+static int collector_url(const char *base, const char *path, char *out, size_t n)
+{
+	size_t bl = strlen(base);
+	bl = bl && base[bl - 1] == '/' ? bl - 1 : bl;
+	return (size_t)snprintf(out, n, "%.*s%s", (int)bl, base, path) >= n ? -ENAMETOOLONG : 0;
+}
+
+/* issue 13: with several [collector] urls the network to the collector is measured to the
+ * one the uplink sends to now (after a failover the primary being away says nothing of
+ * the venue's network). Between rounds only: a running round keeps its url and its
+ * collector_index, the next one moves. */
+static void follow_collector(struct netprobe *np)
+{
+	const char *base = np->collector ? np->collector(np->collector_arg) : NULL;
+	if (!base || !base[0])
+		return;
+	for (size_t i = 0; i < np->ntargets; i++) {
+		struct net_target *t = &np->targets[i];
+		if (!t->is_collector || t->running || strcmp(t->base, base) == 0 ||
+		    collector_url(base, "/healthz", t->url, sizeof(t->url)))
+			continue;
+		curl_easy_setopt(t->easy, CURLOPT_URL, t->url); /* libcurl copies it */
+		log_info("event=network_probe_collector from=%s to=%s", t->base, base);
+		t->base = base;
+	}
+	char url[NET_URL_MAX];
+	if (!np->up_running && strcmp(np->up_base, base) != 0 &&
+	    !collector_url(base, "/api/v1/speedtest", url, sizeof(url))) {
+		curl_easy_setopt(np->up_easy, CURLOPT_URL, url);
+		np->up_base = base;
+	}
+}
+
+/* base's place in [collector] url (0 the primary); -1 when it is none of them. */
+static int collector_index(const struct netprobe *np, const char *base)
+{
+	for (size_t i = 0; i < np->cfg->collector.nurls; i++)
+		if (np->cfg->collector.urls[i] && strcmp(np->cfg->collector.urls[i], base) == 0)
+			return (int)i;
+	return -1;
+}
 
 static void report_target(struct net_target *t)
 {
@@ -138,6 +187,9 @@ static void report_target(struct net_target *t)
 	else if (r.nfaults)
 		r.status = VW_STATUS_DEGRADED;
 	vw_result_set_metric(&r, VW_M_INTERVAL_MS, (double)round_interval(np));
+	int ix = t->is_collector ? collector_index(np, t->base) : -1;
+	if (np->cfg->collector.nurls > 1 && ix >= 0)
+		vw_result_set_metric(&r, VW_M_COLLECTOR_INDEX, ix);
 	np->result_cb(np->arg, &r, 1);
 }
 
@@ -192,6 +244,7 @@ static void start_sample(struct net_target *t)
 
 static void start_round(struct netprobe *np)
 {
+	follow_collector(np);
 	for (size_t i = 0; i < np->ntargets; i++) {
 		struct net_target *t = &np->targets[i];
 		if (t->running) {
@@ -257,6 +310,9 @@ static void on_uplink_done(CURL *easy, CURLcode cc, void *arg)
 		}
 	}
 	vw_result_set_metric(&r, VW_M_INTERVAL_MS, (double)np->cfg->network.uplink_interval_ms);
+	int ix = collector_index(np, np->up_base);
+	if (np->cfg->collector.nurls > 1 && ix >= 0)
+		vw_result_set_metric(&r, VW_M_COLLECTOR_INDEX, ix);
 	np->result_cb(np->arg, &r, 1);
 	once_progress(np);
 }
@@ -268,6 +324,7 @@ static void on_uplink_timer(uv_timer_t *h)
 		once_progress(np);
 		return;
 	}
+	follow_collector(np);
 	np->up_running = 1;
 	if (curluv_add(np->cu, np->up_easy, on_uplink_done, np))
 		on_uplink_done(np->up_easy, CURLE_OUT_OF_MEMORY, np);
@@ -348,17 +405,16 @@ int netprobe_create(uv_loop_t *loop, struct curluv *cu, const struct agent_conf 
 	np->open_handles = 2;
 
 	char url[NET_URL_MAX];
-	/* The primary collector (with several [collector] urls only the uplink fails over). */
-	const char *base = cfg->collector.urls[0];
-	size_t bl = strlen(base);
-	bl = bl && base[bl - 1] == '/' ? bl - 1 : bl;
-	int rc = 0;
-	if ((size_t)snprintf(url, sizeof(url), "%.*s/api/v1/speedtest", (int)bl, base) >=
-	    sizeof(url))
-		rc = -ENAMETOOLONG; /* the longer of the two paths: checked once */
-	snprintf(url, sizeof(url), "%.*s/healthz", (int)bl, base);
+	/* The primary collector until netprobe_follow says which one the uplink uses. */
+	const char *base = np->up_base = cfg->collector.urls[0];
+	int rc = collector_url(base, "/api/v1/speedtest", url, sizeof(url));
+	for (size_t i = 1; !rc && i < cfg->collector.nurls; i++)
+		rc = collector_url(cfg->collector.urls[i], "/api/v1/speedtest", url, sizeof(url));
+	/* (the longer of the two paths, for every url: checked once, here) */
 	if (!rc)
-		rc = add_target(np, "collector", url, 1);
+		collector_url(base, "/healthz", url, sizeof(url));
+	if (!rc && (rc = add_target(np, "collector", url, 1)) == 0)
+		np->targets[np->ntargets - 1].base = base;
 	if (!rc && cfg->network.targets && cfg->network.targets[0]) {
 		char *copy = strdup(cfg->network.targets), *save = NULL;
 		for (char *tok = copy ? strtok_r(copy, ", ", &save) : NULL; tok && !rc;
@@ -372,7 +428,7 @@ int netprobe_create(uv_loop_t *loop, struct curluv *cu, const struct agent_conf 
 	/* The uplink test body: random bytes, so no compression on the path flatters it. */
 	size_t nbytes = (size_t)cfg->network.uplink_test_bytes;
 	np->up_body = malloc(nbytes);
-	snprintf(url, sizeof(url), "%.*s/api/v1/speedtest", (int)bl, base);
+	collector_url(base, "/api/v1/speedtest", url, sizeof(url));
 	np->up_easy = make_easy(cfg, url, 1);
 	if (!np->up_body || !np->up_easy)
 		rc = rc ? rc : -ENOMEM;
@@ -390,6 +446,12 @@ int netprobe_create(uv_loop_t *loop, struct curluv *cu, const struct agent_conf 
 	}
 	*out = np; /* even on failure: handles are open, the caller stops then destroys */
 	return rc;
+}
+
+void netprobe_follow(struct netprobe *np, const char *(*collector)(void *arg), void *arg)
+{
+	np->collector = collector;
+	np->collector_arg = arg;
 }
 
 int netprobe_start(struct netprobe *np)

@@ -21,6 +21,10 @@ typedef double (*netprobe_need_cb)(void *arg);
 
 int netprobe_create(uv_loop_t *loop, struct curluv *cu, const struct agent_conf *cfg,
                     netprobe_result_cb cb, netprobe_need_cb need, void *arg, struct netprobe **out);
+/* issue 13: the collector target and the uplink test follow collector(arg), the [collector]
+ * url the uplink sends to now (uplink_collector_of), from the next round on. Without it the
+ * primary is measured. */
+void netprobe_follow(struct netprobe *np, const char *(*collector)(void *arg), void *arg);
 int netprobe_start(struct netprobe *np);
 /* One round of every target (and one uplink test) now; done_cb after the last result. */
 int netprobe_run_once(struct netprobe *np, void (*done_cb)(void *), void *arg);

@@ -106,6 +106,9 @@ static const char *const metric_names[VW_M_COUNT] = {
     [VW_M_STRIPES] = "stripes",
     /* percent of the picture's blocks without any detail */
     [VW_M_OCCLUDED_PCT] = "occluded_pct",
+    /* network "collector" and "uplink": which [collector] url was measured (0 the primary),
+     * sent when there are several */
+    [VW_M_COLLECTOR_INDEX] = "collector_index",
 };
 
 /* --- labels (issue 16, A) ---------------------------------------------------------------

@@ -242,6 +242,15 @@ class Harness:
         self._held.append(s)
         return s.getsockname()[1]
 
+    def open_port(self, port):
+        """Gives a closed_port() back, for a server to listen on it now."""
+        for s in self._held:
+            if s.getsockname()[1] == port:
+                self._held.remove(s)
+                s.close()
+                return port
+        raise ValueError(f"port {port} is not one of closed_port()'s")
+
     def close(self, failed):
         for p in reversed(self.procs):
             try:

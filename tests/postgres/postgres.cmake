@@ -85,7 +85,9 @@ set_tests_properties(integration_pg_leases PROPERTIES
   LABELS postgres TIMEOUT ${VW_INTEGRATION_TIMEOUT} RUN_SERIAL TRUE SKIP_RETURN_CODE 77)
 
 # Issue 13: two collectors on one PostgreSQL and an agent with both URLs: kill -9 of the one
-# in use moves the agent to the other, each seq stored once; failback to the first.
+# in use moves the agent to the other, each seq stored once; failback to the first. And one
+# whose own path to the database is cut answers 503: the agent keeps a backlog while no
+# collector takes it and drains it through the second when that one comes up, each seq once.
 add_test(NAME integration_failover_pg
          COMMAND bash ${VW_PG_SH} ${VW_INTEGRATION_PYTHON}
                  ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_failover_pg.py)
